@@ -1,0 +1,28 @@
+#ifndef CASEBRIDGE_CLIBEVENT_SHIM_H
+#define CASEBRIDGE_CLIBEVENT_SHIM_H
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+
+// evtimer_add is a macro over event_add.
+static inline int cb_evtimer_add(struct event *ev, const struct timeval *tv) { return event_add(ev, tv); }
+// evtimer_del is a macro over event_del.
+static inline int cb_evtimer_del(struct event *ev) { return event_del(ev); }
+// EV_TIMEOUT etc. are macros of type short in callbacks; give the flag set one type.
+static inline short cb_ev_read(void) { return EV_READ; }
+// BEV_EVENT_* flags are macros; bundle the test so Swift need not mirror the bit values.
+static inline int cb_bev_is_connected(short events) { return (events & BEV_EVENT_CONNECTED) != 0; }
+static inline int cb_bev_is_error(short events) { return (events & (BEV_EVENT_ERROR | BEV_EVENT_EOF | BEV_EVENT_TIMEOUT)) != 0; }
+static inline int cb_bev_is_timeout(short events) { return (events & BEV_EVENT_TIMEOUT) != 0; }
+static inline int cb_bev_is_eof(short events) { return (events & BEV_EVENT_EOF) != 0; }
+// setsockopt takes a void pointer; keep the int option plumbing on the C side.
+static inline int cb_set_nodelay(evutil_socket_t fd) { int one = 1; return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); }
+#endif

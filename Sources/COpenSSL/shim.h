@@ -1,0 +1,38 @@
+#ifndef CASEBRIDGE_COPENSSL_SHIM_H
+#define CASEBRIDGE_COPENSSL_SHIM_H
+#include <openssl/ssl.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <openssl/pem.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/bio.h>
+#include <openssl/sha.h>
+
+// SSL_CTX_set_min_proto_version is a macro over SSL_CTX_ctrl.
+static inline int cb_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version) { return (int)SSL_CTX_set_min_proto_version(ctx, version); }
+// SSL_CTX_set_max_proto_version is a macro over SSL_CTX_ctrl.
+static inline int cb_SSL_CTX_set_max_proto_version(SSL_CTX *ctx, int version) { return (int)SSL_CTX_set_max_proto_version(ctx, version); }
+// SSL_CTX_set_mode is a macro over SSL_CTX_ctrl.
+static inline long cb_SSL_CTX_set_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_mode(ctx, mode); }
+// SSL_CTX_set_session_cache_mode is a macro over SSL_CTX_ctrl.
+static inline long cb_SSL_CTX_set_session_cache_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_session_cache_mode(ctx, mode); }
+// SSL_set_tlsext_host_name is a macro over SSL_ctrl.
+static inline int cb_SSL_set_tlsext_host_name(SSL *ssl, const char *name) { return (int)SSL_set_tlsext_host_name(ssl, name); }
+// sk_GENERAL_NAME_num and sk_GENERAL_NAME_value are generated macros.
+static inline int cb_general_names_count(const GENERAL_NAMES *names) { return sk_GENERAL_NAME_num(names); }
+static inline const GENERAL_NAME *cb_general_names_value(const GENERAL_NAMES *names, int i) { return sk_GENERAL_NAME_value(names, i); }
+// GENERAL_NAME keeps its value in a union that Swift imports awkwardly; return the URI if it is one.
+static inline const ASN1_IA5STRING *cb_general_name_uri(const GENERAL_NAME *name) { return name->type == GEN_URI ? name->d.uniformResourceIdentifier : NULL; }
+// GENERAL_NAMES_free is declared through a macro-generated prototype.
+static inline void cb_general_names_free(GENERAL_NAMES *names) { GENERAL_NAMES_free(names); }
+// OPENSSL_free is a macro that passes file and line.
+static inline void cb_OPENSSL_free(void *p) { OPENSSL_free(p); }
+// BIO_get_mem_data is a macro over BIO_ctrl.
+static inline long cb_BIO_get_mem_data(BIO *bio, char **data) { return BIO_get_mem_data(bio, data); }
+// SSL_CTX_add_extra_chain_cert is a macro over SSL_CTX_ctrl.
+static inline long cb_SSL_CTX_add_extra_chain_cert(SSL_CTX *ctx, X509 *cert) { return SSL_CTX_add_extra_chain_cert(ctx, cert); }
+// sk_X509_CRL helpers are generated macros.
+static inline void cb_X509_free_stack(STACK_OF(X509) *stack) { sk_X509_pop_free(stack, X509_free); }
+#endif

@@ -1,0 +1,8 @@
+#ifndef CASEBRIDGE_CPROTOBUFC_SHIM_H
+#define CASEBRIDGE_CPROTOBUFC_SHIM_H
+#include <protobuf-c/protobuf-c.h>
+
+// PROTOBUF_C_FIELD_FLAG_* are enum members; the flag test reads better on the C side.
+static inline int cb_field_is_oneof(const ProtobufCFieldDescriptor *f) { return (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) != 0; }
+static inline int cb_field_is_packed(const ProtobufCFieldDescriptor *f) { return (f->flags & PROTOBUF_C_FIELD_FLAG_PACKED) != 0; }
+#endif
