@@ -27,6 +27,17 @@ let package = Package(
         // Swift message types and the protobuf-c codec. No C pointer leaves it.
         .target(name: "CaseBridgeProto", dependencies: ["CCaseBridgeProto", "CProtobufC"]),
 
+        // Transport: one target per C library, then gRPC on top.
+        .target(name: "CaseBridgeTLS", dependencies: ["COpenSSL"]),
+        .target(name: "CaseBridgeHTTP2", dependencies: ["CNghttp2"]),
+        .target(name: "CaseBridgeNet", dependencies: [
+            "CLibevent", "CaseBridgeTLS", .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "CaseBridgeRPC", dependencies: [
+            "CaseBridgeNet", "CaseBridgeHTTP2", "CaseBridgeTLS", "CaseBridgeProto",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
         .executableTarget(name: "casebridge", dependencies: [
             "CaseBridgeProto",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -11,13 +11,16 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
+#include <errno.h>
 
 // evtimer_add is a macro over event_add.
 static inline int cb_evtimer_add(struct event *ev, const struct timeval *tv) { return event_add(ev, tv); }
 // evtimer_del is a macro over event_del.
 static inline int cb_evtimer_del(struct event *ev) { return event_del(ev); }
-// EV_TIMEOUT etc. are macros of type short in callbacks; give the flag set one type.
-static inline short cb_ev_read(void) { return EV_READ; }
+// EV_READ is a plain macro; event_active takes it as an int.
+static inline int cb_ev_read(void) { return EV_READ; }
+// evutil_socket_geterror is a function-like macro; read the pending socket error directly.
+static inline int cb_socket_error(evutil_socket_t fd) { int e = 0; socklen_t n = sizeof e; if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &n) != 0) return errno; return e != 0 ? e : errno; }
 // BEV_EVENT_* flags are macros; bundle the test so Swift need not mirror the bit values.
 static inline int cb_bev_is_connected(short events) { return (events & BEV_EVENT_CONNECTED) != 0; }
 static inline int cb_bev_is_error(short events) { return (events & (BEV_EVENT_ERROR | BEV_EVENT_EOF | BEV_EVENT_TIMEOUT)) != 0; }

@@ -1,0 +1,116 @@
+import CLibevent
+import Foundation
+import Synchronization
+
+/// One libevent event_base on its own thread. Everything that touches a connection runs here;
+/// other threads hand work in with ``execute(_:)``.
+public final class EventLoop: @unchecked Sendable {
+    let base: OpaquePointer
+    private var wakeEvent: OpaquePointer?
+    private let jobs = Mutex<[@Sendable () -> Void]>([])
+    private var thread: pthread_t?
+    private let stopped = DispatchSemaphore(value: 0)
+
+    private static let threadingReady: Bool = { evthread_use_pthreads() == 0 }()
+
+    public init(name: String) {
+        precondition(Self.threadingReady, "libevent pthreads support is missing")
+        let config = event_config_new()
+        base = event_base_new_with_config(config)
+        event_config_free(config)
+        wakeEvent = event_new(base, -1, 0, { _, _, context in
+            Unmanaged<EventLoop>.fromOpaque(context!).takeUnretainedValue().runJobs()
+        }, Unmanaged.passUnretained(self).toOpaque())
+        let started = DispatchSemaphore(value: 0)
+        let thread = Thread { [self] in
+            started.signal()
+            event_base_loop(self.base, EVLOOP_NO_EXIT_ON_EMPTY)
+            self.stopped.signal()
+        }
+        thread.name = name
+        thread.start()
+        started.wait()
+        execute { [self] in self.thread = pthread_self() }
+        syncWait()
+    }
+
+    /// True when called on this loop's thread.
+    public var inEventLoop: Bool { thread.map { pthread_equal($0, pthread_self()) != 0 } ?? false }
+
+    /// Runs `job` on the loop thread, soon. Safe from any thread.
+    public func execute(_ job: @escaping @Sendable () -> Void) {
+        let wasEmpty = jobs.withLock { jobs in
+            jobs.append(job)
+            return jobs.count == 1
+        }
+        if wasEmpty { event_active(wakeEvent, cb_ev_read(), 0) }
+    }
+
+    private func runJobs() {
+        let batch = jobs.withLock { jobs in
+            let taken = jobs
+            jobs.removeAll(keepingCapacity: true)
+            return taken
+        }
+        for job in batch { job() }
+    }
+
+    private func syncWait() {
+        let done = DispatchSemaphore(value: 0)
+        execute { done.signal() }
+        done.wait()
+    }
+
+    /// Stops the loop thread after the jobs queued so far. Connections must be closed first.
+    public func shutdown() {
+        execute { [self] in event_base_loopbreak(self.base) }
+        stopped.wait()
+    }
+}
+
+/// A fixed set of loops, one per core by default; connections are spread round robin.
+public final class EventLoopGroup: Sendable {
+    public let loops: [EventLoop]
+    private let nextIndex = Atomic<Int>(0)
+
+    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, name: String = "casebridge-loop") {
+        loops = (0..<max(1, threads)).map { EventLoop(name: "\(name)-\($0)") }
+    }
+
+    public func next() -> EventLoop {
+        loops[nextIndex.add(1, ordering: .relaxed).oldValue % loops.count]
+    }
+
+    public func shutdown() { loops.forEach { $0.shutdown() } }
+}
+
+/// A one-shot or repeating timer on a loop. Use it on its loop's thread only; keep a reference
+/// while it should fire.
+public final class LoopTimer: @unchecked Sendable {
+    private var event: OpaquePointer?
+    private let action: () -> Void
+
+    public init(loop: EventLoop, after delay: Duration, repeating: Bool = false, _ action: @escaping () -> Void) {
+        self.action = action
+        event = event_new(loop.base, -1, repeating ? Int16(EV_PERSIST) : 0, { _, _, context in
+            Unmanaged<LoopTimer>.fromOpaque(context!).takeUnretainedValue().action()
+        }, Unmanaged.passUnretained(self).toOpaque())
+        var tv = timeval(delay)
+        cb_evtimer_add(event, &tv)
+    }
+
+    public func cancel() {
+        guard let event else { return }
+        event_free(event)
+        self.event = nil
+    }
+
+    deinit { cancel() }
+}
+
+extension timeval {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self.init(tv_sec: Int(max(0, seconds)), tv_usec: Int(max(0, attoseconds / 1_000_000_000_000)))
+    }
+}

@@ -1,0 +1,212 @@
+import CLibevent
+import CaseBridgeTLS
+import Foundation
+import Logging
+
+/// What a connection tells its owner, on the connection's loop thread.
+public protocol TLSConnectionDelegate: AnyObject {
+    /// The handshake finished and the peer's identity was verified.
+    func connectionReady(_ connection: TLSConnection)
+    func connection(_ connection: TLSConnection, read bytes: UnsafeRawBufferPointer)
+    /// Called once; `error` is nil for an orderly close.
+    func connectionClosed(_ connection: TLSConnection, error: ConnectionError?)
+}
+
+/// Time limits of a connection.
+public struct ConnectionTimeouts: Sendable, Equatable {
+    /// From TCP accept or connect to a verified TLS peer.
+    public var handshake: Duration = .seconds(10)
+    /// How long a closing connection may take to flush what it still has to send.
+    public var closeFlush: Duration = .seconds(5)
+    public init() {}
+}
+
+/// One mutually authenticated TLS 1.3 connection (libevent bufferevent_openssl). Lives on one
+/// loop: call its methods there only.
+public final class TLSConnection: @unchecked Sendable {
+    public let loop: EventLoop
+    public let remoteAddress: String
+    public private(set) var peer: PeerIdentity?
+    public var delegate: TLSConnectionDelegate?
+
+    private var bev: OpaquePointer?
+    private let ssl: OpaquePointer
+    private let trustDomain: String
+    private let expectedPeer: PeerIdentity?
+    private let timeouts: ConnectionTimeouts
+    private let logger: Logger
+    private var timer: LoopTimer?
+    private var ready = false
+    private var closing = false
+    /// The connection keeps itself alive while libevent holds its callbacks.
+    private var retained: Unmanaged<TLSConnection>?
+
+    private init(loop: EventLoop, bev: OpaquePointer, ssl: OpaquePointer, remoteAddress: String, trustDomain: String,
+                 expectedPeer: PeerIdentity?, timeouts: ConnectionTimeouts, logger: Logger) {
+        self.loop = loop
+        self.bev = bev
+        self.ssl = ssl
+        self.remoteAddress = remoteAddress
+        self.trustDomain = trustDomain
+        self.expectedPeer = expectedPeer
+        self.timeouts = timeouts
+        self.logger = logger
+    }
+
+    /// Server side: takes over an accepted socket and starts the handshake. Call on `loop`.
+    static func accept(fd: Int32, remoteAddress: String, loop: EventLoop, tls: TLSContext,
+                       timeouts: ConnectionTimeouts, logger: Logger, delegate: TLSConnectionDelegate) -> TLSConnection? {
+        guard let ssl = try? tls.makeSSL(),
+              let bev = bufferevent_openssl_socket_new(loop.base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue))
+        else {
+            evutil_closesocket(fd)
+            return nil
+        }
+        _ = cb_set_nodelay(fd)
+        let connection = TLSConnection(loop: loop, bev: bev, ssl: ssl, remoteAddress: remoteAddress,
+                                       trustDomain: tls.configuration.trustDomain, expectedPeer: nil, timeouts: timeouts, logger: logger)
+        connection.delegate = delegate
+        connection.start()
+        return connection
+    }
+
+    /// Client side: connects, handshakes, and checks that the server is `expectedPeer`. Call on `loop`.
+    public static func connect(to address: SocketAddress, expectedPeer: PeerIdentity, loop: EventLoop, tls: TLSContext,
+                               timeouts: ConnectionTimeouts, logger: Logger, delegate: TLSConnectionDelegate) -> TLSConnection? {
+        guard let ssl = try? tls.makeSSL(serverName: expectedPeer.nodeID),
+              let bev = bufferevent_openssl_socket_new(loop.base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue))
+        else { return nil }
+        let connection = TLSConnection(loop: loop, bev: bev, ssl: ssl, remoteAddress: address.description,
+                                       trustDomain: tls.configuration.trustDomain, expectedPeer: expectedPeer, timeouts: timeouts, logger: logger)
+        connection.delegate = delegate
+        connection.start()
+        let result = address.withSockaddr { bufferevent_socket_connect(bev, $0, $1) }
+        if result != 0 {
+            connection.finish(ConnectionError(.io, "\(address): \(String(cString: strerror(errno)))"))
+            return nil
+        }
+        _ = cb_set_nodelay(bufferevent_getfd(bev))
+        return connection
+    }
+
+    private func start() {
+        retained = Unmanaged.passRetained(self)
+        let context = retained!.toOpaque()
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1)
+        bufferevent_setcb(bev, { _, context in
+            Unmanaged<TLSConnection>.fromOpaque(context!).takeUnretainedValue().readable()
+        }, { _, context in
+            Unmanaged<TLSConnection>.fromOpaque(context!).takeUnretainedValue().writable()
+        }, { _, events, context in
+            Unmanaged<TLSConnection>.fromOpaque(context!).takeUnretainedValue().event(events)
+        }, context)
+        bufferevent_enable(bev, Int16(EV_READ | EV_WRITE))
+        timer = LoopTimer(loop: loop, after: timeouts.handshake) { [unowned self] in
+            self.finish(ConnectionError(TLSError(.handshakeTimeout, "no verified TLS peer after \(self.timeouts.handshake)")))
+        }
+    }
+
+    // MARK: Use
+
+    /// Queues bytes to send.
+    public func write(_ bytes: UnsafeRawBufferPointer) {
+        guard let bev, !bytes.isEmpty else { return }
+        bufferevent_write(bev, bytes.baseAddress, bytes.count)
+    }
+
+    /// Bytes queued and not yet handed to the kernel.
+    public var pendingOutputBytes: Int {
+        guard let bev else { return 0 }
+        return evbuffer_get_length(bufferevent_get_output(bev))
+    }
+
+    /// Stops reading, sends what is queued, then closes (or closes at once after `closeFlush`).
+    public func close() {
+        guard let bev, !closing else { return }
+        closing = true
+        bufferevent_disable(bev, Int16(EV_READ))
+        if pendingOutputBytes == 0 {
+            finish(nil)
+        } else {
+            timer = LoopTimer(loop: loop, after: timeouts.closeFlush) { [unowned self] in self.finish(nil) }
+        }
+    }
+
+    /// Closes at once, dropping anything unsent.
+    public func abort(_ error: ConnectionError? = nil) { finish(error) }
+
+    // MARK: libevent callbacks
+
+    private func readable() {
+        guard let bev else { return }
+        let input = bufferevent_get_input(bev)
+        while let current = self.bev, current == bev, evbuffer_get_length(input) > 0, !closing {
+            let length = evbuffer_get_contiguous_space(input)
+            guard let data = evbuffer_pullup(input, length) else { break }
+            delegate?.connection(self, read: UnsafeRawBufferPointer(start: data, count: length))
+            evbuffer_drain(input, length)
+        }
+    }
+
+    private func writable() {
+        if closing, pendingOutputBytes == 0 { finish(nil) }
+    }
+
+    private func event(_ events: Int16) {
+        if cb_bev_is_connected(events) != 0 {
+            handshakeDone()
+        } else if cb_bev_is_error(events) != 0 {
+            finish(failure(eof: cb_bev_is_eof(events) != 0))
+        }
+    }
+
+    private func handshakeDone() {
+        switch TLSInspection.verifiedPeer(ssl, trustDomain: trustDomain) {
+        case .failure(let error):
+            finish(ConnectionError(error))
+        case .success(let identity):
+            if let expectedPeer, identity != expectedPeer {
+                finish(ConnectionError(TLSError(.wrongIdentity, "reached \(identity), expected \(expectedPeer)")))
+                return
+            }
+            peer = identity
+            ready = true
+            timer = nil
+            delegate?.connectionReady(self)
+        }
+    }
+
+    private func failure(eof: Bool) -> ConnectionError {
+        var codes: [String] = []
+        if let bev {
+            while case let code = bufferevent_get_openssl_error(bev), code != 0 {
+                codes.append(OpenSSLErrors.describe(code))
+            }
+        }
+        if !codes.isEmpty {
+            return ConnectionError(TLSInspection.failure(ssl, errorQueue: codes.joined(separator: "; ")))
+        }
+        if !ready, TLSInspection.hasVerifyFailure(ssl) {
+            return ConnectionError(TLSInspection.failure(ssl, errorQueue: ""))
+        }
+        let socketError = bev.map { cb_socket_error(bufferevent_getfd($0)) } ?? 0
+        if eof || socketError == 0 {
+            return ConnectionError(.closedByPeer, ready ? "peer closed the connection" : "peer closed the connection during the TLS handshake")
+        }
+        return ConnectionError(.io, String(cString: strerror(socketError)))
+    }
+
+    /// Frees the libevent side once and tells the delegate.
+    private func finish(_ error: ConnectionError?) {
+        guard let bev else { return }
+        self.bev = nil
+        timer = nil
+        bufferevent_free(bev)  // also SSL_free and close(fd): BEV_OPT_CLOSE_ON_FREE
+        if let error { logger.debug("connection closed", metadata: ["remote": "\(remoteAddress)", "reason": "\(error)"]) }
+        let delegate = self.delegate
+        self.delegate = nil
+        delegate?.connectionClosed(self, error: error)
+        retained?.release()
+        retained = nil
+    }
+}

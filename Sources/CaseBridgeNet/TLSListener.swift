@@ -1,0 +1,99 @@
+import CLibevent
+import CaseBridgeTLS
+import Foundation
+import Logging
+import Synchronization
+
+/// Accepts TCP connections on one loop and hands each, as a TLS connection, to the next loop.
+public final class TLSListener: @unchecked Sendable {
+    public typealias DelegateFactory = @Sendable (EventLoop) -> TLSConnectionDelegate
+
+    public let port: Int
+    private var listener: OpaquePointer?
+    private let group: EventLoopGroup
+    private let tls: TLSContext
+    private let timeouts: ConnectionTimeouts
+    private let maxConnections: Int
+    private let logger: Logger
+    private let makeDelegate: DelegateFactory
+    private let open = Atomic<Int>(0)
+
+    /// Binds `host:port` (port 0 picks a free one) and starts accepting.
+    public init(host: String, port: Int, group: EventLoopGroup, tls: TLSContext, timeouts: ConnectionTimeouts,
+                maxConnections: Int, backlog: Int32 = 1024, logger: Logger, makeDelegate: @escaping DelegateFactory) throws(ConnectionError) {
+        self.group = group
+        self.tls = tls
+        self.timeouts = timeouts
+        self.maxConnections = maxConnections
+        self.logger = logger
+        self.makeDelegate = makeDelegate
+        let address = try SocketAddress(endpoint: host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
+        let loop = group.loops[0]
+        let flags = UInt32(LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC)
+        // The listener is created before self is complete; its context is set right after.
+        let created = address.withSockaddr { sockaddr, length in
+            evconnlistener_new_bind(loop.base, nil, nil, flags, backlog, sockaddr, length)
+        }
+        guard let created else {
+            throw ConnectionError(.io, "cannot listen on \(address): \(String(cString: strerror(errno)))")
+        }
+        listener = created
+        var bound = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &bound) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(evconnlistener_get_fd(created), $0, &length) }
+        }
+        self.port = Int(withUnsafeBytes(of: &bound) { UInt16(bigEndian: $0.load(fromByteOffset: 2, as: UInt16.self)) })
+        evconnlistener_set_cb(created, { _, fd, address, length, context in
+            Unmanaged<TLSListener>.fromOpaque(context!).takeUnretainedValue().accepted(fd, address!, length)
+        }, Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    /// Connections open now.
+    public var openConnections: Int { open.load(ordering: .relaxed) }
+
+    private func accepted(_ fd: Int32, _ address: UnsafeMutablePointer<sockaddr>, _ length: Int32) {
+        let remote = SocketAddress(address, length: length).description
+        guard open.load(ordering: .relaxed) < maxConnections else {
+            logger.warning("connection refused: connection limit reached", metadata: ["remote": "\(remote)", "limit": "\(maxConnections)"])
+            evutil_closesocket(fd)
+            return
+        }
+        open.add(1, ordering: .relaxed)
+        let loop = group.next()
+        loop.execute { [self] in
+            let delegate = CountingDelegate(inner: makeDelegate(loop)) { [self] in open.subtract(1, ordering: .relaxed) }
+            _ = TLSConnection.accept(fd: fd, remoteAddress: remote, loop: loop, tls: tls, timeouts: timeouts, logger: logger, delegate: delegate)
+        }
+    }
+
+    /// Stops accepting; open connections are left to their owners. Call from any thread.
+    public func close() {
+        let done = DispatchSemaphore(value: 0)
+        group.loops[0].execute { [self] in
+            if let listener { evconnlistener_free(listener) }
+            listener = nil
+            done.signal()
+        }
+        done.wait()
+    }
+}
+
+/// Counts a connection down when it closes, then passes every event on.
+private final class CountingDelegate: TLSConnectionDelegate {
+    let inner: TLSConnectionDelegate
+    let onClose: () -> Void
+    init(inner: TLSConnectionDelegate, onClose: @escaping () -> Void) {
+        self.inner = inner
+        self.onClose = onClose
+    }
+    func connectionReady(_ connection: TLSConnection) {
+        connection.delegate = inner
+        inner.connectionReady(connection)
+    }
+    func connection(_ connection: TLSConnection, read bytes: UnsafeRawBufferPointer) { inner.connection(connection, read: bytes) }
+    func connectionClosed(_ connection: TLSConnection, error: ConnectionError?) {
+        onClose()
+        inner.connectionClosed(connection, error: error)
+    }
+}

@@ -1,0 +1,151 @@
+internal import COpenSSL
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An OpenSSL SSL_CTX set up for CaseBridge: TLS 1.3 only, both sides present
+/// certificates from the federation CA, ALPN "h2" required.
+public final class TLSContext: @unchecked Sendable {
+    public enum Side: Sendable { case server, client }
+
+    public let side: Side
+    public let configuration: TLSConfiguration
+    /// Immutable after init; OpenSSL allows sharing an SSL_CTX between threads.
+    let context: OpaquePointer
+    /// The trust domain as a C string, read by the verify callback through the context's app data.
+    private let trustDomainC: UnsafeMutablePointer<CChar>
+
+    public init(_ side: Side, configuration: TLSConfiguration) throws(TLSError) {
+        self.side = side
+        self.configuration = configuration
+        guard let context = SSL_CTX_new(side == .server ? TLS_server_method() : TLS_client_method()) else {
+            throw TLSError(.configuration, "SSL_CTX_new: \(OpenSSLErrors.drain())")
+        }
+        self.context = context
+        self.trustDomainC = strdup(configuration.trustDomain)
+        SSL_CTX_set_ex_data(context, 0, trustDomainC)
+        try configure()
+    }
+
+    deinit {
+        SSL_CTX_free(context)
+        free(trustDomainC)
+    }
+
+    private func configure() throws(TLSError) {
+        guard cb_SSL_CTX_set_min_proto_version(context, TLS1_3_VERSION) == 1,
+              cb_SSL_CTX_set_max_proto_version(context, TLS1_3_VERSION) == 1 else {
+            throw TLSError(.configuration, "cannot restrict to TLS 1.3: \(OpenSSLErrors.drain())")
+        }
+        // Per-connection buffers are freed while idle: 1,000 idle peers must stay cheap.
+        _ = cb_SSL_CTX_set_mode(context, Int(SSL_MODE_RELEASE_BUFFERS))
+        let c = configuration
+        guard SSL_CTX_use_certificate_chain_file(context, c.certificateChainPath) == 1 else {
+            throw TLSError(.configuration, "certificate \(c.certificateChainPath): \(OpenSSLErrors.drain())")
+        }
+        guard SSL_CTX_use_PrivateKey_file(context, c.privateKeyPath, SSL_FILETYPE_PEM) == 1 else {
+            throw TLSError(.configuration, "private key \(c.privateKeyPath): \(OpenSSLErrors.drain())")
+        }
+        guard SSL_CTX_check_private_key(context) == 1 else {
+            throw TLSError(.configuration, "private key \(c.privateKeyPath) does not match certificate \(c.certificateChainPath)")
+        }
+        guard SSL_CTX_load_verify_locations(context, c.trustedCAPath, nil) == 1 else {
+            throw TLSError(.configuration, "CA \(c.trustedCAPath): \(OpenSSLErrors.drain())")
+        }
+        if let crl = c.revocationListPath { try loadRevocationList(crl) }
+        SSL_CTX_set_verify(context, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verifyIdentity)
+        switch side {
+        case .server:
+            SSL_CTX_set_alpn_select_cb(context, selectH2, nil)
+        case .client:
+            let protos: [UInt8] = [2, 0x68, 0x32]  // length-prefixed "h2"
+            guard SSL_CTX_set_alpn_protos(context, protos, UInt32(protos.count)) == 0 else {
+                throw TLSError(.configuration, "ALPN: \(OpenSSLErrors.drain())")
+            }
+        }
+    }
+
+    private func loadRevocationList(_ path: String) throws(TLSError) {
+        guard let bio = BIO_new_file(path, "r") else {
+            throw TLSError(.configuration, "CRL \(path): \(OpenSSLErrors.drain())")
+        }
+        defer { BIO_free(bio) }
+        let store = SSL_CTX_get_cert_store(context)
+        var count = 0
+        while let crl = PEM_read_bio_X509_CRL(bio, nil, nil, nil) {
+            X509_STORE_add_crl(store, crl)
+            X509_CRL_free(crl)
+            count += 1
+        }
+        ERR_clear_error()  // reading stops with a "no start line" error at the end of the file
+        guard count > 0 else { throw TLSError(.configuration, "CRL \(path): no CRL in file") }
+        X509_STORE_set_flags(store, UInt(X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL))
+    }
+
+    /// A new SSL object for one connection. The caller owns it (libevent frees it with the connection).
+    package func makeSSL(serverName: String? = nil) throws(TLSError) -> OpaquePointer {
+        guard let ssl = SSL_new(context) else { throw TLSError(.configuration, "SSL_new: \(OpenSSLErrors.drain())") }
+        if let serverName, side == .client { _ = cb_SSL_set_tlsext_host_name(ssl, serverName) }
+        return ssl
+    }
+
+    /// The expiry of this side's own certificate, as unix seconds.
+    public var certificateNotAfter: Int64? {
+        guard let cert = SSL_CTX_get0_certificate(context) else { return nil }
+        return Certificates.unixTime(X509_get0_notAfter(cert))
+    }
+}
+
+/// After OpenSSL's own chain checks, the peer's certificate must carry a node identity in our
+/// trust domain. Refusing here (not after the handshake) sends the peer a TLS alert it can report.
+private func verifyIdentity(_ preverifyOK: Int32, _ store: OpaquePointer?) -> Int32 {
+    guard preverifyOK == 1, let store, X509_STORE_CTX_get_error_depth(store) == 0 else { return preverifyOK }
+    guard let ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()),
+          let context = SSL_get_SSL_CTX(OpaquePointer(ssl)),
+          let domain = SSL_CTX_get_ex_data(context, 0),
+          let cert = X509_STORE_CTX_get_current_cert(store) else { return 0 }
+    let trustDomain = String(cString: domain.assumingMemoryBound(to: CChar.self))
+    let ok = Certificates.uriNames(cert).contains { PeerIdentity(uri: $0)?.trustDomain == trustDomain }
+    if !ok { X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION) }
+    return ok ? 1 : 0
+}
+
+/// The server accepts only "h2"; a client offering nothing else gets a no_application_protocol alert.
+private func selectH2(_ ssl: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
+                      _ outLength: UnsafeMutablePointer<UInt8>?, _ input: UnsafePointer<UInt8>?,
+                      _ inputLength: UInt32, _ arg: UnsafeMutableRawPointer?) -> Int32 {
+    guard let input else { return SSL_TLSEXT_ERR_ALERT_FATAL }
+    var i = 0
+    while i < Int(inputLength) {
+        let length = Int(input[i])
+        if length == 2, i + 2 < Int(inputLength), input[i + 1] == 0x68, input[i + 2] == 0x32 {
+            out?.pointee = input + i + 1
+            outLength?.pointee = 2
+            return SSL_TLSEXT_ERR_OK
+        }
+        i += 1 + length
+    }
+    return SSL_TLSEXT_ERR_ALERT_FATAL
+}
+
+/// OpenSSL's thread-local error queue, read as text.
+package enum OpenSSLErrors {
+    package static func drain() -> String {
+        var messages: [String] = []
+        while true {
+            let code = ERR_get_error()
+            if code == 0 { break }
+            messages.append(describe(code))
+        }
+        return messages.isEmpty ? "no detail from OpenSSL" : messages.joined(separator: "; ")
+    }
+
+    package static func clear() { ERR_clear_error() }
+
+    /// The text of one OpenSSL error code (as libevent reports them).
+    package static func describe(_ code: UInt) -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        ERR_error_string_n(code, &buffer, buffer.count)
+        return String(cString: buffer)
+    }
+}
