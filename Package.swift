@@ -47,6 +47,10 @@ let package = Package(
         // Helpers shared by the test targets: child processes, temporary folders, the repo root.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "CaseBridgeProtoTests", dependencies: ["CaseBridgeProto", "TestSupport"]),
+        .testTarget(name: "CaseBridgeRPCTests", dependencies: [
+            "CaseBridgeRPC", "CaseBridgeHTTP2", "CaseBridgeNet", "CaseBridgeTLS", "CaseBridgeProto", "TestSupport",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )

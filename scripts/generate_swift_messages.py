@@ -16,6 +16,7 @@ NAMESPACES = {
     "grpc.health.v1": "GRPCHealth",
     "grpc.reflection.v1": "GRPCReflectionV1",
     "grpc.reflection.v1alpha": "GRPCReflectionV1Alpha",
+    "grpc.testing": "GRPCTesting",
 }
 SWIFT_KEYWORDS = {"case", "class", "default", "enum", "extension", "func", "import", "in", "init",
                   "internal", "is", "let", "operator", "protocol", "public", "return", "self",

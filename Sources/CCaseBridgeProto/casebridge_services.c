@@ -7,12 +7,17 @@
 #include "grpc/health/v1/health.pb-c.h"
 #include "grpc/reflection/v1/reflection.pb-c.h"
 #include "grpc/reflection/v1alpha/reflection.pb-c.h"
+#include "grpc/testing/empty.pb-c.h"
+#include "grpc/testing/messages.pb-c.h"
+#include "grpc/testing/test.pb-c.h"
 static const ProtobufCServiceDescriptor *const services[] = {
   &casebridge__v1__case_exchange__descriptor,
   &casebridge__v1__console__descriptor,
   &grpc__health__v1__health__descriptor,
   &grpc__reflection__v1__server_reflection__descriptor,
   &grpc__reflection__v1alpha__server_reflection__descriptor,
+  &grpc__testing__test_service__descriptor,
+  &grpc__testing__unimplemented_service__descriptor,
 };
-const size_t casebridge_services_count = 5;
+const size_t casebridge_services_count = 7;
 const ProtobufCServiceDescriptor *casebridge_service(size_t index) { return services[index]; }

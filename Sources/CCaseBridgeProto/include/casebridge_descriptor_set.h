@@ -5,6 +5,8 @@
 #include <protobuf-c/protobuf-c.h>
 extern const unsigned char casebridge_descriptor_set[];
 extern const size_t casebridge_descriptor_set_size;
+/* The array's address, as a function: Swift cannot import an array of unknown size. */
+const unsigned char *casebridge_descriptor_set_ptr(void);
 /* Every service in proto/; every message is reachable from their methods. */
 extern const size_t casebridge_services_count;
 const ProtobufCServiceDescriptor *casebridge_service(size_t index);

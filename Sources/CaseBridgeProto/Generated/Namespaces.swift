@@ -6,3 +6,5 @@ public enum GRPCHealth {}
 public enum GRPCReflectionV1 {}
 /// Types of a standard gRPC package, kept apart from CaseBridge's own.
 public enum GRPCReflectionV1Alpha {}
+/// Types of a standard gRPC package, kept apart from CaseBridge's own.
+public enum GRPCTesting {}

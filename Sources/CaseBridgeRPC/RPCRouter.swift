@@ -1,0 +1,78 @@
+import CaseBridgeProto
+import Logging
+
+/// The methods a server answers, by path. Register handlers before starting the server.
+public struct RPCRouter: Sendable {
+    struct Route: Sendable {
+        let kind: RPCKind
+        let run: @Sendable (ServerCall) async -> Void
+    }
+
+    private(set) var routes: [String: Route] = [:]
+    public init() {}
+
+    /// Fully qualified names of the services with at least one method registered.
+    public var services: [String] {
+        Set(routes.keys.compactMap { $0.dropFirst().split(separator: "/").first.map(String.init) }).sorted()
+    }
+
+    func lookup(_ path: String) -> RouteLookup {
+        if let route = routes[path] { return .method(route.kind) }
+        let service = path.dropFirst().split(separator: "/").first.map(String.init) ?? ""
+        return services.contains(service) ? .unknownMethod : .unknownService
+    }
+
+    func route(_ path: String) -> Route? { routes[path] }
+
+    /// One request, one response.
+    public mutating func unary<Request, Response>(_ method: RPCMethod<Request, Response>,
+                                                  _ handler: @escaping @Sendable (Request, ServerCall) async throws -> Response) {
+        routes[method.path] = Route(kind: .unary) { call in
+            await call.run {
+                let request: Request = try await call.singleRequest()
+                try await call.send(try await handler(request, call))
+            }
+        }
+    }
+
+    /// One request, a stream of responses.
+    public mutating func serverStreaming<Request, Response>(_ method: RPCMethod<Request, Response>,
+                                                            _ handler: @escaping @Sendable (Request, ServerCall, ResponseWriter<Response>) async throws -> Void) {
+        routes[method.path] = Route(kind: .serverStreaming) { call in
+            await call.run {
+                let request: Request = try await call.singleRequest()
+                try await handler(request, call, ResponseWriter(call: call))
+            }
+        }
+    }
+
+    /// Streams both ways.
+    public mutating func bidirectionalStreaming<Request, Response>(_ method: RPCMethod<Request, Response>,
+                                                                   _ handler: @escaping @Sendable (RequestStream<Request>, ServerCall, ResponseWriter<Response>) async throws -> Void) {
+        routes[method.path] = Route(kind: .bidirectionalStreaming) { call in
+            await call.run {
+                try await handler(RequestStream(call: call), call, ResponseWriter(call: call))
+            }
+        }
+    }
+}
+
+/// Sends a server's response messages, in order.
+public struct ResponseWriter<Response: ProtoMessage>: Sendable {
+    let call: ServerCall
+    public func send(_ message: Response) async throws { try await call.send(message) }
+}
+
+/// The messages a client streams to a server handler.
+public struct RequestStream<Request: ProtoMessage>: AsyncSequence, Sendable {
+    let call: ServerCall
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var inner: AsyncThrowingStream<[UInt8], Error>.AsyncIterator
+        let call: ServerCall
+        public mutating func next() async throws -> Request? {
+            guard let bytes = try await inner.next() else { return nil }
+            return try call.decode(Request.self, bytes)
+        }
+    }
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(inner: call.requests.makeAsyncIterator(), call: call) }
+}

@@ -1,0 +1,112 @@
+import CaseBridgeProto
+import CaseBridgeTLS
+import Logging
+import Synchronization
+
+/// One call as its handler sees it: who is calling, until when, with what metadata; and the
+/// way back. Handlers run on the worker pool; sending hops to the connection's loop.
+public final class ServerCall: Sendable {
+    /// The caller's identity, from its verified certificate: never from the message.
+    public let peer: PeerIdentity
+    public let path: String
+    public let deadline: ContinuousClock.Instant?
+    public let requestMetadata: Metadata
+    let requests: AsyncThrowingStream<[UInt8], Error>
+    let limits: ProtoLimits
+    let maxSendMessageBytes: Int
+    let logger: Logger
+
+    enum Action: Sendable {
+        case message([UInt8], initialMetadata: Metadata)
+        case finish(RPCCode, String, initialMetadata: Metadata, trailingMetadata: Metadata)
+    }
+
+    private struct State {
+        var initialMetadata = Metadata()
+        var trailingMetadata = Metadata()
+        var closed = false
+    }
+    private let state = Mutex(State())
+    private let perform: @Sendable (Action) -> Void
+
+    init(peer: PeerIdentity, head: RequestHead, requests: AsyncThrowingStream<[UInt8], Error>, limits: ProtoLimits,
+         maxSendMessageBytes: Int, logger: Logger, perform: @escaping @Sendable (Action) -> Void) {
+        self.peer = peer
+        self.path = head.path
+        self.deadline = head.timeout.map { ContinuousClock.now.advanced(by: $0) }
+        self.requestMetadata = head.metadata
+        self.requests = requests
+        self.limits = limits
+        self.maxSendMessageBytes = maxSendMessageBytes
+        self.logger = logger
+        self.perform = perform
+    }
+
+    /// Metadata sent with the response headers (before the first message).
+    public func setInitialMetadata(_ metadata: Metadata) { state.withLock { $0.initialMetadata = metadata } }
+    /// Metadata sent with the status.
+    public func setTrailingMetadata(_ metadata: Metadata) { state.withLock { $0.trailingMetadata = metadata } }
+
+    /// True once the call ended: answered, cancelled by the client, or past its deadline.
+    public var isClosed: Bool { state.withLock { $0.closed } }
+
+    func markClosed() { state.withLock { $0.closed = true } }
+
+    func decode<M: ProtoMessage>(_ type: M.Type, _ bytes: [UInt8]) throws -> M {
+        do {
+            return try ProtoCodec.decode(M.self, from: bytes, limits: limits)
+        } catch {
+            throw RPCError(.invalidArgument, "malformed \(M.protoName): \(error)")
+        }
+    }
+
+    func singleRequest<M: ProtoMessage>() async throws -> M {
+        var iterator = requests.makeAsyncIterator()
+        guard let bytes = try await iterator.next() else { throw RPCError(.internal, "request ended without a message") }
+        return try decode(M.self, bytes)
+    }
+
+    func send<M: ProtoMessage>(_ message: M) async throws {
+        let bytes: [UInt8]
+        do {
+            bytes = try ProtoCodec.encode(message)
+        } catch {
+            logger.error("response could not be encoded", metadata: ["path": "\(path)", "error": "\(error)"])
+            throw RPCError(.internal, "response could not be encoded")
+        }
+        guard bytes.count <= maxSendMessageBytes else {
+            throw RPCError(.resourceExhausted, "response of \(bytes.count) bytes exceeds the limit of \(maxSendMessageBytes) bytes")
+        }
+        let initial = try state.withLock { state throws -> Metadata in
+            if state.closed { throw CancellationError() }
+            return state.initialMetadata
+        }
+        perform(.message(bytes, initialMetadata: initial))
+    }
+
+    /// Runs a handler body and answers with its outcome as the call's status.
+    func run(_ body: () async throws -> Void) async {
+        do {
+            try await body()
+            finish(.ok, "")
+        } catch let error as RPCError {
+            finish(error.code, error.message, extra: error.metadata)
+        } catch is CancellationError {
+            finish(.cancelled, "call cancelled")
+        } catch {
+            // Unknown errors may carry personal data: log the type, tell the peer nothing specific.
+            logger.error("handler failed", metadata: ["path": "\(path)", "error-type": "\(type(of: error))"])
+            finish(.unknown, "internal error")
+        }
+    }
+
+    private func finish(_ code: RPCCode, _ message: String, extra: Metadata = Metadata()) {
+        let (initial, trailing, wasClosed) = state.withLock { state in
+            defer { state.closed = true }
+            var trailing = state.trailingMetadata
+            for entry in extra { trailing.add(entry.name, entry.value) }
+            return (state.initialMetadata, trailing, state.closed)
+        }
+        if !wasClosed { perform(.finish(code, message, initialMetadata: initial, trailingMetadata: trailing)) }
+    }
+}
