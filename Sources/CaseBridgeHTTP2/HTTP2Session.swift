@@ -36,6 +36,8 @@ public protocol HTTP2SessionDelegate: AnyObject {
     /// The stream is gone: both sides done, or reset (errorCode != 0).
     func session(_ session: HTTP2Session, closedStreamID streamID: Int32, errorCode: UInt32)
     func session(_ session: HTTP2Session, goAwayLastStreamID lastStreamID: Int32, errorCode: UInt32)
+    /// A frame with END_STREAM went out on the stream: our side of it is closed.
+    func session(_ session: HTTP2Session, sentEndOfStreamID streamID: Int32)
 }
 
 public struct HTTP2Error: Error, Sendable, CustomStringConvertible {
@@ -78,6 +80,7 @@ public final class HTTP2Session {
         nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, onFrameReceived)
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, onDataChunk)
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, onStreamClose)
+        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, onFrameSent)
 
         var option: OpaquePointer?
         nghttp2_option_new(&option)
@@ -246,6 +249,8 @@ public final class HTTP2Session {
         delegate?.session(self, closedStreamID: streamID, errorCode: errorCode)
     }
 
+    fileprivate func sentEndOfStream(_ streamID: Int32) { delegate?.session(self, sentEndOfStreamID: streamID) }
+
     fileprivate func goAway(lastStreamID: Int32, errorCode: UInt32) {
         delegate?.session(self, goAwayLastStreamID: lastStreamID, errorCode: errorCode)
     }
@@ -315,6 +320,15 @@ private func onFrameReceived(_ s: OpaquePointer?, _ frame: UnsafePointer<nghttp2
         owner(userData).goAway(lastStreamID: frame!.pointee.goaway.last_stream_id, errorCode: frame!.pointee.goaway.error_code)
     default:
         break
+    }
+    return 0
+}
+
+private func onFrameSent(_ s: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?, _ userData: UnsafeMutableRawPointer?) -> Int32 {
+    let hd = frame!.pointee.hd
+    let type = UInt32(hd.type)
+    if hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0, type == NGHTTP2_HEADERS.rawValue || type == NGHTTP2_DATA.rawValue {
+        owner(userData).sentEndOfStream(hd.stream_id)
     }
     return 0
 }

@@ -367,6 +367,7 @@ final class ClientConnection: TLSConnectionDelegate, HTTP2SessionDelegate, @unch
     }
 
     func session(_ session: HTTP2Session, endOfDataStreamID streamID: Int32) {}
+    func session(_ session: HTTP2Session, sentEndOfStreamID streamID: Int32) {}
 
     func session(_ session: HTTP2Session, closedStreamID streamID: Int32, errorCode: UInt32) {
         guard let call = calls.removeValue(forKey: streamID) else { return }

@@ -264,11 +264,16 @@ final class ServerConnection: TLSConnectionDelegate, HTTP2SessionDelegate, @unch
         }
     }
 
-    /// After the status: stop the deadline; if the client is still sending, tell it to stop.
+    /// After the status: the deadline no longer matters.
     private func finishStream(_ streamID: Int32) {
-        guard let stream = streams[streamID] else { return }
-        stream.deadline = nil
-        if !stream.machine.requestComplete { session.resetStream(streamID, errorCode: 0) }  // NO_ERROR
+        streams[streamID]?.deadline = nil
+    }
+
+    /// Once the status is on the wire, a client still sending is told to stop (RST_STREAM NO_ERROR,
+    /// as PROTOCOL-HTTP2.md allows). Sooner would overtake the trailers: nghttp2 sends resets first.
+    func session(_ session: HTTP2Session, sentEndOfStreamID streamID: Int32) {
+        guard let stream = streams[streamID], !stream.machine.requestComplete else { return }
+        session.resetStream(streamID, errorCode: 0)
     }
 
     private func deadlineExpired(_ streamID: Int32, _ timeout: Duration) {
