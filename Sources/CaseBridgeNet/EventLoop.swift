@@ -11,7 +11,11 @@ public final class EventLoop: @unchecked Sendable {
     private var thread: pthread_t?
     private let stopped = DispatchSemaphore(value: 0)
 
-    private static let threadingReady: Bool = { evthread_use_pthreads() == 0 }()
+    private static let threadingReady: Bool = {
+        // A peer that closes early must not kill the process when we write to its socket.
+        signal(SIGPIPE, SIG_IGN)
+        return evthread_use_pthreads() == 0
+    }()
 
     public init(name: String) {
         precondition(Self.threadingReady, "libevent pthreads support is missing")

@@ -180,7 +180,8 @@ public final class TLSConnection: @unchecked Sendable {
         var codes: [String] = []
         if let bev {
             while case let code = bufferevent_get_openssl_error(bev), code != 0 {
-                codes.append(OpenSSLErrors.describe(code))
+                // libevent also queues SSL_get_error() results (small numbers): those are not OpenSSL errors.
+                if code > 0xff { codes.append(OpenSSLErrors.describe(code)) }
             }
         }
         if !codes.isEmpty {
@@ -201,6 +202,11 @@ public final class TLSConnection: @unchecked Sendable {
         guard let bev else { return }
         self.bev = nil
         timer = nil
+        if !ready, expectedPeer == nil {
+            // A refused client may still be sending; closing now would answer with RST and destroy
+            // the TLS alert that tells it why. Keep the socket until the client has read it.
+            LingeringClose.start(duplicating: bufferevent_getfd(bev), loop: loop)
+        }
         bufferevent_free(bev)  // also SSL_free and close(fd): BEV_OPT_CLOSE_ON_FREE
         if let error { logger.debug("connection closed", metadata: ["remote": "\(remoteAddress)", "reason": "\(error)"]) }
         let delegate = self.delegate

@@ -1,0 +1,42 @@
+import CLibevent
+import Foundation
+
+/// Closes a socket the polite way: send FIN, read and discard until the peer closes too (or a
+/// time-out), then close. Used after refusing a TLS handshake, so that the peer receives the alert.
+final class LingeringClose: @unchecked Sendable {
+    private let fd: Int32
+    private var event: OpaquePointer?
+    private var retained: Unmanaged<LingeringClose>?
+
+    /// Takes a duplicate of `fd`, so the original can be closed by its owner right away.
+    static func start(duplicating original: Int32, loop: EventLoop, timeout: Duration = .seconds(2)) {
+        let fd = dup(original)
+        guard fd >= 0 else { return }
+        _ = evutil_make_socket_nonblocking(fd)
+        let linger = LingeringClose(fd: fd)
+        linger.retained = Unmanaged.passRetained(linger)
+        linger.event = event_new(loop.base, fd, Int16(EV_READ | EV_PERSIST | EV_TIMEOUT), { _, what, context in
+            Unmanaged<LingeringClose>.fromOpaque(context!).takeUnretainedValue().ready(what)
+        }, linger.retained!.toOpaque())
+        var tv = timeval(timeout)
+        event_add(linger.event, &tv)
+        // Runs after the owner's close in this loop turn: FIN goes out behind the alert.
+        loop.execute { shutdown(fd, Int32(SHUT_WR)) }
+    }
+
+    private init(fd: Int32) { self.fd = fd }
+
+    private func ready(_ what: Int16) {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        if what & Int16(EV_READ) != 0 {
+            let n = read(fd, &buffer, buffer.count)
+            if n > 0 || (n < 0 && errno == EAGAIN) { return }
+        }
+        // EOF, error or time-out: done.
+        if let event { event_free(event) }
+        event = nil
+        close(fd)
+        retained?.release()
+        retained = nil
+    }
+}
