@@ -67,7 +67,9 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Stops the loop thread after the jobs queued so far. Connections must be closed first.
     public func shutdown() {
-        execute { [self] in event_base_loopbreak(self.base) }
+        // Two hops: libevent finishes freeing connections (closing their sockets) in finalizer
+        // callbacks that the first hop's jobs queue; the loop runs those before the second hop.
+        execute { [self] in self.execute { event_base_loopexit(self.base, nil) } }
         stopped.wait()
     }
 }

@@ -87,10 +87,7 @@ private final class CountingDelegate: TLSConnectionDelegate {
         self.inner = inner
         self.onClose = onClose
     }
-    func connectionReady(_ connection: TLSConnection) {
-        connection.delegate = inner
-        inner.connectionReady(connection)
-    }
+    func connectionReady(_ connection: TLSConnection) { inner.connectionReady(connection) }
     func connection(_ connection: TLSConnection, read bytes: UnsafeRawBufferPointer) { inner.connection(connection, read: bytes) }
     func connectionClosed(_ connection: TLSConnection, error: ConnectionError?) {
         onClose()

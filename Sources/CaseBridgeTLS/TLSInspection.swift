@@ -46,6 +46,7 @@ package enum TLSInspection {
             ("unsupported protocol", .protocolVersion, "no common TLS version (TLS 1.3 only)"),
             ("bad certificate", .untrustedCertificate, "the peer refused our certificate"),
             ("decrypt error", .untrustedCertificate, "the peer refused our certificate"),
+            ("unexpected eof", .handshake, "the peer closed the connection during the TLS handshake (at its connection limit, or not a CaseBridge node)"),
         ]
         for (needle, code, message) in rules where text.contains(needle) {
             return TLSError(code, "\(message) (\(errorQueue))")
