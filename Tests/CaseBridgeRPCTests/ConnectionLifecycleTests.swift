@@ -88,13 +88,7 @@ struct ConnectionLifecycleTests {
     func gracefulShutdown() async throws {
         let server = try TestServer()
         let channel = try server.channel()
-        var request = GRPCTesting.StreamingOutputCallRequest()
-        request.responseParameters = (0..<3).map { _ in
-            var p = GRPCTesting.ResponseParameters()
-            p.size = 10
-            p.intervalUs = 300_000
-            return p
-        }
+        let request = InteropService.streamingRequest(sizes: [10, 10, 10], intervalUs: 300_000)
         let received = Recorder()
         let inFlight = Task {
             for try await response in channel.streaming(GRPCTesting.TestService.streamingOutputCall, [request]) {

@@ -29,12 +29,7 @@ struct EndToEndTests {
     func serverStreaming() async throws {
         let server = try TestServer()
         let channel = try server.channel()
-        var request = GRPCTesting.StreamingOutputCallRequest()
-        request.responseParameters = [31415, 9, 2653, 58979].map { size in
-            var p = GRPCTesting.ResponseParameters()
-            p.size = Int32(size)
-            return p
-        }
+        let request = InteropService.streamingRequest(sizes: [31415, 9, 2653, 58979])
         var sizes: [Int] = []
         for try await response in channel.streaming(GRPCTesting.TestService.streamingOutputCall, [request]) {
             sizes.append(response.payload?.body.count ?? -1)

@@ -105,6 +105,18 @@ enum InteropService {
         }
     }
 
+    /// A StreamingOutputCallRequest asking for one response per size, each after `intervalUs`.
+    static func streamingRequest(sizes: [Int], intervalUs: Int = 0) -> GRPCTesting.StreamingOutputCallRequest {
+        var request = GRPCTesting.StreamingOutputCallRequest()
+        request.responseParameters = sizes.map { size in
+            var parameters = GRPCTesting.ResponseParameters()
+            parameters.size = Int32(size)
+            parameters.intervalUs = Int32(intervalUs)
+            return parameters
+        }
+        return request
+    }
+
     static func payload(_ size: Int) -> GRPCTesting.Payload {
         var payload = GRPCTesting.Payload()
         payload.body = [UInt8](repeating: 0, count: size)

@@ -60,12 +60,7 @@ struct InteropTests {
         #expect(try await channel.unary(T.unaryCall, large).payload?.body.count == 314_159)
 
         // server_streaming
-        var streaming = GRPCTesting.StreamingOutputCallRequest()
-        streaming.responseParameters = [31415, 9, 2653, 58979].map { size in
-            var p = GRPCTesting.ResponseParameters()
-            p.size = Int32(size)
-            return p
-        }
+        let streaming = InteropService.streamingRequest(sizes: [31415, 9, 2653, 58979])
         var sizes: [Int] = []
         for try await response in channel.streaming(T.streamingOutputCall, [streaming]) { sizes.append(response.payload?.body.count ?? -1) }
         #expect(sizes == [31415, 9, 2653, 58979])
@@ -98,11 +93,7 @@ struct InteropTests {
         #expect(service.code == .unimplemented)
 
         // timeout_on_sleeping_server: the server sleeps before answering; the call's deadline ends it
-        var sleepy = GRPCTesting.StreamingOutputCallRequest()
-        var late = GRPCTesting.ResponseParameters()
-        late.size = 1
-        late.intervalUs = 2_000_000
-        sleepy.responseParameters = [late]
+        var sleepy = InteropService.streamingRequest(sizes: [1], intervalUs: 2_000_000)
         sleepy.payload = InteropService.payload(27182)
         let timedOut = try await #require(throws: RPCError.self) {
             for try await _ in channel.streaming(T.streamingOutputCall, [sleepy], timeout: .milliseconds(50)) {}
@@ -110,13 +101,8 @@ struct InteropTests {
         #expect(timedOut.code == .deadlineExceeded)
 
         // cancel_after_first_response
-        var first = GRPCTesting.StreamingOutputCallRequest()
-        var parameters = GRPCTesting.ResponseParameters()
-        parameters.size = 31415
-        var slow = GRPCTesting.ResponseParameters()
-        slow.size = 9
-        slow.intervalUs = 2_000_000
-        first.responseParameters = [parameters, slow]
+        var first = InteropService.streamingRequest(sizes: [31415])
+        first.responseParameters += InteropService.streamingRequest(sizes: [9], intervalUs: 2_000_000).responseParameters
         first.payload = InteropService.payload(27182)
         let received = Recorder()
         let consumer = Task {
