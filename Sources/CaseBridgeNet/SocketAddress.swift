@@ -7,9 +7,24 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
     var length: Int32
     public let description: String
 
-    /// Parses "127.0.0.1:8443", "[::1]:8443", or resolves "host.example:8443" (blocking).
+    /// Parses "127.0.0.1:8443", "[::1]:8443", "unix:/path/to/socket", or resolves "host.example:8443" (blocking).
     public init(endpoint: String) throws(ConnectionError) {
         var storage = sockaddr_storage()
+        if endpoint.hasPrefix("unix:") {
+            let path = Array(endpoint.dropFirst(5).utf8)
+            var address = sockaddr_un()
+            let capacity = MemoryLayout.size(ofValue: address.sun_path)
+            guard !path.isEmpty, path.count < capacity else {
+                throw ConnectionError(.badAddress, "socket path must be 1 to \(capacity - 1) bytes: \(endpoint)")
+            }
+            address.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: path) }
+            withUnsafeMutableBytes(of: &storage) { $0.copyBytes(from: withUnsafeBytes(of: address) { Array($0) }) }
+            self.storage = storage
+            self.length = Int32(MemoryLayout<sockaddr_un>.size)
+            self.description = endpoint
+            return
+        }
         var length = Int32(MemoryLayout<sockaddr_storage>.size)
         let parsed = withUnsafeMutablePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { evutil_parse_sockaddr_port(endpoint, $0, &length) }
@@ -59,6 +74,9 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
             description = "\(String(cString: text)):\(port)"
         }
     }
+
+    public var isUnix: Bool { storage.ss_family == sa_family_t(AF_UNIX) }
+    var unixPath: String? { isUnix ? String(description.dropFirst(5)) : nil }
 
     func withSockaddr<R>(_ body: (UnsafePointer<sockaddr>, Int32) -> R) -> R {
         withUnsafePointer(to: storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, length) } }

@@ -34,7 +34,8 @@ public final class RPCChannel: Sendable {
     let core: ChannelCore
     private let ownedGroup: EventLoopGroup?
 
-    public init(endpoint: String, target: PeerIdentity, tls: TLSContext, configuration: RPCClientConfiguration = RPCClientConfiguration(),
+    /// `endpoint` is "host:port" (TLS; the server must prove it is `target`) or "unix:/path" (`tls` nil).
+    public init(endpoint: String, target: PeerIdentity, tls: TLSContext?, configuration: RPCClientConfiguration = RPCClientConfiguration(),
                 logger: Logger, group: EventLoopGroup? = nil) {
         self.endpoint = endpoint
         self.target = target
@@ -174,7 +175,7 @@ final class ClientCall: @unchecked Sendable {
 final class ChannelCore: @unchecked Sendable {
     let endpoint: String
     let target: PeerIdentity
-    let tls: TLSContext
+    let tls: TLSContext?
     let configuration: RPCClientConfiguration
     let logger: Logger
     let loop: EventLoop
@@ -189,7 +190,7 @@ final class ChannelCore: @unchecked Sendable {
     private var pending: [ClientCall] = []
     private var failures = 0
 
-    init(endpoint: String, target: PeerIdentity, tls: TLSContext, configuration: RPCClientConfiguration, logger: Logger, loop: EventLoop) {
+    init(endpoint: String, target: PeerIdentity, tls: TLSContext?, configuration: RPCClientConfiguration, logger: Logger, loop: EventLoop) {
         self.endpoint = endpoint
         self.target = target
         self.tls = tls
@@ -227,7 +228,7 @@ final class ChannelCore: @unchecked Sendable {
             connectionFailed(connection, error)
             return
         }
-        if TLSConnection.connect(to: address, expectedPeer: target, loop: loop, tls: tls, timeouts: configuration.timeouts,
+        if Connection.connect(to: address, expectedPeer: target, loop: loop, tls: tls, timeouts: configuration.timeouts,
                                  logger: logger, delegate: connection) == nil, case .connecting(let current) = state, current === connection {
             connectionFailed(connection, ConnectionError(.io, "could not start connecting to \(endpoint)"))
         }
@@ -287,9 +288,9 @@ extension Duration {
 }
 
 /// One HTTP/2 connection of a channel.
-final class ClientConnection: TLSConnectionDelegate, HTTP2SessionDelegate, @unchecked Sendable {
+final class ClientConnection: ConnectionDelegate, HTTP2SessionDelegate, @unchecked Sendable {
     unowned let core: ChannelCore
-    private var connection: TLSConnection?
+    private var connection: Connection?
     private let session: HTTP2Session
     private var calls: [Int32: ClientCall] = [:]
     private var goingAway = false
@@ -304,7 +305,9 @@ final class ClientConnection: TLSConnectionDelegate, HTTP2SessionDelegate, @unch
 
     func start(_ call: ClientCall) {
         guard !call.machine.finished else { return }
-        let headers = ClientCallStateMachine.requestHeaders(path: call.path, authority: core.endpoint, timeout: call.timeout, metadata: call.metadata)
+        // A Unix socket path is not a valid :authority (nghttp2 refuses the stream); use localhost.
+        let authority = core.endpoint.hasPrefix("unix:") ? "localhost" : core.endpoint
+        let headers = ClientCallStateMachine.requestHeaders(path: call.path, authority: authority, timeout: call.timeout, metadata: call.metadata)
         guard let streamID = session.submitRequest(headers: headers) else {
             call.fail(RPCError(.unavailable, "no new stream allowed on the connection to \(core.target.nodeID)"))
             return
@@ -326,13 +329,13 @@ final class ClientConnection: TLSConnectionDelegate, HTTP2SessionDelegate, @unch
 
     // MARK: TLS connection events
 
-    func connectionReady(_ connection: TLSConnection) {
+    func connectionReady(_ connection: Connection) {
         self.connection = connection
         core.connectionReady(self)
         flush()
     }
 
-    func connection(_ connection: TLSConnection, read bytes: UnsafeRawBufferPointer) {
+    func connection(_ connection: Connection, read bytes: UnsafeRawBufferPointer) {
         do { try session.receive(bytes) } catch {
             failAll(RPCError(.unavailable, "HTTP/2 error from \(core.target.nodeID): \(error)"))
             connection.close()
@@ -340,7 +343,7 @@ final class ClientConnection: TLSConnectionDelegate, HTTP2SessionDelegate, @unch
         flush()
     }
 
-    func connectionClosed(_ connection: TLSConnection, error: ConnectionError?) {
+    func connectionClosed(_ connection: Connection, error: ConnectionError?) {
         let reason = error ?? ConnectionError(.closedByPeer, "connection closed")
         failAll(RPCError(.unavailable, "connection to \(core.target.nodeID) lost: \(reason)"))
         self.connection = nil

@@ -8,9 +8,11 @@ import Synchronization
 
 /// Every limit of a server, with defaults.
 public struct RPCServerConfiguration: Sendable {
-    public var host = "127.0.0.1"
-    /// 0 picks a free port; ``RPCServer/port`` tells which.
-    public var port = 0
+    /// "host:port" (port 0 picks a free one; ``RPCServer/port`` tells which), or "unix:/path" for
+    /// a local plaintext socket, such as the console's.
+    public var address = "127.0.0.1:0"
+    /// The identity handlers see for callers on a Unix socket, which present no certificate.
+    public var localPeer: PeerIdentity? = nil
     /// Event loop threads; 0 means one per core.
     public var loopThreads = 0
     public var maxConnections = 4096
@@ -34,19 +36,20 @@ public struct RPCServerConfiguration: Sendable {
 public final class RPCServer: Sendable {
     public let port: Int
     let core: ServerCore
-    private let listener: TLSListener
+    private let listener: Listener
     private let group: EventLoopGroup
 
     /// Called for every connection refused during the TLS handshake (for the audit log).
     public typealias RefusalHandler = @Sendable (_ remoteAddress: String, _ error: ConnectionError) -> Void
 
-    public init(configuration: RPCServerConfiguration, tls: TLSContext, router: RPCRouter, logger: Logger,
+    /// `tls` is required for TCP; a Unix socket address (the console) runs without it.
+    public init(configuration: RPCServerConfiguration, tls: TLSContext?, router: RPCRouter, logger: Logger,
                 onRefusedConnection: RefusalHandler? = nil) throws {
         let group = EventLoopGroup(threads: configuration.loopThreads == 0 ? ProcessInfo.processInfo.activeProcessorCount : configuration.loopThreads,
                                    name: "casebridge-server")
         let core = ServerCore(configuration: configuration, router: router, logger: logger, onRefusedConnection: onRefusedConnection)
         do {
-            listener = try TLSListener(host: configuration.host, port: configuration.port, group: group, tls: tls,
+            listener = try Listener(address: configuration.address, group: group, tls: tls,
                                        timeouts: configuration.timeouts, maxConnections: configuration.maxConnections,
                                        logger: logger) { loop in ServerConnection(core: core, loop: loop) }
         } catch {
@@ -56,7 +59,7 @@ public final class RPCServer: Sendable {
         self.group = group
         self.core = core
         self.port = listener.port
-        logger.info("listening", metadata: ["address": "\(configuration.host):\(listener.port)"])
+        logger.info("listening", metadata: ["address": "\(configuration.address)", "port": "\(listener.port)"])
     }
 
     /// Connections open now (including ones still in their TLS handshake).
@@ -96,10 +99,10 @@ final class ServerCore: Sendable {
 }
 
 /// One client connection on one loop: HTTP/2 framing in, calls out to handlers, responses back.
-final class ServerConnection: TLSConnectionDelegate, HTTP2SessionDelegate, @unchecked Sendable {
+final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @unchecked Sendable {
     let core: ServerCore
     let loop: EventLoop
-    private var connection: TLSConnection?
+    private var connection: Connection?
     private let session: HTTP2Session
     private var streams: [Int32: Stream] = [:]
     private var peer: PeerIdentity?
@@ -130,16 +133,16 @@ final class ServerConnection: TLSConnectionDelegate, HTTP2SessionDelegate, @unch
 
     // MARK: TLS connection events
 
-    func connectionReady(_ connection: TLSConnection) {
+    func connectionReady(_ connection: Connection) {
         self.connection = connection
-        peer = connection.peer
+        peer = connection.peer ?? core.configuration.localPeer
         core.connections.withLock { $0[ObjectIdentifier(self)] = self }
         let interval = min(core.configuration.keepaliveInterval, core.configuration.idleTimeout, .seconds(1))
         housekeeping = LoopTimer(loop: loop, after: interval, repeating: true) { [unowned self] in self.tick() }
         flush()
     }
 
-    func connection(_ connection: TLSConnection, read bytes: UnsafeRawBufferPointer) {
+    func connection(_ connection: Connection, read bytes: UnsafeRawBufferPointer) {
         lastRead = .now
         do {
             try session.receive(bytes)
@@ -153,7 +156,7 @@ final class ServerConnection: TLSConnectionDelegate, HTTP2SessionDelegate, @unch
         flush()
     }
 
-    func connectionClosed(_ connection: TLSConnection, error: ConnectionError?) {
+    func connectionClosed(_ connection: Connection, error: ConnectionError?) {
         if peer == nil, let error {
             core.logger.warning("connection refused", metadata: ["remote": "\(connection.remoteAddress)", "reason": "\(error)"])
             core.onRefusedConnection?(connection.remoteAddress, error)

@@ -8,9 +8,9 @@ import Testing
 import TestSupport
 
 /// A raw HTTP/2 client that opens streams and resets each at once: the "rapid reset" attack.
-final class ResetFlood: TLSConnectionDelegate, HTTP2SessionDelegate, @unchecked Sendable {
+final class ResetFlood: ConnectionDelegate, HTTP2SessionDelegate, @unchecked Sendable {
     private let session = HTTP2Session(role: .client, settings: HTTP2Settings())
-    private var connection: TLSConnection?
+    private var connection: Connection?
     private let streams: Int
     private let done: @Sendable (String) -> Void
     private var goAway: UInt32?
@@ -22,7 +22,7 @@ final class ResetFlood: TLSConnectionDelegate, HTTP2SessionDelegate, @unchecked 
         session.delegate = self
     }
 
-    func connectionReady(_ connection: TLSConnection) {
+    func connectionReady(_ connection: Connection) {
         self.connection = connection
         let headers = [HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "https"),
                        HTTP2Header(":path", GRPCTesting.TestService.emptyCall.path), HTTP2Header(":authority", "ncct"),
@@ -36,12 +36,12 @@ final class ResetFlood: TLSConnectionDelegate, HTTP2SessionDelegate, @unchecked 
         }
     }
 
-    func connection(_ connection: TLSConnection, read bytes: UnsafeRawBufferPointer) {
+    func connection(_ connection: Connection, read bytes: UnsafeRawBufferPointer) {
         try? session.receive(bytes)
         flush()
     }
 
-    func connectionClosed(_ connection: TLSConnection, error: ConnectionError?) {
+    func connectionClosed(_ connection: Connection, error: ConnectionError?) {
         self.connection = nil
         done("opened=\(opened) goaway=\(goAway.map(String.init) ?? "none")")
     }
@@ -71,7 +71,7 @@ struct ConnectionLifecycleTests {
             let loop = group.next()
             loop.execute {
                 let flood = ResetFlood(streams: 1000) { continuation.resume(returning: $0) }
-                _ = TLSConnection.connect(to: address, expectedPeer: Federation.identity("ncct"), loop: loop, tls: tls,
+                _ = Connection.connect(to: address, expectedPeer: Federation.identity("ncct"), loop: loop, tls: tls,
                                           timeouts: ConnectionTimeouts(), logger: testLogger, delegate: flood)
             }
         }

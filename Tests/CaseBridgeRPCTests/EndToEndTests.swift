@@ -2,6 +2,7 @@ import CaseBridgeProto
 import CaseBridgeRPC
 import Foundation
 import Testing
+import TestSupport
 
 /// Our client against our server, over real TLS 1.3 and HTTP/2 on loopback.
 @Suite("Swift client and server", .serialized)
@@ -73,5 +74,30 @@ struct EndToEndTests {
         _ = try await channel.unary(GRPCTesting.TestService.emptyCall, GRPCTesting.Empty())
         channel.close()
         await server.server.shutdown()
+    }
+}
+
+@Suite("Local console socket")
+struct UnixSocketTests {
+    @Test("a server on a Unix socket answers plaintext gRPC; the socket file is owner-only")
+    func unixSocket() async throws {
+        let folder = try makeTemporaryFolder("socket")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("console.sock").path
+        var configuration = RPCServerConfiguration()
+        configuration.address = "unix:\(path)"
+        configuration.localPeer = Federation.identity("ncct")
+        var router = RPCRouter()
+        InteropService.register(in: &router)
+        let server = try RPCServer(configuration: configuration, tls: nil, router: router, logger: testLogger)
+        let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        let channel = RPCChannel(endpoint: "unix:\(path)", target: Federation.identity("ncct"), tls: nil, logger: testLogger)
+        var request = GRPCTesting.SimpleRequest()
+        request.fillUsername = true
+        #expect(try await channel.unary(GRPCTesting.TestService.unaryCall, request).username == "ncct")
+        channel.close()
+        await server.shutdown()
+        #expect(!FileManager.default.fileExists(atPath: path))
     }
 }

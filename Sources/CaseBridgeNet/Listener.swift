@@ -4,22 +4,25 @@ import Foundation
 import Logging
 import Synchronization
 
-/// Accepts TCP connections on one loop and hands each, as a TLS connection, to the next loop.
-public final class TLSListener: @unchecked Sendable {
-    public typealias DelegateFactory = @Sendable (EventLoop) -> TLSConnectionDelegate
+/// Accepts connections on one loop and hands each to the next loop: TLS on TCP, or plaintext on
+/// a Unix socket (the console), whose file is made owner-only.
+public final class Listener: @unchecked Sendable {
+    public typealias DelegateFactory = @Sendable (EventLoop) -> ConnectionDelegate
 
     public let port: Int
     private var listener: OpaquePointer?
     private let group: EventLoopGroup
-    private let tls: TLSContext
+    private let tls: TLSContext?
+    private let unixPath: String?
     private let timeouts: ConnectionTimeouts
     private let maxConnections: Int
     private let logger: Logger
     private let makeDelegate: DelegateFactory
     private let open = Atomic<Int>(0)
 
-    /// Binds `host:port` (port 0 picks a free one) and starts accepting.
-    public init(host: String, port: Int, group: EventLoopGroup, tls: TLSContext, timeouts: ConnectionTimeouts,
+    /// Binds `address` ("host:port", port 0 picks a free one; or "unix:/path") and starts accepting.
+    /// A Unix socket gets no TLS; a TCP listener must have it.
+    public init(address endpoint: String, group: EventLoopGroup, tls: TLSContext?, timeouts: ConnectionTimeouts,
                 maxConnections: Int, backlog: Int32 = 1024, logger: Logger, makeDelegate: @escaping DelegateFactory) throws(ConnectionError) {
         self.group = group
         self.tls = tls
@@ -27,7 +30,10 @@ public final class TLSListener: @unchecked Sendable {
         self.maxConnections = maxConnections
         self.logger = logger
         self.makeDelegate = makeDelegate
-        let address = try SocketAddress(endpoint: host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
+        let address = try SocketAddress(endpoint: endpoint)
+        guard address.isUnix || tls != nil else { throw ConnectionError(.badAddress, "\(endpoint): TCP listeners must use TLS") }
+        unixPath = address.unixPath
+        if let unixPath { unlink(unixPath) }  // a socket file left by a previous run
         let loop = group.loops[0]
         let flags = UInt32(LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC)
         // The listener is created before self is complete; its context is set right after.
@@ -38,14 +44,15 @@ public final class TLSListener: @unchecked Sendable {
             throw ConnectionError(.io, "cannot listen on \(address): \(String(cString: strerror(errno)))")
         }
         listener = created
+        if let unixPath { chmod(unixPath, 0o600) }  // who may use the console: the node's own user
         var bound = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         _ = withUnsafeMutablePointer(to: &bound) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(evconnlistener_get_fd(created), $0, &length) }
         }
-        self.port = Int(withUnsafeBytes(of: &bound) { UInt16(bigEndian: $0.load(fromByteOffset: 2, as: UInt16.self)) })
+        self.port = address.isUnix ? 0 : Int(withUnsafeBytes(of: &bound) { UInt16(bigEndian: $0.load(fromByteOffset: 2, as: UInt16.self)) })
         evconnlistener_set_cb(created, { _, fd, address, length, context in
-            Unmanaged<TLSListener>.fromOpaque(context!).takeUnretainedValue().accepted(fd, address!, length)
+            Unmanaged<Listener>.fromOpaque(context!).takeUnretainedValue().accepted(fd, address!, length)
         }, Unmanaged.passUnretained(self).toOpaque())
     }
 
@@ -53,7 +60,7 @@ public final class TLSListener: @unchecked Sendable {
     public var openConnections: Int { open.load(ordering: .relaxed) }
 
     private func accepted(_ fd: Int32, _ address: UnsafeMutablePointer<sockaddr>, _ length: Int32) {
-        let remote = SocketAddress(address, length: length).description
+        let remote = unixPath.map { "unix:\($0)" } ?? SocketAddress(address, length: length).description
         guard open.load(ordering: .relaxed) < maxConnections else {
             logger.warning("connection refused: connection limit reached", metadata: ["remote": "\(remote)", "limit": "\(maxConnections)"])
             evutil_closesocket(fd)
@@ -63,7 +70,7 @@ public final class TLSListener: @unchecked Sendable {
         let loop = group.next()
         loop.execute { [self] in
             let delegate = CountingDelegate(inner: makeDelegate(loop)) { [self] in open.subtract(1, ordering: .relaxed) }
-            _ = TLSConnection.accept(fd: fd, remoteAddress: remote, loop: loop, tls: tls, timeouts: timeouts, logger: logger, delegate: delegate)
+            _ = Connection.accept(fd: fd, remoteAddress: remote, loop: loop, tls: tls, timeouts: timeouts, logger: logger, delegate: delegate)
         }
     }
 
@@ -73,6 +80,7 @@ public final class TLSListener: @unchecked Sendable {
         group.loops[0].execute { [self] in
             if let listener { evconnlistener_free(listener) }
             listener = nil
+            if let unixPath { unlink(unixPath) }
             done.signal()
         }
         done.wait()
@@ -80,16 +88,16 @@ public final class TLSListener: @unchecked Sendable {
 }
 
 /// Counts a connection down when it closes, then passes every event on.
-private final class CountingDelegate: TLSConnectionDelegate {
-    let inner: TLSConnectionDelegate
+private final class CountingDelegate: ConnectionDelegate {
+    let inner: ConnectionDelegate
     let onClose: () -> Void
-    init(inner: TLSConnectionDelegate, onClose: @escaping () -> Void) {
+    init(inner: ConnectionDelegate, onClose: @escaping () -> Void) {
         self.inner = inner
         self.onClose = onClose
     }
-    func connectionReady(_ connection: TLSConnection) { inner.connectionReady(connection) }
-    func connection(_ connection: TLSConnection, read bytes: UnsafeRawBufferPointer) { inner.connection(connection, read: bytes) }
-    func connectionClosed(_ connection: TLSConnection, error: ConnectionError?) {
+    func connectionReady(_ connection: Connection) { inner.connectionReady(connection) }
+    func connection(_ connection: Connection, read bytes: UnsafeRawBufferPointer) { inner.connection(connection, read: bytes) }
+    func connectionClosed(_ connection: Connection, error: ConnectionError?) {
         onClose()
         inner.connectionClosed(connection, error: error)
     }

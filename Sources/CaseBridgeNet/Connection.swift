@@ -4,12 +4,12 @@ import Foundation
 import Logging
 
 /// What a connection tells its owner, on the connection's loop thread.
-public protocol TLSConnectionDelegate: AnyObject {
-    /// The handshake finished and the peer's identity was verified.
-    func connectionReady(_ connection: TLSConnection)
-    func connection(_ connection: TLSConnection, read bytes: UnsafeRawBufferPointer)
+public protocol ConnectionDelegate: AnyObject {
+    /// TLS: the handshake finished and the peer's identity was verified. Plaintext: connected.
+    func connectionReady(_ connection: Connection)
+    func connection(_ connection: Connection, read bytes: UnsafeRawBufferPointer)
     /// Called once; `error` is nil for an orderly close.
-    func connectionClosed(_ connection: TLSConnection, error: ConnectionError?)
+    func connectionClosed(_ connection: Connection, error: ConnectionError?)
 }
 
 /// Time limits of a connection.
@@ -21,16 +21,17 @@ public struct ConnectionTimeouts: Sendable, Equatable {
     public init() {}
 }
 
-/// One mutually authenticated TLS 1.3 connection (libevent bufferevent_openssl). Lives on one
-/// loop: call its methods there only.
-public final class TLSConnection: @unchecked Sendable {
+/// One connection (libevent bufferevent): mutually authenticated TLS 1.3 between nodes, or
+/// plaintext on a local Unix socket for the console. Lives on one loop: call its methods there only.
+public final class Connection: @unchecked Sendable {
     public let loop: EventLoop
     public let remoteAddress: String
     public private(set) var peer: PeerIdentity?
-    public var delegate: TLSConnectionDelegate?
+    public var delegate: ConnectionDelegate?
 
     private var bev: OpaquePointer?
-    private let ssl: OpaquePointer
+    /// nil for a plaintext (Unix socket) connection.
+    private let ssl: OpaquePointer?
     private let trustDomain: String
     private let expectedPeer: PeerIdentity?
     private let timeouts: ConnectionTimeouts
@@ -39,9 +40,9 @@ public final class TLSConnection: @unchecked Sendable {
     private var ready = false
     private var closing = false
     /// The connection keeps itself alive while libevent holds its callbacks.
-    private var retained: Unmanaged<TLSConnection>?
+    private var retained: Unmanaged<Connection>?
 
-    private init(loop: EventLoop, bev: OpaquePointer, ssl: OpaquePointer, remoteAddress: String, trustDomain: String,
+    private init(loop: EventLoop, bev: OpaquePointer, ssl: OpaquePointer?, remoteAddress: String, trustDomain: String,
                  expectedPeer: PeerIdentity?, timeouts: ConnectionTimeouts, logger: Logger) {
         self.loop = loop
         self.bev = bev
@@ -53,31 +54,42 @@ public final class TLSConnection: @unchecked Sendable {
         self.logger = logger
     }
 
-    /// Server side: takes over an accepted socket and starts the handshake. Call on `loop`.
-    static func accept(fd: Int32, remoteAddress: String, loop: EventLoop, tls: TLSContext,
-                       timeouts: ConnectionTimeouts, logger: Logger, delegate: TLSConnectionDelegate) -> TLSConnection? {
-        guard let ssl = try? tls.makeSSL(),
-              let bev = bufferevent_openssl_socket_new(loop.base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue))
-        else {
+    /// Server side: takes over an accepted socket and starts the TLS handshake (or, with no TLS
+    /// context, is ready at once). Call on `loop`.
+    static func accept(fd: Int32, remoteAddress: String, loop: EventLoop, tls: TLSContext?,
+                       timeouts: ConnectionTimeouts, logger: Logger, delegate: ConnectionDelegate) -> Connection? {
+        let ssl = try? tls?.makeSSL()
+        let bev = if let ssl {
+            bufferevent_openssl_socket_new(loop.base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue))
+        } else {
+            tls == nil ? bufferevent_socket_new(loop.base, fd, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) : nil
+        }
+        guard let bev else {
             evutil_closesocket(fd)
             return nil
         }
         _ = cb_set_nodelay(fd)
-        let connection = TLSConnection(loop: loop, bev: bev, ssl: ssl, remoteAddress: remoteAddress,
-                                       trustDomain: tls.configuration.trustDomain, expectedPeer: nil, timeouts: timeouts, logger: logger)
+        let connection = Connection(loop: loop, bev: bev, ssl: ssl, remoteAddress: remoteAddress,
+                                    trustDomain: tls?.configuration.trustDomain ?? "", expectedPeer: nil, timeouts: timeouts, logger: logger)
         connection.delegate = delegate
         connection.start()
+        if ssl == nil { connection.handshakeDone() }  // plaintext: ready before the first byte is read
         return connection
     }
 
-    /// Client side: connects, handshakes, and checks that the server is `expectedPeer`. Call on `loop`.
-    public static func connect(to address: SocketAddress, expectedPeer: PeerIdentity, loop: EventLoop, tls: TLSContext,
-                               timeouts: ConnectionTimeouts, logger: Logger, delegate: TLSConnectionDelegate) -> TLSConnection? {
-        guard let ssl = try? tls.makeSSL(serverName: expectedPeer.nodeID),
-              let bev = bufferevent_openssl_socket_new(loop.base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue))
-        else { return nil }
-        let connection = TLSConnection(loop: loop, bev: bev, ssl: ssl, remoteAddress: address.description,
-                                       trustDomain: tls.configuration.trustDomain, expectedPeer: expectedPeer, timeouts: timeouts, logger: logger)
+    /// Client side: connects and, with TLS, handshakes and checks that the server is `expectedPeer`.
+    /// Call on `loop`.
+    public static func connect(to address: SocketAddress, expectedPeer: PeerIdentity, loop: EventLoop, tls: TLSContext?,
+                               timeouts: ConnectionTimeouts, logger: Logger, delegate: ConnectionDelegate) -> Connection? {
+        let ssl = try? tls?.makeSSL(serverName: expectedPeer.nodeID)
+        let bev = if let ssl {
+            bufferevent_openssl_socket_new(loop.base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue))
+        } else {
+            tls == nil ? bufferevent_socket_new(loop.base, -1, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) : nil
+        }
+        guard let bev else { return nil }
+        let connection = Connection(loop: loop, bev: bev, ssl: ssl, remoteAddress: address.description,
+                                    trustDomain: tls?.configuration.trustDomain ?? "", expectedPeer: expectedPeer, timeouts: timeouts, logger: logger)
         connection.delegate = delegate
         connection.start()
         let result = address.withSockaddr { bufferevent_socket_connect(bev, $0, $1) }
@@ -85,20 +97,20 @@ public final class TLSConnection: @unchecked Sendable {
             connection.finish(ConnectionError(.io, "\(address): \(String(cString: strerror(errno)))"))
             return nil
         }
-        _ = cb_set_nodelay(bufferevent_getfd(bev))
+        if !address.isUnix { _ = cb_set_nodelay(bufferevent_getfd(bev)) }
         return connection
     }
 
     private func start() {
         retained = Unmanaged.passRetained(self)
         let context = retained!.toOpaque()
-        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1)
+        if ssl != nil { bufferevent_openssl_set_allow_dirty_shutdown(bev, 1) }
         bufferevent_setcb(bev, { _, context in
-            Unmanaged<TLSConnection>.fromOpaque(context!).takeUnretainedValue().readable()
+            Unmanaged<Connection>.fromOpaque(context!).takeUnretainedValue().readable()
         }, { _, context in
-            Unmanaged<TLSConnection>.fromOpaque(context!).takeUnretainedValue().writable()
+            Unmanaged<Connection>.fromOpaque(context!).takeUnretainedValue().writable()
         }, { _, events, context in
-            Unmanaged<TLSConnection>.fromOpaque(context!).takeUnretainedValue().event(events)
+            Unmanaged<Connection>.fromOpaque(context!).takeUnretainedValue().event(events)
         }, context)
         bufferevent_enable(bev, Int16(EV_READ | EV_WRITE))
         timer = LoopTimer(loop: loop, after: timeouts.handshake) { [unowned self] in
@@ -161,6 +173,14 @@ public final class TLSConnection: @unchecked Sendable {
     }
 
     private func handshakeDone() {
+        guard bev != nil, !ready else { return }
+        guard let ssl else {
+            // Plaintext: a local Unix socket, whose file permissions already decided who may connect.
+            ready = true
+            timer = nil
+            delegate?.connectionReady(self)
+            return
+        }
         switch TLSInspection.verifiedPeer(ssl, trustDomain: trustDomain) {
         case .failure(let error):
             finish(ConnectionError(error))
@@ -187,7 +207,7 @@ public final class TLSConnection: @unchecked Sendable {
         if !codes.isEmpty {
             return ConnectionError(TLSInspection.failure(ssl, errorQueue: codes.joined(separator: "; ")))
         }
-        if !ready, TLSInspection.hasVerifyFailure(ssl) {
+        if !ready, let ssl, TLSInspection.hasVerifyFailure(ssl) {
             return ConnectionError(TLSInspection.failure(ssl, errorQueue: ""))
         }
         let socketError = bev.map { cb_socket_error(bufferevent_getfd($0)) } ?? 0
@@ -202,7 +222,7 @@ public final class TLSConnection: @unchecked Sendable {
         guard let bev else { return }
         self.bev = nil
         timer = nil
-        if !ready, expectedPeer == nil {
+        if !ready, expectedPeer == nil, ssl != nil {
             // A refused client may still be sending; closing now would answer with RST and destroy
             // the TLS alert that tells it why. Keep the socket until the client has read it.
             LingeringClose.start(duplicating: bufferevent_getfd(bev), loop: loop)
