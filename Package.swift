@@ -38,6 +38,11 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // SQLite: migrations, cases, inbox, outbox, idempotency keys, events, the audit chain.
+        .target(name: "CaseBridgeStore", dependencies: [
+            "CSQLite", "CaseBridgeTLS", .product(name: "Logging", package: "swift-log"),
+        ]),
+
         .executableTarget(name: "casebridge", dependencies: [
             "CaseBridgeProto",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -47,6 +52,9 @@ let package = Package(
         // Helpers shared by the test targets: child processes, temporary folders, the repo root.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "CaseBridgeProtoTests", dependencies: ["CaseBridgeProto", "TestSupport"]),
+        .testTarget(name: "CaseBridgeStoreTests", dependencies: [
+            "CaseBridgeStore", "TestSupport", .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "CaseBridgeRPCTests", dependencies: [
             "CaseBridgeRPC", "CaseBridgeHTTP2", "CaseBridgeNet", "CaseBridgeTLS", "CaseBridgeProto", "TestSupport",
             .product(name: "Logging", package: "swift-log"),

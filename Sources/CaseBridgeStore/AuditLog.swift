@@ -1,0 +1,80 @@
+import CaseBridgeTLS
+
+/// One audit entry. Never personal data: ids, node names, codes and counts only.
+public struct AuditEntry: Sendable, Equatable {
+    public var seq: Int64
+    public var atMs: Int64
+    /// What happened: "request.received", "update.applied", "call.refused", "tls.refused", ...
+    public var event: String
+    /// Who: a node id, "console", or a network address for refused connections.
+    public var actor: String
+    /// What about: a case id or message id.
+    public var subject: String
+    /// "ok", or the gRPC status name of a refusal.
+    public var outcome: String
+    public var detail: String
+}
+
+public struct AuditVerification: Sendable, Equatable {
+    public var intact: Bool
+    public var entries: Int
+    /// The first entry whose hash does not match, when not intact.
+    public var firstBadSeq: Int64
+    public var detail: String
+}
+
+extension Database {
+    /// Appends an entry whose hash covers the previous entry's hash: changing or removing any entry
+    /// breaks every hash after it. Triggers also refuse UPDATE and DELETE on the table.
+    public func appendAudit(event: String, actor: String, subject: String, outcome: String, detail: String, atMs: Int64) throws(StoreError) {
+        let previous = try first("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        let seq = (previous?.int(0) ?? 0) + 1
+        let prevHash = previous?.blob(1) ?? Self.genesis
+        let entry = AuditEntry(seq: seq, atMs: atMs, event: event, actor: actor, subject: subject, outcome: outcome, detail: detail)
+        try query("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+            .int(seq), .int(atMs), .text(event), .text(actor), .text(subject), .text(outcome), .text(detail),
+            .blob(prevHash), .blob(Self.hash(entry, previous: prevHash)),
+        ])
+    }
+
+    /// Walks the chain from the first entry, recomputing every hash.
+    public func verifyAudit() throws(StoreError) -> AuditVerification {
+        var previous = Self.genesis
+        var count = 0
+        var expectedSeq: Int64 = 1
+        for row in try query("SELECT seq, at_ms, event, actor, subject, outcome, detail, prev_hash, hash FROM audit ORDER BY seq") {
+            let entry = AuditEntry(seq: row.int(0), atMs: row.int(1), event: row.text(2), actor: row.text(3), subject: row.text(4),
+                                   outcome: row.text(5), detail: row.text(6))
+            guard entry.seq == expectedSeq else {
+                return AuditVerification(intact: false, entries: count, firstBadSeq: expectedSeq, detail: "entry \(expectedSeq) is missing")
+            }
+            guard row.blob(7) == previous, row.blob(8) == Self.hash(entry, previous: previous) else {
+                return AuditVerification(intact: false, entries: count, firstBadSeq: entry.seq, detail: "entry \(entry.seq) does not match its hash")
+            }
+            previous = row.blob(8)
+            count += 1
+            expectedSeq += 1
+        }
+        return AuditVerification(intact: true, entries: count, firstBadSeq: 0, detail: "")
+    }
+
+    public func auditEntries(limit: Int) throws(StoreError) -> [AuditEntry] {
+        try query("SELECT seq, at_ms, event, actor, subject, outcome, detail FROM audit ORDER BY seq DESC LIMIT ?", [.int(Int64(limit))]).map {
+            AuditEntry(seq: $0.int(0), atMs: $0.int(1), event: $0.text(2), actor: $0.text(3), subject: $0.text(4), outcome: $0.text(5), detail: $0.text(6))
+        }
+    }
+
+    private static let genesis = [UInt8](repeating: 0, count: 32)
+
+    /// SHA-256 over the previous hash and each field, length-prefixed so that fields cannot run together.
+    static func hash(_ e: AuditEntry, previous: [UInt8]) -> [UInt8] {
+        var bytes = previous
+        for field in ["\(e.seq)", "\(e.atMs)", e.event, e.actor, e.subject, e.outcome, e.detail] {
+            let utf8 = Array(field.utf8)
+            let n = UInt32(utf8.count)
+            bytes += [UInt8(n >> 24), UInt8(truncatingIfNeeded: n >> 16), UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n)]
+            bytes += utf8
+        }
+        return Digest.sha256(bytes)
+    }
+}

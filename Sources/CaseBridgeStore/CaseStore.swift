@@ -1,0 +1,141 @@
+import CSQLite
+import Foundation
+import Logging
+import Synchronization
+
+/// The node's SQLite database: one writer thread with group commit, and a pool of readers.
+///
+/// WAL with synchronous=FULL: a write returns only after its transaction is durable. Writes that
+/// arrive together share one transaction and one fsync; each runs in a savepoint of its own, so
+/// one failing write does not undo the others.
+public final class CaseStore: Sendable {
+    public let path: String
+    private let writer: Writer
+    private let readers = Mutex<[Database]>([])
+
+    /// Opens (or creates, owner-only) the database in `folder` and brings its schema up to date.
+    public init(folder: String, logger: Logger) throws(StoreError) {
+        try Self.makeOwnerOnlyFolder(folder)
+        path = (folder as NSString).appendingPathComponent("casebridge.sqlite3")
+        // Create the file owner-only before SQLite does; its -wal and -shm files copy this mode.
+        let fd = open(path, O_RDWR | O_CREAT, 0o600)
+        guard fd >= 0 else { throw StoreError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        Glibc.close(fd)
+        let database = try Database(path: path, readOnly: false)
+        try database.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+        try Migrations.apply(to: database)
+        writer = Writer(database: database, logger: logger)
+    }
+
+    static func makeOwnerOnlyFolder(_ folder: String) throws(StoreError) {
+        var isDirectory: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) {
+            do {
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true,
+                                                        attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw StoreError("cannot create data folder \(folder): \(error.localizedDescription)")
+            }
+        } else if !isDirectory.boolValue {
+            throw StoreError("data folder \(folder) is a file")
+        }
+        chmod(folder, 0o700)
+    }
+
+    /// Runs `body` in the next group-committed transaction; returns once it is durable.
+    public func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            writer.enqueue(Job(run: { database in
+                let result = Result { try database.savepoint { try body(database) } }
+                return { commitError in
+                    if let commitError { continuation.resume(throwing: commitError) } else { continuation.resume(with: result) }
+                }
+            }, fail: { continuation.resume(throwing: $0) }))
+        }
+    }
+
+    /// Runs `body` on a read connection (a consistent snapshot of committed data).
+    public func read<T>(_ body: (Database) throws -> T) throws -> T {
+        let database = try readers.withLock { $0.popLast() } ?? Database(path: path, readOnly: true)
+        defer { readers.withLock { $0.append(database) } }
+        try database.execute("BEGIN")
+        defer { try? database.execute("COMMIT") }
+        return try body(database)
+    }
+
+    /// Stops the writer after the writes already queued.
+    public func close() { writer.stop() }
+}
+
+/// One write: `run` executes it inside the open transaction and returns what to do once the
+/// transaction's fate is known; `fail` answers it when it never got to run.
+private struct Job: Sendable {
+    let run: @Sendable (Database) -> (@Sendable (Error?) -> Void)
+    let fail: @Sendable (Error) -> Void
+}
+
+/// The single writer thread.
+private final class Writer: @unchecked Sendable {
+    private let database: Database
+    private let logger: Logger
+    private let queue = Mutex<(jobs: [Job], stopping: Bool)>(([], false))
+    private let wake = DispatchSemaphore(value: 0)
+    private let stopped = DispatchSemaphore(value: 0)
+    /// The largest group: bounds the latency one commit adds to the first write in it.
+    private let maxBatch = 1024
+
+    init(database: Database, logger: Logger) {
+        self.database = database
+        self.logger = logger
+        let thread = Thread { [self] in run() }
+        thread.name = "casebridge-store-writer"
+        thread.start()
+    }
+
+    func enqueue(_ job: Job) {
+        queue.withLock { $0.jobs.append(job) }
+        wake.signal()
+    }
+
+    func stop() {
+        queue.withLock { $0.stopping = true }
+        wake.signal()
+        stopped.wait()
+    }
+
+    private func run() {
+        while true {
+            wake.wait()
+            let (batch, stopping) = queue.withLock { state -> ([Job], Bool) in
+                let batch = Array(state.jobs.prefix(maxBatch))
+                state.jobs.removeFirst(batch.count)
+                return (batch, state.stopping && state.jobs.isEmpty)
+            }
+            if !batch.isEmpty { commit(batch) }
+            // Each signal may stand for several jobs: keep going while any are queued.
+            if queue.withLock({ !$0.jobs.isEmpty }) { wake.signal() }
+            if stopping { break }
+        }
+        stopped.signal()
+    }
+
+    private func commit(_ batch: [Job]) {
+        do {
+            try database.execute("BEGIN IMMEDIATE")
+        } catch {
+            logger.error("store transaction could not begin", metadata: ["error": "\(error)", "writes": "\(batch.count)"])
+            for job in batch { job.fail(error) }
+            return
+        }
+        let completions = batch.map { $0.run(database) }
+        do {
+            try database.execute("COMMIT")
+        } catch {
+            logger.error("store commit failed", metadata: ["error": "\(error)", "writes": "\(batch.count)"])
+            try? database.execute("ROLLBACK")
+            for completion in completions { completion(error) }
+            return
+        }
+        for completion in completions { completion(nil) }
+    }
+}

@@ -1,0 +1,115 @@
+/// The schema, one step per version. Append only: a released step is never edited, so every
+/// node, whatever version it last ran, reaches the same schema.
+enum Migrations {
+    static let steps: [String] = [
+        // 1: cases, persons, history, inbox, outbox, idempotency keys, events, audit.
+        """
+        CREATE TABLE cases (
+            case_id TEXT PRIMARY KEY,
+            requesting_node TEXT NOT NULL,
+            request BLOB NOT NULL,
+            kind INTEGER NOT NULL,
+            urgency INTEGER NOT NULL,
+            origin_reference TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            step INTEGER NOT NULL,
+            person_count INTEGER NOT NULL,
+            created_at_ms INTEGER NOT NULL,
+            updated_at_ms INTEGER NOT NULL
+        );
+        CREATE INDEX cases_by_update ON cases(updated_at_ms);
+        CREATE TABLE persons (
+            case_id TEXT NOT NULL REFERENCES cases(case_id),
+            person_ref TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            status INTEGER NOT NULL,
+            note TEXT NOT NULL DEFAULT '',
+            updated_at_ms INTEGER NOT NULL,
+            PRIMARY KEY (case_id, person_ref)
+        ) WITHOUT ROWID;
+        CREATE TABLE case_history (
+            position INTEGER PRIMARY KEY AUTOINCREMENT,
+            case_id TEXT NOT NULL REFERENCES cases(case_id),
+            actor_node TEXT NOT NULL,
+            sequence INTEGER NOT NULL,
+            update_id TEXT NOT NULL UNIQUE,
+            body BLOB NOT NULL,
+            applied_at_ms INTEGER NOT NULL,
+            UNIQUE (case_id, actor_node, sequence)
+        );
+        CREATE TABLE inbox (
+            entry_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind INTEGER NOT NULL,
+            message_id TEXT NOT NULL UNIQUE,
+            case_id TEXT NOT NULL,
+            from_node TEXT NOT NULL,
+            received_at_ms INTEGER NOT NULL,
+            read_at_ms INTEGER,
+            read_by TEXT
+        );
+        CREATE TABLE outbox (
+            position INTEGER PRIMARY KEY AUTOINCREMENT,
+            message_id TEXT NOT NULL,
+            peer_node TEXT NOT NULL,
+            kind INTEGER NOT NULL,
+            case_id TEXT NOT NULL,
+            body BLOB NOT NULL,
+            state INTEGER NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT NOT NULL DEFAULT '',
+            queued_at_ms INTEGER NOT NULL,
+            next_attempt_at_ms INTEGER NOT NULL,
+            delivered_at_ms INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (message_id, peer_node)
+        );
+        CREATE INDEX outbox_by_peer ON outbox(peer_node, state, position);
+        CREATE TABLE processed (
+            message_id TEXT PRIMARY KEY,
+            from_node TEXT NOT NULL,
+            receipt BLOB NOT NULL,
+            processed_at_ms INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE events (
+            event_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            case_id TEXT NOT NULL,
+            kind INTEGER NOT NULL,
+            message_id TEXT NOT NULL DEFAULT '',
+            peer_node TEXT NOT NULL DEFAULT '',
+            at_ms INTEGER NOT NULL
+        );
+        CREATE TABLE audit (
+            seq INTEGER PRIMARY KEY,
+            at_ms INTEGER NOT NULL,
+            event TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            prev_hash BLOB NOT NULL,
+            hash BLOB NOT NULL
+        );
+        CREATE TRIGGER audit_is_append_only_update BEFORE UPDATE ON audit
+            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        CREATE TRIGGER audit_is_append_only_delete BEFORE DELETE ON audit
+            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        """,
+    ]
+
+    static func apply(to database: Database) throws(StoreError) {
+        let current = Int(try database.first("PRAGMA user_version")?.int(0) ?? 0)
+        guard current <= steps.count else {
+            throw StoreError("database schema version \(current) is newer than this software (\(steps.count)); upgrade CaseBridge")
+        }
+        for (index, step) in steps.enumerated().dropFirst(current) {
+            try database.execute("BEGIN IMMEDIATE")
+            do {
+                try database.execute(step)
+                try database.execute("PRAGMA user_version = \(index + 1)")
+                try database.execute("COMMIT")
+            } catch {
+                try? database.execute("ROLLBACK")
+                throw error
+            }
+        }
+    }
+}

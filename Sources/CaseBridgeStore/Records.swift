@@ -1,0 +1,312 @@
+/// Rows of the node's tables, as the node layer reads and writes them. Protobuf messages are kept
+/// as the bytes that were received or sent; statuses are the proto enums' numbers.
+public struct CaseRow: Sendable, Equatable {
+    public var caseID: String
+    public var requestingNode: String
+    public var request: [UInt8]
+    public var kind: Int32
+    public var urgency: Int32
+    public var originReference: String
+    public var status: Int32
+    public var step: Int32
+    public var personCount: Int
+    public var createdAtMs: Int64
+    public var updatedAtMs: Int64
+
+    public init(caseID: String, requestingNode: String, request: [UInt8], kind: Int32, urgency: Int32, originReference: String,
+                status: Int32, step: Int32, personCount: Int, createdAtMs: Int64, updatedAtMs: Int64) {
+        self.caseID = caseID
+        self.requestingNode = requestingNode
+        self.request = request
+        self.kind = kind
+        self.urgency = urgency
+        self.originReference = originReference
+        self.status = status
+        self.step = step
+        self.personCount = personCount
+        self.createdAtMs = createdAtMs
+        self.updatedAtMs = updatedAtMs
+    }
+}
+
+public struct PersonRow: Sendable, Equatable {
+    public var personRef: String
+    public var position: Int
+    public var status: Int32
+    public var note: String
+    public var updatedAtMs: Int64
+    public init(personRef: String, position: Int, status: Int32, note: String, updatedAtMs: Int64) {
+        self.personRef = personRef
+        self.position = position
+        self.status = status
+        self.note = note
+        self.updatedAtMs = updatedAtMs
+    }
+}
+
+public struct InboxRow: Sendable, Equatable {
+    public var entryID: Int64
+    public var kind: Int32
+    public var messageID: String
+    public var caseID: String
+    public var fromNode: String
+    public var receivedAtMs: Int64
+    public var readAtMs: Int64?
+    public var readBy: String
+}
+
+public struct OutboxRow: Sendable, Equatable {
+    public var position: Int64
+    public var messageID: String
+    public var peerNode: String
+    /// 1: an InterventionRequest; 2: a CaseUpdate.
+    public var kind: Int32
+    public var caseID: String
+    public var body: [UInt8]
+    public var state: Int32
+    public var attempts: Int
+    public var lastError: String
+    public var queuedAtMs: Int64
+    public var nextAttemptAtMs: Int64
+    public var deliveredAtMs: Int64
+
+    public init(messageID: String, peerNode: String, kind: Int32, caseID: String, body: [UInt8], state: Int32, queuedAtMs: Int64) {
+        self.position = 0
+        self.messageID = messageID
+        self.peerNode = peerNode
+        self.kind = kind
+        self.caseID = caseID
+        self.body = body
+        self.state = state
+        self.attempts = 0
+        self.lastError = ""
+        self.queuedAtMs = queuedAtMs
+        self.nextAttemptAtMs = queuedAtMs
+        self.deliveredAtMs = 0
+    }
+}
+
+public struct EventRow: Sendable, Equatable {
+    public var eventID: Int64
+    public var caseID: String
+    public var kind: Int32
+    public var messageID: String
+    public var peerNode: String
+    public var atMs: Int64
+}
+
+/// What is owed to one peer.
+public struct PeerBacklog: Sendable, Equatable {
+    public var depth: Int
+    public var oldestQueuedAtMs: Int64
+    public var lastError: String
+}
+
+extension Database {
+    // MARK: Cases and persons
+
+    public func caseRow(_ caseID: String) throws(StoreError) -> CaseRow? {
+        try first("""
+            SELECT case_id, requesting_node, request, kind, urgency, origin_reference, status, step, person_count,
+                   created_at_ms, updated_at_ms FROM cases WHERE case_id = ?
+            """, [.text(caseID)]).map(Self.caseRow)
+    }
+
+    public func insertCase(_ row: CaseRow) throws(StoreError) {
+        try query("INSERT INTO cases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+            .text(row.caseID), .text(row.requestingNode), .blob(row.request), .int(Int64(row.kind)), .int(Int64(row.urgency)),
+            .text(row.originReference), .int(Int64(row.status)), .int(Int64(row.step)), .int(Int64(row.personCount)),
+            .int(row.createdAtMs), .int(row.updatedAtMs),
+        ])
+    }
+
+    public func updateCaseState(_ caseID: String, status: Int32, step: Int32, personCount: Int, updatedAtMs: Int64) throws(StoreError) {
+        try query("UPDATE cases SET status = ?, step = ?, person_count = ?, updated_at_ms = ? WHERE case_id = ?", [
+            .int(Int64(status)), .int(Int64(step)), .int(Int64(personCount)), .int(updatedAtMs), .text(caseID),
+        ])
+    }
+
+    /// Cases, most recently updated first; `requestingNode` limits them to one embassy's.
+    public func cases(statuses: [Int32], updatedSinceMs: Int64, requestingNode: String?, limit: Int) throws(StoreError) -> [CaseRow] {
+        var sql = """
+            SELECT case_id, requesting_node, request, kind, urgency, origin_reference, status, step, person_count,
+                   created_at_ms, updated_at_ms FROM cases WHERE updated_at_ms >= ?
+            """
+        var values: [SQLValue] = [.int(updatedSinceMs)]
+        if let requestingNode {
+            sql += " AND requesting_node = ?"
+            values.append(.text(requestingNode))
+        }
+        if !statuses.isEmpty { sql += " AND status IN (\(statuses.map { String($0) }.joined(separator: ",")))" }
+        sql += " ORDER BY updated_at_ms DESC, case_id LIMIT ?"
+        values.append(.int(Int64(limit)))
+        return try query(sql, values).map(Self.caseRow)
+    }
+
+    private static func caseRow(_ r: Row) -> CaseRow {
+        CaseRow(caseID: r.text(0), requestingNode: r.text(1), request: r.blob(2), kind: Int32(r.int(3)), urgency: Int32(r.int(4)),
+                originReference: r.text(5), status: Int32(r.int(6)), step: Int32(r.int(7)), personCount: Int(r.int(8)),
+                createdAtMs: r.int(9), updatedAtMs: r.int(10))
+    }
+
+    public func persons(_ caseID: String) throws(StoreError) -> [PersonRow] {
+        try query("SELECT person_ref, position, status, note, updated_at_ms FROM persons WHERE case_id = ? ORDER BY position",
+                  [.text(caseID)]).map { PersonRow(personRef: $0.text(0), position: Int($0.int(1)), status: Int32($0.int(2)),
+                                                   note: $0.text(3), updatedAtMs: $0.int(4)) }
+    }
+
+    public func upsertPerson(_ caseID: String, _ person: PersonRow) throws(StoreError) {
+        try query("INSERT OR REPLACE INTO persons VALUES (?, ?, ?, ?, ?, ?)", [
+            .text(caseID), .text(person.personRef), .int(Int64(person.position)), .int(Int64(person.status)),
+            .text(person.note), .int(person.updatedAtMs),
+        ])
+    }
+
+    // MARK: History
+
+    /// The highest sequence applied from `actor` to the case (0 when none).
+    public func lastSequence(_ caseID: String, actor: String) throws(StoreError) -> UInt64 {
+        UInt64(try first("SELECT COALESCE(MAX(sequence), 0) FROM case_history WHERE case_id = ? AND actor_node = ?",
+                         [.text(caseID), .text(actor)])?.int(0) ?? 0)
+    }
+
+    public func historyUpdateID(_ caseID: String, actor: String, sequence: UInt64) throws(StoreError) -> String? {
+        try first("SELECT update_id FROM case_history WHERE case_id = ? AND actor_node = ? AND sequence = ?",
+                  [.text(caseID), .text(actor), .int(Int64(sequence))])?.text(0)
+    }
+
+    public func appendHistory(_ caseID: String, actor: String, sequence: UInt64, updateID: String, body: [UInt8], atMs: Int64) throws(StoreError) {
+        try query("INSERT INTO case_history (case_id, actor_node, sequence, update_id, body, applied_at_ms) VALUES (?, ?, ?, ?, ?, ?)", [
+            .text(caseID), .text(actor), .int(Int64(sequence)), .text(updateID), .blob(body), .int(atMs),
+        ])
+    }
+
+    /// Every update applied to the case, in the order this node applied them.
+    public func history(_ caseID: String) throws(StoreError) -> [[UInt8]] {
+        try query("SELECT body FROM case_history WHERE case_id = ? ORDER BY position", [.text(caseID)]).map { $0.blob(0) }
+    }
+
+    // MARK: Inbox
+
+    @discardableResult
+    public func insertInbox(kind: Int32, messageID: String, caseID: String, fromNode: String, atMs: Int64) throws(StoreError) -> Int64 {
+        try query("INSERT INTO inbox (kind, message_id, case_id, from_node, received_at_ms) VALUES (?, ?, ?, ?, ?)", [
+            .int(Int64(kind)), .text(messageID), .text(caseID), .text(fromNode), .int(atMs),
+        ])
+        return lastInsertRowID
+    }
+
+    /// Unread first, newest first within each group.
+    public func inbox(unreadOnly: Bool, limit: Int) throws(StoreError) -> [InboxRow] {
+        try query("""
+            SELECT entry_id, kind, message_id, case_id, from_node, received_at_ms, read_at_ms, COALESCE(read_by, '') FROM inbox
+            \(unreadOnly ? "WHERE read_at_ms IS NULL" : "")
+            ORDER BY read_at_ms IS NOT NULL, entry_id DESC LIMIT ?
+            """, [.int(Int64(limit))]).map {
+            InboxRow(entryID: $0.int(0), kind: Int32($0.int(1)), messageID: $0.text(2), caseID: $0.text(3), fromNode: $0.text(4),
+                     receivedAtMs: $0.int(5), readAtMs: $0.isNull(6) ? nil : $0.int(6), readBy: $0.text(7))
+        }
+    }
+
+    public func unreadCount() throws(StoreError) -> Int {
+        Int(try first("SELECT COUNT(*) FROM inbox WHERE read_at_ms IS NULL")?.int(0) ?? 0)
+    }
+
+    public func markRead(_ entryIDs: [Int64], reader: String, atMs: Int64) throws(StoreError) -> Int {
+        var marked = 0
+        for id in entryIDs {
+            try query("UPDATE inbox SET read_at_ms = ?, read_by = ? WHERE entry_id = ? AND read_at_ms IS NULL", [.int(atMs), .text(reader), .int(id)])
+            marked += changes
+        }
+        return marked
+    }
+
+    // MARK: Outbox
+
+    public func enqueue(_ row: OutboxRow) throws(StoreError) {
+        try query("""
+            INSERT INTO outbox (message_id, peer_node, kind, case_id, body, state, queued_at_ms, next_attempt_at_ms)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """, [.text(row.messageID), .text(row.peerNode), .int(Int64(row.kind)), .text(row.caseID), .blob(row.body),
+                  .int(Int64(row.state)), .int(row.queuedAtMs), .int(row.nextAttemptAtMs)])
+    }
+
+    /// The oldest message still owed to `peer` (states given by the caller), whether due or not.
+    public func outboxHead(peer: String, pendingStates: [Int32]) throws(StoreError) -> OutboxRow? {
+        try first("""
+            SELECT \(Self.outboxColumns) FROM outbox WHERE peer_node = ? AND state IN (\(pendingStates.map { String($0) }.joined(separator: ",")))
+            ORDER BY position LIMIT 1
+            """, [.text(peer)]).map(Self.outboxRow)
+    }
+
+    public func outbox(caseID: String) throws(StoreError) -> [OutboxRow] {
+        try query("SELECT \(Self.outboxColumns) FROM outbox WHERE case_id = ? ORDER BY position", [.text(caseID)]).map(Self.outboxRow)
+    }
+
+    public func outboxMessage(_ messageID: String, peer: String) throws(StoreError) -> OutboxRow? {
+        try first("SELECT \(Self.outboxColumns) FROM outbox WHERE message_id = ? AND peer_node = ?", [.text(messageID), .text(peer)]).map(Self.outboxRow)
+    }
+
+    public func updateOutbox(_ row: OutboxRow) throws(StoreError) {
+        try query("""
+            UPDATE outbox SET state = ?, attempts = ?, last_error = ?, next_attempt_at_ms = ?, delivered_at_ms = ? WHERE position = ?
+            """, [.int(Int64(row.state)), .int(Int64(row.attempts)), .text(row.lastError), .int(row.nextAttemptAtMs),
+                  .int(row.deliveredAtMs), .int(row.position)])
+    }
+
+    /// Per peer: messages in `pendingStates`, the oldest one's queue time, the latest error.
+    public func backlog(pendingStates: [Int32]) throws(StoreError) -> [String: PeerBacklog] {
+        let rows = try query("""
+            SELECT peer_node, COUNT(*), MIN(queued_at_ms),
+                   (SELECT last_error FROM outbox o2 WHERE o2.peer_node = outbox.peer_node AND last_error != '' ORDER BY position DESC LIMIT 1)
+            FROM outbox WHERE state IN (\(pendingStates.map { String($0) }.joined(separator: ","))) GROUP BY peer_node
+            """)
+        return Dictionary(uniqueKeysWithValues: rows.map { ($0.text(0), PeerBacklog(depth: Int($0.int(1)), oldestQueuedAtMs: $0.int(2), lastError: $0.text(3))) })
+    }
+
+    private static let outboxColumns = """
+        position, message_id, peer_node, kind, case_id, body, state, attempts, last_error, queued_at_ms, next_attempt_at_ms, delivered_at_ms
+        """
+
+    private static func outboxRow(_ r: Row) -> OutboxRow {
+        var row = OutboxRow(messageID: r.text(1), peerNode: r.text(2), kind: Int32(r.int(3)), caseID: r.text(4), body: r.blob(5),
+                            state: Int32(r.int(6)), queuedAtMs: r.int(9))
+        row.position = r.int(0)
+        row.attempts = Int(r.int(7))
+        row.lastError = r.text(8)
+        row.nextAttemptAtMs = r.int(10)
+        row.deliveredAtMs = r.int(11)
+        return row
+    }
+
+    // MARK: Idempotency keys
+
+    /// The receipt given when `messageID` was first processed, and who sent it.
+    public func processed(_ messageID: String) throws(StoreError) -> (fromNode: String, receipt: [UInt8])? {
+        try first("SELECT from_node, receipt FROM processed WHERE message_id = ?", [.text(messageID)]).map { ($0.text(0), $0.blob(1)) }
+    }
+
+    public func recordProcessed(_ messageID: String, fromNode: String, receipt: [UInt8], atMs: Int64) throws(StoreError) {
+        try query("INSERT INTO processed VALUES (?, ?, ?, ?)", [.text(messageID), .text(fromNode), .blob(receipt), .int(atMs)])
+    }
+
+    // MARK: Events
+
+    @discardableResult
+    public func appendEvent(caseID: String, kind: Int32, messageID: String = "", peerNode: String = "", atMs: Int64) throws(StoreError) -> Int64 {
+        try query("INSERT INTO events (case_id, kind, message_id, peer_node, at_ms) VALUES (?, ?, ?, ?, ?)",
+                  [.text(caseID), .int(Int64(kind)), .text(messageID), .text(peerNode), .int(atMs)])
+        return lastInsertRowID
+    }
+
+    public func events(after eventID: Int64, limit: Int) throws(StoreError) -> [EventRow] {
+        try query("SELECT event_id, case_id, kind, message_id, peer_node, at_ms FROM events WHERE event_id > ? ORDER BY event_id LIMIT ?",
+                  [.int(eventID), .int(Int64(limit))]).map {
+            EventRow(eventID: $0.int(0), caseID: $0.text(1), kind: Int32($0.int(2)), messageID: $0.text(3), peerNode: $0.text(4), atMs: $0.int(5))
+        }
+    }
+
+    public func lastEventID() throws(StoreError) -> Int64 {
+        try first("SELECT COALESCE(MAX(event_id), 0) FROM events")?.int(0) ?? 0
+    }
+}
