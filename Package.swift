@@ -43,8 +43,14 @@ let package = Package(
             "CSQLite", "CaseBridgeTLS", .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // The node: configuration, lifecycle, authorization, services, delivery. Imports no C.
+        .target(name: "CaseBridgeNode", dependencies: [
+            "CaseBridgeRPC", "CaseBridgeStore", "CaseBridgeProto", "CaseBridgeTLS", "CaseBridgeNet",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
         .executableTarget(name: "casebridge", dependencies: [
-            "CaseBridgeProto",
+            "CaseBridgeNode", "CaseBridgeRPC", "CaseBridgeProto",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -54,6 +60,10 @@ let package = Package(
         .testTarget(name: "CaseBridgeProtoTests", dependencies: ["CaseBridgeProto", "TestSupport"]),
         .testTarget(name: "CaseBridgeStoreTests", dependencies: [
             "CaseBridgeStore", "TestSupport", .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "CaseBridgeNodeTests", dependencies: [
+            "CaseBridgeNode", "CaseBridgeRPC", "CaseBridgeTLS", "CaseBridgeProto", "TestSupport",
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "CaseBridgeRPCTests", dependencies: [
             "CaseBridgeRPC", "CaseBridgeHTTP2", "CaseBridgeNet", "CaseBridgeTLS", "CaseBridgeProto", "TestSupport",

@@ -36,7 +36,7 @@ def camel(name, upper=False):
     parts = name.split("_")
     out = parts[0] if not upper else parts[0][:1].upper() + parts[0][1:]
     for p in parts[1:]:
-        out += "ID" if p == "id" else p[:1].upper() + p[1:]
+        out += {"id": "ID", "ids": "IDs"}.get(p) or p[:1].upper() + p[1:]
     return out
 
 

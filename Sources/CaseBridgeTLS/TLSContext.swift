@@ -89,6 +89,12 @@ public final class TLSContext: @unchecked Sendable {
         return ssl
     }
 
+    /// The node identities this side's own certificate states.
+    public var identities: [PeerIdentity] {
+        guard let cert = SSL_CTX_get0_certificate(context) else { return [] }
+        return Certificates.uriNames(cert).compactMap(PeerIdentity.init(uri:))
+    }
+
     /// The expiry of this side's own certificate, as unix seconds.
     public var certificateNotAfter: Int64? {
         guard let cert = SSL_CTX_get0_certificate(context) else { return nil }

@@ -1,12 +1,19 @@
 import ArgumentParser
 import CaseBridgeProto
+import Foundation
 
 @main
-struct CaseBridgeCommand: ParsableCommand {
+struct CaseBridgeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "casebridge",
         abstract: "Moves rescue and repatriation requests between embassies and NCCT.",
-        subcommands: [ContractCommand.self]
+        discussion: """
+            Each agency runs one node. Staff use the commands below against their own node, which
+            delivers to the other agencies' nodes over gRPC with mutual TLS.
+
+            Example: casebridge node run --config nodes/ncct.json
+            """,
+        subcommands: [NodeCommand.self, ContractCommand.self]
     )
 }
 
@@ -29,4 +36,11 @@ struct ContractCommand: ParsableCommand {
             print("  \(method.name)(\(method.input)) -> \(method.output)")
         }
     }
+}
+
+/// Prints one readable line for a failure and exits non-zero: 2 for bad input or configuration,
+/// 1 for everything else.
+func fail(_ message: String, code: Int32 = 1) -> ExitCode {
+    FileHandle.standardError.write(Data("casebridge: \(message)\n".utf8))
+    return ExitCode(code)
 }

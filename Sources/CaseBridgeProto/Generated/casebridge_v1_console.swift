@@ -77,16 +77,16 @@ public struct InboxEntry: ProtoMessage {
 
 public struct MarkReadRequest: ProtoMessage {
     public static let protoName = "casebridge.v1.MarkReadRequest"
-    public var entryIds: [UInt64] = []
+    public var entryIDs: [UInt64] = []
     public var reader: String = ""
     public init() {}
     public init(fields: ProtoFields) {
-        entryIds = fields.values(1)
+        entryIDs = fields.values(1)
         reader = fields.value(2)
     }
     public var protoFields: ProtoFields {
         var fields = ProtoFields()
-        fields.set(1, entryIds)
+        fields.set(1, entryIDs)
         fields.set(2, reader)
         return fields
     }

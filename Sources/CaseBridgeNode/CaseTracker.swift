@@ -1,0 +1,282 @@
+import CaseBridgeProto
+import CaseBridgeRPC
+import CaseBridgeStore
+import Foundation
+import Logging
+import Synchronization
+
+/// The node's cases: what it received, what its staff did, what it owes its peers. Every change is
+/// one store transaction holding the case, its history, the inbox entry, the outbox message, the
+/// idempotency key, the event and the audit entry; callers hear back only after it committed.
+public final class CaseTracker: Sendable {
+    public let me: DirectoryEntry
+    public let directory: Directory
+    let store: CaseStore
+    let logger: Logger
+    let changes = Broadcast()
+    /// Called after a commit that queued a message for this peer.
+    let outboxChanged: @Sendable (String) -> Void
+
+    init(me: DirectoryEntry, directory: Directory, store: CaseStore, logger: Logger, outboxChanged: @escaping @Sendable (String) -> Void) {
+        self.me = me
+        self.directory = directory
+        self.store = store
+        self.logger = logger
+        self.outboxChanged = outboxChanged
+    }
+
+    /// Who is looking at cases: the node's own staff, or a peer node.
+    public enum Viewer: Sendable {
+        case staff
+        case peer(DirectoryEntry)
+    }
+
+    enum MessageKind: Int32 { case request = 1, update = 2 }
+
+    static let pendingDeliveryStates = [DeliveryState.queued.rawValue, DeliveryState.sent.rawValue, DeliveryState.retryWaiting.rawValue]
+
+    // MARK: Received from peers
+
+    /// A request from an embassy (at the NCCT node): stored in the inbox and tracker as `received`.
+    func receiveRequest(_ request: InterventionRequest, from caller: DirectoryEntry) async throws -> SubmitReceipt {
+        guard me.role == .ncct else { throw RPCError(.permissionDenied, "\(me.id) is an embassy node; requests go to NCCT") }
+        guard caller.role == .embassy else { throw RPCError(.permissionDenied, "only embassy nodes submit requests") }
+        guard request.originNode == caller.id else {
+            throw RPCError(.permissionDenied, "origin_node \(request.originNode) is not the caller \(caller.id)")
+        }
+        try Validation.check(request)
+        let body = try ProtoCodec.encode(request)
+        let me = self.me
+        let receipt: SubmitReceipt = try await store.write { db in
+            if let previous = try db.processed(request.requestID) {
+                guard previous.fromNode == caller.id else { throw RPCError(.alreadyExists, "request_id is already used by another node") }
+                var receipt = try ProtoCodec.decode(SubmitReceipt.self, from: previous.receipt)
+                receipt.alreadyReceived = true
+                receipt.status = CaseStatus(rawValue: try db.caseRow(request.requestID)?.status ?? receipt.status.rawValue)
+                return receipt
+            }
+            let now = Clock.nowMs()
+            try db.insertCase(CaseRow(caseID: request.requestID, requestingNode: caller.id, request: body, kind: request.kind.rawValue,
+                                      urgency: request.urgency.rawValue, originReference: request.originReference,
+                                      status: CaseStatus.received.rawValue, step: 0, personCount: request.persons.count,
+                                      createdAtMs: now, updatedAtMs: now))
+            for (i, person) in request.persons.enumerated() {
+                try db.upsertPerson(request.requestID, PersonRow(personRef: person.personRef, position: i,
+                                                                 status: PersonStatus.pending.rawValue, note: "", updatedAtMs: now))
+            }
+            try db.insertInbox(kind: InboxEntryKind.request.rawValue, messageID: request.requestID, caseID: request.requestID,
+                               fromNode: caller.id, atMs: now)
+            var receipt = SubmitReceipt()
+            receipt.requestID = request.requestID
+            receipt.caseID = request.requestID
+            receipt.status = .received
+            receipt.receivedAtMs = now
+            receipt.receiverNode = me.id
+            try db.recordProcessed(request.requestID, fromNode: caller.id, receipt: try ProtoCodec.encode(receipt), atMs: now)
+            try db.appendEvent(caseID: request.requestID, kind: CaseEventKind.opened.rawValue, messageID: request.requestID, atMs: now)
+            try db.appendAudit(event: "request.received", actor: caller.id, subject: request.requestID, outcome: "ok",
+                               detail: "persons=\(request.persons.count) kind=\(request.kind)", atMs: now)
+            return receipt
+        }
+        changes.notify()
+        return receipt
+    }
+
+    /// An update from the peer that made it, applied in its sequence order.
+    func receiveUpdate(_ update: CaseUpdate, from caller: DirectoryEntry) async throws -> UpdateReceipt {
+        guard update.actorNode == caller.id else {
+            throw RPCError(.permissionDenied, "actor_node \(update.actorNode) is not the caller \(caller.id)")
+        }
+        guard Validation.isUUID(update.updateID) else { throw RPCError(.invalidArgument, "update_id: must be a lower-case UUID") }
+        guard update.sequence >= 1 else { throw RPCError(.invalidArgument, "sequence: starts at 1") }
+        let body = try ProtoCodec.encode(update)
+        let tracker = self
+        let receipt: UpdateReceipt = try await store.write { db in
+            guard let row = try db.caseRow(update.caseID) else { throw RPCError(.notFound, "no case \(update.caseID)") }
+            let actor = try tracker.actor(caller, for: row)
+            if let previous = try db.processed(update.updateID) {
+                guard previous.fromNode == caller.id else { throw RPCError(.alreadyExists, "update_id is already used by another node") }
+                var receipt = try ProtoCodec.decode(UpdateReceipt.self, from: previous.receipt)
+                receipt.alreadyApplied = true
+                return receipt
+            }
+            let last = try db.lastSequence(update.caseID, actor: caller.id)
+            guard update.sequence == last + 1 else {
+                if update.sequence <= last {
+                    throw RPCError(.failedPrecondition, "sequence \(update.sequence) of \(caller.id) was already applied with another update_id")
+                }
+                throw RPCError(.failedPrecondition, "sequence gap: expected \(last + 1) from \(caller.id), got \(update.sequence)",
+                               metadata: ["casebridge-expected-sequence": String(last + 1)])
+            }
+            let now = Clock.nowMs()
+            // Person timestamps say when the change was made at the actor, so both trackers agree.
+            let madeAt = update.occurredAtMs > 0 ? update.occurredAtMs : now
+            let state = try Lifecycle.apply(update.change, by: actor, to: try tracker.state(row, db), atMs: madeAt)
+            try tracker.save(state, of: row, db, atMs: now)
+            try db.appendHistory(update.caseID, actor: caller.id, sequence: update.sequence, updateID: update.updateID, body: body, atMs: now)
+            try db.insertInbox(kind: InboxEntryKind.update.rawValue, messageID: update.updateID, caseID: update.caseID, fromNode: caller.id, atMs: now)
+            let receipt = UpdateReceipt.make(update, status: state.status, atMs: now)
+            try db.recordProcessed(update.updateID, fromNode: caller.id, receipt: try ProtoCodec.encode(receipt), atMs: now)
+            try db.appendEvent(caseID: update.caseID, kind: CaseEventKind.updated.rawValue, messageID: update.updateID, atMs: now)
+            try db.appendAudit(event: "update.applied", actor: caller.id, subject: update.caseID, outcome: "ok",
+                               detail: "update=\(update.updateID) seq=\(update.sequence) change=\(update.change?.kindName ?? "-") status=\(state.status)", atMs: now)
+            return receipt
+        }
+        changes.notify()
+        return receipt
+    }
+
+    // MARK: Made by the node's own staff
+
+    /// Files a request (embassy node): committed with its outbox message to NCCT.
+    public func submit(_ draft: InterventionRequest) async throws -> SubmitReceipt {
+        guard me.role == .embassy else { throw RPCError(.permissionDenied, "only embassy nodes file requests") }
+        var prepared = draft
+        if prepared.requestID.isEmpty { prepared.requestID = UUID().uuidString.lowercased() }
+        prepared.originNode = me.id
+        if prepared.createdAtMs == 0 { prepared.createdAtMs = Clock.nowMs() }
+        let request = prepared
+        try Validation.check(request)
+        let body = try ProtoCodec.encode(request)
+        let ncct = directory.ncct.id
+        let receipt: SubmitReceipt = try await store.write { db in
+            guard try db.caseRow(request.requestID) == nil else { throw RPCError(.alreadyExists, "request \(request.requestID) was already filed") }
+            let now = Clock.nowMs()
+            try db.insertCase(CaseRow(caseID: request.requestID, requestingNode: request.originNode, request: body, kind: request.kind.rawValue,
+                                      urgency: request.urgency.rawValue, originReference: request.originReference,
+                                      status: CaseStatus.submitted.rawValue, step: 0, personCount: request.persons.count,
+                                      createdAtMs: now, updatedAtMs: now))
+            for (i, person) in request.persons.enumerated() {
+                try db.upsertPerson(request.requestID, PersonRow(personRef: person.personRef, position: i,
+                                                                 status: PersonStatus.pending.rawValue, note: "", updatedAtMs: now))
+            }
+            try db.enqueue(OutboxRow(messageID: request.requestID, peerNode: ncct, kind: MessageKind.request.rawValue,
+                                     caseID: request.requestID, body: body, state: DeliveryState.queued.rawValue, queuedAtMs: now))
+            try db.appendEvent(caseID: request.requestID, kind: CaseEventKind.opened.rawValue, messageID: request.requestID, atMs: now)
+            try db.appendAudit(event: "request.submitted", actor: "console", subject: request.requestID, outcome: "ok",
+                               detail: "persons=\(request.persons.count) kind=\(request.kind) to=\(ncct)", atMs: now)
+            var receipt = SubmitReceipt()
+            receipt.requestID = request.requestID
+            receipt.caseID = request.requestID
+            receipt.status = .submitted
+            receipt.receivedAtMs = now
+            receipt.receiverNode = request.originNode
+            return receipt
+        }
+        changes.notify()
+        outboxChanged(ncct)
+        return receipt
+    }
+
+    /// A change by this node's staff: checked, committed with its outbox message, then delivered.
+    public func applyChange(_ draft: CaseUpdate) async throws -> UpdateReceipt {
+        var prepared = draft
+        if prepared.updateID.isEmpty { prepared.updateID = UUID().uuidString.lowercased() }
+        guard Validation.isUUID(prepared.updateID) else { throw RPCError(.invalidArgument, "update_id: must be a lower-case UUID") }
+        prepared.actorNode = me.id
+        let tracker = self, ready = prepared
+        let (receipt, peer): (UpdateReceipt, String) = try await store.write { db in
+            var update = ready
+            guard let row = try db.caseRow(update.caseID) else { throw RPCError(.notFound, "no case \(update.caseID)") }
+            if try db.processed(update.updateID) != nil { throw RPCError(.alreadyExists, "update \(update.updateID) was already made") }
+            let actor: Lifecycle.Actor = tracker.me.role == .ncct ? .ncct : .requestingEmbassy
+            let now = Clock.nowMs()
+            let state = try Lifecycle.apply(update.change, by: actor, to: try tracker.state(row, db), atMs: now)
+            update.sequence = try db.lastSequence(update.caseID, actor: tracker.me.id) + 1
+            update.occurredAtMs = now
+            let body = try ProtoCodec.encode(update)
+            try tracker.save(state, of: row, db, atMs: now)
+            try db.appendHistory(update.caseID, actor: tracker.me.id, sequence: update.sequence, updateID: update.updateID, body: body, atMs: now)
+            // NCCT's changes go to the embassy that opened the case; an embassy's go to NCCT.
+            let peer = tracker.me.role == .ncct ? row.requestingNode : tracker.directory.ncct.id
+            try db.enqueue(OutboxRow(messageID: update.updateID, peerNode: peer, kind: MessageKind.update.rawValue, caseID: update.caseID,
+                                     body: body, state: DeliveryState.queued.rawValue, queuedAtMs: now))
+            let receipt = UpdateReceipt.make(update, status: state.status, atMs: now)
+            try db.recordProcessed(update.updateID, fromNode: tracker.me.id, receipt: try ProtoCodec.encode(receipt), atMs: now)
+            try db.appendEvent(caseID: update.caseID, kind: CaseEventKind.updated.rawValue, messageID: update.updateID, atMs: now)
+            try db.appendAudit(event: "update.made", actor: "console", subject: update.caseID, outcome: "ok",
+                               detail: "update=\(update.updateID) seq=\(update.sequence) change=\(update.change?.kindName ?? "-") status=\(state.status)", atMs: now)
+            return (receipt, peer)
+        }
+        changes.notify()
+        outboxChanged(peer)
+        return receipt
+    }
+
+    // MARK: Audit of refusals
+
+    /// Records a refused call or connection; only the refusal is stored.
+    func auditRefusal(event: String, actor: String, subject: String, error: RPCError) async {
+        do {
+            try await store.write { db in
+                try db.appendAudit(event: event, actor: actor, subject: subject, outcome: error.code.description, detail: error.message, atMs: Clock.nowMs())
+            }
+        } catch {
+            logger.error("audit entry could not be written", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: Helpers shared by the operations
+
+    /// How the caller stands to the case: NCCT, or the embassy that opened it. Anyone else is refused.
+    func actor(_ caller: DirectoryEntry, for row: CaseRow) throws(RPCError) -> Lifecycle.Actor {
+        if caller.role == .ncct { return .ncct }
+        guard caller.id == row.requestingNode else { throw RPCError(.permissionDenied, "case \(row.caseID) belongs to another embassy") }
+        return .requestingEmbassy
+    }
+
+    func state(_ row: CaseRow, _ db: Database) throws -> Lifecycle.CaseState {
+        let persons = try db.persons(row.caseID).map { person in
+            var state = PersonState()
+            state.personRef = person.personRef
+            state.status = PersonStatus(rawValue: person.status)
+            state.note = person.note
+            state.updatedAtMs = person.updatedAtMs
+            return state
+        }
+        return Lifecycle.CaseState(status: CaseStatus(rawValue: row.status), step: BusinessStep(rawValue: row.step), persons: persons)
+    }
+
+    func save(_ state: Lifecycle.CaseState, of row: CaseRow, _ db: Database, atMs: Int64) throws {
+        let before = try self.state(row, db).persons
+        for (position, person) in state.persons.enumerated() where position >= before.count || before[position] != person {
+            try db.upsertPerson(row.caseID, PersonRow(personRef: person.personRef, position: position, status: person.status.rawValue,
+                                                      note: person.note, updatedAtMs: person.updatedAtMs))
+        }
+        try db.updateCaseState(row.caseID, status: state.status.rawValue, step: state.step.rawValue, personCount: state.persons.count, updatedAtMs: atMs)
+    }
+}
+
+extension UpdateReceipt {
+    static func make(_ update: CaseUpdate, status: CaseStatus, atMs: Int64) -> UpdateReceipt {
+        var receipt = UpdateReceipt()
+        receipt.updateID = update.updateID
+        receipt.caseID = update.caseID
+        receipt.sequence = update.sequence
+        receipt.appliedAtMs = atMs
+        receipt.status = status
+        return receipt
+    }
+}
+
+enum Clock {
+    static func nowMs() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
+}
+
+/// Wakes everyone waiting for the next committed change (Watch streams).
+final class Broadcast: Sendable {
+    private let waiters = Mutex<[Int: AsyncStream<Void>.Continuation]>([:])
+    private let nextID = Atomic<Int>(0)
+
+    func notify() {
+        for waiter in waiters.withLock({ Array($0.values) }) { waiter.yield() }
+    }
+
+    func subscribe() -> AsyncStream<Void> {
+        let id = nextID.add(1, ordering: .relaxed).oldValue
+        let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        continuation.onTermination = { [self] _ in _ = waiters.withLock { $0.removeValue(forKey: id) } }
+        waiters.withLock { $0[id] = continuation }
+        return stream
+    }
+}

@@ -1,0 +1,137 @@
+import CaseBridgeProto
+import CaseBridgeRPC
+import CaseBridgeStore
+
+/// Reading cases, as staff or a peer may see them.
+extension CaseTracker {
+    /// NCCT's staff and node see every case; an embassy sees only the cases it opened.
+    func mayRead(_ row: CaseRow, _ viewer: Viewer) -> Bool {
+        switch viewer {
+        case .staff: true
+        case .peer(let peer): peer.role == .ncct || peer.id == row.requestingNode
+        }
+    }
+
+    public func caseView(_ caseID: String, for viewer: Viewer) throws -> Case {
+        try store.read { db in
+            guard let row = try db.caseRow(caseID) else { throw RPCError(.notFound, "no case \(caseID)") }
+            guard mayRead(row, viewer) else { throw RPCError(.permissionDenied, "case \(caseID) belongs to another embassy") }
+            var view = Case()
+            view.caseID = row.caseID
+            view.request = try ProtoCodec.decode(InterventionRequest.self, from: row.request)
+            view.status = CaseStatus(rawValue: row.status)
+            view.step = BusinessStep(rawValue: row.step)
+            view.persons = try state(row, db).persons
+            view.outcomeCounts = Lifecycle.outcomeCounts(view.persons)
+            view.history = try db.history(caseID).map { try ProtoCodec.decode(CaseUpdate.self, from: $0) }
+            view.deliveries = try db.outbox(caseID: caseID).map(Self.delivery)
+            view.requestingNode = row.requestingNode
+            view.createdAtMs = row.createdAtMs
+            view.updatedAtMs = row.updatedAtMs
+            return view
+        }
+    }
+
+    public func summaries(_ request: ListCasesRequest, for viewer: Viewer) throws -> [CaseSummary] {
+        let limit = request.limit == 0 ? 100 : Int(min(request.limit, 10_000))
+        let requester: String? = if case .peer(let peer) = viewer, peer.role == .embassy { peer.id } else { nil }
+        return try store.read { db in
+            try db.cases(statuses: request.statuses.map(\.rawValue), updatedSinceMs: request.updatedSinceMs, requestingNode: requester, limit: limit)
+                .map { try summary($0, db) }
+        }
+    }
+
+    func summary(_ row: CaseRow, _ db: Database) throws -> CaseSummary {
+        var summary = CaseSummary()
+        summary.caseID = row.caseID
+        summary.requestingNode = row.requestingNode
+        summary.kind = RequestKind(rawValue: row.kind)
+        summary.urgency = Urgency(rawValue: row.urgency)
+        summary.status = CaseStatus(rawValue: row.status)
+        summary.step = BusinessStep(rawValue: row.step)
+        summary.personCount = UInt32(row.personCount)
+        summary.outcomeCounts = Lifecycle.outcomeCounts(try state(row, db).persons)
+        summary.createdAtMs = row.createdAtMs
+        summary.updatedAtMs = row.updatedAtMs
+        summary.originReference = row.originReference
+        return summary
+    }
+
+    public func inbox(_ request: ListInboxRequest) throws -> [InboxEntry] {
+        try store.read { db in
+            try db.inbox(unreadOnly: request.unreadOnly, limit: request.limit == 0 ? 100 : Int(request.limit)).map { row in
+                var entry = InboxEntry()
+                entry.entryID = UInt64(row.entryID)
+                entry.kind = InboxEntryKind(rawValue: row.kind)
+                entry.messageID = row.messageID
+                entry.caseID = row.caseID
+                entry.fromNode = row.fromNode
+                entry.receivedAtMs = row.receivedAtMs
+                entry.read = row.readAtMs != nil
+                entry.readBy = row.readBy
+                if let caseRow = try db.caseRow(row.caseID) { entry.summary = try summary(caseRow, db) }
+                return entry
+            }
+        }
+    }
+
+    public func markRead(_ request: MarkReadRequest) async throws -> MarkReadReply {
+        let marked = try await store.write { db in
+            try db.markRead(request.entryIDs.map { Int64($0) }, reader: request.reader, atMs: Clock.nowMs())
+        }
+        var reply = MarkReadReply()
+        reply.marked = UInt32(marked)
+        return reply
+    }
+
+    /// Events after `eventID` that `viewer` may see, with the case as it is now.
+    func events(after eventID: Int64, for viewer: Viewer) throws -> (events: [CaseEvent], last: Int64) {
+        try store.read { db in
+            let rows = try db.events(after: eventID, limit: 500)
+            var events: [CaseEvent] = []
+            for row in rows {
+                guard let caseRow = try db.caseRow(row.caseID), mayRead(caseRow, viewer) else { continue }
+                var event = CaseEvent()
+                event.eventID = UInt64(row.eventID)
+                event.kind = CaseEventKind(rawValue: row.kind)
+                event.caseID = row.caseID
+                event.summary = try summary(caseRow, db)
+                event.occurredAtMs = row.atMs
+                if event.kind == .updated, let body = try db.history(row.caseID).lazy
+                    .compactMap({ try? ProtoCodec.decode(CaseUpdate.self, from: $0) }).first(where: { $0.updateID == row.messageID }) {
+                    event.update = body
+                }
+                if event.kind == .delivery, let delivery = try db.outboxMessage(row.messageID, peer: row.peerNode) {
+                    event.delivery = Self.delivery(delivery)
+                }
+                events.append(event)
+            }
+            return (events, rows.last?.eventID ?? eventID)
+        }
+    }
+
+    func lastEventID() throws -> Int64 { try store.read { try $0.lastEventID() } }
+
+    static func delivery(_ row: OutboxRow) -> Delivery {
+        var delivery = Delivery()
+        delivery.messageID = row.messageID
+        delivery.peerNode = row.peerNode
+        delivery.state = DeliveryState(rawValue: row.state)
+        delivery.attempts = UInt32(row.attempts)
+        delivery.lastError = row.lastError
+        delivery.queuedAtMs = row.queuedAtMs
+        delivery.nextAttemptAtMs = row.nextAttemptAtMs
+        delivery.deliveredAtMs = row.deliveredAtMs
+        return delivery
+    }
+
+    public func verifyAudit() throws -> CaseBridgeProto.AuditVerification {
+        let result = try store.read { try $0.verifyAudit() }
+        var verification = CaseBridgeProto.AuditVerification()
+        verification.intact = result.intact
+        verification.entries = UInt64(result.entries)
+        verification.firstBadEntry = UInt64(result.firstBadSeq)
+        verification.detail = result.detail
+        return verification
+    }
+}

@@ -1,0 +1,177 @@
+import CaseBridgeProto
+import Foundation
+
+/// A configuration problem, naming the file, the field and what is wrong.
+public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    public let file: String
+    public let field: String
+    public let problem: String
+    public var description: String { field.isEmpty ? "\(file): \(problem)" : "\(file): \(field): \(problem)" }
+}
+
+/// One node of the federation, as the shared directory lists it.
+public struct DirectoryEntry: Sendable, Equatable {
+    public enum Role: String, Sendable { case ncct, embassy }
+    public let id: String
+    public let role: Role
+    /// ISO 3166-1 alpha-2 of the state an embassy represents; "KH" for NCCT.
+    public let represents: String
+    /// host:port other nodes connect to.
+    public let endpoint: String
+    public let displayName: String
+}
+
+/// The federation directory: every node's id, role, state, endpoint and name. Every node holds
+/// the same file.
+public struct Directory: Sendable {
+    public let trustDomain: String
+    public let nodes: [DirectoryEntry]
+
+    public func node(_ id: String) -> DirectoryEntry? { nodes.first { $0.id == id } }
+    public var ncct: DirectoryEntry { nodes.first { $0.role == .ncct }! }
+
+    public static func load(_ path: String) throws(ConfigurationError) -> Directory {
+        let object = try JSONFile(path)
+        let trustDomain = try object.string("trust_domain")
+        let list = try object.array("nodes")
+        var nodes: [DirectoryEntry] = []
+        for (i, item) in list.enumerated() {
+            let field = "nodes[\(i)]"
+            guard let entry = item as? [String: Any] else { throw object.error(field, "must be an object") }
+            let node = JSONFile(path: path, object: entry, prefix: field)
+            let id = try node.string("id")
+            guard Validation.isNodeID(id) else { throw node.error("id", "\"\(id)\" may use only a-z, 0-9, '-', '.', '_'") }
+            guard !nodes.contains(where: { $0.id == id }) else { throw node.error("id", "\"\(id)\" appears twice") }
+            let roleText = try node.string("role")
+            guard let role = DirectoryEntry.Role(rawValue: roleText) else { throw node.error("role", "must be \"ncct\" or \"embassy\", not \"\(roleText)\"") }
+            let represents = try node.string("represents")
+            guard Validation.isCountry(represents) else { throw node.error("represents", "must be an ISO 3166-1 alpha-2 code such as \"ID\"") }
+            let endpoint = try node.string("endpoint")
+            guard Validation.isEndpoint(endpoint) else { throw node.error("endpoint", "must be host:port, not \"\(endpoint)\"") }
+            nodes.append(DirectoryEntry(id: id, role: role, represents: represents, endpoint: endpoint,
+                                        displayName: (try? node.string("display_name")) ?? id))
+        }
+        let ncctCount = nodes.filter { $0.role == .ncct }.count
+        guard ncctCount == 1 else { throw object.error("nodes", "must list exactly one node with role \"ncct\" (found \(ncctCount))") }
+        return Directory(trustDomain: trustDomain, nodes: nodes)
+    }
+}
+
+/// Delivery retry timing: exponential backoff with jitter, never giving up.
+public struct DeliverySettings: Sendable, Equatable {
+    public var initialBackoff: Duration = .seconds(1)
+    public var maxBackoff: Duration = .seconds(300)
+    public var multiplier = 2.0
+    public var jitter = 0.2
+    /// Deadline of one delivery attempt.
+    public var callTimeout: Duration = .seconds(15)
+    public init() {}
+}
+
+/// One node's configuration file.
+public struct NodeConfiguration: Sendable {
+    public var nodeID: String
+    public var listen: String
+    public var certificate: String
+    public var privateKey: String
+    public var ca: String
+    public var crl: String?
+    public var directoryPath: String
+    public var dataFolder: String
+    public var consoleSocket: String
+    public var maxMessageBytes = 4 * 1024 * 1024
+    public var maxConnections = 4096
+    public var maxConcurrentStreams: UInt32 = 100
+    public var handshakeTimeout: Duration = .seconds(10)
+    public var idleTimeout: Duration = .seconds(300)
+    public var delivery = DeliverySettings()
+
+    /// Reads and checks a configuration file; relative paths are taken from the file's folder.
+    public static func load(_ path: String) throws(ConfigurationError) -> NodeConfiguration {
+        let object = try JSONFile(path)
+        let base = (path as NSString).deletingLastPathComponent
+        func file(_ field: String, mustExist: Bool = true) throws(ConfigurationError) -> String {
+            let value = try object.string(field)
+            let resolved = value.hasPrefix("/") ? value : (base as NSString).appendingPathComponent(value)
+            if mustExist, !FileManager.default.fileExists(atPath: resolved) {
+                throw object.error(field, "no file at \(resolved)")
+            }
+            return resolved
+        }
+        let nodeID = try object.string("node_id")
+        guard Validation.isNodeID(nodeID) else { throw object.error("node_id", "may use only a-z, 0-9, '-', '.', '_'") }
+        let listen = try object.string("listen")
+        guard Validation.isEndpoint(listen) else { throw object.error("listen", "must be host:port, not \"\(listen)\"") }
+        var configuration = NodeConfiguration(
+            nodeID: nodeID, listen: listen, certificate: try file("certificate"), privateKey: try file("private_key"),
+            ca: try file("ca"), crl: object.has("crl") ? try file("crl") : nil, directoryPath: try file("directory"),
+            dataFolder: try file("data_folder", mustExist: false), consoleSocket: try file("console_socket", mustExist: false))
+        if let limits = try object.optionalObject("limits") {
+            configuration.maxMessageBytes = try limits.int("max_message_bytes", default: configuration.maxMessageBytes, range: 1024...(64 << 20))
+            configuration.maxConnections = try limits.int("max_connections", default: configuration.maxConnections, range: 1...100_000)
+            configuration.maxConcurrentStreams = UInt32(try limits.int("max_concurrent_streams", default: 100, range: 1...10_000))
+            configuration.handshakeTimeout = .milliseconds(try limits.int("handshake_timeout_ms", default: 10_000, range: 100...600_000))
+            configuration.idleTimeout = .seconds(try limits.int("idle_timeout_s", default: 300, range: 1...86_400))
+        }
+        if let delivery = try object.optionalObject("delivery") {
+            configuration.delivery.initialBackoff = .milliseconds(try delivery.int("initial_backoff_ms", default: 1000, range: 1...3_600_000))
+            configuration.delivery.maxBackoff = .milliseconds(try delivery.int("max_backoff_ms", default: 300_000, range: 1...86_400_000))
+            configuration.delivery.callTimeout = .milliseconds(try delivery.int("call_timeout_ms", default: 15_000, range: 100...600_000))
+        }
+        return configuration
+    }
+}
+
+/// Field access on a JSON object with errors that name the file and field.
+struct JSONFile {
+    let path: String
+    let object: [String: Any]
+    let prefix: String
+
+    init(path: String, object: [String: Any], prefix: String) {
+        self.path = path
+        self.object = object
+        self.prefix = prefix
+    }
+
+    init(_ path: String) throws(ConfigurationError) {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError(file: path, field: "", problem: "cannot read the file")
+        }
+        let parsed: Any
+        do { parsed = try JSONSerialization.jsonObject(with: data) } catch {
+            throw ConfigurationError(file: path, field: "", problem: "not valid JSON (\((error as NSError).userInfo["NSDebugDescription"] ?? error))")
+        }
+        guard let object = parsed as? [String: Any] else { throw ConfigurationError(file: path, field: "", problem: "must be a JSON object") }
+        self.init(path: path, object: object, prefix: "")
+    }
+
+    func error(_ field: String, _ problem: String) -> ConfigurationError {
+        ConfigurationError(file: path, field: prefix.isEmpty ? field : "\(prefix).\(field)", problem: problem)
+    }
+
+    func has(_ field: String) -> Bool { object[field] != nil && !(object[field] is NSNull) }
+
+    func string(_ field: String) throws(ConfigurationError) -> String {
+        guard let value = object[field] else { throw error(field, "missing") }
+        guard let text = value as? String, !text.isEmpty else { throw error(field, "must be a non-empty string") }
+        return text
+    }
+
+    func int(_ field: String, default value: Int, range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
+        guard let raw = object[field] else { return value }
+        guard let number = raw as? Int, range.contains(number) else { throw error(field, "must be a whole number from \(range.lowerBound) to \(range.upperBound)") }
+        return number
+    }
+
+    func array(_ field: String) throws(ConfigurationError) -> [Any] {
+        guard let list = object[field] as? [Any] else { throw error(field, "must be a list") }
+        return list
+    }
+
+    func optionalObject(_ field: String) throws(ConfigurationError) -> JSONFile? {
+        guard let raw = object[field] else { return nil }
+        guard let nested = raw as? [String: Any] else { throw error(field, "must be an object") }
+        return JSONFile(path: path, object: nested, prefix: prefix.isEmpty ? field : "\(prefix).\(field)")
+    }
+}

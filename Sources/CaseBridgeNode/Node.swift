@@ -1,0 +1,165 @@
+import CaseBridgeNet
+import CaseBridgeProto
+import CaseBridgeRPC
+import CaseBridgeStore
+import CaseBridgeTLS
+import Foundation
+import Logging
+
+/// One agency's node: the exchange server for peers, the console for staff, the store, and a
+/// delivery worker for each peer it sends to.
+public final class Node: Sendable {
+    public let configuration: NodeConfiguration
+    public let tracker: CaseTracker
+    let exchange: RPCServer
+    let console: RPCServer
+    let workers: [String: DeliveryWorker]
+    private let workerTasks: [Task<Void, Never>]
+    private let health: HealthService
+    private let clientGroup: EventLoopGroup
+    private let logger: Logger
+
+    /// The port the exchange listens on (useful when the configuration asked for port 0).
+    public var port: Int { exchange.port }
+
+    public static let version = "0.1.0"
+
+    public init(configuration: NodeConfiguration, logger: Logger) async throws {
+        self.configuration = configuration
+        self.logger = logger
+        let directory = try Directory.load(configuration.directoryPath)
+        guard let me = directory.node(configuration.nodeID) else {
+            throw ConfigurationError(file: configuration.directoryPath, field: "nodes",
+                                     problem: "no entry for this node's node_id \"\(configuration.nodeID)\"")
+        }
+        let tlsConfiguration = TLSConfiguration(certificateChainPath: configuration.certificate, privateKeyPath: configuration.privateKey,
+                                                trustedCAPath: configuration.ca, revocationListPath: configuration.crl,
+                                                trustDomain: directory.trustDomain)
+        let serverTLS = try TLSContext(.server, configuration: tlsConfiguration)
+        let clientTLS = try TLSContext(.client, configuration: tlsConfiguration)
+        let identity = PeerIdentity(trustDomain: directory.trustDomain, nodeID: me.id)
+        guard serverTLS.identities.contains(identity) else {
+            throw ConfigurationError(file: configuration.certificate, field: "",
+                                     problem: "certificate is not for \(identity) (it names \(serverTLS.identities.map(\.description).joined(separator: ", ")))")
+        }
+
+        let store = try CaseStore(folder: configuration.dataFolder, logger: logger)
+        let peers = directory.nodes.filter { $0.id != me.id && ($0.role == .ncct || me.role == .ncct) }
+        let clientGroup = EventLoopGroup(threads: 1, name: "casebridge-delivery")
+        self.clientGroup = clientGroup
+        let workerBox = WorkerBox()
+        let tracker = CaseTracker(me: me, directory: directory, store: store, logger: logger) { peer in workerBox.nudge(peer) }
+        self.tracker = tracker
+        var workers: [String: DeliveryWorker] = [:]
+        for peer in peers {
+            var client = RPCClientConfiguration()
+            client.maxReceiveMessageBytes = configuration.maxMessageBytes
+            client.maxSendMessageBytes = configuration.maxMessageBytes
+            client.timeouts.handshake = configuration.handshakeTimeout
+            client.initialBackoff = min(configuration.delivery.initialBackoff, .seconds(1))
+            client.maxBackoff = min(configuration.delivery.maxBackoff, .seconds(120))
+            let channel = RPCChannel(endpoint: peer.endpoint, target: PeerIdentity(trustDomain: directory.trustDomain, nodeID: peer.id),
+                                     tls: clientTLS, configuration: client, logger: logger, group: clientGroup)
+            workers[peer.id] = DeliveryWorker(peer: peer, channel: channel, tracker: tracker, settings: configuration.delivery, logger: logger)
+        }
+        self.workers = workers
+        workerBox.workers = workers
+
+        var server = RPCServerConfiguration()
+        server.address = configuration.listen
+        server.maxConnections = configuration.maxConnections
+        server.maxReceiveMessageBytes = configuration.maxMessageBytes
+        server.maxSendMessageBytes = configuration.maxMessageBytes
+        server.http2.maxConcurrentStreams = configuration.maxConcurrentStreams
+        server.timeouts.handshake = configuration.handshakeTimeout
+        server.idleTimeout = configuration.idleTimeout
+        server.protoLimits = ProtoLimits(maxMessageBytes: configuration.maxMessageBytes)
+
+        var exchangeRouter = RPCRouter()
+        ExchangeService.register(in: &exchangeRouter, tracker: tracker)
+        let health = HealthService(services: exchangeRouter.services)
+        self.health = health
+        health.register(in: &exchangeRouter)
+        ReflectionService.register(in: &exchangeRouter)
+        exchange = try RPCServer(configuration: server, tls: serverTLS, router: exchangeRouter, logger: logger) { remote, error in
+            Task { await tracker.auditRefusal(event: "tls.refused", actor: remote, subject: "connection", error: RPCError(.unauthenticated, error.description)) }
+        }
+
+        var consoleConfiguration = server
+        consoleConfiguration.address = "unix:\(configuration.consoleSocket)"
+        consoleConfiguration.localPeer = identity
+        var consoleRouter = RPCRouter()
+        ConsoleService.register(in: &consoleRouter, tracker: tracker,
+                                status: StatusReporter(tracker: tracker, workers: workers, certificateNotAfter: serverTLS.certificateNotAfter,
+                                                       startedAtMs: Clock.nowMs()))
+        HealthService(services: consoleRouter.services).register(in: &consoleRouter)
+        do {
+            console = try RPCServer(configuration: consoleConfiguration, tls: nil, router: consoleRouter, logger: logger)
+        } catch {
+            await exchange.shutdown()
+            throw error
+        }
+        workerTasks = workers.values.map { worker in Task { await worker.run() } }
+        logger.info("node started", metadata: ["node": "\(me.id)", "role": "\(me.role.rawValue)", "port": "\(exchange.port)",
+                                               "console": "\(configuration.consoleSocket)", "peers": "\(peers.map(\.id).joined(separator: ","))"])
+    }
+
+    /// Graceful stop: health goes NOT_SERVING, servers let calls in flight finish, deliveries stop
+    /// (their outbox stays for the next start), the store closes after its last write.
+    public func shutdown() async {
+        logger.info("node stopping", metadata: ["node": "\(tracker.me.id)"])
+        health.shutdown()
+        await exchange.shutdown()
+        await console.shutdown()
+        for task in workerTasks { task.cancel() }
+        for worker in workers.values { worker.nudge() }
+        for task in workerTasks { await task.value }
+        clientGroup.shutdown()
+        tracker.store.close()
+        logger.info("node stopped", metadata: ["node": "\(tracker.me.id)"])
+    }
+}
+
+/// Lets the tracker wake the worker of a peer, once the workers exist.
+private final class WorkerBox: @unchecked Sendable {
+    var workers: [String: DeliveryWorker] = [:]
+    func nudge(_ peer: String) { workers[peer]?.nudge() }
+}
+
+/// What `casebridge status` shows: peers, backlog, certificate expiry.
+struct StatusReporter: Sendable {
+    let tracker: CaseTracker
+    let workers: [String: DeliveryWorker]
+    let certificateNotAfter: Int64?
+    let startedAtMs: Int64
+
+    func status() throws -> NodeStatus {
+        let backlog = try tracker.store.read { try $0.backlog(pendingStates: CaseTracker.pendingDeliveryStates) }
+        var status = NodeStatus()
+        status.nodeID = tracker.me.id
+        status.role = tracker.me.role == .ncct ? .ncct : .embassy
+        status.represents = tracker.me.represents
+        status.certificateNotAfterMs = (certificateNotAfter ?? 0) * 1000
+        status.startedAtMs = startedAtMs
+        status.version = Node.version
+        status.unreadInbox = UInt32(try tracker.store.read { try $0.unreadCount() })
+        status.peers = tracker.directory.nodes.filter { $0.id != tracker.me.id }.map { entry in
+            var peer = PeerStatus()
+            peer.nodeID = entry.id
+            peer.displayName = entry.displayName
+            peer.endpoint = entry.endpoint
+            if let link = workers[entry.id]?.status {
+                peer.reachable = link.reachable
+                peer.lastContactAtMs = link.lastContactAtMs
+                peer.lastError = link.lastError
+            }
+            if let owed = backlog[entry.id] {
+                peer.outboxDepth = UInt32(owed.depth)
+                peer.oldestUndeliveredAtMs = owed.oldestQueuedAtMs
+                if peer.lastError.isEmpty { peer.lastError = owed.lastError }
+            }
+            return peer
+        }
+        return status
+    }
+}

@@ -1,0 +1,81 @@
+import ArgumentParser
+import CaseBridgeNode
+import Dispatch
+import Foundation
+import Logging
+
+struct NodeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "node",
+        abstract: "Runs this agency's node.",
+        subcommands: [RunNode.self]
+    )
+}
+
+struct RunNode: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Runs a node in the foreground until SIGINT or SIGTERM.",
+        discussion: """
+            Logs go to standard error, one line each, without personal data. On SIGINT or SIGTERM
+            the node stops taking new calls, lets calls in flight finish, and keeps its outbox
+            for the next start.
+
+            Example: casebridge node run --config demo/ncct/node.json
+            """
+    )
+
+    @Option(name: .long, help: "The node's configuration file (JSON).")
+    var config: String
+
+    @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        guard let level = Logger.Level(rawValue: logLevel) else { throw fail("--log-level must be one of trace, debug, info, notice, warning, error, critical", code: 2) }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "casebridge.node")
+        let configuration: NodeConfiguration
+        do { configuration = try NodeConfiguration.load(config) } catch { throw fail("\(error)", code: 2) }
+        let node: Node
+        do { node = try await Node(configuration: configuration, logger: logger) } catch { throw fail("cannot start: \(error)", code: 2) }
+        await waitForStopSignal()
+        await node.shutdown()
+    }
+
+    private func waitForStopSignal() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let once = OnceFlag()
+            var sources: [DispatchSourceSignal] = []
+            for signalNumber in [SIGINT, SIGTERM] {
+                signal(signalNumber, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+                source.setEventHandler { if once.claim() { continuation.resume() } }
+                source.resume()
+                sources.append(source)
+            }
+            keepAlive(sources)
+        }
+    }
+}
+
+/// True for the first caller only.
+final class OnceFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var claimed = false
+    func claim() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if claimed { return false }
+        claimed = true
+        return true
+    }
+}
+
+/// Signal sources stop when released; these live as long as the process.
+nonisolated(unsafe) private var retainedSources: [DispatchSourceSignal] = []
+private func keepAlive(_ sources: [DispatchSourceSignal]) { retainedSources += sources }

@@ -1,0 +1,211 @@
+import CaseBridgeProto
+import CaseBridgeRPC
+import CaseBridgeTLS
+import Foundation
+import Logging
+import TestSupport
+
+let quietLogger: Logger = {
+    var logger = Logger(label: "casebridge.test")
+    logger.logLevel = .critical
+    return logger
+}()
+
+/// The casebridge binary next to the test bundle (both are built by `swift build`).
+let casebridgeBinary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("casebridge").path
+
+/// A federation of real node processes on loopback, each with its own certificate, database,
+/// configuration and console socket, in a temporary folder.
+final class TestFederation: @unchecked Sendable {
+    let folder: URL
+    let nodes: [String]
+    private(set) var ports: [String: Int] = [:]
+    private var processes: [String: Process] = [:]
+    static let certs = repositoryRoot.appendingPathComponent("certs")
+
+    init(nodes: [String] = ["ncct", "embassy-id", "embassy-cn"], initialBackoffMs: Int = 50, maxBackoffMs: Int = 400) throws {
+        folder = try makeTemporaryFolder("fed")
+        self.nodes = nodes
+        for node in nodes { ports[node] = try Self.freePort() }
+        let represents = ["ncct": "KH", "embassy-id": "ID", "embassy-cn": "CN", "embassy-vn": "VN"]
+        let directory: [String: Any] = [
+            "trust_domain": "casebridge.test",
+            "nodes": nodes.map { node in
+                ["id": node, "role": node == "ncct" ? "ncct" : "embassy", "represents": represents[node] ?? "XX",
+                 "endpoint": "127.0.0.1:\(ports[node]!)", "display_name": node.uppercased()] as [String: Any]
+            },
+        ]
+        try JSONSerialization.data(withJSONObject: directory, options: .prettyPrinted).write(to: folder.appendingPathComponent("directory.json"))
+        for node in nodes {
+            let config: [String: Any] = [
+                "node_id": node, "listen": "127.0.0.1:\(ports[node]!)",
+                "certificate": Self.certs.appendingPathComponent("nodes/\(node).pem").path,
+                "private_key": Self.certs.appendingPathComponent("nodes/\(node).key").path,
+                "ca": Self.certs.appendingPathComponent("ca.pem").path,
+                "crl": Self.certs.appendingPathComponent("crl.pem").path,
+                "directory": "directory.json", "data_folder": "\(node)/data", "console_socket": "\(node)/console.sock",
+                "delivery": ["initial_backoff_ms": initialBackoffMs, "max_backoff_ms": maxBackoffMs, "call_timeout_ms": 5000],
+            ]
+            try FileManager.default.createDirectory(at: folder.appendingPathComponent(node), withIntermediateDirectories: true)
+            try JSONSerialization.data(withJSONObject: config, options: .prettyPrinted).write(to: configPath(node))
+        }
+    }
+
+    func configPath(_ node: String) -> URL { folder.appendingPathComponent("\(node).json") }
+    func socket(_ node: String) -> String { folder.appendingPathComponent("\(node)/console.sock").path }
+    func database(_ node: String) -> String { folder.appendingPathComponent("\(node)/data/casebridge.sqlite3").path }
+
+    /// Starts a node process and waits until its console answers.
+    func start(_ node: String) async throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: casebridgeBinary)
+        process.arguments = ["node", "run", "--config", configPath(node).path, "--log-level", "warning"]
+        let log = folder.appendingPathComponent("\(node).log")
+        if !FileManager.default.fileExists(atPath: log.path) { FileManager.default.createFile(atPath: log.path, contents: nil) }
+        let handle = try FileHandle(forWritingTo: log)
+        handle.seekToEndOfFile()
+        process.standardError = handle
+        process.standardOutput = handle
+        try process.run()
+        processes[node] = process
+        let console = self.console(node)
+        defer { console.close() }
+        for _ in 0..<500 {
+            guard process.isRunning else { break }
+            if (try? await console.unary(GRPCHealth.Health.check, GRPCHealth.HealthCheckRequest(), timeout: .seconds(1))) != nil { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw RPCError(.unavailable, "node \(node) did not start: \(self.log(node))")
+    }
+
+    func log(_ node: String) -> String {
+        (try? String(contentsOf: folder.appendingPathComponent("\(node).log"), encoding: .utf8)) ?? ""
+    }
+
+    /// SIGKILL: no chance to finish anything.
+    func kill(_ node: String) {
+        guard let process = processes.removeValue(forKey: node) else { return }
+        Foundation.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// SIGTERM: a graceful stop.
+    func stop(_ node: String) {
+        guard let process = processes.removeValue(forKey: node) else { return }
+        process.terminate()
+        process.waitUntilExit()
+    }
+
+    func stopAll() {
+        for node in Array(processes.keys) { stop(node) }
+    }
+
+    func console(_ node: String) -> RPCChannel {
+        RPCChannel(endpoint: "unix:\(socket(node))", target: PeerIdentity(trustDomain: "casebridge.test", nodeID: node), tls: nil, logger: quietLogger)
+    }
+
+    /// A channel to `node`'s exchange port, presenting `as`'s certificate.
+    func peerChannel(to node: String, as caller: String) throws -> RPCChannel {
+        let tls = TLSConfiguration(certificateChainPath: Self.certs.appendingPathComponent("nodes/\(caller).pem").path,
+                                   privateKeyPath: Self.certs.appendingPathComponent("nodes/\(caller).key").path,
+                                   trustedCAPath: Self.certs.appendingPathComponent("ca.pem").path, trustDomain: "casebridge.test")
+        return RPCChannel(endpoint: "127.0.0.1:\(ports[node]!)", target: PeerIdentity(trustDomain: "casebridge.test", nodeID: node),
+                          tls: try TLSContext(.client, configuration: tls), logger: quietLogger)
+    }
+
+    /// Runs SQL against a node's database with Python's sqlite3 (an independent reader).
+    func sql(_ node: String, _ query: String) throws -> [String] {
+        let script = "import sqlite3,sys; c=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro', uri=True); [print('|'.join(str(v) for v in r)) for r in c.execute(sys.argv[2])]"
+        let result = try run("python3", ["-c", script, database(node), query])
+        guard result.status == 0 else { throw RPCError(.internal, "sql failed: \(result.stderr)") }
+        return result.stdout.split(separator: "\n").map(String.init)
+    }
+
+    /// Polls until `condition` holds, for up to `seconds`.
+    func eventually(_ seconds: Double = 30, _ condition: () async throws -> Bool) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if (try? await condition()) == true { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return try await condition()
+    }
+
+    deinit {
+        stopAll()
+        try? FileManager.default.removeItem(at: folder)
+    }
+
+    private static func freePort() throws -> Int {
+        let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { Glibc.close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+/// Builders for the messages staff send.
+enum Make {
+    static func request(persons count: Int, kind: RequestKind = .rescue) -> InterventionRequest {
+        var request = InterventionRequest()
+        request.kind = kind
+        request.urgency = .immediate
+        request.persons = (0..<count).map { i in
+            var person = Person()
+            person.personRef = "P\(i)"
+            person.fullName = "Person \(i)"
+            person.nationality = "ID"
+            person.phone = "+62812000\(String(format: "%05d", i))"
+            return person
+        }
+        var location = Location()
+        location.province = "Preah Sihanouk"
+        location.siteName = "Compound 7"
+        request.location = location
+        request.summary = "Held at the compound; passports taken."
+        request.originReference = "REF-\(count)"
+        return request
+    }
+
+    static func update(_ caseID: String, _ change: CaseUpdate.Change) -> CaseUpdate {
+        var update = CaseUpdate()
+        update.caseID = caseID
+        update.author = "Test Officer"
+        update.change = change
+        return update
+    }
+
+    static func status(_ caseID: String, _ status: CaseStatus) -> CaseUpdate {
+        var change = StatusChange()
+        change.toStatus = status
+        return update(caseID, .statusChange(change))
+    }
+
+    static func step(_ caseID: String, _ step: BusinessStep) -> CaseUpdate {
+        var change = StepChange()
+        change.step = step
+        return update(caseID, .stepChange(change))
+    }
+
+    static func note(_ caseID: String, _ text: String) -> CaseUpdate {
+        var note = Note()
+        note.text = text
+        return update(caseID, .note(note))
+    }
+
+    static func outcomes(_ caseID: String, _ statuses: [String: PersonStatus]) -> CaseUpdate {
+        var outcomes = PersonOutcomes()
+        outcomes.outcomes = statuses.sorted { $0.key < $1.key }.map { ref, status in
+            var outcome = PersonOutcome()
+            outcome.personRef = ref
+            outcome.status = status
+            return outcome
+        }
+        return update(caseID, .personOutcomes(outcomes))
+    }
+}
