@@ -113,8 +113,9 @@ public final class Connection: @unchecked Sendable {
             Unmanaged<Connection>.fromOpaque(context!).takeUnretainedValue().event(events)
         }, context)
         bufferevent_enable(bev, Int16(EV_READ | EV_WRITE))
-        timer = LoopTimer(loop: loop, after: timeouts.handshake) { [unowned self] in
-            self.finish(ConnectionError(TLSError(.handshakeTimeout, "no verified TLS peer after \(self.timeouts.handshake)")))
+        timer = LoopTimer(loop: loop, after: timeouts.handshake) { [weak self] in
+            guard let self else { return }
+            finish(ConnectionError(TLSError(.handshakeTimeout, "no verified TLS peer after \(timeouts.handshake)")))
         }
     }
 
@@ -140,7 +141,7 @@ public final class Connection: @unchecked Sendable {
         if pendingOutputBytes == 0 {
             finish(nil)
         } else {
-            timer = LoopTimer(loop: loop, after: timeouts.closeFlush) { [unowned self] in self.finish(nil) }
+            timer = LoopTimer(loop: loop, after: timeouts.closeFlush) { [weak self] in self?.finish(nil) }
         }
     }
 

@@ -79,7 +79,7 @@ public final class EventLoopGroup: Sendable {
     public let loops: [EventLoop]
     private let nextIndex = Atomic<Int>(0)
 
-    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, name: String = "casebridge-loop") {
+    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, name: String = "cb-loop") {
         loops = (0..<max(1, threads)).map { EventLoop(name: "\(name)-\($0)") }
     }
 

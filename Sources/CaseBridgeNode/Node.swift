@@ -45,7 +45,7 @@ public final class Node: Sendable {
 
         let store = try CaseStore(folder: configuration.dataFolder, logger: logger)
         let peers = directory.nodes.filter { $0.id != me.id && ($0.role == .ncct || me.role == .ncct) }
-        let clientGroup = EventLoopGroup(threads: 1, name: "casebridge-delivery")
+        let clientGroup = EventLoopGroup(threads: 1, name: "cb-delivery")
         self.clientGroup = clientGroup
         let workerBox = WorkerBox()
         let tracker = CaseTracker(me: me, directory: directory, store: store, logger: logger) { peer in workerBox.nudge(peer) }

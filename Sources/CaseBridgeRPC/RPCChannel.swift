@@ -39,7 +39,7 @@ public final class RPCChannel: Sendable {
                 logger: Logger, group: EventLoopGroup? = nil) {
         self.endpoint = endpoint
         self.target = target
-        ownedGroup = group == nil ? EventLoopGroup(threads: 1, name: "casebridge-client") : nil
+        ownedGroup = group == nil ? EventLoopGroup(threads: 1, name: "cb-client") : nil
         let loop = (group ?? ownedGroup!).next()
         core = ChannelCore(endpoint: endpoint, target: target, tls: tls, configuration: configuration, logger: logger, loop: loop)
     }
@@ -88,8 +88,7 @@ public final class RPCChannel: Sendable {
 
     /// Closes the connection; calls in flight fail with UNAVAILABLE.
     public func close() {
-        let done = core.loop
-        done.execute { [core] in core.close() }
+        core.loop.execute { [core] in core.close() }
         ownedGroup?.shutdown()
     }
 
@@ -145,6 +144,7 @@ final class ClientCall: @unchecked Sendable {
     var streamID: Int32?
     weak var connection: ClientConnection?
     var deadline: LoopTimer?
+    let expiry: ContinuousClock.Instant?
 
     init(path: String, requests: [[UInt8]], metadata: Metadata, timeout: Duration?, maxReceiveMessageBytes: Int,
          observer: @escaping (ClientCallStateMachine.Event) -> Void) {
@@ -152,13 +152,21 @@ final class ClientCall: @unchecked Sendable {
         self.requests = requests
         self.metadata = metadata
         self.timeout = timeout
+        self.expiry = timeout.map { ContinuousClock.now.advanced(by: $0) }
         self.machine = ClientCallStateMachine(maxReceiveMessageBytes: maxReceiveMessageBytes)
         self.observer = observer
     }
 
     func deliver(_ event: ClientCallStateMachine.Event?) {
-        guard let event else { return }
-        if case .finished = event { deadline = nil }
+        guard var event else { return }
+        if case .finished(let error, let trailing) = event {
+            deadline = nil
+            // A server often resets the stream at the deadline before our own timer fires; past our
+            // deadline, that is still DEADLINE_EXCEEDED to the caller.
+            if error?.code == .cancelled, let expiry, ContinuousClock.now >= expiry {
+                event = .finished(RPCError(.deadlineExceeded, "deadline of \(timeout!) exceeded"), trailing: trailing)
+            }
+        }
         observer(event)
     }
 
@@ -201,7 +209,8 @@ final class ChannelCore: @unchecked Sendable {
 
     func submit(_ call: ClientCall) {
         if let timeout = call.timeout {
-            call.deadline = LoopTimer(loop: loop, after: timeout) { [unowned call] in
+            call.deadline = LoopTimer(loop: loop, after: timeout) { [weak call] in
+                guard let call else { return }
                 if let streamID = call.streamID { call.connection?.reset(streamID) }
                 call.fail(RPCError(.deadlineExceeded, "deadline of \(timeout) exceeded"))
             }
@@ -289,7 +298,10 @@ extension Duration {
 
 /// One HTTP/2 connection of a channel.
 final class ClientConnection: ConnectionDelegate, HTTP2SessionDelegate, @unchecked Sendable {
-    unowned let core: ChannelCore
+    /// Weak: a channel may be released while its connection is still closing.
+    private weak var core: ChannelCore?
+    private let target: PeerIdentity
+    private let authority: String
     private var connection: Connection?
     private let session: HTTP2Session
     private var calls: [Int32: ClientCall] = [:]
@@ -297,6 +309,9 @@ final class ClientConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
 
     init(core: ChannelCore) {
         self.core = core
+        target = core.target
+        // A Unix socket path is not a valid :authority (nghttp2 refuses the stream); use localhost.
+        authority = core.endpoint.hasPrefix("unix:") ? "localhost" : core.endpoint
         session = HTTP2Session(role: .client, settings: core.configuration.http2)
         session.delegate = self
     }
@@ -305,11 +320,9 @@ final class ClientConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
 
     func start(_ call: ClientCall) {
         guard !call.machine.finished else { return }
-        // A Unix socket path is not a valid :authority (nghttp2 refuses the stream); use localhost.
-        let authority = core.endpoint.hasPrefix("unix:") ? "localhost" : core.endpoint
         let headers = ClientCallStateMachine.requestHeaders(path: call.path, authority: authority, timeout: call.timeout, metadata: call.metadata)
         guard let streamID = session.submitRequest(headers: headers) else {
-            call.fail(RPCError(.unavailable, "no new stream allowed on the connection to \(core.target.nodeID)"))
+            call.fail(RPCError(.unavailable, "no new stream allowed on the connection to \(target.nodeID)"))
             return
         }
         call.streamID = streamID
@@ -331,13 +344,13 @@ final class ClientConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
 
     func connectionReady(_ connection: Connection) {
         self.connection = connection
-        core.connectionReady(self)
+        core?.connectionReady(self)
         flush()
     }
 
     func connection(_ connection: Connection, read bytes: UnsafeRawBufferPointer) {
         do { try session.receive(bytes) } catch {
-            failAll(RPCError(.unavailable, "HTTP/2 error from \(core.target.nodeID): \(error)"))
+            failAll(RPCError(.unavailable, "HTTP/2 error from \(target.nodeID): \(error)"))
             connection.close()
         }
         flush()
@@ -345,9 +358,9 @@ final class ClientConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
 
     func connectionClosed(_ connection: Connection, error: ConnectionError?) {
         let reason = error ?? ConnectionError(.closedByPeer, "connection closed")
-        failAll(RPCError(.unavailable, "connection to \(core.target.nodeID) lost: \(reason)"))
+        failAll(RPCError(.unavailable, "connection to \(target.nodeID) lost: \(reason)"))
         self.connection = nil
-        core.connectionFailed(self, reason)
+        core?.connectionFailed(self, reason)
     }
 
     private func failAll(_ error: RPCError) {
@@ -382,7 +395,7 @@ final class ClientConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
         // Calls above the last stream the server will process were never seen: safe to fail as UNAVAILABLE.
         for (id, call) in calls where id > lastStreamID {
             calls.removeValue(forKey: id)
-            call.fail(RPCError(.unavailable, "\(core.target.nodeID) is shutting down (GOAWAY)"))
+            call.fail(RPCError(.unavailable, "\(target.nodeID) is shutting down (GOAWAY)"))
         }
     }
 

@@ -46,7 +46,7 @@ public final class RPCServer: Sendable {
     public init(configuration: RPCServerConfiguration, tls: TLSContext?, router: RPCRouter, logger: Logger,
                 onRefusedConnection: RefusalHandler? = nil) throws {
         let group = EventLoopGroup(threads: configuration.loopThreads == 0 ? ProcessInfo.processInfo.activeProcessorCount : configuration.loopThreads,
-                                   name: "casebridge-server")
+                                   name: "cb-server")
         let core = ServerCore(configuration: configuration, router: router, logger: logger, onRefusedConnection: onRefusedConnection)
         do {
             listener = try Listener(address: configuration.address, group: group, tls: tls,
@@ -138,7 +138,7 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
         peer = connection.peer ?? core.configuration.localPeer
         core.connections.withLock { $0[ObjectIdentifier(self)] = self }
         let interval = min(core.configuration.keepaliveInterval, core.configuration.idleTimeout, .seconds(1))
-        housekeeping = LoopTimer(loop: loop, after: interval, repeating: true) { [unowned self] in self.tick() }
+        housekeeping = LoopTimer(loop: loop, after: interval, repeating: true) { [weak self] in self?.tick() }
         flush()
     }
 
@@ -194,7 +194,7 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
             let stream = Stream(machine: machine, input: input, call: call)
             streams[streamID] = stream
             if let timeout = head.timeout {
-                stream.deadline = LoopTimer(loop: loop, after: timeout) { [unowned self] in self.deadlineExpired(streamID, timeout) }
+                stream.deadline = LoopTimer(loop: loop, after: timeout) { [weak self] in self?.deadlineExpired(streamID, timeout) }
             }
             stream.task = Task { await route.run(call) }
         }
@@ -331,10 +331,11 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
         session.submitShutdownNotice()
         flush()
         // One round trip later, name the last stream we will serve; new ones are refused.
-        housekeeping = LoopTimer(loop: loop, after: .milliseconds(100)) { [unowned self] in
-            self.session.submitGoAway()
-            self.draining = true
-            self.flush()
+        housekeeping = LoopTimer(loop: loop, after: .milliseconds(100)) { [weak self] in
+            guard let self else { return }
+            session.submitGoAway()
+            draining = true
+            flush()
         }
     }
 

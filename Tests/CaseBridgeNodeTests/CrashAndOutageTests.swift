@@ -1,0 +1,90 @@
+import CaseBridgeProto
+import CaseBridgeRPC
+import Foundation
+import Testing
+import TestSupport
+
+@Suite("Crash safety and outages", .serialized)
+struct CrashAndOutageTests {
+    /// Submits `count` one-person requests through an embassy's console, 16 at a time.
+    func submit(_ count: Int, via console: RPCChannel) async throws -> [String] {
+        try await withThrowingTaskGroup(of: [String].self) { group in
+            for lane in 0..<16 {
+                group.addTask {
+                    var ids: [String] = []
+                    for _ in stride(from: lane, to: count, by: 16) {
+                        ids.append(try await console.unary(Console.submit, Make.request(persons: 1)).caseID)
+                    }
+                    return ids
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+    }
+
+    @Test("NCCT killed mid-way through 2,000 submissions and an embassy down during 100 updates: nothing lost, nothing twice")
+    func crashAndOutage() async throws {
+        let federation = try TestFederation()
+        for node in federation.nodes { try await federation.start(node) }
+        let embassyA = federation.console("embassy-id"), embassyB = federation.console("embassy-cn")
+        defer { embassyA.close(); embassyB.close() }
+
+        // 1,000 requests from each embassy; NCCT is killed once it has received 300, then restarted.
+        async let fromA = submit(1000, via: embassyA)
+        async let fromB = submit(1000, via: embassyB)
+        #expect(try await federation.eventually(60) { Int(try federation.sql("ncct", "SELECT COUNT(*) FROM inbox").first ?? "0")! >= 300 })
+        federation.kill("ncct")
+        let atKill = Int(try federation.sql("ncct", "SELECT COUNT(*) FROM inbox").first ?? "0")!
+        try await Task.sleep(for: .milliseconds(500))
+        try await federation.start("ncct")
+        let submitted = Set(try await fromA + fromB)
+        #expect(submitted.count == 2000)
+        #expect(atKill < 2000, "NCCT was killed after everything arrived; the test proves nothing")
+
+        #expect(try await federation.eventually(120) { try federation.sql("ncct", "SELECT COUNT(*) FROM inbox") == ["2000"] })
+        #expect(try federation.sql("ncct", "SELECT COUNT(*), COUNT(DISTINCT message_id) FROM inbox WHERE kind = 1") == ["2000|2000"])
+        #expect(Set(try federation.sql("ncct", "SELECT case_id FROM cases")) == submitted)
+        for embassy in ["embassy-id", "embassy-cn"] {
+            #expect(try await federation.eventually(30) {
+                try federation.sql(embassy, "SELECT COUNT(*) FROM outbox WHERE state != \(DeliveryState.delivered.rawValue)") == ["0"]
+            })
+            #expect(try federation.sql(embassy, "SELECT COUNT(*) FROM cases WHERE status = \(CaseStatus.received.rawValue)") == ["1000"])
+        }
+
+        // Embassy B is stopped; NCCT makes 100 changes to ten of B's cases while it is away.
+        federation.stop("embassy-cn")
+        let ncct = federation.console("ncct")
+        defer { ncct.close() }
+        let cases = Array(try federation.sql("ncct", "SELECT case_id FROM cases WHERE requesting_node = 'embassy-cn' ORDER BY case_id LIMIT 10"))
+        var made: [String] = []
+        for caseID in cases {
+            made.append(try await ncct.unary(Console.applyChange, Make.status(caseID, .acknowledged)).updateID)
+            for n in 1...9 { made.append(try await ncct.unary(Console.applyChange, Make.note(caseID, "follow-up \(n)")).updateID) }
+        }
+        #expect(made.count == 100)
+        // Several backoff rounds pass with B unreachable.
+        #expect(try await federation.eventually(30) {
+            Int(try federation.sql("ncct", "SELECT MAX(attempts) FROM outbox WHERE peer_node = 'embassy-cn'").first ?? "0")! >= 3
+        })
+        try await federation.start("embassy-cn")
+        #expect(try await federation.eventually(60) {
+            try federation.sql("ncct", "SELECT COUNT(*) FROM outbox WHERE peer_node = 'embassy-cn' AND state != \(DeliveryState.delivered.rawValue)") == ["0"]
+        })
+        // Every update is in B's tracker exactly once, and in the order NCCT made them.
+        let applied = try federation.sql("embassy-cn", "SELECT update_id FROM case_history WHERE actor_node = 'ncct' ORDER BY position")
+        #expect(applied == made)
+        for caseID in cases {
+            let sequences = try federation.sql("embassy-cn", "SELECT sequence FROM case_history WHERE case_id = '\(caseID)' ORDER BY position")
+            #expect(sequences == (1...10).map(String.init))
+        }
+        #expect(try federation.sql("embassy-cn", "SELECT COUNT(*) FROM cases WHERE status = \(CaseStatus.acknowledged.rawValue)") == ["10"])
+
+        for node in federation.nodes {
+            let console = federation.console(node)
+            let audit = try await console.unary(Console.verifyAudit, VerifyAuditRequest())
+            #expect(audit.intact, "\(node): \(audit.detail)")
+            console.close()
+        }
+        federation.stopAll()
+    }
+}

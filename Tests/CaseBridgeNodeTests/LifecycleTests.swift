@@ -1,0 +1,135 @@
+import CaseBridgeProto
+import CaseBridgeRPC
+import Foundation
+import Testing
+import TestSupport
+@testable import CaseBridgeNode
+
+/// The lifecycle and its rules, without any I/O.
+@Suite("Case lifecycle")
+struct LifecycleTests {
+    let received = Lifecycle.CaseState(status: .received, step: .unspecified,
+                                       persons: [PersonState.pending("P1", atMs: 0), PersonState.pending("P2", atMs: 0)])
+
+    func status(_ to: CaseStatus) -> CaseUpdate.Change {
+        var change = StatusChange()
+        change.toStatus = to
+        return .statusChange(change)
+    }
+
+    func outcomes(_ pairs: [(String, PersonStatus)]) -> CaseUpdate.Change {
+        var outcomes = PersonOutcomes()
+        outcomes.outcomes = pairs.map { ref, status in
+            var outcome = PersonOutcome()
+            outcome.personRef = ref
+            outcome.status = status
+            return outcome
+        }
+        return .personOutcomes(outcomes)
+    }
+
+    func code(_ body: () throws -> Void) -> RPCCode? {
+        do { try body(); return nil } catch let error as RPCError { return error.code } catch { return .unknown }
+    }
+
+    @Test("terminal statuses lead nowhere; every status in the table is reachable from received")
+    func table() {
+        for status in [CaseStatus.completed, .failed, .declined, .withdrawn, .enteredInError] { #expect(Lifecycle.isTerminal(status)) }
+        var reached: Set<CaseStatus> = [.received]
+        var frontier: [CaseStatus] = [.received]
+        while let next = frontier.popLast() {
+            for to in Lifecycle.caseTransitions[next] ?? [] where reached.insert(to).inserted { frontier.append(to) }
+        }
+        #expect(reached == Set(Lifecycle.caseTransitions.keys).subtracting([.submitted]))
+    }
+
+    @Test("the same status again is a no-op; an illegal jump is FAILED_PRECONDITION")
+    func transitions() throws {
+        #expect(try Lifecycle.checkTransition(from: .acknowledged, to: .acknowledged) == false)
+        #expect(try Lifecycle.checkTransition(from: .received, to: .acknowledged) == true)
+        #expect(code { _ = try Lifecycle.checkTransition(from: .received, to: .completed) } == .failedPrecondition)
+        #expect(code { _ = try Lifecycle.checkTransition(from: .completed, to: .inProgress) } == .failedPrecondition)
+    }
+
+    @Test("NCCT acknowledges, steps and records outcomes; a step moves an acknowledged case to in progress")
+    func ncctWork() throws {
+        let acknowledged = try Lifecycle.apply(status(.acknowledged), by: .ncct, to: received, atMs: 1)
+        #expect(acknowledged.status == .acknowledged)
+        var step = StepChange()
+        step.step = .locating
+        let locating = try Lifecycle.apply(.stepChange(step), by: .ncct, to: acknowledged, atMs: 2)
+        #expect(locating.status == .inProgress)
+        #expect(locating.step == .locating)
+        let mixed = try Lifecycle.apply(outcomes([("P1", .rescued), ("P2", .notFound)]), by: .ncct, to: locating, atMs: 3)
+        #expect(mixed.persons.map(\.status) == [.rescued, .notFound])
+        #expect(mixed.persons.map(\.updatedAtMs) == [3, 3])
+        #expect(Lifecycle.outcomeCounts(mixed.persons).map { "\($0.status)=\($0.count)" } == ["rescued=1", "not_found=1"])
+        // Per person: rescued cannot go back to pending, and an unknown person is NOT_FOUND.
+        #expect(code { _ = try Lifecycle.apply(outcomes([("P1", .pending)]), by: .ncct, to: mixed, atMs: 4) } == .failedPrecondition)
+        #expect(code { _ = try Lifecycle.apply(outcomes([("P9", .rescued)]), by: .ncct, to: mixed, atMs: 4) } == .notFound)
+        #expect(code { _ = try Lifecycle.apply(outcomes([("P1", .sheltered), ("P1", .sheltered)]), by: .ncct, to: mixed, atMs: 4) } == .invalidArgument)
+    }
+
+    @Test("only the requesting embassy withdraws or adds information; only NCCT changes status")
+    func roles() throws {
+        #expect(code { _ = try Lifecycle.apply(status(.acknowledged), by: .requestingEmbassy, to: received, atMs: 1) } == .permissionDenied)
+        #expect(code { _ = try Lifecycle.apply(.withdrawal(Withdrawal()), by: .ncct, to: received, atMs: 1) } == .permissionDenied)
+        #expect(try Lifecycle.apply(.withdrawal(Withdrawal()), by: .requestingEmbassy, to: received, atMs: 1).status == .withdrawn)
+        var question = InformationRequest()
+        question.questions = ["Which floor?"]
+        let asked = try Lifecycle.apply(.informationRequest(question), by: .ncct, to: received, atMs: 1)
+        #expect(asked.status == .infoRequested)
+        var answer = InformationProvided()
+        answer.text = "Fourth floor"
+        var added = Person()
+        added.personRef = "P3"
+        answer.addedPersons = [added]
+        let answered = try Lifecycle.apply(.informationProvided(answer), by: .requestingEmbassy, to: asked, atMs: 2)
+        #expect(answered.status == .acknowledged)
+        #expect(answered.persons.map(\.personRef) == ["P1", "P2", "P3"])
+        // Notes are allowed from both sides, even on a closed case.
+        var note = Note()
+        note.text = "closing remark"
+        let withdrawn = try Lifecycle.apply(.withdrawal(Withdrawal()), by: .requestingEmbassy, to: received, atMs: 1)
+        #expect(try Lifecycle.apply(.note(note), by: .ncct, to: withdrawn, atMs: 2) == withdrawn)
+        #expect(code { _ = try Lifecycle.apply(outcomes([("P1", .rescued)]), by: .ncct, to: withdrawn, atMs: 2) } == .failedPrecondition)
+    }
+}
+
+@Suite("Configuration files")
+struct ConfigurationTests {
+    func write(_ json: String, _ name: String, in folder: URL) throws -> String {
+        let url = folder.appendingPathComponent(name)
+        try json.write(to: url, atomically: true, encoding: .utf8)
+        return url.path
+    }
+
+    func problem(_ body: () throws -> Void) -> String {
+        do { try body(); return "accepted" } catch { return "\(error)" }
+    }
+
+    @Test("directory errors name the file, the field and what is wrong")
+    func directory() throws {
+        let folder = try makeTemporaryFolder("config")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let bad = try write(#"{"trust_domain": "t", "nodes": [{"id": "ncct", "role": "ncct", "represents": "KH", "endpoint": "h:1"},"# +
+                            #"{"id": "embassy-id", "role": "consulate", "represents": "ID", "endpoint": "h:2"}]}"#, "d1.json", in: folder)
+        #expect(problem { _ = try Directory.load(bad) } == "\(bad): nodes[1].role: must be \"ncct\" or \"embassy\", not \"consulate\"")
+        let noNCCT = try write(#"{"trust_domain": "t", "nodes": [{"id": "e", "role": "embassy", "represents": "ID", "endpoint": "h:2"}]}"#, "d2.json", in: folder)
+        #expect(problem { _ = try Directory.load(noNCCT) }.hasSuffix("nodes: must list exactly one node with role \"ncct\" (found 0)"))
+        let country = try write(#"{"trust_domain": "t", "nodes": [{"id": "ncct", "role": "ncct", "represents": "Cambodia", "endpoint": "h:1"}]}"#, "d3.json", in: folder)
+        #expect(problem { _ = try Directory.load(country) }.hasSuffix("nodes[0].represents: must be an ISO 3166-1 alpha-2 code such as \"ID\""))
+        let notJSON = try write("{nodes: ", "d4.json", in: folder)
+        #expect(problem { _ = try Directory.load(notJSON) }.hasPrefix("\(notJSON): not valid JSON"))
+    }
+
+    @Test("node configuration errors name the field; missing files are caught at start")
+    func node() throws {
+        let folder = try makeTemporaryFolder("config")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let missing = try write(#"{"node_id": "ncct", "listen": "127.0.0.1:7443", "certificate": "nope.pem"}"#, "n1.json", in: folder)
+        #expect(problem { _ = try NodeConfiguration.load(missing) } == "\(missing): certificate: no file at \(folder.path)/nope.pem")
+        let listen = try write(#"{"node_id": "ncct", "listen": "everywhere"}"#, "n2.json", in: folder)
+        #expect(problem { _ = try NodeConfiguration.load(listen) } == "\(listen): listen: must be host:port, not \"everywhere\"")
+    }
+}

@@ -1,0 +1,111 @@
+import CaseBridgeProto
+import CaseBridgeRPC
+import Foundation
+import Testing
+import TestSupport
+
+/// A peer acting outside its role, or out of turn, gets a precise status; nothing is stored but
+/// the audit entry.
+@Suite("Refused node calls", .serialized)
+struct NodeRefusalTests {
+    @Test("wrong role, wrong origin, illegal transition, sequence gap, unknown case, malformed request")
+    func refusals() async throws {
+        let federation = try TestFederation()
+        for node in federation.nodes { try await federation.start(node) }
+        let ncct = federation.console("ncct"), embassy = federation.console("embassy-id")
+        let asEmbassy = try federation.peerChannel(to: "ncct", as: "embassy-id")
+        let embassyToEmbassy = try federation.peerChannel(to: "embassy-id", as: "embassy-cn")
+        defer { [ncct, embassy, asEmbassy, embassyToEmbassy].forEach { $0.close() } }
+
+        let caseID = try await embassy.unary(Console.submit, Make.request(persons: 2)).caseID
+        #expect(try await federation.eventually { try federation.sql("ncct", "SELECT COUNT(*) FROM cases") == ["1"] })
+        func stored() throws -> [String] {
+            let counts = ["cases", "persons", "case_history", "inbox", "processed", "outbox"].map { "(SELECT COUNT(*) FROM \($0))" }
+            return try federation.sql("ncct", "SELECT \(counts.joined(separator: ", ")), (SELECT group_concat(status) FROM cases)")
+        }
+        func refusalCount() throws -> Int { Int(try federation.sql("ncct", "SELECT COUNT(*) FROM audit WHERE event = 'call.refused'").first!)! }
+        func update(_ change: CaseUpdate.Change, sequence: UInt64, caseID: String = caseID, actor: String = "embassy-id") -> CaseUpdate {
+            var update = Make.update(caseID, change)
+            update.updateID = UUID().uuidString.lowercased()
+            update.actorNode = actor
+            update.sequence = sequence
+            return update
+        }
+        let before = try stored()
+
+        // Refused calls, each with the status a caller must act on.
+        var expectedRefusals = try refusalCount()
+        func refused(_ code: RPCCode, _ fragment: String, _ call: () async throws -> Void) async throws {
+            let error = try await #require(throws: RPCError.self) { try await call() }
+            #expect(error.code == code, "\(error)")
+            #expect(error.message.contains(fragment), "\(error.message)")
+            expectedRefusals += 1
+            #expect(try refusalCount() == expectedRefusals)
+            #expect(try stored() == before)
+        }
+        // Wrong role: an embassy changing a case's status, and an embassy submitting to another embassy.
+        try await refused(.permissionDenied, "only NCCT may change status") {
+            _ = try await asEmbassy.unary(CaseExchange.pushUpdate, update(.statusChange({ var s = StatusChange(); s.toStatus = .completed; return s }()), sequence: 1))
+        }
+        var misrouted = Make.request(persons: 1)
+        misrouted.requestID = UUID().uuidString.lowercased()
+        misrouted.originNode = "embassy-cn"
+        let error = try await #require(throws: RPCError.self) { try await embassyToEmbassy.unary(CaseExchange.submitRequest, misrouted) }
+        #expect(error.code == .permissionDenied)
+        #expect(error.message.contains("is an embassy node"))
+        // Wrong origin: a request or update claiming to come from someone else.
+        var spoofed = Make.request(persons: 1)
+        spoofed.requestID = UUID().uuidString.lowercased()
+        spoofed.originNode = "embassy-cn"
+        try await refused(.permissionDenied, "origin_node embassy-cn is not the caller embassy-id") {
+            _ = try await asEmbassy.unary(CaseExchange.submitRequest, spoofed)
+        }
+        try await refused(.permissionDenied, "actor_node ncct is not the caller") {
+            _ = try await asEmbassy.unary(CaseExchange.pushUpdate, update(.note({ var n = Note(); n.text = "x"; return n }()), sequence: 1, actor: "ncct"))
+        }
+        // Gap in sequence: the receiver names the sequence it expects.
+        let gap = try await #require(throws: RPCError.self) {
+            _ = try await asEmbassy.unary(CaseExchange.pushUpdate, update(.note({ var n = Note(); n.text = "x"; return n }()), sequence: 3))
+        }
+        #expect(gap.code == .failedPrecondition)
+        #expect(gap.metadata["casebridge-expected-sequence"] == "1")
+        expectedRefusals += 1
+        #expect(try stored() == before)
+        // Unknown case.
+        try await refused(.notFound, "no case") {
+            _ = try await asEmbassy.unary(CaseExchange.pushUpdate, update(.note({ var n = Note(); n.text = "x"; return n }()), sequence: 1,
+                                                                         caseID: UUID().uuidString.lowercased()))
+        }
+        // Malformed request: the field is named, its value is not echoed.
+        var malformed = Make.request(persons: 1)
+        malformed.requestID = UUID().uuidString.lowercased()
+        malformed.originNode = "embassy-id"
+        malformed.persons[0].phone = "0812-SECRET"
+        try await refused(.invalidArgument, "persons[0].phone") { _ = try await asEmbassy.unary(CaseExchange.submitRequest, malformed) }
+        #expect(try !federation.sql("ncct", "SELECT detail FROM audit").joined().contains("SECRET"))
+
+        // Illegal transition, at NCCT's own console: received cannot jump to completed.
+        let illegal = try await #require(throws: RPCError.self) { try await ncct.unary(Console.applyChange, Make.status(caseID, .completed)) }
+        #expect(illegal.code == .failedPrecondition)
+        #expect(illegal.message == "a case cannot go from received to completed")
+        // ...and over the wire: withdrawing a case NCCT has completed.
+        _ = try await ncct.unary(Console.applyChange, Make.status(caseID, .acknowledged))
+        _ = try await ncct.unary(Console.applyChange, Make.status(caseID, .completed))
+        let late = try await #require(throws: RPCError.self) {
+            _ = try await asEmbassy.unary(CaseExchange.pushUpdate, update(.withdrawal(Withdrawal()), sequence: 1))
+        }
+        #expect(late.code == .failedPrecondition)
+        #expect(late.message == "a case cannot go from completed to withdrawn")
+
+        // The same status again is a no-op that still counts as the actor's update; a duplicate is answered as already applied.
+        let note = update(.note({ var n = Note(); n.text = "thanks"; return n }()), sequence: 1)
+        let first = try await asEmbassy.unary(CaseExchange.pushUpdate, note)
+        let again = try await asEmbassy.unary(CaseExchange.pushUpdate, note)
+        #expect(!first.alreadyApplied)
+        #expect(again.alreadyApplied)
+        #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM case_history WHERE update_id = '\(note.updateID)'") == ["1"])
+
+        #expect(try await ncct.unary(Console.verifyAudit, VerifyAuditRequest()).intact)
+        federation.stopAll()
+    }
+}
