@@ -43,6 +43,13 @@ public final class Node: Sendable {
                                      problem: "certificate is not for \(identity) (it names \(serverTLS.identities.map(\.description).joined(separator: ", ")))")
         }
 
+        let now = Clock.nowMs() / 1000
+        if let notAfter = serverTLS.certificateNotAfter, notAfter < now {
+            throw ConfigurationError(file: configuration.certificate, field: "", problem: "certificate expired; ask the federation CA for a new one")
+        }
+        if let notBefore = serverTLS.certificateNotBefore, notBefore > now {
+            throw ConfigurationError(file: configuration.certificate, field: "", problem: "certificate is not valid yet; check the clock")
+        }
         let store = try CaseStore(folder: configuration.dataFolder, logger: logger)
         let peers = directory.nodes.filter { $0.id != me.id && ($0.role == .ncct || me.role == .ncct) }
         let clientGroup = EventLoopGroup(threads: 1, name: "cb-delivery")

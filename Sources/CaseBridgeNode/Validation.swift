@@ -61,13 +61,18 @@ public enum Validation {
     }
 
     static func check(_ person: Person, field: String) throws(RPCError) {
-        func invalid(_ name: String, _ problem: String) -> RPCError { RPCError(.invalidArgument, "\(field).\(name): \(problem)") }
-        guard (1...64).contains(person.personRef.count) else { throw invalid("person_ref", "must be 1 to 64 characters") }
-        if !person.nationality.isEmpty, !isCountry(person.nationality) { throw invalid("nationality", "must be an ISO 3166-1 alpha-2 code") }
-        if !person.dateOfBirth.isEmpty, !isPartialDate(person.dateOfBirth) { throw invalid("date_of_birth", "must be YYYY-MM-DD, YYYY-MM or YYYY") }
-        if !person.phone.isEmpty, !isPhone(person.phone) { throw invalid("phone", "must be E.164, e.g. +6281234567890") }
+        if let (name, problem) = problem(in: person) { throw RPCError(.invalidArgument, "\(field).\(name): \(problem)") }
+    }
+
+    /// The first thing wrong with a person's fields: the field's name and what is wrong, never its value.
+    public static func problem(in person: Person) -> (field: String, problem: String)? {
+        if !(1...64).contains(person.personRef.count) { return ("person_ref", "must be 1 to 64 characters") }
+        if !person.nationality.isEmpty, !isCountry(person.nationality) { return ("nationality", "must be an ISO 3166-1 alpha-2 code such as ID") }
+        if !person.dateOfBirth.isEmpty, !isPartialDate(person.dateOfBirth) { return ("date_of_birth", "must be YYYY-MM-DD, YYYY-MM or YYYY") }
+        if !person.phone.isEmpty, !isPhone(person.phone) { return ("phone", "must be E.164, e.g. +6281234567890") }
         if let document = person.travelDocument, !document.issuingCountry.isEmpty, !isCountry(document.issuingCountry) {
-            throw invalid("travel_document.issuing_country", "must be an ISO 3166-1 alpha-2 code")
+            return ("travel_document.issuing_country", "must be an ISO 3166-1 alpha-2 code")
         }
+        return nil
     }
 }

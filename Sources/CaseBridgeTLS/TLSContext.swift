@@ -95,6 +95,12 @@ public final class TLSContext: @unchecked Sendable {
         return Certificates.uriNames(cert).compactMap(PeerIdentity.init(uri:))
     }
 
+    /// The start of this side's own certificate's validity, as unix seconds.
+    public var certificateNotBefore: Int64? {
+        guard let cert = SSL_CTX_get0_certificate(context) else { return nil }
+        return Certificates.unixTime(X509_get0_notBefore(cert))
+    }
+
     /// The expiry of this side's own certificate, as unix seconds.
     public var certificateNotAfter: Int64? {
         guard let cert = SSL_CTX_get0_certificate(context) else { return nil }

@@ -13,7 +13,11 @@ struct CaseBridgeCommand: AsyncParsableCommand {
 
             Example: casebridge node run --config nodes/ncct.json
             """,
-        subcommands: [NodeCommand.self, ContractCommand.self]
+        subcommands: [
+            SubmitCommand.self, InboxCommand.self, CaseCommand.self, AckCommand.self, UpdateCommand.self, NoteCommand.self,
+            RequestInfoCommand.self, ProvideInfoCommand.self, WithdrawCommand.self, WatchCommand.self,
+            DemoCommand.self, StatusCommand.self, AuditCommand.self, CheckPeerCommand.self, NodeCommand.self, ContractCommand.self,
+        ]
     )
 }
 

@@ -1,0 +1,292 @@
+import ArgumentParser
+import CaseBridgeNode
+import CaseBridgeProto
+import CaseBridgeRPC
+import Foundation
+
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Runs a local federation: NCCT and two embassies, one rescue request from filing to outcomes.",
+        discussion: """
+            Starts three nodes as separate processes on 127.0.0.1 with the TEST certificates in
+            certs/, each with a fresh database under the demo folder. The embassy of Indonesia files
+            a batch rescue request; NCCT acknowledges it, works it step by step and records each
+            person's outcome; you see each node's inbox and tracker as they change. The nodes stop
+            at the end (or keep running with --keep-running); their data stays for you to look at.
+
+            Example: casebridge demo
+            """
+    )
+    @Option(help: "Where to put the demo's configuration and data (replaced if it holds an earlier demo).") var folder = "demo-data"
+    @Option(help: "The test certificates.") var certs = "certs"
+    @Flag(help: "Leave the nodes running until Ctrl-C, to try the commands yourself.") var keepRunning = false
+
+    func run() async throws {
+        let federation = try DemoFederation(folder: folder, certs: certs)
+        defer { federation.stopAll() }
+        step("Starting the federation in \(federation.folder.path)")
+        for node in DemoFederation.nodes {
+            try await federation.start(node)
+            say("\(node.id) (\(node.name)) is up on 127.0.0.1:\(federation.ports[node.id]!)")
+        }
+        let embassy = federation.console("embassy-id"), ncct = federation.console("ncct"), china = federation.console("embassy-cn")
+
+        step("The embassy of Indonesia files a rescue request for \(DemoFederation.persons.count) nationals")
+        var request = InterventionRequest()
+        request.kind = .rescue
+        request.urgency = .immediate
+        request.persons = DemoFederation.persons
+        var location = Location()
+        location.province = "Preah Sihanouk"
+        location.siteName = "Compound K7 (demo)"
+        request.location = location
+        request.summary = "SOS messages from inside the compound; passports taken; one reports violence. (Fictional demo data.)"
+        request.indicators = [.documentsWithheld, .physicalViolence, .detention]
+        request.originReference = "IDN-PP-DEMO-001"
+        let receipt = try await embassy.call(Console.submit, request)
+        let caseID = receipt.caseID
+        say("filed case \(caseID): stored at the embassy node, status \(receipt.status); delivering to NCCT")
+        try await federation.waitFor(embassy, caseID) { $0.status == .received }
+        say("NCCT committed it: the embassy's tracker now says \"received\"")
+
+        step("NCCT's inbox")
+        for entry in try await ncct.stream(Console.listInbox, ListInboxRequest()) {
+            say("#\(entry.entryID) \(entry.kind == .request ? "request" : "update") from \(entry.fromNode): case \(entry.caseID), \(entry.summary?.personCount ?? 0) persons, \(entry.read ? "read" : "NEW")")
+        }
+
+        let outcomes = DemoFederation.outcomes
+        let changes: [(String, CaseUpdate.Change)] = [
+            ("NCCT acknowledges the case", .statusChange({ var c = StatusChange(); c.toStatus = .acknowledged; return c }())),
+            ("NCCT starts locating the compound", .stepChange({ var c = StepChange(); c.step = .locating; return c }())),
+            ("The rescue is planned with provincial police", .stepChange({ var c = StepChange(); c.step = .rescuePlanned; return c }())),
+            ("The operation takes place", .stepChange({ var c = StepChange(); c.step = .rescued; return c }())),
+            ("Outcomes per person are recorded", .personOutcomes(outcomes.first)),
+            ("Rescued persons are sheltered", .stepChange({ var c = StepChange(); c.step = .sheltered; return c }())),
+            ("Shelter and documents, per person", .personOutcomes(outcomes.second)),
+            ("A note for the embassy", .note({ var n = Note(); n.text = "Interviews done; emergency travel documents requested."; return n }())),
+        ]
+        for (number, (title, change)) in changes.enumerated() {
+            step(title)
+            var update = CaseUpdate()
+            update.caseID = caseID
+            update.author = "NCCT duty officer (demo)"
+            update.change = change
+            _ = try await ncct.call(Console.applyChange, update)
+            let view = try await federation.waitFor(embassy, caseID) { $0.history.count == number + 1 }
+            say("embassy tracker: \(view.status)\(view.step == .unspecified ? "" : " / \(view.step)") — \(Output.counts(view.outcomeCounts))")
+        }
+
+        step("The embassy of China sees none of this")
+        let visible = try await china.stream(Console.listCases, ListCasesRequest())
+        say("cases at embassy-cn: \(visible.count)")
+
+        step("The case as the embassy of Indonesia sees it")
+        let view = try await embassy.call(Console.getCase, { var r = GetCaseRequest(); r.caseID = caseID; return r }())
+        say("status \(view.status), step \(view.step), \(view.history.count) updates, all delivered: \(try await federation.allDelivered(ncct, caseID))")
+        for update in view.history { say("  #\(update.sequence) \(describe(update))") }
+
+        let tool = CommandLine.arguments[0].hasPrefix("/") || CommandLine.arguments[0].contains("/") ? CommandLine.arguments[0] : "casebridge"
+        let cfg = { (node: String) in federation.folder.appendingPathComponent("\(node)/node.json").path }
+        if keepRunning {
+            step("The nodes keep running. Try, in another terminal:")
+        } else {
+            step("Stopping the nodes (their data stays in \(federation.folder.path))")
+            federation.stopAll()
+            print("""
+
+                To start them again (each in its own terminal, or with & at the end):
+                  \(tool) node run --config \(cfg("ncct"))
+                  \(tool) node run --config \(cfg("embassy-id"))
+                  \(tool) node run --config \(cfg("embassy-cn"))
+
+                Then:
+                """)
+        }
+        print("""
+              \(tool) case show \(caseID) --config \(cfg("embassy-id"))
+              \(tool) inbox --config \(cfg("ncct"))
+              \(tool) submit --kind welfare_check --name "Test Person" --nationality ID --config \(cfg("embassy-id"))
+              \(tool) ack CASE_ID --config \(cfg("ncct"))
+              \(tool) status --config \(cfg("ncct"))
+              \(tool) check-peer 127.0.0.1:\(federation.ports["ncct"]!) --config \(cfg("embassy-id"))
+              \(tool) audit verify --config \(cfg("ncct"))
+            Logs: \(federation.folder.path)/<node>/node.log
+            """)
+        if keepRunning {
+            say("Ctrl-C stops the nodes.")
+            await waitForInterrupt()
+        }
+    }
+
+    private func step(_ text: String) { print("\n== \(text)") }
+    private func say(_ text: String) { print("   \(text)") }
+
+    private func waitForInterrupt() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            signal(SIGINT, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+            source.setEventHandler { continuation.resume(); source.cancel() }
+            source.resume()
+            keepSource(source)
+        }
+    }
+}
+
+nonisolated(unsafe) private var demoSources: [DispatchSourceSignal] = []
+private func keepSource(_ source: DispatchSourceSignal) { demoSources.append(source) }
+
+/// The demo's three nodes: configuration files, processes and consoles.
+final class DemoFederation {
+    struct NodeInfo { let id, role, represents, name: String }
+    static let nodes = [NodeInfo(id: "ncct", role: "ncct", represents: "KH", name: "NCCT, Phnom Penh"),
+                        NodeInfo(id: "embassy-id", role: "embassy", represents: "ID", name: "Embassy of Indonesia"),
+                        NodeInfo(id: "embassy-cn", role: "embassy", represents: "CN", name: "Embassy of China")]
+    static let marker = ".casebridge-demo"
+
+    let folder: URL
+    private(set) var ports: [String: Int] = [:]
+    private var processes: [String: Process] = [:]
+
+    init(folder path: String, certs: String) throws {
+        folder = URL(fileURLWithPath: path).standardizedFileURL
+        let certsFolder = URL(fileURLWithPath: certs).standardizedFileURL
+        guard FileManager.default.fileExists(atPath: certsFolder.appendingPathComponent("ca.pem").path) else {
+            throw fail("no test certificates in \(certsFolder.path) (run from the repository, or give --certs)", code: Exit.badInput)
+        }
+        if FileManager.default.fileExists(atPath: folder.path) {
+            guard FileManager.default.fileExists(atPath: folder.appendingPathComponent(Self.marker).path) else {
+                throw fail("\(folder.path) exists and is not an earlier demo; choose another --folder", code: Exit.badInput)
+            }
+            try FileManager.default.removeItem(at: folder)
+        }
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: folder.appendingPathComponent(Self.marker).path, contents: Data())
+        for node in Self.nodes { ports[node.id] = try freePort() }
+        let directory: [String: Any] = ["trust_domain": "casebridge.test", "nodes": Self.nodes.map { node in
+            ["id": node.id, "role": node.role, "represents": node.represents, "endpoint": "127.0.0.1:\(ports[node.id]!)", "display_name": node.name]
+        }]
+        try write(directory, to: folder.appendingPathComponent("directory.json"))
+        for node in Self.nodes {
+            let nodeFolder = folder.appendingPathComponent(node.id)
+            try FileManager.default.createDirectory(at: nodeFolder, withIntermediateDirectories: true)
+            try write([
+                "node_id": node.id, "listen": "127.0.0.1:\(ports[node.id]!)",
+                "certificate": certsFolder.appendingPathComponent("nodes/\(node.id).pem").path,
+                "private_key": certsFolder.appendingPathComponent("nodes/\(node.id).key").path,
+                "ca": certsFolder.appendingPathComponent("ca.pem").path, "crl": certsFolder.appendingPathComponent("crl.pem").path,
+                "directory": "../directory.json", "data_folder": "data", "console_socket": "console.sock",
+                "delivery": ["initial_backoff_ms": 200, "max_backoff_ms": 5000],
+            ], to: nodeFolder.appendingPathComponent("node.json"))
+        }
+    }
+
+    func start(_ node: NodeInfo) async throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        let nodeFolder = folder.appendingPathComponent(node.id)
+        process.arguments = ["node", "run", "--config", nodeFolder.appendingPathComponent("node.json").path]
+        let log = nodeFolder.appendingPathComponent("node.log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: log)
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        processes[node.id] = process
+        let console = self.console(node.id)
+        for _ in 0..<300 {
+            guard process.isRunning else { break }
+            if (try? await console.channel.unary(GRPCHealth.Health.check, GRPCHealth.HealthCheckRequest(), timeout: .seconds(1))) != nil { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw fail("node \(node.id) did not start; see \(log.path)")
+    }
+
+    func console(_ node: String) -> ConsoleConnection {
+        let configuration = try! NodeConfiguration.load(folder.appendingPathComponent("\(node)/node.json").path)
+        return ConsoleConnection(configuration: configuration)
+    }
+
+    @discardableResult
+    func waitFor(_ console: ConsoleConnection, _ caseID: String, until condition: (Case) -> Bool) async throws -> Case {
+        var request = GetCaseRequest()
+        request.caseID = caseID
+        for _ in 0..<600 {
+            if let view = try? await console.channel.unary(Console.getCase, request), condition(view) { return view }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        throw fail("the case did not reach the expected state within 15 s; see the logs in \(folder.path)")
+    }
+
+    func allDelivered(_ console: ConsoleConnection, _ caseID: String) async throws -> Bool {
+        var request = GetCaseRequest()
+        request.caseID = caseID
+        for _ in 0..<200 {
+            if try await console.call(Console.getCase, request).deliveries.allSatisfy({ $0.state == .delivered }) { return true }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        return false
+    }
+
+    func stopAll() {
+        for (_, process) in processes where process.isRunning { process.terminate() }
+        for (_, process) in processes { process.waitUntilExit() }
+        processes.removeAll()
+    }
+
+    private func write(_ object: Any, to url: URL) throws {
+        try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]).write(to: url)
+    }
+
+    private func freePort() throws -> Int {
+        let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { Glibc.close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Fictional persons: the demo never shows anyone's real data.
+    static let persons: [Person] = {
+        let names = ["Ayu Lestari", "Budi Santoso", "Citra Dewi", "Dimas Pratama", "Eka Putri", "Fajar Nugroho",
+                     "Gita Permata", "Hadi Wijaya", "Indah Sari", "Joko Susilo", "Kartika Ayu", "Lukman Hakim"]
+        return names.enumerated().map { i, name in
+            var person = Person()
+            person.personRef = "P\(i + 1)"
+            person.fullName = name + " (demo)"
+            person.nationality = "ID"
+            person.dateOfBirth = "\(1990 + i)-0\(1 + i % 9)-1\(i % 10)"
+            person.sex = i % 2 == 0 ? .female : .male
+            person.phone = "+6281200000\(String(format: "%03d", i))"
+            person.languages = ["id"]
+            if i % 3 == 0 {
+                var document = TravelDocument()
+                document.number = "DEMO\(1000 + i)"
+                document.issuingCountry = "ID"
+                document.withheld = true
+                person.travelDocument = document
+            }
+            return person
+        }
+    }()
+
+    /// 9 rescued, 2 not found, 1 declined assistance; then 8 sheltered and 1 with documents in process.
+    static var outcomes: (first: PersonOutcomes, second: PersonOutcomes) {
+        func list(_ pairs: [(Int, PersonStatus)]) -> PersonOutcomes {
+            var list = PersonOutcomes()
+            list.outcomes = pairs.map { i, status in
+                var outcome = PersonOutcome()
+                outcome.personRef = "P\(i)"
+                outcome.status = status
+                return outcome
+            }
+            return list
+        }
+        let first = list((1...9).map { ($0, .rescued) } + [(10, .notFound), (11, .notFound), (12, .declinedAssistance)])
+        let second = list((1...8).map { ($0, .sheltered) } + [(9, .documentsInProcess)])
+        return (first, second)
+    }
+}

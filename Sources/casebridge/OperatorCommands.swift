@@ -1,0 +1,125 @@
+import ArgumentParser
+import CaseBridgeNode
+import CaseBridgeProto
+import CaseBridgeRPC
+import CaseBridgeTLS
+import Foundation
+import Logging
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Peers, what is owed to each, the oldest undelivered message, and certificate expiry.",
+        discussion: "Example: casebridge status --config demo-data/ncct/node.json"
+    )
+    @OptionGroup var node: NodeOptions
+
+    func run() async throws {
+        let status = try await node.console().call(Console.getStatus, StatusRequest())
+        if node.json { Output.json(ProtoJSON.object(status)); return }
+        let role = status.role == .ncct ? "NCCT" : "embassy of \(status.represents)"
+        print("Node \(status.nodeID) (\(role)), version \(status.version), running since \(Output.time(status.startedAtMs))")
+        let days = (status.certificateNotAfterMs - Int64(Date().timeIntervalSince1970 * 1000)) / 86_400_000
+        print("Certificate valid until \(Output.time(status.certificateNotAfterMs)) (\(days) days)\(days < 30 ? "  ← renew soon" : "")")
+        print("Unread in inbox: \(status.unreadInbox)\n")
+        Output.table(["PEER", "ENDPOINT", "REACHABLE", "OWED", "OLDEST UNDELIVERED", "LAST ERROR"], status.peers.map { peer in
+            [peer.nodeID, peer.endpoint, peer.lastContactAtMs == 0 && peer.lastError.isEmpty ? "not tried" : (peer.reachable ? "yes" : "NO"),
+             String(peer.outboxDepth), Output.time(peer.oldestUndeliveredAtMs), peer.lastError]
+        })
+    }
+}
+
+struct AuditCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit", abstract: "The node's hash-chained audit log.", subcommands: [VerifyAudit.self])
+}
+
+struct VerifyAudit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Recomputes every hash of the audit chain; exits 1 if any entry was changed or removed.",
+        discussion: "Example: casebridge audit verify"
+    )
+    @OptionGroup var node: NodeOptions
+
+    func run() async throws {
+        let result = try await node.console().call(Console.verifyAudit, VerifyAuditRequest())
+        if node.json { Output.json(ProtoJSON.object(result)) } else if result.intact {
+            print("Audit log intact: \(result.entries) entries, every hash matches.")
+        }
+        if !result.intact { throw fail("audit log NOT intact: \(result.detail) (\(result.entries) entries verified before it)") }
+    }
+}
+
+struct CheckPeerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-peer",
+        abstract: "Checks that a peer node interoperates: TLS and identity, health, reflection, a harmless call.",
+        discussion: """
+            Connects with this node's own certificate. The peer's expected identity comes from the
+            directory entry with that endpoint, or from --expect.
+
+            Example: casebridge check-peer 127.0.0.1:7401 --config demo-data/embassy-id/node.json
+            """
+    )
+    @OptionGroup var node: NodeOptions
+    @Argument(help: "host:port of the peer.") var endpoint: String
+    @Option(help: "The peer's node id, if the directory does not list this endpoint.") var expect: String?
+
+    func run() async throws {
+        let configuration = try node.configuration()
+        let directory: Directory
+        do { directory = try Directory.load(configuration.directoryPath) } catch { throw fail("\(error)", code: Exit.badInput) }
+        guard let peerID = expect ?? directory.nodes.first(where: { $0.endpoint == endpoint })?.id else {
+            throw fail("no directory entry has endpoint \(endpoint); name the peer with --expect NODE_ID", code: Exit.badInput)
+        }
+        let tls: TLSContext
+        do {
+            tls = try TLSContext(.client, configuration: TLSConfiguration(
+                certificateChainPath: configuration.certificate, privateKeyPath: configuration.privateKey,
+                trustedCAPath: configuration.ca, revocationListPath: configuration.crl, trustDomain: directory.trustDomain))
+        } catch { throw fail("our own TLS setup: \(error)", code: Exit.badInput) }
+        var logger = Logger(label: "casebridge.check-peer")
+        logger.logLevel = .critical
+        let target = PeerIdentity(trustDomain: directory.trustDomain, nodeID: peerID)
+        let channel = RPCChannel(endpoint: endpoint, target: target, tls: tls, logger: logger)
+        defer { channel.close() }
+        var failures = 0
+        func report(_ name: String, _ body: () async throws -> String) async {
+            do { print("PASS \(name): \(try await body())") } catch {
+                failures += 1
+                print("FAIL \(name): \(error)")
+            }
+        }
+        await report("tls") {
+            _ = try await channel.unary(GRPCHealth.Health.check, GRPCHealth.HealthCheckRequest(), timeout: .seconds(10))
+            return "TLS 1.3 with mutual certificates; the peer proved it is \(target)"
+        }
+        guard failures == 0 else { throw fail("\(endpoint) is not reachable as \(peerID); see above", code: Exit.unreachable) }
+        await report("health") {
+            var request = GRPCHealth.HealthCheckRequest()
+            request.service = CaseExchange.serviceName
+            let status = try await channel.unary(GRPCHealth.Health.check, request, timeout: .seconds(10)).status
+            guard status == .serving else { throw RPCError(.unavailable, "\(CaseExchange.serviceName) is \(status)") }
+            return "\(CaseExchange.serviceName) is SERVING"
+        }
+        await report("reflection") {
+            var request = GRPCReflectionV1.ServerReflectionRequest()
+            request.messageRequest = .listServices("")
+            var services: [String] = []
+            for try await response in channel.streaming(GRPCReflectionV1.ServerReflection.serverReflectionInfo, [request], timeout: .seconds(10)) {
+                if case .listServicesResponse(let list)? = response.messageResponse { services = list.service.map(\.name) }
+            }
+            guard services.contains(CaseExchange.serviceName) else { throw RPCError(.notFound, "services listed: \(services.joined(separator: ", "))") }
+            return "lists \(services.count) services, including \(CaseExchange.serviceName)"
+        }
+        await report("round trip") {
+            var request = ListCasesRequest()
+            request.limit = 1
+            var count = 0
+            for try await _ in channel.streaming(CaseExchange.listCases, [request], timeout: .seconds(10)) { count += 1 }
+            return "CaseExchange.ListCases answered (\(count) case\(count == 1 ? "" : "s") visible to us)"
+        }
+        if failures > 0 { throw fail("\(failures) check\(failures == 1 ? "" : "s") failed against \(endpoint)") }
+    }
+}

@@ -1,0 +1,151 @@
+import ArgumentParser
+import CaseBridgeNode
+import CaseBridgeProto
+import Foundation
+
+/// Reads persons (for a batch request) or outcomes (for an update) from CSV or JSON. Problems name
+/// the file, line and column, never the value: values are personal data.
+enum PersonsFile {
+    static let personColumns = ["person_ref", "full_name", "native_name", "other_names", "nationality", "date_of_birth", "sex",
+                                "document_number", "document_country", "document_withheld", "phone", "languages", "minor", "needs",
+                                "description"]
+
+    static func persons(_ path: String) throws -> [Person] {
+        let records = try read(path, columns: personColumns, required: ["full_name"])
+        var persons: [Person] = []
+        for (line, record) in records {
+            func problem(_ column: String, _ text: String) -> ExitCode { fail("\(path) line \(line): \(column): \(text)", code: Exit.badInput) }
+            var person = Person()
+            person.personRef = record["person_ref"].flatMap { $0.isEmpty ? nil : $0 } ?? "P\(persons.count + 1)"
+            person.fullName = record["full_name"] ?? ""
+            guard !person.fullName.isEmpty else { throw problem("full_name", "is empty") }
+            person.nativeName = record["native_name"] ?? ""
+            person.otherNames = list(record["other_names"])
+            person.nationality = (record["nationality"] ?? "").uppercased()
+            person.dateOfBirth = record["date_of_birth"] ?? ""
+            if let sex = record["sex"], !sex.isEmpty {
+                guard let parsed = Sex(name: sex) else { throw problem("sex", "must be female, male or other") }
+                person.sex = parsed
+            }
+            if let number = record["document_number"], !number.isEmpty {
+                var document = TravelDocument()
+                document.number = number
+                document.issuingCountry = (record["document_country"] ?? "").uppercased()
+                guard let withheld = flag(record["document_withheld"]) else { throw problem("document_withheld", "must be yes or no") }
+                document.withheld = withheld
+                person.travelDocument = document
+            }
+            person.phone = record["phone"] ?? ""
+            person.languages = list(record["languages"])
+            guard let minor = flag(record["minor"]) else { throw problem("minor", "must be yes or no") }
+            person.minor = minor
+            person.needs = list(record["needs"])
+            person.description = record["description"] ?? ""
+            if let (field, text) = Validation.problem(in: person) { throw problem(field, text) }
+            guard !persons.contains(where: { $0.personRef == person.personRef }) else { throw problem("person_ref", "used on an earlier line") }
+            persons.append(person)
+        }
+        guard !persons.isEmpty else { throw fail("\(path): no persons in the file", code: Exit.badInput) }
+        return persons
+    }
+
+    static func outcomes(_ path: String) throws -> [PersonOutcome] {
+        try read(path, columns: ["person_ref", "status", "note"], required: ["person_ref", "status"]).map { line, record in
+            var outcome = PersonOutcome()
+            outcome.personRef = record["person_ref"] ?? ""
+            guard let status = PersonStatus(name: record["status"] ?? ""), status != .unspecified else {
+                throw fail("\(path) line \(line): status: must be one of \(PersonStatus.names.values.filter { $0 != "unspecified" }.sorted().joined(separator: ", "))",
+                           code: Exit.badInput)
+            }
+            outcome.status = status
+            outcome.note = record["note"] ?? ""
+            return outcome
+        }
+    }
+
+    /// Records with their line numbers (the header is line 1; JSON objects count from 1).
+    private static func read(_ path: String, columns: [String], required: [String]) throws -> [(Int, [String: String])] {
+        guard let data = FileManager.default.contents(atPath: path) else { throw fail("cannot read \(path)", code: Exit.badInput) }
+        guard let text = String(data: data, encoding: .utf8) else { throw fail("\(path): not UTF-8 text", code: Exit.badInput) }
+        if path.lowercased().hasSuffix(".json") {
+            guard let array = (try? JSONSerialization.jsonObject(with: data)) as? [[String: Any]] else {
+                throw fail("\(path): must be a JSON list of objects", code: Exit.badInput)
+            }
+            return try array.enumerated().map { index, object in
+                if let unknown = object.keys.first(where: { !columns.contains($0) }) {
+                    throw fail("\(path) item \(index + 1): unknown field \(unknown) (known: \(columns.joined(separator: ", ")))", code: Exit.badInput)
+                }
+                return (index + 1, object.mapValues { value in
+                    if let list = value as? [Any] { return list.map { "\($0)" }.joined(separator: ";") }
+                    if let flag = value as? Bool { return flag ? "yes" : "no" }
+                    return "\(value)"
+                })
+            }
+        }
+        var rows = try CSV.parse(text, path: path)
+        guard !rows.isEmpty else { throw fail("\(path): empty file", code: Exit.badInput) }
+        let header = rows.removeFirst().map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        if let unknown = header.first(where: { !columns.contains($0) }) {
+            throw fail("\(path) line 1: unknown column \(unknown) (known: \(columns.joined(separator: ", ")))", code: Exit.badInput)
+        }
+        if let missing = required.first(where: { !header.contains($0) }) { throw fail("\(path) line 1: missing column \(missing)", code: Exit.badInput) }
+        return try rows.enumerated().compactMap { index, row in
+            let line = index + 2
+            if row.allSatisfy({ $0.trimmingCharacters(in: .whitespaces).isEmpty }) { return nil }
+            guard row.count == header.count else {
+                throw fail("\(path) line \(line): has \(row.count) fields, the header has \(header.count)", code: Exit.badInput)
+            }
+            return (line, Dictionary(uniqueKeysWithValues: zip(header, row.map { $0.trimmingCharacters(in: .whitespaces) })))
+        }
+    }
+
+    private static func list(_ value: String?) -> [String] {
+        (value ?? "").split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    private static func flag(_ value: String?) -> Bool? {
+        switch (value ?? "").lowercased() {
+        case "", "no", "false", "0", "n": false
+        case "yes", "true", "1", "y": true
+        default: nil
+        }
+    }
+}
+
+/// RFC 4180 CSV: quoted fields may hold commas, newlines and doubled quotes.
+enum CSV {
+    static func parse(_ text: String, path: String) throws -> [[String]] {
+        var rows: [[String]] = [], row: [String] = [], field = ""
+        var quoted = false, line = 1
+        var iterator = Array(text.unicodeScalars).makeIterator()
+        var pending: Unicode.Scalar? = nil
+        func next() -> Unicode.Scalar? {
+            if let p = pending { pending = nil; return p }
+            return iterator.next()
+        }
+        while let c = next() {
+            if quoted {
+                if c == "\"" {
+                    if let after = next() {
+                        if after == "\"" { field.unicodeScalars.append("\"") } else { quoted = false; pending = after }
+                    } else { quoted = false }
+                } else {
+                    if c == "\n" { line += 1 }
+                    field.unicodeScalars.append(c)
+                }
+                continue
+            }
+            switch c {
+            case "\"" where field.isEmpty: quoted = true
+            case ",": row.append(field); field = ""
+            case "\r": break
+            case "\n":
+                row.append(field); rows.append(row); row = []; field = ""; line += 1
+            default: field.unicodeScalars.append(c)
+            }
+        }
+        if quoted { throw fail("\(path) line \(line): a quoted field is not closed", code: Exit.badInput) }
+        if !field.isEmpty || !row.isEmpty { row.append(field); rows.append(row) }
+        return rows
+    }
+}

@@ -1,0 +1,399 @@
+import ArgumentParser
+import CaseBridgeProto
+import Foundation
+
+struct SubmitCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "submit",
+        abstract: "Files an intervention request with NCCT (embassy nodes).",
+        discussion: """
+            One person from flags, or a batch from a CSV or JSON file. The request is stored at
+            this node at once and delivered to NCCT in the background; `casebridge case show ID`
+            tells when NCCT has received it.
+
+            CSV columns (header required; full_name required): person_ref, full_name, native_name,
+            other_names, nationality, date_of_birth, sex, document_number, document_country,
+            document_withheld, phone, languages, minor, needs, description. Lists use ';'.
+
+            Examples:
+              casebridge submit --kind rescue --urgency immediate --name "Siti Rahma" --nationality ID \\
+                  --phone +6281234567890 --province "Preah Sihanouk" --site "Compound 7" --summary "SOS via WhatsApp"
+              casebridge submit --kind repatriation --persons batch.csv --province "Preah Sihanouk" --reference IDN-2026-0412
+            """
+    )
+    @OptionGroup var node: NodeOptions
+    @Option(help: "rescue, welfare_check, repatriation or trace.") var kind: String
+    @Option(help: "routine, urgent or immediate.") var urgency: String = "urgent"
+    @Option(help: "A CSV or JSON file of persons (for a batch).") var persons: String?
+    @Option(help: "Full name of one person (instead of --persons).") var name: String?
+    @Option(help: "Nationality, ISO 3166-1 alpha-2 (one person).") var nationality: String?
+    @Option(help: "Date of birth, YYYY-MM-DD (one person).") var dob: String?
+    @Option(help: "female, male or other (one person).") var sex: String?
+    @Option(help: "Phone in E.164 form (one person).") var phone: String?
+    @Option(help: "Travel document number (one person).") var passport: String?
+    @Flag(help: "The travel document is held by someone else (one person).") var passportWithheld = false
+    @Flag(help: "The person is or may be under 18 (one person).") var minor = false
+    @Option(help: "Province where the persons are held.") var province: String?
+    @Option(help: "District.") var district: String?
+    @Option(help: "Site or compound name.") var site: String?
+    @Option(help: "What is known, in prose.") var summary: String = ""
+    @Option(help: "Your own file reference.") var reference: String = ""
+    @Option(help: "Comma-separated indicators: documents_withheld, debt_bondage, physical_violence, detention, threats, ...")
+    var indicators: String = ""
+
+    func run() async throws {
+        var request = InterventionRequest()
+        guard let kind = RequestKind(name: kind), kind != .unspecified else { throw fail("--kind must be rescue, welfare_check, repatriation or trace", code: Exit.badInput) }
+        guard let urgency = Urgency(name: urgency), urgency != .unspecified else { throw fail("--urgency must be routine, urgent or immediate", code: Exit.badInput) }
+        request.kind = kind
+        request.urgency = urgency
+        if let persons {
+            guard name == nil else { throw fail("give either --persons FILE or --name, not both", code: Exit.badInput) }
+            Output.progress("reading \(persons)")
+            request.persons = try PersonsFile.persons(persons)
+            Output.progress("\(request.persons.count) persons read and checked")
+        } else {
+            guard let name, !name.isEmpty else { throw fail("name the person with --name, or give a batch with --persons FILE", code: Exit.badInput) }
+            var person = Person()
+            person.personRef = "P1"
+            person.fullName = name
+            person.nationality = nationality?.uppercased() ?? ""
+            person.dateOfBirth = dob ?? ""
+            if let sex { guard let parsed = Sex(name: sex) else { throw fail("--sex must be female, male or other", code: Exit.badInput) }; person.sex = parsed }
+            person.phone = phone ?? ""
+            if let passport {
+                var document = TravelDocument()
+                document.number = passport
+                document.withheld = passportWithheld
+                person.travelDocument = document
+            }
+            person.minor = minor
+            request.persons = [person]
+        }
+        var location = Location()
+        location.province = province ?? ""
+        location.district = district ?? ""
+        location.siteName = site ?? ""
+        request.location = location
+        request.summary = summary
+        request.originReference = reference
+        for name in indicators.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
+            guard let indicator = ControlIndicator(name: name) else { throw fail("--indicators: unknown indicator \(name)", code: Exit.badInput) }
+            request.indicators.append(indicator)
+        }
+        let console = try node.console()
+        let receipt = try await console.call(Console.submit, request)
+        if node.json { Output.json(ProtoJSON.object(receipt)) } else {
+            print("Filed case \(receipt.caseID) (\(request.persons.count) person\(request.persons.count == 1 ? "" : "s")); delivering to NCCT.")
+            print("Follow it with: casebridge case show \(receipt.caseID)")
+        }
+    }
+}
+
+struct InboxCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inbox",
+        abstract: "Lists what this node received, unread first.",
+        discussion: "Examples: casebridge inbox      casebridge inbox --unread      casebridge inbox --mark-read 12 13"
+    )
+    @OptionGroup var node: NodeOptions
+    @Flag(help: "Only entries nobody has marked read.") var unread = false
+    @Option(help: "At most this many entries.") var limit: Int = 50
+    @Option(name: .customLong("mark-read"), parsing: .upToNextOption, help: "Mark these entry numbers read.") var markRead: [UInt64] = []
+    @Option(help: "Your name, recorded with --mark-read.") var reader: String = NSUserName()
+
+    func run() async throws {
+        let console = try node.console()
+        if !markRead.isEmpty {
+            var request = MarkReadRequest()
+            request.entryIDs = markRead
+            request.reader = reader
+            let reply = try await console.call(Console.markRead, request)
+            print("Marked \(reply.marked) of \(markRead.count) entries read.")
+            return
+        }
+        var request = ListInboxRequest()
+        request.unreadOnly = unread
+        request.limit = UInt32(max(1, limit))
+        let entries = try await console.stream(Console.listInbox, request)
+        if node.json { entries.forEach { Output.json(ProtoJSON.object($0)) }; return }
+        guard !entries.isEmpty else { print(unread ? "No unread entries." : "The inbox is empty."); return }
+        Output.table(["#", "RECEIVED", "FROM", "WHAT", "CASE", "STATUS", "PERSONS", "READ"], entries.map { entry in
+            [String(entry.entryID), Output.time(entry.receivedAtMs), entry.fromNode,
+             entry.kind == .request ? "request (\(entry.summary?.kind.description ?? "?"))" : "update",
+             entry.caseID, entry.summary?.status.description ?? "-", String(entry.summary?.personCount ?? 0),
+             entry.read ? "yes (\(entry.readBy))" : "NEW"]
+        })
+    }
+}
+
+struct CaseCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "case",
+        abstract: "Shows one case, or lists cases.",
+        subcommands: [ShowCase.self, ListCases.self]
+    )
+}
+
+struct ShowCase: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show",
+        abstract: "Status, steps, each person's outcome, history, and the delivery of each message.",
+        discussion: "Example: casebridge case show 7d3f2c4e-0b1a-4c5d-9e8f-112233445566"
+    )
+    @OptionGroup var node: NodeOptions
+    @Argument(help: "The case id.") var caseID: String
+    @Flag(help: "List every person (default: the counts, and the first 20).") var allPersons = false
+
+    func run() async throws {
+        var request = GetCaseRequest()
+        request.caseID = caseID
+        let view = try await node.console().call(Console.getCase, request)
+        if node.json { Output.json(ProtoJSON.object(view)); return }
+        let r = view.request ?? InterventionRequest()
+        print("Case \(view.caseID)   \(r.kind) · \(r.urgency) · from \(view.requestingNode)\(r.originReference.isEmpty ? "" : " · ref \(r.originReference)")")
+        print("Status: \(view.status)\(view.step == .unspecified ? "" : " · step \(view.step)")   updated \(Output.time(view.updatedAtMs))")
+        print("Persons: \(view.persons.count) — \(Output.counts(view.outcomeCounts))")
+        let shown = allPersons ? view.persons : Array(view.persons.prefix(20))
+        Output.table(["REF", "NAME", "STATUS", "NOTE"], shown.map { person in
+            let named = r.persons.first { $0.personRef == person.personRef }?.fullName ?? ""
+            return [person.personRef, named, person.status.description, person.note]
+        })
+        if shown.count < view.persons.count { print("… \(view.persons.count - shown.count) more (--all-persons)") }
+        print("\nHistory")
+        if view.history.isEmpty { print("  (no updates yet)") }
+        for update in view.history {
+            print("  \(Output.time(update.occurredAtMs))  \(update.actorNode) #\(update.sequence): \(describe(update))\(update.author.isEmpty ? "" : "  — \(update.author)")")
+        }
+        print("\nDeliveries from this node")
+        if view.deliveries.isEmpty { print("  (none)") }
+        for delivery in view.deliveries {
+            var line = "  \(delivery.messageID) → \(delivery.peerNode): \(delivery.state) after \(delivery.attempts) attempt\(delivery.attempts == 1 ? "" : "s")"
+            if delivery.state == .retryWaiting { line += ", next at \(Output.time(delivery.nextAttemptAtMs))" }
+            if !delivery.lastError.isEmpty { line += " (\(delivery.lastError))" }
+            print(line)
+        }
+    }
+}
+
+/// One line per update kind, for people.
+func describe(_ update: CaseUpdate) -> String {
+    switch update.change {
+    case .statusChange(let c)?: "status → \(c.toStatus)\(c.reason.isEmpty ? "" : " (\(c.reason))")"
+    case .stepChange(let c)?: "step → \(c.step)"
+    case .personOutcomes(let c)?: "outcomes for \(c.outcomes.count) person\(c.outcomes.count == 1 ? "" : "s"): \(Output.counts(Dictionary(grouping: c.outcomes, by: \.status).map { var o = OutcomeCount(); o.status = $0.key; o.count = UInt32($0.value.count); return o }.sorted { $0.status.rawValue < $1.status.rawValue }))"
+    case .note(let c)?: "note: \(c.text)"
+    case .informationRequest(let c)?: "information requested: \(c.questions.joined(separator: " / "))"
+    case .informationProvided(let c)?: "information provided\(c.addedPersons.isEmpty ? "" : " (+\(c.addedPersons.count) persons)")"
+    case .withdrawal(let c)?: "withdrawn\(c.reason.isEmpty ? "" : ": \(c.reason)")"
+    case nil: "(unknown change)"
+    }
+}
+
+struct ListCases: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "Lists cases, most recently updated first.",
+        discussion: "Examples: casebridge case list      casebridge case list --status in_progress --status info_requested"
+    )
+    @OptionGroup var node: NodeOptions
+    @Option(help: "Only cases in this status (repeatable).") var status: [String] = []
+    @Option(help: "At most this many.") var limit: Int = 50
+
+    func run() async throws {
+        var request = ListCasesRequest()
+        for name in status {
+            guard let parsed = CaseStatus(name: name) else { throw fail("--status \(name) is not a case status", code: Exit.badInput) }
+            request.statuses.append(parsed)
+        }
+        request.limit = UInt32(max(1, limit))
+        let cases = try await node.console().stream(Console.listCases, request)
+        if node.json { cases.forEach { Output.json(ProtoJSON.object($0)) }; return }
+        guard !cases.isEmpty else { print("No cases."); return }
+        Output.table(["CASE", "FROM", "KIND", "URGENCY", "STATUS", "STEP", "PERSONS", "OUTCOMES", "UPDATED"], cases.map { c in
+            [c.caseID, c.requestingNode, c.kind.description, c.urgency.description, c.status.description,
+             c.step == .unspecified ? "-" : c.step.description, String(c.personCount), Output.counts(c.outcomeCounts), Output.time(c.updatedAtMs)]
+        })
+    }
+}
+
+/// Commands that make one change to a case.
+protocol ChangeCommand: AsyncParsableCommand {
+    var node: NodeOptions { get }
+    var caseID: String { get }
+    var author: String { get }
+    func change() throws -> CaseUpdate.Change
+}
+
+extension ChangeCommand {
+    func run() async throws {
+        var update = CaseUpdate()
+        update.caseID = caseID
+        update.author = author
+        update.change = try change()
+        let receipt = try await node.console().call(Console.applyChange, update)
+        if node.json { Output.json(ProtoJSON.object(receipt)); return }
+        print("Case \(receipt.caseID): update #\(receipt.sequence) recorded; status \(receipt.status). Delivering to the other agency.")
+    }
+}
+
+struct AckCommand: ChangeCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ack", abstract: "Acknowledges a case: NCCT takes responsibility (NCCT nodes).",
+        discussion: "Example: casebridge ack 7d3f2c4e-0b1a-4c5d-9e8f-112233445566 --author \"Officer Dara\"")
+    @OptionGroup var node: NodeOptions
+    @Argument(help: "The case id.") var caseID: String
+    @Option(help: "Your name, shown to the other agency.") var author: String = NSUserName()
+    func change() throws -> CaseUpdate.Change {
+        var change = StatusChange()
+        change.toStatus = .acknowledged
+        return .statusChange(change)
+    }
+}
+
+struct UpdateCommand: ChangeCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "update", abstract: "Changes a case's status, business step, or persons' outcomes (NCCT nodes).",
+        discussion: """
+            Give exactly one of --status, --step, --outcomes or --person.
+            Statuses: acknowledged, in_progress, info_requested, on_hold, completed, failed, declined, entered_in_error.
+            Steps: locating, rescue_planned, rescued, police_interview, identified, sheltered, documents_in_process, repatriation_scheduled.
+            Outcomes CSV columns: person_ref, status[, note]; statuses: located, rescued, sheltered, documents_in_process,
+            repatriated, not_found, declined_assistance.
+
+            Examples:
+              casebridge update ID --step rescue_planned
+              casebridge update ID --outcomes outcomes.csv
+              casebridge update ID --person P1=rescued --person P2=not_found
+              casebridge update ID --status completed --reason "all persons repatriated"
+            """)
+    @OptionGroup var node: NodeOptions
+    @Argument(help: "The case id.") var caseID: String
+    @Option(help: "New case status.") var status: String?
+    @Option(help: "Reason for the status, for the other agency.") var reason: String = ""
+    @Option(help: "New business step.") var step: String?
+    @Option(help: "CSV of person_ref,status[,note].") var outcomes: String?
+    @Option(help: "REF=STATUS for one person (repeatable).") var person: [String] = []
+    @Option(help: "Your name, shown to the other agency.") var author: String = NSUserName()
+
+    func change() throws -> CaseUpdate.Change {
+        let given = [status != nil, step != nil, outcomes != nil, !person.isEmpty].filter { $0 }.count
+        guard given == 1 else { throw fail("give exactly one of --status, --step, --outcomes, --person", code: Exit.badInput) }
+        if let status {
+            guard let parsed = CaseStatus(name: status) else { throw fail("--status \(status) is not a case status", code: Exit.badInput) }
+            var change = StatusChange()
+            change.toStatus = parsed
+            change.reason = reason
+            return .statusChange(change)
+        }
+        if let step {
+            guard let parsed = BusinessStep(name: step) else { throw fail("--step \(step) is not a business step", code: Exit.badInput) }
+            var change = StepChange()
+            change.step = parsed
+            return .stepChange(change)
+        }
+        var list = PersonOutcomes()
+        if let outcomes { list.outcomes = try PersonsFile.outcomes(outcomes) }
+        for pair in person {
+            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let parsed = PersonStatus(name: parts[1]) else { throw fail("--person \(pair): use REF=STATUS, e.g. P1=rescued", code: Exit.badInput) }
+            var outcome = PersonOutcome()
+            outcome.personRef = parts[0]
+            outcome.status = parsed
+            list.outcomes.append(outcome)
+        }
+        return .personOutcomes(list)
+    }
+}
+
+struct NoteCommand: ChangeCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "note", abstract: "Adds a note to a case (either agency).",
+        discussion: "Example: casebridge note ID \"Police interview set for Monday\"")
+    @OptionGroup var node: NodeOptions
+    @Argument(help: "The case id.") var caseID: String
+    @Argument(help: "The note.") var text: String
+    @Option(help: "Your name, shown to the other agency.") var author: String = NSUserName()
+    func change() throws -> CaseUpdate.Change {
+        var note = Note()
+        note.text = text
+        return .note(note)
+    }
+}
+
+struct RequestInfoCommand: ChangeCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "request-info", abstract: "Asks the requesting embassy for more information (NCCT nodes).",
+        discussion: "Example: casebridge request-info ID \"Which building?\" \"Any recent photo?\"")
+    @OptionGroup var node: NodeOptions
+    @Argument(help: "The case id.") var caseID: String
+    @Argument(help: "One or more questions.") var questions: [String]
+    @Option(help: "Your name, shown to the other agency.") var author: String = NSUserName()
+    func change() throws -> CaseUpdate.Change {
+        var request = InformationRequest()
+        request.questions = questions
+        return .informationRequest(request)
+    }
+}
+
+struct ProvideInfoCommand: ChangeCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "provide-info", abstract: "Answers NCCT, or adds what is newly known, optionally with more persons (embassy nodes).",
+        discussion: "Example: casebridge provide-info ID \"Fourth floor, building B\" --persons more.csv")
+    @OptionGroup var node: NodeOptions
+    @Argument(help: "The case id.") var caseID: String
+    @Argument(help: "What is now known.") var text: String
+    @Option(help: "A CSV or JSON file of persons to add.") var persons: String?
+    @Option(help: "Your name, shown to the other agency.") var author: String = NSUserName()
+    func change() throws -> CaseUpdate.Change {
+        var provided = InformationProvided()
+        provided.text = text
+        if let persons { provided.addedPersons = try PersonsFile.persons(persons) }
+        return .informationProvided(provided)
+    }
+}
+
+struct WithdrawCommand: ChangeCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "withdraw", abstract: "Withdraws a request this embassy filed (embassy nodes).",
+        discussion: "Example: casebridge withdraw ID --reason \"The family reports she is home\"")
+    @OptionGroup var node: NodeOptions
+    @Argument(help: "The case id.") var caseID: String
+    @Option(help: "Why, for NCCT.") var reason: String = ""
+    @Option(help: "Your name, shown to the other agency.") var author: String = NSUserName()
+    func change() throws -> CaseUpdate.Change {
+        var withdrawal = Withdrawal()
+        withdrawal.reason = reason
+        return .withdrawal(withdrawal)
+    }
+}
+
+struct WatchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "watch", abstract: "Prints changes to cases as they happen, until interrupted.",
+        discussion: "Example: casebridge watch")
+    @OptionGroup var node: NodeOptions
+    @Option(help: "Resume after this event number.") var after: UInt64 = 0
+
+    func run() async throws {
+        let console = try node.console()
+        var request = WatchCasesRequest()
+        request.afterEventID = after
+        if !node.json { Output.progress("watching \(console.configuration.nodeID); Ctrl-C to stop") }
+        do {
+            for try await event in console.channel.streaming(Console.watch, [request]) {
+                if node.json { Output.json(ProtoJSON.object(event)); continue }
+                let summary = event.summary.map { "\($0.status)\($0.step == .unspecified ? "" : "/\($0.step)") · \(Output.counts($0.outcomeCounts))" } ?? ""
+                let what: String = switch event.kind {
+                case .opened: "opened"
+                case .updated: event.update.map(describe) ?? "updated"
+                case .delivery: event.delivery.map { "delivery to \($0.peerNode): \($0.state)" } ?? "delivery"
+                default: "event"
+                }
+                print("#\(event.eventID) \(Output.time(event.occurredAtMs)) \(event.caseID)  \(what)  [\(summary)]")
+            }
+        } catch {
+            throw ConsoleConnection.exit(for: error, node: console.configuration.nodeID)
+        }
+    }
+}

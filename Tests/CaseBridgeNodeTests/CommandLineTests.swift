@@ -1,0 +1,175 @@
+import CaseBridgeProto
+import Foundation
+import Testing
+import TestSupport
+
+/// The casebridge command, run as staff and operators run it, against real nodes.
+@Suite("The casebridge command", .serialized)
+struct CommandLineTests {
+    func cli(_ arguments: [String], _ federation: TestFederation, node: String? = nil) throws -> ProcessResult {
+        try run(casebridgeBinary, arguments + (node.map { ["--config", federation.configPath($0).path] } ?? []))
+    }
+
+    /// A failure is exactly one line on stderr, starting "casebridge: ".
+    func expectOneLine(_ result: ProcessResult, exit code: Int32, containing fragment: String,
+                       sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(result.status == code, "exit \(result.status): \(result.stderr)", sourceLocation: sourceLocation)
+        let lines = result.stderr.split(separator: "\n")
+        #expect(lines.count == 1 && lines[0].hasPrefix("casebridge: "), "\(result.stderr)", sourceLocation: sourceLocation)
+        #expect(result.stderr.contains(fragment), "\(result.stderr)", sourceLocation: sourceLocation)
+    }
+
+    @Test("staff commands: submit, inbox, case show and list, ack, update, note, request and provide info, withdraw")
+    func staffCommands() async throws {
+        let federation = try TestFederation()
+        for node in federation.nodes { try await federation.start(node) }
+        let batch = federation.folder.appendingPathComponent("batch.csv")
+        try "person_ref,full_name,nationality,phone,document_number,document_withheld,languages\nP1,Ayu Test,ID,+628120001,X1,yes,id;en\nP2,\"Santoso, Budi\",ID,,,,id\n"
+            .write(to: batch, atomically: true, encoding: .utf8)
+        let submitted = try cli(["submit", "--kind", "rescue", "--urgency", "immediate", "--persons", batch.path,
+                                 "--province", "Preah Sihanouk", "--json"], federation, node: "embassy-id")
+        #expect(submitted.status == 0, "\(submitted.stderr)")
+        let receipt = try #require(try JSONSerialization.jsonObject(with: Data(submitted.stdout.utf8)) as? [String: Any])
+        let caseID = try #require(receipt["caseId"] as? String)
+        #expect(receipt["status"] as? String == "CASE_STATUS_SUBMITTED")
+        let single = try cli(["submit", "--kind", "welfare_check", "--name", "One Person", "--nationality", "id", "--phone", "+62811111111"],
+                             federation, node: "embassy-id")
+        #expect(single.status == 0)
+        #expect(single.stdout.hasPrefix("Filed case "))
+
+        #expect(try await federation.eventually { try federation.sql("ncct", "SELECT COUNT(*) FROM cases") == ["2"] })
+        let inbox = try cli(["inbox", "--unread"], federation, node: "ncct")
+        #expect(inbox.status == 0)
+        #expect(inbox.stdout.contains(caseID) && inbox.stdout.contains("NEW") && inbox.stdout.contains("request (rescue)"))
+
+        #expect(try cli(["ack", caseID, "--author", "Officer Dara"], federation, node: "ncct").status == 0)
+        #expect(try cli(["update", caseID, "--step", "rescue_planned"], federation, node: "ncct").status == 0)
+        let outcomes = federation.folder.appendingPathComponent("outcomes.csv")
+        try "person_ref,status,note\nP1,rescued,safe\nP2,not_found,\n".write(to: outcomes, atomically: true, encoding: .utf8)
+        #expect(try cli(["update", caseID, "--outcomes", outcomes.path], federation, node: "ncct").status == 0)
+        #expect(try cli(["note", caseID, "Shelter arranged"], federation, node: "ncct").status == 0)
+        #expect(try cli(["request-info", caseID, "Which floor?"], federation, node: "ncct").status == 0)
+        #expect(try await federation.eventually {
+            try federation.sql("embassy-id", "SELECT status FROM cases WHERE case_id = '\(caseID)'") == ["\(CaseStatus.infoRequested.rawValue)"]
+        })
+        #expect(try cli(["provide-info", caseID, "Fourth floor"], federation, node: "embassy-id").status == 0)
+
+        let shown = try cli(["case", "show", caseID], federation, node: "embassy-id")
+        #expect(shown.status == 0)
+        for fragment in ["Status: acknowledged", "rescued 1, not found 1", "Santoso, Budi", "information requested: Which floor?",
+                         "ncct #1: status → acknowledged", "— Officer Dara"] {
+            #expect(shown.stdout.contains(fragment), "missing \(fragment) in\n\(shown.stdout)")
+        }
+        let listed = try cli(["case", "list", "--status", "acknowledged"], federation, node: "ncct")
+        #expect(listed.stdout.contains(caseID))
+
+        let other = try cli(["submit", "--kind", "trace", "--name", "To Withdraw"], federation, node: "embassy-id").stdout
+        let otherID = String(other.split(separator: " ")[2])
+        #expect(try cli(["withdraw", otherID, "--reason", "found at home"], federation, node: "embassy-id").status == 0)
+        #expect(try await federation.eventually {
+            try federation.sql("ncct", "SELECT status FROM cases WHERE case_id = '\(otherID)'") == ["\(CaseStatus.withdrawn.rawValue)"]
+        })
+        federation.stopAll()
+    }
+
+    @Test("operator commands: status, audit verify, check-peer")
+    func operatorCommands() async throws {
+        let federation = try TestFederation()
+        for node in federation.nodes { try await federation.start(node) }
+        let status = try cli(["status"], federation, node: "ncct")
+        #expect(status.status == 0)
+        #expect(status.stdout.contains("Node ncct (NCCT)") && status.stdout.contains("embassy-id") && status.stdout.contains("Certificate valid until"))
+        let audit = try cli(["audit", "verify"], federation, node: "ncct")
+        #expect(audit.status == 0)
+        #expect(audit.stdout.hasPrefix("Audit log intact:"))
+        let check = try cli(["check-peer", "127.0.0.1:\(federation.ports["ncct"]!)"], federation, node: "embassy-id")
+        #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
+        #expect(check.stdout.split(separator: "\n").filter { $0.hasPrefix("PASS") }.count == 4)
+        // A peer that is not who the directory says: refused, with the reason.
+        let wrong = try cli(["check-peer", "127.0.0.1:\(federation.ports["ncct"]!)", "--expect", "embassy-cn"], federation, node: "embassy-id")
+        #expect(wrong.status == 3)
+        #expect(wrong.stdout.contains("FAIL tls:") && wrong.stdout.contains("expected spiffe://casebridge.test/node/embassy-cn"))
+        federation.stopAll()
+    }
+
+    @Test("bad input: one readable line and a non-zero exit, and no personal data echoed")
+    func badInput() async throws {
+        let federation = try TestFederation()
+        // Node not running.
+        expectOneLine(try cli(["inbox"], federation, node: "ncct"), exit: 3, containing: "node ncct is not running")
+        for node in federation.nodes { try await federation.start(node) }
+        // Unknown case.
+        expectOneLine(try cli(["case", "show", "00000000-0000-4000-8000-000000000000"], federation, node: "ncct"), exit: 4, containing: "no case")
+        // Malformed CSV: the line and column are named, the value is not.
+        let csv = federation.folder.appendingPathComponent("bad.csv")
+        try "full_name,phone\nGood Person,+628120001\nBad Person,0812-SECRET\n".write(to: csv, atomically: true, encoding: .utf8)
+        let malformed = try cli(["submit", "--kind", "rescue", "--persons", csv.path], federation, node: "embassy-id")
+        expectOneLine(malformed, exit: 2, containing: "bad.csv line 3: phone: must be E.164")
+        #expect(!malformed.stderr.contains("SECRET"))
+        try "full_name,shoe_size\nA,42\n".write(to: csv, atomically: true, encoding: .utf8)
+        expectOneLine(try cli(["submit", "--kind", "rescue", "--persons", csv.path], federation, node: "embassy-id"), exit: 2,
+                      containing: "line 1: unknown column shoe_size")
+        try "full_name\n\"unclosed\n".write(to: csv, atomically: true, encoding: .utf8)
+        expectOneLine(try cli(["submit", "--kind", "rescue", "--persons", csv.path], federation, node: "embassy-id"), exit: 2,
+                      containing: "a quoted field is not closed")
+        // Wrong role: an embassy cannot acknowledge; NCCT cannot file requests.
+        let filed = try cli(["submit", "--kind", "rescue", "--name", "Role Test"], federation, node: "embassy-id").stdout
+        let caseID = String(filed.split(separator: " ")[2])
+        expectOneLine(try cli(["ack", caseID], federation, node: "embassy-id"), exit: 4, containing: "only NCCT may change status")
+        expectOneLine(try cli(["submit", "--kind", "rescue", "--name", "X"], federation, node: "ncct"), exit: 4, containing: "only embassy nodes file requests")
+        // Illegal transition and bad flags.
+        #expect(try await federation.eventually { try federation.sql("ncct", "SELECT COUNT(*) FROM cases") == ["1"] })
+        expectOneLine(try cli(["update", caseID, "--status", "completed"], federation, node: "ncct"), exit: 4, containing: "cannot go from received to completed")
+        expectOneLine(try cli(["update", caseID, "--step", "teleported"], federation, node: "ncct"), exit: 2, containing: "not a business step")
+        expectOneLine(try cli(["submit", "--kind", "rescue"], federation, node: "embassy-id"), exit: 2, containing: "--name")
+        expectOneLine(try cli(["inbox"], federation), exit: 2, containing: "--config")
+        federation.stopAll()
+    }
+
+    @Test("a node whose certificate expired refuses to start, saying so in one line")
+    func expiredCertificate() throws {
+        let federation = try TestFederation()
+        let path = federation.configPath("ncct").path
+        var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        config["certificate"] = TestFederation.certs.appendingPathComponent("bad/expired.pem").path
+        config["private_key"] = TestFederation.certs.appendingPathComponent("bad/expired.key").path
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: path))
+        let result = try run(casebridgeBinary, ["node", "run", "--config", path])
+        expectOneLine(result, exit: 2, containing: "certificate is not for spiffe://casebridge.test/node/ncct")
+        // With the identity right but the date wrong, the date is what it says.
+        config["node_id"] = "embassy-expired"
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: path))
+        var directory = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: federation.folder.appendingPathComponent("directory.json"))) as? [String: Any])
+        var nodes = try #require(directory["nodes"] as? [[String: Any]])
+        nodes.append(["id": "embassy-expired", "role": "embassy", "represents": "TH", "endpoint": "127.0.0.1:1"])
+        directory["nodes"] = nodes
+        try JSONSerialization.data(withJSONObject: directory).write(to: federation.folder.appendingPathComponent("directory.json"))
+        expectOneLine(try run(casebridgeBinary, ["node", "run", "--config", path]), exit: 2, containing: "certificate expired")
+    }
+}
+
+@Suite("The demo")
+struct DemoTests {
+    @Test("casebridge demo runs a rescue request from filing to outcomes and stops its nodes")
+    func demo() throws {
+        let folder = try makeTemporaryFolder("demo")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let target = folder.appendingPathComponent("demo-data").path
+        let result = try run(casebridgeBinary, ["demo", "--folder", target, "--certs", repositoryRoot.appendingPathComponent("certs").path])
+        #expect(result.status == 0, "\(result.stderr)")
+        for fragment in ["NCCT committed it", "rescued 9, not found 2, declined assistance 1",
+                         "sheltered 8, documents in process 1", "cases at embassy-cn: 0", "all delivered: true", "Stopping the nodes"] {
+            #expect(result.stdout.contains(fragment), "missing: \(fragment)")
+        }
+        // The data stays, the nodes are gone, and the folder is owner-only.
+        #expect(FileManager.default.fileExists(atPath: "\(target)/ncct/data/casebridge.sqlite3"))
+        #expect(!FileManager.default.fileExists(atPath: "\(target)/ncct/console.sock"))
+        let mode = try FileManager.default.attributesOfItem(atPath: "\(target)/ncct/data")[.posixPermissions] as? Int
+        #expect(mode == 0o700)
+        // Running it again replaces the earlier demo; a folder that is not a demo is left alone.
+        #expect(try run(casebridgeBinary, ["demo", "--folder", target, "--certs", repositoryRoot.appendingPathComponent("certs").path]).status == 0)
+        let refused = try run(casebridgeBinary, ["demo", "--folder", folder.path, "--certs", repositoryRoot.appendingPathComponent("certs").path])
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("is not an earlier demo"))
+    }
+}
