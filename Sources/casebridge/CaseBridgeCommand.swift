@@ -16,7 +16,8 @@ struct CaseBridgeCommand: AsyncParsableCommand {
         subcommands: [
             SubmitCommand.self, InboxCommand.self, CaseCommand.self, AckCommand.self, UpdateCommand.self, NoteCommand.self,
             RequestInfoCommand.self, ProvideInfoCommand.self, WithdrawCommand.self, WatchCommand.self,
-            DemoCommand.self, StatusCommand.self, AuditCommand.self, CheckPeerCommand.self, NodeCommand.self, ContractCommand.self,
+            DemoCommand.self, StatusCommand.self, AuditCommand.self, CheckPeerCommand.self, NodeCommand.self, CertsCommand.self,
+            ContractCommand.self,
         ]
     )
 }

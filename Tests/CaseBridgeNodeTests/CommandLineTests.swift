@@ -173,3 +173,38 @@ struct DemoTests {
         #expect(refused.stderr.contains("is not an earlier demo"))
     }
 }
+
+@Suite("Certificates made with casebridge certs")
+struct CertificateCommandTests {
+    @Test("a CA, a node certificate with a new key, and one from a signing request: a federation runs on them")
+    func federationFromScratch() async throws {
+        let folder = try makeTemporaryFolder("pki")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let pki = folder.path
+        func cli(_ arguments: [String]) throws -> ProcessResult { try run(casebridgeBinary, ["certs"] + arguments) }
+        #expect(try cli(["create-ca", "--out", "\(pki)/ca"]).status == 0)
+        #expect(try cli(["issue", "--ca", "\(pki)/ca", "--node-id", "ncct", "--trust-domain", "casebridge.example", "--out", "\(pki)/nodes"]).status == 0)
+        // The embassy keeps its key and sends only a signing request.
+        #expect(try cli(["request", "--node-id", "embassy-id", "--out", "\(pki)/embassy"]).status == 0)
+        #expect(try cli(["issue", "--ca", "\(pki)/ca", "--node-id", "embassy-id", "--trust-domain", "casebridge.example",
+                         "--csr", "\(pki)/embassy/embassy-id.csr", "--out", "\(pki)/nodes"]).status == 0)
+        try FileManager.default.copyItem(atPath: "\(pki)/embassy/embassy-id.key", toPath: "\(pki)/nodes/embassy-id.key")
+        try FileManager.default.copyItem(atPath: "\(pki)/ca/ca.pem", toPath: "\(pki)/ca.pem")
+        for key in ["ca/ca.key", "nodes/ncct.key", "embassy/embassy-id.key"] {
+            #expect(try FileManager.default.attributesOfItem(atPath: "\(pki)/\(key)")[.posixPermissions] as? Int == 0o600, "\(key)")
+        }
+        let shown = try cli(["show", "\(pki)/nodes/embassy-id.pem"])
+        #expect(shown.stdout.contains("Identity:  spiffe://casebridge.example/node/embassy-id"))
+        #expect(shown.stdout.contains("valid, 82"))
+        let again = try cli(["create-ca", "--out", "\(pki)/ca"])
+        #expect(again.status == 2)
+        #expect(again.stderr.contains("already exists; not replacing it"))
+
+        let federation = try TestFederation(nodes: ["ncct", "embassy-id"], certs: folder, trustDomain: "casebridge.example")
+        for node in federation.nodes { try await federation.start(node) }
+        let check = try run(casebridgeBinary, ["check-peer", "127.0.0.1:\(federation.ports["ncct"]!)", "--config", federation.configPath("embassy-id").path])
+        #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
+        #expect(check.stdout.contains("the peer proved it is spiffe://casebridge.example/node/ncct"))
+        federation.stopAll()
+    }
+}

@@ -19,17 +19,23 @@ let casebridgeBinary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLa
 final class TestFederation: @unchecked Sendable {
     let folder: URL
     let nodes: [String]
+    let certs: URL
+    let trustDomain: String
     private(set) var ports: [String: Int] = [:]
     private var processes: [String: Process] = [:]
     static let certs = repositoryRoot.appendingPathComponent("certs")
 
-    init(nodes: [String] = ["ncct", "embassy-id", "embassy-cn"], initialBackoffMs: Int = 50, maxBackoffMs: Int = 400) throws {
+    /// `certs` holds ca.pem, crl.pem (optional) and nodes/<id>.pem and .key.
+    init(nodes: [String] = ["ncct", "embassy-id", "embassy-cn"], initialBackoffMs: Int = 50, maxBackoffMs: Int = 400,
+         certs: URL = TestFederation.certs, trustDomain: String = "casebridge.test") throws {
         folder = try makeTemporaryFolder("fed")
         self.nodes = nodes
+        self.certs = certs
+        self.trustDomain = trustDomain
         for node in nodes { ports[node] = try Self.freePort() }
         let represents = ["ncct": "KH", "embassy-id": "ID", "embassy-cn": "CN", "embassy-vn": "VN"]
         let directory: [String: Any] = [
-            "trust_domain": "casebridge.test",
+            "trust_domain": trustDomain,
             "nodes": nodes.map { node in
                 ["id": node, "role": node == "ncct" ? "ncct" : "embassy", "represents": represents[node] ?? "XX",
                  "endpoint": "127.0.0.1:\(ports[node]!)", "display_name": node.uppercased()] as [String: Any]
@@ -37,15 +43,17 @@ final class TestFederation: @unchecked Sendable {
         ]
         try JSONSerialization.data(withJSONObject: directory, options: .prettyPrinted).write(to: folder.appendingPathComponent("directory.json"))
         for node in nodes {
-            let config: [String: Any] = [
+            var config: [String: Any] = [
                 "node_id": node, "listen": "127.0.0.1:\(ports[node]!)",
-                "certificate": Self.certs.appendingPathComponent("nodes/\(node).pem").path,
-                "private_key": Self.certs.appendingPathComponent("nodes/\(node).key").path,
-                "ca": Self.certs.appendingPathComponent("ca.pem").path,
-                "crl": Self.certs.appendingPathComponent("crl.pem").path,
+                "certificate": certs.appendingPathComponent("nodes/\(node).pem").path,
+                "private_key": certs.appendingPathComponent("nodes/\(node).key").path,
+                "ca": certs.appendingPathComponent("ca.pem").path,
                 "directory": "directory.json", "data_folder": "\(node)/data", "console_socket": "\(node)/console.sock",
                 "delivery": ["initial_backoff_ms": initialBackoffMs, "max_backoff_ms": maxBackoffMs, "call_timeout_ms": 5000],
             ]
+            if FileManager.default.fileExists(atPath: certs.appendingPathComponent("crl.pem").path) {
+                config["crl"] = certs.appendingPathComponent("crl.pem").path
+            }
             try FileManager.default.createDirectory(at: folder.appendingPathComponent(node), withIntermediateDirectories: true)
             try JSONSerialization.data(withJSONObject: config, options: .prettyPrinted).write(to: configPath(node))
         }
@@ -101,7 +109,7 @@ final class TestFederation: @unchecked Sendable {
     }
 
     func console(_ node: String) -> RPCChannel {
-        RPCChannel(endpoint: "unix:\(socket(node))", target: PeerIdentity(trustDomain: "casebridge.test", nodeID: node), tls: nil, logger: quietLogger)
+        RPCChannel(endpoint: "unix:\(socket(node))", target: PeerIdentity(trustDomain: trustDomain, nodeID: node), tls: nil, logger: quietLogger)
     }
 
     /// A channel to `node`'s exchange port, presenting `as`'s certificate.

@@ -1,0 +1,128 @@
+import ArgumentParser
+import CaseBridgeTLS
+import Foundation
+
+struct CertsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "certs",
+        abstract: "Federation certificates: a CA, node certificates, signing requests.",
+        discussion: """
+            A real federation runs its CA on one offline machine: each agency makes a key and a
+            signing request (`certs request`) on its own node and sends only the request; the CA
+            operator issues the certificate (`certs issue --csr`) and sends it back. Keys never
+            travel. Keys are written owner-only (0600) and never overwritten.
+            """,
+        subcommands: [CreateCA.self, IssueCertificate.self, RequestCertificate.self, ShowCertificate.self]
+    )
+}
+
+struct CreateCA: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create-ca", abstract: "Creates a federation CA: ca.pem and ca.key in --out.",
+        discussion: "Example: casebridge certs create-ca --out ca --name \"CaseBridge federation CA\"")
+    @Option(help: "Folder for ca.pem and ca.key.") var out: String
+    @Option(help: "The CA's name.") var name = "CaseBridge federation CA"
+    @Option(help: "Validity in days.") var days = 3650
+
+    func run() throws {
+        let key = try tls { try CertificateAuthority.newKey() }
+        let cert = try tls { try CertificateAuthority.caCertificate(commonName: name, keyPEM: key, days: days) }
+        try Files.writeNew(key, to: "\(out)/ca.key", mode: 0o600)
+        try Files.writeNew(cert, to: "\(out)/ca.pem", mode: 0o644)
+        print("Created \(out)/ca.pem and \(out)/ca.key (keep ca.key offline; give ca.pem to every node).")
+    }
+}
+
+struct IssueCertificate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "issue", abstract: "Issues a node certificate whose identity is spiffe://<trust-domain>/node/<node-id>.",
+        discussion: """
+            Without --csr a new key is made too (for test federations). With --csr, only the
+            certificate is written, for the key that stays with the requesting agency.
+
+            Examples:
+              casebridge certs issue --ca ca --node-id embassy-th --trust-domain casebridge.example --out nodes
+              casebridge certs issue --ca ca --node-id embassy-th --trust-domain casebridge.example --csr embassy-th.csr --out nodes
+            """)
+    @Option(help: "Folder holding the CA's ca.pem and ca.key.") var ca: String
+    @Option(help: "The node's id, as in the directory.") var nodeId: String
+    @Option(help: "The federation's trust domain.") var trustDomain: String
+    @Option(help: "A signing request from the node's operator.") var csr: String?
+    @Option(help: "Folder for <node-id>.pem (and <node-id>.key without --csr).") var out: String
+    @Option(help: "Validity in days.") var days = 825
+
+    func run() throws {
+        let caCert = try Files.read("\(ca)/ca.pem"), caKey = try Files.read("\(ca)/ca.key")
+        let request = try csr.map(Files.read)
+        let key = request == nil ? try tls { try CertificateAuthority.newKey() } : nil
+        let cert = try tls {
+            try CertificateAuthority.nodeCertificate(nodeID: nodeId, trustDomain: trustDomain, caCertificatePEM: caCert, caKeyPEM: caKey,
+                                                     keyPEM: key, csrPEM: request, days: days)
+        }
+        if let key { try Files.writeNew(key, to: "\(out)/\(nodeId).key", mode: 0o600) }
+        try Files.writeNew(cert, to: "\(out)/\(nodeId).pem", mode: 0o644)
+        print("Issued \(out)/\(nodeId).pem for spiffe://\(trustDomain)/node/\(nodeId)\(key == nil ? "" : " with key \(out)/\(nodeId).key"), valid \(days) days.")
+    }
+}
+
+struct RequestCertificate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "request", abstract: "Makes this node's key and a signing request to send to the federation CA.",
+        discussion: "Example: casebridge certs request --node-id embassy-th --out /etc/casebridge")
+    @Option(help: "The node's id, as in the directory.") var nodeId: String
+    @Option(help: "Folder for <node-id>.key and <node-id>.csr.") var out: String
+
+    func run() throws {
+        let key = try tls { try CertificateAuthority.newKey() }
+        let request = try tls { try CertificateAuthority.signingRequest(nodeID: nodeId, trustDomain: "", keyPEM: key) }
+        try Files.writeNew(key, to: "\(out)/\(nodeId).key", mode: 0o600)
+        try Files.writeNew(request, to: "\(out)/\(nodeId).csr", mode: 0o644)
+        print("Wrote \(out)/\(nodeId).key (stays here) and \(out)/\(nodeId).csr (send it to the federation CA).")
+    }
+}
+
+struct ShowCertificate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show", abstract: "Shows a certificate's identity, issuer and validity.",
+        discussion: "Example: casebridge certs show certs/nodes/ncct.pem")
+    @Argument(help: "A PEM certificate.") var file: String
+
+    func run() throws {
+        let description = try tls { try CertificateAuthority.describe(certificatePEM: try Files.read(file)) }
+        let now = Int64(Date().timeIntervalSince1970)
+        let days = (description.notAfter - now) / 86_400
+        print("Subject:   \(description.subject)\(description.isCA ? "  (a CA)" : "")")
+        print("Identity:  \(description.identities.isEmpty ? "(none)" : description.identities.joined(separator: ", "))")
+        print("Issuer:    \(description.issuer)")
+        print("Valid:     \(Output.time(description.notBefore * 1000)) to \(Output.time(description.notAfter * 1000))")
+        print("Status:    \(now < description.notBefore ? "NOT YET VALID" : days < 0 ? "EXPIRED" : "valid, \(days) days left")")
+    }
+}
+
+/// Runs a certificate operation, turning its error into one line and exit 2.
+private func tls<T>(_ body: () throws -> T) throws -> T {
+    do { return try body() } catch let error as ExitCode { throw error } catch { throw fail("\(error)", code: Exit.badInput) }
+}
+
+enum Files {
+    static func read(_ path: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw fail("cannot read \(path)", code: Exit.badInput)
+        }
+        return text
+    }
+
+    /// Creates `path` with `mode`; never replaces an existing file (a key may be irreplaceable).
+    static func writeNew(_ text: String, to path: String, mode: mode_t) throws {
+        let folder = (path as NSString).deletingLastPathComponent
+        try? FileManager.default.createDirectory(atPath: folder.isEmpty ? "." : folder, withIntermediateDirectories: true)
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, mode)
+        guard fd >= 0 else {
+            throw fail(errno == EEXIST ? "\(path) already exists; not replacing it" : "cannot create \(path): \(String(cString: strerror(errno)))",
+                       code: Exit.badInput)
+        }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        guard write(fd, bytes, bytes.count) == bytes.count else { throw fail("cannot write \(path)") }
+    }
+}
