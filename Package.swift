@@ -55,6 +55,13 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // The benchmarks' load generator (Benchmarks/run drives it); not part of the product.
+        .executableTarget(name: "casebridge-bench", dependencies: [
+            "CaseBridgeRPC", "CaseBridgeProto", "CaseBridgeTLS", "CaseBridgeNet",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ], path: "Benchmarks/LoadGenerator"),
+
         // Helpers shared by the test targets: child processes, temporary folders, the repo root.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "CaseBridgeProtoTests", dependencies: ["CaseBridgeProto", "TestSupport"]),

@@ -1,5 +1,19 @@
 #ifndef CASEBRIDGE_CLIBEVENT_SHIM_H
 #define CASEBRIDGE_CLIBEVENT_SHIM_H
+// System headers first: libevent's event-config.h defines _GNU_SOURCE, which would give fd_set and
+// friends other member names in this module than in Glibc and COpenSSL, and a clean build then
+// fails with "'__fds_bits' from module 'COpenSSL' is not present in definition of 'fd_set'".
+#include <sys/types.h>
+#include <sys/time.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdarg.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <event2/buffer.h>
@@ -7,11 +21,6 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
 #include <event2/util.h>
-#include <sys/socket.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <arpa/inet.h>
-#include <errno.h>
 
 // evtimer_add is a macro over event_add.
 static inline int cb_evtimer_add(struct event *ev, const struct timeval *tv) { return event_add(ev, tv); }

@@ -1,0 +1,249 @@
+import ArgumentParser
+import CaseBridgeNet
+import CaseBridgeProto
+import CaseBridgeRPC
+import CaseBridgeTLS
+import Foundation
+import Logging
+import Synchronization
+
+/// The benchmarks' own load generator: CaseBridge's client against a node, printing one JSON
+/// object of results. Benchmarks/run drives it; see Benchmarks/README.md.
+@main
+struct LoadGenerator: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "casebridge-bench",
+        subcommands: [DurableSubmit.self, IdleConnections.self, EndToEnd.self, WriteRequest.self])
+}
+
+struct PeerOptions: ParsableArguments {
+    @Option var endpoint: String
+    @Option var target = "ncct"
+    @Option var certificate: String
+    @Option var key: String
+    @Option var ca: String
+    @Option var trustDomain = "casebridge.test"
+
+    func tls() throws -> TLSContext {
+        try TLSContext(.client, configuration: TLSConfiguration(certificateChainPath: certificate, privateKeyPath: key,
+                                                                trustedCAPath: ca, trustDomain: trustDomain))
+    }
+    var identity: PeerIdentity { PeerIdentity(trustDomain: trustDomain, nodeID: target) }
+}
+
+let silent: Logger = {
+    var logger = Logger(label: "bench")
+    logger.logLevel = .critical
+    return logger
+}()
+
+/// A unique ~550-byte request: 2 persons and a 300-character summary.
+func benchmarkRequest(origin: String) -> InterventionRequest {
+    var request = InterventionRequest()
+    request.requestID = UUID().uuidString.lowercased()
+    request.originNode = origin
+    request.kind = .rescue
+    request.urgency = .urgent
+    request.persons = (1...2).map { i in
+        var person = Person()
+        person.personRef = "P\(i)"
+        person.fullName = "Benchmark Person \(i)"
+        person.nationality = "ID"
+        person.dateOfBirth = "1995-0\(i)-1\(i)"
+        person.phone = "+6281200000\(i)"
+        return person
+    }
+    var location = Location()
+    location.province = "Preah Sihanouk"
+    location.siteName = "Benchmark compound"
+    request.location = location
+    request.summary = String(repeating: "Benchmark summary text. ", count: 13).prefix(300).description
+    request.createdAtMs = Int64(Date().timeIntervalSince1970 * 1000)
+    return request
+}
+
+/// A value several tasks read and change.
+final class Shared<Value: Sendable>: Sendable {
+    private let value: Mutex<Value>
+    init(_ initial: Value) { value = Mutex(initial) }
+    func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { value.withLock { body(&$0) } }
+}
+
+/// Latencies in microseconds → the figures the benchmarks report.
+func report(_ name: String, latencies: [Double], seconds: Double, errors: Int, extra: [String: Any] = [:]) {
+    let sorted = latencies.sorted()
+    func percentile(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
+    var result: [String: Any] = ["workload": name, "requests": sorted.count, "errors": errors, "seconds": seconds,
+                                 "rps": Double(sorted.count) / seconds, "p50_us": percentile(0.5), "p90_us": percentile(0.9),
+                                 "p99_us": percentile(0.99)]
+    result.merge(extra) { $1 }
+    let data = try! JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
+    print(String(decoding: data, as: UTF8.self))
+}
+
+final class Samples: Sendable {
+    private let state = Mutex<(latencies: [Double], errors: Int, firstError: String)>(([], 0, ""))
+    func add(_ microseconds: Double) { state.withLock { $0.latencies.append(microseconds) } }
+    func fail(_ error: Error) { state.withLock { if $0.errors == 0 { $0.firstError = "\(error)" }; $0.errors += 1 } }
+    var latencies: [Double] { state.withLock { $0.latencies } }
+    var errors: Int { state.withLock { $0.errors } }
+    var firstError: String { state.withLock { $0.firstError } }
+}
+
+struct DurableSubmit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "submit", abstract: "Unique durable submits for a fixed time.")
+    @OptionGroup var peer: PeerOptions
+    @Option var origin = "embassy-id"
+    @Option var connections = 1
+    @Option var streams = 1
+    @Option var seconds = 10.0
+    @Option var warmup = 2.0
+
+    func run() async throws {
+        let tls = try peer.tls()
+        let group = EventLoopGroup(threads: 1, name: "bench")
+        let channels = (0..<connections).map { _ in
+            RPCChannel(endpoint: peer.endpoint, target: peer.identity, tls: tls, logger: silent, group: group)
+        }
+        let samples = Samples()
+        let start = ContinuousClock.now
+        let measureFrom = start.advanced(by: .milliseconds(Int(warmup * 1000)))
+        let end = measureFrom.advanced(by: .milliseconds(Int(seconds * 1000)))
+        await withTaskGroup(of: Void.self) { tasks in
+            for channel in channels {
+                for _ in 0..<streams {
+                    tasks.addTask {
+                        while ContinuousClock.now < end {
+                            let request = benchmarkRequest(origin: origin)
+                            let began = ContinuousClock.now
+                            do {
+                                _ = try await channel.unary(CaseExchange.submitRequest, request, timeout: .seconds(30))
+                                if began >= measureFrom { samples.add(Double((ContinuousClock.now - began).components.attoseconds) / 1e12 + Double((ContinuousClock.now - began).components.seconds) * 1e6) }
+                            } catch {
+                                samples.fail(error)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        channels.forEach { $0.close() }
+        report("durable_submit_\(connections * streams)", latencies: samples.latencies, seconds: seconds, errors: samples.errors,
+               extra: ["in_flight": connections * streams, "first_error": samples.firstError,
+                       "request_bytes": (try? ProtoCodec.encode(benchmarkRequest(origin: origin)).count) ?? 0])
+    }
+}
+
+struct IdleConnections: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "connections", abstract: "Opens N mutually authenticated connections and holds them.")
+    @OptionGroup var peer: PeerOptions
+    @Option var count = 1000
+    @Option var hold = 5.0
+
+    func run() async throws {
+        let tls = try peer.tls()
+        let group = EventLoopGroup(threads: 1, name: "bench")
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        limit.rlim_cur = limit.rlim_max
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        let channels = (0..<count).map { _ in RPCChannel(endpoint: peer.endpoint, target: peer.identity, tls: tls, logger: silent, group: group) }
+        let samples = Samples()
+        let start = ContinuousClock.now
+        // Connect in waves of 50 so the rate measures the server, not a thundering herd of retries.
+        for wave in stride(from: 0, to: count, by: 50) {
+            await withTaskGroup(of: Void.self) { tasks in
+                for channel in channels[wave..<min(wave + 50, count)] {
+                    tasks.addTask {
+                        let began = ContinuousClock.now
+                        do {
+                            _ = try await channel.unary(GRPCHealth.Health.check, GRPCHealth.HealthCheckRequest(), timeout: .seconds(30))
+                            let d = ContinuousClock.now - began
+                            samples.add(Double(d.components.seconds) * 1e6 + Double(d.components.attoseconds) / 1e12)
+                        } catch { samples.fail(error) }
+                    }
+                }
+            }
+        }
+        let elapsed = ContinuousClock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        // Tell the driver the connections are up and idle, then hold them.
+        FileHandle.standardError.write(Data("CONNECTED \(samples.latencies.count)\n".utf8))
+        try await Task.sleep(for: .milliseconds(Int(hold * 1000)))
+        report("connections_\(count)", latencies: samples.latencies, seconds: seconds, errors: samples.errors,
+               extra: ["connections_per_s": Double(samples.latencies.count) / seconds, "first_error": samples.firstError])
+        channels.forEach { $0.close() }
+    }
+}
+
+struct EndToEnd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "e2e", abstract: "casebridge submit at an embassy → NCCT inbox → acknowledgement back.")
+    @Option var embassySocket: String
+    @Option var ncctSocket: String
+    @Option var cases = 1000
+
+    func run() async throws {
+        let embassy = RPCChannel(endpoint: "unix:\(embassySocket)", target: PeerIdentity(trustDomain: "local", nodeID: "embassy"), tls: nil, logger: silent)
+        let ncct = RPCChannel(endpoint: "unix:\(ncctSocket)", target: PeerIdentity(trustDomain: "local", nodeID: "ncct"), tls: nil, logger: silent)
+        let started = Shared<[String: ContinuousClock.Instant]>([:])
+        let samples = Samples()
+        let inNCCT = Samples()
+        // NCCT's desk: acknowledges every case as soon as it appears in the inbox.
+        let desk = Task {
+            for try await event in ncct.streaming(Console.watch, [WatchCasesRequest()]) where event.kind == .opened {
+                if let began = started.withLock({ $0[event.caseID] }) {
+                    let d = ContinuousClock.now - began
+                    inNCCT.add(Double(d.components.seconds) * 1e6 + Double(d.components.attoseconds) / 1e12)
+                }
+                var update = CaseUpdate()
+                update.caseID = event.caseID
+                var change = StatusChange()
+                change.toStatus = .acknowledged
+                update.change = .statusChange(change)
+                _ = try await ncct.unary(Console.applyChange, update)
+            }
+        }
+        let done = Shared(0)
+        let tracker = Task {
+            for try await event in embassy.streaming(Console.watch, [WatchCasesRequest()]) where event.kind == .updated {
+                guard event.summary?.status == .acknowledged, let began = started.withLock({ $0[event.caseID] }) else { continue }
+                let d = ContinuousClock.now - began
+                samples.add(Double(d.components.seconds) * 1e6 + Double(d.components.attoseconds) / 1e12)
+                if done.withLock({ $0 += 1; return $0 }) == cases { return }
+            }
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let start = ContinuousClock.now
+        for _ in 0..<cases {
+            var request = benchmarkRequest(origin: "")
+            request.requestID = UUID().uuidString.lowercased()
+            started.withLock { $0[request.requestID] = ContinuousClock.now }
+            _ = try await embassy.unary(Console.submit, request)
+            // One case at a time, as a desk officer files them: latency, not throughput.
+            while done.withLock({ $0 }) < started.withLock({ $0.count }) { try await Task.sleep(for: .microseconds(200)) }
+        }
+        _ = await tracker.result
+        desk.cancel()
+        let elapsed = ContinuousClock.now - start
+        let ncctSorted = inNCCT.latencies.sorted()
+        report("end_to_end_ack", latencies: samples.latencies, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+               errors: samples.errors, extra: ["in_ncct_inbox_p50_us": ncctSorted.isEmpty ? 0 : ncctSorted[ncctSorted.count / 2]])
+        embassy.close()
+        ncct.close()
+    }
+}
+
+struct WriteRequest: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "write-request", abstract: "Writes one gRPC-framed message for h2load.")
+    @Argument var kind: String
+    @Argument var path: String
+    @Option var origin = "embassy-id"
+
+    func run() throws {
+        let message: [UInt8] = kind == "health" ? try ProtoCodec.encode(GRPCHealth.HealthCheckRequest()) : try ProtoCodec.encode(benchmarkRequest(origin: origin))
+        let n = UInt32(message.count)
+        let framed = [0, UInt8(n >> 24), UInt8(truncatingIfNeeded: n >> 16), UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n)] + message
+        try Data(framed).write(to: URL(fileURLWithPath: path))
+        if kind == "submit" { print(try ProtoCodec.decode(InterventionRequest.self, from: message).requestID) }
+    }
+}
