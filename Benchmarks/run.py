@@ -1,0 +1,222 @@
+#!/usr/bin/env python3
+"""CaseBridge benchmarks: one command, one table (and JSON). See Benchmarks/README.md."""
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CERTS = os.path.join(ROOT, "certs")
+TICKS = os.sysconf("SC_CLK_TCK")
+QUICK = "--quick" in sys.argv
+SECONDS = 4 if QUICK else 10
+
+
+def sh(*args, **kwargs):
+    return subprocess.run(args, check=True, text=True, capture_output=True, **kwargs)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def memory_kib(pid, field):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def percentile(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))] if values else 0
+
+
+class Federation:
+    """An NCCT node and an embassy node (release build) with fresh data, on loopback."""
+
+    def __init__(self, binary):
+        self.binary = binary
+        self.folder = tempfile.mkdtemp(prefix="casebridge-bench-")
+        self.ports = {"ncct": free_port(), "embassy-id": free_port()}
+        directory = {"trust_domain": "casebridge.test", "nodes": [
+            {"id": "ncct", "role": "ncct", "represents": "KH", "endpoint": f"127.0.0.1:{self.ports['ncct']}"},
+            {"id": "embassy-id", "role": "embassy", "represents": "ID", "endpoint": f"127.0.0.1:{self.ports['embassy-id']}"}]}
+        json.dump(directory, open(os.path.join(self.folder, "directory.json"), "w"))
+        for node in self.ports:
+            os.makedirs(os.path.join(self.folder, node))
+            json.dump({"node_id": node, "listen": f"127.0.0.1:{self.ports[node]}",
+                       "certificate": f"{CERTS}/nodes/{node}.pem", "private_key": f"{CERTS}/nodes/{node}.key",
+                       "ca": f"{CERTS}/ca.pem", "directory": "directory.json", "data_folder": f"{node}/data",
+                       "console_socket": f"{node}/console.sock",
+                       "limits": {"max_connections": 8192, "max_concurrent_streams": 128},
+                       "delivery": {"initial_backoff_ms": 100, "max_backoff_ms": 2000}},
+                      open(os.path.join(self.folder, f"{node}.json"), "w"))
+        self.processes = {}
+
+    def start(self, node):
+        log = open(os.path.join(self.folder, f"{node}.log"), "w")
+        process = subprocess.Popen([self.binary, "node", "run", "--config", os.path.join(self.folder, f"{node}.json"),
+                                    "--log-level", "warning"], stderr=log, stdout=log)
+        self.processes[node] = process
+        for _ in range(200):
+            if os.path.exists(os.path.join(self.folder, node, "console.sock")):
+                time.sleep(0.2)
+                return process.pid
+            time.sleep(0.05)
+        raise SystemExit(f"{node} did not start; see {self.folder}/{node}.log")
+
+    def socket(self, node):
+        return os.path.join(self.folder, node, "console.sock")
+
+    def stop(self):
+        for process in self.processes.values():
+            process.terminate()
+            process.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def measured(pid, run):
+    """Runs `run()`, returning its result and the server's CPU seconds over it."""
+    before = cpu_seconds(pid)
+    result = run()
+    return result, cpu_seconds(pid) - before
+
+
+def bench(binary, *args):
+    out = sh(binary, *args, "--certificate", f"{CERTS}/nodes/embassy-id.pem", "--key", f"{CERTS}/nodes/embassy-id.key",
+             "--ca", f"{CERTS}/ca.pem").stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def h2load(port, body, path, shim, work, connections=16, streams=32):
+    log = os.path.join(work, "h2load.log")
+    env = dict(os.environ, LD_PRELOAD=shim, H2LOAD_CLIENT_CERT=f"{CERTS}/nodes/embassy-id.pem",
+               H2LOAD_CLIENT_KEY=f"{CERTS}/nodes/embassy-id.key")
+    out = sh("h2load", "--header", "content-type: application/grpc", "--header", "te: trailers", "-d", body,
+             f"https://127.0.0.1:{port}{path}", "-c", str(connections), "-m", str(streams), "-t", "1",
+             "-D", str(SECONDS), "--warm-up-time", "2", "--log-file", log, env=env).stdout
+    rows = [line.split("\t") for line in open(log) if line.strip()]
+    latencies = [int(r[2]) for r in rows]
+    statuses = {r[1] for r in rows}
+    rps = float(next(l for l in out.splitlines() if l.startswith("finished in")).split(",")[1].split()[0])
+    return {"requests": len(latencies), "rps": rps, "p50_us": percentile(latencies, 0.5), "p90_us": percentile(latencies, 0.9),
+            "p99_us": percentile(latencies, 0.99), "http_statuses": sorted(statuses)}
+
+
+def main():
+    print("building (release)...", file=sys.stderr)
+    subprocess.run(["swift", "build", "-c", "release"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    binary = os.path.join(ROOT, ".build/release/casebridge")
+    generator = os.path.join(ROOT, ".build/release/casebridge-bench")
+    work = tempfile.mkdtemp(prefix="casebridge-bench-work-")
+    shim = os.path.join(work, "h2load_clientcert.so")
+    sh("cc", "-shared", "-fPIC", "-O2", "-o", shim, os.path.join(ROOT, "..", "shared", "tools", "h2load-clientcert", "h2load_clientcert.c"),
+       "-ldl", "-lssl")
+    results = []
+
+    def add(row, cpu_s, pid):
+        row["server_cpu_us_per_request"] = round(cpu_s * 1e6 / max(1, row["requests"]), 1)
+        row["server_peak_rss_kib"] = memory_kib(pid, "VmHWM")
+        results.append(row)
+        print(f"  {row['workload']}: {row['rps']:.0f} req/s, p50 {row['p50_us']:.0f} µs, p99 {row['p99_us']:.0f} µs, "
+              f"{row['server_cpu_us_per_request']} µs CPU/request", file=sys.stderr)
+
+    federation = Federation(binary)
+    try:
+        ncct = federation.start("ncct")
+        endpoint = ["--endpoint", f"127.0.0.1:{federation.ports['ncct']}"]
+        print("durable submit...", file=sys.stderr)
+        for connections, streams in [(1, 1), (16, 32)]:
+            row, cpu = measured(ncct, lambda: bench(generator, "submit", *endpoint, "--connections", str(connections),
+                                                    "--streams", str(streams), "--seconds", str(SECONDS)))
+            add(row, cpu, ncct)
+
+        print("transport path (h2load)...", file=sys.stderr)
+        health = os.path.join(work, "health.bin")
+        submit = os.path.join(work, "submit.bin")
+        sh(generator, "write-request", "health", health)
+        sh(generator, "write-request", "submit", submit)
+        for name, body, path in [("h2load_health", health, "/grpc.health.v1.Health/Check"),
+                                 ("h2load_submit_replay", submit, "/casebridge.v1.CaseExchange/SubmitRequest")]:
+            row, cpu = measured(ncct, lambda: h2load(federation.ports["ncct"], body, path, shim, work))
+            row["workload"] = name
+            add(row, cpu, ncct)
+
+        print("1,000 idle connections...", file=sys.stderr)
+        before = memory_kib(ncct, "VmRSS")
+        cpu_before = cpu_seconds(ncct)
+        holder = subprocess.Popen([generator, "connections", *endpoint, "--count", "1000", "--hold", "3",
+                                   "--certificate", f"{CERTS}/nodes/embassy-id.pem", "--key", f"{CERTS}/nodes/embassy-id.key",
+                                   "--ca", f"{CERTS}/ca.pem"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        holder.stderr.readline()  # CONNECTED n
+        time.sleep(1)
+        held = memory_kib(ncct, "VmRSS")
+        handshake_cpu = cpu_seconds(ncct) - cpu_before
+        row = json.loads(holder.communicate()[0].strip().splitlines()[-1])
+        row.update({"memory_per_connection_kib": round((held - before) / 1000, 1),
+                    "server_cpu_us_per_handshake": round(handshake_cpu * 1e6 / 1000, 1), "server_peak_rss_kib": memory_kib(ncct, "VmHWM")})
+        results.append(row)
+        print(f"  {row['memory_per_connection_kib']} KiB per idle connection, {row['connections_per_s']:.0f} new connections/s, "
+              f"{row['server_cpu_us_per_handshake']} µs CPU per handshake", file=sys.stderr)
+
+        print("end to end...", file=sys.stderr)
+        federation.start("embassy-id")
+        row, cpu = measured(ncct, lambda: json.loads(sh(generator, "e2e", "--embassy-socket", federation.socket("embassy-id"),
+                                                        "--ncct-socket", federation.socket("ncct"),
+                                                        "--cases", "200" if QUICK else "1000").stdout.strip().splitlines()[-1]))
+        add(row, cpu, ncct)
+    finally:
+        federation.stop()
+
+    print("grpcio for comparison...", file=sys.stderr)
+    peer = subprocess.Popen([sys.executable, os.path.join(ROOT, "Benchmarks", "grpcio_server.py"), CERTS],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    port = int(peer.stdout.readline().split()[1])
+    try:
+        row, cpu = measured(peer.pid, lambda: h2load(port, submit, "/casebridge.v1.CaseExchange/SubmitRequest", shim, work))
+        row["workload"] = "grpcio_submit_in_memory"
+        add(row, cpu, peer.pid)
+    finally:
+        peer.stdin.close()
+        peer.wait()
+
+    ours = next(r for r in results if r["workload"] == "h2load_submit_replay")
+    theirs = results[-1]
+    summary = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} cores, {platform.machine()}, {platform.platform()}",
+               "ratio_rps_vs_grpcio": round(ours["rps"] / theirs["rps"], 2),
+               "ratio_cpu_vs_grpcio": round(ours["server_cpu_us_per_request"] / theirs["server_cpu_us_per_request"], 2),
+               "results": results}
+    os.makedirs(os.path.join(ROOT, "Benchmarks", "results"), exist_ok=True)
+    json.dump(summary, open(os.path.join(ROOT, "Benchmarks", "results", "latest.json"), "w"), indent=2)
+
+    print(f"\nCaseBridge benchmarks, {summary['date']}, {summary['machine']}")
+    print(f"{'workload':32} {'req/s':>9} {'p50 µs':>8} {'p90 µs':>8} {'p99 µs':>8} {'CPU µs/req':>11} {'peak RSS':>10}")
+    for r in results:
+        if "rps" not in r or r["workload"].startswith("connections"):
+            continue
+        print(f"{r['workload']:32} {r['rps']:9.0f} {r['p50_us']:8.0f} {r['p90_us']:8.0f} {r['p99_us']:8.0f} "
+              f"{r.get('server_cpu_us_per_request', 0):11.1f} {r.get('server_peak_rss_kib', 0) / 1024:8.1f} MiB")
+    c = next(r for r in results if r["workload"].startswith("connections"))
+    print(f"1,000 idle mTLS connections: {c['memory_per_connection_kib']} KiB each, {c['connections_per_s']:.0f} new/s, "
+          f"{c['server_cpu_us_per_handshake']} µs server CPU per handshake")
+    print(f"vs grpcio (same h2load settings, submit): {summary['ratio_rps_vs_grpcio']}× the requests/s, "
+          f"{summary['ratio_cpu_vs_grpcio']}× the CPU per request")
+    print(f"JSON: Benchmarks/results/latest.json")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
