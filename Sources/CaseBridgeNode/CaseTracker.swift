@@ -48,11 +48,10 @@ public final class CaseTracker: Sendable {
         let body = try ProtoCodec.encode(request)
         let me = self.me
         let receipt: SubmitReceipt = try await store.write { db in
-            if let previous = try db.processed(request.requestID) {
-                guard previous.fromNode == caller.id else { throw RPCError(.alreadyExists, "request_id is already used by another node") }
-                var receipt = try ProtoCodec.decode(SubmitReceipt.self, from: previous.receipt)
+            if let existing = try db.caseRow(request.requestID) {
+                guard existing.requestingNode == caller.id else { throw RPCError(.alreadyExists, "request_id is already used by another node") }
+                var receipt = SubmitReceipt.make(request.requestID, status: CaseStatus(rawValue: existing.status), atMs: existing.createdAtMs, receiver: me.id)
                 receipt.alreadyReceived = true
-                receipt.status = CaseStatus(rawValue: try db.caseRow(request.requestID)?.status ?? receipt.status.rawValue)
                 return receipt
             }
             let now = Clock.nowMs()
@@ -66,17 +65,10 @@ public final class CaseTracker: Sendable {
             }
             try db.insertInbox(kind: InboxEntryKind.request.rawValue, messageID: request.requestID, caseID: request.requestID,
                                fromNode: caller.id, atMs: now)
-            var receipt = SubmitReceipt()
-            receipt.requestID = request.requestID
-            receipt.caseID = request.requestID
-            receipt.status = .received
-            receipt.receivedAtMs = now
-            receipt.receiverNode = me.id
-            try db.recordProcessed(request.requestID, fromNode: caller.id, receipt: try ProtoCodec.encode(receipt), atMs: now)
             try db.appendEvent(caseID: request.requestID, kind: CaseEventKind.opened.rawValue, messageID: request.requestID, atMs: now)
             try db.appendAudit(event: "request.received", actor: caller.id, subject: request.requestID, outcome: "ok",
                                detail: "persons=\(request.persons.count) kind=\(request.kind)", atMs: now)
-            return receipt
+            return SubmitReceipt.make(request.requestID, status: .received, atMs: now, receiver: me.id)
         }
         changes.notify()
         return receipt
@@ -94,9 +86,12 @@ public final class CaseTracker: Sendable {
         let receipt: UpdateReceipt = try await store.write { db in
             guard let row = try db.caseRow(update.caseID) else { throw RPCError(.notFound, "no case \(update.caseID)") }
             let actor = try tracker.actor(caller, for: row)
-            if let previous = try db.processed(update.updateID) {
-                guard previous.fromNode == caller.id else { throw RPCError(.alreadyExists, "update_id is already used by another node") }
-                var receipt = try ProtoCodec.decode(UpdateReceipt.self, from: previous.receipt)
+            if let applied = try db.historyEntry(updateID: update.updateID) {
+                guard applied.actor == caller.id, applied.caseID == update.caseID else {
+                    throw RPCError(.alreadyExists, "update_id is already used by another update")
+                }
+                var receipt = UpdateReceipt.make(update, status: CaseStatus(rawValue: row.status), atMs: applied.appliedAtMs)
+                receipt.sequence = applied.sequence
                 receipt.alreadyApplied = true
                 return receipt
             }
@@ -116,7 +111,6 @@ public final class CaseTracker: Sendable {
             try db.appendHistory(update.caseID, actor: caller.id, sequence: update.sequence, updateID: update.updateID, body: body, atMs: now)
             try db.insertInbox(kind: InboxEntryKind.update.rawValue, messageID: update.updateID, caseID: update.caseID, fromNode: caller.id, atMs: now)
             let receipt = UpdateReceipt.make(update, status: state.status, atMs: now)
-            try db.recordProcessed(update.updateID, fromNode: caller.id, receipt: try ProtoCodec.encode(receipt), atMs: now)
             try db.appendEvent(caseID: update.caseID, kind: CaseEventKind.updated.rawValue, messageID: update.updateID, atMs: now)
             try db.appendAudit(event: "update.applied", actor: caller.id, subject: update.caseID, outcome: "ok",
                                detail: "update=\(update.updateID) seq=\(update.sequence) change=\(update.change?.kindName ?? "-") status=\(state.status)", atMs: now)
@@ -155,13 +149,7 @@ public final class CaseTracker: Sendable {
             try db.appendEvent(caseID: request.requestID, kind: CaseEventKind.opened.rawValue, messageID: request.requestID, atMs: now)
             try db.appendAudit(event: "request.submitted", actor: "console", subject: request.requestID, outcome: "ok",
                                detail: "persons=\(request.persons.count) kind=\(request.kind) to=\(ncct)", atMs: now)
-            var receipt = SubmitReceipt()
-            receipt.requestID = request.requestID
-            receipt.caseID = request.requestID
-            receipt.status = .submitted
-            receipt.receivedAtMs = now
-            receipt.receiverNode = request.originNode
-            return receipt
+            return SubmitReceipt.make(request.requestID, status: .submitted, atMs: now, receiver: request.originNode)
         }
         changes.notify()
         outboxChanged(ncct)
@@ -178,7 +166,7 @@ public final class CaseTracker: Sendable {
         let (receipt, peer): (UpdateReceipt, String) = try await store.write { db in
             var update = ready
             guard let row = try db.caseRow(update.caseID) else { throw RPCError(.notFound, "no case \(update.caseID)") }
-            if try db.processed(update.updateID) != nil { throw RPCError(.alreadyExists, "update \(update.updateID) was already made") }
+            if try db.historyEntry(updateID: update.updateID) != nil { throw RPCError(.alreadyExists, "update \(update.updateID) was already made") }
             let actor: Lifecycle.Actor = tracker.me.role == .ncct ? .ncct : .requestingEmbassy
             let now = Clock.nowMs()
             let state = try Lifecycle.apply(update.change, by: actor, to: try tracker.state(row, db), atMs: now)
@@ -192,7 +180,6 @@ public final class CaseTracker: Sendable {
             try db.enqueue(OutboxRow(messageID: update.updateID, peerNode: peer, kind: MessageKind.update.rawValue, caseID: update.caseID,
                                      body: body, state: DeliveryState.queued.rawValue, queuedAtMs: now))
             let receipt = UpdateReceipt.make(update, status: state.status, atMs: now)
-            try db.recordProcessed(update.updateID, fromNode: tracker.me.id, receipt: try ProtoCodec.encode(receipt), atMs: now)
             try db.appendEvent(caseID: update.caseID, kind: CaseEventKind.updated.rawValue, messageID: update.updateID, atMs: now)
             try db.appendAudit(event: "update.made", actor: "console", subject: update.caseID, outcome: "ok",
                                detail: "update=\(update.updateID) seq=\(update.sequence) change=\(update.change?.kindName ?? "-") status=\(state.status)", atMs: now)
@@ -244,6 +231,18 @@ public final class CaseTracker: Sendable {
                                                       note: person.note, updatedAtMs: person.updatedAtMs))
         }
         try db.updateCaseState(row.caseID, status: state.status.rawValue, step: state.step.rawValue, personCount: state.persons.count, updatedAtMs: atMs)
+    }
+}
+
+extension SubmitReceipt {
+    static func make(_ requestID: String, status: CaseStatus, atMs: Int64, receiver: String) -> SubmitReceipt {
+        var receipt = SubmitReceipt()
+        receipt.requestID = requestID
+        receipt.caseID = requestID
+        receipt.status = status
+        receipt.receivedAtMs = atMs
+        receipt.receiverNode = receiver
+        return receipt
     }
 }
 

@@ -27,14 +27,18 @@ extension Database {
     /// Appends an entry whose hash covers the previous entry's hash: changing or removing any entry
     /// breaks every hash after it. Triggers also refuse UPDATE and DELETE on the table.
     public func appendAudit(event: String, actor: String, subject: String, outcome: String, detail: String, atMs: Int64) throws(StoreError) {
-        let previous = try first("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-        let seq = (previous?.int(0) ?? 0) + 1
-        let prevHash = previous?.blob(1) ?? Self.genesis
-        let entry = AuditEntry(seq: seq, atMs: atMs, event: event, actor: actor, subject: subject, outcome: outcome, detail: detail)
+        if auditTail == nil {
+            let previous = try first("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+            auditTail = ((previous?.int(0) ?? 0), previous?.blob(1) ?? Self.genesis)
+        }
+        let (lastSeq, prevHash) = auditTail!
+        let entry = AuditEntry(seq: lastSeq + 1, atMs: atMs, event: event, actor: actor, subject: subject, outcome: outcome, detail: detail)
+        let hash = Self.hash(entry, previous: prevHash)
         try query("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
-            .int(seq), .int(atMs), .text(event), .text(actor), .text(subject), .text(outcome), .text(detail),
-            .blob(prevHash), .blob(Self.hash(entry, previous: prevHash)),
+            .int(entry.seq), .int(atMs), .text(event), .text(actor), .text(subject), .text(outcome), .text(detail),
+            .blob(prevHash), .blob(hash),
         ])
+        auditTail = (entry.seq, hash)
     }
 
     /// Walks the chain from the first entry, recomputing every hash.

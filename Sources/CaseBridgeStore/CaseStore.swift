@@ -23,6 +23,9 @@ public final class CaseStore: Sendable {
         Glibc.close(fd)
         let database = try Database(path: path, readOnly: false)
         try database.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+        // The writer keeps the hot index pages in memory (64 MiB) instead of re-reading them from
+        // the WAL with pread for every batch; checkpoints run every ~16 MiB of WAL, not every 4 MiB.
+        try database.execute("PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456; PRAGMA wal_autocheckpoint = 4000;")
         try Migrations.apply(to: database)
         writer = Writer(database: database, logger: logger)
     }
@@ -56,11 +59,17 @@ public final class CaseStore: Sendable {
 
     /// Runs `body` on a read connection (a consistent snapshot of committed data).
     public func read<T>(_ body: (Database) throws -> T) throws -> T {
-        let database = try readers.withLock { $0.popLast() } ?? Database(path: path, readOnly: true)
+        let database = try readers.withLock { $0.popLast() } ?? Self.openReader(path)
         defer { readers.withLock { $0.append(database) } }
         try database.execute("BEGIN")
         defer { try? database.execute("COMMIT") }
         return try body(database)
+    }
+
+    private static func openReader(_ path: String) throws(StoreError) -> Database {
+        let database = try Database(path: path, readOnly: true)
+        try database.execute("PRAGMA mmap_size = 268435456")
+        return database
     }
 
     /// Stops the writer after the writes already queued.
@@ -132,7 +141,7 @@ private final class Writer: @unchecked Sendable {
             try database.execute("COMMIT")
         } catch {
             logger.error("store commit failed", metadata: ["error": "\(error)", "writes": "\(batch.count)"])
-            try? database.execute("ROLLBACK")
+            database.rollback()
             for completion in completions { completion(error) }
             return
         }

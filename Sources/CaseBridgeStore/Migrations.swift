@@ -93,6 +93,11 @@ enum Migrations {
         CREATE TRIGGER audit_is_append_only_delete BEFORE DELETE ON audit
             BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
         """,
+        // 2: the case row (requests) and the history row (updates) are the idempotency keys;
+        // a separate table of receipts only cost a random-key insert per message.
+        """
+        DROP TABLE processed;
+        """,
     ]
 
     static func apply(to database: Database) throws(StoreError) {

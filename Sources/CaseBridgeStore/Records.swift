@@ -279,15 +279,10 @@ extension Database {
         return row
     }
 
-    // MARK: Idempotency keys
-
-    /// The receipt given when `messageID` was first processed, and who sent it.
-    public func processed(_ messageID: String) throws(StoreError) -> (fromNode: String, receipt: [UInt8])? {
-        try first("SELECT from_node, receipt FROM processed WHERE message_id = ?", [.text(messageID)]).map { ($0.text(0), $0.blob(1)) }
-    }
-
-    public func recordProcessed(_ messageID: String, fromNode: String, receipt: [UInt8], atMs: Int64) throws(StoreError) {
-        try query("INSERT INTO processed VALUES (?, ?, ?, ?)", [.text(messageID), .text(fromNode), .blob(receipt), .int(atMs)])
+    /// Where an update was applied, if it was: the idempotency check for updates.
+    public func historyEntry(updateID: String) throws(StoreError) -> (caseID: String, actor: String, sequence: UInt64, appliedAtMs: Int64)? {
+        try first("SELECT case_id, actor_node, sequence, applied_at_ms FROM case_history WHERE update_id = ?", [.text(updateID)])
+            .map { ($0.text(0), $0.text(1), UInt64($0.int(2)), $0.int(3)) }
     }
 
     // MARK: Events

@@ -25,6 +25,8 @@ public enum SQLValue: Sendable, Equatable {
 public final class Database: @unchecked Sendable {
     let handle: OpaquePointer
     private var statements: [String: Statement] = [:]
+    /// The audit chain's last sequence and hash, kept by the writer; forgotten on any rollback.
+    var auditTail: (seq: Int64, hash: [UInt8])?
 
     init(path: String, readOnly: Bool) throws(StoreError) {
         var handle: OpaquePointer?
@@ -78,16 +80,24 @@ public final class Database: @unchecked Sendable {
 
     /// Runs `body` inside a savepoint: on error, only its own changes are undone.
     func savepoint<T>(_ body: () throws -> T) throws -> T {
-        try execute("SAVEPOINT job")
+        try query("SAVEPOINT job")
+        let tail = auditTail
         do {
             let result = try body()
-            try execute("RELEASE job")
+            try query("RELEASE job")
             return result
         } catch {
-            try? execute("ROLLBACK TO job")
-            try? execute("RELEASE job")
+            _ = try? query("ROLLBACK TO job")
+            _ = try? query("RELEASE job")
+            auditTail = tail
             throw error
         }
+    }
+
+    /// Undoes the open transaction, and what the writer remembered of it.
+    func rollback() {
+        try? execute("ROLLBACK")
+        auditTail = nil
     }
 
     private func prepared(_ sql: String) throws(StoreError) -> Statement {

@@ -20,7 +20,7 @@ struct NodeRefusalTests {
         let caseID = try await embassy.unary(Console.submit, Make.request(persons: 2)).caseID
         #expect(try await federation.eventually { try federation.sql("ncct", "SELECT COUNT(*) FROM cases") == ["1"] })
         func stored() throws -> [String] {
-            let counts = ["cases", "persons", "case_history", "inbox", "processed", "outbox"].map { "(SELECT COUNT(*) FROM \($0))" }
+            let counts = ["cases", "persons", "case_history", "inbox", "outbox"].map { "(SELECT COUNT(*) FROM \($0))" }
             return try federation.sql("ncct", "SELECT \(counts.joined(separator: ", ")), (SELECT group_concat(status) FROM cases)")
         }
         func refusalCount() throws -> Int { Int(try federation.sql("ncct", "SELECT COUNT(*) FROM audit WHERE event = 'call.refused'").first!)! }

@@ -71,6 +71,23 @@ struct CaseStoreTests {
         }
     }
 
+    @Test("a write that audits and then fails leaves the chain as if it never happened")
+    func auditAfterFailedWrite() async throws {
+        try await withStore { store, _ in
+            try await store.write { try $0.appendAudit(event: "a", actor: "n", subject: "1", outcome: "ok", detail: "", atMs: 1) }
+            await #expect(throws: StoreError.self) {
+                try await store.write { db in
+                    try db.appendAudit(event: "b", actor: "n", subject: "2", outcome: "ok", detail: "", atMs: 2)
+                    throw StoreError("the rest of this write failed")
+                }
+            }
+            try await store.write { try $0.appendAudit(event: "c", actor: "n", subject: "3", outcome: "ok", detail: "", atMs: 3) }
+            let verification = try store.read { try $0.verifyAudit() }
+            #expect(verification.intact)
+            #expect(try store.read { try $0.auditEntries(limit: 10).map(\.event) } == ["c", "a"])
+        }
+    }
+
     @Test("a database from a newer version is refused, not rewritten")
     func newerSchema() async throws {
         let folder = try makeTemporaryFolder("schema")
