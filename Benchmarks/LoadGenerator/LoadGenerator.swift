@@ -98,9 +98,11 @@ struct DurableSubmit: AsyncParsableCommand {
     @Option var streams = 1
     @Option var seconds = 10.0
     @Option var warmup = 2.0
+    @Flag(help: "Send one request over and over (the idempotent replay path) instead of unique ones.") var replay = false
 
     func run() async throws {
         let tls = try peer.tls()
+        let fixed = benchmarkRequest(origin: origin)
         let group = EventLoopGroup(threads: 1, name: "bench")
         let channels = (0..<connections).map { _ in
             RPCChannel(endpoint: peer.endpoint, target: peer.identity, tls: tls, logger: silent, group: group)
@@ -114,7 +116,7 @@ struct DurableSubmit: AsyncParsableCommand {
                 for _ in 0..<streams {
                     tasks.addTask {
                         while ContinuousClock.now < end {
-                            let request = benchmarkRequest(origin: origin)
+                            let request = replay ? fixed : benchmarkRequest(origin: origin)
                             let began = ContinuousClock.now
                             do {
                                 _ = try await channel.unary(CaseExchange.submitRequest, request, timeout: .seconds(30))
@@ -128,7 +130,7 @@ struct DurableSubmit: AsyncParsableCommand {
             }
         }
         channels.forEach { $0.close() }
-        report("durable_submit_\(connections * streams)", latencies: samples.latencies, seconds: seconds, errors: samples.errors,
+        report("\(replay ? "replay" : "durable")_submit_\(connections * streams)", latencies: samples.latencies, seconds: seconds, errors: samples.errors,
                extra: ["in_flight": connections * streams, "first_error": samples.firstError,
                        "request_bytes": (try? ProtoCodec.encode(benchmarkRequest(origin: origin)).count) ?? 0])
     }

@@ -81,7 +81,8 @@ public final class Connection: @unchecked Sendable {
     /// Call on `loop`.
     public static func connect(to address: SocketAddress, expectedPeer: PeerIdentity, loop: EventLoop, tls: TLSContext?,
                                timeouts: ConnectionTimeouts, logger: Logger, delegate: ConnectionDelegate) -> Connection? {
-        let ssl = try? tls?.makeSSL(serverName: expectedPeer.nodeID)
+        // No SNI: node ids are not host names, and the server's identity is checked from its certificate.
+        let ssl = try? tls?.makeSSL()
         let bev = if let ssl {
             bufferevent_openssl_socket_new(loop.base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue))
         } else {

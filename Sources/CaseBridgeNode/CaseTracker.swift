@@ -55,14 +55,7 @@ public final class CaseTracker: Sendable {
                 return receipt
             }
             let now = Clock.nowMs()
-            try db.insertCase(CaseRow(caseID: request.requestID, requestingNode: caller.id, request: body, kind: request.kind.rawValue,
-                                      urgency: request.urgency.rawValue, originReference: request.originReference,
-                                      status: CaseStatus.received.rawValue, step: 0, personCount: request.persons.count,
-                                      createdAtMs: now, updatedAtMs: now))
-            for (i, person) in request.persons.enumerated() {
-                try db.upsertPerson(request.requestID, PersonRow(personRef: person.personRef, position: i,
-                                                                 status: PersonStatus.pending.rawValue, note: "", updatedAtMs: now))
-            }
+            try Self.insertCase(request, body: body, requestingNode: caller.id, status: .received, db, atMs: now)
             try db.insertInbox(kind: InboxEntryKind.request.rawValue, messageID: request.requestID, caseID: request.requestID,
                                fromNode: caller.id, atMs: now)
             try db.appendEvent(caseID: request.requestID, kind: CaseEventKind.opened.rawValue, messageID: request.requestID, atMs: now)
@@ -136,14 +129,7 @@ public final class CaseTracker: Sendable {
         let receipt: SubmitReceipt = try await store.write { db in
             guard try db.caseRow(request.requestID) == nil else { throw RPCError(.alreadyExists, "request \(request.requestID) was already filed") }
             let now = Clock.nowMs()
-            try db.insertCase(CaseRow(caseID: request.requestID, requestingNode: request.originNode, request: body, kind: request.kind.rawValue,
-                                      urgency: request.urgency.rawValue, originReference: request.originReference,
-                                      status: CaseStatus.submitted.rawValue, step: 0, personCount: request.persons.count,
-                                      createdAtMs: now, updatedAtMs: now))
-            for (i, person) in request.persons.enumerated() {
-                try db.upsertPerson(request.requestID, PersonRow(personRef: person.personRef, position: i,
-                                                                 status: PersonStatus.pending.rawValue, note: "", updatedAtMs: now))
-            }
+            try Self.insertCase(request, body: body, requestingNode: request.originNode, status: .submitted, db, atMs: now)
             try db.enqueue(OutboxRow(messageID: request.requestID, peerNode: ncct, kind: MessageKind.request.rawValue,
                                      caseID: request.requestID, body: body, state: DeliveryState.queued.rawValue, queuedAtMs: now))
             try db.appendEvent(caseID: request.requestID, kind: CaseEventKind.opened.rawValue, messageID: request.requestID, atMs: now)
@@ -204,6 +190,18 @@ public final class CaseTracker: Sendable {
     }
 
     // MARK: Helpers shared by the operations
+
+    /// A new case from a request, with every person pending.
+    static func insertCase(_ request: InterventionRequest, body: [UInt8], requestingNode: String, status: CaseStatus,
+                           _ db: Database, atMs now: Int64) throws {
+        try db.insertCase(CaseRow(caseID: request.requestID, requestingNode: requestingNode, request: body, kind: request.kind.rawValue,
+                                  urgency: request.urgency.rawValue, originReference: request.originReference, status: status.rawValue,
+                                  step: 0, personCount: request.persons.count, createdAtMs: now, updatedAtMs: now))
+        for (i, person) in request.persons.enumerated() {
+            try db.upsertPerson(request.requestID, PersonRow(personRef: person.personRef, position: i,
+                                                             status: PersonStatus.pending.rawValue, note: "", updatedAtMs: now))
+        }
+    }
 
     /// How the caller stands to the case: NCCT, or the embassy that opened it. Anyone else is refused.
     func actor(_ caller: DirectoryEntry, for row: CaseRow) throws(RPCError) -> Lifecycle.Actor {

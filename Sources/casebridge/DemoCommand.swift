@@ -1,5 +1,6 @@
 import ArgumentParser
 import CaseBridgeNode
+import CaseBridgeNet
 import CaseBridgeProto
 import CaseBridgeRPC
 import Foundation
@@ -162,7 +163,7 @@ final class DemoFederation {
         }
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         FileManager.default.createFile(atPath: folder.appendingPathComponent(Self.marker).path, contents: Data())
-        for node in Self.nodes { ports[node.id] = try freePort() }
+        for node in Self.nodes { ports[node.id] = SocketAddress.freeLoopbackPort() }
         let directory: [String: Any] = ["trust_domain": "casebridge.test", "nodes": Self.nodes.map { node in
             ["id": node.id, "role": node.role, "represents": node.represents, "endpoint": "127.0.0.1:\(ports[node.id]!)", "display_name": node.name]
         }]
@@ -235,18 +236,6 @@ final class DemoFederation {
 
     private func write(_ object: Any, to url: URL) throws {
         try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]).write(to: url)
-    }
-
-    private func freePort() throws -> Int {
-        let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { Glibc.close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     /// Fictional persons: the demo never shows anyone's real data.

@@ -1,3 +1,4 @@
+import CaseBridgeNet
 import CaseBridgeProto
 import CaseBridgeRPC
 import CaseBridgeTLS
@@ -32,7 +33,7 @@ final class TestFederation: @unchecked Sendable {
         self.nodes = nodes
         self.certs = certs
         self.trustDomain = trustDomain
-        for node in nodes { ports[node] = try Self.freePort() }
+        for node in nodes { ports[node] = SocketAddress.freeLoopbackPort() }
         let represents = ["ncct": "KH", "embassy-id": "ID", "embassy-cn": "CN", "embassy-vn": "VN"]
         let directory: [String: Any] = [
             "trust_domain": trustDomain,
@@ -142,18 +143,6 @@ final class TestFederation: @unchecked Sendable {
     deinit {
         stopAll()
         try? FileManager.default.removeItem(at: folder)
-    }
-
-    private static func freePort() throws -> Int {
-        let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { Glibc.close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }
 
