@@ -166,6 +166,11 @@ def main():
                                  ("h2load_submit_replay", submit, "/casebridge.v1.CaseExchange/SubmitRequest")]:
             row, cpu = measured(ncct, lambda: h2load(federation.ports["ncct"], body, path, shim, work))
             row["workload"] = name
+            if name == "h2load_submit_replay":
+                # h2load cannot read gRPC statuses, but every refusal by the exchange is audited.
+                import sqlite3
+                db = sqlite3.connect(f"file:{federation.folder}/ncct/data/casebridge.sqlite3?mode=ro", uri=True)
+                row["errors"] = db.execute("SELECT COUNT(*) FROM audit WHERE event = 'call.refused'").fetchone()[0]
             add(row, cpu, ncct)
 
         print("1,000 idle connections...", file=sys.stderr)
