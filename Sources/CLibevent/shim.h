@@ -24,8 +24,6 @@
 
 // evtimer_add is a macro over event_add.
 static inline int cb_evtimer_add(struct event *ev, const struct timeval *tv) { return event_add(ev, tv); }
-// evtimer_del is a macro over event_del.
-static inline int cb_evtimer_del(struct event *ev) { return event_del(ev); }
 // EV_READ is a plain macro; event_active takes it as an int.
 static inline int cb_ev_read(void) { return EV_READ; }
 // evutil_socket_geterror is a function-like macro; read the pending socket error directly.
@@ -33,7 +31,6 @@ static inline int cb_socket_error(evutil_socket_t fd) { int e = 0; socklen_t n =
 // BEV_EVENT_* flags are macros; bundle the test so Swift need not mirror the bit values.
 static inline int cb_bev_is_connected(short events) { return (events & BEV_EVENT_CONNECTED) != 0; }
 static inline int cb_bev_is_error(short events) { return (events & (BEV_EVENT_ERROR | BEV_EVENT_EOF | BEV_EVENT_TIMEOUT)) != 0; }
-static inline int cb_bev_is_timeout(short events) { return (events & BEV_EVENT_TIMEOUT) != 0; }
 static inline int cb_bev_is_eof(short events) { return (events & BEV_EVENT_EOF) != 0; }
 // setsockopt takes a void pointer; keep the int option plumbing on the C side.
 static inline int cb_set_nodelay(evutil_socket_t fd) { int one = 1; return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); }

@@ -16,8 +16,6 @@ static inline int cb_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version) { 
 static inline int cb_SSL_CTX_set_max_proto_version(SSL_CTX *ctx, int version) { return (int)SSL_CTX_set_max_proto_version(ctx, version); }
 // SSL_CTX_set_mode is a macro over SSL_CTX_ctrl.
 static inline long cb_SSL_CTX_set_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_mode(ctx, mode); }
-// SSL_CTX_set_session_cache_mode is a macro over SSL_CTX_ctrl.
-static inline long cb_SSL_CTX_set_session_cache_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_session_cache_mode(ctx, mode); }
 // SSL_set_tlsext_host_name is a macro over SSL_ctrl.
 static inline int cb_SSL_set_tlsext_host_name(SSL *ssl, const char *name) { return (int)SSL_set_tlsext_host_name(ssl, name); }
 // sk_GENERAL_NAME_num and sk_GENERAL_NAME_value are generated macros.
@@ -31,8 +29,4 @@ static inline void cb_general_names_free(GENERAL_NAMES *names) { GENERAL_NAMES_f
 static inline void cb_OPENSSL_free(void *p) { OPENSSL_free(p); }
 // BIO_get_mem_data is a macro over BIO_ctrl.
 static inline long cb_BIO_get_mem_data(BIO *bio, char **data) { return BIO_get_mem_data(bio, data); }
-// SSL_CTX_add_extra_chain_cert is a macro over SSL_CTX_ctrl.
-static inline long cb_SSL_CTX_add_extra_chain_cert(SSL_CTX *ctx, X509 *cert) { return SSL_CTX_add_extra_chain_cert(ctx, cert); }
-// sk_X509_CRL helpers are generated macros.
-static inline void cb_X509_free_stack(STACK_OF(X509) *stack) { sk_X509_pop_free(stack, X509_free); }
 #endif

@@ -6,5 +6,4 @@
 static inline int cb_field_is_oneof(const ProtobufCFieldDescriptor *f) { return (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) != 0; }
 // The same test on a descriptor passed by value (as Swift copies it out of the fields array).
 static inline int cb_field_is_oneof_value(ProtobufCFieldDescriptor f) { return (f.flags & PROTOBUF_C_FIELD_FLAG_ONEOF) != 0; }
-static inline int cb_field_is_packed(const ProtobufCFieldDescriptor *f) { return (f->flags & PROTOBUF_C_FIELD_FLAG_PACKED) != 0; }
 #endif

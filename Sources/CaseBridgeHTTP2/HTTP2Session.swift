@@ -66,7 +66,6 @@ public final class HTTP2Session {
         var ended = false
         var trailers: [HTTP2Header]? = nil
         var deferred = false
-        var buffered: Int { chunks.reduce(0) { $0 + $1.count } - offset }
     }
 
     public init(role: Role, settings: HTTP2Settings) {
@@ -137,7 +136,6 @@ public final class HTTP2Session {
         nghttp2_session_want_read(session) != 0 || nghttp2_session_want_write(session) != 0
     }
 
-    public var openStreamCount: Int { outbound.count }
     public var lastProcessedStreamID: Int32 { nghttp2_session_get_last_proc_stream_id(session) }
 
     // MARK: Sending
@@ -180,9 +178,6 @@ public final class HTTP2Session {
         outbound[streamID]!.trailers = trailers
         resumeIfDeferred(streamID)
     }
-
-    /// Bytes queued on a stream and not yet taken by nghttp2.
-    public func bufferedBytes(streamID: Int32) -> Int { outbound[streamID]?.buffered ?? 0 }
 
     public func resetStream(_ streamID: Int32, errorCode: UInt32 = NGHTTP2_CANCEL.rawValue) {
         _ = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, errorCode)

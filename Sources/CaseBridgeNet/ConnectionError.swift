@@ -9,7 +9,6 @@ public struct ConnectionError: Error, Sendable, CustomStringConvertible {
         public static let closedByPeer = Code(name: "connection closed by peer")
         public static let tls = Code(name: "TLS")
         public static let idle = Code(name: "idle time-out")
-        public static let tooManyConnections = Code(name: "too many connections")
         public var description: String { name }
     }
 

@@ -152,8 +152,6 @@ package enum OpenSSLErrors {
         return messages.isEmpty ? "no detail from OpenSSL" : messages.joined(separator: "; ")
     }
 
-    package static func clear() { ERR_clear_error() }
-
     /// The text of one OpenSSL error code (as libevent reports them).
     package static func describe(_ code: UInt) -> String {
         var buffer = [CChar](repeating: 0, count: 256)
