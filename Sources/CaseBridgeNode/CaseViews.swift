@@ -97,9 +97,8 @@ extension CaseTracker {
                 event.caseID = row.caseID
                 event.summary = try summary(caseRow, db)
                 event.occurredAtMs = row.atMs
-                if event.kind == .updated, let body = try db.history(row.caseID).lazy
-                    .compactMap({ try? ProtoCodec.decode(CaseUpdate.self, from: $0) }).first(where: { $0.updateID == row.messageID }) {
-                    event.update = body
+                if event.kind == .updated, let body = try db.historyBody(updateID: row.messageID) {
+                    event.update = try ProtoCodec.decode(CaseUpdate.self, from: body)
                 }
                 if event.kind == .delivery, let delivery = try db.outboxMessage(row.messageID, peer: row.peerNode) {
                     event.delivery = Self.delivery(delivery)

@@ -181,6 +181,11 @@ extension Database {
         ])
     }
 
+    /// One applied update's bytes.
+    public func historyBody(updateID: String) throws(StoreError) -> [UInt8]? {
+        try first("SELECT body FROM case_history WHERE update_id = ?", [.text(updateID)])?.blob(0)
+    }
+
     /// Every update applied to the case, in the order this node applied them.
     public func history(_ caseID: String) throws(StoreError) -> [[UInt8]] {
         try query("SELECT body FROM case_history WHERE case_id = ? ORDER BY position", [.text(caseID)]).map { $0.blob(0) }

@@ -90,4 +90,31 @@ struct FederationTests {
         for node in federation.nodes { #expect(!federation.log(node).contains("Person 1")) }
         federation.stopAll()
     }
+
+    @Test("watch: the embassy sees its request open, get delivered, and NCCT's acknowledgement arrive")
+    func watch() async throws {
+        let federation = try TestFederation(nodes: ["ncct", "embassy-id"])
+        for node in federation.nodes { try await federation.start(node) }
+        let embassy = federation.console("embassy-id"), ncct = federation.console("ncct")
+        defer { embassy.close(); ncct.close() }
+        let seen = Recorder()
+        let watcher = Task {
+            for try await event in embassy.streaming(Console.watch, [WatchCasesRequest()]) {
+                let detail: String = switch event.kind {
+                case .updated: "updated:\(event.update.map { "\($0.actorNode)#\($0.sequence)" } ?? "?"):\(event.summary?.status.description ?? "")"
+                case .delivery: "delivery:\(event.delivery?.state.description ?? "?")"
+                default: "\(event.kind)"
+                }
+                seen.record(detail)
+                if detail.hasPrefix("updated") { return }
+            }
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        let caseID = try await embassy.unary(Console.submit, Make.request(persons: 1)).caseID
+        #expect(try await federation.eventually { try federation.sql("ncct", "SELECT COUNT(*) FROM cases") == ["1"] })
+        _ = try await ncct.unary(Console.applyChange, Make.status(caseID, .acknowledged))
+        _ = try await watcher.value
+        #expect(seen.all == ["opened", "delivery:delivered", "updated:ncct#1:acknowledged"])
+        federation.stopAll()
+    }
 }
