@@ -113,4 +113,30 @@ struct RefusalTests {
         try await assertStillServing(server)
         await server.server.shutdown()
     }
+
+    @Test("a client that connects and never starts TLS is cut off at the handshake time-out")
+    func handshakeTimeout() async throws {
+        let server = try TestServer { $0.timeouts.handshake = .milliseconds(300) }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(server.server.port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        try #require(connected == 0)
+        // Silence from us; the server gives up and closes (read returns 0).
+        var byte: UInt8 = 0
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        #expect(read(fd, &byte, 1) == 0)
+        for _ in 0..<50 where !server.refusals.all.contains(where: { $0.contains("TLS handshake timed out") }) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(server.refusals.all.contains { $0.contains("TLS handshake timed out") }, "\(server.refusals.all)")
+        try await assertStillServing(server)
+        await server.server.shutdown()
+    }
 }
