@@ -98,6 +98,23 @@ enum Migrations {
         """
         DROP TABLE processed;
         """,
+        // 3: inbox entries are written only after the idempotency checks in the same transaction,
+        // so a UNIQUE index on message_id (a random-key insert per message) guarded nothing.
+        """
+        CREATE TABLE inbox_v3 (
+            entry_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind INTEGER NOT NULL,
+            message_id TEXT NOT NULL,
+            case_id TEXT NOT NULL,
+            from_node TEXT NOT NULL,
+            received_at_ms INTEGER NOT NULL,
+            read_at_ms INTEGER,
+            read_by TEXT
+        );
+        INSERT INTO inbox_v3 SELECT * FROM inbox;
+        DROP TABLE inbox;
+        ALTER TABLE inbox_v3 RENAME TO inbox;
+        """,
     ]
 
     static func apply(to database: Database) throws(StoreError) {
