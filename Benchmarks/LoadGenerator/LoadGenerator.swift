@@ -206,12 +206,13 @@ struct EndToEnd: AsyncParsableCommand {
             }
         }
         let done = Shared(0)
+        let failed = Shared(0)
         let tracker = Task {
             for try await event in embassy.streaming(Console.watch, [WatchCasesRequest()]) where event.kind == .updated {
                 guard event.summary?.status == .acknowledged, let began = started.withLock({ $0[event.caseID] }) else { continue }
                 let d = ContinuousClock.now - began
                 samples.add(Double(d.components.seconds) * 1e6 + Double(d.components.attoseconds) / 1e12)
-                if done.withLock({ $0 += 1; return $0 }) == cases { return }
+                if done.withLock({ $0 += 1; return $0 }) + failed.withLock({ $0 }) == cases { return }
             }
         }
         try await Task.sleep(for: .milliseconds(300))
@@ -221,15 +222,24 @@ struct EndToEnd: AsyncParsableCommand {
             request.requestID = UUID().uuidString.lowercased()
             started.withLock { $0[request.requestID] = ContinuousClock.now }
             _ = try await embassy.unary(Console.submit, request)
-            // One case at a time, as a desk officer files them: latency, not throughput.
-            while done.withLock({ $0 }) < started.withLock({ $0.count }) { try await Task.sleep(for: .microseconds(200)) }
+            // One case at a time, as a desk officer files them: latency, not throughput. A case not
+            // acknowledged within 10 s counts as an error, so a lost acknowledgement cannot hang the run.
+            let deadline = ContinuousClock.now.advanced(by: .seconds(10))
+            while done.withLock({ $0 }) < started.withLock({ $0.count }) - failed.withLock({ $0 }) {
+                if ContinuousClock.now > deadline {
+                    _ = failed.withLock { $0 += 1 }
+                    break
+                }
+                try await Task.sleep(for: .microseconds(200))
+            }
         }
+        if failed.withLock({ $0 }) > 0 { tracker.cancel() }
         _ = await tracker.result
         desk.cancel()
         let elapsed = ContinuousClock.now - start
         let ncctSorted = inNCCT.latencies.sorted()
         report("end_to_end_ack", latencies: samples.latencies, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
-               errors: samples.errors, extra: ["in_ncct_inbox_p50_us": ncctSorted.isEmpty ? 0 : ncctSorted[ncctSorted.count / 2]])
+               errors: failed.withLock { $0 }, extra: ["in_ncct_inbox_p50_us": ncctSorted.isEmpty ? 0 : ncctSorted[ncctSorted.count / 2]])
         embassy.close()
         ncct.close()
     }

@@ -112,9 +112,15 @@ final class DeliveryWorker: Sendable {
     }
 }
 
-/// Wakes one waiting task, or the next one to wait.
+/// Wakes one waiting task, or the next one to wait. A wait's time-out wakes only that wait, so a
+/// late timer never rings for a later one.
 final class Doorbell: Sendable {
-    private let state = Mutex<(rung: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+    private struct State {
+        var rung = false
+        var waiter: CheckedContinuation<Void, Never>?
+        var generation: UInt64 = 0
+    }
+    private let state = Mutex(State())
 
     func ring() {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
@@ -130,9 +136,13 @@ final class Doorbell: Sendable {
 
     /// Returns when rung (now or earlier) or after `timeout`.
     func wait(timeout: Duration) async {
+        let generation = state.withLock { state -> UInt64 in
+            state.generation += 1
+            return state.generation
+        }
         let alarm = Task { [self] in
             try? await Task.sleep(for: timeout)
-            ring()
+            expire(generation)
         }
         await withCheckedContinuation { continuation in
             let ringNow = state.withLock { state -> Bool in
@@ -146,6 +156,15 @@ final class Doorbell: Sendable {
             if ringNow { continuation.resume() }
         }
         alarm.cancel()
+    }
+
+    private func expire(_ generation: UInt64) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard state.generation == generation, let waiter = state.waiter else { return nil }
+            state.waiter = nil
+            return waiter
+        }
+        waiter?.resume()
     }
 }
 

@@ -62,6 +62,10 @@ public enum Lifecycle {
     public static func apply(_ change: CaseUpdate.Change?, by actor: Actor, to state: CaseState, atMs: Int64) throws(RPCError) -> CaseState {
         guard let change else { throw RPCError(.invalidArgument, "change: an update must carry one change") }
         try Authorization.check(change, by: actor)
+        var state = state
+        // Any update from NCCT proves NCCT has the case, even if its receipt for the request has not
+        // been recorded here yet: NCCT can acknowledge faster than the receipt travels back.
+        if actor == .ncct, state.status == .submitted { state.status = .received }
         var next = state
         func requireOpen() throws(RPCError) {
             if isTerminal(state.status) { throw RPCError(.failedPrecondition, "the case is \(state.status); it takes only notes") }

@@ -70,6 +70,19 @@ struct LifecycleTests {
         #expect(code { _ = try Lifecycle.apply(outcomes([("P1", .sheltered), ("P1", .sheltered)]), by: .ncct, to: mixed, atMs: 4) } == .invalidArgument)
     }
 
+    // Regression: NCCT's acknowledgement reached the embassy before the embassy had recorded NCCT's
+    // receipt for the request, and was rejected as "submitted → acknowledged" (seen in the benchmarks).
+    @Test("an update from NCCT on a case still marked submitted counts as received first")
+    func ncctUpdateBeforeReceipt() throws {
+        var submitted = received
+        submitted.status = .submitted
+        #expect(try Lifecycle.apply(status(.acknowledged), by: .ncct, to: submitted, atMs: 1).status == .acknowledged)
+        var note = Note()
+        note.text = "on it"
+        #expect(try Lifecycle.apply(.note(note), by: .ncct, to: submitted, atMs: 1).status == .received)
+        #expect(try Lifecycle.apply(.withdrawal(Withdrawal()), by: .requestingEmbassy, to: submitted, atMs: 1).status == .withdrawn)
+    }
+
     @Test("only the requesting embassy withdraws or adds information; only NCCT changes status")
     func roles() throws {
         #expect(code { _ = try Lifecycle.apply(status(.acknowledged), by: .requestingEmbassy, to: received, atMs: 1) } == .permissionDenied)
