@@ -38,14 +38,15 @@ public final class CaseTracker: Sendable {
     // MARK: Received from peers
 
     /// A request from an embassy (at the NCCT node): stored in the inbox and tracker as `received`.
-    func receiveRequest(_ request: InterventionRequest, from caller: DirectoryEntry) async throws -> SubmitReceipt {
+    /// `bytes` is the message as it arrived; it is stored as is, keeping fields this version skips.
+    func receiveRequest(_ request: InterventionRequest, bytes: [UInt8]?, from caller: DirectoryEntry) async throws -> SubmitReceipt {
         guard me.role == .ncct else { throw RPCError(.permissionDenied, "\(me.id) is an embassy node; requests go to NCCT") }
         guard caller.role == .embassy else { throw RPCError(.permissionDenied, "only embassy nodes submit requests") }
         guard request.originNode == caller.id else {
             throw RPCError(.permissionDenied, "origin_node \(request.originNode) is not the caller \(caller.id)")
         }
         try Validation.check(request)
-        let body = try ProtoCodec.encode(request)
+        let body = try bytes ?? ProtoCodec.encode(request)
         let me = self.me
         let receipt: SubmitReceipt = try await store.write { db in
             if let existing = try db.caseRow(request.requestID) {
@@ -68,13 +69,13 @@ public final class CaseTracker: Sendable {
     }
 
     /// An update from the peer that made it, applied in its sequence order.
-    func receiveUpdate(_ update: CaseUpdate, from caller: DirectoryEntry) async throws -> UpdateReceipt {
+    func receiveUpdate(_ update: CaseUpdate, bytes: [UInt8]?, from caller: DirectoryEntry) async throws -> UpdateReceipt {
         guard update.actorNode == caller.id else {
             throw RPCError(.permissionDenied, "actor_node \(update.actorNode) is not the caller \(caller.id)")
         }
         guard Validation.isUUID(update.updateID) else { throw RPCError(.invalidArgument, "update_id: must be a lower-case UUID") }
         guard update.sequence >= 1 else { throw RPCError(.invalidArgument, "sequence: starts at 1") }
-        let body = try ProtoCodec.encode(update)
+        let body = try bytes ?? ProtoCodec.encode(update)
         let tracker = self
         let receipt: UpdateReceipt = try await store.write { db in
             guard let row = try db.caseRow(update.caseID) else { throw RPCError(.notFound, "no case \(update.caseID)") }

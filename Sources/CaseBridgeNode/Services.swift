@@ -8,10 +8,10 @@ import Logging
 enum ExchangeService {
     static func register(in router: inout RPCRouter, tracker: CaseTracker) {
         router.unary(CaseExchange.submitRequest) { request, call in
-            try await guarded(call, tracker, subject: request.requestID) { caller in try await tracker.receiveRequest(request, from: caller) }
+            try await guarded(call, tracker, subject: request.requestID) { caller in try await tracker.receiveRequest(request, bytes: call.requestBytes, from: caller) }
         }
         router.unary(CaseExchange.pushUpdate) { update, call in
-            try await guarded(call, tracker, subject: update.caseID) { caller in try await tracker.receiveUpdate(update, from: caller) }
+            try await guarded(call, tracker, subject: update.caseID) { caller in try await tracker.receiveUpdate(update, bytes: call.requestBytes, from: caller) }
         }
         router.unary(CaseExchange.getCase) { request, call in
             try await guarded(call, tracker, subject: request.caseID) { caller in try tracker.caseView(request.caseID, for: .peer(caller)) }

@@ -25,6 +25,7 @@ public final class ServerCall: Sendable {
         var initialMetadata = Metadata()
         var trailingMetadata = Metadata()
         var closed = false
+        var requestBytes: [UInt8]?
     }
     private let state = Mutex(State())
     private let perform: @Sendable (Action) -> Void
@@ -47,6 +48,10 @@ public final class ServerCall: Sendable {
     /// Metadata sent with the status.
     public func setTrailingMetadata(_ metadata: Metadata) { state.withLock { $0.trailingMetadata = metadata } }
 
+    /// The request message exactly as it arrived (single-request methods): what a node stores, so
+    /// that fields a newer sender added are kept even though this version skips them.
+    public var requestBytes: [UInt8]? { state.withLock { $0.requestBytes } }
+
     /// True once the call ended: answered, cancelled by the client, or past its deadline.
     public var isClosed: Bool { state.withLock { $0.closed } }
 
@@ -63,7 +68,9 @@ public final class ServerCall: Sendable {
     func singleRequest<M: ProtoMessage>() async throws -> M {
         var iterator = requests.makeAsyncIterator()
         guard let bytes = try await iterator.next() else { throw RPCError(.internal, "request ended without a message") }
-        return try decode(M.self, bytes)
+        let message = try decode(M.self, bytes)
+        state.withLock { $0.requestBytes = bytes }
+        return message
     }
 
     func send<M: ProtoMessage>(_ message: M) async throws {

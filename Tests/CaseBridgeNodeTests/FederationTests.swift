@@ -117,4 +117,25 @@ struct FederationTests {
         #expect(seen.all == ["opened", "delivery:delivered", "updated:ncct#1:acknowledged"])
         federation.stopAll()
     }
+
+    @Test("a request from a newer node is accepted, and the fields this version does not know are kept")
+    func newerSender() async throws {
+        let federation = try TestFederation(nodes: ["ncct", "embassy-id"])
+        try await federation.start("ncct")
+        let sent = try run("python3", [repositoryRoot.appendingPathComponent("Tests/Peers/newer_sender.py").path,
+                                       String(federation.ports["ncct"]!), TestFederation.certs.path])
+        #expect(sent.status == 0, "\(sent.stderr)")
+        let parts = sent.stdout.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        try #require(parts.count == 2)
+        #expect(parts[1] == "CASE_STATUS_RECEIVED")
+        // Stored byte for byte: field 99 is still there for a later version to read.
+        let unknown = Array("from-a-newer-node".utf8).map { String(format: "%02X", $0) }.joined()
+        #expect(try federation.sql("ncct", "SELECT instr(request, X'9A0611\(unknown)') > 0 FROM cases WHERE case_id = '\(parts[0])'") == ["1"])
+        let ncct = federation.console("ncct")
+        defer { ncct.close() }
+        var lookup = GetCaseRequest()
+        lookup.caseID = parts[0]
+        #expect(try await ncct.unary(Console.getCase, lookup).request?.persons.first?.personRef == "P1")
+        federation.stopAll()
+    }
 }
