@@ -15,6 +15,10 @@ public struct RPCClientConfiguration: Sendable {
     public var backoffMultiplier = 1.6
     public var backoffJitter = 0.2
     public var maxBackoff: Duration = .seconds(120)
+    /// With calls open and nothing heard for this long, PING the peer; with nothing heard for
+    /// `keepaliveTimeout` more, drop the connection (a silently cut link) so the next call reconnects.
+    public var keepaliveInterval: Duration = .seconds(30)
+    public var keepaliveTimeout: Duration = .seconds(10)
     public var protoLimits = ProtoLimits()
     public init() {}
 }
@@ -306,12 +310,18 @@ final class ClientConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
     private let session: HTTP2Session
     private var calls: [Int32: ClientCall] = [:]
     private var goingAway = false
+    private var lastRead = ContinuousClock.now
+    private var keepalive: LoopTimer?
+    private let keepaliveInterval: Duration
+    private let keepaliveTimeout: Duration
 
     init(core: ChannelCore) {
         self.core = core
         target = core.target
         // A Unix socket path is not a valid :authority (nghttp2 refuses the stream); use localhost.
         authority = core.endpoint.hasPrefix("unix:") ? "localhost" : core.endpoint
+        keepaliveInterval = core.configuration.keepaliveInterval
+        keepaliveTimeout = core.configuration.keepaliveTimeout
         session = HTTP2Session(role: .client, settings: core.configuration.http2)
         session.delegate = self
     }
@@ -344,11 +354,27 @@ final class ClientConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
 
     func connectionReady(_ connection: Connection) {
         self.connection = connection
+        lastRead = .now
+        let tick = min(keepaliveInterval, keepaliveTimeout) / 2
+        keepalive = LoopTimer(loop: connection.loop, after: tick, repeating: true) { [weak self] in self?.checkAlive() }
         core?.connectionReady(self)
         flush()
     }
 
+    /// Only while calls wait for answers: an idle channel need not keep its connection alive.
+    private func checkAlive() {
+        guard let connection, !calls.isEmpty else { return }
+        let quiet = ContinuousClock.now - lastRead
+        if quiet > keepaliveInterval + keepaliveTimeout {
+            connection.abort(ConnectionError(.idle, "no answer from \(target.nodeID) for \(quiet) (keepalive)"))
+        } else if quiet > keepaliveInterval {
+            session.submitPing()
+            flush()
+        }
+    }
+
     func connection(_ connection: Connection, read bytes: UnsafeRawBufferPointer) {
+        lastRead = .now
         do { try session.receive(bytes) } catch {
             failAll(RPCError(.unavailable, "HTTP/2 error from \(target.nodeID): \(error)"))
             connection.close()
@@ -360,6 +386,7 @@ final class ClientConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
         let reason = error ?? ConnectionError(.closedByPeer, "connection closed")
         failAll(RPCError(.unavailable, "connection to \(target.nodeID) lost: \(reason)"))
         self.connection = nil
+        keepalive = nil
         core?.connectionFailed(self, reason)
     }
 

@@ -119,4 +119,30 @@ struct InteropTests {
         // The channel still works after the cancellation.
         #expect(try await channel.unary(T.emptyCall, GRPCTesting.Empty()) == GRPCTesting.Empty())
     }
+
+    @Test("a peer that goes silent (a cut link) is dropped by keepalive, not waited for until the deadline")
+    func keepaliveDetectsSilentPeer() async throws {
+        let peer = try BackgroundProcess("python3", [interopPeer, "server", "--ca", Federation.path("ca.pem"),
+                                                     "--cert", Federation.path("nodes/embassy-vn.pem"),
+                                                     "--key", Federation.path("nodes/embassy-vn.key")])
+        defer {
+            kill(peer.process.processIdentifier, SIGCONT)
+            peer.stop()
+        }
+        let port = try #require(peer.waitForLine(prefix: "PORT ")).trimmingCharacters(in: .whitespaces)
+        var configuration = RPCClientConfiguration()
+        configuration.keepaliveInterval = .milliseconds(200)
+        configuration.keepaliveTimeout = .milliseconds(300)
+        let channel = RPCChannel(endpoint: "127.0.0.1:\(port)", target: Federation.identity("embassy-vn"),
+                                 tls: try .init(.client, configuration: Federation.configuration(node: "ncct")),
+                                 configuration: configuration, logger: testLogger)
+        defer { channel.close() }
+        _ = try await channel.unary(GRPCTesting.TestService.emptyCall, GRPCTesting.Empty())
+        kill(peer.process.processIdentifier, SIGSTOP)  // no bytes, no reset: like a cut cable
+        let error = try await #require(throws: RPCError.self) {
+            try await channel.unary(GRPCTesting.TestService.emptyCall, GRPCTesting.Empty(), timeout: .seconds(20))
+        }
+        #expect(error.code == .unavailable, "\(error)")
+        #expect(error.message.contains("keepalive"), "\(error)")
+    }
 }
