@@ -8,8 +8,7 @@ struct CaseBridgeCommand: AsyncParsableCommand {
         commandName: "casebridge",
         abstract: "Moves rescue and repatriation requests between embassies and NCCT.",
         discussion: """
-            Each agency runs one node. Staff use the commands below against their own node, which
-            delivers to the other agencies' nodes over gRPC with mutual TLS.
+            Each agency runs one node. Staff use the commands below against their own node, which delivers to the other agencies' nodes over gRPC with mutual TLS. New here? Run `casebridge demo`.
 
             Example: casebridge node run --config nodes/ncct.json
             """,
