@@ -215,8 +215,9 @@ final class ChannelCore: @unchecked Sendable {
         if let timeout = call.timeout {
             call.deadline = LoopTimer(loop: loop, after: timeout) { [weak call] in
                 guard let call else { return }
-                if let streamID = call.streamID { call.connection?.reset(streamID) }
+                // The status first: resetting the stream closes it at once, which would report CANCELLED.
                 call.fail(RPCError(.deadlineExceeded, "deadline of \(timeout) exceeded"))
+                if let streamID = call.streamID { call.connection?.reset(streamID) }
             }
         }
         switch state {

@@ -113,7 +113,6 @@ struct ConnectionLifecycleTests {
         let server = try TestServer { $0.idleTimeout = .milliseconds(300) }
         let channel = try server.channel()
         _ = try await channel.unary(GRPCTesting.TestService.emptyCall, GRPCTesting.Empty())
-        #expect(server.server.openConnections == 1)
         for _ in 0..<150 where server.server.openConnections > 0 { try await Task.sleep(for: .milliseconds(20)) }
         #expect(server.server.openConnections == 0)
         _ = try await channel.unary(GRPCTesting.TestService.emptyCall, GRPCTesting.Empty())

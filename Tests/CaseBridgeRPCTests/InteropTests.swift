@@ -139,6 +139,13 @@ struct InteropTests {
         defer { channel.close() }
         _ = try await channel.unary(GRPCTesting.TestService.emptyCall, GRPCTesting.Empty())
         kill(peer.process.processIdentifier, SIGSTOP)  // no bytes, no reset: like a cut cable
+        // A stop takes effect asynchronously; call only once the kernel reports the peer stopped.
+        let statPath = "/proc/\(peer.process.processIdentifier)/stat"
+        for _ in 0..<200 {
+            let stat = (try? String(contentsOfFile: statPath, encoding: .utf8)) ?? ""
+            if stat.split(separator: ")").last?.split(separator: " ").first == "T" { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
         let error = try await #require(throws: RPCError.self) {
             try await channel.unary(GRPCTesting.TestService.emptyCall, GRPCTesting.Empty(), timeout: .seconds(20))
         }
