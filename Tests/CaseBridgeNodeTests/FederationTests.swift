@@ -97,24 +97,28 @@ struct FederationTests {
         for node in federation.nodes { try await federation.start(node) }
         let embassy = federation.console("embassy-id"), ncct = federation.console("ncct")
         defer { embassy.close(); ncct.close() }
+        // Event 1 is case A opening; watching after it sees everything later, however late it starts.
+        _ = try await embassy.unary(Console.submit, Make.request(persons: 1))
+        var resume = WatchCasesRequest()
+        resume.afterEventID = 1
         let seen = Recorder()
         let watcher = Task {
-            for try await event in embassy.streaming(Console.watch, [WatchCasesRequest()]) {
+            for try await event in embassy.streaming(Console.watch, [resume]) {
                 let detail: String = switch event.kind {
                 case .updated: "updated:\(event.update.map { "\($0.actorNode)#\($0.sequence)" } ?? "?"):\(event.summary?.status.description ?? "")"
                 case .delivery: "delivery:\(event.delivery?.state.description ?? "?")"
                 default: "\(event.kind)"
                 }
-                seen.record(detail)
-                if detail.hasPrefix("updated") { return }
+                seen.record("\(event.caseID) \(detail)")
+                if detail.hasPrefix("updated") { return }  // only case B is acknowledged
             }
         }
-        try await Task.sleep(for: .milliseconds(200))
         let caseID = try await embassy.unary(Console.submit, Make.request(persons: 1)).caseID
-        #expect(try await federation.eventually { try federation.sql("ncct", "SELECT COUNT(*) FROM cases") == ["1"] })
+        #expect(try await federation.eventually { try federation.sql("ncct", "SELECT COUNT(*) FROM cases WHERE case_id = '\(caseID)'") == ["1"] })
         _ = try await ncct.unary(Console.applyChange, Make.status(caseID, .acknowledged))
         _ = try await watcher.value
-        #expect(seen.all == ["opened", "delivery:delivered", "updated:ncct#1:acknowledged"])
+        let forB = seen.all.filter { $0.hasPrefix(caseID) }.map { String($0.dropFirst(caseID.count + 1)) }
+        #expect(forB == ["opened", "delivery:delivered", "updated:ncct#1:acknowledged"])
         federation.stopAll()
     }
 
