@@ -224,9 +224,10 @@ public final class Connection: @unchecked Sendable {
         guard let bev else { return }
         self.bev = nil
         timer = nil
-        if !ready, expectedPeer == nil, ssl != nil {
-            // A refused client may still be sending; closing now would answer with RST and destroy
-            // the TLS alert that tells it why. Keep the socket until the client has read it.
+        if expectedPeer == nil, error == nil || error?.code == .tls || error?.code == .idle || closing {
+            // The server is closing while the client may still be sending: closing the socket now
+            // would answer with RST and destroy what we last sent (a TLS alert, a GOAWAY) before
+            // the client reads it. Keep the socket until the client has read it.
             LingeringClose.start(duplicating: bufferevent_getfd(bev), loop: loop)
         }
         bufferevent_free(bev)  // also SSL_free and close(fd): BEV_OPT_CLOSE_ON_FREE

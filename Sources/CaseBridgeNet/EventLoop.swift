@@ -10,6 +10,8 @@ public final class EventLoop: @unchecked Sendable {
     private let jobs = Mutex<[@Sendable () -> Void]>([])
     private var thread: pthread_t?
     private let stopped = DispatchSemaphore(value: 0)
+    /// Sockets closing politely on this loop (loop thread only); closed outright when the loop stops.
+    var lingering: [ObjectIdentifier: LingeringClose] = [:]
 
     private static let threadingReady: Bool = {
         // A peer that closes early must not kill the process when we write to its socket.
@@ -69,7 +71,12 @@ public final class EventLoop: @unchecked Sendable {
     public func shutdown() {
         // Two hops: libevent finishes freeing connections (closing their sockets) in finalizer
         // callbacks that the first hop's jobs queue; the loop runs those before the second hop.
-        execute { [self] in self.execute { event_base_loopexit(self.base, nil) } }
+        execute { [self] in
+            self.execute {
+                for linger in Array(self.lingering.values) { linger.finish() }
+                event_base_loopexit(self.base, nil)
+            }
+        }
         stopped.wait()
     }
 }

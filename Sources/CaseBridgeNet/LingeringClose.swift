@@ -7,6 +7,7 @@ final class LingeringClose: @unchecked Sendable {
     private let fd: Int32
     private var event: OpaquePointer?
     private var retained: Unmanaged<LingeringClose>?
+    private weak var loop: EventLoop?
 
     /// Takes a duplicate of `fd`, so the original can be closed by its owner right away.
     static func start(duplicating original: Int32, loop: EventLoop, timeout: Duration = .seconds(2)) {
@@ -15,6 +16,8 @@ final class LingeringClose: @unchecked Sendable {
         _ = evutil_make_socket_nonblocking(fd)
         let linger = LingeringClose(fd: fd)
         linger.retained = Unmanaged.passRetained(linger)
+        loop.lingering[ObjectIdentifier(linger)] = linger
+        linger.loop = loop
         linger.event = event_new(loop.base, fd, Int16(EV_READ | EV_PERSIST | EV_TIMEOUT), { _, what, context in
             Unmanaged<LingeringClose>.fromOpaque(context!).takeUnretainedValue().ready(what)
         }, linger.retained!.toOpaque())
@@ -33,9 +36,16 @@ final class LingeringClose: @unchecked Sendable {
             if n > 0 || (n < 0 && errno == EAGAIN) { return }
         }
         // EOF, error or time-out: done.
+        finish()
+    }
+
+    /// Closes at once (also when the loop stops).
+    func finish() {
+        guard retained != nil else { return }
         if let event { event_free(event) }
         event = nil
         close(fd)
+        loop?.lingering.removeValue(forKey: ObjectIdentifier(self))
         retained?.release()
         retained = nil
     }
