@@ -84,6 +84,12 @@ public struct NodeConfiguration: Sendable {
     public var maxConcurrentStreams: UInt32 = 100
     public var handshakeTimeout: Duration = .seconds(10)
     public var idleTimeout: Duration = .seconds(300)
+    public var maxHeaderListBytes: UInt32 = 16 * 1024
+    public var resetBurst: UInt64 = 200
+    public var resetsPerSecond: UInt64 = 50
+    public var keepaliveInterval: Duration = .seconds(60)
+    public var keepaliveTimeout: Duration = .seconds(20)
+    public var shutdownGrace: Duration = .seconds(10)
     public var delivery = DeliverySettings()
 
     /// Reads and checks a configuration file; relative paths are taken from the file's folder.
@@ -112,6 +118,12 @@ public struct NodeConfiguration: Sendable {
             configuration.maxConcurrentStreams = UInt32(try limits.int("max_concurrent_streams", default: 100, range: 1...10_000))
             configuration.handshakeTimeout = .milliseconds(try limits.int("handshake_timeout_ms", default: 10_000, range: 100...600_000))
             configuration.idleTimeout = .seconds(try limits.int("idle_timeout_s", default: 300, range: 1...86_400))
+            configuration.maxHeaderListBytes = UInt32(try limits.int("max_header_list_bytes", default: 16 * 1024, range: 1024...(1 << 20)))
+            configuration.resetBurst = UInt64(try limits.int("stream_reset_burst", default: 200, range: 1...100_000))
+            configuration.resetsPerSecond = UInt64(try limits.int("stream_resets_per_second", default: 50, range: 1...100_000))
+            configuration.keepaliveInterval = .seconds(try limits.int("keepalive_interval_s", default: 60, range: 1...86_400))
+            configuration.keepaliveTimeout = .seconds(try limits.int("keepalive_timeout_s", default: 20, range: 1...3_600))
+            configuration.shutdownGrace = .seconds(try limits.int("shutdown_grace_s", default: 10, range: 0...3_600))
         }
         if let delivery = try object.optionalObject("delivery") {
             configuration.delivery.initialBackoff = .milliseconds(try delivery.int("initial_backoff_ms", default: 1000, range: 1...3_600_000))

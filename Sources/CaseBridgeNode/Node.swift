@@ -80,6 +80,12 @@ public final class Node: Sendable {
         server.http2.maxConcurrentStreams = configuration.maxConcurrentStreams
         server.timeouts.handshake = configuration.handshakeTimeout
         server.idleTimeout = configuration.idleTimeout
+        server.http2.maxHeaderListSize = configuration.maxHeaderListBytes
+        server.http2.resetBurst = configuration.resetBurst
+        server.http2.resetsPerSecond = configuration.resetsPerSecond
+        server.keepaliveInterval = configuration.keepaliveInterval
+        server.keepaliveTimeout = configuration.keepaliveTimeout
+        server.shutdownGracePeriod = configuration.shutdownGrace
         server.protoLimits = ProtoLimits(maxMessageBytes: configuration.maxMessageBytes)
 
         var exchangeRouter = RPCRouter()

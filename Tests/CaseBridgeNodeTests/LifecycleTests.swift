@@ -144,5 +144,11 @@ struct ConfigurationTests {
         #expect(problem { _ = try NodeConfiguration.load(missing) } == "\(missing): certificate: no file at \(folder.path)/nope.pem")
         let listen = try write(#"{"node_id": "ncct", "listen": "everywhere"}"#, "n2.json", in: folder)
         #expect(problem { _ = try NodeConfiguration.load(listen) } == "\(listen): listen: must be host:port, not \"everywhere\"")
+        // Every limit is checked against its range.
+        let certs = TestFederation.certs.path
+        let limit = try write(#"{"node_id": "ncct", "listen": "127.0.0.1:1", "certificate": "\#(certs)/nodes/ncct.pem", "#
+                              + #""private_key": "\#(certs)/nodes/ncct.key", "ca": "\#(certs)/ca.pem", "directory": "\#(certs)/ca.pem", "#
+                              + #""data_folder": "d", "console_socket": "s", "limits": {"stream_reset_burst": 0}}"#, "n3.json", in: folder)
+        #expect(problem { _ = try NodeConfiguration.load(limit) } == "\(limit): limits.stream_reset_burst: must be a whole number from 1 to 100000")
     }
 }
