@@ -72,8 +72,15 @@ final class DeliveryWorker: Sendable {
             }
             link.withLock { $0 = PeerLink(reachable: true, lastContactAtMs: Clock.nowMs(), lastError: "") }
             try await tracker.delivered(message, receiptStatus: receiptStatus)
-        } catch let error as RPCError {
-            let retry = Self.isRetryable(error)
+        } catch var error as RPCError {
+            var retry = Self.isRetryable(error)
+            // A gap the peer can never close (the missing update was rejected or cancelled) would
+            // block this peer's whole queue forever; the later update is rejected too, and the queue moves on.
+            if retry, let expected = error.metadata["casebridge-expected-sequence"].flatMap(UInt64.init),
+               (try? tracker.isAbandoned(caseID: message.caseID, sequence: expected, peer: peer.id)) == true {
+                retry = false
+                error = RPCError(.failedPrecondition, "update \(expected) of case \(message.caseID) was rejected or cancelled, so this later one cannot apply")
+            }
             link.withLock { link in
                 link.reachable = error.code != .unavailable && error.code != .deadlineExceeded
                 if link.reachable { link.lastContactAtMs = Clock.nowMs() }
@@ -210,6 +217,15 @@ extension CaseTracker {
             }
         }
         changes.notify()
+    }
+
+    /// Whether this node's update `sequence` to the case will never reach `peer` (rejected or cancelled).
+    func isAbandoned(caseID: String, sequence: UInt64, peer: String) throws -> Bool {
+        try store.read { db in
+            guard let updateID = try db.historyUpdateID(caseID, actor: me.id, sequence: sequence),
+                  let row = try db.outboxMessage(updateID, peer: peer) else { return false }
+            return row.state == DeliveryState.rejected.rawValue || row.state == DeliveryState.cancelled.rawValue
+        }
     }
 
     /// An operator stops the retries of one message.

@@ -87,4 +87,44 @@ struct CrashAndOutageTests {
         }
         federation.stopAll()
     }
+
+    @Test("conflicting changes made while apart are rejected with reasons, and neither queue is blocked by them")
+    func conflictDoesNotBlockQueues() async throws {
+        let federation = try TestFederation(nodes: ["ncct", "embassy-id"])
+        for node in federation.nodes { try await federation.start(node) }
+        let first = federation.console("embassy-id")
+        let caseX = try await first.unary(Console.submit, Make.request(persons: 1)).caseID
+        first.close()
+        #expect(try await federation.eventually {
+            try federation.sql("embassy-id", "SELECT status FROM cases WHERE case_id = '\(caseX)'") == ["\(CaseStatus.received.rawValue)"]
+        })
+
+        // Apart: NCCT completes the case while the embassy is down...
+        federation.stop("embassy-id")
+        let ncct = federation.console("ncct")
+        _ = try await ncct.unary(Console.applyChange, Make.status(caseX, .acknowledged))
+        _ = try await ncct.unary(Console.applyChange, Make.status(caseX, .completed))
+        ncct.close()
+        federation.stop("ncct")
+        // ...and the embassy, not knowing, withdraws it, adds a note, and files a new case.
+        try await federation.start("embassy-id")
+        let embassy = federation.console("embassy-id")
+        defer { embassy.close() }
+        _ = try await embassy.unary(Console.applyChange, Make.update(caseX, .withdrawal(Withdrawal())))
+        _ = try await embassy.unary(Console.applyChange, Make.note(caseX, "family reports she is home"))
+        let caseY = try await embassy.unary(Console.submit, Make.request(persons: 2)).caseID
+        try await federation.start("ncct")
+
+        // Both queues drain: the conflicting updates are refused with reasons, the new case arrives.
+        let settled = "SELECT COUNT(*) FROM outbox WHERE state IN (\(DeliveryState.queued.rawValue), \(DeliveryState.retryWaiting.rawValue))"
+        #expect(try await federation.eventually(30) { try federation.sql("embassy-id", settled) == ["0"] && federation.sql("ncct", settled) == ["0"] })
+        #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM cases WHERE case_id = '\(caseY)'") == ["1"])
+        let embassyOut = try federation.sql("embassy-id", "SELECT state, last_error FROM outbox WHERE case_id = '\(caseX)' AND kind = 2 ORDER BY position")
+        #expect(embassyOut.count == 2)
+        #expect(embassyOut.first?.hasPrefix("\(DeliveryState.rejected.rawValue)|FAILED_PRECONDITION: a case cannot go from completed to withdrawn") == true, "\(embassyOut)")
+        #expect(embassyOut.last?.contains("was rejected or cancelled, so this later one cannot apply") == true, "\(embassyOut)")
+        let ncctOut = try federation.sql("ncct", "SELECT state FROM outbox WHERE case_id = '\(caseX)' ORDER BY position")
+        #expect(ncctOut == ["\(DeliveryState.rejected.rawValue)", "\(DeliveryState.rejected.rawValue)"])
+        federation.stopAll()
+    }
 }
