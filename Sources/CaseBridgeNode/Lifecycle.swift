@@ -134,7 +134,11 @@ public enum Lifecycle {
 
     /// Number of persons in each status, statuses with none left out, in status order.
     public static func outcomeCounts(_ persons: [PersonState]) -> [OutcomeCount] {
-        Dictionary(grouping: persons, by: \.status).map { status, group in
+        outcomeCounts(persons.map(\.status))
+    }
+
+    public static func outcomeCounts(_ statuses: [PersonStatus]) -> [OutcomeCount] {
+        Dictionary(grouping: statuses, by: { $0 }).map { status, group in
             var count = OutcomeCount()
             count.status = status
             count.count = UInt32(group.count)

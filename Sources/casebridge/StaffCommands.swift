@@ -1,4 +1,5 @@
 import ArgumentParser
+import CaseBridgeNode
 import CaseBridgeProto
 import Foundation
 
@@ -181,7 +182,7 @@ func describe(_ update: CaseUpdate) -> String {
     switch update.change {
     case .statusChange(let c)?: "status → \(c.toStatus)\(c.reason.isEmpty ? "" : " (\(c.reason))")"
     case .stepChange(let c)?: "step → \(c.step)"
-    case .personOutcomes(let c)?: "outcomes for \(c.outcomes.count) person\(c.outcomes.count == 1 ? "" : "s"): \(Output.counts(Dictionary(grouping: c.outcomes, by: \.status).map { var o = OutcomeCount(); o.status = $0.key; o.count = UInt32($0.value.count); return o }.sorted { $0.status.rawValue < $1.status.rawValue }))"
+    case .personOutcomes(let c)?: "outcomes for \(c.outcomes.count) person\(c.outcomes.count == 1 ? "" : "s"): \(Output.counts(Lifecycle.outcomeCounts(c.outcomes.map(\.status))))"
     case .note(let c)?: "note: \(c.text)"
     case .informationRequest(let c)?: "information requested: \(c.questions.joined(separator: " / "))"
     case .informationProvided(let c)?: "information provided\(c.addedPersons.isEmpty ? "" : " (+\(c.addedPersons.count) persons)")"

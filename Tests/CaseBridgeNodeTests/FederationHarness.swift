@@ -206,11 +206,3 @@ enum Make {
         return update(caseID, .personOutcomes(outcomes))
     }
 }
-
-/// Collects strings from any task.
-final class Recorder: @unchecked Sendable {
-    private let lock = NSLock()
-    private var entries: [String] = []
-    func record(_ entry: String) { lock.lock(); entries.append(entry); lock.unlock() }
-    var all: [String] { lock.lock(); defer { lock.unlock() }; return entries }
-}

@@ -64,13 +64,6 @@ final class TestServer: Sendable {
     }
 }
 
-/// Collects strings from any thread.
-final class Recorder: Sendable {
-    private let entries = Mutex<[String]>([])
-    func record(_ entry: String) { entries.withLock { $0.append(entry) } }
-    var all: [String] { entries.withLock { $0 } }
-}
-
 /// gRPC's interop TestService (interop-test-descriptions.md), as a CaseBridge server implements it.
 enum InteropService {
     typealias T = GRPCTesting.TestService

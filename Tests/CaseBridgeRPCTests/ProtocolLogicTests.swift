@@ -145,7 +145,7 @@ struct ProtocolLogicTests {
 /// Two nghttp2 sessions wired back to back in memory.
 @Suite("HTTP/2 session in memory")
 struct HTTP2SessionTests {
-    final class Recorder: HTTP2SessionDelegate {
+    final class EventLog: HTTP2SessionDelegate {
         var events: [String] = []
         func session(_ s: HTTP2Session, headers: [HTTP2Header], streamID: Int32, endStream: Bool, oversized: Bool) {
             events.append("headers \(streamID) \(headers.map { "\($0.name)=\($0.value)" }.joined(separator: ",")) end=\(endStream) oversized=\(oversized)")
@@ -172,7 +172,7 @@ struct HTTP2SessionTests {
     func exchange() throws {
         let client = HTTP2Session(role: .client, settings: HTTP2Settings())
         let server = HTTP2Session(role: .server, settings: HTTP2Settings())
-        let clientEvents = Recorder(), serverEvents = Recorder()
+        let clientEvents = EventLog(), serverEvents = EventLog()
         client.delegate = clientEvents
         server.delegate = serverEvents
         let id = try #require(client.submitRequest(headers: [HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "https"),
@@ -196,7 +196,7 @@ struct HTTP2SessionTests {
         settings.maxHeaderListSize = 200
         let client = HTTP2Session(role: .client, settings: HTTP2Settings())
         let server = HTTP2Session(role: .server, settings: settings)
-        let serverEvents = Recorder()
+        let serverEvents = EventLog()
         server.delegate = serverEvents
         _ = client.submitRequest(headers: [HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "https"), HTTP2Header(":path", "/x"),
                                            HTTP2Header(":authority", "n"), HTTP2Header("x-big", String(repeating: "a", count: 300))])

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// The repository's root folder, found from this file's path.
 public let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
@@ -89,4 +90,12 @@ public final class BackgroundProcess: @unchecked Sendable {
         if process.isRunning { process.terminate() }
         process.waitUntilExit()
     }
+}
+
+/// Collects strings from any thread or task, for tests that watch events arrive.
+public final class Recorder: Sendable {
+    private let entries = Mutex<[String]>([])
+    public init() {}
+    public func record(_ entry: String) { entries.withLock { $0.append(entry) } }
+    public var all: [String] { entries.withLock { $0 } }
 }

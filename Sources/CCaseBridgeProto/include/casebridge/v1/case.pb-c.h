@@ -136,7 +136,8 @@ typedef enum _Casebridge__V1__DeliveryState {
    */
   CASEBRIDGE__V1__DELIVERY_STATE__DELIVERY_STATE_QUEUED = 1,
   /*
-   * On the wire, no answer yet.
+   * On the wire, no answer yet. Optional: a node may go from queued straight
+   * to an outcome (CaseBridge 0.1 does, to save a write per attempt).
    */
   CASEBRIDGE__V1__DELIVERY_STATE__DELIVERY_STATE_SENT = 2,
   /*
