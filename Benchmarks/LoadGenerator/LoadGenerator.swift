@@ -227,7 +227,7 @@ struct EndToEnd: AsyncParsableCommand {
             let deadline = ContinuousClock.now.advanced(by: .seconds(10))
             while done.withLock({ $0 }) < started.withLock({ $0.count }) - failed.withLock({ $0 }) {
                 if ContinuousClock.now > deadline {
-                    _ = failed.withLock { $0 += 1 }
+                    failed.withLock { $0 += 1 }
                     break
                 }
                 try await Task.sleep(for: .microseconds(200))

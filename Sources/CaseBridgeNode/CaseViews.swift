@@ -58,8 +58,9 @@ extension CaseTracker {
     }
 
     public func inbox(_ request: ListInboxRequest) throws -> [InboxEntry] {
-        try store.read { db in
-            try db.inbox(unreadOnly: request.unreadOnly, limit: request.limit == 0 ? 100 : Int(request.limit)).map { row in
+        let limit = request.limit == 0 ? 100 : Int(min(request.limit, 10_000))
+        return try store.read { db in
+            try db.inbox(unreadOnly: request.unreadOnly, limit: limit).map { row in
                 var entry = InboxEntry()
                 entry.entryID = UInt64(row.entryID)
                 entry.kind = InboxEntryKind(rawValue: row.kind)
@@ -76,8 +77,10 @@ extension CaseTracker {
     }
 
     public func markRead(_ request: MarkReadRequest) async throws -> MarkReadReply {
-        let marked = try await store.write { db in
-            try db.markRead(request.entryIDs.map { Int64($0) }, reader: request.reader, atMs: Clock.nowMs())
+        var ids: [Int64] = []
+        for (i, id) in request.entryIDs.enumerated() { ids.append(try Validation.storedID(id, field: "entry_ids[\(i)]")) }
+        let marked = try await store.write { [ids] db in
+            try db.markRead(ids, reader: request.reader, atMs: Clock.nowMs())
         }
         var reply = MarkReadReply()
         reply.marked = UInt32(marked)

@@ -85,7 +85,7 @@ enum ConsoleService {
 func watch(_ tracker: CaseTracker, after: UInt64, viewer: CaseTracker.Viewer, call: ServerCall,
            writer: ResponseWriter<CaseEvent>) async throws {
     let bell = tracker.changes.subscribe()  // before the first read, so no commit falls between
-    var last = after == 0 ? try tracker.lastEventID() : Int64(after)
+    var last = after == 0 ? try tracker.lastEventID() : try Validation.storedID(after, field: "after_event_id")
     var rings = bell.makeAsyncIterator()
     while !call.isClosed {
         let (events, newest) = try tracker.events(after: last, for: viewer)

@@ -35,8 +35,17 @@ public enum Validation {
         return true
     }
 
+    /// A wire number used as a stored id (event, inbox entry): the store's ids are signed 64-bit,
+    /// so anything larger names nothing and is refused rather than converted.
+    static func storedID(_ value: UInt64, field: String) throws(RPCError) -> Int64 {
+        guard let id = Int64(exactly: value) else {
+            throw RPCError(.invalidArgument, "\(field): must be at most \(Int64.max)")
+        }
+        return id
+    }
+
     /// The largest batch one request may name.
-    public static let maxPersons = 5000
+    public static let maxPersons = ContractLimits.maxPersons
 
     /// Checks a request as a receiver (or the submitting node) must, before anything is stored.
     public static func check(_ request: InterventionRequest) throws(RPCError) {

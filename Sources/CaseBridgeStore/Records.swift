@@ -162,6 +162,12 @@ extension Database {
         ])
     }
 
+    /// SQLite integers are signed: a wire number past Int64.max is refused, never trapped on.
+    static func column(_ value: UInt64, _ name: String) throws(StoreError) -> Int64 {
+        guard let signed = Int64(exactly: value) else { throw StoreError("\(name) \(value) is out of range") }
+        return signed
+    }
+
     // MARK: History
 
     /// The highest sequence applied from `actor` to the case (0 when none).
@@ -172,12 +178,12 @@ extension Database {
 
     public func historyUpdateID(_ caseID: String, actor: String, sequence: UInt64) throws(StoreError) -> String? {
         try first("SELECT update_id FROM case_history WHERE case_id = ? AND actor_node = ? AND sequence = ?",
-                  [.text(caseID), .text(actor), .int(Int64(sequence))])?.text(0)
+                  [.text(caseID), .text(actor), .int(try Self.column(sequence, "sequence"))])?.text(0)
     }
 
     public func appendHistory(_ caseID: String, actor: String, sequence: UInt64, updateID: String, body: [UInt8], atMs: Int64) throws(StoreError) {
         try query("INSERT INTO case_history (case_id, actor_node, sequence, update_id, body, applied_at_ms) VALUES (?, ?, ?, ?, ?, ?)", [
-            .text(caseID), .text(actor), .int(Int64(sequence)), .text(updateID), .blob(body), .int(atMs),
+            .text(caseID), .text(actor), .int(try Self.column(sequence, "sequence")), .text(updateID), .blob(body), .int(atMs),
         ])
     }
 

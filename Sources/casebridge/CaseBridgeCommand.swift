@@ -48,3 +48,15 @@ func fail(_ message: String, code: Int32 = 1) -> ExitCode {
     FileHandle.standardError.write(Data("casebridge: \(message)\n".utf8))
     return ExitCode(code)
 }
+
+/// A `--limit` as the wire carries it: 1 to 10,000 (what a node returns at most), else exit 2.
+func listLimit(_ limit: Int) throws -> UInt32 {
+    guard (1...10_000).contains(limit) else { throw fail("--limit must be from 1 to 10000", code: Exit.badInput) }
+    return UInt32(limit)
+}
+
+/// An event or entry number as the node stores it (signed 64-bit), else exit 2.
+func storedNumber(_ value: UInt64, flag: String) throws -> UInt64 {
+    guard value <= UInt64(Int64.max) else { throw fail("\(flag) must be at most \(Int64.max)", code: Exit.badInput) }
+    return value
+}

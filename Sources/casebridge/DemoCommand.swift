@@ -162,7 +162,7 @@ final class DemoFederation {
             try FileManager.default.removeItem(at: folder)
         }
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: folder.appendingPathComponent(Self.marker).path, contents: Data())
+        _ = FileManager.default.createFile(atPath: folder.appendingPathComponent(Self.marker).path, contents: Data())
         for node in Self.nodes { ports[node.id] = SocketAddress.freeLoopbackPort() }
         let directory: [String: Any] = ["trust_domain": "casebridge.test", "nodes": Self.nodes.map { node in
             ["id": node.id, "role": node.role, "represents": node.represents, "endpoint": "127.0.0.1:\(ports[node.id]!)", "display_name": node.name]
@@ -188,7 +188,7 @@ final class DemoFederation {
         let nodeFolder = folder.appendingPathComponent(node.id)
         process.arguments = ["node", "run", "--config", nodeFolder.appendingPathComponent("node.json").path]
         let log = nodeFolder.appendingPathComponent("node.log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         process.standardError = try FileHandle(forWritingTo: log)
         process.standardOutput = FileHandle.nullDevice
         try process.run()

@@ -107,7 +107,7 @@ struct InboxCommand: AsyncParsableCommand {
         let console = try node.console()
         if !markRead.isEmpty {
             var request = MarkReadRequest()
-            request.entryIDs = markRead
+            request.entryIDs = try markRead.map { try storedNumber($0, flag: "--mark-read") }
             request.reader = reader
             let reply = try await console.call(Console.markRead, request)
             print("Marked \(reply.marked) of \(markRead.count) entries read.")
@@ -115,7 +115,7 @@ struct InboxCommand: AsyncParsableCommand {
         }
         var request = ListInboxRequest()
         request.unreadOnly = unread
-        request.limit = UInt32(max(1, limit))
+        request.limit = try listLimit(limit)
         let entries = try await console.stream(Console.listInbox, request)
         if node.json { entries.forEach { Output.json(ProtoJSON.object($0)) }; return }
         guard !entries.isEmpty else { print(unread ? "No unread entries." : "The inbox is empty."); return }
@@ -207,7 +207,7 @@ struct ListCases: AsyncParsableCommand {
             guard let parsed = CaseStatus(name: name) else { throw fail("--status \(name) is not a case status", code: Exit.badInput) }
             request.statuses.append(parsed)
         }
-        request.limit = UInt32(max(1, limit))
+        request.limit = try listLimit(limit)
         let cases = try await node.console().stream(Console.listCases, request)
         if node.json { cases.forEach { Output.json(ProtoJSON.object($0)) }; return }
         guard !cases.isEmpty else { print("No cases."); return }
@@ -379,7 +379,7 @@ struct WatchCommand: AsyncParsableCommand {
     func run() async throws {
         let console = try node.console()
         var request = WatchCasesRequest()
-        request.afterEventID = after
+        request.afterEventID = try storedNumber(after, flag: "--after")
         if !node.json { Output.progress("watching \(console.configuration.nodeID); Ctrl-C to stop") }
         do {
             for try await event in console.channel.streaming(Console.watch, [request]) {

@@ -84,12 +84,12 @@ enum DescriptorSetReader {
         var reader = WireReader(bytes: bytes)
         var result: [(UInt64, UnsafeRawBufferPointer?)] = []
         while !reader.atEnd {
-            let tag = try reader.varint("descriptor")
+            let tag = try reader.varint({ "descriptor" })
             switch tag & 7 {
-            case 0: _ = try reader.varint("descriptor"); result.append((tag >> 3, nil))
-            case 1: try reader.skip(8, "descriptor"); result.append((tag >> 3, nil))
-            case 5: try reader.skip(4, "descriptor"); result.append((tag >> 3, nil))
-            case 2: result.append((tag >> 3, try reader.lengthDelimited("descriptor")))
+            case 0: _ = try reader.varint({ "descriptor" }); result.append((tag >> 3, nil))
+            case 1: try reader.skip(8, { "descriptor" }); result.append((tag >> 3, nil))
+            case 5: try reader.skip(4, { "descriptor" }); result.append((tag >> 3, nil))
+            case 2: result.append((tag >> 3, try reader.lengthDelimited({ "descriptor" })))
             default: throw ProtoError(.wrongWireType, field: "descriptor")
             }
         }

@@ -32,7 +32,8 @@ public enum ProtoCodec {
             throw ProtoError(.tooLarge, field: name, detail: "\(bytes.count) bytes, limit \(limits.maxMessageBytes)")
         }
         let descriptor = try DescriptorRegistry.descriptor(for: name)
-        try WireValidator(limits: limits).validate(bytes, descriptor, path: name, depth: 1)
+        var validator = WireValidator(limits: limits)
+        try validator.validate(bytes, descriptor, path: name, depth: 1)
         let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)
         guard let c = protobuf_c_message_unpack(descriptor, nil, bytes.count, base) else {
             throw ProtoError(.rejectedByProtobufC, field: name)
