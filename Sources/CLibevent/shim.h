@@ -34,4 +34,8 @@ static inline int cb_bev_is_error(short events) { return (events & (BEV_EVENT_ER
 static inline int cb_bev_is_eof(short events) { return (events & BEV_EVENT_EOF) != 0; }
 // setsockopt takes a void pointer; keep the int option plumbing on the C side.
 static inline int cb_set_nodelay(evutil_socket_t fd) { int one = 1; return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); }
+// glibc's malloc_trim lives in <malloc.h>, which Glibc's Swift module does not export: it gives
+// freed arena memory back to the system after a burst of large buffers.
+#include <malloc.h>
+static inline int cb_malloc_trim(void) { return malloc_trim(0); }
 #endif

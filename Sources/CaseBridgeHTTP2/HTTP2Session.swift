@@ -22,6 +22,13 @@ public struct HTTP2Settings: Sendable, Equatable {
     /// (the "rapid reset" attack, CVE-2023-44487).
     public var resetBurst: UInt64 = 200
     public var resetsPerSecond: UInt64 = 50
+    /// Control-frame replies (PING and SETTINGS acks) the peer may leave unread before the
+    /// connection is closed with ENHANCE_YOUR_CALM: a peer that sends them and never reads.
+    public var maxQueuedControlReplies: Int = 1000
+    /// When true, received DATA reopens the peer's flow-control window only once the application
+    /// calls ``HTTP2Session/consume(streamID:bytes:)``: what a slow handler has not taken yet
+    /// holds the sender back instead of piling up in memory.
+    public var manualFlowControl = false
 
     public init() {}
 }
@@ -38,11 +45,19 @@ public protocol HTTP2SessionDelegate: AnyObject {
     func session(_ session: HTTP2Session, goAwayLastStreamID lastStreamID: Int32, errorCode: UInt32)
     /// A frame with END_STREAM went out on the stream: our side of it is closed.
     func session(_ session: HTTP2Session, sentEndOfStreamID streamID: Int32)
+    /// A GOAWAY went out: ours, or one nghttp2 sent itself on a protocol error or flood.
+    func session(_ session: HTTP2Session, sentGoAwayWithErrorCode errorCode: UInt32)
+}
+
+extension HTTP2SessionDelegate {
+    public func session(_ session: HTTP2Session, sentGoAwayWithErrorCode errorCode: UInt32) {}
 }
 
 public struct HTTP2Error: Error, Sendable, CustomStringConvertible {
     public let code: Int32
     public var description: String { "HTTP/2: \(String(cString: nghttp2_strerror(code)))" }
+    /// The peer flooded the session (control frames it never reads the answers to, empty frames).
+    public var isFlood: Bool { code == NGHTTP2_ERR_FLOODED.rawValue }
 }
 
 /// An nghttp2 session driven through memory: bytes in with ``receive(_:)``, bytes out with
@@ -57,6 +72,8 @@ public final class HTTP2Session {
 
     /// What each open stream still has to send.
     private var outbound: [Int32: Outbound] = [:]
+    /// Body bytes queued on all streams and not yet taken by nghttp2.
+    public private(set) var queuedBodyBytes = 0
     /// Header blocks being received.
     private var inbound: [Int32: (headers: [HTTP2Header], size: Int)] = [:]
 
@@ -66,6 +83,9 @@ public final class HTTP2Session {
         var ended = false
         var trailers: [HTTP2Header]? = nil
         var deferred = false
+        /// When nghttp2 last took bytes of this stream (or the stream got something to send).
+        var lastProgress = ContinuousClock.now
+        var queuedBytes: Int { chunks.reduce(0) { $0 + $1.count } - offset }
     }
 
     public init(role: Role, settings: HTTP2Settings) {
@@ -86,7 +106,8 @@ public final class HTTP2Session {
         defer { nghttp2_option_del(option) }
         nghttp2_option_set_stream_reset_rate_limit(option, settings.resetBurst, settings.resetsPerSecond)
         nghttp2_option_set_max_settings(option, 32)
-        nghttp2_option_set_max_outbound_ack(option, 1000)
+        nghttp2_option_set_max_outbound_ack(option, settings.maxQueuedControlReplies)
+        if settings.manualFlowControl { nghttp2_option_set_no_auto_window_update(option, 1) }
         nghttp2_option_set_max_reserved_remote_streams(option, 0)
 
         var created: OpaquePointer?
@@ -120,9 +141,10 @@ public final class HTTP2Session {
         if result < 0 { throw HTTP2Error(code: Int32(result)) }
     }
 
-    /// Hands every byte nghttp2 wants to send to `write`, in order.
-    public func drainOutput(_ write: (UnsafeRawBufferPointer) -> Void) throws(HTTP2Error) {
-        while true {
+    /// Hands the bytes nghttp2 wants to send to `write`, in order, while `more` says the socket
+    /// can take them; the rest stays queued in nghttp2 (frames are built lazily) for the next call.
+    public func drainOutput(while more: () -> Bool = { true }, _ write: (UnsafeRawBufferPointer) -> Void) throws(HTTP2Error) {
+        while more() {
             var data: UnsafePointer<UInt8>?
             let count = nghttp2_session_mem_send(session, &data)
             if count < 0 { throw HTTP2Error(code: Int32(count)) }
@@ -167,8 +189,23 @@ public final class HTTP2Session {
     /// Queues body bytes on a stream opened with a body.
     public func send(_ bytes: [UInt8], streamID: Int32) {
         guard outbound[streamID] != nil, !bytes.isEmpty else { return }
+        if outbound[streamID]!.chunks.isEmpty { outbound[streamID]!.lastProgress = .now }
         outbound[streamID]!.chunks.append(bytes)
+        queuedBodyBytes += bytes.count
         resumeIfDeferred(streamID)
+    }
+
+    /// Streams with body bytes queued that nghttp2 has taken none of since `instant`: their peer
+    /// stopped reading them (no WINDOW_UPDATE).
+    public func streamsStalled(since instant: ContinuousClock.Instant) -> [Int32] {
+        outbound.compactMap { id, stream in !stream.chunks.isEmpty && stream.lastProgress < instant ? id : nil }
+    }
+
+    /// Tells nghttp2 the application took `bytes` of a stream's DATA (manual flow control only):
+    /// the peer may send that much more.
+    public func consume(streamID: Int32, bytes: Int) {
+        guard settings.manualFlowControl, bytes > 0 else { return }
+        _ = nghttp2_session_consume(session, streamID, bytes)
     }
 
     /// Ends a stream's body, with trailers if given.
@@ -239,12 +276,21 @@ public final class HTTP2Session {
     fileprivate func endOfData(_ streamID: Int32) { delegate?.session(self, endOfDataStreamID: streamID) }
 
     fileprivate func closed(_ streamID: Int32, errorCode: UInt32) {
-        outbound.removeValue(forKey: streamID)
+        if let gone = outbound.removeValue(forKey: streamID) { queuedBodyBytes -= gone.queuedBytes }
         inbound.removeValue(forKey: streamID)
         delegate?.session(self, closedStreamID: streamID, errorCode: errorCode)
     }
 
     fileprivate func sentEndOfStream(_ streamID: Int32) { delegate?.session(self, sentEndOfStreamID: streamID) }
+    fileprivate func sentGoAway(_ errorCode: UInt32) { delegate?.session(self, sentGoAwayWithErrorCode: errorCode) }
+
+    /// The RFC 9113 name of an error code ("PROTOCOL_ERROR"), or its number.
+    public static func errorName(_ code: UInt32) -> String {
+        let names = ["NO_ERROR", "PROTOCOL_ERROR", "INTERNAL_ERROR", "FLOW_CONTROL_ERROR", "SETTINGS_TIMEOUT",
+                     "STREAM_CLOSED", "FRAME_SIZE_ERROR", "REFUSED_STREAM", "CANCEL", "COMPRESSION_ERROR",
+                     "CONNECT_ERROR", "ENHANCE_YOUR_CALM", "INADEQUATE_SECURITY", "HTTP_1_1_REQUIRED"]
+        return code < names.count ? names[Int(code)] : "error \(code)"
+    }
 
     fileprivate func goAway(lastStreamID: Int32, errorCode: UInt32) {
         delegate?.session(self, goAwayLastStreamID: lastStreamID, errorCode: errorCode)
@@ -260,11 +306,13 @@ public final class HTTP2Session {
             first.withUnsafeBufferPointer { (buffer + written).update(from: $0.baseAddress! + stream.offset, count: take) }
             written += take
             stream.offset += take
+            queuedBodyBytes -= take
             if stream.offset == first.count {
                 stream.chunks.removeFirst()
                 stream.offset = 0
             }
         }
+        if written > 0 { stream.lastProgress = .now }
         if stream.chunks.isEmpty && stream.ended {
             flags.pointee |= cb_nghttp2_data_flag_eof()
             if let trailers = stream.trailers {
@@ -325,6 +373,7 @@ private func onFrameSent(_ s: OpaquePointer?, _ frame: UnsafePointer<nghttp2_fra
     if hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0, type == NGHTTP2_HEADERS.rawValue || type == NGHTTP2_DATA.rawValue {
         owner(userData).sentEndOfStream(hd.stream_id)
     }
+    if type == NGHTTP2_GOAWAY.rawValue { owner(userData).sentGoAway(frame!.pointee.goaway.error_code) }
     return 0
 }
 

@@ -10,6 +10,12 @@ public protocol ConnectionDelegate: AnyObject {
     func connection(_ connection: Connection, read bytes: UnsafeRawBufferPointer)
     /// Called once; `error` is nil for an orderly close.
     func connectionClosed(_ connection: Connection, error: ConnectionError?)
+    /// The bytes queued for the socket fell to ``Connection/writeLowWater``: room to send more.
+    func connectionWritable(_ connection: Connection)
+}
+
+extension ConnectionDelegate {
+    public func connectionWritable(_ connection: Connection) {}
 }
 
 /// Time limits of a connection.
@@ -18,6 +24,9 @@ public struct ConnectionTimeouts: Sendable, Equatable {
     public var handshake: Duration = .seconds(10)
     /// How long a closing connection may take to flush what it still has to send.
     public var closeFlush: Duration = .seconds(5)
+    /// Longest a refused or closed connection's socket is kept so the peer reads our last words
+    /// (an alert, a GOAWAY); it counts against the connection limit meanwhile.
+    public var lingerTotal: Duration = .seconds(30)
     public init() {}
 }
 
@@ -28,6 +37,11 @@ public final class Connection: @unchecked Sendable {
     public let remoteAddress: String
     public private(set) var peer: PeerIdentity?
     public var delegate: ConnectionDelegate?
+    /// Called once the socket is really closed, lingering included (the listener's count).
+    var onSocketClosed: (() -> Void)?
+    /// The delegate is told ``ConnectionDelegate/connectionWritable(_:)`` when the bytes queued for
+    /// the socket fall to this after having been above it.
+    public static let writeLowWater = 64 * 1024
 
     private var bev: OpaquePointer?
     /// nil for a plaintext (Unix socket) connection.
@@ -56,8 +70,10 @@ public final class Connection: @unchecked Sendable {
 
     /// Server side: takes over an accepted socket and starts the TLS handshake (or, with no TLS
     /// context, is ready at once). Call on `loop`.
+    /// `socketClosed` runs once the socket is closed for good (lingering included).
     static func accept(fd: Int32, remoteAddress: String, loop: EventLoop, tls: TLSContext?,
-                       timeouts: ConnectionTimeouts, logger: Logger, delegate: ConnectionDelegate) -> Connection? {
+                       timeouts: ConnectionTimeouts, logger: Logger, delegate: ConnectionDelegate,
+                       socketClosed: @escaping () -> Void) -> Connection? {
         let ssl = try? tls?.makeSSL()
         let bev = if let ssl {
             bufferevent_openssl_socket_new(loop.base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue))
@@ -66,12 +82,14 @@ public final class Connection: @unchecked Sendable {
         }
         guard let bev else {
             evutil_closesocket(fd)
+            socketClosed()
             return nil
         }
         _ = cb_set_nodelay(fd)
         let connection = Connection(loop: loop, bev: bev, ssl: ssl, remoteAddress: remoteAddress,
                                     trustDomain: tls?.configuration.trustDomain ?? "", expectedPeer: nil, timeouts: timeouts, logger: logger)
         connection.delegate = delegate
+        connection.onSocketClosed = socketClosed
         connection.start()
         if ssl == nil { connection.handshakeDone() }  // plaintext: ready before the first byte is read
         return connection
@@ -114,6 +132,7 @@ public final class Connection: @unchecked Sendable {
             Unmanaged<Connection>.fromOpaque(context!).takeUnretainedValue().event(events)
         }, context)
         bufferevent_enable(bev, Int16(EV_READ | EV_WRITE))
+        bufferevent_setwatermark(bev, Int16(EV_WRITE), Self.writeLowWater, 0)
         timer = LoopTimer(loop: loop, after: timeouts.handshake) { [weak self] in
             guard let self else { return }
             finish(ConnectionError(TLSError(.handshakeTimeout, "no verified TLS peer after \(timeouts.handshake)")))
@@ -163,7 +182,11 @@ public final class Connection: @unchecked Sendable {
     }
 
     private func writable() {
-        if closing, pendingOutputBytes == 0 { finish(nil) }
+        if closing {
+            if pendingOutputBytes == 0 { finish(nil) }
+        } else if ready {
+            delegate?.connectionWritable(self)
+        }
     }
 
     private func event(_ events: Int16) {
@@ -224,13 +247,19 @@ public final class Connection: @unchecked Sendable {
         guard let bev else { return }
         self.bev = nil
         timer = nil
+        var socketClosed = onSocketClosed
+        onSocketClosed = nil
         if expectedPeer == nil, error == nil || error?.code == .tls || error?.code == .idle || closing {
             // The server is closing while the client may still be sending: closing the socket now
             // would answer with RST and destroy what we last sent (a TLS alert, a GOAWAY) before
             // the client reads it. Keep the socket until the client has read it.
-            LingeringClose.start(duplicating: bufferevent_getfd(bev), loop: loop)
+            if LingeringClose.start(duplicating: bufferevent_getfd(bev), loop: loop, total: timeouts.lingerTotal,
+                                    onClosed: socketClosed) {
+                socketClosed = nil
+            }
         }
         bufferevent_free(bev)  // also SSL_free and close(fd): BEV_OPT_CLOSE_ON_FREE
+        socketClosed?()
         if let error { logger.debug("connection closed", metadata: ["remote": "\(remoteAddress)", "reason": "\(error)"]) }
         let delegate = self.delegate
         self.delegate = nil

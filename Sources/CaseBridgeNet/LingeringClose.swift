@@ -3,18 +3,24 @@ import Foundation
 
 /// Closes a socket the polite way: send FIN, read and discard until the peer closes too (or a
 /// time-out), then close. Used after refusing a TLS handshake, so that the peer receives the alert.
+/// A peer that keeps trickling bytes cannot hold the socket open past `total`.
 final class LingeringClose: @unchecked Sendable {
     private let fd: Int32
     private var event: OpaquePointer?
     private var retained: Unmanaged<LingeringClose>?
     private weak var loop: EventLoop?
+    private let deadline: ContinuousClock.Instant
+    private var onClosed: (() -> Void)?
 
-    /// Takes a duplicate of `fd`, so the original can be closed by its owner right away.
-    static func start(duplicating original: Int32, loop: EventLoop, timeout: Duration = .seconds(2)) {
+    /// Takes a duplicate of `fd`, so the original can be closed by its owner right away; calls
+    /// `onClosed` when the duplicate is closed. False when no duplicate could be made.
+    @discardableResult
+    static func start(duplicating original: Int32, loop: EventLoop, timeout: Duration = .seconds(2),
+                      total: Duration = .seconds(30), onClosed: (() -> Void)? = nil) -> Bool {
         let fd = dup(original)
-        guard fd >= 0 else { return }
+        guard fd >= 0 else { return false }
         _ = evutil_make_socket_nonblocking(fd)
-        let linger = LingeringClose(fd: fd)
+        let linger = LingeringClose(fd: fd, deadline: .now + total, onClosed: onClosed)
         linger.retained = Unmanaged.passRetained(linger)
         loop.lingering[ObjectIdentifier(linger)] = linger
         linger.loop = loop
@@ -25,13 +31,18 @@ final class LingeringClose: @unchecked Sendable {
         event_add(linger.event, &tv)
         // Runs after the owner's close in this loop turn: FIN goes out behind the alert.
         loop.execute { shutdown(fd, Int32(SHUT_WR)) }
+        return true
     }
 
-    private init(fd: Int32) { self.fd = fd }
+    private init(fd: Int32, deadline: ContinuousClock.Instant, onClosed: (() -> Void)?) {
+        self.fd = fd
+        self.deadline = deadline
+        self.onClosed = onClosed
+    }
 
     private func ready(_ what: Int16) {
         var buffer = [UInt8](repeating: 0, count: 4096)
-        if what & Int16(EV_READ) != 0 {
+        if what & Int16(EV_READ) != 0, ContinuousClock.now < deadline {
             let n = read(fd, &buffer, buffer.count)
             if n > 0 || (n < 0 && errno == EAGAIN) { return }
         }
@@ -48,5 +59,7 @@ final class LingeringClose: @unchecked Sendable {
         loop?.lingering.removeValue(forKey: ObjectIdentifier(self))
         retained?.release()
         retained = nil
+        onClosed?()
+        onClosed = nil
     }
 }

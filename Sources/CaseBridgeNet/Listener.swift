@@ -16,19 +16,28 @@ public final class Listener: @unchecked Sendable {
     private let unixPath: String?
     private let timeouts: ConnectionTimeouts
     private let maxConnections: Int
+    private let maxHandshakesPerAddress: Int
     private let logger: Logger
     private let makeDelegate: DelegateFactory
+    private let onRefusal: @Sendable (Refusal) -> Void
+    /// Sockets open now, lingering ones included: what the process holds in file descriptors.
     private let open = Atomic<Int>(0)
+    /// Connections still in their TLS handshake, by remote host.
+    private let handshaking = Mutex<[String: Int]>([:])
 
     /// Binds `address` ("host:port", port 0 picks a free one; or "unix:/path") and starts accepting.
     /// A Unix socket gets no TLS; a TCP listener must have it.
     public init(address endpoint: String, group: EventLoopGroup, tls: TLSContext?, timeouts: ConnectionTimeouts,
-                maxConnections: Int, backlog: Int32 = 1024, logger: Logger, makeDelegate: @escaping DelegateFactory) throws(ConnectionError) {
+                maxConnections: Int, maxHandshakesPerAddress: Int = 32, backlog: Int32 = 1024, logger: Logger,
+                onRefusal: @escaping @Sendable (Refusal) -> Void = { _ in },
+                makeDelegate: @escaping DelegateFactory) throws(ConnectionError) {
         self.group = group
         self.tls = tls
         self.timeouts = timeouts
         self.maxConnections = maxConnections
+        self.maxHandshakesPerAddress = maxHandshakesPerAddress
         self.logger = logger
+        self.onRefusal = onRefusal
         self.makeDelegate = makeDelegate
         let address = try SocketAddress(endpoint: endpoint)
         guard address.isUnix || tls != nil else { throw ConnectionError(.badAddress, "\(endpoint): TCP listeners must use TLS") }
@@ -59,18 +68,42 @@ public final class Listener: @unchecked Sendable {
     /// Connections open now.
     public var openConnections: Int { open.load(ordering: .relaxed) }
 
+    /// Accepting is cheap on purpose: a stranger's connection costs a counter until it proves who
+    /// it is, and one address cannot hold more than its share of handshakes.
     private func accepted(_ fd: Int32, _ address: UnsafeMutablePointer<sockaddr>, _ length: Int32) {
-        let remote = unixPath.map { "unix:\($0)" } ?? SocketAddress(address, length: length).description
+        let socketAddress = SocketAddress(address, length: length)
+        let remote = unixPath.map { "unix:\($0)" } ?? socketAddress.description
+        let host = unixPath.map { "unix:\($0)" } ?? socketAddress.host
         guard open.load(ordering: .relaxed) < maxConnections else {
-            logger.warning("connection refused: connection limit reached", metadata: ["remote": "\(remote)", "limit": "\(maxConnections)"])
             evutil_closesocket(fd)
+            onRefusal(Refusal(.connectionLimit, source: host, reason: "\(maxConnections) connections open"))
+            return
+        }
+        let admitted = unixPath != nil || handshaking.withLock { counts in
+            guard counts[host, default: 0] < maxHandshakesPerAddress else { return false }
+            counts[host, default: 0] += 1
+            return true
+        }
+        guard admitted else {
+            evutil_closesocket(fd)
+            onRefusal(Refusal(.addressLimit, source: host, reason: "\(maxHandshakesPerAddress) handshakes under way"))
             return
         }
         open.add(1, ordering: .relaxed)
         let loop = group.next()
         loop.execute { [self] in
-            let delegate = CountingDelegate(inner: makeDelegate(loop)) { [self] in open.subtract(1, ordering: .relaxed) }
-            _ = Connection.accept(fd: fd, remoteAddress: remote, loop: loop, tls: tls, timeouts: timeouts, logger: logger, delegate: delegate)
+            let handshakeOver = unixPath != nil ? {} : { [self] in
+                handshaking.withLock { counts in
+                    counts[host, default: 1] -= 1
+                    if counts[host] == 0 { counts.removeValue(forKey: host) }
+                }
+            }
+            let delegate = HandshakeTrackingDelegate(inner: makeDelegate(loop), handshakeOver: handshakeOver)
+            let connection = Connection.accept(fd: fd, remoteAddress: remote, loop: loop, tls: tls, timeouts: timeouts,
+                                               logger: logger, delegate: delegate) { [self] in
+                open.subtract(1, ordering: .relaxed)
+            }
+            if connection == nil { handshakeOver() }
         }
     }
 
@@ -87,18 +120,27 @@ public final class Listener: @unchecked Sendable {
     }
 }
 
-/// Counts a connection down when it closes, then passes every event on.
-private final class CountingDelegate: ConnectionDelegate {
+/// Tells the listener once when the handshake is over (verified, or the connection gone), then
+/// passes every event on.
+private final class HandshakeTrackingDelegate: ConnectionDelegate {
     let inner: ConnectionDelegate
-    let onClose: () -> Void
-    init(inner: ConnectionDelegate, onClose: @escaping () -> Void) {
+    var handshakeOver: (() -> Void)?
+    init(inner: ConnectionDelegate, handshakeOver: @escaping () -> Void) {
         self.inner = inner
-        self.onClose = onClose
+        self.handshakeOver = handshakeOver
     }
-    func connectionReady(_ connection: Connection) { inner.connectionReady(connection) }
+    private func over() {
+        handshakeOver?()
+        handshakeOver = nil
+    }
+    func connectionReady(_ connection: Connection) {
+        over()
+        inner.connectionReady(connection)
+    }
     func connection(_ connection: Connection, read bytes: UnsafeRawBufferPointer) { inner.connection(connection, read: bytes) }
     func connectionClosed(_ connection: Connection, error: ConnectionError?) {
-        onClose()
+        over()
         inner.connectionClosed(connection, error: error)
     }
+    func connectionWritable(_ connection: Connection) { inner.connectionWritable(connection) }
 }

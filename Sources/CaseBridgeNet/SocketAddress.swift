@@ -76,6 +76,11 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
     }
 
     public var isUnix: Bool { storage.ss_family == sa_family_t(AF_UNIX) }
+    /// The address without its port: what per-source limits count by.
+    public var host: String {
+        guard !isUnix, let colon = description.lastIndex(of: ":") else { return description }
+        return String(description[..<colon])
+    }
     var unixPath: String? { isUnix ? String(description.dropFirst(5)) : nil }
 
     func withSockaddr<R>(_ body: (UnsafePointer<sockaddr>, Int32) -> R) -> R {

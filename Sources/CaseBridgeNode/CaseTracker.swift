@@ -181,9 +181,14 @@ public final class CaseTracker: Sendable {
 
     /// Records a refused call or connection; only the refusal is stored.
     func auditRefusal(event: String, actor: String, subject: String, error: RPCError) async {
+        await audit(event: event, actor: actor, subject: subject, outcome: error.code.description, detail: error.message)
+    }
+
+    func audit(event: String, actor: String, subject: String, outcome: String, detail: String) async {
         do {
             try await store.write { db in
-                try db.appendAudit(event: event, actor: actor, subject: subject, outcome: error.code.description, detail: error.message, atMs: Clock.nowMs())
+                try db.appendAudit(event: event, actor: actor, subject: subject, outcome: outcome, detail: detail,
+                                   atMs: Clock.nowMs())
             }
         } catch {
             logger.error("audit entry could not be written", metadata: ["error": "\(error)"])

@@ -1,3 +1,4 @@
+import CaseBridgeRPC
 import CaseBridgeProto
 import Foundation
 
@@ -90,6 +91,14 @@ public struct NodeConfiguration: Sendable {
     public var keepaliveInterval: Duration = .seconds(60)
     public var keepaliveTimeout: Duration = .seconds(20)
     public var shutdownGrace: Duration = .seconds(10)
+    public var maxHandshakesPerAddress = 32
+    public var maxConnectionBufferBytes = 16 * 1024 * 1024
+    public var stallTimeout: Duration = .seconds(30)
+    public var lingerTotal: Duration = .seconds(30)
+    public var maxQueuedControlFrames = 1000
+    public var maxDecodedElements = 300_000
+    public var workerThreads = 0
+    public var peerLimits = PeerLimits()
     public var delivery = DeliverySettings()
 
     /// Reads and checks a configuration file; relative paths are taken from the file's folder.
@@ -124,6 +133,27 @@ public struct NodeConfiguration: Sendable {
             configuration.keepaliveInterval = .seconds(try limits.int("keepalive_interval_s", default: 60, range: 1...86_400))
             configuration.keepaliveTimeout = .seconds(try limits.int("keepalive_timeout_s", default: 20, range: 1...3_600))
             configuration.shutdownGrace = .seconds(try limits.int("shutdown_grace_s", default: 10, range: 0...3_600))
+            configuration.maxHandshakesPerAddress = try limits.int("max_handshakes_per_address", default: 32,
+                                                                   range: 1...100_000)
+            configuration.maxConnectionBufferBytes = try limits.int("max_connection_buffer_bytes", default: 16 << 20,
+                                                                    range: (256 << 10)...(1 << 30))
+            configuration.stallTimeout = .seconds(try limits.int("stall_timeout_s", default: 30, range: 1...3_600))
+            configuration.lingerTotal = .seconds(try limits.int("linger_s", default: 30, range: 1...600))
+            configuration.maxQueuedControlFrames = try limits.int("max_queued_control_frames", default: 1000,
+                                                                  range: 16...100_000)
+            configuration.maxDecodedElements = try limits.int("max_decoded_elements", default: 300_000,
+                                                              range: 1_000...10_000_000)
+            configuration.workerThreads = try limits.int("worker_threads", default: 0, range: 0...256)
+            var peer = PeerLimits()
+            peer.maxConnections = try limits.int("max_connections_per_peer", default: peer.maxConnections,
+                                                 range: 1...100_000)
+            peer.maxConcurrentCalls = try limits.int("max_calls_per_peer", default: peer.maxConcurrentCalls,
+                                                     range: 1...1_000_000)
+            peer.maxExpensiveCalls = try limits.int("max_expensive_calls_per_peer", default: peer.maxExpensiveCalls,
+                                                    range: 1...10_000)
+            peer.maxBytesPerMinute = try limits.int("max_bytes_per_peer_per_minute", default: peer.maxBytesPerMinute,
+                                                    range: (1 << 20)...(1 << 40))
+            configuration.peerLimits = peer
         }
         if let delivery = try object.optionalObject("delivery") {
             configuration.delivery.initialBackoff = .milliseconds(try delivery.int("initial_backoff_ms", default: 1000, range: 1...3_600_000))

@@ -16,6 +16,7 @@ public final class Node: Sendable {
     let workers: [String: DeliveryWorker]
     private let workerTasks: [Task<Void, Never>]
     private let health: HealthService
+    private let refusals: RefusalLedger
     private let clientGroup: EventLoopGroup
     private let logger: Logger
 
@@ -86,7 +87,15 @@ public final class Node: Sendable {
         server.keepaliveInterval = configuration.keepaliveInterval
         server.keepaliveTimeout = configuration.keepaliveTimeout
         server.shutdownGracePeriod = configuration.shutdownGrace
-        server.protoLimits = ProtoLimits(maxMessageBytes: configuration.maxMessageBytes)
+        server.protoLimits = ProtoLimits(maxMessageBytes: configuration.maxMessageBytes,
+                                         maxElements: configuration.maxDecodedElements)
+        server.maxHandshakesPerAddress = configuration.maxHandshakesPerAddress
+        server.maxConnectionBufferBytes = configuration.maxConnectionBufferBytes
+        server.stallTimeout = configuration.stallTimeout
+        server.timeouts.lingerTotal = configuration.lingerTotal
+        server.http2.maxQueuedControlReplies = configuration.maxQueuedControlFrames
+        server.workerThreads = configuration.workerThreads
+        server.peerLimits = configuration.peerLimits
 
         var exchangeRouter = RPCRouter()
         ExchangeService.register(in: &exchangeRouter, tracker: tracker)
@@ -94,20 +103,27 @@ public final class Node: Sendable {
         self.health = health
         health.register(in: &exchangeRouter)
         ReflectionService.register(in: &exchangeRouter)
-        exchange = try RPCServer(configuration: server, tls: serverTLS, router: exchangeRouter, logger: logger) { remote, error in
-            Task { await tracker.auditRefusal(event: "tls.refused", actor: remote, subject: "connection", error: RPCError(.unauthenticated, error.description)) }
+        let refusals = RefusalLedger(logger: logger) { event, source, detail in
+            await tracker.audit(event: event, actor: source, subject: "connection", outcome: "refused", detail: detail)
         }
+        self.refusals = refusals
+        exchange = try RPCServer(configuration: server, tls: serverTLS, router: exchangeRouter, logger: logger,
+                                 onRefusal: refusals.record)
 
         var consoleConfiguration = server
         consoleConfiguration.address = "unix:\(configuration.consoleSocket)"
         consoleConfiguration.localPeer = identity
+        // Every caller on the socket shares one identity (the node's own user): per-peer limits
+        // would only make staff wait for each other.
+        consoleConfiguration.peerLimits = .unlimited
         var consoleRouter = RPCRouter()
         ConsoleService.register(in: &consoleRouter, tracker: tracker,
                                 status: StatusReporter(tracker: tracker, workers: workers, certificateNotAfter: serverTLS.certificateNotAfter,
                                                        startedAtMs: Clock.nowMs()))
         HealthService(services: consoleRouter.services).register(in: &consoleRouter)
         do {
-            console = try RPCServer(configuration: consoleConfiguration, tls: nil, router: consoleRouter, logger: logger)
+            console = try RPCServer(configuration: consoleConfiguration, tls: nil, router: consoleRouter, logger: logger,
+                                    onRefusal: refusals.record)
         } catch {
             await exchange.shutdown()
             throw error
@@ -128,6 +144,7 @@ public final class Node: Sendable {
         for worker in workers.values { worker.nudge() }
         for task in workerTasks { await task.value }
         clientGroup.shutdown()
+        await refusals.stop()
         tracker.store.close()
         logger.info("node stopped", metadata: ["node": "\(tracker.me.id)"])
     }

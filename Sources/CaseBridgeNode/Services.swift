@@ -16,11 +16,11 @@ enum ExchangeService {
         router.unary(CaseExchange.getCase) { request, call in
             try await guarded(call, tracker, subject: request.caseID) { caller in try tracker.caseView(request.caseID, for: .peer(caller)) }
         }
-        router.serverStreaming(CaseExchange.listCases) { request, call, writer in
+        router.serverStreaming(CaseExchange.listCases, expensive: true) { request, call, writer in
             let summaries = try await guarded(call, tracker, subject: "") { caller in try tracker.summaries(request, for: .peer(caller)) }
             for summary in summaries { try await writer.send(summary) }
         }
-        router.serverStreaming(CaseExchange.watchCases) { request, call, writer in
+        router.serverStreaming(CaseExchange.watchCases, expensive: true) { request, call, writer in
             let caller = try await guarded(call, tracker, subject: "") { $0 }
             try await watch(tracker, after: request.afterEventID, viewer: .peer(caller), call: call, writer: writer)
         }

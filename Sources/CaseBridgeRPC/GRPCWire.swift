@@ -20,6 +20,9 @@ enum GRPCWire {
         metadata.entries.map { HTTP2Header($0.name, $0.value) }
     }
 
+    /// The Length-Prefixed-Message header: a compressed flag and a 4-byte length.
+    static let prefixBytes = 5
+
     /// Length-Prefixed-Message: compressed flag 0, 4-byte big-endian length, message.
     static func frame(_ message: [UInt8]) -> [UInt8] {
         var framed = [UInt8]()

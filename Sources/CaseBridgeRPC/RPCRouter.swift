@@ -5,6 +5,8 @@ import Logging
 public struct RPCRouter: Sendable {
     struct Route: Sendable {
         let kind: RPCKind
+        /// Counted against ``PeerLimits/maxExpensiveCalls``: lists, watches, reflection.
+        var expensive = false
         let run: @Sendable (ServerCall) async -> Void
     }
 
@@ -35,10 +37,12 @@ public struct RPCRouter: Sendable {
         }
     }
 
-    /// One request, a stream of responses.
-    public mutating func serverStreaming<Request, Response>(_ method: RPCMethod<Request, Response>,
-                                                            _ handler: @escaping @Sendable (Request, ServerCall, ResponseWriter<Response>) async throws -> Void) {
-        routes[method.path] = Route(kind: .serverStreaming) { call in
+    /// One request, a stream of responses. `expensive` calls count against a peer's own limit.
+    public mutating func serverStreaming<Request, Response>(
+        _ method: RPCMethod<Request, Response>, expensive: Bool = false,
+        _ handler: @escaping @Sendable (Request, ServerCall, ResponseWriter<Response>) async throws -> Void
+    ) {
+        routes[method.path] = Route(kind: .serverStreaming, expensive: expensive) { call in
             await call.run {
                 let request: Request = try await call.singleRequest()
                 try await handler(request, call, ResponseWriter(call: call))
@@ -47,9 +51,11 @@ public struct RPCRouter: Sendable {
     }
 
     /// Streams both ways.
-    public mutating func bidirectionalStreaming<Request, Response>(_ method: RPCMethod<Request, Response>,
-                                                                   _ handler: @escaping @Sendable (RequestStream<Request>, ServerCall, ResponseWriter<Response>) async throws -> Void) {
-        routes[method.path] = Route(kind: .bidirectionalStreaming) { call in
+    public mutating func bidirectionalStreaming<Request, Response>(
+        _ method: RPCMethod<Request, Response>, expensive: Bool = false,
+        _ handler: @escaping @Sendable (RequestStream<Request>, ServerCall, ResponseWriter<Response>) async throws -> Void
+    ) {
+        routes[method.path] = Route(kind: .bidirectionalStreaming, expensive: expensive) { call in
             await call.run {
                 try await handler(RequestStream(call: call), call, ResponseWriter(call: call))
             }
@@ -71,6 +77,7 @@ public struct RequestStream<Request: ProtoMessage>: AsyncSequence, Sendable {
         let call: ServerCall
         public mutating func next() async throws -> Request? {
             guard let bytes = try await inner.next() else { return nil }
+            call.consumed(bytes.count)
             return try call.decode(Request.self, bytes)
         }
     }

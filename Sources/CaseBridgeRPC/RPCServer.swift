@@ -15,11 +15,23 @@ public struct RPCServerConfiguration: Sendable {
     public var localPeer: PeerIdentity? = nil
     /// Event loop threads; 0 means one per core.
     public var loopThreads = 0
+    /// Threads that run handlers (decoding, SQLite); 0 means two per core, at least four.
+    public var workerThreads = 0
+    /// Sockets open at once, those in their handshake and those closing included.
     public var maxConnections = 4096
+    /// Connections from one source address that may be in their TLS handshake at once.
+    public var maxHandshakesPerAddress = 32
     public var maxReceiveMessageBytes = 4 * 1024 * 1024
     public var maxSendMessageBytes = 4 * 1024 * 1024
+    /// Bytes one connection may hold in memory: requests received and not yet handled, responses
+    /// not yet sent. Handlers wait to send above it; a request that would pass it is refused.
+    public var maxConnectionBufferBytes = 16 * 1024 * 1024
+    /// A peer that reads nothing of what it asked for, this long, loses the call (or the
+    /// connection, when it reads nothing at all).
+    public var stallTimeout: Duration = .seconds(30)
     public var http2 = HTTP2Settings()
     public var timeouts = ConnectionTimeouts()
+    public var peerLimits = PeerLimits()
     /// A connection with no open call for this long is closed (GOAWAY first).
     public var idleTimeout: Duration = .seconds(300)
     /// Ping an otherwise quiet connection this often; close it if nothing arrives for another `keepaliveTimeout`.
@@ -39,21 +51,28 @@ public final class RPCServer: Sendable {
     private let listener: Listener
     private let group: EventLoopGroup
 
-    /// Called for every connection refused during the TLS handshake (for the audit log).
-    public typealias RefusalHandler = @Sendable (_ remoteAddress: String, _ error: ConnectionError) -> Void
+    /// Called for everything refused: handshakes, limits, protocol errors (for the audit log).
+    public typealias RefusalHandler = @Sendable (Refusal) -> Void
 
     /// `tls` is required for TCP; a Unix socket address (the console) runs without it.
     public init(configuration: RPCServerConfiguration, tls: TLSContext?, router: RPCRouter, logger: Logger,
-                onRefusedConnection: RefusalHandler? = nil) throws {
-        let group = EventLoopGroup(threads: configuration.loopThreads == 0 ? ProcessInfo.processInfo.activeProcessorCount : configuration.loopThreads,
+                onRefusal: RefusalHandler? = nil) throws {
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let group = EventLoopGroup(threads: configuration.loopThreads == 0 ? cores : configuration.loopThreads,
                                    name: "cb-server")
-        let core = ServerCore(configuration: configuration, router: router, logger: logger, onRefusedConnection: onRefusedConnection)
+        let workers = WorkerPool(threads: configuration.workerThreads == 0 ? max(4, 2 * cores) : configuration.workerThreads)
+        let core = ServerCore(configuration: configuration, router: router, workers: workers, logger: logger,
+                              onRefusal: onRefusal ?? { _ in })
+        var timeouts = configuration.timeouts
+        timeouts.closeFlush = min(timeouts.closeFlush, configuration.stallTimeout)
         do {
-            listener = try Listener(address: configuration.address, group: group, tls: tls,
-                                       timeouts: configuration.timeouts, maxConnections: configuration.maxConnections,
-                                       logger: logger) { loop in ServerConnection(core: core, loop: loop) }
+            listener = try Listener(address: configuration.address, group: group, tls: tls, timeouts: timeouts,
+                                    maxConnections: configuration.maxConnections,
+                                    maxHandshakesPerAddress: configuration.maxHandshakesPerAddress, logger: logger,
+                                    onRefusal: core.onRefusal) { loop in ServerConnection(core: core, loop: loop) }
         } catch {
             group.shutdown()
+            workers.shutdown()
             throw error
         }
         self.group = group
@@ -62,7 +81,7 @@ public final class RPCServer: Sendable {
         logger.info("listening", metadata: ["address": "\(configuration.address)", "port": "\(listener.port)"])
     }
 
-    /// Connections open now (including ones still in their TLS handshake).
+    /// Sockets open now (including ones still in their TLS handshake, and ones closing).
     public var openConnections: Int { listener.openConnections }
 
     /// Stops accepting, lets calls in flight finish (up to the grace period), then closes everything.
@@ -79,6 +98,7 @@ public final class RPCServer: Sendable {
         }
         while core.connections.withLock({ !$0.isEmpty }) { try? await Task.sleep(for: .milliseconds(10)) }
         group.shutdown()
+        core.workers.shutdown()
     }
 }
 
@@ -86,19 +106,28 @@ public final class RPCServer: Sendable {
 final class ServerCore: Sendable {
     let configuration: RPCServerConfiguration
     let router: RPCRouter
+    let workers: WorkerPool
+    let admission: PeerAdmission
     let logger: Logger
-    let onRefusedConnection: RPCServer.RefusalHandler?
+    let onRefusal: @Sendable (Refusal) -> Void
     let connections = Mutex<[ObjectIdentifier: ServerConnection]>([:])
 
-    init(configuration: RPCServerConfiguration, router: RPCRouter, logger: Logger, onRefusedConnection: RPCServer.RefusalHandler?) {
+    init(configuration: RPCServerConfiguration, router: RPCRouter, workers: WorkerPool, logger: Logger,
+         onRefusal: @escaping @Sendable (Refusal) -> Void) {
         self.configuration = configuration
         self.router = router
+        self.workers = workers
+        self.admission = PeerAdmission(limits: configuration.peerLimits)
         self.logger = logger
-        self.onRefusedConnection = onRefusedConnection
+        self.onRefusal = onRefusal
     }
 }
 
 /// One client connection on one loop: HTTP/2 framing in, calls out to handlers, responses back.
+///
+/// Memory is bounded here: nghttp2 is fed only what the socket takes, handlers wait to send while
+/// the connection holds more than its limit, and a peer's flow-control window reopens only as
+/// handlers take its messages.
 final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @unchecked Sendable {
     let core: ServerCore
     let loop: EventLoop
@@ -106,29 +135,58 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
     private let session: HTTP2Session
     private var streams: [Int32: Stream] = [:]
     private var peer: PeerIdentity?
+    /// The peer's key for its limits and its worker lane; nil until admitted.
+    private var admittedPeer: String?
     private var lastRead = ContinuousClock.now
     private var lastCallEnded = ContinuousClock.now
+    /// When the socket last took bytes, or had none waiting.
+    private var lastWriteProgress = ContinuousClock.now
     private var housekeeping: LoopTimer?
     private var draining = false
+    /// Request bytes held for handlers: partial messages and messages not yet taken.
+    private var inboundBytes = 0
+    /// Handlers waiting for room to send, in order.
+    private var sendWaiters: [(streamID: Int32, resume: @Sendable () -> Void)] = []
+    private var reportedProtocolError = false
+
+    /// The socket is fed up to this much; the rest waits in nghttp2, which builds frames lazily.
+    static let socketHighWater = 4 * Connection.writeLowWater
 
     final class Stream {
         var machine: ServerCallStateMachine
         let input: AsyncThrowingStream<[UInt8], Error>.Continuation
         let call: ServerCall
+        let expensive: Bool
         var task: Task<Void, Never>?
         var deadline: LoopTimer?
-        init(machine: ServerCallStateMachine, input: AsyncThrowingStream<[UInt8], Error>.Continuation, call: ServerCall) {
+        /// DATA bytes received, bytes handed back to flow control, and complete messages waiting
+        /// for the handler: the window reopens for everything but what waits.
+        var received = 0
+        var consumed = 0
+        var waiting = 0
+        var buffered: Int { received - consumed }
+        init(machine: ServerCallStateMachine, input: AsyncThrowingStream<[UInt8], Error>.Continuation, call: ServerCall,
+             expensive: Bool) {
             self.machine = machine
             self.input = input
             self.call = call
+            self.expensive = expensive
         }
     }
 
     init(core: ServerCore, loop: EventLoop) {
         self.core = core
         self.loop = loop
-        session = HTTP2Session(role: .server, settings: core.configuration.http2)
+        var settings = core.configuration.http2
+        settings.manualFlowControl = true
+        session = HTTP2Session(role: .server, settings: settings)
         session.delegate = self
+    }
+
+    private var source: String { peer?.description ?? connection?.remoteAddress ?? "?" }
+
+    private func refuse(_ kind: Refusal.Kind, _ reason: String) {
+        core.onRefusal(Refusal(kind, source: source, reason: reason))
     }
 
     // MARK: TLS connection events
@@ -139,6 +197,15 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
         core.connections.withLock { $0[ObjectIdentifier(self)] = self }
         let interval = min(core.configuration.keepaliveInterval, core.configuration.idleTimeout, .seconds(1))
         housekeeping = LoopTimer(loop: loop, after: interval, repeating: true) { [weak self] in self?.tick() }
+        if let peer {
+            if let refusal = core.admission.openConnection(peer.description) {
+                refuse(.peerLimit, refusal)
+                session.submitGoAway(errorCode: Self.enhanceYourCalm, lastStreamID: 0)
+                draining = true
+            } else {
+                admittedPeer = peer.description
+            }
+        }
         flush()
     }
 
@@ -147,8 +214,13 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
         do {
             try session.receive(bytes)
         } catch {
-            core.logger.info("HTTP/2 protocol error, closing connection",
-                             metadata: ["peer": "\(peer?.description ?? connection.remoteAddress)", "error": "\(error)"])
+            if error.isFlood {
+                refuse(.flood, "\(error)")
+                session.submitGoAway(errorCode: Self.enhanceYourCalm)
+            } else {
+                refuse(.protocolError, "\(error)")
+            }
+            reportedProtocolError = true
             flush()
             connection.close()
             return
@@ -156,16 +228,28 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
         flush()
     }
 
+    func connectionWritable(_ connection: Connection) {
+        lastWriteProgress = .now
+        flush()
+    }
+
     func connectionClosed(_ connection: Connection, error: ConnectionError?) {
         if peer == nil, let error {
-            core.logger.warning("connection refused", metadata: ["remote": "\(connection.remoteAddress)", "reason": "\(error)"])
-            core.onRefusedConnection?(connection.remoteAddress, error)
+            core.logger.debug("connection refused", metadata: ["remote": "\(connection.remoteAddress)", "reason": "\(error)"])
+            core.onRefusal(Refusal(.handshake, source: connection.remoteAddress, reason: error.description))
         }
-        for stream in streams.values { cancel(stream, reason: "connection closed") }
+        for (id, stream) in streams {
+            cancel(stream, reason: "connection closed")
+            release(stream, id)
+        }
         streams.removeAll()
+        releaseWaiters { _ in true }
         housekeeping = nil
         self.connection = nil
+        if let admittedPeer { core.admission.closeConnection(admittedPeer) }
+        admittedPeer = nil
         core.connections.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(self)) }
+        MemoryReturn.soon()
     }
 
     // MARK: HTTP/2 events
@@ -176,7 +260,7 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
             if endStream { handleInbound(stream.machine.receiveEndOfStream(), streamID) }
             return
         }
-        guard let peer, !draining else {
+        guard let peer, let admittedPeer, !draining else {
             session.resetStream(streamID, errorCode: 7)  // REFUSED_STREAM
             return
         }
@@ -186,23 +270,49 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
             apply(outbound, streamID)
         case .accept(let head, _):
             guard let route = core.router.route(head.path) else { return }
+            if let refusal = core.admission.openCall(admittedPeer, expensive: route.expensive) {
+                refuse(.peerLimit, refusal)
+                if let outbound = machine.finish(.resourceExhausted, refusal, initialMetadata: Metadata(),
+                                                 trailingMetadata: Metadata()) {
+                    apply(outbound, streamID)
+                }
+                return
+            }
             let (requests, input) = AsyncThrowingStream<[UInt8], Error>.makeStream()
             let call = ServerCall(peer: peer, head: head, requests: requests, limits: core.configuration.protoLimits,
                                   maxSendMessageBytes: core.configuration.maxSendMessageBytes, logger: core.logger) { [self] action in
                 loop.execute { self.perform(action, streamID) }
             }
-            let stream = Stream(machine: machine, input: input, call: call)
+            let stream = Stream(machine: machine, input: input, call: call, expensive: route.expensive)
             streams[streamID] = stream
             if let timeout = head.timeout {
                 stream.deadline = LoopTimer(loop: loop, after: timeout) { [weak self] in self?.deadlineExpired(streamID, timeout) }
             }
-            stream.task = Task { await route.run(call) }
+            stream.task = Task(executorPreference: core.workers.lane(admittedPeer)) { await route.run(call) }
         }
     }
 
     func session(_ session: HTTP2Session, data: UnsafeRawBufferPointer, streamID: Int32) {
-        guard let stream = streams[streamID] else { return }
+        guard let stream = streams[streamID], let admittedPeer else {
+            session.consume(streamID: streamID, bytes: data.count)  // a stream already answered
+            return
+        }
+        stream.received += data.count
+        inboundBytes += data.count
+        if let refusal = core.admission.spend(data.count, by: admittedPeer) {
+            refuse(.peerLimit, refusal)
+            reject(stream, streamID, .resourceExhausted, refusal)
+            return
+        }
+        if bufferedBytes > core.configuration.maxConnectionBufferBytes {
+            let reason = "the connection holds more than \(core.configuration.maxConnectionBufferBytes) bytes; "
+                + "send fewer calls at once"
+            refuse(.memory, reason)
+            reject(stream, streamID, .resourceExhausted, reason)
+            return
+        }
         handleInbound(stream.machine.receiveData(data), streamID)
+        returnWindow(stream, streamID)
     }
 
     func session(_ session: HTTP2Session, endOfDataStreamID streamID: Int32) {
@@ -216,10 +326,18 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
         if !stream.machine.isClosed { cancel(stream, reason: "client cancelled the call") }
         stream.deadline = nil
         stream.input.finish()
+        release(stream, streamID)
     }
 
     func session(_ session: HTTP2Session, goAwayLastStreamID lastStreamID: Int32, errorCode: UInt32) {
         draining = true
+    }
+
+    /// nghttp2 ended the session itself (a protocol error, a rapid-reset burst): say why, once.
+    func session(_ session: HTTP2Session, sentGoAwayWithErrorCode errorCode: UInt32) {
+        guard errorCode != 0, !reportedProtocolError else { return }
+        reportedProtocolError = true
+        refuse(errorCode == Self.enhanceYourCalm ? .flood : .protocolError, "GOAWAY \(HTTP2Session.errorName(errorCode))")
     }
 
     // MARK: Applying results
@@ -228,7 +346,10 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
         guard let stream = streams[streamID] else { return }
         switch result {
         case .messages(let messages):
-            for message in messages { stream.input.yield(message) }
+            for message in messages {
+                stream.waiting += message.count + GRPCWire.prefixBytes
+                stream.input.yield(message)
+            }
         case .endOfRequests:
             stream.input.finish()
         case .reject(let outbound):
@@ -239,15 +360,35 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
         }
     }
 
+    /// Hands flow control back everything of a stream but the messages its handler has not taken.
+    private func returnWindow(_ stream: Stream, _ streamID: Int32) {
+        let free = stream.received - stream.waiting - stream.consumed
+        guard free > 0 else { return }
+        stream.consumed += free
+        inboundBytes -= free
+        session.consume(streamID: streamID, bytes: free)
+    }
+
     private func perform(_ action: ServerCall.Action, _ streamID: Int32) {
-        guard let stream = streams[streamID] else { return }
+        guard let stream = streams[streamID] else {
+            if case .message(_, _, let sent) = action { sent() }
+            return
+        }
         switch action {
-        case .message(let bytes, let initial):
+        case .message(let bytes, let initial, let sent):
             for outbound in stream.machine.send(message: bytes, initialMetadata: initial) { apply(outbound, streamID) }
+            if outboundBytes > core.configuration.maxConnectionBufferBytes / 2 {
+                sendWaiters.append((streamID, sent))
+            } else {
+                sent()
+            }
         case .finish(let code, let message, let initial, let trailing):
             if let outbound = stream.machine.finish(code, message, initialMetadata: initial, trailingMetadata: trailing) {
                 apply(outbound, streamID)
             }
+        case .consumed(let bytes):
+            stream.waiting -= bytes + GRPCWire.prefixBytes
+            returnWindow(stream, streamID)
         }
         flush()
     }
@@ -270,6 +411,17 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
     /// After the status: the deadline no longer matters.
     private func finishStream(_ streamID: Int32) {
         streams[streamID]?.deadline = nil
+    }
+
+    /// Refuses a call whose request cannot be held, and stops its handler.
+    private func reject(_ stream: Stream, _ streamID: Int32, _ code: RPCCode, _ message: String) {
+        stream.call.markClosed()
+        stream.task?.cancel()
+        stream.input.finish(throwing: CancellationError())
+        if let outbound = stream.machine.finish(code, message, initialMetadata: Metadata(), trailingMetadata: Metadata()) {
+            apply(outbound, streamID)
+        }
+        returnWindow(stream, streamID)
     }
 
     /// Once the status is on the wire, a client still sending is told to stop (RST_STREAM NO_ERROR,
@@ -297,27 +449,63 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
         stream.input.finish(throwing: CancellationError())
     }
 
+    /// A stream is gone: its held bytes, its waiting senders and its place in the peer's limits.
+    private func release(_ stream: Stream, _ streamID: Int32) {
+        inboundBytes -= stream.buffered
+        session.consume(streamID: streamID, bytes: stream.buffered)  // the connection's window counts them too
+        stream.consumed = stream.received
+        releaseWaiters { $0 == streamID }
+        if let admittedPeer { core.admission.closeCall(admittedPeer, expensive: stream.expensive) }
+    }
+
+    private func releaseWaiters(where matches: (Int32) -> Bool) {
+        let released = sendWaiters.filter { matches($0.streamID) }
+        sendWaiters.removeAll { matches($0.streamID) }
+        for waiter in released { waiter.resume() }
+    }
+
+    /// Response bytes not yet on the wire: queued in nghttp2 and in the socket's buffer.
+    private var outboundBytes: Int { session.queuedBodyBytes + (connection?.pendingOutputBytes ?? 0) }
+    private var bufferedBytes: Int { inboundBytes + outboundBytes }
+
     private func flush() {
         guard let connection else { return }
         do {
-            try session.drainOutput { connection.write($0) }
+            try session.drainOutput(while: { connection.pendingOutputBytes < Self.socketHighWater }) { connection.write($0) }
         } catch {
             connection.close()
             return
         }
+        if outboundBytes <= core.configuration.maxConnectionBufferBytes / 2, !sendWaiters.isEmpty {
+            let waiters = sendWaiters
+            sendWaiters.removeAll()
+            for waiter in waiters { waiter.resume() }
+        }
         if !session.isActive || (draining && streams.isEmpty) { connection.close() }
     }
 
-    // MARK: Idle, keepalive, shutdown
+    // MARK: Idle, keepalive, stalls, shutdown
 
     private func tick() {
         let c = core.configuration
         let now = ContinuousClock.now
+        if connection?.pendingOutputBytes == 0 { lastWriteProgress = now }
+        if now - lastWriteProgress > c.stallTimeout {
+            refuse(.stalled, "read nothing of \(outboundBytes) bytes for \(c.stallTimeout)")
+            connection?.abort(ConnectionError(.idle, "peer stopped reading"))
+            return
+        }
+        for streamID in session.streamsStalled(since: now - c.stallTimeout) {
+            guard let stream = streams[streamID] else { continue }
+            refuse(.stalled, "stream \(streamID) read nothing for \(c.stallTimeout)")
+            cancel(stream, reason: "peer stopped reading")
+            session.resetStream(streamID, errorCode: Self.cancelCode)
+        }
         if streams.isEmpty, now - lastCallEnded > c.idleTimeout, now - lastRead > c.idleTimeout {
             session.submitGoAway()
             draining = true
         } else if now - lastRead > c.keepaliveInterval + c.keepaliveTimeout {
-            core.logger.info("closing connection: no keepalive answer", metadata: ["peer": "\(peer?.description ?? "?")"])
+            core.logger.info("closing connection: no keepalive answer", metadata: ["peer": "\(source)"])
             connection?.abort(ConnectionError(.idle, "no answer to keepalive"))
             return
         } else if now - lastRead > c.keepaliveInterval {
@@ -342,4 +530,7 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
     func abort(reason: String) {
         connection?.abort(ConnectionError(.io, reason))
     }
+
+    static let enhanceYourCalm: UInt32 = 0xb
+    static let cancelCode: UInt32 = 0x8
 }

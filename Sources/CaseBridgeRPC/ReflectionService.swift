@@ -18,7 +18,7 @@ public struct ReflectionService: Sendable {
         let v1alpha = RPCMethod<Request, Response>(service: GRPCReflectionV1Alpha.ServerReflection.serviceName, name: v1.name,
                                                    clientStreaming: true, serverStreaming: true)
         for method in [v1, v1alpha] {
-            router.bidirectionalStreaming(method) { requests, _, writer in
+            router.bidirectionalStreaming(method, expensive: true) { requests, _, writer in
                 for try await request in requests { try await writer.send(service.answer(request)) }
             }
         }

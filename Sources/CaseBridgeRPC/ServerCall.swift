@@ -17,8 +17,11 @@ public final class ServerCall: Sendable {
     let logger: Logger
 
     enum Action: Sendable {
-        case message([UInt8], initialMetadata: Metadata)
+        /// A response message; `sent` runs once the connection has room for more (backpressure).
+        case message([UInt8], initialMetadata: Metadata, sent: @Sendable () -> Void)
         case finish(RPCCode, String, initialMetadata: Metadata, trailingMetadata: Metadata)
+        /// The handler took a request message of this many bytes: the peer may send more.
+        case consumed(Int)
     }
 
     private struct State {
@@ -57,6 +60,8 @@ public final class ServerCall: Sendable {
 
     func markClosed() { state.withLock { $0.closed = true } }
 
+    func consumed(_ bytes: Int) { perform(.consumed(bytes)) }
+
     func decode<M: ProtoMessage>(_ type: M.Type, _ bytes: [UInt8]) throws -> M {
         do {
             return try ProtoCodec.decode(M.self, from: bytes, limits: limits)
@@ -68,6 +73,7 @@ public final class ServerCall: Sendable {
     func singleRequest<M: ProtoMessage>() async throws -> M {
         var iterator = requests.makeAsyncIterator()
         guard let bytes = try await iterator.next() else { throw RPCError(.internal, "request ended without a message") }
+        consumed(bytes.count)
         let message = try decode(M.self, bytes)
         state.withLock { $0.requestBytes = bytes }
         return message
@@ -88,7 +94,12 @@ public final class ServerCall: Sendable {
             if state.closed { throw CancellationError() }
             return state.initialMetadata
         }
-        perform(.message(bytes, initialMetadata: initial))
+        // Waits while the connection holds more unsent bytes than its limit: a peer that reads
+        // slowly slows this handler down instead of filling memory.
+        await withCheckedContinuation { (room: CheckedContinuation<Void, Never>) in
+            perform(.message(bytes, initialMetadata: initial, sent: { room.resume() }))
+        }
+        if isClosed { throw CancellationError() }
     }
 
     /// Runs a handler body and answers with its outcome as the call's status.

@@ -70,7 +70,7 @@ final class TestFederation: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: casebridgeBinary)
         process.arguments = ["node", "run", "--config", configPath(node).path, "--log-level", "warning"]
         let log = folder.appendingPathComponent("\(node).log")
-        if !FileManager.default.fileExists(atPath: log.path) { FileManager.default.createFile(atPath: log.path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: log.path) { _ = FileManager.default.createFile(atPath: log.path, contents: nil) }
         let handle = try FileHandle(forWritingTo: log)
         handle.seekToEndOfFile()
         process.standardError = handle

@@ -143,7 +143,13 @@ struct ConnectionLifecycleTests {
         setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         try #require(limit.rlim_cur >= 2200, "needs 2,200 file descriptors for both ends")
 
-        let server = try TestServer()
+        // One address and one identity here stand for a thousand peers: lift the limits that
+        // exist to stop one source or one member from doing exactly this.
+        let server = try TestServer {
+            $0.maxHandshakesPerAddress = 1000
+            $0.peerLimits.maxConnections = 1000
+            $0.peerLimits.maxConcurrentCalls = 1000
+        }
         let group = EventLoopGroup(threads: 2, name: "many-clients")
         let tls = try TLSContext(.client, configuration: Federation.configuration(node: "embassy-id"))
         let channels = (0..<1000).map { _ in

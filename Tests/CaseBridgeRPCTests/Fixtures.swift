@@ -47,7 +47,7 @@ final class TestServer: Sendable {
         ReflectionService.register(in: &router)
         let refusals = self.refusals
         server = try RPCServer(configuration: configuration, tls: TLSContext(.server, configuration: Federation.configuration(node: "ncct")),
-                               router: router, logger: testLogger) { _, error in refusals.record(error.description) }
+                               router: router, logger: testLogger) { refusals.record("\($0.kind): \($0.reason)") }
         self.health = health
     }
 

@@ -1,0 +1,89 @@
+import Foundation
+import Synchronization
+
+/// Threads that run call handlers, away from the event loops and from Swift's cooperative pool
+/// (which has one thread per core: a handler blocked in SQLite or decoding a large message there
+/// would stall every other task in the process).
+///
+/// Work is queued per lane, one lane per peer identity, and the threads take one job from each
+/// lane with work in turn: a peer with 500 calls in flight gets the same share of the threads as
+/// a peer with one, so one member's flood cannot push another member's calls to the back.
+public final class WorkerPool: Sendable {
+    private struct State {
+        var queues: [ObjectIdentifier: [UnownedJob]] = [:]
+        /// Lanes with queued jobs, in the order they get their next turn.
+        var turns: [Lane] = []
+        var lanes: [String: Lane] = [:]
+        var stopping = false
+    }
+    private let state = Mutex(State())
+    private let wake = DispatchSemaphore(value: 0)
+    public let threads: Int
+
+    public init(threads: Int, name: String = "cb-worker") {
+        self.threads = max(1, threads)
+        for i in 0..<self.threads {
+            let thread = Thread { [self] in work() }
+            thread.name = "\(name)-\(i)"
+            thread.start()
+        }
+    }
+
+    /// The lane of one peer (created on first use; lanes live as long as the pool).
+    public func lane(_ key: String) -> Lane {
+        state.withLock { state in
+            if let lane = state.lanes[key] { return lane }
+            let lane = Lane(pool: self, key: key)
+            state.lanes[key] = lane
+            return lane
+        }
+    }
+
+    /// Lets the threads finish what is queued, then end.
+    public func shutdown() {
+        state.withLock { $0.stopping = true }
+        for _ in 0..<threads { wake.signal() }
+    }
+
+    fileprivate func enqueue(_ job: UnownedJob, on lane: Lane) {
+        state.withLock { state in
+            let id = ObjectIdentifier(lane)
+            if state.queues[id, default: []].isEmpty { state.turns.append(lane) }
+            state.queues[id, default: []].append(job)
+        }
+        wake.signal()
+    }
+
+    private func work() {
+        while true {
+            wake.wait()
+            let next = state.withLock { state -> (UnownedJob, Lane)? in
+                guard !state.turns.isEmpty else { return nil }
+                let lane = state.turns.removeFirst()
+                let id = ObjectIdentifier(lane)
+                let job = state.queues[id]!.removeFirst()
+                if state.queues[id]!.isEmpty { state.queues.removeValue(forKey: id) } else { state.turns.append(lane) }
+                return (job, lane)
+            }
+            if let (job, lane) = next {
+                job.runSynchronously(on: lane.asUnownedTaskExecutor())
+            } else if state.withLock({ $0.stopping }) {
+                return
+            }
+        }
+    }
+
+    /// One peer's share of the pool: a task executor, so a handler task started with it as its
+    /// preference runs every step on the pool.
+    public final class Lane: TaskExecutor, @unchecked Sendable {
+        unowned let pool: WorkerPool
+        public let key: String
+        init(pool: WorkerPool, key: String) {
+            self.pool = pool
+            self.key = key
+        }
+        public func enqueue(_ job: consuming ExecutorJob) {
+            pool.enqueue(UnownedJob(job), on: self)
+        }
+    }
+}
