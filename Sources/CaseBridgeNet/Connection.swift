@@ -35,6 +35,8 @@ public struct ConnectionTimeouts: Sendable, Equatable {
 public final class Connection: @unchecked Sendable {
     public let loop: EventLoop
     public let remoteAddress: String
+    /// The remote address without its port: what per-source counts and audit entries use.
+    public var remoteHost: String { SocketAddress.host(of: remoteAddress) }
     public private(set) var peer: PeerIdentity?
     public var delegate: ConnectionDelegate?
     /// Called once the socket is really closed, lingering included (the listener's count).

@@ -21,6 +21,8 @@ public struct Refusal: Sendable, Equatable {
         public static let flood = Kind(event: "http2.flood")
         /// The peer stopped reading what it asked for.
         public static let stalled = Kind(event: "http2.stalled")
+        /// A request message that could not be decoded (malformed, or over the contract's limits).
+        public static let malformed = Kind(event: "call.malformed")
         /// The peer sent more than the connection may hold in memory.
         public static let memory = Kind(event: "connection.memory_limit")
     }

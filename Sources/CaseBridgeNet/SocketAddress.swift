@@ -77,9 +77,12 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
 
     public var isUnix: Bool { storage.ss_family == sa_family_t(AF_UNIX) }
     /// The address without its port: what per-source limits count by.
-    public var host: String {
-        guard !isUnix, let colon = description.lastIndex(of: ":") else { return description }
-        return String(description[..<colon])
+    public var host: String { Self.host(of: description) }
+
+    /// "203.0.113.9:4431" → "203.0.113.9", "[::1]:4431" → "[::1]"; "unix:/path" stays as it is.
+    public static func host(of address: String) -> String {
+        guard !address.hasPrefix("unix:"), let colon = address.lastIndex(of: ":") else { return address }
+        return String(address[..<colon])
     }
     var unixPath: String? { isUnix ? String(description.dropFirst(5)) : nil }
 

@@ -183,7 +183,7 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
         session.delegate = self
     }
 
-    private var source: String { peer?.description ?? connection?.remoteAddress ?? "?" }
+    private var source: String { peer?.description ?? connection?.remoteHost ?? "?" }
 
     private func refuse(_ kind: Refusal.Kind, _ reason: String) {
         core.onRefusal(Refusal(kind, source: source, reason: reason))
@@ -236,7 +236,7 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
     func connectionClosed(_ connection: Connection, error: ConnectionError?) {
         if peer == nil, let error {
             core.logger.debug("connection refused", metadata: ["remote": "\(connection.remoteAddress)", "reason": "\(error)"])
-            core.onRefusal(Refusal(.handshake, source: connection.remoteAddress, reason: error.description))
+            core.onRefusal(Refusal(.handshake, source: connection.remoteHost, reason: error.description))
         }
         for (id, stream) in streams {
             cancel(stream, reason: "connection closed")
@@ -279,8 +279,10 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
                 return
             }
             let (requests, input) = AsyncThrowingStream<[UInt8], Error>.makeStream()
+            let report = core.onRefusal, source = source
             let call = ServerCall(peer: peer, head: head, requests: requests, limits: core.configuration.protoLimits,
-                                  maxSendMessageBytes: core.configuration.maxSendMessageBytes, logger: core.logger) { [self] action in
+                                  maxSendMessageBytes: core.configuration.maxSendMessageBytes, logger: core.logger,
+                                  onMalformed: { report(Refusal(.malformed, source: source, reason: $0)) }) { [self] action in
                 loop.execute { self.perform(action, streamID) }
             }
             let stream = Stream(machine: machine, input: input, call: call, expensive: route.expensive)

@@ -32,9 +32,12 @@ public final class ServerCall: Sendable {
     }
     private let state = Mutex(State())
     private let perform: @Sendable (Action) -> Void
+    /// Told of every request message that could not be decoded (for the audit log).
+    private let onMalformed: @Sendable (String) -> Void
 
     init(peer: PeerIdentity, head: RequestHead, requests: AsyncThrowingStream<[UInt8], Error>, limits: ProtoLimits,
-         maxSendMessageBytes: Int, logger: Logger, perform: @escaping @Sendable (Action) -> Void) {
+         maxSendMessageBytes: Int, logger: Logger, onMalformed: @escaping @Sendable (String) -> Void = { _ in },
+         perform: @escaping @Sendable (Action) -> Void) {
         self.peer = peer
         self.path = head.path
         self.deadline = head.timeout.map { ContinuousClock.now.advanced(by: $0) }
@@ -43,6 +46,7 @@ public final class ServerCall: Sendable {
         self.limits = limits
         self.maxSendMessageBytes = maxSendMessageBytes
         self.logger = logger
+        self.onMalformed = onMalformed
         self.perform = perform
     }
 
@@ -66,7 +70,9 @@ public final class ServerCall: Sendable {
         do {
             return try ProtoCodec.decode(M.self, from: bytes, limits: limits)
         } catch {
-            throw RPCError(.invalidArgument, "malformed \(M.protoName): \(error)")
+            let refusal = RPCError(.invalidArgument, "malformed \(M.protoName): \(error)")
+            onMalformed("\(path): \(refusal.message)")
+            throw refusal
         }
     }
 

@@ -27,8 +27,9 @@ final class TestFederation: @unchecked Sendable {
     static let certs = repositoryRoot.appendingPathComponent("certs")
 
     /// `certs` holds ca.pem, crl.pem (optional) and nodes/<id>.pem and .key.
+    /// `limits` goes into every node's configuration as its "limits" object.
     init(nodes: [String] = ["ncct", "embassy-id", "embassy-cn"], initialBackoffMs: Int = 50, maxBackoffMs: Int = 400,
-         certs: URL = TestFederation.certs, trustDomain: String = "casebridge.test") throws {
+         certs: URL = TestFederation.certs, trustDomain: String = "casebridge.test", limits: [String: Any] = [:]) throws {
         folder = try makeTemporaryFolder("fed")
         self.nodes = nodes
         self.certs = certs
@@ -52,6 +53,7 @@ final class TestFederation: @unchecked Sendable {
                 "directory": "directory.json", "data_folder": "\(node)/data", "console_socket": "\(node)/console.sock",
                 "delivery": ["initial_backoff_ms": initialBackoffMs, "max_backoff_ms": maxBackoffMs, "call_timeout_ms": 5000],
             ]
+            if !limits.isEmpty { config["limits"] = limits }
             if FileManager.default.fileExists(atPath: certs.appendingPathComponent("crl.pem").path) {
                 config["crl"] = certs.appendingPathComponent("crl.pem").path
             }
@@ -86,6 +88,18 @@ final class TestFederation: @unchecked Sendable {
         }
         throw RPCError(.unavailable, "node \(node) did not start: \(self.log(node))")
     }
+
+    /// The node process's resident memory and open file descriptors, from /proc.
+    func resources(_ node: String) -> (rssKiB: Int, openFiles: Int) {
+        guard let pid = processes[node]?.processIdentifier,
+              let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return (0, 0) }
+        let rss = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
+            .flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true)[1]) } ?? 0
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? 0
+        return (rss, files)
+    }
+
+    var isRunning: [String: Bool] { processes.mapValues(\.isRunning) }
 
     func log(_ node: String) -> String {
         (try? String(contentsOf: folder.appendingPathComponent("\(node).log"), encoding: .utf8)) ?? ""

@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+"""A hostile federation member or stranger, for the node's hardening tests. Each subcommand is
+one attack; it runs for a bounded time against 127.0.0.1 only and prints one JSON line saying
+what the server did.
+
+    hostile.py ATTACK --port P --ca CA [--cert CERT --key KEY] [--seconds S] [--count N]
+
+ATTACK
+  never-read        open a reflection stream with a huge window, send requests, never read
+  ping-flood        send PING frames and never read the acks
+  decode-bomb       SubmitRequest of 4 MiB holding ~2 million empty persons, N times (grpcio)
+  rapid-reset       open streams and reset them at once, as fast as possible
+  garbage           a valid preface, then bytes that are not HTTP/2 frames
+  connection-hog    open N mutually authenticated connections and hold them
+  strangers         N TCP connects that send nothing and close at once
+  idle-strangers    N TCP connects that send nothing and stay open for S seconds
+"""
+import argparse
+import json
+import socket
+import ssl
+import struct
+import time
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
+
+REFLECTION = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+SUBMIT = "/casebridge.v1.CaseExchange/SubmitRequest"
+
+
+def tls_socket(args, timeout=10):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(args.ca)
+    context.check_hostname = False
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.set_alpn_protocols(["h2"])
+    if args.cert:
+        context.load_cert_chain(args.cert, args.key)
+    raw = socket.create_connection(("127.0.0.1", args.port), timeout=timeout)
+    return context.wrap_socket(raw)
+
+
+def h2_connection(sock, window=None):
+    conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    conn.initiate_connection()
+    if window:
+        conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
+        conn.increment_flow_control_window(window - 65535)
+    sock.sendall(conn.data_to_send())
+    return conn
+
+
+def grpc_headers(path):
+    return [(":method", "POST"), (":scheme", "https"), (":path", path), (":authority", "ncct"),
+            ("content-type", "application/grpc"), ("te", "trailers")]
+
+
+def framed(message):
+    return b"\0" + struct.pack(">I", len(message)) + message
+
+
+def server_reaction(sock, conn, seconds=5):
+    """Reads until the server closes or `seconds` pass; names what it said."""
+    sock.settimeout(0.5)
+    deadline = time.time() + seconds
+    reaction = {"closed": False, "goaway": None, "resets": 0}
+    while time.time() < deadline:
+        try:
+            data = sock.recv(65536)
+        except (socket.timeout, ssl.SSLWantReadError):
+            continue
+        except OSError as error:
+            reaction["closed"] = True
+            reaction["error"] = str(error)
+            break
+        if not data:
+            reaction["closed"] = True
+            break
+        try:
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.ConnectionTerminated):
+                    reaction["goaway"] = event.error_code.name if hasattr(event.error_code, "name") else str(event.error_code)
+                if isinstance(event, h2.events.StreamReset):
+                    reaction["resets"] += 1
+        except Exception as error:  # the server's bytes after its GOAWAY are not ours to judge
+            reaction["h2_error"] = type(error).__name__
+    return reaction
+
+
+def never_read(args):
+    sock = tls_socket(args)
+    conn = h2_connection(sock, window=2**31 - 1)
+    server_reaction(sock, conn, seconds=0.5)  # learn the server's windows, then read no more
+    stream = conn.get_next_available_stream_id()
+    conn.send_headers(stream, grpc_headers(REFLECTION))
+    name = b"casebridge/v1/case.proto"
+    request = framed(b"\x1a" + bytes([len(name)]) + name)  # ServerReflectionRequest{file_by_filename}: ~10 KB back
+    sent = 0
+    deadline = time.time() + args.seconds
+    sock.settimeout(2)
+    closed = False
+    while time.time() < deadline:
+        if conn.local_flow_control_window(stream) < len(request) * 64:
+            time.sleep(0.1)  # the server stopped reopening our window: it is holding us back
+            continue
+        conn.send_data(stream, request * 64)
+        try:
+            sock.sendall(conn.data_to_send())
+        except OSError:
+            closed = True
+            break
+        sent += 64
+    # Now read: the server should have cut us off (or be holding only a bounded amount).
+    reaction = server_reaction(sock, conn, seconds=3)
+    reaction["closed"] = closed or reaction["closed"]
+    print(json.dumps({"attack": "never-read", "requests_sent": sent, **reaction}))
+
+
+def ping_flood(args):
+    sock = tls_socket(args)
+    conn = h2_connection(sock)
+    sent = 0
+    deadline = time.time() + args.seconds
+    sock.settimeout(2)
+    closed = False
+    while time.time() < deadline and not closed:
+        for _ in range(100):
+            conn.ping(struct.pack(">Q", sent))
+            sent += 1
+        try:
+            sock.sendall(conn.data_to_send())
+        except OSError:
+            closed = True
+    reaction = server_reaction(sock, conn, seconds=3)
+    reaction["closed"] = closed or reaction["closed"]
+    print(json.dumps({"attack": "ping-flood", "pings_sent": sent, **reaction}))
+
+
+def decode_bomb(args):
+    import grpc
+    bomb = b"\x2a\x00" * (2 * 1024 * 1024 - 16)  # field 5 (persons), empty, ~2 million times
+    credentials = grpc.ssl_channel_credentials(open(args.ca, "rb").read(), open(args.key, "rb").read(),
+                                               open(args.cert, "rb").read())
+    options = [("grpc.ssl_target_name_override", "ncct.casebridge.test"),
+               ("grpc.max_send_message_length", 8 * 1024 * 1024)]
+    codes = {}
+    slowest = 0.0
+    with grpc.secure_channel(f"127.0.0.1:{args.port}", credentials, options) as channel:
+        call = channel.unary_unary(SUBMIT, request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        for _ in range(args.count):
+            started = time.time()
+            try:
+                call(bomb, timeout=30)
+                code, detail = "OK", ""
+            except grpc.RpcError as error:
+                code, detail = error.code().name, error.details()
+            slowest = max(slowest, time.time() - started)
+            codes[code] = codes.get(code, 0) + 1
+    print(json.dumps({"attack": "decode-bomb", "codes": codes, "detail": detail, "slowest_s": round(slowest, 3)}))
+
+
+def rapid_reset(args):
+    sock = tls_socket(args)
+    conn = h2_connection(sock)
+    opened = 0
+    deadline = time.time() + args.seconds
+    closed = False
+    while time.time() < deadline and not closed:
+        for _ in range(50):
+            stream = conn.get_next_available_stream_id()
+            conn.send_headers(stream, grpc_headers(SUBMIT))
+            conn.reset_stream(stream)
+            opened += 1
+        try:
+            sock.sendall(conn.data_to_send())
+        except OSError:
+            closed = True
+    reaction = server_reaction(sock, conn, seconds=3)
+    reaction["closed"] = closed or reaction["closed"]
+    print(json.dumps({"attack": "rapid-reset", "streams_reset": opened, **reaction}))
+
+
+def garbage(args):
+    sock = tls_socket(args)
+    conn = h2_connection(sock)
+    sock.sendall(b"\xff" * 9 + b"not an HTTP/2 frame" * 10)
+    reaction = server_reaction(sock, conn, seconds=3)
+    print(json.dumps({"attack": "garbage", **reaction}))
+
+
+def connection_hog(args):
+    held, refused = [], 0
+    for _ in range(args.count):
+        try:
+            sock = tls_socket(args, timeout=5)
+            conn = h2_connection(sock)
+            reaction = server_reaction(sock, conn, seconds=0.3)
+            if reaction["closed"] or reaction["goaway"]:
+                refused += 1
+                sock.close()
+            else:
+                held.append(sock)
+        except OSError:
+            refused += 1
+    print(json.dumps({"attack": "connection-hog", "held": len(held), "refused": refused}), flush=True)
+    time.sleep(args.seconds)
+    for sock in held:
+        sock.close()
+
+
+def strangers(args):
+    done = 0
+    for _ in range(args.count):
+        try:
+            socket.create_connection(("127.0.0.1", args.port), timeout=5).close()
+            done += 1
+        except OSError:
+            pass
+    print(json.dumps({"attack": "strangers", "connects": done}))
+
+
+def idle_strangers(args):
+    held = []
+    for _ in range(args.count):
+        try:
+            held.append(socket.create_connection(("127.0.0.1", args.port), timeout=5))
+        except OSError:
+            pass
+    print(json.dumps({"attack": "idle-strangers", "held": len(held)}), flush=True)
+    time.sleep(args.seconds)
+    for sock in held:
+        sock.close()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("attack")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--ca", required=True)
+    parser.add_argument("--cert")
+    parser.add_argument("--key")
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--count", type=int, default=1)
+    args = parser.parse_args()
+    {"never-read": never_read, "ping-flood": ping_flood, "decode-bomb": decode_bomb, "rapid-reset": rapid_reset,
+     "garbage": garbage, "connection-hog": connection_hog, "strangers": strangers,
+     "idle-strangers": idle_strangers}[args.attack](args)
+
+
+if __name__ == "__main__":
+    main()
