@@ -62,6 +62,11 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], path: "Benchmarks/LoadGenerator"),
 
+        // The fuzz harnesses: scripts/fuzz builds them with libFuzzer; a plain build replays corpora.
+        .executableTarget(name: "casebridge-fuzz", dependencies: [
+            "CaseBridgeProto", "CaseBridgeRPC", "CaseBridgeTLS", .product(name: "Logging", package: "swift-log"),
+        ], path: "Tests/Fuzz", exclude: ["corpus", "make_seeds.py"]),
+
         // Helpers shared by the test targets: child processes, temporary folders, the repo root.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "CaseBridgeProtoTests", dependencies: ["CaseBridgeProto", "TestSupport"]),

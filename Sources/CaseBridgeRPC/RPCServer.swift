@@ -123,6 +123,18 @@ final class ServerCore: Sendable {
     }
 }
 
+/// What a server connection writes to: a TLS socket, or memory (the fuzzer's session).
+protocol ServerTransport: AnyObject {
+    var peer: PeerIdentity? { get }
+    var remoteHost: String { get }
+    var pendingOutputBytes: Int { get }
+    func write(_ bytes: UnsafeRawBufferPointer)
+    func close()
+    func abort(_ error: ConnectionError?)
+}
+
+extension Connection: ServerTransport {}
+
 /// One client connection on one loop: HTTP/2 framing in, calls out to handlers, responses back.
 ///
 /// Memory is bounded here: nghttp2 is fed only what the socket takes, handlers wait to send while
@@ -131,7 +143,7 @@ final class ServerCore: Sendable {
 final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @unchecked Sendable {
     let core: ServerCore
     let loop: EventLoop
-    private var connection: Connection?
+    private var connection: ServerTransport?
     private let session: HTTP2Session
     private var streams: [Int32: Stream] = [:]
     private var peer: PeerIdentity?
@@ -191,7 +203,12 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
 
     // MARK: TLS connection events
 
-    func connectionReady(_ connection: Connection) {
+    func connectionReady(_ connection: Connection) { ready(connection) }
+    func connection(_ connection: Connection, read bytes: UnsafeRawBufferPointer) { read(bytes) }
+    func connectionWritable(_ connection: Connection) { writable() }
+    func connectionClosed(_ connection: Connection, error: ConnectionError?) { closed(connection, error) }
+
+    func ready(_ connection: ServerTransport) {
         self.connection = connection
         peer = connection.peer ?? core.configuration.localPeer
         core.connections.withLock { $0[ObjectIdentifier(self)] = self }
@@ -209,7 +226,8 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
         flush()
     }
 
-    func connection(_ connection: Connection, read bytes: UnsafeRawBufferPointer) {
+    func read(_ bytes: UnsafeRawBufferPointer) {
+        guard let connection else { return }
         lastRead = .now
         do {
             try session.receive(bytes)
@@ -228,14 +246,14 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
         flush()
     }
 
-    func connectionWritable(_ connection: Connection) {
+    func writable() {
         lastWriteProgress = .now
         flush()
     }
 
-    func connectionClosed(_ connection: Connection, error: ConnectionError?) {
+    func closed(_ connection: ServerTransport, _ error: ConnectionError?) {
         if peer == nil, let error {
-            core.logger.debug("connection refused", metadata: ["remote": "\(connection.remoteAddress)", "reason": "\(error)"])
+            core.logger.debug("connection refused", metadata: ["remote": "\(connection.remoteHost)", "reason": "\(error)"])
             core.onRefusal(Refusal(.handshake, source: connection.remoteHost, reason: error.description))
         }
         for (id, stream) in streams {

@@ -10,14 +10,7 @@ import Glibc
 /// message in proto/ needs no code here.
 public enum ProtoCodec {
     public static func encode<M: ProtoMessage>(_ message: M) throws(ProtoError) -> [UInt8] {
-        let descriptor = try DescriptorRegistry.descriptor(for: M.protoName)
-        let c = try CMessage.build(message.protoFields, descriptor, path: M.protoName)
-        defer { protobuf_c_message_free_unpacked(c, nil) }
-        let size = protobuf_c_message_get_packed_size(c)
-        guard size > 0 else { return [] }
-        return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
-            count = protobuf_c_message_pack(c, buffer.baseAddress!)
-        }
+        try encodeFields(message.protoFields, as: M.protoName)
     }
 
     public static func decode<M: ProtoMessage>(_ type: M.Type, from bytes: [UInt8], limits: ProtoLimits = .default) throws(ProtoError) -> M {
@@ -25,6 +18,29 @@ public enum ProtoCodec {
             Result { () throws(ProtoError) in try decodeFields(M.protoName, from: buffer, limits: limits) }
         }
         return M(fields: try result.get())
+    }
+
+    /// Every message type this codec knows, by full name, sorted.
+    public static var messageTypeNames: [String] { DescriptorRegistry.byName.keys.sorted() }
+
+    /// Decodes bytes as the named message type and encodes the result again, as a node does with
+    /// every message it receives and stores; the decode fuzzer drives the codec through it.
+    public static func reencode(_ bytes: [UInt8], as name: String, limits: ProtoLimits = .default) throws(ProtoError) -> [UInt8] {
+        let fields = try bytes.withUnsafeBytes { buffer in
+            Result { () throws(ProtoError) in try decodeFields(name, from: buffer, limits: limits) }
+        }.get()
+        return try encodeFields(fields, as: name)
+    }
+
+    static func encodeFields(_ fields: ProtoFields, as name: String) throws(ProtoError) -> [UInt8] {
+        let descriptor = try DescriptorRegistry.descriptor(for: name)
+        let c = try CMessage.build(fields, descriptor, path: name)
+        defer { protobuf_c_message_free_unpacked(c, nil) }
+        let size = protobuf_c_message_get_packed_size(c)
+        guard size > 0 else { return [] }
+        return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            count = protobuf_c_message_pack(c, buffer.baseAddress!)
+        }
     }
 
     static func decodeFields(_ name: String, from bytes: UnsafeRawBufferPointer, limits: ProtoLimits) throws(ProtoError) -> ProtoFields {
