@@ -51,6 +51,13 @@ public final class Node: Sendable {
         if let notBefore = serverTLS.certificateNotBefore, notBefore > now {
             throw ConfigurationError(file: configuration.certificate, field: "", problem: "certificate is not valid yet; check the clock")
         }
+        // Sockets, the database and its WAL, and the console's connections all take file descriptors.
+        let filesNeeded = configuration.maxConnections + 256
+        let filesAllowed = FileLimit.raise(toAtLeast: filesNeeded)
+        if filesAllowed < filesNeeded {
+            logger.warning("the process may open fewer files than limits.max_connections needs; raise `ulimit -n` or lower it",
+                           metadata: ["open-files-allowed": "\(filesAllowed)", "needed": "\(filesNeeded)"])
+        }
         let store = try CaseStore(folder: configuration.dataFolder, logger: logger)
         let peers = directory.nodes.filter { $0.id != me.id && ($0.role == .ncct || me.role == .ncct) }
         let clientGroup = EventLoopGroup(threads: 1, name: "cb-delivery")
