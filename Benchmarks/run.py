@@ -47,13 +47,15 @@ def percentile(values, p):
 class Federation:
     """An NCCT node and an embassy node (release build) with fresh data, on loopback."""
 
-    def __init__(self, binary):
+    REPRESENTS = {"ncct": "KH", "embassy-id": "ID", "embassy-cn": "CN"}
+
+    def __init__(self, binary, nodes=("ncct", "embassy-id"), limits=None):
         self.binary = binary
         self.folder = tempfile.mkdtemp(prefix="casebridge-bench-")
-        self.ports = {"ncct": free_port(), "embassy-id": free_port()}
+        self.ports = {node: free_port() for node in nodes}
         directory = {"trust_domain": "casebridge.test", "nodes": [
-            {"id": "ncct", "role": "ncct", "represents": "KH", "endpoint": f"127.0.0.1:{self.ports['ncct']}"},
-            {"id": "embassy-id", "role": "embassy", "represents": "ID", "endpoint": f"127.0.0.1:{self.ports['embassy-id']}"}]}
+            {"id": node, "role": "ncct" if node == "ncct" else "embassy", "represents": self.REPRESENTS[node],
+             "endpoint": f"127.0.0.1:{self.ports[node]}"} for node in nodes]}
         json.dump(directory, open(os.path.join(self.folder, "directory.json"), "w"))
         for node in self.ports:
             os.makedirs(os.path.join(self.folder, node))
@@ -61,7 +63,7 @@ class Federation:
                        "certificate": f"{CERTS}/nodes/{node}.pem", "private_key": f"{CERTS}/nodes/{node}.key",
                        "ca": f"{CERTS}/ca.pem", "directory": "directory.json", "data_folder": f"{node}/data",
                        "console_socket": f"{node}/console.sock",
-                       "limits": {"max_connections": 8192, "max_concurrent_streams": 128},
+                       "limits": limits or {"max_connections": 8192, "max_concurrent_streams": 128},
                        "delivery": {"initial_backoff_ms": 100, "max_backoff_ms": 2000}},
                       open(os.path.join(self.folder, f"{node}.json"), "w"))
         self.processes = {}

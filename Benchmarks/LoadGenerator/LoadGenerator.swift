@@ -37,19 +37,21 @@ let silent: Logger = {
     return logger
 }()
 
-/// A unique ~550-byte request: 2 persons and a 300-character summary.
-func benchmarkRequest(origin: String) -> InterventionRequest {
+/// A unique ~550-byte request: 2 persons and a 300-character summary (or `persons` persons whose
+/// names are padded to `nameBytes`, for large valid requests).
+func benchmarkRequest(origin: String, persons: Int = 2, nameBytes: Int = 0) -> InterventionRequest {
     var request = InterventionRequest()
     request.requestID = UUID().uuidString.lowercased()
     request.originNode = origin
     request.kind = .rescue
     request.urgency = .urgent
-    request.persons = (1...2).map { i in
+    request.persons = (1...max(1, persons)).map { i in
         var person = Person()
         person.personRef = "P\(i)"
-        person.fullName = "Benchmark Person \(i)"
+        let name = "Benchmark Person \(i)"
+        person.fullName = name + String(repeating: "x", count: max(0, nameBytes - name.utf8.count))
         person.nationality = "ID"
-        person.dateOfBirth = "1995-0\(i)-1\(i)"
+        person.dateOfBirth = "1995-0\(i % 9 + 1)-1\(i % 9 + 1)"
         person.phone = "+6281200000\(i)"
         return person
     }
@@ -98,11 +100,14 @@ struct DurableSubmit: AsyncParsableCommand {
     @Option var streams = 1
     @Option var seconds = 10.0
     @Option var warmup = 2.0
+    @Option(help: "Persons per request (2 by default).") var persons = 2
+    @Option(help: "Pad each person's name to this many bytes (large valid requests).") var nameBytes = 0
     @Flag(help: "Send one request over and over (the idempotent replay path) instead of unique ones.") var replay = false
 
     func run() async throws {
         let tls = try peer.tls()
-        let fixed = benchmarkRequest(origin: origin)
+        let (origin, persons, nameBytes) = (origin, persons, nameBytes)
+        let fixed = benchmarkRequest(origin: origin, persons: persons, nameBytes: nameBytes)
         let group = EventLoopGroup(threads: 1, name: "bench")
         let channels = (0..<connections).map { _ in
             RPCChannel(endpoint: peer.endpoint, target: peer.identity, tls: tls, logger: silent, group: group)
@@ -116,7 +121,7 @@ struct DurableSubmit: AsyncParsableCommand {
                 for _ in 0..<streams {
                     tasks.addTask {
                         while ContinuousClock.now < end {
-                            let request = replay ? fixed : benchmarkRequest(origin: origin)
+                            let request = replay ? fixed : benchmarkRequest(origin: origin, persons: persons, nameBytes: nameBytes)
                             let began = ContinuousClock.now
                             do {
                                 _ = try await channel.unary(CaseExchange.submitRequest, request, timeout: .seconds(30))
@@ -132,7 +137,7 @@ struct DurableSubmit: AsyncParsableCommand {
         channels.forEach { $0.close() }
         report("\(replay ? "replay" : "durable")_submit_\(connections * streams)", latencies: samples.latencies, seconds: seconds, errors: samples.errors,
                extra: ["in_flight": connections * streams, "first_error": samples.firstError,
-                       "request_bytes": (try? ProtoCodec.encode(benchmarkRequest(origin: origin)).count) ?? 0])
+                       "request_bytes": (try? ProtoCodec.encode(fixed).count) ?? 0])
     }
 }
 

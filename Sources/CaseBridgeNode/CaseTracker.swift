@@ -48,7 +48,7 @@ public final class CaseTracker: Sendable {
         try Validation.check(request)
         let body = try bytes ?? ProtoCodec.encode(request)
         let me = self.me
-        let receipt: SubmitReceipt = try await store.write { db in
+        let receipt: SubmitReceipt = try await store.write(lane: caller.id, bytes: body.count) { db in
             if let existing = try db.caseRow(request.requestID) {
                 guard existing.requestingNode == caller.id else { throw RPCError(.alreadyExists, "request_id is already used by another node") }
                 var receipt = SubmitReceipt.make(request.requestID, status: CaseStatus(rawValue: existing.status), atMs: existing.createdAtMs, receiver: me.id)
@@ -77,7 +77,7 @@ public final class CaseTracker: Sendable {
         guard update.sequence >= 1 else { throw RPCError(.invalidArgument, "sequence: starts at 1") }
         let body = try bytes ?? ProtoCodec.encode(update)
         let tracker = self
-        let receipt: UpdateReceipt = try await store.write { db in
+        let receipt: UpdateReceipt = try await store.write(lane: caller.id, bytes: body.count) { db in
             guard let row = try db.caseRow(update.caseID) else { throw RPCError(.notFound, "no case \(update.caseID)") }
             let actor = try tracker.actor(caller, for: row)
             if let applied = try db.historyEntry(updateID: update.updateID) {

@@ -70,7 +70,7 @@ extension CaseTracker {
                 entry.receivedAtMs = row.receivedAtMs
                 entry.read = row.readAtMs != nil
                 entry.readBy = row.readBy
-                if let caseRow = try db.caseRow(row.caseID) { entry.summary = try summary(caseRow, db) }
+                if let caseRow = try db.caseRow(row.caseID, withRequest: false) { entry.summary = try summary(caseRow, db) }
                 return entry
             }
         }
@@ -93,7 +93,7 @@ extension CaseTracker {
             let rows = try db.events(after: eventID, limit: 500)
             var events: [CaseEvent] = []
             for row in rows {
-                guard let caseRow = try db.caseRow(row.caseID), mayRead(caseRow, viewer) else { continue }
+                guard let caseRow = try db.caseRow(row.caseID, withRequest: false), mayRead(caseRow, viewer) else { continue }
                 var event = CaseEvent()
                 event.eventID = UInt64(row.eventID)
                 event.kind = CaseEventKind(rawValue: row.kind)

@@ -11,8 +11,9 @@ public struct PeerLimits: Sendable, Equatable {
     /// Calls in flight at once from one identity to methods marked expensive (lists, watches,
     /// reflection): they read much and hold a worker longer.
     public var maxExpensiveCalls = 4
-    /// Request bytes accepted from one identity per minute (a token bucket that refills evenly).
-    public var maxBytesPerMinute = 256 * 1024 * 1024
+    /// Request bytes accepted from one identity per minute (a token bucket that refills evenly,
+    /// holding at most ten seconds' worth, or one largest message, whichever is more).
+    public var maxBytesPerMinute = 64 * 1024 * 1024
 
     public init() {}
 
@@ -39,14 +40,19 @@ final class PeerAdmission: Sendable {
     }
 
     let limits: PeerLimits
+    /// The most bytes a peer may send at once: a burst, not a minute's worth in a second.
+    let burstBytes: Double
     private let usage = Mutex<[String: Usage]>([:])
 
-    init(limits: PeerLimits) { self.limits = limits }
+    init(limits: PeerLimits, maxMessageBytes: Int) {
+        self.limits = limits
+        burstBytes = Double(max(limits.maxBytesPerMinute / 6, maxMessageBytes + 64 * 1024))
+    }
 
     /// nil when admitted, else why not.
     func openConnection(_ peer: String) -> String? {
         usage.withLock { all in
-            var entry = all[peer] ?? Usage(tokens: Double(limits.maxBytesPerMinute))
+            var entry = all[peer] ?? Usage(tokens: burstBytes)
             guard entry.connections < limits.maxConnections else {
                 return "\(limits.maxConnections) connections from \(peer) are open already"
             }
@@ -92,10 +98,9 @@ final class PeerAdmission: Sendable {
     func spend(_ bytes: Int, by peer: String, now: ContinuousClock.Instant = .now) -> String? {
         usage.withLock { all in
             guard var entry = all[peer] else { return nil }
-            let capacity = Double(limits.maxBytesPerMinute)
             let elapsed = Double((now - entry.refilledAt).components.seconds)
                 + Double((now - entry.refilledAt).components.attoseconds) / 1e18
-            entry.tokens = min(capacity, entry.tokens + capacity * elapsed / 60)
+            entry.tokens = min(burstBytes, entry.tokens + Double(limits.maxBytesPerMinute) * elapsed / 60)
             entry.refilledAt = now
             guard entry.tokens >= Double(bytes) else {
                 all[peer] = entry

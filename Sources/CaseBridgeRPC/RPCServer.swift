@@ -117,7 +117,8 @@ final class ServerCore: Sendable {
         self.configuration = configuration
         self.router = router
         self.workers = workers
-        self.admission = PeerAdmission(limits: configuration.peerLimits)
+        self.admission = PeerAdmission(limits: configuration.peerLimits,
+                                       maxMessageBytes: configuration.maxReceiveMessageBytes)
         self.logger = logger
         self.onRefusal = onRefusal
     }
@@ -347,6 +348,7 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
         stream.deadline = nil
         stream.input.finish()
         release(stream, streamID)
+        MemoryReturn.soon()
     }
 
     func session(_ session: HTTP2Session, goAwayLastStreamID lastStreamID: Int32, errorCode: UInt32) {

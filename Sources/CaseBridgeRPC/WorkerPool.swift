@@ -7,10 +7,13 @@ import Synchronization
 ///
 /// Work is queued per lane, one lane per peer identity, and the threads take one job from each
 /// lane with work in turn: a peer with 500 calls in flight gets the same share of the threads as
-/// a peer with one, so one member's flood cannot push another member's calls to the back.
+/// a peer with one, so one member's flood cannot push another member's calls to the back. One lane
+/// runs on at most half the threads at once, so a thread is always free for another peer's job
+/// even while one peer's jobs are long (decoding a 4 MiB request).
 public final class WorkerPool: Sendable {
     private struct State {
         var queues: [ObjectIdentifier: [UnownedJob]] = [:]
+        var running: [ObjectIdentifier: Int] = [:]
         /// Lanes with queued jobs, in the order they get their next turn.
         var turns: [Lane] = []
         var lanes: [String: Lane] = [:]
@@ -19,9 +22,11 @@ public final class WorkerPool: Sendable {
     private let state = Mutex(State())
     private let wake = DispatchSemaphore(value: 0)
     public let threads: Int
+    private let maxRunningPerLane: Int
 
     public init(threads: Int, name: String = "cb-worker") {
         self.threads = max(1, threads)
+        maxRunningPerLane = max(1, self.threads / 2)
         for i in 0..<self.threads {
             let thread = Thread { [self] in work() }
             thread.name = "\(name)-\(i)"
@@ -57,16 +62,27 @@ public final class WorkerPool: Sendable {
     private func work() {
         while true {
             wake.wait()
+            // A lane at its share is skipped (it keeps its place); a finishing job wakes a thread for it.
             let next = state.withLock { state -> (UnownedJob, Lane)? in
-                guard !state.turns.isEmpty else { return nil }
-                let lane = state.turns.removeFirst()
+                guard let turn = state.turns.firstIndex(where: {
+                    state.running[ObjectIdentifier($0), default: 0] < maxRunningPerLane
+                }) else { return nil }
+                let lane = state.turns.remove(at: turn)
                 let id = ObjectIdentifier(lane)
                 let job = state.queues[id]!.removeFirst()
                 if state.queues[id]!.isEmpty { state.queues.removeValue(forKey: id) } else { state.turns.append(lane) }
+                state.running[id, default: 0] += 1
                 return (job, lane)
             }
             if let (job, lane) = next {
                 job.runSynchronously(on: lane.asUnownedTaskExecutor())
+                let waiting = state.withLock { state -> Bool in
+                    let id = ObjectIdentifier(lane)
+                    state.running[id]! -= 1
+                    if state.running[id] == 0 { state.running.removeValue(forKey: id) }
+                    return state.queues[id] != nil
+                }
+                if waiting { wake.signal() }
             } else if state.withLock({ $0.stopping }) {
                 return
             }

@@ -46,9 +46,14 @@ public final class CaseStore: Sendable {
     }
 
     /// Runs `body` in the next group-committed transaction; returns once it is durable.
-    public func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    ///
+    /// `lane` names whose write this is (a peer node; "" for the node's own work) and `bytes`
+    /// roughly how much it writes: each group takes writes from every lane in turn and stops at
+    /// a size, so one peer's large writes cannot hold another's small one back for long.
+    public func write<T: Sendable>(lane: String = "", bytes: Int = 0,
+                                   _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            writer.enqueue(Job(run: { database in
+            writer.enqueue(Job(lane: lane, bytes: bytes, run: { database in
                 let result = Result { try database.savepoint { try body(database) } }
                 return { commitError in
                     if let commitError { continuation.resume(throwing: commitError) } else { continuation.resume(with: result) }
@@ -79,6 +84,8 @@ public final class CaseStore: Sendable {
 /// One write: `run` executes it inside the open transaction and returns what to do once the
 /// transaction's fate is known; `fail` answers it when it never got to run.
 private struct Job: Sendable {
+    let lane: String
+    let bytes: Int
     let run: @Sendable (Database) -> (@Sendable (Error?) -> Void)
     let fail: @Sendable (Error) -> Void
 }
@@ -87,11 +94,42 @@ private struct Job: Sendable {
 private final class Writer: @unchecked Sendable {
     private let database: Database
     private let logger: Logger
-    private let queue = Mutex<(jobs: [Job], stopping: Bool)>(([], false))
+    private let queue = Mutex(Queue())
     private let wake = DispatchSemaphore(value: 0)
     private let stopped = DispatchSemaphore(value: 0)
     /// The largest group: bounds the latency one commit adds to the first write in it.
-    private let maxBatch = 1024
+    private static let maxBatch = 1024
+    /// A group stops taking writes past this many bytes (but always takes one).
+    private static let maxBatchBytes = 8 * 1024 * 1024
+
+    /// Writes waiting, per lane, and the lanes in the order they get their next turn.
+    private struct Queue {
+        var lanes: [String: [Job]] = [:]
+        var turns: [String] = []
+        var count = 0
+        var stopping = false
+
+        mutating func append(_ job: Job) {
+            if lanes[job.lane, default: []].isEmpty { turns.append(job.lane) }
+            lanes[job.lane, default: []].append(job)
+            count += 1
+        }
+
+        /// The next group: one write from each lane in turn, up to the count and size limits.
+        mutating func takeBatch() -> [Job] {
+            var batch: [Job] = []
+            var bytes = 0
+            while batch.count < Writer.maxBatch, !turns.isEmpty, batch.isEmpty || bytes < Writer.maxBatchBytes {
+                let lane = turns.removeFirst()
+                let job = lanes[lane]!.removeFirst()
+                if lanes[lane]!.isEmpty { lanes.removeValue(forKey: lane) } else { turns.append(lane) }
+                batch.append(job)
+                bytes += job.bytes
+            }
+            count -= batch.count
+            return batch
+        }
+    }
 
     init(database: Database, logger: Logger) {
         self.database = database
@@ -102,7 +140,7 @@ private final class Writer: @unchecked Sendable {
     }
 
     func enqueue(_ job: Job) {
-        queue.withLock { $0.jobs.append(job) }
+        queue.withLock { $0.append(job) }
         wake.signal()
     }
 
@@ -116,13 +154,12 @@ private final class Writer: @unchecked Sendable {
         while true {
             wake.wait()
             let (batch, stopping) = queue.withLock { state -> ([Job], Bool) in
-                let batch = Array(state.jobs.prefix(maxBatch))
-                state.jobs.removeFirst(batch.count)
-                return (batch, state.stopping && state.jobs.isEmpty)
+                let batch = state.takeBatch()
+                return (batch, state.stopping && state.count == 0)
             }
             if !batch.isEmpty { commit(batch) }
             // Each signal may stand for several jobs: keep going while any are queued.
-            if queue.withLock({ !$0.jobs.isEmpty }) { wake.signal() }
+            if queue.withLock({ $0.count > 0 }) { wake.signal() }
             if stopping { break }
         }
         stopped.signal()

@@ -105,10 +105,12 @@ public struct PeerBacklog: Sendable, Equatable {
 extension Database {
     // MARK: Cases and persons
 
-    public func caseRow(_ caseID: String) throws(StoreError) -> CaseRow? {
+    /// One case; `withRequest: false` leaves the request body (up to the message limit) unread,
+    /// for views that show only the case's state.
+    public func caseRow(_ caseID: String, withRequest: Bool = true) throws(StoreError) -> CaseRow? {
         try first("""
-            SELECT case_id, requesting_node, request, kind, urgency, origin_reference, status, step, person_count,
-                   created_at_ms, updated_at_ms FROM cases WHERE case_id = ?
+            SELECT case_id, requesting_node, \(withRequest ? "request" : "X''"), kind, urgency, origin_reference, status,
+                   step, person_count, created_at_ms, updated_at_ms FROM cases WHERE case_id = ?
             """, [.text(caseID)]).map(Self.caseRow)
     }
 
@@ -126,10 +128,11 @@ extension Database {
         ])
     }
 
-    /// Cases, most recently updated first; `requestingNode` limits them to one embassy's.
+    /// Cases, most recently updated first; `requestingNode` limits them to one embassy's. The
+    /// request bodies are not read (a list shows states, and bodies can be megabytes each).
     public func cases(statuses: [Int32], updatedSinceMs: Int64, requestingNode: String?, limit: Int) throws(StoreError) -> [CaseRow] {
         var sql = """
-            SELECT case_id, requesting_node, request, kind, urgency, origin_reference, status, step, person_count,
+            SELECT case_id, requesting_node, X'', kind, urgency, origin_reference, status, step, person_count,
                    created_at_ms, updated_at_ms FROM cases WHERE updated_at_ms >= ?
             """
         var values: [SQLValue] = [.int(updatedSinceMs)]

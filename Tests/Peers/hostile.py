@@ -8,7 +8,8 @@ what the server did.
 ATTACK
   never-read        open a reflection stream with a huge window, send requests, never read
   ping-flood        send PING frames and never read the acks
-  decode-bomb       SubmitRequest of 4 MiB holding ~2 million empty persons, N times (grpcio)
+  decode-bomb       SubmitRequest of 4 MiB holding ~2 million empty persons, N times or for S seconds (grpcio)
+  list-flood        N threads calling ListCases (up to 10,000 summaries each) over and over (grpcio)
   rapid-reset       open streams and reset them at once, as fast as possible
   garbage           a valid preface, then bytes that are not HTTP/2 frames
   connection-hog    open N mutually authenticated connections and hold them
@@ -154,11 +155,14 @@ def decode_bomb(args):
                                                open(args.cert, "rb").read())
     options = [("grpc.ssl_target_name_override", "ncct.casebridge.test"),
                ("grpc.max_send_message_length", 8 * 1024 * 1024)]
-    codes = {}
+    codes, details = {}, {}
     slowest = 0.0
     with grpc.secure_channel(f"127.0.0.1:{args.port}", credentials, options) as channel:
         call = channel.unary_unary(SUBMIT, request_serializer=lambda b: b, response_deserializer=lambda b: b)
-        for _ in range(args.count):
+        deadline = time.time() + args.seconds
+        for n in range(args.count):
+            if n > 0 and time.time() > deadline:
+                break
             started = time.time()
             try:
                 call(bomb, timeout=30)
@@ -167,7 +171,39 @@ def decode_bomb(args):
                 code, detail = error.code().name, error.details()
             slowest = max(slowest, time.time() - started)
             codes[code] = codes.get(code, 0) + 1
-    print(json.dumps({"attack": "decode-bomb", "codes": codes, "detail": detail, "slowest_s": round(slowest, 3)}))
+            details.setdefault(code, detail)
+    print(json.dumps({"attack": "decode-bomb", "codes": codes, "details": details, "slowest_s": round(slowest, 3)}))
+
+
+def list_flood(args):
+    import threading
+    import grpc
+    credentials = grpc.ssl_channel_credentials(open(args.ca, "rb").read(), open(args.key, "rb").read(),
+                                               open(args.cert, "rb").read())
+    options = [("grpc.ssl_target_name_override", "ncct.casebridge.test")]
+    codes, lock = {}, threading.Lock()
+    request = b"\x18\x90\x4e"  # ListCasesRequest{limit: 10000}
+    deadline = time.time() + args.seconds
+
+    def work():
+        with grpc.secure_channel(f"127.0.0.1:{args.port}", credentials, options) as channel:
+            call = channel.unary_stream("/casebridge.v1.CaseExchange/ListCases", request_serializer=lambda b: b,
+                                        response_deserializer=lambda b: b)
+            while time.time() < deadline:
+                try:
+                    for _ in call(request, timeout=30):
+                        pass
+                    code = "OK"
+                except grpc.RpcError as error:
+                    code = error.code().name
+                with lock:
+                    codes[code] = codes.get(code, 0) + 1
+    threads = [threading.Thread(target=work) for _ in range(args.count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    print(json.dumps({"attack": "list-flood", "codes": codes}))
 
 
 def rapid_reset(args):
@@ -212,7 +248,7 @@ def strangers(args):
     done = 0
     for _ in range(args.count):
         try:
-            socket.create_connection(("127.0.0.1", args.port), timeout=5).close()
+            socket.create_connection(("127.0.0.1", args.port), timeout=5, source_address=(args.source, 0)).close()
             done += 1
         except OSError:
             pass
@@ -223,7 +259,7 @@ def idle_strangers(args):
     held = []
     for _ in range(args.count):
         try:
-            held.append(socket.create_connection(("127.0.0.1", args.port), timeout=5))
+            held.append(socket.create_connection(("127.0.0.1", args.port), timeout=5, source_address=(args.source, 0)))
         except OSError:
             pass
     print(json.dumps({"attack": "idle-strangers", "held": len(held)}), flush=True)
@@ -241,8 +277,10 @@ def main():
     parser.add_argument("--key")
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--count", type=int, default=1)
+    parser.add_argument("--source", default="127.0.0.1", help="strangers' own address (another loopback one)")
     args = parser.parse_args()
-    {"never-read": never_read, "ping-flood": ping_flood, "decode-bomb": decode_bomb, "rapid-reset": rapid_reset,
+    {"never-read": never_read, "ping-flood": ping_flood, "decode-bomb": decode_bomb, "list-flood": list_flood,
+     "rapid-reset": rapid_reset,
      "garbage": garbage, "connection-hog": connection_hog, "strangers": strangers,
      "idle-strangers": idle_strangers}[args.attack](args)
 

@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Attacks on NCCT's node while embassy-id files requests one at a time. See Benchmarks/README.md.
+
+For each attack: embassy-id's submit p50/p99 (compare with the unloaded row), the node's peak
+resident memory above its baseline and 5 s after the attack, its peak open files, and the audit
+rows the attack added. The attackers (Tests/Peers/hostile.py, casebridge-bench) run on the same
+2 cores as the node, so part of any slowdown is their own CPU use.
+"""
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run import CERTS, QUICK, ROOT, Federation, memory_kib  # noqa: E402
+
+SECONDS = 4 if QUICK else 10
+HOSTILE = os.path.join(ROOT, "Tests", "Peers", "hostile.py")
+
+
+def member(node):
+    return ["--cert", f"{CERTS}/nodes/{node}.pem", "--key", f"{CERTS}/nodes/{node}.key"]
+
+
+def open_files(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def audit_rows(federation):
+    db = sqlite3.connect(f"file:{federation.folder}/ncct/data/casebridge.sqlite3?mode=ro", uri=True)
+    rows = db.execute("SELECT COUNT(*) FROM audit WHERE event NOT IN ('request.received')").fetchone()[0]
+    db.close()
+    return rows
+
+
+class Watcher(threading.Thread):
+    """Samples the node's resident memory and open files every 50 ms."""
+
+    def __init__(self, pid):
+        super().__init__(daemon=True)
+        self.pid, self.peak_rss, self.peak_files, self.running = pid, 0, 0, True
+        self.start()
+
+    def run(self):
+        while self.running:
+            self.peak_rss = max(self.peak_rss, memory_kib(self.pid, "VmRSS"))
+            self.peak_files = max(self.peak_files, open_files(self.pid))
+            time.sleep(0.05)
+
+    def stop(self):
+        self.running = False
+        self.join()
+
+
+def legitimate_submits(generator, port):
+    """embassy-id filing one request at a time; connected before the attack starts."""
+    return subprocess.Popen([generator, "submit", "--endpoint", f"127.0.0.1:{port}", "--origin", "embassy-id",
+                             "--connections", "1", "--streams", "1", "--seconds", str(SECONDS), "--warmup", "1",
+                             "--certificate", f"{CERTS}/nodes/embassy-id.pem", "--key", f"{CERTS}/nodes/embassy-id.key",
+                             "--ca", f"{CERTS}/ca.pem"], stdout=subprocess.PIPE, text=True)
+
+
+def main():
+    print("building (release)...", file=sys.stderr)
+    subprocess.run(["swift", "build", "-c", "release"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    binary = os.path.join(ROOT, ".build/release/casebridge")
+    generator = os.path.join(ROOT, ".build/release/casebridge-bench")
+    federation = Federation(binary, nodes=("ncct", "embassy-id", "embassy-cn"))
+    port = None
+    results = []
+    try:
+        pid = federation.start("ncct")
+        port = federation.ports["ncct"]
+        base = ["--port", str(port), "--ca", f"{CERTS}/ca.pem", "--seconds", str(SECONDS + 1)]
+        large = [generator, "submit", "--endpoint", f"127.0.0.1:{port}", "--origin", "embassy-cn",
+                 "--persons", "5000", "--name-bytes", "700", "--seconds", str(SECONDS + 1), "--warmup", "0",
+                 "--certificate", f"{CERTS}/nodes/embassy-cn.pem", "--key", f"{CERTS}/nodes/embassy-cn.key",
+                 "--ca", f"{CERTS}/ca.pem"]
+        hostile = [sys.executable, HOSTILE]
+        attacks = [
+            ("unloaded", []),
+            ("decode bomb: 4 MiB of empty persons, 2 at once", [hostile + ["decode-bomb", "--count", "100000"] + base
+                                                                 + member("embassy-cn")] * 2),
+            ("valid 4 MiB requests, 16 in flight", [large + ["--connections", "4", "--streams", "4"]]),
+            ("8 ListCases at once, over and over", [hostile + ["list-flood", "--count", "8"] + base + member("embassy-cn")]),
+            ("4 reflection streams that never read", [hostile + ["never-read"] + base + member("embassy-cn")] * 4),
+            ("PING flood, never reading", [hostile + ["ping-flood"] + base + member("embassy-cn")] * 2),
+            ("rapid reset", [hostile + ["rapid-reset"] + base + member("embassy-cn")]),
+            ("one member opens 200 connections", [hostile + ["connection-hog", "--count", "200"] + base
+                                                   + member("embassy-cn")]),
+            ("60,000 stranger connects", [hostile + ["strangers", "--count", "60000", "--source", "127.0.0.2"] + base]),
+            ("4,200 idle stranger connections", [hostile + ["idle-strangers", "--count", "4200", "--source", "127.0.0.2"]
+                                                 + base]),
+        ]
+        for name, commands in attacks:
+            print(f"{name}...", file=sys.stderr)
+            time.sleep(1)
+            baseline_rss = memory_kib(pid, "VmRSS")
+            rows_before = audit_rows(federation)
+            watcher = Watcher(pid)
+            legitimate = legitimate_submits(generator, port)
+            time.sleep(0.5)
+            attackers = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                         for c in commands]
+            row = json.loads(legitimate.communicate()[0].strip().splitlines()[-1])
+            outcomes = []
+            for attacker in attackers:
+                try:
+                    out, _ = attacker.communicate(timeout=120)
+                    outcomes.append(out.strip().splitlines()[-1] if out.strip() else "")
+                except subprocess.TimeoutExpired:
+                    attacker.kill()
+                    outcomes.append("killed")
+            watcher.stop()
+            time.sleep(5)
+            alive = federation.processes["ncct"].poll() is None
+            row.update({"attack": name, "node_alive": alive,
+                        "peak_rss_above_baseline_mib": round((watcher.peak_rss - baseline_rss) / 1024, 1),
+                        "rss_5s_after_mib": round(memory_kib(pid, "VmRSS") / 1024, 1),
+                        "baseline_rss_mib": round(baseline_rss / 1024, 1), "peak_open_files": watcher.peak_files,
+                        "audit_rows_added": audit_rows(federation) - rows_before, "attackers": outcomes})
+            results.append(row)
+            print(f"  p50 {row['p50_us'] / 1000:.2f} ms, p99 {row['p99_us'] / 1000:.2f} ms, errors {row['errors']}, "
+                  f"+{row['peak_rss_above_baseline_mib']} MiB peak, {row['rss_5s_after_mib']} MiB after, "
+                  f"{row['peak_open_files']} files, {row['audit_rows_added']} audit rows", file=sys.stderr)
+            if not alive:
+                raise SystemExit(f"the node died during: {name}")
+    finally:
+        federation.stop()
+    os.makedirs(os.path.join(ROOT, "Benchmarks", "results"), exist_ok=True)
+    json.dump(results, open(os.path.join(ROOT, "Benchmarks", "results", "attacks.json"), "w"), indent=2)
+    unloaded = results[0]
+    print(f"\n{'attack':48} {'p50 ms':>7} {'p99 ms':>7} {'p99 ×':>6} {'errors':>6} {'+RSS MiB':>9} "
+          f"{'RSS after':>9} {'files':>6} {'audit':>6}")
+    for r in results:
+        print(f"{r['attack']:48} {r['p50_us'] / 1000:7.2f} {r['p99_us'] / 1000:7.2f} "
+              f"{r['p99_us'] / max(1, unloaded['p99_us']):6.1f} {r['errors']:6} {r['peak_rss_above_baseline_mib']:9.1f} "
+              f"{r['rss_5s_after_mib']:9.1f} {r['peak_open_files']:6} {r['audit_rows_added']:6}")
+    print("JSON: Benchmarks/results/attacks.json")
+
+
+if __name__ == "__main__":
+    main()
