@@ -143,7 +143,8 @@ public final class HTTP2Session {
 
     /// Hands the bytes nghttp2 wants to send to `write`, in order, while `more` says the socket
     /// can take them; the rest stays queued in nghttp2 (frames are built lazily) for the next call.
-    public func drainOutput(while more: () -> Bool = { true }, _ write: (UnsafeRawBufferPointer) -> Void) throws(HTTP2Error) {
+    public func drainOutput(while more: () -> Bool = { true },
+                            _ write: (UnsafeRawBufferPointer) -> Void) throws(HTTP2Error) {
         while more() {
             var data: UnsafePointer<UInt8>?
             let count = nghttp2_session_mem_send(session, &data)

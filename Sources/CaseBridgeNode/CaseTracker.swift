@@ -181,7 +181,8 @@ public final class CaseTracker: Sendable {
 
     /// Records a refused call or connection; only the refusal is stored.
     func auditRefusal(event: String, actor: String, subject: String, error: RPCError) async {
-        await audit(event: event, actor: actor, subject: subject, outcome: error.code.description, detail: error.message)
+        await audit(event: event, actor: actor, subject: subject, outcome: error.code.description,
+                    detail: error.message)
     }
 
     func audit(event: String, actor: String, subject: String, outcome: String, detail: String) async {

@@ -50,7 +50,8 @@ extension CaseTracker {
         summary.status = CaseStatus(rawValue: row.status)
         summary.step = BusinessStep(rawValue: row.step)
         summary.personCount = UInt32(row.personCount)
-        summary.outcomeCounts = Lifecycle.outcomeCounts(try state(row, db).persons)
+        let counts = try db.personStatusCounts(row.caseID).map { (PersonStatus(rawValue: $0), $1) }
+        summary.outcomeCounts = Lifecycle.outcomeCounts(Dictionary(uniqueKeysWithValues: counts))
         summary.createdAtMs = row.createdAtMs
         summary.updatedAtMs = row.updatedAtMs
         summary.originReference = row.originReference
@@ -70,7 +71,9 @@ extension CaseTracker {
                 entry.receivedAtMs = row.receivedAtMs
                 entry.read = row.readAtMs != nil
                 entry.readBy = row.readBy
-                if let caseRow = try db.caseRow(row.caseID, withRequest: false) { entry.summary = try summary(caseRow, db) }
+                if let caseRow = try db.caseRow(row.caseID, withRequest: false) {
+                    entry.summary = try summary(caseRow, db)
+                }
                 return entry
             }
         }
@@ -78,7 +81,9 @@ extension CaseTracker {
 
     public func markRead(_ request: MarkReadRequest) async throws -> MarkReadReply {
         var ids: [Int64] = []
-        for (i, id) in request.entryIDs.enumerated() { ids.append(try Validation.storedID(id, field: "entry_ids[\(i)]")) }
+        for (i, id) in request.entryIDs.enumerated() {
+            ids.append(try Validation.storedID(id, field: "entry_ids[\(i)]"))
+        }
         let marked = try await store.write { [ids] db in
             try db.markRead(ids, reader: request.reader, atMs: Clock.nowMs())
         }
@@ -93,7 +98,9 @@ extension CaseTracker {
             let rows = try db.events(after: eventID, limit: 500)
             var events: [CaseEvent] = []
             for row in rows {
-                guard let caseRow = try db.caseRow(row.caseID, withRequest: false), mayRead(caseRow, viewer) else { continue }
+                guard let caseRow = try db.caseRow(row.caseID, withRequest: false), mayRead(caseRow, viewer) else {
+                    continue
+                }
                 var event = CaseEvent()
                 event.eventID = UInt64(row.eventID)
                 event.kind = CaseEventKind(rawValue: row.kind)

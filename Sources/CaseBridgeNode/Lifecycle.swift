@@ -138,10 +138,15 @@ public enum Lifecycle {
     }
 
     public static func outcomeCounts(_ statuses: [PersonStatus]) -> [OutcomeCount] {
-        Dictionary(grouping: statuses, by: { $0 }).map { status, group in
+        outcomeCounts(Dictionary(grouping: statuses, by: { $0 }).mapValues(\.count))
+    }
+
+    /// From persons per status, as the store counts them; statuses with no persons are left out.
+    public static func outcomeCounts(_ counts: [PersonStatus: Int]) -> [OutcomeCount] {
+        counts.filter { $0.value > 0 }.map { status, number in
             var count = OutcomeCount()
             count.status = status
-            count.count = UInt32(group.count)
+            count.count = UInt32(clamping: number)
             return count
         }.sorted { $0.status.rawValue < $1.status.rawValue }
     }

@@ -55,7 +55,7 @@ public final class Node: Sendable {
         let filesNeeded = configuration.maxConnections + 256
         let filesAllowed = FileLimit.raise(toAtLeast: filesNeeded)
         if filesAllowed < filesNeeded {
-            logger.warning("the process may open fewer files than limits.max_connections needs; raise `ulimit -n` or lower it",
+            logger.warning("the process may open fewer files than limits.max_connections needs; raise ulimit -n",
                            metadata: ["open-files-allowed": "\(filesAllowed)", "needed": "\(filesNeeded)"])
         }
         let store = try CaseStore(folder: configuration.dataFolder, logger: logger)
@@ -129,7 +129,8 @@ public final class Node: Sendable {
                                                        startedAtMs: Clock.nowMs()))
         HealthService(services: consoleRouter.services).register(in: &consoleRouter)
         do {
-            console = try RPCServer(configuration: consoleConfiguration, tls: nil, router: consoleRouter, logger: logger,
+            console = try RPCServer(configuration: consoleConfiguration, tls: nil, router: consoleRouter,
+                                    logger: logger,
                                     onRefusal: refusals.record)
         } catch {
             await exchange.shutdown()

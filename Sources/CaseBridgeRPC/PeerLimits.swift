@@ -77,7 +77,8 @@ final class PeerAdmission: Sendable {
             }
             if expensive {
                 guard entry.expensiveCalls < limits.maxExpensiveCalls else {
-                    return "\(limits.maxExpensiveCalls) list, watch or reflection calls from \(peer) are in flight already"
+                    return "\(limits.maxExpensiveCalls) list, watch or reflection calls from \(peer) "
+                        + "are in flight already"
                 }
                 entry.expensiveCalls += 1
             }

@@ -53,7 +53,8 @@ public struct RPCRouter: Sendable {
     /// Streams both ways.
     public mutating func bidirectionalStreaming<Request, Response>(
         _ method: RPCMethod<Request, Response>, expensive: Bool = false,
-        _ handler: @escaping @Sendable (RequestStream<Request>, ServerCall, ResponseWriter<Response>) async throws -> Void
+        _ handler: @escaping @Sendable (RequestStream<Request>, ServerCall, ResponseWriter<Response>) async throws
+            -> Void
     ) {
         routes[method.path] = Route(kind: .bidirectionalStreaming, expensive: expensive) { call in
             await call.run {

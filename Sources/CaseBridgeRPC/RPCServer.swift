@@ -60,7 +60,8 @@ public final class RPCServer: Sendable {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let group = EventLoopGroup(threads: configuration.loopThreads == 0 ? cores : configuration.loopThreads,
                                    name: "cb-server")
-        let workers = WorkerPool(threads: configuration.workerThreads == 0 ? max(4, 2 * cores) : configuration.workerThreads)
+        let workerThreads = configuration.workerThreads == 0 ? max(4, 2 * cores) : configuration.workerThreads
+        let workers = WorkerPool(threads: workerThreads)
         let core = ServerCore(configuration: configuration, router: router, workers: workers, logger: logger,
                               onRefusal: onRefusal ?? { _ in })
         var timeouts = configuration.timeouts
@@ -254,7 +255,8 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
 
     func closed(_ connection: ServerTransport, _ error: ConnectionError?) {
         if peer == nil, let error {
-            core.logger.debug("connection refused", metadata: ["remote": "\(connection.remoteHost)", "reason": "\(error)"])
+            core.logger.debug("connection refused",
+                              metadata: ["remote": "\(connection.remoteHost)", "reason": "\(error)"])
             core.onRefusal(Refusal(.handshake, source: connection.remoteHost, reason: error.description))
         }
         for (id, stream) in streams {
@@ -301,7 +303,8 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
             let report = core.onRefusal, source = source
             let call = ServerCall(peer: peer, head: head, requests: requests, limits: core.configuration.protoLimits,
                                   maxSendMessageBytes: core.configuration.maxSendMessageBytes, logger: core.logger,
-                                  onMalformed: { report(Refusal(.malformed, source: source, reason: $0)) }) { [self] action in
+                                  onMalformed: { report(Refusal(.malformed, source: source, reason: $0)) }
+            ) { [self] action in
                 loop.execute { self.perform(action, streamID) }
             }
             let stream = Stream(machine: machine, input: input, call: call, expensive: route.expensive)
@@ -359,7 +362,8 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
     func session(_ session: HTTP2Session, sentGoAwayWithErrorCode errorCode: UInt32) {
         guard errorCode != 0, !reportedProtocolError else { return }
         reportedProtocolError = true
-        refuse(errorCode == Self.enhanceYourCalm ? .flood : .protocolError, "GOAWAY \(HTTP2Session.errorName(errorCode))")
+        let kind: Refusal.Kind = errorCode == Self.enhanceYourCalm ? .flood : .protocolError
+        refuse(kind, "GOAWAY \(HTTP2Session.errorName(errorCode))")
     }
 
     // MARK: Applying results
@@ -440,9 +444,8 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
         stream.call.markClosed()
         stream.task?.cancel()
         stream.input.finish(throwing: CancellationError())
-        if let outbound = stream.machine.finish(code, message, initialMetadata: Metadata(), trailingMetadata: Metadata()) {
-            apply(outbound, streamID)
-        }
+        let outbound = stream.machine.finish(code, message, initialMetadata: Metadata(), trailingMetadata: Metadata())
+        if let outbound { apply(outbound, streamID) }
         returnWindow(stream, streamID)
     }
 
@@ -493,7 +496,9 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
     private func flush() {
         guard let connection else { return }
         do {
-            try session.drainOutput(while: { connection.pendingOutputBytes < Self.socketHighWater }) { connection.write($0) }
+            try session.drainOutput(while: { connection.pendingOutputBytes < Self.socketHighWater }) {
+                connection.write($0)
+            }
         } catch {
             connection.close()
             return

@@ -109,8 +109,8 @@ extension Database {
     /// for views that show only the case's state.
     public func caseRow(_ caseID: String, withRequest: Bool = true) throws(StoreError) -> CaseRow? {
         try first("""
-            SELECT case_id, requesting_node, \(withRequest ? "request" : "X''"), kind, urgency, origin_reference, status,
-                   step, person_count, created_at_ms, updated_at_ms FROM cases WHERE case_id = ?
+            SELECT case_id, requesting_node, \(withRequest ? "request" : "X''"), kind, urgency, origin_reference,
+                   status, step, person_count, created_at_ms, updated_at_ms FROM cases WHERE case_id = ?
             """, [.text(caseID)]).map(Self.caseRow)
     }
 
@@ -158,6 +158,16 @@ extension Database {
                                                    note: $0.text(3), updatedAtMs: $0.int(4)) }
     }
 
+    /// Persons of a case per status: what a summary shows, without reading each person.
+    public func personStatusCounts(_ caseID: String) throws(StoreError) -> [Int32: Int] {
+        var counts: [Int32: Int] = [:]
+        let rows = try query("SELECT status, COUNT(*) FROM persons WHERE case_id = ? GROUP BY status", [.text(caseID)])
+        for row in rows {
+            counts[Int32(truncatingIfNeeded: row.int(0))] = Int(row.int(1))
+        }
+        return counts
+    }
+
     public func upsertPerson(_ caseID: String, _ person: PersonRow) throws(StoreError) {
         try query("INSERT OR REPLACE INTO persons VALUES (?, ?, ?, ?, ?, ?)", [
             .text(caseID), .text(person.personRef), .int(Int64(person.position)), .int(Int64(person.status)),
@@ -186,7 +196,8 @@ extension Database {
 
     public func appendHistory(_ caseID: String, actor: String, sequence: UInt64, updateID: String, body: [UInt8], atMs: Int64) throws(StoreError) {
         try query("INSERT INTO case_history (case_id, actor_node, sequence, update_id, body, applied_at_ms) VALUES (?, ?, ?, ?, ?, ?)", [
-            .text(caseID), .text(actor), .int(try Self.column(sequence, "sequence")), .text(updateID), .blob(body), .int(atMs),
+            .text(caseID), .text(actor), .int(try Self.column(sequence, "sequence")), .text(updateID), .blob(body),
+            .int(atMs),
         ])
     }
 

@@ -25,7 +25,8 @@ public enum ProtoCodec {
 
     /// Decodes bytes as the named message type and encodes the result again, as a node does with
     /// every message it receives and stores; the decode fuzzer drives the codec through it.
-    public static func reencode(_ bytes: [UInt8], as name: String, limits: ProtoLimits = .default) throws(ProtoError) -> [UInt8] {
+    public static func reencode(_ bytes: [UInt8], as name: String,
+                                limits: ProtoLimits = .default) throws(ProtoError) -> [UInt8] {
         let fields = try bytes.withUnsafeBytes { buffer in
             Result { () throws(ProtoError) in try decodeFields(name, from: buffer, limits: limits) }
         }.get()

@@ -42,7 +42,8 @@ struct WireValidator {
             case 5: try reader.skip(4, fieldPath); payload = nil
             case 2: payload = try reader.lengthDelimited(fieldPath)
             default:
-                throw ProtoError(.wrongWireType, field: fieldPath(), detail: "wire type \(wireType) is not used by proto3")
+                throw ProtoError(.wrongWireType, field: fieldPath(),
+                                 detail: "wire type \(wireType) is not used by proto3")
             }
             guard let field else {
                 try spend(1, fieldPath)  // unknown field: protobuf-c keeps a copy of it
@@ -66,13 +67,15 @@ struct WireValidator {
     private mutating func spend(_ elements: Int, _ path: () -> String) throws(ProtoError) {
         budget -= elements
         if budget < 0 {
-            throw ProtoError(.tooManyElements, field: path(), detail: "the message holds more than \(limits.maxElements)")
+            throw ProtoError(.tooManyElements, field: path(),
+                             detail: "the message holds more than \(limits.maxElements)")
         }
     }
 
     /// Checks one field's value; returns how many elements it holds (a packed run holds several).
     private mutating func check(_ field: UnsafePointer<ProtobufCFieldDescriptor>, wireType: UInt8,
-                                payload: UnsafeRawBufferPointer?, path: () -> String, depth: Int) throws(ProtoError) -> Int {
+                                payload: UnsafeRawBufferPointer?, path: () -> String,
+                                depth: Int) throws(ProtoError) -> Int {
         let type = field.pointee.type
         let expected = Self.wireType(of: type)
         if wireType != expected {
@@ -143,7 +146,9 @@ struct WireReader {
     mutating func varint(_ path: () -> String) throws(ProtoError) -> UInt64 {
         var value: UInt64 = 0
         for i in 0..<10 {
-            guard position < bytes.count else { throw ProtoError(.truncated, field: path(), detail: "varint runs past the end") }
+            guard position < bytes.count else {
+                throw ProtoError(.truncated, field: path(), detail: "varint runs past the end")
+            }
             let byte = bytes[position]
             position += 1
             if i == 9 && byte > 1 { break }
