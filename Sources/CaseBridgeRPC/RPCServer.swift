@@ -379,9 +379,7 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
         case .endOfRequests:
             stream.input.finish()
         case .reject(let outbound):
-            stream.call.markClosed()
-            stream.input.finish(throwing: CancellationError())
-            stream.task?.cancel()
+            cancel(stream, reason: "request broke the protocol")
             apply(outbound, streamID)
         }
     }
@@ -439,11 +437,9 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
         streams[streamID]?.deadline = nil
     }
 
-    /// Refuses a call whose request cannot be held, and stops its handler.
+    /// Ends a call with `code` before its handler did (a refusal, a deadline), and stops the handler.
     private func reject(_ stream: Stream, _ streamID: Int32, _ code: RPCCode, _ message: String) {
-        stream.call.markClosed()
-        stream.task?.cancel()
-        stream.input.finish(throwing: CancellationError())
+        cancel(stream, reason: message)
         let outbound = stream.machine.finish(code, message, initialMetadata: Metadata(), trailingMetadata: Metadata())
         if let outbound { apply(outbound, streamID) }
         returnWindow(stream, streamID)
@@ -458,13 +454,7 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
 
     private func deadlineExpired(_ streamID: Int32, _ timeout: Duration) {
         guard let stream = streams[streamID], !stream.machine.isClosed else { return }
-        stream.call.markClosed()
-        stream.task?.cancel()
-        stream.input.finish(throwing: CancellationError())
-        if let outbound = stream.machine.finish(.deadlineExceeded, "deadline of \(timeout) exceeded",
-                                                initialMetadata: Metadata(), trailingMetadata: Metadata()) {
-            apply(outbound, streamID)
-        }
+        reject(stream, streamID, .deadlineExceeded, "deadline of \(timeout) exceeded")
         flush()
     }
 
