@@ -7,9 +7,9 @@ struct CertsCommand: ParsableCommand {
         commandName: "certs",
         abstract: "Federation certificates: a CA, node certificates, signing requests.",
         discussion: """
-            A real federation runs its CA on one offline machine: each agency makes a key and a
-            signing request (`certs request`) on its own node and sends only the request; the CA
-            operator issues the certificate (`certs issue --csr`) and sends it back. Keys never
+            A real federation runs its CA on one offline machine: each agency makes a key and a \
+            signing request (`certs request`) on its own node and sends only the request; the CA \
+            operator issues the certificate (`certs issue --csr`) and sends it back. Keys never \
             travel. Keys are written owner-only (0600) and never overwritten.
             """,
         subcommands: [CreateCA.self, IssueCertificate.self, RequestCertificate.self, ShowCertificate.self]
@@ -19,7 +19,7 @@ struct CertsCommand: ParsableCommand {
 struct CreateCA: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "create-ca", abstract: "Creates a federation CA: ca.pem and ca.key in --out.",
-        discussion: "Example: casebridge certs create-ca --out ca --name \"CaseBridge federation CA\"")
+        discussion: "Example:\n  casebridge certs create-ca --out ca --name \"CaseBridge federation CA\"")
     @Option(help: "Folder for ca.pem and ca.key.") var out: String
     @Option(help: "The CA's name.") var name = "CaseBridge federation CA"
     @Option(help: "Validity in days.") var days = 3650
@@ -37,12 +37,14 @@ struct IssueCertificate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "issue", abstract: "Issues a node certificate whose identity is spiffe://<trust-domain>/node/<node-id>.",
         discussion: """
-            Without --csr a new key is made too (for test federations). With --csr, only the
+            Without --csr a new key is made too (for test federations). With --csr, only the \
             certificate is written, for the key that stays with the requesting agency.
 
             Examples:
-              casebridge certs issue --ca ca --node-id embassy-th --trust-domain casebridge.example --out nodes
-              casebridge certs issue --ca ca --node-id embassy-th --trust-domain casebridge.example --csr embassy-th.csr --out nodes
+              casebridge certs issue --ca ca --node-id embassy-th \\
+                  --trust-domain casebridge.example --out nodes
+              casebridge certs issue --ca ca --node-id embassy-th \\
+                  --trust-domain casebridge.example --csr embassy-th.csr --out nodes
             """)
     @Option(help: "Folder holding the CA's ca.pem and ca.key.") var ca: String
     @Option(help: "The node's id, as in the directory.") var nodeId: String
@@ -68,7 +70,7 @@ struct IssueCertificate: ParsableCommand {
 struct RequestCertificate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "request", abstract: "Makes this node's key and a signing request to send to the federation CA.",
-        discussion: "Example: casebridge certs request --node-id embassy-th --out /etc/casebridge")
+        discussion: "Example:\n  casebridge certs request --node-id embassy-th --out /etc/casebridge")
     @Option(help: "The node's id, as in the directory.") var nodeId: String
     @Option(help: "Folder for <node-id>.key and <node-id>.csr.") var out: String
 

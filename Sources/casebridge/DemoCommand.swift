@@ -10,10 +10,10 @@ struct DemoCommand: AsyncParsableCommand {
         commandName: "demo",
         abstract: "Runs a local federation: NCCT and two embassies, one rescue request from filing to outcomes.",
         discussion: """
-            Starts three nodes as separate processes on 127.0.0.1 with the TEST certificates in
-            certs/, each with a fresh database under the demo folder. The embassy of Indonesia files
-            a batch rescue request; NCCT acknowledges it, works it step by step and records each
-            person's outcome; you see each node's inbox and tracker as they change. The nodes stop
+            Starts three nodes as separate processes on 127.0.0.1 with the TEST certificates in \
+            certs/, each with a fresh database under the demo folder. The embassy of Indonesia files \
+            a batch rescue request; NCCT acknowledges it, works it step by step and records each \
+            person's outcome; you see each node's inbox and tracker as they change. The nodes stop \
             at the end (or keep running with --keep-running); their data stays for you to look at.
 
             Example: casebridge demo

@@ -17,8 +17,8 @@ struct RunNode: AsyncParsableCommand {
         commandName: "run",
         abstract: "Runs a node in the foreground until SIGINT or SIGTERM.",
         discussion: """
-            Logs go to standard error, one line each, without personal data. On SIGINT or SIGTERM
-            the node stops taking new calls, lets calls in flight finish, and keeps its outbox
+            Logs go to standard error, one line each, without personal data. On SIGINT or SIGTERM \
+            the node stops taking new calls, lets calls in flight finish, and keeps its outbox \
             for the next start.
 
             Example: casebridge node run --config demo/ncct/node.json

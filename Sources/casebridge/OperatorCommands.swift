@@ -56,10 +56,11 @@ struct CheckPeerCommand: AsyncParsableCommand {
         commandName: "check-peer",
         abstract: "Checks that a peer node interoperates: TLS and identity, health, reflection, a harmless call.",
         discussion: """
-            Connects with this node's own certificate. The peer's expected identity comes from the
+            Connects with this node's own certificate. The peer's expected identity comes from the \
             directory entry with that endpoint, or from --expect.
 
-            Example: casebridge check-peer 127.0.0.1:7401 --config demo-data/embassy-id/node.json
+            Example:
+              casebridge check-peer 127.0.0.1:7401 --config demo-data/embassy-id/node.json
             """
     )
     @OptionGroup var node: NodeOptions

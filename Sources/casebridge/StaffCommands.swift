@@ -8,18 +8,20 @@ struct SubmitCommand: AsyncParsableCommand {
         commandName: "submit",
         abstract: "Files an intervention request with NCCT (embassy nodes).",
         discussion: """
-            One person from flags, or a batch from a CSV or JSON file. The request is stored at
-            this node at once and delivered to NCCT in the background; `casebridge case show ID`
+            One person from flags, or a batch from a CSV or JSON file. The request is stored at \
+            this node at once and delivered to NCCT in the background; `casebridge case show ID` \
             tells when NCCT has received it.
 
-            CSV columns (header required; full_name required): person_ref, full_name, native_name,
-            other_names, nationality, date_of_birth, sex, document_number, document_country,
+            CSV columns (header required; full_name required): person_ref, full_name, native_name, \
+            other_names, nationality, date_of_birth, sex, document_number, document_country, \
             document_withheld, phone, languages, minor, needs, description. Lists use ';'.
 
             Examples:
-              casebridge submit --kind rescue --urgency immediate --name "Siti Rahma" --nationality ID \\
-                  --phone +6281234567890 --province "Preah Sihanouk" --site "Compound 7" --summary "SOS via WhatsApp"
-              casebridge submit --kind repatriation --persons batch.csv --province "Preah Sihanouk" --reference IDN-2026-0412
+              casebridge submit --kind rescue --urgency immediate --name "Siti Rahma" \\
+                  --nationality ID --phone +6281234567890 --province "Preah Sihanouk" \\
+                  --site "Compound 7" --summary "SOS via WhatsApp"
+              casebridge submit --kind repatriation --persons batch.csv \\
+                  --province "Preah Sihanouk" --reference IDN-2026-0412
             """
     )
     @OptionGroup var node: NodeOptions
@@ -95,7 +97,7 @@ struct InboxCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inbox",
         abstract: "Lists what this node received, unread first.",
-        discussion: "Examples: casebridge inbox      casebridge inbox --unread      casebridge inbox --mark-read 12 13"
+        discussion: "Examples:\n  casebridge inbox\n  casebridge inbox --unread\n  casebridge inbox --mark-read 12 13"
     )
     @OptionGroup var node: NodeOptions
     @Flag(help: "Only entries nobody has marked read.") var unread = false
@@ -140,7 +142,7 @@ struct ShowCase: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "show",
         abstract: "Status, steps, each person's outcome, history, and the delivery of each message.",
-        discussion: "Example: casebridge case show 7d3f2c4e-0b1a-4c5d-9e8f-112233445566"
+        discussion: "Example:\n  casebridge case show 7d3f2c4e-0b1a-4c5d-9e8f-112233445566"
     )
     @OptionGroup var node: NodeOptions
     @Argument(help: "The case id.") var caseID: String
@@ -195,7 +197,7 @@ struct ListCases: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list",
         abstract: "Lists cases, most recently updated first.",
-        discussion: "Examples: casebridge case list      casebridge case list --status in_progress --status info_requested"
+        discussion: "Examples:\n  casebridge case list\n  casebridge case list --status in_progress --status info_requested"
     )
     @OptionGroup var node: NodeOptions
     @Option(help: "Only cases in this status (repeatable).") var status: [String] = []
@@ -241,7 +243,7 @@ extension ChangeCommand {
 struct AckCommand: ChangeCommand {
     static let configuration = CommandConfiguration(
         commandName: "ack", abstract: "Acknowledges a case: NCCT takes responsibility (NCCT nodes).",
-        discussion: "Example: casebridge ack 7d3f2c4e-0b1a-4c5d-9e8f-112233445566 --author \"Officer Dara\"")
+        discussion: "Example:\n  casebridge ack 7d3f2c4e-0b1a-4c5d-9e8f-112233445566 --author \"Officer Dara\"")
     @OptionGroup var node: NodeOptions
     @Argument(help: "The case id.") var caseID: String
     @Option(help: "Your name, shown to the other agency.") var author: String = NSUserName()
@@ -257,10 +259,15 @@ struct UpdateCommand: ChangeCommand {
         commandName: "update", abstract: "Changes a case's status, business step, or persons' outcomes (NCCT nodes).",
         discussion: """
             Give exactly one of --status, --step, --outcomes or --person.
-            Statuses: acknowledged, in_progress, info_requested, on_hold, completed, failed, declined, entered_in_error.
-            Steps: locating, rescue_planned, rescued, police_interview, identified, sheltered, documents_in_process, repatriation_scheduled.
-            Outcomes CSV columns: person_ref, status[, note]; statuses: located, rescued, sheltered, documents_in_process,
-            repatriated, not_found, declined_assistance.
+
+            Statuses: acknowledged, in_progress, info_requested, on_hold, completed, failed, \
+            declined, entered_in_error.
+
+            Steps: locating, rescue_planned, rescued, police_interview, identified, sheltered, \
+            documents_in_process, repatriation_scheduled.
+
+            Outcomes CSV columns: person_ref, status[, note]; statuses: located, rescued, sheltered, \
+            documents_in_process, repatriated, not_found, declined_assistance.
 
             Examples:
               casebridge update ID --step rescue_planned
@@ -340,7 +347,7 @@ struct RequestInfoCommand: ChangeCommand {
 struct ProvideInfoCommand: ChangeCommand {
     static let configuration = CommandConfiguration(
         commandName: "provide-info", abstract: "Answers NCCT, or adds what is newly known, optionally with more persons (embassy nodes).",
-        discussion: "Example: casebridge provide-info ID \"Fourth floor, building B\" --persons more.csv")
+        discussion: "Example:\n  casebridge provide-info ID \"Fourth floor, building B\" --persons more.csv")
     @OptionGroup var node: NodeOptions
     @Argument(help: "The case id.") var caseID: String
     @Argument(help: "What is now known.") var text: String
@@ -357,7 +364,7 @@ struct ProvideInfoCommand: ChangeCommand {
 struct WithdrawCommand: ChangeCommand {
     static let configuration = CommandConfiguration(
         commandName: "withdraw", abstract: "Withdraws a request this embassy filed (embassy nodes).",
-        discussion: "Example: casebridge withdraw ID --reason \"The family reports she is home\"")
+        discussion: "Example:\n  casebridge withdraw ID --reason \"The family reports she is home\"")
     @OptionGroup var node: NodeOptions
     @Argument(help: "The case id.") var caseID: String
     @Option(help: "Why, for NCCT.") var reason: String = ""

@@ -32,7 +32,9 @@ REFLECTION = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
 SUBMIT = "/casebridge.v1.CaseExchange/SubmitRequest"
 
 
-def tls_socket(args, timeout=10):
+def tls_socket(args, timeout=10, small_receive_buffer=False):
+    """A mutually authenticated TLS socket to the node. A small receive buffer keeps the kernel
+    from absorbing what the server sends to a client that never reads, so the server feels it."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.load_verify_locations(args.ca)
     context.check_hostname = False
@@ -40,7 +42,11 @@ def tls_socket(args, timeout=10):
     context.set_alpn_protocols(["h2"])
     if args.cert:
         context.load_cert_chain(args.cert, args.key)
-    raw = socket.create_connection(("127.0.0.1", args.port), timeout=timeout)
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if small_receive_buffer:
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.settimeout(timeout)
+    raw.connect(("127.0.0.1", args.port))
     return context.wrap_socket(raw)
 
 
@@ -92,7 +98,7 @@ def server_reaction(sock, conn, seconds=5):
 
 
 def never_read(args):
-    sock = tls_socket(args)
+    sock = tls_socket(args, small_receive_buffer=True)
     conn = h2_connection(sock, window=2**31 - 1)
     server_reaction(sock, conn, seconds=0.5)  # learn the server's windows, then read no more
     stream = conn.get_next_available_stream_id()
@@ -123,7 +129,7 @@ def never_read(args):
 def flood(args, name, count_label, queue_frames):
     """Sends what `queue_frames(conn)` queues, as fast as the socket takes it, reading nothing,
     then reads to see what the server did. `queue_frames` returns how many it queued."""
-    sock = tls_socket(args)
+    sock = tls_socket(args, small_receive_buffer=True)
     conn = h2_connection(sock)
     sent = 0
     deadline = time.time() + args.seconds
