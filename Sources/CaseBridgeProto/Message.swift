@@ -27,6 +27,8 @@ extension ProtoEnum {
         self.init(rawValue: match.key)
     }
     public init(protoValue: ProtoValue) { self.init(rawValue: Int32(truncatingIfNeeded: protoValue.int)) }
+    /// The names a person may type, in the .proto file's order ("unspecified" left out).
+    public static var choices: [String] { names.filter { $0.key != 0 }.sorted { $0.key < $1.key }.map(\.value) }
     public var protoValue: ProtoValue { .int(Int64(rawValue)) }
     public static var protoDefault: Self { Self(rawValue: 0) }
 }

@@ -2,7 +2,36 @@ import ArgumentParser
 import CaseBridgeProto
 import Foundation
 
+/// Runs the command. A mistake in the flags is one line on stderr starting "casebridge:" with
+/// exit 2, like every other bad input, instead of the parser's own "Error:" and exit 64.
 @main
+enum CaseBridgeMain {
+    static func main() async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        do {
+            var command = try CaseBridgeCommand.parseAsRoot(arguments)
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            guard CaseBridgeCommand.exitCode(for: error) == .validationFailure else { CaseBridgeCommand.exit(withError: error) }
+            // Point at the help of the deepest command the words name.
+            var command: ParsableCommand.Type = CaseBridgeCommand.self
+            var path = ["casebridge"]
+            for word in arguments.prefix(while: { !$0.hasPrefix("-") }) {
+                guard let sub = command.configuration.subcommands.first(where: { $0._commandName == word }) else { break }
+                path.append(word)
+                command = sub
+            }
+            let help = (path + ["--help"]).joined(separator: " ")
+            let message = CaseBridgeCommand.message(for: error).split(separator: "\n").first.map(String.init) ?? "bad usage"
+            CaseBridgeCommand.exit(withError: fail("\(message) (see `\(help)`)", code: Exit.badInput))
+        }
+    }
+}
+
 struct CaseBridgeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "casebridge",
@@ -47,6 +76,16 @@ struct ContractCommand: ParsableCommand {
 func fail(_ message: String, code: Int32 = 1) -> ExitCode {
     FileHandle.standardError.write(Data("casebridge: \(message)\n".utf8))
     return ExitCode(code)
+}
+
+/// A value of one of the contract's enums as staff type it ("in_progress", "in-progress"), or
+/// exit 2 with the values there are.
+func choice<E: ProtoEnum>(_ text: String, for flag: String, _ type: E.Type = E.self) throws -> E {
+    guard let value = E(name: text), value.rawValue != 0 else {
+        let shown = flag.hasSuffix("=") ? flag + text : "\(flag) \(text)"
+        throw fail("\(shown) is not one of: \(E.choices.joined(separator: ", "))", code: Exit.badInput)
+    }
+    return value
 }
 
 /// A `--limit` as the wire carries it: 1 to 10,000 (what a node returns at most), else exit 2.

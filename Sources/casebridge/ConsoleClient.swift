@@ -25,7 +25,8 @@ struct NodeOptions: ParsableArguments {
     var json = false
 
     func configuration() throws -> NodeConfiguration {
-        guard let path = config ?? ProcessInfo.processInfo.environment["CASEBRIDGE_CONFIG"] else {
+        let fromEnvironment = ProcessInfo.processInfo.environment["CASEBRIDGE_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
+        guard let path = config ?? fromEnvironment else {
             throw fail("say which node: --config FILE, or set CASEBRIDGE_CONFIG", code: Exit.badInput)
         }
         do { return try NodeConfiguration.load(path) } catch { throw fail("\(error)", code: Exit.badInput) }

@@ -46,8 +46,8 @@ struct SubmitCommand: AsyncParsableCommand {
 
     func run() async throws {
         var request = InterventionRequest()
-        guard let kind = RequestKind(name: kind), kind != .unspecified else { throw fail("--kind must be rescue, welfare_check, repatriation or trace", code: Exit.badInput) }
-        guard let urgency = Urgency(name: urgency), urgency != .unspecified else { throw fail("--urgency must be routine, urgent or immediate", code: Exit.badInput) }
+        let kind: RequestKind = try choice(kind, for: "--kind")
+        let urgency: Urgency = try choice(urgency, for: "--urgency")
         request.kind = kind
         request.urgency = urgency
         if let persons {
@@ -62,7 +62,7 @@ struct SubmitCommand: AsyncParsableCommand {
             person.fullName = name
             person.nationality = nationality?.uppercased() ?? ""
             person.dateOfBirth = dob ?? ""
-            if let sex { guard let parsed = Sex(name: sex) else { throw fail("--sex must be female, male or other", code: Exit.badInput) }; person.sex = parsed }
+            if let sex { person.sex = try choice(sex, for: "--sex") }
             person.phone = phone ?? ""
             if let passport {
                 var document = TravelDocument()
@@ -81,7 +81,7 @@ struct SubmitCommand: AsyncParsableCommand {
         request.summary = summary
         request.originReference = reference
         for name in indicators.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
-            guard let indicator = ControlIndicator(name: name) else { throw fail("--indicators: unknown indicator \(name)", code: Exit.badInput) }
+            let indicator: ControlIndicator = try choice(name, for: "--indicators")
             request.indicators.append(indicator)
         }
         let console = try node.console()
@@ -206,7 +206,7 @@ struct ListCases: AsyncParsableCommand {
     func run() async throws {
         var request = ListCasesRequest()
         for name in status {
-            guard let parsed = CaseStatus(name: name) else { throw fail("--status \(name) is not a case status", code: Exit.badInput) }
+            let parsed: CaseStatus = try choice(name, for: "--status")
             request.statuses.append(parsed)
         }
         request.limit = try listLimit(limit)
@@ -288,14 +288,14 @@ struct UpdateCommand: ChangeCommand {
         let given = [status != nil, step != nil, outcomes != nil, !person.isEmpty].filter { $0 }.count
         guard given == 1 else { throw fail("give exactly one of --status, --step, --outcomes, --person", code: Exit.badInput) }
         if let status {
-            guard let parsed = CaseStatus(name: status) else { throw fail("--status \(status) is not a case status", code: Exit.badInput) }
+            let parsed: CaseStatus = try choice(status, for: "--status")
             var change = StatusChange()
             change.toStatus = parsed
             change.reason = reason
             return .statusChange(change)
         }
         if let step {
-            guard let parsed = BusinessStep(name: step) else { throw fail("--step \(step) is not a business step", code: Exit.badInput) }
+            let parsed: BusinessStep = try choice(step, for: "--step")
             var change = StepChange()
             change.step = parsed
             return .stepChange(change)
@@ -304,7 +304,8 @@ struct UpdateCommand: ChangeCommand {
         if let outcomes { list.outcomes = try PersonsFile.outcomes(outcomes) }
         for pair in person {
             let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, let parsed = PersonStatus(name: parts[1]) else { throw fail("--person \(pair): use REF=STATUS, e.g. P1=rescued", code: Exit.badInput) }
+            guard parts.count == 2 else { throw fail("--person \(pair): use REF=STATUS, e.g. P1=rescued", code: Exit.badInput) }
+            let parsed: PersonStatus = try choice(parts[1], for: "--person \(parts[0])=")
             var outcome = PersonOutcome()
             outcome.personRef = parts[0]
             outcome.status = parsed
@@ -399,6 +400,7 @@ struct WatchCommand: AsyncParsableCommand {
                 default: "event"
                 }
                 print("#\(event.eventID) \(Output.time(event.occurredAtMs)) \(event.caseID)  \(what)  [\(summary)]")
+                fflush(nil)  // into a pipe or a file too, each event as it happens
             }
         } catch {
             throw ConsoleConnection.exit(for: error, node: console.configuration.nodeID)

@@ -120,9 +120,37 @@ struct CommandLineTests {
         // Illegal transition and bad flags.
         #expect(try await federation.eventually { try federation.sql("ncct", "SELECT COUNT(*) FROM cases") == ["1"] })
         expectOneLine(try cli(["update", caseID, "--status", "completed"], federation, node: "ncct"), exit: 4, containing: "cannot go from received to completed")
-        expectOneLine(try cli(["update", caseID, "--step", "teleported"], federation, node: "ncct"), exit: 2, containing: "not a business step")
+        expectOneLine(try cli(["update", caseID, "--step", "teleported"], federation, node: "ncct"), exit: 2,
+                      containing: "--step teleported is not one of: locating, rescue_planned, rescued,")
+        expectOneLine(try cli(["update", caseID, "--person", "IDN001=rescude"], federation, node: "ncct"), exit: 2,
+                      containing: "--person IDN001=rescude is not one of: pending, located, rescued, sheltered,")
         expectOneLine(try cli(["submit", "--kind", "rescue"], federation, node: "embassy-id"), exit: 2, containing: "--name")
         expectOneLine(try cli(["inbox"], federation), exit: 2, containing: "--config")
+        // Mistakes in the flags themselves: the same one line and exit 2, with where to look.
+        expectOneLine(try cli(["case", "show"], federation, node: "ncct"), exit: 2,
+                      containing: "casebridge: Missing expected argument '<case-id>' (see `casebridge case show --help`)")
+        expectOneLine(try cli(["update", caseID, "--bogus"], federation, node: "ncct"), exit: 2,
+                      containing: "Unknown option '--bogus' (see `casebridge update --help`)")
+        expectOneLine(try cli(["nosuch"], federation), exit: 2, containing: "(see `casebridge --help`)")
+        let emptyEnvironment = try run(casebridgeBinary, ["inbox"], environment: ["CASEBRIDGE_CONFIG": ""])
+        expectOneLine(emptyEnvironment, exit: 2, containing: "say which node: --config FILE, or set CASEBRIDGE_CONFIG")
+        federation.stopAll()
+    }
+
+    @Test("watch in text mode writes each event into a pipe as it happens")
+    func watchIntoPipe() async throws {
+        let federation = try TestFederation(nodes: ["ncct", "embassy-id"])
+        for node in federation.nodes { try await federation.start(node) }
+        let watcher = try BackgroundProcess(casebridgeBinary, ["watch", "--config", federation.configPath("embassy-id").path])
+        defer { watcher.stop() }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(try cli(["submit", "--kind", "rescue", "--name", "Pipe Test"], federation, node: "embassy-id").status == 0)
+        // The watcher is still running: the line must arrive without it exiting or being interrupted.
+        // (If it never comes, the watcher is stopped after 20 s and the read ends empty.)
+        DispatchQueue.global().asyncAfter(deadline: .now() + 20) { watcher.process.terminate() }
+        let line = watcher.waitForLine(prefix: "#")
+        #expect(watcher.process.isRunning, "the line came only when the watcher was stopped")
+        #expect(line?.contains("opened") == true, "\(line ?? "nothing")")
         federation.stopAll()
     }
 
