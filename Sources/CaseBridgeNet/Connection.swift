@@ -192,10 +192,11 @@ public final class Connection: @unchecked Sendable {
     }
 
     private func event(_ events: Int16) {
+        let socketErrno = errno  // what libevent's failed connect or read left, before anything else runs
         if cb_bev_is_connected(events) != 0 {
             handshakeDone()
         } else if cb_bev_is_error(events) != 0 {
-            finish(failure(eof: cb_bev_is_eof(events) != 0))
+            finish(failure(eof: cb_bev_is_eof(events) != 0, errno: socketErrno))
         }
     }
 
@@ -223,7 +224,7 @@ public final class Connection: @unchecked Sendable {
         }
     }
 
-    private func failure(eof: Bool) -> ConnectionError {
+    private func failure(eof: Bool, errno lastErrno: Int32) -> ConnectionError {
         var codes: [String] = []
         if let bev {
             while case let code = bufferevent_get_openssl_error(bev), code != 0 {
@@ -238,6 +239,10 @@ public final class Connection: @unchecked Sendable {
             return ConnectionError(TLSInspection.failure(ssl, errorQueue: ""))
         }
         let socketError = bev.map { cb_socket_error(bufferevent_getfd($0)) } ?? 0
+        // Nothing listens there: the first thing to check is whether the node runs at all.
+        if !ready, expectedPeer != nil, [socketError, lastErrno].contains(ECONNREFUSED) {
+            return ConnectionError(.refused, "nothing is listening at \(remoteAddress): is the node running?")
+        }
         if eof || socketError == 0 {
             return ConnectionError(.closedByPeer, ready ? "peer closed the connection" : "peer closed the connection during the TLS handshake")
         }

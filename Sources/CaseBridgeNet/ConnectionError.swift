@@ -6,6 +6,7 @@ public struct ConnectionError: Error, Sendable, CustomStringConvertible {
         public let name: String
         public static let badAddress = Code(name: "bad address")
         public static let io = Code(name: "connection failed")
+        public static let refused = Code(name: "connection refused")
         public static let closedByPeer = Code(name: "connection closed by peer")
         public static let tls = Code(name: "TLS")
         public static let idle = Code(name: "idle time-out")

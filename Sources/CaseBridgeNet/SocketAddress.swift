@@ -65,14 +65,19 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
             var a = v6.sin6_addr
             evutil_inet_ntop(AF_INET6, &a, &text, text.count)
             port = UInt16(bigEndian: v6.sin6_port)
-            description = "[\(String(cString: text))]:\(port)"
+            description = "[\(Self.text(text))]:\(port)"
         } else {
             let v4 = UnsafeRawPointer(address).load(as: sockaddr_in.self)
             var a = v4.sin_addr
             evutil_inet_ntop(AF_INET, &a, &text, text.count)
             port = UInt16(bigEndian: v4.sin_port)
-            description = "\(String(cString: text)):\(port)"
+            description = "\(Self.text(text)):\(port)"
         }
+    }
+
+    /// A NUL-terminated C string in a buffer.
+    private static func text(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     public var isUnix: Bool { storage.ss_family == sa_family_t(AF_UNIX) }

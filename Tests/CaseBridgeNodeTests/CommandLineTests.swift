@@ -1,3 +1,4 @@
+import CaseBridgeNet
 import CaseBridgeProto
 import Foundation
 import Testing
@@ -132,6 +133,11 @@ struct CommandLineTests {
         expectOneLine(try cli(["update", caseID, "--bogus"], federation, node: "ncct"), exit: 2,
                       containing: "Unknown option '--bogus' (see `casebridge update --help`)")
         expectOneLine(try cli(["nosuch"], federation), exit: 2, containing: "(see `casebridge --help`)")
+        // A peer that is not running is called that, not a TLS failure.
+        let silentPort = SocketAddress.freeLoopbackPort()
+        let noPeer = try cli(["check-peer", "127.0.0.1:\(silentPort)", "--expect", "ncct"], federation, node: "embassy-id")
+        #expect(noPeer.status == 3)
+        #expect(noPeer.stdout.contains("nothing is listening at 127.0.0.1:\(silentPort): is the node running?"), "\(noPeer.stdout)")
         let emptyEnvironment = try run(casebridgeBinary, ["inbox"], environment: ["CASEBRIDGE_CONFIG": ""])
         expectOneLine(emptyEnvironment, exit: 2, containing: "say which node: --config FILE, or set CASEBRIDGE_CONFIG")
         federation.stopAll()
