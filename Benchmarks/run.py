@@ -58,6 +58,7 @@ class Federation:
              "endpoint": f"127.0.0.1:{self.ports[node]}"} for node in nodes]}
         json.dump(directory, open(os.path.join(self.folder, "directory.json"), "w"))
         for node in self.ports:
+            os.chmod(f"{CERTS}/nodes/{node}.key", 0o600)  # git checks keys out world-readable; nodes refuse that
             os.makedirs(os.path.join(self.folder, node))
             json.dump({"node_id": node, "listen": f"127.0.0.1:{self.ports[node]}",
                        "certificate": f"{CERTS}/nodes/{node}.pem", "private_key": f"{CERTS}/nodes/{node}.key",

@@ -33,6 +33,7 @@ public final class Node: Sendable {
             throw ConfigurationError(file: configuration.directoryPath, field: "nodes",
                                      problem: "no entry for this node's node_id \"\(configuration.nodeID)\"")
         }
+        try Self.checkOwnerOnly(configuration.privateKey)
         let tlsConfiguration = TLSConfiguration(certificateChainPath: configuration.certificate, privateKeyPath: configuration.privateKey,
                                                 trustedCAPath: configuration.ca, revocationListPath: configuration.crl,
                                                 trustDomain: directory.trustDomain)
@@ -139,6 +140,14 @@ public final class Node: Sendable {
         workerTasks = workers.values.map { worker in Task { await worker.run() } }
         logger.info("node started", metadata: ["node": "\(me.id)", "role": "\(me.role.rawValue)", "port": "\(exchange.port)",
                                                "console": "\(configuration.consoleSocket)", "peers": "\(peers.map(\.id).joined(separator: ","))"])
+    }
+
+    /// A private key others can read is no longer private: refuse it, saying how to fix it.
+    static func checkOwnerOnly(_ keyPath: String) throws(ConfigurationError) {
+        let attributes = try? FileManager.default.attributesOfItem(atPath: keyPath)
+        guard let mode = (attributes?[.posixPermissions] as? NSNumber)?.intValue, mode & 0o077 != 0 else { return }
+        throw ConfigurationError(file: keyPath, field: "",
+                                 problem: "the private key is readable by other users; run: chmod 600 \(keyPath)")
     }
 
     /// Graceful stop: health goes NOT_SERVING, servers let calls in flight finish, deliveries stop

@@ -169,6 +169,8 @@ final class DemoFederation {
         }]
         try write(directory, to: folder.appendingPathComponent("directory.json"))
         for node in Self.nodes {
+            // Git checks the test keys out world-readable; a node refuses a key others can read.
+            chmod(certsFolder.appendingPathComponent("nodes/\(node.id).key").path, 0o600)
             let nodeFolder = folder.appendingPathComponent(node.id)
             try FileManager.default.createDirectory(at: nodeFolder, withIntermediateDirectories: true)
             try write([

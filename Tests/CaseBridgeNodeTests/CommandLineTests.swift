@@ -167,6 +167,7 @@ struct CommandLineTests {
         var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
         config["certificate"] = TestFederation.certs.appendingPathComponent("bad/expired.pem").path
         config["private_key"] = TestFederation.certs.appendingPathComponent("bad/expired.key").path
+        chmod(TestFederation.certs.appendingPathComponent("bad/expired.key").path, 0o600)
         try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: path))
         let result = try run(casebridgeBinary, ["node", "run", "--config", path])
         expectOneLine(result, exit: 2, containing: "certificate is not for spiffe://casebridge.test/node/ncct")
@@ -179,6 +180,26 @@ struct CommandLineTests {
         directory["nodes"] = nodes
         try JSONSerialization.data(withJSONObject: directory).write(to: federation.folder.appendingPathComponent("directory.json"))
         expectOneLine(try run(casebridgeBinary, ["node", "run", "--config", path]), exit: 2, containing: "certificate expired")
+    }
+
+    @Test("a node refuses a private key that other users can read, and says how to fix it")
+    func worldReadableKey() throws {
+        let federation = try TestFederation(nodes: ["ncct"])
+        let key = federation.folder.appendingPathComponent("ncct.key").path
+        try FileManager.default.copyItem(atPath: TestFederation.certs.appendingPathComponent("nodes/ncct.key").path, toPath: key)
+        chmod(key, 0o644)
+        let path = federation.configPath("ncct").path
+        var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path)))
+                                  as? [String: Any])
+        config["private_key"] = key
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: path))
+        expectOneLine(try run(casebridgeBinary, ["node", "run", "--config", path]), exit: 2,
+                      containing: "\(key): the private key is readable by other users; run: chmod 600 \(key)")
+        chmod(key, 0o600)
+        let started = try BackgroundProcess(casebridgeBinary, ["node", "run", "--config", path])
+        defer { started.stop() }
+        Thread.sleep(forTimeInterval: 1)
+        #expect(started.process.isRunning)
     }
 }
 

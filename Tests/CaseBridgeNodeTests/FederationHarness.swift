@@ -45,6 +45,8 @@ final class TestFederation: @unchecked Sendable {
         ]
         try JSONSerialization.data(withJSONObject: directory, options: .prettyPrinted).write(to: folder.appendingPathComponent("directory.json"))
         for node in nodes {
+            // Git checks keys out world-readable; a node refuses a key others can read.
+            chmod(certs.appendingPathComponent("nodes/\(node).key").path, 0o600)
             var config: [String: Any] = [
                 "node_id": node, "listen": "127.0.0.1:\(ports[node]!)",
                 "certificate": certs.appendingPathComponent("nodes/\(node).pem").path,
