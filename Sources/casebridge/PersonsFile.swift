@@ -10,57 +10,92 @@ enum PersonsFile {
                                 "document_number", "document_country", "document_withheld", "phone", "languages", "minor", "needs",
                                 "description"]
 
+    /// Every line is checked before anything is sent, and every bad line is reported at once
+    /// (one stderr line each), so a 250-row file needs one round of fixes, not one per error.
     static func persons(_ path: String) throws -> [Person] {
         let records = try read(path, columns: personColumns, required: ["full_name"])
         var persons: [Person] = []
+        var problems: [String] = []
         for (line, record) in records {
-            func problem(_ column: String, _ text: String) -> ExitCode { fail("\(path) line \(line): \(column): \(text)", code: Exit.badInput) }
-            var person = Person()
-            person.personRef = record["person_ref"].flatMap { $0.isEmpty ? nil : $0 } ?? "P\(persons.count + 1)"
-            person.fullName = record["full_name"] ?? ""
-            guard !person.fullName.isEmpty else { throw problem("full_name", "is empty") }
-            person.nativeName = record["native_name"] ?? ""
-            person.otherNames = list(record["other_names"])
-            person.nationality = (record["nationality"] ?? "").uppercased()
-            person.dateOfBirth = record["date_of_birth"] ?? ""
-            if let sex = record["sex"], !sex.isEmpty {
-                guard let parsed = Sex(name: sex) else { throw problem("sex", "must be female, male or other") }
-                person.sex = parsed
+            do {
+                let person = try self.person(record, number: persons.count + 1)
+                guard !persons.contains(where: { $0.personRef == person.personRef }) else {
+                    throw LineProblem(column: "person_ref", text: "used on an earlier line")
+                }
+                persons.append(person)
+            } catch let problem as LineProblem {
+                problems.append("\(path) line \(line): \(problem.column): \(problem.text)")
             }
-            if let number = record["document_number"], !number.isEmpty {
-                var document = TravelDocument()
-                document.number = number
-                document.issuingCountry = (record["document_country"] ?? "").uppercased()
-                guard let withheld = flag(record["document_withheld"]) else { throw problem("document_withheld", "must be yes or no") }
-                document.withheld = withheld
-                person.travelDocument = document
-            }
-            person.phone = record["phone"] ?? ""
-            person.languages = list(record["languages"])
-            guard let minor = flag(record["minor"]) else { throw problem("minor", "must be yes or no") }
-            person.minor = minor
-            person.needs = list(record["needs"])
-            person.description = record["description"] ?? ""
-            if let (field, text) = Validation.problem(in: person) { throw problem(field, text) }
-            guard !persons.contains(where: { $0.personRef == person.personRef }) else { throw problem("person_ref", "used on an earlier line") }
-            persons.append(person)
         }
+        try report(problems, in: path)
         guard !persons.isEmpty else { throw fail("\(path): no persons in the file", code: Exit.badInput) }
         return persons
     }
 
+    /// What is wrong on one line: the column and the rule, never the value.
+    private struct LineProblem: Error {
+        let column: String
+        let text: String
+    }
+
+    private static func person(_ record: [String: String], number: Int) throws(LineProblem) -> Person {
+        var person = Person()
+        person.personRef = record["person_ref"].flatMap { $0.isEmpty ? nil : $0 } ?? "P\(number)"
+        person.fullName = record["full_name"] ?? ""
+        guard !person.fullName.isEmpty else { throw LineProblem(column: "full_name", text: "is empty") }
+        person.nativeName = record["native_name"] ?? ""
+        person.otherNames = list(record["other_names"])
+        person.nationality = (record["nationality"] ?? "").uppercased()
+        person.dateOfBirth = record["date_of_birth"] ?? ""
+        if let sex = record["sex"], !sex.isEmpty {
+            guard let parsed = Sex(name: sex) else { throw LineProblem(column: "sex", text: "must be female, male or other") }
+            person.sex = parsed
+        }
+        if let number = record["document_number"], !number.isEmpty {
+            var document = TravelDocument()
+            document.number = number
+            document.issuingCountry = (record["document_country"] ?? "").uppercased()
+            guard let withheld = flag(record["document_withheld"]) else {
+                throw LineProblem(column: "document_withheld", text: "must be yes or no")
+            }
+            document.withheld = withheld
+            person.travelDocument = document
+        }
+        person.phone = record["phone"] ?? ""
+        person.languages = list(record["languages"])
+        guard let minor = flag(record["minor"]) else { throw LineProblem(column: "minor", text: "must be yes or no") }
+        person.minor = minor
+        person.needs = list(record["needs"])
+        person.description = record["description"] ?? ""
+        if let (field, text) = Validation.problem(in: person) { throw LineProblem(column: field, text: text) }
+        return person
+    }
+
+    /// Prints every problem (one line each) and fails, or does nothing when there are none.
+    private static func report(_ problems: [String], in path: String) throws {
+        guard !problems.isEmpty else { return }
+        for problem in problems.dropLast() { _ = fail(problem) }
+        let last = problems.count == 1 ? problems[0]
+            : "\(problems.last!)\ncasebridge: \(path): \(problems.count) lines to fix; nothing was sent"
+        throw fail(last, code: Exit.badInput)
+    }
+
     static func outcomes(_ path: String) throws -> [PersonOutcome] {
-        try read(path, columns: ["person_ref", "status", "note"], required: ["person_ref", "status"]).map { line, record in
+        var outcomes: [PersonOutcome] = []
+        var problems: [String] = []
+        for (line, record) in try read(path, columns: ["person_ref", "status", "note"], required: ["person_ref", "status"]) {
             var outcome = PersonOutcome()
             outcome.personRef = record["person_ref"] ?? ""
             guard let status = PersonStatus(name: record["status"] ?? ""), status != .unspecified else {
-                throw fail("\(path) line \(line): status: must be one of \(PersonStatus.names.values.filter { $0 != "unspecified" }.sorted().joined(separator: ", "))",
-                           code: Exit.badInput)
+                problems.append("\(path) line \(line): status: must be one of \(PersonStatus.choices.joined(separator: ", "))")
+                continue
             }
             outcome.status = status
             outcome.note = record["note"] ?? ""
-            return outcome
+            outcomes.append(outcome)
         }
+        try report(problems, in: path)
+        return outcomes
     }
 
     /// Records with their line numbers (the header is line 1; JSON objects count from 1).

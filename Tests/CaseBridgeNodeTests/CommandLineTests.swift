@@ -107,6 +107,22 @@ struct CommandLineTests {
         let malformed = try cli(["submit", "--kind", "rescue", "--persons", csv.path], federation, node: "embassy-id")
         expectOneLine(malformed, exit: 2, containing: "bad.csv line 3: phone: must be E.164")
         #expect(!malformed.stderr.contains("SECRET"))
+        // A 250-person file with three bad lines: all three are named at once, and nothing is sent.
+        var rows = (1...250).map { "Person \($0),+62812\(String(format: "%06d", $0))" }
+        rows[9] = "Person 10,0812-SECRET"
+        rows[99] = ",+62812000100"
+        rows[199] = "Person 200,+62-SECRET"
+        try (["full_name,phone"] + rows).joined(separator: "\n").write(to: csv, atomically: true, encoding: .utf8)
+        let three = try cli(["submit", "--kind", "rescue", "--persons", csv.path], federation, node: "embassy-id")
+        #expect(three.status == 2)
+        #expect(three.stderr.split(separator: "\n") == [
+            "casebridge: \(csv.path) line 11: phone: must be E.164, e.g. +6281234567890",
+            "casebridge: \(csv.path) line 101: full_name: is empty",
+            "casebridge: \(csv.path) line 201: phone: must be E.164, e.g. +6281234567890",
+            "casebridge: \(csv.path): 3 lines to fix; nothing was sent",
+        ], "\(three.stderr)")
+        #expect(!three.stderr.contains("SECRET"))
+        #expect(try federation.sql("embassy-id", "SELECT COUNT(*) FROM cases") == ["0"])
         try "full_name,shoe_size\nA,42\n".write(to: csv, atomically: true, encoding: .utf8)
         expectOneLine(try cli(["submit", "--kind", "rescue", "--persons", csv.path], federation, node: "embassy-id"), exit: 2,
                       containing: "line 1: unknown column shoe_size")
