@@ -190,7 +190,8 @@ struct StatusReporter: Sendable {
         status.startedAtMs = startedAtMs
         status.version = Node.version
         status.unreadInbox = UInt32(try tracker.store.read { try $0.unreadCount() })
-        status.peers = tracker.directory.nodes.filter { $0.id != tracker.me.id }.map { entry in
+        // The peers this node exchanges with: for an embassy, NCCT only (never other embassies).
+        status.peers = tracker.directory.nodes.filter { workers[$0.id] != nil }.map { entry in
             var peer = PeerStatus()
             peer.nodeID = entry.id
             peer.displayName = entry.displayName

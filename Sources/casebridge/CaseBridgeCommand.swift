@@ -56,9 +56,16 @@ struct ContractCommand: ParsableCommand {
         abstract: "Lists the services and methods of the wire contract in proto/.",
         discussion: "Example: casebridge contract"
     )
+    @OptionGroup var output: JSONOption
 
     func run() {
         let methods = ProtoCodec.contractMethods
+        if output.json {
+            for method in methods {
+                Output.json(["service": method.service, "method": method.name, "input": method.input, "output": method.output])
+            }
+            return
+        }
         print("CaseBridge wire contract (proto/): \(Set(methods.map(\.service)).count) services, \(methods.count) methods")
         var current = ""
         for method in methods {

@@ -23,13 +23,15 @@ struct CreateCA: ParsableCommand {
     @Option(help: "Folder for ca.pem and ca.key.") var out: String
     @Option(help: "The CA's name.") var name = "CaseBridge federation CA"
     @Option(help: "Validity in days.") var days = 3650
+    @OptionGroup var output: JSONOption
 
     func run() throws {
         let key = try tls { try CertificateAuthority.newKey() }
         let cert = try tls { try CertificateAuthority.caCertificate(commonName: name, keyPEM: key, days: days) }
         try Files.writeNew(key, to: "\(out)/ca.key", mode: 0o600)
         try Files.writeNew(cert, to: "\(out)/ca.pem", mode: 0o644)
-        print("Created \(out)/ca.pem and \(out)/ca.key (keep ca.key offline; give ca.pem to every node).")
+        output.say("Created \(out)/ca.pem and \(out)/ca.key (keep ca.key offline; give ca.pem to every node).",
+                   ["certificate": "\(out)/ca.pem", "key": "\(out)/ca.key", "name": name, "valid_days": days])
     }
 }
 
@@ -52,6 +54,7 @@ struct IssueCertificate: ParsableCommand {
     @Option(help: "A signing request from the node's operator.") var csr: String?
     @Option(help: "Folder for <node-id>.pem (and <node-id>.key without --csr).") var out: String
     @Option(help: "Validity in days.") var days = 825
+    @OptionGroup var output: JSONOption
 
     func run() throws {
         let caCert = try Files.read("\(ca)/ca.pem"), caKey = try Files.read("\(ca)/ca.key")
@@ -63,7 +66,11 @@ struct IssueCertificate: ParsableCommand {
         }
         if let key { try Files.writeNew(key, to: "\(out)/\(nodeId).key", mode: 0o600) }
         try Files.writeNew(cert, to: "\(out)/\(nodeId).pem", mode: 0o644)
-        print("Issued \(out)/\(nodeId).pem for spiffe://\(trustDomain)/node/\(nodeId)\(key == nil ? "" : " with key \(out)/\(nodeId).key"), valid \(days) days.")
+        let identity = "spiffe://\(trustDomain)/node/\(nodeId)"
+        var written: [String: Any] = ["certificate": "\(out)/\(nodeId).pem", "identity": identity, "valid_days": days]
+        if key != nil { written["key"] = "\(out)/\(nodeId).key" }
+        output.say("Issued \(out)/\(nodeId).pem for \(identity)\(key == nil ? "" : " with key \(out)/\(nodeId).key"), "
+                   + "valid \(days) days.", written)
     }
 }
 
@@ -73,31 +80,41 @@ struct RequestCertificate: ParsableCommand {
         discussion: "Example:\n  casebridge certs request --node-id embassy-th --out /etc/casebridge")
     @Option(help: "The node's id, as in the directory.") var nodeId: String
     @Option(help: "Folder for <node-id>.key and <node-id>.csr.") var out: String
+    @OptionGroup var output: JSONOption
 
     func run() throws {
         let key = try tls { try CertificateAuthority.newKey() }
         let request = try tls { try CertificateAuthority.signingRequest(nodeID: nodeId, trustDomain: "", keyPEM: key) }
         try Files.writeNew(key, to: "\(out)/\(nodeId).key", mode: 0o600)
         try Files.writeNew(request, to: "\(out)/\(nodeId).csr", mode: 0o644)
-        print("Wrote \(out)/\(nodeId).key (stays here) and \(out)/\(nodeId).csr (send it to the federation CA).")
+        output.say("Wrote \(out)/\(nodeId).key (stays here) and \(out)/\(nodeId).csr (send it to the federation CA).",
+                   ["key": "\(out)/\(nodeId).key", "signing_request": "\(out)/\(nodeId).csr"])
     }
 }
 
 struct ShowCertificate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "show", abstract: "Shows a certificate's identity, issuer and validity.",
-        discussion: "Example: casebridge certs show certs/nodes/ncct.pem")
+        discussion: "Example:\n  casebridge certs show certs/nodes/ncct.pem")
     @Argument(help: "A PEM certificate.") var file: String
+    @OptionGroup var output: JSONOption
 
     func run() throws {
         let description = try tls { try CertificateAuthority.describe(certificatePEM: try Files.read(file)) }
         let now = Int64(Date().timeIntervalSince1970)
         let days = (description.notAfter - now) / 86_400
+        let status = now < description.notBefore ? "NOT YET VALID" : days < 0 ? "EXPIRED" : "valid, \(days) days left"
+        if output.json {
+            Output.json(["subject": description.subject, "identities": description.identities, "issuer": description.issuer,
+                         "is_ca": description.isCA, "not_before": Output.time(description.notBefore * 1000),
+                         "not_after": Output.time(description.notAfter * 1000), "status": status, "days_left": days])
+            return
+        }
         print("Subject:   \(description.subject)\(description.isCA ? "  (a CA)" : "")")
         print("Identity:  \(description.identities.isEmpty ? "(none)" : description.identities.joined(separator: ", "))")
         print("Issuer:    \(description.issuer)")
         print("Valid:     \(Output.time(description.notBefore * 1000)) to \(Output.time(description.notAfter * 1000))")
-        print("Status:    \(now < description.notBefore ? "NOT YET VALID" : days < 0 ? "EXPIRED" : "valid, \(days) days left")")
+        print("Status:    \(status)")
     }
 }
 

@@ -42,6 +42,17 @@ struct NodeOptions: ParsableArguments {
     }
 }
 
+/// --json for commands that do not talk to a node.
+struct JSONOption: ParsableArguments {
+    @Flag(name: .long, help: "Print JSON instead of text.")
+    var json = false
+
+    /// A sentence for people, or the same facts as one JSON object for scripts.
+    func say(_ sentence: String, _ object: [String: Any]) {
+        if json { Output.json(object) } else { print(sentence) }
+    }
+}
+
 /// The node's console service over its Unix socket.
 struct ConsoleConnection {
     let configuration: NodeConfiguration

@@ -22,9 +22,18 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Where to put the demo's configuration and data (replaced if it holds an earlier demo).") var folder = "demo-data"
     @Option(help: "The test certificates.") var certs = "certs"
     @Flag(help: "Leave the nodes running until Ctrl-C, to try the commands yourself.") var keepRunning = false
+    @Option(help: "Ports from this one up for the three nodes (default: free ones picked at random).") var basePort: Int?
+    @Flag(help: "Print one JSON object at the end (nodes, ports, the case and its outcome) instead of the story.")
+    var json = false
+
+    func validate() throws {
+        if let basePort, !(1024...65_533).contains(basePort) {
+            throw fail("--base-port must be from 1024 to 65533", code: Exit.badInput)
+        }
+    }
 
     func run() async throws {
-        let federation = try DemoFederation(folder: folder, certs: certs)
+        let federation = try DemoFederation(folder: folder, certs: certs, basePort: basePort)
         defer { federation.stopAll() }
         step("Starting the federation in \(federation.folder.path)")
         for node in DemoFederation.nodes {
@@ -84,11 +93,28 @@ struct DemoCommand: AsyncParsableCommand {
 
         step("The case as the embassy of Indonesia sees it")
         let view = try await embassy.call(Console.getCase, { var r = GetCaseRequest(); r.caseID = caseID; return r }())
-        say("status \(view.status), step \(view.step), \(view.history.count) updates, all delivered: \(try await federation.allDelivered(ncct, caseID))")
+        let allDelivered = try await federation.allDelivered(ncct, caseID)
+        say("status \(view.status), step \(view.step), \(view.history.count) updates, all delivered: \(allDelivered)")
         for update in view.history { say("  #\(update.sequence) \(describe(update))") }
+        if json {
+            Output.json([
+                "folder": federation.folder.path, "case_id": caseID, "status": view.status.description,
+                "step": view.step.description, "updates": view.history.count, "all_delivered": allDelivered,
+                "outcome_counts": Dictionary(uniqueKeysWithValues: view.outcomeCounts.map { ($0.status.description, $0.count) }),
+                "cases_visible_to_embassy_cn": visible.count, "keep_running": keepRunning,
+                "nodes": DemoFederation.nodes.map { node in
+                    ["id": node.id, "port": federation.ports[node.id]!,
+                     "config": federation.folder.appendingPathComponent("\(node.id)/node.json").path] as [String: Any]
+                },
+            ])
+        }
 
         let tool = CommandLine.arguments[0].hasPrefix("/") || CommandLine.arguments[0].contains("/") ? CommandLine.arguments[0] : "casebridge"
         let cfg = { (node: String) in federation.folder.appendingPathComponent("\(node)/node.json").path }
+        if json {
+            if keepRunning { await waitForInterrupt() }
+            return
+        }
         if keepRunning {
             step("The nodes keep running. Try, in another terminal:")
         } else {
@@ -120,8 +146,8 @@ struct DemoCommand: AsyncParsableCommand {
         }
     }
 
-    private func step(_ text: String) { print("\n== \(text)") }
-    private func say(_ text: String) { print("   \(text)") }
+    private func step(_ text: String) { if !json { print("\n== \(text)") } }
+    private func say(_ text: String) { if !json { print("   \(text)") } }
 
     private func waitForInterrupt() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
@@ -149,7 +175,7 @@ final class DemoFederation {
     private(set) var ports: [String: Int] = [:]
     private var processes: [String: Process] = [:]
 
-    init(folder path: String, certs: String) throws {
+    init(folder path: String, certs: String, basePort: Int? = nil) throws {
         folder = URL(fileURLWithPath: path).standardizedFileURL
         let certsFolder = URL(fileURLWithPath: certs).standardizedFileURL
         guard FileManager.default.fileExists(atPath: certsFolder.appendingPathComponent("ca.pem").path) else {
@@ -163,7 +189,7 @@ final class DemoFederation {
         }
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         _ = FileManager.default.createFile(atPath: folder.appendingPathComponent(Self.marker).path, contents: Data())
-        for node in Self.nodes { ports[node.id] = SocketAddress.freeLoopbackPort() }
+        for (i, node) in Self.nodes.enumerated() { ports[node.id] = basePort.map { $0 + i } ?? SocketAddress.freeLoopbackPort() }
         let directory: [String: Any] = ["trust_domain": "casebridge.test", "nodes": Self.nodes.map { node in
             ["id": node.id, "role": node.role, "represents": node.represents, "endpoint": "127.0.0.1:\(ports[node.id]!)", "display_name": node.name]
         }]

@@ -23,7 +23,8 @@ struct StatusCommand: AsyncParsableCommand {
         print("Certificate valid until \(Output.time(status.certificateNotAfterMs)) (\(days) days)\(days < 30 ? "  ← renew soon" : "")")
         print("Unread in inbox: \(status.unreadInbox)\n")
         Output.table(["PEER", "ENDPOINT", "REACHABLE", "OWED", "OLDEST UNDELIVERED", "LAST ERROR"], status.peers.map { peer in
-            [peer.nodeID, peer.endpoint, peer.lastContactAtMs == 0 && peer.lastError.isEmpty ? "not tried" : (peer.reachable ? "yes" : "NO"),
+            [peer.nodeID, peer.endpoint,
+             peer.lastContactAtMs == 0 && peer.lastError.isEmpty ? "idle: nothing sent yet" : (peer.reachable ? "yes" : "NO"),
              String(peer.outboxDepth), Output.time(peer.oldestUndeliveredAtMs), peer.lastError]
         })
     }
@@ -86,10 +87,15 @@ struct CheckPeerCommand: AsyncParsableCommand {
         let channel = RPCChannel(endpoint: endpoint, target: target, tls: tls, logger: logger)
         defer { channel.close() }
         var failures = 0
+        let json = node.json
         func report(_ name: String, _ body: () async throws -> String) async {
-            do { print("PASS \(name): \(try await body())") } catch {
-                failures += 1
-                print("FAIL \(name): \(error)")
+            let (passed, detail): (Bool, String)
+            do { (passed, detail) = (true, try await body()) } catch { (passed, detail) = (false, "\(error)") }
+            if !passed { failures += 1 }
+            if json {
+                Output.json(["check": name, "passed": passed, "detail": detail, "peer": peerID, "endpoint": endpoint])
+            } else {
+                print("\(passed ? "PASS" : "FAIL") \(name): \(detail)")
             }
         }
         await report("tls") {

@@ -97,22 +97,29 @@ struct InboxCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inbox",
         abstract: "Lists what this node received, unread first.",
-        discussion: "Examples:\n  casebridge inbox\n  casebridge inbox --unread\n  casebridge inbox --mark-read 12 13"
+        discussion: """
+            Examples:
+              casebridge inbox
+              casebridge inbox --unread
+              casebridge inbox --mark-read 12 13 20-25
+              casebridge inbox --mark-read all
+            """
     )
     @OptionGroup var node: NodeOptions
     @Flag(help: "Only entries nobody has marked read.") var unread = false
     @Option(help: "At most this many entries.") var limit: Int = 50
-    @Option(name: .customLong("mark-read"), parsing: .upToNextOption, help: "Mark these entry numbers read.") var markRead: [UInt64] = []
+    @Option(name: .customLong("mark-read"), parsing: .upToNextOption,
+            help: "Mark entries read: numbers (12 13), ranges (12-20), or all.") var markRead: [String] = []
     @Option(help: "Your name, recorded with --mark-read.") var reader: String = NSUserName()
 
     func run() async throws {
         let console = try node.console()
         if !markRead.isEmpty {
             var request = MarkReadRequest()
-            request.entryIDs = try markRead.map { try storedNumber($0, flag: "--mark-read") }
+            request.entryIDs = try await entries(markRead, console)
             request.reader = reader
             let reply = try await console.call(Console.markRead, request)
-            print("Marked \(reply.marked) of \(markRead.count) entries read.")
+            print("Marked \(reply.marked) of \(request.entryIDs.count) entries read.")
             return
         }
         var request = ListInboxRequest()
@@ -374,6 +381,32 @@ struct WithdrawCommand: ChangeCommand {
         var withdrawal = Withdrawal()
         withdrawal.reason = reason
         return .withdrawal(withdrawal)
+    }
+}
+
+extension InboxCommand {
+    /// The entry numbers `words` name: numbers, ranges ("12-20"), or "all" (every unread entry).
+    func entries(_ words: [String], _ console: ConsoleConnection) async throws -> [UInt64] {
+        let most = ContractLimits.repeated["casebridge.v1.MarkReadRequest.entry_ids"] ?? 10_000
+        if words.map({ $0.lowercased() }) == ["all"] {
+            var request = ListInboxRequest()
+            request.unreadOnly = true
+            request.limit = UInt32(most)
+            return try await console.stream(Console.listInbox, request).map(\.entryID)
+        }
+        var ids: [UInt64] = []
+        for word in words {
+            let bounds = word.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false).map { UInt64($0) }
+            guard let first = bounds.first ?? nil, let last = bounds.last ?? nil, first <= last else {
+                throw fail("--mark-read \(word): use entry numbers (12), ranges (12-20) or all", code: Exit.badInput)
+            }
+            _ = try storedNumber(last, flag: "--mark-read")
+            guard last - first < UInt64(most) - UInt64(ids.count) else {
+                throw fail("--mark-read names more than \(most) entries at once; mark them in parts", code: Exit.badInput)
+            }
+            ids.append(contentsOf: first...last)
+        }
+        return ids
     }
 }
 

@@ -4,20 +4,20 @@ import Foundation
 import Testing
 import TestSupport
 
+/// A failure is exactly one line on stderr, starting "casebridge: ".
+func expectOneLine(_ result: ProcessResult, exit code: Int32, containing fragment: String,
+                   sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(result.status == code, "exit \(result.status): \(result.stderr)", sourceLocation: sourceLocation)
+    let lines = result.stderr.split(separator: "\n")
+    #expect(lines.count == 1 && lines[0].hasPrefix("casebridge: "), "\(result.stderr)", sourceLocation: sourceLocation)
+    #expect(result.stderr.contains(fragment), "\(result.stderr)", sourceLocation: sourceLocation)
+}
+
 /// The casebridge command, run as staff and operators run it, against real nodes.
 @Suite("The casebridge command", .serialized)
 struct CommandLineTests {
     func cli(_ arguments: [String], _ federation: TestFederation, node: String? = nil) throws -> ProcessResult {
         try run(casebridgeBinary, arguments + (node.map { ["--config", federation.configPath($0).path] } ?? []))
-    }
-
-    /// A failure is exactly one line on stderr, starting "casebridge: ".
-    func expectOneLine(_ result: ProcessResult, exit code: Int32, containing fragment: String,
-                       sourceLocation: SourceLocation = #_sourceLocation) {
-        #expect(result.status == code, "exit \(result.status): \(result.stderr)", sourceLocation: sourceLocation)
-        let lines = result.stderr.split(separator: "\n")
-        #expect(lines.count == 1 && lines[0].hasPrefix("casebridge: "), "\(result.stderr)", sourceLocation: sourceLocation)
-        #expect(result.stderr.contains(fragment), "\(result.stderr)", sourceLocation: sourceLocation)
     }
 
     @Test("staff commands: submit, inbox, case show and list, ack, update, note, request and provide info, withdraw")
@@ -90,7 +90,59 @@ struct CommandLineTests {
         let wrong = try cli(["check-peer", "127.0.0.1:\(federation.ports["ncct"]!)", "--expect", "embassy-cn"], federation, node: "embassy-id")
         #expect(wrong.status == 3)
         #expect(wrong.stdout.contains("FAIL tls:") && wrong.stdout.contains("expected spiffe://casebridge.test/node/embassy-cn"))
+        // As JSON, one object per check.
+        let checks = try cli(["check-peer", "127.0.0.1:\(federation.ports["ncct"]!)", "--json"], federation, node: "embassy-id")
+        let objects = try checks.stdout.split(separator: "\n").map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        #expect(objects.map { $0["check"] as? String } == ["tls", "health", "reflection", "round trip"])
+        #expect(objects.allSatisfy { $0["passed"] as? Bool == true })
+        // An embassy's status lists the peer it exchanges with (NCCT), never the other embassies.
+        let embassyStatus = try cli(["status", "--json"], federation, node: "embassy-id")
+        let peers = try #require(try JSONSerialization.jsonObject(with: Data(embassyStatus.stdout.utf8)) as? [String: Any])["peers"]
+        #expect((peers as? [[String: Any]])?.compactMap { $0["nodeId"] as? String } == ["ncct"])
         federation.stopAll()
+    }
+
+    @Test("inbox --mark-read takes numbers, ranges and all")
+    func markReadRanges() async throws {
+        let federation = try TestFederation(nodes: ["ncct", "embassy-id"])
+        for node in federation.nodes { try await federation.start(node) }
+        for n in 1...6 {
+            #expect(try cli(["submit", "--kind", "rescue", "--name", "Range Test \(n)"], federation, node: "embassy-id").status == 0)
+        }
+        #expect(try await federation.eventually { try federation.sql("ncct", "SELECT COUNT(*) FROM inbox") == ["6"] })
+        let ids = try federation.sql("ncct", "SELECT entry_id FROM inbox ORDER BY entry_id").compactMap { Int($0) }
+        let ranged = try cli(["inbox", "--mark-read", "\(ids[0])", "\(ids[1])-\(ids[3])"], federation, node: "ncct")
+        #expect(ranged.stdout == "Marked 4 of 4 entries read.\n", "\(ranged.stderr)")
+        #expect(try cli(["inbox", "--mark-read", "all"], federation, node: "ncct").stdout == "Marked 2 of 2 entries read.\n")
+        #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM inbox WHERE read_at_ms IS NULL") == ["0"])
+        expectOneLine(try cli(["inbox", "--mark-read", "9-3"], federation, node: "ncct"), exit: 2,
+                      containing: "--mark-read 9-3: use entry numbers (12), ranges (12-20) or all")
+        expectOneLine(try cli(["inbox", "--mark-read", "1-99999999"], federation, node: "ncct"), exit: 2,
+                      containing: "--mark-read names more than 10000 entries at once")
+        federation.stopAll()
+    }
+
+    @Test("certificates and the contract print JSON too")
+    func jsonEverywhere() throws {
+        let folder = try makeTemporaryFolder("json")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        func object(_ arguments: [String]) throws -> [String: Any] {
+            let result = try run(casebridgeBinary, arguments + ["--json"])
+            #expect(result.status == 0, "\(result.stderr)")
+            return try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        }
+        #expect(try object(["certs", "create-ca", "--out", "\(folder.path)/ca"])["key"] as? String == "\(folder.path)/ca/ca.key")
+        let issued = try object(["certs", "issue", "--ca", "\(folder.path)/ca", "--node-id", "embassy-th",
+                                 "--trust-domain", "casebridge.example", "--out", "\(folder.path)/nodes"])
+        #expect(issued["identity"] as? String == "spiffe://casebridge.example/node/embassy-th")
+        #expect(try object(["certs", "request", "--node-id", "embassy-vn", "--out", "\(folder.path)/vn"])["signing_request"]
+                as? String == "\(folder.path)/vn/embassy-vn.csr")
+        let shown = try object(["certs", "show", "\(folder.path)/nodes/embassy-th.pem"])
+        #expect(shown["identities"] as? [String] == ["spiffe://casebridge.example/node/embassy-th"])
+        let contract = try run(casebridgeBinary, ["contract", "--json"]).stdout.split(separator: "\n")
+        #expect(contract.contains { $0.contains(#""method":"SubmitRequest""#) })
     }
 
     @Test("bad input: one readable line and a non-zero exit, and no personal data echoed")
@@ -237,8 +289,19 @@ struct DemoTests {
         #expect(!FileManager.default.fileExists(atPath: "\(target)/ncct/console.sock"))
         let mode = try FileManager.default.attributesOfItem(atPath: "\(target)/ncct/data")[.posixPermissions] as? Int
         #expect(mode == 0o700)
-        // Running it again replaces the earlier demo; a folder that is not a demo is left alone.
-        #expect(try run(casebridgeBinary, ["demo", "--folder", target, "--certs", repositoryRoot.appendingPathComponent("certs").path]).status == 0)
+        // Running it again replaces the earlier demo, here on ports of our choosing and as JSON.
+        let base = SocketAddress.freeLoopbackPort()
+        let again = try run(casebridgeBinary, ["demo", "--folder", target, "--base-port", "\(base)", "--json",
+                                               "--certs", repositoryRoot.appendingPathComponent("certs").path])
+        #expect(again.status == 0, "\(again.stderr)")
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(again.stdout.utf8)) as? [String: Any],
+                                   "\(again.stdout)")
+        #expect((summary["nodes"] as? [[String: Any]])?.compactMap { $0["port"] as? Int } == [base, base + 1, base + 2])
+        #expect(summary["all_delivered"] as? Bool == true)
+        #expect((summary["outcome_counts"] as? [String: Int])?["declined_assistance"] == 1)
+        expectOneLine(try run(casebridgeBinary, ["demo", "--base-port", "80"]), exit: 2,
+                      containing: "--base-port must be from 1024 to 65533")
+        // A folder that is not a demo is left alone.
         let refused = try run(casebridgeBinary, ["demo", "--folder", folder.path, "--certs", repositoryRoot.appendingPathComponent("certs").path])
         #expect(refused.status == 2)
         #expect(refused.stderr.contains("is not an earlier demo"))
