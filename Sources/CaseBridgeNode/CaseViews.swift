@@ -74,6 +74,9 @@ extension CaseTracker {
                 if let caseRow = try db.caseRow(row.caseID, withRequest: false) {
                     entry.summary = try summary(caseRow, db)
                 }
+                if entry.kind == .update, let body = try db.historyBody(updateID: row.messageID) {
+                    entry.update = try ProtoCodec.decode(CaseUpdate.self, from: body)
+                }
                 return entry
             }
         }

@@ -66,6 +66,32 @@ struct ConsoleConnection {
                              tls: nil, logger: logger)
     }
 
+    /// The case id that `name` means: a whole id, a unique prefix of one (at least 4 characters), or
+    /// the embassy's own reference for the case. Otherwise exit 4 (no such case) or 2 (ambiguous).
+    func resolveCase(_ name: String) async throws -> String {
+        if Validation.isUUID(name) { return name }
+        var request = ListCasesRequest()
+        request.limit = 10_000
+        let cases = try await stream(Console.listCases, request)
+        let byReference = cases.filter {
+            !$0.originReference.isEmpty && $0.originReference.lowercased() == name.lowercased()
+        }
+        let byPrefix = name.count >= 4 ? cases.filter { $0.caseID.hasPrefix(name.lowercased()) } : []
+        let matches = byReference.isEmpty ? byPrefix : byReference
+        guard matches.count <= 1 else {
+            let named = matches.prefix(5).map {
+                Output.shortID($0.caseID) + ($0.originReference.isEmpty ? "" : " (\($0.originReference))")
+            }
+            throw fail("\(name) matches \(matches.count) cases (\(named.joined(separator: ", "))); give more of the id",
+                       code: Exit.badInput)
+        }
+        guard let match = matches.first else {
+            let hint = name.count < 4 ? "; give at least 4 characters of the id, or the case's reference" : ""
+            throw fail("no case \(name) at node \(configuration.nodeID)\(hint)", code: Exit.refused)
+        }
+        return match.caseID
+    }
+
     func call<Request, Response>(_ method: RPCMethod<Request, Response>, _ request: Request) async throws -> Response {
         do { return try await channel.unary(method, request, timeout: .seconds(60)) } catch { throw Self.exit(for: error, node: configuration.nodeID) }
     }
@@ -93,19 +119,77 @@ struct ConsoleConnection {
 
 /// Fixed-width columns for people; JSON for scripts.
 enum Output {
-    static func table(_ headers: [String], _ rows: [[String]]) {
-        let widths = headers.indices.map { column in ([headers[column]] + rows.map { $0[column] }).map(\.count).max() ?? 0 }
+    /// Tables fit this many terminal columns unless --wide.
+    static let tableWidth = 100
+
+    /// Columns sized by what a terminal shows (East Asian wide characters take two columns, combining
+    /// marks none). Too wide a table narrows its `flexible` columns in the order given, each down to
+    /// its header's width before the next, cutting cells with "…"; `wide` prints every cell whole.
+    static func table(_ headers: [String], _ rows: [[String]], flexible: [String] = [], wide: Bool = false) {
+        var widths = headers.indices.map { column in
+            ([headers[column]] + rows.map { $0[column] }).map(displayWidth).max() ?? 0
+        }
+        let gaps = 2 * (headers.count - 1)
+        for name in flexible where !wide {
+            guard let column = headers.firstIndex(of: name) else { continue }
+            let excess = widths.reduce(0, +) + gaps - tableWidth
+            guard excess > 0 else { break }
+            let floor = min(widths[column], max(displayWidth(name), 8))
+            widths[column] = max(widths[column] - excess, floor)
+        }
         func line(_ cells: [String]) -> String {
-            zip(cells, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
-                .trimmingCharacters(in: .whitespaces)
+            zip(cells, widths).map { cell, width in
+                let shown = fit(cell, width)
+                return shown + String(repeating: " ", count: width - displayWidth(shown))
+            }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
         }
         print(line(headers))
         for row in rows { print(line(row)) }
     }
 
+    /// `text` cut to `width` terminal columns, ending in "…" when cut.
+    static func fit(_ text: String, _ width: Int) -> String {
+        guard displayWidth(text) > width else { return text }
+        var kept = ""
+        var used = 0
+        for character in text {
+            let w = displayWidth(String(character))
+            if used + w > width - 1 { break }
+            kept.append(character)
+            used += w
+        }
+        return kept + "…"
+    }
+
+    /// Terminal columns a string takes: two for East Asian wide and fullwidth characters (CJK,
+    /// Hangul, fullwidth forms, most emoji), none for combining marks and format characters.
+    static func displayWidth(_ text: String) -> Int {
+        text.unicodeScalars.reduce(0) { total, scalar in
+            switch scalar.properties.generalCategory {
+            case .nonspacingMark, .enclosingMark, .format: return total
+            default: break
+            }
+            let v = scalar.value
+            let wide = (0x1100...0x115F).contains(v) || (0x2E80...0xA4CF).contains(v) && v != 0x303F
+                || (0xAC00...0xD7A3).contains(v) || (0xF900...0xFAFF).contains(v) || (0xFE30...0xFE4F).contains(v)
+                || (0xFF00...0xFF60).contains(v) || (0xFFE0...0xFFE6).contains(v) || (0x1F300...0x1F64F).contains(v)
+                || (0x1F900...0x1F9FF).contains(v) || (0x20000...0x3FFFD).contains(v)
+            return total + (wide ? 2 : 1)
+        }
+    }
+
+    /// The first eight characters of a case id: enough to name a case (any unique prefix works).
+    static func shortID(_ caseID: String) -> String { String(caseID.prefix(8)) }
+
     static func json(_ object: Any) {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
         print(String(decoding: data, as: UTF8.self))
+    }
+
+    /// A time in a list row: month, day, hours and minutes (UTC).
+    static func shortTime(_ ms: Int64) -> String {
+        let full = time(ms)
+        return full == "-" ? full : String(full.dropFirst(5).prefix(11))
     }
 
     static func time(_ ms: Int64) -> String {

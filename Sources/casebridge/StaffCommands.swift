@@ -111,6 +111,7 @@ struct InboxCommand: AsyncParsableCommand {
     @Option(name: .customLong("mark-read"), parsing: .upToNextOption,
             help: "Mark entries read: numbers (12 13), ranges (12-20), or all.") var markRead: [String] = []
     @Option(help: "Your name, recorded with --mark-read.") var reader: String = NSUserName()
+    @Flag(help: "Whole case ids and every column in full, however wide.") var wide = false
 
     func run() async throws {
         let console = try node.console()
@@ -128,12 +129,15 @@ struct InboxCommand: AsyncParsableCommand {
         let entries = try await console.stream(Console.listInbox, request)
         if node.json { entries.forEach { Output.json(ProtoJSON.object($0)) }; return }
         guard !entries.isEmpty else { print(unread ? "No unread entries." : "The inbox is empty."); return }
-        Output.table(["#", "RECEIVED", "FROM", "WHAT", "CASE", "STATUS", "PERSONS", "READ"], entries.map { entry in
-            [String(entry.entryID), Output.time(entry.receivedAtMs), entry.fromNode,
-             entry.kind == .request ? "request (\(entry.summary?.kind.description ?? "?"))" : "update",
-             entry.caseID, entry.summary?.status.description ?? "-", String(entry.summary?.personCount ?? 0),
-             entry.read ? "yes (\(entry.readBy))" : "NEW"]
-        })
+        // WHAT is the message itself (a request, a question, outcomes); NOW is where the case stands today.
+        Output.table(["#", "RECEIVED", "FROM", "CASE", "WHAT", "NOW", "READ"], entries.map { entry in
+            let what = entry.kind == .request
+                ? "request: \(entry.summary?.kind.description ?? "?"), \(entry.summary?.personCount ?? 0) persons"
+                : entry.update.map(describe) ?? "update"
+            return [String(entry.entryID), Output.shortTime(entry.receivedAtMs), entry.fromNode,
+                    Output.shortID(entry.caseID), what, entry.summary?.status.description ?? "-",
+                    entry.read ? "yes (\(entry.readBy))" : "NEW"]
+        }, flexible: ["WHAT", "READ"], wide: wide)
     }
 }
 
@@ -152,36 +156,109 @@ struct ShowCase: AsyncParsableCommand {
         discussion: "Example:\n  casebridge case show 7d3f2c4e-0b1a-4c5d-9e8f-112233445566"
     )
     @OptionGroup var node: NodeOptions
-    @Argument(help: "The case id.") var caseID: String
+    @Argument(help: "The case: its id, a unique start of it, or its reference.") var caseID: String
     @Flag(help: "List every person (default: the counts, and the first 20).") var allPersons = false
+    @Flag(help: "Every column in full, however wide.") var wide = false
 
     func run() async throws {
+        let console = try node.console()
         var request = GetCaseRequest()
-        request.caseID = caseID
-        let view = try await node.console().call(Console.getCase, request)
+        request.caseID = try await console.resolveCase(caseID)
+        let view = try await console.call(Console.getCase, request)
         if node.json { Output.json(ProtoJSON.object(view)); return }
         let r = view.request ?? InterventionRequest()
-        print("Case \(view.caseID)   \(r.kind) · \(r.urgency) · from \(view.requestingNode)\(r.originReference.isEmpty ? "" : " · ref \(r.originReference)")")
-        print("Status: \(view.status)\(view.step == .unspecified ? "" : " · step \(view.step)")   updated \(Output.time(view.updatedAtMs))")
-        print("Persons: \(view.persons.count) — \(Output.counts(view.outcomeCounts))")
-        let shown = allPersons ? view.persons : Array(view.persons.prefix(20))
-        Output.table(["REF", "NAME", "STATUS", "NOTE"], shown.map { person in
-            let named = r.persons.first { $0.personRef == person.personRef }?.fullName ?? ""
-            return [person.personRef, named, person.status.description, person.note]
-        })
-        if shown.count < view.persons.count { print("… \(view.persons.count - shown.count) more (--all-persons)") }
+        let reference = r.originReference.isEmpty ? "" : " · ref \(r.originReference)"
+        print("Case \(view.caseID)\(reference)")
+        print("Status: \(view.status)\(view.step == .unspecified ? "" : " · step \(view.step)")   "
+              + "updated \(Output.time(view.updatedAtMs))")
+        printRequest(r, from: view.requestingNode)
+        printPersons(view, r)
+        printQuestions(view.history, caseID: view.caseID)
         print("\nHistory")
         if view.history.isEmpty { print("  (no updates yet)") }
         for update in view.history {
-            print("  \(Output.time(update.occurredAtMs))  \(update.actorNode) #\(update.sequence): \(describe(update))\(update.author.isEmpty ? "" : "  — \(update.author)")")
+            let author = update.author.isEmpty ? "" : "  — \(update.author)"
+            let who = "\(update.actorNode) #\(update.sequence)"
+            print("  \(Output.time(update.occurredAtMs))  \(who): \(describe(update))\(author)")
         }
-        print("\nDeliveries from this node")
+        print("\nDeliveries from this node (whether the other agency's node has each message, not what it did)")
         if view.deliveries.isEmpty { print("  (none)") }
         for delivery in view.deliveries {
-            var line = "  \(delivery.messageID) → \(delivery.peerNode): \(delivery.state) after \(delivery.attempts) attempt\(delivery.attempts == 1 ? "" : "s")"
+            let attempts = "\(delivery.attempts) attempt\(delivery.attempts == 1 ? "" : "s")"
+            var line = "  \(delivery.messageID) → \(delivery.peerNode): \(delivery.state) after \(attempts)"
             if delivery.state == .retryWaiting { line += ", next at \(Output.time(delivery.nextAttemptAtMs))" }
             if !delivery.lastError.isEmpty { line += " (\(delivery.lastError))" }
             print(line)
+        }
+    }
+
+    /// What was asked and what is known: everything an officer acts on.
+    private func printRequest(_ r: InterventionRequest, from node: String) {
+        print("\nRequest")
+        print("  \(r.kind) · \(r.urgency) · from \(node), filed \(Output.time(r.createdAtMs))")
+        if let place = r.location {
+            let parts = [place.siteName, place.address, place.district, place.province].filter { !$0.isEmpty }
+            print("  Where:       \(parts.isEmpty ? "-" : parts.joined(separator: ", "))")
+            if let point = place.coordinates {
+                let accuracy = point.accuracyM > 0 ? " (±\(point.accuracyM) m)" : ""
+                print("  Coordinates: \(point.latitude), \(point.longitude)\(accuracy)")
+            }
+            if !place.detail.isEmpty { print("  Directions:  \(place.detail)") }
+        }
+        if !r.summary.isEmpty { print("  Summary:     \(r.summary)") }
+        if !r.indicators.isEmpty {
+            let indicators = r.indicators.map { $0.description.replacingOccurrences(of: "_", with: " ") }
+            print("  Indicators:  \(indicators.joined(separator: ", "))")
+        }
+        if let source = r.source {
+            let when = source.receivedAtMs > 0 ? ", \(Output.time(source.receivedAtMs))" : ""
+            print("  Source:      \(source.kind)\(source.description.isEmpty ? "" : ": \(source.description)")\(when)")
+        }
+        let consent = r.consent.map { "\($0.basis)\($0.note.isEmpty ? "" : " (\($0.note))")" } ?? "not stated"
+        print("  Consent:     \(consent)")
+        if !r.contact.isEmpty { print("  Contact:     \(r.contact)") }
+    }
+
+    private func printPersons(_ view: Case, _ r: InterventionRequest) {
+        print("\nPersons: \(view.persons.count) — \(Output.counts(view.outcomeCounts))")
+        let shown = allPersons ? view.persons : Array(view.persons.prefix(20))
+        let details = Dictionary(r.persons.map { ($0.personRef, $0) }, uniquingKeysWith: { first, _ in first })
+        let headers = ["REF", "NAME", "NAT", "BORN", "DOCUMENT", "PHONE", "NEEDS", "STATUS", "NOTE"]
+        Output.table(headers, shown.map { state in
+            let person = details[state.personRef] ?? Person()
+            let document = person.travelDocument.map { "\($0.number)\($0.withheld ? " (withheld)" : "")" } ?? "-"
+            let needs = (person.minor ? ["minor"] : []) + person.needs
+            func shown(_ text: String) -> String { text.isEmpty ? "-" : text }
+            return [state.personRef, shown(person.fullName), shown(person.nationality), shown(person.dateOfBirth),
+                    document, shown(person.phone), shown(needs.joined(separator: ", ")), state.status.description,
+                    state.note]
+        }, flexible: ["NOTE", "NEEDS", "DOCUMENT", "NAME"], wide: wide)
+        if shown.count < view.persons.count { print("… \(view.persons.count - shown.count) more (--all-persons)") }
+    }
+
+    /// Each request for information with its answer; one still open is the first thing to see.
+    private func printQuestions(_ history: [CaseUpdate], caseID: String) {
+        var asked: [(question: CaseUpdate, answer: CaseUpdate?)] = []
+        for update in history {
+            switch update.change {
+            case .informationRequest?: asked.append((update, nil))
+            case .informationProvided?:
+                if let open = asked.lastIndex(where: { $0.answer == nil }) { asked[open].answer = update }
+            default: break
+            }
+        }
+        guard !asked.isEmpty else { return }
+        print("\nQuestions")
+        for (question, answer) in asked {
+            guard case .informationRequest(let request)? = question.change else { continue }
+            print("  \(answer == nil ? "OPEN" : "answered"): \(request.questions.joined(separator: " / "))"
+                  + "  — \(question.actorNode), \(Output.time(question.occurredAtMs))")
+            if case .informationProvided(let provided)? = answer?.change {
+                let added = provided.addedPersons.isEmpty ? "" : " (+\(provided.addedPersons.count) persons)"
+                print("    answer: \(provided.text)\(added)")
+            } else {
+                print("    answer with: casebridge provide-info \(Output.shortID(caseID)) \"...\"")
+            }
         }
     }
 }
@@ -194,7 +271,8 @@ func describe(_ update: CaseUpdate) -> String {
     case .personOutcomes(let c)?: "outcomes for \(c.outcomes.count) person\(c.outcomes.count == 1 ? "" : "s"): \(Output.counts(Lifecycle.outcomeCounts(c.outcomes.map(\.status))))"
     case .note(let c)?: "note: \(c.text)"
     case .informationRequest(let c)?: "information requested: \(c.questions.joined(separator: " / "))"
-    case .informationProvided(let c)?: "information provided\(c.addedPersons.isEmpty ? "" : " (+\(c.addedPersons.count) persons)")"
+    case .informationProvided(let c)?:
+        "information provided: \(c.text)\(c.addedPersons.isEmpty ? "" : " (+\(c.addedPersons.count) persons)")"
     case .withdrawal(let c)?: "withdrawn\(c.reason.isEmpty ? "" : ": \(c.reason)")"
     case nil: "(unknown change)"
     }
@@ -209,6 +287,7 @@ struct ListCases: AsyncParsableCommand {
     @OptionGroup var node: NodeOptions
     @Option(help: "Only cases in this status (repeatable).") var status: [String] = []
     @Option(help: "At most this many.") var limit: Int = 50
+    @Flag(help: "Whole case ids and every column in full, however wide.") var wide = false
 
     func run() async throws {
         var request = ListCasesRequest()
@@ -220,10 +299,17 @@ struct ListCases: AsyncParsableCommand {
         let cases = try await node.console().stream(Console.listCases, request)
         if node.json { cases.forEach { Output.json(ProtoJSON.object($0)) }; return }
         guard !cases.isEmpty else { print("No cases."); return }
-        Output.table(["CASE", "FROM", "KIND", "URGENCY", "STATUS", "STEP", "PERSONS", "OUTCOMES", "UPDATED"], cases.map { c in
-            [c.caseID, c.requestingNode, c.kind.description, c.urgency.description, c.status.description,
-             c.step == .unspecified ? "-" : c.step.description, String(c.personCount), Output.counts(c.outcomeCounts), Output.time(c.updatedAtMs)]
-        })
+        // FROM is the state an embassy represents ("ID"); outcome counts only with --wide (and in JSON).
+        let directory = try? Directory.load(node.configuration().directoryPath)
+        func from(_ node: String) -> String { directory?.node(node)?.represents ?? node }
+        let headers = ["CASE", "REF", "FROM", "KIND", "URGENCY", "STATUS", "PERSONS", "UPDATED"]
+            + (wide ? ["OUTCOMES"] : [])
+        Output.table(headers, cases.map { c in
+            [wide ? c.caseID : Output.shortID(c.caseID), c.originReference.isEmpty ? "-" : c.originReference,
+             from(c.requestingNode), c.kind.description, c.urgency.description,
+             c.status.description + (c.step == .unspecified ? "" : " · \(c.step)"), String(c.personCount),
+             Output.shortTime(c.updatedAtMs)] + (wide ? [Output.counts(c.outcomeCounts)] : [])
+        }, flexible: ["STATUS", "REF"], wide: wide)
     }
 }
 
@@ -237,11 +323,12 @@ protocol ChangeCommand: AsyncParsableCommand {
 
 extension ChangeCommand {
     func run() async throws {
+        let console = try node.console()
         var update = CaseUpdate()
-        update.caseID = caseID
         update.author = author
         update.change = try change()
-        let receipt = try await node.console().call(Console.applyChange, update)
+        update.caseID = try await console.resolveCase(caseID)
+        let receipt = try await console.call(Console.applyChange, update)
         if node.json { Output.json(ProtoJSON.object(receipt)); return }
         print("Case \(receipt.caseID): update #\(receipt.sequence) recorded; status \(receipt.status). Delivering to the other agency.")
     }
@@ -252,7 +339,7 @@ struct AckCommand: ChangeCommand {
         commandName: "ack", abstract: "Acknowledges a case: NCCT takes responsibility (NCCT nodes).",
         discussion: "Example:\n  casebridge ack 7d3f2c4e-0b1a-4c5d-9e8f-112233445566 --author \"Officer Dara\"")
     @OptionGroup var node: NodeOptions
-    @Argument(help: "The case id.") var caseID: String
+    @Argument(help: "The case: its id, a unique start of it, or its reference.") var caseID: String
     @Option(help: "Your name, shown to the other agency.") var author: String = NSUserName()
     func change() throws -> CaseUpdate.Change {
         var change = StatusChange()
@@ -283,7 +370,7 @@ struct UpdateCommand: ChangeCommand {
               casebridge update ID --status completed --reason "all persons repatriated"
             """)
     @OptionGroup var node: NodeOptions
-    @Argument(help: "The case id.") var caseID: String
+    @Argument(help: "The case: its id, a unique start of it, or its reference.") var caseID: String
     @Option(help: "New case status.") var status: String?
     @Option(help: "Reason for the status, for the other agency.") var reason: String = ""
     @Option(help: "New business step.") var step: String?
@@ -327,7 +414,7 @@ struct NoteCommand: ChangeCommand {
         commandName: "note", abstract: "Adds a note to a case (either agency).",
         discussion: "Example: casebridge note ID \"Police interview set for Monday\"")
     @OptionGroup var node: NodeOptions
-    @Argument(help: "The case id.") var caseID: String
+    @Argument(help: "The case: its id, a unique start of it, or its reference.") var caseID: String
     @Argument(help: "The note.") var text: String
     @Option(help: "Your name, shown to the other agency.") var author: String = NSUserName()
     func change() throws -> CaseUpdate.Change {
@@ -342,7 +429,7 @@ struct RequestInfoCommand: ChangeCommand {
         commandName: "request-info", abstract: "Asks the requesting embassy for more information (NCCT nodes).",
         discussion: "Example: casebridge request-info ID \"Which building?\" \"Any recent photo?\"")
     @OptionGroup var node: NodeOptions
-    @Argument(help: "The case id.") var caseID: String
+    @Argument(help: "The case: its id, a unique start of it, or its reference.") var caseID: String
     @Argument(help: "One or more questions.") var questions: [String]
     @Option(help: "Your name, shown to the other agency.") var author: String = NSUserName()
     func change() throws -> CaseUpdate.Change {
@@ -357,7 +444,7 @@ struct ProvideInfoCommand: ChangeCommand {
         commandName: "provide-info", abstract: "Answers NCCT, or adds what is newly known, optionally with more persons (embassy nodes).",
         discussion: "Example:\n  casebridge provide-info ID \"Fourth floor, building B\" --persons more.csv")
     @OptionGroup var node: NodeOptions
-    @Argument(help: "The case id.") var caseID: String
+    @Argument(help: "The case: its id, a unique start of it, or its reference.") var caseID: String
     @Argument(help: "What is now known.") var text: String
     @Option(help: "A CSV or JSON file of persons to add.") var persons: String?
     @Option(help: "Your name, shown to the other agency.") var author: String = NSUserName()
@@ -374,7 +461,7 @@ struct WithdrawCommand: ChangeCommand {
         commandName: "withdraw", abstract: "Withdraws a request this embassy filed (embassy nodes).",
         discussion: "Example:\n  casebridge withdraw ID --reason \"The family reports she is home\"")
     @OptionGroup var node: NodeOptions
-    @Argument(help: "The case id.") var caseID: String
+    @Argument(help: "The case: its id, a unique start of it, or its reference.") var caseID: String
     @Option(help: "Why, for NCCT.") var reason: String = ""
     @Option(help: "Your name, shown to the other agency.") var author: String = NSUserName()
     func change() throws -> CaseUpdate.Change {

@@ -13,6 +13,11 @@ func expectOneLine(_ result: ProcessResult, exit code: Int32, containing fragmen
     #expect(result.stderr.contains(fragment), "\(result.stderr)", sourceLocation: sourceLocation)
 }
 
+/// Terminal columns, counting CJK ideographs as two (what the tables must align by).
+func terminalColumns(_ text: String) -> Int {
+    text.unicodeScalars.reduce(0) { $0 + ((0x4E00...0x9FFF).contains($1.value) ? 2 : 1) }
+}
+
 /// The casebridge command, run as staff and operators run it, against real nodes.
 @Suite("The casebridge command", .serialized)
 struct CommandLineTests {
@@ -25,10 +30,16 @@ struct CommandLineTests {
         let federation = try TestFederation()
         for node in federation.nodes { try await federation.start(node) }
         let batch = federation.folder.appendingPathComponent("batch.csv")
-        try "person_ref,full_name,nationality,phone,document_number,document_withheld,languages\nP1,Ayu Test,ID,+628120001,X1,yes,id;en\nP2,\"Santoso, Budi\",ID,,,,id\n"
-            .write(to: batch, atomically: true, encoding: .utf8)
+        try """
+            person_ref,full_name,nationality,phone,document_number,document_withheld,languages
+            P1,Ayu Test,ID,+628120001,X1,yes,id;en
+            P2,"Santoso, Budi",ID,,,,id
+            P3,王小明,CN,,,,zh
+
+            """.write(to: batch, atomically: true, encoding: .utf8)
         let submitted = try cli(["submit", "--kind", "rescue", "--urgency", "immediate", "--persons", batch.path,
-                                 "--province", "Preah Sihanouk", "--json"], federation, node: "embassy-id")
+                                 "--province", "Preah Sihanouk", "--site", "Compound 7", "--summary", "SOS by phone",
+                                 "--reference", "IDN-CLI-7", "--json"], federation, node: "embassy-id")
         #expect(submitted.status == 0, "\(submitted.stderr)")
         let receipt = try #require(try JSONSerialization.jsonObject(with: Data(submitted.stdout.utf8)) as? [String: Any])
         let caseID = try #require(receipt["caseId"] as? String)
@@ -41,7 +52,8 @@ struct CommandLineTests {
         #expect(try await federation.eventually { try federation.sql("ncct", "SELECT COUNT(*) FROM cases") == ["2"] })
         let inbox = try cli(["inbox", "--unread"], federation, node: "ncct")
         #expect(inbox.status == 0)
-        #expect(inbox.stdout.contains(caseID) && inbox.stdout.contains("NEW") && inbox.stdout.contains("request (rescue)"))
+        #expect(inbox.stdout.contains(String(caseID.prefix(8))) && inbox.stdout.contains("NEW")
+                && inbox.stdout.contains("request: rescue, 3 persons"), "\(inbox.stdout)")
 
         #expect(try cli(["ack", caseID, "--author", "Officer Dara"], federation, node: "ncct").status == 0)
         #expect(try cli(["update", caseID, "--step", "rescue_planned"], federation, node: "ncct").status == 0)
@@ -53,16 +65,39 @@ struct CommandLineTests {
         #expect(try await federation.eventually {
             try federation.sql("embassy-id", "SELECT status FROM cases WHERE case_id = '\(caseID)'") == ["\(CaseStatus.infoRequested.rawValue)"]
         })
-        #expect(try cli(["provide-info", caseID, "Fourth floor"], federation, node: "embassy-id").status == 0)
+        // The embassy's inbox shows NCCT's question as a question, beside where the case stands now.
+        let embassyInbox = try cli(["inbox"], federation, node: "embassy-id")
+        #expect(embassyInbox.stdout.contains("information requested: Which floor?")
+                && embassyInbox.stdout.contains("info_requested"), "\(embassyInbox.stdout)")
+        // A case is named by its reference or a unique start of its id, as well as its whole id.
+        #expect(try cli(["provide-info", "IDN-CLI-7", "Fourth floor"], federation, node: "embassy-id").status == 0)
+        #expect(try await federation.eventually {
+            try federation.sql("ncct", "SELECT status FROM cases WHERE case_id = '\(caseID)'") == ["\(CaseStatus.acknowledged.rawValue)"]
+        })
 
-        let shown = try cli(["case", "show", caseID], federation, node: "embassy-id")
-        #expect(shown.status == 0)
-        for fragment in ["Status: acknowledged", "rescued 1, not found 1", "Santoso, Budi", "information requested: Which floor?",
-                         "ncct #1: status → acknowledged", "— Officer Dara"] {
+        let shown = try cli(["case", "show", String(caseID.prefix(6))], federation, node: "embassy-id")
+        #expect(shown.status == 0, "\(shown.stderr)")
+        for fragment in ["Status: acknowledged", "rescued 1, not found 1", "Santoso, Budi", "Request\n", "Compound 7, Preah Sihanouk",
+                         "Summary:     SOS by phone", "Consent:", "answered: Which floor?", "answer: Fourth floor",
+                         "information provided: Fourth floor", "X1 (withheld)", "ncct #1: status → acknowledged",
+                         "— Officer Dara"] {
             #expect(shown.stdout.contains(fragment), "missing \(fragment) in\n\(shown.stdout)")
         }
+        // Wide characters take two columns: every row's STATUS starts where its header does.
+        let table = shown.stdout.split(separator: "\n").drop { !$0.hasPrefix("REF") }.prefix(4).map(String.init)
+        #expect(table.count == 4)
+        let headerStart = terminalColumns(String(table[0][..<table[0].range(of: "STATUS")!.lowerBound]))
+        for row in table.dropFirst() {
+            let start = try #require(row.range(of: #"(rescued|not_found|pending)"#, options: .regularExpression))
+            #expect(terminalColumns(String(row[..<start.lowerBound])) == headerStart,
+                    "\(table.joined(separator: "\n"))")
+        }
         let listed = try cli(["case", "list", "--status", "acknowledged"], federation, node: "ncct")
-        #expect(listed.stdout.contains(caseID))
+        #expect(listed.stdout.contains(String(caseID.prefix(8))) && listed.stdout.contains("IDN-CLI-7"), "\(listed.stdout)")
+        #expect(listed.stdout.split(separator: "\n").allSatisfy { terminalColumns(String($0)) <= 100 })
+        #expect(try cli(["case", "list", "--wide"], federation, node: "ncct").stdout.contains(caseID))
+        expectOneLine(try cli(["case", "show", "IDN-NOPE"], federation, node: "ncct"), exit: 4,
+                      containing: "no case IDN-NOPE")
 
         let other = try cli(["submit", "--kind", "trace", "--name", "To Withdraw"], federation, node: "embassy-id").stdout
         let otherID = String(other.split(separator: " ")[2])

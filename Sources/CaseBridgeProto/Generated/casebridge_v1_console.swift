@@ -48,6 +48,7 @@ public struct InboxEntry: ProtoMessage {
     public var read: Bool = false
     public var readBy: String = ""
     public var summary: CaseSummary? = nil
+    public var update: CaseUpdate? = nil
     public init() {}
     public init(fields: ProtoFields) {
         entryID = fields.value(1)
@@ -59,6 +60,7 @@ public struct InboxEntry: ProtoMessage {
         read = fields.value(7)
         readBy = fields.value(8)
         summary = fields.optional(9)
+        update = fields.optional(10)
     }
     public var protoFields: ProtoFields {
         var fields = ProtoFields()
@@ -71,6 +73,7 @@ public struct InboxEntry: ProtoMessage {
         fields.set(7, read)
         fields.set(8, readBy)
         fields.set(9, summary)
+        fields.set(10, update)
         return fields
     }
 }

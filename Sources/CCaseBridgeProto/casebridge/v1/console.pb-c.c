@@ -508,7 +508,7 @@ const ProtobufCMessageDescriptor casebridge__v1__list_inbox_request__descriptor 
   (ProtobufCMessageInit) casebridge__v1__list_inbox_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor casebridge__v1__inbox_entry__field_descriptors[9] =
+static const ProtobufCFieldDescriptor casebridge__v1__inbox_entry__field_descriptors[10] =
 {
   {
     "entry_id",
@@ -618,6 +618,18 @@ static const ProtobufCFieldDescriptor casebridge__v1__inbox_entry__field_descrip
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "update",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__InboxEntry, update),
+    &casebridge__v1__case_update__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned casebridge__v1__inbox_entry__field_indices_by_name[] = {
   3,   /* field[3] = case_id */
@@ -629,11 +641,12 @@ static const unsigned casebridge__v1__inbox_entry__field_indices_by_name[] = {
   7,   /* field[7] = read_by */
   5,   /* field[5] = received_at_ms */
   8,   /* field[8] = summary */
+  9,   /* field[9] = update */
 };
 static const ProtobufCIntRange casebridge__v1__inbox_entry__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 9 }
+  { 0, 10 }
 };
 const ProtobufCMessageDescriptor casebridge__v1__inbox_entry__descriptor =
 {
@@ -643,7 +656,7 @@ const ProtobufCMessageDescriptor casebridge__v1__inbox_entry__descriptor =
   "Casebridge__V1__InboxEntry",
   "casebridge.v1",
   sizeof(Casebridge__V1__InboxEntry),
-  9,
+  10,
   casebridge__v1__inbox_entry__field_descriptors,
   casebridge__v1__inbox_entry__field_indices_by_name,
   1,  casebridge__v1__inbox_entry__number_ranges,

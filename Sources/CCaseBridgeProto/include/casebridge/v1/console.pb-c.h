@@ -88,10 +88,15 @@ struct  Casebridge__V1__InboxEntry
    * The case as it is now.
    */
   Casebridge__V1__CaseSummary *summary;
+  /*
+   * For an update entry: the update itself, so that a question or an outcome reads as what it
+   * is, not as the case's current status.
+   */
+  Casebridge__V1__CaseUpdate *update;
 };
 #define CASEBRIDGE__V1__INBOX_ENTRY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__inbox_entry__descriptor) \
-    , 0, CASEBRIDGE__V1__INBOX_ENTRY_KIND__INBOX_ENTRY_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, NULL }
+    , 0, CASEBRIDGE__V1__INBOX_ENTRY_KIND__INBOX_ENTRY_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, NULL, NULL }
 
 
 struct  Casebridge__V1__MarkReadRequest
