@@ -12,15 +12,21 @@ enum PersonsFile {
 
     /// Every line is checked before anything is sent, and every bad line is reported at once
     /// (one stderr line each), so a 250-row file needs one round of fixes, not one per error.
-    static func persons(_ path: String) throws -> [Person] {
+    ///
+    /// A person without a person_ref gets the first free "P<n>", skipping the refs the file names
+    /// and `taken` (the refs a case already has, when persons are added to it).
+    static func persons(_ path: String, taken: Set<String> = []) throws -> [Person] {
         let records = try read(path, columns: personColumns, required: ["full_name"])
         var persons: [Person] = []
         var problems: [String] = []
         for (line, record) in records {
             do {
-                let person = try self.person(record, number: persons.count + 1)
-                guard !persons.contains(where: { $0.personRef == person.personRef }) else {
+                let person = try self.person(record)
+                guard person.personRef.isEmpty || !persons.contains(where: { $0.personRef == person.personRef }) else {
                     throw LineProblem(column: "person_ref", text: "used on an earlier line")
+                }
+                guard !taken.contains(person.personRef) else {
+                    throw LineProblem(column: "person_ref", text: "already in the case")
                 }
                 persons.append(person)
             } catch let problem as LineProblem {
@@ -29,6 +35,13 @@ enum PersonsFile {
         }
         try report(problems, in: path)
         guard !persons.isEmpty else { throw fail("\(path): no persons in the file", code: Exit.badInput) }
+        var used = taken.union(persons.map(\.personRef))
+        var next = 1
+        for i in persons.indices where persons[i].personRef.isEmpty {
+            while used.contains("P\(next)") { next += 1 }
+            persons[i].personRef = "P\(next)"
+            used.insert(persons[i].personRef)
+        }
         return persons
     }
 
@@ -38,9 +51,9 @@ enum PersonsFile {
         let text: String
     }
 
-    private static func person(_ record: [String: String], number: Int) throws(LineProblem) -> Person {
+    private static func person(_ record: [String: String]) throws(LineProblem) -> Person {
         var person = Person()
-        person.personRef = record["person_ref"].flatMap { $0.isEmpty ? nil : $0 } ?? "P\(number)"
+        person.personRef = record["person_ref"] ?? ""
         person.fullName = record["full_name"] ?? ""
         guard !person.fullName.isEmpty else { throw LineProblem(column: "full_name", text: "is empty") }
         person.nativeName = record["native_name"] ?? ""
@@ -67,7 +80,9 @@ enum PersonsFile {
         person.minor = minor
         person.needs = list(record["needs"])
         person.description = record["description"] ?? ""
-        if let (field, text) = Validation.problem(in: person) { throw LineProblem(column: field, text: text) }
+        var checked = person
+        if checked.personRef.isEmpty { checked.personRef = "P" }  // refs are given after every line is read
+        if let (field, text) = Validation.problem(in: checked) { throw LineProblem(column: field, text: text) }
         return person
     }
 
@@ -99,8 +114,10 @@ enum PersonsFile {
     }
 
     /// Records with their line numbers (the header is line 1; JSON objects count from 1).
+    /// `path` "-" is standard input: persons typed or piped in, never in the command's arguments.
     private static func read(_ path: String, columns: [String], required: [String]) throws -> [(Int, [String: String])] {
-        guard let data = FileManager.default.contents(atPath: path) else { throw fail("cannot read \(path)", code: Exit.badInput) }
+        let contents = path == "-" ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: path)
+        guard let data = contents else { throw fail("cannot read \(path)", code: Exit.badInput) }
         guard let text = String(data: data, encoding: .utf8) else { throw fail("\(path): not UTF-8 text", code: Exit.badInput) }
         if path.lowercased().hasSuffix(".json") {
             guard let array = (try? JSONSerialization.jsonObject(with: data)) as? [[String: Any]] else {

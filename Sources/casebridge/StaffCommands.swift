@@ -27,7 +27,7 @@ struct SubmitCommand: AsyncParsableCommand {
     @OptionGroup var node: NodeOptions
     @Option(help: "rescue, welfare_check, repatriation or trace.") var kind: String
     @Option(help: "routine, urgent or immediate.") var urgency: String = "urgent"
-    @Option(help: "A CSV or JSON file of persons (for a batch).") var persons: String?
+    @Option(help: "A CSV or JSON file of persons (for a batch; - for standard input).") var persons: String?
     @Option(help: "Full name of one person (instead of --persons).") var name: String?
     @Option(help: "Nationality, ISO 3166-1 alpha-2 (one person).") var nationality: String?
     @Option(help: "Date of birth, YYYY-MM-DD (one person).") var dob: String?
@@ -319,15 +319,20 @@ protocol ChangeCommand: AsyncParsableCommand {
     var caseID: String { get }
     var author: String { get }
     func change() throws -> CaseUpdate.Change
+    /// The change, for commands that must look at the case first (its id resolved).
+    func change(to caseID: String, via console: ConsoleConnection) async throws -> CaseUpdate.Change
 }
 
 extension ChangeCommand {
+    func change() throws -> CaseUpdate.Change { throw fail("internal: no change defined") }
+    func change(to caseID: String, via console: ConsoleConnection) async throws -> CaseUpdate.Change { try change() }
+
     func run() async throws {
         let console = try node.console()
         var update = CaseUpdate()
         update.author = author
-        update.change = try change()
         update.caseID = try await console.resolveCase(caseID)
+        update.change = try await change(to: update.caseID, via: console)
         let receipt = try await console.call(Console.applyChange, update)
         if node.json { Output.json(ProtoJSON.object(receipt)); return }
         print("Case \(receipt.caseID): update #\(receipt.sequence) recorded; status \(receipt.status). Delivering to the other agency.")
@@ -442,16 +447,30 @@ struct RequestInfoCommand: ChangeCommand {
 struct ProvideInfoCommand: ChangeCommand {
     static let configuration = CommandConfiguration(
         commandName: "provide-info", abstract: "Answers NCCT, or adds what is newly known, optionally with more persons (embassy nodes).",
-        discussion: "Example:\n  casebridge provide-info ID \"Fourth floor, building B\" --persons more.csv")
+        discussion: """
+            Persons to add come from a CSV or JSON file, or from standard input with --persons - \
+            (one person typed in, never put in the command line). A person without a person_ref \
+            gets the next one free in the case.
+
+            Examples:
+              casebridge provide-info ID "Fourth floor, building B" --persons more.csv
+              printf 'full_name,phone\\nSiti Rahma,+6281234567890\\n' | \\
+                  casebridge provide-info ID "One more person" --persons -
+            """)
     @OptionGroup var node: NodeOptions
     @Argument(help: "The case: its id, a unique start of it, or its reference.") var caseID: String
     @Argument(help: "What is now known.") var text: String
-    @Option(help: "A CSV or JSON file of persons to add.") var persons: String?
+    @Option(help: "A CSV or JSON file of persons to add (- for standard input).") var persons: String?
     @Option(help: "Your name, shown to the other agency.") var author: String = NSUserName()
-    func change() throws -> CaseUpdate.Change {
+    func change(to caseID: String, via console: ConsoleConnection) async throws -> CaseUpdate.Change {
         var provided = InformationProvided()
         provided.text = text
-        if let persons { provided.addedPersons = try PersonsFile.persons(persons) }
+        if let persons {
+            var request = GetCaseRequest()
+            request.caseID = caseID
+            let taken = Set(try await console.call(Console.getCase, request).persons.map(\.personRef))
+            provided.addedPersons = try PersonsFile.persons(persons, taken: taken)
+        }
         return .informationProvided(provided)
     }
 }

@@ -139,6 +139,34 @@ struct CommandLineTests {
         federation.stopAll()
     }
 
+    @Test("persons added without a ref get the next free one; one person can come from standard input")
+    func addedPersons() async throws {
+        let federation = try TestFederation(nodes: ["ncct", "embassy-id"])
+        for node in federation.nodes { try await federation.start(node) }
+        let batch = federation.folder.appendingPathComponent("two.csv")
+        try "full_name\nFirst Person\nSecond Person\n".write(to: batch, atomically: true, encoding: .utf8)
+        let filed = try cli(["submit", "--kind", "rescue", "--persons", batch.path, "--reference", "ADD-1"],
+                            federation, node: "embassy-id")
+        #expect(filed.status == 0, "\(filed.stderr)")
+        let more = federation.folder.appendingPathComponent("more.csv")
+        try "full_name,person_ref\nThird Person,\nFourth Person,P3\n".write(to: more, atomically: true, encoding: .utf8)
+        let added = try cli(["provide-info", "ADD-1", "Two more", "--persons", more.path], federation, node: "embassy-id")
+        #expect(added.status == 0, "\(added.stderr)")
+        let config = federation.configPath("embassy-id").path
+        let piped = try run("sh", ["-c", "printf 'full_name,phone\\nFifth Person,+6281200000055\\n' | "
+                                   + "'\(casebridgeBinary)' provide-info ADD-1 'One more' --persons - --config '\(config)'"])
+        #expect(piped.status == 0, "\(piped.stderr)")
+        #expect(try await federation.eventually {
+            try federation.sql("ncct", "SELECT group_concat(person_ref, ',') FROM (SELECT person_ref FROM persons ORDER BY position)")
+                == ["P1,P2,P4,P3,P5"]
+        })
+        // A ref the case already has is refused by line, before anything is sent.
+        try "full_name,person_ref\nDuplicate,P2\n".write(to: more, atomically: true, encoding: .utf8)
+        expectOneLine(try cli(["provide-info", "ADD-1", "Again", "--persons", more.path], federation, node: "embassy-id"),
+                      exit: 2, containing: "more.csv line 2: person_ref: already in the case")
+        federation.stopAll()
+    }
+
     @Test("inbox --mark-read takes numbers, ranges and all")
     func markReadRanges() async throws {
         let federation = try TestFederation(nodes: ["ncct", "embassy-id"])
