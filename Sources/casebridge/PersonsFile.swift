@@ -116,7 +116,8 @@ enum PersonsFile {
     /// Records with their line numbers (the header is line 1; JSON objects count from 1).
     /// `path` "-" is standard input: persons typed or piped in, never in the command's arguments.
     private static func read(_ path: String, columns: [String], required: [String]) throws -> [(Int, [String: String])] {
-        let contents = path == "-" ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: path)
+        let contents = path == "-" ? FileHandle.standardInput.readDataToEndOfFile()
+            : FileManager.default.contents(atPath: path)
         guard let data = contents else { throw fail("cannot read \(path)", code: Exit.badInput) }
         guard let text = String(data: data, encoding: .utf8) else { throw fail("\(path): not UTF-8 text", code: Exit.badInput) }
         if path.lowercased().hasSuffix(".json") {

@@ -120,6 +120,7 @@ struct InboxCommand: AsyncParsableCommand {
             request.entryIDs = try await entries(markRead, console)
             request.reader = reader
             let reply = try await console.call(Console.markRead, request)
+            if node.json { Output.json(ProtoJSON.object(reply)); return }
             print("Marked \(reply.marked) of \(request.entryIDs.count) entries read.")
             return
         }
