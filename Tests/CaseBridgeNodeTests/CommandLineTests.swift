@@ -93,7 +93,8 @@ struct CommandLineTests {
                     "\(table.joined(separator: "\n"))")
         }
         let listed = try cli(["case", "list", "--status", "acknowledged"], federation, node: "ncct")
-        #expect(listed.stdout.contains(String(caseID.prefix(8))) && listed.stdout.contains("IDN-CLI-7"), "\(listed.stdout)")
+        #expect(listed.stdout.contains(String(caseID.prefix(8))) && listed.stdout.contains("IDN-CLI-7"),
+                "\(listed.stdout)")
         #expect(listed.stdout.split(separator: "\n").allSatisfy { terminalColumns(String($0)) <= 100 })
         #expect(try cli(["case", "list", "--wide"], federation, node: "ncct").stdout.contains(caseID))
         expectOneLine(try cli(["case", "show", "IDN-NOPE"], federation, node: "ncct"), exit: 4,
@@ -126,7 +127,8 @@ struct CommandLineTests {
         #expect(wrong.status == 3)
         #expect(wrong.stdout.contains("FAIL tls:") && wrong.stdout.contains("expected spiffe://casebridge.test/node/embassy-cn"))
         // As JSON, one object per check.
-        let checks = try cli(["check-peer", "127.0.0.1:\(federation.ports["ncct"]!)", "--json"], federation, node: "embassy-id")
+        let checks = try cli(["check-peer", "127.0.0.1:\(federation.ports["ncct"]!)", "--json"],
+                             federation, node: "embassy-id")
         let objects = try checks.stdout.split(separator: "\n").map {
             try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
         }
@@ -150,7 +152,8 @@ struct CommandLineTests {
         #expect(filed.status == 0, "\(filed.stderr)")
         let more = federation.folder.appendingPathComponent("more.csv")
         try "full_name,person_ref\nThird Person,\nFourth Person,P3\n".write(to: more, atomically: true, encoding: .utf8)
-        let added = try cli(["provide-info", "ADD-1", "Two more", "--persons", more.path], federation, node: "embassy-id")
+        let added = try cli(["provide-info", "ADD-1", "Two more", "--persons", more.path],
+                            federation, node: "embassy-id")
         #expect(added.status == 0, "\(added.stderr)")
         let config = federation.configPath("embassy-id").path
         let piped = try run("sh", ["-c", "printf 'full_name,phone\\nFifth Person,+6281200000055\\n' | "
@@ -162,7 +165,8 @@ struct CommandLineTests {
         })
         // A ref the case already has is refused by line, before anything is sent.
         try "full_name,person_ref\nDuplicate,P2\n".write(to: more, atomically: true, encoding: .utf8)
-        expectOneLine(try cli(["provide-info", "ADD-1", "Again", "--persons", more.path], federation, node: "embassy-id"),
+        expectOneLine(try cli(["provide-info", "ADD-1", "Again", "--persons", more.path],
+                              federation, node: "embassy-id"),
                       exit: 2, containing: "more.csv line 2: person_ref: already in the case")
         federation.stopAll()
     }
@@ -172,13 +176,15 @@ struct CommandLineTests {
         let federation = try TestFederation(nodes: ["ncct", "embassy-id"])
         for node in federation.nodes { try await federation.start(node) }
         for n in 1...6 {
-            #expect(try cli(["submit", "--kind", "rescue", "--name", "Range Test \(n)"], federation, node: "embassy-id").status == 0)
+            #expect(try cli(["submit", "--kind", "rescue", "--name", "Range Test \(n)"],
+                            federation, node: "embassy-id").status == 0)
         }
         #expect(try await federation.eventually { try federation.sql("ncct", "SELECT COUNT(*) FROM inbox") == ["6"] })
         let ids = try federation.sql("ncct", "SELECT entry_id FROM inbox ORDER BY entry_id").compactMap { Int($0) }
         let ranged = try cli(["inbox", "--mark-read", "\(ids[0])", "\(ids[1])-\(ids[3])"], federation, node: "ncct")
         #expect(ranged.stdout == "Marked 4 of 4 entries read.\n", "\(ranged.stderr)")
-        #expect(try cli(["inbox", "--mark-read", "all"], federation, node: "ncct").stdout == "Marked 2 of 2 entries read.\n")
+        #expect(try cli(["inbox", "--mark-read", "all"],
+                        federation, node: "ncct").stdout == "Marked 2 of 2 entries read.\n")
         #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM inbox WHERE read_at_ms IS NULL") == ["0"])
         expectOneLine(try cli(["inbox", "--mark-read", "9-3"], federation, node: "ncct"), exit: 2,
                       containing: "--mark-read 9-3: use entry numbers (12), ranges (12-20) or all")
@@ -196,11 +202,13 @@ struct CommandLineTests {
             #expect(result.status == 0, "\(result.stderr)")
             return try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         }
-        #expect(try object(["certs", "create-ca", "--out", "\(folder.path)/ca"])["key"] as? String == "\(folder.path)/ca/ca.key")
+        #expect(try object(["certs", "create-ca", "--out",
+                "\(folder.path)/ca"])["key"] as? String == "\(folder.path)/ca/ca.key")
         let issued = try object(["certs", "issue", "--ca", "\(folder.path)/ca", "--node-id", "embassy-th",
                                  "--trust-domain", "casebridge.example", "--out", "\(folder.path)/nodes"])
         #expect(issued["identity"] as? String == "spiffe://casebridge.example/node/embassy-th")
-        #expect(try object(["certs", "request", "--node-id", "embassy-vn", "--out", "\(folder.path)/vn"])["signing_request"]
+        #expect(try object(["certs", "request", "--node-id", "embassy-vn", "--out",
+                "\(folder.path)/vn"])["signing_request"]
                 as? String == "\(folder.path)/vn/embassy-vn.csr")
         let shown = try object(["certs", "show", "\(folder.path)/nodes/embassy-th.pem"])
         #expect(shown["identities"] as? [String] == ["spiffe://casebridge.example/node/embassy-th"])
@@ -266,9 +274,11 @@ struct CommandLineTests {
         expectOneLine(try cli(["nosuch"], federation), exit: 2, containing: "(see `casebridge --help`)")
         // A peer that is not running is called that, not a TLS failure.
         let silentPort = SocketAddress.freeLoopbackPort()
-        let noPeer = try cli(["check-peer", "127.0.0.1:\(silentPort)", "--expect", "ncct"], federation, node: "embassy-id")
+        let noPeer = try cli(["check-peer", "127.0.0.1:\(silentPort)", "--expect", "ncct"],
+                             federation, node: "embassy-id")
         #expect(noPeer.status == 3)
-        #expect(noPeer.stdout.contains("nothing is listening at 127.0.0.1:\(silentPort): is the node running?"), "\(noPeer.stdout)")
+        #expect(noPeer.stdout.contains("nothing is listening at 127.0.0.1:\(silentPort): is the node running?"),
+                "\(noPeer.stdout)")
         let emptyEnvironment = try run(casebridgeBinary, ["inbox"], environment: ["CASEBRIDGE_CONFIG": ""])
         expectOneLine(emptyEnvironment, exit: 2, containing: "say which node: --config FILE, or set CASEBRIDGE_CONFIG")
         federation.stopAll()
@@ -281,7 +291,8 @@ struct CommandLineTests {
         let watcher = try BackgroundProcess(casebridgeBinary, ["watch", "--config", federation.configPath("embassy-id").path])
         defer { watcher.stop() }
         try await Task.sleep(for: .milliseconds(500))
-        #expect(try cli(["submit", "--kind", "rescue", "--name", "Pipe Test"], federation, node: "embassy-id").status == 0)
+        #expect(try cli(["submit", "--kind", "rescue", "--name", "Pipe Test"],
+                        federation, node: "embassy-id").status == 0)
         // The watcher is still running: the line must arrive without it exiting or being interrupted.
         // (If it never comes, the watcher is stopped after 20 s and the read ends empty.)
         DispatchQueue.global().asyncAfter(deadline: .now() + 20) { watcher.process.terminate() }

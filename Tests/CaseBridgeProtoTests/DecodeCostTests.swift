@@ -13,7 +13,9 @@ struct DecodeCostTests {
     @Test("4 MiB of empty persons is refused by count, naming the field")
     func emptyPersonsFlood() throws {
         let bytes = Self.emptyElements(field: 5, count: 2_000_000)
-        let error = try #require(throws: ProtoError.self) { try ProtoCodec.decode(InterventionRequest.self, from: bytes) }
+        let error = try #require(throws: ProtoError.self) {
+            try ProtoCodec.decode(InterventionRequest.self, from: bytes)
+        }
         #expect(error.code == .tooManyElements)
         #expect(error.field == "casebridge.v1.InterventionRequest.persons")
         #expect(error.detail == "more than 5000")
@@ -48,7 +50,9 @@ struct DecodeCostTests {
     func packedRunCounts() throws {
         // indicators (field 8) packed: one length-delimited run of 65 one-byte varints.
         let bytes: [UInt8] = [8 << 3 | 2, 65] + [UInt8](repeating: 1, count: 65)
-        let error = try #require(throws: ProtoError.self) { try ProtoCodec.decode(InterventionRequest.self, from: bytes) }
+        let error = try #require(throws: ProtoError.self) {
+            try ProtoCodec.decode(InterventionRequest.self, from: bytes)
+        }
         #expect(error.field == "casebridge.v1.InterventionRequest.indicators")
     }
 
