@@ -18,6 +18,9 @@ public final class Node: Sendable {
     private let health: HealthService
     private let refusals: RefusalLedger
     private let clientGroup: EventLoopGroup
+    /// Threads for the delivery workers, which read the outbox and decode what they send: blocking
+    /// work that must not hold Swift's cooperative threads. One lane per peer.
+    private let deliveryPool = WorkerPool(threads: 2, name: "cb-delivery-worker")
     private let logger: Logger
 
     /// The port the exchange listens on (useful when the configuration asked for port 0).
@@ -137,7 +140,10 @@ public final class Node: Sendable {
             await exchange.shutdown()
             throw error
         }
-        workerTasks = workers.values.map { worker in Task { await worker.run() } }
+        let deliveryPool = self.deliveryPool
+        workerTasks = workers.values.map { worker in
+            Task(executorPreference: deliveryPool.lane(worker.peer.id)) { await worker.run() }
+        }
         logger.info("node started", metadata: ["node": "\(me.id)", "role": "\(me.role.rawValue)", "port": "\(exchange.port)",
                                                "console": "\(configuration.consoleSocket)", "peers": "\(peers.map(\.id).joined(separator: ","))"])
     }
@@ -161,6 +167,7 @@ public final class Node: Sendable {
         for worker in workers.values { worker.nudge() }
         for task in workerTasks { await task.value }
         clientGroup.shutdown()
+        deliveryPool.shutdown()
         await refusals.stop()
         tracker.store.close()
         logger.info("node stopped", metadata: ["node": "\(tracker.me.id)"])
