@@ -12,7 +12,11 @@ if arguments.dropFirst().first == "--message-types" {  // the decode harness's s
     print(Harness.names.joined(separator: "\n"))
     exit(0)
 }
-guard arguments.count >= 2, let harness = Harness(rawValue: arguments[1]) else {
+// The harness is the first argument, or CASEBRIDGE_FUZZ_TARGET for the child processes that
+// libFuzzer starts itself (-merge, -fork), which get only libFuzzer's own arguments.
+let named = arguments.count >= 2 ? Harness(rawValue: arguments[1]) : nil
+let fromEnvironment = ProcessInfo.processInfo.environment["CASEBRIDGE_FUZZ_TARGET"].flatMap(Harness.init(rawValue:))
+guard let harness = named ?? fromEnvironment else {
     let targets = Harness.allCases.map(\.rawValue).joined(separator: "|")
     FileHandle.standardError.write(Data("usage: casebridge-fuzz \(targets) FOLDER...\n".utf8))
     exit(2)
@@ -34,7 +38,7 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ count: Int) -> Int32 {
 }
 
 // libFuzzer sees the program name and its own options; the harness name is ours.
-let forwarded = [arguments[0]] + arguments.dropFirst(2)
+let forwarded = [arguments[0]] + arguments.dropFirst(named == nil ? 1 : 2)
 var argc = Int32(forwarded.count)
 var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = .allocate(capacity: forwarded.count + 1)
 for (i, argument) in forwarded.enumerated() { argv![i] = strdup(argument) }
@@ -42,7 +46,7 @@ argv![forwarded.count] = nil
 exit(LLVMFuzzerRunDriver(&argc, &argv, fuzzOneInput))
 #else
 var replayed = 0
-for folder in arguments.dropFirst(2) {
+for folder in arguments.dropFirst(named == nil ? 1 : 2) {
     let files = (try? FileManager.default.contentsOfDirectory(atPath: folder))?.sorted() ?? []
     for file in files {
         guard let data = FileManager.default.contents(atPath: "\(folder)/\(file)") else { continue }
