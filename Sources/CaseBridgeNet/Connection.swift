@@ -53,6 +53,7 @@ public final class Connection: @unchecked Sendable {
     private let timeouts: ConnectionTimeouts
     private let logger: Logger
     private var timer: LoopTimer?
+    private var resumeReading: LoopTimer?
     private var ready = false
     private var closing = false
     /// The connection keeps itself alive while libevent holds its callbacks.
@@ -155,6 +156,18 @@ public final class Connection: @unchecked Sendable {
         return evbuffer_get_length(bufferevent_get_output(bev))
     }
 
+    /// Reads nothing for `duration`: the peer's bytes wait in its own TCP buffers, costing us nothing
+    /// (no decryption, no parsing) while it is over a rate limit.
+    public func pauseReading(for duration: Duration) {
+        guard let bev, !closing, resumeReading == nil else { return }
+        bufferevent_disable(bev, Int16(EV_READ))
+        resumeReading = LoopTimer(loop: loop, after: duration) { [weak self] in
+            guard let self else { return }
+            resumeReading = nil
+            if let bev = self.bev, !closing { bufferevent_enable(bev, Int16(EV_READ)) }
+        }
+    }
+
     /// Stops reading, sends what is queued, then closes (or closes at once after `closeFlush`).
     public func close() {
         guard let bev, !closing else { return }
@@ -254,6 +267,7 @@ public final class Connection: @unchecked Sendable {
         guard let bev else { return }
         self.bev = nil
         timer = nil
+        resumeReading = nil
         var socketClosed = onSocketClosed
         onSocketClosed = nil
         if expectedPeer == nil, error == nil || error?.code == .tls || error?.code == .idle || closing {

@@ -17,6 +17,9 @@ public final class Listener: @unchecked Sendable {
     private let timeouts: ConnectionTimeouts
     private let maxConnections: Int
     private let maxHandshakesPerAddress: Int
+    private let connectionsPerAddressPerSecond: Int
+    /// New connections each address may still open now (a bucket refilled each second).
+    private let arrivals = Mutex<[String: (tokens: Double, at: ContinuousClock.Instant)]>([:])
     private let logger: Logger
     private let makeDelegate: DelegateFactory
     private let onRefusal: @Sendable (Refusal) -> Void
@@ -28,7 +31,8 @@ public final class Listener: @unchecked Sendable {
     /// Binds `address` ("host:port", port 0 picks a free one; or "unix:/path") and starts accepting.
     /// A Unix socket gets no TLS; a TCP listener must have it.
     public init(address endpoint: String, group: EventLoopGroup, tls: TLSContext?, timeouts: ConnectionTimeouts,
-                maxConnections: Int, maxHandshakesPerAddress: Int = 32, backlog: Int32 = 1024, logger: Logger,
+                maxConnections: Int, maxHandshakesPerAddress: Int = 32, connectionsPerAddressPerSecond: Int = 50,
+                backlog: Int32 = 1024, logger: Logger,
                 onRefusal: @escaping @Sendable (Refusal) -> Void = { _ in },
                 makeDelegate: @escaping DelegateFactory) throws(ConnectionError) {
         self.group = group
@@ -36,6 +40,7 @@ public final class Listener: @unchecked Sendable {
         self.timeouts = timeouts
         self.maxConnections = maxConnections
         self.maxHandshakesPerAddress = maxHandshakesPerAddress
+        self.connectionsPerAddressPerSecond = connectionsPerAddressPerSecond
         self.logger = logger
         self.onRefusal = onRefusal
         self.makeDelegate = makeDelegate
@@ -79,6 +84,12 @@ public final class Listener: @unchecked Sendable {
             onRefusal(Refusal(.connectionLimit, source: host, reason: "\(maxConnections) connections open"))
             return
         }
+        guard unixPath != nil || arrive(from: host) else {
+            evutil_closesocket(fd)
+            onRefusal(Refusal(.addressLimit, source: host,
+                              reason: "more than \(connectionsPerAddressPerSecond) new connections a second"))
+            return
+        }
         let admitted = unixPath != nil || handshaking.withLock { counts in
             guard counts[host, default: 0] < maxHandshakesPerAddress else { return false }
             counts[host, default: 0] += 1
@@ -104,6 +115,27 @@ public final class Listener: @unchecked Sendable {
                 open.subtract(1, ordering: .relaxed)
             }
             if connection == nil { handshakeOver() }
+        }
+    }
+
+    /// Takes one new connection from the address's allowance (two seconds' worth at most).
+    private func arrive(from host: String) -> Bool {
+        let rate = Double(connectionsPerAddressPerSecond)
+        let now = ContinuousClock.now
+        return arrivals.withLock { all in
+            if all.count > 10_000 { all = all.filter { now - $0.value.at < .seconds(2) } }
+            var entry = all[host] ?? (2 * rate, now)
+            let elapsed = now - entry.at
+            entry.tokens = min(2 * rate, entry.tokens + rate * (Double(elapsed.components.seconds)
+                + Double(elapsed.components.attoseconds) / 1e18))
+            entry.at = now
+            guard entry.tokens >= 1 else {
+                all[host] = entry
+                return false
+            }
+            entry.tokens -= 1
+            all[host] = entry
+            return true
         }
     }
 

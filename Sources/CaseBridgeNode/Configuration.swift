@@ -92,6 +92,7 @@ public struct NodeConfiguration: Sendable {
     public var keepaliveTimeout: Duration = .seconds(20)
     public var shutdownGrace: Duration = .seconds(10)
     public var maxHandshakesPerAddress = 32
+    public var connectionsPerAddressPerSecond = 50
     public var maxConnectionBufferBytes = 16 * 1024 * 1024
     public var stallTimeout: Duration = .seconds(30)
     public var lingerTotal: Duration = .seconds(30)
@@ -135,6 +136,8 @@ public struct NodeConfiguration: Sendable {
             configuration.shutdownGrace = .seconds(try limits.int("shutdown_grace_s", default: 10, range: 0...3_600))
             configuration.maxHandshakesPerAddress = try limits.int("max_handshakes_per_address", default: 32,
                                                                    range: 1...100_000)
+            configuration.connectionsPerAddressPerSecond = try limits.int("new_connections_per_address_per_second",
+                                                                          default: 50, range: 1...100_000)
             configuration.maxConnectionBufferBytes = try limits.int("max_connection_buffer_bytes", default: 16 << 20,
                                                                     range: (256 << 10)...(1 << 30))
             configuration.stallTimeout = .seconds(try limits.int("stall_timeout_s", default: 30, range: 1...3_600))

@@ -101,6 +101,7 @@ public final class Node: Sendable {
         server.protoLimits = ProtoLimits(maxMessageBytes: configuration.maxMessageBytes,
                                          maxElements: configuration.maxDecodedElements)
         server.maxHandshakesPerAddress = configuration.maxHandshakesPerAddress
+        server.connectionsPerAddressPerSecond = configuration.connectionsPerAddressPerSecond
         server.maxConnectionBufferBytes = configuration.maxConnectionBufferBytes
         server.stallTimeout = configuration.stallTimeout
         server.timeouts.lingerTotal = configuration.lingerTotal

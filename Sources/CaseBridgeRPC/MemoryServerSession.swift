@@ -89,6 +89,7 @@ private final class MemoryTransport: ServerTransport {
         defer { output.removeAll() }
         return output
     }
+    func pauseReading(for duration: Duration) {}
     func close() { abort(nil) }
     func abort(_ error: ConnectionError?) {
         guard !isClosed else { return }

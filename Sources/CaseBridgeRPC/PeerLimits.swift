@@ -95,6 +95,12 @@ final class PeerAdmission: Sendable {
         }
     }
 
+    /// How long until the peer's budget holds `bytes` again (at the refill rate), at most `cap`.
+    func refillTime(for bytes: Int, cap: Duration = .seconds(5)) -> Duration {
+        let seconds = Double(bytes) * 60 / Double(max(1, limits.maxBytesPerMinute))
+        return min(cap, .milliseconds(Int(min(seconds, 3_600) * 1000) + 1))
+    }
+
     /// Takes `bytes` from the peer's budget; nil when it had them.
     func spend(_ bytes: Int, by peer: String, now: ContinuousClock.Instant = .now) -> String? {
         usage.withLock { all in

@@ -21,6 +21,8 @@ public struct RPCServerConfiguration: Sendable {
     public var maxConnections = 4096
     /// Connections from one source address that may be in their TLS handshake at once.
     public var maxHandshakesPerAddress = 32
+    /// New connections one source address may open per second (twice that in a burst).
+    public var connectionsPerAddressPerSecond = 50
     public var maxReceiveMessageBytes = 4 * 1024 * 1024
     public var maxSendMessageBytes = 4 * 1024 * 1024
     /// Bytes one connection may hold in memory: requests received and not yet handled, responses
@@ -69,7 +71,9 @@ public final class RPCServer: Sendable {
         do {
             listener = try Listener(address: configuration.address, group: group, tls: tls, timeouts: timeouts,
                                     maxConnections: configuration.maxConnections,
-                                    maxHandshakesPerAddress: configuration.maxHandshakesPerAddress, logger: logger,
+                                    maxHandshakesPerAddress: configuration.maxHandshakesPerAddress,
+                                    connectionsPerAddressPerSecond: configuration.connectionsPerAddressPerSecond,
+                                    logger: logger,
                                     onRefusal: core.onRefusal) { loop in ServerConnection(core: core, loop: loop) }
         } catch {
             group.shutdown()
@@ -131,6 +135,7 @@ protocol ServerTransport: AnyObject {
     var remoteHost: String { get }
     var pendingOutputBytes: Int { get }
     func write(_ bytes: UnsafeRawBufferPointer)
+    func pauseReading(for duration: Duration)
     func close()
     func abort(_ error: ConnectionError?)
 }
@@ -326,6 +331,8 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
         if let refusal = core.admission.spend(data.count, by: admittedPeer) {
             refuse(.peerLimit, refusal)
             reject(stream, streamID, .resourceExhausted, refusal)
+            // Over its budget, the peer's further bytes stay in its own buffers until it has some.
+            connection?.pauseReading(for: core.admission.refillTime(for: data.count))
             return
         }
         if bufferedBytes > core.configuration.maxConnectionBufferBytes {

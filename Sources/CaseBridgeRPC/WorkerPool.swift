@@ -8,8 +8,10 @@ import Synchronization
 /// Work is queued per lane, one lane per peer identity, and the threads take one job from each
 /// lane with work in turn: a peer with 500 calls in flight gets the same share of the threads as
 /// a peer with one, so one member's flood cannot push another member's calls to the back. One lane
-/// runs on at most half the threads at once, so a thread is always free for another peer's job
-/// even while one peer's jobs are long (decoding a 4 MiB request).
+/// runs on at most a quarter of the threads at once (at least one), so threads and cores stay
+/// free for other peers even while one peer's jobs are long (decoding a 4 MiB request, listing
+/// large cases). Handler work is short next to the store's writer and the event loops, so one
+/// thread carries one peer's thousands of calls a second.
 public final class WorkerPool: Sendable {
     private struct State {
         var queues: [ObjectIdentifier: [UnownedJob]] = [:]
@@ -26,7 +28,7 @@ public final class WorkerPool: Sendable {
 
     public init(threads: Int, name: String = "cb-worker") {
         self.threads = max(1, threads)
-        maxRunningPerLane = max(1, self.threads / 2)
+        maxRunningPerLane = max(1, self.threads / 4)
         for i in 0..<self.threads {
             let thread = Thread { [self] in work() }
             thread.name = "\(name)-\(i)"

@@ -147,6 +147,7 @@ struct ConnectionLifecycleTests {
         // exist to stop one source or one member from doing exactly this.
         let server = try TestServer {
             $0.maxHandshakesPerAddress = 1000
+            $0.connectionsPerAddressPerSecond = 1000
             $0.peerLimits.maxConnections = 1000
             $0.peerLimits.maxConcurrentCalls = 1000
         }
