@@ -71,7 +71,7 @@ def main():
     subprocess.run(["swift", "build", "-c", "release"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     binary = os.path.join(ROOT, ".build/release/casebridge")
     generator = os.path.join(ROOT, ".build/release/casebridge-bench")
-    federation = Federation(binary, nodes=("ncct", "embassy-id", "embassy-cn"))
+    federation = Federation(binary, nodes=("ncct", "embassy-id", "embassy-cn"), limits={"max_connections": 4096})
     port = None
     results = []
     try:

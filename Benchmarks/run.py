@@ -48,6 +48,12 @@ class Federation:
     """An NCCT node and an embassy node (release build) with fresh data, on loopback."""
 
     REPRESENTS = {"ncct": "KH", "embassy-id": "ID", "embassy-cn": "CN"}
+    # One load generator stands for many peers: lift the limits that exist to keep one member or
+    # one address from taking everything (the attack benchmark keeps the defaults).
+    THROUGHPUT_LIMITS = {"max_connections": 8192, "max_concurrent_streams": 128, "max_connections_per_peer": 4096,
+                         "max_calls_per_peer": 100000, "max_expensive_calls_per_peer": 1000,
+                         "max_bytes_per_peer_per_minute": 1 << 40, "max_handshakes_per_address": 4096,
+                         "new_connections_per_address_per_second": 100000}
 
     def __init__(self, binary, nodes=("ncct", "embassy-id"), limits=None):
         self.binary = binary
@@ -64,7 +70,7 @@ class Federation:
                        "certificate": f"{CERTS}/nodes/{node}.pem", "private_key": f"{CERTS}/nodes/{node}.key",
                        "ca": f"{CERTS}/ca.pem", "directory": "directory.json", "data_folder": f"{node}/data",
                        "console_socket": f"{node}/console.sock",
-                       "limits": limits or {"max_connections": 8192, "max_concurrent_streams": 128},
+                       "limits": limits or self.THROUGHPUT_LIMITS,
                        "delivery": {"initial_backoff_ms": 100, "max_backoff_ms": 2000}},
                       open(os.path.join(self.folder, f"{node}.json"), "w"))
         self.processes = {}
