@@ -338,7 +338,7 @@ struct CommandLineTests {
         expectOneLine(try run(casebridgeBinary, ["node", "run", "--config", path]), exit: 2,
                       containing: "\(key): the private key is readable by other users; run: chmod 600 \(key)")
         chmod(key, 0o600)
-        let started = try BackgroundProcess(casebridgeBinary, ["node", "run", "--config", path])
+        let started = try BackgroundProcess(casebridgeBinary, ["node", "run", "--config", path, "--log-level", "error"])
         defer { started.stop() }
         Thread.sleep(forTimeInterval: 1)
         #expect(started.process.isRunning)
