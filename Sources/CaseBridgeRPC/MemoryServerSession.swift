@@ -58,8 +58,6 @@ public final class MemoryServerSession: @unchecked Sendable {
         onLoop { transport.abort(nil) }
     }
 
-    public var isClosed: Bool { let transport = self.transport; return onLoop { transport.isClosed } }
-
     private func onLoop<T>(_ body: @escaping () -> T) -> T {
         let done = DispatchSemaphore(value: 0)
         nonisolated(unsafe) var result: T?

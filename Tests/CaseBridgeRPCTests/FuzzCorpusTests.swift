@@ -1,3 +1,5 @@
+import CaseBridgeRPC
+import CaseBridgeTLS
 import Foundation
 import Testing
 import TestSupport
@@ -17,5 +19,44 @@ struct FuzzCorpusTests {
         let result = try run(Self.binary, [target, corpus.path])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout == "replayed \(files.count) inputs through \(target)\n")
+    }
+}
+
+/// The in-memory session the server-session fuzzer drives is the real server connection: it
+/// answers a health check sent as bytes, with no socket.
+@Suite("Server session in memory")
+struct MemoryServerSessionTests {
+    /// (type, stream) of each HTTP/2 frame in `bytes`.
+    static func frames(_ bytes: [UInt8]) -> [(type: UInt8, stream: UInt32)] {
+        var found: [(UInt8, UInt32)] = []
+        var at = 0
+        while at + 9 <= bytes.count {
+            let length = Int(bytes[at]) << 16 | Int(bytes[at + 1]) << 8 | Int(bytes[at + 2])
+            let stream = UInt32(bytes[at + 5] & 0x7f) << 24 | UInt32(bytes[at + 6]) << 16 | UInt32(bytes[at + 7]) << 8
+                | UInt32(bytes[at + 8])
+            found.append((bytes[at + 3], stream))
+            at += 9 + length
+        }
+        return found
+    }
+
+    @Test("a health check seed gets SETTINGS, then response HEADERS on stream 1")
+    func healthCheck() async throws {
+        var router = RPCRouter()
+        HealthService(services: []).register(in: &router)
+        let host = MemoryServerSession.Host(router: router, logger: testLogger)
+        defer { host.shutdown() }
+        let peer = PeerIdentity(trustDomain: "casebridge.test", nodeID: "embassy-id")
+        let session = MemoryServerSession(host: host, peer: peer)
+        let seed = try Data(contentsOf: repositoryRoot.appendingPathComponent("Tests/Fuzz/corpus/server-session/health"))
+        var output = session.receive(Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + Array(seed.dropFirst()))
+        for _ in 0..<100 where !Self.frames(output).contains(where: { $0.type == 1 && $0.stream == 1 }) {
+            try await Task.sleep(for: .milliseconds(10))
+            output += session.receive([])
+        }
+        let frames = Self.frames(output)
+        #expect(frames.first?.type == 4)  // the server's SETTINGS first
+        #expect(frames.contains { $0.type == 1 && $0.stream == 1 })  // then its answer on the call's stream
+        session.close()
     }
 }
