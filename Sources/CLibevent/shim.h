@@ -34,6 +34,8 @@ static inline int cb_bev_is_error(short events) { return (events & (BEV_EVENT_ER
 static inline int cb_bev_is_eof(short events) { return (events & BEV_EVENT_EOF) != 0; }
 // setsockopt takes a void pointer; keep the int option plumbing on the C side.
 static inline int cb_set_nodelay(evutil_socket_t fd) { int one = 1; return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); }
+// A fixed kernel send buffer bounds what a peer that stops reading holds in the kernel for us.
+static inline int cb_set_send_buffer(evutil_socket_t fd, int bytes) { return setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes); }
 // glibc's malloc_trim lives in <malloc.h>, which Glibc's Swift module does not export: it gives
 // freed arena memory back to the system after a burst of large buffers.
 #include <malloc.h>

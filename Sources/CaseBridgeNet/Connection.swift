@@ -27,6 +27,8 @@ public struct ConnectionTimeouts: Sendable, Equatable {
     /// Longest a refused or closed connection's socket is kept so the peer reads our last words
     /// (an alert, a GOAWAY); it counts against the connection limit meanwhile.
     public var lingerTotal: Duration = .seconds(30)
+    /// The kernel's send buffer for accepted sockets, bytes; 0 leaves it to the kernel's tuning.
+    public var socketSendBufferBytes = 0
     public init() {}
 }
 
@@ -89,6 +91,9 @@ public final class Connection: @unchecked Sendable {
             return nil
         }
         _ = cb_set_nodelay(fd)
+        if timeouts.socketSendBufferBytes > 0 {
+            _ = cb_set_send_buffer(fd, Int32(clamping: timeouts.socketSendBufferBytes))
+        }
         let connection = Connection(loop: loop, bev: bev, ssl: ssl, remoteAddress: remoteAddress,
                                     trustDomain: tls?.configuration.trustDomain ?? "", expectedPeer: nil, timeouts: timeouts, logger: logger)
         connection.delegate = delegate

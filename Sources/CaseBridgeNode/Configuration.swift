@@ -96,6 +96,7 @@ public struct NodeConfiguration: Sendable {
     public var maxConnectionBufferBytes = 16 * 1024 * 1024
     public var stallTimeout: Duration = .seconds(30)
     public var lingerTotal: Duration = .seconds(30)
+    public var socketSendBufferBytes = 0
     public var maxQueuedControlFrames = 1000
     public var maxDecodedElements = 300_000
     public var workerThreads = 0
@@ -142,6 +143,8 @@ public struct NodeConfiguration: Sendable {
                                                                     range: (256 << 10)...(1 << 30))
             configuration.stallTimeout = .seconds(try limits.int("stall_timeout_s", default: 30, range: 1...3_600))
             configuration.lingerTotal = .seconds(try limits.int("linger_s", default: 30, range: 1...600))
+            configuration.socketSendBufferBytes = try limits.int("socket_send_buffer_bytes", default: 0,
+                                                                 range: 0...(64 << 20))
             configuration.maxQueuedControlFrames = try limits.int("max_queued_control_frames", default: 1000,
                                                                   range: 16...100_000)
             configuration.maxDecodedElements = try limits.int("max_decoded_elements", default: 300_000,

@@ -105,6 +105,7 @@ public final class Node: Sendable {
         server.maxConnectionBufferBytes = configuration.maxConnectionBufferBytes
         server.stallTimeout = configuration.stallTimeout
         server.timeouts.lingerTotal = configuration.lingerTotal
+        server.timeouts.socketSendBufferBytes = configuration.socketSendBufferBytes
         server.http2.maxQueuedControlReplies = configuration.maxQueuedControlFrames
         server.workerThreads = configuration.workerThreads
         server.peerLimits = configuration.peerLimits

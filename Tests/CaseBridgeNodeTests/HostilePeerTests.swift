@@ -16,6 +16,8 @@ struct HostilePeerTests {
     static var limits: [String: Any] { [
         "stall_timeout_s": 2, "linger_s": 3, "max_connections": 300, "max_connections_per_peer": 8,
         "max_handshakes_per_address": 16, "max_connection_buffer_bytes": 4 << 20,
+        // A small kernel buffer, so a peer that never reads is felt at once however slowly it sends.
+        "socket_send_buffer_bytes": 65_536,
     ] }
     /// Resident memory the NCCT node may reach during any attack here.
     static let rssCapKiB = 256 * 1024
