@@ -68,50 +68,101 @@ public final class CaseTracker: Sendable {
         return receipt
     }
 
-    /// An update from the peer that made it, applied in its sequence order.
+    /// An update from the peer that made it, taken in its sequence order. An update refused for
+    /// good still takes its sequence (recorded with the refusal), so the actor's later updates
+    /// apply: a conflict never blocks a case.
     func receiveUpdate(_ update: CaseUpdate, bytes: [UInt8]?, from caller: DirectoryEntry) async throws -> UpdateReceipt {
         guard update.actorNode == caller.id else {
             throw RPCError(.permissionDenied, "actor_node \(update.actorNode) is not the caller \(caller.id)")
         }
         guard Validation.isUUID(update.updateID) else { throw RPCError(.invalidArgument, "update_id: must be a lower-case UUID") }
         guard update.sequence >= 1 else { throw RPCError(.invalidArgument, "sequence: starts at 1") }
+        guard update.skippedSequences.allSatisfy({ $0 >= 1 && $0 < update.sequence }) else {
+            throw RPCError(.invalidArgument, "skipped_sequences: each must be at least 1 and below sequence")
+        }
         let body = try bytes ?? ProtoCodec.encode(update)
         let tracker = self
-        let receipt: UpdateReceipt = try await store.write(lane: caller.id, bytes: body.count) { db in
-            guard let row = try db.caseRow(update.caseID) else { throw RPCError(.notFound, "no case \(update.caseID)") }
+        let outcome: Result<UpdateReceipt, RPCError> = try await store.write(lane: caller.id, bytes: body.count) { db in
+            guard let row = try db.caseRow(update.caseID, withRequest: false) else {
+                throw RPCError(.notFound, "no case \(update.caseID)")
+            }
             let actor = try tracker.actor(caller, for: row)
-            if let applied = try db.historyEntry(updateID: update.updateID) {
-                guard applied.actor == caller.id, applied.caseID == update.caseID else {
-                    throw RPCError(.alreadyExists, "update_id is already used by another update")
-                }
-                var receipt = UpdateReceipt.make(update, status: CaseStatus(rawValue: row.status), atMs: applied.appliedAtMs)
-                receipt.sequence = applied.sequence
-                receipt.alreadyApplied = true
-                return receipt
+            if let recorded = try db.historyEntry(updateID: update.updateID) {
+                return try Self.replay(update, recorded: recorded, caseStatus: CaseStatus(rawValue: row.status))
             }
-            let last = try db.lastSequence(update.caseID, actor: caller.id)
-            guard update.sequence == last + 1 else {
-                if update.sequence <= last {
-                    throw RPCError(.failedPrecondition, "sequence \(update.sequence) of \(caller.id) was already applied with another update_id")
-                }
-                throw RPCError(.failedPrecondition, "sequence gap: expected \(last + 1) from \(caller.id), got \(update.sequence)",
-                               metadata: ["casebridge-expected-sequence": String(last + 1)])
-            }
+            // A change outside the caller's role is a faulty peer, not a conflict: refused, not recorded.
+            if let change = update.change { try Authorization.check(change, by: actor) }
             let now = Clock.nowMs()
+            try Self.takeSequence(update, caller: caller.id, db, atMs: now)
             // Person timestamps say when the change was made at the actor, so both trackers agree.
             let madeAt = update.occurredAtMs > 0 ? update.occurredAtMs : now
-            let state = try Lifecycle.apply(update.change, by: actor, to: try tracker.state(row, db), atMs: madeAt)
+            let before = try tracker.state(row, db)
+            let state: Lifecycle.CaseState
+            do throws(RPCError) {
+                state = try Lifecycle.apply(update.change, by: actor, to: before, atMs: madeAt)
+            } catch {
+                try db.appendHistory(update.caseID, actor: caller.id, sequence: update.sequence, updateID: update.updateID,
+                                     body: body, atMs: now, refusal: (Int32(error.code.rawValue), error.message))
+                try db.insertInbox(kind: InboxEntryKind.update.rawValue, messageID: update.updateID, caseID: update.caseID,
+                                   fromNode: caller.id, atMs: now)
+                try db.appendEvent(caseID: update.caseID, kind: CaseEventKind.refused.rawValue, messageID: update.updateID,
+                                   atMs: now)
+                return .failure(error)
+            }
             try tracker.save(state, of: row, db, atMs: now)
-            try db.appendHistory(update.caseID, actor: caller.id, sequence: update.sequence, updateID: update.updateID, body: body, atMs: now)
-            try db.insertInbox(kind: InboxEntryKind.update.rawValue, messageID: update.updateID, caseID: update.caseID, fromNode: caller.id, atMs: now)
-            let receipt = UpdateReceipt.make(update, status: state.status, atMs: now)
+            try db.appendHistory(update.caseID, actor: caller.id, sequence: update.sequence, updateID: update.updateID,
+                                 body: body, atMs: now)
+            try db.insertInbox(kind: InboxEntryKind.update.rawValue, messageID: update.updateID, caseID: update.caseID,
+                               fromNode: caller.id, atMs: now)
             try db.appendEvent(caseID: update.caseID, kind: CaseEventKind.updated.rawValue, messageID: update.updateID, atMs: now)
             try db.appendAudit(event: "update.applied", actor: caller.id, subject: update.caseID, outcome: "ok",
-                               detail: "update=\(update.updateID) seq=\(update.sequence) change=\(update.change?.kindName ?? "-") status=\(state.status)", atMs: now)
-            return receipt
+                               detail: "update=\(update.updateID) seq=\(update.sequence) "
+                                   + "change=\(update.change?.kindName ?? "-") status=\(state.status)", atMs: now)
+            return .success(UpdateReceipt.make(update, status: state.status, atMs: now))
         }
         changes.notify()
-        return receipt
+        return try outcome.get()
+    }
+
+    /// An update id seen before: the same answer as the first time, if it is the same update.
+    static func replay(_ update: CaseUpdate, recorded: HistoryRow, caseStatus: CaseStatus) throws -> Result<UpdateReceipt, RPCError> {
+        guard recorded.actor == update.actorNode, recorded.caseID == update.caseID else {
+            throw RPCError(.alreadyExists, "update_id \(update.updateID) is already used by another update")
+        }
+        var first = try ProtoCodec.decode(CaseUpdate.self, from: recorded.body), again = update
+        first.skippedSequences = []
+        again.skippedSequences = []
+        guard first == again else {
+            throw RPCError(.alreadyExists, "update_id \(update.updateID) was already used for an update with other content")
+        }
+        guard recorded.isApplied else { return .failure(RPCError(RPCCode(rawValue: Int(recorded.refusalCode)), recorded.refusal)) }
+        var receipt = UpdateReceipt.make(update, status: caseStatus, atMs: recorded.atMs)
+        receipt.alreadyApplied = true
+        return .success(receipt)
+    }
+
+    /// Checks that the update's sequence is the actor's next one, once the numbers it says its
+    /// sender skipped are recorded; a number already taken or a gap is refused.
+    static func takeSequence(_ update: CaseUpdate, caller: String, _ db: Database, atMs now: Int64) throws {
+        let last = try db.lastSequence(update.caseID, actor: caller)
+        if update.sequence <= last {
+            let holder = try db.historyEntries(update.caseID, actor: caller, sequences: update.sequence...update.sequence).first
+            throw RPCError(.alreadyExists, "sequence \(update.sequence) of \(caller) on this case is already taken"
+                           + (holder.map { $0.isSkipped ? " (skipped)" : " by update \($0.updateID)" } ?? ""),
+                           metadata: ["casebridge-expected-sequence": String(last + 1)])
+        }
+        let skipped = Set(update.skippedSequences)
+        var missing = last + 1
+        while missing < update.sequence, skipped.contains(missing) { missing += 1 }
+        guard missing == update.sequence else {
+            throw RPCError(.failedPrecondition, "sequence gap: expected \(missing) from \(caller), got \(update.sequence)",
+                           metadata: ["casebridge-expected-sequence": String(missing)])
+        }
+        for sequence in (last + 1)..<update.sequence {
+            try db.appendHistory(update.caseID, actor: caller, sequence: sequence,
+                                 updateID: HistoryRow.skippedID(update.caseID, actor: caller, sequence: sequence), body: [],
+                                 atMs: now, refusal: (HistoryRow.skippedCode, "the sender gave up delivering it"))
+        }
     }
 
     // MARK: Made by the node's own staff
@@ -144,34 +195,49 @@ public final class CaseTracker: Sendable {
     }
 
     /// A change by this node's staff: checked, committed with its outbox message, then delivered.
+    /// A change that alters nothing (acknowledging an acknowledged case) is answered as already
+    /// applied; nothing is recorded or sent.
     public func applyChange(_ draft: CaseUpdate) async throws -> UpdateReceipt {
         var prepared = draft
         if prepared.updateID.isEmpty { prepared.updateID = UUID().uuidString.lowercased() }
         guard Validation.isUUID(prepared.updateID) else { throw RPCError(.invalidArgument, "update_id: must be a lower-case UUID") }
         prepared.actorNode = me.id
+        prepared.skippedSequences = []
         let tracker = self, ready = prepared
-        let (receipt, peer): (UpdateReceipt, String) = try await store.write { db in
+        let (receipt, peer): (UpdateReceipt, String?) = try await store.write { db in
             var update = ready
-            guard let row = try db.caseRow(update.caseID) else { throw RPCError(.notFound, "no case \(update.caseID)") }
-            if try db.historyEntry(updateID: update.updateID) != nil { throw RPCError(.alreadyExists, "update \(update.updateID) was already made") }
+            guard let row = try db.caseRow(update.caseID, withRequest: false) else { throw RPCError(.notFound, "no case \(update.caseID)") }
+            if try db.historyEntry(updateID: update.updateID) != nil {
+                throw RPCError(.alreadyExists, "update \(update.updateID) was already made")
+            }
             let actor: Lifecycle.Actor = tracker.me.role == .ncct ? .ncct : .requestingEmbassy
             let now = Clock.nowMs()
-            let state = try Lifecycle.apply(update.change, by: actor, to: try tracker.state(row, db), atMs: now)
+            let before = try tracker.state(row, db)
+            if Lifecycle.isNoOp(update.change, on: before) {
+                var receipt = UpdateReceipt.make(update, status: before.status, atMs: now)
+                receipt.sequence = 0
+                receipt.alreadyApplied = true
+                return (receipt, nil)
+            }
+            let state = try Lifecycle.apply(update.change, by: actor, to: before, atMs: now)
             update.sequence = try db.lastSequence(update.caseID, actor: tracker.me.id) + 1
             update.occurredAtMs = now
             let body = try ProtoCodec.encode(update)
             try tracker.save(state, of: row, db, atMs: now)
-            try db.appendHistory(update.caseID, actor: tracker.me.id, sequence: update.sequence, updateID: update.updateID, body: body, atMs: now)
+            try db.appendHistory(update.caseID, actor: tracker.me.id, sequence: update.sequence, updateID: update.updateID,
+                                 body: body, atMs: now)
             // NCCT's changes go to the embassy that opened the case; an embassy's go to NCCT.
             let peer = tracker.me.role == .ncct ? row.requestingNode : tracker.directory.ncct.id
-            try db.enqueue(OutboxRow(messageID: update.updateID, peerNode: peer, kind: MessageKind.update.rawValue, caseID: update.caseID,
-                                     body: body, state: DeliveryState.queued.rawValue, queuedAtMs: now))
+            try db.enqueue(OutboxRow(messageID: update.updateID, peerNode: peer, kind: MessageKind.update.rawValue,
+                                     caseID: update.caseID, body: body, state: DeliveryState.queued.rawValue, queuedAtMs: now))
             let receipt = UpdateReceipt.make(update, status: state.status, atMs: now)
             try db.appendEvent(caseID: update.caseID, kind: CaseEventKind.updated.rawValue, messageID: update.updateID, atMs: now)
             try db.appendAudit(event: "update.made", actor: "console", subject: update.caseID, outcome: "ok",
-                               detail: "update=\(update.updateID) seq=\(update.sequence) change=\(update.change?.kindName ?? "-") status=\(state.status)", atMs: now)
+                               detail: "update=\(update.updateID) seq=\(update.sequence) "
+                                   + "change=\(update.change?.kindName ?? "-") status=\(state.status)", atMs: now)
             return (receipt, peer)
         }
+        guard let peer else { return receipt }
         changes.notify()
         outboxChanged(peer)
         return receipt

@@ -23,13 +23,31 @@ extension CaseTracker {
             view.step = BusinessStep(rawValue: row.step)
             view.persons = try state(row, db).persons
             view.outcomeCounts = Lifecycle.outcomeCounts(view.persons)
-            view.history = try db.history(caseID).map { try ProtoCodec.decode(CaseUpdate.self, from: $0) }
+            let history = try db.history(caseID)
+            view.history = try history.filter(\.isApplied).map { try ProtoCodec.decode(CaseUpdate.self, from: $0.body) }
+            view.refusedUpdates = try history.filter { !$0.isApplied }.map(Self.refusedUpdate)
             view.deliveries = try db.outbox(caseID: caseID).map(Self.delivery)
             view.requestingNode = row.requestingNode
             view.createdAtMs = row.createdAtMs
             view.updatedAtMs = row.updatedAtMs
             return view
         }
+    }
+
+    static func refusedUpdate(_ entry: HistoryRow) throws -> RefusedUpdate {
+        var refused = RefusedUpdate()
+        refused.actorNode = entry.actor
+        refused.sequence = entry.sequence
+        refused.refusedAtMs = entry.atMs
+        refused.reason = entry.refusal
+        if entry.isSkipped {
+            refused.code = "SKIPPED"
+        } else {
+            refused.updateID = entry.updateID
+            refused.code = RPCCode(rawValue: Int(entry.refusalCode)).description
+            refused.update = try ProtoCodec.decode(CaseUpdate.self, from: entry.body)
+        }
+        return refused
     }
 
     public func summaries(_ request: ListCasesRequest, for viewer: Viewer) throws -> [CaseSummary] {
@@ -74,8 +92,9 @@ extension CaseTracker {
                 if let caseRow = try db.caseRow(row.caseID, withRequest: false) {
                     entry.summary = try summary(caseRow, db)
                 }
-                if entry.kind == .update, let body = try db.historyBody(updateID: row.messageID) {
-                    entry.update = try ProtoCodec.decode(CaseUpdate.self, from: body)
+                if entry.kind == .update, let recorded = try db.historyEntry(updateID: row.messageID) {
+                    entry.update = try ProtoCodec.decode(CaseUpdate.self, from: recorded.body)
+                    if !recorded.isApplied { entry.refusal = "\(RPCCode(rawValue: Int(recorded.refusalCode))): \(recorded.refusal)" }
                 }
                 return entry
             }
@@ -110,7 +129,7 @@ extension CaseTracker {
                 event.caseID = row.caseID
                 event.summary = try summary(caseRow, db)
                 event.occurredAtMs = row.atMs
-                if event.kind == .updated, let body = try db.historyBody(updateID: row.messageID) {
+                if [.updated, .refused].contains(event.kind), let body = try db.historyBody(updateID: row.messageID) {
                     event.update = try ProtoCodec.decode(CaseUpdate.self, from: body)
                 }
                 if event.kind == .delivery, let delivery = try db.outboxMessage(row.messageID, peer: row.peerNode) {

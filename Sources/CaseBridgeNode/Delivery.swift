@@ -40,7 +40,7 @@ final class DeliveryWorker: Sendable {
         while !Task.isCancelled {
             let head: OutboxRow?
             do {
-                head = try tracker.store.read { try $0.outboxHead(peer: peer.id, pendingStates: CaseTracker.pendingDeliveryStates) }
+                head = try tracker.store.read { try $0.outboxNext(peer: peer.id, pendingStates: CaseTracker.pendingDeliveryStates) }
             } catch {
                 logger.error("outbox unreadable", metadata: ["peer": "\(peer.id)", "error": "\(error)"])
                 await doorbell.wait(timeout: .seconds(5))
@@ -67,20 +67,12 @@ final class DeliveryWorker: Sendable {
                 let request = try ProtoCodec.decode(InterventionRequest.self, from: message.body)
                 receiptStatus = try await channel.unary(CaseExchange.submitRequest, request, timeout: settings.callTimeout).status
             } else {
-                let update = try ProtoCodec.decode(CaseUpdate.self, from: message.body)
-                _ = try await channel.unary(CaseExchange.pushUpdate, update, timeout: settings.callTimeout)
+                try await push(try ProtoCodec.decode(CaseUpdate.self, from: message.body))
             }
             link.withLock { $0 = PeerLink(reachable: true, lastContactAtMs: Clock.nowMs(), lastError: "") }
             try await tracker.delivered(message, receiptStatus: receiptStatus)
-        } catch var error as RPCError {
-            var retry = Self.isRetryable(error)
-            // A gap the peer can never close (the missing update was rejected or cancelled) would
-            // block this peer's whole queue forever; the later update is rejected too, and the queue moves on.
-            if retry, let expected = error.metadata["casebridge-expected-sequence"].flatMap(UInt64.init),
-               (try? tracker.isAbandoned(caseID: message.caseID, sequence: expected, peer: peer.id)) == true {
-                retry = false
-                error = RPCError(.failedPrecondition, "update \(expected) of case \(message.caseID) was rejected or cancelled, so this later one cannot apply")
-            }
+        } catch let error as RPCError {
+            let retry = Self.isRetryable(error)
             link.withLock { link in
                 link.reachable = error.code != .unavailable && error.code != .deadlineExceeded
                 if link.reachable { link.lastContactAtMs = Clock.nowMs() }
@@ -88,15 +80,79 @@ final class DeliveryWorker: Sendable {
             }
             let next = retry ? Clock.nowMs() + backoff(attempt: message.attempts + 1) : 0
             logger.info(retry ? "delivery will be retried" : "delivery rejected by peer",
-                        metadata: ["peer": "\(peer.id)", "message": "\(message.messageID)", "code": "\(error.code)", "attempts": "\(message.attempts + 1)"])
+                        metadata: ["peer": "\(peer.id)", "message": "\(message.messageID)", "code": "\(error.code)",
+                                   "attempts": "\(message.attempts + 1)"])
             do { try await tracker.deliveryFailed(message, error: error, retryAtMs: retry ? next : nil) } catch {
                 logger.error("delivery outcome not recorded", metadata: ["error": "\(error)"])
                 await doorbell.wait(timeout: .seconds(1))
             }
         } catch {
-            logger.error("delivery failed", metadata: ["peer": "\(peer.id)", "message": "\(message.messageID)", "error-type": "\(type(of: error))"])
+            logger.error("delivery failed", metadata: ["peer": "\(peer.id)", "message": "\(message.messageID)",
+                                                       "error-type": "\(type(of: error))"])
             await doorbell.wait(timeout: .seconds(1))
         }
+    }
+
+    /// Pushes an update; if the peer lacks its case or earlier updates, first gives it what it
+    /// lacks (once per attempt).
+    private func push(_ update: CaseUpdate) async throws {
+        do {
+            try await pushClosingGap(update)
+        } catch let error as RPCError where error.code == .notFound && tracker.me.role == .embassy {
+            try await resubmitRequest(of: update.caseID)
+            try await pushClosingGap(update)
+        }
+    }
+
+    private func pushClosingGap(_ update: CaseUpdate) async throws {
+        do {
+            _ = try await channel.unary(CaseExchange.pushUpdate, update, timeout: settings.callTimeout)
+        } catch let error as RPCError {
+            guard let expected = Self.expectedSequence(error), expected < update.sequence else { throw error }
+            var closed = update
+            closed.skippedSequences = try await resend(update.caseID, sequences: expected...(update.sequence - 1))
+            _ = try await channel.unary(CaseExchange.pushUpdate, closed, timeout: settings.callTimeout)
+        }
+    }
+
+    /// Sends this node's earlier updates to the case again, in order, from its history; returns the
+    /// trailing sequences it gave up on (rejected or cancelled), which the next update names as skipped.
+    private func resend(_ caseID: String, sequences: ClosedRange<UInt64>) async throws -> [UInt64] {
+        let earlier = try tracker.earlierUpdates(caseID, sequences: sequences, peer: peer.id)
+        var skipped: [UInt64] = []
+        for (entry, abandoned) in earlier {
+            if abandoned {
+                skipped.append(entry.sequence)
+                continue
+            }
+            var update = try ProtoCodec.decode(CaseUpdate.self, from: entry.body)
+            update.skippedSequences = skipped
+            do {
+                _ = try await channel.unary(CaseExchange.pushUpdate, update, timeout: settings.callTimeout)
+                skipped = []
+            } catch let error as RPCError where !Self.isRetryable(error) {
+                // Refused for good: the peer took the number with its refusal, or never will.
+                skipped.append(entry.sequence)
+            }
+            logger.info("update sent again to a peer that lacked it",
+                        metadata: ["peer": "\(peer.id)", "message": "\(entry.updateID)", "sequence": "\(entry.sequence)"])
+        }
+        return skipped
+    }
+
+    /// The peer no longer has a case this embassy filed (restored from an older backup): file it again.
+    private func resubmitRequest(of caseID: String) async throws {
+        guard let body = try tracker.store.read({ try $0.caseRow(caseID)?.request }) else {
+            throw RPCError(.notFound, "no case \(caseID) here either")
+        }
+        let request = try ProtoCodec.decode(InterventionRequest.self, from: body)
+        _ = try await channel.unary(CaseExchange.submitRequest, request, timeout: settings.callTimeout)
+        logger.info("request filed again with a peer that lacked it", metadata: ["peer": "\(peer.id)", "case": "\(caseID)"])
+    }
+
+    static func expectedSequence(_ error: RPCError) -> UInt64? {
+        guard error.code == .failedPrecondition else { return nil }
+        return error.metadata["casebridge-expected-sequence"].flatMap { UInt64($0) }
     }
 
     /// Codes a later attempt may cure; a sequence gap is one (the earlier update will arrive).
@@ -219,12 +275,14 @@ extension CaseTracker {
         changes.notify()
     }
 
-    /// Whether this node's update `sequence` to the case will never reach `peer` (rejected or cancelled).
-    func isAbandoned(caseID: String, sequence: UInt64, peer: String) throws -> Bool {
+    /// This node's updates to the case with these sequences, each with whether it will never reach
+    /// `peer` (its delivery was rejected or cancelled).
+    func earlierUpdates(_ caseID: String, sequences: ClosedRange<UInt64>, peer: String) throws -> [(HistoryRow, Bool)] {
         try store.read { db in
-            guard let updateID = try db.historyUpdateID(caseID, actor: me.id, sequence: sequence),
-                  let row = try db.outboxMessage(updateID, peer: peer) else { return false }
-            return row.state == DeliveryState.rejected.rawValue || row.state == DeliveryState.cancelled.rawValue
+            try db.historyEntries(caseID, actor: me.id, sequences: sequences).map { entry in
+                let state = try db.outboxMessage(entry.updateID, peer: peer)?.state
+                return (entry, state == DeliveryState.rejected.rawValue || state == DeliveryState.cancelled.rawValue)
+            }
         }
     }
 

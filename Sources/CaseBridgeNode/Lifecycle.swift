@@ -5,15 +5,28 @@ import CaseBridgeRPC
 /// applies a change to a case. No I/O: the services call it inside their store transactions.
 public enum Lifecycle {
     /// Legal status changes. Writing the current status again is a no-op, not listed here.
+    /// `entered_in_error` is reachable from every other status, terminal ones included: it is how
+    /// staff settle a case the two agencies closed differently (a withdrawal crossing a decline).
     public static let caseTransitions: [CaseStatus: Set<CaseStatus>] = [
         .submitted: [.received, .withdrawn, .enteredInError],
         .received: [.acknowledged, .infoRequested, .onHold, .declined, .withdrawn, .enteredInError],
-        .acknowledged: [.inProgress, .infoRequested, .onHold, .completed, .failed, .declined, .withdrawn, .enteredInError],
+        .acknowledged: [.inProgress, .infoRequested, .onHold, .completed, .failed, .declined, .withdrawn,
+                        .enteredInError],
         .inProgress: [.infoRequested, .onHold, .completed, .failed, .withdrawn, .enteredInError],
         .infoRequested: [.acknowledged, .inProgress, .onHold, .declined, .failed, .withdrawn, .enteredInError],
-        .onHold: [.acknowledged, .inProgress, .infoRequested, .completed, .failed, .declined, .withdrawn, .enteredInError],
-        .completed: [], .failed: [], .declined: [], .withdrawn: [], .enteredInError: [],
+        .onHold: [.acknowledged, .inProgress, .infoRequested, .completed, .failed, .declined, .withdrawn,
+                  .enteredInError],
+        .completed: [.enteredInError], .failed: [.enteredInError], .declined: [.enteredInError],
+        .withdrawn: [.enteredInError], .enteredInError: [],
     ]
+
+    /// Where the work on a case has ended. A completed case still takes person outcomes (people
+    /// rescued by a completed operation are repatriated later) and notes; the others only notes
+    /// (and `entered_in_error`).
+    public static let terminal: Set<CaseStatus> = [.completed, .failed, .declined, .withdrawn, .enteredInError]
+
+    /// Statuses in which NCCT may record what happened to persons: from acknowledgement on.
+    public static let takesOutcomes: Set<CaseStatus> = [.acknowledged, .inProgress, .infoRequested, .onHold, .completed]
 
     /// Legal changes of one person's status. "Not found" may become "located" when they are found later.
     public static let personTransitions: [PersonStatus: Set<PersonStatus>] = [
@@ -26,7 +39,7 @@ public enum Lifecycle {
         .repatriated: [], .declinedAssistance: [],
     ]
 
-    public static func isTerminal(_ status: CaseStatus) -> Bool { caseTransitions[status]?.isEmpty ?? true }
+    public static func isTerminal(_ status: CaseStatus) -> Bool { terminal.contains(status) }
 
     /// Checks a status change; false when it is the current status (nothing to do).
     public static func checkTransition(from: CaseStatus, to: CaseStatus) throws(RPCError) -> Bool {
@@ -86,7 +99,11 @@ public enum Lifecycle {
             next.status = .inProgress
             next.step = step.step
         case .personOutcomes(let outcomes):
-            try requireOpen()
+            guard takesOutcomes.contains(state.status) else {
+                throw RPCError(.failedPrecondition, state.status == .received
+                    ? "acknowledge the case before recording what happened to persons"
+                    : "the case is \(state.status); it takes no more person outcomes")
+            }
             guard !outcomes.outcomes.isEmpty else { throw RPCError(.invalidArgument, "person_outcomes: names no person") }
             var seen = Set<String>()
             for outcome in outcomes.outcomes {
@@ -132,6 +149,17 @@ public enum Lifecycle {
         return next
     }
 
+    /// A change that would alter nothing: the current status or step again, or withdrawing a
+    /// withdrawn case. Staff making one are told so; nothing is recorded or sent.
+    public static func isNoOp(_ change: CaseUpdate.Change?, on state: CaseState) -> Bool {
+        switch change {
+        case .statusChange(let change): change.toStatus == state.status
+        case .stepChange(let change): state.status == .inProgress && change.step == state.step
+        case .withdrawal: state.status == .withdrawn
+        default: false
+        }
+    }
+
     /// Number of persons in each status, statuses with none left out, in status order.
     public static func outcomeCounts(_ persons: [PersonState]) -> [OutcomeCount] {
         outcomeCounts(persons.map(\.status))
@@ -158,11 +186,14 @@ public enum Authorization {
         let allowed: Bool = switch change {
         case .note: true
         case .informationProvided, .withdrawal: actor == .requestingEmbassy
-        case .statusChange, .stepChange, .personOutcomes, .informationRequest: actor == .ncct
+        // The embassy may say its own request should never have existed.
+        case .statusChange(let change): actor == .ncct || change.toStatus == .enteredInError
+        case .stepChange, .personOutcomes, .informationRequest: actor == .ncct
         }
         guard allowed else {
-            throw RPCError(.permissionDenied, actor == .ncct ? "only the requesting embassy may add information or withdraw"
-                                                              : "only NCCT may change status, steps and outcomes, or request information")
+            throw RPCError(.permissionDenied, actor == .ncct
+                ? "only the requesting embassy may add information or withdraw"
+                : "only NCCT may change status (beyond entered_in_error), steps and outcomes, or request information")
         }
     }
 }

@@ -115,6 +115,14 @@ enum Migrations {
         DROP TABLE inbox;
         ALTER TABLE inbox_v3 RENAME TO inbox;
         """,
+        // 4: an update the receiver refused still takes its place in the actor's sequence (no dead
+        // ends): the row keeps the refusal; a sequence the sender gave up on is kept as skipped.
+        // Delivery goes in order per case, so it finds each case's oldest pending message.
+        """
+        ALTER TABLE case_history ADD COLUMN refusal_code INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE case_history ADD COLUMN refusal TEXT NOT NULL DEFAULT '';
+        CREATE INDEX outbox_pending_by_case ON outbox(peer_node, case_id, position) WHERE state IN (1, 2, 4);
+        """,
     ]
 
     static func apply(to database: Database) throws(StoreError) {

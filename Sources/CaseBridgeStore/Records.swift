@@ -86,6 +86,31 @@ public struct OutboxRow: Sendable, Equatable {
     }
 }
 
+/// One entry of a case's history: an update applied, or refused for good (its sequence is taken
+/// either way), or a sequence its sender gave up on (empty body).
+public struct HistoryRow: Sendable, Equatable {
+    public var caseID: String
+    public var actor: String
+    public var sequence: UInt64
+    public var updateID: String
+    public var body: [UInt8]
+    public var atMs: Int64
+    /// The gRPC status code of the refusal; 0 when applied.
+    public var refusalCode: Int32
+    public var refusal: String
+
+    public var isApplied: Bool { refusalCode == 0 }
+    public var isSkipped: Bool { refusalCode == Self.skippedCode }
+
+    /// The refusal code of a skipped sequence (not a gRPC code).
+    public static let skippedCode: Int32 = -1
+
+    /// The key a skipped sequence is stored under (update ids are UUIDs, so it never collides).
+    public static func skippedID(_ caseID: String, actor: String, sequence: UInt64) -> String {
+        "skipped/\(caseID)/\(actor)/\(sequence)"
+    }
+}
+
 public struct EventRow: Sendable, Equatable {
     public var eventID: Int64
     public var caseID: String
@@ -183,32 +208,52 @@ extension Database {
 
     // MARK: History
 
-    /// The highest sequence applied from `actor` to the case (0 when none).
+    /// The highest sequence taken by `actor` on the case, applied, refused or skipped (0 when none).
     public func lastSequence(_ caseID: String, actor: String) throws(StoreError) -> UInt64 {
         UInt64(try first("SELECT COALESCE(MAX(sequence), 0) FROM case_history WHERE case_id = ? AND actor_node = ?",
                          [.text(caseID), .text(actor)])?.int(0) ?? 0)
     }
 
-    public func historyUpdateID(_ caseID: String, actor: String, sequence: UInt64) throws(StoreError) -> String? {
-        try first("SELECT update_id FROM case_history WHERE case_id = ? AND actor_node = ? AND sequence = ?",
-                  [.text(caseID), .text(actor), .int(try Self.column(sequence, "sequence"))])?.text(0)
+    /// Every entry of `actor` on the case with a sequence in `range`, in sequence order.
+    public func historyEntries(_ caseID: String, actor: String, sequences range: ClosedRange<UInt64>)
+        throws(StoreError) -> [HistoryRow] {
+        try query("SELECT \(Self.historyColumns) FROM case_history WHERE case_id = ? AND actor_node = ? AND sequence BETWEEN ? AND ?"
+                  + " ORDER BY sequence", [.text(caseID), .text(actor), .int(try Self.column(range.lowerBound, "sequence")),
+                                           .int(try Self.column(range.upperBound, "sequence"))]).map(Self.historyRow)
     }
 
-    public func appendHistory(_ caseID: String, actor: String, sequence: UInt64, updateID: String, body: [UInt8], atMs: Int64) throws(StoreError) {
-        try query("INSERT INTO case_history (case_id, actor_node, sequence, update_id, body, applied_at_ms) VALUES (?, ?, ?, ?, ?, ?)", [
-            .text(caseID), .text(actor), .int(try Self.column(sequence, "sequence")), .text(updateID), .blob(body),
-            .int(atMs),
-        ])
+    /// Records an update: applied when `refusal` is nil, else refused for good with that status.
+    public func appendHistory(_ caseID: String, actor: String, sequence: UInt64, updateID: String, body: [UInt8],
+                              atMs: Int64, refusal: (code: Int32, message: String)? = nil) throws(StoreError) {
+        try query("""
+            INSERT INTO case_history (case_id, actor_node, sequence, update_id, body, applied_at_ms, refusal_code, refusal)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """, [.text(caseID), .text(actor), .int(try Self.column(sequence, "sequence")), .text(updateID), .blob(body),
+                  .int(atMs), .int(Int64(refusal?.code ?? 0)), .text(refusal?.message ?? "")])
     }
 
-    /// One applied update's bytes.
+    /// The update that made this entry (applied or refused).
     public func historyBody(updateID: String) throws(StoreError) -> [UInt8]? {
         try first("SELECT body FROM case_history WHERE update_id = ?", [.text(updateID)])?.blob(0)
     }
 
-    /// Every update applied to the case, in the order this node applied them.
-    public func history(_ caseID: String) throws(StoreError) -> [[UInt8]] {
-        try query("SELECT body FROM case_history WHERE case_id = ? ORDER BY position", [.text(caseID)]).map { $0.blob(0) }
+    /// Every entry of the case, in the order this node recorded them.
+    public func history(_ caseID: String) throws(StoreError) -> [HistoryRow] {
+        try query("SELECT \(Self.historyColumns) FROM case_history WHERE case_id = ? ORDER BY position", [.text(caseID)])
+            .map(Self.historyRow)
+    }
+
+    /// Where an update was recorded, if it was: the idempotency check for updates.
+    public func historyEntry(updateID: String) throws(StoreError) -> HistoryRow? {
+        try first("SELECT \(Self.historyColumns) FROM case_history WHERE update_id = ?", [.text(updateID)])
+            .map(Self.historyRow)
+    }
+
+    private static let historyColumns = "case_id, actor_node, sequence, update_id, body, applied_at_ms, refusal_code, refusal"
+
+    private static func historyRow(_ r: Row) -> HistoryRow {
+        HistoryRow(caseID: r.text(0), actor: r.text(1), sequence: UInt64(r.int(2)), updateID: r.text(3), body: r.blob(4),
+                   atMs: r.int(5), refusalCode: Int32(r.int(6)), refusal: r.text(7))
     }
 
     // MARK: Inbox
@@ -256,11 +301,16 @@ extension Database {
                   .int(Int64(row.state)), .int(row.queuedAtMs), .int(row.nextAttemptAtMs)])
     }
 
-    /// The oldest message still owed to `peer` (states given by the caller), whether due or not.
-    public func outboxHead(peer: String, pendingStates: [Int32]) throws(StoreError) -> OutboxRow? {
-        try first("""
-            SELECT \(Self.outboxColumns) FROM outbox WHERE peer_node = ? AND state IN (\(pendingStates.map { String($0) }.joined(separator: ",")))
-            ORDER BY position LIMIT 1
+    /// The message owed to `peer` that is due first among the oldest pending message of each case
+    /// (states given by the caller), whether due or not: cases keep their order, and one waiting
+    /// case never holds up another.
+    public func outboxNext(peer: String, pendingStates: [Int32]) throws(StoreError) -> OutboxRow? {
+        let pending = pendingStates.map { String($0) }.joined(separator: ",")
+        return try first("""
+            SELECT \(Self.outboxColumns) FROM outbox AS o WHERE peer_node = ? AND state IN (\(pending))
+            AND NOT EXISTS (SELECT 1 FROM outbox AS e WHERE e.peer_node = o.peer_node AND e.case_id = o.case_id
+                            AND e.state IN (\(pending)) AND e.position < o.position)
+            ORDER BY next_attempt_at_ms, position LIMIT 1
             """, [.text(peer)]).map(Self.outboxRow)
     }
 
@@ -302,12 +352,6 @@ extension Database {
         row.nextAttemptAtMs = r.int(10)
         row.deliveredAtMs = r.int(11)
         return row
-    }
-
-    /// Where an update was applied, if it was: the idempotency check for updates.
-    public func historyEntry(updateID: String) throws(StoreError) -> (caseID: String, actor: String, sequence: UInt64, appliedAtMs: Int64)? {
-        try first("SELECT case_id, actor_node, sequence, applied_at_ms FROM case_history WHERE update_id = ?", [.text(updateID)])
-            .map { ($0.text(0), $0.text(1), UInt64($0.int(2)), $0.int(3)) }
     }
 
     // MARK: Events

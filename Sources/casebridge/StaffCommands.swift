@@ -134,7 +134,7 @@ struct InboxCommand: AsyncParsableCommand {
         Output.table(["#", "RECEIVED", "FROM", "CASE", "WHAT", "NOW", "READ"], entries.map { entry in
             let what = entry.kind == .request
                 ? "request: \(entry.summary?.kind.description ?? "?"), \(entry.summary?.personCount ?? 0) persons"
-                : entry.update.map(describe) ?? "update"
+                : (entry.refusal.isEmpty ? "" : "REFUSED ") + (entry.update.map(describe) ?? "update")
             return [String(entry.entryID), Output.shortTime(entry.receivedAtMs), entry.fromNode,
                     Output.shortID(entry.caseID), what, entry.summary?.status.description ?? "-",
                     entry.read ? "yes (\(entry.readBy))" : "NEW"]
@@ -181,6 +181,14 @@ struct ShowCase: AsyncParsableCommand {
             let author = update.author.isEmpty ? "" : "  — \(update.author)"
             let who = "\(update.actorNode) #\(update.sequence)"
             print("  \(Output.time(update.occurredAtMs))  \(who): \(describe(update))\(author)")
+        }
+        if !view.refusedUpdates.isEmpty {
+            print("\nRefused here (each took its number; it changed nothing; settle with a note or entered_in_error)")
+        }
+        for refused in view.refusedUpdates {
+            let what = refused.update.map(describe) ?? "sequence skipped by its sender"
+            print("  \(Output.time(refused.refusedAtMs))  \(refused.actorNode) #\(refused.sequence): \(what)"
+                  + " — \(refused.code): \(refused.reason)")
         }
         print("\nDeliveries from this node (whether the other agency's node has each message, not what it did)")
         if view.deliveries.isEmpty { print("  (none)") }
@@ -336,6 +344,10 @@ extension ChangeCommand {
         update.change = try await change(to: update.caseID, via: console)
         let receipt = try await console.call(Console.applyChange, update)
         if node.json { Output.json(ProtoJSON.object(receipt)); return }
+        if receipt.alreadyApplied {
+            print("Case \(receipt.caseID) is already \(receipt.status): nothing to change, nothing sent.")
+            return
+        }
         print("Case \(receipt.caseID): update #\(receipt.sequence) recorded; status \(receipt.status). Delivering to the other agency.")
     }
 }
@@ -356,7 +368,7 @@ struct AckCommand: ChangeCommand {
 
 struct UpdateCommand: ChangeCommand {
     static let configuration = CommandConfiguration(
-        commandName: "update", abstract: "Changes a case's status, business step, or persons' outcomes (NCCT nodes).",
+        commandName: "update", abstract: "Changes a case's status, business step, or persons' outcomes (NCCT nodes; an embassy may only mark its case entered_in_error).",
         discussion: """
             Give exactly one of --status, --step, --outcomes or --person.
 
@@ -537,6 +549,7 @@ struct WatchCommand: AsyncParsableCommand {
                 case .opened: "opened"
                 case .updated: event.update.map(describe) ?? "updated"
                 case .delivery: event.delivery.map { "delivery to \($0.peerNode): \($0.state)" } ?? "delivery"
+                case .refused: "REFUSED " + (event.update.map(describe) ?? "update")
                 default: "event"
                 }
                 print("#\(event.eventID) \(Output.time(event.occurredAtMs)) \(event.caseID)  \(what)  [\(summary)]")

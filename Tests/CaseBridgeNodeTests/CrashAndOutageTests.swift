@@ -88,43 +88,83 @@ struct CrashAndOutageTests {
         federation.stopAll()
     }
 
-    @Test("conflicting changes made while apart are rejected with reasons, and neither queue is blocked by them")
-    func conflictDoesNotBlockQueues() async throws {
+    @Test("a withdrawal crossing a decline: both refused with reasons, nothing blocked, staff settle it and the trackers agree",
+          arguments: ["ncct", "embassy-id"])
+    func crossedWithdrawalAndDecline(settledBy settler: String) async throws {
         let federation = try TestFederation(nodes: ["ncct", "embassy-id"])
         for node in federation.nodes { try await federation.start(node) }
         let first = federation.console("embassy-id")
         let caseX = try await first.unary(Console.submit, Make.request(persons: 1)).caseID
         first.close()
-        #expect(try await federation.eventually {
-            try federation.sql("embassy-id", "SELECT status FROM cases WHERE case_id = '\(caseX)'") == ["\(CaseStatus.received.rawValue)"]
-        })
+        let ncct0 = federation.console("ncct")
+        #expect(try await federation.eventually { try federation.sql("ncct", "SELECT COUNT(*) FROM cases") == ["1"] })
+        _ = try await ncct0.unary(Console.applyChange, Make.status(caseX, .acknowledged))
+        ncct0.close()
+        func status(_ node: String) throws -> [String] { try federation.sql(node, "SELECT status FROM cases WHERE case_id = '\(caseX)'") }
+        #expect(try await federation.eventually { try status("embassy-id") == ["\(CaseStatus.acknowledged.rawValue)"] })
 
-        // Apart: NCCT completes the case while the embassy is down...
+        // Apart: NCCT declines the case while the embassy is down...
         federation.stop("embassy-id")
         let ncct = federation.console("ncct")
-        _ = try await ncct.unary(Console.applyChange, Make.status(caseX, .acknowledged))
-        _ = try await ncct.unary(Console.applyChange, Make.status(caseX, .completed))
+        _ = try await ncct.unary(Console.applyChange, Make.status(caseX, .declined))
         ncct.close()
         federation.stop("ncct")
         // ...and the embassy, not knowing, withdraws it, adds a note, and files a new case.
         try await federation.start("embassy-id")
         let embassy = federation.console("embassy-id")
-        defer { embassy.close() }
         _ = try await embassy.unary(Console.applyChange, Make.update(caseX, .withdrawal(Withdrawal())))
         _ = try await embassy.unary(Console.applyChange, Make.note(caseX, "family reports she is home"))
         let caseY = try await embassy.unary(Console.submit, Make.request(persons: 2)).caseID
+        embassy.close()
         try await federation.start("ncct")
 
-        // Both queues drain: the conflicting updates are refused with reasons, the new case arrives.
+        // Both queues drain: each side refuses the change that no longer fits and takes the note; the new case arrives.
         let settled = "SELECT COUNT(*) FROM outbox WHERE state IN (\(DeliveryState.queued.rawValue), \(DeliveryState.retryWaiting.rawValue))"
-        #expect(try await federation.eventually(30) { try federation.sql("embassy-id", settled) == ["0"] && federation.sql("ncct", settled) == ["0"] })
+        #expect(try await federation.eventually(30) {
+            try federation.sql("embassy-id", settled) == ["0"] && federation.sql("ncct", settled) == ["0"]
+        })
         #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM cases WHERE case_id = '\(caseY)'") == ["1"])
         let embassyOut = try federation.sql("embassy-id", "SELECT state, last_error FROM outbox WHERE case_id = '\(caseX)' AND kind = 2 ORDER BY position")
-        #expect(embassyOut.count == 2)
-        #expect(embassyOut.first?.hasPrefix("\(DeliveryState.rejected.rawValue)|FAILED_PRECONDITION: a case cannot go from completed to withdrawn") == true, "\(embassyOut)")
-        #expect(embassyOut.last?.contains("was rejected or cancelled, so this later one cannot apply") == true, "\(embassyOut)")
-        let ncctOut = try federation.sql("ncct", "SELECT state FROM outbox WHERE case_id = '\(caseX)' ORDER BY position")
-        #expect(ncctOut == ["\(DeliveryState.rejected.rawValue)", "\(DeliveryState.rejected.rawValue)"])
+        #expect(embassyOut == ["\(DeliveryState.rejected.rawValue)|FAILED_PRECONDITION: a case cannot go from declined to withdrawn",
+                               "\(DeliveryState.delivered.rawValue)|"], "\(embassyOut)")
+        let ncctOut = try federation.sql("ncct", "SELECT state, last_error FROM outbox WHERE case_id = '\(caseX)' ORDER BY position")
+        #expect(ncctOut == ["\(DeliveryState.delivered.rawValue)|",
+                            "\(DeliveryState.rejected.rawValue)|FAILED_PRECONDITION: a case cannot go from withdrawn to declined"], "\(ncctOut)")
+        #expect(try status("ncct") == ["\(CaseStatus.declined.rawValue)"])
+        #expect(try status("embassy-id") == ["\(CaseStatus.withdrawn.rawValue)"])
+
+        // Each node shows what it refused; the note went through.
+        let views = try await ["ncct", "embassy-id"].asyncMap { node in
+            let console = federation.console(node)
+            defer { console.close() }
+            var get = GetCaseRequest()
+            get.caseID = caseX
+            return try await console.unary(Console.getCase, get)
+        }
+        #expect(views[0].refusedUpdates.map { "\($0.actorNode) \($0.code)" } == ["embassy-id FAILED_PRECONDITION"])
+        #expect(views[1].refusedUpdates.map { "\($0.actorNode) \($0.code)" } == ["ncct FAILED_PRECONDITION"])
+        #expect(views[0].history.contains { if case .note? = $0.change { $0.actorNode == "embassy-id" } else { false } })
+
+        // Staff settle it: a note, then entered_in_error, from either side; both trackers converge.
+        let console = federation.console(settler)
+        defer { console.close() }
+        _ = try await console.unary(Console.applyChange, Make.note(caseX, "crossed: withdrawn here, declined there"))
+        _ = try await console.unary(Console.applyChange, Make.status(caseX, .enteredInError))
+        let closed = ["\(CaseStatus.enteredInError.rawValue)"]
+        #expect(try await federation.eventually(30) { try status("ncct") == closed && status("embassy-id") == closed })
+        #expect(try await federation.eventually(30) {
+            try federation.sql("embassy-id", settled) == ["0"] && federation.sql("ncct", settled) == ["0"]
+        })
+        let notes = "SELECT COUNT(*) FROM case_history WHERE case_id = '\(caseX)' AND refusal_code = 0"
+        #expect(try federation.sql("ncct", notes) == federation.sql("embassy-id", notes))
         federation.stopAll()
+    }
+}
+
+extension Array where Element: Sendable {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var out: [T] = []
+        for element in self { out.append(try await transform(element)) }
+        return out
     }
 }

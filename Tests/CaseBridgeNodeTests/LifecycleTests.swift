@@ -32,9 +32,12 @@ struct LifecycleTests {
         do { try body(); return nil } catch let error as RPCError { return error.code } catch { return .unknown }
     }
 
-    @Test("terminal statuses lead nowhere; every status in the table is reachable from received")
+    @Test("terminal statuses lead only to entered_in_error; every status in the table is reachable from received")
     func table() {
-        for status in [CaseStatus.completed, .failed, .declined, .withdrawn, .enteredInError] { #expect(Lifecycle.isTerminal(status)) }
+        for status in [CaseStatus.completed, .failed, .declined, .withdrawn, .enteredInError] {
+            #expect(Lifecycle.isTerminal(status))
+            #expect(Lifecycle.caseTransitions[status, default: []].isSubset(of: [.enteredInError]))
+        }
         var reached: Set<CaseStatus> = [.received]
         var frontier: [CaseStatus] = [.received]
         while let next = frontier.popLast() {
@@ -53,8 +56,12 @@ struct LifecycleTests {
 
     @Test("NCCT acknowledges, steps and records outcomes; a step moves an acknowledged case to in progress")
     func ncctWork() throws {
+        // Outcomes wait for an acknowledgement: nobody has taken the case yet.
+        #expect(code { _ = try Lifecycle.apply(outcomes([("P1", .rescued)]), by: .ncct, to: received, atMs: 1) } == .failedPrecondition)
         let acknowledged = try Lifecycle.apply(status(.acknowledged), by: .ncct, to: received, atMs: 1)
         #expect(acknowledged.status == .acknowledged)
+        #expect(Lifecycle.isNoOp(status(.acknowledged), on: acknowledged))
+        #expect(!Lifecycle.isNoOp(status(.onHold), on: acknowledged))
         var step = StepChange()
         step.step = .locating
         let locating = try Lifecycle.apply(.stepChange(step), by: .ncct, to: acknowledged, atMs: 2)
@@ -68,6 +75,14 @@ struct LifecycleTests {
         #expect(code { _ = try Lifecycle.apply(outcomes([("P1", .pending)]), by: .ncct, to: mixed, atMs: 4) } == .failedPrecondition)
         #expect(code { _ = try Lifecycle.apply(outcomes([("P9", .rescued)]), by: .ncct, to: mixed, atMs: 4) } == .notFound)
         #expect(code { _ = try Lifecycle.apply(outcomes([("P1", .sheltered), ("P1", .sheltered)]), by: .ncct, to: mixed, atMs: 4) } == .invalidArgument)
+        // A completed rescue still records the repatriation that follows it.
+        let completed = try Lifecycle.apply(status(.completed), by: .ncct, to: mixed, atMs: 5)
+        let home = try Lifecycle.apply(outcomes([("P1", .repatriated)]), by: .ncct, to: completed, atMs: 6)
+        #expect(home.status == .completed)
+        #expect(home.persons.map(\.status) == [.repatriated, .notFound])
+        // ...and either side may still say it should never have existed.
+        #expect(try Lifecycle.apply(status(.enteredInError), by: .ncct, to: home, atMs: 7).status == .enteredInError)
+        #expect(try Lifecycle.apply(status(.enteredInError), by: .requestingEmbassy, to: home, atMs: 7).status == .enteredInError)
     }
 
     // Regression: NCCT's acknowledgement reached the embassy before the embassy had recorded NCCT's
@@ -86,6 +101,7 @@ struct LifecycleTests {
     @Test("only the requesting embassy withdraws or adds information; only NCCT changes status")
     func roles() throws {
         #expect(code { _ = try Lifecycle.apply(status(.acknowledged), by: .requestingEmbassy, to: received, atMs: 1) } == .permissionDenied)
+        #expect(code { _ = try Lifecycle.apply(status(.completed), by: .requestingEmbassy, to: received, atMs: 1) } == .permissionDenied)
         #expect(code { _ = try Lifecycle.apply(.withdrawal(Withdrawal()), by: .ncct, to: received, atMs: 1) } == .permissionDenied)
         #expect(try Lifecycle.apply(.withdrawal(Withdrawal()), by: .requestingEmbassy, to: received, atMs: 1).status == .withdrawn)
         var question = InformationRequest()

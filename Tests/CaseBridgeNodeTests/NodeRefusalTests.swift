@@ -91,22 +91,58 @@ struct NodeRefusalTests {
         // ...and over the wire: withdrawing a case NCCT has completed.
         _ = try await ncct.unary(Console.applyChange, Make.status(caseID, .acknowledged))
         _ = try await ncct.unary(Console.applyChange, Make.status(caseID, .completed))
-        let late = try await #require(throws: RPCError.self) {
-            _ = try await asEmbassy.unary(CaseExchange.pushUpdate, update(.withdrawal(Withdrawal()), sequence: 1))
-        }
+        let withdrawal = update(.withdrawal(Withdrawal()), sequence: 1)
+        let late = try await #require(throws: RPCError.self) { _ = try await asEmbassy.unary(CaseExchange.pushUpdate, withdrawal) }
         #expect(late.code == .failedPrecondition)
         #expect(late.message == "a case cannot go from completed to withdrawn")
+        #expect(late.metadata["casebridge-expected-sequence"] == nil)
 
-        // The same status again is a no-op that still counts as the actor's update; a duplicate is answered as already applied.
-        let note = update(.note({ var n = Note(); n.text = "thanks"; return n }()), sequence: 1)
+        // The refusal took sequence 1 (no dead end): the same update again gets the same answer, another
+        // update claiming 1 is ALREADY_EXISTS, and sequence 2 applies.
+        let replayed = await captureError { _ = try await asEmbassy.unary(CaseExchange.pushUpdate, withdrawal) }
+        #expect(replayed?.code == .failedPrecondition && replayed?.message == late.message, "\(String(describing: replayed))")
+        let thanks = Note.with("thanks")
+        let claim = await captureError { _ = try await asEmbassy.unary(CaseExchange.pushUpdate, update(.note(thanks), sequence: 1)) }
+        #expect(claim?.code == .alreadyExists, "\(String(describing: claim))")
+        #expect(claim?.message.contains("already taken by update \(withdrawal.updateID)") == true)
+        let note = update(.note(thanks), sequence: 2)
         let first = try await asEmbassy.unary(CaseExchange.pushUpdate, note)
         let again = try await asEmbassy.unary(CaseExchange.pushUpdate, note)
         #expect(!first.alreadyApplied)
         #expect(again.alreadyApplied)
         #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM case_history WHERE update_id = '\(note.updateID)'") == ["1"])
+        // The same update id with other content is not a duplicate.
+        var altered = note
+        altered.change = .note(Note.with("something else"))
+        let reused = await captureError { _ = try await asEmbassy.unary(CaseExchange.pushUpdate, altered) }
+        #expect(reused?.code == .alreadyExists && reused?.message.contains("other content") == true, "\(String(describing: reused))")
+        // Sequences the sender gave up on are skipped when it names them; an unnamed gap is still refused.
+        var skipping = update(.note(Note.with("after two lost")), sequence: 5)
+        skipping.skippedSequences = [3]
+        let unnamed = await captureError { _ = try await asEmbassy.unary(CaseExchange.pushUpdate, skipping) }
+        #expect(unnamed?.metadata["casebridge-expected-sequence"] == "4")
+        skipping.skippedSequences = [3, 4]
+        #expect(try await asEmbassy.unary(CaseExchange.pushUpdate, skipping).sequence == 5)
+
+        // NCCT's staff see what was refused and skipped, apart from what was applied.
+        var get = GetCaseRequest()
+        get.caseID = caseID
+        let view = try await ncct.unary(Console.getCase, get)
+        #expect(view.history.filter { $0.actorNode == "embassy-id" }.map(\.sequence) == [2, 5])
+        #expect(view.refusedUpdates.map { "\($0.sequence) \($0.code)" } == ["1 FAILED_PRECONDITION", "3 SKIPPED", "4 SKIPPED"])
+        #expect(view.refusedUpdates.first?.update?.updateID == withdrawal.updateID)
+        #expect(view.status == .completed)
 
         #expect(try await ncct.unary(Console.verifyAudit, VerifyAuditRequest()).intact)
         federation.stopAll()
+    }
+}
+
+extension Note {
+    static func with(_ text: String) -> Note {
+        var note = Note()
+        note.text = text
+        return note
     }
 }
 

@@ -200,6 +200,7 @@ public struct CaseUpdate: ProtoMessage {
     public var actorNode: String = ""
     public var occurredAtMs: Int64 = 0
     public var author: String = ""
+    public var skippedSequences: [UInt64] = []
     public var change: Change? = nil
     public enum Change: Sendable, Equatable {
         case statusChange(StatusChange)
@@ -218,6 +219,7 @@ public struct CaseUpdate: ProtoMessage {
         actorNode = fields.value(4)
         occurredAtMs = fields.value(5)
         author = fields.value(6)
+        skippedSequences = fields.values(7)
         if let v: StatusChange = fields.optional(10) { change = .statusChange(v)
         } else if let v: StepChange = fields.optional(11) { change = .stepChange(v)
         } else if let v: PersonOutcomes = fields.optional(12) { change = .personOutcomes(v)
@@ -235,6 +237,7 @@ public struct CaseUpdate: ProtoMessage {
         fields.set(4, actorNode)
         fields.set(5, occurredAtMs)
         fields.set(6, author)
+        fields.set(7, skippedSequences)
         switch change {
         case .statusChange(let v)?: fields.set(10, v)
         case .stepChange(let v)?: fields.set(11, v)
@@ -395,6 +398,7 @@ public struct Case: ProtoMessage {
     public var requestingNode: String = ""
     public var createdAtMs: Int64 = 0
     public var updatedAtMs: Int64 = 0
+    public var refusedUpdates: [RefusedUpdate] = []
     public init() {}
     public init(fields: ProtoFields) {
         caseID = fields.value(1)
@@ -408,6 +412,7 @@ public struct Case: ProtoMessage {
         requestingNode = fields.value(9)
         createdAtMs = fields.value(10)
         updatedAtMs = fields.value(11)
+        refusedUpdates = fields.values(12)
     }
     public var protoFields: ProtoFields {
         var fields = ProtoFields()
@@ -422,6 +427,39 @@ public struct Case: ProtoMessage {
         fields.set(9, requestingNode)
         fields.set(10, createdAtMs)
         fields.set(11, updatedAtMs)
+        fields.set(12, refusedUpdates)
+        return fields
+    }
+}
+
+public struct RefusedUpdate: ProtoMessage {
+    public static let protoName = "casebridge.v1.RefusedUpdate"
+    public var updateID: String = ""
+    public var actorNode: String = ""
+    public var sequence: UInt64 = 0
+    public var code: String = ""
+    public var reason: String = ""
+    public var refusedAtMs: Int64 = 0
+    public var update: CaseUpdate? = nil
+    public init() {}
+    public init(fields: ProtoFields) {
+        updateID = fields.value(1)
+        actorNode = fields.value(2)
+        sequence = fields.value(3)
+        code = fields.value(4)
+        reason = fields.value(5)
+        refusedAtMs = fields.value(6)
+        update = fields.optional(7)
+    }
+    public var protoFields: ProtoFields {
+        var fields = ProtoFields()
+        fields.set(1, updateID)
+        fields.set(2, actorNode)
+        fields.set(3, sequence)
+        fields.set(4, code)
+        fields.set(5, reason)
+        fields.set(6, refusedAtMs)
+        fields.set(7, update)
         return fields
     }
 }

@@ -49,6 +49,7 @@ public struct InboxEntry: ProtoMessage {
     public var readBy: String = ""
     public var summary: CaseSummary? = nil
     public var update: CaseUpdate? = nil
+    public var refusal: String = ""
     public init() {}
     public init(fields: ProtoFields) {
         entryID = fields.value(1)
@@ -61,6 +62,7 @@ public struct InboxEntry: ProtoMessage {
         readBy = fields.value(8)
         summary = fields.optional(9)
         update = fields.optional(10)
+        refusal = fields.value(11)
     }
     public var protoFields: ProtoFields {
         var fields = ProtoFields()
@@ -74,6 +76,7 @@ public struct InboxEntry: ProtoMessage {
         fields.set(8, readBy)
         fields.set(9, summary)
         fields.set(10, update)
+        fields.set(11, refusal)
         return fields
     }
 }

@@ -7,8 +7,9 @@ public struct CaseEventKind: ProtoEnum {
     public static let opened = Self(rawValue: 1)
     public static let updated = Self(rawValue: 2)
     public static let delivery = Self(rawValue: 3)
+    public static let refused = Self(rawValue: 4)
     /// Value names as in the .proto file, lower case, without the enum's prefix.
-    public static let names: [Int32: String] = [0: "unspecified", 1: "opened", 2: "updated", 3: "delivery"]
+    public static let names: [Int32: String] = [0: "unspecified", 1: "opened", 2: "updated", 3: "delivery", 4: "refused"]
 }
 
 public struct GetCaseRequest: ProtoMessage {

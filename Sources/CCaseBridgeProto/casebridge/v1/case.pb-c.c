@@ -682,6 +682,51 @@ void   casebridge__v1__case__free_unpacked
   assert(message->base.descriptor == &casebridge__v1__case__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   casebridge__v1__refused_update__init
+                     (Casebridge__V1__RefusedUpdate         *message)
+{
+  static const Casebridge__V1__RefusedUpdate init_value = CASEBRIDGE__V1__REFUSED_UPDATE__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__refused_update__get_packed_size
+                     (const Casebridge__V1__RefusedUpdate *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__refused_update__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__refused_update__pack
+                     (const Casebridge__V1__RefusedUpdate *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__refused_update__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__refused_update__pack_to_buffer
+                     (const Casebridge__V1__RefusedUpdate *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__refused_update__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__RefusedUpdate *
+       casebridge__v1__refused_update__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__RefusedUpdate *)
+     protobuf_c_message_unpack (&casebridge__v1__refused_update__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__refused_update__free_unpacked
+                     (Casebridge__V1__RefusedUpdate *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__refused_update__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   casebridge__v1__case_summary__init
                      (Casebridge__V1__CaseSummary         *message)
 {
@@ -1096,7 +1141,7 @@ const ProtobufCMessageDescriptor casebridge__v1__withdrawal__descriptor =
   (ProtobufCMessageInit) casebridge__v1__withdrawal__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor casebridge__v1__case_update__field_descriptors[13] =
+static const ProtobufCFieldDescriptor casebridge__v1__case_update__field_descriptors[14] =
 {
   {
     "update_id",
@@ -1168,6 +1213,18 @@ static const ProtobufCFieldDescriptor casebridge__v1__case_update__field_descrip
     NULL,
     &protobuf_c_empty_string,
     0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "skipped_sequences",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT64,
+    offsetof(Casebridge__V1__CaseUpdate, n_skipped_sequences),
+    offsetof(Casebridge__V1__CaseUpdate, skipped_sequences),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
@@ -1259,22 +1316,23 @@ static const unsigned casebridge__v1__case_update__field_indices_by_name[] = {
   3,   /* field[3] = actor_node */
   5,   /* field[5] = author */
   1,   /* field[1] = case_id */
-  11,   /* field[11] = information_provided */
-  10,   /* field[10] = information_request */
-  9,   /* field[9] = note */
+  12,   /* field[12] = information_provided */
+  11,   /* field[11] = information_request */
+  10,   /* field[10] = note */
   4,   /* field[4] = occurred_at_ms */
-  8,   /* field[8] = person_outcomes */
+  9,   /* field[9] = person_outcomes */
   2,   /* field[2] = sequence */
-  6,   /* field[6] = status_change */
-  7,   /* field[7] = step_change */
+  6,   /* field[6] = skipped_sequences */
+  7,   /* field[7] = status_change */
+  8,   /* field[8] = step_change */
   0,   /* field[0] = update_id */
-  12,   /* field[12] = withdrawal */
+  13,   /* field[13] = withdrawal */
 };
 static const ProtobufCIntRange casebridge__v1__case_update__number_ranges[2 + 1] =
 {
   { 1, 0 },
-  { 10, 6 },
-  { 0, 13 }
+  { 10, 7 },
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor casebridge__v1__case_update__descriptor =
 {
@@ -1284,7 +1342,7 @@ const ProtobufCMessageDescriptor casebridge__v1__case_update__descriptor =
   "Casebridge__V1__CaseUpdate",
   "casebridge.v1",
   sizeof(Casebridge__V1__CaseUpdate),
-  13,
+  14,
   casebridge__v1__case_update__field_descriptors,
   casebridge__v1__case_update__field_indices_by_name,
   2,  casebridge__v1__case_update__number_ranges,
@@ -1754,7 +1812,7 @@ const ProtobufCMessageDescriptor casebridge__v1__delivery__descriptor =
   (ProtobufCMessageInit) casebridge__v1__delivery__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor casebridge__v1__case__field_descriptors[11] =
+static const ProtobufCFieldDescriptor casebridge__v1__case__field_descriptors[12] =
 {
   {
     "case_id",
@@ -1888,6 +1946,18 @@ static const ProtobufCFieldDescriptor casebridge__v1__case__field_descriptors[11
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "refused_updates",
+    12,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Casebridge__V1__Case, n_refused_updates),
+    offsetof(Casebridge__V1__Case, refused_updates),
+    &casebridge__v1__refused_update__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned casebridge__v1__case__field_indices_by_name[] = {
   0,   /* field[0] = case_id */
@@ -1896,6 +1966,7 @@ static const unsigned casebridge__v1__case__field_indices_by_name[] = {
   6,   /* field[6] = history */
   5,   /* field[5] = outcome_counts */
   4,   /* field[4] = persons */
+  11,   /* field[11] = refused_updates */
   1,   /* field[1] = request */
   8,   /* field[8] = requesting_node */
   2,   /* field[2] = status */
@@ -1905,7 +1976,7 @@ static const unsigned casebridge__v1__case__field_indices_by_name[] = {
 static const ProtobufCIntRange casebridge__v1__case__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 11 }
+  { 0, 12 }
 };
 const ProtobufCMessageDescriptor casebridge__v1__case__descriptor =
 {
@@ -1915,11 +1986,127 @@ const ProtobufCMessageDescriptor casebridge__v1__case__descriptor =
   "Casebridge__V1__Case",
   "casebridge.v1",
   sizeof(Casebridge__V1__Case),
-  11,
+  12,
   casebridge__v1__case__field_descriptors,
   casebridge__v1__case__field_indices_by_name,
   1,  casebridge__v1__case__number_ranges,
   (ProtobufCMessageInit) casebridge__v1__case__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__refused_update__field_descriptors[7] =
+{
+  {
+    "update_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__RefusedUpdate, update_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "actor_node",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__RefusedUpdate, actor_node),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "sequence",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__RefusedUpdate, sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "code",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__RefusedUpdate, code),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__RefusedUpdate, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "refused_at_ms",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__RefusedUpdate, refused_at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "update",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__RefusedUpdate, update),
+    &casebridge__v1__case_update__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__refused_update__field_indices_by_name[] = {
+  1,   /* field[1] = actor_node */
+  3,   /* field[3] = code */
+  4,   /* field[4] = reason */
+  5,   /* field[5] = refused_at_ms */
+  2,   /* field[2] = sequence */
+  6,   /* field[6] = update */
+  0,   /* field[0] = update_id */
+};
+static const ProtobufCIntRange casebridge__v1__refused_update__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__refused_update__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.RefusedUpdate",
+  "RefusedUpdate",
+  "Casebridge__V1__RefusedUpdate",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__RefusedUpdate),
+  7,
+  casebridge__v1__refused_update__field_descriptors,
+  casebridge__v1__refused_update__field_indices_by_name,
+  1,  casebridge__v1__refused_update__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__refused_update__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor casebridge__v1__case_summary__field_descriptors[11] =

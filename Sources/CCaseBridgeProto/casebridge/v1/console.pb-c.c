@@ -508,7 +508,7 @@ const ProtobufCMessageDescriptor casebridge__v1__list_inbox_request__descriptor 
   (ProtobufCMessageInit) casebridge__v1__list_inbox_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor casebridge__v1__inbox_entry__field_descriptors[10] =
+static const ProtobufCFieldDescriptor casebridge__v1__inbox_entry__field_descriptors[11] =
 {
   {
     "entry_id",
@@ -630,6 +630,18 @@ static const ProtobufCFieldDescriptor casebridge__v1__inbox_entry__field_descrip
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "refusal",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__InboxEntry, refusal),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned casebridge__v1__inbox_entry__field_indices_by_name[] = {
   3,   /* field[3] = case_id */
@@ -640,13 +652,14 @@ static const unsigned casebridge__v1__inbox_entry__field_indices_by_name[] = {
   6,   /* field[6] = read */
   7,   /* field[7] = read_by */
   5,   /* field[5] = received_at_ms */
+  10,   /* field[10] = refusal */
   8,   /* field[8] = summary */
   9,   /* field[9] = update */
 };
 static const ProtobufCIntRange casebridge__v1__inbox_entry__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 10 }
+  { 0, 11 }
 };
 const ProtobufCMessageDescriptor casebridge__v1__inbox_entry__descriptor =
 {
@@ -656,7 +669,7 @@ const ProtobufCMessageDescriptor casebridge__v1__inbox_entry__descriptor =
   "Casebridge__V1__InboxEntry",
   "casebridge.v1",
   sizeof(Casebridge__V1__InboxEntry),
-  10,
+  11,
   casebridge__v1__inbox_entry__field_descriptors,
   casebridge__v1__inbox_entry__field_indices_by_name,
   1,  casebridge__v1__inbox_entry__number_ranges,

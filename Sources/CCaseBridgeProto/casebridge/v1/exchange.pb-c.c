@@ -443,20 +443,22 @@ const ProtobufCMessageDescriptor casebridge__v1__case_event__descriptor =
   (ProtobufCMessageInit) casebridge__v1__case_event__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue casebridge__v1__case_event_kind__enum_values_by_number[4] =
+static const ProtobufCEnumValue casebridge__v1__case_event_kind__enum_values_by_number[5] =
 {
   { "CASE_EVENT_KIND_UNSPECIFIED", "CASEBRIDGE__V1__CASE_EVENT_KIND__CASE_EVENT_KIND_UNSPECIFIED", 0 },
   { "CASE_EVENT_KIND_OPENED", "CASEBRIDGE__V1__CASE_EVENT_KIND__CASE_EVENT_KIND_OPENED", 1 },
   { "CASE_EVENT_KIND_UPDATED", "CASEBRIDGE__V1__CASE_EVENT_KIND__CASE_EVENT_KIND_UPDATED", 2 },
   { "CASE_EVENT_KIND_DELIVERY", "CASEBRIDGE__V1__CASE_EVENT_KIND__CASE_EVENT_KIND_DELIVERY", 3 },
+  { "CASE_EVENT_KIND_REFUSED", "CASEBRIDGE__V1__CASE_EVENT_KIND__CASE_EVENT_KIND_REFUSED", 4 },
 };
 static const ProtobufCIntRange casebridge__v1__case_event_kind__value_ranges[] = {
-{0, 0},{0, 4}
+{0, 0},{0, 5}
 };
-static const ProtobufCEnumValueIndex casebridge__v1__case_event_kind__enum_values_by_name[4] =
+static const ProtobufCEnumValueIndex casebridge__v1__case_event_kind__enum_values_by_name[5] =
 {
   { "CASE_EVENT_KIND_DELIVERY", 3 },
   { "CASE_EVENT_KIND_OPENED", 1 },
+  { "CASE_EVENT_KIND_REFUSED", 4 },
   { "CASE_EVENT_KIND_UNSPECIFIED", 0 },
   { "CASE_EVENT_KIND_UPDATED", 2 },
 };
@@ -467,9 +469,9 @@ const ProtobufCEnumDescriptor casebridge__v1__case_event_kind__descriptor =
   "CaseEventKind",
   "Casebridge__V1__CaseEventKind",
   "casebridge.v1",
-  4,
+  5,
   casebridge__v1__case_event_kind__enum_values_by_number,
-  4,
+  5,
   casebridge__v1__case_event_kind__enum_values_by_name,
   1,
   casebridge__v1__case_event_kind__value_ranges,

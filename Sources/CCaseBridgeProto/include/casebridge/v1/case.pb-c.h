@@ -31,6 +31,7 @@ typedef struct Casebridge__V1__PersonState Casebridge__V1__PersonState;
 typedef struct Casebridge__V1__OutcomeCount Casebridge__V1__OutcomeCount;
 typedef struct Casebridge__V1__Delivery Casebridge__V1__Delivery;
 typedef struct Casebridge__V1__Case Casebridge__V1__Case;
+typedef struct Casebridge__V1__RefusedUpdate Casebridge__V1__RefusedUpdate;
 typedef struct Casebridge__V1__CaseSummary Casebridge__V1__CaseSummary;
 
 
@@ -302,9 +303,9 @@ struct  Casebridge__V1__CaseUpdate
   char *case_id;
   /*
    * 1, 2, 3, ... counting the updates this actor node made to this case.
-   * A receiver applies each actor's updates in this order: it answers a
-   * number it already applied as already applied, and refuses a gap with
-   * FAILED_PRECONDITION until the missing update arrives.
+   * A receiver takes each actor's updates in this order (see "Sequences" in
+   * exchange.proto): every number is used once, by an update applied, by one
+   * refused for good, or as skipped (skipped_sequences).
    */
   uint64_t sequence;
   /*
@@ -321,6 +322,16 @@ struct  Casebridge__V1__CaseUpdate
    * shares it.
    */
   char *author;
+  /*
+   * Earlier sequences of this actor on this case that the actor will never
+   * deliver (an operator cancelled them, or the receiver refused them before
+   * recording them). A receiver that has not taken these numbers records them
+   * as skipped, so this update leaves no gap; numbers it already took are
+   * ignored. Set by the sender when a gap is reported; it is not part of the
+   * update's content for idempotency. At most 10,000.
+   */
+  size_t n_skipped_sequences;
+  uint64_t *skipped_sequences;
   Casebridge__V1__CaseUpdate__ChangeCase change_case;
   union {
     Casebridge__V1__StatusChange *status_change;
@@ -334,7 +345,7 @@ struct  Casebridge__V1__CaseUpdate
 };
 #define CASEBRIDGE__V1__CASE_UPDATE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__case_update__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, CASEBRIDGE__V1__CASE_UPDATE__CHANGE__NOT_SET, {0} }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0,NULL, CASEBRIDGE__V1__CASE_UPDATE__CHANGE__NOT_SET, {0} }
 
 
 /*
@@ -487,10 +498,49 @@ struct  Casebridge__V1__Case
   char *requesting_node;
   int64_t created_at_ms;
   int64_t updated_at_ms;
+  /*
+   * Updates this node refused for good, and sequences it recorded as skipped,
+   * in the order it recorded them. Their sequences are taken; they changed
+   * nothing. At most 100,000.
+   */
+  size_t n_refused_updates;
+  Casebridge__V1__RefusedUpdate **refused_updates;
 };
 #define CASEBRIDGE__V1__CASE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__case__descriptor) \
-    , (char *)protobuf_c_empty_string, NULL, CASEBRIDGE__V1__CASE_STATUS__CASE_STATUS_UNSPECIFIED, CASEBRIDGE__V1__BUSINESS_STEP__BUSINESS_STEP_UNSPECIFIED, 0,NULL, 0,NULL, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, 0, 0 }
+    , (char *)protobuf_c_empty_string, NULL, CASEBRIDGE__V1__CASE_STATUS__CASE_STATUS_UNSPECIFIED, CASEBRIDGE__V1__BUSINESS_STEP__BUSINESS_STEP_UNSPECIFIED, 0,NULL, 0,NULL, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0,NULL }
+
+
+/*
+ * An update a receiver refused for good (or a sequence it skipped).
+ */
+struct  Casebridge__V1__RefusedUpdate
+{
+  ProtobufCMessage base;
+  /*
+   * Empty for a skipped sequence.
+   */
+  char *update_id;
+  char *actor_node;
+  uint64_t sequence;
+  /*
+   * The gRPC status code name the receiver answered (e.g. FAILED_PRECONDITION),
+   * or SKIPPED.
+   */
+  char *code;
+  /*
+   * Why, in words; never carries personal data.
+   */
+  char *reason;
+  int64_t refused_at_ms;
+  /*
+   * The update as it arrived (absent for a skipped sequence).
+   */
+  Casebridge__V1__CaseUpdate *update;
+};
+#define CASEBRIDGE__V1__REFUSED_UPDATE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__refused_update__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, NULL }
 
 
 /*
@@ -802,6 +852,25 @@ Casebridge__V1__Case *
 void   casebridge__v1__case__free_unpacked
                      (Casebridge__V1__Case *message,
                       ProtobufCAllocator *allocator);
+/* Casebridge__V1__RefusedUpdate methods */
+void   casebridge__v1__refused_update__init
+                     (Casebridge__V1__RefusedUpdate         *message);
+size_t casebridge__v1__refused_update__get_packed_size
+                     (const Casebridge__V1__RefusedUpdate   *message);
+size_t casebridge__v1__refused_update__pack
+                     (const Casebridge__V1__RefusedUpdate   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__refused_update__pack_to_buffer
+                     (const Casebridge__V1__RefusedUpdate   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__RefusedUpdate *
+       casebridge__v1__refused_update__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__refused_update__free_unpacked
+                     (Casebridge__V1__RefusedUpdate *message,
+                      ProtobufCAllocator *allocator);
 /* Casebridge__V1__CaseSummary methods */
 void   casebridge__v1__case_summary__init
                      (Casebridge__V1__CaseSummary         *message);
@@ -868,6 +937,9 @@ typedef void (*Casebridge__V1__Delivery_Closure)
 typedef void (*Casebridge__V1__Case_Closure)
                  (const Casebridge__V1__Case *message,
                   void *closure_data);
+typedef void (*Casebridge__V1__RefusedUpdate_Closure)
+                 (const Casebridge__V1__RefusedUpdate *message,
+                  void *closure_data);
 typedef void (*Casebridge__V1__CaseSummary_Closure)
                  (const Casebridge__V1__CaseSummary *message,
                   void *closure_data);
@@ -896,6 +968,7 @@ extern const ProtobufCMessageDescriptor casebridge__v1__person_state__descriptor
 extern const ProtobufCMessageDescriptor casebridge__v1__outcome_count__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__delivery__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__case__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__refused_update__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__case_summary__descriptor;
 
 PROTOBUF_C__END_DECLS

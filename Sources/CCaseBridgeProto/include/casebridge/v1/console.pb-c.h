@@ -93,10 +93,15 @@ struct  Casebridge__V1__InboxEntry
    * is, not as the case's current status.
    */
   Casebridge__V1__CaseUpdate *update;
+  /*
+   * For an update this node refused for good (it took its sequence, changed
+   * nothing): the status code and reason, so staff can settle the conflict.
+   */
+  char *refusal;
 };
 #define CASEBRIDGE__V1__INBOX_ENTRY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__inbox_entry__descriptor) \
-    , 0, CASEBRIDGE__V1__INBOX_ENTRY_KIND__INBOX_ENTRY_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, NULL, NULL }
+    , 0, CASEBRIDGE__V1__INBOX_ENTRY_KIND__INBOX_ENTRY_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, NULL, NULL, (char *)protobuf_c_empty_string }
 
 
 struct  Casebridge__V1__MarkReadRequest

@@ -38,7 +38,11 @@ typedef enum _Casebridge__V1__CaseEventKind {
   /*
    * A message about the case changed delivery state.
    */
-  CASEBRIDGE__V1__CASE_EVENT_KIND__CASE_EVENT_KIND_DELIVERY = 3
+  CASEBRIDGE__V1__CASE_EVENT_KIND__CASE_EVENT_KIND_DELIVERY = 3,
+  /*
+   * An update was refused for good: it took its sequence and changed nothing.
+   */
+  CASEBRIDGE__V1__CASE_EVENT_KIND__CASE_EVENT_KIND_REFUSED = 4
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(CASEBRIDGE__V1__CASE_EVENT_KIND)
 } Casebridge__V1__CaseEventKind;
 
@@ -104,7 +108,7 @@ struct  Casebridge__V1__CaseEvent
    */
   Casebridge__V1__CaseSummary *summary;
   /*
-   * For UPDATED: the update applied.
+   * For UPDATED: the update applied. For REFUSED: the update refused.
    */
   Casebridge__V1__CaseUpdate *update;
   /*
