@@ -1,5 +1,6 @@
 import CLibevent
 import Foundation
+import Synchronization
 
 /// A resolved IPv4 or IPv6 address and port.
 public struct SocketAddress: Sendable, CustomStringConvertible {
@@ -99,10 +100,12 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
 extension SocketAddress {
     /// A TCP port on 127.0.0.1 that was free a moment ago (for tests, demos and benchmarks that
     /// must write an endpoint into a directory before the node binds it). Chosen below the kernel's
-    /// ephemeral range, so that outgoing connections cannot take it in the meantime.
+    /// ephemeral range, so that outgoing connections cannot take it in the meantime, and never the
+    /// same port twice in one process, so that tests running side by side cannot pick the same one.
     public static func freeLoopbackPort() -> Int {
         for _ in 0..<200 {
             let port = Int.random(in: 20_000..<32_000)
+            guard handedOut.withLock({ $0.insert(port).inserted }) else { continue }
             let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             var address = sockaddr_in()
             address.sin_family = sa_family_t(AF_INET)
@@ -116,4 +119,6 @@ extension SocketAddress {
         }
         return 0
     }
+
+    private static let handedOut = Mutex<Set<Int>>([])
 }

@@ -12,41 +12,47 @@ extension CaseTracker {
         }
     }
 
-    public func caseView(_ caseID: String, for viewer: Viewer) throws -> Case {
+    /// The case as `GetCase` returns it, encoded: the request and every update exactly as this
+    /// node stored them (fields a newer sender added included) around the state it keeps.
+    public func caseBytes(_ caseID: String, for viewer: Viewer) throws -> [UInt8] {
         try store.read { db in
             guard let row = try db.caseRow(caseID) else { throw RPCError(.notFound, "no case \(caseID)") }
             guard mayRead(row, viewer) else { throw RPCError(.permissionDenied, "case \(caseID) belongs to another embassy") }
             var view = Case()
             view.caseID = row.caseID
-            view.request = try ProtoCodec.decode(InterventionRequest.self, from: row.request)
             view.status = CaseStatus(rawValue: row.status)
             view.step = BusinessStep(rawValue: row.step)
             view.persons = try state(row, db).persons
             view.outcomeCounts = Lifecycle.outcomeCounts(view.persons)
-            let history = try db.history(caseID)
-            view.history = try history.filter(\.isApplied).map { try ProtoCodec.decode(CaseUpdate.self, from: $0.body) }
-            view.refusedUpdates = try history.filter { !$0.isApplied }.map(Self.refusedUpdate)
             view.deliveries = try db.outbox(caseID: caseID).map(Self.delivery)
             view.requestingNode = row.requestingNode
             view.createdAtMs = row.createdAtMs
             view.updatedAtMs = row.updatedAtMs
-            return view
+            var bytes = try ProtoCodec.encode(view)
+            RawFields.append(Self.caseRequestField, row.request, to: &bytes)
+            let history = try db.history(caseID)
+            for entry in history where entry.isApplied { RawFields.append(Self.caseHistoryField, entry.body, to: &bytes) }
+            for entry in history where !entry.isApplied {
+                var refused = try ProtoCodec.encode(Self.refusedUpdate(entry))
+                if !entry.isSkipped { RawFields.append(Self.refusedUpdateField, entry.body, to: &refused) }
+                RawFields.append(Self.caseRefusedField, refused, to: &bytes)
+            }
+            return bytes
         }
     }
 
-    static func refusedUpdate(_ entry: HistoryRow) throws -> RefusedUpdate {
+    // Field numbers of casebridge.v1.Case and RefusedUpdate that carry stored bytes.
+    static let caseRequestField = 2, caseHistoryField = 7, caseRefusedField = 12, refusedUpdateField = 7
+
+    /// A refused (or skipped) entry, without the update itself.
+    static func refusedUpdate(_ entry: HistoryRow) -> RefusedUpdate {
         var refused = RefusedUpdate()
         refused.actorNode = entry.actor
         refused.sequence = entry.sequence
         refused.refusedAtMs = entry.atMs
         refused.reason = entry.refusal
-        if entry.isSkipped {
-            refused.code = "SKIPPED"
-        } else {
-            refused.updateID = entry.updateID
-            refused.code = RPCCode(rawValue: Int(entry.refusalCode)).description
-            refused.update = try ProtoCodec.decode(CaseUpdate.self, from: entry.body)
-        }
+        refused.code = entry.isSkipped ? "SKIPPED" : RPCCode(rawValue: Int(entry.refusalCode)).description
+        if !entry.isSkipped { refused.updateID = entry.updateID }
         return refused
     }
 
@@ -73,6 +79,8 @@ extension CaseTracker {
         summary.createdAtMs = row.createdAtMs
         summary.updatedAtMs = row.updatedAtMs
         summary.originReference = row.originReference
+        summary.ncctSequence = try db.lastSequence(row.caseID, actor: directory.ncct.id)
+        summary.embassySequence = try db.lastSequence(row.caseID, actor: row.requestingNode)
         return summary
     }
 

@@ -99,9 +99,18 @@ public struct NodeConfiguration: Sendable {
     public var socketSendBufferBytes = 0
     public var maxQueuedControlFrames = 1000
     public var maxDecodedElements = 300_000
+    /// The largest response to a read (GetCase): a case may outgrow one request (a 5,000-person
+    /// batch, persons added later, a long history), and what was accepted must stay readable.
+    public var maxReadBytes = 64 * 1024 * 1024
     public var workerThreads = 0
     public var peerLimits = PeerLimits()
     public var delivery = DeliverySettings()
+
+    /// What a reader of this node's responses accepts: up to `maxReadBytes`, with an element budget
+    /// that grows with it (a large case is many small fields).
+    public var readLimits: ProtoLimits {
+        ProtoLimits(maxMessageBytes: maxReadBytes, maxElements: max(maxDecodedElements, maxReadBytes / 8))
+    }
 
     /// Reads and checks a configuration file; relative paths are taken from the file's folder.
     public static func load(_ path: String) throws(ConfigurationError) -> NodeConfiguration {
@@ -149,6 +158,8 @@ public struct NodeConfiguration: Sendable {
                                                                   range: 16...100_000)
             configuration.maxDecodedElements = try limits.int("max_decoded_elements", default: 300_000,
                                                               range: 1_000...10_000_000)
+            configuration.maxReadBytes = try limits.int("max_read_bytes", default: configuration.maxReadBytes,
+                                                        range: (1 << 20)...(1 << 30))
             configuration.workerThreads = try limits.int("worker_threads", default: 0, range: 0...256)
             var peer = PeerLimits()
             peer.maxConnections = try limits.int("max_connections_per_peer", default: peer.maxConnections,

@@ -14,6 +14,7 @@ final class DeliveryWorker: Sendable {
     private let tracker: CaseTracker
     private let settings: DeliverySettings
     private let logger: Logger
+    private let readLimits: ProtoLimits
     private let doorbell = Doorbell()
     private let link = Mutex(PeerLink())
 
@@ -23,8 +24,10 @@ final class DeliveryWorker: Sendable {
         var lastError = ""
     }
 
-    init(peer: DirectoryEntry, channel: RPCChannel, tracker: CaseTracker, settings: DeliverySettings, logger: Logger) {
+    init(peer: DirectoryEntry, channel: RPCChannel, tracker: CaseTracker, settings: DeliverySettings,
+         readLimits: ProtoLimits, logger: Logger) {
         self.peer = peer
+        self.readLimits = readLimits
         self.channel = channel
         self.tracker = tracker
         self.settings = settings
@@ -37,7 +40,19 @@ final class DeliveryWorker: Sendable {
     var status: PeerLink { link.withLock { $0 } }
 
     func run() async {
+        var caughtUp = false
+        var nextCatchUp = ContinuousClock.now
         while !Task.isCancelled {
+            if !caughtUp, ContinuousClock.now >= nextCatchUp {
+                do {
+                    try await catchUp()
+                    caughtUp = true
+                } catch {
+                    nextCatchUp = .now + .seconds(30)
+                    logger.info("catching up with a peer failed; trying again later",
+                                metadata: ["peer": "\(peer.id)", "error": "\(error)"])
+                }
+            }
             let head: OutboxRow?
             do {
                 head = try tracker.store.read { try $0.outboxNext(peer: peer.id, pendingStates: CaseTracker.pendingDeliveryStates) }
@@ -72,7 +87,11 @@ final class DeliveryWorker: Sendable {
             link.withLock { $0 = PeerLink(reachable: true, lastContactAtMs: Clock.nowMs(), lastError: "") }
             try await tracker.delivered(message, receiptStatus: receiptStatus)
         } catch let error as RPCError {
-            let retry = Self.isRetryable(error)
+            // An embassy that lacks a case it filed lost it (restored from a backup): it takes the case
+            // back from NCCT when it catches up, and then this update applies.
+            let lostCase = error.code == .notFound && tracker.me.role == .ncct
+                && message.kind == CaseTracker.MessageKind.update.rawValue
+            let retry = Self.isRetryable(error) || lostCase
             link.withLock { link in
                 link.reachable = error.code != .unavailable && error.code != .deadlineExceeded
                 if link.reachable { link.lastContactAtMs = Clock.nowMs() }
@@ -90,6 +109,30 @@ final class DeliveryWorker: Sendable {
             logger.error("delivery failed", metadata: ["peer": "\(peer.id)", "message": "\(message.messageID)",
                                                        "error-type": "\(type(of: error))"])
             await doorbell.wait(timeout: .seconds(1))
+        }
+    }
+
+    /// Resynchronisation after a restore: takes from the peer what it delivered that this node no
+    /// longer has (see `CaseTracker.catchUp`). Runs once at start, and until it succeeds.
+    private func catchUp() async throws {
+        var list = ListCasesRequest()
+        list.updatedSinceMs = try tracker.catchUpSince(peer: peer)
+        list.limit = 10_000
+        var behind: [String] = []
+        for try await summary in channel.streaming(CaseExchange.listCases, [list], timeout: settings.callTimeout * 4)
+        where try tracker.isBehind(summary, peer: peer) {
+            behind.append(summary.caseID)
+        }
+        var taken = 0
+        for caseID in behind {
+            var get = GetCaseRequest()
+            get.caseID = caseID
+            let bytes = try await channel.unaryEncoded(CaseExchange.getCase, get, timeout: settings.callTimeout)
+            taken += try await tracker.catchUp(caseBytes: bytes, from: peer, limits: readLimits)
+        }
+        if taken > 0 {
+            logger.notice("caught up with a peer: took back what it had delivered and this node had lost",
+                          metadata: ["peer": "\(peer.id)", "cases": "\(behind.count)", "entries": "\(taken)"])
         }
     }
 
@@ -158,7 +201,7 @@ final class DeliveryWorker: Sendable {
     /// Codes a later attempt may cure; a sequence gap is one (the earlier update will arrive).
     static func isRetryable(_ error: RPCError) -> Bool {
         switch error.code {
-        case .unavailable, .deadlineExceeded, .resourceExhausted, .aborted, .internal, .unknown, .cancelled: true
+        case .unavailable, .deadlineExceeded, .aborted, .internal, .unknown, .cancelled: true
         case .failedPrecondition: error.metadata["casebridge-expected-sequence"] != nil
         default: false
         }

@@ -72,14 +72,16 @@ public final class Node: Sendable {
         var workers: [String: DeliveryWorker] = [:]
         for peer in peers {
             var client = RPCClientConfiguration()
-            client.maxReceiveMessageBytes = configuration.maxMessageBytes
+            client.maxReceiveMessageBytes = configuration.maxReadBytes
             client.maxSendMessageBytes = configuration.maxMessageBytes
+            client.protoLimits = configuration.readLimits
             client.timeouts.handshake = configuration.handshakeTimeout
             client.initialBackoff = min(configuration.delivery.initialBackoff, .seconds(1))
             client.maxBackoff = min(configuration.delivery.maxBackoff, .seconds(120))
             let channel = RPCChannel(endpoint: peer.endpoint, target: PeerIdentity(trustDomain: directory.trustDomain, nodeID: peer.id),
                                      tls: clientTLS, configuration: client, logger: logger, group: clientGroup)
-            workers[peer.id] = DeliveryWorker(peer: peer, channel: channel, tracker: tracker, settings: configuration.delivery, logger: logger)
+            workers[peer.id] = DeliveryWorker(peer: peer, channel: channel, tracker: tracker, settings: configuration.delivery,
+                                              readLimits: configuration.readLimits, logger: logger)
         }
         self.workers = workers
         workerBox.workers = workers
@@ -88,7 +90,7 @@ public final class Node: Sendable {
         server.address = configuration.listen
         server.maxConnections = configuration.maxConnections
         server.maxReceiveMessageBytes = configuration.maxMessageBytes
-        server.maxSendMessageBytes = configuration.maxMessageBytes
+        server.maxSendMessageBytes = configuration.maxReadBytes
         server.http2.maxConcurrentStreams = configuration.maxConcurrentStreams
         server.timeouts.handshake = configuration.handshakeTimeout
         server.idleTimeout = configuration.idleTimeout

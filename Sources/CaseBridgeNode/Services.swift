@@ -13,8 +13,10 @@ enum ExchangeService {
         router.unary(CaseExchange.pushUpdate) { update, call in
             try await guarded(call, tracker, subject: update.caseID) { caller in try await tracker.receiveUpdate(update, bytes: call.requestBytes, from: caller) }
         }
-        router.unary(CaseExchange.getCase) { request, call in
-            try await guarded(call, tracker, subject: request.caseID) { caller in try tracker.caseView(request.caseID, for: .peer(caller)) }
+        router.unaryEncoded(CaseExchange.getCase) { request, call in
+            try await guarded(call, tracker, subject: request.caseID) { caller in
+                try tracker.caseBytes(request.caseID, for: .peer(caller))
+            }
         }
         router.serverStreaming(CaseExchange.listCases, expensive: true) { request, call, writer in
             let summaries = try await guarded(call, tracker, subject: "") { caller in try tracker.summaries(request, for: .peer(caller)) }
@@ -54,7 +56,9 @@ enum ConsoleService {
     static func register(in router: inout RPCRouter, tracker: CaseTracker, status: StatusReporter) {
         router.unary(Console.submit) { request, _ in try await staff(tracker) { try await tracker.submit(request) } }
         router.unary(Console.applyChange) { update, _ in try await staff(tracker) { try await tracker.applyChange(update) } }
-        router.unary(Console.getCase) { request, _ in try await staff(tracker) { try tracker.caseView(request.caseID, for: .staff) } }
+        router.unaryEncoded(Console.getCase) { request, _ in
+            try await staff(tracker) { try tracker.caseBytes(request.caseID, for: .staff) }
+        }
         router.serverStreaming(Console.listCases) { request, _, writer in
             for summary in try await staff(tracker, { try tracker.summaries(request, for: .staff) }) { try await writer.send(summary) }
         }

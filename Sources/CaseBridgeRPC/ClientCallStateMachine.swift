@@ -61,7 +61,8 @@ struct ClientCallStateMachine {
         case 0: error = RPCError(.internal, "stream ended without a status")
         case 0x7: error = RPCError(.unavailable, "peer refused the stream (REFUSED_STREAM)")
         case 0x8: error = RPCError(.cancelled, "peer cancelled the stream")
-        case 0xb: error = RPCError(.resourceExhausted, "peer says calm down (ENHANCE_YOUR_CALM)")
+        // A condition of the moment (the contract keeps RESOURCE_EXHAUSTED for what a retry cannot cure).
+        case 0xb: error = RPCError(.unavailable, "peer says calm down (ENHANCE_YOUR_CALM)")
         default: error = RPCError(.internal, "stream reset by peer (HTTP/2 error \(errorCode))")
         }
         return finish(error, [])

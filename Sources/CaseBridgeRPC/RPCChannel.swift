@@ -71,6 +71,20 @@ public final class RPCChannel: Sendable {
         return UnaryResponse(message: message, initialMetadata: initial, trailingMetadata: trailing)
     }
 
+    /// A unary call whose response is returned as it arrived, undecoded: for a caller that keeps
+    /// parts of it byte for byte (see `RawFields`). The caller decodes it.
+    public func unaryEncoded<Request, Response>(_ method: RPCMethod<Request, Response>, _ request: Request,
+                                                timeout: Duration? = nil) async throws -> [UInt8] {
+        var message: [UInt8]?
+        for try await event in events(method.path, [try encode(request)], metadata: Metadata(), timeout: timeout) {
+            guard case .message(let bytes) = event else { continue }
+            guard message == nil else { throw RPCError(.internal, "peer sent more than one response to a unary call") }
+            message = bytes
+        }
+        guard let message else { throw RPCError(.internal, "peer ended a unary call without a response") }
+        return message
+    }
+
     /// A server-streaming call (or any call: all `requests` are sent, then the request side is closed).
     public func streaming<Request, Response>(_ method: RPCMethod<Request, Response>, _ requests: [Request],
                                              metadata: Metadata = Metadata(), timeout: Duration? = nil) -> AsyncThrowingStream<Response, Error> {

@@ -26,6 +26,9 @@ public struct RPCCode: Sendable, Hashable, CustomStringConvertible {
                                 "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
                                 "UNAUTHENTICATED"]
     public var description: String { Self.names.indices.contains(rawValue) ? Self.names[rawValue] : "CODE_\(rawValue)" }
+
+    /// The code with this name ("FAILED_PRECONDITION"), if there is one.
+    public static func named(_ name: String) -> RPCCode? { names.firstIndex(of: name).map(RPCCode.init(rawValue:)) }
 }
 
 /// A failed call: the status a peer answered with, or the reason the call could not be made.

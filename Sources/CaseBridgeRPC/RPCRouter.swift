@@ -37,6 +37,18 @@ public struct RPCRouter: Sendable {
         }
     }
 
+    /// One request, one response the handler gives already encoded (e.g. with parts stored byte
+    /// for byte, see `RawFields`); it must be a valid `Response`.
+    public mutating func unaryEncoded<Request, Response>(_ method: RPCMethod<Request, Response>,
+                                                         _ handler: @escaping @Sendable (Request, ServerCall) async throws -> [UInt8]) {
+        routes[method.path] = Route(kind: .unary) { call in
+            await call.run {
+                let request: Request = try await call.singleRequest()
+                try await call.sendEncoded(try await handler(request, call))
+            }
+        }
+    }
+
     /// One request, a stream of responses. `expensive` calls count against a peer's own limit.
     public mutating func serverStreaming<Request, Response>(
         _ method: RPCMethod<Request, Response>, expensive: Bool = false,

@@ -298,7 +298,7 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
             guard let route = core.router.route(head.path) else { return }
             if let refusal = core.admission.openCall(admittedPeer, expensive: route.expensive) {
                 refuse(.peerLimit, refusal)
-                if let outbound = machine.finish(.resourceExhausted, refusal, initialMetadata: Metadata(),
+                if let outbound = machine.finish(.unavailable, refusal, initialMetadata: Metadata(),
                                                  trailingMetadata: Metadata()) {
                     apply(outbound, streamID)
                 }
@@ -330,7 +330,7 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
         inboundBytes += data.count
         if let refusal = core.admission.spend(data.count, by: admittedPeer) {
             refuse(.peerLimit, refusal)
-            reject(stream, streamID, .resourceExhausted, refusal)
+            reject(stream, streamID, .unavailable, refusal)
             // Over its budget, the peer's further bytes stay in its own buffers until it has some.
             connection?.pauseReading(for: core.admission.refillTime(for: data.count))
             return
@@ -339,7 +339,7 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
             let reason = "the connection holds more than \(core.configuration.maxConnectionBufferBytes) bytes; "
                 + "send fewer calls at once"
             refuse(.memory, reason)
-            reject(stream, streamID, .resourceExhausted, reason)
+            reject(stream, streamID, .unavailable, reason)
             return
         }
         handleInbound(stream.machine.receiveData(data), streamID)

@@ -93,6 +93,11 @@ public final class ServerCall: Sendable {
             logger.error("response could not be encoded", metadata: ["path": "\(path)", "error": "\(error)"])
             throw RPCError(.internal, "response could not be encoded")
         }
+        try await sendEncoded(bytes)
+    }
+
+    /// Sends a response message the handler encoded itself.
+    func sendEncoded(_ bytes: [UInt8]) async throws {
         guard bytes.count <= maxSendMessageBytes else {
             throw RPCError(.resourceExhausted, "response of \(bytes.count) bytes exceeds the limit of \(maxSendMessageBytes) bytes")
         }

@@ -171,6 +171,13 @@ extension Database {
         return try query(sql, values).map(Self.caseRow)
     }
 
+    /// When the latest-changed case that `requestingNode` opened last changed; nil without cases.
+    public func latestUpdate(requestingNode: String) throws(StoreError) -> Int64? {
+        guard let row = try first("SELECT MAX(updated_at_ms) FROM cases WHERE requesting_node = ?", [.text(requestingNode)]),
+              !row.isNull(0) else { return nil }
+        return row.int(0)
+    }
+
     private static func caseRow(_ r: Row) -> CaseRow {
         CaseRow(caseID: r.text(0), requestingNode: r.text(1), request: r.blob(2), kind: Int32(r.int(3)), urgency: Int32(r.int(4)),
                 originReference: r.text(5), status: Int32(r.int(6)), step: Int32(r.int(7)), personCount: Int(r.int(8)),

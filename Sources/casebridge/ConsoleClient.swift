@@ -62,8 +62,12 @@ struct ConsoleConnection {
         self.configuration = configuration
         var logger = Logger(label: "casebridge.cli")
         logger.logLevel = .critical
-        channel = RPCChannel(endpoint: "unix:\(configuration.consoleSocket)", target: PeerIdentity(trustDomain: "local", nodeID: configuration.nodeID),
-                             tls: nil, logger: logger)
+        var client = RPCClientConfiguration()
+        client.maxReceiveMessageBytes = configuration.maxReadBytes
+        client.protoLimits = configuration.readLimits
+        channel = RPCChannel(endpoint: "unix:\(configuration.consoleSocket)",
+                             target: PeerIdentity(trustDomain: "local", nodeID: configuration.nodeID),
+                             tls: nil, configuration: client, logger: logger)
     }
 
     /// The case id that `name` means: a whole id, a unique prefix of one (at least 4 characters), or

@@ -477,6 +477,8 @@ public struct CaseSummary: ProtoMessage {
     public var createdAtMs: Int64 = 0
     public var updatedAtMs: Int64 = 0
     public var originReference: String = ""
+    public var ncctSequence: UInt64 = 0
+    public var embassySequence: UInt64 = 0
     public init() {}
     public init(fields: ProtoFields) {
         caseID = fields.value(1)
@@ -490,6 +492,8 @@ public struct CaseSummary: ProtoMessage {
         createdAtMs = fields.value(9)
         updatedAtMs = fields.value(10)
         originReference = fields.value(11)
+        ncctSequence = fields.value(12)
+        embassySequence = fields.value(13)
     }
     public var protoFields: ProtoFields {
         var fields = ProtoFields()
@@ -504,6 +508,8 @@ public struct CaseSummary: ProtoMessage {
         fields.set(9, createdAtMs)
         fields.set(10, updatedAtMs)
         fields.set(11, originReference)
+        fields.set(12, ncctSequence)
+        fields.set(13, embassySequence)
         return fields
     }
 }

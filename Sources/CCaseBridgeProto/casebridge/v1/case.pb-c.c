@@ -2109,7 +2109,7 @@ const ProtobufCMessageDescriptor casebridge__v1__refused_update__descriptor =
   (ProtobufCMessageInit) casebridge__v1__refused_update__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor casebridge__v1__case_summary__field_descriptors[11] =
+static const ProtobufCFieldDescriptor casebridge__v1__case_summary__field_descriptors[13] =
 {
   {
     "case_id",
@@ -2243,11 +2243,37 @@ static const ProtobufCFieldDescriptor casebridge__v1__case_summary__field_descri
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "ncct_sequence",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__CaseSummary, ncct_sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "embassy_sequence",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__CaseSummary, embassy_sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned casebridge__v1__case_summary__field_indices_by_name[] = {
   0,   /* field[0] = case_id */
   8,   /* field[8] = created_at_ms */
+  12,   /* field[12] = embassy_sequence */
   2,   /* field[2] = kind */
+  11,   /* field[11] = ncct_sequence */
   10,   /* field[10] = origin_reference */
   7,   /* field[7] = outcome_counts */
   6,   /* field[6] = person_count */
@@ -2260,7 +2286,7 @@ static const unsigned casebridge__v1__case_summary__field_indices_by_name[] = {
 static const ProtobufCIntRange casebridge__v1__case_summary__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 11 }
+  { 0, 13 }
 };
 const ProtobufCMessageDescriptor casebridge__v1__case_summary__descriptor =
 {
@@ -2270,7 +2296,7 @@ const ProtobufCMessageDescriptor casebridge__v1__case_summary__descriptor =
   "Casebridge__V1__CaseSummary",
   "casebridge.v1",
   sizeof(Casebridge__V1__CaseSummary),
-  11,
+  13,
   casebridge__v1__case_summary__field_descriptors,
   casebridge__v1__case_summary__field_indices_by_name,
   1,  casebridge__v1__case_summary__number_ranges,
