@@ -52,7 +52,8 @@ public enum Validation {
         func invalid(_ field: String, _ problem: String) -> RPCError { RPCError(.invalidArgument, "\(field): \(problem)") }
         guard isUUID(request.requestID) else { throw invalid("request_id", "must be a lower-case UUID") }
         guard isNodeID(request.originNode) else { throw invalid("origin_node", "must be a node id") }
-        guard request.kind != .unspecified, RequestKind.names[request.kind.rawValue] != nil else { throw invalid("kind", "must be rescue, welfare_check, repatriation or trace") }
+        // A kind this version does not know comes from a newer node: kept and shown as a number.
+        guard request.kind != .unspecified else { throw invalid("kind", "must be set (rescue, welfare_check, repatriation, trace, ...)") }
         guard !request.persons.isEmpty, request.persons.count <= maxPersons else {
             throw invalid("persons", "must name 1 to \(maxPersons) persons (has \(request.persons.count))")
         }

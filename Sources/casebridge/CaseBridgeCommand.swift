@@ -1,4 +1,5 @@
 import ArgumentParser
+import CaseBridgeNode
 import CaseBridgeProto
 import Foundation
 
@@ -53,12 +54,23 @@ struct CaseBridgeCommand: AsyncParsableCommand {
 struct ContractCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "contract",
-        abstract: "Lists the services and methods of the wire contract in proto/.",
-        discussion: "Example: casebridge contract"
+        abstract: "Lists the services and methods of the wire contract in proto/, or prints its lifecycle tables.",
+        discussion: """
+            Examples:
+              casebridge contract
+              casebridge contract --lifecycle          (Markdown, as in README.md)
+              casebridge contract --lifecycle --proto  (comments, as in proto/casebridge/v1/case.proto)
+            """
     )
     @OptionGroup var output: JSONOption
+    @Flag(help: "Print the case and person transition tables and the rules of each change.") var lifecycle = false
+    @Flag(help: "With --lifecycle: as proto comments.") var proto = false
 
     func run() {
+        if lifecycle {
+            print(Lifecycle.contractText(asProtoComment: proto), terminator: "")
+            return
+        }
         let methods = ProtoCodec.contractMethods
         if output.json {
             for method in methods {

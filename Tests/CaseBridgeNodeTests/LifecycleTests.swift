@@ -125,6 +125,76 @@ struct LifecycleTests {
     }
 }
 
+/// The published lifecycle: every cell of the table against `Lifecycle.apply`, and the copies in
+/// README.md and case.proto against the table.
+@Suite("Published lifecycle")
+struct PublishedLifecycleTests {
+    /// A change of the rule's kind whose content is valid, so only status and role decide.
+    func sample(_ kind: String) -> CaseUpdate.Change {
+        switch kind {
+        case "step_change": var c = StepChange(); c.step = .locating; return .stepChange(c)
+        case "person_outcomes":
+            var outcome = PersonOutcome(); outcome.personRef = "P1"; outcome.status = .located
+            var c = PersonOutcomes(); c.outcomes = [outcome]; return .personOutcomes(c)
+        case "note": return .note(Note.with("a note"))
+        case "information_request": var c = InformationRequest(); c.questions = ["where?"]; return .informationRequest(c)
+        case "information_provided": var c = InformationProvided(); c.text = "here"; return .informationProvided(c)
+        case "withdrawal": return .withdrawal(Withdrawal())
+        default: Issue.record("no sample for \(kind)"); return .note(Note.with("?"))
+        }
+    }
+
+    func state(_ status: CaseStatus) -> Lifecycle.CaseState {
+        Lifecycle.CaseState(status: status, step: .unspecified, persons: [PersonState.pending("P1", atMs: 0)])
+    }
+
+    @Test("every change in every status, by either side, does what the published table says")
+    func tableMatchesApply() throws {
+        let statuses = Array(Lifecycle.caseTransitions.keys)
+        for rule in Lifecycle.changeRules where rule.change != "status_change" {
+            for actor in [Lifecycle.Actor.ncct, .requestingEmbassy] {
+                // From NCCT, a case still `submitted` counts as received first (the table says so in words).
+                for status in statuses where !(actor == .ncct && status == .submitted) {
+                    let result = Result { try Lifecycle.apply(sample(rule.change), by: actor, to: state(status), atMs: 1) }
+                    switch result {
+                    case .success(let next):
+                        #expect(rule.by.contains(actor) && rule.takenIn.contains(status), "\(rule.change) by \(actor) in \(status)")
+                        #expect(next.status == rule.moves[status] ?? status, "\(rule.change) in \(status)")
+                    case .failure(let error as RPCError):
+                        #expect(!rule.by.contains(actor) || !rule.takenIn.contains(status), "\(rule.change) in \(status): \(error)")
+                        #expect(error.code == (rule.by.contains(actor) ? .failedPrecondition : .permissionDenied), "\(error)")
+                    case .failure(let error): Issue.record("\(error)")
+                    }
+                }
+            }
+        }
+        // Status changes: exactly the case table; the embassy only to entered_in_error; the same status is a no-op.
+        for from in statuses where from != .submitted {
+            for to in statuses where ![.submitted, .received, .withdrawn].contains(to) {
+                var change = StatusChange()
+                change.toStatus = to
+                for actor in [Lifecycle.Actor.ncct, .requestingEmbassy] {
+                    let allowed = (from == to || Lifecycle.caseTransitions[from, default: []].contains(to))
+                        && (actor == .ncct || to == .enteredInError)
+                    let next = try? Lifecycle.apply(.statusChange(change), by: actor, to: state(from), atMs: 1)
+                    #expect((next != nil) == allowed, "\(actor): \(from) → \(to)")
+                    if let next { #expect(next.status == to) }
+                }
+            }
+        }
+    }
+
+    @Test("README.md and case.proto carry the table as the code has it (scripts/generate-lifecycle)")
+    func copiesAreFresh() throws {
+        for (file, prefix, asComment) in [("README.md", "", false), ("proto/casebridge/v1/case.proto", "// ", true)] {
+            let text = try String(contentsOf: repositoryRoot.appendingPathComponent(file), encoding: .utf8)
+            let expected = prefix + Lifecycle.tableStart + "\n" + Lifecycle.contractText(asProtoComment: asComment)
+                + prefix + Lifecycle.tableEnd
+            #expect(text.contains(expected), "\(file) is stale: run scripts/generate-lifecycle and commit the result")
+        }
+    }
+}
+
 @Suite("Configuration files")
 struct ConfigurationTests {
     func write(_ json: String, _ name: String, in folder: URL) throws -> String {

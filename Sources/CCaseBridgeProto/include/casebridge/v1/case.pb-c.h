@@ -118,7 +118,7 @@ typedef enum _Casebridge__V1__PersonStatus {
    */
   CASEBRIDGE__V1__PERSON_STATUS__PERSON_STATUS_REPATRIATED = 6,
   /*
-   * Terminal.
+   * Not found so far; becomes located or rescued if found later.
    */
   CASEBRIDGE__V1__PERSON_STATUS__PERSON_STATUS_NOT_FOUND = 7,
   /*
