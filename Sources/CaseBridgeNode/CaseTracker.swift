@@ -29,6 +29,9 @@ public final class CaseTracker: Sendable {
     public enum Viewer: Sendable {
         case staff
         case peer(DirectoryEntry)
+
+        /// Staff views leave conformance test cases out.
+        var isStaff: Bool { if case .staff = self { true } else { false } }
     }
 
     enum MessageKind: Int32 { case request = 1, update = 2 }
@@ -51,6 +54,9 @@ public final class CaseTracker: Sendable {
         let receipt: SubmitReceipt = try await store.write(lane: caller.id, bytes: body.count) { db in
             if let existing = try db.caseRow(request.requestID) {
                 guard existing.requestingNode == caller.id else { throw RPCError(.alreadyExists, "request_id is already used by another node") }
+                guard try ProtoCodec.decode(InterventionRequest.self, from: existing.request) == request else {
+                    throw RPCError(.alreadyExists, "request_id \(request.requestID) was already used for a request with other content")
+                }
                 var receipt = SubmitReceipt.make(request.requestID, status: CaseStatus(rawValue: existing.status), atMs: existing.createdAtMs, receiver: me.id)
                 receipt.alreadyReceived = true
                 return receipt
@@ -267,9 +273,10 @@ public final class CaseTracker: Sendable {
     /// A new case from a request, with every person pending.
     static func insertCase(_ request: InterventionRequest, body: [UInt8], requestingNode: String, status: CaseStatus,
                            _ db: Database, atMs now: Int64) throws {
-        try db.insertCase(CaseRow(caseID: request.requestID, requestingNode: requestingNode, request: body, kind: request.kind.rawValue,
-                                  urgency: request.urgency.rawValue, originReference: request.originReference, status: status.rawValue,
-                                  step: 0, personCount: request.persons.count, createdAtMs: now, updatedAtMs: now))
+        try db.insertCase(CaseRow(caseID: request.requestID, requestingNode: requestingNode, request: body,
+                                  kind: request.kind.rawValue, urgency: request.urgency.rawValue,
+                                  originReference: request.originReference, status: status.rawValue, step: 0,
+                                  personCount: request.persons.count, createdAtMs: now, updatedAtMs: now, test: request.test))
         for (i, person) in request.persons.enumerated() {
             try db.upsertPerson(request.requestID, PersonRow(personRef: person.personRef, position: i,
                                                              status: PersonStatus.pending.rawValue, note: "", updatedAtMs: now))

@@ -60,7 +60,8 @@ extension CaseTracker {
         let limit = request.limit == 0 ? 100 : Int(min(request.limit, 10_000))
         let requester: String? = if case .peer(let peer) = viewer, peer.role == .embassy { peer.id } else { nil }
         return try store.read { db in
-            try db.cases(statuses: request.statuses.map(\.rawValue), updatedSinceMs: request.updatedSinceMs, requestingNode: requester, limit: limit)
+            try db.cases(statuses: request.statuses.map(\.rawValue), updatedSinceMs: request.updatedSinceMs,
+                         requestingNode: requester, limit: limit, includeTests: !viewer.isStaff)
                 .map { try summary($0, db) }
         }
     }
@@ -79,6 +80,7 @@ extension CaseTracker {
         summary.createdAtMs = row.createdAtMs
         summary.updatedAtMs = row.updatedAtMs
         summary.originReference = row.originReference
+        summary.test = row.test
         summary.ncctSequence = try db.lastSequence(row.caseID, actor: directory.ncct.id)
         summary.embassySequence = try db.lastSequence(row.caseID, actor: row.requestingNode)
         return summary
@@ -128,7 +130,8 @@ extension CaseTracker {
             let rows = try db.events(after: eventID, limit: 500)
             var events: [CaseEvent] = []
             for row in rows {
-                guard let caseRow = try db.caseRow(row.caseID, withRequest: false), mayRead(caseRow, viewer) else {
+                guard let caseRow = try db.caseRow(row.caseID, withRequest: false), mayRead(caseRow, viewer),
+                      !(caseRow.test && viewer.isStaff) else {
                     continue
                 }
                 var event = CaseEvent()

@@ -75,8 +75,14 @@ public final class RPCChannel: Sendable {
     /// parts of it byte for byte (see `RawFields`). The caller decodes it.
     public func unaryEncoded<Request, Response>(_ method: RPCMethod<Request, Response>, _ request: Request,
                                                 timeout: Duration? = nil) async throws -> [UInt8] {
+        try await unaryBytes(method.path, try encode(request), timeout: timeout)
+    }
+
+    /// A unary call with the request and the response as bytes, untouched: for a caller that sends
+    /// what it built itself (a conformance check adding a field a newer node would send).
+    public func unaryBytes(_ path: String, _ request: [UInt8], timeout: Duration? = nil) async throws -> [UInt8] {
         var message: [UInt8]?
-        for try await event in events(method.path, [try encode(request)], metadata: Metadata(), timeout: timeout) {
+        for try await event in events(path, [request], metadata: Metadata(), timeout: timeout) {
             guard case .message(let bytes) = event else { continue }
             guard message == nil else { throw RPCError(.internal, "peer sent more than one response to a unary call") }
             message = bytes

@@ -117,11 +117,13 @@ enum Migrations {
         """,
         // 4: an update the receiver refused still takes its place in the actor's sequence (no dead
         // ends): the row keeps the refusal; a sequence the sender gave up on is kept as skipped.
-        // Delivery goes in order per case, so it finds each case's oldest pending message.
+        // Delivery goes in order per case, so it finds each case's oldest pending message. Conformance
+        // test cases are marked, to keep them out of staff views.
         """
         ALTER TABLE case_history ADD COLUMN refusal_code INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE case_history ADD COLUMN refusal TEXT NOT NULL DEFAULT '';
         CREATE INDEX outbox_pending_by_case ON outbox(peer_node, case_id, position) WHERE state IN (1, 2, 4);
+        ALTER TABLE cases ADD COLUMN test INTEGER NOT NULL DEFAULT 0;
         """,
     ]
 

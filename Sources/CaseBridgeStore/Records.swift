@@ -12,9 +12,11 @@ public struct CaseRow: Sendable, Equatable {
     public var personCount: Int
     public var createdAtMs: Int64
     public var updatedAtMs: Int64
+    /// A conformance test case: kept out of staff views.
+    public var test: Bool
 
     public init(caseID: String, requestingNode: String, request: [UInt8], kind: Int32, urgency: Int32, originReference: String,
-                status: Int32, step: Int32, personCount: Int, createdAtMs: Int64, updatedAtMs: Int64) {
+                status: Int32, step: Int32, personCount: Int, createdAtMs: Int64, updatedAtMs: Int64, test: Bool = false) {
         self.caseID = caseID
         self.requestingNode = requestingNode
         self.request = request
@@ -26,6 +28,7 @@ public struct CaseRow: Sendable, Equatable {
         self.personCount = personCount
         self.createdAtMs = createdAtMs
         self.updatedAtMs = updatedAtMs
+        self.test = test
     }
 }
 
@@ -135,15 +138,18 @@ extension Database {
     public func caseRow(_ caseID: String, withRequest: Bool = true) throws(StoreError) -> CaseRow? {
         try first("""
             SELECT case_id, requesting_node, \(withRequest ? "request" : "X''"), kind, urgency, origin_reference,
-                   status, step, person_count, created_at_ms, updated_at_ms FROM cases WHERE case_id = ?
+                   status, step, person_count, created_at_ms, updated_at_ms, test FROM cases WHERE case_id = ?
             """, [.text(caseID)]).map(Self.caseRow)
     }
 
     public func insertCase(_ row: CaseRow) throws(StoreError) {
-        try query("INSERT INTO cases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+        try query("""
+            INSERT INTO cases (case_id, requesting_node, request, kind, urgency, origin_reference, status, step, person_count,
+                               created_at_ms, updated_at_ms, test) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, [
             .text(row.caseID), .text(row.requestingNode), .blob(row.request), .int(Int64(row.kind)), .int(Int64(row.urgency)),
             .text(row.originReference), .int(Int64(row.status)), .int(Int64(row.step)), .int(Int64(row.personCount)),
-            .int(row.createdAtMs), .int(row.updatedAtMs),
+            .int(row.createdAtMs), .int(row.updatedAtMs), .int(row.test ? 1 : 0),
         ])
     }
 
@@ -155,11 +161,15 @@ extension Database {
 
     /// Cases, most recently updated first; `requestingNode` limits them to one embassy's. The
     /// request bodies are not read (a list shows states, and bodies can be megabytes each).
-    public func cases(statuses: [Int32], updatedSinceMs: Int64, requestingNode: String?, limit: Int) throws(StoreError) -> [CaseRow] {
+    /// Cases changed at or after `updatedSinceMs`, most recent first; `includeTests` false leaves
+    /// conformance test cases out (staff views).
+    public func cases(statuses: [Int32], updatedSinceMs: Int64, requestingNode: String?, limit: Int,
+                      includeTests: Bool = true) throws(StoreError) -> [CaseRow] {
         var sql = """
             SELECT case_id, requesting_node, X'', kind, urgency, origin_reference, status, step, person_count,
-                   created_at_ms, updated_at_ms FROM cases WHERE updated_at_ms >= ?
+                   created_at_ms, updated_at_ms, test FROM cases WHERE updated_at_ms >= ?
             """
+        if !includeTests { sql += " AND test = 0" }
         var values: [SQLValue] = [.int(updatedSinceMs)]
         if let requestingNode {
             sql += " AND requesting_node = ?"
@@ -181,7 +191,7 @@ extension Database {
     private static func caseRow(_ r: Row) -> CaseRow {
         CaseRow(caseID: r.text(0), requestingNode: r.text(1), request: r.blob(2), kind: Int32(r.int(3)), urgency: Int32(r.int(4)),
                 originReference: r.text(5), status: Int32(r.int(6)), step: Int32(r.int(7)), personCount: Int(r.int(8)),
-                createdAtMs: r.int(9), updatedAtMs: r.int(10))
+                createdAtMs: r.int(9), updatedAtMs: r.int(10), test: r.int(11) != 0)
     }
 
     public func persons(_ caseID: String) throws(StoreError) -> [PersonRow] {
@@ -273,11 +283,14 @@ extension Database {
         return lastInsertRowID
     }
 
-    /// Unread first, newest first within each group.
+    /// Entries about conformance test cases are not staff's business.
+    private static let notATest = "NOT EXISTS (SELECT 1 FROM cases c WHERE c.case_id = inbox.case_id AND c.test = 1)"
+
+    /// Unread first, newest first within each group; conformance test cases left out.
     public func inbox(unreadOnly: Bool, limit: Int) throws(StoreError) -> [InboxRow] {
         try query("""
             SELECT entry_id, kind, message_id, case_id, from_node, received_at_ms, read_at_ms, COALESCE(read_by, '') FROM inbox
-            \(unreadOnly ? "WHERE read_at_ms IS NULL" : "")
+            WHERE \(Self.notATest) \(unreadOnly ? "AND read_at_ms IS NULL" : "")
             ORDER BY read_at_ms IS NOT NULL, entry_id DESC LIMIT ?
             """, [.int(Int64(limit))]).map {
             InboxRow(entryID: $0.int(0), kind: Int32($0.int(1)), messageID: $0.text(2), caseID: $0.text(3), fromNode: $0.text(4),
@@ -286,7 +299,7 @@ extension Database {
     }
 
     public func unreadCount() throws(StoreError) -> Int {
-        Int(try first("SELECT COUNT(*) FROM inbox WHERE read_at_ms IS NULL")?.int(0) ?? 0)
+        Int(try first("SELECT COUNT(*) FROM inbox WHERE read_at_ms IS NULL AND \(Self.notATest)")?.int(0) ?? 0)
     }
 
     public func markRead(_ entryIDs: [Int64], reader: String, atMs: Int64) throws(StoreError) -> Int {

@@ -45,7 +45,8 @@ struct CaseBridgeCommand: AsyncParsableCommand {
         subcommands: [
             SubmitCommand.self, InboxCommand.self, CaseCommand.self, AckCommand.self, UpdateCommand.self, NoteCommand.self,
             RequestInfoCommand.self, ProvideInfoCommand.self, WithdrawCommand.self, WatchCommand.self,
-            DemoCommand.self, StatusCommand.self, AuditCommand.self, CheckPeerCommand.self, NodeCommand.self, CertsCommand.self,
+            DemoCommand.self, StatusCommand.self, AuditCommand.self, CheckPeerCommand.self, ConformanceCommand.self,
+            NodeCommand.self, CertsCommand.self,
             ContractCommand.self,
         ]
     )
@@ -58,8 +59,11 @@ struct ContractCommand: ParsableCommand {
         discussion: """
             Examples:
               casebridge contract
-              casebridge contract --lifecycle          (Markdown, as in README.md)
-              casebridge contract --lifecycle --proto  (comments, as in proto/casebridge/v1/case.proto)
+              casebridge contract --lifecycle
+              casebridge contract --lifecycle --proto
+
+            --lifecycle prints the tables as README.md has them; with --proto, as the comments in \
+            proto/casebridge/v1/case.proto.
             """
     )
     @OptionGroup var output: JSONOption

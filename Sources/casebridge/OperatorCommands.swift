@@ -55,7 +55,8 @@ struct VerifyAudit: AsyncParsableCommand {
 struct CheckPeerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check-peer",
-        abstract: "Checks that a peer node interoperates: TLS and identity, health, reflection, a harmless call.",
+        abstract: "Checks that a peer node interoperates: TLS and identity, health, reflection, a harmless call "
+            + "(the quick check; `casebridge conformance` is the deep one).",
         discussion: """
             Connects with this node's own certificate. The peer's expected identity comes from the \
             directory entry with that endpoint, or from --expect.
@@ -69,48 +70,25 @@ struct CheckPeerCommand: AsyncParsableCommand {
     @Option(help: "The peer's node id, if the directory does not list this endpoint.") var expect: String?
 
     func run() async throws {
-        let configuration = try node.configuration()
-        let directory: Directory
-        do { directory = try Directory.load(configuration.directoryPath) } catch { throw fail("\(error)", code: Exit.badInput) }
-        guard let peerID = expect ?? directory.nodes.first(where: { $0.endpoint == endpoint })?.id else {
-            throw fail("no directory entry has endpoint \(endpoint); name the peer with --expect NODE_ID", code: Exit.badInput)
-        }
-        let tls: TLSContext
-        do {
-            tls = try TLSContext(.client, configuration: TLSConfiguration(
-                certificateChainPath: configuration.certificate, privateKeyPath: configuration.privateKey,
-                trustedCAPath: configuration.ca, revocationListPath: configuration.crl, trustDomain: directory.trustDomain))
-        } catch { throw fail("our own TLS setup: \(error)", code: Exit.badInput) }
-        var logger = Logger(label: "casebridge.check-peer")
-        logger.logLevel = .critical
-        let target = PeerIdentity(trustDomain: directory.trustDomain, nodeID: peerID)
-        let channel = RPCChannel(endpoint: endpoint, target: target, tls: tls, logger: logger)
+        let peer = try PeerConnection.open(node, endpoint: endpoint, expect: expect)
+        let channel = peer.channel, target = channel.target
         defer { channel.close() }
-        var failures = 0
-        let json = node.json
-        func report(_ name: String, _ body: () async throws -> String) async {
-            let (passed, detail): (Bool, String)
-            do { (passed, detail) = (true, try await body()) } catch { (passed, detail) = (false, "\(error)") }
-            if !passed { failures += 1 }
-            if json {
-                Output.json(["check": name, "passed": passed, "detail": detail, "peer": peerID, "endpoint": endpoint])
-            } else {
-                print("\(passed ? "PASS" : "FAIL") \(name): \(detail)")
-            }
-        }
-        await report("tls") {
+        let report = CheckReport(json: node.json, context: ["peer": peer.peerID, "endpoint": endpoint])
+        await report.check("tls") {
             _ = try await channel.unary(GRPCHealth.Health.check, GRPCHealth.HealthCheckRequest(), timeout: .seconds(10))
             return "TLS 1.3 with mutual certificates; the peer proved it is \(target)"
         }
-        guard failures == 0 else { throw fail("\(endpoint) is not reachable as \(peerID); see above", code: Exit.unreachable) }
-        await report("health") {
+        guard report.failed == 0 else {
+            throw fail("\(endpoint) is not reachable as \(peer.peerID); see above", code: Exit.unreachable)
+        }
+        await report.check("health") {
             var request = GRPCHealth.HealthCheckRequest()
             request.service = CaseExchange.serviceName
             let status = try await channel.unary(GRPCHealth.Health.check, request, timeout: .seconds(10)).status
             guard status == .serving else { throw RPCError(.unavailable, "\(CaseExchange.serviceName) is \(status)") }
             return "\(CaseExchange.serviceName) is SERVING"
         }
-        await report("reflection") {
+        await report.check("reflection") {
             var request = GRPCReflectionV1.ServerReflectionRequest()
             request.messageRequest = .listServices("")
             var services: [String] = []
@@ -120,13 +98,16 @@ struct CheckPeerCommand: AsyncParsableCommand {
             guard services.contains(CaseExchange.serviceName) else { throw RPCError(.notFound, "services listed: \(services.joined(separator: ", "))") }
             return "lists \(services.count) services, including \(CaseExchange.serviceName)"
         }
-        await report("round trip") {
+        await report.check("round trip") {
             var request = ListCasesRequest()
             request.limit = 1
             var count = 0
             for try await _ in channel.streaming(CaseExchange.listCases, [request], timeout: .seconds(10)) { count += 1 }
             return "CaseExchange.ListCases answered (\(count) case\(count == 1 ? "" : "s") visible to us)"
         }
-        if failures > 0 { throw fail("\(failures) check\(failures == 1 ? "" : "s") failed against \(endpoint)") }
+        if !node.json {
+            print("\(report.summary). For the whole case protocol: casebridge conformance \(endpoint) --as \(peer.me.role.rawValue)")
+        }
+        if report.failed > 0 { throw fail("\(report.failed) check\(report.failed == 1 ? "" : "s") failed against \(endpoint)") }
     }
 }

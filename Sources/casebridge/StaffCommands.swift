@@ -43,9 +43,12 @@ struct SubmitCommand: AsyncParsableCommand {
     @Option(help: "Your own file reference.") var reference: String = ""
     @Option(help: "Comma-separated indicators: documents_withheld, debt_bondage, physical_violence, detention, threats, ...")
     var indicators: String = ""
+    @Flag(help: "A conformance test case for NCCT's `casebridge conformance --as ncct`; kept out of staff views.")
+    var test = false
 
     func run() async throws {
         var request = InterventionRequest()
+        request.test = test
         let kind: RequestKind = try choice(kind, for: "--kind")
         let urgency: Urgency = try choice(urgency, for: "--urgency")
         request.kind = kind
@@ -87,7 +90,9 @@ struct SubmitCommand: AsyncParsableCommand {
         let console = try node.console()
         let receipt = try await console.call(Console.submit, request)
         if node.json { Output.json(ProtoJSON.object(receipt)) } else {
-            print("Filed case \(receipt.caseID) (\(request.persons.count) person\(request.persons.count == 1 ? "" : "s")); delivering to NCCT.")
+            let what = test ? "test case" : "case"
+            print("Filed \(what) \(receipt.caseID) (\(request.persons.count) person\(request.persons.count == 1 ? "" : "s")); "
+                  + "delivering to NCCT.")
             print("Follow it with: casebridge case show \(receipt.caseID)")
         }
     }

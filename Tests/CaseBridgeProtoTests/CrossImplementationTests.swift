@@ -45,7 +45,7 @@ struct GeneratedCodeTests {
 
         let proto = copy.appendingPathComponent("proto/casebridge/v1/request.proto")
         let edited = try String(contentsOf: proto, encoding: .utf8)
-            .replacingOccurrences(of: "  string contact = 13;", with: "  string contact = 13;\n  string added_later = 14;")
+            .replacingOccurrences(of: "  string contact = 13;", with: "  string contact = 13;\n  string added_later = 99;")
         try edited.write(to: proto, atomically: true, encoding: .utf8)
         let stale = try run(script, ["--check"])
         #expect(stale.status != 0)

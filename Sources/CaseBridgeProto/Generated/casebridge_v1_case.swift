@@ -479,6 +479,7 @@ public struct CaseSummary: ProtoMessage {
     public var originReference: String = ""
     public var ncctSequence: UInt64 = 0
     public var embassySequence: UInt64 = 0
+    public var test: Bool = false
     public init() {}
     public init(fields: ProtoFields) {
         caseID = fields.value(1)
@@ -494,6 +495,7 @@ public struct CaseSummary: ProtoMessage {
         originReference = fields.value(11)
         ncctSequence = fields.value(12)
         embassySequence = fields.value(13)
+        test = fields.value(14)
     }
     public var protoFields: ProtoFields {
         var fields = ProtoFields()
@@ -510,6 +512,7 @@ public struct CaseSummary: ProtoMessage {
         fields.set(11, originReference)
         fields.set(12, ncctSequence)
         fields.set(13, embassySequence)
+        fields.set(14, test)
         return fields
     }
 }

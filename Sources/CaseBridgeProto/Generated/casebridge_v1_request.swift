@@ -251,6 +251,7 @@ public struct InterventionRequest: ProtoMessage {
     public var createdAtMs: Int64 = 0
     public var originReference: String = ""
     public var contact: String = ""
+    public var test: Bool = false
     public init() {}
     public init(fields: ProtoFields) {
         requestID = fields.value(1)
@@ -266,6 +267,7 @@ public struct InterventionRequest: ProtoMessage {
         createdAtMs = fields.value(11)
         originReference = fields.value(12)
         contact = fields.value(13)
+        test = fields.value(14)
     }
     public var protoFields: ProtoFields {
         var fields = ProtoFields()
@@ -282,6 +284,7 @@ public struct InterventionRequest: ProtoMessage {
         fields.set(11, createdAtMs)
         fields.set(12, originReference)
         fields.set(13, contact)
+        fields.set(14, test)
         return fields
     }
 }

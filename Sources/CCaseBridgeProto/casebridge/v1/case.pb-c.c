@@ -2109,7 +2109,7 @@ const ProtobufCMessageDescriptor casebridge__v1__refused_update__descriptor =
   (ProtobufCMessageInit) casebridge__v1__refused_update__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor casebridge__v1__case_summary__field_descriptors[13] =
+static const ProtobufCFieldDescriptor casebridge__v1__case_summary__field_descriptors[14] =
 {
   {
     "case_id",
@@ -2267,6 +2267,18 @@ static const ProtobufCFieldDescriptor casebridge__v1__case_summary__field_descri
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "test",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__CaseSummary, test),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned casebridge__v1__case_summary__field_indices_by_name[] = {
   0,   /* field[0] = case_id */
@@ -2280,13 +2292,14 @@ static const unsigned casebridge__v1__case_summary__field_indices_by_name[] = {
   1,   /* field[1] = requesting_node */
   4,   /* field[4] = status */
   5,   /* field[5] = step */
+  13,   /* field[13] = test */
   9,   /* field[9] = updated_at_ms */
   3,   /* field[3] = urgency */
 };
 static const ProtobufCIntRange casebridge__v1__case_summary__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 13 }
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor casebridge__v1__case_summary__descriptor =
 {
@@ -2296,7 +2309,7 @@ const ProtobufCMessageDescriptor casebridge__v1__case_summary__descriptor =
   "Casebridge__V1__CaseSummary",
   "casebridge.v1",
   sizeof(Casebridge__V1__CaseSummary),
-  13,
+  14,
   casebridge__v1__case_summary__field_descriptors,
   casebridge__v1__case_summary__field_indices_by_name,
   1,  casebridge__v1__case_summary__number_ranges,

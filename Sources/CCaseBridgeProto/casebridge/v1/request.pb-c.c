@@ -875,7 +875,7 @@ const ProtobufCMessageDescriptor casebridge__v1__consent__descriptor =
   (ProtobufCMessageInit) casebridge__v1__consent__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor casebridge__v1__intervention_request__field_descriptors[13] =
+static const ProtobufCFieldDescriptor casebridge__v1__intervention_request__field_descriptors[14] =
 {
   {
     "request_id",
@@ -1033,6 +1033,18 @@ static const ProtobufCFieldDescriptor casebridge__v1__intervention_request__fiel
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "test",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__InterventionRequest, test),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned casebridge__v1__intervention_request__field_indices_by_name[] = {
   9,   /* field[9] = consent */
@@ -1047,12 +1059,13 @@ static const unsigned casebridge__v1__intervention_request__field_indices_by_nam
   0,   /* field[0] = request_id */
   8,   /* field[8] = source */
   6,   /* field[6] = summary */
+  13,   /* field[13] = test */
   3,   /* field[3] = urgency */
 };
 static const ProtobufCIntRange casebridge__v1__intervention_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 13 }
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor casebridge__v1__intervention_request__descriptor =
 {
@@ -1062,7 +1075,7 @@ const ProtobufCMessageDescriptor casebridge__v1__intervention_request__descripto
   "Casebridge__V1__InterventionRequest",
   "casebridge.v1",
   sizeof(Casebridge__V1__InterventionRequest),
-  13,
+  14,
   casebridge__v1__intervention_request__field_descriptors,
   casebridge__v1__intervention_request__field_indices_by_name,
   1,  casebridge__v1__intervention_request__number_ranges,

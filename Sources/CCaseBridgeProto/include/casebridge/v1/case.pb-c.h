@@ -569,10 +569,14 @@ struct  Casebridge__V1__CaseSummary
    */
   uint64_t ncct_sequence;
   uint64_t embassy_sequence;
+  /*
+   * A conformance test case (InterventionRequest.test).
+   */
+  protobuf_c_boolean test;
 };
 #define CASEBRIDGE__V1__CASE_SUMMARY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__case_summary__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, CASEBRIDGE__V1__REQUEST_KIND__REQUEST_KIND_UNSPECIFIED, CASEBRIDGE__V1__URGENCY__URGENCY_UNSPECIFIED, CASEBRIDGE__V1__CASE_STATUS__CASE_STATUS_UNSPECIFIED, CASEBRIDGE__V1__BUSINESS_STEP__BUSINESS_STEP_UNSPECIFIED, 0, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, 0, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, CASEBRIDGE__V1__REQUEST_KIND__REQUEST_KIND_UNSPECIFIED, CASEBRIDGE__V1__URGENCY__URGENCY_UNSPECIFIED, CASEBRIDGE__V1__CASE_STATUS__CASE_STATUS_UNSPECIFIED, CASEBRIDGE__V1__BUSINESS_STEP__BUSINESS_STEP_UNSPECIFIED, 0, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0 }
 
 
 /* Casebridge__V1__StatusChange methods */

@@ -358,10 +358,16 @@ struct  Casebridge__V1__InterventionRequest
    * Desk or officer to contact at the origin, free text ("Consular desk, +855 ...").
    */
   char *contact;
+  /*
+   * A conformance test case (casebridge conformance): every rule applies as
+   * usual, but every node keeps the case, and everything about it, out of its
+   * staff's inbox, lists, watch and statistics; staff can open it by its id.
+   */
+  protobuf_c_boolean test;
 };
 #define CASEBRIDGE__V1__INTERVENTION_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__intervention_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, CASEBRIDGE__V1__REQUEST_KIND__REQUEST_KIND_UNSPECIFIED, CASEBRIDGE__V1__URGENCY__URGENCY_UNSPECIFIED, 0,NULL, NULL, (char *)protobuf_c_empty_string, 0,NULL, NULL, NULL, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, CASEBRIDGE__V1__REQUEST_KIND__REQUEST_KIND_UNSPECIFIED, CASEBRIDGE__V1__URGENCY__URGENCY_UNSPECIFIED, 0,NULL, NULL, (char *)protobuf_c_empty_string, 0,NULL, NULL, NULL, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
 
 
 /* Casebridge__V1__GeoPoint methods */
