@@ -24,7 +24,7 @@ public enum ContractLimits {
         "casebridge.v1.Case.history": 100_000,
         "casebridge.v1.Case.deliveries": 100_000,
         "casebridge.v1.Case.refused_updates": 100_000,
-        "casebridge.v1.CaseUpdate.skipped_sequences": 10_000,
+        "casebridge.v1.CaseUpdate.skipped_sequences": 100,
         "casebridge.v1.CaseSummary.outcome_counts": 64,
         "casebridge.v1.ListCasesRequest.statuses": 64,
         "casebridge.v1.MarkReadRequest.entry_ids": 10_000,

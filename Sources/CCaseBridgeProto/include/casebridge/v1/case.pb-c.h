@@ -328,7 +328,7 @@ struct  Casebridge__V1__CaseUpdate
    * recording them). A receiver that has not taken these numbers records them
    * as skipped, so this update leaves no gap; numbers it already took are
    * ignored. Set by the sender when a gap is reported; it is not part of the
-   * update's content for idempotency. At most 10,000.
+   * update's content for idempotency. At most 100.
    */
   size_t n_skipped_sequences;
   uint64_t *skipped_sequences;
