@@ -82,4 +82,24 @@ struct ConformanceTests {
             #expect(result.stderr.contains("failed"), "\(result.stderr)")
         }
     }
+
+    @Test("against an NCCT written with grpc-go from proto/ alone: every check passes")
+    func passesAgainstGrpcGo() throws {
+        let folder = repositoryRoot.appendingPathComponent(".build-go").path
+        let built = try run(repositoryRoot.appendingPathComponent("Tests/Peers/build-go-peer").path, [folder])
+        try #require(built.status == 0, "\(built.stderr)")
+        let federation = try TestFederation(nodes: ["ncct", "embassy-id"])
+        let certs = TestFederation.certs
+        let peer = try BackgroundProcess(folder + "/fakencct", ["-ca", certs.appendingPathComponent("ca.pem").path,
+                                                                "-cert", certs.appendingPathComponent("nodes/ncct.pem").path,
+                                                                "-key", certs.appendingPathComponent("nodes/ncct.key").path,
+                                                                "-caller", "embassy-id"])
+        defer { peer.stop() }
+        let port = try #require(peer.waitForLine(prefix: "PORT ")).trimmingCharacters(in: .whitespaces)
+        let result = try run(casebridgeBinary, ["conformance", "127.0.0.1:\(port)", "--as", "embassy", "--expect", "ncct",
+                                                "--config", federation.configPath("embassy-id").path])
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(failures(result).isEmpty, "\(result.stdout)")
+        #expect(result.stdout.contains("PASS read.byte-for-byte:"), "\(result.stdout)")
+    }
 }
