@@ -106,12 +106,13 @@ public enum Lifecycle {
             }
             guard !outcomes.outcomes.isEmpty else { throw RPCError(.invalidArgument, "person_outcomes: names no person") }
             var seen = Set<String>()
-            for outcome in outcomes.outcomes {
+            // A ref that matches no person may be anything staff typed (a name): it is never repeated.
+            for (i, outcome) in outcomes.outcomes.enumerated() {
+                guard let index = next.persons.firstIndex(where: { $0.personRef == outcome.personRef }) else {
+                    throw RPCError(.notFound, "person_outcomes.outcomes[\(i)].person_ref: no such person in the case")
+                }
                 guard seen.insert(outcome.personRef).inserted else {
                     throw RPCError(.invalidArgument, "person_outcomes: person \(outcome.personRef) appears twice")
-                }
-                guard let index = next.persons.firstIndex(where: { $0.personRef == outcome.personRef }) else {
-                    throw RPCError(.notFound, "person_outcomes: no person \(outcome.personRef) in the case")
                 }
                 let current = next.persons[index].status
                 if current != outcome.status {

@@ -105,8 +105,8 @@ func fail(_ message: String, code: Int32 = 1) -> ExitCode {
 /// exit 2 with the values there are.
 func choice<E: ProtoEnum>(_ text: String, for flag: String, _ type: E.Type = E.self) throws -> E {
     guard let value = E(name: text), value.rawValue != 0 else {
-        let shown = flag.hasSuffix("=") ? flag + text : "\(flag) \(text)"
-        throw fail("\(shown) is not one of: \(E.choices.joined(separator: ", "))", code: Exit.badInput)
+        // What was typed is not repeated: an error line may be seen, logged or pasted by others.
+        throw fail("\(flag) must be one of: \(E.choices.joined(separator: ", "))", code: Exit.badInput)
     }
     return value
 }

@@ -15,7 +15,7 @@ struct ConformanceCommand: AsyncParsableCommand {
 
             --as embassy files its own test cases. --as ncct needs a test case the embassy under test \
             filed and NCCT has not worked yet: at the embassy, run \
-            casebridge submit --test --kind trace --name "Conformance Test"
+            casebridge submit --test --kind trace (and give "Conformance Test" as the name)
 
             Exit 0 when every check passed; 1 otherwise. --json prints one object per check.
 
@@ -284,7 +284,7 @@ final class ConformanceKit: @unchecked Sendable {
             where summary.test && found == nil { found = summary }
             guard let found else {
                 throw CheckReport.NotRun(reason: "the embassy has no fresh test case; there, run: "
-                                         + "casebridge submit --test --kind trace --name \"Conformance Test\"")
+                                         + "casebridge submit --test --kind trace (name: Conformance Test)")
             }
             return "works on test case \(found.caseID) (NCCT sequence so far \(found.ncctSequence))"
         }

@@ -133,7 +133,7 @@ struct DemoCommand: AsyncParsableCommand {
         print("""
               \(tool) case show \(caseID) --config \(cfg("embassy-id"))
               \(tool) inbox --config \(cfg("ncct"))
-              \(tool) submit --kind welfare_check --name "Test Person" --nationality ID --config \(cfg("embassy-id"))
+              \(tool) submit --kind welfare_check --config \(cfg("embassy-id"))   (it asks for the person)
               \(tool) ack CASE_ID --config \(cfg("ncct"))
               \(tool) status --config \(cfg("ncct"))
               \(tool) check-peer 127.0.0.1:\(federation.ports["ncct"]!) --config \(cfg("embassy-id"))

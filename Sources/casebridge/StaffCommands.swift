@@ -8,18 +8,20 @@ struct SubmitCommand: AsyncParsableCommand {
         commandName: "submit",
         abstract: "Files an intervention request with NCCT (embassy nodes).",
         discussion: """
-            One person from flags, or a batch from a CSV or JSON file. The request is stored at \
-            this node at once and delivered to NCCT in the background; `casebridge case show ID` \
-            tells when NCCT has received it.
+            One person, asked for one question at a time, or a batch from a CSV or JSON file (or \
+            standard input). Personal data is never taken from arguments: the process list and \
+            the shell history would keep it. The request is stored at this node at once and \
+            delivered to NCCT in the background; `casebridge case show ID` tells when NCCT has \
+            received it.
 
             CSV columns (header required; full_name required): person_ref, full_name, native_name, \
             other_names, nationality, date_of_birth, sex, document_number, document_country, \
             document_withheld, phone, languages, minor, needs, description. Lists use ';'.
 
             Examples:
-              casebridge submit --kind rescue --urgency immediate --name "Siti Rahma" \\
-                  --nationality ID --phone +6281234567890 --province "Preah Sihanouk" \\
-                  --site "Compound 7" --summary "SOS via WhatsApp"
+              casebridge submit --kind rescue --urgency immediate \\
+                  --province "Preah Sihanouk" --site "Compound 7"
+              (it asks for the name, nationality, date of birth, sex, phone, document)
               casebridge submit --kind repatriation --persons batch.csv \\
                   --province "Preah Sihanouk" --reference IDN-2026-0412
             """
@@ -27,15 +29,16 @@ struct SubmitCommand: AsyncParsableCommand {
     @OptionGroup var node: NodeOptions
     @Option(help: "rescue, welfare_check, repatriation or trace.") var kind: String
     @Option(help: "routine, urgent or immediate.") var urgency: String = "urgent"
-    @Option(help: "A CSV or JSON file of persons (for a batch; - for standard input).") var persons: String?
-    @Option(help: "Full name of one person (instead of --persons).") var name: String?
-    @Option(help: "Nationality, ISO 3166-1 alpha-2 (one person).") var nationality: String?
-    @Option(help: "Date of birth, YYYY-MM-DD (one person).") var dob: String?
-    @Option(help: "female, male or other (one person).") var sex: String?
-    @Option(help: "Phone in E.164 form (one person).") var phone: String?
-    @Option(help: "Travel document number (one person).") var passport: String?
-    @Flag(help: "The travel document is held by someone else (one person).") var passportWithheld = false
-    @Flag(help: "The person is or may be under 18 (one person).") var minor = false
+    @Option(help: "A CSV or JSON file of persons (- for standard input). Without it, you are asked for one person.")
+    var persons: String?
+    // Personal data never goes in arguments: the process list and the shell history would keep it.
+    // These are declared only to say so, instead of "unknown option".
+    @Option(help: .hidden) var name: String?
+    @Option(help: .hidden) var nationality: String?
+    @Option(help: .hidden) var dob: String?
+    @Option(help: .hidden) var sex: String?
+    @Option(help: .hidden) var phone: String?
+    @Option(help: .hidden) var passport: String?
     @Option(help: "Province where the persons are held.") var province: String?
     @Option(help: "District.") var district: String?
     @Option(help: "Site or compound name.") var site: String?
@@ -53,28 +56,18 @@ struct SubmitCommand: AsyncParsableCommand {
         let urgency: Urgency = try choice(urgency, for: "--urgency")
         request.kind = kind
         request.urgency = urgency
+        let given = [("--name", name), ("--nationality", nationality), ("--dob", dob), ("--sex", sex), ("--phone", phone),
+                     ("--passport", passport)].filter { $0.1 != nil }.map(\.0)
+        if let flag = given.first {
+            throw fail("\(flag) would put personal data in the process list and the shell history; give persons with "
+                       + "--persons FILE or --persons - (standard input), or leave it out to be asked", code: Exit.badInput)
+        }
         if let persons {
-            guard name == nil else { throw fail("give either --persons FILE or --name, not both", code: Exit.badInput) }
             Output.progress("reading \(persons)")
             request.persons = try PersonsFile.persons(persons)
             Output.progress("\(request.persons.count) persons read and checked")
         } else {
-            guard let name, !name.isEmpty else { throw fail("name the person with --name, or give a batch with --persons FILE", code: Exit.badInput) }
-            var person = Person()
-            person.personRef = "P1"
-            person.fullName = name
-            person.nationality = nationality?.uppercased() ?? ""
-            person.dateOfBirth = dob ?? ""
-            if let sex { person.sex = try choice(sex, for: "--sex") }
-            person.phone = phone ?? ""
-            if let passport {
-                var document = TravelDocument()
-                document.number = passport
-                document.withheld = passportWithheld
-                person.travelDocument = document
-            }
-            person.minor = minor
-            request.persons = [person]
+            request.persons = [try PersonPrompt.ask()]
         }
         var location = Location()
         location.province = province ?? ""
@@ -419,10 +412,11 @@ struct UpdateCommand: ChangeCommand {
         }
         var list = PersonOutcomes()
         if let outcomes { list.outcomes = try PersonsFile.outcomes(outcomes) }
-        for pair in person {
+        for (i, pair) in person.enumerated() {
             let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2 else { throw fail("--person \(pair): use REF=STATUS, e.g. P1=rescued", code: Exit.badInput) }
-            let parsed: PersonStatus = try choice(parts[1], for: "--person \(parts[0])=")
+            let which = person.count == 1 ? "--person" : "--person #\(i + 1)"
+            guard parts.count == 2 else { throw fail("\(which): use REF=STATUS, e.g. P1=rescued", code: Exit.badInput) }
+            let parsed: PersonStatus = try choice(parts[1], for: "\(which) status")
             var outcome = PersonOutcome()
             outcome.personRef = parts[0]
             outcome.status = parsed

@@ -21,8 +21,8 @@ func terminalColumns(_ text: String) -> Int {
 /// The casebridge command, run as staff and operators run it, against real nodes.
 @Suite("The casebridge command", .serialized)
 struct CommandLineTests {
-    func cli(_ arguments: [String], _ federation: TestFederation, node: String? = nil) throws -> ProcessResult {
-        try run(casebridgeBinary, arguments + (node.map { ["--config", federation.configPath($0).path] } ?? []))
+    func cli(_ arguments: [String], _ federation: TestFederation, node: String? = nil, input: String? = nil) throws -> ProcessResult {
+        try run(casebridgeBinary, arguments + (node.map { ["--config", federation.configPath($0).path] } ?? []), input: input)
     }
 
     @Test("staff commands: submit, inbox, case show and list, ack, update, note, request and provide info, withdraw")
@@ -44,9 +44,10 @@ struct CommandLineTests {
         let receipt = try #require(try JSONSerialization.jsonObject(with: Data(submitted.stdout.utf8)) as? [String: Any])
         let caseID = try #require(receipt["caseId"] as? String)
         #expect(receipt["status"] as? String == "CASE_STATUS_SUBMITTED")
-        let single = try cli(["submit", "--kind", "welfare_check", "--name", "One Person", "--nationality", "id", "--phone", "+62811111111"],
-                             federation, node: "embassy-id")
-        #expect(single.status == 0)
+        // One person: asked for, one answer per line (here piped), never taken from arguments.
+        let single = try cli(["submit", "--kind", "welfare_check"], federation, node: "embassy-id",
+                             input: "One Person\nid\n\n\n+62811111111\n\n\n")
+        #expect(single.status == 0, "\(single.stderr)")
         #expect(single.stdout.hasPrefix("Filed case "))
 
         #expect(try await federation.eventually { try federation.sql("ncct", "SELECT COUNT(*) FROM cases") == ["2"] })
@@ -100,7 +101,7 @@ struct CommandLineTests {
         expectOneLine(try cli(["case", "show", "IDN-NOPE"], federation, node: "ncct"), exit: 4,
                       containing: "no case IDN-NOPE")
 
-        let other = try cli(["submit", "--kind", "trace", "--name", "To Withdraw"], federation, node: "embassy-id").stdout
+        let other = try cli(["submit", "--kind", "trace"], federation, node: "embassy-id", input: "To Withdraw\n").stdout
         let otherID = String(other.split(separator: " ")[2])
         #expect(try cli(["withdraw", otherID, "--reason", "found at home"], federation, node: "embassy-id").status == 0)
         #expect(try await federation.eventually {
@@ -176,8 +177,7 @@ struct CommandLineTests {
         let federation = try TestFederation(nodes: ["ncct", "embassy-id"])
         for node in federation.nodes { try await federation.start(node) }
         for n in 1...6 {
-            #expect(try cli(["submit", "--kind", "rescue", "--name", "Range Test \(n)"],
-                            federation, node: "embassy-id").status == 0)
+            #expect(try cli(["submit", "--kind", "rescue"], federation, node: "embassy-id", input: "Range Test \(n)\n").status == 0)
         }
         #expect(try await federation.eventually { try federation.sql("ncct", "SELECT COUNT(*) FROM inbox") == ["6"] })
         let ids = try federation.sql("ncct", "SELECT entry_id FROM inbox ORDER BY entry_id").compactMap { Int($0) }
@@ -253,18 +253,28 @@ struct CommandLineTests {
         expectOneLine(try cli(["submit", "--kind", "rescue", "--persons", csv.path], federation, node: "embassy-id"), exit: 2,
                       containing: "a quoted field is not closed")
         // Wrong role: an embassy cannot acknowledge; NCCT cannot file requests.
-        let filed = try cli(["submit", "--kind", "rescue", "--name", "Role Test"], federation, node: "embassy-id").stdout
+        let filed = try cli(["submit", "--kind", "rescue"], federation, node: "embassy-id", input: "Role Test\n").stdout
         let caseID = String(filed.split(separator: " ")[2])
         expectOneLine(try cli(["ack", caseID], federation, node: "embassy-id"), exit: 4, containing: "only NCCT may change status")
-        expectOneLine(try cli(["submit", "--kind", "rescue", "--name", "X"], federation, node: "ncct"), exit: 4, containing: "only embassy nodes file requests")
+        expectOneLine(try cli(["submit", "--kind", "rescue"], federation, node: "ncct", input: "X\n"), exit: 4,
+                      containing: "only embassy nodes file requests")
         // Illegal transition and bad flags.
         #expect(try await federation.eventually { try federation.sql("ncct", "SELECT COUNT(*) FROM cases") == ["1"] })
         expectOneLine(try cli(["update", caseID, "--status", "completed"], federation, node: "ncct"), exit: 4, containing: "cannot go from received to completed")
         expectOneLine(try cli(["update", caseID, "--step", "teleported"], federation, node: "ncct"), exit: 2,
-                      containing: "--step teleported is not one of: locating, rescue_planned, rescued,")
+                      containing: "--step must be one of: locating, rescue_planned, rescued,")
         expectOneLine(try cli(["update", caseID, "--person", "IDN001=rescude"], federation, node: "ncct"), exit: 2,
-                      containing: "--person IDN001=rescude is not one of: pending, located, rescued, sheltered,")
-        expectOneLine(try cli(["submit", "--kind", "rescue"], federation, node: "embassy-id"), exit: 2, containing: "--name")
+                      containing: "--person status must be one of: pending, located, rescued, sheltered,")
+        expectOneLine(try cli(["submit", "--kind", "rescue"], federation, node: "embassy-id"), exit: 2, containing: "--persons")
+        // Personal data in arguments is refused, with what to do instead, and the value is not repeated.
+        let leaked = try cli(["submit", "--kind", "rescue", "--name", "Siti Secret"], federation, node: "embassy-id")
+        expectOneLine(leaked, exit: 2, containing: "--name would put personal data in the process list")
+        #expect(!leaked.stderr.contains("Secret"))
+        // A name typed where a person ref belongs is not repeated either (here, or to the other agency).
+        #expect(try cli(["ack", caseID], federation, node: "ncct").status == 0)
+        let typo = try cli(["update", caseID, "--person", "Siti Secret=located"], federation, node: "ncct")
+        expectOneLine(typo, exit: 4, containing: "person_ref: no such person in the case")
+        #expect(!typo.stderr.contains("Secret"))
         expectOneLine(try cli(["inbox"], federation), exit: 2, containing: "--config")
         // Mistakes in the flags themselves: the same one line and exit 2, with where to look.
         expectOneLine(try cli(["case", "show"], federation, node: "ncct"), exit: 2,
@@ -291,8 +301,7 @@ struct CommandLineTests {
         let watcher = try BackgroundProcess(casebridgeBinary, ["watch", "--config", federation.configPath("embassy-id").path])
         defer { watcher.stop() }
         try await Task.sleep(for: .milliseconds(500))
-        #expect(try cli(["submit", "--kind", "rescue", "--name", "Pipe Test"],
-                        federation, node: "embassy-id").status == 0)
+        #expect(try cli(["submit", "--kind", "rescue"], federation, node: "embassy-id", input: "Pipe Test\n").status == 0)
         // The watcher is still running: the line must arrive without it exiting or being interrupted.
         // (If it never comes, the watcher is stopped after 20 s and the read ends empty.)
         DispatchQueue.global().asyncAfter(deadline: .now() + 20) { watcher.process.terminate() }

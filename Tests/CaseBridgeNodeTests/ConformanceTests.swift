@@ -33,8 +33,8 @@ struct ConformanceTests {
         let early = try conformance(federation, against: "embassy-id", as: "ncct", from: "ncct")
         #expect(early.status == 1)
         #expect(early.stdout.contains("NOT RUN test-case: the embassy has no fresh test case"), "\(early.stdout)")
-        let filed = try run(casebridgeBinary, ["submit", "--test", "--kind", "trace", "--name", "Conformance Test",
-                                               "--config", federation.configPath("embassy-id").path])
+        let filed = try run(casebridgeBinary, ["submit", "--test", "--kind", "trace",
+                                               "--config", federation.configPath("embassy-id").path], input: "Conformance Test\n")
         #expect(filed.status == 0, "\(filed.stderr)")
         let asNCCT = try conformance(federation, against: "embassy-id", as: "ncct", from: "ncct")
         #expect(asNCCT.status == 0, "\(asNCCT.stdout)\(asNCCT.stderr)")

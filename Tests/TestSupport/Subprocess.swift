@@ -14,8 +14,9 @@ public struct ProcessResult: Sendable {
 
 /// Runs a program to completion, capturing its output. Fails the caller's test by throwing if it
 /// cannot be started at all.
+/// `input` is written to its standard input (otherwise it reads nothing: /dev/null).
 public func run(_ executable: String, _ arguments: [String], in directory: URL? = nil,
-                environment: [String: String] = [:]) throws -> ProcessResult {
+                environment: [String: String] = [:], input: String? = nil) throws -> ProcessResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = [executable] + arguments
@@ -24,7 +25,13 @@ public func run(_ executable: String, _ arguments: [String], in directory: URL? 
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
     process.standardError = err
+    let stdin = Pipe()
+    process.standardInput = input == nil ? FileHandle.nullDevice : stdin
     try process.run()
+    if let input {
+        stdin.fileHandleForWriting.write(Data(input.utf8))
+        try stdin.fileHandleForWriting.close()
+    }
     // Read both pipes while the child runs, so that a chatty child cannot block on a full pipe.
     nonisolated(unsafe) var errData = Data()
     let errReader = Thread { errData = err.fileHandleForReading.readDataToEndOfFile() }
