@@ -80,6 +80,9 @@ public struct NodeConfiguration: Sendable {
     public var directoryPath: String
     public var dataFolder: String
     public var consoleSocket: String
+    /// The key that seals personal data at rest (see `DataKeyFile`); outside the data folder, so
+    /// that a copy of the folder alone reveals nothing.
+    public var dataKeyFile = ""
     public var maxMessageBytes = 4 * 1024 * 1024
     public var maxConnections = 4096
     public var maxConcurrentStreams: UInt32 = 100
@@ -132,6 +135,8 @@ public struct NodeConfiguration: Sendable {
             nodeID: nodeID, listen: listen, certificate: try file("certificate"), privateKey: try file("private_key"),
             ca: try file("ca"), crl: object.has("crl") ? try file("crl") : nil, directoryPath: try file("directory"),
             dataFolder: try file("data_folder", mustExist: false), consoleSocket: try file("console_socket", mustExist: false))
+        configuration.dataKeyFile = object.has("data_key_file") ? try file("data_key_file", mustExist: false)
+            : (configuration.dataFolder.hasSuffix("/") ? String(configuration.dataFolder.dropLast()) : configuration.dataFolder) + ".key"
         if let limits = try object.optionalObject("limits") {
             configuration.maxMessageBytes = try limits.int("max_message_bytes", default: configuration.maxMessageBytes, range: 1024...(64 << 20))
             configuration.maxConnections = try limits.int("max_connections", default: configuration.maxConnections, range: 1...100_000)

@@ -62,7 +62,8 @@ public final class Node: Sendable {
             logger.warning("the process may open fewer files than limits.max_connections needs; raise ulimit -n",
                            metadata: ["open-files-allowed": "\(filesAllowed)", "needed": "\(filesNeeded)"])
         }
-        let store = try CaseStore(folder: configuration.dataFolder, logger: logger)
+        let store = try CaseStore(folder: configuration.dataFolder, dataKey: try DataKeyFile.loadOrCreate(configuration.dataKeyFile),
+                                  logger: logger)
         let peers = directory.nodes.filter { $0.id != me.id && ($0.role == .ncct || me.role == .ncct) }
         let clientGroup = EventLoopGroup(threads: 1, name: "cb-delivery")
         self.clientGroup = clientGroup
@@ -153,11 +154,11 @@ public final class Node: Sendable {
     }
 
     /// A private key others can read is no longer private: refuse it, saying how to fix it.
-    static func checkOwnerOnly(_ keyPath: String) throws(ConfigurationError) {
+    static func checkOwnerOnly(_ keyPath: String, what: String = "the private key") throws(ConfigurationError) {
         let attributes = try? FileManager.default.attributesOfItem(atPath: keyPath)
         guard let mode = (attributes?[.posixPermissions] as? NSNumber)?.intValue, mode & 0o077 != 0 else { return }
         throw ConfigurationError(file: keyPath, field: "",
-                                 problem: "the private key is readable by other users; run: chmod 600 \(keyPath)")
+                                 problem: "\(what) is readable by other users; run: chmod 600 \(keyPath)")
     }
 
     /// Graceful stop: health goes NOT_SERVING, servers let calls in flight finish, deliveries stop

@@ -12,21 +12,29 @@ public final class CaseStore: Sendable {
     public let path: String
     private let writer: Writer
     private let readers = Mutex<[Database]>([])
+    private let sealer: RecordSealer
 
-    /// Opens (or creates, owner-only) the database in `folder` and brings its schema up to date.
-    public init(folder: String, logger: Logger) throws(StoreError) {
+    /// Opens (or creates, owner-only) the database in `folder` and brings its schema up to date;
+    /// personal data in it is sealed under `dataKey` (see `RecordSealer`).
+    public init(folder: String, dataKey: [UInt8], logger: Logger) throws(StoreError) {
+        sealer = try RecordSealer(keyEncryptionKey: dataKey)
         try Self.makeOwnerOnlyFolder(folder)
         path = (folder as NSString).appendingPathComponent("casebridge.sqlite3")
         // Create the file owner-only before SQLite does; its -wal and -shm files copy this mode.
         let fd = open(path, O_RDWR | O_CREAT, 0o600)
         guard fd >= 0 else { throw StoreError("cannot create \(path): \(String(cString: strerror(errno)))") }
         Glibc.close(fd)
-        let database = try Database(path: path, readOnly: false)
-        try database.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+        let database = try Database(path: path, readOnly: false, sealer: sealer)
+        // secure_delete: what a row held before it was sealed, or a purged case key, is overwritten, not
+        // left in free pages.
+        try database.execute("""
+            PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;
+            """)
         // The writer keeps the hot index pages in memory (64 MiB) instead of re-reading them from
         // the WAL with pread for every batch; checkpoints run every ~16 MiB of WAL, not every 4 MiB.
         try database.execute("PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456; PRAGMA wal_autocheckpoint = 4000;")
         try Migrations.apply(to: database)
+        try Self.sealExisting(database, sealer)
         writer = Writer(database: database, logger: logger)
     }
 
@@ -64,15 +72,31 @@ public final class CaseStore: Sendable {
 
     /// Runs `body` on a read connection (a consistent snapshot of committed data).
     public func read<T>(_ body: (Database) throws -> T) throws -> T {
-        let database = try readers.withLock { $0.popLast() } ?? Self.openReader(path)
+        let database = try readers.withLock { $0.popLast() } ?? openReader(path)
         defer { readers.withLock { $0.append(database) } }
         try database.execute("BEGIN")
         defer { try? database.execute("COMMIT") }
         return try body(database)
     }
 
-    private static func openReader(_ path: String) throws(StoreError) -> Database {
-        let database = try Database(path: path, readOnly: true)
+    /// A database from before sealing is sealed once, and the clear text it held is then dropped
+    /// from the file and the WAL.
+    private static func sealExisting(_ database: Database, _ sealer: RecordSealer) throws(StoreError) {
+        guard try database.first("SELECT value FROM store_meta WHERE name = 'sealed'")?.text(0) != "1" else { return }
+        let hadData = try database.first("SELECT COUNT(*) FROM cases")?.int(0) ?? 0 > 0
+        try database.execute("BEGIN IMMEDIATE")
+        do {
+            try sealer.sealExisting(database)
+            try database.execute("COMMIT")
+        } catch {
+            database.rollback()
+            throw error
+        }
+        if hadData { try database.execute("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);") }
+    }
+
+    private func openReader(_ path: String) throws(StoreError) -> Database {
+        let database = try Database(path: path, readOnly: true, sealer: sealer)
         try database.execute("PRAGMA mmap_size = 268435456")
         return database
     }

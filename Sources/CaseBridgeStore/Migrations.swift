@@ -125,6 +125,12 @@ enum Migrations {
         CREATE INDEX outbox_pending_by_case ON outbox(peer_node, case_id, position) WHERE state IN (1, 2, 4);
         ALTER TABLE cases ADD COLUMN test INTEGER NOT NULL DEFAULT 0;
         """,
+        // 5: personal data sealed at rest under a data key per case (RecordSealer); the keys, wrapped.
+        // Deleting a case's key makes its personal data unreadable (crypto-shredding).
+        """
+        CREATE TABLE case_keys (case_id TEXT PRIMARY KEY, wrapped BLOB NOT NULL) WITHOUT ROWID;
+        CREATE TABLE store_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+        """,
     ]
 
     static func apply(to database: Database) throws(StoreError) {

@@ -139,7 +139,11 @@ extension Database {
         try first("""
             SELECT case_id, requesting_node, \(withRequest ? "request" : "X''"), kind, urgency, origin_reference,
                    status, step, person_count, created_at_ms, updated_at_ms, test FROM cases WHERE case_id = ?
-            """, [.text(caseID)]).map(Self.caseRow)
+            """, [.text(caseID)]).map { row throws(StoreError) in
+            var found = Self.caseRow(row)
+            if withRequest { found.request = try opened(found.request, case: caseID, at: RecordSealer.request(caseID)) }
+            return found
+        }
     }
 
     public func insertCase(_ row: CaseRow) throws(StoreError) {
@@ -147,7 +151,9 @@ extension Database {
             INSERT INTO cases (case_id, requesting_node, request, kind, urgency, origin_reference, status, step, person_count,
                                created_at_ms, updated_at_ms, test) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, [
-            .text(row.caseID), .text(row.requestingNode), .blob(row.request), .int(Int64(row.kind)), .int(Int64(row.urgency)),
+            .text(row.caseID), .text(row.requestingNode),
+            .blob(try sealed(row.request, case: row.caseID, at: RecordSealer.request(row.caseID))),
+            .int(Int64(row.kind)), .int(Int64(row.urgency)),
             .text(row.originReference), .int(Int64(row.status)), .int(Int64(row.step)), .int(Int64(row.personCount)),
             .int(row.createdAtMs), .int(row.updatedAtMs), .int(row.test ? 1 : 0),
         ])
@@ -196,8 +202,11 @@ extension Database {
 
     public func persons(_ caseID: String) throws(StoreError) -> [PersonRow] {
         try query("SELECT person_ref, position, status, note, updated_at_ms FROM persons WHERE case_id = ? ORDER BY position",
-                  [.text(caseID)]).map { PersonRow(personRef: $0.text(0), position: Int($0.int(1)), status: Int32($0.int(2)),
-                                                   note: $0.text(3), updatedAtMs: $0.int(4)) }
+                  [.text(caseID)]).map { row throws(StoreError) in
+            let note = try opened(row.blob(3), case: caseID, at: RecordSealer.note(caseID, row.text(0)))
+            return PersonRow(personRef: row.text(0), position: Int(row.int(1)), status: Int32(row.int(2)),
+                             note: String(decoding: note, as: UTF8.self), updatedAtMs: row.int(4))
+        }
     }
 
     /// Persons of a case per status: what a summary shows, without reading each person.
@@ -213,7 +222,8 @@ extension Database {
     public func upsertPerson(_ caseID: String, _ person: PersonRow) throws(StoreError) {
         try query("INSERT OR REPLACE INTO persons VALUES (?, ?, ?, ?, ?, ?)", [
             .text(caseID), .text(person.personRef), .int(Int64(person.position)), .int(Int64(person.status)),
-            .text(person.note), .int(person.updatedAtMs),
+            .blob(try sealed(Array(person.note.utf8), case: caseID, at: RecordSealer.note(caseID, person.personRef))),
+            .int(person.updatedAtMs),
         ])
     }
 
@@ -236,7 +246,7 @@ extension Database {
         throws(StoreError) -> [HistoryRow] {
         try query("SELECT \(Self.historyColumns) FROM case_history WHERE case_id = ? AND actor_node = ? AND sequence BETWEEN ? AND ?"
                   + " ORDER BY sequence", [.text(caseID), .text(actor), .int(try Self.column(range.lowerBound, "sequence")),
-                                           .int(try Self.column(range.upperBound, "sequence"))]).map(Self.historyRow)
+                                           .int(try Self.column(range.upperBound, "sequence"))]).map(historyRow)
     }
 
     /// Records an update: applied when `refusal` is nil, else refused for good with that status.
@@ -245,31 +255,33 @@ extension Database {
         try query("""
             INSERT INTO case_history (case_id, actor_node, sequence, update_id, body, applied_at_ms, refusal_code, refusal)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            """, [.text(caseID), .text(actor), .int(try Self.column(sequence, "sequence")), .text(updateID), .blob(body),
+            """, [.text(caseID), .text(actor), .int(try Self.column(sequence, "sequence")), .text(updateID),
+                  .blob(try sealed(body, case: caseID, at: RecordSealer.history(caseID, updateID))),
                   .int(atMs), .int(Int64(refusal?.code ?? 0)), .text(refusal?.message ?? "")])
     }
 
     /// The update that made this entry (applied or refused).
     public func historyBody(updateID: String) throws(StoreError) -> [UInt8]? {
-        try first("SELECT body FROM case_history WHERE update_id = ?", [.text(updateID)])?.blob(0)
+        try historyEntry(updateID: updateID)?.body
     }
 
     /// Every entry of the case, in the order this node recorded them.
     public func history(_ caseID: String) throws(StoreError) -> [HistoryRow] {
         try query("SELECT \(Self.historyColumns) FROM case_history WHERE case_id = ? ORDER BY position", [.text(caseID)])
-            .map(Self.historyRow)
+            .map(historyRow)
     }
 
     /// Where an update was recorded, if it was: the idempotency check for updates.
     public func historyEntry(updateID: String) throws(StoreError) -> HistoryRow? {
         try first("SELECT \(Self.historyColumns) FROM case_history WHERE update_id = ?", [.text(updateID)])
-            .map(Self.historyRow)
+            .map(historyRow)
     }
 
     private static let historyColumns = "case_id, actor_node, sequence, update_id, body, applied_at_ms, refusal_code, refusal"
 
-    private static func historyRow(_ r: Row) -> HistoryRow {
-        HistoryRow(caseID: r.text(0), actor: r.text(1), sequence: UInt64(r.int(2)), updateID: r.text(3), body: r.blob(4),
+    private func historyRow(_ r: Row) throws(StoreError) -> HistoryRow {
+        HistoryRow(caseID: r.text(0), actor: r.text(1), sequence: UInt64(r.int(2)), updateID: r.text(3),
+                   body: try opened(r.blob(4), case: r.text(0), at: RecordSealer.history(r.text(0), r.text(3))),
                    atMs: r.int(5), refusalCode: Int32(r.int(6)), refusal: r.text(7))
     }
 
@@ -317,7 +329,8 @@ extension Database {
         try query("""
             INSERT INTO outbox (message_id, peer_node, kind, case_id, body, state, queued_at_ms, next_attempt_at_ms)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            """, [.text(row.messageID), .text(row.peerNode), .int(Int64(row.kind)), .text(row.caseID), .blob(row.body),
+            """, [.text(row.messageID), .text(row.peerNode), .int(Int64(row.kind)), .text(row.caseID),
+                  .blob(try sealed(row.body, case: row.caseID, at: RecordSealer.outbox(row.caseID, row.messageID, row.peerNode))),
                   .int(Int64(row.state)), .int(row.queuedAtMs), .int(row.nextAttemptAtMs)])
     }
 
@@ -331,15 +344,15 @@ extension Database {
             AND NOT EXISTS (SELECT 1 FROM outbox AS e WHERE e.peer_node = o.peer_node AND e.case_id = o.case_id
                             AND e.state IN (\(pending)) AND e.position < o.position)
             ORDER BY next_attempt_at_ms, position LIMIT 1
-            """, [.text(peer)]).map(Self.outboxRow)
+            """, [.text(peer)]).map(outboxRow)
     }
 
     public func outbox(caseID: String) throws(StoreError) -> [OutboxRow] {
-        try query("SELECT \(Self.outboxColumns) FROM outbox WHERE case_id = ? ORDER BY position", [.text(caseID)]).map(Self.outboxRow)
+        try query("SELECT \(Self.outboxColumns) FROM outbox WHERE case_id = ? ORDER BY position", [.text(caseID)]).map(outboxRow)
     }
 
     public func outboxMessage(_ messageID: String, peer: String) throws(StoreError) -> OutboxRow? {
-        try first("SELECT \(Self.outboxColumns) FROM outbox WHERE message_id = ? AND peer_node = ?", [.text(messageID), .text(peer)]).map(Self.outboxRow)
+        try first("SELECT \(Self.outboxColumns) FROM outbox WHERE message_id = ? AND peer_node = ?", [.text(messageID), .text(peer)]).map(outboxRow)
     }
 
     public func updateOutbox(_ row: OutboxRow) throws(StoreError) {
@@ -363,8 +376,9 @@ extension Database {
         position, message_id, peer_node, kind, case_id, body, state, attempts, last_error, queued_at_ms, next_attempt_at_ms, delivered_at_ms
         """
 
-    private static func outboxRow(_ r: Row) -> OutboxRow {
-        var row = OutboxRow(messageID: r.text(1), peerNode: r.text(2), kind: Int32(r.int(3)), caseID: r.text(4), body: r.blob(5),
+    private func outboxRow(_ r: Row) throws(StoreError) -> OutboxRow {
+        let body = try opened(r.blob(5), case: r.text(4), at: RecordSealer.outbox(r.text(4), r.text(1), r.text(2)))
+        var row = OutboxRow(messageID: r.text(1), peerNode: r.text(2), kind: Int32(r.int(3)), caseID: r.text(4), body: body,
                             state: Int32(r.int(6)), queuedAtMs: r.int(9))
         row.position = r.int(0)
         row.attempts = Int(r.int(7))

@@ -27,8 +27,11 @@ public final class Database: @unchecked Sendable {
     private var statements: [String: Statement] = [:]
     /// The audit chain's last sequence and hash, kept by the writer; forgotten on any rollback.
     var auditTail: (seq: Int64, hash: [UInt8])?
+    /// Seals and opens personal data (nil: a connection that never touches it).
+    let sealer: RecordSealer?
 
-    init(path: String, readOnly: Bool) throws(StoreError) {
+    init(path: String, readOnly: Bool, sealer: RecordSealer? = nil) throws(StoreError) {
+        self.sealer = sealer
         var handle: OpaquePointer?
         let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX
         let status = sqlite3_open_v2(path, &handle, flags, nil)

@@ -370,6 +370,9 @@ struct DemoTests {
         // The data stays, the nodes are gone, and the folder is owner-only.
         #expect(FileManager.default.fileExists(atPath: "\(target)/ncct/data/casebridge.sqlite3"))
         #expect(!FileManager.default.fileExists(atPath: "\(target)/ncct/console.sock"))
+        // Nothing about the (fictional) persons can be read from any file the nodes wrote.
+        let needles = ["Ayu Lestari", "Lukman Hakim", "+6281200000000", "+6281200000011", "DEMO1000", "DEMO1009"]
+        #expect(plainTextHits(in: URL(fileURLWithPath: target), needles).isEmpty)
         let mode = try FileManager.default.attributesOfItem(atPath: "\(target)/ncct/data")[.posixPermissions] as? Int
         #expect(mode == 0o700)
         // Running it again replaces the earlier demo, here on ports of our choosing and as JSON.

@@ -162,6 +162,20 @@ final class TestFederation: @unchecked Sendable {
     }
 }
 
+/// Files under `folder` (databases, WALs, logs, keys: everything) holding any of `needles` in clear,
+/// as "file: needle". What someone with a copy of a node's folder could read.
+func plainTextHits(in folder: URL, _ needles: [String]) -> [String] {
+    var hits: [String] = []
+    let files = FileManager.default.enumerator(at: folder, includingPropertiesForKeys: nil)?.compactMap { $0 as? URL } ?? []
+    for file in files {
+        guard let bytes = try? Data(contentsOf: file) else { continue }
+        for needle in needles where bytes.range(of: Data(needle.utf8)) != nil {
+            hits.append("\(file.path.dropFirst(folder.path.count)): \(needle)")
+        }
+    }
+    return hits
+}
+
 /// Builders for the messages staff send.
 enum Make {
     static func request(persons count: Int, kind: RequestKind = .rescue) -> InterventionRequest {

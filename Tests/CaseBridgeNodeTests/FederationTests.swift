@@ -131,9 +131,8 @@ struct FederationTests {
         #expect(sent.status == 0, "\(sent.stderr)")
         let parts = sent.stdout.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
         try #require(parts.count == 2 && parts[0] == "ok")
-        // Stored byte for byte: field 99 is still there for a later version to read.
-        let unknown = Array("from-a-newer-node".utf8).map { String(format: "%02X", $0) }.joined()
-        #expect(try federation.sql("ncct", "SELECT instr(request, X'9A0611\(unknown)') > 0 FROM cases WHERE case_id = '\(parts[1])'") == ["1"])
+        // Stored byte for byte (the peer read field 99 back), and sealed: not in clear in the node's files.
+        #expect(plainTextHits(in: federation.folder.appendingPathComponent("ncct"), ["from-a-newer-node"]).isEmpty)
         let ncct = federation.console("ncct")
         defer { ncct.close() }
         var lookup = GetCaseRequest()
@@ -183,5 +182,54 @@ struct FederationTests {
         let json = try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any]
         #expect((json?["persons"] as? [Any])?.count == 6_000)
         federation.stopAll()
+    }
+
+    @Test("after requests, answers, outcomes, notes, refusals and a catch-up, no file of any node holds a person in clear")
+    func nothingInClear() async throws {
+        let federation = try TestFederation(nodes: ["ncct", "embassy-id"])
+        for node in federation.nodes { try await federation.start(node) }
+        let embassy = federation.console("embassy-id"), ncct = federation.console("ncct")
+        defer { [embassy, ncct].forEach { $0.close() } }
+        var request = Make.request(persons: 1)
+        request.persons[0].fullName = "Zarqa Ilmanova"
+        request.persons[0].nativeName = "Nguyễn Thị Đào"
+        request.persons[0].phone = "+84901234567"
+        var document = TravelDocument()
+        document.number = "X9K4Q7Z1"
+        request.persons[0].travelDocument = document
+        request.summary = "Zarqa was last seen near the river"
+        let caseID = try await embassy.unary(Console.submit, request).caseID
+        #expect(try await federation.eventually { try federation.sql("ncct", "SELECT COUNT(*) FROM cases") == ["1"] })
+        _ = try await ncct.unary(Console.applyChange, Make.status(caseID, .acknowledged))
+        var outcomes = Make.outcomes(caseID, ["P0": .located])
+        if case .personOutcomes(var list)? = outcomes.change {
+            list.outcomes[0].note = "Zarqa located at the Ilmanova house"
+            outcomes.change = .personOutcomes(list)
+        }
+        _ = try await ncct.unary(Console.applyChange, outcomes)
+        var provided = InformationProvided()
+        provided.text = "Her brother Wiremu Tawhiri called"
+        var brother = Person()
+        brother.personRef = "P9"
+        brother.fullName = "Wiremu Tawhiri"
+        brother.phone = "+64211234567"
+        provided.addedPersons = [brother]
+        _ = try await embassy.unary(Console.applyChange, Make.update(caseID, .informationProvided(provided)))
+        _ = try await embassy.unary(Console.applyChange, Make.note(caseID, "Zarqa's mother confirms"))
+        let pending = "SELECT COUNT(*) FROM outbox WHERE state != \(DeliveryState.delivered.rawValue)"
+        #expect(try await federation.eventually { try federation.sql("ncct", pending) == ["0"] && federation.sql("embassy-id", pending) == ["0"] })
+        // A restart: the catch-up reads every case back from the peer and writes what it takes.
+        federation.stop("embassy-id")
+        try await federation.start("embassy-id")
+        var get = GetCaseRequest()
+        get.caseID = caseID
+        let view = try await federation.console("embassy-id").unary(Console.getCase, get)
+        #expect(view.request?.persons.first?.fullName == "Zarqa Ilmanova")
+        #expect(view.persons.first?.note == "Zarqa located at the Ilmanova house")
+        federation.stopAll()
+
+        let needles = ["Zarqa", "Ilmanova", "Nguyễn Thị Đào", "+84901234567", "84901234567", "X9K4Q7Z1", "Wiremu",
+                       "Tawhiri", "+64211234567"]
+        #expect(plainTextHits(in: federation.folder, needles).isEmpty, "\(plainTextHits(in: federation.folder, needles))")
     }
 }

@@ -4,12 +4,14 @@ import Testing
 import TestSupport
 @testable import CaseBridgeStore
 
+let testKey = [UInt8](repeating: 7, count: 32)
+
 @Suite("SQLite store")
 struct CaseStoreTests {
     func withStore(_ body: (CaseStore, URL) async throws -> Void) async throws {
         let folder = try makeTemporaryFolder("store").appendingPathComponent("data")
         defer { try? FileManager.default.removeItem(at: folder.deletingLastPathComponent()) }
-        let store = try CaseStore(folder: folder.path, logger: Logger(label: "test"))
+        let store = try CaseStore(folder: folder.path, dataKey: testKey, logger: Logger(label: "test"))
         try await body(store, folder)
         store.close()
     }
@@ -92,9 +94,83 @@ struct CaseStoreTests {
     func newerSchema() async throws {
         let folder = try makeTemporaryFolder("schema")
         defer { try? FileManager.default.removeItem(at: folder) }
-        let store = try CaseStore(folder: folder.path, logger: Logger(label: "test"))
+        let store = try CaseStore(folder: folder.path, dataKey: testKey, logger: Logger(label: "test"))
         store.close()
         try Database(path: store.path, readOnly: false).execute("PRAGMA user_version = 99")
-        #expect(throws: StoreError.self) { try CaseStore(folder: folder.path, logger: Logger(label: "test")) }
+        #expect(throws: StoreError.self) { try CaseStore(folder: folder.path, dataKey: testKey, logger: Logger(label: "test")) }
+    }
+
+    /// Every byte of the database and its WAL, as someone with a copy of the folder would read them.
+    static func files(_ store: CaseStore) -> Data {
+        ["", "-wal"].reduce(into: Data()) { $0.append((try? Data(contentsOf: URL(fileURLWithPath: store.path + $1))) ?? Data()) }
+    }
+
+    @Test("personal data is sealed in the files, bound to its row, and readable only with the node's key")
+    func sealedAtRest() async throws {
+        let folder = try makeTemporaryFolder("sealed").appendingPathComponent("data")
+        defer { try? FileManager.default.removeItem(at: folder.deletingLastPathComponent()) }
+        let secret = Array("Siti Rahma Secretname +6281299990000".utf8)
+        var store = try CaseStore(folder: folder.path, dataKey: testKey, logger: Logger(label: "test"))
+        try await store.write { db in
+            var first = row("c1")
+            first.request = secret
+            try db.insertCase(first)
+            try db.insertCase(row("c2"))
+            try db.upsertPerson("c1", PersonRow(personRef: "P1", position: 0, status: 1, note: "seen with Secretname", updatedAtMs: 1))
+            try db.appendHistory("c1", actor: "ncct", sequence: 1, updateID: "u1", body: secret, atMs: 1)
+            try db.appendHistory("c2", actor: "ncct", sequence: 1, updateID: "u2", body: [9, 9], atMs: 1)
+            try db.enqueue(OutboxRow(messageID: "u1", peerNode: "embassy-id", kind: 2, caseID: "c1", body: secret, state: 1,
+                                     queuedAtMs: 1))
+        }
+        // Read back in clear through the store...
+        #expect(try store.read { try $0.caseRow("c1")?.request } == secret)
+        #expect(try store.read { try $0.persons("c1").first?.note } == "seen with Secretname")
+        #expect(try store.read { try $0.historyBody(updateID: "u1") } == secret)
+        #expect(try store.read { try $0.outboxMessage("u1", peer: "embassy-id")?.body } == secret)
+        // ...and nowhere in the files.
+        let bytes = Self.files(store)
+        #expect(!bytes.isEmpty)
+        #expect(bytes.range(of: Data("Secretname".utf8)) == nil)
+        #expect(bytes.range(of: Data("6281299990000".utf8)) == nil)
+
+        // A body moved to another row does not open there.
+        _ = try await store.write { db in
+            try db.query("UPDATE case_history SET body = (SELECT body FROM case_history WHERE update_id = 'u1') WHERE update_id = 'u2'")
+        }
+        #expect(throws: StoreError.self) { try store.read { try $0.historyBody(updateID: "u2") } }
+        store.close()
+
+        // Another key opens nothing.
+        store = try CaseStore(folder: folder.path, dataKey: [UInt8](repeating: 8, count: 32), logger: Logger(label: "test"))
+        let wrongKey = #expect(throws: StoreError.self) { try store.read { try $0.caseRow("c1") } }
+        #expect(wrongKey?.message.contains("data key") == true, "\(String(describing: wrongKey))")
+        store.close()
+    }
+
+    @Test("a database from before sealing is sealed once at start, and its clear text is gone from the files")
+    func sealsExistingData() async throws {
+        let folder = try makeTemporaryFolder("upgrade").appendingPathComponent("data")
+        defer { try? FileManager.default.removeItem(at: folder.deletingLastPathComponent()) }
+        var store = try CaseStore(folder: folder.path, dataKey: testKey, logger: Logger(label: "test"))
+        store.close()
+        // As an older version left it: values in clear, not yet marked sealed.
+        let raw = try Database(path: store.path, readOnly: false)
+        try raw.execute("""
+            DELETE FROM store_meta;
+            INSERT INTO cases (case_id, requesting_node, request, kind, urgency, origin_reference, status, step, person_count,
+                               created_at_ms, updated_at_ms) VALUES ('old', 'embassy-id', CAST('Oldclear Personname' AS BLOB),
+                               1, 1, '', 2, 0, 1, 1, 1);
+            INSERT INTO persons VALUES ('old', 'P1', 0, 1, 'note about Oldclear', 1);
+            INSERT INTO case_history (case_id, actor_node, sequence, update_id, body, applied_at_ms)
+                VALUES ('old', 'ncct', 1, 'u-old', CAST('update naming Oldclear' AS BLOB), 1);
+            PRAGMA wal_checkpoint(TRUNCATE);
+            """)
+        #expect(Self.files(store).range(of: Data("Oldclear".utf8)) != nil)
+        store = try CaseStore(folder: folder.path, dataKey: testKey, logger: Logger(label: "test"))
+        #expect(try store.read { try $0.caseRow("old")?.request } == Array("Oldclear Personname".utf8))
+        #expect(try store.read { try $0.persons("old").first?.note } == "note about Oldclear")
+        #expect(try store.read { try $0.historyBody(updateID: "u-old") } == Array("update naming Oldclear".utf8))
+        #expect(Self.files(store).range(of: Data("Oldclear".utf8)) == nil)
+        store.close()
     }
 }

@@ -1,0 +1,92 @@
+import CaseBridgeTLS
+
+/// Personal data at rest: request and update bodies, outbox bodies and notes about persons are
+/// sealed with AES-256-GCM under a data key of their case, which is stored wrapped by the node's
+/// key-encryption key (kept outside the database). Each value is bound to its row (the context),
+/// so values swapped between rows do not open. Ids, statuses, times, counts and person refs stay
+/// in clear; none of them says anything about a person.
+public final class RecordSealer: Sendable {
+    private let keyEncryptionKey: [UInt8]
+
+    public init(keyEncryptionKey: [UInt8]) throws(StoreError) {
+        guard keyEncryptionKey.count == Sealing.keyBytes else {
+            throw StoreError("the data key must be \(Sealing.keyBytes) bytes")
+        }
+        self.keyEncryptionKey = keyEncryptionKey
+    }
+
+    /// The case's data key, made (and stored wrapped) on first use when `create`.
+    func dataKey(_ caseID: String, _ db: Database, create: Bool) throws(StoreError) -> [UInt8]? {
+        let context = Array("case-key/\(caseID)".utf8)
+        if let wrapped = try db.first("SELECT wrapped FROM case_keys WHERE case_id = ?", [.text(caseID)])?.blob(0) {
+            do { return try Sealing.open(wrapped, key: keyEncryptionKey, context: context) } catch {
+                throw StoreError("the data key of a case does not open: is this the node's data key file?")
+            }
+        }
+        guard create else { return nil }
+        let key = Sealing.randomBytes(Sealing.keyBytes)
+        let wrapped: [UInt8]
+        do { wrapped = try Sealing.seal(key, key: keyEncryptionKey, context: context) } catch { throw StoreError("\(error)") }
+        try db.query("INSERT INTO case_keys (case_id, wrapped) VALUES (?, ?)", [.text(caseID), .blob(wrapped)])
+        return key
+    }
+
+    /// `row` names the value's place (table and row identity). Empty values stay empty.
+    func seal(_ plain: [UInt8], caseID: String, row: String, _ db: Database) throws(StoreError) -> [UInt8] {
+        guard !plain.isEmpty, let key = try dataKey(caseID, db, create: true) else { return plain }
+        do { return try Sealing.seal(plain, key: key, context: Array(row.utf8)) } catch { throw StoreError("\(error)") }
+    }
+
+    func open(_ sealed: [UInt8], caseID: String, row: String, _ db: Database) throws(StoreError) -> [UInt8] {
+        guard !sealed.isEmpty else { return sealed }
+        guard let key = try dataKey(caseID, db, create: false) else {
+            throw StoreError("case \(caseID) has no data key: its personal data was purged")
+        }
+        do { return try Sealing.open(sealed, key: key, context: Array(row.utf8)) } catch {
+            throw StoreError("a sealed value of case \(caseID) does not open (\(row.split(separator: "/").first ?? ""))")
+        }
+    }
+
+    // Where each kind of value lives: its context.
+    static func request(_ caseID: String) -> String { "request/\(caseID)" }
+    static func history(_ caseID: String, _ updateID: String) -> String { "history/\(caseID)/\(updateID)" }
+    static func outbox(_ caseID: String, _ messageID: String, _ peer: String) -> String { "outbox/\(caseID)/\(messageID)/\(peer)" }
+    static func note(_ caseID: String, _ personRef: String) -> String { "note/\(caseID)/\(personRef)" }
+
+    /// Seals every value a database from before sealing holds in clear, in one transaction, once.
+    func sealExisting(_ db: Database) throws(StoreError) {
+        guard try db.first("SELECT value FROM store_meta WHERE name = 'sealed'")?.text(0) != "1" else { return }
+        for row in try db.query("SELECT case_id, request FROM cases") {
+            let caseID = row.text(0)
+            try db.query("UPDATE cases SET request = ? WHERE case_id = ?",
+                         [.blob(try seal(row.blob(1), caseID: caseID, row: Self.request(caseID), db)), .text(caseID)])
+        }
+        for row in try db.query("SELECT position, case_id, update_id, body FROM case_history") {
+            let sealed = try seal(row.blob(3), caseID: row.text(1), row: Self.history(row.text(1), row.text(2)), db)
+            try db.query("UPDATE case_history SET body = ? WHERE position = ?", [.blob(sealed), .int(row.int(0))])
+        }
+        for row in try db.query("SELECT position, case_id, message_id, peer_node, body FROM outbox") {
+            let sealed = try seal(row.blob(4), caseID: row.text(1), row: Self.outbox(row.text(1), row.text(2), row.text(3)), db)
+            try db.query("UPDATE outbox SET body = ? WHERE position = ?", [.blob(sealed), .int(row.int(0))])
+        }
+        for row in try db.query("SELECT case_id, person_ref, note FROM persons WHERE note != ''") {
+            let sealed = try seal(Array(row.text(2).utf8), caseID: row.text(0), row: Self.note(row.text(0), row.text(1)), db)
+            try db.query("UPDATE persons SET note = ? WHERE case_id = ? AND person_ref = ?",
+                         [.blob(sealed), .text(row.text(0)), .text(row.text(1))])
+        }
+        try db.query("INSERT OR REPLACE INTO store_meta (name, value) VALUES ('sealed', '1')")
+    }
+}
+
+extension Database {
+    /// `plain` sealed for its place `row` in case `caseID` (see `RecordSealer`).
+    func sealed(_ plain: [UInt8], case caseID: String, at row: String) throws(StoreError) -> [UInt8] {
+        guard let sealer else { throw StoreError("this connection was opened without the data key") }
+        return try sealer.seal(plain, caseID: caseID, row: row, self)
+    }
+
+    func opened(_ sealed: [UInt8], case caseID: String, at row: String) throws(StoreError) -> [UInt8] {
+        guard let sealer else { throw StoreError("this connection was opened without the data key") }
+        return try sealer.open(sealed, caseID: caseID, row: row, self)
+    }
+}
