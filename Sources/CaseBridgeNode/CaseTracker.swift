@@ -308,7 +308,8 @@ public final class CaseTracker: Sendable {
             try db.upsertPerson(row.caseID, PersonRow(personRef: person.personRef, position: position, status: person.status.rawValue,
                                                       note: person.note, updatedAtMs: person.updatedAtMs))
         }
-        try db.updateCaseState(row.caseID, status: state.status.rawValue, step: state.step.rawValue, personCount: state.persons.count, updatedAtMs: atMs)
+        try db.updateCaseState(row.caseID, status: state.status.rawValue, step: state.step.rawValue,
+                               personCount: state.persons.count, updatedAtMs: atMs, closed: Lifecycle.isTerminal(state.status))
     }
 }
 

@@ -28,13 +28,16 @@ extension CaseTracker {
             view.requestingNode = row.requestingNode
             view.createdAtMs = row.createdAtMs
             view.updatedAtMs = row.updatedAtMs
+            // After retention, the request and the updates' contents are gone; what they did remains.
+            view.personalDataPurgedAtMs = row.purgedAtMs ?? 0
+            let kept = row.purgedAtMs == nil
             var bytes = try ProtoCodec.encode(view)
-            RawFields.append(Self.caseRequestField, row.request, to: &bytes)
+            if kept { RawFields.append(Self.caseRequestField, row.request, to: &bytes) }
             let history = try db.history(caseID)
-            for entry in history where entry.isApplied { RawFields.append(Self.caseHistoryField, entry.body, to: &bytes) }
+            for entry in history where entry.isApplied && kept { RawFields.append(Self.caseHistoryField, entry.body, to: &bytes) }
             for entry in history where !entry.isApplied {
                 var refused = try ProtoCodec.encode(Self.refusedUpdate(entry))
-                if !entry.isSkipped { RawFields.append(Self.refusedUpdateField, entry.body, to: &refused) }
+                if !entry.isSkipped && kept { RawFields.append(Self.refusedUpdateField, entry.body, to: &refused) }
                 RawFields.append(Self.caseRefusedField, refused, to: &bytes)
             }
             return bytes

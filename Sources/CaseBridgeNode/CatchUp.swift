@@ -35,6 +35,8 @@ extension CaseTracker {
     /// does not (its own undelivered updates), which ordinary delivery then settles.
     func catchUp(caseBytes: [UInt8], from peer: DirectoryEntry, limits: ProtoLimits) async throws -> Int {
         let copy = try PeerCaseCopy(caseBytes, limits: limits)
+        // A case whose personal data the peer destroyed at the end of its retention has nothing to take.
+        guard copy.view.personalDataPurgedAtMs == 0 else { return 0 }
         guard sharesCase(requestingNode: copy.view.requestingNode, with: peer),
               copy.request.requestID == copy.view.caseID, copy.request.originNode == copy.view.requestingNode else {
             throw RPCError(.permissionDenied, "\(peer.id) sent a case it does not share with \(me.id)")
@@ -113,6 +115,10 @@ struct PeerCaseCopy {
 
     init(_ bytes: [UInt8], limits: ProtoLimits) throws {
         view = try ProtoCodec.decode(Case.self, from: bytes, limits: limits)
+        guard view.personalDataPurgedAtMs == 0 else {
+            (request, requestBytes, entries) = (InterventionRequest(), [], [])
+            return
+        }
         let name = Case.protoName
         guard let requestBytes = try RawFields.extract(CaseTracker.caseRequestField, from: bytes, message: name).last,
               let request = view.request else { throw RPCError(.invalidArgument, "the peer's case has no request") }

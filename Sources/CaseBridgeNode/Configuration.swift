@@ -69,6 +69,15 @@ public struct DeliverySettings: Sendable, Equatable {
     public init() {}
 }
 
+/// How long a closed case keeps its personal data, and how often the node looks for what is due.
+public struct RetentionSettings: Sendable, Equatable {
+    public var daysAfterClosed = 365
+    public var checkInterval: Duration = .seconds(3600)
+    public init() {}
+
+    var keepMs: Int64 { Int64(daysAfterClosed) * 86_400_000 }
+}
+
 /// One node's configuration file.
 public struct NodeConfiguration: Sendable {
     public var nodeID: String
@@ -108,6 +117,7 @@ public struct NodeConfiguration: Sendable {
     public var workerThreads = 0
     public var peerLimits = PeerLimits()
     public var delivery = DeliverySettings()
+    public var retention = RetentionSettings()
 
     /// What a reader of this node's responses accepts: up to `maxReadBytes`, with an element budget
     /// that grows with it (a large case is many small fields).
@@ -176,6 +186,11 @@ public struct NodeConfiguration: Sendable {
             peer.maxBytesPerMinute = try limits.int("max_bytes_per_peer_per_minute", default: peer.maxBytesPerMinute,
                                                     range: (1 << 20)...(1 << 40))
             configuration.peerLimits = peer
+        }
+        if let retention = try object.optionalObject("retention") {
+            configuration.retention.daysAfterClosed = try retention.int("days_after_closed", default: 365, range: 0...36_500)
+            configuration.retention.checkInterval = .seconds(try retention.int("check_interval_s", default: 3600,
+                                                                              range: 1...86_400))
         }
         if let delivery = try object.optionalObject("delivery") {
             configuration.delivery.initialBackoff = .milliseconds(try delivery.int("initial_backoff_ms", default: 1000, range: 1...3_600_000))

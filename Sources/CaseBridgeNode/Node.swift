@@ -135,7 +135,8 @@ public final class Node: Sendable {
         var consoleRouter = RPCRouter()
         ConsoleService.register(in: &consoleRouter, tracker: tracker,
                                 status: StatusReporter(tracker: tracker, workers: workers, certificateNotAfter: serverTLS.certificateNotAfter,
-                                                       startedAtMs: Clock.nowMs()))
+                                                       startedAtMs: Clock.nowMs()),
+                                retention: configuration.retention)
         HealthService(services: consoleRouter.services).register(in: &consoleRouter)
         do {
             console = try RPCServer(configuration: consoleConfiguration, tls: nil, router: consoleRouter,
@@ -146,9 +147,18 @@ public final class Node: Sendable {
             throw error
         }
         let deliveryPool = self.deliveryPool
+        let retention = configuration.retention, retentionLogger = logger
         workerTasks = workers.values.map { worker in
             Task(executorPreference: deliveryPool.lane(worker.peer.id)) { await worker.run() }
-        }
+        } + [Task(executorPreference: deliveryPool.lane("retention")) {
+            // At start (a restored old backup comes back under the rule), then every interval.
+            while !Task.isCancelled {
+                do { try await tracker.purgeDue(retention) } catch {
+                    retentionLogger.error("retention could not run", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: retention.checkInterval)
+            }
+        }]
         logger.info("node started", metadata: ["node": "\(me.id)", "role": "\(me.role.rawValue)", "port": "\(exchange.port)",
                                                "console": "\(configuration.consoleSocket)", "peers": "\(peers.map(\.id).joined(separator: ","))"])
     }

@@ -53,7 +53,8 @@ enum ExchangeService {
 
 /// casebridge.v1.Console: the node's own staff, on the local socket.
 enum ConsoleService {
-    static func register(in router: inout RPCRouter, tracker: CaseTracker, status: StatusReporter) {
+    static func register(in router: inout RPCRouter, tracker: CaseTracker, status: StatusReporter,
+                         retention: RetentionSettings) {
         router.unary(Console.submit) { request, _ in try await staff(tracker) { try await tracker.submit(request) } }
         router.unary(Console.applyChange) { update, _ in try await staff(tracker) { try await tracker.applyChange(update) } }
         router.unaryEncoded(Console.getCase) { request, _ in
@@ -72,6 +73,14 @@ enum ConsoleService {
         router.unary(Console.getStatus) { _, _ in try await staff(tracker) { try status.status() } }
         router.unary(Console.verifyAudit) { _, _ in try await staff(tracker) { try tracker.verifyAudit() } }
         router.unary(Console.cancelDelivery) { request, _ in try await staff(tracker) { try await tracker.cancelDelivery(request) } }
+        router.serverStreaming(Console.listRetention) { request, _, writer in
+            for entry in try await staff(tracker, { try tracker.retention(request, settings: retention) }) {
+                try await writer.send(entry)
+            }
+        }
+        router.unary(Console.holdRetention) { request, _ in
+            try await staff(tracker) { try await tracker.holdRetention(request, settings: retention) }
+        }
     }
 
     /// Staff calls: store failures become a readable UNAVAILABLE.

@@ -126,10 +126,17 @@ enum Migrations {
         ALTER TABLE cases ADD COLUMN test INTEGER NOT NULL DEFAULT 0;
         """,
         // 5: personal data sealed at rest under a data key per case (RecordSealer); the keys, wrapped.
-        // Deleting a case's key makes its personal data unreadable (crypto-shredding).
+        // Deleting a case's key makes its personal data unreadable (crypto-shredding). Retention: when a
+        // case closed, when its personal data was purged, and the holds that keep it.
         """
         CREATE TABLE case_keys (case_id TEXT PRIMARY KEY, wrapped BLOB NOT NULL) WITHOUT ROWID;
         CREATE TABLE store_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+        ALTER TABLE cases ADD COLUMN closed_at_ms INTEGER;
+        ALTER TABLE cases ADD COLUMN purged_at_ms INTEGER;
+        UPDATE cases SET closed_at_ms = updated_at_ms WHERE status IN (7, 8, 9, 10, 11);
+        CREATE INDEX cases_by_closing ON cases(closed_at_ms) WHERE closed_at_ms IS NOT NULL AND purged_at_ms IS NULL;
+        CREATE TABLE retention_holds (case_id TEXT PRIMARY KEY, reason TEXT NOT NULL, held_by TEXT NOT NULL,
+                                      held_at_ms INTEGER NOT NULL) WITHOUT ROWID;
         """,
     ]
 

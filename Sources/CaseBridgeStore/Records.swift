@@ -14,6 +14,8 @@ public struct CaseRow: Sendable, Equatable {
     public var updatedAtMs: Int64
     /// A conformance test case: kept out of staff views.
     public var test: Bool
+    /// When retention destroyed the case's personal data; nil while it is kept.
+    public var purgedAtMs: Int64? = nil
 
     public init(caseID: String, requestingNode: String, request: [UInt8], kind: Int32, urgency: Int32, originReference: String,
                 status: Int32, step: Int32, personCount: Int, createdAtMs: Int64, updatedAtMs: Int64, test: Bool = false) {
@@ -138,9 +140,10 @@ extension Database {
     public func caseRow(_ caseID: String, withRequest: Bool = true) throws(StoreError) -> CaseRow? {
         try first("""
             SELECT case_id, requesting_node, \(withRequest ? "request" : "X''"), kind, urgency, origin_reference,
-                   status, step, person_count, created_at_ms, updated_at_ms, test FROM cases WHERE case_id = ?
+                   status, step, person_count, created_at_ms, updated_at_ms, test, purged_at_ms FROM cases WHERE case_id = ?
             """, [.text(caseID)]).map { row throws(StoreError) in
             var found = Self.caseRow(row)
+            found.purgedAtMs = row.isNull(12) ? nil : row.int(12)
             if withRequest { found.request = try opened(found.request, case: caseID, at: RecordSealer.request(caseID)) }
             return found
         }
@@ -159,10 +162,14 @@ extension Database {
         ])
     }
 
-    public func updateCaseState(_ caseID: String, status: Int32, step: Int32, personCount: Int, updatedAtMs: Int64) throws(StoreError) {
-        try query("UPDATE cases SET status = ?, step = ?, person_count = ?, updated_at_ms = ? WHERE case_id = ?", [
-            .int(Int64(status)), .int(Int64(step)), .int(Int64(personCount)), .int(updatedAtMs), .text(caseID),
-        ])
+    /// `closed`: the status is terminal; the first time it is, the case's retention clock starts.
+    public func updateCaseState(_ caseID: String, status: Int32, step: Int32, personCount: Int, updatedAtMs: Int64,
+                                closed: Bool = false) throws(StoreError) {
+        try query("""
+            UPDATE cases SET status = ?, step = ?, person_count = ?, updated_at_ms = ?,
+                   closed_at_ms = CASE WHEN ? THEN COALESCE(closed_at_ms, ?) ELSE NULL END WHERE case_id = ?
+            """, [.int(Int64(status)), .int(Int64(step)), .int(Int64(personCount)), .int(updatedAtMs), .int(closed ? 1 : 0),
+                  .int(updatedAtMs), .text(caseID)])
     }
 
     /// Cases, most recently updated first; `requestingNode` limits them to one embassy's. The

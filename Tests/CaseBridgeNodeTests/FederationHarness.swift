@@ -29,7 +29,8 @@ final class TestFederation: @unchecked Sendable {
     /// `certs` holds ca.pem, crl.pem (optional) and nodes/<id>.pem and .key.
     /// `limits` goes into every node's configuration as its "limits" object.
     init(nodes: [String] = ["ncct", "embassy-id", "embassy-cn"], initialBackoffMs: Int = 50, maxBackoffMs: Int = 400,
-         certs: URL = TestFederation.certs, trustDomain: String = "casebridge.test", limits: [String: Any] = [:]) throws {
+         certs: URL = TestFederation.certs, trustDomain: String = "casebridge.test", limits: [String: Any] = [:],
+         retention: [String: Any] = [:]) throws {
         folder = try makeTemporaryFolder("fed")
         self.nodes = nodes
         self.certs = certs
@@ -56,6 +57,7 @@ final class TestFederation: @unchecked Sendable {
                 "delivery": ["initial_backoff_ms": initialBackoffMs, "max_backoff_ms": maxBackoffMs, "call_timeout_ms": 5000],
             ]
             if !limits.isEmpty { config["limits"] = limits }
+            if !retention.isEmpty { config["retention"] = retention }
             if FileManager.default.fileExists(atPath: certs.appendingPathComponent("crl.pem").path) {
                 config["crl"] = certs.appendingPathComponent("crl.pem").path
             }

@@ -399,6 +399,7 @@ public struct Case: ProtoMessage {
     public var createdAtMs: Int64 = 0
     public var updatedAtMs: Int64 = 0
     public var refusedUpdates: [RefusedUpdate] = []
+    public var personalDataPurgedAtMs: Int64 = 0
     public init() {}
     public init(fields: ProtoFields) {
         caseID = fields.value(1)
@@ -413,6 +414,7 @@ public struct Case: ProtoMessage {
         createdAtMs = fields.value(10)
         updatedAtMs = fields.value(11)
         refusedUpdates = fields.values(12)
+        personalDataPurgedAtMs = fields.value(13)
     }
     public var protoFields: ProtoFields {
         var fields = ProtoFields()
@@ -428,6 +430,7 @@ public struct Case: ProtoMessage {
         fields.set(10, createdAtMs)
         fields.set(11, updatedAtMs)
         fields.set(12, refusedUpdates)
+        fields.set(13, personalDataPurgedAtMs)
         return fields
     }
 }

@@ -20,6 +20,81 @@ public struct InboxEntryKind: ProtoEnum {
     public static let names: [Int32: String] = [0: "unspecified", 1: "request", 2: "update"]
 }
 
+public struct ListRetentionRequest: ProtoMessage {
+    public static let protoName = "casebridge.v1.ListRetentionRequest"
+    public var limit: UInt32 = 0
+    public init() {}
+    public init(fields: ProtoFields) {
+        limit = fields.value(1)
+    }
+    public var protoFields: ProtoFields {
+        var fields = ProtoFields()
+        fields.set(1, limit)
+        return fields
+    }
+}
+
+public struct RetentionEntry: ProtoMessage {
+    public static let protoName = "casebridge.v1.RetentionEntry"
+    public var caseID: String = ""
+    public var status: CaseStatus = .init(rawValue: 0)
+    public var closedAtMs: Int64 = 0
+    public var dueAtMs: Int64 = 0
+    public var purgedAtMs: Int64 = 0
+    public var held: Bool = false
+    public var holdReason: String = ""
+    public var heldBy: String = ""
+    public var heldAtMs: Int64 = 0
+    public init() {}
+    public init(fields: ProtoFields) {
+        caseID = fields.value(1)
+        status = fields.value(2)
+        closedAtMs = fields.value(3)
+        dueAtMs = fields.value(4)
+        purgedAtMs = fields.value(5)
+        held = fields.value(6)
+        holdReason = fields.value(7)
+        heldBy = fields.value(8)
+        heldAtMs = fields.value(9)
+    }
+    public var protoFields: ProtoFields {
+        var fields = ProtoFields()
+        fields.set(1, caseID)
+        fields.set(2, status)
+        fields.set(3, closedAtMs)
+        fields.set(4, dueAtMs)
+        fields.set(5, purgedAtMs)
+        fields.set(6, held)
+        fields.set(7, holdReason)
+        fields.set(8, heldBy)
+        fields.set(9, heldAtMs)
+        return fields
+    }
+}
+
+public struct HoldRetentionRequest: ProtoMessage {
+    public static let protoName = "casebridge.v1.HoldRetentionRequest"
+    public var caseID: String = ""
+    public var hold: Bool = false
+    public var reason: String = ""
+    public var by: String = ""
+    public init() {}
+    public init(fields: ProtoFields) {
+        caseID = fields.value(1)
+        hold = fields.value(2)
+        reason = fields.value(3)
+        by = fields.value(4)
+    }
+    public var protoFields: ProtoFields {
+        var fields = ProtoFields()
+        fields.set(1, caseID)
+        fields.set(2, hold)
+        fields.set(3, reason)
+        fields.set(4, by)
+        return fields
+    }
+}
+
 public struct ListInboxRequest: ProtoMessage {
     public static let protoName = "casebridge.v1.ListInboxRequest"
     public var unreadOnly: Bool = false
@@ -257,4 +332,6 @@ public enum Console {
     public static let getStatus = RPCMethod<StatusRequest, NodeStatus>(service: serviceName, name: "GetStatus", clientStreaming: false, serverStreaming: false)
     public static let verifyAudit = RPCMethod<VerifyAuditRequest, AuditVerification>(service: serviceName, name: "VerifyAudit", clientStreaming: false, serverStreaming: false)
     public static let cancelDelivery = RPCMethod<CancelDeliveryRequest, Delivery>(service: serviceName, name: "CancelDelivery", clientStreaming: false, serverStreaming: false)
+    public static let listRetention = RPCMethod<ListRetentionRequest, RetentionEntry>(service: serviceName, name: "ListRetention", clientStreaming: false, serverStreaming: true)
+    public static let holdRetention = RPCMethod<HoldRetentionRequest, RetentionEntry>(service: serviceName, name: "HoldRetention", clientStreaming: false, serverStreaming: false)
 }

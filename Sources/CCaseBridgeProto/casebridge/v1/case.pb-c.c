@@ -1812,7 +1812,7 @@ const ProtobufCMessageDescriptor casebridge__v1__delivery__descriptor =
   (ProtobufCMessageInit) casebridge__v1__delivery__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor casebridge__v1__case__field_descriptors[12] =
+static const ProtobufCFieldDescriptor casebridge__v1__case__field_descriptors[13] =
 {
   {
     "case_id",
@@ -1958,6 +1958,18 @@ static const ProtobufCFieldDescriptor casebridge__v1__case__field_descriptors[12
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "personal_data_purged_at_ms",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Case, personal_data_purged_at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned casebridge__v1__case__field_indices_by_name[] = {
   0,   /* field[0] = case_id */
@@ -1965,6 +1977,7 @@ static const unsigned casebridge__v1__case__field_indices_by_name[] = {
   7,   /* field[7] = deliveries */
   6,   /* field[6] = history */
   5,   /* field[5] = outcome_counts */
+  12,   /* field[12] = personal_data_purged_at_ms */
   4,   /* field[4] = persons */
   11,   /* field[11] = refused_updates */
   1,   /* field[1] = request */
@@ -1976,7 +1989,7 @@ static const unsigned casebridge__v1__case__field_indices_by_name[] = {
 static const ProtobufCIntRange casebridge__v1__case__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 12 }
+  { 0, 13 }
 };
 const ProtobufCMessageDescriptor casebridge__v1__case__descriptor =
 {
@@ -1986,7 +1999,7 @@ const ProtobufCMessageDescriptor casebridge__v1__case__descriptor =
   "Casebridge__V1__Case",
   "casebridge.v1",
   sizeof(Casebridge__V1__Case),
-  12,
+  13,
   casebridge__v1__case__field_descriptors,
   casebridge__v1__case__field_indices_by_name,
   1,  casebridge__v1__case__number_ranges,

@@ -7,6 +7,141 @@
 #endif
 
 #include "casebridge/v1/console.pb-c.h"
+void   casebridge__v1__list_retention_request__init
+                     (Casebridge__V1__ListRetentionRequest         *message)
+{
+  static const Casebridge__V1__ListRetentionRequest init_value = CASEBRIDGE__V1__LIST_RETENTION_REQUEST__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__list_retention_request__get_packed_size
+                     (const Casebridge__V1__ListRetentionRequest *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__list_retention_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__list_retention_request__pack
+                     (const Casebridge__V1__ListRetentionRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__list_retention_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__list_retention_request__pack_to_buffer
+                     (const Casebridge__V1__ListRetentionRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__list_retention_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__ListRetentionRequest *
+       casebridge__v1__list_retention_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__ListRetentionRequest *)
+     protobuf_c_message_unpack (&casebridge__v1__list_retention_request__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__list_retention_request__free_unpacked
+                     (Casebridge__V1__ListRetentionRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__list_retention_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__retention_entry__init
+                     (Casebridge__V1__RetentionEntry         *message)
+{
+  static const Casebridge__V1__RetentionEntry init_value = CASEBRIDGE__V1__RETENTION_ENTRY__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__retention_entry__get_packed_size
+                     (const Casebridge__V1__RetentionEntry *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__retention_entry__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__retention_entry__pack
+                     (const Casebridge__V1__RetentionEntry *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__retention_entry__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__retention_entry__pack_to_buffer
+                     (const Casebridge__V1__RetentionEntry *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__retention_entry__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__RetentionEntry *
+       casebridge__v1__retention_entry__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__RetentionEntry *)
+     protobuf_c_message_unpack (&casebridge__v1__retention_entry__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__retention_entry__free_unpacked
+                     (Casebridge__V1__RetentionEntry *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__retention_entry__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__hold_retention_request__init
+                     (Casebridge__V1__HoldRetentionRequest         *message)
+{
+  static const Casebridge__V1__HoldRetentionRequest init_value = CASEBRIDGE__V1__HOLD_RETENTION_REQUEST__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__hold_retention_request__get_packed_size
+                     (const Casebridge__V1__HoldRetentionRequest *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__hold_retention_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__hold_retention_request__pack
+                     (const Casebridge__V1__HoldRetentionRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__hold_retention_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__hold_retention_request__pack_to_buffer
+                     (const Casebridge__V1__HoldRetentionRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__hold_retention_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__HoldRetentionRequest *
+       casebridge__v1__hold_retention_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__HoldRetentionRequest *)
+     protobuf_c_message_unpack (&casebridge__v1__hold_retention_request__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__hold_retention_request__free_unpacked
+                     (Casebridge__V1__HoldRetentionRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__hold_retention_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   casebridge__v1__list_inbox_request__init
                      (Casebridge__V1__ListInboxRequest         *message)
 {
@@ -457,6 +592,263 @@ void   casebridge__v1__cancel_delivery_request__free_unpacked
   assert(message->base.descriptor == &casebridge__v1__cancel_delivery_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+static const ProtobufCFieldDescriptor casebridge__v1__list_retention_request__field_descriptors[1] =
+{
+  {
+    "limit",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ListRetentionRequest, limit),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__list_retention_request__field_indices_by_name[] = {
+  0,   /* field[0] = limit */
+};
+static const ProtobufCIntRange casebridge__v1__list_retention_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__list_retention_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.ListRetentionRequest",
+  "ListRetentionRequest",
+  "Casebridge__V1__ListRetentionRequest",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__ListRetentionRequest),
+  1,
+  casebridge__v1__list_retention_request__field_descriptors,
+  casebridge__v1__list_retention_request__field_indices_by_name,
+  1,  casebridge__v1__list_retention_request__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__list_retention_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__retention_entry__field_descriptors[9] =
+{
+  {
+    "case_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__RetentionEntry, case_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "status",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__RetentionEntry, status),
+    &casebridge__v1__case_status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "closed_at_ms",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__RetentionEntry, closed_at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "due_at_ms",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__RetentionEntry, due_at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "purged_at_ms",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__RetentionEntry, purged_at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "held",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__RetentionEntry, held),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "hold_reason",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__RetentionEntry, hold_reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "held_by",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__RetentionEntry, held_by),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "held_at_ms",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__RetentionEntry, held_at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__retention_entry__field_indices_by_name[] = {
+  0,   /* field[0] = case_id */
+  2,   /* field[2] = closed_at_ms */
+  3,   /* field[3] = due_at_ms */
+  5,   /* field[5] = held */
+  8,   /* field[8] = held_at_ms */
+  7,   /* field[7] = held_by */
+  6,   /* field[6] = hold_reason */
+  4,   /* field[4] = purged_at_ms */
+  1,   /* field[1] = status */
+};
+static const ProtobufCIntRange casebridge__v1__retention_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 9 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__retention_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.RetentionEntry",
+  "RetentionEntry",
+  "Casebridge__V1__RetentionEntry",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__RetentionEntry),
+  9,
+  casebridge__v1__retention_entry__field_descriptors,
+  casebridge__v1__retention_entry__field_indices_by_name,
+  1,  casebridge__v1__retention_entry__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__retention_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__hold_retention_request__field_descriptors[4] =
+{
+  {
+    "case_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__HoldRetentionRequest, case_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "hold",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__HoldRetentionRequest, hold),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__HoldRetentionRequest, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "by",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__HoldRetentionRequest, by),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__hold_retention_request__field_indices_by_name[] = {
+  3,   /* field[3] = by */
+  0,   /* field[0] = case_id */
+  1,   /* field[1] = hold */
+  2,   /* field[2] = reason */
+};
+static const ProtobufCIntRange casebridge__v1__hold_retention_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__hold_retention_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.HoldRetentionRequest",
+  "HoldRetentionRequest",
+  "Casebridge__V1__HoldRetentionRequest",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__HoldRetentionRequest),
+  4,
+  casebridge__v1__hold_retention_request__field_descriptors,
+  casebridge__v1__hold_retention_request__field_indices_by_name,
+  1,  casebridge__v1__hold_retention_request__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__hold_retention_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor casebridge__v1__list_inbox_request__field_descriptors[2] =
 {
   {
@@ -1260,7 +1652,7 @@ const ProtobufCEnumDescriptor casebridge__v1__inbox_entry_kind__descriptor =
   casebridge__v1__inbox_entry_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor casebridge__v1__console__method_descriptors[10] =
+static const ProtobufCMethodDescriptor casebridge__v1__console__method_descriptors[12] =
 {
   { "Submit", &casebridge__v1__intervention_request__descriptor, &casebridge__v1__submit_receipt__descriptor },
   { "ApplyChange", &casebridge__v1__case_update__descriptor, &casebridge__v1__update_receipt__descriptor },
@@ -1272,14 +1664,18 @@ static const ProtobufCMethodDescriptor casebridge__v1__console__method_descripto
   { "GetStatus", &casebridge__v1__status_request__descriptor, &casebridge__v1__node_status__descriptor },
   { "VerifyAudit", &casebridge__v1__verify_audit_request__descriptor, &casebridge__v1__audit_verification__descriptor },
   { "CancelDelivery", &casebridge__v1__cancel_delivery_request__descriptor, &casebridge__v1__delivery__descriptor },
+  { "ListRetention", &casebridge__v1__list_retention_request__descriptor, &casebridge__v1__retention_entry__descriptor },
+  { "HoldRetention", &casebridge__v1__hold_retention_request__descriptor, &casebridge__v1__retention_entry__descriptor },
 };
 const unsigned casebridge__v1__console__method_indices_by_name[] = {
   1,        /* ApplyChange */
   9,        /* CancelDelivery */
   2,        /* GetCase */
   7,        /* GetStatus */
+  11,        /* HoldRetention */
   3,        /* ListCases */
   4,        /* ListInbox */
+  10,        /* ListRetention */
   5,        /* MarkRead */
   0,        /* Submit */
   8,        /* VerifyAudit */
@@ -1292,7 +1688,7 @@ const ProtobufCServiceDescriptor casebridge__v1__console__descriptor =
   "Console",
   "Casebridge__V1__Console",
   "casebridge.v1",
-  10,
+  12,
   casebridge__v1__console__method_descriptors,
   casebridge__v1__console__method_indices_by_name
 };
@@ -1375,6 +1771,22 @@ void casebridge__v1__console__cancel_delivery(ProtobufCService *service,
 {
   assert(service->descriptor == &casebridge__v1__console__descriptor);
   service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void casebridge__v1__console__list_retention(ProtobufCService *service,
+                                             const Casebridge__V1__ListRetentionRequest *input,
+                                             Casebridge__V1__RetentionEntry_Closure closure,
+                                             void *closure_data)
+{
+  assert(service->descriptor == &casebridge__v1__console__descriptor);
+  service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void casebridge__v1__console__hold_retention(ProtobufCService *service,
+                                             const Casebridge__V1__HoldRetentionRequest *input,
+                                             Casebridge__V1__RetentionEntry_Closure closure,
+                                             void *closure_data)
+{
+  assert(service->descriptor == &casebridge__v1__console__descriptor);
+  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
                                     Casebridge__V1__Console_ServiceDestroy destroy)

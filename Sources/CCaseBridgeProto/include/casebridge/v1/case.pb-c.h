@@ -505,10 +505,16 @@ struct  Casebridge__V1__Case
    */
   size_t n_refused_updates;
   Casebridge__V1__RefusedUpdate **refused_updates;
+  /*
+   * When this node destroyed the case's personal data at the end of its
+   * retention: the case keeps its statuses, persons' refs and outcomes, but
+   * no longer its request or the contents of its updates. 0 while kept.
+   */
+  int64_t personal_data_purged_at_ms;
 };
 #define CASEBRIDGE__V1__CASE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__case__descriptor) \
-    , (char *)protobuf_c_empty_string, NULL, CASEBRIDGE__V1__CASE_STATUS__CASE_STATUS_UNSPECIFIED, CASEBRIDGE__V1__BUSINESS_STEP__BUSINESS_STEP_UNSPECIFIED, 0,NULL, 0,NULL, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0,NULL }
+    , (char *)protobuf_c_empty_string, NULL, CASEBRIDGE__V1__CASE_STATUS__CASE_STATUS_UNSPECIFIED, CASEBRIDGE__V1__BUSINESS_STEP__BUSINESS_STEP_UNSPECIFIED, 0,NULL, 0,NULL, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0,NULL, 0 }
 
 
 /*

@@ -18,6 +18,9 @@ PROTOBUF_C__BEGIN_DECLS
 #include "casebridge/v1/case.pb-c.h"
 #include "casebridge/v1/exchange.pb-c.h"
 
+typedef struct Casebridge__V1__ListRetentionRequest Casebridge__V1__ListRetentionRequest;
+typedef struct Casebridge__V1__RetentionEntry Casebridge__V1__RetentionEntry;
+typedef struct Casebridge__V1__HoldRetentionRequest Casebridge__V1__HoldRetentionRequest;
 typedef struct Casebridge__V1__ListInboxRequest Casebridge__V1__ListInboxRequest;
 typedef struct Casebridge__V1__InboxEntry Casebridge__V1__InboxEntry;
 typedef struct Casebridge__V1__MarkReadRequest Casebridge__V1__MarkReadRequest;
@@ -46,6 +49,68 @@ typedef enum _Casebridge__V1__InboxEntryKind {
 } Casebridge__V1__InboxEntryKind;
 
 /* --- messages --- */
+
+struct  Casebridge__V1__ListRetentionRequest
+{
+  ProtobufCMessage base;
+  /*
+   * At most this many; 0 means 100. Max 10,000.
+   */
+  uint32_t limit;
+};
+#define CASEBRIDGE__V1__LIST_RETENTION_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__list_retention_request__descriptor) \
+    , 0 }
+
+
+struct  Casebridge__V1__RetentionEntry
+{
+  ProtobufCMessage base;
+  char *case_id;
+  Casebridge__V1__CaseStatus status;
+  /*
+   * When the case reached a terminal status.
+   */
+  int64_t closed_at_ms;
+  /*
+   * When its personal data goes under the node's rule (unless held).
+   */
+  int64_t due_at_ms;
+  /*
+   * When it went; 0 while kept.
+   */
+  int64_t purged_at_ms;
+  protobuf_c_boolean held;
+  char *hold_reason;
+  char *held_by;
+  int64_t held_at_ms;
+};
+#define CASEBRIDGE__V1__RETENTION_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__retention_entry__descriptor) \
+    , (char *)protobuf_c_empty_string, CASEBRIDGE__V1__CASE_STATUS__CASE_STATUS_UNSPECIFIED, 0, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Casebridge__V1__HoldRetentionRequest
+{
+  ProtobufCMessage base;
+  char *case_id;
+  /*
+   * True to hold, false to release.
+   */
+  protobuf_c_boolean hold;
+  /*
+   * Why (required to hold): e.g. "court case 2026/114".
+   */
+  char *reason;
+  /*
+   * Staff display name.
+   */
+  char *by;
+};
+#define CASEBRIDGE__V1__HOLD_RETENTION_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__hold_retention_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
 
 struct  Casebridge__V1__ListInboxRequest
 {
@@ -231,6 +296,63 @@ struct  Casebridge__V1__CancelDeliveryRequest
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
+/* Casebridge__V1__ListRetentionRequest methods */
+void   casebridge__v1__list_retention_request__init
+                     (Casebridge__V1__ListRetentionRequest         *message);
+size_t casebridge__v1__list_retention_request__get_packed_size
+                     (const Casebridge__V1__ListRetentionRequest   *message);
+size_t casebridge__v1__list_retention_request__pack
+                     (const Casebridge__V1__ListRetentionRequest   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__list_retention_request__pack_to_buffer
+                     (const Casebridge__V1__ListRetentionRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__ListRetentionRequest *
+       casebridge__v1__list_retention_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__list_retention_request__free_unpacked
+                     (Casebridge__V1__ListRetentionRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__RetentionEntry methods */
+void   casebridge__v1__retention_entry__init
+                     (Casebridge__V1__RetentionEntry         *message);
+size_t casebridge__v1__retention_entry__get_packed_size
+                     (const Casebridge__V1__RetentionEntry   *message);
+size_t casebridge__v1__retention_entry__pack
+                     (const Casebridge__V1__RetentionEntry   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__retention_entry__pack_to_buffer
+                     (const Casebridge__V1__RetentionEntry   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__RetentionEntry *
+       casebridge__v1__retention_entry__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__retention_entry__free_unpacked
+                     (Casebridge__V1__RetentionEntry *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__HoldRetentionRequest methods */
+void   casebridge__v1__hold_retention_request__init
+                     (Casebridge__V1__HoldRetentionRequest         *message);
+size_t casebridge__v1__hold_retention_request__get_packed_size
+                     (const Casebridge__V1__HoldRetentionRequest   *message);
+size_t casebridge__v1__hold_retention_request__pack
+                     (const Casebridge__V1__HoldRetentionRequest   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__hold_retention_request__pack_to_buffer
+                     (const Casebridge__V1__HoldRetentionRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__HoldRetentionRequest *
+       casebridge__v1__hold_retention_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__hold_retention_request__free_unpacked
+                     (Casebridge__V1__HoldRetentionRequest *message,
+                      ProtobufCAllocator *allocator);
 /* Casebridge__V1__ListInboxRequest methods */
 void   casebridge__v1__list_inbox_request__init
                      (Casebridge__V1__ListInboxRequest         *message);
@@ -423,6 +545,15 @@ void   casebridge__v1__cancel_delivery_request__free_unpacked
                       ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
+typedef void (*Casebridge__V1__ListRetentionRequest_Closure)
+                 (const Casebridge__V1__ListRetentionRequest *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__RetentionEntry_Closure)
+                 (const Casebridge__V1__RetentionEntry *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__HoldRetentionRequest_Closure)
+                 (const Casebridge__V1__HoldRetentionRequest *message,
+                  void *closure_data);
 typedef void (*Casebridge__V1__ListInboxRequest_Closure)
                  (const Casebridge__V1__ListInboxRequest *message,
                   void *closure_data);
@@ -500,6 +631,14 @@ struct Casebridge__V1__Console_Service
                           const Casebridge__V1__CancelDeliveryRequest *input,
                           Casebridge__V1__Delivery_Closure closure,
                           void *closure_data);
+  void (*list_retention)(Casebridge__V1__Console_Service *service,
+                         const Casebridge__V1__ListRetentionRequest *input,
+                         Casebridge__V1__RetentionEntry_Closure closure,
+                         void *closure_data);
+  void (*hold_retention)(Casebridge__V1__Console_Service *service,
+                         const Casebridge__V1__HoldRetentionRequest *input,
+                         Casebridge__V1__RetentionEntry_Closure closure,
+                         void *closure_data);
 };
 typedef void (*Casebridge__V1__Console_ServiceDestroy)(Casebridge__V1__Console_Service *);
 void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
@@ -517,7 +656,9 @@ void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
       function_prefix__ ## watch,\
       function_prefix__ ## get_status,\
       function_prefix__ ## verify_audit,\
-      function_prefix__ ## cancel_delivery  }
+      function_prefix__ ## cancel_delivery,\
+      function_prefix__ ## list_retention,\
+      function_prefix__ ## hold_retention  }
 void casebridge__v1__console__submit(ProtobufCService *service,
                                      const Casebridge__V1__InterventionRequest *input,
                                      Casebridge__V1__SubmitReceipt_Closure closure,
@@ -558,11 +699,22 @@ void casebridge__v1__console__cancel_delivery(ProtobufCService *service,
                                               const Casebridge__V1__CancelDeliveryRequest *input,
                                               Casebridge__V1__Delivery_Closure closure,
                                               void *closure_data);
+void casebridge__v1__console__list_retention(ProtobufCService *service,
+                                             const Casebridge__V1__ListRetentionRequest *input,
+                                             Casebridge__V1__RetentionEntry_Closure closure,
+                                             void *closure_data);
+void casebridge__v1__console__hold_retention(ProtobufCService *service,
+                                             const Casebridge__V1__HoldRetentionRequest *input,
+                                             Casebridge__V1__RetentionEntry_Closure closure,
+                                             void *closure_data);
 
 /* --- descriptors --- */
 
 extern const ProtobufCEnumDescriptor    casebridge__v1__node_role__descriptor;
 extern const ProtobufCEnumDescriptor    casebridge__v1__inbox_entry_kind__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__list_retention_request__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__retention_entry__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__hold_retention_request__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__list_inbox_request__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__inbox_entry__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__mark_read_request__descriptor;
