@@ -9,6 +9,7 @@
 #include <openssl/rand.h>
 #include <openssl/bio.h>
 #include <openssl/sha.h>
+#include <openssl/hmac.h>
 
 // SSL_CTX_set_min_proto_version is a macro over SSL_CTX_ctrl.
 static inline int cb_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version) { return (int)SSL_CTX_set_min_proto_version(ctx, version); }

@@ -116,6 +116,7 @@ public final class CaseTracker: Sendable {
                 return .failure(error)
             }
             try tracker.save(state, of: row, db, atMs: now)
+            try Self.index(update, db)
             try db.appendHistory(update.caseID, actor: caller.id, sequence: update.sequence, updateID: update.updateID,
                                  body: body, atMs: now)
             try db.insertInbox(kind: InboxEntryKind.update.rawValue, messageID: update.updateID, caseID: update.caseID,
@@ -230,6 +231,7 @@ public final class CaseTracker: Sendable {
             update.occurredAtMs = now
             let body = try ProtoCodec.encode(update)
             try tracker.save(state, of: row, db, atMs: now)
+            try Self.index(update, db)
             try db.appendHistory(update.caseID, actor: tracker.me.id, sequence: update.sequence, updateID: update.updateID,
                                  body: body, atMs: now)
             // NCCT's changes go to the embassy that opened the case; an embassy's go to NCCT.
@@ -281,6 +283,7 @@ public final class CaseTracker: Sendable {
             try db.upsertPerson(request.requestID, PersonRow(personRef: person.personRef, position: i,
                                                              status: PersonStatus.pending.rawValue, note: "", updatedAtMs: now))
         }
+        try index(request, caseID: request.requestID, db)
     }
 
     /// How the caller stands to the case: NCCT, or the embassy that opened it. Anyone else is refused.

@@ -75,6 +75,7 @@ extension CaseTracker {
                 guard !known.contains(entry.key) else { continue }
                 try db.appendHistory(caseID, actor: entry.actor, sequence: entry.sequence, updateID: entry.updateID,
                                      body: entry.body, atMs: now, refusal: entry.refusal)
+                if let update = entry.update, entry.refusal == nil { try Self.index(update, db) }
                 if entry.actor != tracker.me.id, entry.refusal == nil {
                     try db.insertInbox(kind: InboxEntryKind.update.rawValue, messageID: entry.updateID, caseID: caseID,
                                        fromNode: entry.actor, atMs: now)

@@ -70,6 +70,7 @@ public final class Node: Sendable {
         let workerBox = WorkerBox()
         let tracker = CaseTracker(me: me, directory: directory, store: store, logger: logger) { peer in workerBox.nudge(peer) }
         self.tracker = tracker
+        try await tracker.buildSearchIndexIfNeeded()
         var workers: [String: DeliveryWorker] = [:]
         for peer in peers {
             var client = RPCClientConfiguration()

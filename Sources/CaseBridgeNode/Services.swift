@@ -78,6 +78,9 @@ enum ConsoleService {
                 try await writer.send(entry)
             }
         }
+        router.serverStreaming(Console.search) { request, _, writer in
+            for hit in try await staff(tracker, { try await tracker.search(request) }) { try await writer.send(hit) }
+        }
         router.unary(Console.holdRetention) { request, _ in
             try await staff(tracker) { try await tracker.holdRetention(request, settings: retention) }
         }

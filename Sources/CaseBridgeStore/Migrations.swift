@@ -137,6 +137,9 @@ enum Migrations {
         CREATE INDEX cases_by_closing ON cases(closed_at_ms) WHERE closed_at_ms IS NOT NULL AND purged_at_ms IS NULL;
         CREATE TABLE retention_holds (case_id TEXT PRIMARY KEY, reason TEXT NOT NULL, held_by TEXT NOT NULL,
                                       held_at_ms INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE search_index (term BLOB NOT NULL, case_id TEXT NOT NULL, person_ref TEXT NOT NULL,
+                                   PRIMARY KEY (term, case_id, person_ref)) WITHOUT ROWID;
+        CREATE INDEX search_index_by_case ON search_index(case_id);
         """,
     ]
 

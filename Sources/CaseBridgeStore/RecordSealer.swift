@@ -7,13 +7,19 @@ import CaseBridgeTLS
 /// in clear; none of them says anything about a person.
 public final class RecordSealer: Sendable {
     private let keyEncryptionKey: [UInt8]
+    /// Keys the blind search index: derived from the data key, separate from it.
+    private let indexKey: [UInt8]
 
     public init(keyEncryptionKey: [UInt8]) throws(StoreError) {
         guard keyEncryptionKey.count == Sealing.keyBytes else {
             throw StoreError("the data key must be \(Sealing.keyBytes) bytes")
         }
         self.keyEncryptionKey = keyEncryptionKey
+        indexKey = Digest.hmacSHA256(key: keyEncryptionKey, Array("casebridge/search-index/v1".utf8))
     }
+
+    /// What the index stores for a normalised search term: a keyed hash, never the term.
+    func indexTerm(_ term: String) -> [UInt8] { Array(Digest.hmacSHA256(key: indexKey, Array(term.utf8)).prefix(16)) }
 
     /// The case's data key, made (and stored wrapped) on first use when `create`.
     func dataKey(_ caseID: String, _ db: Database, create: Bool) throws(StoreError) -> [UInt8]? {

@@ -53,6 +53,7 @@ extension Database {
         try query("UPDATE case_history SET body = X'' WHERE case_id = ?", [.text(caseID)])
         try query("UPDATE outbox SET body = X'' WHERE case_id = ?", [.text(caseID)])
         try query("UPDATE persons SET note = '' WHERE case_id = ?", [.text(caseID)])
+        try query("DELETE FROM search_index WHERE case_id = ?", [.text(caseID)])
     }
 
     /// Keeps (or, with `reason` nil, releases) a case's personal data past its retention.

@@ -10,3 +10,18 @@ public enum Digest {
         return digest
     }
 }
+
+extension Digest {
+    /// HMAC-SHA-256 of `bytes` under `key` (32 bytes): keyed, so only the key's holder can compute it.
+    public static func hmacSHA256(key: [UInt8], _ bytes: [UInt8]) -> [UInt8] {
+        var mac = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        _ = key.withUnsafeBytes { keyBuffer in
+            bytes.withUnsafeBytes { data in
+                HMAC(EVP_sha256(), keyBuffer.baseAddress, Int32(keyBuffer.count),
+                     data.baseAddress?.assumingMemoryBound(to: UInt8.self), data.count, &mac, &length)
+            }
+        }
+        return mac
+    }
+}

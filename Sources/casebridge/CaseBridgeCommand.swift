@@ -45,7 +45,8 @@ struct CaseBridgeCommand: AsyncParsableCommand {
         subcommands: [
             SubmitCommand.self, InboxCommand.self, CaseCommand.self, AckCommand.self, UpdateCommand.self, NoteCommand.self,
             RequestInfoCommand.self, ProvideInfoCommand.self, WithdrawCommand.self, WatchCommand.self,
-            DemoCommand.self, StatusCommand.self, AuditCommand.self, RetentionCommand.self, CheckPeerCommand.self,
+            SearchCommand.self, DemoCommand.self, StatusCommand.self, AuditCommand.self, RetentionCommand.self,
+            CheckPeerCommand.self,
             ConformanceCommand.self,
             NodeCommand.self, CertsCommand.self,
             ContractCommand.self,

@@ -20,6 +20,49 @@ public struct InboxEntryKind: ProtoEnum {
     public static let names: [Int32: String] = [0: "unspecified", 1: "request", 2: "update"]
 }
 
+public struct SearchRequest: ProtoMessage {
+    public static let protoName = "casebridge.v1.SearchRequest"
+    public var query: String = ""
+    public var limit: UInt32 = 0
+    public init() {}
+    public init(fields: ProtoFields) {
+        query = fields.value(1)
+        limit = fields.value(2)
+    }
+    public var protoFields: ProtoFields {
+        var fields = ProtoFields()
+        fields.set(1, query)
+        fields.set(2, limit)
+        return fields
+    }
+}
+
+public struct SearchHit: ProtoMessage {
+    public static let protoName = "casebridge.v1.SearchHit"
+    public var summary: CaseSummary? = nil
+    public var personRef: String = ""
+    public var fullName: String = ""
+    public var dateOfBirth: String = ""
+    public var status: PersonStatus = .init(rawValue: 0)
+    public init() {}
+    public init(fields: ProtoFields) {
+        summary = fields.optional(1)
+        personRef = fields.value(2)
+        fullName = fields.value(3)
+        dateOfBirth = fields.value(4)
+        status = fields.value(5)
+    }
+    public var protoFields: ProtoFields {
+        var fields = ProtoFields()
+        fields.set(1, summary)
+        fields.set(2, personRef)
+        fields.set(3, fullName)
+        fields.set(4, dateOfBirth)
+        fields.set(5, status)
+        return fields
+    }
+}
+
 public struct ListRetentionRequest: ProtoMessage {
     public static let protoName = "casebridge.v1.ListRetentionRequest"
     public var limit: UInt32 = 0
@@ -334,4 +377,5 @@ public enum Console {
     public static let cancelDelivery = RPCMethod<CancelDeliveryRequest, Delivery>(service: serviceName, name: "CancelDelivery", clientStreaming: false, serverStreaming: false)
     public static let listRetention = RPCMethod<ListRetentionRequest, RetentionEntry>(service: serviceName, name: "ListRetention", clientStreaming: false, serverStreaming: true)
     public static let holdRetention = RPCMethod<HoldRetentionRequest, RetentionEntry>(service: serviceName, name: "HoldRetention", clientStreaming: false, serverStreaming: false)
+    public static let search = RPCMethod<SearchRequest, SearchHit>(service: serviceName, name: "Search", clientStreaming: false, serverStreaming: true)
 }

@@ -7,6 +7,96 @@
 #endif
 
 #include "casebridge/v1/console.pb-c.h"
+void   casebridge__v1__search_request__init
+                     (Casebridge__V1__SearchRequest         *message)
+{
+  static const Casebridge__V1__SearchRequest init_value = CASEBRIDGE__V1__SEARCH_REQUEST__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__search_request__get_packed_size
+                     (const Casebridge__V1__SearchRequest *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__search_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__search_request__pack
+                     (const Casebridge__V1__SearchRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__search_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__search_request__pack_to_buffer
+                     (const Casebridge__V1__SearchRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__search_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__SearchRequest *
+       casebridge__v1__search_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__SearchRequest *)
+     protobuf_c_message_unpack (&casebridge__v1__search_request__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__search_request__free_unpacked
+                     (Casebridge__V1__SearchRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__search_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__search_hit__init
+                     (Casebridge__V1__SearchHit         *message)
+{
+  static const Casebridge__V1__SearchHit init_value = CASEBRIDGE__V1__SEARCH_HIT__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__search_hit__get_packed_size
+                     (const Casebridge__V1__SearchHit *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__search_hit__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__search_hit__pack
+                     (const Casebridge__V1__SearchHit *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__search_hit__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__search_hit__pack_to_buffer
+                     (const Casebridge__V1__SearchHit *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__search_hit__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__SearchHit *
+       casebridge__v1__search_hit__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__SearchHit *)
+     protobuf_c_message_unpack (&casebridge__v1__search_hit__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__search_hit__free_unpacked
+                     (Casebridge__V1__SearchHit *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__search_hit__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   casebridge__v1__list_retention_request__init
                      (Casebridge__V1__ListRetentionRequest         *message)
 {
@@ -592,6 +682,147 @@ void   casebridge__v1__cancel_delivery_request__free_unpacked
   assert(message->base.descriptor == &casebridge__v1__cancel_delivery_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+static const ProtobufCFieldDescriptor casebridge__v1__search_request__field_descriptors[2] =
+{
+  {
+    "query",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__SearchRequest, query),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "limit",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__SearchRequest, limit),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__search_request__field_indices_by_name[] = {
+  1,   /* field[1] = limit */
+  0,   /* field[0] = query */
+};
+static const ProtobufCIntRange casebridge__v1__search_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__search_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.SearchRequest",
+  "SearchRequest",
+  "Casebridge__V1__SearchRequest",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__SearchRequest),
+  2,
+  casebridge__v1__search_request__field_descriptors,
+  casebridge__v1__search_request__field_indices_by_name,
+  1,  casebridge__v1__search_request__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__search_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__search_hit__field_descriptors[5] =
+{
+  {
+    "summary",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__SearchHit, summary),
+    &casebridge__v1__case_summary__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "person_ref",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__SearchHit, person_ref),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "full_name",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__SearchHit, full_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "date_of_birth",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__SearchHit, date_of_birth),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "status",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__SearchHit, status),
+    &casebridge__v1__person_status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__search_hit__field_indices_by_name[] = {
+  3,   /* field[3] = date_of_birth */
+  2,   /* field[2] = full_name */
+  1,   /* field[1] = person_ref */
+  4,   /* field[4] = status */
+  0,   /* field[0] = summary */
+};
+static const ProtobufCIntRange casebridge__v1__search_hit__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__search_hit__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.SearchHit",
+  "SearchHit",
+  "Casebridge__V1__SearchHit",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__SearchHit),
+  5,
+  casebridge__v1__search_hit__field_descriptors,
+  casebridge__v1__search_hit__field_indices_by_name,
+  1,  casebridge__v1__search_hit__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__search_hit__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor casebridge__v1__list_retention_request__field_descriptors[1] =
 {
   {
@@ -1652,7 +1883,7 @@ const ProtobufCEnumDescriptor casebridge__v1__inbox_entry_kind__descriptor =
   casebridge__v1__inbox_entry_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor casebridge__v1__console__method_descriptors[12] =
+static const ProtobufCMethodDescriptor casebridge__v1__console__method_descriptors[13] =
 {
   { "Submit", &casebridge__v1__intervention_request__descriptor, &casebridge__v1__submit_receipt__descriptor },
   { "ApplyChange", &casebridge__v1__case_update__descriptor, &casebridge__v1__update_receipt__descriptor },
@@ -1666,6 +1897,7 @@ static const ProtobufCMethodDescriptor casebridge__v1__console__method_descripto
   { "CancelDelivery", &casebridge__v1__cancel_delivery_request__descriptor, &casebridge__v1__delivery__descriptor },
   { "ListRetention", &casebridge__v1__list_retention_request__descriptor, &casebridge__v1__retention_entry__descriptor },
   { "HoldRetention", &casebridge__v1__hold_retention_request__descriptor, &casebridge__v1__retention_entry__descriptor },
+  { "Search", &casebridge__v1__search_request__descriptor, &casebridge__v1__search_hit__descriptor },
 };
 const unsigned casebridge__v1__console__method_indices_by_name[] = {
   1,        /* ApplyChange */
@@ -1677,6 +1909,7 @@ const unsigned casebridge__v1__console__method_indices_by_name[] = {
   4,        /* ListInbox */
   10,        /* ListRetention */
   5,        /* MarkRead */
+  12,        /* Search */
   0,        /* Submit */
   8,        /* VerifyAudit */
   6         /* Watch */
@@ -1688,7 +1921,7 @@ const ProtobufCServiceDescriptor casebridge__v1__console__descriptor =
   "Console",
   "Casebridge__V1__Console",
   "casebridge.v1",
-  12,
+  13,
   casebridge__v1__console__method_descriptors,
   casebridge__v1__console__method_indices_by_name
 };
@@ -1787,6 +2020,14 @@ void casebridge__v1__console__hold_retention(ProtobufCService *service,
 {
   assert(service->descriptor == &casebridge__v1__console__descriptor);
   service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void casebridge__v1__console__search(ProtobufCService *service,
+                                     const Casebridge__V1__SearchRequest *input,
+                                     Casebridge__V1__SearchHit_Closure closure,
+                                     void *closure_data)
+{
+  assert(service->descriptor == &casebridge__v1__console__descriptor);
+  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
                                     Casebridge__V1__Console_ServiceDestroy destroy)

@@ -18,6 +18,8 @@ PROTOBUF_C__BEGIN_DECLS
 #include "casebridge/v1/case.pb-c.h"
 #include "casebridge/v1/exchange.pb-c.h"
 
+typedef struct Casebridge__V1__SearchRequest Casebridge__V1__SearchRequest;
+typedef struct Casebridge__V1__SearchHit Casebridge__V1__SearchHit;
 typedef struct Casebridge__V1__ListRetentionRequest Casebridge__V1__ListRetentionRequest;
 typedef struct Casebridge__V1__RetentionEntry Casebridge__V1__RetentionEntry;
 typedef struct Casebridge__V1__HoldRetentionRequest Casebridge__V1__HoldRetentionRequest;
@@ -49,6 +51,37 @@ typedef enum _Casebridge__V1__InboxEntryKind {
 } Casebridge__V1__InboxEntryKind;
 
 /* --- messages --- */
+
+struct  Casebridge__V1__SearchRequest
+{
+  ProtobufCMessage base;
+  char *query;
+  /*
+   * At most this many hits; 0 means 50. Max 1,000.
+   */
+  uint32_t limit;
+};
+#define CASEBRIDGE__V1__SEARCH_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__search_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Casebridge__V1__SearchHit
+{
+  ProtobufCMessage base;
+  Casebridge__V1__CaseSummary *summary;
+  char *person_ref;
+  /*
+   * The person as the request (or a later answer) names them.
+   */
+  char *full_name;
+  char *date_of_birth;
+  Casebridge__V1__PersonStatus status;
+};
+#define CASEBRIDGE__V1__SEARCH_HIT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__search_hit__descriptor) \
+    , NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, CASEBRIDGE__V1__PERSON_STATUS__PERSON_STATUS_UNSPECIFIED }
+
 
 struct  Casebridge__V1__ListRetentionRequest
 {
@@ -296,6 +329,44 @@ struct  Casebridge__V1__CancelDeliveryRequest
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
+/* Casebridge__V1__SearchRequest methods */
+void   casebridge__v1__search_request__init
+                     (Casebridge__V1__SearchRequest         *message);
+size_t casebridge__v1__search_request__get_packed_size
+                     (const Casebridge__V1__SearchRequest   *message);
+size_t casebridge__v1__search_request__pack
+                     (const Casebridge__V1__SearchRequest   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__search_request__pack_to_buffer
+                     (const Casebridge__V1__SearchRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__SearchRequest *
+       casebridge__v1__search_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__search_request__free_unpacked
+                     (Casebridge__V1__SearchRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__SearchHit methods */
+void   casebridge__v1__search_hit__init
+                     (Casebridge__V1__SearchHit         *message);
+size_t casebridge__v1__search_hit__get_packed_size
+                     (const Casebridge__V1__SearchHit   *message);
+size_t casebridge__v1__search_hit__pack
+                     (const Casebridge__V1__SearchHit   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__search_hit__pack_to_buffer
+                     (const Casebridge__V1__SearchHit   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__SearchHit *
+       casebridge__v1__search_hit__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__search_hit__free_unpacked
+                     (Casebridge__V1__SearchHit *message,
+                      ProtobufCAllocator *allocator);
 /* Casebridge__V1__ListRetentionRequest methods */
 void   casebridge__v1__list_retention_request__init
                      (Casebridge__V1__ListRetentionRequest         *message);
@@ -545,6 +616,12 @@ void   casebridge__v1__cancel_delivery_request__free_unpacked
                       ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
+typedef void (*Casebridge__V1__SearchRequest_Closure)
+                 (const Casebridge__V1__SearchRequest *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__SearchHit_Closure)
+                 (const Casebridge__V1__SearchHit *message,
+                  void *closure_data);
 typedef void (*Casebridge__V1__ListRetentionRequest_Closure)
                  (const Casebridge__V1__ListRetentionRequest *message,
                   void *closure_data);
@@ -639,6 +716,10 @@ struct Casebridge__V1__Console_Service
                          const Casebridge__V1__HoldRetentionRequest *input,
                          Casebridge__V1__RetentionEntry_Closure closure,
                          void *closure_data);
+  void (*search)(Casebridge__V1__Console_Service *service,
+                 const Casebridge__V1__SearchRequest *input,
+                 Casebridge__V1__SearchHit_Closure closure,
+                 void *closure_data);
 };
 typedef void (*Casebridge__V1__Console_ServiceDestroy)(Casebridge__V1__Console_Service *);
 void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
@@ -658,7 +739,8 @@ void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
       function_prefix__ ## verify_audit,\
       function_prefix__ ## cancel_delivery,\
       function_prefix__ ## list_retention,\
-      function_prefix__ ## hold_retention  }
+      function_prefix__ ## hold_retention,\
+      function_prefix__ ## search  }
 void casebridge__v1__console__submit(ProtobufCService *service,
                                      const Casebridge__V1__InterventionRequest *input,
                                      Casebridge__V1__SubmitReceipt_Closure closure,
@@ -707,11 +789,17 @@ void casebridge__v1__console__hold_retention(ProtobufCService *service,
                                              const Casebridge__V1__HoldRetentionRequest *input,
                                              Casebridge__V1__RetentionEntry_Closure closure,
                                              void *closure_data);
+void casebridge__v1__console__search(ProtobufCService *service,
+                                     const Casebridge__V1__SearchRequest *input,
+                                     Casebridge__V1__SearchHit_Closure closure,
+                                     void *closure_data);
 
 /* --- descriptors --- */
 
 extern const ProtobufCEnumDescriptor    casebridge__v1__node_role__descriptor;
 extern const ProtobufCEnumDescriptor    casebridge__v1__inbox_entry_kind__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__search_request__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__search_hit__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__list_retention_request__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__retention_entry__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__hold_retention_request__descriptor;

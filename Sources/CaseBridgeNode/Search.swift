@@ -1,0 +1,132 @@
+import CaseBridgeProto
+import CaseBridgeRPC
+import CaseBridgeStore
+import Foundation
+
+/// Search on sealed data: the normalised words of every person (names, date of birth, document
+/// number, phone, the case's reference) go into a blind index (see `Database.addSearchTerms`); a
+/// query is normalised the same way and looked up word by word.
+enum SearchTerms {
+    /// Lower case, without diacritics (Vietnamese đ and the like included).
+    static func fold(_ text: String) -> String {
+        let special: [Character: String] = ["đ": "d", "Đ": "d", "ł": "l", "Ł": "l", "ø": "o", "Ø": "o", "ß": "ss",
+                                            "æ": "ae", "Æ": "ae", "œ": "oe", "ı": "i"]
+        let replaced = text.map { special[$0] ?? String($0) }.joined()
+        return replaced.folding(options: [.diacriticInsensitive, .caseInsensitive, .widthInsensitive], locale: nil)
+    }
+
+    static func words(_ text: String) -> [String] {
+        fold(text).split { !$0.isLetter && !$0.isNumber }.map(String.init)
+    }
+
+    static func digits(_ text: String) -> String { text.filter(\.isASCII).filter(\.isNumber) }
+
+    static func document(_ text: String) -> String {
+        text.uppercased().filter { $0.isASCII && ($0.isLetter || $0.isNumber) }
+    }
+
+    /// Everything one person can be found by.
+    static func terms(_ person: Person, reference: String) -> Set<String> {
+        var terms = Set<String>()
+        for name in [person.fullName, person.nativeName] + person.otherNames where !name.isEmpty {
+            let words = words(name)
+            terms.formUnion(words.map { "name:\($0)" })
+            terms.insert("fullname:" + words.sorted().joined(separator: " "))
+        }
+        if !person.dateOfBirth.isEmpty { terms.insert("dob:\(person.dateOfBirth)") }
+        if let number = person.travelDocument?.number, !document(number).isEmpty { terms.insert("doc:\(document(number))") }
+        if !digits(person.phone).isEmpty { terms.insert("phone:\(digits(person.phone))") }
+        if !reference.isEmpty { terms.insert("ref:\(fold(reference).trimmingCharacters(in: .whitespaces))") }
+        return terms
+    }
+
+    /// What a query may mean: each alternative is a set of terms a person must all have.
+    static func alternatives(_ query: String) -> [[String]] {
+        let text = query.trimmingCharacters(in: .whitespacesAndNewlines)
+        var alternatives: [[String]] = [["ref:\(fold(text))"]]
+        if Validation.isPartialDate(text) { alternatives.append(["dob:\(text)"]) }
+        if digits(text).count >= 6 { alternatives.append(["phone:\(digits(text))"]) }
+        if !document(text).isEmpty, !text.contains(" ") { alternatives.append(["doc:\(document(text))"]) }
+        let words = words(text)
+        if !words.isEmpty { alternatives.append(words.map { "name:\($0)" }) }
+        return alternatives
+    }
+}
+
+extension CaseTracker {
+    /// Indexes the persons of a request (at filing, on receipt, when a case is taken back).
+    static func index(_ request: InterventionRequest, caseID: String, _ db: Database) throws {
+        for person in request.persons {
+            try db.addSearchTerms(SearchTerms.terms(person, reference: request.originReference), caseID: caseID,
+                                  personRef: person.personRef)
+        }
+    }
+
+    /// Indexes persons an applied update adds (information provided).
+    static func index(_ update: CaseUpdate, _ db: Database) throws {
+        guard case .informationProvided(let provided)? = update.change else { return }
+        for person in provided.addedPersons {
+            try db.addSearchTerms(SearchTerms.terms(person, reference: ""), caseID: update.caseID, personRef: person.personRef)
+        }
+    }
+
+    /// Builds the index once for what a database held before the index existed.
+    func buildSearchIndexIfNeeded() async throws {
+        guard try !store.read({ try $0.searchIndexBuilt() }) else { return }
+        try await store.write { db in
+            for caseID in try db.allCaseIDs() {
+                guard let row = try db.caseRow(caseID) else { continue }
+                try Self.index(try ProtoCodec.decode(InterventionRequest.self, from: row.request), caseID: caseID, db)
+                for entry in try db.history(caseID) where entry.isApplied && !entry.body.isEmpty {
+                    try Self.index(try ProtoCodec.decode(CaseUpdate.self, from: entry.body), db)
+                }
+            }
+            try db.markSearchIndexBuilt()
+        }
+    }
+
+    /// Staff search: persons matching every word of one meaning of the query, test cases left out.
+    public func search(_ request: SearchRequest) async throws -> [SearchHit] {
+        let limit = request.limit == 0 ? 50 : Int(min(request.limit, 1_000))
+        guard !request.query.trimmingCharacters(in: .whitespaces).isEmpty else {
+            throw RPCError(.invalidArgument, "query: empty")
+        }
+        let hits: [SearchHit] = try store.read { db in
+            var found: [String] = []  // "case/ref", in order of discovery
+            for alternative in SearchTerms.alternatives(request.query) {
+                var matches: Set<String>?
+                for term in alternative {
+                    let these = Set(try db.searchTerm(term, limit: 10_000).map { "\($0.caseID)/\($0.personRef)" })
+                    matches = matches.map { $0.intersection(these) } ?? these
+                }
+                for match in (matches ?? []).sorted() where !found.contains(match) { found.append(match) }
+            }
+            return try found.prefix(limit).compactMap { match -> SearchHit? in
+                let parts = match.split(separator: "/", maxSplits: 1).map(String.init)
+                guard let row = try db.caseRow(parts[0]), !row.test else { return nil }
+                return try hit(row, personRef: parts[1], db)
+            }
+        }
+        await audit(event: "search", actor: "console", subject: "", outcome: "ok", detail: "hits=\(hits.count)")
+        return hits
+    }
+
+    private func hit(_ row: CaseRow, personRef: String, _ db: Database) throws -> SearchHit {
+        var hit = SearchHit()
+        hit.summary = try summary(row, db)
+        hit.personRef = personRef
+        hit.status = try db.persons(row.caseID).first { $0.personRef == personRef }.map { PersonStatus(rawValue: $0.status) }
+            ?? .unspecified
+        var persons = try ProtoCodec.decode(InterventionRequest.self, from: row.request).persons
+        for entry in try db.history(row.caseID) where entry.isApplied && !entry.body.isEmpty {
+            if case .informationProvided(let provided)? = try ProtoCodec.decode(CaseUpdate.self, from: entry.body).change {
+                persons += provided.addedPersons
+            }
+        }
+        if let person = persons.first(where: { $0.personRef == personRef }) {
+            hit.fullName = person.fullName
+            hit.dateOfBirth = person.dateOfBirth
+        }
+        return hit
+    }
+}
