@@ -5,9 +5,14 @@ import Foundation
 /// start. It wraps every case's data key, so the database, its WAL and any backup of them reveal
 /// nothing about a person without it; and without it they cannot be read at all (keep a copy of it
 /// apart from the backups).
-enum DataKeyFile {
+public enum DataKeyFile {
     static func loadOrCreate(_ path: String) throws -> [UInt8] {
         if !FileManager.default.fileExists(atPath: path) { try create(path) }
+        return try load(path)
+    }
+
+    /// The key in `path`, which must exist.
+    public static func load(_ path: String) throws -> [UInt8] {
         try Node.checkOwnerOnly(path, what: "the data key")
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {

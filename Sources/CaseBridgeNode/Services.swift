@@ -78,6 +78,7 @@ enum ConsoleService {
                 try await writer.send(entry)
             }
         }
+        router.unary(Console.backup) { request, _ in try await staff(tracker) { try await tracker.backup(request) } }
         router.serverStreaming(Console.search) { request, _, writer in
             for hit in try await staff(tracker, { try await tracker.search(request) }) { try await writer.send(hit) }
         }

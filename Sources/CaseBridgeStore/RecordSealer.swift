@@ -96,3 +96,11 @@ extension Database {
         return try sealer.open(sealed, caseID: caseID, row: row, self)
     }
 }
+
+extension Database {
+    /// Whether this connection's data key opens the case keys stored here (checks the first one).
+    public func dataKeysOpen() throws(StoreError) -> Bool {
+        guard let sealer, let caseID = try first("SELECT case_id FROM case_keys LIMIT 1")?.text(0) else { return true }
+        do { return try sealer.dataKey(caseID, self, create: false) != nil } catch { return false }
+    }
+}

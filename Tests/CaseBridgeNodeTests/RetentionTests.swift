@@ -76,3 +76,63 @@ struct RetentionTests {
         #expect(hits.isEmpty, "\(hits)")
     }
 }
+
+/// Backups taken while a node runs, and a restore that needs no more from the operator than the key.
+@Suite("Backup and restore", .serialized)
+struct BackupTests {
+    @Test("a backup taken while the embassy works is sealed; restored after a disk loss, the embassy takes back the rest")
+    func backupAndRestore() async throws {
+        let federation = try TestFederation(nodes: ["ncct", "embassy-id"])
+        for node in federation.nodes { try await federation.start(node) }
+        let ncct = federation.console("ncct")
+        defer { ncct.close() }
+        var embassy = federation.console("embassy-id")
+        var first = Make.request(persons: 1)
+        first.persons[0].fullName = "Ottoline Vantablack"
+        let caseA = try await embassy.unary(Console.submit, first).caseID
+        #expect(try await federation.eventually { try federation.sql("ncct", "SELECT COUNT(*) FROM cases") == ["1"] })
+        _ = try await ncct.unary(Console.applyChange, Make.status(caseA, .acknowledged))
+        let config = federation.configPath("embassy-id").path
+        let backup = federation.folder.appendingPathComponent("embassy-backup.sqlite3").path
+        let written = try run(casebridgeBinary, ["backup", "--to", backup, "--config", config])
+        #expect(written.status == 0, "\(written.stderr)")
+        #expect(try FileManager.default.attributesOfItem(atPath: backup)[.posixPermissions] as? Int == 0o600)
+        #expect(plainTextHits(in: federation.folder, ["Ottoline", "Vantablack"]).isEmpty)
+        expectOneLine(try run(casebridgeBinary, ["backup", "--to", backup, "--config", config]), exit: 4, containing: "already exists")
+
+        // After the backup: NCCT works the case and the embassy files another.
+        _ = try await ncct.unary(Console.applyChange, Make.step(caseA, .locating))
+        let caseB = try await embassy.unary(Console.submit, Make.request(persons: 2)).caseID
+        let pending = "SELECT COUNT(*) FROM outbox WHERE state != \(DeliveryState.delivered.rawValue)"
+        #expect(try await federation.eventually { try federation.sql("ncct", pending) == ["0"] && federation.sql("embassy-id", pending) == ["0"] })
+
+        // Not while the node runs; not without the key it was sealed with.
+        expectOneLine(try run(casebridgeBinary, ["restore", "--from", backup, "--config", config]), exit: 4,
+                      containing: "is running; stop it first")
+        embassy.close()
+        federation.stop("embassy-id")
+        let key = federation.folder.appendingPathComponent("embassy-id/data.key")
+        try FileManager.default.moveItem(at: key, to: key.appendingPathExtension("away"))
+        expectOneLine(try run(casebridgeBinary, ["restore", "--from", backup, "--config", config]), exit: 2,
+                      containing: "a backup cannot be read without the key it was sealed with")
+        try FileManager.default.moveItem(at: key.appendingPathExtension("away"), to: key)
+
+        // The disk is lost; the backup comes back, and the node takes back the rest from NCCT at its start.
+        let restored = try run(casebridgeBinary, ["restore", "--from", backup, "--config", config])
+        #expect(restored.status == 0, "\(restored.stderr)")
+        #expect(restored.stdout.contains("The database it replaced is kept as"), "\(restored.stdout)")
+        #expect(try federation.sql("embassy-id", "SELECT COUNT(*) FROM cases") == ["1"])
+        try await federation.start("embassy-id")
+        embassy = federation.console("embassy-id")
+        defer { embassy.close() }
+        #expect(try await federation.eventually(30) {
+            try federation.sql("embassy-id", "SELECT case_id, status, step FROM cases ORDER BY case_id")
+                == federation.sql("ncct", "SELECT case_id, status, step FROM cases ORDER BY case_id")
+        })
+        #expect(try federation.sql("embassy-id", "SELECT COUNT(*) FROM cases WHERE case_id IN ('\(caseA)', '\(caseB)')") == ["2"])
+        #expect(try federation.sql("embassy-id", "SELECT event FROM audit WHERE event IN ('store.restored', 'case.caught_up')")
+            .sorted() == ["case.caught_up", "case.caught_up", "store.restored"])
+        #expect(try await embassy.unary(Console.verifyAudit, VerifyAuditRequest()).intact)
+        federation.stopAll()
+    }
+}

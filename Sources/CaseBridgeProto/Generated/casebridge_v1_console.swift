@@ -20,6 +20,40 @@ public struct InboxEntryKind: ProtoEnum {
     public static let names: [Int32: String] = [0: "unspecified", 1: "request", 2: "update"]
 }
 
+public struct BackupRequest: ProtoMessage {
+    public static let protoName = "casebridge.v1.BackupRequest"
+    public var path: String = ""
+    public init() {}
+    public init(fields: ProtoFields) {
+        path = fields.value(1)
+    }
+    public var protoFields: ProtoFields {
+        var fields = ProtoFields()
+        fields.set(1, path)
+        return fields
+    }
+}
+
+public struct BackupReply: ProtoMessage {
+    public static let protoName = "casebridge.v1.BackupReply"
+    public var path: String = ""
+    public var bytes: UInt64 = 0
+    public var takenAtMs: Int64 = 0
+    public init() {}
+    public init(fields: ProtoFields) {
+        path = fields.value(1)
+        bytes = fields.value(2)
+        takenAtMs = fields.value(3)
+    }
+    public var protoFields: ProtoFields {
+        var fields = ProtoFields()
+        fields.set(1, path)
+        fields.set(2, bytes)
+        fields.set(3, takenAtMs)
+        return fields
+    }
+}
+
 public struct SearchRequest: ProtoMessage {
     public static let protoName = "casebridge.v1.SearchRequest"
     public var query: String = ""
@@ -378,4 +412,5 @@ public enum Console {
     public static let listRetention = RPCMethod<ListRetentionRequest, RetentionEntry>(service: serviceName, name: "ListRetention", clientStreaming: false, serverStreaming: true)
     public static let holdRetention = RPCMethod<HoldRetentionRequest, RetentionEntry>(service: serviceName, name: "HoldRetention", clientStreaming: false, serverStreaming: false)
     public static let search = RPCMethod<SearchRequest, SearchHit>(service: serviceName, name: "Search", clientStreaming: false, serverStreaming: true)
+    public static let backup = RPCMethod<BackupRequest, BackupReply>(service: serviceName, name: "Backup", clientStreaming: false, serverStreaming: false)
 }

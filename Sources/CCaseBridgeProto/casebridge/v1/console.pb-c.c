@@ -7,6 +7,96 @@
 #endif
 
 #include "casebridge/v1/console.pb-c.h"
+void   casebridge__v1__backup_request__init
+                     (Casebridge__V1__BackupRequest         *message)
+{
+  static const Casebridge__V1__BackupRequest init_value = CASEBRIDGE__V1__BACKUP_REQUEST__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__backup_request__get_packed_size
+                     (const Casebridge__V1__BackupRequest *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__backup_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__backup_request__pack
+                     (const Casebridge__V1__BackupRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__backup_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__backup_request__pack_to_buffer
+                     (const Casebridge__V1__BackupRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__backup_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__BackupRequest *
+       casebridge__v1__backup_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__BackupRequest *)
+     protobuf_c_message_unpack (&casebridge__v1__backup_request__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__backup_request__free_unpacked
+                     (Casebridge__V1__BackupRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__backup_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__backup_reply__init
+                     (Casebridge__V1__BackupReply         *message)
+{
+  static const Casebridge__V1__BackupReply init_value = CASEBRIDGE__V1__BACKUP_REPLY__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__backup_reply__get_packed_size
+                     (const Casebridge__V1__BackupReply *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__backup_reply__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__backup_reply__pack
+                     (const Casebridge__V1__BackupReply *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__backup_reply__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__backup_reply__pack_to_buffer
+                     (const Casebridge__V1__BackupReply *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__backup_reply__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__BackupReply *
+       casebridge__v1__backup_reply__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__BackupReply *)
+     protobuf_c_message_unpack (&casebridge__v1__backup_reply__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__backup_reply__free_unpacked
+                     (Casebridge__V1__BackupReply *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__backup_reply__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   casebridge__v1__search_request__init
                      (Casebridge__V1__SearchRequest         *message)
 {
@@ -682,6 +772,108 @@ void   casebridge__v1__cancel_delivery_request__free_unpacked
   assert(message->base.descriptor == &casebridge__v1__cancel_delivery_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+static const ProtobufCFieldDescriptor casebridge__v1__backup_request__field_descriptors[1] =
+{
+  {
+    "path",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__BackupRequest, path),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__backup_request__field_indices_by_name[] = {
+  0,   /* field[0] = path */
+};
+static const ProtobufCIntRange casebridge__v1__backup_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__backup_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.BackupRequest",
+  "BackupRequest",
+  "Casebridge__V1__BackupRequest",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__BackupRequest),
+  1,
+  casebridge__v1__backup_request__field_descriptors,
+  casebridge__v1__backup_request__field_indices_by_name,
+  1,  casebridge__v1__backup_request__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__backup_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__backup_reply__field_descriptors[3] =
+{
+  {
+    "path",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__BackupReply, path),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "bytes",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__BackupReply, bytes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "taken_at_ms",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__BackupReply, taken_at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__backup_reply__field_indices_by_name[] = {
+  1,   /* field[1] = bytes */
+  0,   /* field[0] = path */
+  2,   /* field[2] = taken_at_ms */
+};
+static const ProtobufCIntRange casebridge__v1__backup_reply__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__backup_reply__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.BackupReply",
+  "BackupReply",
+  "Casebridge__V1__BackupReply",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__BackupReply),
+  3,
+  casebridge__v1__backup_reply__field_descriptors,
+  casebridge__v1__backup_reply__field_indices_by_name,
+  1,  casebridge__v1__backup_reply__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__backup_reply__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor casebridge__v1__search_request__field_descriptors[2] =
 {
   {
@@ -1883,7 +2075,7 @@ const ProtobufCEnumDescriptor casebridge__v1__inbox_entry_kind__descriptor =
   casebridge__v1__inbox_entry_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor casebridge__v1__console__method_descriptors[13] =
+static const ProtobufCMethodDescriptor casebridge__v1__console__method_descriptors[14] =
 {
   { "Submit", &casebridge__v1__intervention_request__descriptor, &casebridge__v1__submit_receipt__descriptor },
   { "ApplyChange", &casebridge__v1__case_update__descriptor, &casebridge__v1__update_receipt__descriptor },
@@ -1898,9 +2090,11 @@ static const ProtobufCMethodDescriptor casebridge__v1__console__method_descripto
   { "ListRetention", &casebridge__v1__list_retention_request__descriptor, &casebridge__v1__retention_entry__descriptor },
   { "HoldRetention", &casebridge__v1__hold_retention_request__descriptor, &casebridge__v1__retention_entry__descriptor },
   { "Search", &casebridge__v1__search_request__descriptor, &casebridge__v1__search_hit__descriptor },
+  { "Backup", &casebridge__v1__backup_request__descriptor, &casebridge__v1__backup_reply__descriptor },
 };
 const unsigned casebridge__v1__console__method_indices_by_name[] = {
   1,        /* ApplyChange */
+  13,        /* Backup */
   9,        /* CancelDelivery */
   2,        /* GetCase */
   7,        /* GetStatus */
@@ -1921,7 +2115,7 @@ const ProtobufCServiceDescriptor casebridge__v1__console__descriptor =
   "Console",
   "Casebridge__V1__Console",
   "casebridge.v1",
-  13,
+  14,
   casebridge__v1__console__method_descriptors,
   casebridge__v1__console__method_indices_by_name
 };
@@ -2028,6 +2222,14 @@ void casebridge__v1__console__search(ProtobufCService *service,
 {
   assert(service->descriptor == &casebridge__v1__console__descriptor);
   service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void casebridge__v1__console__backup(ProtobufCService *service,
+                                     const Casebridge__V1__BackupRequest *input,
+                                     Casebridge__V1__BackupReply_Closure closure,
+                                     void *closure_data)
+{
+  assert(service->descriptor == &casebridge__v1__console__descriptor);
+  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
                                     Casebridge__V1__Console_ServiceDestroy destroy)

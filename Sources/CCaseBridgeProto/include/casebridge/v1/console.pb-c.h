@@ -18,6 +18,8 @@ PROTOBUF_C__BEGIN_DECLS
 #include "casebridge/v1/case.pb-c.h"
 #include "casebridge/v1/exchange.pb-c.h"
 
+typedef struct Casebridge__V1__BackupRequest Casebridge__V1__BackupRequest;
+typedef struct Casebridge__V1__BackupReply Casebridge__V1__BackupReply;
 typedef struct Casebridge__V1__SearchRequest Casebridge__V1__SearchRequest;
 typedef struct Casebridge__V1__SearchHit Casebridge__V1__SearchHit;
 typedef struct Casebridge__V1__ListRetentionRequest Casebridge__V1__ListRetentionRequest;
@@ -51,6 +53,31 @@ typedef enum _Casebridge__V1__InboxEntryKind {
 } Casebridge__V1__InboxEntryKind;
 
 /* --- messages --- */
+
+struct  Casebridge__V1__BackupRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Absolute path of a file that does not exist yet.
+   */
+  char *path;
+};
+#define CASEBRIDGE__V1__BACKUP_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__backup_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Casebridge__V1__BackupReply
+{
+  ProtobufCMessage base;
+  char *path;
+  uint64_t bytes;
+  int64_t taken_at_ms;
+};
+#define CASEBRIDGE__V1__BACKUP_REPLY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__backup_reply__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0 }
+
 
 struct  Casebridge__V1__SearchRequest
 {
@@ -329,6 +356,44 @@ struct  Casebridge__V1__CancelDeliveryRequest
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
+/* Casebridge__V1__BackupRequest methods */
+void   casebridge__v1__backup_request__init
+                     (Casebridge__V1__BackupRequest         *message);
+size_t casebridge__v1__backup_request__get_packed_size
+                     (const Casebridge__V1__BackupRequest   *message);
+size_t casebridge__v1__backup_request__pack
+                     (const Casebridge__V1__BackupRequest   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__backup_request__pack_to_buffer
+                     (const Casebridge__V1__BackupRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__BackupRequest *
+       casebridge__v1__backup_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__backup_request__free_unpacked
+                     (Casebridge__V1__BackupRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__BackupReply methods */
+void   casebridge__v1__backup_reply__init
+                     (Casebridge__V1__BackupReply         *message);
+size_t casebridge__v1__backup_reply__get_packed_size
+                     (const Casebridge__V1__BackupReply   *message);
+size_t casebridge__v1__backup_reply__pack
+                     (const Casebridge__V1__BackupReply   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__backup_reply__pack_to_buffer
+                     (const Casebridge__V1__BackupReply   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__BackupReply *
+       casebridge__v1__backup_reply__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__backup_reply__free_unpacked
+                     (Casebridge__V1__BackupReply *message,
+                      ProtobufCAllocator *allocator);
 /* Casebridge__V1__SearchRequest methods */
 void   casebridge__v1__search_request__init
                      (Casebridge__V1__SearchRequest         *message);
@@ -616,6 +681,12 @@ void   casebridge__v1__cancel_delivery_request__free_unpacked
                       ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
+typedef void (*Casebridge__V1__BackupRequest_Closure)
+                 (const Casebridge__V1__BackupRequest *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__BackupReply_Closure)
+                 (const Casebridge__V1__BackupReply *message,
+                  void *closure_data);
 typedef void (*Casebridge__V1__SearchRequest_Closure)
                  (const Casebridge__V1__SearchRequest *message,
                   void *closure_data);
@@ -720,6 +791,10 @@ struct Casebridge__V1__Console_Service
                  const Casebridge__V1__SearchRequest *input,
                  Casebridge__V1__SearchHit_Closure closure,
                  void *closure_data);
+  void (*backup)(Casebridge__V1__Console_Service *service,
+                 const Casebridge__V1__BackupRequest *input,
+                 Casebridge__V1__BackupReply_Closure closure,
+                 void *closure_data);
 };
 typedef void (*Casebridge__V1__Console_ServiceDestroy)(Casebridge__V1__Console_Service *);
 void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
@@ -740,7 +815,8 @@ void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
       function_prefix__ ## cancel_delivery,\
       function_prefix__ ## list_retention,\
       function_prefix__ ## hold_retention,\
-      function_prefix__ ## search  }
+      function_prefix__ ## search,\
+      function_prefix__ ## backup  }
 void casebridge__v1__console__submit(ProtobufCService *service,
                                      const Casebridge__V1__InterventionRequest *input,
                                      Casebridge__V1__SubmitReceipt_Closure closure,
@@ -793,11 +869,17 @@ void casebridge__v1__console__search(ProtobufCService *service,
                                      const Casebridge__V1__SearchRequest *input,
                                      Casebridge__V1__SearchHit_Closure closure,
                                      void *closure_data);
+void casebridge__v1__console__backup(ProtobufCService *service,
+                                     const Casebridge__V1__BackupRequest *input,
+                                     Casebridge__V1__BackupReply_Closure closure,
+                                     void *closure_data);
 
 /* --- descriptors --- */
 
 extern const ProtobufCEnumDescriptor    casebridge__v1__node_role__descriptor;
 extern const ProtobufCEnumDescriptor    casebridge__v1__inbox_entry_kind__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__backup_request__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__backup_reply__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__search_request__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__search_hit__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__list_retention_request__descriptor;
