@@ -9,6 +9,8 @@ import Foundation
 enum SearchTerms {
     /// Lower case, without diacritics (Vietnamese đ and the like included).
     static func fold(_ text: String) -> String {
+        // Most text is plain ASCII: lower case is all it needs (Foundation's folding costs ~8 µs).
+        if text.utf8.allSatisfy({ $0 < 0x80 }) { return text.lowercased() }
         let special: [Character: String] = ["đ": "d", "Đ": "d", "ł": "l", "Ł": "l", "ø": "o", "Ø": "o", "ß": "ss",
                                             "æ": "ae", "Æ": "ae", "œ": "oe", "ı": "i"]
         let replaced = text.map { special[$0] ?? String($0) }.joined()
@@ -94,12 +96,8 @@ extension CaseTracker {
         let hits: [SearchHit] = try store.read { db in
             var found: [String] = []  // "case/ref", in order of discovery
             for alternative in SearchTerms.alternatives(request.query) {
-                var matches: Set<String>?
-                for term in alternative {
-                    let these = Set(try db.searchTerm(term, limit: 10_000).map { "\($0.caseID)/\($0.personRef)" })
-                    matches = matches.map { $0.intersection(these) } ?? these
-                }
-                for match in (matches ?? []).sorted() where !found.contains(match) { found.append(match) }
+                let matches = try db.searchPersons(allOf: alternative, limit: 10_000).map { "\($0.caseID)/\($0.personRef)" }
+                for match in matches.sorted() where !found.contains(match) { found.append(match) }
             }
             return try found.prefix(limit).compactMap { match -> SearchHit? in
                 let parts = match.split(separator: "/", maxSplits: 1).map(String.init)

@@ -125,11 +125,12 @@ enum Migrations {
         CREATE INDEX outbox_pending_by_case ON outbox(peer_node, case_id, position) WHERE state IN (1, 2, 4);
         ALTER TABLE cases ADD COLUMN test INTEGER NOT NULL DEFAULT 0;
         """,
-        // 5: personal data sealed at rest under a data key per case (RecordSealer); the keys, wrapped.
-        // Deleting a case's key makes its personal data unreadable (crypto-shredding). Retention: when a
-        // case closed, when its personal data was purged, and the holds that keep it.
+        // 5: personal data sealed at rest under a data key per case (RecordSealer), kept wrapped in the
+        // case's row (no second random-key insert per case). Deleting it makes the case's personal data
+        // unreadable (crypto-shredding). Retention: when a case closed, when its personal data was
+        // purged, and the holds that keep it. Search: per person, one appended row of keyed term hashes.
         """
-        CREATE TABLE case_keys (case_id TEXT PRIMARY KEY, wrapped BLOB NOT NULL) WITHOUT ROWID;
+        ALTER TABLE cases ADD COLUMN data_key BLOB;
         CREATE TABLE store_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
         ALTER TABLE cases ADD COLUMN closed_at_ms INTEGER;
         ALTER TABLE cases ADD COLUMN purged_at_ms INTEGER;
@@ -137,9 +138,8 @@ enum Migrations {
         CREATE INDEX cases_by_closing ON cases(closed_at_ms) WHERE closed_at_ms IS NOT NULL AND purged_at_ms IS NULL;
         CREATE TABLE retention_holds (case_id TEXT PRIMARY KEY, reason TEXT NOT NULL, held_by TEXT NOT NULL,
                                       held_at_ms INTEGER NOT NULL) WITHOUT ROWID;
-        CREATE TABLE search_index (term BLOB NOT NULL, case_id TEXT NOT NULL, person_ref TEXT NOT NULL,
-                                   PRIMARY KEY (term, case_id, person_ref)) WITHOUT ROWID;
-        CREATE INDEX search_index_by_case ON search_index(case_id);
+        CREATE TABLE search_terms (id INTEGER PRIMARY KEY, case_id TEXT NOT NULL, person_ref TEXT NOT NULL,
+                                   terms BLOB NOT NULL);
         """,
     ]
 

@@ -8,33 +8,52 @@ import CaseBridgeTLS
 public final class RecordSealer: Sendable {
     private let keyEncryptionKey: [UInt8]
     /// Keys the blind search index: derived from the data key, separate from it.
-    private let indexKey: [UInt8]
+    private let indexKey: KeyedHash
 
     public init(keyEncryptionKey: [UInt8]) throws(StoreError) {
         guard keyEncryptionKey.count == Sealing.keyBytes else {
             throw StoreError("the data key must be \(Sealing.keyBytes) bytes")
         }
         self.keyEncryptionKey = keyEncryptionKey
-        indexKey = Digest.hmacSHA256(key: keyEncryptionKey, Array("casebridge/search-index/v1".utf8))
+        indexKey = KeyedHash(key: Digest.hmacSHA256(key: keyEncryptionKey, Array("casebridge/search-index/v1".utf8)))
     }
 
-    /// What the index stores for a normalised search term: a keyed hash, never the term.
-    func indexTerm(_ term: String) -> [UInt8] { Array(Digest.hmacSHA256(key: indexKey, Array(term.utf8)).prefix(16)) }
+    /// What the index stores for a normalised search term: a keyed hash, never the term (8 bytes:
+    /// a false match needs 2^64 tries; a found row is checked term by term anyway).
+    func indexTerm(_ term: String) -> [UInt8] { Array(indexKey.mac(Array(term.utf8)).prefix(8)) }
 
-    /// The case's data key, made (and stored wrapped) on first use when `create`.
+    /// The case's data key, made (and stored wrapped in the case's row) on first use when `create`.
     func dataKey(_ caseID: String, _ db: Database, create: Bool) throws(StoreError) -> [UInt8]? {
-        let context = Array("case-key/\(caseID)".utf8)
-        if let wrapped = try db.first("SELECT wrapped FROM case_keys WHERE case_id = ?", [.text(caseID)])?.blob(0) {
-            do { return try Sealing.open(wrapped, key: keyEncryptionKey, context: context) } catch {
-                throw StoreError("the data key of a case does not open: is this the node's data key file?")
-            }
+        if let row = try db.first("SELECT data_key FROM cases WHERE case_id = ?", [.text(caseID)]), !row.isNull(0) {
+            return try unwrap(row.blob(0), caseID: caseID)
         }
         guard create else { return nil }
-        let key = Sealing.randomBytes(Sealing.keyBytes)
-        let wrapped: [UInt8]
-        do { wrapped = try Sealing.seal(key, key: keyEncryptionKey, context: context) } catch { throw StoreError("\(error)") }
-        try db.query("INSERT INTO case_keys (case_id, wrapped) VALUES (?, ?)", [.text(caseID), .blob(wrapped)])
+        let (key, wrapped) = try newCaseKey(caseID)
+        try db.query("UPDATE cases SET data_key = ? WHERE case_id = ?", [.blob(wrapped), .text(caseID)])
+        guard db.changes == 1 else { throw StoreError("no case \(caseID) to hold a data key") }
         return key
+    }
+
+    /// A new data key for a case, and the same key wrapped for its row.
+    func newCaseKey(_ caseID: String) throws(StoreError) -> (key: [UInt8], wrapped: [UInt8]) {
+        let key = Sealing.randomBytes(Sealing.keyBytes)
+        do { return (key, try Sealing.seal(key, key: keyEncryptionKey, context: Array("case-key/\(caseID)".utf8))) } catch {
+            throw StoreError("\(error)")
+        }
+    }
+
+    private func unwrap(_ wrapped: [UInt8], caseID: String) throws(StoreError) -> [UInt8] {
+        do { return try Sealing.open(wrapped, key: keyEncryptionKey, context: Array("case-key/\(caseID)".utf8)) } catch {
+            throw StoreError("the data key of a case does not open: is this the node's data key file?")
+        }
+    }
+
+    /// A new case's request, sealed under a new key: the wrapped key and the sealed request for its row.
+    func sealNewCase(_ caseID: String, request: [UInt8]) throws(StoreError) -> (wrappedKey: [UInt8], request: [UInt8]) {
+        let (key, wrapped) = try newCaseKey(caseID)
+        do { return (wrapped, try Sealing.seal(request, key: key, context: Array(Self.request(caseID).utf8))) } catch {
+            throw StoreError("\(error)")
+        }
     }
 
     /// `row` names the value's place (table and row identity). Empty values stay empty.
@@ -100,7 +119,8 @@ extension Database {
 extension Database {
     /// Whether this connection's data key opens the case keys stored here (checks the first one).
     public func dataKeysOpen() throws(StoreError) -> Bool {
-        guard let sealer, let caseID = try first("SELECT case_id FROM case_keys LIMIT 1")?.text(0) else { return true }
+        guard let sealer, let caseID = try first("SELECT case_id FROM cases WHERE data_key IS NOT NULL LIMIT 1")?.text(0)
+        else { return true }
         do { return try sealer.dataKey(caseID, self, create: false) != nil } catch { return false }
     }
 }

@@ -150,15 +150,15 @@ extension Database {
     }
 
     public func insertCase(_ row: CaseRow) throws(StoreError) {
+        guard let sealer else { throw StoreError("this connection was opened without the data key") }
+        let sealed = try sealer.sealNewCase(row.caseID, request: row.request)
         try query("""
             INSERT INTO cases (case_id, requesting_node, request, kind, urgency, origin_reference, status, step, person_count,
-                               created_at_ms, updated_at_ms, test) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                               created_at_ms, updated_at_ms, test, data_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, [
-            .text(row.caseID), .text(row.requestingNode),
-            .blob(try sealed(row.request, case: row.caseID, at: RecordSealer.request(row.caseID))),
-            .int(Int64(row.kind)), .int(Int64(row.urgency)),
+            .text(row.caseID), .text(row.requestingNode), .blob(sealed.request), .int(Int64(row.kind)), .int(Int64(row.urgency)),
             .text(row.originReference), .int(Int64(row.status)), .int(Int64(row.step)), .int(Int64(row.personCount)),
-            .int(row.createdAtMs), .int(row.updatedAtMs), .int(row.test ? 1 : 0),
+            .int(row.createdAtMs), .int(row.updatedAtMs), .int(row.test ? 1 : 0), .blob(sealed.wrappedKey),
         ])
     }
 

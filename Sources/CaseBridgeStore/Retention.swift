@@ -48,12 +48,12 @@ extension Database {
     /// Crypto-shredding: the case's data key is deleted and every value it sealed emptied (with
     /// secure_delete, overwritten in the file). Ids, statuses, person refs and counts remain.
     public func purgePersonalData(_ caseID: String, atMs: Int64) throws(StoreError) {
-        try query("DELETE FROM case_keys WHERE case_id = ?", [.text(caseID)])
-        try query("UPDATE cases SET request = X'', purged_at_ms = ? WHERE case_id = ?", [.int(atMs), .text(caseID)])
+        try query("UPDATE cases SET data_key = NULL, request = X'', purged_at_ms = ? WHERE case_id = ?",
+                  [.int(atMs), .text(caseID)])
         try query("UPDATE case_history SET body = X'' WHERE case_id = ?", [.text(caseID)])
         try query("UPDATE outbox SET body = X'' WHERE case_id = ?", [.text(caseID)])
         try query("UPDATE persons SET note = '' WHERE case_id = ?", [.text(caseID)])
-        try query("DELETE FROM search_index WHERE case_id = ?", [.text(caseID)])
+        try query("DELETE FROM search_terms WHERE case_id = ?", [.text(caseID)])
     }
 
     /// Keeps (or, with `reason` nil, releases) a case's personal data past its retention.

@@ -1,20 +1,31 @@
-/// The blind search index: keyed hashes (HMAC-SHA-256 under a key derived from the node's data
-/// key) of normalised terms, each pointing to a person of a case. Finds exact terms only; says
-/// nothing about a person to whoever has the file without the key.
+/// The blind search index: per person, one row holding keyed hashes (HMAC-SHA-256 under a key
+/// derived from the node's data key) of their normalised terms. Rows are appended (cheap to write:
+/// no random-key index on the write path); a search scans them for a term's hash (fast enough for
+/// staff searching hundreds of thousands of persons). Finds exact terms only; says nothing about a
+/// person to whoever has the file without the key.
 extension Database {
     public func addSearchTerms(_ terms: Set<String>, caseID: String, personRef: String) throws(StoreError) {
         guard let sealer else { throw StoreError("this connection was opened without the data key") }
-        for term in terms {
-            try query("INSERT OR IGNORE INTO search_index (term, case_id, person_ref) VALUES (?, ?, ?)",
-                      [.blob(sealer.indexTerm(term)), .text(caseID), .text(personRef)])
-        }
+        guard !terms.isEmpty else { return }
+        let hashes = terms.sorted().flatMap { sealer.indexTerm($0) }
+        try query("INSERT INTO search_terms (case_id, person_ref, terms) VALUES (?, ?, ?)",
+                  [.text(caseID), .text(personRef), .blob(hashes)])
     }
 
-    /// The persons (case id, person ref) one normalised term points to.
-    public func searchTerm(_ term: String, limit: Int) throws(StoreError) -> [(caseID: String, personRef: String)] {
-        guard let sealer else { throw StoreError("this connection was opened without the data key") }
-        return try query("SELECT case_id, person_ref FROM search_index WHERE term = ? LIMIT ?",
-                         [.blob(sealer.indexTerm(term)), .int(Int64(limit))]).map { ($0.text(0), $0.text(1)) }
+    /// The persons (case id, person ref) that have every one of `terms`.
+    public func searchPersons(allOf terms: [String], limit: Int) throws(StoreError) -> [(caseID: String, personRef: String)] {
+        guard let sealer, let first = terms.first else { return [] }
+        let wanted = terms.map { sealer.indexTerm($0) }
+        var found: [(String, String)] = []
+        for row in try query("SELECT case_id, person_ref, terms FROM search_terms WHERE instr(terms, ?) > 0",
+                             [.blob(sealer.indexTerm(first))]) {
+            let blob = row.blob(2)
+            let held = Set(stride(from: 0, to: blob.count - 7, by: 8).map { Array(blob[$0..<($0 + 8)]) })
+            guard wanted.allSatisfy(held.contains) else { continue }
+            found.append((row.text(0), row.text(1)))
+            if found.count >= limit { break }
+        }
+        return found
     }
 
     /// Whether the index was built for what the database held before it existed.
@@ -26,7 +37,7 @@ extension Database {
         try query("INSERT OR REPLACE INTO store_meta (name, value) VALUES ('search-index', '1')")
     }
 
-    /// Every case id with its request (for building the index once).
+    /// Every case whose personal data is kept (for building the index once).
     public func allCaseIDs() throws(StoreError) -> [String] {
         try query("SELECT case_id FROM cases WHERE purged_at_ms IS NULL").map { $0.text(0) }
     }

@@ -25,3 +25,41 @@ extension Digest {
         return mac
     }
 }
+
+/// HMAC-SHA-256 under one key, for many short messages: the keyed inner and outer SHA-256 states
+/// are computed once and copied for each message (the one-shot HMAC sets the key up every time).
+public final class KeyedHash: @unchecked Sendable {
+    private let inner: OpaquePointer
+    private let outer: OpaquePointer
+
+    public init(key: [UInt8]) {
+        var block = key.count > 64 ? Digest.sha256(key) : key
+        block += [UInt8](repeating: 0, count: 64 - block.count)
+        inner = EVP_MD_CTX_new()
+        outer = EVP_MD_CTX_new()
+        EVP_DigestInit_ex(inner, EVP_sha256(), nil)
+        EVP_DigestInit_ex(outer, EVP_sha256(), nil)
+        EVP_DigestUpdate(inner, block.map { $0 ^ 0x36 }, 64)
+        EVP_DigestUpdate(outer, block.map { $0 ^ 0x5c }, 64)
+    }
+
+    deinit {
+        EVP_MD_CTX_free(inner)
+        EVP_MD_CTX_free(outer)
+    }
+
+    /// HMAC-SHA-256 of `bytes` (32 bytes). Safe from any thread: the keyed states are only copied.
+    public func mac(_ bytes: [UInt8]) -> [UInt8] {
+        let work = EVP_MD_CTX_new()
+        defer { EVP_MD_CTX_free(work) }
+        var digest = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        EVP_MD_CTX_copy_ex(work, inner)
+        EVP_DigestUpdate(work, bytes, bytes.count)
+        EVP_DigestFinal_ex(work, &digest, &length)
+        EVP_MD_CTX_copy_ex(work, outer)
+        EVP_DigestUpdate(work, digest, 32)
+        EVP_DigestFinal_ex(work, &digest, &length)
+        return digest
+    }
+}

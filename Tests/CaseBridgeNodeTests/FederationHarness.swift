@@ -3,6 +3,7 @@ import CaseBridgeProto
 import CaseBridgeRPC
 import CaseBridgeTLS
 import Foundation
+import Testing
 import Logging
 import TestSupport
 
@@ -123,8 +124,25 @@ final class TestFederation: @unchecked Sendable {
         process.waitUntilExit()
     }
 
-    func stopAll() {
+    /// Stops every node, then checks what they left: no file a node wrote (its data folder, its key,
+    /// its log) holds the fixture persons of `Make.request` in clear, whatever the test did.
+    func stopAll(sourceLocation: SourceLocation = #_sourceLocation) {
+        stopProcesses()
+        let hits = personalDataInClear()
+        if !hits.isEmpty { Issue.record("personal data in clear: \(hits)", sourceLocation: sourceLocation) }
+    }
+
+    private func stopProcesses() {
         for node in Array(processes.keys) { stop(node) }
+    }
+
+    /// The fixture's names, phones and summary, wherever the nodes wrote them in clear.
+    func personalDataInClear() -> [String] {
+        let needles = ["+62812000", "Person 0", "Person 1", "Held at the compound"]
+        return nodes.flatMap { node in
+            plainTextHits(in: folder.appendingPathComponent(node), needles)
+                + plainTextHits(in: folder.appendingPathComponent("\(node).log"), needles)
+        }
     }
 
     func console(_ node: String) -> RPCChannel {
@@ -159,7 +177,7 @@ final class TestFederation: @unchecked Sendable {
     }
 
     deinit {
-        stopAll()
+        stopProcesses()
         try? FileManager.default.removeItem(at: folder)
     }
 }
@@ -168,7 +186,11 @@ final class TestFederation: @unchecked Sendable {
 /// as "file: needle". What someone with a copy of a node's folder could read.
 func plainTextHits(in folder: URL, _ needles: [String]) -> [String] {
     var hits: [String] = []
-    let files = FileManager.default.enumerator(at: folder, includingPropertiesForKeys: nil)?.compactMap { $0 as? URL } ?? []
+    var isFolder: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isFolder) else { return [] }
+    let files = isFolder.boolValue
+        ? FileManager.default.enumerator(at: folder, includingPropertiesForKeys: nil)?.compactMap { $0 as? URL } ?? []
+        : [folder]
     for file in files {
         guard let bytes = try? Data(contentsOf: file) else { continue }
         for needle in needles where bytes.range(of: Data(needle.utf8)) != nil {

@@ -31,7 +31,7 @@ struct RetentionTests {
         hold.caseID = held
         hold.reason = "court case 2026/114"
         _ = try await ncct.unary(Console.holdRetention, hold)
-        let wrappedKey = try federation.sql("ncct", "SELECT hex(wrapped) FROM case_keys WHERE case_id = '\(closing)'").first ?? ""
+        let wrappedKey = try federation.sql("ncct", "SELECT hex(data_key) FROM cases WHERE case_id = '\(closing)'").first ?? ""
         #expect(wrappedKey.count == 2 * (32 + 29))
         for caseID in [closing, open, held] { _ = try await ncct.unary(Console.applyChange, Make.status(caseID, .acknowledged)) }
         _ = try await ncct.unary(Console.applyChange, Make.outcomes(closing, ["P0": .located]))
@@ -46,9 +46,9 @@ struct RetentionTests {
         #expect(try await federation.eventually(30) { try federation.sql("ncct", purged) == ["1"] && federation.sql("embassy-id", purged) == ["1"] })
         // A hold is the holding node's: NCCT keeps the declined case, the embassy (no hold) does not.
         for (node, kept) in [("ncct", [open, held]), ("embassy-id", [open])] {
-            #expect(try federation.sql(node, "SELECT COUNT(*) FROM case_keys WHERE case_id = '\(closing)'") == ["0"])
+            #expect(try federation.sql(node, "SELECT COUNT(*) FROM cases WHERE case_id = '\(closing)' AND data_key IS NOT NULL") == ["0"])
             #expect(try await federation.eventually {
-                try federation.sql(node, "SELECT case_id FROM case_keys ORDER BY case_id") == kept.sorted()
+                try federation.sql(node, "SELECT case_id FROM cases WHERE data_key IS NOT NULL ORDER BY case_id") == kept.sorted()
             }, "\(node)")
         }
         var get = GetCaseRequest()
