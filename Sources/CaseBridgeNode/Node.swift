@@ -62,8 +62,15 @@ public final class Node: Sendable {
             logger.warning("the process may open fewer files than limits.max_connections needs; raise ulimit -n",
                            metadata: ["open-files-allowed": "\(filesAllowed)", "needed": "\(filesNeeded)"])
         }
+        try DataKeyFile.settle(configuration, logger: logger)
         let store = try CaseStore(folder: configuration.dataFolder, dataKey: try DataKeyFile.loadOrCreate(configuration.dataKeyFile),
                                   logger: logger)
+        guard try store.read({ try $0.dataKeysOpen() }) else {
+            store.close()
+            throw ConfigurationError(file: configuration.dataKeyFile, field: "",
+                                     problem: "this data key does not open the node's database (a key from before a rotation, "
+                                         + "or another node's?)")
+        }
         let peers = directory.nodes.filter { $0.id != me.id && ($0.role == .ncct || me.role == .ncct) }
         let clientGroup = EventLoopGroup(threads: 1, name: "cb-delivery")
         self.clientGroup = clientGroup

@@ -47,3 +47,11 @@ extension CaseStore {
         }
     }
 }
+
+extension CaseStore {
+    /// Whether the database in `folder` holds any case key (an empty one opens with any key).
+    public static func hasCaseKeys(_ folder: String) throws(StoreError) -> Bool {
+        let database = try Database(path: (folder as NSString).appendingPathComponent("casebridge.sqlite3"), readOnly: true)
+        return try database.first("SELECT COUNT(*) FROM cases WHERE data_key IS NOT NULL")?.int(0) ?? 0 > 0
+    }
+}

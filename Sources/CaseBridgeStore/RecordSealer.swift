@@ -6,7 +6,7 @@ import CaseBridgeTLS
 /// so values swapped between rows do not open. Ids, statuses, times, counts and person refs stay
 /// in clear; none of them says anything about a person.
 public final class RecordSealer: Sendable {
-    private let keyEncryptionKey: [UInt8]
+    let keyEncryptionKey: [UInt8]
     /// Keys the blind search index: derived from the data key, separate from it.
     private let indexKey: KeyedHash
 
@@ -37,9 +37,7 @@ public final class RecordSealer: Sendable {
     /// A new data key for a case, and the same key wrapped for its row.
     func newCaseKey(_ caseID: String) throws(StoreError) -> (key: [UInt8], wrapped: [UInt8]) {
         let key = Sealing.randomBytes(Sealing.keyBytes)
-        do { return (key, try Sealing.seal(key, key: keyEncryptionKey, context: Array("case-key/\(caseID)".utf8))) } catch {
-            throw StoreError("\(error)")
-        }
+        return (key, try wrap(key, caseID: caseID))
     }
 
     private func unwrap(_ wrapped: [UInt8], caseID: String) throws(StoreError) -> [UInt8] {
@@ -122,5 +120,32 @@ extension Database {
         guard let sealer, let caseID = try first("SELECT case_id FROM cases WHERE data_key IS NOT NULL LIMIT 1")?.text(0)
         else { return true }
         do { return try sealer.dataKey(caseID, self, create: false) != nil } catch { return false }
+    }
+}
+
+extension CaseStore {
+    /// Wraps every case's data key under `newKey` instead, in one transaction, and drops the search
+    /// index (its key derives from the data key; the node rebuilds it at its next start).
+    public func rotateDataKey(to newKey: [UInt8]) async throws {
+        let next = try RecordSealer(keyEncryptionKey: newKey)
+        try await write { db in
+            guard let current = db.sealer else { throw StoreError("this connection was opened without the data key") }
+            for row in try db.query("SELECT case_id FROM cases WHERE data_key IS NOT NULL") {
+                let caseID = row.text(0)
+                guard let key = try current.dataKey(caseID, db, create: false) else { continue }
+                let wrapped = try next.wrap(key, caseID: caseID)
+                try db.query("UPDATE cases SET data_key = ? WHERE case_id = ?", [.blob(wrapped), .text(caseID)])
+            }
+            try db.query("DELETE FROM search_terms")
+            try db.query("DELETE FROM store_meta WHERE name = 'search-index'")
+        }
+    }
+}
+
+extension RecordSealer {
+    func wrap(_ key: [UInt8], caseID: String) throws(StoreError) -> [UInt8] {
+        do { return try Sealing.seal(key, key: keyEncryptionKey, context: Array("case-key/\(caseID)".utf8)) } catch {
+            throw StoreError("\(error)")
+        }
     }
 }

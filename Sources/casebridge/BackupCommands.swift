@@ -47,8 +47,7 @@ struct RestoreCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try node.configuration()
-        if FileManager.default.fileExists(atPath: configuration.consoleSocket),
-           (try? await ConsoleConnection(configuration: configuration).call(Console.getStatus, StatusRequest())) != nil {
+        if await ConsoleConnection.isRunning(configuration) {
             throw fail("node \(configuration.nodeID) is running; stop it first, then restore", code: Exit.refused)
         }
         var logger = Logger(label: "casebridge.restore")

@@ -70,6 +70,14 @@ struct ConsoleConnection {
                              tls: nil, configuration: client, logger: logger)
     }
 
+    /// Whether the node answers on its console socket (operations that need it stopped refuse then).
+    static func isRunning(_ configuration: NodeConfiguration) async -> Bool {
+        guard FileManager.default.fileExists(atPath: configuration.consoleSocket) else { return false }
+        let console = ConsoleConnection(configuration: configuration)
+        defer { console.channel.close() }
+        return (try? await console.call(Console.getStatus, StatusRequest())) != nil
+    }
+
     /// The case id that `name` means: a whole id, a unique prefix of one (at least 4 characters), or
     /// the embassy's own reference for the case. Otherwise exit 4 (no such case) or 2 (ambiguous).
     func resolveCase(_ name: String) async throws -> String {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CaseBridgeNode
+import CaseBridgeProto
 import Dispatch
 import Foundation
 import Logging
@@ -8,7 +9,7 @@ struct NodeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "node",
         abstract: "Runs this agency's node.",
-        subcommands: [RunNode.self]
+        subcommands: [RunNode.self, RotateKey.self]
     )
 }
 
@@ -79,3 +80,32 @@ final class OnceFlag: @unchecked Sendable {
 /// Signal sources stop when released; these live as long as the process.
 nonisolated(unsafe) private var retainedSources: [DispatchSourceSignal] = []
 private func keepAlive(_ sources: [DispatchSourceSignal]) { retainedSources += sources }
+
+struct RotateKey: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rotate-key",
+        abstract: "Replaces the node's data key with a new one (with the node stopped).",
+        discussion: """
+            Every case's key is wrapped under the new data key in one transaction; then the new \
+            key file replaces the old one. If it is cut short, the next start finishes or forgets \
+            it. Backups taken before the rotation still need the old key: keep a copy of it with \
+            them. The search index is rebuilt at the next start.
+
+            Example: casebridge node rotate-key --config /etc/casebridge/node.json
+            """)
+    @OptionGroup var node: NodeOptions
+
+    func run() async throws {
+        let configuration = try node.configuration()
+        if await ConsoleConnection.isRunning(configuration) {
+            throw fail("node \(configuration.nodeID) is running; stop it first, then rotate its key", code: Exit.refused)
+        }
+        var logger = Logger(label: "casebridge.rotate-key")
+        logger.logLevel = .critical
+        do { try await DataKeyFile.rotate(configuration, logger: logger) } catch {
+            throw fail("cannot rotate the data key: \(error)", code: Exit.badInput)
+        }
+        print("Data key of \(configuration.nodeID) replaced: \(configuration.dataKeyFile). "
+              + "Backups taken before need the old key.")
+    }
+}

@@ -135,4 +135,47 @@ struct BackupTests {
         #expect(try await embassy.unary(Console.verifyAudit, VerifyAuditRequest()).intact)
         federation.stopAll()
     }
+
+    @Test("the data key is rotated with the node stopped: data and search survive, the old key no longer opens it")
+    func rotateKey() async throws {
+        let federation = try TestFederation(nodes: ["ncct", "embassy-id"])
+        for node in federation.nodes { try await federation.start(node) }
+        var embassy = federation.console("embassy-id")
+        var request = Make.request(persons: 1)
+        request.persons[0].fullName = "Rosalind Quenby"
+        let caseID = try await embassy.unary(Console.submit, request).caseID
+        let config = federation.configPath("embassy-id").path
+        expectOneLine(try run(casebridgeBinary, ["node", "rotate-key", "--config", config]), exit: 4, containing: "stop it first")
+        embassy.close()
+        federation.stop("embassy-id")
+        let keyFile = federation.folder.appendingPathComponent("embassy-id/data.key")
+        let oldKey = try String(contentsOf: keyFile, encoding: .utf8)
+        let rotated = try run(casebridgeBinary, ["node", "rotate-key", "--config", config])
+        #expect(rotated.status == 0, "\(rotated.stderr)")
+        #expect(try String(contentsOf: keyFile, encoding: .utf8) != oldKey)
+        #expect(try FileManager.default.attributesOfItem(atPath: keyFile.path)[.posixPermissions] as? Int == 0o600)
+
+        // An interrupted rotation (a new key file left behind that opens nothing) is dropped at start.
+        try "ab".padding(toLength: 64, withPad: "ab", startingAt: 0).write(to: keyFile.appendingPathExtension("new"), atomically: true,
+                                                                          encoding: .utf8)
+        chmod(keyFile.appendingPathExtension("new").path, 0o600)
+        try await federation.start("embassy-id")
+        #expect(!FileManager.default.fileExists(atPath: keyFile.appendingPathExtension("new").path))
+        embassy = federation.console("embassy-id")
+        defer { embassy.close() }
+        var get = GetCaseRequest()
+        get.caseID = caseID
+        #expect(try await embassy.unary(Console.getCase, get).request?.persons.first?.fullName == "Rosalind Quenby")
+        let found = try run(casebridgeBinary, ["search", "--config", config], input: "quenby rosalind\n")
+        #expect(found.stdout.contains("Rosalind Quenby"), "\(found.stdout)\(found.stderr)")
+        #expect(try federation.sql("embassy-id", "SELECT COUNT(*) FROM audit WHERE event = 'data_key.rotated'") == ["1"])
+
+        // With the old key back, the node refuses to start, and says why.
+        federation.stop("embassy-id")
+        try oldKey.write(to: keyFile, atomically: true, encoding: .utf8)
+        chmod(keyFile.path, 0o600)
+        await #expect(throws: (any Error).self) { try await federation.start("embassy-id") }
+        #expect(federation.log("embassy-id").contains("this data key does not open the node's database"))
+        federation.stopAll()
+    }
 }
