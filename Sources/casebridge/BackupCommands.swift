@@ -46,12 +46,7 @@ struct RestoreCommand: AsyncParsableCommand {
     @Option(help: "The backup file.") var from: String
 
     func run() async throws {
-        let configuration = try node.configuration()
-        if await ConsoleConnection.isRunning(configuration) {
-            throw fail("node \(configuration.nodeID) is running; stop it first, then restore", code: Exit.refused)
-        }
-        var logger = Logger(label: "casebridge.restore")
-        logger.logLevel = .critical
+        let (configuration, logger) = try await stoppedNode(node, to: "restore")
         let movedAside: String?
         do {
             movedAside = try await Restore.run(configuration, from: URL(fileURLWithPath: from).standardizedFileURL.path,
@@ -63,4 +58,16 @@ struct RestoreCommand: AsyncParsableCommand {
         if let movedAside { print("The database it replaced is kept as \(movedAside).") }
         print("Start the node: it takes back from its peers what they delivered after the backup.")
     }
+}
+
+/// The configuration of a node that must be stopped for `action`, and a quiet logger for the work;
+/// exit 4 when it is running.
+func stoppedNode(_ node: NodeOptions, to action: String) async throws -> (NodeConfiguration, Logger) {
+    let configuration = try node.configuration()
+    if await ConsoleConnection.isRunning(configuration) {
+        throw fail("node \(configuration.nodeID) is running; stop it first, then \(action)", code: Exit.refused)
+    }
+    var logger = Logger(label: "casebridge.offline")
+    logger.logLevel = .critical
+    return (configuration, logger)
 }

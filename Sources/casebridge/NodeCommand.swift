@@ -96,12 +96,7 @@ struct RotateKey: AsyncParsableCommand {
     @OptionGroup var node: NodeOptions
 
     func run() async throws {
-        let configuration = try node.configuration()
-        if await ConsoleConnection.isRunning(configuration) {
-            throw fail("node \(configuration.nodeID) is running; stop it first, then rotate its key", code: Exit.refused)
-        }
-        var logger = Logger(label: "casebridge.rotate-key")
-        logger.logLevel = .critical
+        let (configuration, logger) = try await stoppedNode(node, to: "rotate its key")
         do { try await DataKeyFile.rotate(configuration, logger: logger) } catch {
             throw fail("cannot rotate the data key: \(error)", code: Exit.badInput)
         }
