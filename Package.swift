@@ -7,7 +7,7 @@ let package = Package(
     name: "CaseBridge",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "casebridge", targets: ["casebridge"]),
+        .executable(name: "casebridge", targets: ["casebridge"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -30,57 +30,90 @@ let package = Package(
         // Transport: one target per C library, then gRPC on top.
         .target(name: "CaseBridgeTLS", dependencies: ["COpenSSL"]),
         .target(name: "CaseBridgeHTTP2", dependencies: ["CNghttp2"]),
-        .target(name: "CaseBridgeNet", dependencies: [
-            "CLibevent", "CaseBridgeTLS", .product(name: "Logging", package: "swift-log"),
-        ]),
-        .target(name: "CaseBridgeRPC", dependencies: [
-            "CaseBridgeNet", "CaseBridgeHTTP2", "CaseBridgeTLS", "CaseBridgeProto",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "CaseBridgeNet",
+            dependencies: [
+                "CLibevent", "CaseBridgeTLS", .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "CaseBridgeRPC",
+            dependencies: [
+                "CaseBridgeNet", "CaseBridgeHTTP2", "CaseBridgeTLS", "CaseBridgeProto",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
 
         // SQLite: migrations, cases, inbox, outbox, idempotency keys, events, the audit chain.
-        .target(name: "CaseBridgeStore", dependencies: [
-            "CSQLite", "CaseBridgeTLS", .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "CaseBridgeStore",
+            dependencies: [
+                "CSQLite", "CaseBridgeTLS", .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
 
         // The node: configuration, lifecycle, authorization, services, delivery. Imports no C.
-        .target(name: "CaseBridgeNode", dependencies: [
-            "CaseBridgeRPC", "CaseBridgeStore", "CaseBridgeProto", "CaseBridgeTLS", "CaseBridgeNet",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "CaseBridgeNode",
+            dependencies: [
+                "CaseBridgeRPC", "CaseBridgeStore", "CaseBridgeProto", "CaseBridgeTLS", "CaseBridgeNet",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
 
-        .executableTarget(name: "casebridge", dependencies: [
-            "CaseBridgeNode", "CaseBridgeRPC", "CaseBridgeProto",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .executableTarget(
+            name: "casebridge",
+            dependencies: [
+                "CaseBridgeNode", "CaseBridgeRPC", "CaseBridgeProto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
 
         // The benchmarks' load generator (Benchmarks/run drives it); not part of the product.
-        .executableTarget(name: "casebridge-bench", dependencies: [
-            "CaseBridgeRPC", "CaseBridgeProto", "CaseBridgeTLS", "CaseBridgeNet",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
-        ], path: "Benchmarks/LoadGenerator"),
+        .executableTarget(
+            name: "casebridge-bench",
+            dependencies: [
+                "CaseBridgeRPC", "CaseBridgeProto", "CaseBridgeTLS", "CaseBridgeNet",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/LoadGenerator"
+        ),
 
         // The fuzz harnesses: scripts/fuzz builds them with libFuzzer; a plain build replays corpora.
-        .executableTarget(name: "casebridge-fuzz", dependencies: [
-            "CaseBridgeProto", "CaseBridgeRPC", "CaseBridgeTLS", .product(name: "Logging", package: "swift-log"),
-        ], path: "Tests/Fuzz", exclude: ["corpus", "make_seeds.py"]),
+        .executableTarget(
+            name: "casebridge-fuzz",
+            dependencies: [
+                "CaseBridgeProto", "CaseBridgeRPC", "CaseBridgeTLS", .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/Fuzz",
+            exclude: ["corpus", "make_seeds.py"]
+        ),
 
         // Helpers shared by the test targets: child processes, temporary folders, the repo root.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "CaseBridgeProtoTests", dependencies: ["CaseBridgeProto", "TestSupport"]),
-        .testTarget(name: "CaseBridgeStoreTests", dependencies: [
-            "CaseBridgeStore", "TestSupport", .product(name: "Logging", package: "swift-log"),
-        ]),
-        .testTarget(name: "CaseBridgeNodeTests", dependencies: [
-            "CaseBridgeNode", "CaseBridgeRPC", "CaseBridgeTLS", "CaseBridgeProto", "TestSupport",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
-        .testTarget(name: "CaseBridgeRPCTests", dependencies: [
-            "CaseBridgeRPC", "CaseBridgeHTTP2", "CaseBridgeNet", "CaseBridgeTLS", "CaseBridgeProto", "TestSupport",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .testTarget(
+            name: "CaseBridgeStoreTests",
+            dependencies: [
+                "CaseBridgeStore", "TestSupport", .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "CaseBridgeNodeTests",
+            dependencies: [
+                "CaseBridgeNode", "CaseBridgeRPC", "CaseBridgeTLS", "CaseBridgeProto", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "CaseBridgeRPCTests",
+            dependencies: [
+                "CaseBridgeRPC", "CaseBridgeHTTP2", "CaseBridgeNet", "CaseBridgeTLS", "CaseBridgeProto", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

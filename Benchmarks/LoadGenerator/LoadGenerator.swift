@@ -13,7 +13,8 @@ import Synchronization
 struct LoadGenerator: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "casebridge-bench",
-        subcommands: [DurableSubmit.self, IdleConnections.self, EndToEnd.self, WriteRequest.self])
+        subcommands: [DurableSubmit.self, IdleConnections.self, EndToEnd.self, WriteRequest.self]
+    )
 }
 
 struct PeerOptions: ParsableArguments {
@@ -25,8 +26,15 @@ struct PeerOptions: ParsableArguments {
     @Option var trustDomain = "casebridge.test"
 
     func tls() throws -> TLSContext {
-        try TLSContext(.client, configuration: TLSConfiguration(certificateChainPath: certificate, privateKeyPath: key,
-                                                                trustedCAPath: ca, trustDomain: trustDomain))
+        try TLSContext(
+            .client,
+            configuration: TLSConfiguration(
+                certificateChainPath: certificate,
+                privateKeyPath: key,
+                trustedCAPath: ca,
+                trustDomain: trustDomain
+            )
+        )
     }
     var identity: PeerIdentity { PeerIdentity(trustDomain: trustDomain, nodeID: target) }
 }
@@ -74,10 +82,14 @@ final class Shared<Value: Sendable>: Sendable {
 /// Latencies in microseconds → the figures the benchmarks report.
 func report(_ name: String, latencies: [Double], seconds: Double, errors: Int, extra: [String: Any] = [:]) {
     let sorted = latencies.sorted()
-    func percentile(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
-    var result: [String: Any] = ["workload": name, "requests": sorted.count, "errors": errors, "seconds": seconds,
-                                 "rps": Double(sorted.count) / seconds, "p50_us": percentile(0.5), "p90_us": percentile(0.9),
-                                 "p99_us": percentile(0.99)]
+    func percentile(_ p: Double) -> Double {
+        sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
+    }
+    var result: [String: Any] = [
+        "workload": name, "requests": sorted.count, "errors": errors, "seconds": seconds,
+        "rps": Double(sorted.count) / seconds, "p50_us": percentile(0.5), "p90_us": percentile(0.9),
+        "p99_us": percentile(0.99),
+    ]
     result.merge(extra) { $1 }
     let data = try! JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
     print(String(decoding: data, as: UTF8.self))
@@ -86,14 +98,21 @@ func report(_ name: String, latencies: [Double], seconds: Double, errors: Int, e
 final class Samples: Sendable {
     private let state = Mutex<(latencies: [Double], errors: Int, firstError: String)>(([], 0, ""))
     func add(_ microseconds: Double) { state.withLock { $0.latencies.append(microseconds) } }
-    func fail(_ error: Error) { state.withLock { if $0.errors == 0 { $0.firstError = "\(error)" }; $0.errors += 1 } }
+    func fail(_ error: Error) {
+        state.withLock {
+            if $0.errors == 0 { $0.firstError = "\(error)" }; $0.errors += 1
+        }
+    }
     var latencies: [Double] { state.withLock { $0.latencies } }
     var errors: Int { state.withLock { $0.errors } }
     var firstError: String { state.withLock { $0.firstError } }
 }
 
 struct DurableSubmit: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "submit", abstract: "Unique durable submits for a fixed time.")
+    static let configuration = CommandConfiguration(
+        commandName: "submit",
+        abstract: "Unique durable submits for a fixed time."
+    )
     @OptionGroup var peer: PeerOptions
     @Option var origin = "embassy-id"
     @Option var connections = 1
@@ -102,7 +121,8 @@ struct DurableSubmit: AsyncParsableCommand {
     @Option var warmup = 2.0
     @Option(help: "Persons per request (2 by default).") var persons = 2
     @Option(help: "Pad each person's name to this many bytes (large valid requests).") var nameBytes = 0
-    @Flag(help: "Send one request over and over (the idempotent replay path) instead of unique ones.") var replay = false
+    @Flag(help: "Send one request over and over (the idempotent replay path) instead of unique ones.") var replay =
+        false
 
     func run() async throws {
         let tls = try peer.tls()
@@ -121,11 +141,19 @@ struct DurableSubmit: AsyncParsableCommand {
                 for _ in 0..<streams {
                     tasks.addTask {
                         while ContinuousClock.now < end {
-                            let request = replay ? fixed : benchmarkRequest(origin: origin, persons: persons, nameBytes: nameBytes)
+                            let request =
+                                replay
+                                ? fixed : benchmarkRequest(origin: origin, persons: persons, nameBytes: nameBytes)
                             let began = ContinuousClock.now
                             do {
                                 _ = try await channel.unary(CaseExchange.submitRequest, request, timeout: .seconds(30))
-                                if began >= measureFrom { samples.add(Double((ContinuousClock.now - began).components.attoseconds) / 1e12 + Double((ContinuousClock.now - began).components.seconds) * 1e6) }
+                                if began >= measureFrom {
+                                    samples.add(
+                                        Double((ContinuousClock.now - began).components.attoseconds) / 1e12 + Double(
+                                            (ContinuousClock.now - began).components.seconds
+                                        ) * 1e6
+                                    )
+                                }
                             } catch {
                                 samples.fail(error)
                             }
@@ -135,14 +163,24 @@ struct DurableSubmit: AsyncParsableCommand {
             }
         }
         channels.forEach { $0.close() }
-        report("\(replay ? "replay" : "durable")_submit_\(connections * streams)", latencies: samples.latencies, seconds: seconds, errors: samples.errors,
-               extra: ["in_flight": connections * streams, "first_error": samples.firstError,
-                       "request_bytes": (try? ProtoCodec.encode(fixed).count) ?? 0])
+        report(
+            "\(replay ? "replay" : "durable")_submit_\(connections * streams)",
+            latencies: samples.latencies,
+            seconds: seconds,
+            errors: samples.errors,
+            extra: [
+                "in_flight": connections * streams, "first_error": samples.firstError,
+                "request_bytes": (try? ProtoCodec.encode(fixed).count) ?? 0,
+            ]
+        )
     }
 }
 
 struct IdleConnections: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "connections", abstract: "Opens N mutually authenticated connections and holds them.")
+    static let configuration = CommandConfiguration(
+        commandName: "connections",
+        abstract: "Opens N mutually authenticated connections and holds them."
+    )
     @OptionGroup var peer: PeerOptions
     @Option var count = 1000
     @Option var hold = 5.0
@@ -154,7 +192,9 @@ struct IdleConnections: AsyncParsableCommand {
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         limit.rlim_cur = limit.rlim_max
         setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        let channels = (0..<count).map { _ in RPCChannel(endpoint: peer.endpoint, target: peer.identity, tls: tls, logger: silent, group: group) }
+        let channels = (0..<count).map { _ in
+            RPCChannel(endpoint: peer.endpoint, target: peer.identity, tls: tls, logger: silent, group: group)
+        }
         let samples = Samples()
         let start = ContinuousClock.now
         // Connect in waves of 50 so the rate measures the server, not a thundering herd of retries.
@@ -164,7 +204,11 @@ struct IdleConnections: AsyncParsableCommand {
                     tasks.addTask {
                         let began = ContinuousClock.now
                         do {
-                            _ = try await channel.unary(GRPCHealth.Health.check, GRPCHealth.HealthCheckRequest(), timeout: .seconds(30))
+                            _ = try await channel.unary(
+                                GRPCHealth.Health.check,
+                                GRPCHealth.HealthCheckRequest(),
+                                timeout: .seconds(30)
+                            )
                             let d = ContinuousClock.now - began
                             samples.add(Double(d.components.seconds) * 1e6 + Double(d.components.attoseconds) / 1e12)
                         } catch { samples.fail(error) }
@@ -177,21 +221,39 @@ struct IdleConnections: AsyncParsableCommand {
         // Tell the driver the connections are up and idle, then hold them.
         FileHandle.standardError.write(Data("CONNECTED \(samples.latencies.count)\n".utf8))
         try await Task.sleep(for: .milliseconds(Int(hold * 1000)))
-        report("connections_\(count)", latencies: samples.latencies, seconds: seconds, errors: samples.errors,
-               extra: ["connections_per_s": Double(samples.latencies.count) / seconds, "first_error": samples.firstError])
+        report(
+            "connections_\(count)",
+            latencies: samples.latencies,
+            seconds: seconds,
+            errors: samples.errors,
+            extra: ["connections_per_s": Double(samples.latencies.count) / seconds, "first_error": samples.firstError]
+        )
         channels.forEach { $0.close() }
     }
 }
 
 struct EndToEnd: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "e2e", abstract: "casebridge submit at an embassy → NCCT inbox → acknowledgement back.")
+    static let configuration = CommandConfiguration(
+        commandName: "e2e",
+        abstract: "casebridge submit at an embassy → NCCT inbox → acknowledgement back."
+    )
     @Option var embassySocket: String
     @Option var ncctSocket: String
     @Option var cases = 1000
 
     func run() async throws {
-        let embassy = RPCChannel(endpoint: "unix:\(embassySocket)", target: PeerIdentity(trustDomain: "local", nodeID: "embassy"), tls: nil, logger: silent)
-        let ncct = RPCChannel(endpoint: "unix:\(ncctSocket)", target: PeerIdentity(trustDomain: "local", nodeID: "ncct"), tls: nil, logger: silent)
+        let embassy = RPCChannel(
+            endpoint: "unix:\(embassySocket)",
+            target: PeerIdentity(trustDomain: "local", nodeID: "embassy"),
+            tls: nil,
+            logger: silent
+        )
+        let ncct = RPCChannel(
+            endpoint: "unix:\(ncctSocket)",
+            target: PeerIdentity(trustDomain: "local", nodeID: "ncct"),
+            tls: nil,
+            logger: silent
+        )
         let started = Shared<[String: ContinuousClock.Instant]>([:])
         let samples = Samples()
         let inNCCT = Samples()
@@ -213,11 +275,18 @@ struct EndToEnd: AsyncParsableCommand {
         let done = Shared(0)
         let failed = Shared(0)
         let tracker = Task {
-            for try await event in embassy.streaming(Console.watch, [WatchCasesRequest()]) where event.kind == .updated {
-                guard event.summary?.status == .acknowledged, let began = started.withLock({ $0[event.caseID] }) else { continue }
+            for try await event in embassy.streaming(Console.watch, [WatchCasesRequest()]) where event.kind == .updated
+            {
+                guard event.summary?.status == .acknowledged, let began = started.withLock({ $0[event.caseID] }) else {
+                    continue
+                }
                 let d = ContinuousClock.now - began
                 samples.add(Double(d.components.seconds) * 1e6 + Double(d.components.attoseconds) / 1e12)
-                if done.withLock({ $0 += 1; return $0 }) + failed.withLock({ $0 }) == cases { return }
+                if done.withLock({
+                    $0 += 1; return $0
+                }) + failed.withLock({ $0 }) == cases {
+                    return
+                }
             }
         }
         try await Task.sleep(for: .milliseconds(300))
@@ -243,23 +312,38 @@ struct EndToEnd: AsyncParsableCommand {
         desk.cancel()
         let elapsed = ContinuousClock.now - start
         let ncctSorted = inNCCT.latencies.sorted()
-        report("end_to_end_ack", latencies: samples.latencies, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
-               errors: failed.withLock { $0 }, extra: ["in_ncct_inbox_p50_us": ncctSorted.isEmpty ? 0 : ncctSorted[ncctSorted.count / 2]])
+        report(
+            "end_to_end_ack",
+            latencies: samples.latencies,
+            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+            errors: failed.withLock { $0 },
+            extra: ["in_ncct_inbox_p50_us": ncctSorted.isEmpty ? 0 : ncctSorted[ncctSorted.count / 2]]
+        )
         embassy.close()
         ncct.close()
     }
 }
 
 struct WriteRequest: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "write-request", abstract: "Writes one gRPC-framed message for h2load.")
+    static let configuration = CommandConfiguration(
+        commandName: "write-request",
+        abstract: "Writes one gRPC-framed message for h2load."
+    )
     @Argument var kind: String
     @Argument var path: String
     @Option var origin = "embassy-id"
 
     func run() throws {
-        let message: [UInt8] = kind == "health" ? try ProtoCodec.encode(GRPCHealth.HealthCheckRequest()) : try ProtoCodec.encode(benchmarkRequest(origin: origin))
+        let message: [UInt8] =
+            kind == "health"
+            ? try ProtoCodec.encode(GRPCHealth.HealthCheckRequest())
+            : try ProtoCodec.encode(benchmarkRequest(origin: origin))
         let n = UInt32(message.count)
-        let framed = [0, UInt8(n >> 24), UInt8(truncatingIfNeeded: n >> 16), UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n)] + message
+        let framed =
+            [
+                0, UInt8(n >> 24), UInt8(truncatingIfNeeded: n >> 16), UInt8(truncatingIfNeeded: n >> 8),
+                UInt8(truncatingIfNeeded: n),
+            ] + message
         try Data(framed).write(to: URL(fileURLWithPath: path))
         if kind == "submit" { print(try ProtoCodec.decode(InterventionRequest.self, from: message).requestID) }
     }

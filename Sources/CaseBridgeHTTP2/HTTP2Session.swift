@@ -119,14 +119,28 @@ public final class HTTP2Session {
         session = created!
         nghttp2_session_set_user_data(session, Unmanaged.passUnretained(self).toOpaque())
         let entries = [
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: settings.maxConcurrentStreams),
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: settings.initialWindowSize),
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: settings.maxHeaderListSize),
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue),
+                value: settings.maxConcurrentStreams
+            ),
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue),
+                value: settings.initialWindowSize
+            ),
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue),
+                value: settings.maxHeaderListSize
+            ),
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0),
         ]
         nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), entries, entries.count)
         // A larger connection window than the default 64 KiB, so that one large message does not stall.
-        nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Int32(settings.initialWindowSize) * 4)
+        nghttp2_session_set_local_window_size(
+            session,
+            UInt8(NGHTTP2_FLAG_NONE.rawValue),
+            0,
+            Int32(settings.initialWindowSize) * 4
+        )
     }
 
     deinit { nghttp2_session_del(session) }
@@ -143,8 +157,10 @@ public final class HTTP2Session {
 
     /// Hands the bytes nghttp2 wants to send to `write`, in order, while `more` says the socket
     /// can take them; the rest stays queued in nghttp2 (frames are built lazily) for the next call.
-    public func drainOutput(while more: () -> Bool = { true },
-                            _ write: (UnsafeRawBufferPointer) -> Void) throws(HTTP2Error) {
+    public func drainOutput(
+        while more: () -> Bool = { true },
+        _ write: (UnsafeRawBufferPointer) -> Void
+    ) throws(HTTP2Error) {
         while more() {
             var data: UnsafePointer<UInt8>?
             let count = nghttp2_session_mem_send(session, &data)
@@ -246,9 +262,19 @@ public final class HTTP2Session {
         return withExtendedLifetime(storage) {
             for (name, value) in storage {
                 let n = UnsafeMutablePointer<UInt8>(mutating: name.withUnsafeBufferPointer { $0.baseAddress! })
-                let v = value.isEmpty ? UnsafeMutablePointer<UInt8>(mutating: emptyByte)
+                let v =
+                    value.isEmpty
+                    ? UnsafeMutablePointer<UInt8>(mutating: emptyByte)
                     : UnsafeMutablePointer<UInt8>(mutating: value.withUnsafeBufferPointer { $0.baseAddress! })
-                nva.append(nghttp2_nv(name: n, value: v, namelen: name.count, valuelen: value.count, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+                nva.append(
+                    nghttp2_nv(
+                        name: n,
+                        value: v,
+                        namelen: name.count,
+                        valuelen: value.count,
+                        flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)
+                    )
+                )
             }
             return nva.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
         }
@@ -262,18 +288,27 @@ public final class HTTP2Session {
         guard var block = inbound[streamID] else { return }
         block.size += name.count + value.count + 32
         if block.size <= Int(settings.maxHeaderListSize) {
-            block.headers.append(HTTP2Header(String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+            block.headers.append(
+                HTTP2Header(String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self))
+            )
         }
         inbound[streamID] = block
     }
 
     fileprivate func headersComplete(_ streamID: Int32, endStream: Bool) {
         let block = inbound.removeValue(forKey: streamID) ?? ([], 0)
-        delegate?.session(self, headers: block.headers, streamID: streamID, endStream: endStream,
-                          oversized: block.size > Int(settings.maxHeaderListSize))
+        delegate?.session(
+            self,
+            headers: block.headers,
+            streamID: streamID,
+            endStream: endStream,
+            oversized: block.size > Int(settings.maxHeaderListSize)
+        )
     }
 
-    fileprivate func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer) { delegate?.session(self, data: bytes, streamID: streamID) }
+    fileprivate func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer) {
+        delegate?.session(self, data: bytes, streamID: streamID)
+    }
     fileprivate func endOfData(_ streamID: Int32) { delegate?.session(self, endOfDataStreamID: streamID) }
 
     fileprivate func closed(_ streamID: Int32, errorCode: UInt32) {
@@ -287,9 +322,11 @@ public final class HTTP2Session {
 
     /// The RFC 9113 name of an error code ("PROTOCOL_ERROR"), or its number.
     public static func errorName(_ code: UInt32) -> String {
-        let names = ["NO_ERROR", "PROTOCOL_ERROR", "INTERNAL_ERROR", "FLOW_CONTROL_ERROR", "SETTINGS_TIMEOUT",
-                     "STREAM_CLOSED", "FRAME_SIZE_ERROR", "REFUSED_STREAM", "CANCEL", "COMPRESSION_ERROR",
-                     "CONNECT_ERROR", "ENHANCE_YOUR_CALM", "INADEQUATE_SECURITY", "HTTP_1_1_REQUIRED"]
+        let names = [
+            "NO_ERROR", "PROTOCOL_ERROR", "INTERNAL_ERROR", "FLOW_CONTROL_ERROR", "SETTINGS_TIMEOUT",
+            "STREAM_CLOSED", "FRAME_SIZE_ERROR", "REFUSED_STREAM", "CANCEL", "COMPRESSION_ERROR",
+            "CONNECT_ERROR", "ENHANCE_YOUR_CALM", "INADEQUATE_SECURITY", "HTTP_1_1_REQUIRED",
+        ]
         return code < names.count ? names[Int(code)] : "error \(code)"
     }
 
@@ -298,13 +335,19 @@ public final class HTTP2Session {
     }
 
     /// Copies queued body bytes into nghttp2's frame buffer.
-    fileprivate func read(_ streamID: Int32, into buffer: UnsafeMutablePointer<UInt8>, length: Int,
-                          flags: UnsafeMutablePointer<UInt32>) -> Int {
+    fileprivate func read(
+        _ streamID: Int32,
+        into buffer: UnsafeMutablePointer<UInt8>,
+        length: Int,
+        flags: UnsafeMutablePointer<UInt32>
+    ) -> Int {
         guard var stream = outbound[streamID] else { return Int(cb_nghttp2_err_deferred()) }
         var written = 0
         while written < length, let first = stream.chunks.first {
             let take = min(length - written, first.count - stream.offset)
-            first.withUnsafeBufferPointer { (buffer + written).update(from: $0.baseAddress! + stream.offset, count: take) }
+            first.withUnsafeBufferPointer {
+                (buffer + written).update(from: $0.baseAddress! + stream.offset, count: take)
+            }
             written += take
             stream.offset += take
             queuedBodyBytes -= take
@@ -340,19 +383,38 @@ private func owner(_ userData: UnsafeMutableRawPointer?) -> HTTP2Session {
     Unmanaged<HTTP2Session>.fromOpaque(userData!).takeUnretainedValue()
 }
 
-private func onBeginHeaders(_ s: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?, _ userData: UnsafeMutableRawPointer?) -> Int32 {
+private func onBeginHeaders(
+    _ s: OpaquePointer?,
+    _ frame: UnsafePointer<nghttp2_frame>?,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
     owner(userData).beginHeaders(frame!.pointee.hd.stream_id)
     return 0
 }
 
-private func onHeader(_ s: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?, _ name: UnsafePointer<UInt8>?, _ nameLength: Int,
-                      _ value: UnsafePointer<UInt8>?, _ valueLength: Int, _ flags: UInt8, _ userData: UnsafeMutableRawPointer?) -> Int32 {
-    owner(userData).header(frame!.pointee.hd.stream_id, name: UnsafeBufferPointer(start: name, count: nameLength),
-                           value: UnsafeBufferPointer(start: value, count: valueLength))
+private func onHeader(
+    _ s: OpaquePointer?,
+    _ frame: UnsafePointer<nghttp2_frame>?,
+    _ name: UnsafePointer<UInt8>?,
+    _ nameLength: Int,
+    _ value: UnsafePointer<UInt8>?,
+    _ valueLength: Int,
+    _ flags: UInt8,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
+    owner(userData).header(
+        frame!.pointee.hd.stream_id,
+        name: UnsafeBufferPointer(start: name, count: nameLength),
+        value: UnsafeBufferPointer(start: value, count: valueLength)
+    )
     return 0
 }
 
-private func onFrameReceived(_ s: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?, _ userData: UnsafeMutableRawPointer?) -> Int32 {
+private func onFrameReceived(
+    _ s: OpaquePointer?,
+    _ frame: UnsafePointer<nghttp2_frame>?,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
     let hd = frame!.pointee.hd
     let endStream = hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
     switch UInt32(hd.type) {
@@ -361,36 +423,62 @@ private func onFrameReceived(_ s: OpaquePointer?, _ frame: UnsafePointer<nghttp2
     case NGHTTP2_DATA.rawValue where endStream:
         owner(userData).endOfData(hd.stream_id)
     case NGHTTP2_GOAWAY.rawValue:
-        owner(userData).goAway(lastStreamID: frame!.pointee.goaway.last_stream_id, errorCode: frame!.pointee.goaway.error_code)
+        owner(userData).goAway(
+            lastStreamID: frame!.pointee.goaway.last_stream_id,
+            errorCode: frame!.pointee.goaway.error_code
+        )
     default:
         break
     }
     return 0
 }
 
-private func onFrameSent(_ s: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?, _ userData: UnsafeMutableRawPointer?) -> Int32 {
+private func onFrameSent(
+    _ s: OpaquePointer?,
+    _ frame: UnsafePointer<nghttp2_frame>?,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
     let hd = frame!.pointee.hd
     let type = UInt32(hd.type)
-    if hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0, type == NGHTTP2_HEADERS.rawValue || type == NGHTTP2_DATA.rawValue {
+    if hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0,
+        type == NGHTTP2_HEADERS.rawValue || type == NGHTTP2_DATA.rawValue
+    {
         owner(userData).sentEndOfStream(hd.stream_id)
     }
     if type == NGHTTP2_GOAWAY.rawValue { owner(userData).sentGoAway(frame!.pointee.goaway.error_code) }
     return 0
 }
 
-private func onDataChunk(_ s: OpaquePointer?, _ flags: UInt8, _ streamID: Int32, _ data: UnsafePointer<UInt8>?, _ length: Int,
-                         _ userData: UnsafeMutableRawPointer?) -> Int32 {
+private func onDataChunk(
+    _ s: OpaquePointer?,
+    _ flags: UInt8,
+    _ streamID: Int32,
+    _ data: UnsafePointer<UInt8>?,
+    _ length: Int,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
     owner(userData).data(streamID, UnsafeRawBufferPointer(start: data, count: length))
     return 0
 }
 
-private func onStreamClose(_ s: OpaquePointer?, _ streamID: Int32, _ errorCode: UInt32, _ userData: UnsafeMutableRawPointer?) -> Int32 {
+private func onStreamClose(
+    _ s: OpaquePointer?,
+    _ streamID: Int32,
+    _ errorCode: UInt32,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
     owner(userData).closed(streamID, errorCode: errorCode)
     return 0
 }
 
-private func readOutbound(_ s: OpaquePointer?, _ streamID: Int32, _ buffer: UnsafeMutablePointer<UInt8>?, _ length: Int,
-                          _ flags: UnsafeMutablePointer<UInt32>?, _ source: UnsafeMutablePointer<nghttp2_data_source>?,
-                          _ userData: UnsafeMutableRawPointer?) -> Int {
+private func readOutbound(
+    _ s: OpaquePointer?,
+    _ streamID: Int32,
+    _ buffer: UnsafeMutablePointer<UInt8>?,
+    _ length: Int,
+    _ flags: UnsafeMutablePointer<UInt32>?,
+    _ source: UnsafeMutablePointer<nghttp2_data_source>?,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int {
     owner(userData).read(streamID, into: buffer!, length: length, flags: flags!)
 }

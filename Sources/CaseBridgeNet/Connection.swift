@@ -61,8 +61,16 @@ public final class Connection: @unchecked Sendable {
     /// The connection keeps itself alive while libevent holds its callbacks.
     private var retained: Unmanaged<Connection>?
 
-    private init(loop: EventLoop, bev: OpaquePointer, ssl: OpaquePointer?, remoteAddress: String, trustDomain: String,
-                 expectedPeer: PeerIdentity?, timeouts: ConnectionTimeouts, logger: Logger) {
+    private init(
+        loop: EventLoop,
+        bev: OpaquePointer,
+        ssl: OpaquePointer?,
+        remoteAddress: String,
+        trustDomain: String,
+        expectedPeer: PeerIdentity?,
+        timeouts: ConnectionTimeouts,
+        logger: Logger
+    ) {
         self.loop = loop
         self.bev = bev
         self.ssl = ssl
@@ -76,15 +84,29 @@ public final class Connection: @unchecked Sendable {
     /// Server side: takes over an accepted socket and starts the TLS handshake (or, with no TLS
     /// context, is ready at once). Call on `loop`.
     /// `socketClosed` runs once the socket is closed for good (lingering included).
-    static func accept(fd: Int32, remoteAddress: String, loop: EventLoop, tls: TLSContext?,
-                       timeouts: ConnectionTimeouts, logger: Logger, delegate: ConnectionDelegate,
-                       socketClosed: @escaping () -> Void) -> Connection? {
+    static func accept(
+        fd: Int32,
+        remoteAddress: String,
+        loop: EventLoop,
+        tls: TLSContext?,
+        timeouts: ConnectionTimeouts,
+        logger: Logger,
+        delegate: ConnectionDelegate,
+        socketClosed: @escaping () -> Void
+    ) -> Connection? {
         let ssl = try? tls?.makeSSL()
-        let bev = if let ssl {
-            bufferevent_openssl_socket_new(loop.base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue))
-        } else {
-            tls == nil ? bufferevent_socket_new(loop.base, fd, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) : nil
-        }
+        let bev =
+            if let ssl {
+                bufferevent_openssl_socket_new(
+                    loop.base,
+                    fd,
+                    ssl,
+                    BUFFEREVENT_SSL_ACCEPTING,
+                    Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)
+                )
+            } else {
+                tls == nil ? bufferevent_socket_new(loop.base, fd, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) : nil
+            }
         guard let bev else {
             evutil_closesocket(fd)
             socketClosed()
@@ -94,8 +116,16 @@ public final class Connection: @unchecked Sendable {
         if timeouts.socketSendBufferBytes > 0 {
             _ = cb_set_send_buffer(fd, Int32(clamping: timeouts.socketSendBufferBytes))
         }
-        let connection = Connection(loop: loop, bev: bev, ssl: ssl, remoteAddress: remoteAddress,
-                                    trustDomain: tls?.configuration.trustDomain ?? "", expectedPeer: nil, timeouts: timeouts, logger: logger)
+        let connection = Connection(
+            loop: loop,
+            bev: bev,
+            ssl: ssl,
+            remoteAddress: remoteAddress,
+            trustDomain: tls?.configuration.trustDomain ?? "",
+            expectedPeer: nil,
+            timeouts: timeouts,
+            logger: logger
+        )
         connection.delegate = delegate
         connection.onSocketClosed = socketClosed
         connection.start()
@@ -105,18 +135,40 @@ public final class Connection: @unchecked Sendable {
 
     /// Client side: connects and, with TLS, handshakes and checks that the server is `expectedPeer`.
     /// Call on `loop`.
-    public static func connect(to address: SocketAddress, expectedPeer: PeerIdentity, loop: EventLoop, tls: TLSContext?,
-                               timeouts: ConnectionTimeouts, logger: Logger, delegate: ConnectionDelegate) -> Connection? {
+    public static func connect(
+        to address: SocketAddress,
+        expectedPeer: PeerIdentity,
+        loop: EventLoop,
+        tls: TLSContext?,
+        timeouts: ConnectionTimeouts,
+        logger: Logger,
+        delegate: ConnectionDelegate
+    ) -> Connection? {
         // No SNI: node ids are not host names, and the server's identity is checked from its certificate.
         let ssl = try? tls?.makeSSL()
-        let bev = if let ssl {
-            bufferevent_openssl_socket_new(loop.base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue))
-        } else {
-            tls == nil ? bufferevent_socket_new(loop.base, -1, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) : nil
-        }
+        let bev =
+            if let ssl {
+                bufferevent_openssl_socket_new(
+                    loop.base,
+                    -1,
+                    ssl,
+                    BUFFEREVENT_SSL_CONNECTING,
+                    Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)
+                )
+            } else {
+                tls == nil ? bufferevent_socket_new(loop.base, -1, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) : nil
+            }
         guard let bev else { return nil }
-        let connection = Connection(loop: loop, bev: bev, ssl: ssl, remoteAddress: address.description,
-                                    trustDomain: tls?.configuration.trustDomain ?? "", expectedPeer: expectedPeer, timeouts: timeouts, logger: logger)
+        let connection = Connection(
+            loop: loop,
+            bev: bev,
+            ssl: ssl,
+            remoteAddress: address.description,
+            trustDomain: tls?.configuration.trustDomain ?? "",
+            expectedPeer: expectedPeer,
+            timeouts: timeouts,
+            logger: logger
+        )
         connection.delegate = delegate
         connection.start()
         let result = address.withSockaddr { bufferevent_socket_connect(bev, $0, $1) }
@@ -132,13 +184,19 @@ public final class Connection: @unchecked Sendable {
         retained = Unmanaged.passRetained(self)
         let context = retained!.toOpaque()
         if ssl != nil { bufferevent_openssl_set_allow_dirty_shutdown(bev, 1) }
-        bufferevent_setcb(bev, { _, context in
-            Unmanaged<Connection>.fromOpaque(context!).takeUnretainedValue().readable()
-        }, { _, context in
-            Unmanaged<Connection>.fromOpaque(context!).takeUnretainedValue().writable()
-        }, { _, events, context in
-            Unmanaged<Connection>.fromOpaque(context!).takeUnretainedValue().event(events)
-        }, context)
+        bufferevent_setcb(
+            bev,
+            { _, context in
+                Unmanaged<Connection>.fromOpaque(context!).takeUnretainedValue().readable()
+            },
+            { _, context in
+                Unmanaged<Connection>.fromOpaque(context!).takeUnretainedValue().writable()
+            },
+            { _, events, context in
+                Unmanaged<Connection>.fromOpaque(context!).takeUnretainedValue().event(events)
+            },
+            context
+        )
         bufferevent_enable(bev, Int16(EV_READ | EV_WRITE))
         bufferevent_setwatermark(bev, Int16(EV_WRITE), Self.writeLowWater, 0)
         timer = LoopTimer(loop: loop, after: timeouts.handshake) { [weak self] in
@@ -262,7 +320,10 @@ public final class Connection: @unchecked Sendable {
             return ConnectionError(.refused, "nothing is listening at \(remoteAddress): is the node running?")
         }
         if eof || socketError == 0 {
-            return ConnectionError(.closedByPeer, ready ? "peer closed the connection" : "peer closed the connection during the TLS handshake")
+            return ConnectionError(
+                .closedByPeer,
+                ready ? "peer closed the connection" : "peer closed the connection during the TLS handshake"
+            )
         }
         return ConnectionError(.io, String(cString: strerror(socketError)))
     }
@@ -279,14 +340,20 @@ public final class Connection: @unchecked Sendable {
             // The server is closing while the client may still be sending: closing the socket now
             // would answer with RST and destroy what we last sent (a TLS alert, a GOAWAY) before
             // the client reads it. Keep the socket until the client has read it.
-            if LingeringClose.start(duplicating: bufferevent_getfd(bev), loop: loop, total: timeouts.lingerTotal,
-                                    onClosed: socketClosed) {
+            if LingeringClose.start(
+                duplicating: bufferevent_getfd(bev),
+                loop: loop,
+                total: timeouts.lingerTotal,
+                onClosed: socketClosed
+            ) {
                 socketClosed = nil
             }
         }
         bufferevent_free(bev)  // also SSL_free and close(fd): BEV_OPT_CLOSE_ON_FREE
         socketClosed?()
-        if let error { logger.debug("connection closed", metadata: ["remote": "\(remoteAddress)", "reason": "\(error)"]) }
+        if let error {
+            logger.debug("connection closed", metadata: ["remote": "\(remoteAddress)", "reason": "\(error)"])
+        }
         let delegate = self.delegate
         self.delegate = nil
         delegate?.connectionClosed(self, error: error)

@@ -24,9 +24,15 @@ public final class EventLoop: @unchecked Sendable {
         let config = event_config_new()
         base = event_base_new_with_config(config)
         event_config_free(config)
-        wakeEvent = event_new(base, -1, 0, { _, _, context in
-            Unmanaged<EventLoop>.fromOpaque(context!).takeUnretainedValue().runJobs()
-        }, Unmanaged.passUnretained(self).toOpaque())
+        wakeEvent = event_new(
+            base,
+            -1,
+            0,
+            { _, _, context in
+                Unmanaged<EventLoop>.fromOpaque(context!).takeUnretainedValue().runJobs()
+            },
+            Unmanaged.passUnretained(self).toOpaque()
+        )
         let started = DispatchSemaphore(value: 0)
         let thread = Thread { [self] in
             started.signal()
@@ -105,9 +111,15 @@ public final class LoopTimer: @unchecked Sendable {
 
     public init(loop: EventLoop, after delay: Duration, repeating: Bool = false, _ action: @escaping () -> Void) {
         self.action = action
-        event = event_new(loop.base, -1, repeating ? Int16(EV_PERSIST) : 0, { _, _, context in
-            Unmanaged<LoopTimer>.fromOpaque(context!).takeUnretainedValue().action()
-        }, Unmanaged.passUnretained(self).toOpaque())
+        event = event_new(
+            loop.base,
+            -1,
+            repeating ? Int16(EV_PERSIST) : 0,
+            { _, _, context in
+                Unmanaged<LoopTimer>.fromOpaque(context!).takeUnretainedValue().action()
+            },
+            Unmanaged.passUnretained(self).toOpaque()
+        )
         var tv = timeval(delay)
         cb_evtimer_add(event, &tv)
     }

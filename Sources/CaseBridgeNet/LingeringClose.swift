@@ -15,8 +15,13 @@ final class LingeringClose: @unchecked Sendable {
     /// Takes a duplicate of `fd`, so the original can be closed by its owner right away; calls
     /// `onClosed` when the duplicate is closed. False when no duplicate could be made.
     @discardableResult
-    static func start(duplicating original: Int32, loop: EventLoop, timeout: Duration = .seconds(2),
-                      total: Duration = .seconds(30), onClosed: (() -> Void)? = nil) -> Bool {
+    static func start(
+        duplicating original: Int32,
+        loop: EventLoop,
+        timeout: Duration = .seconds(2),
+        total: Duration = .seconds(30),
+        onClosed: (() -> Void)? = nil
+    ) -> Bool {
         let fd = dup(original)
         guard fd >= 0 else { return false }
         _ = evutil_make_socket_nonblocking(fd)
@@ -24,9 +29,15 @@ final class LingeringClose: @unchecked Sendable {
         linger.retained = Unmanaged.passRetained(linger)
         loop.lingering[ObjectIdentifier(linger)] = linger
         linger.loop = loop
-        linger.event = event_new(loop.base, fd, Int16(EV_READ | EV_PERSIST | EV_TIMEOUT), { _, what, context in
-            Unmanaged<LingeringClose>.fromOpaque(context!).takeUnretainedValue().ready(what)
-        }, linger.retained!.toOpaque())
+        linger.event = event_new(
+            loop.base,
+            fd,
+            Int16(EV_READ | EV_PERSIST | EV_TIMEOUT),
+            { _, what, context in
+                Unmanaged<LingeringClose>.fromOpaque(context!).takeUnretainedValue().ready(what)
+            },
+            linger.retained!.toOpaque()
+        )
         var tv = timeval(timeout)
         event_add(linger.event, &tv)
         // Runs after the owner's close in this loop turn: FIN goes out behind the alert.

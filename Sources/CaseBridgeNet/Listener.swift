@@ -30,11 +30,19 @@ public final class Listener: @unchecked Sendable {
 
     /// Binds `address` ("host:port", port 0 picks a free one; or "unix:/path") and starts accepting.
     /// A Unix socket gets no TLS; a TCP listener must have it.
-    public init(address endpoint: String, group: EventLoopGroup, tls: TLSContext?, timeouts: ConnectionTimeouts,
-                maxConnections: Int, maxHandshakesPerAddress: Int = 32, connectionsPerAddressPerSecond: Int = 50,
-                backlog: Int32 = 1024, logger: Logger,
-                onRefusal: @escaping @Sendable (Refusal) -> Void = { _ in },
-                makeDelegate: @escaping DelegateFactory) throws(ConnectionError) {
+    public init(
+        address endpoint: String,
+        group: EventLoopGroup,
+        tls: TLSContext?,
+        timeouts: ConnectionTimeouts,
+        maxConnections: Int,
+        maxHandshakesPerAddress: Int = 32,
+        connectionsPerAddressPerSecond: Int = 50,
+        backlog: Int32 = 1024,
+        logger: Logger,
+        onRefusal: @escaping @Sendable (Refusal) -> Void = { _ in },
+        makeDelegate: @escaping DelegateFactory
+    ) throws(ConnectionError) {
         self.group = group
         self.tls = tls
         self.timeouts = timeouts
@@ -45,7 +53,9 @@ public final class Listener: @unchecked Sendable {
         self.onRefusal = onRefusal
         self.makeDelegate = makeDelegate
         let address = try SocketAddress(endpoint: endpoint)
-        guard address.isUnix || tls != nil else { throw ConnectionError(.badAddress, "\(endpoint): TCP listeners must use TLS") }
+        guard address.isUnix || tls != nil else {
+            throw ConnectionError(.badAddress, "\(endpoint): TCP listeners must use TLS")
+        }
         unixPath = address.unixPath
         if let unixPath { unlink(unixPath) }  // a socket file left by a previous run
         let loop = group.loops[0]
@@ -62,12 +72,20 @@ public final class Listener: @unchecked Sendable {
         var bound = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         _ = withUnsafeMutablePointer(to: &bound) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(evconnlistener_get_fd(created), $0, &length) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                getsockname(evconnlistener_get_fd(created), $0, &length)
+            }
         }
-        self.port = address.isUnix ? 0 : Int(withUnsafeBytes(of: &bound) { UInt16(bigEndian: $0.load(fromByteOffset: 2, as: UInt16.self)) })
-        evconnlistener_set_cb(created, { _, fd, address, length, context in
-            Unmanaged<Listener>.fromOpaque(context!).takeUnretainedValue().accepted(fd, address!, length)
-        }, Unmanaged.passUnretained(self).toOpaque())
+        self.port =
+            address.isUnix
+            ? 0 : Int(withUnsafeBytes(of: &bound) { UInt16(bigEndian: $0.load(fromByteOffset: 2, as: UInt16.self)) })
+        evconnlistener_set_cb(
+            created,
+            { _, fd, address, length, context in
+                Unmanaged<Listener>.fromOpaque(context!).takeUnretainedValue().accepted(fd, address!, length)
+            },
+            Unmanaged.passUnretained(self).toOpaque()
+        )
     }
 
     /// Connections open now.
@@ -86,15 +104,22 @@ public final class Listener: @unchecked Sendable {
         }
         guard unixPath != nil || arrive(from: host) else {
             evutil_closesocket(fd)
-            onRefusal(Refusal(.addressLimit, source: host,
-                              reason: "more than \(connectionsPerAddressPerSecond) new connections a second"))
+            onRefusal(
+                Refusal(
+                    .addressLimit,
+                    source: host,
+                    reason: "more than \(connectionsPerAddressPerSecond) new connections a second"
+                )
+            )
             return
         }
-        let admitted = unixPath != nil || handshaking.withLock { counts in
-            guard counts[host, default: 0] < maxHandshakesPerAddress else { return false }
-            counts[host, default: 0] += 1
-            return true
-        }
+        let admitted =
+            unixPath != nil
+            || handshaking.withLock { counts in
+                guard counts[host, default: 0] < maxHandshakesPerAddress else { return false }
+                counts[host, default: 0] += 1
+                return true
+            }
         guard admitted else {
             evutil_closesocket(fd)
             onRefusal(Refusal(.addressLimit, source: host, reason: "\(maxHandshakesPerAddress) handshakes under way"))
@@ -103,15 +128,25 @@ public final class Listener: @unchecked Sendable {
         open.add(1, ordering: .relaxed)
         let loop = group.next()
         loop.execute { [self] in
-            let handshakeOver = unixPath != nil ? {} : { [self] in
-                handshaking.withLock { counts in
-                    counts[host, default: 1] -= 1
-                    if counts[host] == 0 { counts.removeValue(forKey: host) }
+            let handshakeOver =
+                unixPath != nil
+                ? {}
+                : { [self] in
+                    handshaking.withLock { counts in
+                        counts[host, default: 1] -= 1
+                        if counts[host] == 0 { counts.removeValue(forKey: host) }
+                    }
                 }
-            }
             let delegate = HandshakeTrackingDelegate(inner: makeDelegate(loop), handshakeOver: handshakeOver)
-            let connection = Connection.accept(fd: fd, remoteAddress: remote, loop: loop, tls: tls, timeouts: timeouts,
-                                               logger: logger, delegate: delegate) { [self] in
+            let connection = Connection.accept(
+                fd: fd,
+                remoteAddress: remote,
+                loop: loop,
+                tls: tls,
+                timeouts: timeouts,
+                logger: logger,
+                delegate: delegate
+            ) { [self] in
                 open.subtract(1, ordering: .relaxed)
             }
             if connection == nil { handshakeOver() }
@@ -126,8 +161,12 @@ public final class Listener: @unchecked Sendable {
             if all.count > 10_000 { all = all.filter { now - $0.value.at < .seconds(2) } }
             var entry = all[host] ?? (2 * rate, now)
             let elapsed = now - entry.at
-            entry.tokens = min(2 * rate, entry.tokens + rate * (Double(elapsed.components.seconds)
-                + Double(elapsed.components.attoseconds) / 1e18))
+            entry.tokens = min(
+                2 * rate,
+                entry.tokens + rate
+                    * (Double(elapsed.components.seconds)
+                        + Double(elapsed.components.attoseconds) / 1e18)
+            )
             entry.at = now
             guard entry.tokens >= 1 else {
                 all[host] = entry
@@ -169,7 +208,9 @@ private final class HandshakeTrackingDelegate: ConnectionDelegate {
         over()
         inner.connectionReady(connection)
     }
-    func connection(_ connection: Connection, read bytes: UnsafeRawBufferPointer) { inner.connection(connection, read: bytes) }
+    func connection(_ connection: Connection, read bytes: UnsafeRawBufferPointer) {
+        inner.connection(connection, read: bytes)
+    }
     func connectionClosed(_ connection: Connection, error: ConnectionError?) {
         over()
         inner.connectionClosed(connection, error: error)

@@ -36,7 +36,8 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
             self.description = endpoint
             return
         }
-        guard let colon = endpoint.lastIndex(of: ":"), let port = UInt16(endpoint[endpoint.index(after: colon)...]) else {
+        guard let colon = endpoint.lastIndex(of: ":"), let port = UInt16(endpoint[endpoint.index(after: colon)...])
+        else {
             throw ConnectionError(.badAddress, "endpoint \"\(endpoint)\" is not host:port")
         }
         let host = String(endpoint[..<colon])
@@ -48,7 +49,9 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
             throw ConnectionError(.badAddress, "cannot resolve \(host): \(String(cString: gai_strerror(status)))")
         }
         defer { freeaddrinfo(result) }
-        withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: UnsafeRawBufferPointer(start: address, count: Int(first.pointee.ai_addrlen))) }
+        withUnsafeMutableBytes(of: &storage) {
+            $0.copyMemory(from: UnsafeRawBufferPointer(start: address, count: Int(first.pointee.ai_addrlen)))
+        }
         self.storage = storage
         self.length = Int32(first.pointee.ai_addrlen)
         self.description = endpoint
@@ -56,7 +59,9 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
 
     init(_ address: UnsafePointer<sockaddr>, length: Int32) {
         var storage = sockaddr_storage()
-        withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: UnsafeRawBufferPointer(start: address, count: Int(length))) }
+        withUnsafeMutableBytes(of: &storage) {
+            $0.copyMemory(from: UnsafeRawBufferPointer(start: address, count: Int(length)))
+        }
         self.storage = storage
         self.length = length
         var text = [CChar](repeating: 0, count: 64)
@@ -112,7 +117,9 @@ extension SocketAddress {
             address.sin_port = UInt16(port).bigEndian
             address.sin_addr.s_addr = inet_addr("127.0.0.1")
             let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
             }
             Glibc.close(fd)
             if bound == 0 { return port }

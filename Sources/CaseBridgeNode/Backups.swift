@@ -18,8 +18,13 @@ extension CaseTracker {
         reply.path = request.path
         reply.bytes = UInt64(bytes)
         reply.takenAtMs = Clock.nowMs()
-        await audit(event: "backup.written", actor: "console", subject: (request.path as NSString).lastPathComponent,
-                    outcome: "ok", detail: "bytes=\(bytes)")
+        await audit(
+            event: "backup.written",
+            actor: "console",
+            subject: (request.path as NSString).lastPathComponent,
+            outcome: "ok",
+            detail: "bytes=\(bytes)"
+        )
         return reply
     }
 }
@@ -29,17 +34,26 @@ extension CaseTracker {
 /// retention rule, so a restored node needs nothing more from its operator.
 public enum Restore {
     /// Returns where the replaced database was moved (nil when there was none).
-    public static func run(_ configuration: NodeConfiguration, from backup: String, logger: Logger) async throws -> String? {
+    public static func run(
+        _ configuration: NodeConfiguration,
+        from backup: String,
+        logger: Logger
+    ) async throws -> String? {
         try CaseStore.checkBackup(backup)
         let key: [UInt8]
         do { key = try DataKeyFile.load(configuration.dataKeyFile) } catch {
-            throw StoreError("no data key at \(configuration.dataKeyFile): a backup cannot be read without the key it "
-                             + "was sealed with; put that key file there first")
+            throw StoreError(
+                "no data key at \(configuration.dataKeyFile): a backup cannot be read without the key it "
+                    + "was sealed with; put that key file there first"
+            )
         }
         let database = (configuration.dataFolder as NSString).appendingPathComponent("casebridge.sqlite3")
         let fileManager = FileManager.default
-        try fileManager.createDirectory(atPath: configuration.dataFolder, withIntermediateDirectories: true,
-                                        attributes: [.posixPermissions: 0o700])
+        try fileManager.createDirectory(
+            atPath: configuration.dataFolder,
+            withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700]
+        )
         var movedAside: String?
         if fileManager.fileExists(atPath: database) {
             let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
@@ -51,7 +65,9 @@ public enum Restore {
         func undo() {
             for suffix in ["", "-wal", "-shm"] { try? fileManager.removeItem(atPath: database + suffix) }
             if let movedAside {
-                for suffix in ["", "-wal", "-shm"] { try? fileManager.moveItem(atPath: movedAside + suffix, toPath: database + suffix) }
+                for suffix in ["", "-wal", "-shm"] {
+                    try? fileManager.moveItem(atPath: movedAside + suffix, toPath: database + suffix)
+                }
             }
         }
         do {
@@ -63,10 +79,18 @@ public enum Restore {
                 throw StoreError("the data key at \(configuration.dataKeyFile) does not open this backup")
             }
             let name = (backup as NSString).lastPathComponent
-            let kept = movedAside.map { "replaced database kept as \(($0 as NSString).lastPathComponent)" } ?? "no database before"
+            let kept =
+                movedAside.map { "replaced database kept as \(($0 as NSString).lastPathComponent)" }
+                ?? "no database before"
             try await store.write { db in
-                try db.appendAudit(event: "store.restored", actor: "operator", subject: name, outcome: "ok", detail: kept,
-                                   atMs: Clock.nowMs())
+                try db.appendAudit(
+                    event: "store.restored",
+                    actor: "operator",
+                    subject: name,
+                    outcome: "ok",
+                    detail: kept,
+                    atMs: Clock.nowMs()
+                )
             }
         } catch {
             undo()

@@ -17,7 +17,13 @@ public final class CaseTracker: Sendable {
     /// Called after a commit that queued a message for this peer.
     let outboxChanged: @Sendable (String) -> Void
 
-    init(me: DirectoryEntry, directory: Directory, store: CaseStore, logger: Logger, outboxChanged: @escaping @Sendable (String) -> Void) {
+    init(
+        me: DirectoryEntry,
+        directory: Directory,
+        store: CaseStore,
+        logger: Logger,
+        outboxChanged: @escaping @Sendable (String) -> Void
+    ) {
         self.me = me
         self.directory = directory
         self.store = store
@@ -36,14 +42,22 @@ public final class CaseTracker: Sendable {
 
     enum MessageKind: Int32 { case request = 1, update = 2 }
 
-    static let pendingDeliveryStates = [DeliveryState.queued.rawValue, DeliveryState.sent.rawValue, DeliveryState.retryWaiting.rawValue]
+    static let pendingDeliveryStates = [
+        DeliveryState.queued.rawValue, DeliveryState.sent.rawValue, DeliveryState.retryWaiting.rawValue,
+    ]
 
     // MARK: Received from peers
 
     /// A request from an embassy (at the NCCT node): stored in the inbox and tracker as `received`.
     /// `bytes` is the message as it arrived; it is stored as is, keeping fields this version skips.
-    func receiveRequest(_ request: InterventionRequest, bytes: [UInt8]?, from caller: DirectoryEntry) async throws -> SubmitReceipt {
-        guard me.role == .ncct else { throw RPCError(.permissionDenied, "\(me.id) is an embassy node; requests go to NCCT") }
+    func receiveRequest(
+        _ request: InterventionRequest,
+        bytes: [UInt8]?,
+        from caller: DirectoryEntry
+    ) async throws -> SubmitReceipt {
+        guard me.role == .ncct else {
+            throw RPCError(.permissionDenied, "\(me.id) is an embassy node; requests go to NCCT")
+        }
         guard caller.role == .embassy else { throw RPCError(.permissionDenied, "only embassy nodes submit requests") }
         guard request.originNode == caller.id else {
             throw RPCError(.permissionDenied, "origin_node \(request.originNode) is not the caller \(caller.id)")
@@ -53,21 +67,47 @@ public final class CaseTracker: Sendable {
         let me = self.me
         let receipt: SubmitReceipt = try await store.write(lane: caller.id, bytes: body.count) { db in
             if let existing = try db.caseRow(request.requestID) {
-                guard existing.requestingNode == caller.id else { throw RPCError(.alreadyExists, "request_id is already used by another node") }
-                guard try ProtoCodec.decode(InterventionRequest.self, from: existing.request) == request else {
-                    throw RPCError(.alreadyExists, "request_id \(request.requestID) was already used for a request with other content")
+                guard existing.requestingNode == caller.id else {
+                    throw RPCError(.alreadyExists, "request_id is already used by another node")
                 }
-                var receipt = SubmitReceipt.make(request.requestID, status: CaseStatus(rawValue: existing.status), atMs: existing.createdAtMs, receiver: me.id)
+                guard try ProtoCodec.decode(InterventionRequest.self, from: existing.request) == request else {
+                    throw RPCError(
+                        .alreadyExists,
+                        "request_id \(request.requestID) was already used for a request with other content"
+                    )
+                }
+                var receipt = SubmitReceipt.make(
+                    request.requestID,
+                    status: CaseStatus(rawValue: existing.status),
+                    atMs: existing.createdAtMs,
+                    receiver: me.id
+                )
                 receipt.alreadyReceived = true
                 return receipt
             }
             let now = Clock.nowMs()
             try Self.insertCase(request, body: body, requestingNode: caller.id, status: .received, db, atMs: now)
-            try db.insertInbox(kind: InboxEntryKind.request.rawValue, messageID: request.requestID, caseID: request.requestID,
-                               fromNode: caller.id, atMs: now)
-            try db.appendEvent(caseID: request.requestID, kind: CaseEventKind.opened.rawValue, messageID: request.requestID, atMs: now)
-            try db.appendAudit(event: "request.received", actor: caller.id, subject: request.requestID, outcome: "ok",
-                               detail: "persons=\(request.persons.count) kind=\(request.kind)", atMs: now)
+            try db.insertInbox(
+                kind: InboxEntryKind.request.rawValue,
+                messageID: request.requestID,
+                caseID: request.requestID,
+                fromNode: caller.id,
+                atMs: now
+            )
+            try db.appendEvent(
+                caseID: request.requestID,
+                kind: CaseEventKind.opened.rawValue,
+                messageID: request.requestID,
+                atMs: now
+            )
+            try db.appendAudit(
+                event: "request.received",
+                actor: caller.id,
+                subject: request.requestID,
+                outcome: "ok",
+                detail: "persons=\(request.persons.count) kind=\(request.kind)",
+                atMs: now
+            )
             return SubmitReceipt.make(request.requestID, status: .received, atMs: now, receiver: me.id)
         }
         changes.notify()
@@ -77,11 +117,14 @@ public final class CaseTracker: Sendable {
     /// An update from the peer that made it, taken in its sequence order. An update refused for
     /// good still takes its sequence (recorded with the refusal), so the actor's later updates
     /// apply: a conflict never blocks a case.
-    func receiveUpdate(_ update: CaseUpdate, bytes: [UInt8]?, from caller: DirectoryEntry) async throws -> UpdateReceipt {
+    func receiveUpdate(_ update: CaseUpdate, bytes: [UInt8]?, from caller: DirectoryEntry) async throws -> UpdateReceipt
+    {
         guard update.actorNode == caller.id else {
             throw RPCError(.permissionDenied, "actor_node \(update.actorNode) is not the caller \(caller.id)")
         }
-        guard Validation.isUUID(update.updateID) else { throw RPCError(.invalidArgument, "update_id: must be a lower-case UUID") }
+        guard Validation.isUUID(update.updateID) else {
+            throw RPCError(.invalidArgument, "update_id: must be a lower-case UUID")
+        }
         guard update.sequence >= 1 else { throw RPCError(.invalidArgument, "sequence: starts at 1") }
         guard update.skippedSequences.allSatisfy({ $0 >= 1 && $0 < update.sequence }) else {
             throw RPCError(.invalidArgument, "skipped_sequences: each must be at least 1 and below sequence")
@@ -107,24 +150,62 @@ public final class CaseTracker: Sendable {
             do throws(RPCError) {
                 state = try Lifecycle.apply(update.change, by: actor, to: before, atMs: madeAt)
             } catch {
-                try db.appendHistory(update.caseID, actor: caller.id, sequence: update.sequence, updateID: update.updateID,
-                                     body: body, atMs: now, refusal: (Int32(error.code.rawValue), error.message))
-                try db.insertInbox(kind: InboxEntryKind.update.rawValue, messageID: update.updateID, caseID: update.caseID,
-                                   fromNode: caller.id, atMs: now)
-                try db.appendEvent(caseID: update.caseID, kind: CaseEventKind.refused.rawValue, messageID: update.updateID,
-                                   atMs: now)
+                try db.appendHistory(
+                    update.caseID,
+                    actor: caller.id,
+                    sequence: update.sequence,
+                    updateID: update.updateID,
+                    body: body,
+                    atMs: now,
+                    refusal: (Int32(error.code.rawValue), error.message)
+                )
+                try db.insertInbox(
+                    kind: InboxEntryKind.update.rawValue,
+                    messageID: update.updateID,
+                    caseID: update.caseID,
+                    fromNode: caller.id,
+                    atMs: now
+                )
+                try db.appendEvent(
+                    caseID: update.caseID,
+                    kind: CaseEventKind.refused.rawValue,
+                    messageID: update.updateID,
+                    atMs: now
+                )
                 return .failure(error)
             }
             try tracker.save(state, of: row, db, atMs: now)
             try Self.index(update, db)
-            try db.appendHistory(update.caseID, actor: caller.id, sequence: update.sequence, updateID: update.updateID,
-                                 body: body, atMs: now)
-            try db.insertInbox(kind: InboxEntryKind.update.rawValue, messageID: update.updateID, caseID: update.caseID,
-                               fromNode: caller.id, atMs: now)
-            try db.appendEvent(caseID: update.caseID, kind: CaseEventKind.updated.rawValue, messageID: update.updateID, atMs: now)
-            try db.appendAudit(event: "update.applied", actor: caller.id, subject: update.caseID, outcome: "ok",
-                               detail: "update=\(update.updateID) seq=\(update.sequence) "
-                                   + "change=\(update.change?.kindName ?? "-") status=\(state.status)", atMs: now)
+            try db.appendHistory(
+                update.caseID,
+                actor: caller.id,
+                sequence: update.sequence,
+                updateID: update.updateID,
+                body: body,
+                atMs: now
+            )
+            try db.insertInbox(
+                kind: InboxEntryKind.update.rawValue,
+                messageID: update.updateID,
+                caseID: update.caseID,
+                fromNode: caller.id,
+                atMs: now
+            )
+            try db.appendEvent(
+                caseID: update.caseID,
+                kind: CaseEventKind.updated.rawValue,
+                messageID: update.updateID,
+                atMs: now
+            )
+            try db.appendAudit(
+                event: "update.applied",
+                actor: caller.id,
+                subject: update.caseID,
+                outcome: "ok",
+                detail: "update=\(update.updateID) seq=\(update.sequence) "
+                    + "change=\(update.change?.kindName ?? "-") status=\(state.status)",
+                atMs: now
+            )
             return .success(UpdateReceipt.make(update, status: state.status, atMs: now))
         }
         changes.notify()
@@ -132,7 +213,11 @@ public final class CaseTracker: Sendable {
     }
 
     /// An update id seen before: the same answer as the first time, if it is the same update.
-    static func replay(_ update: CaseUpdate, recorded: HistoryRow, caseStatus: CaseStatus) throws -> Result<UpdateReceipt, RPCError> {
+    static func replay(
+        _ update: CaseUpdate,
+        recorded: HistoryRow,
+        caseStatus: CaseStatus
+    ) throws -> Result<UpdateReceipt, RPCError> {
         guard recorded.actor == update.actorNode, recorded.caseID == update.caseID else {
             throw RPCError(.alreadyExists, "update_id \(update.updateID) is already used by another update")
         }
@@ -140,9 +225,14 @@ public final class CaseTracker: Sendable {
         first.skippedSequences = []
         again.skippedSequences = []
         guard first == again else {
-            throw RPCError(.alreadyExists, "update_id \(update.updateID) was already used for an update with other content")
+            throw RPCError(
+                .alreadyExists,
+                "update_id \(update.updateID) was already used for an update with other content"
+            )
         }
-        guard recorded.isApplied else { return .failure(RPCError(RPCCode(rawValue: Int(recorded.refusalCode)), recorded.refusal)) }
+        guard recorded.isApplied else {
+            return .failure(RPCError(RPCCode(rawValue: Int(recorded.refusalCode)), recorded.refusal))
+        }
         var receipt = UpdateReceipt.make(update, status: caseStatus, atMs: recorded.atMs)
         receipt.alreadyApplied = true
         return .success(receipt)
@@ -153,22 +243,38 @@ public final class CaseTracker: Sendable {
     static func takeSequence(_ update: CaseUpdate, caller: String, _ db: Database, atMs now: Int64) throws {
         let last = try db.lastSequence(update.caseID, actor: caller)
         if update.sequence <= last {
-            let holder = try db.historyEntries(update.caseID, actor: caller, sequences: update.sequence...update.sequence).first
-            throw RPCError(.alreadyExists, "sequence \(update.sequence) of \(caller) on this case is already taken"
-                           + (holder.map { $0.isSkipped ? " (skipped)" : " by update \($0.updateID)" } ?? ""),
-                           metadata: ["casebridge-expected-sequence": String(last + 1)])
+            let holder = try db.historyEntries(
+                update.caseID,
+                actor: caller,
+                sequences: update.sequence...update.sequence
+            ).first
+            throw RPCError(
+                .alreadyExists,
+                "sequence \(update.sequence) of \(caller) on this case is already taken"
+                    + (holder.map { $0.isSkipped ? " (skipped)" : " by update \($0.updateID)" } ?? ""),
+                metadata: ["casebridge-expected-sequence": String(last + 1)]
+            )
         }
         let skipped = Set(update.skippedSequences)
         var missing = last + 1
         while missing < update.sequence, skipped.contains(missing) { missing += 1 }
         guard missing == update.sequence else {
-            throw RPCError(.failedPrecondition, "sequence gap: expected \(missing) from \(caller), got \(update.sequence)",
-                           metadata: ["casebridge-expected-sequence": String(missing)])
+            throw RPCError(
+                .failedPrecondition,
+                "sequence gap: expected \(missing) from \(caller), got \(update.sequence)",
+                metadata: ["casebridge-expected-sequence": String(missing)]
+            )
         }
         for sequence in (last + 1)..<update.sequence {
-            try db.appendHistory(update.caseID, actor: caller, sequence: sequence,
-                                 updateID: HistoryRow.skippedID(update.caseID, actor: caller, sequence: sequence), body: [],
-                                 atMs: now, refusal: (HistoryRow.skippedCode, "the sender gave up delivering it"))
+            try db.appendHistory(
+                update.caseID,
+                actor: caller,
+                sequence: sequence,
+                updateID: HistoryRow.skippedID(update.caseID, actor: caller, sequence: sequence),
+                body: [],
+                atMs: now,
+                refusal: (HistoryRow.skippedCode, "the sender gave up delivering it")
+            )
         }
     }
 
@@ -186,14 +292,43 @@ public final class CaseTracker: Sendable {
         let body = try ProtoCodec.encode(request)
         let ncct = directory.ncct.id
         let receipt: SubmitReceipt = try await store.write { db in
-            guard try db.caseRow(request.requestID) == nil else { throw RPCError(.alreadyExists, "request \(request.requestID) was already filed") }
+            guard try db.caseRow(request.requestID) == nil else {
+                throw RPCError(.alreadyExists, "request \(request.requestID) was already filed")
+            }
             let now = Clock.nowMs()
-            try Self.insertCase(request, body: body, requestingNode: request.originNode, status: .submitted, db, atMs: now)
-            try db.enqueue(OutboxRow(messageID: request.requestID, peerNode: ncct, kind: MessageKind.request.rawValue,
-                                     caseID: request.requestID, body: body, state: DeliveryState.queued.rawValue, queuedAtMs: now))
-            try db.appendEvent(caseID: request.requestID, kind: CaseEventKind.opened.rawValue, messageID: request.requestID, atMs: now)
-            try db.appendAudit(event: "request.submitted", actor: "console", subject: request.requestID, outcome: "ok",
-                               detail: "persons=\(request.persons.count) kind=\(request.kind) to=\(ncct)", atMs: now)
+            try Self.insertCase(
+                request,
+                body: body,
+                requestingNode: request.originNode,
+                status: .submitted,
+                db,
+                atMs: now
+            )
+            try db.enqueue(
+                OutboxRow(
+                    messageID: request.requestID,
+                    peerNode: ncct,
+                    kind: MessageKind.request.rawValue,
+                    caseID: request.requestID,
+                    body: body,
+                    state: DeliveryState.queued.rawValue,
+                    queuedAtMs: now
+                )
+            )
+            try db.appendEvent(
+                caseID: request.requestID,
+                kind: CaseEventKind.opened.rawValue,
+                messageID: request.requestID,
+                atMs: now
+            )
+            try db.appendAudit(
+                event: "request.submitted",
+                actor: "console",
+                subject: request.requestID,
+                outcome: "ok",
+                detail: "persons=\(request.persons.count) kind=\(request.kind) to=\(ncct)",
+                atMs: now
+            )
             return SubmitReceipt.make(request.requestID, status: .submitted, atMs: now, receiver: request.originNode)
         }
         changes.notify()
@@ -207,13 +342,17 @@ public final class CaseTracker: Sendable {
     public func applyChange(_ draft: CaseUpdate) async throws -> UpdateReceipt {
         var prepared = draft
         if prepared.updateID.isEmpty { prepared.updateID = UUID().uuidString.lowercased() }
-        guard Validation.isUUID(prepared.updateID) else { throw RPCError(.invalidArgument, "update_id: must be a lower-case UUID") }
+        guard Validation.isUUID(prepared.updateID) else {
+            throw RPCError(.invalidArgument, "update_id: must be a lower-case UUID")
+        }
         prepared.actorNode = me.id
         prepared.skippedSequences = []
         let tracker = self, ready = prepared
         let (receipt, peer): (UpdateReceipt, String?) = try await store.write { db in
             var update = ready
-            guard let row = try db.caseRow(update.caseID, withRequest: false) else { throw RPCError(.notFound, "no case \(update.caseID)") }
+            guard let row = try db.caseRow(update.caseID, withRequest: false) else {
+                throw RPCError(.notFound, "no case \(update.caseID)")
+            }
             if try db.historyEntry(updateID: update.updateID) != nil {
                 throw RPCError(.alreadyExists, "update \(update.updateID) was already made")
             }
@@ -232,17 +371,43 @@ public final class CaseTracker: Sendable {
             let body = try ProtoCodec.encode(update)
             try tracker.save(state, of: row, db, atMs: now)
             try Self.index(update, db)
-            try db.appendHistory(update.caseID, actor: tracker.me.id, sequence: update.sequence, updateID: update.updateID,
-                                 body: body, atMs: now)
+            try db.appendHistory(
+                update.caseID,
+                actor: tracker.me.id,
+                sequence: update.sequence,
+                updateID: update.updateID,
+                body: body,
+                atMs: now
+            )
             // NCCT's changes go to the embassy that opened the case; an embassy's go to NCCT.
             let peer = tracker.me.role == .ncct ? row.requestingNode : tracker.directory.ncct.id
-            try db.enqueue(OutboxRow(messageID: update.updateID, peerNode: peer, kind: MessageKind.update.rawValue,
-                                     caseID: update.caseID, body: body, state: DeliveryState.queued.rawValue, queuedAtMs: now))
+            try db.enqueue(
+                OutboxRow(
+                    messageID: update.updateID,
+                    peerNode: peer,
+                    kind: MessageKind.update.rawValue,
+                    caseID: update.caseID,
+                    body: body,
+                    state: DeliveryState.queued.rawValue,
+                    queuedAtMs: now
+                )
+            )
             let receipt = UpdateReceipt.make(update, status: state.status, atMs: now)
-            try db.appendEvent(caseID: update.caseID, kind: CaseEventKind.updated.rawValue, messageID: update.updateID, atMs: now)
-            try db.appendAudit(event: "update.made", actor: "console", subject: update.caseID, outcome: "ok",
-                               detail: "update=\(update.updateID) seq=\(update.sequence) "
-                                   + "change=\(update.change?.kindName ?? "-") status=\(state.status)", atMs: now)
+            try db.appendEvent(
+                caseID: update.caseID,
+                kind: CaseEventKind.updated.rawValue,
+                messageID: update.updateID,
+                atMs: now
+            )
+            try db.appendAudit(
+                event: "update.made",
+                actor: "console",
+                subject: update.caseID,
+                outcome: "ok",
+                detail: "update=\(update.updateID) seq=\(update.sequence) "
+                    + "change=\(update.change?.kindName ?? "-") status=\(state.status)",
+                atMs: now
+            )
             return (receipt, peer)
         }
         guard let peer else { return receipt }
@@ -255,15 +420,26 @@ public final class CaseTracker: Sendable {
 
     /// Records a refused call or connection; only the refusal is stored.
     func auditRefusal(event: String, actor: String, subject: String, error: RPCError) async {
-        await audit(event: event, actor: actor, subject: subject, outcome: error.code.description,
-                    detail: error.message)
+        await audit(
+            event: event,
+            actor: actor,
+            subject: subject,
+            outcome: error.code.description,
+            detail: error.message
+        )
     }
 
     func audit(event: String, actor: String, subject: String, outcome: String, detail: String) async {
         do {
             try await store.write { db in
-                try db.appendAudit(event: event, actor: actor, subject: subject, outcome: outcome, detail: detail,
-                                   atMs: Clock.nowMs())
+                try db.appendAudit(
+                    event: event,
+                    actor: actor,
+                    subject: subject,
+                    outcome: outcome,
+                    detail: detail,
+                    atMs: Clock.nowMs()
+                )
             }
         } catch {
             logger.error("audit entry could not be written", metadata: ["error": "\(error)"])
@@ -273,15 +449,41 @@ public final class CaseTracker: Sendable {
     // MARK: Helpers shared by the operations
 
     /// A new case from a request, with every person pending.
-    static func insertCase(_ request: InterventionRequest, body: [UInt8], requestingNode: String, status: CaseStatus,
-                           _ db: Database, atMs now: Int64) throws {
-        try db.insertCase(CaseRow(caseID: request.requestID, requestingNode: requestingNode, request: body,
-                                  kind: request.kind.rawValue, urgency: request.urgency.rawValue,
-                                  originReference: request.originReference, status: status.rawValue, step: 0,
-                                  personCount: request.persons.count, createdAtMs: now, updatedAtMs: now, test: request.test))
+    static func insertCase(
+        _ request: InterventionRequest,
+        body: [UInt8],
+        requestingNode: String,
+        status: CaseStatus,
+        _ db: Database,
+        atMs now: Int64
+    ) throws {
+        try db.insertCase(
+            CaseRow(
+                caseID: request.requestID,
+                requestingNode: requestingNode,
+                request: body,
+                kind: request.kind.rawValue,
+                urgency: request.urgency.rawValue,
+                originReference: request.originReference,
+                status: status.rawValue,
+                step: 0,
+                personCount: request.persons.count,
+                createdAtMs: now,
+                updatedAtMs: now,
+                test: request.test
+            )
+        )
         for (i, person) in request.persons.enumerated() {
-            try db.upsertPerson(request.requestID, PersonRow(personRef: person.personRef, position: i,
-                                                             status: PersonStatus.pending.rawValue, note: "", updatedAtMs: now))
+            try db.upsertPerson(
+                request.requestID,
+                PersonRow(
+                    personRef: person.personRef,
+                    position: i,
+                    status: PersonStatus.pending.rawValue,
+                    note: "",
+                    updatedAtMs: now
+                )
+            )
         }
         try index(request, caseID: request.requestID, db)
     }
@@ -289,7 +491,9 @@ public final class CaseTracker: Sendable {
     /// How the caller stands to the case: NCCT, or the embassy that opened it. Anyone else is refused.
     func actor(_ caller: DirectoryEntry, for row: CaseRow) throws(RPCError) -> Lifecycle.Actor {
         if caller.role == .ncct { return .ncct }
-        guard caller.id == row.requestingNode else { throw RPCError(.permissionDenied, "case \(row.caseID) belongs to another embassy") }
+        guard caller.id == row.requestingNode else {
+            throw RPCError(.permissionDenied, "case \(row.caseID) belongs to another embassy")
+        }
         return .requestingEmbassy
     }
 
@@ -302,17 +506,36 @@ public final class CaseTracker: Sendable {
             state.updatedAtMs = person.updatedAtMs
             return state
         }
-        return Lifecycle.CaseState(status: CaseStatus(rawValue: row.status), step: BusinessStep(rawValue: row.step), persons: persons)
+        return Lifecycle.CaseState(
+            status: CaseStatus(rawValue: row.status),
+            step: BusinessStep(rawValue: row.step),
+            persons: persons
+        )
     }
 
     func save(_ state: Lifecycle.CaseState, of row: CaseRow, _ db: Database, atMs: Int64) throws {
         let before = try self.state(row, db).persons
-        for (position, person) in state.persons.enumerated() where position >= before.count || before[position] != person {
-            try db.upsertPerson(row.caseID, PersonRow(personRef: person.personRef, position: position, status: person.status.rawValue,
-                                                      note: person.note, updatedAtMs: person.updatedAtMs))
+        for (position, person) in state.persons.enumerated()
+        where position >= before.count || before[position] != person {
+            try db.upsertPerson(
+                row.caseID,
+                PersonRow(
+                    personRef: person.personRef,
+                    position: position,
+                    status: person.status.rawValue,
+                    note: person.note,
+                    updatedAtMs: person.updatedAtMs
+                )
+            )
         }
-        try db.updateCaseState(row.caseID, status: state.status.rawValue, step: state.step.rawValue,
-                               personCount: state.persons.count, updatedAtMs: atMs, closed: Lifecycle.isTerminal(state.status))
+        try db.updateCaseState(
+            row.caseID,
+            status: state.status.rawValue,
+            step: state.step.rawValue,
+            personCount: state.persons.count,
+            updatedAtMs: atMs,
+            closed: Lifecycle.isTerminal(state.status)
+        )
     }
 }
 

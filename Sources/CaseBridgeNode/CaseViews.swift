@@ -17,7 +17,9 @@ extension CaseTracker {
     public func caseBytes(_ caseID: String, for viewer: Viewer) throws -> [UInt8] {
         try store.read { db in
             guard let row = try db.caseRow(caseID) else { throw RPCError(.notFound, "no case \(caseID)") }
-            guard mayRead(row, viewer) else { throw RPCError(.permissionDenied, "case \(caseID) belongs to another embassy") }
+            guard mayRead(row, viewer) else {
+                throw RPCError(.permissionDenied, "case \(caseID) belongs to another embassy")
+            }
             var view = Case()
             view.caseID = row.caseID
             view.status = CaseStatus(rawValue: row.status)
@@ -34,7 +36,9 @@ extension CaseTracker {
             var bytes = try ProtoCodec.encode(view)
             if kept { RawFields.append(Self.caseRequestField, row.request, to: &bytes) }
             let history = try db.history(caseID)
-            for entry in history where entry.isApplied && kept { RawFields.append(Self.caseHistoryField, entry.body, to: &bytes) }
+            for entry in history where entry.isApplied && kept {
+                RawFields.append(Self.caseHistoryField, entry.body, to: &bytes)
+            }
             for entry in history where !entry.isApplied {
                 var refused = try ProtoCodec.encode(Self.refusedUpdate(entry))
                 if !entry.isSkipped && kept { RawFields.append(Self.refusedUpdateField, entry.body, to: &refused) }
@@ -63,9 +67,14 @@ extension CaseTracker {
         let limit = request.limit == 0 ? 100 : Int(min(request.limit, 10_000))
         let requester: String? = if case .peer(let peer) = viewer, peer.role == .embassy { peer.id } else { nil }
         return try store.read { db in
-            try db.cases(statuses: request.statuses.map(\.rawValue), updatedSinceMs: request.updatedSinceMs,
-                         requestingNode: requester, limit: limit, includeTests: !viewer.isStaff)
-                .map { try summary($0, db) }
+            try db.cases(
+                statuses: request.statuses.map(\.rawValue),
+                updatedSinceMs: request.updatedSinceMs,
+                requestingNode: requester,
+                limit: limit,
+                includeTests: !viewer.isStaff
+            )
+            .map { try summary($0, db) }
         }
     }
 
@@ -107,7 +116,9 @@ extension CaseTracker {
                 }
                 if entry.kind == .update, let recorded = try db.historyEntry(updateID: row.messageID) {
                     entry.update = try ProtoCodec.decode(CaseUpdate.self, from: recorded.body)
-                    if !recorded.isApplied { entry.refusal = "\(RPCCode(rawValue: Int(recorded.refusalCode))): \(recorded.refusal)" }
+                    if !recorded.isApplied {
+                        entry.refusal = "\(RPCCode(rawValue: Int(recorded.refusalCode))): \(recorded.refusal)"
+                    }
                 }
                 return entry
             }
@@ -134,7 +145,8 @@ extension CaseTracker {
             var events: [CaseEvent] = []
             for row in rows {
                 guard let caseRow = try db.caseRow(row.caseID, withRequest: false), mayRead(caseRow, viewer),
-                      !(caseRow.test && viewer.isStaff) else {
+                    !(caseRow.test && viewer.isStaff)
+                else {
                     continue
                 }
                 var event = CaseEvent()

@@ -38,7 +38,8 @@ extension CaseTracker {
         // A case whose personal data the peer destroyed at the end of its retention has nothing to take.
         guard copy.view.personalDataPurgedAtMs == 0 else { return 0 }
         guard sharesCase(requestingNode: copy.view.requestingNode, with: peer),
-              copy.request.requestID == copy.view.caseID, copy.request.originNode == copy.view.requestingNode else {
+            copy.request.requestID == copy.view.caseID, copy.request.originNode == copy.view.requestingNode
+        else {
             throw RPCError(.permissionDenied, "\(peer.id) sent a case it does not share with \(me.id)")
         }
         let tracker = self
@@ -47,11 +48,22 @@ extension CaseTracker {
             let caseID = copy.view.caseID
             let lost = try db.caseRow(caseID, withRequest: false) == nil
             if lost {
-                try Self.insertCase(copy.request, body: copy.requestBytes, requestingNode: copy.view.requestingNode,
-                                    status: .received, db, atMs: now)
+                try Self.insertCase(
+                    copy.request,
+                    body: copy.requestBytes,
+                    requestingNode: copy.view.requestingNode,
+                    status: .received,
+                    db,
+                    atMs: now
+                )
                 if tracker.me.role == .ncct {
-                    try db.insertInbox(kind: InboxEntryKind.request.rawValue, messageID: caseID, caseID: caseID,
-                                       fromNode: peer.id, atMs: now)
+                    try db.insertInbox(
+                        kind: InboxEntryKind.request.rawValue,
+                        messageID: caseID,
+                        caseID: caseID,
+                        fromNode: peer.id,
+                        atMs: now
+                    )
                 }
                 try db.appendEvent(caseID: caseID, kind: CaseEventKind.opened.rawValue, messageID: caseID, atMs: now)
             }
@@ -62,33 +74,63 @@ extension CaseTracker {
             let known = Set(held.map { "\($0.actor)/\($0.sequence)" })
 
             // The peer's applied updates, replayed in its order from the request: the same state.
-            var state = Lifecycle.CaseState(status: .received, step: .unspecified, persons: copy.request.persons.map {
-                PersonState.pending($0.personRef, atMs: row.createdAtMs)
-            })
+            var state = Lifecycle.CaseState(
+                status: .received,
+                step: .unspecified,
+                persons: copy.request.persons.map {
+                    PersonState.pending($0.personRef, atMs: row.createdAtMs)
+                }
+            )
             var added = 0
             for entry in copy.entries {
                 if let update = entry.update, entry.refusal == nil {
-                    let actor: Lifecycle.Actor = update.actorNode == tracker.directory.ncct.id ? .ncct : .requestingEmbassy
-                    state = try Lifecycle.apply(update.change, by: actor, to: state,
-                                                atMs: update.occurredAtMs > 0 ? update.occurredAtMs : now)
+                    let actor: Lifecycle.Actor =
+                        update.actorNode == tracker.directory.ncct.id ? .ncct : .requestingEmbassy
+                    state = try Lifecycle.apply(
+                        update.change,
+                        by: actor,
+                        to: state,
+                        atMs: update.occurredAtMs > 0 ? update.occurredAtMs : now
+                    )
                 }
                 guard !known.contains(entry.key) else { continue }
-                try db.appendHistory(caseID, actor: entry.actor, sequence: entry.sequence, updateID: entry.updateID,
-                                     body: entry.body, atMs: now, refusal: entry.refusal)
+                try db.appendHistory(
+                    caseID,
+                    actor: entry.actor,
+                    sequence: entry.sequence,
+                    updateID: entry.updateID,
+                    body: entry.body,
+                    atMs: now,
+                    refusal: entry.refusal
+                )
                 if let update = entry.update, entry.refusal == nil { try Self.index(update, db) }
                 if entry.actor != tracker.me.id, entry.refusal == nil {
-                    try db.insertInbox(kind: InboxEntryKind.update.rawValue, messageID: entry.updateID, caseID: caseID,
-                                       fromNode: entry.actor, atMs: now)
-                    try db.appendEvent(caseID: caseID, kind: CaseEventKind.updated.rawValue, messageID: entry.updateID,
-                                       atMs: now)
+                    try db.insertInbox(
+                        kind: InboxEntryKind.update.rawValue,
+                        messageID: entry.updateID,
+                        caseID: caseID,
+                        fromNode: entry.actor,
+                        atMs: now
+                    )
+                    try db.appendEvent(
+                        caseID: caseID,
+                        kind: CaseEventKind.updated.rawValue,
+                        messageID: entry.updateID,
+                        atMs: now
+                    )
                 }
                 added += 1
             }
             guard added > 0 || lost else { return 0 }
             try tracker.save(state, of: row, db, atMs: now)
-            try db.appendAudit(event: "case.caught_up", actor: peer.id, subject: caseID, outcome: "ok",
-                               detail: "case=\(lost ? "taken back" : "kept") entries=\(added) status=\(state.status)",
-                               atMs: now)
+            try db.appendAudit(
+                event: "case.caught_up",
+                actor: peer.id,
+                subject: caseID,
+                outcome: "ok",
+                detail: "case=\(lost ? "taken back" : "kept") entries=\(added) status=\(state.status)",
+                atMs: now
+            )
             return added
         }
         if added > 0 { changes.notify() }
@@ -122,7 +164,8 @@ struct PeerCaseCopy {
         }
         let name = Case.protoName
         guard let requestBytes = try RawFields.extract(CaseTracker.caseRequestField, from: bytes, message: name).last,
-              let request = view.request else { throw RPCError(.invalidArgument, "the peer's case has no request") }
+            let request = view.request
+        else { throw RPCError(.invalidArgument, "the peer's case has no request") }
         self.requestBytes = requestBytes
         self.request = request
         let applied = try RawFields.extract(CaseTracker.caseHistoryField, from: bytes, message: name)
@@ -131,18 +174,38 @@ struct PeerCaseCopy {
             throw RPCError(.invalidArgument, "the peer's case could not be taken apart")
         }
         var entries = zip(view.history, applied).map { update, body in
-            Entry(actor: update.actorNode, sequence: update.sequence, updateID: update.updateID, body: body, update: update)
+            Entry(
+                actor: update.actorNode,
+                sequence: update.sequence,
+                updateID: update.updateID,
+                body: body,
+                update: update
+            )
         }
         for (entry, part) in zip(view.refusedUpdates, refused) {
             let skipped = entry.code == "SKIPPED"
-            let body = skipped ? [] : try RawFields.extract(CaseTracker.refusedUpdateField, from: part,
-                                                             message: RefusedUpdate.protoName).last ?? []
-            entries.append(Entry(
-                actor: entry.actorNode, sequence: entry.sequence,
-                updateID: skipped ? HistoryRow.skippedID(view.caseID, actor: entry.actorNode, sequence: entry.sequence)
-                                  : entry.updateID,
-                body: body, update: entry.update,
-                refusal: (skipped ? HistoryRow.skippedCode : Int32(RPCCode.named(entry.code)?.rawValue ?? 2), entry.reason)))
+            let body =
+                skipped
+                ? []
+                : try RawFields.extract(
+                    CaseTracker.refusedUpdateField,
+                    from: part,
+                    message: RefusedUpdate.protoName
+                ).last ?? []
+            entries.append(
+                Entry(
+                    actor: entry.actorNode,
+                    sequence: entry.sequence,
+                    updateID: skipped
+                        ? HistoryRow.skippedID(view.caseID, actor: entry.actorNode, sequence: entry.sequence)
+                        : entry.updateID,
+                    body: body,
+                    update: entry.update,
+                    refusal: (
+                        skipped ? HistoryRow.skippedCode : Int32(RPCCode.named(entry.code)?.rawValue ?? 2), entry.reason
+                    )
+                )
+            )
         }
         self.entries = entries
     }

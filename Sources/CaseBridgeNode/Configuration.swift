@@ -41,19 +41,36 @@ public struct Directory: Sendable {
             guard let entry = item as? [String: Any] else { throw object.error(field, "must be an object") }
             let node = JSONFile(path: path, object: entry, prefix: field)
             let id = try node.string("id")
-            guard Validation.isNodeID(id) else { throw node.error("id", "\"\(id)\" may use only a-z, 0-9, '-', '.', '_'") }
+            guard Validation.isNodeID(id) else {
+                throw node.error("id", "\"\(id)\" may use only a-z, 0-9, '-', '.', '_'")
+            }
             guard !nodes.contains(where: { $0.id == id }) else { throw node.error("id", "\"\(id)\" appears twice") }
             let roleText = try node.string("role")
-            guard let role = DirectoryEntry.Role(rawValue: roleText) else { throw node.error("role", "must be \"ncct\" or \"embassy\", not \"\(roleText)\"") }
+            guard let role = DirectoryEntry.Role(rawValue: roleText) else {
+                throw node.error("role", "must be \"ncct\" or \"embassy\", not \"\(roleText)\"")
+            }
             let represents = try node.string("represents")
-            guard Validation.isCountry(represents) else { throw node.error("represents", "must be an ISO 3166-1 alpha-2 code such as \"ID\"") }
+            guard Validation.isCountry(represents) else {
+                throw node.error("represents", "must be an ISO 3166-1 alpha-2 code such as \"ID\"")
+            }
             let endpoint = try node.string("endpoint")
-            guard Validation.isEndpoint(endpoint) else { throw node.error("endpoint", "must be host:port, not \"\(endpoint)\"") }
-            nodes.append(DirectoryEntry(id: id, role: role, represents: represents, endpoint: endpoint,
-                                        displayName: (try? node.string("display_name")) ?? id))
+            guard Validation.isEndpoint(endpoint) else {
+                throw node.error("endpoint", "must be host:port, not \"\(endpoint)\"")
+            }
+            nodes.append(
+                DirectoryEntry(
+                    id: id,
+                    role: role,
+                    represents: represents,
+                    endpoint: endpoint,
+                    displayName: (try? node.string("display_name")) ?? id
+                )
+            )
         }
         let ncctCount = nodes.filter { $0.role == .ncct }.count
-        guard ncctCount == 1 else { throw object.error("nodes", "must list exactly one node with role \"ncct\" (found \(ncctCount))") }
+        guard ncctCount == 1 else {
+            throw object.error("nodes", "must list exactly one node with role \"ncct\" (found \(ncctCount))")
+        }
         return Directory(trustDomain: trustDomain, nodes: nodes)
     }
 }
@@ -140,62 +157,142 @@ public struct NodeConfiguration: Sendable {
         let nodeID = try object.string("node_id")
         guard Validation.isNodeID(nodeID) else { throw object.error("node_id", "may use only a-z, 0-9, '-', '.', '_'") }
         let listen = try object.string("listen")
-        guard Validation.isEndpoint(listen) else { throw object.error("listen", "must be host:port, not \"\(listen)\"") }
+        guard Validation.isEndpoint(listen) else {
+            throw object.error("listen", "must be host:port, not \"\(listen)\"")
+        }
         var configuration = NodeConfiguration(
-            nodeID: nodeID, listen: listen, certificate: try file("certificate"), privateKey: try file("private_key"),
-            ca: try file("ca"), crl: object.has("crl") ? try file("crl") : nil, directoryPath: try file("directory"),
-            dataFolder: try file("data_folder", mustExist: false), consoleSocket: try file("console_socket", mustExist: false))
-        configuration.dataKeyFile = object.has("data_key_file") ? try file("data_key_file", mustExist: false)
-            : (configuration.dataFolder.hasSuffix("/") ? String(configuration.dataFolder.dropLast()) : configuration.dataFolder) + ".key"
+            nodeID: nodeID,
+            listen: listen,
+            certificate: try file("certificate"),
+            privateKey: try file("private_key"),
+            ca: try file("ca"),
+            crl: object.has("crl") ? try file("crl") : nil,
+            directoryPath: try file("directory"),
+            dataFolder: try file("data_folder", mustExist: false),
+            consoleSocket: try file("console_socket", mustExist: false)
+        )
+        configuration.dataKeyFile =
+            object.has("data_key_file")
+            ? try file("data_key_file", mustExist: false)
+            : (configuration.dataFolder.hasSuffix("/")
+                ? String(configuration.dataFolder.dropLast()) : configuration.dataFolder) + ".key"
         if let limits = try object.optionalObject("limits") {
-            configuration.maxMessageBytes = try limits.int("max_message_bytes", default: configuration.maxMessageBytes, range: 1024...(64 << 20))
-            configuration.maxConnections = try limits.int("max_connections", default: configuration.maxConnections, range: 1...100_000)
-            configuration.maxConcurrentStreams = UInt32(try limits.int("max_concurrent_streams", default: 100, range: 1...10_000))
-            configuration.handshakeTimeout = .milliseconds(try limits.int("handshake_timeout_ms", default: 10_000, range: 100...600_000))
+            configuration.maxMessageBytes = try limits.int(
+                "max_message_bytes",
+                default: configuration.maxMessageBytes,
+                range: 1024...(64 << 20)
+            )
+            configuration.maxConnections = try limits.int(
+                "max_connections",
+                default: configuration.maxConnections,
+                range: 1...100_000
+            )
+            configuration.maxConcurrentStreams = UInt32(
+                try limits.int("max_concurrent_streams", default: 100, range: 1...10_000)
+            )
+            configuration.handshakeTimeout = .milliseconds(
+                try limits.int("handshake_timeout_ms", default: 10_000, range: 100...600_000)
+            )
             configuration.idleTimeout = .seconds(try limits.int("idle_timeout_s", default: 300, range: 1...86_400))
-            configuration.maxHeaderListBytes = UInt32(try limits.int("max_header_list_bytes", default: 16 * 1024, range: 1024...(1 << 20)))
+            configuration.maxHeaderListBytes = UInt32(
+                try limits.int("max_header_list_bytes", default: 16 * 1024, range: 1024...(1 << 20))
+            )
             configuration.resetBurst = UInt64(try limits.int("stream_reset_burst", default: 200, range: 1...100_000))
-            configuration.resetsPerSecond = UInt64(try limits.int("stream_resets_per_second", default: 50, range: 1...100_000))
-            configuration.keepaliveInterval = .seconds(try limits.int("keepalive_interval_s", default: 60, range: 1...86_400))
-            configuration.keepaliveTimeout = .seconds(try limits.int("keepalive_timeout_s", default: 20, range: 1...3_600))
+            configuration.resetsPerSecond = UInt64(
+                try limits.int("stream_resets_per_second", default: 50, range: 1...100_000)
+            )
+            configuration.keepaliveInterval = .seconds(
+                try limits.int("keepalive_interval_s", default: 60, range: 1...86_400)
+            )
+            configuration.keepaliveTimeout = .seconds(
+                try limits.int("keepalive_timeout_s", default: 20, range: 1...3_600)
+            )
             configuration.shutdownGrace = .seconds(try limits.int("shutdown_grace_s", default: 10, range: 0...3_600))
-            configuration.maxHandshakesPerAddress = try limits.int("max_handshakes_per_address", default: 32,
-                                                                   range: 1...100_000)
-            configuration.connectionsPerAddressPerSecond = try limits.int("new_connections_per_address_per_second",
-                                                                          default: 50, range: 1...100_000)
-            configuration.maxConnectionBufferBytes = try limits.int("max_connection_buffer_bytes", default: 16 << 20,
-                                                                    range: (256 << 10)...(1 << 30))
+            configuration.maxHandshakesPerAddress = try limits.int(
+                "max_handshakes_per_address",
+                default: 32,
+                range: 1...100_000
+            )
+            configuration.connectionsPerAddressPerSecond = try limits.int(
+                "new_connections_per_address_per_second",
+                default: 50,
+                range: 1...100_000
+            )
+            configuration.maxConnectionBufferBytes = try limits.int(
+                "max_connection_buffer_bytes",
+                default: 16 << 20,
+                range: (256 << 10)...(1 << 30)
+            )
             configuration.stallTimeout = .seconds(try limits.int("stall_timeout_s", default: 30, range: 1...3_600))
             configuration.lingerTotal = .seconds(try limits.int("linger_s", default: 30, range: 1...600))
-            configuration.socketSendBufferBytes = try limits.int("socket_send_buffer_bytes", default: 0,
-                                                                 range: 0...(64 << 20))
-            configuration.maxQueuedControlFrames = try limits.int("max_queued_control_frames", default: 1000,
-                                                                  range: 16...100_000)
-            configuration.maxDecodedElements = try limits.int("max_decoded_elements", default: 300_000,
-                                                              range: 1_000...10_000_000)
-            configuration.maxReadBytes = try limits.int("max_read_bytes", default: configuration.maxReadBytes,
-                                                        range: (1 << 20)...(1 << 30))
+            configuration.socketSendBufferBytes = try limits.int(
+                "socket_send_buffer_bytes",
+                default: 0,
+                range: 0...(64 << 20)
+            )
+            configuration.maxQueuedControlFrames = try limits.int(
+                "max_queued_control_frames",
+                default: 1000,
+                range: 16...100_000
+            )
+            configuration.maxDecodedElements = try limits.int(
+                "max_decoded_elements",
+                default: 300_000,
+                range: 1_000...10_000_000
+            )
+            configuration.maxReadBytes = try limits.int(
+                "max_read_bytes",
+                default: configuration.maxReadBytes,
+                range: (1 << 20)...(1 << 30)
+            )
             configuration.workerThreads = try limits.int("worker_threads", default: 0, range: 0...256)
             var peer = PeerLimits()
-            peer.maxConnections = try limits.int("max_connections_per_peer", default: peer.maxConnections,
-                                                 range: 1...100_000)
-            peer.maxConcurrentCalls = try limits.int("max_calls_per_peer", default: peer.maxConcurrentCalls,
-                                                     range: 1...1_000_000)
-            peer.maxExpensiveCalls = try limits.int("max_expensive_calls_per_peer", default: peer.maxExpensiveCalls,
-                                                    range: 1...10_000)
-            peer.maxBytesPerMinute = try limits.int("max_bytes_per_peer_per_minute", default: peer.maxBytesPerMinute,
-                                                    range: (1 << 20)...(1 << 40))
+            peer.maxConnections = try limits.int(
+                "max_connections_per_peer",
+                default: peer.maxConnections,
+                range: 1...100_000
+            )
+            peer.maxConcurrentCalls = try limits.int(
+                "max_calls_per_peer",
+                default: peer.maxConcurrentCalls,
+                range: 1...1_000_000
+            )
+            peer.maxExpensiveCalls = try limits.int(
+                "max_expensive_calls_per_peer",
+                default: peer.maxExpensiveCalls,
+                range: 1...10_000
+            )
+            peer.maxBytesPerMinute = try limits.int(
+                "max_bytes_per_peer_per_minute",
+                default: peer.maxBytesPerMinute,
+                range: (1 << 20)...(1 << 40)
+            )
             configuration.peerLimits = peer
         }
         if let retention = try object.optionalObject("retention") {
-            configuration.retention.daysAfterClosed = try retention.int("days_after_closed", default: 365, range: 0...36_500)
-            configuration.retention.checkInterval = .seconds(try retention.int("check_interval_s", default: 3600,
-                                                                              range: 1...86_400))
+            configuration.retention.daysAfterClosed = try retention.int(
+                "days_after_closed",
+                default: 365,
+                range: 0...36_500
+            )
+            configuration.retention.checkInterval = .seconds(
+                try retention.int(
+                    "check_interval_s",
+                    default: 3600,
+                    range: 1...86_400
+                )
+            )
         }
         if let delivery = try object.optionalObject("delivery") {
-            configuration.delivery.initialBackoff = .milliseconds(try delivery.int("initial_backoff_ms", default: 1000, range: 1...3_600_000))
-            configuration.delivery.maxBackoff = .milliseconds(try delivery.int("max_backoff_ms", default: 300_000, range: 1...86_400_000))
-            configuration.delivery.callTimeout = .milliseconds(try delivery.int("call_timeout_ms", default: 15_000, range: 100...600_000))
+            configuration.delivery.initialBackoff = .milliseconds(
+                try delivery.int("initial_backoff_ms", default: 1000, range: 1...3_600_000)
+            )
+            configuration.delivery.maxBackoff = .milliseconds(
+                try delivery.int("max_backoff_ms", default: 300_000, range: 1...86_400_000)
+            )
+            configuration.delivery.callTimeout = .milliseconds(
+                try delivery.int("call_timeout_ms", default: 15_000, range: 100...600_000)
+            )
         }
         return configuration
     }
@@ -219,9 +316,15 @@ struct JSONFile {
         }
         let parsed: Any
         do { parsed = try JSONSerialization.jsonObject(with: data) } catch {
-            throw ConfigurationError(file: path, field: "", problem: "not valid JSON (\((error as NSError).userInfo["NSDebugDescription"] ?? error))")
+            throw ConfigurationError(
+                file: path,
+                field: "",
+                problem: "not valid JSON (\((error as NSError).userInfo["NSDebugDescription"] ?? error))"
+            )
         }
-        guard let object = parsed as? [String: Any] else { throw ConfigurationError(file: path, field: "", problem: "must be a JSON object") }
+        guard let object = parsed as? [String: Any] else {
+            throw ConfigurationError(file: path, field: "", problem: "must be a JSON object")
+        }
         self.init(path: path, object: object, prefix: "")
     }
 
@@ -239,7 +342,9 @@ struct JSONFile {
 
     func int(_ field: String, default value: Int, range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
         guard let raw = object[field] else { return value }
-        guard let number = raw as? Int, range.contains(number) else { throw error(field, "must be a whole number from \(range.lowerBound) to \(range.upperBound)") }
+        guard let number = raw as? Int, range.contains(number) else {
+            throw error(field, "must be a whole number from \(range.lowerBound) to \(range.upperBound)")
+        }
         return number
     }
 

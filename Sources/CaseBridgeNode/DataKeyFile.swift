@@ -18,11 +18,19 @@ public enum DataKeyFile {
         try Node.checkOwnerOnly(path, what: "the data key")
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw ConfigurationError(file: path, field: "", problem: "the data key file cannot be read: \(error.localizedDescription)")
+            throw ConfigurationError(
+                file: path,
+                field: "",
+                problem: "the data key file cannot be read: \(error.localizedDescription)"
+            )
         }
         let hex = text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard hex.count == Sealing.keyBytes * 2, let key = bytes(hex) else {
-            throw ConfigurationError(file: path, field: "", problem: "not a data key (\(Sealing.keyBytes * 2) hex digits)")
+            throw ConfigurationError(
+                file: path,
+                field: "",
+                problem: "not a data key (\(Sealing.keyBytes * 2) hex digits)"
+            )
         }
         return key
     }
@@ -40,9 +48,14 @@ public enum DataKeyFile {
         do {
             try await store.rotateDataKey(to: try load(pending))
             try await store.write { db in
-                try db.appendAudit(event: "data_key.rotated", actor: "operator", subject: "data key", outcome: "ok",
-                                   detail: "every case key wrapped anew; search index rebuilt at the next start",
-                                   atMs: Clock.nowMs())
+                try db.appendAudit(
+                    event: "data_key.rotated",
+                    actor: "operator",
+                    subject: "data key",
+                    outcome: "ok",
+                    detail: "every case key wrapped anew; search index rebuilt at the next start",
+                    atMs: Clock.nowMs()
+                )
             }
         } catch {
             store.close()
@@ -51,9 +64,12 @@ public enum DataKeyFile {
         }
         store.close()
         guard rename(pending, configuration.dataKeyFile) == 0 else {
-            throw ConfigurationError(file: configuration.dataKeyFile, field: "",
-                                     problem: "the new key is in \(pending) but could not replace the old one; "
-                                         + "the next start will finish the rotation")
+            throw ConfigurationError(
+                file: configuration.dataKeyFile,
+                field: "",
+                problem: "the new key is in \(pending) but could not replace the old one; "
+                    + "the next start will finish the rotation"
+            )
         }
     }
 
@@ -78,10 +94,16 @@ public enum DataKeyFile {
 
     private static func create(_ path: String) throws {
         let folder = (path as NSString).deletingLastPathComponent
-        if !folder.isEmpty { try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+        if !folder.isEmpty {
+            try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        }
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
         guard fd >= 0 else {
-            throw ConfigurationError(file: path, field: "", problem: "cannot create the data key: \(String(cString: strerror(errno)))")
+            throw ConfigurationError(
+                file: path,
+                field: "",
+                problem: "cannot create the data key: \(String(cString: strerror(errno)))"
+            )
         }
         defer { close(fd) }
         let text = Sealing.randomBytes(Sealing.keyBytes).map { String(format: "%02x", $0) }.joined() + "\n"

@@ -24,8 +24,14 @@ final class DeliveryWorker: Sendable {
         var lastError = ""
     }
 
-    init(peer: DirectoryEntry, channel: RPCChannel, tracker: CaseTracker, settings: DeliverySettings,
-         readLimits: ProtoLimits, logger: Logger) {
+    init(
+        peer: DirectoryEntry,
+        channel: RPCChannel,
+        tracker: CaseTracker,
+        settings: DeliverySettings,
+        readLimits: ProtoLimits,
+        logger: Logger
+    ) {
         self.peer = peer
         self.readLimits = readLimits
         self.channel = channel
@@ -49,13 +55,17 @@ final class DeliveryWorker: Sendable {
                     caughtUp = true
                 } catch {
                     nextCatchUp = .now + .seconds(30)
-                    logger.info("catching up with a peer failed; trying again later",
-                                metadata: ["peer": "\(peer.id)", "error": "\(error)"])
+                    logger.info(
+                        "catching up with a peer failed; trying again later",
+                        metadata: ["peer": "\(peer.id)", "error": "\(error)"]
+                    )
                 }
             }
             let head: OutboxRow?
             do {
-                head = try tracker.store.read { try $0.outboxNext(peer: peer.id, pendingStates: CaseTracker.pendingDeliveryStates) }
+                head = try tracker.store.read {
+                    try $0.outboxNext(peer: peer.id, pendingStates: CaseTracker.pendingDeliveryStates)
+                }
             } catch {
                 logger.error("outbox unreadable", metadata: ["peer": "\(peer.id)", "error": "\(error)"])
                 await doorbell.wait(timeout: .seconds(5))
@@ -80,7 +90,11 @@ final class DeliveryWorker: Sendable {
             var receiptStatus: CaseStatus? = nil
             if message.kind == CaseTracker.MessageKind.request.rawValue {
                 let request = try ProtoCodec.decode(InterventionRequest.self, from: message.body)
-                receiptStatus = try await channel.unary(CaseExchange.submitRequest, request, timeout: settings.callTimeout).status
+                receiptStatus = try await channel.unary(
+                    CaseExchange.submitRequest,
+                    request,
+                    timeout: settings.callTimeout
+                ).status
             } else {
                 try await push(try ProtoCodec.decode(CaseUpdate.self, from: message.body))
             }
@@ -89,7 +103,8 @@ final class DeliveryWorker: Sendable {
         } catch let error as RPCError {
             // An embassy that lacks a case it filed lost it (restored from a backup): it takes the case
             // back from NCCT when it catches up, and then this update applies.
-            let lostCase = error.code == .notFound && tracker.me.role == .ncct
+            let lostCase =
+                error.code == .notFound && tracker.me.role == .ncct
                 && message.kind == CaseTracker.MessageKind.update.rawValue
             let retry = Self.isRetryable(error) || lostCase
             link.withLock { link in
@@ -98,16 +113,25 @@ final class DeliveryWorker: Sendable {
                 link.lastError = error.description
             }
             let next = retry ? Clock.nowMs() + backoff(attempt: message.attempts + 1) : 0
-            logger.info(retry ? "delivery will be retried" : "delivery rejected by peer",
-                        metadata: ["peer": "\(peer.id)", "message": "\(message.messageID)", "code": "\(error.code)",
-                                   "attempts": "\(message.attempts + 1)"])
+            logger.info(
+                retry ? "delivery will be retried" : "delivery rejected by peer",
+                metadata: [
+                    "peer": "\(peer.id)", "message": "\(message.messageID)", "code": "\(error.code)",
+                    "attempts": "\(message.attempts + 1)",
+                ]
+            )
             do { try await tracker.deliveryFailed(message, error: error, retryAtMs: retry ? next : nil) } catch {
                 logger.error("delivery outcome not recorded", metadata: ["error": "\(error)"])
                 await doorbell.wait(timeout: .seconds(1))
             }
         } catch {
-            logger.error("delivery failed", metadata: ["peer": "\(peer.id)", "message": "\(message.messageID)",
-                                                       "error-type": "\(type(of: error))"])
+            logger.error(
+                "delivery failed",
+                metadata: [
+                    "peer": "\(peer.id)", "message": "\(message.messageID)",
+                    "error-type": "\(type(of: error))",
+                ]
+            )
             await doorbell.wait(timeout: .seconds(1))
         }
     }
@@ -131,8 +155,10 @@ final class DeliveryWorker: Sendable {
             taken += try await tracker.catchUp(caseBytes: bytes, from: peer, limits: readLimits)
         }
         if taken > 0 {
-            logger.notice("caught up with a peer: took back what it had delivered and this node had lost",
-                          metadata: ["peer": "\(peer.id)", "cases": "\(behind.count)", "entries": "\(taken)"])
+            logger.notice(
+                "caught up with a peer: took back what it had delivered and this node had lost",
+                metadata: ["peer": "\(peer.id)", "cases": "\(behind.count)", "entries": "\(taken)"]
+            )
         }
     }
 
@@ -177,8 +203,10 @@ final class DeliveryWorker: Sendable {
                 // Refused for good: the peer took the number with its refusal, or never will.
                 skipped.append(entry.sequence)
             }
-            logger.info("update sent again to a peer that lacked it",
-                        metadata: ["peer": "\(peer.id)", "message": "\(entry.updateID)", "sequence": "\(entry.sequence)"])
+            logger.info(
+                "update sent again to a peer that lacked it",
+                metadata: ["peer": "\(peer.id)", "message": "\(entry.updateID)", "sequence": "\(entry.sequence)"]
+            )
         }
         return skipped
     }
@@ -190,7 +218,10 @@ final class DeliveryWorker: Sendable {
         }
         let request = try ProtoCodec.decode(InterventionRequest.self, from: body)
         _ = try await channel.unary(CaseExchange.submitRequest, request, timeout: settings.callTimeout)
-        logger.info("request filed again with a peer that lacked it", metadata: ["peer": "\(peer.id)", "case": "\(caseID)"])
+        logger.info(
+            "request filed again with a peer that lacked it",
+            metadata: ["peer": "\(peer.id)", "case": "\(caseID)"]
+        )
     }
 
     static func expectedSequence(_ error: RPCError) -> UInt64? {
@@ -209,8 +240,13 @@ final class DeliveryWorker: Sendable {
 
     /// initial × multiplier^(attempt-1), at most maxBackoff, ± jitter.
     func backoff(attempt: Int) -> Int64 {
-        let initial = Double(settings.initialBackoff.components.seconds) * 1000 + Double(settings.initialBackoff.components.attoseconds) / 1e15
-        let ceiling = Double(settings.maxBackoff.components.seconds) * 1000 + Double(settings.maxBackoff.components.attoseconds) / 1e15
+        let initial =
+            Double(settings.initialBackoff.components.seconds) * 1000 + Double(
+                settings.initialBackoff.components.attoseconds
+            ) / 1e15
+        let ceiling =
+            Double(settings.maxBackoff.components.seconds) * 1000 + Double(settings.maxBackoff.components.attoseconds)
+            / 1e15
         var delay = initial
         for _ in 1..<max(1, attempt) where delay < ceiling { delay *= settings.multiplier }
         delay = min(delay, ceiling) * Double.random(in: (1 - settings.jitter)...(1 + settings.jitter))
@@ -286,14 +322,32 @@ extension CaseTracker {
             row.lastError = ""
             try db.updateOutbox(row)
             // The receipt of a request is how the embassy learns NCCT has it.
-            if receiptStatus != nil, let caseRow = try db.caseRow(message.caseID), caseRow.status == CaseStatus.submitted.rawValue {
-                try db.updateCaseState(caseRow.caseID, status: CaseStatus.received.rawValue, step: caseRow.step,
-                                       personCount: caseRow.personCount, updatedAtMs: now)
+            if receiptStatus != nil, let caseRow = try db.caseRow(message.caseID),
+                caseRow.status == CaseStatus.submitted.rawValue
+            {
+                try db.updateCaseState(
+                    caseRow.caseID,
+                    status: CaseStatus.received.rawValue,
+                    step: caseRow.step,
+                    personCount: caseRow.personCount,
+                    updatedAtMs: now
+                )
             }
-            try db.appendEvent(caseID: message.caseID, kind: CaseEventKind.delivery.rawValue, messageID: message.messageID,
-                               peerNode: message.peerNode, atMs: now)
-            try db.appendAudit(event: "message.delivered", actor: message.peerNode, subject: message.messageID, outcome: "ok",
-                               detail: "case=\(message.caseID) attempts=\(row.attempts)", atMs: now)
+            try db.appendEvent(
+                caseID: message.caseID,
+                kind: CaseEventKind.delivery.rawValue,
+                messageID: message.messageID,
+                peerNode: message.peerNode,
+                atMs: now
+            )
+            try db.appendAudit(
+                event: "message.delivered",
+                actor: message.peerNode,
+                subject: message.messageID,
+                outcome: "ok",
+                detail: "case=\(message.caseID) attempts=\(row.attempts)",
+                atMs: now
+            )
         }
         changes.notify()
     }
@@ -308,11 +362,22 @@ extension CaseTracker {
             row.state = retryAtMs == nil ? DeliveryState.rejected.rawValue : DeliveryState.retryWaiting.rawValue
             row.nextAttemptAtMs = retryAtMs ?? 0
             try db.updateOutbox(row)
-            try db.appendEvent(caseID: message.caseID, kind: CaseEventKind.delivery.rawValue, messageID: message.messageID,
-                               peerNode: message.peerNode, atMs: now)
+            try db.appendEvent(
+                caseID: message.caseID,
+                kind: CaseEventKind.delivery.rawValue,
+                messageID: message.messageID,
+                peerNode: message.peerNode,
+                atMs: now
+            )
             if retryAtMs == nil {
-                try db.appendAudit(event: "message.rejected", actor: message.peerNode, subject: message.messageID,
-                                   outcome: error.code.description, detail: error.message, atMs: now)
+                try db.appendAudit(
+                    event: "message.rejected",
+                    actor: message.peerNode,
+                    subject: message.messageID,
+                    outcome: error.code.description,
+                    detail: error.message,
+                    atMs: now
+                )
             }
         }
         changes.notify()
@@ -336,15 +401,31 @@ extension CaseTracker {
                 throw RPCError(.notFound, "no message \(request.messageID) for \(request.peerNode)")
             }
             guard CaseTracker.pendingDeliveryStates.contains(row.state) else {
-                throw RPCError(.failedPrecondition, "message \(request.messageID) is already \(DeliveryState(rawValue: row.state))")
+                throw RPCError(
+                    .failedPrecondition,
+                    "message \(request.messageID) is already \(DeliveryState(rawValue: row.state))"
+                )
             }
             let now = Clock.nowMs()
             row.state = DeliveryState.cancelled.rawValue
-            row.lastError = request.reason.isEmpty ? "cancelled by an operator" : "cancelled by an operator: \(request.reason)"
+            row.lastError =
+                request.reason.isEmpty ? "cancelled by an operator" : "cancelled by an operator: \(request.reason)"
             try db.updateOutbox(row)
-            try db.appendEvent(caseID: row.caseID, kind: CaseEventKind.delivery.rawValue, messageID: row.messageID, peerNode: row.peerNode, atMs: now)
-            try db.appendAudit(event: "message.cancelled", actor: "console", subject: row.messageID, outcome: "ok",
-                               detail: "peer=\(row.peerNode)", atMs: now)
+            try db.appendEvent(
+                caseID: row.caseID,
+                kind: CaseEventKind.delivery.rawValue,
+                messageID: row.messageID,
+                peerNode: row.peerNode,
+                atMs: now
+            )
+            try db.appendAudit(
+                event: "message.cancelled",
+                actor: "console",
+                subject: row.messageID,
+                outcome: "ok",
+                detail: "peer=\(row.peerNode)",
+                atMs: now
+            )
             return row
         }
         changes.notify()

@@ -10,12 +10,16 @@ public enum Lifecycle {
     public static let caseTransitions: [CaseStatus: Set<CaseStatus>] = [
         .submitted: [.received, .withdrawn, .enteredInError],
         .received: [.acknowledged, .infoRequested, .onHold, .declined, .withdrawn, .enteredInError],
-        .acknowledged: [.inProgress, .infoRequested, .onHold, .completed, .failed, .declined, .withdrawn,
-                        .enteredInError],
+        .acknowledged: [
+            .inProgress, .infoRequested, .onHold, .completed, .failed, .declined, .withdrawn,
+            .enteredInError,
+        ],
         .inProgress: [.infoRequested, .onHold, .completed, .failed, .withdrawn, .enteredInError],
         .infoRequested: [.acknowledged, .inProgress, .onHold, .declined, .failed, .withdrawn, .enteredInError],
-        .onHold: [.acknowledged, .inProgress, .infoRequested, .completed, .failed, .declined, .withdrawn,
-                  .enteredInError],
+        .onHold: [
+            .acknowledged, .inProgress, .infoRequested, .completed, .failed, .declined, .withdrawn,
+            .enteredInError,
+        ],
         .completed: [.enteredInError], .failed: [.enteredInError], .declined: [.enteredInError],
         .withdrawn: [.enteredInError], .enteredInError: [],
     ]
@@ -26,7 +30,9 @@ public enum Lifecycle {
     public static let terminal: Set<CaseStatus> = [.completed, .failed, .declined, .withdrawn, .enteredInError]
 
     /// Statuses in which NCCT may record what happened to persons: from acknowledgement on.
-    public static let takesOutcomes: Set<CaseStatus> = [.acknowledged, .inProgress, .infoRequested, .onHold, .completed]
+    public static let takesOutcomes: Set<CaseStatus> = [
+        .acknowledged, .inProgress, .infoRequested, .onHold, .completed,
+    ]
 
     /// Legal changes of one person's status. "Not found" may become "located" when they are found later.
     public static let personTransitions: [PersonStatus: Set<PersonStatus>] = [
@@ -72,7 +78,12 @@ public enum Lifecycle {
     }
 
     /// Applies one change to a case, enforcing who may make it and the transition tables.
-    public static func apply(_ change: CaseUpdate.Change?, by actor: Actor, to state: CaseState, atMs: Int64) throws(RPCError) -> CaseState {
+    public static func apply(
+        _ change: CaseUpdate.Change?,
+        by actor: Actor,
+        to state: CaseState,
+        atMs: Int64
+    ) throws(RPCError) -> CaseState {
         guard let change else { throw RPCError(.invalidArgument, "change: an update must carry one change") }
         try Authorization.check(change, by: actor)
         var state = state
@@ -81,12 +92,19 @@ public enum Lifecycle {
         if actor == .ncct, state.status == .submitted { state.status = .received }
         var next = state
         func requireOpen() throws(RPCError) {
-            if isTerminal(state.status) { throw RPCError(.failedPrecondition, "the case is \(state.status); it takes only notes") }
+            if isTerminal(state.status) {
+                throw RPCError(.failedPrecondition, "the case is \(state.status); it takes only notes")
+            }
         }
         switch change {
         case .statusChange(let status):
-            guard ![.unspecified, .submitted, .received, .withdrawn].contains(status.toStatus), CaseStatus.names[status.toStatus.rawValue] != nil else {
-                throw RPCError(.invalidArgument, "status_change.to_status: \(status.toStatus) cannot be set by an update")
+            guard ![.unspecified, .submitted, .received, .withdrawn].contains(status.toStatus),
+                CaseStatus.names[status.toStatus.rawValue] != nil
+            else {
+                throw RPCError(
+                    .invalidArgument,
+                    "status_change.to_status: \(status.toStatus) cannot be set by an update"
+                )
             }
             if try checkTransition(from: state.status, to: status.toStatus) { next.status = status.toStatus }
         case .stepChange(let step):
@@ -94,17 +112,25 @@ public enum Lifecycle {
                 throw RPCError(.invalidArgument, "step_change.step: must be a business step")
             }
             guard [.acknowledged, .inProgress].contains(state.status) else {
-                throw RPCError(.failedPrecondition, "business steps need an acknowledged or in-progress case; it is \(state.status)")
+                throw RPCError(
+                    .failedPrecondition,
+                    "business steps need an acknowledged or in-progress case; it is \(state.status)"
+                )
             }
             next.status = .inProgress
             next.step = step.step
         case .personOutcomes(let outcomes):
             guard takesOutcomes.contains(state.status) else {
-                throw RPCError(.failedPrecondition, state.status == .received
-                    ? "acknowledge the case before recording what happened to persons"
-                    : "the case is \(state.status); it takes no more person outcomes")
+                throw RPCError(
+                    .failedPrecondition,
+                    state.status == .received
+                        ? "acknowledge the case before recording what happened to persons"
+                        : "the case is \(state.status); it takes no more person outcomes"
+                )
             }
-            guard !outcomes.outcomes.isEmpty else { throw RPCError(.invalidArgument, "person_outcomes: names no person") }
+            guard !outcomes.outcomes.isEmpty else {
+                throw RPCError(.invalidArgument, "person_outcomes: names no person")
+            }
             var seen = Set<String>()
             // A ref that matches no person may be anything staff typed (a name): it is never repeated.
             for (i, outcome) in outcomes.outcomes.enumerated() {
@@ -117,7 +143,10 @@ public enum Lifecycle {
                 let current = next.persons[index].status
                 if current != outcome.status {
                     guard personTransitions[current]?.contains(outcome.status) == true else {
-                        throw RPCError(.failedPrecondition, "person \(outcome.personRef) cannot go from \(current) to \(outcome.status)")
+                        throw RPCError(
+                            .failedPrecondition,
+                            "person \(outcome.personRef) cannot go from \(current) to \(outcome.status)"
+                        )
                     }
                     next.persons[index].status = outcome.status
                 }
@@ -128,7 +157,9 @@ public enum Lifecycle {
             guard !note.text.isEmpty else { throw RPCError(.invalidArgument, "note.text: empty") }
         case .informationRequest(let request):
             try requireOpen()
-            guard !request.questions.isEmpty else { throw RPCError(.invalidArgument, "information_request.questions: none asked") }
+            guard !request.questions.isEmpty else {
+                throw RPCError(.invalidArgument, "information_request.questions: none asked")
+            }
             if try checkTransition(from: state.status, to: .infoRequested) { next.status = .infoRequested }
         case .informationProvided(let provided):
             try requireOpen()
@@ -138,7 +169,10 @@ public enum Lifecycle {
             for (i, person) in provided.addedPersons.enumerated() {
                 try Validation.check(person, field: "information_provided.added_persons[\(i)]")
                 guard !next.persons.contains(where: { $0.personRef == person.personRef }) else {
-                    throw RPCError(.invalidArgument, "information_provided.added_persons[\(i)].person_ref: already in the case")
+                    throw RPCError(
+                        .invalidArgument,
+                        "information_provided.added_persons[\(i)].person_ref: already in the case"
+                    )
                 }
                 next.persons.append(PersonState.pending(person.personRef, atMs: atMs))
             }
@@ -184,17 +218,22 @@ public enum Lifecycle {
 /// Who may make which change. The identity is the verified certificate's, never a message field.
 public enum Authorization {
     public static func check(_ change: CaseUpdate.Change, by actor: Lifecycle.Actor) throws(RPCError) {
-        let allowed: Bool = switch change {
-        case .note: true
-        case .informationProvided, .withdrawal: actor == .requestingEmbassy
-        // The embassy may say its own request should never have existed.
-        case .statusChange(let change): actor == .ncct || change.toStatus == .enteredInError
-        case .stepChange, .personOutcomes, .informationRequest: actor == .ncct
-        }
+        let allowed: Bool =
+            switch change {
+            case .note: true
+            case .informationProvided, .withdrawal: actor == .requestingEmbassy
+            // The embassy may say its own request should never have existed.
+            case .statusChange(let change): actor == .ncct || change.toStatus == .enteredInError
+            case .stepChange, .personOutcomes, .informationRequest: actor == .ncct
+            }
         guard allowed else {
-            throw RPCError(.permissionDenied, actor == .ncct
-                ? "only the requesting embassy may add information or withdraw"
-                : "only NCCT may change status (beyond entered_in_error), steps and outcomes, or request information")
+            throw RPCError(
+                .permissionDenied,
+                actor == .ncct
+                    ? "only the requesting embassy may add information or withdraw"
+                    : "only NCCT may change status (beyond entered_in_error), steps and outcomes, "
+                        + "or request information"
+            )
         }
     }
 }

@@ -33,49 +33,79 @@ public final class Node: Sendable {
         self.logger = logger
         let directory = try Directory.load(configuration.directoryPath)
         guard let me = directory.node(configuration.nodeID) else {
-            throw ConfigurationError(file: configuration.directoryPath, field: "nodes",
-                                     problem: "no entry for this node's node_id \"\(configuration.nodeID)\"")
+            throw ConfigurationError(
+                file: configuration.directoryPath,
+                field: "nodes",
+                problem: "no entry for this node's node_id \"\(configuration.nodeID)\""
+            )
         }
         try Self.checkOwnerOnly(configuration.privateKey)
-        let tlsConfiguration = TLSConfiguration(certificateChainPath: configuration.certificate, privateKeyPath: configuration.privateKey,
-                                                trustedCAPath: configuration.ca, revocationListPath: configuration.crl,
-                                                trustDomain: directory.trustDomain)
+        let tlsConfiguration = TLSConfiguration(
+            certificateChainPath: configuration.certificate,
+            privateKeyPath: configuration.privateKey,
+            trustedCAPath: configuration.ca,
+            revocationListPath: configuration.crl,
+            trustDomain: directory.trustDomain
+        )
         let serverTLS = try TLSContext(.server, configuration: tlsConfiguration)
         let clientTLS = try TLSContext(.client, configuration: tlsConfiguration)
         let identity = PeerIdentity(trustDomain: directory.trustDomain, nodeID: me.id)
         guard serverTLS.identities.contains(identity) else {
-            throw ConfigurationError(file: configuration.certificate, field: "",
-                                     problem: "certificate is not for \(identity) (it names \(serverTLS.identities.map(\.description).joined(separator: ", ")))")
+            throw ConfigurationError(
+                file: configuration.certificate,
+                field: "",
+                problem:
+                    "certificate is not for \(identity) "
+                    + "(it names \(serverTLS.identities.map(\.description).joined(separator: ", ")))"
+            )
         }
 
         let now = Clock.nowMs() / 1000
         if let notAfter = serverTLS.certificateNotAfter, notAfter < now {
-            throw ConfigurationError(file: configuration.certificate, field: "", problem: "certificate expired; ask the federation CA for a new one")
+            throw ConfigurationError(
+                file: configuration.certificate,
+                field: "",
+                problem: "certificate expired; ask the federation CA for a new one"
+            )
         }
         if let notBefore = serverTLS.certificateNotBefore, notBefore > now {
-            throw ConfigurationError(file: configuration.certificate, field: "", problem: "certificate is not valid yet; check the clock")
+            throw ConfigurationError(
+                file: configuration.certificate,
+                field: "",
+                problem: "certificate is not valid yet; check the clock"
+            )
         }
         // Sockets, the database and its WAL, and the console's connections all take file descriptors.
         let filesNeeded = configuration.maxConnections + 256
         let filesAllowed = FileLimit.raise(toAtLeast: filesNeeded)
         if filesAllowed < filesNeeded {
-            logger.warning("the process may open fewer files than limits.max_connections needs; raise ulimit -n",
-                           metadata: ["open-files-allowed": "\(filesAllowed)", "needed": "\(filesNeeded)"])
+            logger.warning(
+                "the process may open fewer files than limits.max_connections needs; raise ulimit -n",
+                metadata: ["open-files-allowed": "\(filesAllowed)", "needed": "\(filesNeeded)"]
+            )
         }
         try DataKeyFile.settle(configuration, logger: logger)
-        let store = try CaseStore(folder: configuration.dataFolder, dataKey: try DataKeyFile.loadOrCreate(configuration.dataKeyFile),
-                                  logger: logger)
+        let store = try CaseStore(
+            folder: configuration.dataFolder,
+            dataKey: try DataKeyFile.loadOrCreate(configuration.dataKeyFile),
+            logger: logger
+        )
         guard try store.read({ try $0.dataKeysOpen() }) else {
             store.close()
-            throw ConfigurationError(file: configuration.dataKeyFile, field: "",
-                                     problem: "this data key does not open the node's database (a key from before a rotation, "
-                                         + "or another node's?)")
+            throw ConfigurationError(
+                file: configuration.dataKeyFile,
+                field: "",
+                problem: "this data key does not open the node's database (a key from before a rotation, "
+                    + "or another node's?)"
+            )
         }
         let peers = directory.nodes.filter { $0.id != me.id && ($0.role == .ncct || me.role == .ncct) }
         let clientGroup = EventLoopGroup(threads: 1, name: "cb-delivery")
         self.clientGroup = clientGroup
         let workerBox = WorkerBox()
-        let tracker = CaseTracker(me: me, directory: directory, store: store, logger: logger) { peer in workerBox.nudge(peer) }
+        let tracker = CaseTracker(me: me, directory: directory, store: store, logger: logger) { peer in
+            workerBox.nudge(peer)
+        }
         self.tracker = tracker
         try await tracker.buildSearchIndexIfNeeded()
         var workers: [String: DeliveryWorker] = [:]
@@ -87,10 +117,22 @@ public final class Node: Sendable {
             client.timeouts.handshake = configuration.handshakeTimeout
             client.initialBackoff = min(configuration.delivery.initialBackoff, .seconds(1))
             client.maxBackoff = min(configuration.delivery.maxBackoff, .seconds(120))
-            let channel = RPCChannel(endpoint: peer.endpoint, target: PeerIdentity(trustDomain: directory.trustDomain, nodeID: peer.id),
-                                     tls: clientTLS, configuration: client, logger: logger, group: clientGroup)
-            workers[peer.id] = DeliveryWorker(peer: peer, channel: channel, tracker: tracker, settings: configuration.delivery,
-                                              readLimits: configuration.readLimits, logger: logger)
+            let channel = RPCChannel(
+                endpoint: peer.endpoint,
+                target: PeerIdentity(trustDomain: directory.trustDomain, nodeID: peer.id),
+                tls: clientTLS,
+                configuration: client,
+                logger: logger,
+                group: clientGroup
+            )
+            workers[peer.id] = DeliveryWorker(
+                peer: peer,
+                channel: channel,
+                tracker: tracker,
+                settings: configuration.delivery,
+                readLimits: configuration.readLimits,
+                logger: logger
+            )
         }
         self.workers = workers
         workerBox.workers = workers
@@ -109,8 +151,10 @@ public final class Node: Sendable {
         server.keepaliveInterval = configuration.keepaliveInterval
         server.keepaliveTimeout = configuration.keepaliveTimeout
         server.shutdownGracePeriod = configuration.shutdownGrace
-        server.protoLimits = ProtoLimits(maxMessageBytes: configuration.maxMessageBytes,
-                                         maxElements: configuration.maxDecodedElements)
+        server.protoLimits = ProtoLimits(
+            maxMessageBytes: configuration.maxMessageBytes,
+            maxElements: configuration.maxDecodedElements
+        )
         server.maxHandshakesPerAddress = configuration.maxHandshakesPerAddress
         server.connectionsPerAddressPerSecond = configuration.connectionsPerAddressPerSecond
         server.maxConnectionBufferBytes = configuration.maxConnectionBufferBytes
@@ -131,8 +175,13 @@ public final class Node: Sendable {
             await tracker.audit(event: event, actor: source, subject: "connection", outcome: "refused", detail: detail)
         }
         self.refusals = refusals
-        exchange = try RPCServer(configuration: server, tls: serverTLS, router: exchangeRouter, logger: logger,
-                                 onRefusal: refusals.record)
+        exchange = try RPCServer(
+            configuration: server,
+            tls: serverTLS,
+            router: exchangeRouter,
+            logger: logger,
+            onRefusal: refusals.record
+        )
 
         var consoleConfiguration = server
         consoleConfiguration.address = "unix:\(configuration.consoleSocket)"
@@ -141,42 +190,64 @@ public final class Node: Sendable {
         // would only make staff wait for each other.
         consoleConfiguration.peerLimits = .unlimited
         var consoleRouter = RPCRouter()
-        ConsoleService.register(in: &consoleRouter, tracker: tracker,
-                                status: StatusReporter(tracker: tracker, workers: workers, certificateNotAfter: serverTLS.certificateNotAfter,
-                                                       startedAtMs: Clock.nowMs()),
-                                retention: configuration.retention)
+        ConsoleService.register(
+            in: &consoleRouter,
+            tracker: tracker,
+            status: StatusReporter(
+                tracker: tracker,
+                workers: workers,
+                certificateNotAfter: serverTLS.certificateNotAfter,
+                startedAtMs: Clock.nowMs()
+            ),
+            retention: configuration.retention
+        )
         HealthService(services: consoleRouter.services).register(in: &consoleRouter)
         do {
-            console = try RPCServer(configuration: consoleConfiguration, tls: nil, router: consoleRouter,
-                                    logger: logger,
-                                    onRefusal: refusals.record)
+            console = try RPCServer(
+                configuration: consoleConfiguration,
+                tls: nil,
+                router: consoleRouter,
+                logger: logger,
+                onRefusal: refusals.record
+            )
         } catch {
             await exchange.shutdown()
             throw error
         }
         let deliveryPool = self.deliveryPool
         let retention = configuration.retention, retentionLogger = logger
-        workerTasks = workers.values.map { worker in
-            Task(executorPreference: deliveryPool.lane(worker.peer.id)) { await worker.run() }
-        } + [Task(executorPreference: deliveryPool.lane("retention")) {
-            // At start (a restored old backup comes back under the rule), then every interval.
-            while !Task.isCancelled {
-                do { try await tracker.purgeDue(retention) } catch {
-                    retentionLogger.error("retention could not run", metadata: ["error": "\(error)"])
+        workerTasks =
+            workers.values.map { worker in
+                Task(executorPreference: deliveryPool.lane(worker.peer.id)) { await worker.run() }
+            } + [
+                Task(executorPreference: deliveryPool.lane("retention")) {
+                    // At start (a restored old backup comes back under the rule), then every interval.
+                    while !Task.isCancelled {
+                        do { try await tracker.purgeDue(retention) } catch {
+                            retentionLogger.error("retention could not run", metadata: ["error": "\(error)"])
+                        }
+                        try? await Task.sleep(for: retention.checkInterval)
+                    }
                 }
-                try? await Task.sleep(for: retention.checkInterval)
-            }
-        }]
-        logger.info("node started", metadata: ["node": "\(me.id)", "role": "\(me.role.rawValue)", "port": "\(exchange.port)",
-                                               "console": "\(configuration.consoleSocket)", "peers": "\(peers.map(\.id).joined(separator: ","))"])
+            ]
+        logger.info(
+            "node started",
+            metadata: [
+                "node": "\(me.id)", "role": "\(me.role.rawValue)", "port": "\(exchange.port)",
+                "console": "\(configuration.consoleSocket)", "peers": "\(peers.map(\.id).joined(separator: ","))",
+            ]
+        )
     }
 
     /// A private key others can read is no longer private: refuse it, saying how to fix it.
     static func checkOwnerOnly(_ keyPath: String, what: String = "the private key") throws(ConfigurationError) {
         let attributes = try? FileManager.default.attributesOfItem(atPath: keyPath)
         guard let mode = (attributes?[.posixPermissions] as? NSNumber)?.intValue, mode & 0o077 != 0 else { return }
-        throw ConfigurationError(file: keyPath, field: "",
-                                 problem: "\(what) is readable by other users; run: chmod 600 \(keyPath)")
+        throw ConfigurationError(
+            file: keyPath,
+            field: "",
+            problem: "\(what) is readable by other users; run: chmod 600 \(keyPath)"
+        )
     }
 
     /// Graceful stop: health goes NOT_SERVING, servers let calls in flight finish, deliveries stop

@@ -24,8 +24,11 @@ final class RefusalLedger: Sendable {
     private let logger: Logger
     private let flusher = Mutex<Task<Void, Never>?>(nil)
 
-    init(window: Duration = .seconds(60), logger: Logger,
-         write: @escaping @Sendable (_ event: String, _ source: String, _ detail: String) async -> Void) {
+    init(
+        window: Duration = .seconds(60),
+        logger: Logger,
+        write: @escaping @Sendable (_ event: String, _ source: String, _ detail: String) async -> Void
+    ) {
         self.window = window
         self.logger = logger
         self.write = write
@@ -53,8 +56,13 @@ final class RefusalLedger: Sendable {
             return false
         }
         guard first else { return }
-        logger.warning("refused", metadata: ["event": "\(refusal.kind)", "source": "\(refusal.source)",
-                                             "reason": "\(refusal.reason)"])
+        logger.warning(
+            "refused",
+            metadata: [
+                "event": "\(refusal.kind)", "source": "\(refusal.source)",
+                "reason": "\(refusal.reason)",
+            ]
+        )
         Task { await write(refusal.kind.event, refusal.source, refusal.reason) }
     }
 
@@ -68,8 +76,13 @@ final class RefusalLedger: Sendable {
         }
         for (key, tally) in due {
             let detail = "\(tally.count) more in \(window) (last: \(tally.lastReason))"
-            logger.warning("refused again", metadata: ["event": "\(key.event)", "source": "\(key.source)",
-                                                       "count": "\(tally.count)", "reason": "\(tally.lastReason)"])
+            logger.warning(
+                "refused again",
+                metadata: [
+                    "event": "\(key.event)", "source": "\(key.source)",
+                    "count": "\(tally.count)", "reason": "\(tally.lastReason)",
+                ]
+            )
             await write(key.event, key.source, detail)
         }
     }

@@ -13,13 +13,21 @@ extension CaseTracker {
         while true {
             let batch: Int = try await store.write { db in
                 let now = Clock.nowMs()
-                let due = try db.duePurges(closedBeforeMs: now - settings.keepMs, pendingStates: Self.pendingDeliveryStates,
-                                           limit: 100)
+                let due = try db.duePurges(
+                    closedBeforeMs: now - settings.keepMs,
+                    pendingStates: Self.pendingDeliveryStates,
+                    limit: 100
+                )
                 for caseID in due {
                     try db.purgePersonalData(caseID, atMs: now)
-                    try db.appendAudit(event: "case.purged", actor: "retention", subject: caseID, outcome: "ok",
-                                       detail: "personal data destroyed \(settings.daysAfterClosed) days after closing",
-                                       atMs: now)
+                    try db.appendAudit(
+                        event: "case.purged",
+                        actor: "retention",
+                        subject: caseID,
+                        outcome: "ok",
+                        detail: "personal data destroyed \(settings.daysAfterClosed) days after closing",
+                        atMs: now
+                    )
                 }
                 return due.count
             }
@@ -38,7 +46,10 @@ extension CaseTracker {
         return try store.read { db in try db.retentionRows(limit: limit).map { Self.entry($0, settings) } }
     }
 
-    public func holdRetention(_ request: HoldRetentionRequest, settings: RetentionSettings) async throws -> RetentionEntry {
+    public func holdRetention(
+        _ request: HoldRetentionRequest,
+        settings: RetentionSettings
+    ) async throws -> RetentionEntry {
         let reason = request.reason.trimmingCharacters(in: .whitespaces)
         guard !request.hold || !reason.isEmpty else {
             throw RPCError(.invalidArgument, "reason: say why the case is held (e.g. a court case number)")
@@ -52,8 +63,14 @@ extension CaseTracker {
             }
             let now = Clock.nowMs()
             try db.setRetentionHold(request.caseID, reason: request.hold ? reason : nil, by: request.by, atMs: now)
-            try db.appendAudit(event: request.hold ? "retention.held" : "retention.released", actor: "console",
-                               subject: request.caseID, outcome: "ok", detail: request.by, atMs: now)
+            try db.appendAudit(
+                event: request.hold ? "retention.held" : "retention.released",
+                actor: "console",
+                subject: request.caseID,
+                outcome: "ok",
+                detail: request.by,
+                atMs: now
+            )
         }
         guard let row = try store.read({ try $0.retentionRow(request.caseID) }) else {
             throw RPCError(.notFound, "no case \(request.caseID)")

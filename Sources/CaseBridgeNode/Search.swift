@@ -11,8 +11,10 @@ enum SearchTerms {
     static func fold(_ text: String) -> String {
         // Most text is plain ASCII: lower case is all it needs (Foundation's folding costs ~8 µs).
         if text.utf8.allSatisfy({ $0 < 0x80 }) { return text.lowercased() }
-        let special: [Character: String] = ["đ": "d", "Đ": "d", "ł": "l", "Ł": "l", "ø": "o", "Ø": "o", "ß": "ss",
-                                            "æ": "ae", "Æ": "ae", "œ": "oe", "ı": "i"]
+        let special: [Character: String] = [
+            "đ": "d", "Đ": "d", "ł": "l", "Ł": "l", "ø": "o", "Ø": "o", "ß": "ss",
+            "æ": "ae", "Æ": "ae", "œ": "oe", "ı": "i",
+        ]
         let replaced = text.map { special[$0] ?? String($0) }.joined()
         return replaced.folding(options: [.diacriticInsensitive, .caseInsensitive, .widthInsensitive], locale: nil)
     }
@@ -36,7 +38,9 @@ enum SearchTerms {
             terms.insert("fullname:" + words.sorted().joined(separator: " "))
         }
         if !person.dateOfBirth.isEmpty { terms.insert("dob:\(person.dateOfBirth)") }
-        if let number = person.travelDocument?.number, !document(number).isEmpty { terms.insert("doc:\(document(number))") }
+        if let number = person.travelDocument?.number, !document(number).isEmpty {
+            terms.insert("doc:\(document(number))")
+        }
         if !digits(person.phone).isEmpty { terms.insert("phone:\(digits(person.phone))") }
         if !reference.isEmpty { terms.insert("ref:\(fold(reference).trimmingCharacters(in: .whitespaces))") }
         return terms
@@ -59,8 +63,11 @@ extension CaseTracker {
     /// Indexes the persons of a request (at filing, on receipt, when a case is taken back).
     static func index(_ request: InterventionRequest, caseID: String, _ db: Database) throws {
         for person in request.persons {
-            try db.addSearchTerms(SearchTerms.terms(person, reference: request.originReference), caseID: caseID,
-                                  personRef: person.personRef)
+            try db.addSearchTerms(
+                SearchTerms.terms(person, reference: request.originReference),
+                caseID: caseID,
+                personRef: person.personRef
+            )
         }
     }
 
@@ -68,7 +75,11 @@ extension CaseTracker {
     static func index(_ update: CaseUpdate, _ db: Database) throws {
         guard case .informationProvided(let provided)? = update.change else { return }
         for person in provided.addedPersons {
-            try db.addSearchTerms(SearchTerms.terms(person, reference: ""), caseID: update.caseID, personRef: person.personRef)
+            try db.addSearchTerms(
+                SearchTerms.terms(person, reference: ""),
+                caseID: update.caseID,
+                personRef: person.personRef
+            )
         }
     }
 
@@ -96,7 +107,9 @@ extension CaseTracker {
         let hits: [SearchHit] = try store.read { db in
             var found: [String] = []  // "case/ref", in order of discovery
             for alternative in SearchTerms.alternatives(request.query) {
-                let matches = try db.searchPersons(allOf: alternative, limit: 10_000).map { "\($0.caseID)/\($0.personRef)" }
+                let matches = try db.searchPersons(allOf: alternative, limit: 10_000).map {
+                    "\($0.caseID)/\($0.personRef)"
+                }
                 for match in matches.sorted() where !found.contains(match) { found.append(match) }
             }
             return try found.prefix(limit).compactMap { match -> SearchHit? in
@@ -113,11 +126,14 @@ extension CaseTracker {
         var hit = SearchHit()
         hit.summary = try summary(row, db)
         hit.personRef = personRef
-        hit.status = try db.persons(row.caseID).first { $0.personRef == personRef }.map { PersonStatus(rawValue: $0.status) }
+        hit.status =
+            try db.persons(row.caseID).first { $0.personRef == personRef }.map { PersonStatus(rawValue: $0.status) }
             ?? .unspecified
         var persons = try ProtoCodec.decode(InterventionRequest.self, from: row.request).persons
         for entry in try db.history(row.caseID) where entry.isApplied && !entry.body.isEmpty {
-            if case .informationProvided(let provided)? = try ProtoCodec.decode(CaseUpdate.self, from: entry.body).change {
+            if case .informationProvided(let provided)? = try ProtoCodec.decode(CaseUpdate.self, from: entry.body)
+                .change
+            {
                 persons += provided.addedPersons
             }
         }

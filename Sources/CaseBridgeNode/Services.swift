@@ -8,10 +8,14 @@ import Logging
 enum ExchangeService {
     static func register(in router: inout RPCRouter, tracker: CaseTracker) {
         router.unary(CaseExchange.submitRequest) { request, call in
-            try await guarded(call, tracker, subject: request.requestID) { caller in try await tracker.receiveRequest(request, bytes: call.requestBytes, from: caller) }
+            try await guarded(call, tracker, subject: request.requestID) { caller in
+                try await tracker.receiveRequest(request, bytes: call.requestBytes, from: caller)
+            }
         }
         router.unary(CaseExchange.pushUpdate) { update, call in
-            try await guarded(call, tracker, subject: update.caseID) { caller in try await tracker.receiveUpdate(update, bytes: call.requestBytes, from: caller) }
+            try await guarded(call, tracker, subject: update.caseID) { caller in
+                try await tracker.receiveUpdate(update, bytes: call.requestBytes, from: caller)
+            }
         }
         router.unaryEncoded(CaseExchange.getCase) { request, call in
             try await guarded(call, tracker, subject: request.caseID) { caller in
@@ -19,7 +23,9 @@ enum ExchangeService {
             }
         }
         router.serverStreaming(CaseExchange.listCases, expensive: true) { request, call, writer in
-            let summaries = try await guarded(call, tracker, subject: "") { caller in try tracker.summaries(request, for: .peer(caller)) }
+            let summaries = try await guarded(call, tracker, subject: "") { caller in
+                try tracker.summaries(request, for: .peer(caller))
+            }
             for summary in summaries { try await writer.send(summary) }
         }
         router.serverStreaming(CaseExchange.watchCases, expensive: true) { request, call, writer in
@@ -29,8 +35,12 @@ enum ExchangeService {
     }
 
     /// Resolves the caller in the directory, runs `body`, and audits a refusal.
-    static func guarded<T: Sendable>(_ call: ServerCall, _ tracker: CaseTracker, subject: String,
-                                     _ body: (DirectoryEntry) async throws -> T) async throws -> T {
+    static func guarded<T: Sendable>(
+        _ call: ServerCall,
+        _ tracker: CaseTracker,
+        subject: String,
+        _ body: (DirectoryEntry) async throws -> T
+    ) async throws -> T {
         let refusal: RPCError
         do {
             guard let caller = tracker.directory.node(call.peer.nodeID) else {
@@ -45,34 +55,49 @@ enum ExchangeService {
             tracker.logger.error("store failure", metadata: ["path": "\(call.path)", "error": "\(error)"])
             refusal = RPCError(.unavailable, "the node could not store this; try again")
         }
-        await tracker.auditRefusal(event: "call.refused", actor: call.peer.nodeID, subject: subject.isEmpty ? call.path : subject,
-                                   error: RPCError(refusal.code, "\(call.path): \(refusal.message)"))
+        await tracker.auditRefusal(
+            event: "call.refused",
+            actor: call.peer.nodeID,
+            subject: subject.isEmpty ? call.path : subject,
+            error: RPCError(refusal.code, "\(call.path): \(refusal.message)")
+        )
         throw refusal
     }
 }
 
 /// casebridge.v1.Console: the node's own staff, on the local socket.
 enum ConsoleService {
-    static func register(in router: inout RPCRouter, tracker: CaseTracker, status: StatusReporter,
-                         retention: RetentionSettings) {
+    static func register(
+        in router: inout RPCRouter,
+        tracker: CaseTracker,
+        status: StatusReporter,
+        retention: RetentionSettings
+    ) {
         router.unary(Console.submit) { request, _ in try await staff(tracker) { try await tracker.submit(request) } }
-        router.unary(Console.applyChange) { update, _ in try await staff(tracker) { try await tracker.applyChange(update) } }
+        router.unary(Console.applyChange) { update, _ in
+            try await staff(tracker) { try await tracker.applyChange(update) }
+        }
         router.unaryEncoded(Console.getCase) { request, _ in
             try await staff(tracker) { try tracker.caseBytes(request.caseID, for: .staff) }
         }
         router.serverStreaming(Console.listCases) { request, _, writer in
-            for summary in try await staff(tracker, { try tracker.summaries(request, for: .staff) }) { try await writer.send(summary) }
+            for summary in try await staff(tracker, { try tracker.summaries(request, for: .staff) }) {
+                try await writer.send(summary)
+            }
         }
         router.serverStreaming(Console.listInbox) { request, _, writer in
             for entry in try await staff(tracker, { try tracker.inbox(request) }) { try await writer.send(entry) }
         }
-        router.unary(Console.markRead) { request, _ in try await staff(tracker) { try await tracker.markRead(request) } }
+        router.unary(Console.markRead) { request, _ in try await staff(tracker) { try await tracker.markRead(request) }
+        }
         router.serverStreaming(Console.watch) { request, call, writer in
             try await watch(tracker, after: request.afterEventID, viewer: .staff, call: call, writer: writer)
         }
         router.unary(Console.getStatus) { _, _ in try await staff(tracker) { try status.status() } }
         router.unary(Console.verifyAudit) { _, _ in try await staff(tracker) { try tracker.verifyAudit() } }
-        router.unary(Console.cancelDelivery) { request, _ in try await staff(tracker) { try await tracker.cancelDelivery(request) } }
+        router.unary(Console.cancelDelivery) { request, _ in
+            try await staff(tracker) { try await tracker.cancelDelivery(request) }
+        }
         router.serverStreaming(Console.listRetention) { request, _, writer in
             for entry in try await staff(tracker, { try tracker.retention(request, settings: retention) }) {
                 try await writer.send(entry)
@@ -99,8 +124,13 @@ enum ConsoleService {
 }
 
 /// Streams case events as they are committed, resuming after `after` (0: from now on).
-func watch(_ tracker: CaseTracker, after: UInt64, viewer: CaseTracker.Viewer, call: ServerCall,
-           writer: ResponseWriter<CaseEvent>) async throws {
+func watch(
+    _ tracker: CaseTracker,
+    after: UInt64,
+    viewer: CaseTracker.Viewer,
+    call: ServerCall,
+    writer: ResponseWriter<CaseEvent>
+) async throws {
     let bell = tracker.changes.subscribe()  // before the first read, so no commit falls between
     var last = after == 0 ? try tracker.lastEventID() : try Validation.storedID(after, field: "after_event_id")
     var rings = bell.makeAsyncIterator()

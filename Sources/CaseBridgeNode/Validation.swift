@@ -5,7 +5,10 @@ import CaseBridgeRPC
 /// personal data.
 public enum Validation {
     static func isNodeID(_ id: String) -> Bool {
-        !id.isEmpty && id.count <= 64 && id.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || "-._".unicodeScalars.contains($0) }
+        !id.isEmpty && id.count <= 64
+            && id.unicodeScalars.allSatisfy {
+                ("a"..."z").contains($0) || ("0"..."9").contains($0) || "-._".unicodeScalars.contains($0)
+            }
     }
 
     static func isCountry(_ code: String) -> Bool {
@@ -13,23 +16,28 @@ public enum Validation {
     }
 
     static func isEndpoint(_ endpoint: String) -> Bool {
-        guard let colon = endpoint.lastIndex(of: ":"), let port = Int(endpoint[endpoint.index(after: colon)...]) else { return false }
+        guard let colon = endpoint.lastIndex(of: ":"), let port = Int(endpoint[endpoint.index(after: colon)...]) else {
+            return false
+        }
         return colon > endpoint.startIndex && (0...65535).contains(port)
     }
 
     public static func isUUID(_ text: String) -> Bool {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-        return parts.map(\.count) == [8, 4, 4, 4, 12] && text.unicodeScalars.allSatisfy { ("0"..."9").contains($0) || ("a"..."f").contains($0) || $0 == "-" }
+        return parts.map(\.count) == [8, 4, 4, 4, 12]
+            && text.unicodeScalars.allSatisfy { ("0"..."9").contains($0) || ("a"..."f").contains($0) || $0 == "-" }
     }
 
     static func isPhone(_ text: String) -> Bool {
-        text.first == "+" && (8...16).contains(text.count) && text.dropFirst().allSatisfy(\.isASCII) && text.dropFirst().allSatisfy(\.isNumber)
+        text.first == "+" && (8...16).contains(text.count) && text.dropFirst().allSatisfy(\.isASCII)
+            && text.dropFirst().allSatisfy(\.isNumber)
     }
 
     static func isPartialDate(_ text: String) -> Bool {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
         guard (1...3).contains(parts.count), parts[0].count == 4, parts.dropFirst().allSatisfy({ $0.count == 2 }),
-              parts.allSatisfy({ $0.allSatisfy(\.isNumber) && $0.allSatisfy(\.isASCII) }) else { return false }
+            parts.allSatisfy({ $0.allSatisfy(\.isNumber) && $0.allSatisfy(\.isASCII) })
+        else { return false }
         if parts.count >= 2, !(1...12).contains(Int(parts[1])!) { return false }
         if parts.count == 3, !(1...31).contains(Int(parts[2])!) { return false }
         return true
@@ -49,11 +57,15 @@ public enum Validation {
 
     /// Checks a request as a receiver (or the submitting node) must, before anything is stored.
     public static func check(_ request: InterventionRequest) throws(RPCError) {
-        func invalid(_ field: String, _ problem: String) -> RPCError { RPCError(.invalidArgument, "\(field): \(problem)") }
+        func invalid(_ field: String, _ problem: String) -> RPCError {
+            RPCError(.invalidArgument, "\(field): \(problem)")
+        }
         guard isUUID(request.requestID) else { throw invalid("request_id", "must be a lower-case UUID") }
         guard isNodeID(request.originNode) else { throw invalid("origin_node", "must be a node id") }
         // A kind this version does not know comes from a newer node: kept and shown as a number.
-        guard request.kind != .unspecified else { throw invalid("kind", "must be set (rescue, welfare_check, repatriation, trace, ...)") }
+        guard request.kind != .unspecified else {
+            throw invalid("kind", "must be set (rescue, welfare_check, repatriation, trace, ...)")
+        }
         guard !request.persons.isEmpty, request.persons.count <= maxPersons else {
             throw invalid("persons", "must name 1 to \(maxPersons) persons (has \(request.persons.count))")
         }
@@ -61,7 +73,9 @@ public enum Validation {
         var refs = Set<String>()
         for (i, person) in request.persons.enumerated() {
             try check(person, field: "persons[\(i)]")
-            guard refs.insert(person.personRef).inserted else { throw invalid("persons[\(i)].person_ref", "used twice in the request") }
+            guard refs.insert(person.personRef).inserted else {
+                throw invalid("persons[\(i)].person_ref", "used twice in the request")
+            }
         }
         if let point = request.location?.coordinates {
             guard (-90...90).contains(point.latitude), (-180...180).contains(point.longitude) else {
@@ -71,14 +85,20 @@ public enum Validation {
     }
 
     static func check(_ person: Person, field: String) throws(RPCError) {
-        if let (name, problem) = problem(in: person) { throw RPCError(.invalidArgument, "\(field).\(name): \(problem)") }
+        if let (name, problem) = problem(in: person) {
+            throw RPCError(.invalidArgument, "\(field).\(name): \(problem)")
+        }
     }
 
     /// The first thing wrong with a person's fields: the field's name and what is wrong, never its value.
     public static func problem(in person: Person) -> (field: String, problem: String)? {
         if !(1...64).contains(person.personRef.count) { return ("person_ref", "must be 1 to 64 characters") }
-        if !person.nationality.isEmpty, !isCountry(person.nationality) { return ("nationality", "must be an ISO 3166-1 alpha-2 code such as ID") }
-        if !person.dateOfBirth.isEmpty, !isPartialDate(person.dateOfBirth) { return ("date_of_birth", "must be YYYY-MM-DD, YYYY-MM or YYYY") }
+        if !person.nationality.isEmpty, !isCountry(person.nationality) {
+            return ("nationality", "must be an ISO 3166-1 alpha-2 code such as ID")
+        }
+        if !person.dateOfBirth.isEmpty, !isPartialDate(person.dateOfBirth) {
+            return ("date_of_birth", "must be YYYY-MM-DD, YYYY-MM or YYYY")
+        }
         if !person.phone.isEmpty, !isPhone(person.phone) { return ("phone", "must be E.164, e.g. +6281234567890") }
         if let document = person.travelDocument, !document.issuingCountry.isEmpty, !isCountry(document.issuingCountry) {
             return ("travel_document.issuing_country", "must be an ISO 3166-1 alpha-2 code")

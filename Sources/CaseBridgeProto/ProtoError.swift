@@ -49,8 +49,12 @@ public struct ProtoLimits: Sendable, Equatable {
     /// Elements of one repeated field in one message, where ``ContractLimits`` names no limit.
     public var maxRepeated: Int = 10_000
 
-    public init(maxMessageBytes: Int = 4 * 1024 * 1024, maxDepth: Int = 32, maxElements: Int = 300_000,
-                maxRepeated: Int = 10_000) {
+    public init(
+        maxMessageBytes: Int = 4 * 1024 * 1024,
+        maxDepth: Int = 32,
+        maxElements: Int = 300_000,
+        maxRepeated: Int = 10_000
+    ) {
         self.maxMessageBytes = maxMessageBytes
         self.maxDepth = maxDepth
         self.maxElements = maxElements

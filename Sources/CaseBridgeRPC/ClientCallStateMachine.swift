@@ -17,11 +17,14 @@ struct ClientCallStateMachine {
         deframer = MessageDeframer(maxMessageBytes: maxReceiveMessageBytes)
     }
 
-    static func requestHeaders(path: String, authority: String, timeout: Duration?, metadata: Metadata) -> [HTTP2Header] {
-        var headers = [HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "https"), HTTP2Header(":path", path),
-                       HTTP2Header(":authority", authority), HTTP2Header("content-type", GRPCWire.contentType),
-                       HTTP2Header("te", "trailers"), HTTP2Header("user-agent", "casebridge-grpc/1"),
-                       HTTP2Header("grpc-accept-encoding", "identity")]
+    static func requestHeaders(path: String, authority: String, timeout: Duration?, metadata: Metadata) -> [HTTP2Header]
+    {
+        var headers = [
+            HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "https"), HTTP2Header(":path", path),
+            HTTP2Header(":authority", authority), HTTP2Header("content-type", GRPCWire.contentType),
+            HTTP2Header("te", "trailers"), HTTP2Header("user-agent", "casebridge-grpc/1"),
+            HTTP2Header("grpc-accept-encoding", "identity"),
+        ]
         if let timeout { headers.append(HTTP2Header("grpc-timeout", GRPCWire.formatTimeout(timeout))) }
         return headers + GRPCWire.headers(from: metadata)
     }
@@ -32,9 +35,14 @@ struct ClientCallStateMachine {
             headersReceived = true
             let status = headers.first { $0.name == ":status" }.flatMap { Int($0.value) } ?? 0
             if status != 200 {
-                return finish(RPCError(GRPCWire.code(forHTTPStatus: status), "HTTP status \(status) from peer"), headers)
+                return finish(
+                    RPCError(GRPCWire.code(forHTTPStatus: status), "HTTP status \(status) from peer"),
+                    headers
+                )
             }
-            if let type = headers.first(where: { $0.name == "content-type" })?.value, !type.hasPrefix(GRPCWire.contentType) {
+            if let type = headers.first(where: { $0.name == "content-type" })?.value,
+                !type.hasPrefix(GRPCWire.contentType)
+            {
                 return finish(RPCError(.unknown, "peer answered with content-type \(type)"), headers)
             }
             if !endStream { return .initialMetadata(GRPCWire.metadata(from: headers)) }

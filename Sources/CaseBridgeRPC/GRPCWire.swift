@@ -28,7 +28,10 @@ enum GRPCWire {
         var framed = [UInt8]()
         framed.reserveCapacity(message.count + 5)
         let n = UInt32(message.count)
-        framed.append(contentsOf: [0, UInt8(n >> 24), UInt8(truncatingIfNeeded: n >> 16), UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n)])
+        framed.append(contentsOf: [
+            0, UInt8(n >> 24), UInt8(truncatingIfNeeded: n >> 16), UInt8(truncatingIfNeeded: n >> 8),
+            UInt8(truncatingIfNeeded: n),
+        ])
         framed.append(contentsOf: message)
         return framed
     }
@@ -37,7 +40,8 @@ enum GRPCWire {
 
     /// "100m", "5S", "1H": at most 8 digits and a unit (H M S m u n).
     static func parseTimeout(_ text: String) -> Duration? {
-        guard let unit = text.last, text.count >= 2, text.count <= 9, let value = Int64(text.dropLast()), value >= 0 else { return nil }
+        guard let unit = text.last, text.count >= 2, text.count <= 9, let value = Int64(text.dropLast()), value >= 0
+        else { return nil }
         switch unit {
         case "H": return .seconds(value * 3600)
         case "M": return .seconds(value * 60)
@@ -80,7 +84,9 @@ enum GRPCWire {
         var out = [UInt8]()
         var i = 0
         while i < bytes.count {
-            if bytes[i] == 0x25, i + 2 < bytes.count, let high = hexValue(bytes[i + 1]), let low = hexValue(bytes[i + 2]) {
+            if bytes[i] == 0x25, i + 2 < bytes.count, let high = hexValue(bytes[i + 1]),
+                let low = hexValue(bytes[i + 2])
+            {
                 out.append(high << 4 | low)
                 i += 3
             } else {
@@ -133,13 +139,22 @@ struct MessageDeframer {
         var start = 0
         while buffer.count - start >= 5 {
             let flag = buffer[start]
-            let length = Int(buffer[start + 1]) << 24 | Int(buffer[start + 2]) << 16 | Int(buffer[start + 3]) << 8 | Int(buffer[start + 4])
+            let length =
+                Int(buffer[start + 1]) << 24 | Int(buffer[start + 2]) << 16 | Int(buffer[start + 3]) << 8
+                | Int(buffer[start + 4])
             guard flag == 0 else {
-                throw RPCError(flag == 1 ? .unimplemented : .internal,
-                               flag == 1 ? "compressed messages are not supported (grpc-encoding identity only)" : "invalid message flag \(flag)")
+                throw RPCError(
+                    flag == 1 ? .unimplemented : .internal,
+                    flag == 1
+                        ? "compressed messages are not supported (grpc-encoding identity only)"
+                        : "invalid message flag \(flag)"
+                )
             }
             guard length <= maxMessageBytes else {
-                throw RPCError(.resourceExhausted, "message of \(length) bytes exceeds the limit of \(maxMessageBytes) bytes")
+                throw RPCError(
+                    .resourceExhausted,
+                    "message of \(length) bytes exceeds the limit of \(maxMessageBytes) bytes"
+                )
             }
             guard buffer.count - start - 5 >= length else { break }
             messages.append(Array(buffer[(start + 5)..<(start + 5 + length)]))

@@ -11,11 +11,18 @@ public final class MemoryServerSession: @unchecked Sendable {
         let loop: EventLoop
         let core: ServerCore
 
-        public init(router: RPCRouter, configuration: RPCServerConfiguration = RPCServerConfiguration(),
-                    logger: Logger) {
+        public init(
+            router: RPCRouter,
+            configuration: RPCServerConfiguration = RPCServerConfiguration(),
+            logger: Logger
+        ) {
             loop = EventLoop(name: "cb-memory")
-            core = ServerCore(configuration: configuration, router: router,
-                              workers: WorkerPool(threads: 2, name: "cb-memory-worker"), logger: logger) { _ in }
+            core = ServerCore(
+                configuration: configuration,
+                router: router,
+                workers: WorkerPool(threads: 2, name: "cb-memory-worker"),
+                logger: logger
+            ) { _ in }
         }
 
         public func shutdown() {

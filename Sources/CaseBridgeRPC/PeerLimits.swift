@@ -105,7 +105,8 @@ final class PeerAdmission: Sendable {
     func spend(_ bytes: Int, by peer: String, now: ContinuousClock.Instant = .now) -> String? {
         usage.withLock { all in
             guard var entry = all[peer] else { return nil }
-            let elapsed = Double((now - entry.refilledAt).components.seconds)
+            let elapsed =
+                Double((now - entry.refilledAt).components.seconds)
                 + Double((now - entry.refilledAt).components.attoseconds) / 1e18
             entry.tokens = min(burstBytes, entry.tokens + Double(limits.maxBytesPerMinute) * elapsed / 60)
             entry.refilledAt = now

@@ -39,22 +39,43 @@ public final class RPCChannel: Sendable {
     private let ownedGroup: EventLoopGroup?
 
     /// `endpoint` is "host:port" (TLS; the server must prove it is `target`) or "unix:/path" (`tls` nil).
-    public init(endpoint: String, target: PeerIdentity, tls: TLSContext?, configuration: RPCClientConfiguration = RPCClientConfiguration(),
-                logger: Logger, group: EventLoopGroup? = nil) {
+    public init(
+        endpoint: String,
+        target: PeerIdentity,
+        tls: TLSContext?,
+        configuration: RPCClientConfiguration = RPCClientConfiguration(),
+        logger: Logger,
+        group: EventLoopGroup? = nil
+    ) {
         self.endpoint = endpoint
         self.target = target
         ownedGroup = group == nil ? EventLoopGroup(threads: 1, name: "cb-client") : nil
         let loop = (group ?? ownedGroup!).next()
-        core = ChannelCore(endpoint: endpoint, target: target, tls: tls, configuration: configuration, logger: logger, loop: loop)
+        core = ChannelCore(
+            endpoint: endpoint,
+            target: target,
+            tls: tls,
+            configuration: configuration,
+            logger: logger,
+            loop: loop
+        )
     }
 
-    public func unary<Request, Response>(_ method: RPCMethod<Request, Response>, _ request: Request,
-                                         metadata: Metadata = Metadata(), timeout: Duration? = nil) async throws -> Response {
+    public func unary<Request, Response>(
+        _ method: RPCMethod<Request, Response>,
+        _ request: Request,
+        metadata: Metadata = Metadata(),
+        timeout: Duration? = nil
+    ) async throws -> Response {
         try await unaryWithMetadata(method, request, metadata: metadata, timeout: timeout).message
     }
 
-    public func unaryWithMetadata<Request, Response>(_ method: RPCMethod<Request, Response>, _ request: Request,
-                                                     metadata: Metadata = Metadata(), timeout: Duration? = nil) async throws -> UnaryResponse<Response> {
+    public func unaryWithMetadata<Request, Response>(
+        _ method: RPCMethod<Request, Response>,
+        _ request: Request,
+        metadata: Metadata = Metadata(),
+        timeout: Duration? = nil
+    ) async throws -> UnaryResponse<Response> {
         var initial = Metadata()
         var message: Response?
         var trailing = Metadata()
@@ -62,7 +83,9 @@ public final class RPCChannel: Sendable {
             switch event {
             case .initialMetadata(let m): initial = m
             case .message(let bytes):
-                guard message == nil else { throw RPCError(.internal, "peer sent more than one response to a unary call") }
+                guard message == nil else {
+                    throw RPCError(.internal, "peer sent more than one response to a unary call")
+                }
                 message = try decode(Response.self, bytes)
             case .trailingMetadata(let m): trailing = m
             }
@@ -73,8 +96,11 @@ public final class RPCChannel: Sendable {
 
     /// A unary call whose response is returned as it arrived, undecoded: for a caller that keeps
     /// parts of it byte for byte (see `RawFields`). The caller decodes it.
-    public func unaryEncoded<Request, Response>(_ method: RPCMethod<Request, Response>, _ request: Request,
-                                                timeout: Duration? = nil) async throws -> [UInt8] {
+    public func unaryEncoded<Request, Response>(
+        _ method: RPCMethod<Request, Response>,
+        _ request: Request,
+        timeout: Duration? = nil
+    ) async throws -> [UInt8] {
         try await unaryBytes(method.path, try encode(request), timeout: timeout)
     }
 
@@ -92,8 +118,12 @@ public final class RPCChannel: Sendable {
     }
 
     /// A server-streaming call (or any call: all `requests` are sent, then the request side is closed).
-    public func streaming<Request, Response>(_ method: RPCMethod<Request, Response>, _ requests: [Request],
-                                             metadata: Metadata = Metadata(), timeout: Duration? = nil) -> AsyncThrowingStream<Response, Error> {
+    public func streaming<Request, Response>(
+        _ method: RPCMethod<Request, Response>,
+        _ requests: [Request],
+        metadata: Metadata = Metadata(),
+        timeout: Duration? = nil
+    ) -> AsyncThrowingStream<Response, Error> {
         let (stream, continuation) = AsyncThrowingStream<Response, Error>.makeStream()
         let task = Task {
             do {
@@ -122,10 +152,20 @@ public final class RPCChannel: Sendable {
         case trailingMetadata(Metadata)
     }
 
-    private func events(_ path: String, _ requests: [[UInt8]], metadata: Metadata, timeout: Duration?) -> AsyncThrowingStream<Event, Error> {
+    private func events(
+        _ path: String,
+        _ requests: [[UInt8]],
+        metadata: Metadata,
+        timeout: Duration?
+    ) -> AsyncThrowingStream<Event, Error> {
         let (stream, continuation) = AsyncThrowingStream<Event, Error>.makeStream()
-        let call = ClientCall(path: path, requests: requests, metadata: metadata, timeout: timeout,
-                              maxReceiveMessageBytes: core.configuration.maxReceiveMessageBytes) { event in
+        let call = ClientCall(
+            path: path,
+            requests: requests,
+            metadata: metadata,
+            timeout: timeout,
+            maxReceiveMessageBytes: core.configuration.maxReceiveMessageBytes
+        ) { event in
             switch event {
             case .initialMetadata(let m): continuation.yield(.initialMetadata(m))
             case .messages(let messages): for m in messages { continuation.yield(.message(m)) }
@@ -143,9 +183,14 @@ public final class RPCChannel: Sendable {
 
     private func encode<M: ProtoMessage>(_ message: M) throws -> [UInt8] {
         let bytes: [UInt8]
-        do { bytes = try ProtoCodec.encode(message) } catch { throw RPCError(.internal, "request could not be encoded: \(error)") }
+        do { bytes = try ProtoCodec.encode(message) } catch {
+            throw RPCError(.internal, "request could not be encoded: \(error)")
+        }
         guard bytes.count <= core.configuration.maxSendMessageBytes else {
-            throw RPCError(.resourceExhausted, "request of \(bytes.count) bytes exceeds the limit of \(core.configuration.maxSendMessageBytes) bytes")
+            throw RPCError(
+                .resourceExhausted,
+                "request of \(bytes.count) bytes exceeds the limit of \(core.configuration.maxSendMessageBytes) bytes"
+            )
         }
         return bytes
     }
@@ -170,8 +215,14 @@ final class ClientCall: @unchecked Sendable {
     var deadline: LoopTimer?
     let expiry: ContinuousClock.Instant?
 
-    init(path: String, requests: [[UInt8]], metadata: Metadata, timeout: Duration?, maxReceiveMessageBytes: Int,
-         observer: @escaping (ClientCallStateMachine.Event) -> Void) {
+    init(
+        path: String,
+        requests: [[UInt8]],
+        metadata: Metadata,
+        timeout: Duration?,
+        maxReceiveMessageBytes: Int,
+        observer: @escaping (ClientCallStateMachine.Event) -> Void
+    ) {
         self.path = path
         self.requests = requests
         self.metadata = metadata
@@ -222,7 +273,14 @@ final class ChannelCore: @unchecked Sendable {
     private var pending: [ClientCall] = []
     private var failures = 0
 
-    init(endpoint: String, target: PeerIdentity, tls: TLSContext?, configuration: RPCClientConfiguration, logger: Logger, loop: EventLoop) {
+    init(
+        endpoint: String,
+        target: PeerIdentity,
+        tls: TLSContext?,
+        configuration: RPCClientConfiguration,
+        logger: Logger,
+        loop: EventLoop
+    ) {
         self.endpoint = endpoint
         self.target = target
         self.tls = tls
@@ -247,7 +305,13 @@ final class ChannelCore: @unchecked Sendable {
             pending.append(call)
         case .waiting(let until, let error) where ContinuousClock.now < until:
             let seconds = Double((until - .now).components.seconds)
-            call.fail(RPCError(.unavailable, "cannot reach \(target.nodeID) at \(endpoint): \(error) (next attempt in \(Int(seconds.rounded(.up)))s)"))
+            call.fail(
+                RPCError(
+                    .unavailable,
+                    "cannot reach \(target.nodeID) at \(endpoint): \(error) "
+                        + "(next attempt in \(Int(seconds.rounded(.up)))s)"
+                )
+            )
         default:
             pending.append(call)
             connect()
@@ -262,8 +326,15 @@ final class ChannelCore: @unchecked Sendable {
             connectionFailed(connection, error)
             return
         }
-        if Connection.connect(to: address, expectedPeer: target, loop: loop, tls: tls, timeouts: configuration.timeouts,
-                                 logger: logger, delegate: connection) == nil, case .connecting(let current) = state, current === connection {
+        if Connection.connect(
+            to: address,
+            expectedPeer: target,
+            loop: loop,
+            tls: tls,
+            timeouts: configuration.timeouts,
+            logger: logger,
+            delegate: connection
+        ) == nil, case .connecting(let current) = state, current === connection {
             connectionFailed(connection, ConnectionError(.io, "could not start connecting to \(endpoint)"))
         }
     }
@@ -283,10 +354,15 @@ final class ChannelCore: @unchecked Sendable {
             failures += 1
             let delay = backoff(failures)
             state = .waiting(until: .now + delay, error: error.description)
-            logger.info("peer unreachable", metadata: ["peer": "\(target)", "endpoint": "\(endpoint)", "error": "\(error)", "retry-in": "\(delay)"])
+            logger.info(
+                "peer unreachable",
+                metadata: ["peer": "\(target)", "endpoint": "\(endpoint)", "error": "\(error)", "retry-in": "\(delay)"]
+            )
             let calls = pending
             pending.removeAll()
-            for call in calls { call.fail(RPCError(.unavailable, "cannot reach \(target.nodeID) at \(endpoint): \(error)")) }
+            for call in calls {
+                call.fail(RPCError(.unavailable, "cannot reach \(target.nodeID) at \(endpoint): \(error)"))
+            }
         case .ready(let current) where current === connection:
             state = .idle
         default:
@@ -351,7 +427,12 @@ final class ClientConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
 
     func start(_ call: ClientCall) {
         guard !call.machine.finished else { return }
-        let headers = ClientCallStateMachine.requestHeaders(path: call.path, authority: authority, timeout: call.timeout, metadata: call.metadata)
+        let headers = ClientCallStateMachine.requestHeaders(
+            path: call.path,
+            authority: authority,
+            timeout: call.timeout,
+            metadata: call.metadata
+        )
         guard let streamID = session.submitRequest(headers: headers) else {
             call.fail(RPCError(.unavailable, "no new stream allowed on the connection to \(target.nodeID)"))
             return

@@ -27,8 +27,10 @@ public struct RPCRouter: Sendable {
     func route(_ path: String) -> Route? { routes[path] }
 
     /// One request, one response.
-    public mutating func unary<Request, Response>(_ method: RPCMethod<Request, Response>,
-                                                  _ handler: @escaping @Sendable (Request, ServerCall) async throws -> Response) {
+    public mutating func unary<Request, Response>(
+        _ method: RPCMethod<Request, Response>,
+        _ handler: @escaping @Sendable (Request, ServerCall) async throws -> Response
+    ) {
         routes[method.path] = Route(kind: .unary) { call in
             await call.run {
                 let request: Request = try await call.singleRequest()
@@ -39,8 +41,10 @@ public struct RPCRouter: Sendable {
 
     /// One request, one response the handler gives already encoded (e.g. with parts stored byte
     /// for byte, see `RawFields`); it must be a valid `Response`.
-    public mutating func unaryEncoded<Request, Response>(_ method: RPCMethod<Request, Response>,
-                                                         _ handler: @escaping @Sendable (Request, ServerCall) async throws -> [UInt8]) {
+    public mutating func unaryEncoded<Request, Response>(
+        _ method: RPCMethod<Request, Response>,
+        _ handler: @escaping @Sendable (Request, ServerCall) async throws -> [UInt8]
+    ) {
         routes[method.path] = Route(kind: .unary) { call in
             await call.run {
                 let request: Request = try await call.singleRequest()
@@ -51,7 +55,8 @@ public struct RPCRouter: Sendable {
 
     /// One request, a stream of responses. `expensive` calls count against a peer's own limit.
     public mutating func serverStreaming<Request, Response>(
-        _ method: RPCMethod<Request, Response>, expensive: Bool = false,
+        _ method: RPCMethod<Request, Response>,
+        expensive: Bool = false,
         _ handler: @escaping @Sendable (Request, ServerCall, ResponseWriter<Response>) async throws -> Void
     ) {
         routes[method.path] = Route(kind: .serverStreaming, expensive: expensive) { call in
@@ -64,8 +69,10 @@ public struct RPCRouter: Sendable {
 
     /// Streams both ways.
     public mutating func bidirectionalStreaming<Request, Response>(
-        _ method: RPCMethod<Request, Response>, expensive: Bool = false,
-        _ handler: @escaping @Sendable (RequestStream<Request>, ServerCall, ResponseWriter<Response>) async throws
+        _ method: RPCMethod<Request, Response>,
+        expensive: Bool = false,
+        _ handler:
+            @escaping @Sendable (RequestStream<Request>, ServerCall, ResponseWriter<Response>) async throws
             -> Void
     ) {
         routes[method.path] = Route(kind: .bidirectionalStreaming, expensive: expensive) { call in
@@ -94,5 +101,7 @@ public struct RequestStream<Request: ProtoMessage>: AsyncSequence, Sendable {
             return try call.decode(Request.self, bytes)
         }
     }
-    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(inner: call.requests.makeAsyncIterator(), call: call) }
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(inner: call.requests.makeAsyncIterator(), call: call)
+    }
 }

@@ -57,24 +57,41 @@ public final class RPCServer: Sendable {
     public typealias RefusalHandler = @Sendable (Refusal) -> Void
 
     /// `tls` is required for TCP; a Unix socket address (the console) runs without it.
-    public init(configuration: RPCServerConfiguration, tls: TLSContext?, router: RPCRouter, logger: Logger,
-                onRefusal: RefusalHandler? = nil) throws {
+    public init(
+        configuration: RPCServerConfiguration,
+        tls: TLSContext?,
+        router: RPCRouter,
+        logger: Logger,
+        onRefusal: RefusalHandler? = nil
+    ) throws {
         let cores = ProcessInfo.processInfo.activeProcessorCount
-        let group = EventLoopGroup(threads: configuration.loopThreads == 0 ? cores : configuration.loopThreads,
-                                   name: "cb-server")
+        let group = EventLoopGroup(
+            threads: configuration.loopThreads == 0 ? cores : configuration.loopThreads,
+            name: "cb-server"
+        )
         let workerThreads = configuration.workerThreads == 0 ? max(4, 2 * cores) : configuration.workerThreads
         let workers = WorkerPool(threads: workerThreads)
-        let core = ServerCore(configuration: configuration, router: router, workers: workers, logger: logger,
-                              onRefusal: onRefusal ?? { _ in })
+        let core = ServerCore(
+            configuration: configuration,
+            router: router,
+            workers: workers,
+            logger: logger,
+            onRefusal: onRefusal ?? { _ in }
+        )
         var timeouts = configuration.timeouts
         timeouts.closeFlush = min(timeouts.closeFlush, configuration.stallTimeout)
         do {
-            listener = try Listener(address: configuration.address, group: group, tls: tls, timeouts: timeouts,
-                                    maxConnections: configuration.maxConnections,
-                                    maxHandshakesPerAddress: configuration.maxHandshakesPerAddress,
-                                    connectionsPerAddressPerSecond: configuration.connectionsPerAddressPerSecond,
-                                    logger: logger,
-                                    onRefusal: core.onRefusal) { loop in ServerConnection(core: core, loop: loop) }
+            listener = try Listener(
+                address: configuration.address,
+                group: group,
+                tls: tls,
+                timeouts: timeouts,
+                maxConnections: configuration.maxConnections,
+                maxHandshakesPerAddress: configuration.maxHandshakesPerAddress,
+                connectionsPerAddressPerSecond: configuration.connectionsPerAddressPerSecond,
+                logger: logger,
+                onRefusal: core.onRefusal
+            ) { loop in ServerConnection(core: core, loop: loop) }
         } catch {
             group.shutdown()
             workers.shutdown()
@@ -117,13 +134,20 @@ final class ServerCore: Sendable {
     let onRefusal: @Sendable (Refusal) -> Void
     let connections = Mutex<[ObjectIdentifier: ServerConnection]>([:])
 
-    init(configuration: RPCServerConfiguration, router: RPCRouter, workers: WorkerPool, logger: Logger,
-         onRefusal: @escaping @Sendable (Refusal) -> Void) {
+    init(
+        configuration: RPCServerConfiguration,
+        router: RPCRouter,
+        workers: WorkerPool,
+        logger: Logger,
+        onRefusal: @escaping @Sendable (Refusal) -> Void
+    ) {
         self.configuration = configuration
         self.router = router
         self.workers = workers
-        self.admission = PeerAdmission(limits: configuration.peerLimits,
-                                       maxMessageBytes: configuration.maxReceiveMessageBytes)
+        self.admission = PeerAdmission(
+            limits: configuration.peerLimits,
+            maxMessageBytes: configuration.maxReceiveMessageBytes
+        )
         self.logger = logger
         self.onRefusal = onRefusal
     }
@@ -184,8 +208,12 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
         var consumed = 0
         var waiting = 0
         var buffered: Int { received - consumed }
-        init(machine: ServerCallStateMachine, input: AsyncThrowingStream<[UInt8], Error>.Continuation, call: ServerCall,
-             expensive: Bool) {
+        init(
+            machine: ServerCallStateMachine,
+            input: AsyncThrowingStream<[UInt8], Error>.Continuation,
+            call: ServerCall,
+            expensive: Bool
+        ) {
             self.machine = machine
             self.input = input
             self.call = call
@@ -260,8 +288,10 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
 
     func closed(_ connection: ServerTransport, _ error: ConnectionError?) {
         if peer == nil, let error {
-            core.logger.debug("connection refused",
-                              metadata: ["remote": "\(connection.remoteHost)", "reason": "\(error)"])
+            core.logger.debug(
+                "connection refused",
+                metadata: ["remote": "\(connection.remoteHost)", "reason": "\(error)"]
+            )
             core.onRefusal(Refusal(.handshake, source: connection.remoteHost, reason: error.description))
         }
         for (id, stream) in streams {
@@ -298,24 +328,35 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
             guard let route = core.router.route(head.path) else { return }
             if let refusal = core.admission.openCall(admittedPeer, expensive: route.expensive) {
                 refuse(.peerLimit, refusal)
-                if let outbound = machine.finish(.unavailable, refusal, initialMetadata: Metadata(),
-                                                 trailingMetadata: Metadata()) {
+                if let outbound = machine.finish(
+                    .unavailable,
+                    refusal,
+                    initialMetadata: Metadata(),
+                    trailingMetadata: Metadata()
+                ) {
                     apply(outbound, streamID)
                 }
                 return
             }
             let (requests, input) = AsyncThrowingStream<[UInt8], Error>.makeStream()
             let report = core.onRefusal, source = source
-            let call = ServerCall(peer: peer, head: head, requests: requests, limits: core.configuration.protoLimits,
-                                  maxSendMessageBytes: core.configuration.maxSendMessageBytes, logger: core.logger,
-                                  onMalformed: { report(Refusal(.malformed, source: source, reason: $0)) }
+            let call = ServerCall(
+                peer: peer,
+                head: head,
+                requests: requests,
+                limits: core.configuration.protoLimits,
+                maxSendMessageBytes: core.configuration.maxSendMessageBytes,
+                logger: core.logger,
+                onMalformed: { report(Refusal(.malformed, source: source, reason: $0)) }
             ) { [self] action in
                 loop.execute { self.perform(action, streamID) }
             }
             let stream = Stream(machine: machine, input: input, call: call, expensive: route.expensive)
             streams[streamID] = stream
             if let timeout = head.timeout {
-                stream.deadline = LoopTimer(loop: loop, after: timeout) { [weak self] in self?.deadlineExpired(streamID, timeout) }
+                stream.deadline = LoopTimer(loop: loop, after: timeout) { [weak self] in
+                    self?.deadlineExpired(streamID, timeout)
+                }
             }
             stream.task = Task(executorPreference: core.workers.lane(admittedPeer)) { await route.run(call) }
         }
@@ -336,7 +377,8 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
             return
         }
         if bufferedBytes > core.configuration.maxConnectionBufferBytes {
-            let reason = "the connection holds more than \(core.configuration.maxConnectionBufferBytes) bytes; "
+            let reason =
+                "the connection holds more than \(core.configuration.maxConnectionBufferBytes) bytes; "
                 + "send fewer calls at once"
             refuse(.memory, reason)
             reject(stream, streamID, .unavailable, reason)
@@ -414,7 +456,8 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
                 sent()
             }
         case .finish(let code, let message, let initial, let trailing):
-            if let outbound = stream.machine.finish(code, message, initialMetadata: initial, trailingMetadata: trailing) {
+            if let outbound = stream.machine.finish(code, message, initialMetadata: initial, trailingMetadata: trailing)
+            {
                 apply(outbound, streamID)
             }
         case .consumed(let bytes):

@@ -12,11 +12,18 @@ public struct ReflectionService: Sendable {
     /// Registers both versions; call after every other service so that all are listed.
     public static func register(in router: inout RPCRouter) {
         let v1 = GRPCReflectionV1.ServerReflection.serverReflectionInfo
-        let services = router.services + [GRPCReflectionV1.ServerReflection.serviceName, GRPCReflectionV1Alpha.ServerReflection.serviceName]
+        let services =
+            router.services + [
+                GRPCReflectionV1.ServerReflection.serviceName, GRPCReflectionV1Alpha.ServerReflection.serviceName,
+            ]
         let service = ReflectionService(files: ProtoCodec.fileDescriptors, services: services.sorted())
         // v1alpha has the same messages on the wire; only the service name differs.
-        let v1alpha = RPCMethod<Request, Response>(service: GRPCReflectionV1Alpha.ServerReflection.serviceName, name: v1.name,
-                                                   clientStreaming: true, serverStreaming: true)
+        let v1alpha = RPCMethod<Request, Response>(
+            service: GRPCReflectionV1Alpha.ServerReflection.serviceName,
+            name: v1.name,
+            clientStreaming: true,
+            serverStreaming: true
+        )
         for method in [v1, v1alpha] {
             router.bidirectionalStreaming(method, expensive: true) { requests, _, writer in
                 for try await request in requests { try await writer.send(service.answer(request)) }
@@ -40,9 +47,15 @@ public struct ReflectionService: Sendable {
         case .fileByFilename(let name)?:
             response.messageResponse = filesResponse(files.first { $0.name == name }, notFound: "no file \(name)")
         case .fileContainingSymbol(let symbol)?:
-            response.messageResponse = filesResponse(files.first { $0.symbols.contains(symbol) }, notFound: "no symbol \(symbol)")
+            response.messageResponse = filesResponse(
+                files.first { $0.symbols.contains(symbol) },
+                notFound: "no symbol \(symbol)"
+            )
         case .fileContainingExtension(let request)?:
-            response.messageResponse = error(.notFound, "no extension \(request.extensionNumber) of \(request.containingType)")
+            response.messageResponse = error(
+                .notFound,
+                "no extension \(request.extensionNumber) of \(request.containingType)"
+            )
         case .allExtensionNumbersOfType(let type)?:
             if files.contains(where: { $0.symbols.contains(type) }) {
                 var numbers = GRPCReflectionV1.ExtensionNumberResponse()

@@ -35,9 +35,16 @@ public final class ServerCall: Sendable {
     /// Told of every request message that could not be decoded (for the audit log).
     private let onMalformed: @Sendable (String) -> Void
 
-    init(peer: PeerIdentity, head: RequestHead, requests: AsyncThrowingStream<[UInt8], Error>, limits: ProtoLimits,
-         maxSendMessageBytes: Int, logger: Logger, onMalformed: @escaping @Sendable (String) -> Void = { _ in },
-         perform: @escaping @Sendable (Action) -> Void) {
+    init(
+        peer: PeerIdentity,
+        head: RequestHead,
+        requests: AsyncThrowingStream<[UInt8], Error>,
+        limits: ProtoLimits,
+        maxSendMessageBytes: Int,
+        logger: Logger,
+        onMalformed: @escaping @Sendable (String) -> Void = { _ in },
+        perform: @escaping @Sendable (Action) -> Void
+    ) {
         self.peer = peer
         self.path = head.path
         self.deadline = head.timeout.map { ContinuousClock.now.advanced(by: $0) }
@@ -78,7 +85,9 @@ public final class ServerCall: Sendable {
 
     func singleRequest<M: ProtoMessage>() async throws -> M {
         var iterator = requests.makeAsyncIterator()
-        guard let bytes = try await iterator.next() else { throw RPCError(.internal, "request ended without a message") }
+        guard let bytes = try await iterator.next() else {
+            throw RPCError(.internal, "request ended without a message")
+        }
         consumed(bytes.count)
         let message = try decode(M.self, bytes)
         state.withLock { $0.requestBytes = bytes }
@@ -99,7 +108,10 @@ public final class ServerCall: Sendable {
     /// Sends a response message the handler encoded itself.
     func sendEncoded(_ bytes: [UInt8]) async throws {
         guard bytes.count <= maxSendMessageBytes else {
-            throw RPCError(.resourceExhausted, "response of \(bytes.count) bytes exceeds the limit of \(maxSendMessageBytes) bytes")
+            throw RPCError(
+                .resourceExhausted,
+                "response of \(bytes.count) bytes exceeds the limit of \(maxSendMessageBytes) bytes"
+            )
         }
         let initial = try state.withLock { state throws -> Metadata in
             if state.closed { throw CancellationError() }

@@ -58,8 +58,12 @@ struct ServerCallStateMachine {
 
     var isClosed: Bool { state == .closed }
 
-    mutating func receiveHeaders(_ headers: [HTTP2Header], endStream: Bool, oversized: Bool,
-                                 lookup: (String) -> RouteLookup) -> HeadersResult {
+    mutating func receiveHeaders(
+        _ headers: [HTTP2Header],
+        endStream: Bool,
+        oversized: Bool,
+        lookup: (String) -> RouteLookup
+    ) -> HeadersResult {
         guard state == .idle else { return .reject(reject(.internal, "unexpected headers")) }
         state = .open
         func value(_ name: String) -> String? { headers.first { $0.name == name }?.value }
@@ -76,12 +80,19 @@ struct ServerCallStateMachine {
             return .reject(reject(.unimplemented, "missing :path"))
         }
         if let encoding = value("grpc-encoding"), encoding != "identity" {
-            return .reject(reject(.unimplemented, "grpc-encoding \(encoding) is not supported; use identity",
-                                  extra: [HTTP2Header("grpc-accept-encoding", "identity")]))
+            return .reject(
+                reject(
+                    .unimplemented,
+                    "grpc-encoding \(encoding) is not supported; use identity",
+                    extra: [HTTP2Header("grpc-accept-encoding", "identity")]
+                )
+            )
         }
         var timeout: Duration? = nil
         if let text = value("grpc-timeout") {
-            guard let parsed = GRPCWire.parseTimeout(text) else { return .reject(reject(.internal, "malformed grpc-timeout")) }
+            guard let parsed = GRPCWire.parseTimeout(text) else {
+                return .reject(reject(.internal, "malformed grpc-timeout"))
+            }
             timeout = parsed
         }
         let found: RPCKind
@@ -118,7 +129,9 @@ struct ServerCallStateMachine {
         guard state == .open, !requestComplete else { return .messages([]) }
         requestComplete = true
         if deframer.hasPartialMessage { return .reject(reject(.internal, "request ended inside a message")) }
-        if kind.singleRequest, requestMessages == 0 { return .reject(reject(.internal, "request ended without a message")) }
+        if kind.singleRequest, requestMessages == 0 {
+            return .reject(reject(.internal, "request ended without a message"))
+        }
         return .endOfRequests
     }
 
@@ -135,24 +148,37 @@ struct ServerCallStateMachine {
     }
 
     /// The call's status; nil once the call was already closed.
-    mutating func finish(_ code: RPCCode, _ message: String, initialMetadata: Metadata, trailingMetadata: Metadata) -> Outbound? {
+    mutating func finish(
+        _ code: RPCCode,
+        _ message: String,
+        initialMetadata: Metadata,
+        trailingMetadata: Metadata
+    ) -> Outbound? {
         guard state == .open else { return nil }
         state = .closed
         let trailers = GRPCWire.trailers(code, message, trailingMetadata)
         return responseStarted ? .trailers(trailers) : .trailersOnly(Self.responseHeaders(initialMetadata) + trailers)
     }
 
-    private mutating func reject(_ code: RPCCode, _ message: String, httpStatus: String = "200",
-                                 extra: [HTTP2Header] = []) -> Outbound {
+    private mutating func reject(
+        _ code: RPCCode,
+        _ message: String,
+        httpStatus: String = "200",
+        extra: [HTTP2Header] = []
+    ) -> Outbound {
         let wasStarted = responseStarted
         state = .closed
         let trailers = GRPCWire.trailers(code, message, Metadata()) + extra
         if wasStarted { return .trailers(trailers) }
-        return .trailersOnly([HTTP2Header(":status", httpStatus), HTTP2Header("content-type", GRPCWire.contentType)] + trailers)
+        return .trailersOnly(
+            [HTTP2Header(":status", httpStatus), HTTP2Header("content-type", GRPCWire.contentType)] + trailers
+        )
     }
 
     static func responseHeaders(_ metadata: Metadata) -> [HTTP2Header] {
-        [HTTP2Header(":status", "200"), HTTP2Header("content-type", GRPCWire.contentType),
-         HTTP2Header("grpc-accept-encoding", "identity")] + GRPCWire.headers(from: metadata)
+        [
+            HTTP2Header(":status", "200"), HTTP2Header("content-type", GRPCWire.contentType),
+            HTTP2Header("grpc-accept-encoding", "identity"),
+        ] + GRPCWire.headers(from: metadata)
     }
 }

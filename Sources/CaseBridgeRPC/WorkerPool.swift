@@ -66,9 +66,11 @@ public final class WorkerPool: Sendable {
             wake.wait()
             // A lane at its share is skipped (it keeps its place); a finishing job wakes a thread for it.
             let next = state.withLock { state -> (UnownedJob, Lane)? in
-                guard let turn = state.turns.firstIndex(where: {
-                    state.running[ObjectIdentifier($0), default: 0] < maxRunningPerLane
-                }) else { return nil }
+                guard
+                    let turn = state.turns.firstIndex(where: {
+                        state.running[ObjectIdentifier($0), default: 0] < maxRunningPerLane
+                    })
+                else { return nil }
                 let lane = state.turns.remove(at: turn)
                 let id = ObjectIdentifier(lane)
                 let job = state.queues[id]!.removeFirst()

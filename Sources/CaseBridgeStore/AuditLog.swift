@@ -26,18 +26,36 @@ public struct AuditVerification: Sendable, Equatable {
 extension Database {
     /// Appends an entry whose hash covers the previous entry's hash: changing or removing any entry
     /// breaks every hash after it. Triggers also refuse UPDATE and DELETE on the table.
-    public func appendAudit(event: String, actor: String, subject: String, outcome: String, detail: String, atMs: Int64) throws(StoreError) {
+    public func appendAudit(
+        event: String,
+        actor: String,
+        subject: String,
+        outcome: String,
+        detail: String,
+        atMs: Int64
+    ) throws(StoreError) {
         if auditTail == nil {
             let previous = try first("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
             auditTail = ((previous?.int(0) ?? 0), previous?.blob(1) ?? Self.genesis)
         }
         let (lastSeq, prevHash) = auditTail!
-        let entry = AuditEntry(seq: lastSeq + 1, atMs: atMs, event: event, actor: actor, subject: subject, outcome: outcome, detail: detail)
+        let entry = AuditEntry(
+            seq: lastSeq + 1,
+            atMs: atMs,
+            event: event,
+            actor: actor,
+            subject: subject,
+            outcome: outcome,
+            detail: detail
+        )
         let hash = Self.hash(entry, previous: prevHash)
-        try query("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
-            .int(entry.seq), .int(atMs), .text(event), .text(actor), .text(subject), .text(outcome), .text(detail),
-            .blob(prevHash), .blob(hash),
-        ])
+        try query(
+            "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                .int(entry.seq), .int(atMs), .text(event), .text(actor), .text(subject), .text(outcome), .text(detail),
+                .blob(prevHash), .blob(hash),
+            ]
+        )
         auditTail = (entry.seq, hash)
     }
 
@@ -46,14 +64,33 @@ extension Database {
         var previous = Self.genesis
         var count = 0
         var expectedSeq: Int64 = 1
-        for row in try query("SELECT seq, at_ms, event, actor, subject, outcome, detail, prev_hash, hash FROM audit ORDER BY seq") {
-            let entry = AuditEntry(seq: row.int(0), atMs: row.int(1), event: row.text(2), actor: row.text(3), subject: row.text(4),
-                                   outcome: row.text(5), detail: row.text(6))
+        for row in try query(
+            "SELECT seq, at_ms, event, actor, subject, outcome, detail, prev_hash, hash FROM audit ORDER BY seq"
+        ) {
+            let entry = AuditEntry(
+                seq: row.int(0),
+                atMs: row.int(1),
+                event: row.text(2),
+                actor: row.text(3),
+                subject: row.text(4),
+                outcome: row.text(5),
+                detail: row.text(6)
+            )
             guard entry.seq == expectedSeq else {
-                return AuditVerification(intact: false, entries: count, firstBadSeq: expectedSeq, detail: "entry \(expectedSeq) is missing")
+                return AuditVerification(
+                    intact: false,
+                    entries: count,
+                    firstBadSeq: expectedSeq,
+                    detail: "entry \(expectedSeq) is missing"
+                )
             }
             guard row.blob(7) == previous, row.blob(8) == Self.hash(entry, previous: previous) else {
-                return AuditVerification(intact: false, entries: count, firstBadSeq: entry.seq, detail: "entry \(entry.seq) does not match its hash")
+                return AuditVerification(
+                    intact: false,
+                    entries: count,
+                    firstBadSeq: entry.seq,
+                    detail: "entry \(entry.seq) does not match its hash"
+                )
             }
             previous = row.blob(8)
             count += 1
@@ -63,8 +100,19 @@ extension Database {
     }
 
     public func auditEntries(limit: Int) throws(StoreError) -> [AuditEntry] {
-        try query("SELECT seq, at_ms, event, actor, subject, outcome, detail FROM audit ORDER BY seq DESC LIMIT ?", [.int(Int64(limit))]).map {
-            AuditEntry(seq: $0.int(0), atMs: $0.int(1), event: $0.text(2), actor: $0.text(3), subject: $0.text(4), outcome: $0.text(5), detail: $0.text(6))
+        try query(
+            "SELECT seq, at_ms, event, actor, subject, outcome, detail FROM audit ORDER BY seq DESC LIMIT ?",
+            [.int(Int64(limit))]
+        ).map {
+            AuditEntry(
+                seq: $0.int(0),
+                atMs: $0.int(1),
+                event: $0.text(2),
+                actor: $0.text(3),
+                subject: $0.text(4),
+                outcome: $0.text(5),
+                detail: $0.text(6)
+            )
         }
     }
 
@@ -76,7 +124,10 @@ extension Database {
         for field in ["\(e.seq)", "\(e.atMs)", e.event, e.actor, e.subject, e.outcome, e.detail] {
             let utf8 = Array(field.utf8)
             let n = UInt32(utf8.count)
-            bytes += [UInt8(n >> 24), UInt8(truncatingIfNeeded: n >> 16), UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n)]
+            bytes += [
+                UInt8(n >> 24), UInt8(truncatingIfNeeded: n >> 16), UInt8(truncatingIfNeeded: n >> 8),
+                UInt8(truncatingIfNeeded: n),
+            ]
             bytes += utf8
         }
         return Digest.sha256(bytes)

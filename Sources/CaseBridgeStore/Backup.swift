@@ -39,7 +39,8 @@ extension CaseStore {
         let database = try Database(path: path, readOnly: true)
         let version = Int(try database.first("PRAGMA user_version")?.int(0) ?? 0)
         guard version > 0, version <= Migrations.steps.count,
-              try database.first("SELECT COUNT(*) FROM sqlite_master WHERE name = 'cases'")?.int(0) == 1 else {
+            try database.first("SELECT COUNT(*) FROM sqlite_master WHERE name = 'cases'")?.int(0) == 1
+        else {
             throw StoreError("\(path) is not a CaseBridge database this version can restore")
         }
         guard try database.first("PRAGMA integrity_check")?.text(0) == "ok" else {
@@ -51,7 +52,10 @@ extension CaseStore {
 extension CaseStore {
     /// Whether the database in `folder` holds any case key (an empty one opens with any key).
     public static func hasCaseKeys(_ folder: String) throws(StoreError) -> Bool {
-        let database = try Database(path: (folder as NSString).appendingPathComponent("casebridge.sqlite3"), readOnly: true)
+        let database = try Database(
+            path: (folder as NSString).appendingPathComponent("casebridge.sqlite3"),
+            readOnly: true
+        )
         return try database.first("SELECT COUNT(*) FROM cases WHERE data_key IS NOT NULL")?.int(0) ?? 0 > 0
     }
 }

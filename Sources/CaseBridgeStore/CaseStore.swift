@@ -27,12 +27,16 @@ public final class CaseStore: Sendable {
         let database = try Database(path: path, readOnly: false, sealer: sealer)
         // secure_delete: what a row held before it was sealed, or a purged case key, is overwritten, not
         // left in free pages.
-        try database.execute("""
+        try database.execute(
+            """
             PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;
-            """)
+            """
+        )
         // The writer keeps the hot index pages in memory (64 MiB) instead of re-reading them from
         // the WAL with pread for every batch; checkpoints run every ~16 MiB of WAL, not every 4 MiB.
-        try database.execute("PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456; PRAGMA wal_autocheckpoint = 4000;")
+        try database.execute(
+            "PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456; PRAGMA wal_autocheckpoint = 4000;"
+        )
         try Migrations.apply(to: database)
         try Self.sealExisting(database, sealer)
         writer = Writer(database: database, logger: logger)
@@ -42,8 +46,11 @@ public final class CaseStore: Sendable {
         var isDirectory: ObjCBool = false
         if !FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) {
             do {
-                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true,
-                                                        attributes: [.posixPermissions: 0o700])
+                try FileManager.default.createDirectory(
+                    atPath: folder,
+                    withIntermediateDirectories: true,
+                    attributes: [.posixPermissions: 0o700]
+                )
             } catch {
                 throw StoreError("cannot create data folder \(folder): \(error.localizedDescription)")
             }
@@ -58,15 +65,29 @@ public final class CaseStore: Sendable {
     /// `lane` names whose write this is (a peer node; "" for the node's own work) and `bytes`
     /// roughly how much it writes: each group takes writes from every lane in turn and stops at
     /// a size, so one peer's large writes cannot hold another's small one back for long.
-    public func write<T: Sendable>(lane: String = "", bytes: Int = 0,
-                                   _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    public func write<T: Sendable>(
+        lane: String = "",
+        bytes: Int = 0,
+        _ body: @escaping @Sendable (Database) throws -> T
+    ) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            writer.enqueue(Job(lane: lane, bytes: bytes, run: { database in
-                let result = Result { try database.savepoint { try body(database) } }
-                return { commitError in
-                    if let commitError { continuation.resume(throwing: commitError) } else { continuation.resume(with: result) }
-                }
-            }, fail: { continuation.resume(throwing: $0) }))
+            writer.enqueue(
+                Job(
+                    lane: lane,
+                    bytes: bytes,
+                    run: { database in
+                        let result = Result { try database.savepoint { try body(database) } }
+                        return { commitError in
+                            if let commitError {
+                                continuation.resume(throwing: commitError)
+                            } else {
+                                continuation.resume(with: result)
+                            }
+                        }
+                    },
+                    fail: { continuation.resume(throwing: $0) }
+                )
+            )
         }
     }
 
@@ -193,7 +214,10 @@ private final class Writer: @unchecked Sendable {
         do {
             try database.execute("BEGIN IMMEDIATE")
         } catch {
-            logger.error("store transaction could not begin", metadata: ["error": "\(error)", "writes": "\(batch.count)"])
+            logger.error(
+                "store transaction could not begin",
+                metadata: ["error": "\(error)", "writes": "\(batch.count)"]
+            )
             for job in batch { job.fail(error) }
             return
         }

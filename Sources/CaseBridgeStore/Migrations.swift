@@ -146,7 +146,9 @@ enum Migrations {
     static func apply(to database: Database) throws(StoreError) {
         let current = Int(try database.first("PRAGMA user_version")?.int(0) ?? 0)
         guard current <= steps.count else {
-            throw StoreError("database schema version \(current) is newer than this software (\(steps.count)); upgrade CaseBridge")
+            throw StoreError(
+                "database schema version \(current) is newer than this software (\(steps.count)); upgrade CaseBridge"
+            )
         }
         for (index, step) in steps.enumerated().dropFirst(current) {
             try database.execute("BEGIN IMMEDIATE")

@@ -41,7 +41,8 @@ public final class RecordSealer: Sendable {
     }
 
     private func unwrap(_ wrapped: [UInt8], caseID: String) throws(StoreError) -> [UInt8] {
-        do { return try Sealing.open(wrapped, key: keyEncryptionKey, context: Array("case-key/\(caseID)".utf8)) } catch {
+        do { return try Sealing.open(wrapped, key: keyEncryptionKey, context: Array("case-key/\(caseID)".utf8)) } catch
+        {
             throw StoreError("the data key of a case does not open: is this the node's data key file?")
         }
     }
@@ -66,14 +67,18 @@ public final class RecordSealer: Sendable {
             throw StoreError("case \(caseID) has no data key: its personal data was purged")
         }
         do { return try Sealing.open(sealed, key: key, context: Array(row.utf8)) } catch {
-            throw StoreError("a sealed value of case \(caseID) does not open (\(row.split(separator: "/").first ?? ""))")
+            throw StoreError(
+                "a sealed value of case \(caseID) does not open (\(row.split(separator: "/").first ?? ""))"
+            )
         }
     }
 
     // Where each kind of value lives: its context.
     static func request(_ caseID: String) -> String { "request/\(caseID)" }
     static func history(_ caseID: String, _ updateID: String) -> String { "history/\(caseID)/\(updateID)" }
-    static func outbox(_ caseID: String, _ messageID: String, _ peer: String) -> String { "outbox/\(caseID)/\(messageID)/\(peer)" }
+    static func outbox(_ caseID: String, _ messageID: String, _ peer: String) -> String {
+        "outbox/\(caseID)/\(messageID)/\(peer)"
+    }
     static func note(_ caseID: String, _ personRef: String) -> String { "note/\(caseID)/\(personRef)" }
 
     /// Seals every value a database from before sealing holds in clear, in one transaction, once.
@@ -81,21 +86,35 @@ public final class RecordSealer: Sendable {
         guard try db.first("SELECT value FROM store_meta WHERE name = 'sealed'")?.text(0) != "1" else { return }
         for row in try db.query("SELECT case_id, request FROM cases") {
             let caseID = row.text(0)
-            try db.query("UPDATE cases SET request = ? WHERE case_id = ?",
-                         [.blob(try seal(row.blob(1), caseID: caseID, row: Self.request(caseID), db)), .text(caseID)])
+            try db.query(
+                "UPDATE cases SET request = ? WHERE case_id = ?",
+                [.blob(try seal(row.blob(1), caseID: caseID, row: Self.request(caseID), db)), .text(caseID)]
+            )
         }
         for row in try db.query("SELECT position, case_id, update_id, body FROM case_history") {
             let sealed = try seal(row.blob(3), caseID: row.text(1), row: Self.history(row.text(1), row.text(2)), db)
             try db.query("UPDATE case_history SET body = ? WHERE position = ?", [.blob(sealed), .int(row.int(0))])
         }
         for row in try db.query("SELECT position, case_id, message_id, peer_node, body FROM outbox") {
-            let sealed = try seal(row.blob(4), caseID: row.text(1), row: Self.outbox(row.text(1), row.text(2), row.text(3)), db)
+            let sealed = try seal(
+                row.blob(4),
+                caseID: row.text(1),
+                row: Self.outbox(row.text(1), row.text(2), row.text(3)),
+                db
+            )
             try db.query("UPDATE outbox SET body = ? WHERE position = ?", [.blob(sealed), .int(row.int(0))])
         }
         for row in try db.query("SELECT case_id, person_ref, note FROM persons WHERE note != ''") {
-            let sealed = try seal(Array(row.text(2).utf8), caseID: row.text(0), row: Self.note(row.text(0), row.text(1)), db)
-            try db.query("UPDATE persons SET note = ? WHERE case_id = ? AND person_ref = ?",
-                         [.blob(sealed), .text(row.text(0)), .text(row.text(1))])
+            let sealed = try seal(
+                Array(row.text(2).utf8),
+                caseID: row.text(0),
+                row: Self.note(row.text(0), row.text(1)),
+                db
+            )
+            try db.query(
+                "UPDATE persons SET note = ? WHERE case_id = ? AND person_ref = ?",
+                [.blob(sealed), .text(row.text(0)), .text(row.text(1))]
+            )
         }
         try db.query("INSERT OR REPLACE INTO store_meta (name, value) VALUES ('sealed', '1')")
     }
@@ -117,7 +136,8 @@ extension Database {
 extension Database {
     /// Whether this connection's data key opens the case keys stored here (checks the first one).
     public func dataKeysOpen() throws(StoreError) -> Bool {
-        guard let sealer, let caseID = try first("SELECT case_id FROM cases WHERE data_key IS NOT NULL LIMIT 1")?.text(0)
+        guard let sealer,
+            let caseID = try first("SELECT case_id FROM cases WHERE data_key IS NOT NULL LIMIT 1")?.text(0)
         else { return true }
         do { return try sealer.dataKey(caseID, self, create: false) != nil } catch { return false }
     }

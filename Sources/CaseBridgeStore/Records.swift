@@ -17,8 +17,20 @@ public struct CaseRow: Sendable, Equatable {
     /// When retention destroyed the case's personal data; nil while it is kept.
     public var purgedAtMs: Int64? = nil
 
-    public init(caseID: String, requestingNode: String, request: [UInt8], kind: Int32, urgency: Int32, originReference: String,
-                status: Int32, step: Int32, personCount: Int, createdAtMs: Int64, updatedAtMs: Int64, test: Bool = false) {
+    public init(
+        caseID: String,
+        requestingNode: String,
+        request: [UInt8],
+        kind: Int32,
+        urgency: Int32,
+        originReference: String,
+        status: Int32,
+        step: Int32,
+        personCount: Int,
+        createdAtMs: Int64,
+        updatedAtMs: Int64,
+        test: Bool = false
+    ) {
         self.caseID = caseID
         self.requestingNode = requestingNode
         self.request = request
@@ -75,7 +87,15 @@ public struct OutboxRow: Sendable, Equatable {
     public var nextAttemptAtMs: Int64
     public var deliveredAtMs: Int64
 
-    public init(messageID: String, peerNode: String, kind: Int32, caseID: String, body: [UInt8], state: Int32, queuedAtMs: Int64) {
+    public init(
+        messageID: String,
+        peerNode: String,
+        kind: Int32,
+        caseID: String,
+        body: [UInt8],
+        state: Int32,
+        queuedAtMs: Int64
+    ) {
         self.position = 0
         self.messageID = messageID
         self.peerNode = peerNode
@@ -138,10 +158,14 @@ extension Database {
     /// One case; `withRequest: false` leaves the request body (up to the message limit) unread,
     /// for views that show only the case's state.
     public func caseRow(_ caseID: String, withRequest: Bool = true) throws(StoreError) -> CaseRow? {
-        try first("""
+        try first(
+            """
             SELECT case_id, requesting_node, \(withRequest ? "request" : "X''"), kind, urgency, origin_reference,
-                   status, step, person_count, created_at_ms, updated_at_ms, test, purged_at_ms FROM cases WHERE case_id = ?
-            """, [.text(caseID)]).map { row throws(StoreError) in
+                   status, step, person_count, created_at_ms, updated_at_ms, test, purged_at_ms
+            FROM cases WHERE case_id = ?
+            """,
+            [.text(caseID)]
+        ).map { row throws(StoreError) in
             var found = Self.caseRow(row)
             found.purgedAtMs = row.isNull(12) ? nil : row.int(12)
             if withRequest { found.request = try opened(found.request, case: caseID, at: RecordSealer.request(caseID)) }
@@ -152,32 +176,55 @@ extension Database {
     public func insertCase(_ row: CaseRow) throws(StoreError) {
         guard let sealer else { throw StoreError("this connection was opened without the data key") }
         let sealed = try sealer.sealNewCase(row.caseID, request: row.request)
-        try query("""
-            INSERT INTO cases (case_id, requesting_node, request, kind, urgency, origin_reference, status, step, person_count,
-                               created_at_ms, updated_at_ms, test, data_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, [
-            .text(row.caseID), .text(row.requestingNode), .blob(sealed.request), .int(Int64(row.kind)), .int(Int64(row.urgency)),
-            .text(row.originReference), .int(Int64(row.status)), .int(Int64(row.step)), .int(Int64(row.personCount)),
-            .int(row.createdAtMs), .int(row.updatedAtMs), .int(row.test ? 1 : 0), .blob(sealed.wrappedKey),
-        ])
+        try query(
+            """
+            INSERT INTO cases (case_id, requesting_node, request, kind, urgency, origin_reference, status, step,
+                               person_count, created_at_ms, updated_at_ms, test, data_key)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            [
+                .text(row.caseID), .text(row.requestingNode), .blob(sealed.request), .int(Int64(row.kind)),
+                .int(Int64(row.urgency)),
+                .text(row.originReference), .int(Int64(row.status)), .int(Int64(row.step)),
+                .int(Int64(row.personCount)),
+                .int(row.createdAtMs), .int(row.updatedAtMs), .int(row.test ? 1 : 0), .blob(sealed.wrappedKey),
+            ]
+        )
     }
 
     /// `closed`: the status is terminal; the first time it is, the case's retention clock starts.
-    public func updateCaseState(_ caseID: String, status: Int32, step: Int32, personCount: Int, updatedAtMs: Int64,
-                                closed: Bool = false) throws(StoreError) {
-        try query("""
+    public func updateCaseState(
+        _ caseID: String,
+        status: Int32,
+        step: Int32,
+        personCount: Int,
+        updatedAtMs: Int64,
+        closed: Bool = false
+    ) throws(StoreError) {
+        try query(
+            """
             UPDATE cases SET status = ?, step = ?, person_count = ?, updated_at_ms = ?,
                    closed_at_ms = CASE WHEN ? THEN COALESCE(closed_at_ms, ?) ELSE NULL END WHERE case_id = ?
-            """, [.int(Int64(status)), .int(Int64(step)), .int(Int64(personCount)), .int(updatedAtMs), .int(closed ? 1 : 0),
-                  .int(updatedAtMs), .text(caseID)])
+            """,
+            [
+                .int(Int64(status)), .int(Int64(step)), .int(Int64(personCount)), .int(updatedAtMs),
+                .int(closed ? 1 : 0),
+                .int(updatedAtMs), .text(caseID),
+            ]
+        )
     }
 
     /// Cases, most recently updated first; `requestingNode` limits them to one embassy's. The
     /// request bodies are not read (a list shows states, and bodies can be megabytes each).
     /// Cases changed at or after `updatedSinceMs`, most recent first; `includeTests` false leaves
     /// conformance test cases out (staff views).
-    public func cases(statuses: [Int32], updatedSinceMs: Int64, requestingNode: String?, limit: Int,
-                      includeTests: Bool = true) throws(StoreError) -> [CaseRow] {
+    public func cases(
+        statuses: [Int32],
+        updatedSinceMs: Int64,
+        requestingNode: String?,
+        limit: Int,
+        includeTests: Bool = true
+    ) throws(StoreError) -> [CaseRow] {
         var sql = """
             SELECT case_id, requesting_node, X'', kind, urgency, origin_reference, status, step, person_count,
                    created_at_ms, updated_at_ms, test FROM cases WHERE updated_at_ms >= ?
@@ -196,23 +243,46 @@ extension Database {
 
     /// When the latest-changed case that `requestingNode` opened last changed; nil without cases.
     public func latestUpdate(requestingNode: String) throws(StoreError) -> Int64? {
-        guard let row = try first("SELECT MAX(updated_at_ms) FROM cases WHERE requesting_node = ?", [.text(requestingNode)]),
-              !row.isNull(0) else { return nil }
+        guard
+            let row = try first(
+                "SELECT MAX(updated_at_ms) FROM cases WHERE requesting_node = ?",
+                [.text(requestingNode)]
+            ),
+            !row.isNull(0)
+        else { return nil }
         return row.int(0)
     }
 
     private static func caseRow(_ r: Row) -> CaseRow {
-        CaseRow(caseID: r.text(0), requestingNode: r.text(1), request: r.blob(2), kind: Int32(r.int(3)), urgency: Int32(r.int(4)),
-                originReference: r.text(5), status: Int32(r.int(6)), step: Int32(r.int(7)), personCount: Int(r.int(8)),
-                createdAtMs: r.int(9), updatedAtMs: r.int(10), test: r.int(11) != 0)
+        CaseRow(
+            caseID: r.text(0),
+            requestingNode: r.text(1),
+            request: r.blob(2),
+            kind: Int32(r.int(3)),
+            urgency: Int32(r.int(4)),
+            originReference: r.text(5),
+            status: Int32(r.int(6)),
+            step: Int32(r.int(7)),
+            personCount: Int(r.int(8)),
+            createdAtMs: r.int(9),
+            updatedAtMs: r.int(10),
+            test: r.int(11) != 0
+        )
     }
 
     public func persons(_ caseID: String) throws(StoreError) -> [PersonRow] {
-        try query("SELECT person_ref, position, status, note, updated_at_ms FROM persons WHERE case_id = ? ORDER BY position",
-                  [.text(caseID)]).map { row throws(StoreError) in
+        try query(
+            "SELECT person_ref, position, status, note, updated_at_ms FROM persons WHERE case_id = ? ORDER BY position",
+            [.text(caseID)]
+        ).map { row throws(StoreError) in
             let note = try opened(row.blob(3), case: caseID, at: RecordSealer.note(caseID, row.text(0)))
-            return PersonRow(personRef: row.text(0), position: Int(row.int(1)), status: Int32(row.int(2)),
-                             note: String(decoding: note, as: UTF8.self), updatedAtMs: row.int(4))
+            return PersonRow(
+                personRef: row.text(0),
+                position: Int(row.int(1)),
+                status: Int32(row.int(2)),
+                note: String(decoding: note, as: UTF8.self),
+                updatedAtMs: row.int(4)
+            )
         }
     }
 
@@ -227,11 +297,16 @@ extension Database {
     }
 
     public func upsertPerson(_ caseID: String, _ person: PersonRow) throws(StoreError) {
-        try query("INSERT OR REPLACE INTO persons VALUES (?, ?, ?, ?, ?, ?)", [
-            .text(caseID), .text(person.personRef), .int(Int64(person.position)), .int(Int64(person.status)),
-            .blob(try sealed(Array(person.note.utf8), case: caseID, at: RecordSealer.note(caseID, person.personRef))),
-            .int(person.updatedAtMs),
-        ])
+        try query(
+            "INSERT OR REPLACE INTO persons VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                .text(caseID), .text(person.personRef), .int(Int64(person.position)), .int(Int64(person.status)),
+                .blob(
+                    try sealed(Array(person.note.utf8), case: caseID, at: RecordSealer.note(caseID, person.personRef))
+                ),
+                .int(person.updatedAtMs),
+            ]
+        )
     }
 
     /// SQLite integers are signed: a wire number past Int64.max is refused, never trapped on.
@@ -244,27 +319,55 @@ extension Database {
 
     /// The highest sequence taken by `actor` on the case, applied, refused or skipped (0 when none).
     public func lastSequence(_ caseID: String, actor: String) throws(StoreError) -> UInt64 {
-        UInt64(try first("SELECT COALESCE(MAX(sequence), 0) FROM case_history WHERE case_id = ? AND actor_node = ?",
-                         [.text(caseID), .text(actor)])?.int(0) ?? 0)
+        UInt64(
+            try first(
+                "SELECT COALESCE(MAX(sequence), 0) FROM case_history WHERE case_id = ? AND actor_node = ?",
+                [.text(caseID), .text(actor)]
+            )?.int(0) ?? 0
+        )
     }
 
     /// Every entry of `actor` on the case with a sequence in `range`, in sequence order.
-    public func historyEntries(_ caseID: String, actor: String, sequences range: ClosedRange<UInt64>)
-        throws(StoreError) -> [HistoryRow] {
-        try query("SELECT \(Self.historyColumns) FROM case_history WHERE case_id = ? AND actor_node = ? AND sequence BETWEEN ? AND ?"
-                  + " ORDER BY sequence", [.text(caseID), .text(actor), .int(try Self.column(range.lowerBound, "sequence")),
-                                           .int(try Self.column(range.upperBound, "sequence"))]).map(historyRow)
+    public func historyEntries(
+        _ caseID: String,
+        actor: String,
+        sequences range: ClosedRange<UInt64>
+    )
+        throws(StoreError) -> [HistoryRow]
+    {
+        try query(
+            "SELECT \(Self.historyColumns) FROM case_history"
+                + " WHERE case_id = ? AND actor_node = ? AND sequence BETWEEN ? AND ?"
+                + " ORDER BY sequence",
+            [
+                .text(caseID), .text(actor), .int(try Self.column(range.lowerBound, "sequence")),
+                .int(try Self.column(range.upperBound, "sequence")),
+            ]
+        ).map(historyRow)
     }
 
     /// Records an update: applied when `refusal` is nil, else refused for good with that status.
-    public func appendHistory(_ caseID: String, actor: String, sequence: UInt64, updateID: String, body: [UInt8],
-                              atMs: Int64, refusal: (code: Int32, message: String)? = nil) throws(StoreError) {
-        try query("""
-            INSERT INTO case_history (case_id, actor_node, sequence, update_id, body, applied_at_ms, refusal_code, refusal)
+    public func appendHistory(
+        _ caseID: String,
+        actor: String,
+        sequence: UInt64,
+        updateID: String,
+        body: [UInt8],
+        atMs: Int64,
+        refusal: (code: Int32, message: String)? = nil
+    ) throws(StoreError) {
+        try query(
+            """
+            INSERT INTO case_history (case_id, actor_node, sequence, update_id, body, applied_at_ms, refusal_code,
+                                      refusal)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            """, [.text(caseID), .text(actor), .int(try Self.column(sequence, "sequence")), .text(updateID),
-                  .blob(try sealed(body, case: caseID, at: RecordSealer.history(caseID, updateID))),
-                  .int(atMs), .int(Int64(refusal?.code ?? 0)), .text(refusal?.message ?? "")])
+            """,
+            [
+                .text(caseID), .text(actor), .int(try Self.column(sequence, "sequence")), .text(updateID),
+                .blob(try sealed(body, case: caseID, at: RecordSealer.history(caseID, updateID))),
+                .int(atMs), .int(Int64(refusal?.code ?? 0)), .text(refusal?.message ?? ""),
+            ]
+        )
     }
 
     /// The update that made this entry (applied or refused).
@@ -274,8 +377,11 @@ extension Database {
 
     /// Every entry of the case, in the order this node recorded them.
     public func history(_ caseID: String) throws(StoreError) -> [HistoryRow] {
-        try query("SELECT \(Self.historyColumns) FROM case_history WHERE case_id = ? ORDER BY position", [.text(caseID)])
-            .map(historyRow)
+        try query(
+            "SELECT \(Self.historyColumns) FROM case_history WHERE case_id = ? ORDER BY position",
+            [.text(caseID)]
+        )
+        .map(historyRow)
     }
 
     /// Where an update was recorded, if it was: the idempotency check for updates.
@@ -284,21 +390,38 @@ extension Database {
             .map(historyRow)
     }
 
-    private static let historyColumns = "case_id, actor_node, sequence, update_id, body, applied_at_ms, refusal_code, refusal"
+    private static let historyColumns =
+        "case_id, actor_node, sequence, update_id, body, applied_at_ms, refusal_code, refusal"
 
     private func historyRow(_ r: Row) throws(StoreError) -> HistoryRow {
-        HistoryRow(caseID: r.text(0), actor: r.text(1), sequence: UInt64(r.int(2)), updateID: r.text(3),
-                   body: try opened(r.blob(4), case: r.text(0), at: RecordSealer.history(r.text(0), r.text(3))),
-                   atMs: r.int(5), refusalCode: Int32(r.int(6)), refusal: r.text(7))
+        HistoryRow(
+            caseID: r.text(0),
+            actor: r.text(1),
+            sequence: UInt64(r.int(2)),
+            updateID: r.text(3),
+            body: try opened(r.blob(4), case: r.text(0), at: RecordSealer.history(r.text(0), r.text(3))),
+            atMs: r.int(5),
+            refusalCode: Int32(r.int(6)),
+            refusal: r.text(7)
+        )
     }
 
     // MARK: Inbox
 
     @discardableResult
-    public func insertInbox(kind: Int32, messageID: String, caseID: String, fromNode: String, atMs: Int64) throws(StoreError) -> Int64 {
-        try query("INSERT INTO inbox (kind, message_id, case_id, from_node, received_at_ms) VALUES (?, ?, ?, ?, ?)", [
-            .int(Int64(kind)), .text(messageID), .text(caseID), .text(fromNode), .int(atMs),
-        ])
+    public func insertInbox(
+        kind: Int32,
+        messageID: String,
+        caseID: String,
+        fromNode: String,
+        atMs: Int64
+    ) throws(StoreError) -> Int64 {
+        try query(
+            "INSERT INTO inbox (kind, message_id, case_id, from_node, received_at_ms) VALUES (?, ?, ?, ?, ?)",
+            [
+                .int(Int64(kind)), .text(messageID), .text(caseID), .text(fromNode), .int(atMs),
+            ]
+        )
         return lastInsertRowID
     }
 
@@ -307,13 +430,25 @@ extension Database {
 
     /// Unread first, newest first within each group; conformance test cases left out.
     public func inbox(unreadOnly: Bool, limit: Int) throws(StoreError) -> [InboxRow] {
-        try query("""
-            SELECT entry_id, kind, message_id, case_id, from_node, received_at_ms, read_at_ms, COALESCE(read_by, '') FROM inbox
+        try query(
+            """
+            SELECT entry_id, kind, message_id, case_id, from_node, received_at_ms, read_at_ms, COALESCE(read_by, '')
+            FROM inbox
             WHERE \(Self.notATest) \(unreadOnly ? "AND read_at_ms IS NULL" : "")
             ORDER BY read_at_ms IS NOT NULL, entry_id DESC LIMIT ?
-            """, [.int(Int64(limit))]).map {
-            InboxRow(entryID: $0.int(0), kind: Int32($0.int(1)), messageID: $0.text(2), caseID: $0.text(3), fromNode: $0.text(4),
-                     receivedAtMs: $0.int(5), readAtMs: $0.isNull(6) ? nil : $0.int(6), readBy: $0.text(7))
+            """,
+            [.int(Int64(limit))]
+        ).map {
+            InboxRow(
+                entryID: $0.int(0),
+                kind: Int32($0.int(1)),
+                messageID: $0.text(2),
+                caseID: $0.text(3),
+                fromNode: $0.text(4),
+                receivedAtMs: $0.int(5),
+                readAtMs: $0.isNull(6) ? nil : $0.int(6),
+                readBy: $0.text(7)
+            )
         }
     }
 
@@ -324,7 +459,10 @@ extension Database {
     public func markRead(_ entryIDs: [Int64], reader: String, atMs: Int64) throws(StoreError) -> Int {
         var marked = 0
         for id in entryIDs {
-            try query("UPDATE inbox SET read_at_ms = ?, read_by = ? WHERE entry_id = ? AND read_at_ms IS NULL", [.int(atMs), .text(reader), .int(id)])
+            try query(
+                "UPDATE inbox SET read_at_ms = ?, read_by = ? WHERE entry_id = ? AND read_at_ms IS NULL",
+                [.int(atMs), .text(reader), .int(id)]
+            )
             marked += changes
         }
         return marked
@@ -333,12 +471,23 @@ extension Database {
     // MARK: Outbox
 
     public func enqueue(_ row: OutboxRow) throws(StoreError) {
-        try query("""
+        try query(
+            """
             INSERT INTO outbox (message_id, peer_node, kind, case_id, body, state, queued_at_ms, next_attempt_at_ms)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            """, [.text(row.messageID), .text(row.peerNode), .int(Int64(row.kind)), .text(row.caseID),
-                  .blob(try sealed(row.body, case: row.caseID, at: RecordSealer.outbox(row.caseID, row.messageID, row.peerNode))),
-                  .int(Int64(row.state)), .int(row.queuedAtMs), .int(row.nextAttemptAtMs)])
+            """,
+            [
+                .text(row.messageID), .text(row.peerNode), .int(Int64(row.kind)), .text(row.caseID),
+                .blob(
+                    try sealed(
+                        row.body,
+                        case: row.caseID,
+                        at: RecordSealer.outbox(row.caseID, row.messageID, row.peerNode)
+                    )
+                ),
+                .int(Int64(row.state)), .int(row.queuedAtMs), .int(row.nextAttemptAtMs),
+            ]
+        )
     }
 
     /// The message owed to `peer` that is due first among the oldest pending message of each case
@@ -346,47 +495,76 @@ extension Database {
     /// case never holds up another.
     public func outboxNext(peer: String, pendingStates: [Int32]) throws(StoreError) -> OutboxRow? {
         let pending = pendingStates.map { String($0) }.joined(separator: ",")
-        return try first("""
+        return try first(
+            """
             SELECT \(Self.outboxColumns) FROM outbox AS o WHERE peer_node = ? AND state IN (\(pending))
             AND NOT EXISTS (SELECT 1 FROM outbox AS e WHERE e.peer_node = o.peer_node AND e.case_id = o.case_id
                             AND e.state IN (\(pending)) AND e.position < o.position)
             ORDER BY next_attempt_at_ms, position LIMIT 1
-            """, [.text(peer)]).map(outboxRow)
+            """,
+            [.text(peer)]
+        ).map(outboxRow)
     }
 
     public func outbox(caseID: String) throws(StoreError) -> [OutboxRow] {
-        try query("SELECT \(Self.outboxColumns) FROM outbox WHERE case_id = ? ORDER BY position", [.text(caseID)]).map(outboxRow)
+        try query("SELECT \(Self.outboxColumns) FROM outbox WHERE case_id = ? ORDER BY position", [.text(caseID)]).map(
+            outboxRow
+        )
     }
 
     public func outboxMessage(_ messageID: String, peer: String) throws(StoreError) -> OutboxRow? {
-        try first("SELECT \(Self.outboxColumns) FROM outbox WHERE message_id = ? AND peer_node = ?", [.text(messageID), .text(peer)]).map(outboxRow)
+        try first(
+            "SELECT \(Self.outboxColumns) FROM outbox WHERE message_id = ? AND peer_node = ?",
+            [.text(messageID), .text(peer)]
+        ).map(outboxRow)
     }
 
     public func updateOutbox(_ row: OutboxRow) throws(StoreError) {
-        try query("""
-            UPDATE outbox SET state = ?, attempts = ?, last_error = ?, next_attempt_at_ms = ?, delivered_at_ms = ? WHERE position = ?
-            """, [.int(Int64(row.state)), .int(Int64(row.attempts)), .text(row.lastError), .int(row.nextAttemptAtMs),
-                  .int(row.deliveredAtMs), .int(row.position)])
+        try query(
+            """
+            UPDATE outbox SET state = ?, attempts = ?, last_error = ?, next_attempt_at_ms = ?, delivered_at_ms = ?
+            WHERE position = ?
+            """,
+            [
+                .int(Int64(row.state)), .int(Int64(row.attempts)), .text(row.lastError), .int(row.nextAttemptAtMs),
+                .int(row.deliveredAtMs), .int(row.position),
+            ]
+        )
     }
 
     /// Per peer: messages in `pendingStates`, the oldest one's queue time, the latest error.
     public func backlog(pendingStates: [Int32]) throws(StoreError) -> [String: PeerBacklog] {
-        let rows = try query("""
+        let rows = try query(
+            """
             SELECT peer_node, COUNT(*), MIN(queued_at_ms),
-                   (SELECT last_error FROM outbox o2 WHERE o2.peer_node = outbox.peer_node AND last_error != '' ORDER BY position DESC LIMIT 1)
+                   (SELECT last_error FROM outbox o2 WHERE o2.peer_node = outbox.peer_node AND last_error != ''
+                    ORDER BY position DESC LIMIT 1)
             FROM outbox WHERE state IN (\(pendingStates.map { String($0) }.joined(separator: ","))) GROUP BY peer_node
-            """)
-        return Dictionary(uniqueKeysWithValues: rows.map { ($0.text(0), PeerBacklog(depth: Int($0.int(1)), oldestQueuedAtMs: $0.int(2), lastError: $0.text(3))) })
+            """
+        )
+        return Dictionary(
+            uniqueKeysWithValues: rows.map {
+                ($0.text(0), PeerBacklog(depth: Int($0.int(1)), oldestQueuedAtMs: $0.int(2), lastError: $0.text(3)))
+            }
+        )
     }
 
     private static let outboxColumns = """
-        position, message_id, peer_node, kind, case_id, body, state, attempts, last_error, queued_at_ms, next_attempt_at_ms, delivered_at_ms
+        position, message_id, peer_node, kind, case_id, body, state, attempts, last_error, queued_at_ms,
+        next_attempt_at_ms, delivered_at_ms
         """
 
     private func outboxRow(_ r: Row) throws(StoreError) -> OutboxRow {
         let body = try opened(r.blob(5), case: r.text(4), at: RecordSealer.outbox(r.text(4), r.text(1), r.text(2)))
-        var row = OutboxRow(messageID: r.text(1), peerNode: r.text(2), kind: Int32(r.int(3)), caseID: r.text(4), body: body,
-                            state: Int32(r.int(6)), queuedAtMs: r.int(9))
+        var row = OutboxRow(
+            messageID: r.text(1),
+            peerNode: r.text(2),
+            kind: Int32(r.int(3)),
+            caseID: r.text(4),
+            body: body,
+            state: Int32(r.int(6)),
+            queuedAtMs: r.int(9)
+        )
         row.position = r.int(0)
         row.attempts = Int(r.int(7))
         row.lastError = r.text(8)
@@ -398,16 +576,34 @@ extension Database {
     // MARK: Events
 
     @discardableResult
-    public func appendEvent(caseID: String, kind: Int32, messageID: String = "", peerNode: String = "", atMs: Int64) throws(StoreError) -> Int64 {
-        try query("INSERT INTO events (case_id, kind, message_id, peer_node, at_ms) VALUES (?, ?, ?, ?, ?)",
-                  [.text(caseID), .int(Int64(kind)), .text(messageID), .text(peerNode), .int(atMs)])
+    public func appendEvent(
+        caseID: String,
+        kind: Int32,
+        messageID: String = "",
+        peerNode: String = "",
+        atMs: Int64
+    ) throws(StoreError) -> Int64 {
+        try query(
+            "INSERT INTO events (case_id, kind, message_id, peer_node, at_ms) VALUES (?, ?, ?, ?, ?)",
+            [.text(caseID), .int(Int64(kind)), .text(messageID), .text(peerNode), .int(atMs)]
+        )
         return lastInsertRowID
     }
 
     public func events(after eventID: Int64, limit: Int) throws(StoreError) -> [EventRow] {
-        try query("SELECT event_id, case_id, kind, message_id, peer_node, at_ms FROM events WHERE event_id > ? ORDER BY event_id LIMIT ?",
-                  [.int(eventID), .int(Int64(limit))]).map {
-            EventRow(eventID: $0.int(0), caseID: $0.text(1), kind: Int32($0.int(2)), messageID: $0.text(3), peerNode: $0.text(4), atMs: $0.int(5))
+        try query(
+            "SELECT event_id, case_id, kind, message_id, peer_node, at_ms FROM events"
+                + " WHERE event_id > ? ORDER BY event_id LIMIT ?",
+            [.int(eventID), .int(Int64(limit))]
+        ).map {
+            EventRow(
+                eventID: $0.int(0),
+                caseID: $0.text(1),
+                kind: Int32($0.int(2)),
+                messageID: $0.text(3),
+                peerNode: $0.text(4),
+                atMs: $0.int(5)
+            )
         }
     }
 

@@ -20,16 +20,29 @@ extension Database {
         try retentionQuery("c.case_id = ?", [.text(caseID)], limit: 1).first
     }
 
-    private func retentionQuery(_ condition: String, _ values: [SQLValue], limit: Int) throws(StoreError) -> [RetentionRow] {
-        try query("""
+    private func retentionQuery(
+        _ condition: String,
+        _ values: [SQLValue],
+        limit: Int
+    ) throws(StoreError) -> [RetentionRow] {
+        try query(
+            """
             SELECT c.case_id, c.status, COALESCE(c.closed_at_ms, 0), c.purged_at_ms, h.reason, COALESCE(h.held_by, ''),
                    COALESCE(h.held_at_ms, 0)
             FROM cases c LEFT JOIN retention_holds h ON h.case_id = c.case_id WHERE \(condition)
             ORDER BY c.purged_at_ms IS NOT NULL, c.closed_at_ms IS NULL, c.closed_at_ms LIMIT ?
-            """, values + [.int(Int64(limit))]).map {
-            RetentionRow(caseID: $0.text(0), status: Int32($0.int(1)), closedAtMs: $0.int(2),
-                         purgedAtMs: $0.isNull(3) ? nil : $0.int(3), holdReason: $0.isNull(4) ? nil : $0.text(4),
-                         heldBy: $0.text(5), heldAtMs: $0.int(6))
+            """,
+            values + [.int(Int64(limit))]
+        ).map {
+            RetentionRow(
+                caseID: $0.text(0),
+                status: Int32($0.int(1)),
+                closedAtMs: $0.int(2),
+                purgedAtMs: $0.isNull(3) ? nil : $0.int(3),
+                holdReason: $0.isNull(4) ? nil : $0.text(4),
+                heldBy: $0.text(5),
+                heldAtMs: $0.int(6)
+            )
         }
     }
 
@@ -37,19 +50,24 @@ extension Database {
     /// with nothing left to deliver (a message still owed is sent first).
     public func duePurges(closedBeforeMs: Int64, pendingStates: [Int32], limit: Int) throws(StoreError) -> [String] {
         let pending = pendingStates.map { String($0) }.joined(separator: ",")
-        return try query("""
+        return try query(
+            """
             SELECT case_id FROM cases c WHERE closed_at_ms IS NOT NULL AND purged_at_ms IS NULL AND closed_at_ms <= ?
             AND NOT EXISTS (SELECT 1 FROM retention_holds h WHERE h.case_id = c.case_id)
             AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.case_id = c.case_id AND o.state IN (\(pending)))
             ORDER BY closed_at_ms LIMIT ?
-            """, [.int(closedBeforeMs), .int(Int64(limit))]).map { $0.text(0) }
+            """,
+            [.int(closedBeforeMs), .int(Int64(limit))]
+        ).map { $0.text(0) }
     }
 
     /// Crypto-shredding: the case's data key is deleted and every value it sealed emptied (with
     /// secure_delete, overwritten in the file). Ids, statuses, person refs and counts remain.
     public func purgePersonalData(_ caseID: String, atMs: Int64) throws(StoreError) {
-        try query("UPDATE cases SET data_key = NULL, request = X'', purged_at_ms = ? WHERE case_id = ?",
-                  [.int(atMs), .text(caseID)])
+        try query(
+            "UPDATE cases SET data_key = NULL, request = X'', purged_at_ms = ? WHERE case_id = ?",
+            [.int(atMs), .text(caseID)]
+        )
         try query("UPDATE case_history SET body = X'' WHERE case_id = ?", [.text(caseID)])
         try query("UPDATE outbox SET body = X'' WHERE case_id = ?", [.text(caseID)])
         try query("UPDATE persons SET note = '' WHERE case_id = ?", [.text(caseID)])
@@ -59,8 +77,10 @@ extension Database {
     /// Keeps (or, with `reason` nil, releases) a case's personal data past its retention.
     public func setRetentionHold(_ caseID: String, reason: String?, by: String, atMs: Int64) throws(StoreError) {
         if let reason {
-            try query("INSERT OR REPLACE INTO retention_holds (case_id, reason, held_by, held_at_ms) VALUES (?, ?, ?, ?)",
-                      [.text(caseID), .text(reason), .text(by), .int(atMs)])
+            try query(
+                "INSERT OR REPLACE INTO retention_holds (case_id, reason, held_by, held_at_ms) VALUES (?, ?, ?, ?)",
+                [.text(caseID), .text(reason), .text(by), .int(atMs)]
+            )
         } else {
             try query("DELETE FROM retention_holds WHERE case_id = ?", [.text(caseID)])
         }

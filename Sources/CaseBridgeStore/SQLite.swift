@@ -107,7 +107,9 @@ public final class Database: @unchecked Sendable {
         if let statement = statements[sql] { return statement }
         var raw: OpaquePointer?
         let status = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &raw, nil)
-        guard status == SQLITE_OK, let raw else { throw StoreError(code: status, String(cString: sqlite3_errmsg(handle))) }
+        guard status == SQLITE_OK, let raw else {
+            throw StoreError(code: status, String(cString: sqlite3_errmsg(handle)))
+        }
         let statement = Statement(raw, database: handle)
         statements[sql] = statement
         return statement
@@ -129,12 +131,16 @@ final class Statement {
     func bind(_ values: [SQLValue]) throws(StoreError) {
         for (i, value) in values.enumerated() {
             let index = Int32(i + 1)
-            let status: Int32 = switch value {
-            case .int(let v): sqlite3_bind_int64(handle, index, v)
-            case .text(let v): sqlite3_bind_text(handle, index, v, -1, cb_sqlite_transient())
-            case .blob(let v): v.withUnsafeBytes { sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), cb_sqlite_transient()) }
-            case .null: sqlite3_bind_null(handle, index)
-            }
+            let status: Int32 =
+                switch value {
+                case .int(let v): sqlite3_bind_int64(handle, index, v)
+                case .text(let v): sqlite3_bind_text(handle, index, v, -1, cb_sqlite_transient())
+                case .blob(let v):
+                    v.withUnsafeBytes {
+                        sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), cb_sqlite_transient())
+                    }
+                case .null: sqlite3_bind_null(handle, index)
+                }
             guard status == SQLITE_OK else { throw StoreError(code: status, String(cString: sqlite3_errmsg(database))) }
         }
     }
@@ -148,17 +154,19 @@ final class Statement {
     }
 
     func row() -> Row {
-        Row(values: (0..<sqlite3_column_count(handle)).map { column in
-            switch sqlite3_column_type(handle, column) {
-            case SQLITE_INTEGER: return .int(sqlite3_column_int64(handle, column))
-            case SQLITE_TEXT: return .text(String(cString: sqlite3_column_text(handle, column)))
-            case SQLITE_BLOB:
-                let count = Int(sqlite3_column_bytes(handle, column))
-                guard count > 0, let bytes = sqlite3_column_blob(handle, column) else { return .blob([]) }
-                return .blob(Array(UnsafeRawBufferPointer(start: bytes, count: count)))
-            default: return .null
+        Row(
+            values: (0..<sqlite3_column_count(handle)).map { column in
+                switch sqlite3_column_type(handle, column) {
+                case SQLITE_INTEGER: return .int(sqlite3_column_int64(handle, column))
+                case SQLITE_TEXT: return .text(String(cString: sqlite3_column_text(handle, column)))
+                case SQLITE_BLOB:
+                    let count = Int(sqlite3_column_bytes(handle, column))
+                    guard count > 0, let bytes = sqlite3_column_blob(handle, column) else { return .blob([]) }
+                    return .blob(Array(UnsafeRawBufferPointer(start: bytes, count: count)))
+                default: return .null
+                }
             }
-        })
+        )
     }
 
     func reset() {

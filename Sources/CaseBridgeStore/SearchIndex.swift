@@ -8,17 +8,24 @@ extension Database {
         guard let sealer else { throw StoreError("this connection was opened without the data key") }
         guard !terms.isEmpty else { return }
         let hashes = terms.sorted().flatMap { sealer.indexTerm($0) }
-        try query("INSERT INTO search_terms (case_id, person_ref, terms) VALUES (?, ?, ?)",
-                  [.text(caseID), .text(personRef), .blob(hashes)])
+        try query(
+            "INSERT INTO search_terms (case_id, person_ref, terms) VALUES (?, ?, ?)",
+            [.text(caseID), .text(personRef), .blob(hashes)]
+        )
     }
 
     /// The persons (case id, person ref) that have every one of `terms`.
-    public func searchPersons(allOf terms: [String], limit: Int) throws(StoreError) -> [(caseID: String, personRef: String)] {
+    public func searchPersons(
+        allOf terms: [String],
+        limit: Int
+    ) throws(StoreError) -> [(caseID: String, personRef: String)] {
         guard let sealer, let first = terms.first else { return [] }
         let wanted = terms.map { sealer.indexTerm($0) }
         var found: [(String, String)] = []
-        for row in try query("SELECT case_id, person_ref, terms FROM search_terms WHERE instr(terms, ?) > 0",
-                             [.blob(sealer.indexTerm(first))]) {
+        for row in try query(
+            "SELECT case_id, person_ref, terms FROM search_terms WHERE instr(terms, ?) > 0",
+            [.blob(sealer.indexTerm(first))]
+        ) {
             let blob = row.blob(2)
             let held = Set(stride(from: 0, to: blob.count - 7, by: 8).map { Array(blob[$0..<($0 + 8)]) })
             guard wanted.allSatisfy(held.contains) else { continue }

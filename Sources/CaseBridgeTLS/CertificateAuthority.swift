@@ -20,23 +20,42 @@ public enum CertificateAuthority {
         let cert = try newCertificate(commonName: commonName, publicKey: key, days: days)
         defer { X509_free(cert) }
         X509_set_issuer_name(cert, X509_get_subject_name(cert))
-        try addExtensions(cert, issuer: cert, [(NID_basic_constraints, "critical,CA:TRUE"), (NID_key_usage, "critical,keyCertSign,cRLSign"),
-                                               (NID_subject_key_identifier, "hash")])
-        guard X509_sign(cert, key, EVP_sha256()) > 0 else { throw TLSError(.configuration, "signing: \(OpenSSLErrors.drain())") }
+        try addExtensions(
+            cert,
+            issuer: cert,
+            [
+                (NID_basic_constraints, "critical,CA:TRUE"), (NID_key_usage, "critical,keyCertSign,cRLSign"),
+                (NID_subject_key_identifier, "hash"),
+            ]
+        )
+        guard X509_sign(cert, key, EVP_sha256()) > 0 else {
+            throw TLSError(.configuration, "signing: \(OpenSSLErrors.drain())")
+        }
         return try pem { PEM_write_bio_X509($0, cert) }
     }
 
     /// A node certificate for `spiffe://<trustDomain>/node/<nodeID>`, signed by the CA, for the
     /// public key of `keyPEM` or of the signing request `csrPEM`.
-    public static func nodeCertificate(nodeID: String, trustDomain: String, caCertificatePEM: String, caKeyPEM: String,
-                                       keyPEM: String? = nil, csrPEM: String? = nil, days: Int) throws(TLSError) -> String {
+    public static func nodeCertificate(
+        nodeID: String,
+        trustDomain: String,
+        caCertificatePEM: String,
+        caKeyPEM: String,
+        keyPEM: String? = nil,
+        csrPEM: String? = nil,
+        days: Int
+    ) throws(TLSError) -> String {
         let identity = PeerIdentity(trustDomain: trustDomain, nodeID: nodeID)
-        guard PeerIdentity(uri: identity.uri) == identity else { throw TLSError(.configuration, "\(identity.uri) is not a valid node identity") }
+        guard PeerIdentity(uri: identity.uri) == identity else {
+            throw TLSError(.configuration, "\(identity.uri) is not a valid node identity")
+        }
         let caKey = try readKey(caKeyPEM)
         defer { EVP_PKEY_free(caKey) }
         let caCert = try readCertificate(caCertificatePEM)
         defer { X509_free(caCert) }
-        guard X509_check_private_key(caCert, caKey) == 1 else { throw TLSError(.configuration, "the CA key does not match the CA certificate") }
+        guard X509_check_private_key(caCert, caKey) == 1 else {
+            throw TLSError(.configuration, "the CA key does not match the CA certificate")
+        }
         let subjectKey: OpaquePointer
         if let csrPEM {
             let request = try withBIO(csrPEM) { PEM_read_bio_X509_REQ($0, nil, nil, nil) }
@@ -55,12 +74,19 @@ public enum CertificateAuthority {
         defer { X509_free(cert) }
         X509_set_issuer_name(cert, X509_get_subject_name(caCert))
         // The identity is what the CA decides, not what the request asks for.
-        try addExtensions(cert, issuer: caCert, [
-            (NID_basic_constraints, "critical,CA:FALSE"), (NID_key_usage, "critical,digitalSignature"),
-            (NID_ext_key_usage, "serverAuth,clientAuth"), (NID_subject_alt_name, "URI:\(identity.uri),DNS:\(nodeID).\(trustDomain)"),
-            (NID_subject_key_identifier, "hash"), (NID_authority_key_identifier, "keyid"),
-        ])
-        guard X509_sign(cert, caKey, EVP_sha256()) > 0 else { throw TLSError(.configuration, "signing: \(OpenSSLErrors.drain())") }
+        try addExtensions(
+            cert,
+            issuer: caCert,
+            [
+                (NID_basic_constraints, "critical,CA:FALSE"), (NID_key_usage, "critical,digitalSignature"),
+                (NID_ext_key_usage, "serverAuth,clientAuth"),
+                (NID_subject_alt_name, "URI:\(identity.uri),DNS:\(nodeID).\(trustDomain)"),
+                (NID_subject_key_identifier, "hash"), (NID_authority_key_identifier, "keyid"),
+            ]
+        )
+        guard X509_sign(cert, caKey, EVP_sha256()) > 0 else {
+            throw TLSError(.configuration, "signing: \(OpenSSLErrors.drain())")
+        }
         return try pem { PEM_write_bio_X509($0, cert) }
     }
 
@@ -73,7 +99,9 @@ public enum CertificateAuthority {
         X509_REQ_set_version(request, 0)
         X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(request), "CN", MBSTRING_UTF8, nodeID, -1, -1, 0)
         X509_REQ_set_pubkey(request, key)
-        guard X509_REQ_sign(request, key, EVP_sha256()) > 0 else { throw TLSError(.configuration, "signing: \(OpenSSLErrors.drain())") }
+        guard X509_REQ_sign(request, key, EVP_sha256()) > 0 else {
+            throw TLSError(.configuration, "signing: \(OpenSSLErrors.drain())")
+        }
         return try pem { PEM_write_bio_X509_REQ($0, request) }
     }
 
@@ -95,25 +123,38 @@ public enum CertificateAuthority {
             defer { cb_OPENSSL_free(text) }
             return String(cString: text)
         }
-        return Description(subject: name(X509_get_subject_name(cert)), issuer: name(X509_get_issuer_name(cert)),
-                           identities: Certificates.uriNames(cert), notBefore: Certificates.unixTime(X509_get0_notBefore(cert)) ?? 0,
-                           notAfter: Certificates.unixTime(X509_get0_notAfter(cert)) ?? 0, isCA: X509_check_ca(cert) != 0)
+        return Description(
+            subject: name(X509_get_subject_name(cert)),
+            issuer: name(X509_get_issuer_name(cert)),
+            identities: Certificates.uriNames(cert),
+            notBefore: Certificates.unixTime(X509_get0_notBefore(cert)) ?? 0,
+            notAfter: Certificates.unixTime(X509_get0_notAfter(cert)) ?? 0,
+            isCA: X509_check_ca(cert) != 0
+        )
     }
 
     // MARK: OpenSSL plumbing
 
     private static func generateKey() throws(TLSError) -> OpaquePointer {
-        guard let context = EVP_PKEY_CTX_new_id(EVP_PKEY_EC, nil) else { throw TLSError(.configuration, OpenSSLErrors.drain()) }
+        guard let context = EVP_PKEY_CTX_new_id(EVP_PKEY_EC, nil) else {
+            throw TLSError(.configuration, OpenSSLErrors.drain())
+        }
         defer { EVP_PKEY_CTX_free(context) }
         var key: OpaquePointer?
-        guard EVP_PKEY_keygen_init(context) == 1, EVP_PKEY_CTX_set_ec_paramgen_curve_nid(context, NID_X9_62_prime256v1) == 1,
-              EVP_PKEY_keygen(context, &key) == 1, let key else {
+        guard EVP_PKEY_keygen_init(context) == 1,
+            EVP_PKEY_CTX_set_ec_paramgen_curve_nid(context, NID_X9_62_prime256v1) == 1,
+            EVP_PKEY_keygen(context, &key) == 1, let key
+        else {
             throw TLSError(.configuration, "key generation: \(OpenSSLErrors.drain())")
         }
         return key
     }
 
-    private static func newCertificate(commonName: String, publicKey: OpaquePointer, days: Int) throws(TLSError) -> OpaquePointer {
+    private static func newCertificate(
+        commonName: String,
+        publicKey: OpaquePointer,
+        days: Int
+    ) throws(TLSError) -> OpaquePointer {
         guard let cert = X509_new() else { throw TLSError(.configuration, OpenSSLErrors.drain()) }
         X509_set_version(cert, 2)
         var serial = [UInt8](repeating: 0, count: 16)
@@ -129,7 +170,11 @@ public enum CertificateAuthority {
         return cert
     }
 
-    private static func addExtensions(_ cert: OpaquePointer, issuer: OpaquePointer, _ extensions: [(Int32, String)]) throws(TLSError) {
+    private static func addExtensions(
+        _ cert: OpaquePointer,
+        issuer: OpaquePointer,
+        _ extensions: [(Int32, String)]
+    ) throws(TLSError) {
         var context = v3_ext_ctx()
         X509V3_set_ctx(&context, issuer, cert, nil, nil, 0)
         for (nid, value) in extensions {
@@ -149,11 +194,18 @@ public enum CertificateAuthority {
         try withBIO(pem) { PEM_read_bio_X509($0, nil, nil, nil) }
     }
 
-    private static func withBIO(_ pem: String, _ read: (OpaquePointer) -> OpaquePointer?) throws(TLSError) -> OpaquePointer {
+    private static func withBIO(
+        _ pem: String,
+        _ read: (OpaquePointer) -> OpaquePointer?
+    ) throws(TLSError) -> OpaquePointer {
         let bytes = Array(pem.utf8)
-        guard let bio = BIO_new_mem_buf(bytes, Int32(bytes.count)) else { throw TLSError(.configuration, OpenSSLErrors.drain()) }
+        guard let bio = BIO_new_mem_buf(bytes, Int32(bytes.count)) else {
+            throw TLSError(.configuration, OpenSSLErrors.drain())
+        }
         defer { BIO_free(bio) }
-        guard let object = read(bio) else { throw TLSError(.configuration, "not readable PEM: \(OpenSSLErrors.drain())") }
+        guard let object = read(bio) else {
+            throw TLSError(.configuration, "not readable PEM: \(OpenSSLErrors.drain())")
+        }
         return object
     }
 

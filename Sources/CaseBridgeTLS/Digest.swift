@@ -18,8 +18,15 @@ extension Digest {
         var length: UInt32 = 0
         _ = key.withUnsafeBytes { keyBuffer in
             bytes.withUnsafeBytes { data in
-                HMAC(EVP_sha256(), keyBuffer.baseAddress, Int32(keyBuffer.count),
-                     data.baseAddress?.assumingMemoryBound(to: UInt8.self), data.count, &mac, &length)
+                HMAC(
+                    EVP_sha256(),
+                    keyBuffer.baseAddress,
+                    Int32(keyBuffer.count),
+                    data.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                    data.count,
+                    &mac,
+                    &length
+                )
             }
         }
         return mac

@@ -15,7 +15,7 @@ public struct PeerIdentity: Sendable, Hashable, CustomStringConvertible {
         guard uri.hasPrefix(prefix) else { return nil }
         let parts = uri.dropFirst(prefix.count).split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[1] == "node", !parts[0].isEmpty, !parts[2].isEmpty,
-              parts.allSatisfy({ $0.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-._".contains($0)) } })
+            parts.allSatisfy({ $0.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-._".contains($0)) } })
         else { return nil }
         self.init(trustDomain: String(parts[0]), nodeID: String(parts[2]))
     }

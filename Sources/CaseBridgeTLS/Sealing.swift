@@ -18,7 +18,9 @@ public enum Sealing {
     /// Bytes from OpenSSL's random generator (keys, nonces).
     public static func randomBytes(_ count: Int) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
-        let status = bytes.withUnsafeMutableBytes { RAND_bytes($0.baseAddress?.assumingMemoryBound(to: UInt8.self), Int32(count)) }
+        let status = bytes.withUnsafeMutableBytes {
+            RAND_bytes($0.baseAddress?.assumingMemoryBound(to: UInt8.self), Int32(count))
+        }
         precondition(status == 1, "OpenSSL could not produce random bytes")
         return bytes
     }
@@ -35,13 +37,14 @@ public enum Sealing {
         let sealed = out.withUnsafeMutableBufferPointer { buffer -> Bool in
             let body = buffer.baseAddress! + 1 + nonceBytes
             guard EVP_EncryptInit_ex(cipherContext, EVP_aes_256_gcm(), nil, key, nonce) == 1,
-                  context.withUnsafeBufferPointer({
-                      EVP_EncryptUpdate(cipherContext, nil, &length, $0.baseAddress, Int32($0.count)) == 1
-                  }),
-                  plain.withUnsafeBufferPointer({
-                      EVP_EncryptUpdate(cipherContext, body, &length, $0.baseAddress, Int32($0.count)) == 1
-                  }),
-                  EVP_EncryptFinal_ex(cipherContext, body + Int(length), &length) == 1 else { return false }
+                context.withUnsafeBufferPointer({
+                    EVP_EncryptUpdate(cipherContext, nil, &length, $0.baseAddress, Int32($0.count)) == 1
+                }),
+                plain.withUnsafeBufferPointer({
+                    EVP_EncryptUpdate(cipherContext, body, &length, $0.baseAddress, Int32($0.count)) == 1
+                }),
+                EVP_EncryptFinal_ex(cipherContext, body + Int(length), &length) == 1
+            else { return false }
             return EVP_CIPHER_CTX_ctrl(cipherContext, EVP_CTRL_GCM_GET_TAG, Int32(tagBytes), body + plain.count) == 1
         }
         guard sealed else { throw Failure(description: "AES-256-GCM sealing failed") }
@@ -61,16 +64,19 @@ public enum Sealing {
         var length: Int32 = 0
         let opened = plain.withUnsafeMutableBufferPointer { buffer -> Bool in
             guard EVP_DecryptInit_ex(cipherContext, EVP_aes_256_gcm(), nil, key, nonce) == 1,
-                  EVP_CIPHER_CTX_ctrl(cipherContext, EVP_CTRL_GCM_SET_TAG, Int32(tagBytes), &tag) == 1,
-                  context.withUnsafeBufferPointer({
-                      EVP_DecryptUpdate(cipherContext, nil, &length, $0.baseAddress, Int32($0.count)) == 1
-                  }),
-                  cipherText.withUnsafeBufferPointer({
-                      EVP_DecryptUpdate(cipherContext, buffer.baseAddress, &length, $0.baseAddress, Int32($0.count)) == 1
-                  }) else { return false }
+                EVP_CIPHER_CTX_ctrl(cipherContext, EVP_CTRL_GCM_SET_TAG, Int32(tagBytes), &tag) == 1,
+                context.withUnsafeBufferPointer({
+                    EVP_DecryptUpdate(cipherContext, nil, &length, $0.baseAddress, Int32($0.count)) == 1
+                }),
+                cipherText.withUnsafeBufferPointer({
+                    EVP_DecryptUpdate(cipherContext, buffer.baseAddress, &length, $0.baseAddress, Int32($0.count)) == 1
+                })
+            else { return false }
             return EVP_DecryptFinal_ex(cipherContext, buffer.baseAddress! + Int(length), &length) == 1
         }
-        guard opened else { throw Failure(description: "a sealed value does not open with this key here (wrong key, or moved)") }
+        guard opened else {
+            throw Failure(description: "a sealed value does not open with this key here (wrong key, or moved)")
+        }
         return Array(plain.prefix(cipherText.count))
     }
 }

@@ -11,8 +11,13 @@ public struct TLSConfiguration: Sendable, Equatable {
     /// Peers must present an identity in this trust domain.
     public var trustDomain: String
 
-    public init(certificateChainPath: String, privateKeyPath: String, trustedCAPath: String,
-                revocationListPath: String? = nil, trustDomain: String) {
+    public init(
+        certificateChainPath: String,
+        privateKeyPath: String,
+        trustedCAPath: String,
+        revocationListPath: String? = nil,
+        trustDomain: String
+    ) {
         self.certificateChainPath = certificateChainPath
         self.privateKeyPath = privateKeyPath
         self.trustedCAPath = trustedCAPath

@@ -34,7 +34,8 @@ public final class TLSContext: @unchecked Sendable {
 
     private func configure() throws(TLSError) {
         guard cb_SSL_CTX_set_min_proto_version(context, TLS1_3_VERSION) == 1,
-              cb_SSL_CTX_set_max_proto_version(context, TLS1_3_VERSION) == 1 else {
+            cb_SSL_CTX_set_max_proto_version(context, TLS1_3_VERSION) == 1
+        else {
             throw TLSError(.configuration, "cannot restrict to TLS 1.3: \(OpenSSLErrors.drain())")
         }
         // Per-connection buffers are freed while idle: 1,000 idle peers must stay cheap.
@@ -47,7 +48,10 @@ public final class TLSContext: @unchecked Sendable {
             throw TLSError(.configuration, "private key \(c.privateKeyPath): \(OpenSSLErrors.drain())")
         }
         guard SSL_CTX_check_private_key(context) == 1 else {
-            throw TLSError(.configuration, "private key \(c.privateKeyPath) does not match certificate \(c.certificateChainPath)")
+            throw TLSError(
+                .configuration,
+                "private key \(c.privateKeyPath) does not match certificate \(c.certificateChainPath)"
+            )
         }
         guard SSL_CTX_load_verify_locations(context, c.trustedCAPath, nil) == 1 else {
             throw TLSError(.configuration, "CA \(c.trustedCAPath): \(OpenSSLErrors.drain())")
@@ -113,9 +117,10 @@ public final class TLSContext: @unchecked Sendable {
 private func verifyIdentity(_ preverifyOK: Int32, _ store: OpaquePointer?) -> Int32 {
     guard preverifyOK == 1, let store, X509_STORE_CTX_get_error_depth(store) == 0 else { return preverifyOK }
     guard let ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()),
-          let context = SSL_get_SSL_CTX(OpaquePointer(ssl)),
-          let domain = SSL_CTX_get_ex_data(context, 0),
-          let cert = X509_STORE_CTX_get_current_cert(store) else { return 0 }
+        let context = SSL_get_SSL_CTX(OpaquePointer(ssl)),
+        let domain = SSL_CTX_get_ex_data(context, 0),
+        let cert = X509_STORE_CTX_get_current_cert(store)
+    else { return 0 }
     let trustDomain = String(cString: domain.assumingMemoryBound(to: CChar.self))
     let ok = Certificates.uriNames(cert).contains { PeerIdentity(uri: $0)?.trustDomain == trustDomain }
     if !ok { X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION) }
@@ -123,9 +128,14 @@ private func verifyIdentity(_ preverifyOK: Int32, _ store: OpaquePointer?) -> In
 }
 
 /// The server accepts only "h2"; a client offering nothing else gets a no_application_protocol alert.
-private func selectH2(_ ssl: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
-                      _ outLength: UnsafeMutablePointer<UInt8>?, _ input: UnsafePointer<UInt8>?,
-                      _ inputLength: UInt32, _ arg: UnsafeMutableRawPointer?) -> Int32 {
+private func selectH2(
+    _ ssl: OpaquePointer?,
+    _ out: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
+    _ outLength: UnsafeMutablePointer<UInt8>?,
+    _ input: UnsafePointer<UInt8>?,
+    _ inputLength: UInt32,
+    _ arg: UnsafeMutableRawPointer?
+) -> Int32 {
     guard let input else { return SSL_TLSEXT_ERR_ALERT_FATAL }
     var i = 0
     while i < Int(inputLength) {
@@ -156,6 +166,6 @@ package enum OpenSSLErrors {
     package static func describe(_ code: UInt) -> String {
         var buffer = [CChar](repeating: 0, count: 256)
         ERR_error_string_n(code, &buffer, buffer.count)
-        return String(cString: buffer)
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

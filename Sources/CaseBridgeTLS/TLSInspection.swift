@@ -20,7 +20,12 @@ package enum TLSInspection {
         }
         let uris = Certificates.uriNames(cert)
         guard let identity = uris.lazy.compactMap(PeerIdentity.init(uri:)).first else {
-            return .failure(TLSError(.wrongIdentity, "certificate has no spiffe://<domain>/node/<id> URI (has: \(uris.joined(separator: ", ")))"))
+            return .failure(
+                TLSError(
+                    .wrongIdentity,
+                    "certificate has no spiffe://<domain>/node/<id> URI (has: \(uris.joined(separator: ", ")))"
+                )
+            )
         }
         guard identity.trustDomain == trustDomain else {
             return .failure(TLSError(.wrongIdentity, "\(identity) is not in trust domain \(trustDomain)"))
@@ -46,7 +51,11 @@ package enum TLSInspection {
             ("unsupported protocol", .protocolVersion, "no common TLS version (TLS 1.3 only)"),
             ("bad certificate", .untrustedCertificate, "the peer refused our certificate"),
             ("decrypt error", .untrustedCertificate, "the peer refused our certificate"),
-            ("unexpected eof", .handshake, "the peer closed the connection during the TLS handshake (at its connection limit, or not a CaseBridge node)"),
+            (
+                "unexpected eof", .handshake,
+                "the peer closed the connection during the TLS handshake "
+                    + "(at its connection limit, or not a CaseBridge node)"
+            ),
         ]
         for (needle, code, message) in rules where text.contains(needle) {
             return TLSError(code, "\(message) (\(errorQueue))")
@@ -66,7 +75,10 @@ package enum TLSInspection {
         case X509_V_ERR_CERT_NOT_YET_VALID: return TLSError(.notYetValidCertificate, reason)
         case X509_V_ERR_CERT_REVOKED: return TLSError(.revokedCertificate, reason)
         case X509_V_ERR_APPLICATION_VERIFICATION:
-            return TLSError(.wrongIdentity, "certificate has no spiffe://<trust-domain>/node/<id> identity in our trust domain")
+            return TLSError(
+                .wrongIdentity,
+                "certificate has no spiffe://<trust-domain>/node/<id> identity in our trust domain"
+            )
         default: return TLSError(.untrustedCertificate, reason)
         }
     }
@@ -82,7 +94,8 @@ package enum Certificates {
         var uris: [String] = []
         for i in 0..<cb_general_names_count(generalNames) {
             guard let uri = cb_general_name_uri(cb_general_names_value(generalNames, i)),
-                  let data = ASN1_STRING_get0_data(uri) else { continue }
+                let data = ASN1_STRING_get0_data(uri)
+            else { continue }
             let bytes = UnsafeBufferPointer(start: data, count: Int(ASN1_STRING_length(uri)))
             uris.append(String(decoding: bytes, as: UTF8.self))
         }

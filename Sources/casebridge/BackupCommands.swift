@@ -15,7 +15,8 @@ struct BackupCommand: AsyncParsableCommand {
 
             Example:
               casebridge backup --to /var/backups/casebridge/2026-11-23.sqlite3
-            """)
+            """
+    )
     @OptionGroup var node: NodeOptions
     @Option(help: "A new file to write.") var to: String
 
@@ -25,8 +26,10 @@ struct BackupCommand: AsyncParsableCommand {
         request.path = URL(fileURLWithPath: to).standardizedFileURL.path
         let reply = try await console.call(Console.backup, request)
         if node.json { Output.json(ProtoJSON.object(reply)); return }
-        print("Backup written: \(reply.path) (\(reply.bytes / 1024) KiB). "
-              + "It opens only with the data key at \(console.configuration.dataKeyFile).")
+        print(
+            "Backup written: \(reply.path) (\(reply.bytes / 1024) KiB). "
+                + "It opens only with the data key at \(console.configuration.dataKeyFile)."
+        )
     }
 }
 
@@ -41,7 +44,8 @@ struct RestoreCommand: AsyncParsableCommand {
 
             Example:
               casebridge restore --from /var/backups/casebridge/2026-11-23.sqlite3
-            """)
+            """
+    )
     @OptionGroup var node: NodeOptions
     @Option(help: "The backup file.") var from: String
 
@@ -49,8 +53,11 @@ struct RestoreCommand: AsyncParsableCommand {
         let (configuration, logger) = try await stoppedNode(node, to: "restore")
         let movedAside: String?
         do {
-            movedAside = try await Restore.run(configuration, from: URL(fileURLWithPath: from).standardizedFileURL.path,
-                                               logger: logger)
+            movedAside = try await Restore.run(
+                configuration,
+                from: URL(fileURLWithPath: from).standardizedFileURL.path,
+                logger: logger
+            )
         } catch {
             throw fail("cannot restore: \(error)", code: Exit.badInput)
         }

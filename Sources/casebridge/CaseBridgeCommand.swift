@@ -17,17 +17,22 @@ enum CaseBridgeMain {
                 try command.run()
             }
         } catch {
-            guard CaseBridgeCommand.exitCode(for: error) == .validationFailure else { CaseBridgeCommand.exit(withError: error) }
+            guard CaseBridgeCommand.exitCode(for: error) == .validationFailure else {
+                CaseBridgeCommand.exit(withError: error)
+            }
             // Point at the help of the deepest command the words name.
             var command: ParsableCommand.Type = CaseBridgeCommand.self
             var path = ["casebridge"]
             for word in arguments.prefix(while: { !$0.hasPrefix("-") }) {
-                guard let sub = command.configuration.subcommands.first(where: { $0._commandName == word }) else { break }
+                guard let sub = command.configuration.subcommands.first(where: { $0._commandName == word }) else {
+                    break
+                }
                 path.append(word)
                 command = sub
             }
             let help = (path + ["--help"]).joined(separator: " ")
-            let message = CaseBridgeCommand.message(for: error).split(separator: "\n").first.map(String.init) ?? "bad usage"
+            let message =
+                CaseBridgeCommand.message(for: error).split(separator: "\n").first.map(String.init) ?? "bad usage"
             CaseBridgeCommand.exit(withError: fail("\(message) (see `\(help)`)", code: Exit.badInput))
         }
     }
@@ -38,12 +43,15 @@ struct CaseBridgeCommand: AsyncParsableCommand {
         commandName: "casebridge",
         abstract: "Moves rescue and repatriation requests between embassies and NCCT.",
         discussion: """
-            Each agency runs one node. Staff use the commands below against their own node, which delivers to the other agencies' nodes over gRPC with mutual TLS. New here? Run `casebridge demo`.
+            Each agency runs one node. Staff use the commands below against their own node, which \
+            delivers to the other agencies' nodes over gRPC with mutual TLS. New here? Run \
+            `casebridge demo`.
 
             Example: casebridge node run --config nodes/ncct.json
             """,
         subcommands: [
-            SubmitCommand.self, InboxCommand.self, CaseCommand.self, AckCommand.self, UpdateCommand.self, NoteCommand.self,
+            SubmitCommand.self, InboxCommand.self, CaseCommand.self, AckCommand.self, UpdateCommand.self,
+            NoteCommand.self,
             RequestInfoCommand.self, ProvideInfoCommand.self, WithdrawCommand.self, WatchCommand.self,
             SearchCommand.self, DemoCommand.self, StatusCommand.self, AuditCommand.self, RetentionCommand.self,
             CheckPeerCommand.self,
@@ -80,11 +88,15 @@ struct ContractCommand: ParsableCommand {
         let methods = ProtoCodec.contractMethods
         if output.json {
             for method in methods {
-                Output.json(["service": method.service, "method": method.name, "input": method.input, "output": method.output])
+                Output.json([
+                    "service": method.service, "method": method.name, "input": method.input, "output": method.output,
+                ])
             }
             return
         }
-        print("CaseBridge wire contract (proto/): \(Set(methods.map(\.service)).count) services, \(methods.count) methods")
+        print(
+            "CaseBridge wire contract (proto/): \(Set(methods.map(\.service)).count) services, \(methods.count) methods"
+        )
         var current = ""
         for method in methods {
             if method.service != current {

@@ -18,8 +18,10 @@ struct CertsCommand: ParsableCommand {
 
 struct CreateCA: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "create-ca", abstract: "Creates a federation CA: ca.pem and ca.key in --out.",
-        discussion: "Example:\n  casebridge certs create-ca --out ca --name \"CaseBridge federation CA\"")
+        commandName: "create-ca",
+        abstract: "Creates a federation CA: ca.pem and ca.key in --out.",
+        discussion: "Example:\n  casebridge certs create-ca --out ca --name \"CaseBridge federation CA\""
+    )
     @Option(help: "Folder for ca.pem and ca.key.") var out: String
     @Option(help: "The CA's name.") var name = "CaseBridge federation CA"
     @Option(help: "Validity in days.") var days = 3650
@@ -30,14 +32,17 @@ struct CreateCA: ParsableCommand {
         let cert = try tls { try CertificateAuthority.caCertificate(commonName: name, keyPEM: key, days: days) }
         try Files.writeNew(key, to: "\(out)/ca.key", mode: 0o600)
         try Files.writeNew(cert, to: "\(out)/ca.pem", mode: 0o644)
-        output.say("Created \(out)/ca.pem and \(out)/ca.key (keep ca.key offline; give ca.pem to every node).",
-                   ["certificate": "\(out)/ca.pem", "key": "\(out)/ca.key", "name": name, "valid_days": days])
+        output.say(
+            "Created \(out)/ca.pem and \(out)/ca.key (keep ca.key offline; give ca.pem to every node).",
+            ["certificate": "\(out)/ca.pem", "key": "\(out)/ca.key", "name": name, "valid_days": days]
+        )
     }
 }
 
 struct IssueCertificate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "issue", abstract: "Issues a node certificate whose identity is spiffe://<trust-domain>/node/<node-id>.",
+        commandName: "issue",
+        abstract: "Issues a node certificate whose identity is spiffe://<trust-domain>/node/<node-id>.",
         discussion: """
             Without --csr a new key is made too (for test federations). With --csr, only the \
             certificate is written, for the key that stays with the requesting agency.
@@ -47,7 +52,8 @@ struct IssueCertificate: ParsableCommand {
                   --trust-domain casebridge.example --out nodes
               casebridge certs issue --ca ca --node-id embassy-th \\
                   --trust-domain casebridge.example --csr embassy-th.csr --out nodes
-            """)
+            """
+    )
     @Option(help: "Folder holding the CA's ca.pem and ca.key.") var ca: String
     @Option(help: "The node's id, as in the directory.") var nodeId: String
     @Option(help: "The federation's trust domain.") var trustDomain: String
@@ -61,23 +67,35 @@ struct IssueCertificate: ParsableCommand {
         let request = try csr.map(Files.read)
         let key = request == nil ? try tls { try CertificateAuthority.newKey() } : nil
         let cert = try tls {
-            try CertificateAuthority.nodeCertificate(nodeID: nodeId, trustDomain: trustDomain, caCertificatePEM: caCert, caKeyPEM: caKey,
-                                                     keyPEM: key, csrPEM: request, days: days)
+            try CertificateAuthority.nodeCertificate(
+                nodeID: nodeId,
+                trustDomain: trustDomain,
+                caCertificatePEM: caCert,
+                caKeyPEM: caKey,
+                keyPEM: key,
+                csrPEM: request,
+                days: days
+            )
         }
         if let key { try Files.writeNew(key, to: "\(out)/\(nodeId).key", mode: 0o600) }
         try Files.writeNew(cert, to: "\(out)/\(nodeId).pem", mode: 0o644)
         let identity = "spiffe://\(trustDomain)/node/\(nodeId)"
         var written: [String: Any] = ["certificate": "\(out)/\(nodeId).pem", "identity": identity, "valid_days": days]
         if key != nil { written["key"] = "\(out)/\(nodeId).key" }
-        output.say("Issued \(out)/\(nodeId).pem for \(identity)\(key == nil ? "" : " with key \(out)/\(nodeId).key"), "
-                   + "valid \(days) days.", written)
+        output.say(
+            "Issued \(out)/\(nodeId).pem for \(identity)\(key == nil ? "" : " with key \(out)/\(nodeId).key"), "
+                + "valid \(days) days.",
+            written
+        )
     }
 }
 
 struct RequestCertificate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "request", abstract: "Makes this node's key and a signing request to send to the federation CA.",
-        discussion: "Example:\n  casebridge certs request --node-id embassy-th --out /etc/casebridge")
+        commandName: "request",
+        abstract: "Makes this node's key and a signing request to send to the federation CA.",
+        discussion: "Example:\n  casebridge certs request --node-id embassy-th --out /etc/casebridge"
+    )
     @Option(help: "The node's id, as in the directory.") var nodeId: String
     @Option(help: "Folder for <node-id>.key and <node-id>.csr.") var out: String
     @OptionGroup var output: JSONOption
@@ -87,15 +105,19 @@ struct RequestCertificate: ParsableCommand {
         let request = try tls { try CertificateAuthority.signingRequest(nodeID: nodeId, trustDomain: "", keyPEM: key) }
         try Files.writeNew(key, to: "\(out)/\(nodeId).key", mode: 0o600)
         try Files.writeNew(request, to: "\(out)/\(nodeId).csr", mode: 0o644)
-        output.say("Wrote \(out)/\(nodeId).key (stays here) and \(out)/\(nodeId).csr (send it to the federation CA).",
-                   ["key": "\(out)/\(nodeId).key", "signing_request": "\(out)/\(nodeId).csr"])
+        output.say(
+            "Wrote \(out)/\(nodeId).key (stays here) and \(out)/\(nodeId).csr (send it to the federation CA).",
+            ["key": "\(out)/\(nodeId).key", "signing_request": "\(out)/\(nodeId).csr"]
+        )
     }
 }
 
 struct ShowCertificate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "show", abstract: "Shows a certificate's identity, issuer and validity.",
-        discussion: "Example:\n  casebridge certs show certs/nodes/ncct.pem")
+        commandName: "show",
+        abstract: "Shows a certificate's identity, issuer and validity.",
+        discussion: "Example:\n  casebridge certs show certs/nodes/ncct.pem"
+    )
     @Argument(help: "A PEM certificate.") var file: String
     @OptionGroup var output: JSONOption
 
@@ -105,13 +127,17 @@ struct ShowCertificate: ParsableCommand {
         let days = (description.notAfter - now) / 86_400
         let status = now < description.notBefore ? "NOT YET VALID" : days < 0 ? "EXPIRED" : "valid, \(days) days left"
         if output.json {
-            Output.json(["subject": description.subject, "identities": description.identities, "issuer": description.issuer,
-                         "is_ca": description.isCA, "not_before": Output.time(description.notBefore * 1000),
-                         "not_after": Output.time(description.notAfter * 1000), "status": status, "days_left": days])
+            Output.json([
+                "subject": description.subject, "identities": description.identities, "issuer": description.issuer,
+                "is_ca": description.isCA, "not_before": Output.time(description.notBefore * 1000),
+                "not_after": Output.time(description.notAfter * 1000), "status": status, "days_left": days,
+            ])
             return
         }
         print("Subject:   \(description.subject)\(description.isCA ? "  (a CA)" : "")")
-        print("Identity:  \(description.identities.isEmpty ? "(none)" : description.identities.joined(separator: ", "))")
+        print(
+            "Identity:  \(description.identities.isEmpty ? "(none)" : description.identities.joined(separator: ", "))"
+        )
         print("Issuer:    \(description.issuer)")
         print("Valid:     \(Output.time(description.notBefore * 1000)) to \(Output.time(description.notAfter * 1000))")
         print("Status:    \(status)")
@@ -120,12 +146,15 @@ struct ShowCertificate: ParsableCommand {
 
 /// Runs a certificate operation, turning its error into one line and exit 2.
 private func tls<T>(_ body: () throws -> T) throws -> T {
-    do { return try body() } catch let error as ExitCode { throw error } catch { throw fail("\(error)", code: Exit.badInput) }
+    do { return try body() } catch let error as ExitCode { throw error } catch {
+        throw fail("\(error)", code: Exit.badInput)
+    }
 }
 
 enum Files {
     static func read(_ path: String) throws -> String {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8)
+        else {
             throw fail("cannot read \(path)", code: Exit.badInput)
         }
         return text
@@ -134,11 +163,18 @@ enum Files {
     /// Creates `path` with `mode`; never replaces an existing file (a key may be irreplaceable).
     static func writeNew(_ text: String, to path: String, mode: mode_t) throws {
         let folder = (path as NSString).deletingLastPathComponent
-        try? FileManager.default.createDirectory(atPath: folder.isEmpty ? "." : folder, withIntermediateDirectories: true)
+        try? FileManager.default.createDirectory(
+            atPath: folder.isEmpty ? "." : folder,
+            withIntermediateDirectories: true
+        )
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, mode)
         guard fd >= 0 else {
-            throw fail(errno == EEXIST ? "\(path) already exists; not replacing it" : "cannot create \(path): \(String(cString: strerror(errno)))",
-                       code: Exit.badInput)
+            throw fail(
+                errno == EEXIST
+                    ? "\(path) already exists; not replacing it"
+                    : "cannot create \(path): \(String(cString: strerror(errno)))",
+                code: Exit.badInput
+            )
         }
         defer { close(fd) }
         let bytes = Array(text.utf8)

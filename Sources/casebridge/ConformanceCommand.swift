@@ -7,7 +7,8 @@ import Foundation
 struct ConformanceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "conformance",
-        abstract: "Drives the case protocol against a peer node and reports, rule by rule, whether it keeps the contract.",
+        abstract:
+            "Drives the case protocol against a peer node and reports, rule by rule, whether it keeps the contract.",
         discussion: """
             Connects with this node's certificate and plays its role against the peer: --as embassy \
             checks an NCCT node, --as ncct checks an embassy node. Everything it files or changes is \
@@ -23,7 +24,8 @@ struct ConformanceCommand: AsyncParsableCommand {
               casebridge conformance 127.0.0.1:7400 --as embassy \\
                 --config embassy-id/node.json
               casebridge conformance 127.0.0.1:7401 --as ncct --config ncct/node.json
-            """)
+            """
+    )
     @OptionGroup var node: NodeOptions
     @Argument(help: "host:port of the peer under test.") var endpoint: String
     @Option(name: .customLong("as"), help: "The role to play: embassy (to check NCCT) or ncct (to check an embassy).")
@@ -31,14 +33,22 @@ struct ConformanceCommand: AsyncParsableCommand {
     @Option(help: "The peer's node id, if the directory does not list this endpoint.") var expect: String?
 
     func run() async throws {
-        guard let role = DirectoryEntry.Role(rawValue: role) else { throw fail("--as \(role): use embassy or ncct", code: Exit.badInput) }
+        guard let role = DirectoryEntry.Role(rawValue: role) else {
+            throw fail("--as \(role): use embassy or ncct", code: Exit.badInput)
+        }
         let peer = try PeerConnection.open(node, endpoint: endpoint, expect: expect)
         defer { peer.channel.close() }
         guard peer.me.role == role else {
-            throw fail("--as \(role.rawValue) needs the configuration of a \(role.rawValue) node; "
-                       + "\(peer.me.id) is \(peer.me.role.rawValue)", code: Exit.badInput)
+            throw fail(
+                "--as \(role.rawValue) needs the configuration of a \(role.rawValue) node; "
+                    + "\(peer.me.id) is \(peer.me.role.rawValue)",
+                code: Exit.badInput
+            )
         }
-        let report = CheckReport(json: node.json, context: ["peer": peer.peerID, "endpoint": endpoint, "as": role.rawValue])
+        let report = CheckReport(
+            json: node.json,
+            context: ["peer": peer.peerID, "endpoint": endpoint, "as": role.rawValue]
+        )
         let kit = ConformanceKit(peer: peer, report: report)
         if role == .embassy { await kit.checkNCCT() } else { await kit.checkEmbassy() }
         if !node.json { print(report.summary) }
@@ -70,13 +80,17 @@ final class ConformanceKit: @unchecked Sendable {
         let requestBytes = (try? ProtoCodec.encode(request)).map { $0 + Self.unknownField } ?? []
         let filed = await report.check("submit") {
             let receipt = try await submit(requestBytes)
-            try expect(receipt.caseID == request.requestID && receipt.status == .received && !receipt.alreadyReceived,
-                       "receipt \(receipt.status), case \(receipt.caseID), already_received \(receipt.alreadyReceived)")
+            try expect(
+                receipt.caseID == request.requestID && receipt.status == .received && !receipt.alreadyReceived,
+                "receipt \(receipt.status), case \(receipt.caseID), already_received \(receipt.alreadyReceived)"
+            )
             try expect(receipt.receiverNode == peer.peerID, "receiver_node \(receipt.receiverNode)")
             return "a test request was committed: RECEIVED, case_id = request_id"
         }
         let caseID = request.requestID
-        func needsCase() throws { if !filed { throw CheckReport.NotRun(reason: "needs the case from the check submit") } }
+        func needsCase() throws {
+            if !filed { throw CheckReport.NotRun(reason: "needs the case from the check submit") }
+        }
         await report.check("submit.idempotent") {
             try needsCase()
             let again = try await submit(requestBytes)
@@ -93,8 +107,13 @@ final class ConformanceKit: @unchecked Sendable {
         await report.check("submit.malformed") {
             var malformed = testRequest(persons: 1)
             malformed.persons[0].phone = "not-a-phone-7781"
-            let error = try await refused(.invalidArgument) { _ = try await self.submit(try ProtoCodec.encode(malformed)) }
-            try expect(error.message.contains("persons[0].phone"), "the message does not name persons[0].phone: \(error.message)")
+            let error = try await refused(.invalidArgument) {
+                _ = try await self.submit(try ProtoCodec.encode(malformed))
+            }
+            try expect(
+                error.message.contains("persons[0].phone"),
+                "the message does not name persons[0].phone: \(error.message)"
+            )
             try expect(!error.message.contains("7781"), "the message repeats the value sent")
             return "INVALID_ARGUMENT naming persons[0].phone, without its value"
         }
@@ -108,7 +127,10 @@ final class ConformanceKit: @unchecked Sendable {
             try needsCase()
             let bytes = try await getCase(caseID)
             let stored = try RawFields.extract(2, from: bytes, message: Case.protoName)
-            try expect(stored == [requestBytes], "GetCase did not return the request as sent (field 99 of a newer node lost?)")
+            try expect(
+                stored == [requestBytes],
+                "GetCase did not return the request as sent (field 99 of a newer node lost?)"
+            )
             return "GetCase returns the request byte for byte, a newer node's field included"
         }
         var sent: [UInt64: [UInt8]] = [:]
@@ -174,7 +196,9 @@ final class ConformanceKit: @unchecked Sendable {
         }
         await report.check("update.skipped") {
             try needsCase()
-            let receipt = try await push(update(8, .note(Self.note("conformance: after two given up")), skipped: [6, 7]))
+            let receipt = try await push(
+                update(8, .note(Self.note("conformance: after two given up")), skipped: [6, 7])
+            )
             try expect(receipt.sequence == 8, "sequence \(receipt.sequence)")
             return "sequences 6 and 7 named as skipped: 8 applies"
         }
@@ -207,14 +231,20 @@ final class ConformanceKit: @unchecked Sendable {
             for try await summary in channel.streaming(CaseExchange.listCases, [list], timeout: Self.timeout)
             where summary.caseID == caseID { found = summary }
             guard let found else { throw Failure("ListCases does not list the case") }
-            try expect(found.embassySequence == 9 && found.test, "embassy_sequence \(found.embassySequence), test \(found.test)")
+            try expect(
+                found.embassySequence == 9 && found.test,
+                "embassy_sequence \(found.embassySequence), test \(found.test)"
+            )
             return "ListCases lists the case with embassy_sequence 9, marked test"
         }
         await report.check("submit.large-batch") {
             request = testRequest(persons: ContractLimits.maxPersons)
             _ = try await submit(try ProtoCodec.encode(request))
-            let view = try ProtoCodec.decode(Case.self, from: try await getCase(request.requestID),
-                                             limits: .init(maxMessageBytes: 64 << 20, maxElements: 8_000_000))
+            let view = try ProtoCodec.decode(
+                Case.self,
+                from: try await getCase(request.requestID),
+                limits: .init(maxMessageBytes: 64 << 20, maxElements: 8_000_000)
+            )
             try expect(view.persons.count == ContractLimits.maxPersons, "\(view.persons.count) persons read back")
             return "a \(ContractLimits.maxPersons)-person request is committed and read back whole"
         }
@@ -222,13 +252,21 @@ final class ConformanceKit: @unchecked Sendable {
     }
 
     /// Idempotency and sequence rules on a first update, the same whichever side pushes it.
-    func checkSequences(caseID: String, needsCase: () throws -> Void, first: CaseUpdate, sent: inout [UInt64: [UInt8]]) async {
+    func checkSequences(
+        caseID: String,
+        needsCase: () throws -> Void,
+        first: CaseUpdate,
+        sent: inout [UInt64: [UInt8]]
+    ) async {
         let firstBytes = ((try? ProtoCodec.encode(first)) ?? []) + Self.unknownField
         sent[first.sequence] = firstBytes
         let applied = await report.check("update.apply") {
             try needsCase()
             let receipt = try await pushBytes(firstBytes)
-            try expect(receipt.sequence == first.sequence && !receipt.alreadyApplied, "receipt sequence \(receipt.sequence)")
+            try expect(
+                receipt.sequence == first.sequence && !receipt.alreadyApplied,
+                "receipt sequence \(receipt.sequence)"
+            )
             return "update \(first.sequence) applies"
         }
         func needsFirst() throws { if !applied { throw CheckReport.NotRun(reason: "needs update.apply") } }
@@ -251,7 +289,10 @@ final class ConformanceKit: @unchecked Sendable {
             other.updateID = UUID().uuidString.lowercased()
             let error = try await refused(.alreadyExists) { _ = try await self.push(other) }
             let next = String(first.sequence + 1)
-            try expect(error.metadata["casebridge-expected-sequence"] == next, "no casebridge-expected-sequence: \(next)")
+            try expect(
+                error.metadata["casebridge-expected-sequence"] == next,
+                "no casebridge-expected-sequence: \(next)"
+            )
             return "another update with a taken number: ALREADY_EXISTS, expected-sequence \(next)"
         }
         await report.check("update.gap") {
@@ -261,8 +302,10 @@ final class ConformanceKit: @unchecked Sendable {
             ahead.sequence = first.sequence + 3
             let error = try await refused(.failedPrecondition) { _ = try await self.push(ahead) }
             let next = String(first.sequence + 1)
-            try expect(error.metadata["casebridge-expected-sequence"] == next,
-                       "casebridge-expected-sequence is \(error.metadata["casebridge-expected-sequence"] ?? "absent")")
+            try expect(
+                error.metadata["casebridge-expected-sequence"] == next,
+                "casebridge-expected-sequence is \(error.metadata["casebridge-expected-sequence"] ?? "absent")"
+            )
             return "a gap: FAILED_PRECONDITION naming expected sequence \(next)"
         }
     }
@@ -272,7 +315,9 @@ final class ConformanceKit: @unchecked Sendable {
     func checkEmbassy() async {
         guard await health() else { return }
         await report.check("submit.not-to-an-embassy") {
-            try await refused(.permissionDenied) { _ = try await self.submit(try ProtoCodec.encode(self.testRequest(persons: 1))) }
+            try await refused(.permissionDenied) {
+                _ = try await self.submit(try ProtoCodec.encode(self.testRequest(persons: 1)))
+            }
             return "PERMISSION_DENIED: requests go to NCCT"
         }
         var found: CaseSummary?
@@ -283,14 +328,18 @@ final class ConformanceKit: @unchecked Sendable {
             for try await summary in channel.streaming(CaseExchange.listCases, [list], timeout: Self.timeout)
             where summary.test && found == nil { found = summary }
             guard let found else {
-                throw CheckReport.NotRun(reason: "the embassy has no fresh test case; there, run: "
-                                         + "casebridge submit --test --kind trace (name: Conformance Test)")
+                throw CheckReport.NotRun(
+                    reason: "the embassy has no fresh test case; there, run: "
+                        + "casebridge submit --test --kind trace (name: Conformance Test)"
+                )
             }
             return "works on test case \(found.caseID) (NCCT sequence so far \(found.ncctSequence))"
         }
         let caseID = found?.caseID ?? ""
         let base = found?.ncctSequence ?? 0
-        func needsCase() throws { if found == nil { throw CheckReport.NotRun(reason: "needs a test case (see test-case)") } }
+        func needsCase() throws {
+            if found == nil { throw CheckReport.NotRun(reason: "needs a test case (see test-case)") }
+        }
         func update(_ offset: UInt64, _ change: CaseUpdate.Change, skipped: [UInt64] = []) -> CaseUpdate {
             var update = CaseUpdate()
             update.updateID = UUID().uuidString.lowercased()
@@ -314,7 +363,11 @@ final class ConformanceKit: @unchecked Sendable {
         await report.check("update.outside-role") {
             try needsCase()
             try await refused(.permissionDenied) { _ = try await self.push(update(2, .withdrawal(Withdrawal()))) }
-            let view = try ProtoCodec.decode(Case.self, from: try await getCase(caseID), limits: .init(maxMessageBytes: 64 << 20))
+            let view = try ProtoCodec.decode(
+                Case.self,
+                from: try await getCase(caseID),
+                limits: .init(maxMessageBytes: 64 << 20)
+            )
             personRef = view.request?.persons.first?.personRef ?? ""
             return "PERMISSION_DENIED for a withdrawal by NCCT"
         }
@@ -328,7 +381,9 @@ final class ConformanceKit: @unchecked Sendable {
         }
         await report.check("update.refused-takes-number") {
             try needsCase()
-            try await refused(.failedPrecondition) { _ = try await self.push(update(3, Self.outcome(personRef, .repatriated))) }
+            try await refused(.failedPrecondition) {
+                _ = try await self.push(update(3, Self.outcome(personRef, .repatriated)))
+            }
             return "pending → repatriated for a person: FAILED_PRECONDITION"
         }
         await report.check("update.after-refusal") {
@@ -352,12 +407,21 @@ final class ConformanceKit: @unchecked Sendable {
         }
         await report.check("read.history") {
             try needsCase()
-            let view = try ProtoCodec.decode(Case.self, from: try await getCase(caseID), limits: .init(maxMessageBytes: 64 << 20))
+            let view = try ProtoCodec.decode(
+                Case.self,
+                from: try await getCase(caseID),
+                limits: .init(maxMessageBytes: 64 << 20)
+            )
             let mine = view.history.filter { $0.actorNode == peer.me.id }.map { $0.sequence - base }
             try expect(mine == [1, 2, 4, 7, 8, 9], "history holds sequences base + \(mine)")
-            let refused = view.refusedUpdates.filter { $0.actorNode == peer.me.id }.map { "\($0.sequence - base) \($0.code)" }
+            let refused = view.refusedUpdates.filter { $0.actorNode == peer.me.id }.map {
+                "\($0.sequence - base) \($0.code)"
+            }
             try expect(refused == ["3 FAILED_PRECONDITION", "5 SKIPPED", "6 SKIPPED"], "refused_updates \(refused)")
-            try expect(view.persons.first?.status == .rescued, "first person \(view.persons.first?.status ?? .unspecified)")
+            try expect(
+                view.persons.first?.status == .rescued,
+                "first person \(view.persons.first?.status ?? .unspecified)"
+            )
             return "history, refusals and skipped sequences as sent; the person rescued"
         }
         await unknownMethod()
@@ -377,7 +441,9 @@ final class ConformanceKit: @unchecked Sendable {
 
     func unknownMethod() async {
         await report.check("unknown-method") {
-            try await refused(.unimplemented) { _ = try await self.channel.unaryBytes("/casebridge.v1.CaseExchange/NoSuchMethod", []) }
+            try await refused(.unimplemented) {
+                _ = try await self.channel.unaryBytes("/casebridge.v1.CaseExchange/NoSuchMethod", [])
+            }
             return "UNIMPLEMENTED"
         }
     }
@@ -416,15 +482,27 @@ final class ConformanceKit: @unchecked Sendable {
     }
 
     func submit(_ bytes: [UInt8]) async throws -> SubmitReceipt {
-        try ProtoCodec.decode(SubmitReceipt.self, from: try await channel.unaryBytes(CaseExchange.submitRequest.path, bytes,
-                                                                                     timeout: Self.timeout))
+        try ProtoCodec.decode(
+            SubmitReceipt.self,
+            from: try await channel.unaryBytes(
+                CaseExchange.submitRequest.path,
+                bytes,
+                timeout: Self.timeout
+            )
+        )
     }
 
     func push(_ update: CaseUpdate) async throws -> UpdateReceipt { try await pushBytes(try ProtoCodec.encode(update)) }
 
     func pushBytes(_ bytes: [UInt8]) async throws -> UpdateReceipt {
-        try ProtoCodec.decode(UpdateReceipt.self, from: try await channel.unaryBytes(CaseExchange.pushUpdate.path, bytes,
-                                                                                     timeout: Self.timeout))
+        try ProtoCodec.decode(
+            UpdateReceipt.self,
+            from: try await channel.unaryBytes(
+                CaseExchange.pushUpdate.path,
+                bytes,
+                timeout: Self.timeout
+            )
+        )
     }
 
     func getCase(_ caseID: String) async throws -> [UInt8] {

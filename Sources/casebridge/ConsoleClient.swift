@@ -36,7 +36,10 @@ struct NodeOptions: ParsableArguments {
     func console() throws -> ConsoleConnection {
         let configuration = try configuration()
         guard FileManager.default.fileExists(atPath: configuration.consoleSocket) else {
-            throw fail("node \(configuration.nodeID) is not running (no console socket at \(configuration.consoleSocket))", code: Exit.unreachable)
+            throw fail(
+                "node \(configuration.nodeID) is not running (no console socket at \(configuration.consoleSocket))",
+                code: Exit.unreachable
+            )
         }
         return ConsoleConnection(configuration: configuration)
     }
@@ -65,9 +68,13 @@ struct ConsoleConnection {
         var client = RPCClientConfiguration()
         client.maxReceiveMessageBytes = configuration.maxReadBytes
         client.protoLimits = configuration.readLimits
-        channel = RPCChannel(endpoint: "unix:\(configuration.consoleSocket)",
-                             target: PeerIdentity(trustDomain: "local", nodeID: configuration.nodeID),
-                             tls: nil, configuration: client, logger: logger)
+        channel = RPCChannel(
+            endpoint: "unix:\(configuration.consoleSocket)",
+            target: PeerIdentity(trustDomain: "local", nodeID: configuration.nodeID),
+            tls: nil,
+            configuration: client,
+            logger: logger
+        )
     }
 
     /// Whether the node answers on its console socket (operations that need it stopped refuse then).
@@ -94,8 +101,10 @@ struct ConsoleConnection {
             let named = matches.prefix(5).map {
                 Output.shortID($0.caseID) + ($0.originReference.isEmpty ? "" : " (\($0.originReference))")
             }
-            throw fail("\(name) matches \(matches.count) cases (\(named.joined(separator: ", "))); give more of the id",
-                       code: Exit.badInput)
+            throw fail(
+                "\(name) matches \(matches.count) cases (\(named.joined(separator: ", "))); give more of the id",
+                code: Exit.badInput
+            )
         }
         guard let match = matches.first else {
             let hint = name.count < 4 ? "; give at least 4 characters of the id, or the case's reference" : ""
@@ -105,12 +114,19 @@ struct ConsoleConnection {
     }
 
     func call<Request, Response>(_ method: RPCMethod<Request, Response>, _ request: Request) async throws -> Response {
-        do { return try await channel.unary(method, request, timeout: .seconds(60)) } catch { throw Self.exit(for: error, node: configuration.nodeID) }
+        do { return try await channel.unary(method, request, timeout: .seconds(60)) } catch {
+            throw Self.exit(for: error, node: configuration.nodeID)
+        }
     }
 
-    func stream<Request, Response>(_ method: RPCMethod<Request, Response>, _ request: Request) async throws -> [Response] {
+    func stream<Request, Response>(
+        _ method: RPCMethod<Request, Response>,
+        _ request: Request
+    ) async throws -> [Response] {
         var all: [Response] = []
-        do { for try await item in channel.streaming(method, [request], timeout: .seconds(60)) { all.append(item) } } catch {
+        do {
+            for try await item in channel.streaming(method, [request], timeout: .seconds(60)) { all.append(item) }
+        } catch {
             throw Self.exit(for: error, node: configuration.nodeID)
         }
         return all
@@ -123,7 +139,8 @@ struct ConsoleConnection {
         case .unavailable where error.message.contains("cannot reach") || error.message.contains("connection"):
             return fail("node \(node) is not running or not answering on its console socket", code: Exit.unreachable)
         case .invalidArgument: return fail(error.message, code: Exit.badInput)
-        case .notFound, .permissionDenied, .failedPrecondition, .alreadyExists: return fail(error.message, code: Exit.refused)
+        case .notFound, .permissionDenied, .failedPrecondition, .alreadyExists:
+            return fail(error.message, code: Exit.refused)
         default: return fail("\(error)")
         }
     }
@@ -182,7 +199,8 @@ enum Output {
             default: break
             }
             let v = scalar.value
-            let wide = (0x1100...0x115F).contains(v) || (0x2E80...0xA4CF).contains(v) && v != 0x303F
+            let wide =
+                (0x1100...0x115F).contains(v) || (0x2E80...0xA4CF).contains(v) && v != 0x303F
                 || (0xAC00...0xD7A3).contains(v) || (0xF900...0xFAFF).contains(v) || (0xFE30...0xFE4F).contains(v)
                 || (0xFF00...0xFF60).contains(v) || (0xFFE0...0xFFE6).contains(v) || (0x1F300...0x1F64F).contains(v)
                 || (0x1F900...0x1F9FF).contains(v) || (0x20000...0x3FFFD).contains(v)
@@ -194,7 +212,9 @@ enum Output {
     static func shortID(_ caseID: String) -> String { String(caseID.prefix(8)) }
 
     static func json(_ object: Any) {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        let data =
+            (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
+            ?? Data("{}".utf8)
         print(String(decoding: data, as: UTF8.self))
     }
 
@@ -213,7 +233,9 @@ enum Output {
     }
 
     static func counts(_ counts: [OutcomeCount]) -> String {
-        counts.map { "\($0.status.description.replacingOccurrences(of: "_", with: " ")) \($0.count)" }.joined(separator: ", ")
+        counts.map { "\($0.status.description.replacingOccurrences(of: "_", with: " ")) \($0.count)" }.joined(
+            separator: ", "
+        )
     }
 
     /// Progress for people watching a terminal; scripts reading stderr see only real errors.

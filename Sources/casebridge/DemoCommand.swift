@@ -19,10 +19,12 @@ struct DemoCommand: AsyncParsableCommand {
             Example: casebridge demo
             """
     )
-    @Option(help: "Where to put the demo's configuration and data (replaced if it holds an earlier demo).") var folder = "demo-data"
+    @Option(help: "Where to put the demo's configuration and data (replaced if it holds an earlier demo).") var folder =
+        "demo-data"
     @Option(help: "The test certificates.") var certs = "certs"
     @Flag(help: "Leave the nodes running until Ctrl-C, to try the commands yourself.") var keepRunning = false
-    @Option(help: "Ports from this one up for the three nodes (default: free ones picked at random).") var basePort: Int?
+    @Option(help: "Ports from this one up for the three nodes (default: free ones picked at random).") var basePort:
+        Int?
     @Flag(help: "Print one JSON object at the end (nodes, ports, the case and its outcome) instead of the story.")
     var json = false
 
@@ -40,7 +42,8 @@ struct DemoCommand: AsyncParsableCommand {
             try await federation.start(node)
             say("\(node.id) (\(node.name)) is up on 127.0.0.1:\(federation.ports[node.id]!)")
         }
-        let embassy = federation.console("embassy-id"), ncct = federation.console("ncct"), china = federation.console("embassy-cn")
+        let embassy = federation.console("embassy-id"), ncct = federation.console("ncct"),
+            china = federation.console("embassy-cn")
 
         step("The embassy of Indonesia files a rescue request for \(DemoFederation.persons.count) nationals")
         var request = InterventionRequest()
@@ -51,7 +54,8 @@ struct DemoCommand: AsyncParsableCommand {
         location.province = "Preah Sihanouk"
         location.siteName = "Compound K7 (demo)"
         request.location = location
-        request.summary = "SOS messages from inside the compound; passports taken; one reports violence. (Fictional demo data.)"
+        request.summary =
+            "SOS messages from inside the compound; passports taken; one reports violence. (Fictional demo data.)"
         request.indicators = [.documentsWithheld, .physicalViolence, .detention]
         request.originReference = "IDN-PP-DEMO-001"
         let receipt = try await embassy.call(Console.submit, request)
@@ -62,19 +66,64 @@ struct DemoCommand: AsyncParsableCommand {
 
         step("NCCT's inbox")
         for entry in try await ncct.stream(Console.listInbox, ListInboxRequest()) {
-            say("#\(entry.entryID) \(entry.kind == .request ? "request" : "update") from \(entry.fromNode): case \(entry.caseID), \(entry.summary?.personCount ?? 0) persons, \(entry.read ? "read" : "NEW")")
+            say(
+                "#\(entry.entryID) \(entry.kind == .request ? "request" : "update") from \(entry.fromNode): "
+                    + "case \(entry.caseID), \(entry.summary?.personCount ?? 0) persons, \(entry.read ? "read" : "NEW")"
+            )
         }
 
         let outcomes = DemoFederation.outcomes
         let changes: [(String, CaseUpdate.Change)] = [
-            ("NCCT acknowledges the case", .statusChange({ var c = StatusChange(); c.toStatus = .acknowledged; return c }())),
-            ("NCCT starts locating the compound", .stepChange({ var c = StepChange(); c.step = .locating; return c }())),
-            ("The rescue is planned with provincial police", .stepChange({ var c = StepChange(); c.step = .rescuePlanned; return c }())),
-            ("The operation takes place", .stepChange({ var c = StepChange(); c.step = .rescued; return c }())),
+            (
+                "NCCT acknowledges the case",
+                .statusChange(
+                    {
+                        var c = StatusChange(); c.toStatus = .acknowledged; return c
+                    }()
+                )
+            ),
+            (
+                "NCCT starts locating the compound",
+                .stepChange(
+                    {
+                        var c = StepChange(); c.step = .locating; return c
+                    }()
+                )
+            ),
+            (
+                "The rescue is planned with provincial police",
+                .stepChange(
+                    {
+                        var c = StepChange(); c.step = .rescuePlanned; return c
+                    }()
+                )
+            ),
+            (
+                "The operation takes place",
+                .stepChange(
+                    {
+                        var c = StepChange(); c.step = .rescued; return c
+                    }()
+                )
+            ),
             ("Outcomes per person are recorded", .personOutcomes(outcomes.first)),
-            ("Rescued persons are sheltered", .stepChange({ var c = StepChange(); c.step = .sheltered; return c }())),
+            (
+                "Rescued persons are sheltered",
+                .stepChange(
+                    {
+                        var c = StepChange(); c.step = .sheltered; return c
+                    }()
+                )
+            ),
             ("Shelter and documents, per person", .personOutcomes(outcomes.second)),
-            ("A note for the embassy", .note({ var n = Note(); n.text = "Interviews done; emergency travel documents requested."; return n }())),
+            (
+                "A note for the embassy",
+                .note(
+                    {
+                        var n = Note(); n.text = "Interviews done; emergency travel documents requested."; return n
+                    }()
+                )
+            ),
         ]
         for (number, (title, change)) in changes.enumerated() {
             step(title)
@@ -84,7 +133,10 @@ struct DemoCommand: AsyncParsableCommand {
             update.change = change
             _ = try await ncct.call(Console.applyChange, update)
             let view = try await federation.waitFor(embassy, caseID) { $0.history.count == number + 1 }
-            say("embassy tracker: \(view.status)\(view.step == .unspecified ? "" : " / \(view.step)") — \(Output.counts(view.outcomeCounts))")
+            say(
+                "embassy tracker: \(view.status)\(view.step == .unspecified ? "" : " / \(view.step)") — "
+                    + Output.counts(view.outcomeCounts)
+            )
         }
 
         step("The embassy of China sees none of this")
@@ -92,7 +144,12 @@ struct DemoCommand: AsyncParsableCommand {
         say("cases at embassy-cn: \(visible.count)")
 
         step("The case as the embassy of Indonesia sees it")
-        let view = try await embassy.call(Console.getCase, { var r = GetCaseRequest(); r.caseID = caseID; return r }())
+        let view = try await embassy.call(
+            Console.getCase,
+            {
+                var r = GetCaseRequest(); r.caseID = caseID; return r
+            }()
+        )
         let allDelivered = try await federation.allDelivered(ncct, caseID)
         say("status \(view.status), step \(view.step), \(view.history.count) updates, all delivered: \(allDelivered)")
         for update in view.history { say("  #\(update.sequence) \(describe(update))") }
@@ -100,16 +157,22 @@ struct DemoCommand: AsyncParsableCommand {
             Output.json([
                 "folder": federation.folder.path, "case_id": caseID, "status": view.status.description,
                 "step": view.step.description, "updates": view.history.count, "all_delivered": allDelivered,
-                "outcome_counts": Dictionary(uniqueKeysWithValues: view.outcomeCounts.map { ($0.status.description, $0.count) }),
+                "outcome_counts": Dictionary(
+                    uniqueKeysWithValues: view.outcomeCounts.map { ($0.status.description, $0.count) }
+                ),
                 "cases_visible_to_embassy_cn": visible.count, "keep_running": keepRunning,
                 "nodes": DemoFederation.nodes.map { node in
-                    ["id": node.id, "port": federation.ports[node.id]!,
-                     "config": federation.folder.appendingPathComponent("\(node.id)/node.json").path] as [String: Any]
+                    [
+                        "id": node.id, "port": federation.ports[node.id]!,
+                        "config": federation.folder.appendingPathComponent("\(node.id)/node.json").path,
+                    ] as [String: Any]
                 },
             ])
         }
 
-        let tool = CommandLine.arguments[0].hasPrefix("/") || CommandLine.arguments[0].contains("/") ? CommandLine.arguments[0] : "casebridge"
+        let tool =
+            CommandLine.arguments[0].hasPrefix("/") || CommandLine.arguments[0].contains("/")
+            ? CommandLine.arguments[0] : "casebridge"
         let cfg = { (node: String) in federation.folder.appendingPathComponent("\(node)/node.json").path }
         if json {
             if keepRunning { await waitForInterrupt() }
@@ -120,7 +183,8 @@ struct DemoCommand: AsyncParsableCommand {
         } else {
             step("Stopping the nodes (their data stays in \(federation.folder.path))")
             federation.stopAll()
-            print("""
+            print(
+                """
 
                 To start them again (each in its own terminal, or with & at the end):
                   \(tool) node run --config \(cfg("ncct"))
@@ -128,9 +192,11 @@ struct DemoCommand: AsyncParsableCommand {
                   \(tool) node run --config \(cfg("embassy-cn"))
 
                 Then:
-                """)
+                """
+            )
         }
-        print("""
+        print(
+            """
               \(tool) case show \(caseID) --config \(cfg("embassy-id"))
               \(tool) inbox --config \(cfg("ncct"))
               \(tool) submit --kind welfare_check --config \(cfg("embassy-id"))   (it asks for the person)
@@ -139,7 +205,8 @@ struct DemoCommand: AsyncParsableCommand {
               \(tool) check-peer 127.0.0.1:\(federation.ports["ncct"]!) --config \(cfg("embassy-id"))
               \(tool) audit verify --config \(cfg("ncct"))
             Logs: \(federation.folder.path)/<node>/node.log
-            """)
+            """
+        )
         if keepRunning {
             say("Ctrl-C stops the nodes.")
             await waitForInterrupt()
@@ -153,7 +220,9 @@ struct DemoCommand: AsyncParsableCommand {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             signal(SIGINT, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-            source.setEventHandler { continuation.resume(); source.cancel() }
+            source.setEventHandler {
+                continuation.resume(); source.cancel()
+            }
             source.resume()
             keepSource(source)
         }
@@ -166,9 +235,11 @@ private func keepSource(_ source: DispatchSourceSignal) { demoSources.append(sou
 /// The demo's three nodes: configuration files, processes and consoles.
 final class DemoFederation {
     struct NodeInfo { let id, role, represents, name: String }
-    static let nodes = [NodeInfo(id: "ncct", role: "ncct", represents: "KH", name: "NCCT, Phnom Penh"),
-                        NodeInfo(id: "embassy-id", role: "embassy", represents: "ID", name: "Embassy of Indonesia"),
-                        NodeInfo(id: "embassy-cn", role: "embassy", represents: "CN", name: "Embassy of China")]
+    static let nodes = [
+        NodeInfo(id: "ncct", role: "ncct", represents: "KH", name: "NCCT, Phnom Penh"),
+        NodeInfo(id: "embassy-id", role: "embassy", represents: "ID", name: "Embassy of Indonesia"),
+        NodeInfo(id: "embassy-cn", role: "embassy", represents: "CN", name: "Embassy of China"),
+    ]
     static let marker = ".casebridge-demo"
 
     let folder: URL
@@ -179,34 +250,52 @@ final class DemoFederation {
         folder = URL(fileURLWithPath: path).standardizedFileURL
         let certsFolder = URL(fileURLWithPath: certs).standardizedFileURL
         guard FileManager.default.fileExists(atPath: certsFolder.appendingPathComponent("ca.pem").path) else {
-            throw fail("no test certificates in \(certsFolder.path) (run from the repository, or give --certs)", code: Exit.badInput)
+            throw fail(
+                "no test certificates in \(certsFolder.path) (run from the repository, or give --certs)",
+                code: Exit.badInput
+            )
         }
         if FileManager.default.fileExists(atPath: folder.path) {
             guard FileManager.default.fileExists(atPath: folder.appendingPathComponent(Self.marker).path) else {
-                throw fail("\(folder.path) exists and is not an earlier demo; choose another --folder", code: Exit.badInput)
+                throw fail(
+                    "\(folder.path) exists and is not an earlier demo; choose another --folder",
+                    code: Exit.badInput
+                )
             }
             try FileManager.default.removeItem(at: folder)
         }
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         _ = FileManager.default.createFile(atPath: folder.appendingPathComponent(Self.marker).path, contents: Data())
-        for (i, node) in Self.nodes.enumerated() { ports[node.id] = basePort.map { $0 + i } ?? SocketAddress.freeLoopbackPort() }
-        let directory: [String: Any] = ["trust_domain": "casebridge.test", "nodes": Self.nodes.map { node in
-            ["id": node.id, "role": node.role, "represents": node.represents, "endpoint": "127.0.0.1:\(ports[node.id]!)", "display_name": node.name]
-        }]
+        for (i, node) in Self.nodes.enumerated() {
+            ports[node.id] = basePort.map { $0 + i } ?? SocketAddress.freeLoopbackPort()
+        }
+        let directory: [String: Any] = [
+            "trust_domain": "casebridge.test",
+            "nodes": Self.nodes.map { node in
+                [
+                    "id": node.id, "role": node.role, "represents": node.represents,
+                    "endpoint": "127.0.0.1:\(ports[node.id]!)", "display_name": node.name,
+                ]
+            },
+        ]
         try write(directory, to: folder.appendingPathComponent("directory.json"))
         for node in Self.nodes {
             // Git checks the test keys out world-readable; a node refuses a key others can read.
             chmod(certsFolder.appendingPathComponent("nodes/\(node.id).key").path, 0o600)
             let nodeFolder = folder.appendingPathComponent(node.id)
             try FileManager.default.createDirectory(at: nodeFolder, withIntermediateDirectories: true)
-            try write([
-                "node_id": node.id, "listen": "127.0.0.1:\(ports[node.id]!)",
-                "certificate": certsFolder.appendingPathComponent("nodes/\(node.id).pem").path,
-                "private_key": certsFolder.appendingPathComponent("nodes/\(node.id).key").path,
-                "ca": certsFolder.appendingPathComponent("ca.pem").path, "crl": certsFolder.appendingPathComponent("crl.pem").path,
-                "directory": "../directory.json", "data_folder": "data", "console_socket": "console.sock",
-                "delivery": ["initial_backoff_ms": 200, "max_backoff_ms": 5000],
-            ], to: nodeFolder.appendingPathComponent("node.json"))
+            try write(
+                [
+                    "node_id": node.id, "listen": "127.0.0.1:\(ports[node.id]!)",
+                    "certificate": certsFolder.appendingPathComponent("nodes/\(node.id).pem").path,
+                    "private_key": certsFolder.appendingPathComponent("nodes/\(node.id).key").path,
+                    "ca": certsFolder.appendingPathComponent("ca.pem").path,
+                    "crl": certsFolder.appendingPathComponent("crl.pem").path,
+                    "directory": "../directory.json", "data_folder": "data", "console_socket": "console.sock",
+                    "delivery": ["initial_backoff_ms": 200, "max_backoff_ms": 5000],
+                ],
+                to: nodeFolder.appendingPathComponent("node.json")
+            )
         }
     }
 
@@ -224,7 +313,13 @@ final class DemoFederation {
         let console = self.console(node.id)
         for _ in 0..<300 {
             guard process.isRunning else { break }
-            if (try? await console.channel.unary(GRPCHealth.Health.check, GRPCHealth.HealthCheckRequest(), timeout: .seconds(1))) != nil { return }
+            if (try? await console.channel.unary(
+                GRPCHealth.Health.check,
+                GRPCHealth.HealthCheckRequest(),
+                timeout: .seconds(1)
+            )) != nil {
+                return
+            }
             try await Task.sleep(for: .milliseconds(50))
         }
         throw fail("node \(node.id) did not start; see \(log.path)")
@@ -250,7 +345,9 @@ final class DemoFederation {
         var request = GetCaseRequest()
         request.caseID = caseID
         for _ in 0..<200 {
-            if try await console.call(Console.getCase, request).deliveries.allSatisfy({ $0.state == .delivered }) { return true }
+            if try await console.call(Console.getCase, request).deliveries.allSatisfy({ $0.state == .delivered }) {
+                return true
+            }
             try await Task.sleep(for: .milliseconds(25))
         }
         return false
@@ -263,13 +360,18 @@ final class DemoFederation {
     }
 
     private func write(_ object: Any, to url: URL) throws {
-        try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]).write(to: url)
+        try JSONSerialization.data(
+            withJSONObject: object,
+            options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        ).write(to: url)
     }
 
     /// Fictional persons: the demo never shows anyone's real data.
     static let persons: [Person] = {
-        let names = ["Ayu Lestari", "Budi Santoso", "Citra Dewi", "Dimas Pratama", "Eka Putri", "Fajar Nugroho",
-                     "Gita Permata", "Hadi Wijaya", "Indah Sari", "Joko Susilo", "Kartika Ayu", "Lukman Hakim"]
+        let names = [
+            "Ayu Lestari", "Budi Santoso", "Citra Dewi", "Dimas Pratama", "Eka Putri", "Fajar Nugroho",
+            "Gita Permata", "Hadi Wijaya", "Indah Sari", "Joko Susilo", "Kartika Ayu", "Lukman Hakim",
+        ]
         return names.enumerated().map { i, name in
             var person = Person()
             person.personRef = "P\(i + 1)"
@@ -302,7 +404,9 @@ final class DemoFederation {
             }
             return list
         }
-        let first = list((1...9).map { ($0, .rescued) } + [(10, .notFound), (11, .notFound), (12, .declinedAssistance)])
+        let first = list(
+            (1...9).map { ($0, .rescued) } + [(10, .notFound), (11, .notFound), (12, .declinedAssistance)]
+        )
         let second = list((1...8).map { ($0, .sheltered) } + [(9, .documentsInProcess)])
         return (first, second)
     }

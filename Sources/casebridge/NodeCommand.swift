@@ -33,7 +33,9 @@ struct RunNode: AsyncParsableCommand {
     var logLevel: String = "info"
 
     func run() async throws {
-        guard let level = Logger.Level(rawValue: logLevel) else { throw fail("--log-level must be one of trace, debug, info, notice, warning, error, critical", code: 2) }
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            throw fail("--log-level must be one of trace, debug, info, notice, warning, error, critical", code: 2)
+        }
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
@@ -43,7 +45,9 @@ struct RunNode: AsyncParsableCommand {
         let configuration: NodeConfiguration
         do { configuration = try NodeConfiguration.load(config) } catch { throw fail("\(error)", code: 2) }
         let node: Node
-        do { node = try await Node(configuration: configuration, logger: logger) } catch { throw fail("cannot start: \(error)", code: 2) }
+        do { node = try await Node(configuration: configuration, logger: logger) } catch {
+            throw fail("cannot start: \(error)", code: 2)
+        }
         await waitForStopSignal()
         await node.shutdown()
     }
@@ -92,7 +96,8 @@ struct RotateKey: AsyncParsableCommand {
             them. The search index is rebuilt at the next start.
 
             Example: casebridge node rotate-key --config /etc/casebridge/node.json
-            """)
+            """
+    )
     @OptionGroup var node: NodeOptions
 
     func run() async throws {
@@ -100,7 +105,9 @@ struct RotateKey: AsyncParsableCommand {
         do { try await DataKeyFile.rotate(configuration, logger: logger) } catch {
             throw fail("cannot rotate the data key: \(error)", code: Exit.badInput)
         }
-        print("Data key of \(configuration.nodeID) replaced: \(configuration.dataKeyFile). "
-              + "Backups taken before need the old key.")
+        print(
+            "Data key of \(configuration.nodeID) replaced: \(configuration.dataKeyFile). "
+                + "Backups taken before need the old key."
+        )
     }
 }

@@ -18,21 +18,36 @@ struct StatusCommand: AsyncParsableCommand {
         let status = try await node.console().call(Console.getStatus, StatusRequest())
         if node.json { Output.json(ProtoJSON.object(status)); return }
         let role = status.role == .ncct ? "NCCT" : "embassy of \(status.represents)"
-        print("Node \(status.nodeID) (\(role)), version \(status.version), running since \(Output.time(status.startedAtMs))")
+        print(
+            "Node \(status.nodeID) (\(role)), version \(status.version), "
+                + "running since \(Output.time(status.startedAtMs))"
+        )
         let days = (status.certificateNotAfterMs - Int64(Date().timeIntervalSince1970 * 1000)) / 86_400_000
-        print("Certificate valid until \(Output.time(status.certificateNotAfterMs)) (\(days) days)\(days < 30 ? "  ← renew soon" : "")")
+        print(
+            "Certificate valid until \(Output.time(status.certificateNotAfterMs)) (\(days) days)"
+                + (days < 30 ? "  ← renew soon" : "")
+        )
         print("Unread in inbox: \(status.unreadInbox)\n")
-        Output.table(["PEER", "ENDPOINT", "REACHABLE", "OWED", "OLDEST UNDELIVERED", "LAST ERROR"], status.peers.map { peer in
-            [peer.nodeID, peer.endpoint,
-             peer.lastContactAtMs == 0 && peer.lastError.isEmpty ? "idle: nothing sent yet" : (peer.reachable ? "yes" : "NO"),
-             String(peer.outboxDepth), Output.time(peer.oldestUndeliveredAtMs), peer.lastError]
-        })
+        Output.table(
+            ["PEER", "ENDPOINT", "REACHABLE", "OWED", "OLDEST UNDELIVERED", "LAST ERROR"],
+            status.peers.map { peer in
+                [
+                    peer.nodeID, peer.endpoint,
+                    peer.lastContactAtMs == 0 && peer.lastError.isEmpty
+                        ? "idle: nothing sent yet" : (peer.reachable ? "yes" : "NO"),
+                    String(peer.outboxDepth), Output.time(peer.oldestUndeliveredAtMs), peer.lastError,
+                ]
+            }
+        )
     }
 }
 
 struct AuditCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "audit", abstract: "The node's hash-chained audit log.", subcommands: [VerifyAudit.self])
+        commandName: "audit",
+        abstract: "The node's hash-chained audit log.",
+        subcommands: [VerifyAudit.self]
+    )
 }
 
 struct VerifyAudit: AsyncParsableCommand {
@@ -45,10 +60,14 @@ struct VerifyAudit: AsyncParsableCommand {
 
     func run() async throws {
         let result = try await node.console().call(Console.verifyAudit, VerifyAuditRequest())
-        if node.json { Output.json(ProtoJSON.object(result)) } else if result.intact {
+        if node.json {
+            Output.json(ProtoJSON.object(result))
+        } else if result.intact {
             print("Audit log intact: \(result.entries) entries, every hash matches.")
         }
-        if !result.intact { throw fail("audit log NOT intact: \(result.detail) (\(result.entries) entries verified before it)") }
+        if !result.intact {
+            throw fail("audit log NOT intact: \(result.detail) (\(result.entries) entries verified before it)")
+        }
     }
 }
 
@@ -92,22 +111,37 @@ struct CheckPeerCommand: AsyncParsableCommand {
             var request = GRPCReflectionV1.ServerReflectionRequest()
             request.messageRequest = .listServices("")
             var services: [String] = []
-            for try await response in channel.streaming(GRPCReflectionV1.ServerReflection.serverReflectionInfo, [request], timeout: .seconds(10)) {
-                if case .listServicesResponse(let list)? = response.messageResponse { services = list.service.map(\.name) }
+            for try await response in channel.streaming(
+                GRPCReflectionV1.ServerReflection.serverReflectionInfo,
+                [request],
+                timeout: .seconds(10)
+            ) {
+                if case .listServicesResponse(let list)? = response.messageResponse {
+                    services = list.service.map(\.name)
+                }
             }
-            guard services.contains(CaseExchange.serviceName) else { throw RPCError(.notFound, "services listed: \(services.joined(separator: ", "))") }
+            guard services.contains(CaseExchange.serviceName) else {
+                throw RPCError(.notFound, "services listed: \(services.joined(separator: ", "))")
+            }
             return "lists \(services.count) services, including \(CaseExchange.serviceName)"
         }
         await report.check("round trip") {
             var request = ListCasesRequest()
             request.limit = 1
             var count = 0
-            for try await _ in channel.streaming(CaseExchange.listCases, [request], timeout: .seconds(10)) { count += 1 }
+            for try await _ in channel.streaming(CaseExchange.listCases, [request], timeout: .seconds(10)) {
+                count += 1
+            }
             return "CaseExchange.ListCases answered (\(count) case\(count == 1 ? "" : "s") visible to us)"
         }
         if !node.json {
-            print("\(report.summary). For the whole case protocol: casebridge conformance \(endpoint) --as \(peer.me.role.rawValue)")
+            print(
+                "\(report.summary). For the whole case protocol: "
+                    + "casebridge conformance \(endpoint) --as \(peer.me.role.rawValue)"
+            )
         }
-        if report.failed > 0 { throw fail("\(report.failed) check\(report.failed == 1 ? "" : "s") failed against \(endpoint)") }
+        if report.failed > 0 {
+            throw fail("\(report.failed) check\(report.failed == 1 ? "" : "s") failed against \(endpoint)")
+        }
     }
 }

@@ -16,18 +16,33 @@ struct PeerConnection {
     static func open(_ node: NodeOptions, endpoint: String, expect: String?) throws -> PeerConnection {
         let configuration = try node.configuration()
         let directory: Directory
-        do { directory = try Directory.load(configuration.directoryPath) } catch { throw fail("\(error)", code: Exit.badInput) }
+        do { directory = try Directory.load(configuration.directoryPath) } catch {
+            throw fail("\(error)", code: Exit.badInput)
+        }
         guard let me = directory.node(configuration.nodeID) else {
-            throw fail("\(configuration.nodeID) is not in the directory \(configuration.directoryPath)", code: Exit.badInput)
+            throw fail(
+                "\(configuration.nodeID) is not in the directory \(configuration.directoryPath)",
+                code: Exit.badInput
+            )
         }
         guard let peerID = expect ?? directory.nodes.first(where: { $0.endpoint == endpoint })?.id else {
-            throw fail("no directory entry has endpoint \(endpoint); name the peer with --expect NODE_ID", code: Exit.badInput)
+            throw fail(
+                "no directory entry has endpoint \(endpoint); name the peer with --expect NODE_ID",
+                code: Exit.badInput
+            )
         }
         let tls: TLSContext
         do {
-            tls = try TLSContext(.client, configuration: TLSConfiguration(
-                certificateChainPath: configuration.certificate, privateKeyPath: configuration.privateKey,
-                trustedCAPath: configuration.ca, revocationListPath: configuration.crl, trustDomain: directory.trustDomain))
+            tls = try TLSContext(
+                .client,
+                configuration: TLSConfiguration(
+                    certificateChainPath: configuration.certificate,
+                    privateKeyPath: configuration.privateKey,
+                    trustedCAPath: configuration.ca,
+                    revocationListPath: configuration.crl,
+                    trustDomain: directory.trustDomain
+                )
+            )
         } catch { throw fail("our own TLS setup: \(error)", code: Exit.badInput) }
         var logger = Logger(label: "casebridge.peer-check")
         logger.logLevel = .critical
@@ -35,8 +50,12 @@ struct PeerConnection {
         client.maxReceiveMessageBytes = configuration.maxReadBytes
         client.protoLimits = configuration.readLimits
         let target = PeerIdentity(trustDomain: directory.trustDomain, nodeID: peerID)
-        return PeerConnection(channel: RPCChannel(endpoint: endpoint, target: target, tls: tls, configuration: client, logger: logger),
-                              me: me, peerID: peerID, endpoint: endpoint)
+        return PeerConnection(
+            channel: RPCChannel(endpoint: endpoint, target: target, tls: tls, configuration: client, logger: logger),
+            me: me,
+            peerID: peerID,
+            endpoint: endpoint
+        )
     }
 }
 
@@ -70,7 +89,9 @@ final class CheckReport {
             failed += 1
         }
         if json {
-            var object: [String: Any] = ["check": name, "passed": outcome == "PASS", "outcome": outcome, "detail": detail]
+            var object: [String: Any] = [
+                "check": name, "passed": outcome == "PASS", "outcome": outcome, "detail": detail,
+            ]
             for (key, value) in context { object[key] = value }
             Output.json(object)
         } else {
@@ -80,6 +101,7 @@ final class CheckReport {
     }
 
     var summary: String {
-        "\(passed + failed + notRun) checks: \(passed) passed, \(failed) failed" + (notRun > 0 ? ", \(notRun) not run" : "")
+        "\(passed + failed + notRun) checks: \(passed) passed, \(failed) failed"
+            + (notRun > 0 ? ", \(notRun) not run" : "")
     }
 }

@@ -16,8 +16,11 @@ enum PersonPrompt {
         person.personRef = "P1"
         person.fullName = answer("Full name")
         guard !person.fullName.isEmpty else {
-            throw fail("no person given: answer the questions (full name first), or give --persons FILE or "
-                       + "--persons - (standard input)", code: Exit.badInput)
+            throw fail(
+                "no person given: answer the questions (full name first), or give --persons FILE or "
+                    + "--persons - (standard input)",
+                code: Exit.badInput
+            )
         }
         person.nationality = answer("Nationality, e.g. ID (Enter to skip)").uppercased()
         person.dateOfBirth = answer("Date of birth, YYYY-MM-DD (Enter to skip)")

@@ -6,9 +6,11 @@ import Foundation
 /// Reads persons (for a batch request) or outcomes (for an update) from CSV or JSON. Problems name
 /// the file, line and column, never the value: values are personal data.
 enum PersonsFile {
-    static let personColumns = ["person_ref", "full_name", "native_name", "other_names", "nationality", "date_of_birth", "sex",
-                                "document_number", "document_country", "document_withheld", "phone", "languages", "minor", "needs",
-                                "description"]
+    static let personColumns = [
+        "person_ref", "full_name", "native_name", "other_names", "nationality", "date_of_birth", "sex",
+        "document_number", "document_country", "document_withheld", "phone", "languages", "minor", "needs",
+        "description",
+    ]
 
     /// Every line is checked before anything is sent, and every bad line is reported at once
     /// (one stderr line each), so a 250-row file needs one round of fixes, not one per error.
@@ -61,7 +63,9 @@ enum PersonsFile {
         person.nationality = (record["nationality"] ?? "").uppercased()
         person.dateOfBirth = record["date_of_birth"] ?? ""
         if let sex = record["sex"], !sex.isEmpty {
-            guard let parsed = Sex(name: sex) else { throw LineProblem(column: "sex", text: "must be female, male or other") }
+            guard let parsed = Sex(name: sex) else {
+                throw LineProblem(column: "sex", text: "must be female, male or other")
+            }
             person.sex = parsed
         }
         if let number = record["document_number"], !number.isEmpty {
@@ -90,7 +94,9 @@ enum PersonsFile {
     private static func report(_ problems: [String], in path: String) throws {
         guard !problems.isEmpty else { return }
         for problem in problems.dropLast() { _ = fail(problem) }
-        let last = problems.count == 1 ? problems[0]
+        let last =
+            problems.count == 1
+            ? problems[0]
             : "\(problems.last!)\ncasebridge: \(path): \(problems.count) lines to fix; nothing was sent"
         throw fail(last, code: Exit.badInput)
     }
@@ -98,11 +104,17 @@ enum PersonsFile {
     static func outcomes(_ path: String) throws -> [PersonOutcome] {
         var outcomes: [PersonOutcome] = []
         var problems: [String] = []
-        for (line, record) in try read(path, columns: ["person_ref", "status", "note"], required: ["person_ref", "status"]) {
+        for (line, record) in try read(
+            path,
+            columns: ["person_ref", "status", "note"],
+            required: ["person_ref", "status"]
+        ) {
             var outcome = PersonOutcome()
             outcome.personRef = record["person_ref"] ?? ""
             guard let status = PersonStatus(name: record["status"] ?? ""), status != .unspecified else {
-                problems.append("\(path) line \(line): status: must be one of \(PersonStatus.choices.joined(separator: ", "))")
+                problems.append(
+                    "\(path) line \(line): status: must be one of \(PersonStatus.choices.joined(separator: ", "))"
+                )
                 continue
             }
             outcome.status = status
@@ -115,40 +127,62 @@ enum PersonsFile {
 
     /// Records with their line numbers (the header is line 1; JSON objects count from 1).
     /// `path` "-" is standard input: persons typed or piped in, never in the command's arguments.
-    private static func read(_ path: String, columns: [String], required: [String]) throws -> [(Int, [String: String])] {
-        let contents = path == "-" ? FileHandle.standardInput.readDataToEndOfFile()
+    private static func read(_ path: String, columns: [String], required: [String]) throws -> [(Int, [String: String])]
+    {
+        let contents =
+            path == "-"
+            ? FileHandle.standardInput.readDataToEndOfFile()
             : FileManager.default.contents(atPath: path)
         guard let data = contents else { throw fail("cannot read \(path)", code: Exit.badInput) }
-        guard let text = String(data: data, encoding: .utf8) else { throw fail("\(path): not UTF-8 text", code: Exit.badInput) }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw fail("\(path): not UTF-8 text", code: Exit.badInput)
+        }
         if path.lowercased().hasSuffix(".json") {
             guard let array = (try? JSONSerialization.jsonObject(with: data)) as? [[String: Any]] else {
                 throw fail("\(path): must be a JSON list of objects", code: Exit.badInput)
             }
             return try array.enumerated().map { index, object in
                 if let unknown = object.keys.first(where: { !columns.contains($0) }) {
-                    throw fail("\(path) item \(index + 1): unknown field \(unknown) (known: \(columns.joined(separator: ", ")))", code: Exit.badInput)
+                    throw fail(
+                        "\(path) item \(index + 1): unknown field \(unknown) "
+                            + "(known: \(columns.joined(separator: ", ")))",
+                        code: Exit.badInput
+                    )
                 }
-                return (index + 1, object.mapValues { value in
-                    if let list = value as? [Any] { return list.map { "\($0)" }.joined(separator: ";") }
-                    if let flag = value as? Bool { return flag ? "yes" : "no" }
-                    return "\(value)"
-                })
+                return (
+                    index + 1,
+                    object.mapValues { value in
+                        if let list = value as? [Any] { return list.map { "\($0)" }.joined(separator: ";") }
+                        if let flag = value as? Bool { return flag ? "yes" : "no" }
+                        return "\(value)"
+                    }
+                )
             }
         }
         var rows = try CSV.parse(text, path: path)
         guard !rows.isEmpty else { throw fail("\(path): empty file", code: Exit.badInput) }
         let header = rows.removeFirst().map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
         if let unknown = header.first(where: { !columns.contains($0) }) {
-            throw fail("\(path) line 1: unknown column \(unknown) (known: \(columns.joined(separator: ", ")))", code: Exit.badInput)
+            throw fail(
+                "\(path) line 1: unknown column \(unknown) (known: \(columns.joined(separator: ", ")))",
+                code: Exit.badInput
+            )
         }
-        if let missing = required.first(where: { !header.contains($0) }) { throw fail("\(path) line 1: missing column \(missing)", code: Exit.badInput) }
+        if let missing = required.first(where: { !header.contains($0) }) {
+            throw fail("\(path) line 1: missing column \(missing)", code: Exit.badInput)
+        }
         return try rows.enumerated().compactMap { index, row in
             let line = index + 2
             if row.allSatisfy({ $0.trimmingCharacters(in: .whitespaces).isEmpty }) { return nil }
             guard row.count == header.count else {
-                throw fail("\(path) line \(line): has \(row.count) fields, the header has \(header.count)", code: Exit.badInput)
+                throw fail(
+                    "\(path) line \(line): has \(row.count) fields, the header has \(header.count)",
+                    code: Exit.badInput
+                )
             }
-            return (line, Dictionary(uniqueKeysWithValues: zip(header, row.map { $0.trimmingCharacters(in: .whitespaces) })))
+            return (
+                line, Dictionary(uniqueKeysWithValues: zip(header, row.map { $0.trimmingCharacters(in: .whitespaces) }))
+            )
         }
     }
 
@@ -181,7 +215,9 @@ enum CSV {
                 if c == "\"" {
                     if let after = next() {
                         if after == "\"" { field.unicodeScalars.append("\"") } else { quoted = false; pending = after }
-                    } else { quoted = false }
+                    } else {
+                        quoted = false
+                    }
                 } else {
                     if c == "\n" { line += 1 }
                     field.unicodeScalars.append(c)

@@ -15,15 +15,19 @@ struct SearchCommand: AsyncParsableCommand {
             Example:
               casebridge search
               Search for: siti rahma
-            """)
+            """
+    )
     @OptionGroup var node: NodeOptions
     @Argument(help: .hidden) var query: [String] = []
     @Option(help: "At most this many hits.") var limit: Int = 50
 
     func run() async throws {
         guard query.isEmpty else {
-            throw fail("a search names a person: type it when asked (run `casebridge search` alone), or pipe it in; "
-                       + "arguments would keep it in the process list and the shell history", code: Exit.badInput)
+            throw fail(
+                "a search names a person: type it when asked (run `casebridge search` alone), or pipe it in; "
+                    + "arguments would keep it in the process list and the shell history",
+                code: Exit.badInput
+            )
         }
         if isatty(STDIN_FILENO) != 0 { FileHandle.standardError.write(Data("Search for: ".utf8)) }
         var request = SearchRequest()
@@ -34,9 +38,16 @@ struct SearchCommand: AsyncParsableCommand {
         let hits = try await console.stream(Console.search, request)
         if node.json { hits.forEach { Output.json(ProtoJSON.object($0)) }; return }
         guard !hits.isEmpty else { print("No one found."); return }
-        Output.table(["CASE", "PERSON", "NAME", "BORN", "PERSON NOW", "CASE NOW", "REF"], hits.map { hit in
-            [Output.shortID(hit.summary?.caseID ?? ""), hit.personRef, hit.fullName, hit.dateOfBirth, hit.status.description,
-             hit.summary?.status.description ?? "-", hit.summary?.originReference ?? ""]
-        }, flexible: ["NAME"])
+        Output.table(
+            ["CASE", "PERSON", "NAME", "BORN", "PERSON NOW", "CASE NOW", "REF"],
+            hits.map { hit in
+                [
+                    Output.shortID(hit.summary?.caseID ?? ""), hit.personRef, hit.fullName, hit.dateOfBirth,
+                    hit.status.description,
+                    hit.summary?.status.description ?? "-", hit.summary?.originReference ?? "",
+                ]
+            },
+            flexible: ["NAME"]
+        )
     }
 }

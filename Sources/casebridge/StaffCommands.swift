@@ -44,7 +44,9 @@ struct SubmitCommand: AsyncParsableCommand {
     @Option(help: "Site or compound name.") var site: String?
     @Option(help: "What is known, in prose.") var summary: String = ""
     @Option(help: "Your own file reference.") var reference: String = ""
-    @Option(help: "Comma-separated indicators: documents_withheld, debt_bondage, physical_violence, detention, threats, ...")
+    @Option(
+        help: "Comma-separated indicators: documents_withheld, debt_bondage, physical_violence, detention, threats, ..."
+    )
     var indicators: String = ""
     @Flag(help: "A conformance test case for NCCT's `casebridge conformance --as ncct`; kept out of staff views.")
     var test = false
@@ -56,11 +58,16 @@ struct SubmitCommand: AsyncParsableCommand {
         let urgency: Urgency = try choice(urgency, for: "--urgency")
         request.kind = kind
         request.urgency = urgency
-        let given = [("--name", name), ("--nationality", nationality), ("--dob", dob), ("--sex", sex), ("--phone", phone),
-                     ("--passport", passport)].filter { $0.1 != nil }.map(\.0)
+        let given = [
+            ("--name", name), ("--nationality", nationality), ("--dob", dob), ("--sex", sex), ("--phone", phone),
+            ("--passport", passport),
+        ].filter { $0.1 != nil }.map(\.0)
         if let flag = given.first {
-            throw fail("\(flag) would put personal data in the process list and the shell history; give persons with "
-                       + "--persons FILE or --persons - (standard input), or leave it out to be asked", code: Exit.badInput)
+            throw fail(
+                "\(flag) would put personal data in the process list and the shell history; give persons with "
+                    + "--persons FILE or --persons - (standard input), or leave it out to be asked",
+                code: Exit.badInput
+            )
         }
         if let persons {
             Output.progress("reading \(persons)")
@@ -76,16 +83,22 @@ struct SubmitCommand: AsyncParsableCommand {
         request.location = location
         request.summary = summary
         request.originReference = reference
-        for name in indicators.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
+        for name in indicators.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) })
+        where !name.isEmpty {
             let indicator: ControlIndicator = try choice(name, for: "--indicators")
             request.indicators.append(indicator)
         }
         let console = try node.console()
         let receipt = try await console.call(Console.submit, request)
-        if node.json { Output.json(ProtoJSON.object(receipt)) } else {
+        if node.json {
+            Output.json(ProtoJSON.object(receipt))
+        } else {
             let what = test ? "test case" : "case"
-            print("Filed \(what) \(receipt.caseID) (\(request.persons.count) person\(request.persons.count == 1 ? "" : "s")); "
-                  + "delivering to NCCT.")
+            print(
+                "Filed \(what) \(receipt.caseID) "
+                    + "(\(request.persons.count) person\(request.persons.count == 1 ? "" : "s")); "
+                    + "delivering to NCCT."
+            )
             print("Follow it with: casebridge case show \(receipt.caseID)")
         }
     }
@@ -106,8 +119,11 @@ struct InboxCommand: AsyncParsableCommand {
     @OptionGroup var node: NodeOptions
     @Flag(help: "Only entries nobody has marked read.") var unread = false
     @Option(help: "At most this many entries.") var limit: Int = 50
-    @Option(name: .customLong("mark-read"), parsing: .upToNextOption,
-            help: "Mark entries read: numbers (12 13), ranges (12-20), or all.") var markRead: [String] = []
+    @Option(
+        name: .customLong("mark-read"),
+        parsing: .upToNextOption,
+        help: "Mark entries read: numbers (12 13), ranges (12-20), or all."
+    ) var markRead: [String] = []
     @Option(help: "Your name, recorded with --mark-read.") var reader: String = NSUserName()
     @Flag(help: "Whole case ids and every column in full, however wide.") var wide = false
 
@@ -129,14 +145,22 @@ struct InboxCommand: AsyncParsableCommand {
         if node.json { entries.forEach { Output.json(ProtoJSON.object($0)) }; return }
         guard !entries.isEmpty else { print(unread ? "No unread entries." : "The inbox is empty."); return }
         // WHAT is the message itself (a request, a question, outcomes); NOW is where the case stands today.
-        Output.table(["#", "RECEIVED", "FROM", "CASE", "WHAT", "NOW", "READ"], entries.map { entry in
-            let what = entry.kind == .request
-                ? "request: \(entry.summary?.kind.description ?? "?"), \(entry.summary?.personCount ?? 0) persons"
-                : (entry.refusal.isEmpty ? "" : "REFUSED ") + (entry.update.map(describe) ?? "update")
-            return [String(entry.entryID), Output.shortTime(entry.receivedAtMs), entry.fromNode,
+        Output.table(
+            ["#", "RECEIVED", "FROM", "CASE", "WHAT", "NOW", "READ"],
+            entries.map { entry in
+                let what =
+                    entry.kind == .request
+                    ? "request: \(entry.summary?.kind.description ?? "?"), \(entry.summary?.personCount ?? 0) persons"
+                    : (entry.refusal.isEmpty ? "" : "REFUSED ") + (entry.update.map(describe) ?? "update")
+                return [
+                    String(entry.entryID), Output.shortTime(entry.receivedAtMs), entry.fromNode,
                     Output.shortID(entry.caseID), what, entry.summary?.status.description ?? "-",
-                    entry.read ? "yes (\(entry.readBy))" : "NEW"]
-        }, flexible: ["WHAT", "READ"], wide: wide)
+                    entry.read ? "yes (\(entry.readBy))" : "NEW",
+                ]
+            },
+            flexible: ["WHAT", "READ"],
+            wide: wide
+        )
     }
 }
 
@@ -168,8 +192,10 @@ struct ShowCase: AsyncParsableCommand {
         let r = view.request ?? InterventionRequest()
         let reference = r.originReference.isEmpty ? "" : " · ref \(r.originReference)"
         print("Case \(view.caseID)\(reference)")
-        print("Status: \(view.status)\(view.step == .unspecified ? "" : " · step \(view.step)")   "
-              + "updated \(Output.time(view.updatedAtMs))")
+        print(
+            "Status: \(view.status)\(view.step == .unspecified ? "" : " · step \(view.step)")   "
+                + "updated \(Output.time(view.updatedAtMs))"
+        )
         printRequest(r, from: view.requestingNode)
         printPersons(view, r)
         printQuestions(view.history, caseID: view.caseID)
@@ -185,8 +211,10 @@ struct ShowCase: AsyncParsableCommand {
         }
         for refused in view.refusedUpdates {
             let what = refused.update.map(describe) ?? "sequence skipped by its sender"
-            print("  \(Output.time(refused.refusedAtMs))  \(refused.actorNode) #\(refused.sequence): \(what)"
-                  + " — \(refused.code): \(refused.reason)")
+            print(
+                "  \(Output.time(refused.refusedAtMs))  \(refused.actorNode) #\(refused.sequence): \(what)"
+                    + " — \(refused.code): \(refused.reason)"
+            )
         }
         print("\nDeliveries from this node (whether the other agency's node has each message, not what it did)")
         if view.deliveries.isEmpty { print("  (none)") }
@@ -231,15 +259,22 @@ struct ShowCase: AsyncParsableCommand {
         let shown = allPersons ? view.persons : Array(view.persons.prefix(20))
         let details = Dictionary(r.persons.map { ($0.personRef, $0) }, uniquingKeysWith: { first, _ in first })
         let headers = ["REF", "NAME", "NAT", "BORN", "DOCUMENT", "PHONE", "NEEDS", "STATUS", "NOTE"]
-        Output.table(headers, shown.map { state in
-            let person = details[state.personRef] ?? Person()
-            let document = person.travelDocument.map { "\($0.number)\($0.withheld ? " (withheld)" : "")" } ?? "-"
-            let needs = (person.minor ? ["minor"] : []) + person.needs
-            func shown(_ text: String) -> String { text.isEmpty ? "-" : text }
-            return [state.personRef, shown(person.fullName), shown(person.nationality), shown(person.dateOfBirth),
+        Output.table(
+            headers,
+            shown.map { state in
+                let person = details[state.personRef] ?? Person()
+                let document = person.travelDocument.map { "\($0.number)\($0.withheld ? " (withheld)" : "")" } ?? "-"
+                let needs = (person.minor ? ["minor"] : []) + person.needs
+                func shown(_ text: String) -> String { text.isEmpty ? "-" : text }
+                return [
+                    state.personRef, shown(person.fullName), shown(person.nationality), shown(person.dateOfBirth),
                     document, shown(person.phone), shown(needs.joined(separator: ", ")), state.status.description,
-                    state.note]
-        }, flexible: ["NOTE", "NEEDS", "DOCUMENT", "NAME"], wide: wide)
+                    state.note,
+                ]
+            },
+            flexible: ["NOTE", "NEEDS", "DOCUMENT", "NAME"],
+            wide: wide
+        )
         if shown.count < view.persons.count { print("… \(view.persons.count - shown.count) more (--all-persons)") }
     }
 
@@ -258,8 +293,10 @@ struct ShowCase: AsyncParsableCommand {
         print("\nQuestions")
         for (question, answer) in asked {
             guard case .informationRequest(let request)? = question.change else { continue }
-            print("  \(answer == nil ? "OPEN" : "answered"): \(request.questions.joined(separator: " / "))"
-                  + "  — \(question.actorNode), \(Output.time(question.occurredAtMs))")
+            print(
+                "  \(answer == nil ? "OPEN" : "answered"): \(request.questions.joined(separator: " / "))"
+                    + "  — \(question.actorNode), \(Output.time(question.occurredAtMs))"
+            )
             if case .informationProvided(let provided)? = answer?.change {
                 let added = provided.addedPersons.isEmpty ? "" : " (+\(provided.addedPersons.count) persons)"
                 print("    answer: \(provided.text)\(added)")
@@ -275,7 +312,9 @@ func describe(_ update: CaseUpdate) -> String {
     switch update.change {
     case .statusChange(let c)?: "status → \(c.toStatus)\(c.reason.isEmpty ? "" : " (\(c.reason))")"
     case .stepChange(let c)?: "step → \(c.step)"
-    case .personOutcomes(let c)?: "outcomes for \(c.outcomes.count) person\(c.outcomes.count == 1 ? "" : "s"): \(Output.counts(Lifecycle.outcomeCounts(c.outcomes.map(\.status))))"
+    case .personOutcomes(let c)?:
+        "outcomes for \(c.outcomes.count) person\(c.outcomes.count == 1 ? "" : "s"): "
+            + Output.counts(Lifecycle.outcomeCounts(c.outcomes.map(\.status)))
     case .note(let c)?: "note: \(c.text)"
     case .informationRequest(let c)?: "information requested: \(c.questions.joined(separator: " / "))"
     case .informationProvided(let c)?:
@@ -289,7 +328,8 @@ struct ListCases: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list",
         abstract: "Lists cases, most recently updated first.",
-        discussion: "Examples:\n  casebridge case list\n  casebridge case list --status in_progress --status info_requested"
+        discussion:
+            "Examples:\n  casebridge case list\n  casebridge case list --status in_progress --status info_requested"
     )
     @OptionGroup var node: NodeOptions
     @Option(help: "Only cases in this status (repeatable).") var status: [String] = []
@@ -309,14 +349,22 @@ struct ListCases: AsyncParsableCommand {
         // FROM is the state an embassy represents ("ID"); outcome counts only with --wide (and in JSON).
         let directory = try? Directory.load(node.configuration().directoryPath)
         func from(_ node: String) -> String { directory?.node(node)?.represents ?? node }
-        let headers = ["CASE", "REF", "FROM", "KIND", "URGENCY", "STATUS", "PERSONS", "UPDATED"]
+        let headers =
+            ["CASE", "REF", "FROM", "KIND", "URGENCY", "STATUS", "PERSONS", "UPDATED"]
             + (wide ? ["OUTCOMES"] : [])
-        Output.table(headers, cases.map { c in
-            [wide ? c.caseID : Output.shortID(c.caseID), c.originReference.isEmpty ? "-" : c.originReference,
-             from(c.requestingNode), c.kind.description, c.urgency.description,
-             c.status.description + (c.step == .unspecified ? "" : " · \(c.step)"), String(c.personCount),
-             Output.shortTime(c.updatedAtMs)] + (wide ? [Output.counts(c.outcomeCounts)] : [])
-        }, flexible: ["STATUS", "REF"], wide: wide)
+        Output.table(
+            headers,
+            cases.map { c in
+                [
+                    wide ? c.caseID : Output.shortID(c.caseID), c.originReference.isEmpty ? "-" : c.originReference,
+                    from(c.requestingNode), c.kind.description, c.urgency.description,
+                    c.status.description + (c.step == .unspecified ? "" : " · \(c.step)"), String(c.personCount),
+                    Output.shortTime(c.updatedAtMs),
+                ] + (wide ? [Output.counts(c.outcomeCounts)] : [])
+            },
+            flexible: ["STATUS", "REF"],
+            wide: wide
+        )
     }
 }
 
@@ -346,14 +394,19 @@ extension ChangeCommand {
             print("Case \(receipt.caseID) is already \(receipt.status): nothing to change, nothing sent.")
             return
         }
-        print("Case \(receipt.caseID): update #\(receipt.sequence) recorded; status \(receipt.status). Delivering to the other agency.")
+        print(
+            "Case \(receipt.caseID): update #\(receipt.sequence) recorded; status \(receipt.status). "
+                + "Delivering to the other agency."
+        )
     }
 }
 
 struct AckCommand: ChangeCommand {
     static let configuration = CommandConfiguration(
-        commandName: "ack", abstract: "Acknowledges a case: NCCT takes responsibility (NCCT nodes).",
-        discussion: "Example:\n  casebridge ack 7d3f2c4e-0b1a-4c5d-9e8f-112233445566 --author \"Officer Dara\"")
+        commandName: "ack",
+        abstract: "Acknowledges a case: NCCT takes responsibility (NCCT nodes).",
+        discussion: "Example:\n  casebridge ack 7d3f2c4e-0b1a-4c5d-9e8f-112233445566 --author \"Officer Dara\""
+    )
     @OptionGroup var node: NodeOptions
     @Argument(help: "The case: its id, a unique start of it, or its reference.") var caseID: String
     @Option(help: "Your name, shown to the other agency.") var author: String = NSUserName()
@@ -366,7 +419,10 @@ struct AckCommand: ChangeCommand {
 
 struct UpdateCommand: ChangeCommand {
     static let configuration = CommandConfiguration(
-        commandName: "update", abstract: "Changes a case's status, business step, or persons' outcomes (NCCT nodes; an embassy may only mark its case entered_in_error).",
+        commandName: "update",
+        abstract:
+            "Changes a case's status, business step, or persons' outcomes "
+            + "(NCCT nodes; an embassy may only mark its case entered_in_error).",
         discussion: """
             Give exactly one of --status, --step, --outcomes or --person.
 
@@ -384,7 +440,8 @@ struct UpdateCommand: ChangeCommand {
               casebridge update ID --outcomes outcomes.csv
               casebridge update ID --person P1=rescued --person P2=not_found
               casebridge update ID --status completed --reason "all persons repatriated"
-            """)
+            """
+    )
     @OptionGroup var node: NodeOptions
     @Argument(help: "The case: its id, a unique start of it, or its reference.") var caseID: String
     @Option(help: "New case status.") var status: String?
@@ -396,7 +453,9 @@ struct UpdateCommand: ChangeCommand {
 
     func change() throws -> CaseUpdate.Change {
         let given = [status != nil, step != nil, outcomes != nil, !person.isEmpty].filter { $0 }.count
-        guard given == 1 else { throw fail("give exactly one of --status, --step, --outcomes, --person", code: Exit.badInput) }
+        guard given == 1 else {
+            throw fail("give exactly one of --status, --step, --outcomes, --person", code: Exit.badInput)
+        }
         if let status {
             let parsed: CaseStatus = try choice(status, for: "--status")
             var change = StatusChange()
@@ -428,8 +487,10 @@ struct UpdateCommand: ChangeCommand {
 
 struct NoteCommand: ChangeCommand {
     static let configuration = CommandConfiguration(
-        commandName: "note", abstract: "Adds a note to a case (either agency).",
-        discussion: "Example: casebridge note ID \"Police interview set for Monday\"")
+        commandName: "note",
+        abstract: "Adds a note to a case (either agency).",
+        discussion: "Example: casebridge note ID \"Police interview set for Monday\""
+    )
     @OptionGroup var node: NodeOptions
     @Argument(help: "The case: its id, a unique start of it, or its reference.") var caseID: String
     @Argument(help: "The note.") var text: String
@@ -443,8 +504,10 @@ struct NoteCommand: ChangeCommand {
 
 struct RequestInfoCommand: ChangeCommand {
     static let configuration = CommandConfiguration(
-        commandName: "request-info", abstract: "Asks the requesting embassy for more information (NCCT nodes).",
-        discussion: "Example: casebridge request-info ID \"Which building?\" \"Any recent photo?\"")
+        commandName: "request-info",
+        abstract: "Asks the requesting embassy for more information (NCCT nodes).",
+        discussion: "Example: casebridge request-info ID \"Which building?\" \"Any recent photo?\""
+    )
     @OptionGroup var node: NodeOptions
     @Argument(help: "The case: its id, a unique start of it, or its reference.") var caseID: String
     @Argument(help: "One or more questions.") var questions: [String]
@@ -458,7 +521,8 @@ struct RequestInfoCommand: ChangeCommand {
 
 struct ProvideInfoCommand: ChangeCommand {
     static let configuration = CommandConfiguration(
-        commandName: "provide-info", abstract: "Answers NCCT, or adds what is newly known, optionally with more persons (embassy nodes).",
+        commandName: "provide-info",
+        abstract: "Answers NCCT, or adds what is newly known, optionally with more persons (embassy nodes).",
         discussion: """
             Persons to add come from a CSV or JSON file, or from standard input with --persons - \
             (one person typed in, never put in the command line). A person without a person_ref \
@@ -468,7 +532,8 @@ struct ProvideInfoCommand: ChangeCommand {
               casebridge provide-info ID "Fourth floor, building B" --persons more.csv
               printf 'full_name,phone\\nSiti Rahma,+6281234567890\\n' | \\
                   casebridge provide-info ID "One more person" --persons -
-            """)
+            """
+    )
     @OptionGroup var node: NodeOptions
     @Argument(help: "The case: its id, a unique start of it, or its reference.") var caseID: String
     @Argument(help: "What is now known.") var text: String
@@ -489,8 +554,10 @@ struct ProvideInfoCommand: ChangeCommand {
 
 struct WithdrawCommand: ChangeCommand {
     static let configuration = CommandConfiguration(
-        commandName: "withdraw", abstract: "Withdraws a request this embassy filed (embassy nodes).",
-        discussion: "Example:\n  casebridge withdraw ID --reason \"The family reports she is home\"")
+        commandName: "withdraw",
+        abstract: "Withdraws a request this embassy filed (embassy nodes).",
+        discussion: "Example:\n  casebridge withdraw ID --reason \"The family reports she is home\""
+    )
     @OptionGroup var node: NodeOptions
     @Argument(help: "The case: its id, a unique start of it, or its reference.") var caseID: String
     @Option(help: "Why, for NCCT.") var reason: String = ""
@@ -520,7 +587,10 @@ extension InboxCommand {
             }
             _ = try storedNumber(last, flag: "--mark-read")
             guard last - first < UInt64(most) - UInt64(ids.count) else {
-                throw fail("--mark-read names more than \(most) entries at once; mark them in parts", code: Exit.badInput)
+                throw fail(
+                    "--mark-read names more than \(most) entries at once; mark them in parts",
+                    code: Exit.badInput
+                )
             }
             ids.append(contentsOf: first...last)
         }
@@ -530,8 +600,10 @@ extension InboxCommand {
 
 struct WatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "watch", abstract: "Prints changes to cases as they happen, until interrupted.",
-        discussion: "Example: casebridge watch")
+        commandName: "watch",
+        abstract: "Prints changes to cases as they happen, until interrupted.",
+        discussion: "Example: casebridge watch"
+    )
     @OptionGroup var node: NodeOptions
     @Option(help: "Resume after this event number.") var after: UInt64 = 0
 
@@ -543,14 +615,19 @@ struct WatchCommand: AsyncParsableCommand {
         do {
             for try await event in console.channel.streaming(Console.watch, [request]) {
                 if node.json { Output.json(ProtoJSON.object(event)); continue }
-                let summary = event.summary.map { "\($0.status)\($0.step == .unspecified ? "" : "/\($0.step)") · \(Output.counts($0.outcomeCounts))" } ?? ""
-                let what: String = switch event.kind {
-                case .opened: "opened"
-                case .updated: event.update.map(describe) ?? "updated"
-                case .delivery: event.delivery.map { "delivery to \($0.peerNode): \($0.state)" } ?? "delivery"
-                case .refused: "REFUSED " + (event.update.map(describe) ?? "update")
-                default: "event"
-                }
+                let summary =
+                    event.summary.map {
+                        "\($0.status)\($0.step == .unspecified ? "" : "/\($0.step)") · "
+                            + Output.counts($0.outcomeCounts)
+                    } ?? ""
+                let what: String =
+                    switch event.kind {
+                    case .opened: "opened"
+                    case .updated: event.update.map(describe) ?? "updated"
+                    case .delivery: event.delivery.map { "delivery to \($0.peerNode): \($0.state)" } ?? "delivery"
+                    case .refused: "REFUSED " + (event.update.map(describe) ?? "update")
+                    default: "event"
+                    }
                 print("#\(event.eventID) \(Output.time(event.occurredAtMs)) \(event.caseID)  \(what)  [\(summary)]")
                 fflush(nil)  // into a pipe or a file too, each event as it happens
             }

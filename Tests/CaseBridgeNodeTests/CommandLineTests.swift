@@ -5,8 +5,12 @@ import Testing
 import TestSupport
 
 /// A failure is exactly one line on stderr, starting "casebridge: ".
-func expectOneLine(_ result: ProcessResult, exit code: Int32, containing fragment: String,
-                   sourceLocation: SourceLocation = #_sourceLocation) {
+func expectOneLine(
+    _ result: ProcessResult,
+    exit code: Int32,
+    containing fragment: String,
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
     #expect(result.status == code, "exit \(result.status): \(result.stderr)", sourceLocation: sourceLocation)
     let lines = result.stderr.split(separator: "\n")
     #expect(lines.count == 1 && lines[0].hasPrefix("casebridge: "), "\(result.stderr)", sourceLocation: sourceLocation)
@@ -21,8 +25,17 @@ func terminalColumns(_ text: String) -> Int {
 /// The casebridge command, run as staff and operators run it, against real nodes.
 @Suite("The casebridge command", .serialized)
 struct CommandLineTests {
-    func cli(_ arguments: [String], _ federation: TestFederation, node: String? = nil, input: String? = nil) throws -> ProcessResult {
-        try run(casebridgeBinary, arguments + (node.map { ["--config", federation.configPath($0).path] } ?? []), input: input)
+    func cli(
+        _ arguments: [String],
+        _ federation: TestFederation,
+        node: String? = nil,
+        input: String? = nil
+    ) throws -> ProcessResult {
+        try run(
+            casebridgeBinary,
+            arguments + (node.map { ["--config", federation.configPath($0).path] } ?? []),
+            input: input
+        )
     }
 
     @Test("staff commands: submit, inbox, case show and list, ack, update, note, request and provide info, withdraw")
@@ -31,57 +44,90 @@ struct CommandLineTests {
         for node in federation.nodes { try await federation.start(node) }
         let batch = federation.folder.appendingPathComponent("batch.csv")
         try """
-            person_ref,full_name,nationality,phone,document_number,document_withheld,languages
-            P1,Ayu Test,ID,+628120001,X1,yes,id;en
-            P2,"Santoso, Budi",ID,,,,id
-            P3,王小明,CN,,,,zh
+        person_ref,full_name,nationality,phone,document_number,document_withheld,languages
+        P1,Ayu Test,ID,+628120001,X1,yes,id;en
+        P2,"Santoso, Budi",ID,,,,id
+        P3,王小明,CN,,,,zh
 
-            """.write(to: batch, atomically: true, encoding: .utf8)
-        let submitted = try cli(["submit", "--kind", "rescue", "--urgency", "immediate", "--persons", batch.path,
-                                 "--province", "Preah Sihanouk", "--site", "Compound 7", "--summary", "SOS by phone",
-                                 "--reference", "IDN-CLI-7", "--json"], federation, node: "embassy-id")
+        """.write(to: batch, atomically: true, encoding: .utf8)
+        let submitted = try cli(
+            [
+                "submit", "--kind", "rescue", "--urgency", "immediate", "--persons", batch.path,
+                "--province", "Preah Sihanouk", "--site", "Compound 7", "--summary", "SOS by phone",
+                "--reference", "IDN-CLI-7", "--json",
+            ],
+            federation,
+            node: "embassy-id"
+        )
         #expect(submitted.status == 0, "\(submitted.stderr)")
-        let receipt = try #require(try JSONSerialization.jsonObject(with: Data(submitted.stdout.utf8)) as? [String: Any])
+        let receipt = try #require(
+            try JSONSerialization.jsonObject(with: Data(submitted.stdout.utf8)) as? [String: Any]
+        )
         let caseID = try #require(receipt["caseId"] as? String)
         #expect(receipt["status"] as? String == "CASE_STATUS_SUBMITTED")
         // One person: asked for, one answer per line (here piped), never taken from arguments.
-        let single = try cli(["submit", "--kind", "welfare_check"], federation, node: "embassy-id",
-                             input: "One Person\nid\n\n\n+62811111111\n\n\n")
+        let single = try cli(
+            ["submit", "--kind", "welfare_check"],
+            federation,
+            node: "embassy-id",
+            input: "One Person\nid\n\n\n+62811111111\n\n\n"
+        )
         #expect(single.status == 0, "\(single.stderr)")
         #expect(single.stdout.hasPrefix("Filed case "))
 
         #expect(try await federation.eventually { try federation.sql("ncct", "SELECT COUNT(*) FROM cases") == ["2"] })
         let inbox = try cli(["inbox", "--unread"], federation, node: "ncct")
         #expect(inbox.status == 0)
-        #expect(inbox.stdout.contains(String(caseID.prefix(8))) && inbox.stdout.contains("NEW")
-                && inbox.stdout.contains("request: rescue, 3 persons"), "\(inbox.stdout)")
+        #expect(
+            inbox.stdout.contains(String(caseID.prefix(8))) && inbox.stdout.contains("NEW")
+                && inbox.stdout.contains("request: rescue, 3 persons"),
+            "\(inbox.stdout)"
+        )
 
         #expect(try cli(["ack", caseID, "--author", "Officer Dara"], federation, node: "ncct").status == 0)
         #expect(try cli(["update", caseID, "--step", "rescue_planned"], federation, node: "ncct").status == 0)
         let outcomes = federation.folder.appendingPathComponent("outcomes.csv")
-        try "person_ref,status,note\nP1,rescued,safe\nP2,not_found,\n".write(to: outcomes, atomically: true, encoding: .utf8)
+        try "person_ref,status,note\nP1,rescued,safe\nP2,not_found,\n".write(
+            to: outcomes,
+            atomically: true,
+            encoding: .utf8
+        )
         #expect(try cli(["update", caseID, "--outcomes", outcomes.path], federation, node: "ncct").status == 0)
         #expect(try cli(["note", caseID, "Shelter arranged"], federation, node: "ncct").status == 0)
         #expect(try cli(["request-info", caseID, "Which floor?"], federation, node: "ncct").status == 0)
-        #expect(try await federation.eventually {
-            try federation.sql("embassy-id", "SELECT status FROM cases WHERE case_id = '\(caseID)'") == ["\(CaseStatus.infoRequested.rawValue)"]
-        })
+        #expect(
+            try await federation.eventually {
+                try federation.sql("embassy-id", "SELECT status FROM cases WHERE case_id = '\(caseID)'") == [
+                    "\(CaseStatus.infoRequested.rawValue)"
+                ]
+            }
+        )
         // The embassy's inbox shows NCCT's question as a question, beside where the case stands now.
         let embassyInbox = try cli(["inbox"], federation, node: "embassy-id")
-        #expect(embassyInbox.stdout.contains("information requested: Which floor?")
-                && embassyInbox.stdout.contains("info_requested"), "\(embassyInbox.stdout)")
+        #expect(
+            embassyInbox.stdout.contains("information requested: Which floor?")
+                && embassyInbox.stdout.contains("info_requested"),
+            "\(embassyInbox.stdout)"
+        )
         // A case is named by its reference or a unique start of its id, as well as its whole id.
         #expect(try cli(["provide-info", "IDN-CLI-7", "Fourth floor"], federation, node: "embassy-id").status == 0)
-        #expect(try await federation.eventually {
-            try federation.sql("ncct", "SELECT status FROM cases WHERE case_id = '\(caseID)'") == ["\(CaseStatus.acknowledged.rawValue)"]
-        })
+        #expect(
+            try await federation.eventually {
+                try federation.sql("ncct", "SELECT status FROM cases WHERE case_id = '\(caseID)'") == [
+                    "\(CaseStatus.acknowledged.rawValue)"
+                ]
+            }
+        )
 
         let shown = try cli(["case", "show", String(caseID.prefix(6))], federation, node: "embassy-id")
         #expect(shown.status == 0, "\(shown.stderr)")
-        for fragment in ["Status: acknowledged", "rescued 1, not found 1", "Santoso, Budi", "Request\n", "Compound 7, Preah Sihanouk",
-                         "Summary:     SOS by phone", "Consent:", "answered: Which floor?", "answer: Fourth floor",
-                         "information provided: Fourth floor", "X1 (withheld)", "ncct #1: status → acknowledged",
-                         "— Officer Dara"] {
+        for fragment in [
+            "Status: acknowledged", "rescued 1, not found 1", "Santoso, Budi", "Request\n",
+            "Compound 7, Preah Sihanouk",
+            "Summary:     SOS by phone", "Consent:", "answered: Which floor?", "answer: Fourth floor",
+            "information provided: Fourth floor", "X1 (withheld)", "ncct #1: status → acknowledged",
+            "— Officer Dara",
+        ] {
             #expect(shown.stdout.contains(fragment), "missing \(fragment) in\n\(shown.stdout)")
         }
         // Wide characters take two columns: every row's STATUS starts where its header does.
@@ -90,23 +136,37 @@ struct CommandLineTests {
         let headerStart = terminalColumns(String(table[0][..<table[0].range(of: "STATUS")!.lowerBound]))
         for row in table.dropFirst() {
             let start = try #require(row.range(of: #"(rescued|not_found|pending)"#, options: .regularExpression))
-            #expect(terminalColumns(String(row[..<start.lowerBound])) == headerStart,
-                    "\(table.joined(separator: "\n"))")
+            #expect(
+                terminalColumns(String(row[..<start.lowerBound])) == headerStart,
+                "\(table.joined(separator: "\n"))"
+            )
         }
         let listed = try cli(["case", "list", "--status", "acknowledged"], federation, node: "ncct")
-        #expect(listed.stdout.contains(String(caseID.prefix(8))) && listed.stdout.contains("IDN-CLI-7"),
-                "\(listed.stdout)")
+        #expect(
+            listed.stdout.contains(String(caseID.prefix(8))) && listed.stdout.contains("IDN-CLI-7"),
+            "\(listed.stdout)"
+        )
         #expect(listed.stdout.split(separator: "\n").allSatisfy { terminalColumns(String($0)) <= 100 })
         #expect(try cli(["case", "list", "--wide"], federation, node: "ncct").stdout.contains(caseID))
-        expectOneLine(try cli(["case", "show", "IDN-NOPE"], federation, node: "ncct"), exit: 4,
-                      containing: "no case IDN-NOPE")
+        expectOneLine(
+            try cli(["case", "show", "IDN-NOPE"], federation, node: "ncct"),
+            exit: 4,
+            containing: "no case IDN-NOPE"
+        )
 
-        let other = try cli(["submit", "--kind", "trace"], federation, node: "embassy-id", input: "To Withdraw\n").stdout
+        let other = try cli(["submit", "--kind", "trace"], federation, node: "embassy-id", input: "To Withdraw\n")
+            .stdout
         let otherID = String(other.split(separator: " ")[2])
-        #expect(try cli(["withdraw", otherID, "--reason", "found at home"], federation, node: "embassy-id").status == 0)
-        #expect(try await federation.eventually {
-            try federation.sql("ncct", "SELECT status FROM cases WHERE case_id = '\(otherID)'") == ["\(CaseStatus.withdrawn.rawValue)"]
-        })
+        #expect(
+            try cli(["withdraw", otherID, "--reason", "found at home"], federation, node: "embassy-id").status == 0
+        )
+        #expect(
+            try await federation.eventually {
+                try federation.sql("ncct", "SELECT status FROM cases WHERE case_id = '\(otherID)'") == [
+                    "\(CaseStatus.withdrawn.rawValue)"
+                ]
+            }
+        )
         federation.stopAll()
     }
 
@@ -116,7 +176,10 @@ struct CommandLineTests {
         for node in federation.nodes { try await federation.start(node) }
         let status = try cli(["status"], federation, node: "ncct")
         #expect(status.status == 0)
-        #expect(status.stdout.contains("Node ncct (NCCT)") && status.stdout.contains("embassy-id") && status.stdout.contains("Certificate valid until"))
+        #expect(
+            status.stdout.contains("Node ncct (NCCT)") && status.stdout.contains("embassy-id")
+                && status.stdout.contains("Certificate valid until")
+        )
         let audit = try cli(["audit", "verify"], federation, node: "ncct")
         #expect(audit.status == 0)
         #expect(audit.stdout.hasPrefix("Audit log intact:"))
@@ -124,12 +187,22 @@ struct CommandLineTests {
         #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
         #expect(check.stdout.split(separator: "\n").filter { $0.hasPrefix("PASS") }.count == 4)
         // A peer that is not who the directory says: refused, with the reason.
-        let wrong = try cli(["check-peer", "127.0.0.1:\(federation.ports["ncct"]!)", "--expect", "embassy-cn"], federation, node: "embassy-id")
+        let wrong = try cli(
+            ["check-peer", "127.0.0.1:\(federation.ports["ncct"]!)", "--expect", "embassy-cn"],
+            federation,
+            node: "embassy-id"
+        )
         #expect(wrong.status == 3)
-        #expect(wrong.stdout.contains("FAIL tls:") && wrong.stdout.contains("expected spiffe://casebridge.test/node/embassy-cn"))
+        #expect(
+            wrong.stdout.contains("FAIL tls:")
+                && wrong.stdout.contains("expected spiffe://casebridge.test/node/embassy-cn")
+        )
         // As JSON, one object per check.
-        let checks = try cli(["check-peer", "127.0.0.1:\(federation.ports["ncct"]!)", "--json"],
-                             federation, node: "embassy-id")
+        let checks = try cli(
+            ["check-peer", "127.0.0.1:\(federation.ports["ncct"]!)", "--json"],
+            federation,
+            node: "embassy-id"
+        )
         let objects = try checks.stdout.split(separator: "\n").map {
             try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
         }
@@ -137,7 +210,9 @@ struct CommandLineTests {
         #expect(objects.allSatisfy { $0["passed"] as? Bool == true })
         // An embassy's status lists the peer it exchanges with (NCCT), never the other embassies.
         let embassyStatus = try cli(["status", "--json"], federation, node: "embassy-id")
-        let peers = try #require(try JSONSerialization.jsonObject(with: Data(embassyStatus.stdout.utf8)) as? [String: Any])["peers"]
+        let peers = try #require(
+            try JSONSerialization.jsonObject(with: Data(embassyStatus.stdout.utf8)) as? [String: Any]
+        )["peers"]
         #expect((peers as? [[String: Any]])?.compactMap { $0["nodeId"] as? String } == ["ncct"])
         federation.stopAll()
     }
@@ -148,27 +223,50 @@ struct CommandLineTests {
         for node in federation.nodes { try await federation.start(node) }
         let batch = federation.folder.appendingPathComponent("two.csv")
         try "full_name\nFirst Person\nSecond Person\n".write(to: batch, atomically: true, encoding: .utf8)
-        let filed = try cli(["submit", "--kind", "rescue", "--persons", batch.path, "--reference", "ADD-1"],
-                            federation, node: "embassy-id")
+        let filed = try cli(
+            ["submit", "--kind", "rescue", "--persons", batch.path, "--reference", "ADD-1"],
+            federation,
+            node: "embassy-id"
+        )
         #expect(filed.status == 0, "\(filed.stderr)")
         let more = federation.folder.appendingPathComponent("more.csv")
         try "full_name,person_ref\nThird Person,\nFourth Person,P3\n".write(to: more, atomically: true, encoding: .utf8)
-        let added = try cli(["provide-info", "ADD-1", "Two more", "--persons", more.path],
-                            federation, node: "embassy-id")
+        let added = try cli(
+            ["provide-info", "ADD-1", "Two more", "--persons", more.path],
+            federation,
+            node: "embassy-id"
+        )
         #expect(added.status == 0, "\(added.stderr)")
         let config = federation.configPath("embassy-id").path
-        let piped = try run("sh", ["-c", "printf 'full_name,phone\\nFifth Person,+6281200000055\\n' | "
-                                   + "'\(casebridgeBinary)' provide-info ADD-1 'One more' --persons - --config '\(config)'"])
+        let piped = try run(
+            "sh",
+            [
+                "-c",
+                "printf 'full_name,phone\\nFifth Person,+6281200000055\\n' | "
+                    + "'\(casebridgeBinary)' provide-info ADD-1 'One more' --persons - --config '\(config)'",
+            ]
+        )
         #expect(piped.status == 0, "\(piped.stderr)")
-        #expect(try await federation.eventually {
-            try federation.sql("ncct", "SELECT group_concat(person_ref, ',') FROM (SELECT person_ref FROM persons ORDER BY position)")
-                == ["P1,P2,P4,P3,P5"]
-        })
+        #expect(
+            try await federation.eventually {
+                try federation.sql(
+                    "ncct",
+                    "SELECT group_concat(person_ref, ',') FROM (SELECT person_ref FROM persons ORDER BY position)"
+                )
+                    == ["P1,P2,P4,P3,P5"]
+            }
+        )
         // A ref the case already has is refused by line, before anything is sent.
         try "full_name,person_ref\nDuplicate,P2\n".write(to: more, atomically: true, encoding: .utf8)
-        expectOneLine(try cli(["provide-info", "ADD-1", "Again", "--persons", more.path],
-                              federation, node: "embassy-id"),
-                      exit: 2, containing: "more.csv line 2: person_ref: already in the case")
+        expectOneLine(
+            try cli(
+                ["provide-info", "ADD-1", "Again", "--persons", more.path],
+                federation,
+                node: "embassy-id"
+            ),
+            exit: 2,
+            containing: "more.csv line 2: person_ref: already in the case"
+        )
         federation.stopAll()
     }
 
@@ -177,19 +275,33 @@ struct CommandLineTests {
         let federation = try TestFederation(nodes: ["ncct", "embassy-id"])
         for node in federation.nodes { try await federation.start(node) }
         for n in 1...6 {
-            #expect(try cli(["submit", "--kind", "rescue"], federation, node: "embassy-id", input: "Range Test \(n)\n").status == 0)
+            #expect(
+                try cli(["submit", "--kind", "rescue"], federation, node: "embassy-id", input: "Range Test \(n)\n")
+                    .status == 0
+            )
         }
         #expect(try await federation.eventually { try federation.sql("ncct", "SELECT COUNT(*) FROM inbox") == ["6"] })
         let ids = try federation.sql("ncct", "SELECT entry_id FROM inbox ORDER BY entry_id").compactMap { Int($0) }
         let ranged = try cli(["inbox", "--mark-read", "\(ids[0])", "\(ids[1])-\(ids[3])"], federation, node: "ncct")
         #expect(ranged.stdout == "Marked 4 of 4 entries read.\n", "\(ranged.stderr)")
-        #expect(try cli(["inbox", "--mark-read", "all"],
-                        federation, node: "ncct").stdout == "Marked 2 of 2 entries read.\n")
+        #expect(
+            try cli(
+                ["inbox", "--mark-read", "all"],
+                federation,
+                node: "ncct"
+            ).stdout == "Marked 2 of 2 entries read.\n"
+        )
         #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM inbox WHERE read_at_ms IS NULL") == ["0"])
-        expectOneLine(try cli(["inbox", "--mark-read", "9-3"], federation, node: "ncct"), exit: 2,
-                      containing: "--mark-read 9-3: use entry numbers (12), ranges (12-20) or all")
-        expectOneLine(try cli(["inbox", "--mark-read", "1-99999999"], federation, node: "ncct"), exit: 2,
-                      containing: "--mark-read names more than 10000 entries at once")
+        expectOneLine(
+            try cli(["inbox", "--mark-read", "9-3"], federation, node: "ncct"),
+            exit: 2,
+            containing: "--mark-read 9-3: use entry numbers (12), ranges (12-20) or all"
+        )
+        expectOneLine(
+            try cli(["inbox", "--mark-read", "1-99999999"], federation, node: "ncct"),
+            exit: 2,
+            containing: "--mark-read names more than 10000 entries at once"
+        )
         federation.stopAll()
     }
 
@@ -202,14 +314,24 @@ struct CommandLineTests {
             #expect(result.status == 0, "\(result.stderr)")
             return try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         }
-        #expect(try object(["certs", "create-ca", "--out",
-                "\(folder.path)/ca"])["key"] as? String == "\(folder.path)/ca/ca.key")
-        let issued = try object(["certs", "issue", "--ca", "\(folder.path)/ca", "--node-id", "embassy-th",
-                                 "--trust-domain", "casebridge.example", "--out", "\(folder.path)/nodes"])
+        #expect(
+            try object([
+                "certs", "create-ca", "--out",
+                "\(folder.path)/ca",
+            ])["key"] as? String == "\(folder.path)/ca/ca.key"
+        )
+        let issued = try object([
+            "certs", "issue", "--ca", "\(folder.path)/ca", "--node-id", "embassy-th",
+            "--trust-domain", "casebridge.example", "--out", "\(folder.path)/nodes",
+        ])
         #expect(issued["identity"] as? String == "spiffe://casebridge.example/node/embassy-th")
-        #expect(try object(["certs", "request", "--node-id", "embassy-vn", "--out",
-                "\(folder.path)/vn"])["signing_request"]
-                as? String == "\(folder.path)/vn/embassy-vn.csr")
+        #expect(
+            try object([
+                "certs", "request", "--node-id", "embassy-vn", "--out",
+                "\(folder.path)/vn",
+            ])["signing_request"]
+                as? String == "\(folder.path)/vn/embassy-vn.csr"
+        )
         let shown = try object(["certs", "show", "\(folder.path)/nodes/embassy-th.pem"])
         #expect(shown["identities"] as? [String] == ["spiffe://casebridge.example/node/embassy-th"])
         let contract = try run(casebridgeBinary, ["contract", "--json"]).stdout.split(separator: "\n")
@@ -223,10 +345,18 @@ struct CommandLineTests {
         expectOneLine(try cli(["inbox"], federation, node: "ncct"), exit: 3, containing: "node ncct is not running")
         for node in federation.nodes { try await federation.start(node) }
         // Unknown case.
-        expectOneLine(try cli(["case", "show", "00000000-0000-4000-8000-000000000000"], federation, node: "ncct"), exit: 4, containing: "no case")
+        expectOneLine(
+            try cli(["case", "show", "00000000-0000-4000-8000-000000000000"], federation, node: "ncct"),
+            exit: 4,
+            containing: "no case"
+        )
         // Malformed CSV: the line and column are named, the value is not.
         let csv = federation.folder.appendingPathComponent("bad.csv")
-        try "full_name,phone\nGood Person,+628120001\nBad Person,0812-SECRET\n".write(to: csv, atomically: true, encoding: .utf8)
+        try "full_name,phone\nGood Person,+628120001\nBad Person,0812-SECRET\n".write(
+            to: csv,
+            atomically: true,
+            encoding: .utf8
+        )
         let malformed = try cli(["submit", "--kind", "rescue", "--persons", csv.path], federation, node: "embassy-id")
         expectOneLine(malformed, exit: 2, containing: "bad.csv line 3: phone: must be E.164")
         #expect(!malformed.stderr.contains("SECRET"))
@@ -238,34 +368,64 @@ struct CommandLineTests {
         try (["full_name,phone"] + rows).joined(separator: "\n").write(to: csv, atomically: true, encoding: .utf8)
         let three = try cli(["submit", "--kind", "rescue", "--persons", csv.path], federation, node: "embassy-id")
         #expect(three.status == 2)
-        #expect(three.stderr.split(separator: "\n") == [
-            "casebridge: \(csv.path) line 11: phone: must be E.164, e.g. +6281234567890",
-            "casebridge: \(csv.path) line 101: full_name: is empty",
-            "casebridge: \(csv.path) line 201: phone: must be E.164, e.g. +6281234567890",
-            "casebridge: \(csv.path): 3 lines to fix; nothing was sent",
-        ], "\(three.stderr)")
+        #expect(
+            three.stderr.split(separator: "\n") == [
+                "casebridge: \(csv.path) line 11: phone: must be E.164, e.g. +6281234567890",
+                "casebridge: \(csv.path) line 101: full_name: is empty",
+                "casebridge: \(csv.path) line 201: phone: must be E.164, e.g. +6281234567890",
+                "casebridge: \(csv.path): 3 lines to fix; nothing was sent",
+            ],
+            "\(three.stderr)"
+        )
         #expect(!three.stderr.contains("SECRET"))
         #expect(try federation.sql("embassy-id", "SELECT COUNT(*) FROM cases") == ["0"])
         try "full_name,shoe_size\nA,42\n".write(to: csv, atomically: true, encoding: .utf8)
-        expectOneLine(try cli(["submit", "--kind", "rescue", "--persons", csv.path], federation, node: "embassy-id"), exit: 2,
-                      containing: "line 1: unknown column shoe_size")
+        expectOneLine(
+            try cli(["submit", "--kind", "rescue", "--persons", csv.path], federation, node: "embassy-id"),
+            exit: 2,
+            containing: "line 1: unknown column shoe_size"
+        )
         try "full_name\n\"unclosed\n".write(to: csv, atomically: true, encoding: .utf8)
-        expectOneLine(try cli(["submit", "--kind", "rescue", "--persons", csv.path], federation, node: "embassy-id"), exit: 2,
-                      containing: "a quoted field is not closed")
+        expectOneLine(
+            try cli(["submit", "--kind", "rescue", "--persons", csv.path], federation, node: "embassy-id"),
+            exit: 2,
+            containing: "a quoted field is not closed"
+        )
         // Wrong role: an embassy cannot acknowledge; NCCT cannot file requests.
         let filed = try cli(["submit", "--kind", "rescue"], federation, node: "embassy-id", input: "Role Test\n").stdout
         let caseID = String(filed.split(separator: " ")[2])
-        expectOneLine(try cli(["ack", caseID], federation, node: "embassy-id"), exit: 4, containing: "only NCCT may change status")
-        expectOneLine(try cli(["submit", "--kind", "rescue"], federation, node: "ncct", input: "X\n"), exit: 4,
-                      containing: "only embassy nodes file requests")
+        expectOneLine(
+            try cli(["ack", caseID], federation, node: "embassy-id"),
+            exit: 4,
+            containing: "only NCCT may change status"
+        )
+        expectOneLine(
+            try cli(["submit", "--kind", "rescue"], federation, node: "ncct", input: "X\n"),
+            exit: 4,
+            containing: "only embassy nodes file requests"
+        )
         // Illegal transition and bad flags.
         #expect(try await federation.eventually { try federation.sql("ncct", "SELECT COUNT(*) FROM cases") == ["1"] })
-        expectOneLine(try cli(["update", caseID, "--status", "completed"], federation, node: "ncct"), exit: 4, containing: "cannot go from received to completed")
-        expectOneLine(try cli(["update", caseID, "--step", "teleported"], federation, node: "ncct"), exit: 2,
-                      containing: "--step must be one of: locating, rescue_planned, rescued,")
-        expectOneLine(try cli(["update", caseID, "--person", "IDN001=rescude"], federation, node: "ncct"), exit: 2,
-                      containing: "--person status must be one of: pending, located, rescued, sheltered,")
-        expectOneLine(try cli(["submit", "--kind", "rescue"], federation, node: "embassy-id"), exit: 2, containing: "--persons")
+        expectOneLine(
+            try cli(["update", caseID, "--status", "completed"], federation, node: "ncct"),
+            exit: 4,
+            containing: "cannot go from received to completed"
+        )
+        expectOneLine(
+            try cli(["update", caseID, "--step", "teleported"], federation, node: "ncct"),
+            exit: 2,
+            containing: "--step must be one of: locating, rescue_planned, rescued,"
+        )
+        expectOneLine(
+            try cli(["update", caseID, "--person", "IDN001=rescude"], federation, node: "ncct"),
+            exit: 2,
+            containing: "--person status must be one of: pending, located, rescued, sheltered,"
+        )
+        expectOneLine(
+            try cli(["submit", "--kind", "rescue"], federation, node: "embassy-id"),
+            exit: 2,
+            containing: "--persons"
+        )
         // Personal data in arguments is refused, with what to do instead, and the value is not repeated.
         let leaked = try cli(["submit", "--kind", "rescue", "--name", "Siti Secret"], federation, node: "embassy-id")
         expectOneLine(leaked, exit: 2, containing: "--name would put personal data in the process list")
@@ -277,18 +437,29 @@ struct CommandLineTests {
         #expect(!typo.stderr.contains("Secret"))
         expectOneLine(try cli(["inbox"], federation), exit: 2, containing: "--config")
         // Mistakes in the flags themselves: the same one line and exit 2, with where to look.
-        expectOneLine(try cli(["case", "show"], federation, node: "ncct"), exit: 2,
-                      containing: "casebridge: Missing expected argument '<case-id>' (see `casebridge case show --help`)")
-        expectOneLine(try cli(["update", caseID, "--bogus"], federation, node: "ncct"), exit: 2,
-                      containing: "Unknown option '--bogus' (see `casebridge update --help`)")
+        expectOneLine(
+            try cli(["case", "show"], federation, node: "ncct"),
+            exit: 2,
+            containing: "casebridge: Missing expected argument '<case-id>' (see `casebridge case show --help`)"
+        )
+        expectOneLine(
+            try cli(["update", caseID, "--bogus"], federation, node: "ncct"),
+            exit: 2,
+            containing: "Unknown option '--bogus' (see `casebridge update --help`)"
+        )
         expectOneLine(try cli(["nosuch"], federation), exit: 2, containing: "(see `casebridge --help`)")
         // A peer that is not running is called that, not a TLS failure.
         let silentPort = SocketAddress.freeLoopbackPort()
-        let noPeer = try cli(["check-peer", "127.0.0.1:\(silentPort)", "--expect", "ncct"],
-                             federation, node: "embassy-id")
+        let noPeer = try cli(
+            ["check-peer", "127.0.0.1:\(silentPort)", "--expect", "ncct"],
+            federation,
+            node: "embassy-id"
+        )
         #expect(noPeer.status == 3)
-        #expect(noPeer.stdout.contains("nothing is listening at 127.0.0.1:\(silentPort): is the node running?"),
-                "\(noPeer.stdout)")
+        #expect(
+            noPeer.stdout.contains("nothing is listening at 127.0.0.1:\(silentPort): is the node running?"),
+            "\(noPeer.stdout)"
+        )
         let emptyEnvironment = try run(casebridgeBinary, ["inbox"], environment: ["CASEBRIDGE_CONFIG": ""])
         expectOneLine(emptyEnvironment, exit: 2, containing: "say which node: --config FILE, or set CASEBRIDGE_CONFIG")
         federation.stopAll()
@@ -298,10 +469,15 @@ struct CommandLineTests {
     func watchIntoPipe() async throws {
         let federation = try TestFederation(nodes: ["ncct", "embassy-id"])
         for node in federation.nodes { try await federation.start(node) }
-        let watcher = try BackgroundProcess(casebridgeBinary, ["watch", "--config", federation.configPath("embassy-id").path])
+        let watcher = try BackgroundProcess(
+            casebridgeBinary,
+            ["watch", "--config", federation.configPath("embassy-id").path]
+        )
         defer { watcher.stop() }
         try await Task.sleep(for: .milliseconds(500))
-        #expect(try cli(["submit", "--kind", "rescue"], federation, node: "embassy-id", input: "Pipe Test\n").status == 0)
+        #expect(
+            try cli(["submit", "--kind", "rescue"], federation, node: "embassy-id", input: "Pipe Test\n").status == 0
+        )
         // The watcher is still running: the line must arrive without it exiting or being interrupted.
         // (If it never comes, the watcher is stopped after 20 s and the read ends empty.)
         DispatchQueue.global().asyncAfter(deadline: .now() + 20) { watcher.process.terminate() }
@@ -315,7 +491,9 @@ struct CommandLineTests {
     func expiredCertificate() throws {
         let federation = try TestFederation()
         let path = federation.configPath("ncct").path
-        var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        var config = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any]
+        )
         config["certificate"] = TestFederation.certs.appendingPathComponent("bad/expired.pem").path
         config["private_key"] = TestFederation.certs.appendingPathComponent("bad/expired.key").path
         chmod(TestFederation.certs.appendingPathComponent("bad/expired.key").path, 0o600)
@@ -325,29 +503,50 @@ struct CommandLineTests {
         // With the identity right but the date wrong, the date is what it says.
         config["node_id"] = "embassy-expired"
         try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: path))
-        var directory = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: federation.folder.appendingPathComponent("directory.json"))) as? [String: Any])
+        var directory = try #require(
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: federation.folder.appendingPathComponent("directory.json"))
+            ) as? [String: Any]
+        )
         var nodes = try #require(directory["nodes"] as? [[String: Any]])
         nodes.append(["id": "embassy-expired", "role": "embassy", "represents": "TH", "endpoint": "127.0.0.1:1"])
         directory["nodes"] = nodes
-        try JSONSerialization.data(withJSONObject: directory).write(to: federation.folder.appendingPathComponent("directory.json"))
-        expectOneLine(try run(casebridgeBinary, ["node", "run", "--config", path]), exit: 2, containing: "certificate expired")
+        try JSONSerialization.data(withJSONObject: directory).write(
+            to: federation.folder.appendingPathComponent("directory.json")
+        )
+        expectOneLine(
+            try run(casebridgeBinary, ["node", "run", "--config", path]),
+            exit: 2,
+            containing: "certificate expired"
+        )
     }
 
     @Test("a node refuses a private key that other users can read, and says how to fix it")
     func worldReadableKey() throws {
         let federation = try TestFederation(nodes: ["ncct"])
         let key = federation.folder.appendingPathComponent("ncct.key").path
-        try FileManager.default.copyItem(atPath: TestFederation.certs.appendingPathComponent("nodes/ncct.key").path, toPath: key)
+        try FileManager.default.copyItem(
+            atPath: TestFederation.certs.appendingPathComponent("nodes/ncct.key").path,
+            toPath: key
+        )
         chmod(key, 0o644)
         let path = federation.configPath("ncct").path
-        var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path)))
-                                  as? [String: Any])
+        var config = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path)))
+                as? [String: Any]
+        )
         config["private_key"] = key
         try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: path))
-        expectOneLine(try run(casebridgeBinary, ["node", "run", "--config", path]), exit: 2,
-                      containing: "\(key): the private key is readable by other users; run: chmod 600 \(key)")
+        expectOneLine(
+            try run(casebridgeBinary, ["node", "run", "--config", path]),
+            exit: 2,
+            containing: "\(key): the private key is readable by other users; run: chmod 600 \(key)"
+        )
         chmod(key, 0o600)
-        let started = try BackgroundProcess(casebridgeBinary, ["node", "run", "--config", path, "--log-level", "error"])
+        let started = try BackgroundProcess(
+            casebridgeBinary,
+            ["node", "run", "--config", path, "--log-level", "error"]
+        )
         defer { started.stop() }
         Thread.sleep(forTimeInterval: 1)
         #expect(started.process.isRunning)
@@ -361,10 +560,16 @@ struct DemoTests {
         let folder = try makeTemporaryFolder("demo")
         defer { try? FileManager.default.removeItem(at: folder) }
         let target = folder.appendingPathComponent("demo-data").path
-        let result = try run(casebridgeBinary, ["demo", "--folder", target, "--certs", repositoryRoot.appendingPathComponent("certs").path])
+        let result = try run(
+            casebridgeBinary,
+            ["demo", "--folder", target, "--certs", repositoryRoot.appendingPathComponent("certs").path]
+        )
         #expect(result.status == 0, "\(result.stderr)")
-        for fragment in ["NCCT committed it", "rescued 9, not found 2, declined assistance 1",
-                         "sheltered 8, documents in process 1", "cases at embassy-cn: 0", "all delivered: true", "Stopping the nodes"] {
+        for fragment in [
+            "NCCT committed it", "rescued 9, not found 2, declined assistance 1",
+            "sheltered 8, documents in process 1", "cases at embassy-cn: 0", "all delivered: true",
+            "Stopping the nodes",
+        ] {
             #expect(result.stdout.contains(fragment), "missing: \(fragment)")
         }
         // The data stays, the nodes are gone, and the folder is owner-only.
@@ -377,18 +582,33 @@ struct DemoTests {
         #expect(mode == 0o700)
         // Running it again replaces the earlier demo, here on ports of our choosing and as JSON.
         let base = SocketAddress.freeLoopbackPort()
-        let again = try run(casebridgeBinary, ["demo", "--folder", target, "--base-port", "\(base)", "--json",
-                                               "--certs", repositoryRoot.appendingPathComponent("certs").path])
+        let again = try run(
+            casebridgeBinary,
+            [
+                "demo", "--folder", target, "--base-port", "\(base)", "--json",
+                "--certs", repositoryRoot.appendingPathComponent("certs").path,
+            ]
+        )
         #expect(again.status == 0, "\(again.stderr)")
-        let summary = try #require(try JSONSerialization.jsonObject(with: Data(again.stdout.utf8)) as? [String: Any],
-                                   "\(again.stdout)")
-        #expect((summary["nodes"] as? [[String: Any]])?.compactMap { $0["port"] as? Int } == [base, base + 1, base + 2])
+        let summary = try #require(
+            try JSONSerialization.jsonObject(with: Data(again.stdout.utf8)) as? [String: Any],
+            "\(again.stdout)"
+        )
+        #expect(
+            (summary["nodes"] as? [[String: Any]])?.compactMap { $0["port"] as? Int } == [base, base + 1, base + 2]
+        )
         #expect(summary["all_delivered"] as? Bool == true)
         #expect((summary["outcome_counts"] as? [String: Int])?["declined_assistance"] == 1)
-        expectOneLine(try run(casebridgeBinary, ["demo", "--base-port", "80"]), exit: 2,
-                      containing: "--base-port must be from 1024 to 65533")
+        expectOneLine(
+            try run(casebridgeBinary, ["demo", "--base-port", "80"]),
+            exit: 2,
+            containing: "--base-port must be from 1024 to 65533"
+        )
         // A folder that is not a demo is left alone.
-        let refused = try run(casebridgeBinary, ["demo", "--folder", folder.path, "--certs", repositoryRoot.appendingPathComponent("certs").path])
+        let refused = try run(
+            casebridgeBinary,
+            ["demo", "--folder", folder.path, "--certs", repositoryRoot.appendingPathComponent("certs").path]
+        )
         #expect(refused.status == 2)
         #expect(refused.stderr.contains("is not an earlier demo"))
     }
@@ -403,15 +623,27 @@ struct CertificateCommandTests {
         let pki = folder.path
         func cli(_ arguments: [String]) throws -> ProcessResult { try run(casebridgeBinary, ["certs"] + arguments) }
         #expect(try cli(["create-ca", "--out", "\(pki)/ca"]).status == 0)
-        #expect(try cli(["issue", "--ca", "\(pki)/ca", "--node-id", "ncct", "--trust-domain", "casebridge.example", "--out", "\(pki)/nodes"]).status == 0)
+        #expect(
+            try cli([
+                "issue", "--ca", "\(pki)/ca", "--node-id", "ncct", "--trust-domain", "casebridge.example", "--out",
+                "\(pki)/nodes",
+            ]).status == 0
+        )
         // The embassy keeps its key and sends only a signing request.
         #expect(try cli(["request", "--node-id", "embassy-id", "--out", "\(pki)/embassy"]).status == 0)
-        #expect(try cli(["issue", "--ca", "\(pki)/ca", "--node-id", "embassy-id", "--trust-domain", "casebridge.example",
-                         "--csr", "\(pki)/embassy/embassy-id.csr", "--out", "\(pki)/nodes"]).status == 0)
+        #expect(
+            try cli([
+                "issue", "--ca", "\(pki)/ca", "--node-id", "embassy-id", "--trust-domain", "casebridge.example",
+                "--csr", "\(pki)/embassy/embassy-id.csr", "--out", "\(pki)/nodes",
+            ]).status == 0
+        )
         try FileManager.default.copyItem(atPath: "\(pki)/embassy/embassy-id.key", toPath: "\(pki)/nodes/embassy-id.key")
         try FileManager.default.copyItem(atPath: "\(pki)/ca/ca.pem", toPath: "\(pki)/ca.pem")
         for key in ["ca/ca.key", "nodes/ncct.key", "embassy/embassy-id.key"] {
-            #expect(try FileManager.default.attributesOfItem(atPath: "\(pki)/\(key)")[.posixPermissions] as? Int == 0o600, "\(key)")
+            #expect(
+                try FileManager.default.attributesOfItem(atPath: "\(pki)/\(key)")[.posixPermissions] as? Int == 0o600,
+                "\(key)"
+            )
         }
         let shown = try cli(["show", "\(pki)/nodes/embassy-id.pem"])
         #expect(shown.stdout.contains("Identity:  spiffe://casebridge.example/node/embassy-id"))
@@ -420,9 +652,19 @@ struct CertificateCommandTests {
         #expect(again.status == 2)
         #expect(again.stderr.contains("already exists; not replacing it"))
 
-        let federation = try TestFederation(nodes: ["ncct", "embassy-id"], certs: folder, trustDomain: "casebridge.example")
+        let federation = try TestFederation(
+            nodes: ["ncct", "embassy-id"],
+            certs: folder,
+            trustDomain: "casebridge.example"
+        )
         for node in federation.nodes { try await federation.start(node) }
-        let check = try run(casebridgeBinary, ["check-peer", "127.0.0.1:\(federation.ports["ncct"]!)", "--config", federation.configPath("embassy-id").path])
+        let check = try run(
+            casebridgeBinary,
+            [
+                "check-peer", "127.0.0.1:\(federation.ports["ncct"]!)", "--config",
+                federation.configPath("embassy-id").path,
+            ]
+        )
         #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
         #expect(check.stdout.contains("the peer proved it is spiffe://casebridge.example/node/ncct"))
         federation.stopAll()

@@ -22,7 +22,9 @@ struct CrashAndOutageTests {
         }
     }
 
-    @Test("NCCT killed mid-way through 2,000 submissions and an embassy down during 100 updates: nothing lost, nothing twice")
+    @Test(
+        "NCCT killed during 2,000 submissions, an embassy down during 100 updates: nothing lost, nothing twice"
+    )
     func crashAndOutage() async throws {
         let federation = try TestFederation()
         for node in federation.nodes { try await federation.start(node) }
@@ -32,7 +34,11 @@ struct CrashAndOutageTests {
         // 1,000 requests from each embassy; NCCT is killed once it has received 300, then restarted.
         async let fromA = submit(1000, via: embassyA)
         async let fromB = submit(1000, via: embassyB)
-        #expect(try await federation.eventually(60) { Int(try federation.sql("ncct", "SELECT COUNT(*) FROM inbox").first ?? "0")! >= 300 })
+        #expect(
+            try await federation.eventually(60) {
+                Int(try federation.sql("ncct", "SELECT COUNT(*) FROM inbox").first ?? "0")! >= 300
+            }
+        )
         federation.kill("ncct")
         let atKill = Int(try federation.sql("ncct", "SELECT COUNT(*) FROM inbox").first ?? "0")!
         try await Task.sleep(for: .milliseconds(500))
@@ -41,45 +47,90 @@ struct CrashAndOutageTests {
         #expect(submitted.count == 2000)
         #expect(atKill < 2000, "NCCT was killed after everything arrived; the test proves nothing")
 
-        #expect(try await federation.eventually(120) { try federation.sql("ncct", "SELECT COUNT(*) FROM inbox") == ["2000"] })
-        #expect(try federation.sql("ncct", "SELECT COUNT(*), COUNT(DISTINCT message_id) FROM inbox WHERE kind = 1") == ["2000|2000"])
+        #expect(
+            try await federation.eventually(120) {
+                try federation.sql("ncct", "SELECT COUNT(*) FROM inbox") == ["2000"]
+            }
+        )
+        #expect(
+            try federation.sql("ncct", "SELECT COUNT(*), COUNT(DISTINCT message_id) FROM inbox WHERE kind = 1") == [
+                "2000|2000"
+            ]
+        )
         #expect(Set(try federation.sql("ncct", "SELECT case_id FROM cases")) == submitted)
         for embassy in ["embassy-id", "embassy-cn"] {
-            #expect(try await federation.eventually(30) {
-                try federation.sql(embassy, "SELECT COUNT(*) FROM outbox WHERE state != \(DeliveryState.delivered.rawValue)") == ["0"]
-            })
-            #expect(try federation.sql(embassy, "SELECT COUNT(*) FROM cases WHERE status = \(CaseStatus.received.rawValue)") == ["1000"])
+            #expect(
+                try await federation.eventually(30) {
+                    try federation.sql(
+                        embassy,
+                        "SELECT COUNT(*) FROM outbox WHERE state != \(DeliveryState.delivered.rawValue)"
+                    ) == ["0"]
+                }
+            )
+            #expect(
+                try federation.sql(embassy, "SELECT COUNT(*) FROM cases WHERE status = \(CaseStatus.received.rawValue)")
+                    == ["1000"]
+            )
         }
 
         // Embassy B is stopped; NCCT makes 100 changes to ten of B's cases while it is away.
         federation.stop("embassy-cn")
         let ncct = federation.console("ncct")
         defer { ncct.close() }
-        let cases = Array(try federation.sql("ncct", "SELECT case_id FROM cases WHERE requesting_node = 'embassy-cn' ORDER BY case_id LIMIT 10"))
+        let cases = Array(
+            try federation.sql(
+                "ncct",
+                "SELECT case_id FROM cases WHERE requesting_node = 'embassy-cn' ORDER BY case_id LIMIT 10"
+            )
+        )
         var made: [String] = []
         for caseID in cases {
             made.append(try await ncct.unary(Console.applyChange, Make.status(caseID, .acknowledged)).updateID)
-            for n in 1...9 { made.append(try await ncct.unary(Console.applyChange, Make.note(caseID, "follow-up \(n)")).updateID) }
+            for n in 1...9 {
+                made.append(try await ncct.unary(Console.applyChange, Make.note(caseID, "follow-up \(n)")).updateID)
+            }
         }
         #expect(made.count == 100)
         // Several backoff rounds pass with B unreachable.
-        #expect(try await federation.eventually(30) {
-            Int(try federation.sql("ncct", "SELECT MAX(attempts) FROM outbox WHERE peer_node = 'embassy-cn'").first ?? "0")! >= 3
-        })
+        #expect(
+            try await federation.eventually(30) {
+                Int(
+                    try federation.sql("ncct", "SELECT MAX(attempts) FROM outbox WHERE peer_node = 'embassy-cn'").first
+                        ?? "0"
+                )! >= 3
+            }
+        )
         try await federation.start("embassy-cn")
-        #expect(try await federation.eventually(60) {
-            try federation.sql("ncct", "SELECT COUNT(*) FROM outbox WHERE peer_node = 'embassy-cn' AND state != \(DeliveryState.delivered.rawValue)") == ["0"]
-        })
+        #expect(
+            try await federation.eventually(60) {
+                try federation.sql(
+                    "ncct",
+                    "SELECT COUNT(*) FROM outbox WHERE peer_node = 'embassy-cn'"
+                        + " AND state != \(DeliveryState.delivered.rawValue)"
+                ) == ["0"]
+            }
+        )
         // Every update is in B's tracker exactly once, and each case's in the order NCCT made them
         // (cases are delivered side by side, so only the order within a case is promised).
-        let applied = try federation.sql("embassy-cn", "SELECT update_id FROM case_history WHERE actor_node = 'ncct' ORDER BY position")
+        let applied = try federation.sql(
+            "embassy-cn",
+            "SELECT update_id FROM case_history WHERE actor_node = 'ncct' ORDER BY position"
+        )
         #expect(applied.sorted() == made.sorted())
         for (index, caseID) in cases.enumerated() {
             let inCase = "FROM case_history WHERE case_id = '\(caseID)' ORDER BY position"
-            #expect(try federation.sql("embassy-cn", "SELECT update_id \(inCase)") == Array(made[(index * 10)..<(index * 10 + 10)]))
+            #expect(
+                try federation.sql("embassy-cn", "SELECT update_id \(inCase)")
+                    == Array(made[(index * 10)..<(index * 10 + 10)])
+            )
             #expect(try federation.sql("embassy-cn", "SELECT sequence \(inCase)") == (1...10).map(String.init))
         }
-        #expect(try federation.sql("embassy-cn", "SELECT COUNT(*) FROM cases WHERE status = \(CaseStatus.acknowledged.rawValue)") == ["10"])
+        #expect(
+            try federation.sql(
+                "embassy-cn",
+                "SELECT COUNT(*) FROM cases WHERE status = \(CaseStatus.acknowledged.rawValue)"
+            ) == ["10"]
+        )
 
         for node in federation.nodes {
             let console = federation.console(node)
@@ -90,8 +141,10 @@ struct CrashAndOutageTests {
         federation.stopAll()
     }
 
-    @Test("a withdrawal crossing a decline: both refused with reasons, nothing blocked, staff settle it and the trackers agree",
-          arguments: ["ncct", "embassy-id"])
+    @Test(
+        "a withdrawal crossing a decline: both refused, nothing blocked, staff settle it, trackers agree",
+        arguments: ["ncct", "embassy-id"]
+    )
     func crossedWithdrawalAndDecline(settledBy settler: String) async throws {
         let federation = try TestFederation(nodes: ["ncct", "embassy-id"])
         for node in federation.nodes { try await federation.start(node) }
@@ -102,7 +155,9 @@ struct CrashAndOutageTests {
         #expect(try await federation.eventually { try federation.sql("ncct", "SELECT COUNT(*) FROM cases") == ["1"] })
         _ = try await ncct0.unary(Console.applyChange, Make.status(caseX, .acknowledged))
         ncct0.close()
-        func status(_ node: String) throws -> [String] { try federation.sql(node, "SELECT status FROM cases WHERE case_id = '\(caseX)'") }
+        func status(_ node: String) throws -> [String] {
+            try federation.sql(node, "SELECT status FROM cases WHERE case_id = '\(caseX)'")
+        }
         #expect(try await federation.eventually { try status("embassy-id") == ["\(CaseStatus.acknowledged.rawValue)"] })
 
         // Apart: NCCT declines the case while the embassy is down...
@@ -121,17 +176,37 @@ struct CrashAndOutageTests {
         try await federation.start("ncct")
 
         // Both queues drain: each side refuses the change that no longer fits and takes the note; the new case arrives.
-        let settled = "SELECT COUNT(*) FROM outbox WHERE state IN (\(DeliveryState.queued.rawValue), \(DeliveryState.retryWaiting.rawValue))"
-        #expect(try await federation.eventually(30) {
-            try federation.sql("embassy-id", settled) == ["0"] && federation.sql("ncct", settled) == ["0"]
-        })
+        let settled =
+            "SELECT COUNT(*) FROM outbox WHERE state IN "
+            + "(\(DeliveryState.queued.rawValue), \(DeliveryState.retryWaiting.rawValue))"
+        #expect(
+            try await federation.eventually(30) {
+                try federation.sql("embassy-id", settled) == ["0"] && federation.sql("ncct", settled) == ["0"]
+            }
+        )
         #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM cases WHERE case_id = '\(caseY)'") == ["1"])
-        let embassyOut = try federation.sql("embassy-id", "SELECT state, last_error FROM outbox WHERE case_id = '\(caseX)' AND kind = 2 ORDER BY position")
-        #expect(embassyOut == ["\(DeliveryState.rejected.rawValue)|FAILED_PRECONDITION: a case cannot go from declined to withdrawn",
-                               "\(DeliveryState.delivered.rawValue)|"], "\(embassyOut)")
-        let ncctOut = try federation.sql("ncct", "SELECT state, last_error FROM outbox WHERE case_id = '\(caseX)' ORDER BY position")
-        #expect(ncctOut == ["\(DeliveryState.delivered.rawValue)|",
-                            "\(DeliveryState.rejected.rawValue)|FAILED_PRECONDITION: a case cannot go from withdrawn to declined"], "\(ncctOut)")
+        let embassyOut = try federation.sql(
+            "embassy-id",
+            "SELECT state, last_error FROM outbox WHERE case_id = '\(caseX)' AND kind = 2 ORDER BY position"
+        )
+        #expect(
+            embassyOut == [
+                "\(DeliveryState.rejected.rawValue)|FAILED_PRECONDITION: a case cannot go from declined to withdrawn",
+                "\(DeliveryState.delivered.rawValue)|",
+            ],
+            "\(embassyOut)"
+        )
+        let ncctOut = try federation.sql(
+            "ncct",
+            "SELECT state, last_error FROM outbox WHERE case_id = '\(caseX)' ORDER BY position"
+        )
+        #expect(
+            ncctOut == [
+                "\(DeliveryState.delivered.rawValue)|",
+                "\(DeliveryState.rejected.rawValue)|FAILED_PRECONDITION: a case cannot go from withdrawn to declined",
+            ],
+            "\(ncctOut)"
+        )
         #expect(try status("ncct") == ["\(CaseStatus.declined.rawValue)"])
         #expect(try status("embassy-id") == ["\(CaseStatus.withdrawn.rawValue)"])
 
@@ -145,7 +220,9 @@ struct CrashAndOutageTests {
         }
         #expect(views[0].refusedUpdates.map { "\($0.actorNode) \($0.code)" } == ["embassy-id FAILED_PRECONDITION"])
         #expect(views[1].refusedUpdates.map { "\($0.actorNode) \($0.code)" } == ["ncct FAILED_PRECONDITION"])
-        #expect(views[0].history.contains { if case .note? = $0.change { $0.actorNode == "embassy-id" } else { false } })
+        #expect(
+            views[0].history.contains { if case .note? = $0.change { $0.actorNode == "embassy-id" } else { false } }
+        )
 
         // Staff settle it: a note, then entered_in_error, from either side; both trackers converge.
         let console = federation.console(settler)
@@ -154,9 +231,11 @@ struct CrashAndOutageTests {
         _ = try await console.unary(Console.applyChange, Make.status(caseX, .enteredInError))
         let closed = ["\(CaseStatus.enteredInError.rawValue)"]
         #expect(try await federation.eventually(30) { try status("ncct") == closed && status("embassy-id") == closed })
-        #expect(try await federation.eventually(30) {
-            try federation.sql("embassy-id", settled) == ["0"] && federation.sql("ncct", settled) == ["0"]
-        })
+        #expect(
+            try await federation.eventually(30) {
+                try federation.sql("embassy-id", settled) == ["0"] && federation.sql("ncct", settled) == ["0"]
+            }
+        )
         let notes = "SELECT COUNT(*) FROM case_history WHERE case_id = '\(caseX)' AND refusal_code = 0"
         #expect(try federation.sql("ncct", notes) == federation.sql("embassy-id", notes))
         federation.stopAll()
@@ -172,10 +251,14 @@ struct CrashAndOutageTests {
         let caseA = try await embassy.unary(Console.submit, Make.request(persons: 2)).caseID
         let caseB = try await embassy.unary(Console.submit, Make.request(persons: 1)).caseID
         #expect(try await federation.eventually { try federation.sql("ncct", "SELECT COUNT(*) FROM cases") == ["2"] })
-        for caseID in [caseA, caseB] { _ = try await ncct.unary(Console.applyChange, Make.status(caseID, .acknowledged)) }
+        for caseID in [caseA, caseB] {
+            _ = try await ncct.unary(Console.applyChange, Make.status(caseID, .acknowledged))
+        }
         let pending = "SELECT COUNT(*) FROM outbox WHERE state != \(DeliveryState.delivered.rawValue)"
         func drained() async throws -> Bool {
-            try await federation.eventually(30) { try federation.sql("ncct", pending) == ["0"] && federation.sql("embassy-id", pending) == ["0"] }
+            try await federation.eventually(30) {
+                try federation.sql("ncct", pending) == ["0"] && federation.sql("embassy-id", pending) == ["0"]
+            }
         }
         #expect(try await drained())
 
@@ -211,16 +294,26 @@ struct CrashAndOutageTests {
 
         // It takes back what NCCT had delivered (and its own note, and case C), in NCCT's order...
         func picture(_ node: String) throws -> [String] {
-            try federation.sql(node, """
+            try federation.sql(
+                node,
+                """
                 SELECT c.case_id || ' ' || c.status || ' ' || c.step || ' ' ||
-                       (SELECT group_concat(status, ',') FROM (SELECT status FROM persons p WHERE p.case_id = c.case_id ORDER BY position)) || ' ' ||
-                       (SELECT group_concat(update_id, ',') FROM (SELECT update_id FROM case_history h WHERE h.case_id = c.case_id ORDER BY actor_node, sequence))
+                       (SELECT group_concat(status, ',') FROM
+                            (SELECT status FROM persons p WHERE p.case_id = c.case_id ORDER BY position)) || ' ' ||
+                       (SELECT group_concat(update_id, ',') FROM
+                            (SELECT update_id FROM case_history h WHERE h.case_id = c.case_id
+                             ORDER BY actor_node, sequence))
                 FROM cases c ORDER BY c.case_id
-                """)
+                """
+            )
         }
         let caughtUp = try await federation.eventually(30) { try picture("embassy-id") == picture("ncct") }
         #expect(caughtUp, "\((try? picture("embassy-id")) ?? []) vs \((try? picture("ncct")) ?? [])")
-        #expect(try federation.sql("embassy-id", "SELECT status FROM cases WHERE case_id = '\(caseB)'") == ["\(CaseStatus.infoRequested.rawValue)"])
+        #expect(
+            try federation.sql("embassy-id", "SELECT status FROM cases WHERE case_id = '\(caseB)'") == [
+                "\(CaseStatus.infoRequested.rawValue)"
+            ]
+        )
         #expect(try federation.sql("embassy-id", "SELECT event FROM audit WHERE event = 'case.caught_up'").count == 3)
 
         // ...and carries on: its next update to case A takes the next number, and a new case arrives.
@@ -229,7 +322,11 @@ struct CrashAndOutageTests {
         let caseD = try await embassy.unary(Console.submit, Make.request(persons: 1)).caseID
         #expect(try await drained())
         #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM cases WHERE case_id = '\(caseD)'") == ["1"])
-        #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM case_history WHERE update_id = '\(next.updateID)'") == ["1"])
+        #expect(
+            try federation.sql("ncct", "SELECT COUNT(*) FROM case_history WHERE update_id = '\(next.updateID)'") == [
+                "1"
+            ]
+        )
         #expect(try await federation.eventually { try picture("embassy-id") == picture("ncct") })
         federation.stopAll()
     }

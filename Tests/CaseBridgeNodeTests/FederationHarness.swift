@@ -14,7 +14,8 @@ let quietLogger: Logger = {
 }()
 
 /// The casebridge binary next to the test bundle (both are built by `swift build`).
-let casebridgeBinary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("casebridge").path
+let casebridgeBinary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    .appendingPathComponent("casebridge").path
 
 /// A federation of real node processes on loopback, each with its own certificate, database,
 /// configuration and console socket, in a temporary folder.
@@ -29,9 +30,15 @@ final class TestFederation: @unchecked Sendable {
 
     /// `certs` holds ca.pem, crl.pem (optional) and nodes/<id>.pem and .key.
     /// `limits` goes into every node's configuration as its "limits" object.
-    init(nodes: [String] = ["ncct", "embassy-id", "embassy-cn"], initialBackoffMs: Int = 50, maxBackoffMs: Int = 400,
-         certs: URL = TestFederation.certs, trustDomain: String = "casebridge.test", limits: [String: Any] = [:],
-         retention: [String: Any] = [:]) throws {
+    init(
+        nodes: [String] = ["ncct", "embassy-id", "embassy-cn"],
+        initialBackoffMs: Int = 50,
+        maxBackoffMs: Int = 400,
+        certs: URL = TestFederation.certs,
+        trustDomain: String = "casebridge.test",
+        limits: [String: Any] = [:],
+        retention: [String: Any] = [:]
+    ) throws {
         folder = try makeTemporaryFolder("fed")
         self.nodes = nodes
         self.certs = certs
@@ -41,11 +48,15 @@ final class TestFederation: @unchecked Sendable {
         let directory: [String: Any] = [
             "trust_domain": trustDomain,
             "nodes": nodes.map { node in
-                ["id": node, "role": node == "ncct" ? "ncct" : "embassy", "represents": represents[node] ?? "XX",
-                 "endpoint": "127.0.0.1:\(ports[node]!)", "display_name": node.uppercased()] as [String: Any]
+                [
+                    "id": node, "role": node == "ncct" ? "ncct" : "embassy", "represents": represents[node] ?? "XX",
+                    "endpoint": "127.0.0.1:\(ports[node]!)", "display_name": node.uppercased(),
+                ] as [String: Any]
             },
         ]
-        try JSONSerialization.data(withJSONObject: directory, options: .prettyPrinted).write(to: folder.appendingPathComponent("directory.json"))
+        try JSONSerialization.data(withJSONObject: directory, options: .prettyPrinted).write(
+            to: folder.appendingPathComponent("directory.json")
+        )
         for node in nodes {
             // Git checks keys out world-readable; a node refuses a key others can read.
             chmod(certs.appendingPathComponent("nodes/\(node).key").path, 0o600)
@@ -55,14 +66,19 @@ final class TestFederation: @unchecked Sendable {
                 "private_key": certs.appendingPathComponent("nodes/\(node).key").path,
                 "ca": certs.appendingPathComponent("ca.pem").path,
                 "directory": "directory.json", "data_folder": "\(node)/data", "console_socket": "\(node)/console.sock",
-                "delivery": ["initial_backoff_ms": initialBackoffMs, "max_backoff_ms": maxBackoffMs, "call_timeout_ms": 5000],
+                "delivery": [
+                    "initial_backoff_ms": initialBackoffMs, "max_backoff_ms": maxBackoffMs, "call_timeout_ms": 5000,
+                ],
             ]
             if !limits.isEmpty { config["limits"] = limits }
             if !retention.isEmpty { config["retention"] = retention }
             if FileManager.default.fileExists(atPath: certs.appendingPathComponent("crl.pem").path) {
                 config["crl"] = certs.appendingPathComponent("crl.pem").path
             }
-            try FileManager.default.createDirectory(at: folder.appendingPathComponent(node), withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                at: folder.appendingPathComponent(node),
+                withIntermediateDirectories: true
+            )
             try JSONSerialization.data(withJSONObject: config, options: .prettyPrinted).write(to: configPath(node))
         }
     }
@@ -77,7 +93,9 @@ final class TestFederation: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: casebridgeBinary)
         process.arguments = ["node", "run", "--config", configPath(node).path, "--log-level", "warning"]
         let log = folder.appendingPathComponent("\(node).log")
-        if !FileManager.default.fileExists(atPath: log.path) { _ = FileManager.default.createFile(atPath: log.path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: log.path) {
+            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        }
         let handle = try FileHandle(forWritingTo: log)
         handle.seekToEndOfFile()
         process.standardError = handle
@@ -88,7 +106,14 @@ final class TestFederation: @unchecked Sendable {
         defer { console.close() }
         for _ in 0..<500 {
             guard process.isRunning else { break }
-            if (try? await console.unary(GRPCHealth.Health.check, GRPCHealth.HealthCheckRequest(), timeout: .seconds(1))) != nil { return }
+            let health = try? await console.unary(
+                GRPCHealth.Health.check,
+                GRPCHealth.HealthCheckRequest(),
+                timeout: .seconds(1)
+            )
+            if health != nil {
+                return
+            }
             try await Task.sleep(for: .milliseconds(20))
         }
         throw RPCError(.unavailable, "node \(node) did not start: \(self.log(node))")
@@ -97,8 +122,10 @@ final class TestFederation: @unchecked Sendable {
     /// The node process's resident memory and open file descriptors, from /proc.
     func resources(_ node: String) -> (rssKiB: Int, openFiles: Int) {
         guard let pid = processes[node]?.processIdentifier,
-              let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return (0, 0) }
-        let rss = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
+            let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        else { return (0, 0) }
+        let rss =
+            status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
             .flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true)[1]) } ?? 0
         let files = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? 0
         return (rss, files)
@@ -146,21 +173,35 @@ final class TestFederation: @unchecked Sendable {
     }
 
     func console(_ node: String) -> RPCChannel {
-        RPCChannel(endpoint: "unix:\(socket(node))", target: PeerIdentity(trustDomain: trustDomain, nodeID: node), tls: nil, logger: quietLogger)
+        RPCChannel(
+            endpoint: "unix:\(socket(node))",
+            target: PeerIdentity(trustDomain: trustDomain, nodeID: node),
+            tls: nil,
+            logger: quietLogger
+        )
     }
 
     /// A channel to `node`'s exchange port, presenting `as`'s certificate.
     func peerChannel(to node: String, as caller: String) throws -> RPCChannel {
-        let tls = TLSConfiguration(certificateChainPath: Self.certs.appendingPathComponent("nodes/\(caller).pem").path,
-                                   privateKeyPath: Self.certs.appendingPathComponent("nodes/\(caller).key").path,
-                                   trustedCAPath: Self.certs.appendingPathComponent("ca.pem").path, trustDomain: "casebridge.test")
-        return RPCChannel(endpoint: "127.0.0.1:\(ports[node]!)", target: PeerIdentity(trustDomain: "casebridge.test", nodeID: node),
-                          tls: try TLSContext(.client, configuration: tls), logger: quietLogger)
+        let tls = TLSConfiguration(
+            certificateChainPath: Self.certs.appendingPathComponent("nodes/\(caller).pem").path,
+            privateKeyPath: Self.certs.appendingPathComponent("nodes/\(caller).key").path,
+            trustedCAPath: Self.certs.appendingPathComponent("ca.pem").path,
+            trustDomain: "casebridge.test"
+        )
+        return RPCChannel(
+            endpoint: "127.0.0.1:\(ports[node]!)",
+            target: PeerIdentity(trustDomain: "casebridge.test", nodeID: node),
+            tls: try TLSContext(.client, configuration: tls),
+            logger: quietLogger
+        )
     }
 
     /// Runs SQL against a node's database with Python's sqlite3 (an independent reader).
     func sql(_ node: String, _ query: String) throws -> [String] {
-        let script = "import sqlite3,sys; c=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro', uri=True); [print('|'.join(str(v) for v in r)) for r in c.execute(sys.argv[2])]"
+        let script =
+            "import sqlite3,sys; c=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro', uri=True); "
+            + "[print('|'.join(str(v) for v in r)) for r in c.execute(sys.argv[2])]"
         let result = try run("python3", ["-c", script, database(node), query])
         guard result.status == 0 else { throw RPCError(.internal, "sql failed: \(result.stderr)") }
         return result.stdout.split(separator: "\n").map(String.init)
@@ -188,7 +229,8 @@ func plainTextHits(in folder: URL, _ needles: [String]) -> [String] {
     var hits: [String] = []
     var isFolder: ObjCBool = false
     guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isFolder) else { return [] }
-    let files = isFolder.boolValue
+    let files =
+        isFolder.boolValue
         ? FileManager.default.enumerator(at: folder, includingPropertiesForKeys: nil)?.compactMap { $0 as? URL } ?? []
         : [folder]
     for file in files {

@@ -19,7 +19,9 @@ struct FederationTests {
         let caseID = receipt.caseID
         var lookup = GetCaseRequest()
         lookup.caseID = caseID
-        #expect(try await federation.eventually { try await embassy.unary(Console.getCase, lookup).status == .received })
+        #expect(
+            try await federation.eventually { try await embassy.unary(Console.getCase, lookup).status == .received }
+        )
 
         // NCCT has it in its inbox, unread, with all 300 persons pending.
         var unread = ListInboxRequest()
@@ -33,34 +35,44 @@ struct FederationTests {
         #expect(received.outcomeCounts.map { "\($0.status)=\($0.count)" } == ["pending=300"])
 
         // NCCT acknowledges and works the case, with mixed outcomes per person.
-        var rescued: [String: PersonStatus] = [:], notFound: [String: PersonStatus] = [:], sheltered: [String: PersonStatus] = [:]
+        var rescued: [String: PersonStatus] = [:], notFound: [String: PersonStatus] = [:],
+            sheltered: [String: PersonStatus] = [:]
         for i in 0..<300 {
             if i < 250 { rescued["P\(i)"] = .rescued } else { notFound["P\(i)"] = .notFound }
             if i < 200 { sheltered["P\(i)"] = .sheltered }
         }
-        for update in [Make.status(caseID, .acknowledged), Make.step(caseID, .locating), Make.step(caseID, .rescuePlanned),
-                       Make.step(caseID, .rescued), Make.outcomes(caseID, rescued.merging(notFound) { a, _ in a }),
-                       Make.step(caseID, .sheltered), Make.outcomes(caseID, sheltered), Make.note(caseID, "Shelter in Phnom Penh")] {
+        for update in [
+            Make.status(caseID, .acknowledged), Make.step(caseID, .locating), Make.step(caseID, .rescuePlanned),
+            Make.step(caseID, .rescued), Make.outcomes(caseID, rescued.merging(notFound) { a, _ in a }),
+            Make.step(caseID, .sheltered), Make.outcomes(caseID, sheltered), Make.note(caseID, "Shelter in Phnom Penh"),
+        ] {
             _ = try await ncct.unary(Console.applyChange, update)
         }
         let atNCCT = try await ncct.unary(Console.getCase, lookup)
         #expect(atNCCT.status == .inProgress)
         #expect(atNCCT.step == .sheltered)
-        #expect(atNCCT.outcomeCounts.map { "\($0.status)=\($0.count)" } == ["rescued=50", "sheltered=200", "not_found=50"])
+        #expect(
+            atNCCT.outcomeCounts.map { "\($0.status)=\($0.count)" } == ["rescued=50", "sheltered=200", "not_found=50"]
+        )
 
         // The embassy's tracker shows every step and every person's outcome, in order.
-        #expect(try await federation.eventually {
-            try await embassy.unary(Console.getCase, lookup).history.count == 8
-        })
+        #expect(
+            try await federation.eventually {
+                try await embassy.unary(Console.getCase, lookup).history.count == 8
+            }
+        )
         let atEmbassy = try await embassy.unary(Console.getCase, lookup)
         #expect(atEmbassy.status == .inProgress)
         #expect(atEmbassy.step == .sheltered)
         #expect(atEmbassy.persons == atNCCT.persons)
         #expect(atEmbassy.history.map(\.sequence) == Array(1...8))
         #expect(atEmbassy.history.map(\.updateID) == atNCCT.history.map(\.updateID))
-        #expect(try await federation.eventually {
-            try await ncct.unary(Console.getCase, lookup).deliveries.map(\.state) == Array(repeating: .delivered, count: 8)
-        })
+        #expect(
+            try await federation.eventually {
+                try await ncct.unary(Console.getCase, lookup).deliveries.map(\.state)
+                    == Array(repeating: .delivered, count: 8)
+            }
+        )
         #expect(atEmbassy.deliveries.map(\.state) == [.delivered])
 
         // Embassy B can neither read nor touch the case; each refusal is audited at NCCT.
@@ -72,10 +84,14 @@ struct FederationTests {
         withdrawal.updateID = UUID().uuidString.lowercased()
         withdrawal.actorNode = "embassy-cn"
         withdrawal.sequence = 1
-        let touch = try await #require(throws: RPCError.self) { try await other.unary(CaseExchange.pushUpdate, withdrawal) }
+        let touch = try await #require(throws: RPCError.self) {
+            try await other.unary(CaseExchange.pushUpdate, withdrawal)
+        }
         #expect(touch.code == .permissionDenied)
         var listed: [CaseSummary] = []
-        for try await summary in other.streaming(CaseExchange.listCases, [ListCasesRequest()]) { listed.append(summary) }
+        for try await summary in other.streaming(CaseExchange.listCases, [ListCasesRequest()]) {
+            listed.append(summary)
+        }
         #expect(listed.isEmpty)
         let refusals = try federation.sql("ncct", "SELECT actor, outcome FROM audit WHERE event = 'call.refused'")
         #expect(refusals == ["embassy-cn|PERMISSION_DENIED", "embassy-cn|PERMISSION_DENIED"])
@@ -104,17 +120,24 @@ struct FederationTests {
         let seen = Recorder()
         let watcher = Task {
             for try await event in embassy.streaming(Console.watch, [resume]) {
-                let detail: String = switch event.kind {
-                case .updated: "updated:\(event.update.map { "\($0.actorNode)#\($0.sequence)" } ?? "?"):\(event.summary?.status.description ?? "")"
-                case .delivery: "delivery:\(event.delivery?.state.description ?? "?")"
-                default: "\(event.kind)"
-                }
+                let detail: String =
+                    switch event.kind {
+                    case .updated:
+                        "updated:\(event.update.map { "\($0.actorNode)#\($0.sequence)" } ?? "?"):"
+                            + (event.summary?.status.description ?? "")
+                    case .delivery: "delivery:\(event.delivery?.state.description ?? "?")"
+                    default: "\(event.kind)"
+                    }
                 seen.record("\(event.caseID) \(detail)")
                 if detail.hasPrefix("updated") { return }  // only case B is acknowledged
             }
         }
         let caseID = try await embassy.unary(Console.submit, Make.request(persons: 1)).caseID
-        #expect(try await federation.eventually { try federation.sql("ncct", "SELECT COUNT(*) FROM cases WHERE case_id = '\(caseID)'") == ["1"] })
+        #expect(
+            try await federation.eventually {
+                try federation.sql("ncct", "SELECT COUNT(*) FROM cases WHERE case_id = '\(caseID)'") == ["1"]
+            }
+        )
         _ = try await ncct.unary(Console.applyChange, Make.status(caseID, .acknowledged))
         _ = try await watcher.value
         let forB = seen.all.filter { $0.hasPrefix(caseID) }.map { String($0.dropFirst(caseID.count + 1)) }
@@ -122,12 +145,19 @@ struct FederationTests {
         federation.stopAll()
     }
 
-    @Test("a newer node's request and update: accepted, stored, and returned by GetCase byte for byte (grpcio, no name override)")
+    @Test(
+        "a newer node's request and update: stored, and returned by GetCase byte for byte (grpcio, no name override)"
+    )
     func newerSender() async throws {
         let federation = try TestFederation(nodes: ["ncct", "embassy-id"])
         try await federation.start("ncct")
-        let sent = try run("python3", [repositoryRoot.appendingPathComponent("Tests/Peers/faithful_reads.py").path, "newer",
-                                       String(federation.ports["ncct"]!), TestFederation.certs.path])
+        let sent = try run(
+            "python3",
+            [
+                repositoryRoot.appendingPathComponent("Tests/Peers/faithful_reads.py").path, "newer",
+                String(federation.ports["ncct"]!), TestFederation.certs.path,
+            ]
+        )
         #expect(sent.status == 0, "\(sent.stderr)")
         let parts = sent.stdout.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
         try #require(parts.count == 2 && parts[0] == "ok")
@@ -162,29 +192,44 @@ struct FederationTests {
         provided.text = "1,000 more from the same compound"
         provided.addedPersons = persons(5_000..<6_000)
         _ = try await embassy.unary(Console.applyChange, Make.update(caseID, .informationProvided(provided)))
-        #expect(try await federation.eventually(60) {
-            try federation.sql("ncct", "SELECT COUNT(*) FROM persons WHERE case_id = '\(caseID)'") == ["6000"]
-        })
+        #expect(
+            try await federation.eventually(60) {
+                try federation.sql("ncct", "SELECT COUNT(*) FROM persons WHERE case_id = '\(caseID)'") == ["6000"]
+            }
+        )
 
         // Over the wire: grpcio, as the embassy, reads NCCT's copy (larger than one 4 MiB message).
-        let read = try run("python3", [repositoryRoot.appendingPathComponent("Tests/Peers/faithful_reads.py").path, "read",
-                                       String(federation.ports["ncct"]!), TestFederation.certs.path, "embassy-id", caseID])
+        let read = try run(
+            "python3",
+            [
+                repositoryRoot.appendingPathComponent("Tests/Peers/faithful_reads.py").path, "read",
+                String(federation.ports["ncct"]!), TestFederation.certs.path, "embassy-id", caseID,
+            ]
+        )
         #expect(read.status == 0, "\(read.stderr)")
-        let fields = Dictionary(uniqueKeysWithValues: read.stdout.split(separator: " ").compactMap { part -> (String, Int)? in
-            let pair = part.split(separator: "=")
-            return pair.count == 2 ? (String(pair[0]), Int(pair[1].trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1) : nil
-        })
+        let fields = Dictionary(
+            uniqueKeysWithValues: read.stdout.split(separator: " ").compactMap { part -> (String, Int)? in
+                let pair = part.split(separator: "=")
+                return pair.count == 2
+                    ? (String(pair[0]), Int(pair[1].trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1) : nil
+            }
+        )
         #expect(fields["persons"] == 6_000 && fields["history"] == 1, "\(read.stdout)")
         #expect((fields["bytes"] ?? 0) > 4 * 1024 * 1024, "\(read.stdout)")
         // At the console: the casebridge command shows it whole.
-        let shown = try run(casebridgeBinary, ["case", "show", caseID, "--json", "--config", federation.configPath("ncct").path])
+        let shown = try run(
+            casebridgeBinary,
+            ["case", "show", caseID, "--json", "--config", federation.configPath("ncct").path]
+        )
         #expect(shown.status == 0, "\(shown.stderr)")
         let json = try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any]
         #expect((json?["persons"] as? [Any])?.count == 6_000)
         federation.stopAll()
     }
 
-    @Test("after requests, answers, outcomes, notes, refusals and a catch-up, no file of any node holds a person in clear")
+    @Test(
+        "after requests, answers, outcomes, notes, refusals and a catch-up, no file of any node holds a person in clear"
+    )
     func nothingInClear() async throws {
         let federation = try TestFederation(nodes: ["ncct", "embassy-id"])
         for node in federation.nodes { try await federation.start(node) }
@@ -217,7 +262,11 @@ struct FederationTests {
         _ = try await embassy.unary(Console.applyChange, Make.update(caseID, .informationProvided(provided)))
         _ = try await embassy.unary(Console.applyChange, Make.note(caseID, "Zarqa's mother confirms"))
         let pending = "SELECT COUNT(*) FROM outbox WHERE state != \(DeliveryState.delivered.rawValue)"
-        #expect(try await federation.eventually { try federation.sql("ncct", pending) == ["0"] && federation.sql("embassy-id", pending) == ["0"] })
+        #expect(
+            try await federation.eventually {
+                try federation.sql("ncct", pending) == ["0"] && federation.sql("embassy-id", pending) == ["0"]
+            }
+        )
         // A restart: the catch-up reads every case back from the peer and writes what it takes.
         federation.stop("embassy-id")
         try await federation.start("embassy-id")
@@ -228,8 +277,13 @@ struct FederationTests {
         #expect(view.persons.first?.note == "Zarqa located at the Ilmanova house")
         federation.stopAll()
 
-        let needles = ["Zarqa", "Ilmanova", "Nguyễn Thị Đào", "+84901234567", "84901234567", "X9K4Q7Z1", "Wiremu",
-                       "Tawhiri", "+64211234567"]
-        #expect(plainTextHits(in: federation.folder, needles).isEmpty, "\(plainTextHits(in: federation.folder, needles))")
+        let needles = [
+            "Zarqa", "Ilmanova", "Nguyễn Thị Đào", "+84901234567", "84901234567", "X9K4Q7Z1", "Wiremu",
+            "Tawhiri", "+64211234567",
+        ]
+        #expect(
+            plainTextHits(in: federation.folder, needles).isEmpty,
+            "\(plainTextHits(in: federation.folder, needles))"
+        )
     }
 }

@@ -13,7 +13,8 @@ struct HelpTextTests {
             found.append(path)
             let help = try run(casebridgeBinary, path + ["--help"]).stdout
             guard let after = help.components(separatedBy: "SUBCOMMANDS:\n").dropFirst().first,
-                  let section = after.components(separatedBy: "\n\n").first else { continue }
+                let section = after.components(separatedBy: "\n\n").first
+            else { continue }
             for line in section.split(separator: "\n") where line.hasPrefix("  ") && !line.hasPrefix("   ") {
                 let name = line.split(separator: " ").first.map(String.init) ?? ""
                 if !name.isEmpty, name != "help" { pending.append(path + [name]) }
@@ -34,7 +35,8 @@ struct HelpTextTests {
             let fits = line.count + 1 + nextWord.count < 80
             let continuesProse = next.first.map { $0.isLowercase || $0.isNumber } ?? false
             if line.count >= 80 || (fits && continuesProse && !next.hasPrefix(" "))
-                || (line.hasPrefix("  ") && !next.hasPrefix(" ")) {
+                || (line.hasPrefix("  ") && !next.hasPrefix(" "))
+            {
                 broken.append(line)
             }
         }
@@ -53,8 +55,16 @@ struct HelpTextTests {
 
     @Test("the checker itself finds a hard break and a wrapped example")
     func checkerFindsBreaks() {
-        #expect(Self.brokenLines("OVERVIEW: x\n\nThe identity comes from the\ndirectory entry.\n") == ["The identity comes from the"])
-        #expect(Self.brokenLines("Examples:\n  casebridge submit --name x\n--phone +62 \\\n") == ["  casebridge submit --name x"])
+        #expect(
+            Self.brokenLines("OVERVIEW: x\n\nThe identity comes from the\ndirectory entry.\n") == [
+                "The identity comes from the"
+            ]
+        )
+        #expect(
+            Self.brokenLines("Examples:\n  casebridge submit --name x\n--phone +62 \\\n") == [
+                "  casebridge submit --name x"
+            ]
+        )
         #expect(Self.brokenLines("Statuses: a, b.\nSteps: c, d.\n") == [])
     }
 }

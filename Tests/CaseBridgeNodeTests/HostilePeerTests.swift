@@ -13,12 +13,14 @@ let hostilePeer = repositoryRoot.appendingPathComponent("Tests/Peers/hostile.py"
 /// Benchmarks/, not asserted here.
 @Suite("Hostile peers and strangers", .serialized)
 struct HostilePeerTests {
-    static var limits: [String: Any] { [
-        "stall_timeout_s": 2, "linger_s": 3, "max_connections": 300, "max_connections_per_peer": 8,
-        "max_handshakes_per_address": 16, "max_connection_buffer_bytes": 4 << 20,
-        // A small kernel buffer, so a peer that never reads is felt at once however slowly it sends.
-        "socket_send_buffer_bytes": 65_536,
-    ] }
+    static var limits: [String: Any] {
+        [
+            "stall_timeout_s": 2, "linger_s": 3, "max_connections": 300, "max_connections_per_peer": 8,
+            "max_handshakes_per_address": 16, "max_connection_buffer_bytes": 4 << 20,
+            // A small kernel buffer, so a peer that never reads is felt at once however slowly it sends.
+            "socket_send_buffer_bytes": 65_536,
+        ]
+    }
     /// Resident memory the NCCT node may reach during any attack here.
     static let rssCapKiB = 256 * 1024
 
@@ -31,13 +33,22 @@ struct HostilePeerTests {
         legitimate = try federation.peerChannel(to: "ncct", as: "embassy-id")
     }
 
-    func attack(_ name: String, as member: String? = "embassy-cn", seconds: Double = 4, count: Int = 1) async throws -> [String: Any] {
-        var arguments = [hostilePeer, name, "--port", "\(federation.ports["ncct"]!)",
-                         "--ca", TestFederation.certs.appendingPathComponent("ca.pem").path,
-                         "--seconds", "\(seconds)", "--count", "\(count)"]
+    func attack(
+        _ name: String,
+        as member: String? = "embassy-cn",
+        seconds: Double = 4,
+        count: Int = 1
+    ) async throws -> [String: Any] {
+        var arguments = [
+            hostilePeer, name, "--port", "\(federation.ports["ncct"]!)",
+            "--ca", TestFederation.certs.appendingPathComponent("ca.pem").path,
+            "--seconds", "\(seconds)", "--count", "\(count)",
+        ]
         if let member {
-            arguments += ["--cert", TestFederation.certs.appendingPathComponent("nodes/\(member).pem").path,
-                          "--key", TestFederation.certs.appendingPathComponent("nodes/\(member).key").path]
+            arguments += [
+                "--cert", TestFederation.certs.appendingPathComponent("nodes/\(member).pem").path,
+                "--key", TestFederation.certs.appendingPathComponent("nodes/\(member).key").path,
+            ]
         }
         async let outcome = runDetached("python3", arguments)
         // Meanwhile the other embassy keeps filing requests, and the node's footprint is watched.
@@ -57,8 +68,10 @@ struct HostilePeerTests {
         } while Date() < until
         let result = try await outcome
         #expect(result.status == 0, "\(result.stderr)")
-        let report = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any],
-                                  "\(result.stdout) \(result.stderr)")
+        let report = try #require(
+            try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any],
+            "\(result.stdout) \(result.stderr)"
+        )
         #expect(filed > 0)
         #expect(federation.isRunning["ncct"] == true, "\(federation.log("ncct"))")
         #expect(peakRSS < Self.rssCapKiB, "NCCT reached \(peakRSS) KiB during \(name)")
@@ -95,7 +108,10 @@ struct HostilePeerTests {
         let details = try #require(report["details"] as? [String: String], "\(report)")
         // 64 MiB a minute, at most ~11 MiB at once: the first two are decoded (and refused), the rest not even read.
         #expect(codes == ["INVALID_ARGUMENT": 2, "UNAVAILABLE": 6], "\(report)")
-        #expect(details["INVALID_ARGUMENT"]?.contains("casebridge.v1.InterventionRequest.persons: too many elements") == true)
+        #expect(
+            details["INVALID_ARGUMENT"]?.contains("casebridge.v1.InterventionRequest.persons: too many elements")
+                == true
+        )
         #expect(details["UNAVAILABLE"]?.contains("embassy-cn sent more than 67108864 bytes in a minute") == true)
         #expect(try await eventuallyAudited("call.malformed"))
         #expect(try await eventuallyAudited("peer.limit"))

@@ -8,8 +8,11 @@ import TestSupport
 /// The lifecycle and its rules, without any I/O.
 @Suite("Case lifecycle")
 struct LifecycleTests {
-    let received = Lifecycle.CaseState(status: .received, step: .unspecified,
-                                       persons: [PersonState.pending("P1", atMs: 0), PersonState.pending("P2", atMs: 0)])
+    let received = Lifecycle.CaseState(
+        status: .received,
+        step: .unspecified,
+        persons: [PersonState.pending("P1", atMs: 0), PersonState.pending("P2", atMs: 0)]
+    )
 
     func status(_ to: CaseStatus) -> CaseUpdate.Change {
         var change = StatusChange()
@@ -57,7 +60,10 @@ struct LifecycleTests {
     @Test("NCCT acknowledges, steps and records outcomes; a step moves an acknowledged case to in progress")
     func ncctWork() throws {
         // Outcomes wait for an acknowledgement: nobody has taken the case yet.
-        #expect(code { _ = try Lifecycle.apply(outcomes([("P1", .rescued)]), by: .ncct, to: received, atMs: 1) } == .failedPrecondition)
+        #expect(
+            code { _ = try Lifecycle.apply(outcomes([("P1", .rescued)]), by: .ncct, to: received, atMs: 1) }
+                == .failedPrecondition
+        )
         let acknowledged = try Lifecycle.apply(status(.acknowledged), by: .ncct, to: received, atMs: 1)
         #expect(acknowledged.status == .acknowledged)
         #expect(Lifecycle.isNoOp(status(.acknowledged), on: acknowledged))
@@ -67,14 +73,35 @@ struct LifecycleTests {
         let locating = try Lifecycle.apply(.stepChange(step), by: .ncct, to: acknowledged, atMs: 2)
         #expect(locating.status == .inProgress)
         #expect(locating.step == .locating)
-        let mixed = try Lifecycle.apply(outcomes([("P1", .rescued), ("P2", .notFound)]), by: .ncct, to: locating, atMs: 3)
+        let mixed = try Lifecycle.apply(
+            outcomes([("P1", .rescued), ("P2", .notFound)]),
+            by: .ncct,
+            to: locating,
+            atMs: 3
+        )
         #expect(mixed.persons.map(\.status) == [.rescued, .notFound])
         #expect(mixed.persons.map(\.updatedAtMs) == [3, 3])
-        #expect(Lifecycle.outcomeCounts(mixed.persons).map { "\($0.status)=\($0.count)" } == ["rescued=1", "not_found=1"])
+        #expect(
+            Lifecycle.outcomeCounts(mixed.persons).map { "\($0.status)=\($0.count)" } == ["rescued=1", "not_found=1"]
+        )
         // Per person: rescued cannot go back to pending, and an unknown person is NOT_FOUND.
-        #expect(code { _ = try Lifecycle.apply(outcomes([("P1", .pending)]), by: .ncct, to: mixed, atMs: 4) } == .failedPrecondition)
-        #expect(code { _ = try Lifecycle.apply(outcomes([("P9", .rescued)]), by: .ncct, to: mixed, atMs: 4) } == .notFound)
-        #expect(code { _ = try Lifecycle.apply(outcomes([("P1", .sheltered), ("P1", .sheltered)]), by: .ncct, to: mixed, atMs: 4) } == .invalidArgument)
+        #expect(
+            code { _ = try Lifecycle.apply(outcomes([("P1", .pending)]), by: .ncct, to: mixed, atMs: 4) }
+                == .failedPrecondition
+        )
+        #expect(
+            code { _ = try Lifecycle.apply(outcomes([("P9", .rescued)]), by: .ncct, to: mixed, atMs: 4) } == .notFound
+        )
+        #expect(
+            code {
+                _ = try Lifecycle.apply(
+                    outcomes([("P1", .sheltered), ("P1", .sheltered)]),
+                    by: .ncct,
+                    to: mixed,
+                    atMs: 4
+                )
+            } == .invalidArgument
+        )
         // A completed rescue still records the repatriation that follows it.
         let completed = try Lifecycle.apply(status(.completed), by: .ncct, to: mixed, atMs: 5)
         let home = try Lifecycle.apply(outcomes([("P1", .repatriated)]), by: .ncct, to: completed, atMs: 6)
@@ -82,7 +109,10 @@ struct LifecycleTests {
         #expect(home.persons.map(\.status) == [.repatriated, .notFound])
         // ...and either side may still say it should never have existed.
         #expect(try Lifecycle.apply(status(.enteredInError), by: .ncct, to: home, atMs: 7).status == .enteredInError)
-        #expect(try Lifecycle.apply(status(.enteredInError), by: .requestingEmbassy, to: home, atMs: 7).status == .enteredInError)
+        #expect(
+            try Lifecycle.apply(status(.enteredInError), by: .requestingEmbassy, to: home, atMs: 7).status
+                == .enteredInError
+        )
     }
 
     // Regression: NCCT's acknowledgement reached the embassy before the embassy had recorded NCCT's
@@ -95,15 +125,30 @@ struct LifecycleTests {
         var note = Note()
         note.text = "on it"
         #expect(try Lifecycle.apply(.note(note), by: .ncct, to: submitted, atMs: 1).status == .received)
-        #expect(try Lifecycle.apply(.withdrawal(Withdrawal()), by: .requestingEmbassy, to: submitted, atMs: 1).status == .withdrawn)
+        #expect(
+            try Lifecycle.apply(.withdrawal(Withdrawal()), by: .requestingEmbassy, to: submitted, atMs: 1).status
+                == .withdrawn
+        )
     }
 
     @Test("only the requesting embassy withdraws or adds information; only NCCT changes status")
     func roles() throws {
-        #expect(code { _ = try Lifecycle.apply(status(.acknowledged), by: .requestingEmbassy, to: received, atMs: 1) } == .permissionDenied)
-        #expect(code { _ = try Lifecycle.apply(status(.completed), by: .requestingEmbassy, to: received, atMs: 1) } == .permissionDenied)
-        #expect(code { _ = try Lifecycle.apply(.withdrawal(Withdrawal()), by: .ncct, to: received, atMs: 1) } == .permissionDenied)
-        #expect(try Lifecycle.apply(.withdrawal(Withdrawal()), by: .requestingEmbassy, to: received, atMs: 1).status == .withdrawn)
+        #expect(
+            code { _ = try Lifecycle.apply(status(.acknowledged), by: .requestingEmbassy, to: received, atMs: 1) }
+                == .permissionDenied
+        )
+        #expect(
+            code { _ = try Lifecycle.apply(status(.completed), by: .requestingEmbassy, to: received, atMs: 1) }
+                == .permissionDenied
+        )
+        #expect(
+            code { _ = try Lifecycle.apply(.withdrawal(Withdrawal()), by: .ncct, to: received, atMs: 1) }
+                == .permissionDenied
+        )
+        #expect(
+            try Lifecycle.apply(.withdrawal(Withdrawal()), by: .requestingEmbassy, to: received, atMs: 1).status
+                == .withdrawn
+        )
         var question = InformationRequest()
         question.questions = ["Which floor?"]
         let asked = try Lifecycle.apply(.informationRequest(question), by: .ncct, to: received, atMs: 1)
@@ -121,7 +166,10 @@ struct LifecycleTests {
         note.text = "closing remark"
         let withdrawn = try Lifecycle.apply(.withdrawal(Withdrawal()), by: .requestingEmbassy, to: received, atMs: 1)
         #expect(try Lifecycle.apply(.note(note), by: .ncct, to: withdrawn, atMs: 2) == withdrawn)
-        #expect(code { _ = try Lifecycle.apply(outcomes([("P1", .rescued)]), by: .ncct, to: withdrawn, atMs: 2) } == .failedPrecondition)
+        #expect(
+            code { _ = try Lifecycle.apply(outcomes([("P1", .rescued)]), by: .ncct, to: withdrawn, atMs: 2) }
+                == .failedPrecondition
+        )
     }
 }
 
@@ -137,7 +185,8 @@ struct PublishedLifecycleTests {
             var outcome = PersonOutcome(); outcome.personRef = "P1"; outcome.status = .located
             var c = PersonOutcomes(); c.outcomes = [outcome]; return .personOutcomes(c)
         case "note": return .note(Note.with("a note"))
-        case "information_request": var c = InformationRequest(); c.questions = ["where?"]; return .informationRequest(c)
+        case "information_request":
+            var c = InformationRequest(); c.questions = ["where?"]; return .informationRequest(c)
         case "information_provided": var c = InformationProvided(); c.text = "here"; return .informationProvided(c)
         case "withdrawal": return .withdrawal(Withdrawal())
         default: Issue.record("no sample for \(kind)"); return .note(Note.with("?"))
@@ -155,14 +204,25 @@ struct PublishedLifecycleTests {
             for actor in [Lifecycle.Actor.ncct, .requestingEmbassy] {
                 // From NCCT, a case still `submitted` counts as received first (the table says so in words).
                 for status in statuses where !(actor == .ncct && status == .submitted) {
-                    let result = Result { try Lifecycle.apply(sample(rule.change), by: actor, to: state(status), atMs: 1) }
+                    let result = Result {
+                        try Lifecycle.apply(sample(rule.change), by: actor, to: state(status), atMs: 1)
+                    }
                     switch result {
                     case .success(let next):
-                        #expect(rule.by.contains(actor) && rule.takenIn.contains(status), "\(rule.change) by \(actor) in \(status)")
+                        #expect(
+                            rule.by.contains(actor) && rule.takenIn.contains(status),
+                            "\(rule.change) by \(actor) in \(status)"
+                        )
                         #expect(next.status == rule.moves[status] ?? status, "\(rule.change) in \(status)")
                     case .failure(let error as RPCError):
-                        #expect(!rule.by.contains(actor) || !rule.takenIn.contains(status), "\(rule.change) in \(status): \(error)")
-                        #expect(error.code == (rule.by.contains(actor) ? .failedPrecondition : .permissionDenied), "\(error)")
+                        #expect(
+                            !rule.by.contains(actor) || !rule.takenIn.contains(status),
+                            "\(rule.change) in \(status): \(error)"
+                        )
+                        #expect(
+                            error.code == (rule.by.contains(actor) ? .failedPrecondition : .permissionDenied),
+                            "\(error)"
+                        )
                     case .failure(let error): Issue.record("\(error)")
                     }
                 }
@@ -174,7 +234,8 @@ struct PublishedLifecycleTests {
                 var change = StatusChange()
                 change.toStatus = to
                 for actor in [Lifecycle.Actor.ncct, .requestingEmbassy] {
-                    let allowed = (from == to || Lifecycle.caseTransitions[from, default: []].contains(to))
+                    let allowed =
+                        (from == to || Lifecycle.caseTransitions[from, default: []].contains(to))
                         && (actor == .ncct || to == .enteredInError)
                     let next = try? Lifecycle.apply(.statusChange(change), by: actor, to: state(from), atMs: 1)
                     #expect((next != nil) == allowed, "\(actor): \(from) → \(to)")
@@ -188,7 +249,8 @@ struct PublishedLifecycleTests {
     func copiesAreFresh() throws {
         for (file, prefix, asComment) in [("README.md", "", false), ("proto/casebridge/v1/case.proto", "// ", true)] {
             let text = try String(contentsOf: repositoryRoot.appendingPathComponent(file), encoding: .utf8)
-            let expected = prefix + Lifecycle.tableStart + "\n" + Lifecycle.contractText(asProtoComment: asComment)
+            let expected =
+                prefix + Lifecycle.tableStart + "\n" + Lifecycle.contractText(asProtoComment: asComment)
                 + prefix + Lifecycle.tableEnd
             #expect(text.contains(expected), "\(file) is stale: run scripts/generate-lifecycle and commit the result")
         }
@@ -211,13 +273,37 @@ struct ConfigurationTests {
     func directory() throws {
         let folder = try makeTemporaryFolder("config")
         defer { try? FileManager.default.removeItem(at: folder) }
-        let bad = try write(#"{"trust_domain": "t", "nodes": [{"id": "ncct", "role": "ncct", "represents": "KH", "endpoint": "h:1"},"# +
-                            #"{"id": "embassy-id", "role": "consulate", "represents": "ID", "endpoint": "h:2"}]}"#, "d1.json", in: folder)
-        #expect(problem { _ = try Directory.load(bad) } == "\(bad): nodes[1].role: must be \"ncct\" or \"embassy\", not \"consulate\"")
-        let noNCCT = try write(#"{"trust_domain": "t", "nodes": [{"id": "e", "role": "embassy", "represents": "ID", "endpoint": "h:2"}]}"#, "d2.json", in: folder)
-        #expect(problem { _ = try Directory.load(noNCCT) }.hasSuffix("nodes: must list exactly one node with role \"ncct\" (found 0)"))
-        let country = try write(#"{"trust_domain": "t", "nodes": [{"id": "ncct", "role": "ncct", "represents": "Cambodia", "endpoint": "h:1"}]}"#, "d3.json", in: folder)
-        #expect(problem { _ = try Directory.load(country) }.hasSuffix("nodes[0].represents: must be an ISO 3166-1 alpha-2 code such as \"ID\""))
+        let bad = try write(
+            #"{"trust_domain": "t", "nodes": [{"id": "ncct", "role": "ncct", "represents": "KH", "endpoint": "h:1"},"#
+                + #"{"id": "embassy-id", "role": "consulate", "represents": "ID", "endpoint": "h:2"}]}"#,
+            "d1.json",
+            in: folder
+        )
+        #expect(
+            problem { _ = try Directory.load(bad) }
+                == "\(bad): nodes[1].role: must be \"ncct\" or \"embassy\", not \"consulate\""
+        )
+        let noNCCT = try write(
+            #"{"trust_domain": "t", "nodes": [{"id": "e", "role": "embassy", "represents": "ID", "endpoint": "h:2"}]}"#,
+            "d2.json",
+            in: folder
+        )
+        #expect(
+            problem { _ = try Directory.load(noNCCT) }.hasSuffix(
+                "nodes: must list exactly one node with role \"ncct\" (found 0)"
+            )
+        )
+        let country = try write(
+            #"{"trust_domain": "t", "nodes": [{"id": "ncct", "role": "ncct", "represents": "Cambodia", "#
+                + #""endpoint": "h:1"}]}"#,
+            "d3.json",
+            in: folder
+        )
+        #expect(
+            problem { _ = try Directory.load(country) }.hasSuffix(
+                "nodes[0].represents: must be an ISO 3166-1 alpha-2 code such as \"ID\""
+            )
+        )
         let notJSON = try write("{nodes: ", "d4.json", in: folder)
         #expect(problem { _ = try Directory.load(notJSON) }.hasPrefix("\(notJSON): not valid JSON"))
     }
@@ -226,15 +312,33 @@ struct ConfigurationTests {
     func node() throws {
         let folder = try makeTemporaryFolder("config")
         defer { try? FileManager.default.removeItem(at: folder) }
-        let missing = try write(#"{"node_id": "ncct", "listen": "127.0.0.1:7443", "certificate": "nope.pem"}"#, "n1.json", in: folder)
-        #expect(problem { _ = try NodeConfiguration.load(missing) } == "\(missing): certificate: no file at \(folder.path)/nope.pem")
+        let missing = try write(
+            #"{"node_id": "ncct", "listen": "127.0.0.1:7443", "certificate": "nope.pem"}"#,
+            "n1.json",
+            in: folder
+        )
+        #expect(
+            problem { _ = try NodeConfiguration.load(missing) }
+                == "\(missing): certificate: no file at \(folder.path)/nope.pem"
+        )
         let listen = try write(#"{"node_id": "ncct", "listen": "everywhere"}"#, "n2.json", in: folder)
-        #expect(problem { _ = try NodeConfiguration.load(listen) } == "\(listen): listen: must be host:port, not \"everywhere\"")
+        #expect(
+            problem { _ = try NodeConfiguration.load(listen) }
+                == "\(listen): listen: must be host:port, not \"everywhere\""
+        )
         // Every limit is checked against its range.
         let certs = TestFederation.certs.path
-        let limit = try write(#"{"node_id": "ncct", "listen": "127.0.0.1:1", "certificate": "\#(certs)/nodes/ncct.pem", "#
-                              + #""private_key": "\#(certs)/nodes/ncct.key", "ca": "\#(certs)/ca.pem", "directory": "\#(certs)/ca.pem", "#
-                              + #""data_folder": "d", "console_socket": "s", "limits": {"stream_reset_burst": 0}}"#, "n3.json", in: folder)
-        #expect(problem { _ = try NodeConfiguration.load(limit) } == "\(limit): limits.stream_reset_burst: must be a whole number from 1 to 100000")
+        let limit = try write(
+            #"{"node_id": "ncct", "listen": "127.0.0.1:1", "certificate": "\#(certs)/nodes/ncct.pem", "#
+                + #""private_key": "\#(certs)/nodes/ncct.key", "ca": "\#(certs)/ca.pem", "#
+                + #""directory": "\#(certs)/ca.pem", "#
+                + #""data_folder": "d", "console_socket": "s", "limits": {"stream_reset_burst": 0}}"#,
+            "n3.json",
+            in: folder
+        )
+        #expect(
+            problem { _ = try NodeConfiguration.load(limit) }
+                == "\(limit): limits.stream_reset_burst: must be a whole number from 1 to 100000"
+        )
     }
 }

@@ -21,10 +21,20 @@ struct NodeRefusalTests {
         #expect(try await federation.eventually { try federation.sql("ncct", "SELECT COUNT(*) FROM cases") == ["1"] })
         func stored() throws -> [String] {
             let counts = ["cases", "persons", "case_history", "inbox", "outbox"].map { "(SELECT COUNT(*) FROM \($0))" }
-            return try federation.sql("ncct", "SELECT \(counts.joined(separator: ", ")), (SELECT group_concat(status) FROM cases)")
+            return try federation.sql(
+                "ncct",
+                "SELECT \(counts.joined(separator: ", ")), (SELECT group_concat(status) FROM cases)"
+            )
         }
-        func refusalCount() throws -> Int { Int(try federation.sql("ncct", "SELECT COUNT(*) FROM audit WHERE event = 'call.refused'").first!)! }
-        func update(_ change: CaseUpdate.Change, sequence: UInt64, caseID: String = caseID, actor: String = "embassy-id") -> CaseUpdate {
+        func refusalCount() throws -> Int {
+            Int(try federation.sql("ncct", "SELECT COUNT(*) FROM audit WHERE event = 'call.refused'").first!)!
+        }
+        func update(
+            _ change: CaseUpdate.Change,
+            sequence: UInt64,
+            caseID: String = caseID,
+            actor: String = "embassy-id"
+        ) -> CaseUpdate {
             var update = Make.update(caseID, change)
             update.updateID = UUID().uuidString.lowercased()
             update.actorNode = actor
@@ -45,12 +55,24 @@ struct NodeRefusalTests {
         }
         // Wrong role: an embassy changing a case's status, and an embassy submitting to another embassy.
         try await refused(.permissionDenied, "only NCCT may change status") {
-            _ = try await asEmbassy.unary(CaseExchange.pushUpdate, update(.statusChange({ var s = StatusChange(); s.toStatus = .completed; return s }()), sequence: 1))
+            _ = try await asEmbassy.unary(
+                CaseExchange.pushUpdate,
+                update(
+                    .statusChange(
+                        {
+                            var s = StatusChange(); s.toStatus = .completed; return s
+                        }()
+                    ),
+                    sequence: 1
+                )
+            )
         }
         var misrouted = Make.request(persons: 1)
         misrouted.requestID = UUID().uuidString.lowercased()
         misrouted.originNode = "embassy-cn"
-        let error = try await #require(throws: RPCError.self) { try await embassyToEmbassy.unary(CaseExchange.submitRequest, misrouted) }
+        let error = try await #require(throws: RPCError.self) {
+            try await embassyToEmbassy.unary(CaseExchange.submitRequest, misrouted)
+        }
         #expect(error.code == .permissionDenied)
         #expect(error.message.contains("is an embassy node"))
         // Wrong origin: a request or update claiming to come from someone else.
@@ -61,11 +83,32 @@ struct NodeRefusalTests {
             _ = try await asEmbassy.unary(CaseExchange.submitRequest, spoofed)
         }
         try await refused(.permissionDenied, "actor_node ncct is not the caller") {
-            _ = try await asEmbassy.unary(CaseExchange.pushUpdate, update(.note({ var n = Note(); n.text = "x"; return n }()), sequence: 1, actor: "ncct"))
+            _ = try await asEmbassy.unary(
+                CaseExchange.pushUpdate,
+                update(
+                    .note(
+                        {
+                            var n = Note(); n.text = "x"; return n
+                        }()
+                    ),
+                    sequence: 1,
+                    actor: "ncct"
+                )
+            )
         }
         // Gap in sequence: the receiver names the sequence it expects.
         let gap = try await #require(throws: RPCError.self) {
-            _ = try await asEmbassy.unary(CaseExchange.pushUpdate, update(.note({ var n = Note(); n.text = "x"; return n }()), sequence: 3))
+            _ = try await asEmbassy.unary(
+                CaseExchange.pushUpdate,
+                update(
+                    .note(
+                        {
+                            var n = Note(); n.text = "x"; return n
+                        }()
+                    ),
+                    sequence: 3
+                )
+            )
         }
         #expect(gap.code == .failedPrecondition)
         #expect(gap.metadata["casebridge-expected-sequence"] == "1")
@@ -73,26 +116,42 @@ struct NodeRefusalTests {
         #expect(try stored() == before)
         // Unknown case.
         try await refused(.notFound, "no case") {
-            _ = try await asEmbassy.unary(CaseExchange.pushUpdate, update(.note({ var n = Note(); n.text = "x"; return n }()), sequence: 1,
-                                                                         caseID: UUID().uuidString.lowercased()))
+            _ = try await asEmbassy.unary(
+                CaseExchange.pushUpdate,
+                update(
+                    .note(
+                        {
+                            var n = Note(); n.text = "x"; return n
+                        }()
+                    ),
+                    sequence: 1,
+                    caseID: UUID().uuidString.lowercased()
+                )
+            )
         }
         // Malformed request: the field is named, its value is not echoed.
         var malformed = Make.request(persons: 1)
         malformed.requestID = UUID().uuidString.lowercased()
         malformed.originNode = "embassy-id"
         malformed.persons[0].phone = "0812-SECRET"
-        try await refused(.invalidArgument, "persons[0].phone") { _ = try await asEmbassy.unary(CaseExchange.submitRequest, malformed) }
+        try await refused(.invalidArgument, "persons[0].phone") {
+            _ = try await asEmbassy.unary(CaseExchange.submitRequest, malformed)
+        }
         #expect(try !federation.sql("ncct", "SELECT detail FROM audit").joined().contains("SECRET"))
 
         // Illegal transition, at NCCT's own console: received cannot jump to completed.
-        let illegal = try await #require(throws: RPCError.self) { try await ncct.unary(Console.applyChange, Make.status(caseID, .completed)) }
+        let illegal = try await #require(throws: RPCError.self) {
+            try await ncct.unary(Console.applyChange, Make.status(caseID, .completed))
+        }
         #expect(illegal.code == .failedPrecondition)
         #expect(illegal.message == "a case cannot go from received to completed")
         // ...and over the wire: withdrawing a case NCCT has completed.
         _ = try await ncct.unary(Console.applyChange, Make.status(caseID, .acknowledged))
         _ = try await ncct.unary(Console.applyChange, Make.status(caseID, .completed))
         let withdrawal = update(.withdrawal(Withdrawal()), sequence: 1)
-        let late = try await #require(throws: RPCError.self) { _ = try await asEmbassy.unary(CaseExchange.pushUpdate, withdrawal) }
+        let late = try await #require(throws: RPCError.self) {
+            _ = try await asEmbassy.unary(CaseExchange.pushUpdate, withdrawal)
+        }
         #expect(late.code == .failedPrecondition)
         #expect(late.message == "a case cannot go from completed to withdrawn")
         #expect(late.metadata["casebridge-expected-sequence"] == nil)
@@ -100,9 +159,14 @@ struct NodeRefusalTests {
         // The refusal took sequence 1 (no dead end): the same update again gets the same answer, another
         // update claiming 1 is ALREADY_EXISTS, and sequence 2 applies.
         let replayed = await captureError { _ = try await asEmbassy.unary(CaseExchange.pushUpdate, withdrawal) }
-        #expect(replayed?.code == .failedPrecondition && replayed?.message == late.message, "\(String(describing: replayed))")
+        #expect(
+            replayed?.code == .failedPrecondition && replayed?.message == late.message,
+            "\(String(describing: replayed))"
+        )
         let thanks = Note.with("thanks")
-        let claim = await captureError { _ = try await asEmbassy.unary(CaseExchange.pushUpdate, update(.note(thanks), sequence: 1)) }
+        let claim = await captureError {
+            _ = try await asEmbassy.unary(CaseExchange.pushUpdate, update(.note(thanks), sequence: 1))
+        }
         #expect(claim?.code == .alreadyExists, "\(String(describing: claim))")
         #expect(claim?.message.contains("already taken by update \(withdrawal.updateID)") == true)
         let note = update(.note(thanks), sequence: 2)
@@ -110,12 +174,19 @@ struct NodeRefusalTests {
         let again = try await asEmbassy.unary(CaseExchange.pushUpdate, note)
         #expect(!first.alreadyApplied)
         #expect(again.alreadyApplied)
-        #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM case_history WHERE update_id = '\(note.updateID)'") == ["1"])
+        #expect(
+            try federation.sql("ncct", "SELECT COUNT(*) FROM case_history WHERE update_id = '\(note.updateID)'") == [
+                "1"
+            ]
+        )
         // The same update id with other content is not a duplicate.
         var altered = note
         altered.change = .note(Note.with("something else"))
         let reused = await captureError { _ = try await asEmbassy.unary(CaseExchange.pushUpdate, altered) }
-        #expect(reused?.code == .alreadyExists && reused?.message.contains("other content") == true, "\(String(describing: reused))")
+        #expect(
+            reused?.code == .alreadyExists && reused?.message.contains("other content") == true,
+            "\(String(describing: reused))"
+        )
         // Sequences the sender gave up on are skipped when it names them; an unnamed gap is still refused.
         var skipping = update(.note(Note.with("after two lost")), sequence: 5)
         skipping.skippedSequences = [3]
@@ -129,7 +200,11 @@ struct NodeRefusalTests {
         get.caseID = caseID
         let view = try await ncct.unary(Console.getCase, get)
         #expect(view.history.filter { $0.actorNode == "embassy-id" }.map(\.sequence) == [2, 5])
-        #expect(view.refusedUpdates.map { "\($0.sequence) \($0.code)" } == ["1 FAILED_PRECONDITION", "3 SKIPPED", "4 SKIPPED"])
+        #expect(
+            view.refusedUpdates.map { "\($0.sequence) \($0.code)" } == [
+                "1 FAILED_PRECONDITION", "3 SKIPPED", "4 SKIPPED",
+            ]
+        )
         #expect(view.refusedUpdates.first?.update?.updateID == withdrawal.updateID)
         #expect(view.status == .completed)
 

@@ -6,10 +6,14 @@ import TestSupport
 /// Retention with crypto-shredding, at real nodes.
 @Suite("Retention", .serialized)
 struct RetentionTests {
-    @Test("when retention ends, a closed case's persons are unrecoverable from the files, even with the node's key; held and open cases keep theirs")
+    @Test(
+        "retention's end: a closed case's persons are gone from the files, even with the key; held, open cases stay"
+    )
     func purge() async throws {
-        let federation = try TestFederation(nodes: ["ncct", "embassy-id"],
-                                            retention: ["days_after_closed": 0, "check_interval_s": 1])
+        let federation = try TestFederation(
+            nodes: ["ncct", "embassy-id"],
+            retention: ["days_after_closed": 0, "check_interval_s": 1]
+        )
         for node in federation.nodes { try await federation.start(node) }
         let embassy = federation.console("embassy-id"), ncct = federation.console("ncct")
         defer { [embassy, ncct].forEach { $0.close() } }
@@ -31,9 +35,12 @@ struct RetentionTests {
         hold.caseID = held
         hold.reason = "court case 2026/114"
         _ = try await ncct.unary(Console.holdRetention, hold)
-        let wrappedKey = try federation.sql("ncct", "SELECT hex(data_key) FROM cases WHERE case_id = '\(closing)'").first ?? ""
+        let wrappedKey =
+            try federation.sql("ncct", "SELECT hex(data_key) FROM cases WHERE case_id = '\(closing)'").first ?? ""
         #expect(wrappedKey.count == 2 * (32 + 29))
-        for caseID in [closing, open, held] { _ = try await ncct.unary(Console.applyChange, Make.status(caseID, .acknowledged)) }
+        for caseID in [closing, open, held] {
+            _ = try await ncct.unary(Console.applyChange, Make.status(caseID, .acknowledged))
+        }
         _ = try await ncct.unary(Console.applyChange, Make.outcomes(closing, ["P0": .located]))
         _ = try await ncct.unary(Console.applyChange, Make.status(closing, .completed))
         _ = try await ncct.unary(Console.applyChange, Make.status(held, .declined))
@@ -43,13 +50,26 @@ struct RetentionTests {
 
         // Both nodes destroy the closed case's personal data; the held one and the open one keep theirs.
         let purged = "SELECT COUNT(*) FROM audit WHERE event = 'case.purged' AND subject = '\(closing)'"
-        #expect(try await federation.eventually(30) { try federation.sql("ncct", purged) == ["1"] && federation.sql("embassy-id", purged) == ["1"] })
+        #expect(
+            try await federation.eventually(30) {
+                try federation.sql("ncct", purged) == ["1"] && federation.sql("embassy-id", purged) == ["1"]
+            }
+        )
         // A hold is the holding node's: NCCT keeps the declined case, the embassy (no hold) does not.
         for (node, kept) in [("ncct", [open, held]), ("embassy-id", [open])] {
-            #expect(try federation.sql(node, "SELECT COUNT(*) FROM cases WHERE case_id = '\(closing)' AND data_key IS NOT NULL") == ["0"])
-            #expect(try await federation.eventually {
-                try federation.sql(node, "SELECT case_id FROM cases WHERE data_key IS NOT NULL ORDER BY case_id") == kept.sorted()
-            }, "\(node)")
+            #expect(
+                try federation.sql(
+                    node,
+                    "SELECT COUNT(*) FROM cases WHERE case_id = '\(closing)' AND data_key IS NOT NULL"
+                ) == ["0"]
+            )
+            #expect(
+                try await federation.eventually {
+                    try federation.sql(node, "SELECT case_id FROM cases WHERE data_key IS NOT NULL ORDER BY case_id")
+                        == kept.sorted()
+                },
+                "\(node)"
+            )
         }
         var get = GetCaseRequest()
         get.caseID = closing
@@ -61,7 +81,10 @@ struct RetentionTests {
         get.caseID = open
         #expect(try await ncct.unary(Console.getCase, get).request?.persons.first?.fullName == "Maribel Otterly")
         let listed = try run(casebridgeBinary, ["retention", "--config", federation.configPath("ncct").path])
-        #expect(listed.stdout.contains("HELD: court case 2026/114") && listed.stdout.contains("destroyed"), "\(listed.stdout)")
+        #expect(
+            listed.stdout.contains("HELD: court case 2026/114") && listed.stdout.contains("destroyed"),
+            "\(listed.stdout)"
+        )
         #expect(try await ncct.unary(Console.verifyAudit, VerifyAuditRequest()).intact)
         federation.stopAll()
 
@@ -71,8 +94,13 @@ struct RetentionTests {
             return UInt8(wrappedKey[start..<wrappedKey.index(start, offsetBy: 2)], radix: 16)!
         }
         var hits = plainTextHits(in: federation.folder, ["Quillon", "Ashvane", "Maribel", "Torvald"])
-        let files = FileManager.default.enumerator(at: federation.folder, includingPropertiesForKeys: nil)?.compactMap { $0 as? URL } ?? []
-        for file in files where (try? Data(contentsOf: file))?.range(of: Data(keyBytes)) != nil { hits.append("\(file.path): wrapped key") }
+        let files =
+            FileManager.default.enumerator(at: federation.folder, includingPropertiesForKeys: nil)?.compactMap {
+                $0 as? URL
+            } ?? []
+        for file in files where (try? Data(contentsOf: file))?.range(of: Data(keyBytes)) != nil {
+            hits.append("\(file.path): wrapped key")
+        }
         #expect(hits.isEmpty, "\(hits)")
     }
 }
@@ -80,7 +108,9 @@ struct RetentionTests {
 /// Backups taken while a node runs, and a restore that needs no more from the operator than the key.
 @Suite("Backup and restore", .serialized)
 struct BackupTests {
-    @Test("a backup taken while the embassy works is sealed; restored after a disk loss, the embassy takes back the rest")
+    @Test(
+        "a backup taken while the embassy works is sealed; restored after a disk loss, the embassy takes back the rest"
+    )
     func backupAndRestore() async throws {
         let federation = try TestFederation(nodes: ["ncct", "embassy-id"])
         for node in federation.nodes { try await federation.start(node) }
@@ -98,23 +128,37 @@ struct BackupTests {
         #expect(written.status == 0, "\(written.stderr)")
         #expect(try FileManager.default.attributesOfItem(atPath: backup)[.posixPermissions] as? Int == 0o600)
         #expect(plainTextHits(in: federation.folder, ["Ottoline", "Vantablack"]).isEmpty)
-        expectOneLine(try run(casebridgeBinary, ["backup", "--to", backup, "--config", config]), exit: 4, containing: "already exists")
+        expectOneLine(
+            try run(casebridgeBinary, ["backup", "--to", backup, "--config", config]),
+            exit: 4,
+            containing: "already exists"
+        )
 
         // After the backup: NCCT works the case and the embassy files another.
         _ = try await ncct.unary(Console.applyChange, Make.step(caseA, .locating))
         let caseB = try await embassy.unary(Console.submit, Make.request(persons: 2)).caseID
         let pending = "SELECT COUNT(*) FROM outbox WHERE state != \(DeliveryState.delivered.rawValue)"
-        #expect(try await federation.eventually { try federation.sql("ncct", pending) == ["0"] && federation.sql("embassy-id", pending) == ["0"] })
+        #expect(
+            try await federation.eventually {
+                try federation.sql("ncct", pending) == ["0"] && federation.sql("embassy-id", pending) == ["0"]
+            }
+        )
 
         // Not while the node runs; not without the key it was sealed with.
-        expectOneLine(try run(casebridgeBinary, ["restore", "--from", backup, "--config", config]), exit: 4,
-                      containing: "is running; stop it first")
+        expectOneLine(
+            try run(casebridgeBinary, ["restore", "--from", backup, "--config", config]),
+            exit: 4,
+            containing: "is running; stop it first"
+        )
         embassy.close()
         federation.stop("embassy-id")
         let key = federation.folder.appendingPathComponent("embassy-id/data.key")
         try FileManager.default.moveItem(at: key, to: key.appendingPathExtension("away"))
-        expectOneLine(try run(casebridgeBinary, ["restore", "--from", backup, "--config", config]), exit: 2,
-                      containing: "a backup cannot be read without the key it was sealed with")
+        expectOneLine(
+            try run(casebridgeBinary, ["restore", "--from", backup, "--config", config]),
+            exit: 2,
+            containing: "a backup cannot be read without the key it was sealed with"
+        )
         try FileManager.default.moveItem(at: key.appendingPathExtension("away"), to: key)
 
         // The disk is lost; the backup comes back, and the node takes back the rest from NCCT at its start.
@@ -125,13 +169,23 @@ struct BackupTests {
         try await federation.start("embassy-id")
         embassy = federation.console("embassy-id")
         defer { embassy.close() }
-        #expect(try await federation.eventually(30) {
-            try federation.sql("embassy-id", "SELECT case_id, status, step FROM cases ORDER BY case_id")
-                == federation.sql("ncct", "SELECT case_id, status, step FROM cases ORDER BY case_id")
-        })
-        #expect(try federation.sql("embassy-id", "SELECT COUNT(*) FROM cases WHERE case_id IN ('\(caseA)', '\(caseB)')") == ["2"])
-        #expect(try federation.sql("embassy-id", "SELECT event FROM audit WHERE event IN ('store.restored', 'case.caught_up')")
-            .sorted() == ["case.caught_up", "case.caught_up", "store.restored"])
+        #expect(
+            try await federation.eventually(30) {
+                try federation.sql("embassy-id", "SELECT case_id, status, step FROM cases ORDER BY case_id")
+                    == federation.sql("ncct", "SELECT case_id, status, step FROM cases ORDER BY case_id")
+            }
+        )
+        #expect(
+            try federation.sql("embassy-id", "SELECT COUNT(*) FROM cases WHERE case_id IN ('\(caseA)', '\(caseB)')")
+                == ["2"]
+        )
+        #expect(
+            try federation.sql(
+                "embassy-id",
+                "SELECT event FROM audit WHERE event IN ('store.restored', 'case.caught_up')"
+            )
+            .sorted() == ["case.caught_up", "case.caught_up", "store.restored"]
+        )
         #expect(try await embassy.unary(Console.verifyAudit, VerifyAuditRequest()).intact)
         federation.stopAll()
     }
@@ -145,7 +199,11 @@ struct BackupTests {
         request.persons[0].fullName = "Rosalind Quenby"
         let caseID = try await embassy.unary(Console.submit, request).caseID
         let config = federation.configPath("embassy-id").path
-        expectOneLine(try run(casebridgeBinary, ["node", "rotate-key", "--config", config]), exit: 4, containing: "stop it first")
+        expectOneLine(
+            try run(casebridgeBinary, ["node", "rotate-key", "--config", config]),
+            exit: 4,
+            containing: "stop it first"
+        )
         embassy.close()
         federation.stop("embassy-id")
         let keyFile = federation.folder.appendingPathComponent("embassy-id/data.key")
@@ -156,8 +214,11 @@ struct BackupTests {
         #expect(try FileManager.default.attributesOfItem(atPath: keyFile.path)[.posixPermissions] as? Int == 0o600)
 
         // An interrupted rotation (a new key file left behind that opens nothing) is dropped at start.
-        try "ab".padding(toLength: 64, withPad: "ab", startingAt: 0).write(to: keyFile.appendingPathExtension("new"), atomically: true,
-                                                                          encoding: .utf8)
+        try "ab".padding(toLength: 64, withPad: "ab", startingAt: 0).write(
+            to: keyFile.appendingPathExtension("new"),
+            atomically: true,
+            encoding: .utf8
+        )
         chmod(keyFile.appendingPathExtension("new").path, 0o600)
         try await federation.start("embassy-id")
         #expect(!FileManager.default.fileExists(atPath: keyFile.appendingPathExtension("new").path))
@@ -168,7 +229,9 @@ struct BackupTests {
         #expect(try await embassy.unary(Console.getCase, get).request?.persons.first?.fullName == "Rosalind Quenby")
         let found = try run(casebridgeBinary, ["search", "--config", config], input: "quenby rosalind\n")
         #expect(found.stdout.contains("Rosalind Quenby"), "\(found.stdout)\(found.stderr)")
-        #expect(try federation.sql("embassy-id", "SELECT COUNT(*) FROM audit WHERE event = 'data_key.rotated'") == ["1"])
+        #expect(
+            try federation.sql("embassy-id", "SELECT COUNT(*) FROM audit WHERE event = 'data_key.rotated'") == ["1"]
+        )
 
         // With the old key back, the node refuses to start, and says why.
         federation.stop("embassy-id")

@@ -6,7 +6,9 @@ import TestSupport
 /// Search over sealed data, at real nodes and with the casebridge command.
 @Suite("Search", .serialized)
 struct SearchTests {
-    @Test("a person is found by name in any order without diacritics, by passport and by phone, where they may be seen only")
+    @Test(
+        "found by name in any order without diacritics, by passport and by phone, only where they may be seen"
+    )
     func findsWhereAllowed() async throws {
         let federation = try TestFederation()
         for node in federation.nodes { try await federation.start(node) }
@@ -28,9 +30,11 @@ struct SearchTests {
         cousin.fullName = "Wiremu Tawhiri"
         provided.addedPersons = [cousin]
         _ = try await embassy.unary(Console.applyChange, Make.update(caseID, .informationProvided(provided)))
-        #expect(try await federation.eventually {
-            try federation.sql("ncct", "SELECT COUNT(*) FROM persons WHERE case_id = '\(caseID)'") == ["3"]
-        })
+        #expect(
+            try await federation.eventually {
+                try federation.sql("ncct", "SELECT COUNT(*) FROM persons WHERE case_id = '\(caseID)'") == ["3"]
+            }
+        )
 
         func search(_ node: String, _ query: String) async throws -> [SearchHit] {
             let console = federation.console(node)
@@ -42,10 +46,16 @@ struct SearchTests {
             return hits
         }
         for node in ["embassy-id", "ncct"] {
-            for query in ["dao thi nguyen", "NGUYEN Dao", "Nguyễn Thị Đào", "C1234567", "c 123 4567".replacingOccurrences(of: " ", with: ""),
-                          "+84 90 123 4567", "1998-04-17"] {
+            for query in [
+                "dao thi nguyen", "NGUYEN Dao", "Nguyễn Thị Đào", "C1234567",
+                "c 123 4567".replacingOccurrences(of: " ", with: ""),
+                "+84 90 123 4567", "1998-04-17",
+            ] {
                 let hits = try await search(node, query)
-                #expect(hits.map { "\($0.summary?.caseID ?? "")/\($0.personRef)" } == ["\(caseID)/P0"], "\(node): \(query)")
+                #expect(
+                    hits.map { "\($0.summary?.caseID ?? "")/\($0.personRef)" } == ["\(caseID)/P0"],
+                    "\(node): \(query)"
+                )
                 #expect(hits.first?.fullName == "Nguyễn Thị Đào")
             }
             #expect(try await search(node, "tawhiri wiremu").map(\.personRef) == ["P7"], "\(node)")
@@ -58,14 +68,27 @@ struct SearchTests {
         #expect(try await search("embassy-cn", "C1234567").isEmpty)
 
         // At the command line the query is asked for, never taken from arguments, and never logged.
-        let typed = try run(casebridgeBinary, ["search", "--config", federation.configPath("ncct").path], input: "dao nguyen\n")
+        let typed = try run(
+            casebridgeBinary,
+            ["search", "--config", federation.configPath("ncct").path],
+            input: "dao nguyen\n"
+        )
         #expect(typed.status == 0, "\(typed.stderr)")
-        #expect(typed.stdout.contains("Nguyễn Thị Đào") && typed.stdout.contains(String(caseID.prefix(8))), "\(typed.stdout)")
-        let inArguments = try run(casebridgeBinary, ["search", "dao", "nguyen", "--config", federation.configPath("ncct").path])
+        #expect(
+            typed.stdout.contains("Nguyễn Thị Đào") && typed.stdout.contains(String(caseID.prefix(8))),
+            "\(typed.stdout)"
+        )
+        let inArguments = try run(
+            casebridgeBinary,
+            ["search", "dao", "nguyen", "--config", federation.configPath("ncct").path]
+        )
         expectOneLine(inArguments, exit: 2, containing: "a search names a person")
         #expect(!inArguments.stderr.lowercased().contains("nguyen"))
         federation.stopAll()
-        let hits = plainTextHits(in: federation.folder, ["dao nguyen", "dao thi nguyen", "Wiremu", "C1234567", "84901234567"])
+        let hits = plainTextHits(
+            in: federation.folder,
+            ["dao nguyen", "dao thi nguyen", "Wiremu", "C1234567", "84901234567"]
+        )
         #expect(hits.isEmpty, "\(hits)")
     }
 }

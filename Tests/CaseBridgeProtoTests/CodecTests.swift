@@ -59,7 +59,9 @@ struct RoundTripTests {
 @Suite("Codec refuses malformed input")
 struct MalformedInputTests {
     func decodeError(_ bytes: [UInt8], limits: ProtoLimits = .default) throws -> ProtoError {
-        try #require(throws: ProtoError.self) { try ProtoCodec.decode(InterventionRequest.self, from: bytes, limits: limits) }
+        try #require(throws: ProtoError.self) {
+            try ProtoCodec.decode(InterventionRequest.self, from: bytes, limits: limits)
+        }
     }
 
     @Test("a varint cut off at the end")

@@ -36,7 +36,10 @@ struct GeneratedCodeTests {
         defer { try? FileManager.default.removeItem(at: copy) }
         for path in ["proto", "scripts", "Sources/CCaseBridgeProto", "Sources/CaseBridgeProto/Generated"] {
             let destination = copy.appendingPathComponent(path)
-            try FileManager.default.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                at: destination.deletingLastPathComponent(),
+                withIntermediateDirectories: true
+            )
             try FileManager.default.copyItem(at: repositoryRoot.appendingPathComponent(path), to: destination)
         }
         let script = copy.appendingPathComponent("scripts/generate-proto").path
@@ -45,7 +48,10 @@ struct GeneratedCodeTests {
 
         let proto = copy.appendingPathComponent("proto/casebridge/v1/request.proto")
         let edited = try String(contentsOf: proto, encoding: .utf8)
-            .replacingOccurrences(of: "  string contact = 13;", with: "  string contact = 13;\n  string added_later = 99;")
+            .replacingOccurrences(
+                of: "  string contact = 13;",
+                with: "  string contact = 13;\n  string added_later = 99;"
+            )
         try edited.write(to: proto, atomically: true, encoding: .utf8)
         let stale = try run(script, ["--check"])
         #expect(stale.status != 0)

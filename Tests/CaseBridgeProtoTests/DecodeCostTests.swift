@@ -30,7 +30,9 @@ struct DecodeCostTests {
             person.languages = ["km", "th"]
             return person
         }
-        #expect(try ProtoCodec.decode(InterventionRequest.self, from: ProtoCodec.encode(request)).persons.count == 5_000)
+        #expect(
+            try ProtoCodec.decode(InterventionRequest.self, from: ProtoCodec.encode(request)).persons.count == 5_000
+        )
     }
 
     @Test("a per-person list over its limit is refused inside any person")
@@ -65,8 +67,10 @@ struct DecodeCostTests {
         }
         #expect(error.code == .tooManyElements)
         #expect(error.detail == "the message holds more than 1000")
-        #expect(try ProtoCodec.decode(InterventionRequest.self, from: Array(bytes.prefix(2_000)), limits: limits)
-            == InterventionRequest())
+        #expect(
+            try ProtoCodec.decode(InterventionRequest.self, from: Array(bytes.prefix(2_000)), limits: limits)
+                == InterventionRequest()
+        )
     }
 
     @Test("every repeated field of the contract has a limit")

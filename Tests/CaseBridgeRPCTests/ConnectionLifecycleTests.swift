@@ -24,9 +24,11 @@ final class ResetFlood: ConnectionDelegate, HTTP2SessionDelegate, @unchecked Sen
 
     func connectionReady(_ connection: Connection) {
         self.connection = connection
-        let headers = [HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "https"),
-                       HTTP2Header(":path", GRPCTesting.TestService.emptyCall.path), HTTP2Header(":authority", "ncct"),
-                       HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers")]
+        let headers = [
+            HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "https"),
+            HTTP2Header(":path", GRPCTesting.TestService.emptyCall.path), HTTP2Header(":authority", "ncct"),
+            HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
+        ]
         for _ in 0..<streams {
             guard self.connection != nil, let id = session.submitRequest(headers: headers) else { break }
             opened += 1
@@ -56,7 +58,9 @@ final class ResetFlood: ConnectionDelegate, HTTP2SessionDelegate, @unchecked Sen
     func session(_ session: HTTP2Session, endOfDataStreamID streamID: Int32) {}
     func session(_ session: HTTP2Session, closedStreamID streamID: Int32, errorCode: UInt32) {}
     func session(_ session: HTTP2Session, sentEndOfStreamID streamID: Int32) {}
-    func session(_ session: HTTP2Session, goAwayLastStreamID lastStreamID: Int32, errorCode: UInt32) { goAway = errorCode }
+    func session(_ session: HTTP2Session, goAwayLastStreamID lastStreamID: Int32, errorCode: UInt32) {
+        goAway = errorCode
+    }
 }
 
 @Suite("Connection lifecycle and limits", .serialized)
@@ -71,12 +75,22 @@ struct ConnectionLifecycleTests {
             let loop = group.next()
             loop.execute {
                 let flood = ResetFlood(streams: 1000) { continuation.resume(returning: $0) }
-                _ = Connection.connect(to: address, expectedPeer: Federation.identity("ncct"), loop: loop, tls: tls,
-                                          timeouts: ConnectionTimeouts(), logger: testLogger, delegate: flood)
+                _ = Connection.connect(
+                    to: address,
+                    expectedPeer: Federation.identity("ncct"),
+                    loop: loop,
+                    tls: tls,
+                    timeouts: ConnectionTimeouts(),
+                    logger: testLogger,
+                    delegate: flood
+                )
             }
         }
         // nghttp2's reset rate limit (burst 200) answers with GOAWAY and closes the connection.
-        #expect(outcome.contains("goaway=") && !outcome.contains("goaway=none") && !outcome.contains("goaway=0"), "\(outcome)")
+        #expect(
+            outcome.contains("goaway=") && !outcome.contains("goaway=none") && !outcome.contains("goaway=0"),
+            "\(outcome)"
+        )
         let channel = try server.channel()
         #expect(try await channel.unary(GRPCTesting.TestService.emptyCall, GRPCTesting.Empty()) == GRPCTesting.Empty())
         channel.close()
@@ -101,7 +115,9 @@ struct ConnectionLifecycleTests {
         var refused: RPCError?
         for _ in 0..<100 where refused == nil {
             try await Task.sleep(for: .milliseconds(50))
-            do { _ = try await channel.unary(GRPCTesting.TestService.emptyCall, GRPCTesting.Empty()) } catch let error as RPCError {
+            do { _ = try await channel.unary(GRPCTesting.TestService.emptyCall, GRPCTesting.Empty()) } catch let error
+                as RPCError
+            {
                 refused = error
             }
         }
@@ -158,11 +174,23 @@ struct ConnectionLifecycleTests {
         let group = EventLoopGroup(threads: 2, name: "many-clients")
         let tls = try TLSContext(.client, configuration: Federation.configuration(node: "embassy-id"))
         let channels = (0..<1000).map { _ in
-            RPCChannel(endpoint: server.endpoint, target: Federation.identity("ncct"), tls: tls, logger: testLogger, group: group)
+            RPCChannel(
+                endpoint: server.endpoint,
+                target: Federation.identity("ncct"),
+                tls: tls,
+                logger: testLogger,
+                group: group
+            )
         }
         let succeeded = try await withThrowingTaskGroup(of: Bool.self) { tasks in
             for channel in channels {
-                tasks.addTask { try await channel.unary(GRPCTesting.TestService.emptyCall, GRPCTesting.Empty(), timeout: .seconds(60)) == GRPCTesting.Empty() }
+                tasks.addTask {
+                    try await channel.unary(
+                        GRPCTesting.TestService.emptyCall,
+                        GRPCTesting.Empty(),
+                        timeout: .seconds(60)
+                    ) == GRPCTesting.Empty()
+                }
             }
             return try await tasks.reduce(0) { $0 + ($1 ? 1 : 0) }
         }

@@ -14,9 +14,14 @@ struct EndToEndTests {
         var request = GRPCTesting.SimpleRequest()
         request.responseSize = 1000
         request.fillUsername = true
-        let response = try await channel.unaryWithMetadata(GRPCTesting.TestService.unaryCall, request,
-                                                           metadata: ["x-grpc-test-echo-initial": "hello",
-                                                                      "x-grpc-test-echo-trailing-bin": "AAEC"])
+        let response = try await channel.unaryWithMetadata(
+            GRPCTesting.TestService.unaryCall,
+            request,
+            metadata: [
+                "x-grpc-test-echo-initial": "hello",
+                "x-grpc-test-echo-trailing-bin": "AAEC",
+            ]
+        )
         #expect(response.message.payload?.body.count == 1000)
         // The handler sees the caller's certificate identity, not anything the caller says.
         #expect(response.message.username == "embassy-id")
@@ -50,7 +55,9 @@ struct EndToEndTests {
         status.code = 2
         status.message = message
         request.responseStatus = status
-        let error = try await #require(throws: RPCError.self) { try await channel.unary(GRPCTesting.TestService.unaryCall, request) }
+        let error = try await #require(throws: RPCError.self) {
+            try await channel.unary(GRPCTesting.TestService.unaryCall, request)
+        }
         #expect(error.code == .unknown)
         #expect(error.message == message)
         channel.close()
@@ -92,7 +99,12 @@ struct UnixSocketTests {
         let server = try RPCServer(configuration: configuration, tls: nil, router: router, logger: testLogger)
         let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
         #expect(mode == 0o600)
-        let channel = RPCChannel(endpoint: "unix:\(path)", target: Federation.identity("ncct"), tls: nil, logger: testLogger)
+        let channel = RPCChannel(
+            endpoint: "unix:\(path)",
+            target: Federation.identity("ncct"),
+            tls: nil,
+            logger: testLogger
+        )
         var request = GRPCTesting.SimpleRequest()
         request.fillUsername = true
         #expect(try await channel.unary(GRPCTesting.TestService.unaryCall, request).username == "ncct")

@@ -13,11 +13,13 @@ enum Federation {
     static let domain = "casebridge.test"
 
     static func configuration(node: String, folder: String = "nodes", crl: Bool = true) -> TLSConfiguration {
-        TLSConfiguration(certificateChainPath: certs.appendingPathComponent("\(folder)/\(node).pem").path,
-                         privateKeyPath: certs.appendingPathComponent("\(folder)/\(node).key").path,
-                         trustedCAPath: certs.appendingPathComponent("ca.pem").path,
-                         revocationListPath: crl ? certs.appendingPathComponent("crl.pem").path : nil,
-                         trustDomain: domain)
+        TLSConfiguration(
+            certificateChainPath: certs.appendingPathComponent("\(folder)/\(node).pem").path,
+            privateKeyPath: certs.appendingPathComponent("\(folder)/\(node).key").path,
+            trustedCAPath: certs.appendingPathComponent("ca.pem").path,
+            revocationListPath: crl ? certs.appendingPathComponent("crl.pem").path : nil,
+            trustDomain: domain
+        )
     }
 
     static func identity(_ node: String) -> PeerIdentity { PeerIdentity(trustDomain: domain, nodeID: node) }
@@ -46,21 +48,33 @@ final class TestServer: Sendable {
         health.register(in: &router)
         ReflectionService.register(in: &router)
         let refusals = self.refusals
-        server = try RPCServer(configuration: configuration, tls: TLSContext(.server, configuration: Federation.configuration(node: "ncct")),
-                               router: router, logger: testLogger) { refusals.record("\($0.kind): \($0.reason)") }
+        server = try RPCServer(
+            configuration: configuration,
+            tls: TLSContext(.server, configuration: Federation.configuration(node: "ncct")),
+            router: router,
+            logger: testLogger
+        ) { refusals.record("\($0.kind): \($0.reason)") }
         self.health = health
     }
 
     var endpoint: String { "127.0.0.1:\(server.port)" }
 
-    func channel(as node: String = "embassy-id", folder: String = "nodes", expecting target: String = "ncct",
-                 configure: (inout RPCClientConfiguration) -> Void = { _ in }) throws -> RPCChannel {
+    func channel(
+        as node: String = "embassy-id",
+        folder: String = "nodes",
+        expecting target: String = "ncct",
+        configure: (inout RPCClientConfiguration) -> Void = { _ in }
+    ) throws -> RPCChannel {
         var configuration = RPCClientConfiguration()
         configuration.initialBackoff = .milliseconds(50)
         configure(&configuration)
-        return RPCChannel(endpoint: endpoint, target: Federation.identity(target),
-                          tls: try TLSContext(.client, configuration: Federation.configuration(node: node, folder: folder)),
-                          configuration: configuration, logger: testLogger)
+        return RPCChannel(
+            endpoint: endpoint,
+            target: Federation.identity(target),
+            tls: try TLSContext(.client, configuration: Federation.configuration(node: node, folder: folder)),
+            configuration: configuration,
+            logger: testLogger
+        )
     }
 }
 
@@ -116,8 +130,10 @@ enum InteropService {
         return payload
     }
 
-    private static func respond(_ parameters: [GRPCTesting.ResponseParameters],
-                                _ writer: ResponseWriter<GRPCTesting.StreamingOutputCallResponse>) async throws {
+    private static func respond(
+        _ parameters: [GRPCTesting.ResponseParameters],
+        _ writer: ResponseWriter<GRPCTesting.StreamingOutputCallResponse>
+    ) async throws {
         for parameter in parameters {
             if parameter.intervalUs > 0 { try await Task.sleep(for: .microseconds(Int(parameter.intervalUs))) }
             var response = GRPCTesting.StreamingOutputCallResponse()

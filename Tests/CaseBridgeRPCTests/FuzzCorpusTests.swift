@@ -32,7 +32,8 @@ struct MemoryServerSessionTests {
         var at = 0
         while at + 9 <= bytes.count {
             let length = Int(bytes[at]) << 16 | Int(bytes[at + 1]) << 8 | Int(bytes[at + 2])
-            let stream = UInt32(bytes[at + 5] & 0x7f) << 24 | UInt32(bytes[at + 6]) << 16 | UInt32(bytes[at + 7]) << 8
+            let stream =
+                UInt32(bytes[at + 5] & 0x7f) << 24 | UInt32(bytes[at + 6]) << 16 | UInt32(bytes[at + 7]) << 8
                 | UInt32(bytes[at + 8])
             found.append((bytes[at + 3], stream))
             at += 9 + length
@@ -48,7 +49,9 @@ struct MemoryServerSessionTests {
         defer { host.shutdown() }
         let peer = PeerIdentity(trustDomain: "casebridge.test", nodeID: "embassy-id")
         let session = MemoryServerSession(host: host, peer: peer)
-        let seed = try Data(contentsOf: repositoryRoot.appendingPathComponent("Tests/Fuzz/corpus/server-session/health"))
+        let seed = try Data(
+            contentsOf: repositoryRoot.appendingPathComponent("Tests/Fuzz/corpus/server-session/health")
+        )
         var output = session.receive(Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + Array(seed.dropFirst()))
         for _ in 0..<100 where !Self.frames(output).contains(where: { $0.type == 1 && $0.stream == 1 }) {
             try await Task.sleep(for: .milliseconds(10))

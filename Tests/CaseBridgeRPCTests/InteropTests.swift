@@ -9,18 +9,23 @@ let interopPeer = repositoryRoot.appendingPathComponent("Tests/Peers/interop.py"
 /// gRPC's standard interop cases between CaseBridge and Python's grpcio, over mutual TLS 1.3.
 @Suite("Interop with Python grpcio", .serialized)
 struct InteropTests {
-    static let serverCases = ["empty_unary", "large_unary", "near_limit_unary", "server_streaming", "custom_metadata",
-                              "status_code_and_message", "special_status_message", "unimplemented_method",
-                              "unimplemented_service", "timeout_on_sleeping_server", "cancel_after_first_response",
-                              "oversized_request", "oversized_response", "health", "reflection"]
+    static let serverCases = [
+        "empty_unary", "large_unary", "near_limit_unary", "server_streaming", "custom_metadata",
+        "status_code_and_message", "special_status_message", "unimplemented_method",
+        "unimplemented_service", "timeout_on_sleeping_server", "cancel_after_first_response",
+        "oversized_request", "oversized_response", "health", "reflection",
+    ]
 
     @Test("a grpcio client passes every case against our server, which keeps serving")
     func grpcioClientAgainstOurServer() async throws {
         let server = try TestServer()
-        let result = try await runDetached("python3", [
-            interopPeer, "client", "--port", String(server.server.port), "--ca", Federation.path("ca.pem"),
-            "--cert", Federation.path("nodes/embassy-id.pem"), "--key", Federation.path("nodes/embassy-id.key"),
-        ] + Self.serverCases)
+        let result = try await runDetached(
+            "python3",
+            [
+                interopPeer, "client", "--port", String(server.server.port), "--ca", Federation.path("ca.pem"),
+                "--cert", Federation.path("nodes/embassy-id.pem"), "--key", Federation.path("nodes/embassy-id.key"),
+            ] + Self.serverCases
+        )
         let lines = result.stdout.split(separator: "\n").map(String.init)
         for name in Self.serverCases {
             let line = lines.first { $0.hasPrefix("PASS \(name)") || $0.hasPrefix("FAIL \(name)") }
@@ -35,18 +40,27 @@ struct InteropTests {
 
     @Test("our client passes the cases against a grpcio server")
     func ourClientAgainstGrpcioServer() async throws {
-        let peer = try BackgroundProcess("python3", [interopPeer, "server", "--ca", Federation.path("ca.pem"),
-                                                     "--cert", Federation.path("nodes/embassy-vn.pem"),
-                                                     "--key", Federation.path("nodes/embassy-vn.key")])
+        let peer = try BackgroundProcess(
+            "python3",
+            [
+                interopPeer, "server", "--ca", Federation.path("ca.pem"),
+                "--cert", Federation.path("nodes/embassy-vn.pem"),
+                "--key", Federation.path("nodes/embassy-vn.key"),
+            ]
+        )
         defer { peer.stop() }
         let port = try #require(peer.waitForLine(prefix: "PORT ")).trimmingCharacters(in: .whitespaces)
-        let channel = RPCChannel(endpoint: "127.0.0.1:\(port)", target: Federation.identity("embassy-vn"),
-                                 tls: try .init(.client, configuration: Federation.configuration(node: "ncct")),
-                                 configuration: {
-                                     var c = RPCClientConfiguration()
-                                     c.maxReceiveMessageBytes = 5 * 1024 * 1024
-                                     return c
-                                 }(), logger: testLogger)
+        let channel = RPCChannel(
+            endpoint: "127.0.0.1:\(port)",
+            target: Federation.identity("embassy-vn"),
+            tls: try .init(.client, configuration: Federation.configuration(node: "ncct")),
+            configuration: {
+                var c = RPCClientConfiguration()
+                c.maxReceiveMessageBytes = 5 * 1024 * 1024
+                return c
+            }(),
+            logger: testLogger
+        )
         defer { channel.close() }
         let T = GRPCTesting.TestService.self
 
@@ -62,13 +76,19 @@ struct InteropTests {
         // server_streaming
         let streaming = InteropService.streamingRequest(sizes: [31415, 9, 2653, 58979])
         var sizes: [Int] = []
-        for try await response in channel.streaming(T.streamingOutputCall, [streaming]) { sizes.append(response.payload?.body.count ?? -1) }
+        for try await response in channel.streaming(T.streamingOutputCall, [streaming]) {
+            sizes.append(response.payload?.body.count ?? -1)
+        }
         #expect(sizes == [31415, 9, 2653, 58979])
 
         // custom_metadata
-        let echoed = try await channel.unaryWithMetadata(T.unaryCall, large, metadata: [
-            "x-grpc-test-echo-initial": "test_initial_metadata_value", "x-grpc-test-echo-trailing-bin": "CgsKCwoL",
-        ])
+        let echoed = try await channel.unaryWithMetadata(
+            T.unaryCall,
+            large,
+            metadata: [
+                "x-grpc-test-echo-initial": "test_initial_metadata_value", "x-grpc-test-echo-trailing-bin": "CgsKCwoL",
+            ]
+        )
         #expect(echoed.initialMetadata["x-grpc-test-echo-initial"] == "test_initial_metadata_value")
         #expect(echoed.trailingMetadata["x-grpc-test-echo-trailing-bin"] == "CgsKCwoL")
 
@@ -85,7 +105,9 @@ struct InteropTests {
         }
 
         // unimplemented_method and unimplemented_service
-        let method = try await #require(throws: RPCError.self) { try await channel.unary(T.unimplementedCall, GRPCTesting.Empty()) }
+        let method = try await #require(throws: RPCError.self) {
+            try await channel.unary(T.unimplementedCall, GRPCTesting.Empty())
+        }
         #expect(method.code == .unimplemented)
         let service = try await #require(throws: RPCError.self) {
             try await channel.unary(GRPCTesting.UnimplementedService.unimplementedCall, GRPCTesting.Empty())
@@ -102,7 +124,8 @@ struct InteropTests {
 
         // cancel_after_first_response
         var first = InteropService.streamingRequest(sizes: [31415])
-        first.responseParameters += InteropService.streamingRequest(sizes: [9], intervalUs: 2_000_000).responseParameters
+        first.responseParameters +=
+            InteropService.streamingRequest(sizes: [9], intervalUs: 2_000_000).responseParameters
         first.payload = InteropService.payload(27182)
         let received = Recorder()
         let consumer = Task {
@@ -122,9 +145,14 @@ struct InteropTests {
 
     @Test("a peer that goes silent (a cut link) is dropped by keepalive, not waited for until the deadline")
     func keepaliveDetectsSilentPeer() async throws {
-        let peer = try BackgroundProcess("python3", [interopPeer, "server", "--ca", Federation.path("ca.pem"),
-                                                     "--cert", Federation.path("nodes/embassy-vn.pem"),
-                                                     "--key", Federation.path("nodes/embassy-vn.key")])
+        let peer = try BackgroundProcess(
+            "python3",
+            [
+                interopPeer, "server", "--ca", Federation.path("ca.pem"),
+                "--cert", Federation.path("nodes/embassy-vn.pem"),
+                "--key", Federation.path("nodes/embassy-vn.key"),
+            ]
+        )
         defer {
             kill(peer.process.processIdentifier, SIGCONT)
             peer.stop()
@@ -133,9 +161,13 @@ struct InteropTests {
         var configuration = RPCClientConfiguration()
         configuration.keepaliveInterval = .milliseconds(200)
         configuration.keepaliveTimeout = .milliseconds(300)
-        let channel = RPCChannel(endpoint: "127.0.0.1:\(port)", target: Federation.identity("embassy-vn"),
-                                 tls: try .init(.client, configuration: Federation.configuration(node: "ncct")),
-                                 configuration: configuration, logger: testLogger)
+        let channel = RPCChannel(
+            endpoint: "127.0.0.1:\(port)",
+            target: Federation.identity("embassy-vn"),
+            tls: try .init(.client, configuration: Federation.configuration(node: "ncct")),
+            configuration: configuration,
+            logger: testLogger
+        )
         defer { channel.close() }
         _ = try await channel.unary(GRPCTesting.TestService.emptyCall, GRPCTesting.Empty())
         kill(peer.process.processIdentifier, SIGSTOP)  // no bytes, no reset: like a cut cable

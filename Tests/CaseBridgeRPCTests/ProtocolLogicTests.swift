@@ -5,9 +5,11 @@ import Testing
 /// The gRPC protocol logic, without sockets.
 @Suite("gRPC protocol logic")
 struct ProtocolLogicTests {
-    let good = [HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "https"), HTTP2Header(":path", "/pkg.Svc/Unary"),
-                HTTP2Header("content-type", "application/grpc+proto"), HTTP2Header("te", "trailers"),
-                HTTP2Header("grpc-timeout", "250m"), HTTP2Header("x-agency", "ncct")]
+    let good = [
+        HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "https"), HTTP2Header(":path", "/pkg.Svc/Unary"),
+        HTTP2Header("content-type", "application/grpc+proto"), HTTP2Header("te", "trailers"),
+        HTTP2Header("grpc-timeout", "250m"), HTTP2Header("x-agency", "ncct"),
+    ]
 
     func lookup(_ path: String) -> RouteLookup {
         switch path {
@@ -28,9 +30,19 @@ struct ProtocolLogicTests {
         return (v("grpc-status"), v(":status"), v("grpc-message").map(GRPCWire.percentDecode))
     }
 
-    func rejection(_ headers: [HTTP2Header], endStream: Bool = false) -> (code: String?, http: String?, message: String?) {
+    func rejection(
+        _ headers: [HTTP2Header],
+        endStream: Bool = false
+    ) -> (code: String?, http: String?, message: String?) {
         var machine = ServerCallStateMachine(maxReceiveMessageBytes: 100)
-        guard case .reject(let outbound) = machine.receiveHeaders(headers, endStream: endStream, oversized: false, lookup: lookup) else {
+        guard
+            case .reject(let outbound) = machine.receiveHeaders(
+                headers,
+                endStream: endStream,
+                oversized: false,
+                lookup: lookup
+            )
+        else {
             return (nil, nil, nil)
         }
         return status(outbound)
@@ -40,7 +52,13 @@ struct ProtocolLogicTests {
     func accept() {
         var machine = ServerCallStateMachine(maxReceiveMessageBytes: 100)
         let result = machine.receiveHeaders(good, endStream: false, oversized: false, lookup: lookup)
-        #expect(result == .accept(RequestHead(path: "/pkg.Svc/Unary", timeout: .milliseconds(250), metadata: ["x-agency": "ncct"]), .unary))
+        #expect(
+            result
+                == .accept(
+                    RequestHead(path: "/pkg.Svc/Unary", timeout: .milliseconds(250), metadata: ["x-agency": "ncct"]),
+                    .unary
+                )
+        )
     }
 
     @Test("bad requests get the status the spec names")
@@ -77,7 +95,11 @@ struct ProtocolLogicTests {
 
         var large = ServerCallStateMachine(maxReceiveMessageBytes: 100)
         _ = large.receiveHeaders(good, endStream: false, oversized: false, lookup: lookup)
-        guard case .reject(let tooLarge) = GRPCWire.frame(Array(repeating: 0, count: 101)).withUnsafeBytes({ large.receiveData($0) }) else {
+        guard
+            case .reject(let tooLarge) = GRPCWire.frame(Array(repeating: 0, count: 101)).withUnsafeBytes({
+                large.receiveData($0)
+            })
+        else {
             Issue.record("an oversized message was accepted")
             return
         }
@@ -85,7 +107,8 @@ struct ProtocolLogicTests {
 
         var compressed = ServerCallStateMachine(maxReceiveMessageBytes: 100)
         _ = compressed.receiveHeaders(good, endStream: false, oversized: false, lookup: lookup)
-        guard case .reject(let unsupported) = [UInt8]([1, 0, 0, 0, 0]).withUnsafeBytes({ compressed.receiveData($0) }) else {
+        guard case .reject(let unsupported) = [UInt8]([1, 0, 0, 0, 0]).withUnsafeBytes({ compressed.receiveData($0) })
+        else {
             Issue.record("a compressed message was accepted")
             return
         }
@@ -99,7 +122,14 @@ struct ProtocolLogicTests {
         let first = machine.send(message: [9], initialMetadata: ["x-a": "1"])
         #expect(first.count == 2)
         #expect(machine.send(message: [9], initialMetadata: Metadata()).count == 1)
-        guard case .trailers(let trailers)? = machine.finish(.ok, "", initialMetadata: Metadata(), trailingMetadata: ["x-b": "2"]) else {
+        guard
+            case .trailers(let trailers)? = machine.finish(
+                .ok,
+                "",
+                initialMetadata: Metadata(),
+                trailingMetadata: ["x-b": "2"]
+            )
+        else {
             Issue.record("no trailers")
             return
         }
@@ -108,7 +138,12 @@ struct ProtocolLogicTests {
 
         var failing = ServerCallStateMachine(maxReceiveMessageBytes: 100)
         _ = failing.receiveHeaders(good, endStream: false, oversized: false, lookup: lookup)
-        let only = failing.finish(.permissionDenied, "not your case", initialMetadata: Metadata(), trailingMetadata: Metadata())
+        let only = failing.finish(
+            .permissionDenied,
+            "not your case",
+            initialMetadata: Metadata(),
+            trailingMetadata: Metadata()
+        )
         #expect(status(only).code == "7")
         #expect(status(only).http == "200")
     }
@@ -116,15 +151,26 @@ struct ProtocolLogicTests {
     @Test("the client maps HTTP errors, missing statuses and resets to gRPC codes")
     func clientSide() {
         var unavailable = ClientCallStateMachine(maxReceiveMessageBytes: 100)
-        #expect(unavailable.receiveHeaders([HTTP2Header(":status", "503")], endStream: true)
-                == .finished(RPCError(.unavailable, "HTTP status 503 from peer"), trailing: Metadata()))
+        #expect(
+            unavailable.receiveHeaders([HTTP2Header(":status", "503")], endStream: true)
+                == .finished(RPCError(.unavailable, "HTTP status 503 from peer"), trailing: Metadata())
+        )
 
         var noStatus = ClientCallStateMachine(maxReceiveMessageBytes: 100)
-        _ = noStatus.receiveHeaders([HTTP2Header(":status", "200"), HTTP2Header("content-type", "application/grpc")], endStream: false)
-        #expect(noStatus.receiveHeaders([], endStream: true) == .finished(RPCError(.internal, "response has no grpc-status"), trailing: Metadata()))
+        _ = noStatus.receiveHeaders(
+            [HTTP2Header(":status", "200"), HTTP2Header("content-type", "application/grpc")],
+            endStream: false
+        )
+        #expect(
+            noStatus.receiveHeaders([], endStream: true)
+                == .finished(RPCError(.internal, "response has no grpc-status"), trailing: Metadata())
+        )
 
         var reset = ClientCallStateMachine(maxReceiveMessageBytes: 100)
-        #expect(reset.streamClosed(errorCode: 7) == .finished(RPCError(.unavailable, "peer refused the stream (REFUSED_STREAM)"), trailing: Metadata()))
+        #expect(
+            reset.streamClosed(errorCode: 7)
+                == .finished(RPCError(.unavailable, "peer refused the stream (REFUSED_STREAM)"), trailing: Metadata())
+        )
     }
 
     @Test("timeouts and status messages encode as the spec says")
@@ -148,12 +194,21 @@ struct HTTP2SessionTests {
     final class EventLog: HTTP2SessionDelegate {
         var events: [String] = []
         func session(_ s: HTTP2Session, headers: [HTTP2Header], streamID: Int32, endStream: Bool, oversized: Bool) {
-            events.append("headers \(streamID) \(headers.map { "\($0.name)=\($0.value)" }.joined(separator: ",")) end=\(endStream) oversized=\(oversized)")
+            events.append(
+                "headers \(streamID) \(headers.map { "\($0.name)=\($0.value)" }.joined(separator: ",")) "
+                    + "end=\(endStream) oversized=\(oversized)"
+            )
         }
-        func session(_ s: HTTP2Session, data: UnsafeRawBufferPointer, streamID: Int32) { events.append("data \(streamID) \(Array(data))") }
+        func session(_ s: HTTP2Session, data: UnsafeRawBufferPointer, streamID: Int32) {
+            events.append("data \(streamID) \(Array(data))")
+        }
         func session(_ s: HTTP2Session, endOfDataStreamID streamID: Int32) { events.append("end \(streamID)") }
-        func session(_ s: HTTP2Session, closedStreamID streamID: Int32, errorCode: UInt32) { events.append("closed \(streamID) \(errorCode)") }
-        func session(_ s: HTTP2Session, goAwayLastStreamID lastStreamID: Int32, errorCode: UInt32) { events.append("goaway \(lastStreamID)") }
+        func session(_ s: HTTP2Session, closedStreamID streamID: Int32, errorCode: UInt32) {
+            events.append("closed \(streamID) \(errorCode)")
+        }
+        func session(_ s: HTTP2Session, goAwayLastStreamID lastStreamID: Int32, errorCode: UInt32) {
+            events.append("goaway \(lastStreamID)")
+        }
         func session(_ s: HTTP2Session, sentEndOfStreamID streamID: Int32) {}
     }
 
@@ -175,19 +230,31 @@ struct HTTP2SessionTests {
         let clientEvents = EventLog(), serverEvents = EventLog()
         client.delegate = clientEvents
         server.delegate = serverEvents
-        let id = try #require(client.submitRequest(headers: [HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "https"),
-                                                              HTTP2Header(":path", "/x"), HTTP2Header(":authority", "n")]))
+        let id = try #require(
+            client.submitRequest(headers: [
+                HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "https"),
+                HTTP2Header(":path", "/x"), HTTP2Header(":authority", "n"),
+            ])
+        )
         client.send([1, 2], streamID: id)
         client.end(streamID: id)
         try pump(client, server)
-        #expect(serverEvents.events == ["headers 1 :method=POST,:scheme=https,:path=/x,:authority=n end=false oversized=false",
-                                        "data 1 [1, 2]", "end 1"])
+        #expect(
+            serverEvents.events == [
+                "headers 1 :method=POST,:scheme=https,:path=/x,:authority=n end=false oversized=false",
+                "data 1 [1, 2]", "end 1",
+            ]
+        )
         server.submitResponse(streamID: id, headers: [HTTP2Header(":status", "200")], body: true)
         server.send([3], streamID: id)
         server.end(streamID: id, trailers: [HTTP2Header("grpc-status", "0")])
         try pump(client, server)
-        #expect(clientEvents.events == ["headers 1 :status=200 end=false oversized=false", "data 1 [3]",
-                                        "headers 1 grpc-status=0 end=true oversized=false", "closed 1 0"])
+        #expect(
+            clientEvents.events == [
+                "headers 1 :status=200 end=false oversized=false", "data 1 [3]",
+                "headers 1 grpc-status=0 end=true oversized=false", "closed 1 0",
+            ]
+        )
     }
 
     @Test("a header list over the limit is flagged, not delivered whole")
@@ -198,8 +265,10 @@ struct HTTP2SessionTests {
         let server = HTTP2Session(role: .server, settings: settings)
         let serverEvents = EventLog()
         server.delegate = serverEvents
-        _ = client.submitRequest(headers: [HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "https"), HTTP2Header(":path", "/x"),
-                                           HTTP2Header(":authority", "n"), HTTP2Header("x-big", String(repeating: "a", count: 300))])
+        _ = client.submitRequest(headers: [
+            HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "https"), HTTP2Header(":path", "/x"),
+            HTTP2Header(":authority", "n"), HTTP2Header("x-big", String(repeating: "a", count: 300)),
+        ])
         try pump(client, server)
         #expect(serverEvents.events.first?.hasSuffix("oversized=true") == true)
         #expect(serverEvents.events.first?.contains("x-big") == false)

@@ -74,7 +74,11 @@ struct RefusalTests {
             try await channel.unary(GRPCTesting.TestService.emptyCall, GRPCTesting.Empty())
         }
         #expect(error.code == .unavailable)
-        #expect(error.message.contains("reached spiffe://casebridge.test/node/ncct, expected spiffe://casebridge.test/node/embassy-cn"))
+        #expect(
+            error.message.contains(
+                "reached spiffe://casebridge.test/node/ncct, expected spiffe://casebridge.test/node/embassy-cn"
+            )
+        )
         channel.close()
         await server.server.shutdown()
     }
@@ -83,11 +87,18 @@ struct RefusalTests {
     func expiredServer() async throws {
         var router = RPCRouter()
         InteropService.register(in: &router)
-        let server = try RPCServer(configuration: RPCServerConfiguration(),
-                                   tls: TLSContext(.server, configuration: Federation.configuration(node: "expired", folder: "bad")),
-                                   router: router, logger: testLogger)
-        let channel = RPCChannel(endpoint: "127.0.0.1:\(server.port)", target: Federation.identity("embassy-expired"),
-                                 tls: try TLSContext(.client, configuration: Federation.configuration(node: "embassy-id")), logger: testLogger)
+        let server = try RPCServer(
+            configuration: RPCServerConfiguration(),
+            tls: TLSContext(.server, configuration: Federation.configuration(node: "expired", folder: "bad")),
+            router: router,
+            logger: testLogger
+        )
+        let channel = RPCChannel(
+            endpoint: "127.0.0.1:\(server.port)",
+            target: Federation.identity("embassy-expired"),
+            tls: try TLSContext(.client, configuration: Federation.configuration(node: "embassy-id")),
+            logger: testLogger
+        )
         let error = try await #require(throws: RPCError.self) {
             try await channel.unary(GRPCTesting.TestService.emptyCall, GRPCTesting.Empty())
         }
@@ -96,15 +107,24 @@ struct RefusalTests {
         await server.shutdown()
     }
 
-    @Test("no client certificate, a TLS 1.2-only client, a client without ALPN h2", arguments: ["no-cert", "tls12", "no-alpn"])
+    @Test(
+        "no client certificate, a TLS 1.2-only client, a client without ALPN h2",
+        arguments: ["no-cert", "tls12", "no-alpn"]
+    )
     func probes(mode: String) async throws {
         let server = try TestServer()
-        let probe = try await runDetached("python3", [
-            repositoryRoot.appendingPathComponent("Tests/Peers/tls_probe.py").path, String(server.server.port),
-            Federation.path("ca.pem"), mode, Federation.path("nodes/embassy-id.pem"), Federation.path("nodes/embassy-id.key"),
-        ])
+        let probe = try await runDetached(
+            "python3",
+            [
+                repositoryRoot.appendingPathComponent("Tests/Peers/tls_probe.py").path, String(server.server.port),
+                Federation.path("ca.pem"), mode, Federation.path("nodes/embassy-id.pem"),
+                Federation.path("nodes/embassy-id.key"),
+            ]
+        )
         #expect(probe.stdout.hasPrefix("REFUSED"), "\(probe.stdout)\(probe.stderr)")
-        let expected = ["no-cert": "no certificate presented", "tls12": "TLS version refused", "no-alpn": "does not speak h2"][mode]!
+        let expected = [
+            "no-cert": "no certificate presented", "tls12": "TLS version refused", "no-alpn": "does not speak h2",
+        ][mode]!
         // The refusal is recorded once the server's side of the handshake has run.
         for _ in 0..<100 where !server.refusals.all.contains(where: { $0.contains(expected) }) {
             try await Task.sleep(for: .milliseconds(20))
@@ -124,7 +144,9 @@ struct RefusalTests {
         address.sin_port = UInt16(server.server.port).bigEndian
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         try #require(connected == 0)
         // Silence from us; the server gives up and closes (read returns 0).

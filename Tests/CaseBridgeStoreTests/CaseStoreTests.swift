@@ -17,15 +17,28 @@ struct CaseStoreTests {
     }
 
     func row(_ id: String) -> CaseRow {
-        CaseRow(caseID: id, requestingNode: "embassy-id", request: [1, 2, 3], kind: 1, urgency: 2, originReference: "REF",
-                status: 2, step: 0, personCount: 1, createdAtMs: 1, updatedAtMs: 1)
+        CaseRow(
+            caseID: id,
+            requestingNode: "embassy-id",
+            request: [1, 2, 3],
+            kind: 1,
+            urgency: 2,
+            originReference: "REF",
+            status: 2,
+            step: 0,
+            personCount: 1,
+            createdAtMs: 1,
+            updatedAtMs: 1
+        )
     }
 
     @Test("the data folder and database files are owner-only")
     func permissions() async throws {
         try await withStore { store, folder in
             try await store.write { try $0.insertCase(row("c1")) }
-            func mode(_ path: String) throws -> Int? { try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int }
+            func mode(_ path: String) throws -> Int? {
+                try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
+            }
             #expect(try mode(folder.path) == 0o700)
             for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: store.path + suffix) {
                 #expect(try mode(store.path + suffix) == 0o600, "\(suffix)")
@@ -56,15 +69,29 @@ struct CaseStoreTests {
     func auditChain() async throws {
         try await withStore { store, _ in
             for i in 1...5 {
-                try await store.write { try $0.appendAudit(event: "test", actor: "ncct", subject: "s\(i)", outcome: "ok", detail: "", atMs: Int64(i)) }
+                try await store.write {
+                    try $0.appendAudit(
+                        event: "test",
+                        actor: "ncct",
+                        subject: "s\(i)",
+                        outcome: "ok",
+                        detail: "",
+                        atMs: Int64(i)
+                    )
+                }
             }
-            #expect(try store.read { try $0.verifyAudit() } == AuditVerification(intact: true, entries: 5, firstBadSeq: 0, detail: ""))
+            #expect(
+                try store.read { try $0.verifyAudit() }
+                    == AuditVerification(intact: true, entries: 5, firstBadSeq: 0, detail: "")
+            )
             await #expect(throws: StoreError.self) {
                 try await store.write { try $0.query("UPDATE audit SET detail = 'changed' WHERE seq = 2") }
             }
             // Someone with the file and the sqlite3 tool could drop the trigger; the chain still tells.
             let raw = try Database(path: store.path, readOnly: false)
-            try raw.execute("DROP TRIGGER audit_is_append_only_update; UPDATE audit SET detail = 'changed' WHERE seq = 3")
+            try raw.execute(
+                "DROP TRIGGER audit_is_append_only_update; UPDATE audit SET detail = 'changed' WHERE seq = 3"
+            )
             let edited = try store.read { try $0.verifyAudit() }
             #expect(!edited.intact)
             #expect(edited.firstBadSeq == 3)
@@ -76,14 +103,18 @@ struct CaseStoreTests {
     @Test("a write that audits and then fails leaves the chain as if it never happened")
     func auditAfterFailedWrite() async throws {
         try await withStore { store, _ in
-            try await store.write { try $0.appendAudit(event: "a", actor: "n", subject: "1", outcome: "ok", detail: "", atMs: 1) }
+            try await store.write {
+                try $0.appendAudit(event: "a", actor: "n", subject: "1", outcome: "ok", detail: "", atMs: 1)
+            }
             await #expect(throws: StoreError.self) {
                 try await store.write { db in
                     try db.appendAudit(event: "b", actor: "n", subject: "2", outcome: "ok", detail: "", atMs: 2)
                     throw StoreError("the rest of this write failed")
                 }
             }
-            try await store.write { try $0.appendAudit(event: "c", actor: "n", subject: "3", outcome: "ok", detail: "", atMs: 3) }
+            try await store.write {
+                try $0.appendAudit(event: "c", actor: "n", subject: "3", outcome: "ok", detail: "", atMs: 3)
+            }
             let verification = try store.read { try $0.verifyAudit() }
             #expect(verification.intact)
             #expect(try store.read { try $0.auditEntries(limit: 10).map(\.event) } == ["c", "a"])
@@ -97,12 +128,16 @@ struct CaseStoreTests {
         let store = try CaseStore(folder: folder.path, dataKey: testKey, logger: Logger(label: "test"))
         store.close()
         try Database(path: store.path, readOnly: false).execute("PRAGMA user_version = 99")
-        #expect(throws: StoreError.self) { try CaseStore(folder: folder.path, dataKey: testKey, logger: Logger(label: "test")) }
+        #expect(throws: StoreError.self) {
+            try CaseStore(folder: folder.path, dataKey: testKey, logger: Logger(label: "test"))
+        }
     }
 
     /// Every byte of the database and its WAL, as someone with a copy of the folder would read them.
     static func files(_ store: CaseStore) -> Data {
-        ["", "-wal"].reduce(into: Data()) { $0.append((try? Data(contentsOf: URL(fileURLWithPath: store.path + $1))) ?? Data()) }
+        ["", "-wal"].reduce(into: Data()) {
+            $0.append((try? Data(contentsOf: URL(fileURLWithPath: store.path + $1))) ?? Data())
+        }
     }
 
     @Test("personal data is sealed in the files, bound to its row, and readable only with the node's key")
@@ -116,11 +151,23 @@ struct CaseStoreTests {
             first.request = secret
             try db.insertCase(first)
             try db.insertCase(row("c2"))
-            try db.upsertPerson("c1", PersonRow(personRef: "P1", position: 0, status: 1, note: "seen with Secretname", updatedAtMs: 1))
+            try db.upsertPerson(
+                "c1",
+                PersonRow(personRef: "P1", position: 0, status: 1, note: "seen with Secretname", updatedAtMs: 1)
+            )
             try db.appendHistory("c1", actor: "ncct", sequence: 1, updateID: "u1", body: secret, atMs: 1)
             try db.appendHistory("c2", actor: "ncct", sequence: 1, updateID: "u2", body: [9, 9], atMs: 1)
-            try db.enqueue(OutboxRow(messageID: "u1", peerNode: "embassy-id", kind: 2, caseID: "c1", body: secret, state: 1,
-                                     queuedAtMs: 1))
+            try db.enqueue(
+                OutboxRow(
+                    messageID: "u1",
+                    peerNode: "embassy-id",
+                    kind: 2,
+                    caseID: "c1",
+                    body: secret,
+                    state: 1,
+                    queuedAtMs: 1
+                )
+            )
         }
         // Read back in clear through the store...
         #expect(try store.read { try $0.caseRow("c1")?.request } == secret)
@@ -135,13 +182,20 @@ struct CaseStoreTests {
 
         // A body moved to another row does not open there.
         _ = try await store.write { db in
-            try db.query("UPDATE case_history SET body = (SELECT body FROM case_history WHERE update_id = 'u1') WHERE update_id = 'u2'")
+            try db.query(
+                "UPDATE case_history SET body = (SELECT body FROM case_history WHERE update_id = 'u1')"
+                    + " WHERE update_id = 'u2'"
+            )
         }
         #expect(throws: StoreError.self) { try store.read { try $0.historyBody(updateID: "u2") } }
         store.close()
 
         // Another key opens nothing.
-        store = try CaseStore(folder: folder.path, dataKey: [UInt8](repeating: 8, count: 32), logger: Logger(label: "test"))
+        store = try CaseStore(
+            folder: folder.path,
+            dataKey: [UInt8](repeating: 8, count: 32),
+            logger: Logger(label: "test")
+        )
         let wrongKey = #expect(throws: StoreError.self) { try store.read { try $0.caseRow("c1") } }
         #expect(wrongKey?.message.contains("data key") == true, "\(String(describing: wrongKey))")
         store.close()
@@ -155,16 +209,19 @@ struct CaseStoreTests {
         store.close()
         // As an older version left it: values in clear, not yet marked sealed.
         let raw = try Database(path: store.path, readOnly: false)
-        try raw.execute("""
+        try raw.execute(
+            """
             DELETE FROM store_meta;
-            INSERT INTO cases (case_id, requesting_node, request, kind, urgency, origin_reference, status, step, person_count,
-                               created_at_ms, updated_at_ms) VALUES ('old', 'embassy-id', CAST('Oldclear Personname' AS BLOB),
+            INSERT INTO cases (case_id, requesting_node, request, kind, urgency, origin_reference, status, step,
+                               person_count, created_at_ms, updated_at_ms)
+                VALUES ('old', 'embassy-id', CAST('Oldclear Personname' AS BLOB),
                                1, 1, '', 2, 0, 1, 1, 1);
             INSERT INTO persons VALUES ('old', 'P1', 0, 1, 'note about Oldclear', 1);
             INSERT INTO case_history (case_id, actor_node, sequence, update_id, body, applied_at_ms)
                 VALUES ('old', 'ncct', 1, 'u-old', CAST('update naming Oldclear' AS BLOB), 1);
             PRAGMA wal_checkpoint(TRUNCATE);
-            """)
+            """
+        )
         #expect(Self.files(store).range(of: Data("Oldclear".utf8)) != nil)
         store = try CaseStore(folder: folder.path, dataKey: testKey, logger: Logger(label: "test"))
         #expect(try store.read { try $0.caseRow("old")?.request } == Array("Oldclear Personname".utf8))

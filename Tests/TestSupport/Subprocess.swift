@@ -15,8 +15,13 @@ public struct ProcessResult: Sendable {
 /// Runs a program to completion, capturing its output. Fails the caller's test by throwing if it
 /// cannot be started at all.
 /// `input` is written to its standard input (otherwise it reads nothing: /dev/null).
-public func run(_ executable: String, _ arguments: [String], in directory: URL? = nil,
-                environment: [String: String] = [:], input: String? = nil) throws -> ProcessResult {
+public func run(
+    _ executable: String,
+    _ arguments: [String],
+    in directory: URL? = nil,
+    environment: [String: String] = [:],
+    input: String? = nil
+) throws -> ProcessResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = [executable] + arguments
@@ -39,9 +44,11 @@ public func run(_ executable: String, _ arguments: [String], in directory: URL? 
     let outData = out.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     while !errReader.isFinished { usleep(1000) }
-    return ProcessResult(status: process.terminationStatus,
-                         stdout: String(decoding: outData, as: UTF8.self),
-                         stderr: String(decoding: errData, as: UTF8.self))
+    return ProcessResult(
+        status: process.terminationStatus,
+        stdout: String(decoding: outData, as: UTF8.self),
+        stderr: String(decoding: errData, as: UTF8.self)
+    )
 }
 
 /// A fresh folder under the system's temporary folder, removed by the caller when done.
@@ -54,7 +61,11 @@ public func makeTemporaryFolder(_ label: String) throws -> URL {
 
 /// `run` on a thread of its own, so that waiting for the child does not hold a worker of
 /// Swift's small cooperative pool (which the server under test needs).
-public func runDetached(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> ProcessResult {
+public func runDetached(
+    _ executable: String,
+    _ arguments: [String],
+    environment: [String: String] = [:]
+) async throws -> ProcessResult {
     try await withCheckedThrowingContinuation { continuation in
         Thread {
             continuation.resume(with: Result { try run(executable, arguments, environment: environment) })

@@ -38,7 +38,8 @@ public enum ContractLimits {
             for i in 0..<Int(descriptor.pointee.n_fields) {
                 let field = descriptor.pointee.fields + i
                 guard field.pointee.label == PROTOBUF_C_LABEL_REPEATED,
-                      let cap = repeated["\(name).\(String(cString: field.pointee.name))"] else { continue }
+                    let cap = repeated["\(name).\(String(cString: field.pointee.name))"]
+                else { continue }
                 caps[UnsafeRawPointer(field)] = cap
             }
         }

@@ -55,8 +55,12 @@ extension ProtoCodec {
         (0..<casebridge_services_count).compactMap(casebridge_service).flatMap { service in
             (0..<Int(service.pointee.n_methods)).map { m in
                 let method = service.pointee.methods[m]
-                return ContractMethod(service: String(cString: service.pointee.name), name: String(cString: method.name),
-                                      input: method.input.fullName, output: method.output.fullName)
+                return ContractMethod(
+                    service: String(cString: service.pointee.name),
+                    name: String(cString: method.name),
+                    input: method.input.fullName,
+                    output: method.output.fullName
+                )
             }
         }
     }

@@ -34,7 +34,8 @@ enum DescriptorSetReader {
 
     private static func file(_ bytes: UnsafeRawBufferPointer) throws(ProtoError) -> ProtoFileDescriptor {
         var name = "", package = "", dependencies: [String] = [], symbols: [String] = [], services: [String] = []
-        var messages: [UnsafeRawBufferPointer] = [], enums: [UnsafeRawBufferPointer] = [], serviceBytes: [UnsafeRawBufferPointer] = []
+        var messages: [UnsafeRawBufferPointer] = [], enums: [UnsafeRawBufferPointer] = [],
+            serviceBytes: [UnsafeRawBufferPointer] = []
         for (number, value) in try fields(bytes) {
             guard let value else { continue }
             switch number {
@@ -57,12 +58,22 @@ enum DescriptorSetReader {
                 if let value { symbols.append("\(serviceName).\(try nameField(value))") }
             }
         }
-        return ProtoFileDescriptor(name: name, package: package, dependencies: dependencies, symbols: symbols,
-                                   services: services, serialized: Array(bytes))
+        return ProtoFileDescriptor(
+            name: name,
+            package: package,
+            dependencies: dependencies,
+            symbols: symbols,
+            services: services,
+            serialized: Array(bytes)
+        )
     }
 
     /// DescriptorProto: name = 1, nested_type = 3, enum_type = 4.
-    private static func collectMessage(_ bytes: UnsafeRawBufferPointer, scope: String, into symbols: inout [String]) throws(ProtoError) {
+    private static func collectMessage(
+        _ bytes: UnsafeRawBufferPointer,
+        scope: String,
+        into symbols: inout [String]
+    ) throws(ProtoError) {
         let full = "\(scope).\(try nameField(bytes))"
         symbols.append(full)
         for (number, value) in try fields(bytes) {
@@ -80,7 +91,9 @@ enum DescriptorSetReader {
     }
 
     /// Top-level fields of a message: number and, for length-delimited ones, the payload.
-    private static func fields(_ bytes: UnsafeRawBufferPointer) throws(ProtoError) -> [(UInt64, UnsafeRawBufferPointer?)] {
+    private static func fields(
+        _ bytes: UnsafeRawBufferPointer
+    ) throws(ProtoError) -> [(UInt64, UnsafeRawBufferPointer?)] {
         var reader = WireReader(bytes: bytes)
         var result: [(UInt64, UnsafeRawBufferPointer?)] = []
         while !reader.atEnd {

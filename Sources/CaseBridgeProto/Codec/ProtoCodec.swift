@@ -13,7 +13,11 @@ public enum ProtoCodec {
         try encodeFields(message.protoFields, as: M.protoName)
     }
 
-    public static func decode<M: ProtoMessage>(_ type: M.Type, from bytes: [UInt8], limits: ProtoLimits = .default) throws(ProtoError) -> M {
+    public static func decode<M: ProtoMessage>(
+        _ type: M.Type,
+        from bytes: [UInt8],
+        limits: ProtoLimits = .default
+    ) throws(ProtoError) -> M {
         let result = bytes.withUnsafeBytes { buffer in
             Result { () throws(ProtoError) in try decodeFields(M.protoName, from: buffer, limits: limits) }
         }
@@ -25,8 +29,11 @@ public enum ProtoCodec {
 
     /// Decodes bytes as the named message type and encodes the result again, as a node does with
     /// every message it receives and stores; the decode fuzzer drives the codec through it.
-    public static func reencode(_ bytes: [UInt8], as name: String,
-                                limits: ProtoLimits = .default) throws(ProtoError) -> [UInt8] {
+    public static func reencode(
+        _ bytes: [UInt8],
+        as name: String,
+        limits: ProtoLimits = .default
+    ) throws(ProtoError) -> [UInt8] {
         let fields = try bytes.withUnsafeBytes { buffer in
             Result { () throws(ProtoError) in try decodeFields(name, from: buffer, limits: limits) }
         }.get()
@@ -44,7 +51,11 @@ public enum ProtoCodec {
         }
     }
 
-    static func decodeFields(_ name: String, from bytes: UnsafeRawBufferPointer, limits: ProtoLimits) throws(ProtoError) -> ProtoFields {
+    static func decodeFields(
+        _ name: String,
+        from bytes: UnsafeRawBufferPointer,
+        limits: ProtoLimits
+    ) throws(ProtoError) -> ProtoFields {
         guard bytes.count <= limits.maxMessageBytes else {
             throw ProtoError(.tooLarge, field: name, detail: "\(bytes.count) bytes, limit \(limits.maxMessageBytes)")
         }
@@ -69,7 +80,9 @@ private enum CMessage {
         for i in 0..<Int(descriptor.pointee.n_fields) {
             let field = descriptor.pointee.fields + i
             let f = field.pointee
-            if cb_field_is_oneof(field) != 0, message.load(fromByteOffset: Int(f.quantifier_offset), as: UInt32.self) != f.id {
+            if cb_field_is_oneof(field) != 0,
+                message.load(fromByteOffset: Int(f.quantifier_offset), as: UInt32.self) != f.id
+            {
                 continue
             }
             let member = message + Int(f.offset)
@@ -79,8 +92,10 @@ private enum CMessage {
                 let stride = elementSize(f.type)
                 fields.values[f.id] = .list((0..<count).compactMap { readValue(array + $0 * stride, f) })
             } else {
-                if f.label == PROTOBUF_C_LABEL_OPTIONAL, f.type != PROTOBUF_C_TYPE_STRING, f.type != PROTOBUF_C_TYPE_MESSAGE,
-                   message.load(fromByteOffset: Int(f.quantifier_offset), as: Int32.self) == 0 {
+                if f.label == PROTOBUF_C_LABEL_OPTIONAL, f.type != PROTOBUF_C_TYPE_STRING,
+                    f.type != PROTOBUF_C_TYPE_MESSAGE,
+                    message.load(fromByteOffset: Int(f.quantifier_offset), as: Int32.self) == 0
+                {
                     continue
                 }
                 fields.values[f.id] = readValue(member, f)
@@ -121,7 +136,11 @@ private enum CMessage {
     }
 
     /// A malloc'ed protobuf-c message, freed by the caller with protobuf_c_message_free_unpacked.
-    static func build(_ fields: ProtoFields, _ descriptor: MessageDescriptor, path: String) throws(ProtoError) -> UnsafeMutablePointer<ProtobufCMessage> {
+    static func build(
+        _ fields: ProtoFields,
+        _ descriptor: MessageDescriptor,
+        path: String
+    ) throws(ProtoError) -> UnsafeMutablePointer<ProtobufCMessage> {
         let raw = calloc(1, descriptor.pointee.sizeof_message)!
         let message = raw.assumingMemoryBound(to: ProtobufCMessage.self)
         protobuf_c_message_init(descriptor, raw)
@@ -145,7 +164,9 @@ private enum CMessage {
                     try writeValue(value, member, f, path: fieldPath)
                     if cb_field_is_oneof(field) != 0 {
                         raw.storeBytes(of: f.id, toByteOffset: Int(f.quantifier_offset), as: UInt32.self)
-                    } else if f.label == PROTOBUF_C_LABEL_OPTIONAL, f.type != PROTOBUF_C_TYPE_STRING, f.type != PROTOBUF_C_TYPE_MESSAGE {
+                    } else if f.label == PROTOBUF_C_LABEL_OPTIONAL, f.type != PROTOBUF_C_TYPE_STRING,
+                        f.type != PROTOBUF_C_TYPE_MESSAGE
+                    {
                         raw.storeBytes(of: 1, toByteOffset: Int(f.quantifier_offset), as: protobuf_c_boolean.self)
                     }
                 }
@@ -157,9 +178,15 @@ private enum CMessage {
         return message
     }
 
-    private static func writeValue(_ value: ProtoValue, _ p: UnsafeMutableRawPointer, _ f: Field, path: String) throws(ProtoError) {
+    private static func writeValue(
+        _ value: ProtoValue,
+        _ p: UnsafeMutableRawPointer,
+        _ f: Field,
+        path: String
+    ) throws(ProtoError) {
         switch (f.type, value) {
-        case (PROTOBUF_C_TYPE_INT32, _), (PROTOBUF_C_TYPE_SINT32, _), (PROTOBUF_C_TYPE_SFIXED32, _), (PROTOBUF_C_TYPE_ENUM, _):
+        case (PROTOBUF_C_TYPE_INT32, _), (PROTOBUF_C_TYPE_SINT32, _), (PROTOBUF_C_TYPE_SFIXED32, _),
+            (PROTOBUF_C_TYPE_ENUM, _):
             p.storeBytes(of: Int32(truncatingIfNeeded: value.int), as: Int32.self)
         case (PROTOBUF_C_TYPE_INT64, _), (PROTOBUF_C_TYPE_SINT64, _), (PROTOBUF_C_TYPE_SFIXED64, _):
             p.storeBytes(of: value.int, as: Int64.self)
@@ -193,7 +220,7 @@ private enum CMessage {
     private static func elementSize(_ type: ProtobufCType) -> Int {
         switch type {
         case PROTOBUF_C_TYPE_INT64, PROTOBUF_C_TYPE_SINT64, PROTOBUF_C_TYPE_SFIXED64,
-             PROTOBUF_C_TYPE_UINT64, PROTOBUF_C_TYPE_FIXED64, PROTOBUF_C_TYPE_DOUBLE:
+            PROTOBUF_C_TYPE_UINT64, PROTOBUF_C_TYPE_FIXED64, PROTOBUF_C_TYPE_DOUBLE:
             8
         case PROTOBUF_C_TYPE_STRING, PROTOBUF_C_TYPE_MESSAGE:
             MemoryLayout<UnsafeRawPointer>.size

@@ -18,7 +18,11 @@ public enum ProtoJSON {
             if case .list(let list) = value {
                 json = list.isEmpty ? nil : list.compactMap { convert($0, field, keepDefault: true) }
             } else {
-                json = convert(value, field, keepDefault: field.type == PROTOBUF_C_TYPE_MESSAGE || cb_field_is_oneof_value(field) != 0)
+                json = convert(
+                    value,
+                    field,
+                    keepDefault: field.type == PROTOBUF_C_TYPE_MESSAGE || cb_field_is_oneof_value(field) != 0
+                )
             }
             if let json { object[camel(String(cString: field.name))] = json }
         }
@@ -36,7 +40,8 @@ public enum ProtoJSON {
                 }
                 return Int(v)
             }
-            return [PROTOBUF_C_TYPE_INT64, PROTOBUF_C_TYPE_SINT64, PROTOBUF_C_TYPE_SFIXED64].contains(field.type) ? String(v) : Int(v)
+            return [PROTOBUF_C_TYPE_INT64, PROTOBUF_C_TYPE_SINT64, PROTOBUF_C_TYPE_SFIXED64].contains(field.type)
+                ? String(v) : Int(v)
         case .uint(let v):
             if v == 0 && !keepDefault { return nil }
             return [PROTOBUF_C_TYPE_UINT64, PROTOBUF_C_TYPE_FIXED64].contains(field.type) ? String(v) : Int(v)
@@ -67,7 +72,9 @@ public enum ProtoJSON {
         var i = 0
         while i < bytes.count {
             let chunk = Array(bytes[i..<min(i + 3, bytes.count)])
-            let n = (UInt32(chunk[0]) << 16) | (chunk.count > 1 ? UInt32(chunk[1]) << 8 : 0) | (chunk.count > 2 ? UInt32(chunk[2]) : 0)
+            let n =
+                (UInt32(chunk[0]) << 16) | (chunk.count > 1 ? UInt32(chunk[1]) << 8 : 0)
+                | (chunk.count > 2 ? UInt32(chunk[2]) : 0)
             out.append(table[Int((n >> 18) & 63)])
             out.append(table[Int((n >> 12) & 63)])
             out.append(chunk.count > 1 ? table[Int((n >> 6) & 63)] : "=")

@@ -21,8 +21,12 @@ struct WireValidator {
         budget = limits.maxElements
     }
 
-    mutating func validate(_ bytes: UnsafeRawBufferPointer, _ descriptor: MessageDescriptor, path: String,
-                           depth: Int) throws(ProtoError) {
+    mutating func validate(
+        _ bytes: UnsafeRawBufferPointer,
+        _ descriptor: MessageDescriptor,
+        path: String,
+        depth: Int
+    ) throws(ProtoError) {
         var reader = WireReader(bytes: bytes)
         // Elements of each repeated field in this occurrence of the message, by field index.
         var repeatedCounts = [Int](repeating: 0, count: Int(descriptor.pointee.n_fields))
@@ -42,8 +46,11 @@ struct WireValidator {
             case 5: try reader.skip(4, fieldPath); payload = nil
             case 2: payload = try reader.lengthDelimited(fieldPath)
             default:
-                throw ProtoError(.wrongWireType, field: fieldPath(),
-                                 detail: "wire type \(wireType) is not used by proto3")
+                throw ProtoError(
+                    .wrongWireType,
+                    field: fieldPath(),
+                    detail: "wire type \(wireType) is not used by proto3"
+                )
             }
             guard let field else {
                 try spend(1, fieldPath)  // unknown field: protobuf-c keeps a copy of it
@@ -67,15 +74,22 @@ struct WireValidator {
     private mutating func spend(_ elements: Int, _ path: () -> String) throws(ProtoError) {
         budget -= elements
         if budget < 0 {
-            throw ProtoError(.tooManyElements, field: path(),
-                             detail: "the message holds more than \(limits.maxElements)")
+            throw ProtoError(
+                .tooManyElements,
+                field: path(),
+                detail: "the message holds more than \(limits.maxElements)"
+            )
         }
     }
 
     /// Checks one field's value; returns how many elements it holds (a packed run holds several).
-    private mutating func check(_ field: UnsafePointer<ProtobufCFieldDescriptor>, wireType: UInt8,
-                                payload: UnsafeRawBufferPointer?, path: () -> String,
-                                depth: Int) throws(ProtoError) -> Int {
+    private mutating func check(
+        _ field: UnsafePointer<ProtobufCFieldDescriptor>,
+        wireType: UInt8,
+        payload: UnsafeRawBufferPointer?,
+        path: () -> String,
+        depth: Int
+    ) throws(ProtoError) -> Int {
         let type = field.pointee.type
         let expected = Self.wireType(of: type)
         if wireType != expected {
@@ -101,8 +115,11 @@ struct WireValidator {
         return 1
     }
 
-    private func checkPacked(_ payload: UnsafeRawBufferPointer, elementWireType: UInt8,
-                             path: () -> String) throws(ProtoError) -> Int {
+    private func checkPacked(
+        _ payload: UnsafeRawBufferPointer,
+        elementWireType: UInt8,
+        path: () -> String
+    ) throws(ProtoError) -> Int {
         var reader = WireReader(bytes: payload)
         var elements = 0
         while !reader.atEnd {
