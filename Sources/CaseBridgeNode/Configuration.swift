@@ -66,11 +66,13 @@ public struct Directory: Sendable {
                     displayName: (try? node.string("display_name")) ?? id
                 )
             )
+            try node.refuseUnknownKeys()
         }
         let ncctCount = nodes.filter { $0.role == .ncct }.count
         guard ncctCount == 1 else {
             throw object.error("nodes", "must list exactly one node with role \"ncct\" (found \(ncctCount))")
         }
+        try object.refuseUnknownKeys()
         return Directory(trustDomain: trustDomain, nodes: nodes)
     }
 }
@@ -294,20 +296,56 @@ public struct NodeConfiguration: Sendable {
                 try delivery.int("call_timeout_ms", default: 15_000, range: 100...600_000)
             )
         }
+        try object.refuseUnknownKeys()
         return configuration
     }
 }
 
-/// Field access on a JSON object with errors that name the file and field.
+/// Field access on a JSON object with errors that name the file and field. It notes which keys
+/// were asked for, so that a key nobody reads (a typo: "crll" silently turning revocation off) is
+/// refused instead of ignored.
 struct JSONFile {
     let path: String
     let object: [String: Any]
     let prefix: String
+    private let log = KeyLog()
+
+    final class KeyLog {
+        var read: Set<String> = []
+        var children: [JSONFile] = []
+    }
 
     init(path: String, object: [String: Any], prefix: String) {
         self.path = path
         self.object = object
         self.prefix = prefix
+    }
+
+    /// Refuses the first key that was never asked for, here or in the objects read from here,
+    /// naming the key it most looks like.
+    func refuseUnknownKeys() throws(ConfigurationError) {
+        for key in object.keys.sorted() where !log.read.contains(key) {
+            let near = log.read.min { distance($0, key) < distance($1, key) }
+            let hint = near.map { distance($0, key) <= 2 ? " (did you mean \"\($0)\"?)" : "" } ?? ""
+            throw error(key, "unknown key\(hint); known here: \(log.read.sorted().joined(separator: ", "))")
+        }
+        for child in log.children { try child.refuseUnknownKeys() }
+    }
+
+    /// Edit distance, for suggesting the key a typo meant.
+    private func distance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        var row = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var previous = row[0]
+            row[0] = i
+            for j in stride(from: 1, through: b.count, by: 1) {
+                let current = row[j]
+                row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
+                previous = current
+            }
+        }
+        return row[b.count]
     }
 
     init(_ path: String) throws(ConfigurationError) {
@@ -332,15 +370,20 @@ struct JSONFile {
         ConfigurationError(file: path, field: prefix.isEmpty ? field : "\(prefix).\(field)", problem: problem)
     }
 
-    func has(_ field: String) -> Bool { object[field] != nil && !(object[field] is NSNull) }
+    func has(_ field: String) -> Bool {
+        log.read.insert(field)
+        return object[field] != nil && !(object[field] is NSNull)
+    }
 
     func string(_ field: String) throws(ConfigurationError) -> String {
+        log.read.insert(field)
         guard let value = object[field] else { throw error(field, "missing") }
         guard let text = value as? String, !text.isEmpty else { throw error(field, "must be a non-empty string") }
         return text
     }
 
     func int(_ field: String, default value: Int, range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
+        log.read.insert(field)
         guard let raw = object[field] else { return value }
         guard let number = raw as? Int, range.contains(number) else {
             throw error(field, "must be a whole number from \(range.lowerBound) to \(range.upperBound)")
@@ -349,13 +392,17 @@ struct JSONFile {
     }
 
     func array(_ field: String) throws(ConfigurationError) -> [Any] {
+        log.read.insert(field)
         guard let list = object[field] as? [Any] else { throw error(field, "must be a list") }
         return list
     }
 
     func optionalObject(_ field: String) throws(ConfigurationError) -> JSONFile? {
+        log.read.insert(field)
         guard let raw = object[field] else { return nil }
         guard let nested = raw as? [String: Any] else { throw error(field, "must be an object") }
-        return JSONFile(path: path, object: nested, prefix: prefix.isEmpty ? field : "\(prefix).\(field)")
+        let child = JSONFile(path: path, object: nested, prefix: prefix.isEmpty ? field : "\(prefix).\(field)")
+        log.children.append(child)
+        return child
     }
 }

@@ -13,12 +13,15 @@ public final class CaseStore: Sendable {
     private let writer: Writer
     private let readers = Mutex<[Database]>([])
     private let sealer: RecordSealer
+    /// The data folder's lock, held while the store is open: a second process is refused.
+    private let lock: Mutex<Int32?>
 
     /// Opens (or creates, owner-only) the database in `folder` and brings its schema up to date;
     /// personal data in it is sealed under `dataKey` (see `RecordSealer`).
     public init(folder: String, dataKey: [UInt8], logger: Logger) throws(StoreError) {
         sealer = try RecordSealer(keyEncryptionKey: dataKey)
         try Self.makeOwnerOnlyFolder(folder)
+        lock = Mutex(try Self.lockFolder(folder))
         path = (folder as NSString).appendingPathComponent("casebridge.sqlite3")
         // Create the file owner-only before SQLite does; its -wal and -shm files copy this mode.
         let fd = open(path, O_RDWR | O_CREAT, 0o600)
@@ -41,6 +44,31 @@ public final class CaseStore: Sendable {
         try Self.sealExisting(database, sealer)
         writer = Writer(database: database, logger: logger)
     }
+
+    /// Takes the data folder's lock (casebridge.lock, holding the holder's process id). Two nodes on
+    /// one database would each fail the other's writes; the second is refused at start instead.
+    static func lockFolder(_ folder: String) throws(StoreError) -> Int32 {
+        let path = (folder as NSString).appendingPathComponent("casebridge.lock")
+        let fd = open(path, O_RDWR | O_CREAT, 0o600)
+        guard fd >= 0 else { throw StoreError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            var holder = [UInt8](repeating: 0, count: 32)
+            let count = Glibc.read(fd, &holder, holder.count)
+            Glibc.close(fd)
+            let pid = String(decoding: holder.prefix(max(0, count)), as: UTF8.self)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            throw StoreError(
+                "another process\(pid.isEmpty ? "" : " (pid \(pid))") is using the data folder \(folder): "
+                    + "is this node already running?"
+            )
+        }
+        let pid = Array("\(getpid())\n".utf8)
+        _ = ftruncate(fd, 0)
+        _ = pwrite(fd, pid, pid.count, 0)
+        return fd
+    }
+
+    deinit { lock.withLock { $0.map { _ = Glibc.close($0) } } }
 
     static func makeOwnerOnlyFolder(_ folder: String) throws(StoreError) {
         var isDirectory: ObjCBool = false
@@ -123,7 +151,13 @@ public final class CaseStore: Sendable {
     }
 
     /// Stops the writer after the writes already queued.
-    public func close() { writer.stop() }
+    public func close() {
+        writer.stop()
+        lock.withLock { fd in
+            if let open = fd { Glibc.close(open) }
+            fd = nil
+        }
+    }
 }
 
 /// One write: `run` executes it inside the open transaction and returns what to do once the

@@ -551,6 +551,19 @@ struct CommandLineTests {
         Thread.sleep(forTimeInterval: 1)
         #expect(started.process.isRunning)
     }
+
+    @Test("a second node process on the same data folder is refused at start, and the first keeps serving")
+    func secondProcessRefused() async throws {
+        let federation = try TestFederation(nodes: ["ncct", "embassy-id"])
+        try await federation.start("ncct")
+        let second = try run(casebridgeBinary, ["node", "run", "--config", federation.configPath("ncct").path])
+        expectOneLine(second, exit: 2, containing: "is using the data folder")
+        #expect(second.stderr.contains("is this node already running?"), "\(second.stderr)")
+        let ncct = federation.console("ncct")
+        defer { ncct.close() }
+        #expect(try await ncct.unary(Console.getStatus, StatusRequest()).nodeID == "ncct")
+        federation.stopAll()
+    }
 }
 
 @Suite("The demo")

@@ -340,5 +340,28 @@ struct ConfigurationTests {
             problem { _ = try NodeConfiguration.load(limit) }
                 == "\(limit): limits.stream_reset_burst: must be a whole number from 1 to 100000"
         )
+        // A key nobody reads is a typo (here one that would have turned revocation off): refused, with a hint.
+        let base =
+            #"{"node_id": "ncct", "listen": "127.0.0.1:1", "certificate": "\#(certs)/nodes/ncct.pem", "#
+            + #""private_key": "\#(certs)/nodes/ncct.key", "ca": "\#(certs)/ca.pem", "#
+            + #""directory": "\#(certs)/ca.pem", "data_folder": "d", "console_socket": "s", "#
+        let typo = try write(base + #""crll": "\#(certs)/crl.pem"}"#, "n4.json", in: folder)
+        #expect(
+            problem { _ = try NodeConfiguration.load(typo) }.hasPrefix(
+                "\(typo): crll: unknown key (did you mean \"crl\"?)"
+            )
+        )
+        let nested = try write(base + #""limits": {"max_conections": 10}}"#, "n5.json", in: folder)
+        #expect(
+            problem { _ = try NodeConfiguration.load(nested) }
+                .hasPrefix("\(nested): limits.max_conections: unknown key (did you mean \"max_connections\"?)")
+        )
+        let directory = try write(
+            #"{"trust_domain": "t", "nodes": [{"id": "ncct", "role": "ncct", "represents": "KH", "#
+                + #""endpoint": "h:1", "endpoit": "h:2"}]}"#,
+            "d9.json",
+            in: folder
+        )
+        #expect(problem { _ = try Directory.load(directory) }.hasPrefix("\(directory): nodes[0].endpoit: unknown key"))
     }
 }
