@@ -84,6 +84,9 @@ public final class Node: Sendable {
                 metadata: ["open-files-allowed": "\(filesAllowed)", "needed": "\(filesNeeded)"]
             )
         }
+        if configuration.crl == nil {
+            logger.warning("the configuration names no crl: certificates the federation revoked are not refused")
+        }
         try DataKeyFile.settle(configuration, logger: logger)
         let store = try CaseStore(
             folder: configuration.dataFolder,
@@ -197,7 +200,8 @@ public final class Node: Sendable {
                 tracker: tracker,
                 workers: workers,
                 certificateNotAfter: serverTLS.certificateNotAfter,
-                startedAtMs: Clock.nowMs()
+                startedAtMs: Clock.nowMs(),
+                revocationChecked: configuration.crl != nil
             ),
             retention: configuration.retention
         )
@@ -280,6 +284,7 @@ struct StatusReporter: Sendable {
     let workers: [String: DeliveryWorker]
     let certificateNotAfter: Int64?
     let startedAtMs: Int64
+    var revocationChecked = true
 
     func status() throws -> NodeStatus {
         let backlog = try tracker.store.read { try $0.backlog(pendingStates: CaseTracker.pendingDeliveryStates) }
@@ -291,6 +296,7 @@ struct StatusReporter: Sendable {
         status.startedAtMs = startedAtMs
         status.version = Node.version
         status.unreadInbox = UInt32(try tracker.store.read { try $0.unreadCount() })
+        status.revocationChecked = revocationChecked
         // The peers this node exchanges with: for an embassy, NCCT only (never other embassies).
         status.peers = tracker.directory.nodes.filter { workers[$0.id] != nil }.map { entry in
             var peer = PeerStatus()

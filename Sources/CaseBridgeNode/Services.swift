@@ -104,6 +104,12 @@ enum ConsoleService {
             }
         }
         router.unary(Console.backup) { request, _ in try await staff(tracker) { try await tracker.backup(request) } }
+        router.serverStreaming(Console.listAudit) { request, _, writer in
+            for entry in try await staff(tracker, { try tracker.auditLog(request) }) { try await writer.send(entry) }
+        }
+        router.unary(Console.deliverNow) { request, _ in
+            try await staff(tracker) { try await tracker.deliverNow(request) }
+        }
         router.serverStreaming(Console.search) { request, _, writer in
             for hit in try await staff(tracker, { try await tracker.search(request) }) { try await writer.send(hit) }
         }

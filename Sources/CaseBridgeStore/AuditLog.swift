@@ -99,10 +99,11 @@ extension Database {
         return AuditVerification(intact: true, entries: count, firstBadSeq: 0, detail: "")
     }
 
-    public func auditEntries(limit: Int) throws(StoreError) -> [AuditEntry] {
+    /// The latest entries first; `beforeSeq` > 0 pages back from there.
+    public func auditEntries(limit: Int, beforeSeq: Int64 = 0) throws(StoreError) -> [AuditEntry] {
         try query(
-            "SELECT seq, at_ms, event, actor, subject, outcome, detail FROM audit ORDER BY seq DESC LIMIT ?",
-            [.int(Int64(limit))]
+            "SELECT seq, at_ms, event, actor, subject, outcome, detail FROM audit WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+            [.int(beforeSeq > 0 ? beforeSeq : Int64.max), .int(Int64(limit))]
         ).map {
             AuditEntry(
                 seq: $0.int(0),

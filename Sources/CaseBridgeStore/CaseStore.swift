@@ -40,7 +40,17 @@ public final class CaseStore: Sendable {
         try database.execute(
             "PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456; PRAGMA wal_autocheckpoint = 4000;"
         )
-        try Migrations.apply(to: database)
+        // A damaged file (a torn WAL, a bad disk) is refused at start, not found one read at a time.
+        let check: String
+        do {
+            try Migrations.apply(to: database)
+            check = try database.first("PRAGMA quick_check")?.text(0) ?? "no answer"
+        } catch  where [SQLITE_CORRUPT, SQLITE_NOTADB].contains(error.code & 0xff) {
+            check = error.message
+        }
+        guard check == "ok" else {
+            throw StoreError("the database \(path) is damaged (\(check)); restore it from a backup: casebridge restore")
+        }
         try Self.sealExisting(database, sealer)
         writer = Writer(database: database, logger: logger)
     }
@@ -241,6 +251,8 @@ private final class Writer: @unchecked Sendable {
             if queue.withLock({ $0.count > 0 }) { wake.signal() }
             if stopping { break }
         }
+        // A stopped node's database file holds everything, without its WAL beside it.
+        try? database.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         stopped.signal()
     }
 

@@ -506,6 +506,15 @@ extension Database {
         ).map(outboxRow)
     }
 
+    /// Messages to `peer` waiting for a retry become due now; returns how many.
+    public func retryNow(peer: String, waitingState: Int32, atMs: Int64) throws(StoreError) -> Int {
+        try query(
+            "UPDATE outbox SET next_attempt_at_ms = ? WHERE peer_node = ? AND state = ? AND next_attempt_at_ms > ?",
+            [.int(atMs), .text(peer), .int(Int64(waitingState)), .int(atMs)]
+        )
+        return changes
+    }
+
     public func outbox(caseID: String) throws(StoreError) -> [OutboxRow] {
         try query("SELECT \(Self.outboxColumns) FROM outbox WHERE case_id = ? ORDER BY position", [.text(caseID)]).map(
             outboxRow

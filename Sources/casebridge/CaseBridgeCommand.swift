@@ -55,7 +55,7 @@ struct CaseBridgeCommand: AsyncParsableCommand {
             RequestInfoCommand.self, ProvideInfoCommand.self, WithdrawCommand.self, WatchCommand.self,
             SearchCommand.self, DemoCommand.self, StatusCommand.self, AuditCommand.self, RetentionCommand.self,
             CheckPeerCommand.self,
-            ConformanceCommand.self, BackupCommand.self, RestoreCommand.self,
+            ConformanceCommand.self, BackupCommand.self, RestoreCommand.self, DeliverCommand.self,
             NodeCommand.self, CertsCommand.self,
             ContractCommand.self,
         ]

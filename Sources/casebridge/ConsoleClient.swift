@@ -211,6 +211,17 @@ enum Output {
     /// The first eight characters of a case id: enough to name a case (any unique prefix works).
     static func shortID(_ caseID: String) -> String { String(caseID.prefix(8)) }
 
+    /// A list as every list command prints it: one JSON object per line with --json, `empty` when
+    /// there is nothing; otherwise false, and the caller prints its table.
+    static func printedAsJSONOrEmpty<M: ProtoMessage>(_ entries: [M], json: Bool, empty: String) -> Bool {
+        if json {
+            entries.forEach { Output.json(ProtoJSON.object($0)) }
+            return true
+        }
+        if entries.isEmpty { print(empty) }
+        return entries.isEmpty
+    }
+
     static func json(_ object: Any) {
         let data =
             (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))

@@ -27,6 +27,9 @@ struct StatusCommand: AsyncParsableCommand {
             "Certificate valid until \(Output.time(status.certificateNotAfterMs)) (\(days) days)"
                 + (days < 30 ? "  ← renew soon" : "")
         )
+        if !status.revocationChecked {
+            print("Revocation: OFF — the configuration names no crl; revoked certificates are not refused")
+        }
         print("Unread in inbox: \(status.unreadInbox)\n")
         Output.table(
             ["PEER", "ENDPOINT", "REACHABLE", "OWED", "OLDEST UNDELIVERED", "LAST ERROR"],
@@ -46,7 +49,7 @@ struct AuditCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit",
         abstract: "The node's hash-chained audit log.",
-        subcommands: [VerifyAudit.self]
+        subcommands: [VerifyAudit.self, ListAudit.self]
     )
 }
 
@@ -143,5 +146,76 @@ struct CheckPeerCommand: AsyncParsableCommand {
         if report.failed > 0 {
             throw fail("\(report.failed) check\(report.failed == 1 ? "" : "s") failed against \(endpoint)")
         }
+    }
+}
+
+struct ListAudit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "The audit log, latest entries first: who did what, when, and what was refused.",
+        discussion: """
+            Examples:
+              casebridge audit list
+              casebridge audit list --limit 200 --before 5120
+            """
+    )
+    @OptionGroup var node: NodeOptions
+    @Option(help: "At most this many.") var limit: Int = 50
+    @Option(help: "Only entries before this number (to page back).") var before: UInt64 = 0
+    @Flag(help: "Every column in full, however wide.") var wide = false
+
+    func run() async throws {
+        let console = try node.console()
+        var request = ListAuditRequest()
+        request.limit = try listLimit(limit)
+        request.beforeSeq = try storedNumber(before, flag: "--before")
+        let entries = try await console.stream(Console.listAudit, request)
+        if Output.printedAsJSONOrEmpty(entries, json: node.json, empty: "The audit log is empty.") { return }
+        Output.table(
+            ["#", "AT", "EVENT", "BY", "SUBJECT", "OUTCOME", "DETAIL"],
+            entries.map { entry in
+                [
+                    String(entry.seq), Output.shortTime(entry.atMs), entry.event, entry.actor, entry.subject,
+                    entry.outcome,
+                    entry.detail,
+                ]
+            },
+            flexible: ["SUBJECT", "DETAIL"],
+            wide: wide
+        )
+        if let oldest = entries.last, oldest.seq > 1, entries.count == Int(request.limit) {
+            print("Older entries: casebridge audit list --before \(oldest.seq)")
+        }
+    }
+}
+
+struct DeliverCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "deliver",
+        abstract: "Tries now every message waiting for a retry (after an outage), instead of at its next backoff.",
+        discussion: """
+            Examples:
+              casebridge deliver --now
+              casebridge deliver --now --peer embassy-id
+            """
+    )
+    @OptionGroup var node: NodeOptions
+    @Flag(help: "Try every waiting message now.") var now = false
+    @Option(help: "Only messages to this peer node.") var peer: String?
+
+    func run() async throws {
+        guard now else {
+            throw fail("say --now: every message waiting for a retry is tried at once", code: Exit.badInput)
+        }
+        let console = try node.console()
+        var request = DeliverNowRequest()
+        request.peerNode = peer ?? ""
+        let reply = try await console.call(Console.deliverNow, request)
+        if node.json { Output.json(ProtoJSON.object(reply)); return }
+        print(
+            reply.messages == 0
+                ? "Nothing was waiting for a retry."
+                : "\(reply.messages) message\(reply.messages == 1 ? "" : "s") tried now; `casebridge status` shows how it went."
+        )
     }
 }

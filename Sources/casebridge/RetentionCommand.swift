@@ -32,8 +32,7 @@ struct RetentionList: AsyncParsableCommand {
         var request = ListRetentionRequest()
         request.limit = try listLimit(limit)
         let entries = try await console.stream(Console.listRetention, request)
-        if node.json { entries.forEach { Output.json(ProtoJSON.object($0)) }; return }
-        guard !entries.isEmpty else { print("No closed cases yet."); return }
+        if Output.printedAsJSONOrEmpty(entries, json: node.json, empty: "No closed cases yet.") { return }
         Output.table(
             ["CASE", "STATUS", "CLOSED", "PERSONAL DATA"],
             entries.map { entry in

@@ -36,8 +36,7 @@ struct SearchCommand: AsyncParsableCommand {
         request.limit = UInt32(try listLimit(limit))
         let console = try node.console()
         let hits = try await console.stream(Console.search, request)
-        if node.json { hits.forEach { Output.json(ProtoJSON.object($0)) }; return }
-        guard !hits.isEmpty else { print("No one found."); return }
+        if Output.printedAsJSONOrEmpty(hits, json: node.json, empty: "No one found.") { return }
         Output.table(
             ["CASE", "PERSON", "NAME", "BORN", "PERSON NOW", "CASE NOW", "REF"],
             hits.map { hit in

@@ -142,8 +142,8 @@ struct InboxCommand: AsyncParsableCommand {
         request.unreadOnly = unread
         request.limit = try listLimit(limit)
         let entries = try await console.stream(Console.listInbox, request)
-        if node.json { entries.forEach { Output.json(ProtoJSON.object($0)) }; return }
-        guard !entries.isEmpty else { print(unread ? "No unread entries." : "The inbox is empty."); return }
+        let empty = unread ? "No unread entries." : "The inbox is empty."
+        if Output.printedAsJSONOrEmpty(entries, json: node.json, empty: empty) { return }
         // WHAT is the message itself (a request, a question, outcomes); NOW is where the case stands today.
         Output.table(
             ["#", "RECEIVED", "FROM", "CASE", "WHAT", "NOW", "READ"],
@@ -344,8 +344,7 @@ struct ListCases: AsyncParsableCommand {
         }
         request.limit = try listLimit(limit)
         let cases = try await node.console().stream(Console.listCases, request)
-        if node.json { cases.forEach { Output.json(ProtoJSON.object($0)) }; return }
-        guard !cases.isEmpty else { print("No cases."); return }
+        if Output.printedAsJSONOrEmpty(cases, json: node.json, empty: "No cases.") { return }
         // FROM is the state an embassy represents ("ID"); outcome counts only with --wide (and in JSON).
         let directory = try? Directory.load(node.configuration().directoryPath)
         func from(_ node: String) -> String { directory?.node(node)?.represents ?? node }

@@ -564,6 +564,81 @@ struct CommandLineTests {
         #expect(try await ncct.unary(Console.getStatus, StatusRequest()).nodeID == "ncct")
         federation.stopAll()
     }
+
+    @Test("operators: audit log listed, deliveries retried now, a stopped node's file whole, a damaged one refused")
+    func operatorTools() async throws {
+        let federation = try TestFederation(
+            nodes: ["ncct", "embassy-id"],
+            initialBackoffMs: 60_000,
+            maxBackoffMs: 60_000
+        )
+        for node in federation.nodes { try await federation.start(node) }
+        let embassy = federation.console("embassy-id")
+        defer { embassy.close() }
+        let caseID = try await embassy.unary(Console.submit, Make.request(persons: 1)).caseID
+        #expect(try await federation.eventually { try federation.sql("ncct", "SELECT COUNT(*) FROM cases") == ["1"] })
+        let audit = try cli(["audit", "list", "--limit", "5"], federation, node: "ncct")
+        #expect(audit.status == 0 && audit.stdout.contains("request.received"), "\(audit.stdout)")
+
+        // NCCT is down when a note is made: the delivery waits a minute for its next try...
+        federation.stop("ncct")
+        _ = try await embassy.unary(Console.applyChange, Make.note(caseID, "after the outage"))
+        let waiting = "SELECT COUNT(*) FROM outbox WHERE state = \(DeliveryState.retryWaiting.rawValue)"
+        #expect(try await federation.eventually { try federation.sql("embassy-id", waiting) == ["1"] })
+        try await federation.start("ncct")
+        // ...unless the operator says now.
+        let now = try cli(["deliver", "--now"], federation, node: "embassy-id")
+        #expect(now.stdout.contains("1 message tried now"), "\(now.stdout)\(now.stderr)")
+        #expect(
+            try await federation.eventually(10) {
+                try federation.sql("ncct", "SELECT COUNT(*) FROM case_history WHERE case_id = '\(caseID)'") == ["1"]
+            }
+        )
+        federation.stopAll()
+
+        // Stopped, a node's database file holds everything by itself (no WAL beside it).
+        let alone = federation.folder.appendingPathComponent("alone.sqlite3")
+        try FileManager.default.copyItem(at: URL(fileURLWithPath: federation.database("ncct")), to: alone)
+        let count = try run(
+            "python3",
+            [
+                "-c",
+                "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("
+                    + "'SELECT COUNT(*) FROM case_history').fetchone()[0])", alone.path,
+            ]
+        )
+        #expect(count.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "1", "\(count.stdout)\(count.stderr)")
+
+        // A damaged database is refused at start, with what to do.
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: federation.database("ncct")))
+        for page in 1..<4 {  // the headers of pages 2 to 4: what the b-trees are made of
+            try handle.seek(toOffset: UInt64(4096 * page))
+            handle.write(Data(repeating: 0xA5, count: 64))
+        }
+        try handle.close()
+        await #expect(throws: (any Error).self) { try await federation.start("ncct") }
+        #expect(federation.log("ncct").contains("is damaged"), "\(federation.log("ncct"))")
+    }
+
+    @Test("a node configured without a CRL says revocation is off, in its log and in status")
+    func revocationOff() async throws {
+        let certs = try makeTemporaryFolder("nocrl")
+        defer { try? FileManager.default.removeItem(at: certs) }
+        try FileManager.default.copyItem(
+            at: TestFederation.certs.appendingPathComponent("ca.pem"),
+            to: certs.appendingPathComponent("ca.pem")
+        )
+        try FileManager.default.copyItem(
+            at: TestFederation.certs.appendingPathComponent("nodes"),
+            to: certs.appendingPathComponent("nodes")
+        )
+        let federation = try TestFederation(nodes: ["ncct", "embassy-id"], certs: certs)
+        try await federation.start("ncct")
+        let status = try cli(["status"], federation, node: "ncct")
+        #expect(status.stdout.contains("Revocation: OFF"), "\(status.stdout)")
+        #expect(federation.log("ncct").contains("the configuration names no crl"))
+        federation.stopAll()
+    }
 }
 
 @Suite("The demo")

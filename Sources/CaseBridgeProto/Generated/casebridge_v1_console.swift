@@ -20,6 +20,83 @@ public struct InboxEntryKind: ProtoEnum {
     public static let names: [Int32: String] = [0: "unspecified", 1: "request", 2: "update"]
 }
 
+public struct ListAuditRequest: ProtoMessage {
+    public static let protoName = "casebridge.v1.ListAuditRequest"
+    public var limit: UInt32 = 0
+    public var beforeSeq: UInt64 = 0
+    public init() {}
+    public init(fields: ProtoFields) {
+        limit = fields.value(1)
+        beforeSeq = fields.value(2)
+    }
+    public var protoFields: ProtoFields {
+        var fields = ProtoFields()
+        fields.set(1, limit)
+        fields.set(2, beforeSeq)
+        return fields
+    }
+}
+
+public struct AuditLogEntry: ProtoMessage {
+    public static let protoName = "casebridge.v1.AuditLogEntry"
+    public var seq: UInt64 = 0
+    public var atMs: Int64 = 0
+    public var event: String = ""
+    public var actor: String = ""
+    public var subject: String = ""
+    public var outcome: String = ""
+    public var detail: String = ""
+    public init() {}
+    public init(fields: ProtoFields) {
+        seq = fields.value(1)
+        atMs = fields.value(2)
+        event = fields.value(3)
+        actor = fields.value(4)
+        subject = fields.value(5)
+        outcome = fields.value(6)
+        detail = fields.value(7)
+    }
+    public var protoFields: ProtoFields {
+        var fields = ProtoFields()
+        fields.set(1, seq)
+        fields.set(2, atMs)
+        fields.set(3, event)
+        fields.set(4, actor)
+        fields.set(5, subject)
+        fields.set(6, outcome)
+        fields.set(7, detail)
+        return fields
+    }
+}
+
+public struct DeliverNowRequest: ProtoMessage {
+    public static let protoName = "casebridge.v1.DeliverNowRequest"
+    public var peerNode: String = ""
+    public init() {}
+    public init(fields: ProtoFields) {
+        peerNode = fields.value(1)
+    }
+    public var protoFields: ProtoFields {
+        var fields = ProtoFields()
+        fields.set(1, peerNode)
+        return fields
+    }
+}
+
+public struct DeliverNowReply: ProtoMessage {
+    public static let protoName = "casebridge.v1.DeliverNowReply"
+    public var messages: UInt32 = 0
+    public init() {}
+    public init(fields: ProtoFields) {
+        messages = fields.value(1)
+    }
+    public var protoFields: ProtoFields {
+        var fields = ProtoFields()
+        fields.set(1, messages)
+        return fields
+    }
+}
+
 public struct BackupRequest: ProtoMessage {
     public static let protoName = "casebridge.v1.BackupRequest"
     public var path: String = ""
@@ -319,6 +396,7 @@ public struct NodeStatus: ProtoMessage {
     public var startedAtMs: Int64 = 0
     public var version: String = ""
     public var unreadInbox: UInt32 = 0
+    public var revocationChecked: Bool = false
     public init() {}
     public init(fields: ProtoFields) {
         nodeID = fields.value(1)
@@ -329,6 +407,7 @@ public struct NodeStatus: ProtoMessage {
         startedAtMs = fields.value(6)
         version = fields.value(7)
         unreadInbox = fields.value(8)
+        revocationChecked = fields.value(9)
     }
     public var protoFields: ProtoFields {
         var fields = ProtoFields()
@@ -340,6 +419,7 @@ public struct NodeStatus: ProtoMessage {
         fields.set(6, startedAtMs)
         fields.set(7, version)
         fields.set(8, unreadInbox)
+        fields.set(9, revocationChecked)
         return fields
     }
 }
@@ -413,4 +493,6 @@ public enum Console {
     public static let holdRetention = RPCMethod<HoldRetentionRequest, RetentionEntry>(service: serviceName, name: "HoldRetention", clientStreaming: false, serverStreaming: false)
     public static let search = RPCMethod<SearchRequest, SearchHit>(service: serviceName, name: "Search", clientStreaming: false, serverStreaming: true)
     public static let backup = RPCMethod<BackupRequest, BackupReply>(service: serviceName, name: "Backup", clientStreaming: false, serverStreaming: false)
+    public static let listAudit = RPCMethod<ListAuditRequest, AuditLogEntry>(service: serviceName, name: "ListAudit", clientStreaming: false, serverStreaming: true)
+    public static let deliverNow = RPCMethod<DeliverNowRequest, DeliverNowReply>(service: serviceName, name: "DeliverNow", clientStreaming: false, serverStreaming: false)
 }

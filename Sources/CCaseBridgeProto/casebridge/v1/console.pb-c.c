@@ -7,6 +7,186 @@
 #endif
 
 #include "casebridge/v1/console.pb-c.h"
+void   casebridge__v1__list_audit_request__init
+                     (Casebridge__V1__ListAuditRequest         *message)
+{
+  static const Casebridge__V1__ListAuditRequest init_value = CASEBRIDGE__V1__LIST_AUDIT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__list_audit_request__get_packed_size
+                     (const Casebridge__V1__ListAuditRequest *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__list_audit_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__list_audit_request__pack
+                     (const Casebridge__V1__ListAuditRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__list_audit_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__list_audit_request__pack_to_buffer
+                     (const Casebridge__V1__ListAuditRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__list_audit_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__ListAuditRequest *
+       casebridge__v1__list_audit_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__ListAuditRequest *)
+     protobuf_c_message_unpack (&casebridge__v1__list_audit_request__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__list_audit_request__free_unpacked
+                     (Casebridge__V1__ListAuditRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__list_audit_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__audit_log_entry__init
+                     (Casebridge__V1__AuditLogEntry         *message)
+{
+  static const Casebridge__V1__AuditLogEntry init_value = CASEBRIDGE__V1__AUDIT_LOG_ENTRY__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__audit_log_entry__get_packed_size
+                     (const Casebridge__V1__AuditLogEntry *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__audit_log_entry__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__audit_log_entry__pack
+                     (const Casebridge__V1__AuditLogEntry *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__audit_log_entry__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__audit_log_entry__pack_to_buffer
+                     (const Casebridge__V1__AuditLogEntry *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__audit_log_entry__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__AuditLogEntry *
+       casebridge__v1__audit_log_entry__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__AuditLogEntry *)
+     protobuf_c_message_unpack (&casebridge__v1__audit_log_entry__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__audit_log_entry__free_unpacked
+                     (Casebridge__V1__AuditLogEntry *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__audit_log_entry__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__deliver_now_request__init
+                     (Casebridge__V1__DeliverNowRequest         *message)
+{
+  static const Casebridge__V1__DeliverNowRequest init_value = CASEBRIDGE__V1__DELIVER_NOW_REQUEST__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__deliver_now_request__get_packed_size
+                     (const Casebridge__V1__DeliverNowRequest *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__deliver_now_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__deliver_now_request__pack
+                     (const Casebridge__V1__DeliverNowRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__deliver_now_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__deliver_now_request__pack_to_buffer
+                     (const Casebridge__V1__DeliverNowRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__deliver_now_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__DeliverNowRequest *
+       casebridge__v1__deliver_now_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__DeliverNowRequest *)
+     protobuf_c_message_unpack (&casebridge__v1__deliver_now_request__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__deliver_now_request__free_unpacked
+                     (Casebridge__V1__DeliverNowRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__deliver_now_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__deliver_now_reply__init
+                     (Casebridge__V1__DeliverNowReply         *message)
+{
+  static const Casebridge__V1__DeliverNowReply init_value = CASEBRIDGE__V1__DELIVER_NOW_REPLY__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__deliver_now_reply__get_packed_size
+                     (const Casebridge__V1__DeliverNowReply *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__deliver_now_reply__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__deliver_now_reply__pack
+                     (const Casebridge__V1__DeliverNowReply *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__deliver_now_reply__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__deliver_now_reply__pack_to_buffer
+                     (const Casebridge__V1__DeliverNowReply *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__deliver_now_reply__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__DeliverNowReply *
+       casebridge__v1__deliver_now_reply__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__DeliverNowReply *)
+     protobuf_c_message_unpack (&casebridge__v1__deliver_now_reply__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__deliver_now_reply__free_unpacked
+                     (Casebridge__V1__DeliverNowReply *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__deliver_now_reply__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   casebridge__v1__backup_request__init
                      (Casebridge__V1__BackupRequest         *message)
 {
@@ -772,6 +952,249 @@ void   casebridge__v1__cancel_delivery_request__free_unpacked
   assert(message->base.descriptor == &casebridge__v1__cancel_delivery_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+static const ProtobufCFieldDescriptor casebridge__v1__list_audit_request__field_descriptors[2] =
+{
+  {
+    "limit",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ListAuditRequest, limit),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "before_seq",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ListAuditRequest, before_seq),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__list_audit_request__field_indices_by_name[] = {
+  1,   /* field[1] = before_seq */
+  0,   /* field[0] = limit */
+};
+static const ProtobufCIntRange casebridge__v1__list_audit_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__list_audit_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.ListAuditRequest",
+  "ListAuditRequest",
+  "Casebridge__V1__ListAuditRequest",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__ListAuditRequest),
+  2,
+  casebridge__v1__list_audit_request__field_descriptors,
+  casebridge__v1__list_audit_request__field_indices_by_name,
+  1,  casebridge__v1__list_audit_request__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__list_audit_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__audit_log_entry__field_descriptors[7] =
+{
+  {
+    "seq",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__AuditLogEntry, seq),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "at_ms",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__AuditLogEntry, at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "event",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__AuditLogEntry, event),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "actor",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__AuditLogEntry, actor),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "subject",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__AuditLogEntry, subject),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "outcome",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__AuditLogEntry, outcome),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "detail",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__AuditLogEntry, detail),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__audit_log_entry__field_indices_by_name[] = {
+  3,   /* field[3] = actor */
+  1,   /* field[1] = at_ms */
+  6,   /* field[6] = detail */
+  2,   /* field[2] = event */
+  5,   /* field[5] = outcome */
+  0,   /* field[0] = seq */
+  4,   /* field[4] = subject */
+};
+static const ProtobufCIntRange casebridge__v1__audit_log_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__audit_log_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.AuditLogEntry",
+  "AuditLogEntry",
+  "Casebridge__V1__AuditLogEntry",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__AuditLogEntry),
+  7,
+  casebridge__v1__audit_log_entry__field_descriptors,
+  casebridge__v1__audit_log_entry__field_indices_by_name,
+  1,  casebridge__v1__audit_log_entry__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__audit_log_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__deliver_now_request__field_descriptors[1] =
+{
+  {
+    "peer_node",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__DeliverNowRequest, peer_node),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__deliver_now_request__field_indices_by_name[] = {
+  0,   /* field[0] = peer_node */
+};
+static const ProtobufCIntRange casebridge__v1__deliver_now_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__deliver_now_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.DeliverNowRequest",
+  "DeliverNowRequest",
+  "Casebridge__V1__DeliverNowRequest",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__DeliverNowRequest),
+  1,
+  casebridge__v1__deliver_now_request__field_descriptors,
+  casebridge__v1__deliver_now_request__field_indices_by_name,
+  1,  casebridge__v1__deliver_now_request__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__deliver_now_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__deliver_now_reply__field_descriptors[1] =
+{
+  {
+    "messages",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__DeliverNowReply, messages),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__deliver_now_reply__field_indices_by_name[] = {
+  0,   /* field[0] = messages */
+};
+static const ProtobufCIntRange casebridge__v1__deliver_now_reply__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__deliver_now_reply__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.DeliverNowReply",
+  "DeliverNowReply",
+  "Casebridge__V1__DeliverNowReply",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__DeliverNowReply),
+  1,
+  casebridge__v1__deliver_now_reply__field_descriptors,
+  casebridge__v1__deliver_now_reply__field_indices_by_name,
+  1,  casebridge__v1__deliver_now_reply__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__deliver_now_reply__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor casebridge__v1__backup_request__field_descriptors[1] =
 {
   {
@@ -1727,7 +2150,7 @@ const ProtobufCMessageDescriptor casebridge__v1__peer_status__descriptor =
   (ProtobufCMessageInit) casebridge__v1__peer_status__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor casebridge__v1__node_status__field_descriptors[8] =
+static const ProtobufCFieldDescriptor casebridge__v1__node_status__field_descriptors[9] =
 {
   {
     "node_id",
@@ -1825,12 +2248,25 @@ static const ProtobufCFieldDescriptor casebridge__v1__node_status__field_descrip
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "revocation_checked",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__NodeStatus, revocation_checked),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned casebridge__v1__node_status__field_indices_by_name[] = {
   4,   /* field[4] = certificate_not_after_ms */
   0,   /* field[0] = node_id */
   3,   /* field[3] = peers */
   2,   /* field[2] = represents */
+  8,   /* field[8] = revocation_checked */
   1,   /* field[1] = role */
   5,   /* field[5] = started_at_ms */
   7,   /* field[7] = unread_inbox */
@@ -1839,7 +2275,7 @@ static const unsigned casebridge__v1__node_status__field_indices_by_name[] = {
 static const ProtobufCIntRange casebridge__v1__node_status__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor casebridge__v1__node_status__descriptor =
 {
@@ -1849,7 +2285,7 @@ const ProtobufCMessageDescriptor casebridge__v1__node_status__descriptor =
   "Casebridge__V1__NodeStatus",
   "casebridge.v1",
   sizeof(Casebridge__V1__NodeStatus),
-  8,
+  9,
   casebridge__v1__node_status__field_descriptors,
   casebridge__v1__node_status__field_indices_by_name,
   1,  casebridge__v1__node_status__number_ranges,
@@ -2075,7 +2511,7 @@ const ProtobufCEnumDescriptor casebridge__v1__inbox_entry_kind__descriptor =
   casebridge__v1__inbox_entry_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor casebridge__v1__console__method_descriptors[14] =
+static const ProtobufCMethodDescriptor casebridge__v1__console__method_descriptors[16] =
 {
   { "Submit", &casebridge__v1__intervention_request__descriptor, &casebridge__v1__submit_receipt__descriptor },
   { "ApplyChange", &casebridge__v1__case_update__descriptor, &casebridge__v1__update_receipt__descriptor },
@@ -2091,14 +2527,18 @@ static const ProtobufCMethodDescriptor casebridge__v1__console__method_descripto
   { "HoldRetention", &casebridge__v1__hold_retention_request__descriptor, &casebridge__v1__retention_entry__descriptor },
   { "Search", &casebridge__v1__search_request__descriptor, &casebridge__v1__search_hit__descriptor },
   { "Backup", &casebridge__v1__backup_request__descriptor, &casebridge__v1__backup_reply__descriptor },
+  { "ListAudit", &casebridge__v1__list_audit_request__descriptor, &casebridge__v1__audit_log_entry__descriptor },
+  { "DeliverNow", &casebridge__v1__deliver_now_request__descriptor, &casebridge__v1__deliver_now_reply__descriptor },
 };
 const unsigned casebridge__v1__console__method_indices_by_name[] = {
   1,        /* ApplyChange */
   13,        /* Backup */
   9,        /* CancelDelivery */
+  15,        /* DeliverNow */
   2,        /* GetCase */
   7,        /* GetStatus */
   11,        /* HoldRetention */
+  14,        /* ListAudit */
   3,        /* ListCases */
   4,        /* ListInbox */
   10,        /* ListRetention */
@@ -2115,7 +2555,7 @@ const ProtobufCServiceDescriptor casebridge__v1__console__descriptor =
   "Console",
   "Casebridge__V1__Console",
   "casebridge.v1",
-  14,
+  16,
   casebridge__v1__console__method_descriptors,
   casebridge__v1__console__method_indices_by_name
 };
@@ -2230,6 +2670,22 @@ void casebridge__v1__console__backup(ProtobufCService *service,
 {
   assert(service->descriptor == &casebridge__v1__console__descriptor);
   service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void casebridge__v1__console__list_audit(ProtobufCService *service,
+                                         const Casebridge__V1__ListAuditRequest *input,
+                                         Casebridge__V1__AuditLogEntry_Closure closure,
+                                         void *closure_data)
+{
+  assert(service->descriptor == &casebridge__v1__console__descriptor);
+  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void casebridge__v1__console__deliver_now(ProtobufCService *service,
+                                          const Casebridge__V1__DeliverNowRequest *input,
+                                          Casebridge__V1__DeliverNowReply_Closure closure,
+                                          void *closure_data)
+{
+  assert(service->descriptor == &casebridge__v1__console__descriptor);
+  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
                                     Casebridge__V1__Console_ServiceDestroy destroy)

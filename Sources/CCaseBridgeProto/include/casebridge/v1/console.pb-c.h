@@ -18,6 +18,10 @@ PROTOBUF_C__BEGIN_DECLS
 #include "casebridge/v1/case.pb-c.h"
 #include "casebridge/v1/exchange.pb-c.h"
 
+typedef struct Casebridge__V1__ListAuditRequest Casebridge__V1__ListAuditRequest;
+typedef struct Casebridge__V1__AuditLogEntry Casebridge__V1__AuditLogEntry;
+typedef struct Casebridge__V1__DeliverNowRequest Casebridge__V1__DeliverNowRequest;
+typedef struct Casebridge__V1__DeliverNowReply Casebridge__V1__DeliverNowReply;
 typedef struct Casebridge__V1__BackupRequest Casebridge__V1__BackupRequest;
 typedef struct Casebridge__V1__BackupReply Casebridge__V1__BackupReply;
 typedef struct Casebridge__V1__SearchRequest Casebridge__V1__SearchRequest;
@@ -53,6 +57,65 @@ typedef enum _Casebridge__V1__InboxEntryKind {
 } Casebridge__V1__InboxEntryKind;
 
 /* --- messages --- */
+
+struct  Casebridge__V1__ListAuditRequest
+{
+  ProtobufCMessage base;
+  /*
+   * At most this many; 0 means 50. Max 10,000.
+   */
+  uint32_t limit;
+  /*
+   * Only entries before this one (to page back); 0 means from the latest.
+   */
+  uint64_t before_seq;
+};
+#define CASEBRIDGE__V1__LIST_AUDIT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__list_audit_request__descriptor) \
+    , 0, 0 }
+
+
+struct  Casebridge__V1__AuditLogEntry
+{
+  ProtobufCMessage base;
+  uint64_t seq;
+  int64_t at_ms;
+  char *event;
+  char *actor;
+  char *subject;
+  char *outcome;
+  char *detail;
+};
+#define CASEBRIDGE__V1__AUDIT_LOG_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__audit_log_entry__descriptor) \
+    , 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Casebridge__V1__DeliverNowRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Node id of one peer; empty for all.
+   */
+  char *peer_node;
+};
+#define CASEBRIDGE__V1__DELIVER_NOW_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__deliver_now_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Casebridge__V1__DeliverNowReply
+{
+  ProtobufCMessage base;
+  /*
+   * Messages that were waiting for a retry and are tried now.
+   */
+  uint32_t messages;
+};
+#define CASEBRIDGE__V1__DELIVER_NOW_REPLY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__deliver_now_reply__descriptor) \
+    , 0 }
+
 
 struct  Casebridge__V1__BackupRequest
 {
@@ -313,10 +376,15 @@ struct  Casebridge__V1__NodeStatus
    */
   char *version;
   uint32_t unread_inbox;
+  /*
+   * False when the configuration names no CRL: revoked certificates are not
+   * refused.
+   */
+  protobuf_c_boolean revocation_checked;
 };
 #define CASEBRIDGE__V1__NODE_STATUS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__node_status__descriptor) \
-    , (char *)protobuf_c_empty_string, CASEBRIDGE__V1__NODE_ROLE__NODE_ROLE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, CASEBRIDGE__V1__NODE_ROLE__NODE_ROLE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, 0, 0 }
 
 
 struct  Casebridge__V1__VerifyAuditRequest
@@ -356,6 +424,82 @@ struct  Casebridge__V1__CancelDeliveryRequest
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
+/* Casebridge__V1__ListAuditRequest methods */
+void   casebridge__v1__list_audit_request__init
+                     (Casebridge__V1__ListAuditRequest         *message);
+size_t casebridge__v1__list_audit_request__get_packed_size
+                     (const Casebridge__V1__ListAuditRequest   *message);
+size_t casebridge__v1__list_audit_request__pack
+                     (const Casebridge__V1__ListAuditRequest   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__list_audit_request__pack_to_buffer
+                     (const Casebridge__V1__ListAuditRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__ListAuditRequest *
+       casebridge__v1__list_audit_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__list_audit_request__free_unpacked
+                     (Casebridge__V1__ListAuditRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__AuditLogEntry methods */
+void   casebridge__v1__audit_log_entry__init
+                     (Casebridge__V1__AuditLogEntry         *message);
+size_t casebridge__v1__audit_log_entry__get_packed_size
+                     (const Casebridge__V1__AuditLogEntry   *message);
+size_t casebridge__v1__audit_log_entry__pack
+                     (const Casebridge__V1__AuditLogEntry   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__audit_log_entry__pack_to_buffer
+                     (const Casebridge__V1__AuditLogEntry   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__AuditLogEntry *
+       casebridge__v1__audit_log_entry__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__audit_log_entry__free_unpacked
+                     (Casebridge__V1__AuditLogEntry *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__DeliverNowRequest methods */
+void   casebridge__v1__deliver_now_request__init
+                     (Casebridge__V1__DeliverNowRequest         *message);
+size_t casebridge__v1__deliver_now_request__get_packed_size
+                     (const Casebridge__V1__DeliverNowRequest   *message);
+size_t casebridge__v1__deliver_now_request__pack
+                     (const Casebridge__V1__DeliverNowRequest   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__deliver_now_request__pack_to_buffer
+                     (const Casebridge__V1__DeliverNowRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__DeliverNowRequest *
+       casebridge__v1__deliver_now_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__deliver_now_request__free_unpacked
+                     (Casebridge__V1__DeliverNowRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__DeliverNowReply methods */
+void   casebridge__v1__deliver_now_reply__init
+                     (Casebridge__V1__DeliverNowReply         *message);
+size_t casebridge__v1__deliver_now_reply__get_packed_size
+                     (const Casebridge__V1__DeliverNowReply   *message);
+size_t casebridge__v1__deliver_now_reply__pack
+                     (const Casebridge__V1__DeliverNowReply   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__deliver_now_reply__pack_to_buffer
+                     (const Casebridge__V1__DeliverNowReply   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__DeliverNowReply *
+       casebridge__v1__deliver_now_reply__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__deliver_now_reply__free_unpacked
+                     (Casebridge__V1__DeliverNowReply *message,
+                      ProtobufCAllocator *allocator);
 /* Casebridge__V1__BackupRequest methods */
 void   casebridge__v1__backup_request__init
                      (Casebridge__V1__BackupRequest         *message);
@@ -681,6 +825,18 @@ void   casebridge__v1__cancel_delivery_request__free_unpacked
                       ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
+typedef void (*Casebridge__V1__ListAuditRequest_Closure)
+                 (const Casebridge__V1__ListAuditRequest *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__AuditLogEntry_Closure)
+                 (const Casebridge__V1__AuditLogEntry *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__DeliverNowRequest_Closure)
+                 (const Casebridge__V1__DeliverNowRequest *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__DeliverNowReply_Closure)
+                 (const Casebridge__V1__DeliverNowReply *message,
+                  void *closure_data);
 typedef void (*Casebridge__V1__BackupRequest_Closure)
                  (const Casebridge__V1__BackupRequest *message,
                   void *closure_data);
@@ -795,6 +951,14 @@ struct Casebridge__V1__Console_Service
                  const Casebridge__V1__BackupRequest *input,
                  Casebridge__V1__BackupReply_Closure closure,
                  void *closure_data);
+  void (*list_audit)(Casebridge__V1__Console_Service *service,
+                     const Casebridge__V1__ListAuditRequest *input,
+                     Casebridge__V1__AuditLogEntry_Closure closure,
+                     void *closure_data);
+  void (*deliver_now)(Casebridge__V1__Console_Service *service,
+                      const Casebridge__V1__DeliverNowRequest *input,
+                      Casebridge__V1__DeliverNowReply_Closure closure,
+                      void *closure_data);
 };
 typedef void (*Casebridge__V1__Console_ServiceDestroy)(Casebridge__V1__Console_Service *);
 void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
@@ -816,7 +980,9 @@ void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
       function_prefix__ ## list_retention,\
       function_prefix__ ## hold_retention,\
       function_prefix__ ## search,\
-      function_prefix__ ## backup  }
+      function_prefix__ ## backup,\
+      function_prefix__ ## list_audit,\
+      function_prefix__ ## deliver_now  }
 void casebridge__v1__console__submit(ProtobufCService *service,
                                      const Casebridge__V1__InterventionRequest *input,
                                      Casebridge__V1__SubmitReceipt_Closure closure,
@@ -873,11 +1039,23 @@ void casebridge__v1__console__backup(ProtobufCService *service,
                                      const Casebridge__V1__BackupRequest *input,
                                      Casebridge__V1__BackupReply_Closure closure,
                                      void *closure_data);
+void casebridge__v1__console__list_audit(ProtobufCService *service,
+                                         const Casebridge__V1__ListAuditRequest *input,
+                                         Casebridge__V1__AuditLogEntry_Closure closure,
+                                         void *closure_data);
+void casebridge__v1__console__deliver_now(ProtobufCService *service,
+                                          const Casebridge__V1__DeliverNowRequest *input,
+                                          Casebridge__V1__DeliverNowReply_Closure closure,
+                                          void *closure_data);
 
 /* --- descriptors --- */
 
 extern const ProtobufCEnumDescriptor    casebridge__v1__node_role__descriptor;
 extern const ProtobufCEnumDescriptor    casebridge__v1__inbox_entry_kind__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__list_audit_request__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__audit_log_entry__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__deliver_now_request__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__deliver_now_reply__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__backup_request__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__backup_reply__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__search_request__descriptor;
