@@ -457,22 +457,22 @@ public final class CaseTracker: Sendable {
         _ db: Database,
         atMs now: Int64
     ) throws {
-        try db.insertCase(
-            CaseRow(
-                caseID: request.requestID,
-                requestingNode: requestingNode,
-                request: body,
-                kind: request.kind.rawValue,
-                urgency: request.urgency.rawValue,
-                originReference: request.originReference,
-                status: status.rawValue,
-                step: 0,
-                personCount: request.persons.count,
-                createdAtMs: now,
-                updatedAtMs: now,
-                test: request.test
-            )
+        var row = CaseRow(
+            caseID: request.requestID,
+            requestingNode: requestingNode,
+            request: body,
+            kind: request.kind.rawValue,
+            urgency: request.urgency.rawValue,
+            originReference: request.originReference,
+            status: status.rawValue,
+            step: 0,
+            personCount: request.persons.count,
+            createdAtMs: now,
+            updatedAtMs: now,
+            test: request.test
         )
+        row.personCounts = Lifecycle.keptCounts([.pending: request.persons.count])
+        try db.insertCase(row)
         for (i, person) in request.persons.enumerated() {
             try db.upsertPerson(
                 request.requestID,
@@ -534,7 +534,8 @@ public final class CaseTracker: Sendable {
             step: state.step.rawValue,
             personCount: state.persons.count,
             updatedAtMs: atMs,
-            closed: Lifecycle.isTerminal(state.status)
+            closed: Lifecycle.isTerminal(state.status),
+            personCounts: Lifecycle.keptCounts(Dictionary(grouping: state.persons, by: \.status).mapValues(\.count))
         )
     }
 }

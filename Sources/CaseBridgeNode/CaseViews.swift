@@ -87,7 +87,10 @@ extension CaseTracker {
         summary.status = CaseStatus(rawValue: row.status)
         summary.step = BusinessStep(rawValue: row.step)
         summary.personCount = UInt32(row.personCount)
-        let counts = try db.personStatusCounts(row.caseID).map { (PersonStatus(rawValue: $0), $1) }
+        // Kept with the case: a list never counts a 5,000-person case's persons again.
+        let counts =
+            try row.personCounts.map(Lifecycle.counts(kept:))
+            ?? db.personStatusCounts(row.caseID).map { (PersonStatus(rawValue: $0), $1) }
         summary.outcomeCounts = Lifecycle.outcomeCounts(Dictionary(uniqueKeysWithValues: counts))
         summary.createdAtMs = row.createdAtMs
         summary.updatedAtMs = row.updatedAtMs

@@ -195,6 +195,20 @@ public enum Lifecycle {
         }
     }
 
+    /// Persons per status as the store keeps them with the case: "1:4998;3:2".
+    static func keptCounts(_ counts: [PersonStatus: Int]) -> String {
+        counts.filter { $0.value > 0 }.sorted { $0.key.rawValue < $1.key.rawValue }
+            .map { "\($0.key.rawValue):\($0.value)" }.joined(separator: ";")
+    }
+
+    static func counts(kept text: String) -> [(PersonStatus, Int)] {
+        text.split(separator: ";").compactMap { pair in
+            let parts = pair.split(separator: ":")
+            guard parts.count == 2, let status = Int32(parts[0]), let count = Int(parts[1]) else { return nil }
+            return (PersonStatus(rawValue: status), count)
+        }
+    }
+
     /// Number of persons in each status, statuses with none left out, in status order.
     public static func outcomeCounts(_ persons: [PersonState]) -> [OutcomeCount] {
         outcomeCounts(persons.map(\.status))

@@ -129,8 +129,12 @@ enum Migrations {
         // case's row (no second random-key insert per case). Deleting it makes the case's personal data
         // unreadable (crypto-shredding). Retention: when a case closed, when its personal data was
         // purged, and the holds that keep it. Search: per person, one appended row of keyed term hashes.
+        // Persons per status are kept with the case ("1:4998;3:2"), so a list does not count them.
         """
         ALTER TABLE cases ADD COLUMN data_key BLOB;
+        ALTER TABLE cases ADD COLUMN person_counts TEXT;
+        UPDATE cases SET person_counts = (SELECT group_concat(status || ':' || n, ';') FROM
+            (SELECT status, COUNT(*) AS n FROM persons p WHERE p.case_id = cases.case_id GROUP BY status ORDER BY status));
         CREATE TABLE store_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
         ALTER TABLE cases ADD COLUMN closed_at_ms INTEGER;
         ALTER TABLE cases ADD COLUMN purged_at_ms INTEGER;

@@ -16,6 +16,8 @@ public struct CaseRow: Sendable, Equatable {
     public var test: Bool
     /// When retention destroyed the case's personal data; nil while it is kept.
     public var purgedAtMs: Int64? = nil
+    /// Persons per status, kept with the case as "status:count;..." (nil: not kept yet).
+    public var personCounts: String? = nil
 
     public init(
         caseID: String,
@@ -161,13 +163,14 @@ extension Database {
         try first(
             """
             SELECT case_id, requesting_node, \(withRequest ? "request" : "X''"), kind, urgency, origin_reference,
-                   status, step, person_count, created_at_ms, updated_at_ms, test, purged_at_ms
+                   status, step, person_count, created_at_ms, updated_at_ms, test, purged_at_ms, person_counts
             FROM cases WHERE case_id = ?
             """,
             [.text(caseID)]
         ).map { row throws(StoreError) in
             var found = Self.caseRow(row)
             found.purgedAtMs = row.isNull(12) ? nil : row.int(12)
+            found.personCounts = row.isNull(13) ? nil : row.text(13)
             if withRequest { found.request = try opened(found.request, case: caseID, at: RecordSealer.request(caseID)) }
             return found
         }
@@ -179,8 +182,8 @@ extension Database {
         try query(
             """
             INSERT INTO cases (case_id, requesting_node, request, kind, urgency, origin_reference, status, step,
-                               person_count, created_at_ms, updated_at_ms, test, data_key)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                               person_count, created_at_ms, updated_at_ms, test, data_key, person_counts)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [
                 .text(row.caseID), .text(row.requestingNode), .blob(sealed.request), .int(Int64(row.kind)),
@@ -188,6 +191,7 @@ extension Database {
                 .text(row.originReference), .int(Int64(row.status)), .int(Int64(row.step)),
                 .int(Int64(row.personCount)),
                 .int(row.createdAtMs), .int(row.updatedAtMs), .int(row.test ? 1 : 0), .blob(sealed.wrappedKey),
+                row.personCounts.map { .text($0) } ?? .null,
             ]
         )
     }
@@ -199,17 +203,18 @@ extension Database {
         step: Int32,
         personCount: Int,
         updatedAtMs: Int64,
-        closed: Bool = false
+        closed: Bool = false,
+        personCounts: String? = nil
     ) throws(StoreError) {
         try query(
             """
             UPDATE cases SET status = ?, step = ?, person_count = ?, updated_at_ms = ?,
-                   closed_at_ms = CASE WHEN ? THEN COALESCE(closed_at_ms, ?) ELSE NULL END WHERE case_id = ?
+                   closed_at_ms = CASE WHEN ? THEN COALESCE(closed_at_ms, ?) ELSE NULL END,
+                   person_counts = COALESCE(?, person_counts) WHERE case_id = ?
             """,
             [
                 .int(Int64(status)), .int(Int64(step)), .int(Int64(personCount)), .int(updatedAtMs),
-                .int(closed ? 1 : 0),
-                .int(updatedAtMs), .text(caseID),
+                .int(closed ? 1 : 0), .int(updatedAtMs), personCounts.map { .text($0) } ?? .null, .text(caseID),
             ]
         )
     }
@@ -227,7 +232,7 @@ extension Database {
     ) throws(StoreError) -> [CaseRow] {
         var sql = """
             SELECT case_id, requesting_node, X'', kind, urgency, origin_reference, status, step, person_count,
-                   created_at_ms, updated_at_ms, test FROM cases WHERE updated_at_ms >= ?
+                   created_at_ms, updated_at_ms, test, person_counts FROM cases WHERE updated_at_ms >= ?
             """
         if !includeTests { sql += " AND test = 0" }
         var values: [SQLValue] = [.int(updatedSinceMs)]
@@ -238,7 +243,7 @@ extension Database {
         if !statuses.isEmpty { sql += " AND status IN (\(statuses.map { String($0) }.joined(separator: ",")))" }
         sql += " ORDER BY updated_at_ms DESC, case_id LIMIT ?"
         values.append(.int(Int64(limit)))
-        return try query(sql, values).map(Self.caseRow)
+        return try query(sql, values).map(Self.listedRow)
     }
 
     /// When the latest-changed case that `requestingNode` opened last changed; nil without cases.
@@ -268,6 +273,13 @@ extension Database {
             updatedAtMs: r.int(10),
             test: r.int(11) != 0
         )
+    }
+
+    /// The kept persons-per-status of a row read by `cases(...)` (column 12).
+    private static func listedRow(_ r: Row) -> CaseRow {
+        var row = caseRow(r)
+        row.personCounts = r.isNull(12) ? nil : r.text(12)
+        return row
     }
 
     public func persons(_ caseID: String) throws(StoreError) -> [PersonRow] {

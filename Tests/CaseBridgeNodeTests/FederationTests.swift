@@ -54,6 +54,12 @@ struct FederationTests {
         #expect(
             atNCCT.outcomeCounts.map { "\($0.status)=\($0.count)" } == ["rescued=50", "sheltered=200", "not_found=50"]
         )
+        // A list shows the counts kept with the case: the same as counting its persons.
+        var list = ListCasesRequest()
+        list.limit = 10
+        var summaries: [CaseSummary] = []
+        for try await summary in ncct.streaming(Console.listCases, [list]) { summaries.append(summary) }
+        #expect(summaries.first { $0.caseID == caseID }?.outcomeCounts == atNCCT.outcomeCounts)
 
         // The embassy's tracker shows every step and every person's outcome, in order.
         #expect(
