@@ -46,41 +46,43 @@ final class DeliveryWorker: Sendable {
     var status: PeerLink { link.withLock { $0 } }
 
     func run() async {
-        var caughtUp = false
-        var nextCatchUp = ContinuousClock.now
-        while !Task.isCancelled {
-            if !caughtUp, ContinuousClock.now >= nextCatchUp {
+        // Catching up runs beside delivery, not before it: taking back thousands of cases after a
+        // restore must not hold up what this node owes the peer now.
+        let catchingUp = Task { [self] in
+            while !Task.isCancelled {
                 do {
                     try await catchUp()
-                    caughtUp = true
+                    return
                 } catch {
-                    nextCatchUp = .now + .seconds(30)
                     logger.info(
                         "catching up with a peer failed; trying again later",
                         metadata: ["peer": "\(peer.id)", "error": "\(error)"]
                     )
+                    try? await Task.sleep(for: .seconds(30))
                 }
             }
-            let head: OutboxRow?
+        }
+        defer { catchingUp.cancel() }
+        while !Task.isCancelled {
+            let due: OutboxRow?, nextAttempt: Int64?
             do {
-                head = try tracker.store.read {
-                    try $0.outboxNext(peer: peer.id, pendingStates: CaseTracker.pendingDeliveryStates)
+                let now = Clock.nowMs(), states = CaseTracker.pendingDeliveryStates, peerID = peer.id
+                (due, nextAttempt) = try tracker.store.read { db in
+                    if let due = try db.outboxDue(peer: peerID, pendingStates: states, nowMs: now) { return (due, nil) }
+                    return (nil, try db.outboxNextAttempt(peer: peerID, pendingStates: states))
                 }
             } catch {
                 logger.error("outbox unreadable", metadata: ["peer": "\(peer.id)", "error": "\(error)"])
                 await doorbell.wait(timeout: .seconds(5))
                 continue
             }
-            guard let head else {
-                await doorbell.wait(timeout: .seconds(60))
-                continue
-            }
-            let wait = head.nextAttemptAtMs - Clock.nowMs()
-            if wait > 0 {
+            guard let due else {
+                // Nothing due: sleep until the first retry comes due, or something new is queued.
+                let wait = nextAttempt.map { max(1, $0 - Clock.nowMs()) } ?? 60_000
                 await doorbell.wait(timeout: .milliseconds(wait))
                 continue
             }
-            await attempt(head)
+            await attempt(due)
         }
         channel.close()
     }
