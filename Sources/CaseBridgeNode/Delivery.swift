@@ -46,43 +46,41 @@ final class DeliveryWorker: Sendable {
     var status: PeerLink { link.withLock { $0 } }
 
     func run() async {
-        // Catching up runs beside delivery, not before it: taking back thousands of cases after a
-        // restore must not hold up what this node owes the peer now.
-        let catchingUp = Task { [self] in
-            while !Task.isCancelled {
+        var caughtUp = false
+        var nextCatchUp = ContinuousClock.now
+        while !Task.isCancelled {
+            if !caughtUp, ContinuousClock.now >= nextCatchUp {
                 do {
                     try await catchUp()
-                    return
+                    caughtUp = true
                 } catch {
+                    nextCatchUp = .now + .seconds(30)
                     logger.info(
                         "catching up with a peer failed; trying again later",
                         metadata: ["peer": "\(peer.id)", "error": "\(error)"]
                     )
-                    try? await Task.sleep(for: .seconds(30))
                 }
             }
-        }
-        defer { catchingUp.cancel() }
-        while !Task.isCancelled {
-            let due: OutboxRow?, nextAttempt: Int64?
+            let head: OutboxRow?
             do {
-                let now = Clock.nowMs(), states = CaseTracker.pendingDeliveryStates, peerID = peer.id
-                (due, nextAttempt) = try tracker.store.read { db in
-                    if let due = try db.outboxDue(peer: peerID, pendingStates: states, nowMs: now) { return (due, nil) }
-                    return (nil, try db.outboxNextAttempt(peer: peerID, pendingStates: states))
+                head = try tracker.store.read {
+                    try $0.outboxNext(peer: peer.id, pendingStates: CaseTracker.pendingDeliveryStates)
                 }
             } catch {
                 logger.error("outbox unreadable", metadata: ["peer": "\(peer.id)", "error": "\(error)"])
                 await doorbell.wait(timeout: .seconds(5))
                 continue
             }
-            guard let due else {
-                // Nothing due: sleep until the first retry comes due, or something new is queued.
-                let wait = nextAttempt.map { max(1, $0 - Clock.nowMs()) } ?? 60_000
+            guard let head else {
+                await doorbell.wait(timeout: .seconds(60))
+                continue
+            }
+            let wait = head.nextAttemptAtMs - Clock.nowMs()
+            if wait > 0 {
                 await doorbell.wait(timeout: .milliseconds(wait))
                 continue
             }
-            await attempt(due)
+            await attempt(head)
         }
         channel.close()
     }

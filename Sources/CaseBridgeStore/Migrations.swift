@@ -123,7 +123,6 @@ enum Migrations {
         ALTER TABLE case_history ADD COLUMN refusal_code INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE case_history ADD COLUMN refusal TEXT NOT NULL DEFAULT '';
         CREATE INDEX outbox_pending_by_case ON outbox(peer_node, case_id, position) WHERE state IN (1, 2, 4);
-        CREATE INDEX outbox_pending ON outbox(peer_node, position) WHERE state IN (1, 2, 4);
         ALTER TABLE cases ADD COLUMN test INTEGER NOT NULL DEFAULT 0;
         """,
         // 5: personal data sealed at rest under a data key per case (RecordSealer), kept wrapped in the

@@ -502,40 +502,20 @@ extension Database {
         )
     }
 
-    /// The oldest message owed to `peer` that is due at `nowMs` and first in its case (states given
-    /// by the caller): cases keep their order, and one waiting case never holds up another. Walks
-    /// the pending messages in queue order and stops at the first: cheap however long the backlog.
-    public func outboxDue(peer: String, pendingStates: [Int32], nowMs: Int64) throws(StoreError) -> OutboxRow? {
+    /// The message owed to `peer` that is due first among the oldest pending message of each case
+    /// (states given by the caller), whether due or not: cases keep their order, and one waiting
+    /// case never holds up another.
+    public func outboxNext(peer: String, pendingStates: [Int32]) throws(StoreError) -> OutboxRow? {
         let pending = pendingStates.map { String($0) }.joined(separator: ",")
         return try first(
             """
-            SELECT \(Self.outboxColumns) FROM outbox AS o INDEXED BY outbox_pending
-            WHERE peer_node = ? AND state IN (\(pending)) AND next_attempt_at_ms <= ?
-            AND NOT EXISTS (SELECT 1 FROM outbox AS e INDEXED BY outbox_pending_by_case
-                            WHERE e.peer_node = o.peer_node AND e.case_id = o.case_id
+            SELECT \(Self.outboxColumns) FROM outbox AS o WHERE peer_node = ? AND state IN (\(pending))
+            AND NOT EXISTS (SELECT 1 FROM outbox AS e WHERE e.peer_node = o.peer_node AND e.case_id = o.case_id
                             AND e.state IN (\(pending)) AND e.position < o.position)
-            ORDER BY position LIMIT 1
+            ORDER BY next_attempt_at_ms, position LIMIT 1
             """,
-            [.text(peer), .int(nowMs)]
+            [.text(peer)]
         ).map(outboxRow)
-    }
-
-    /// When the first message owed to `peer` that is first in its case comes due; nil when nothing
-    /// is owed. Asked only when nothing is due now (all waiting for a retry).
-    public func outboxNextAttempt(peer: String, pendingStates: [Int32]) throws(StoreError) -> Int64? {
-        let pending = pendingStates.map { String($0) }.joined(separator: ",")
-        guard
-            let row = try first(
-                """
-                SELECT MIN(next_attempt_at_ms) FROM outbox AS o WHERE peer_node = ? AND state IN (\(pending))
-                AND NOT EXISTS (SELECT 1 FROM outbox AS e INDEXED BY outbox_pending_by_case
-                                WHERE e.peer_node = o.peer_node AND e.case_id = o.case_id
-                                AND e.state IN (\(pending)) AND e.position < o.position)
-                """,
-                [.text(peer)]
-            ), !row.isNull(0)
-        else { return nil }
-        return row.int(0)
     }
 
     /// Messages to `peer` waiting for a retry become due now; returns how many.
