@@ -69,16 +69,8 @@ extension CaseTracker {
             }
             guard let row = try db.caseRow(caseID, withRequest: false) else { return 0 }
             let held = try db.history(caseID)
-            // Only a copy that holds everything this node holds, each applied or refused as here, may
-            // replace it: where the two disagree (one refused what the other applied, after crossed
-            // changes), ordinary delivery settles the case, never the peer's view.
-            let theirs = Dictionary(
-                copy.entries.map { ($0.key, "\($0.updateID)/\($0.refusal == nil)") },
-                uniquingKeysWith: { first, _ in first }
-            )
-            guard held.allSatisfy({ theirs["\($0.actor)/\($0.sequence)"] == "\($0.updateID)/\($0.isApplied)" }) else {
-                return 0
-            }
+            let theirs = Dictionary(copy.entries.map { ($0.key, $0.updateID) }, uniquingKeysWith: { first, _ in first })
+            guard held.allSatisfy({ theirs["\($0.actor)/\($0.sequence)"] == $0.updateID }) else { return 0 }
             let known = Set(held.map { "\($0.actor)/\($0.sequence)" })
 
             // The peer's applied updates, replayed in its order from the request: the same state.
