@@ -146,10 +146,9 @@ public final class CaseTracker: Sendable {
             // Person timestamps say when the change was made at the actor, so both trackers agree.
             let madeAt = update.occurredAtMs > 0 ? update.occurredAtMs : now
             let before = try tracker.state(row, db)
-            let state: Lifecycle.CaseState
-            do throws(RPCError) {
-                state = try Lifecycle.apply(update.change, by: actor, to: before, atMs: madeAt)
-            } catch {
+            // Applied or refused for good, the update takes its place in the history, the inbox and
+            // the events alike.
+            func record(refusal: RPCError?) throws {
                 try db.appendHistory(
                     update.caseID,
                     actor: caller.id,
@@ -157,7 +156,7 @@ public final class CaseTracker: Sendable {
                     updateID: update.updateID,
                     body: body,
                     atMs: now,
-                    refusal: (Int32(error.code.rawValue), error.message)
+                    refusal: refusal.map { (Int32($0.code.rawValue), $0.message) }
                 )
                 try db.insertInbox(
                     kind: InboxEntryKind.update.rawValue,
@@ -168,35 +167,21 @@ public final class CaseTracker: Sendable {
                 )
                 try db.appendEvent(
                     caseID: update.caseID,
-                    kind: CaseEventKind.refused.rawValue,
+                    kind: (refusal == nil ? CaseEventKind.updated : CaseEventKind.refused).rawValue,
                     messageID: update.updateID,
                     atMs: now
                 )
+            }
+            let state: Lifecycle.CaseState
+            do throws(RPCError) {
+                state = try Lifecycle.apply(update.change, by: actor, to: before, atMs: madeAt)
+            } catch {
+                try record(refusal: error)
                 return .failure(error)
             }
             try tracker.save(state, of: row, db, atMs: now)
             try Self.index(update, db)
-            try db.appendHistory(
-                update.caseID,
-                actor: caller.id,
-                sequence: update.sequence,
-                updateID: update.updateID,
-                body: body,
-                atMs: now
-            )
-            try db.insertInbox(
-                kind: InboxEntryKind.update.rawValue,
-                messageID: update.updateID,
-                caseID: update.caseID,
-                fromNode: caller.id,
-                atMs: now
-            )
-            try db.appendEvent(
-                caseID: update.caseID,
-                kind: CaseEventKind.updated.rawValue,
-                messageID: update.updateID,
-                atMs: now
-            )
+            try record(refusal: nil)
             try db.appendAudit(
                 event: "update.applied",
                 actor: caller.id,

@@ -196,8 +196,14 @@ struct ShowCase: AsyncParsableCommand {
             "Status: \(view.status)\(view.step == .unspecified ? "" : " · step \(view.step)")   "
                 + "updated \(Output.time(view.updatedAtMs))"
         )
-        printRequest(r, from: view.requestingNode)
-        printPersons(view, r)
+        if view.personalDataPurgedAtMs > 0 {
+            // Retention ended: the request and the persons' details are gone; what happened stays.
+            print("\nPersonal data destroyed \(Output.time(view.personalDataPurgedAtMs)) at the end of its retention.")
+            print("Persons: \(view.persons.count) — \(Output.counts(view.outcomeCounts))")
+        } else {
+            printRequest(r, from: view.requestingNode)
+            printPersons(view, r)
+        }
         printQuestions(view.history, caseID: view.caseID)
         print("\nHistory")
         if view.history.isEmpty { print("  (no updates yet)") }

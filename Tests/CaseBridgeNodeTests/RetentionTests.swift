@@ -80,6 +80,14 @@ struct RetentionTests {
         #expect(view.outcomeCounts.map { "\($0.status)=\($0.count)" } == ["located=1"])
         get.caseID = open
         #expect(try await ncct.unary(Console.getCase, get).request?.persons.first?.fullName == "Maribel Otterly")
+        let shown = try run(
+            casebridgeBinary,
+            ["case", "show", closing, "--config", federation.configPath("ncct").path]
+        )
+        #expect(
+            shown.stdout.contains("Personal data destroyed") && shown.stdout.contains("located 1"),
+            "\(shown.stdout)"
+        )
         let listed = try run(casebridgeBinary, ["retention", "--config", federation.configPath("ncct").path])
         #expect(
             listed.stdout.contains("HELD: court case 2026/114") && listed.stdout.contains("destroyed"),
