@@ -6,7 +6,7 @@ import Logging
 
 extension CaseTracker {
     /// A consistent copy of the database, taken while the node runs; audited.
-    public func backup(_ request: BackupRequest) async throws -> BackupReply {
+    public func backup(_ request: BackupRequest, by member: StaffMember) async throws -> BackupReply {
         guard request.path.hasPrefix("/") else { throw RPCError(.invalidArgument, "path: must be absolute") }
         let bytes: Int64
         do { bytes = try store.backup(to: request.path) } catch let error as StoreError {
@@ -20,7 +20,7 @@ extension CaseTracker {
         reply.takenAtMs = Clock.nowMs()
         await audit(
             event: "backup.written",
-            actor: "console",
+            actor: member.auditActor,
             subject: (request.path as NSString).lastPathComponent,
             outcome: "ok",
             detail: "bytes=\(bytes)"

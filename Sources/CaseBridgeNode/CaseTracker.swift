@@ -266,11 +266,12 @@ public final class CaseTracker: Sendable {
     // MARK: Made by the node's own staff
 
     /// Files a request (embassy node): committed with its outbox message to NCCT.
-    public func submit(_ draft: InterventionRequest) async throws -> SubmitReceipt {
+    public func submit(_ draft: InterventionRequest, by member: StaffMember) async throws -> SubmitReceipt {
         guard me.role == .embassy else { throw RPCError(.permissionDenied, "only embassy nodes file requests") }
         var prepared = draft
         if prepared.requestID.isEmpty { prepared.requestID = UUID().uuidString.lowercased() }
         prepared.originNode = me.id
+        prepared.filedBy = member.displayName
         if prepared.createdAtMs == 0 { prepared.createdAtMs = Clock.nowMs() }
         let request = prepared
         try Validation.check(request)
@@ -308,7 +309,7 @@ public final class CaseTracker: Sendable {
             )
             try db.appendAudit(
                 event: "request.submitted",
-                actor: "console",
+                actor: member.auditActor,
                 subject: request.requestID,
                 outcome: "ok",
                 detail: "persons=\(request.persons.count) kind=\(request.kind) to=\(ncct)",
@@ -324,13 +325,14 @@ public final class CaseTracker: Sendable {
     /// A change by this node's staff: checked, committed with its outbox message, then delivered.
     /// A change that alters nothing (acknowledging an acknowledged case) is answered as already
     /// applied; nothing is recorded or sent.
-    public func applyChange(_ draft: CaseUpdate) async throws -> UpdateReceipt {
+    public func applyChange(_ draft: CaseUpdate, by member: StaffMember) async throws -> UpdateReceipt {
         var prepared = draft
         if prepared.updateID.isEmpty { prepared.updateID = UUID().uuidString.lowercased() }
         guard Validation.isUUID(prepared.updateID) else {
             throw RPCError(.invalidArgument, "update_id: must be a lower-case UUID")
         }
         prepared.actorNode = me.id
+        prepared.author = member.displayName
         prepared.skippedSequences = []
         let tracker = self, ready = prepared
         let (receipt, peer): (UpdateReceipt, String?) = try await store.write { db in
@@ -386,7 +388,7 @@ public final class CaseTracker: Sendable {
             )
             try db.appendAudit(
                 event: "update.made",
-                actor: "console",
+                actor: member.auditActor,
                 subject: update.caseID,
                 outcome: "ok",
                 detail: "update=\(update.updateID) seq=\(update.sequence) "

@@ -101,10 +101,11 @@ extension CaseTracker {
         return summary
     }
 
-    public func inbox(_ request: ListInboxRequest) throws -> [InboxEntry] {
+    /// The inbox as one staff account sees it: "read" means read by that account.
+    public func inbox(_ request: ListInboxRequest, for member: StaffMember) throws -> [InboxEntry] {
         let limit = request.limit == 0 ? 100 : Int(min(request.limit, 10_000))
         return try store.read { db in
-            try db.inbox(unreadOnly: request.unreadOnly, limit: limit).map { row in
+            try db.inbox(unreadOnly: request.unreadOnly, limit: limit, staffID: member.staffID).map { row in
                 var entry = InboxEntry()
                 entry.entryID = UInt64(row.entryID)
                 entry.kind = InboxEntryKind(rawValue: row.kind)
@@ -128,13 +129,15 @@ extension CaseTracker {
         }
     }
 
-    public func markRead(_ request: MarkReadRequest) async throws -> MarkReadReply {
+    /// Marks entries read for one staff account: those named, every one up to an id, or all.
+    public func markRead(_ request: MarkReadRequest, by member: StaffMember) async throws -> MarkReadReply {
         var ids: [Int64] = []
         for (i, id) in request.entryIDs.enumerated() {
             ids.append(try Validation.storedID(id, field: "entry_ids[\(i)]"))
         }
+        let upTo = request.all ? Int64.max : try Validation.storedID(request.upToEntryID, field: "up_to_entry_id")
         let marked = try await store.write { [ids] db in
-            try db.markRead(ids, reader: request.reader, atMs: Clock.nowMs())
+            try db.markRead(ids, upTo: upTo, staffID: member.staffID, atMs: Clock.nowMs())
         }
         var reply = MarkReadReply()
         reply.marked = UInt32(marked)

@@ -97,6 +97,16 @@ public struct RetentionSettings: Sendable, Equatable {
     var keepMs: Int64 { Int64(daysAfterClosed) * 86_400_000 }
 }
 
+/// Staff sign-in: session time-outs, lockout after failed sign-ins, how long an enrolment code lasts.
+public struct StaffSettings: Sendable, Equatable {
+    public var sessionIdle: Duration = .seconds(30 * 60)
+    public var sessionLifetime: Duration = .seconds(12 * 3600)
+    public var lockoutFailures = 10
+    public var lockout: Duration = .seconds(15 * 60)
+    public var enrolmentValidity: Duration = .seconds(72 * 3600)
+    public init() {}
+}
+
 /// One node's configuration file.
 public struct NodeConfiguration: Sendable {
     public var nodeID: String
@@ -137,6 +147,7 @@ public struct NodeConfiguration: Sendable {
     public var peerLimits = PeerLimits()
     public var delivery = DeliverySettings()
     public var retention = RetentionSettings()
+    public var staff = StaffSettings()
 
     /// What a reader of this node's responses accepts: up to `maxReadBytes`, with an element budget
     /// that grows with it (a large case is many small fields).
@@ -283,6 +294,19 @@ public struct NodeConfiguration: Sendable {
                     default: 3600,
                     range: 1...86_400
                 )
+            )
+        }
+        if let staff = try object.optionalObject("staff") {
+            configuration.staff.sessionIdle = .seconds(
+                try staff.int("session_idle_s", default: 1800, range: 2...86_400)
+            )
+            configuration.staff.sessionLifetime = .seconds(
+                try staff.int("session_lifetime_s", default: 43_200, range: 2...2_592_000)
+            )
+            configuration.staff.lockoutFailures = try staff.int("lockout_failures", default: 10, range: 1...1000)
+            configuration.staff.lockout = .seconds(try staff.int("lockout_s", default: 900, range: 1...604_800))
+            configuration.staff.enrolmentValidity = .seconds(
+                try staff.int("enrolment_valid_s", default: 259_200, range: 60...2_592_000)
             )
         }
         if let delivery = try object.optionalObject("delivery") {

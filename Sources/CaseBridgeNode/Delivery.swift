@@ -395,7 +395,7 @@ extension CaseTracker {
     }
 
     /// An operator stops the retries of one message.
-    public func cancelDelivery(_ request: CancelDeliveryRequest) async throws -> Delivery {
+    public func cancelDelivery(_ request: CancelDeliveryRequest, by member: StaffMember) async throws -> Delivery {
         let row: OutboxRow = try await store.write { db in
             guard var row = try db.outboxMessage(request.messageID, peer: request.peerNode) else {
                 throw RPCError(.notFound, "no message \(request.messageID) for \(request.peerNode)")
@@ -408,8 +408,8 @@ extension CaseTracker {
             }
             let now = Clock.nowMs()
             row.state = DeliveryState.cancelled.rawValue
-            row.lastError =
-                request.reason.isEmpty ? "cancelled by an operator" : "cancelled by an operator: \(request.reason)"
+            let by = "cancelled by \(member.displayName)"
+            row.lastError = request.reason.isEmpty ? by : "\(by): \(request.reason)"
             try db.updateOutbox(row)
             try db.appendEvent(
                 caseID: row.caseID,
@@ -420,7 +420,7 @@ extension CaseTracker {
             )
             try db.appendAudit(
                 event: "message.cancelled",
-                actor: "console",
+                actor: member.auditActor,
                 subject: row.messageID,
                 outcome: "ok",
                 detail: "peer=\(row.peerNode)",

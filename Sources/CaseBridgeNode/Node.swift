@@ -193,9 +193,9 @@ public final class Node: Sendable {
         // would only make staff wait for each other.
         consoleConfiguration.peerLimits = .unlimited
         var consoleRouter = RPCRouter()
-        ConsoleService.register(
-            in: &consoleRouter,
+        let consoleService = ConsoleService(
             tracker: tracker,
+            accounts: StaffAccounts(tracker: tracker, settings: configuration.staff),
             status: StatusReporter(
                 tracker: tracker,
                 workers: workers,
@@ -203,8 +203,10 @@ public final class Node: Sendable {
                 startedAtMs: Clock.nowMs(),
                 revocationChecked: configuration.crl != nil
             ),
-            retention: configuration.retention
+            retention: configuration.retention,
+            via: "socket"
         )
+        consoleService.register(in: &consoleRouter)
         HealthService(services: consoleRouter.services).register(in: &consoleRouter)
         do {
             console = try RPCServer(
@@ -286,7 +288,7 @@ struct StatusReporter: Sendable {
     let startedAtMs: Int64
     var revocationChecked = true
 
-    func status() throws -> NodeStatus {
+    func status(for member: StaffMember) throws -> NodeStatus {
         let backlog = try tracker.store.read { try $0.backlog(pendingStates: CaseTracker.pendingDeliveryStates) }
         var status = NodeStatus()
         status.nodeID = tracker.me.id
@@ -295,7 +297,7 @@ struct StatusReporter: Sendable {
         status.certificateNotAfterMs = (certificateNotAfter ?? 0) * 1000
         status.startedAtMs = startedAtMs
         status.version = Node.version
-        status.unreadInbox = UInt32(try tracker.store.read { try $0.unreadCount() })
+        status.unreadInbox = UInt32(try tracker.store.read { try $0.unreadCount(staffID: member.staffID) })
         status.revocationChecked = revocationChecked
         // The peers this node exchanges with: for an embassy, NCCT only (never other embassies).
         status.peers = tracker.directory.nodes.filter { workers[$0.id] != nil }.map { entry in

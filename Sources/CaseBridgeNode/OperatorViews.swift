@@ -24,7 +24,7 @@ extension CaseTracker {
 
     /// Every message waiting for a retry (to one peer, or all) is due now; the delivery workers
     /// are woken. An outage over, nobody waits for the next backoff (up to 5 minutes).
-    public func deliverNow(_ request: DeliverNowRequest) async throws -> DeliverNowReply {
+    public func deliverNow(_ request: DeliverNowRequest, by member: StaffMember) async throws -> DeliverNowReply {
         let peers = request.peerNode.isEmpty ? directory.nodes.map(\.id).filter { $0 != me.id } : [request.peerNode]
         guard request.peerNode.isEmpty || directory.node(request.peerNode) != nil else {
             throw RPCError(.notFound, "no node \(request.peerNode) in the directory")
@@ -37,7 +37,7 @@ extension CaseTracker {
             }
             try db.appendAudit(
                 event: "delivery.retry_now",
-                actor: "console",
+                actor: member.auditActor,
                 subject: request.peerNode.isEmpty ? "all peers" : request.peerNode,
                 outcome: "ok",
                 detail: "messages=\(count)",

@@ -48,7 +48,8 @@ extension CaseTracker {
 
     public func holdRetention(
         _ request: HoldRetentionRequest,
-        settings: RetentionSettings
+        settings: RetentionSettings,
+        by member: StaffMember
     ) async throws -> RetentionEntry {
         let reason = request.reason.trimmingCharacters(in: .whitespaces)
         guard !request.hold || !reason.isEmpty else {
@@ -62,13 +63,18 @@ extension CaseTracker {
                 throw RPCError(.failedPrecondition, "the personal data of case \(request.caseID) is already destroyed")
             }
             let now = Clock.nowMs()
-            try db.setRetentionHold(request.caseID, reason: request.hold ? reason : nil, by: request.by, atMs: now)
+            try db.setRetentionHold(
+                request.caseID,
+                reason: request.hold ? reason : nil,
+                by: member.displayName,
+                atMs: now
+            )
             try db.appendAudit(
                 event: request.hold ? "retention.held" : "retention.released",
-                actor: "console",
+                actor: member.auditActor,
                 subject: request.caseID,
                 outcome: "ok",
-                detail: request.by,
+                detail: request.hold ? "held" : "released",
                 atMs: now
             )
         }

@@ -99,7 +99,7 @@ extension CaseTracker {
     }
 
     /// Staff search: persons matching every word of one meaning of the query, test cases left out.
-    public func search(_ request: SearchRequest) async throws -> [SearchHit] {
+    public func search(_ request: SearchRequest, by member: StaffMember) async throws -> [SearchHit] {
         let limit = request.limit == 0 ? 50 : Int(min(request.limit, 1_000))
         guard !request.query.trimmingCharacters(in: .whitespaces).isEmpty else {
             throw RPCError(.invalidArgument, "query: empty")
@@ -118,7 +118,8 @@ extension CaseTracker {
                 return try hit(row, personRef: parts[1], db)
             }
         }
-        await audit(event: "search", actor: "console", subject: "", outcome: "ok", detail: "hits=\(hits.count)")
+        await audit(event: "search", actor: member.auditActor, subject: "", outcome: "ok", detail: "hits=\(hits.count)")
+        try await recordAccess(Set(hits.compactMap { $0.summary?.caseID }).sorted(), what: "search result", by: member)
         return hits
     }
 

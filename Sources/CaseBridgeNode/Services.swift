@@ -1,3 +1,4 @@
+import CaseBridgePasswords
 import CaseBridgeProto
 import CaseBridgeRPC
 import CaseBridgeStore
@@ -65,66 +66,213 @@ enum ExchangeService {
     }
 }
 
-/// casebridge.v1.Console: the node's own staff, on the local socket.
-enum ConsoleService {
-    static func register(
-        in router: inout RPCRouter,
-        tracker: CaseTracker,
-        status: StatusReporter,
-        retention: RetentionSettings
-    ) {
-        router.unary(Console.submit) { request, _ in try await staff(tracker) { try await tracker.submit(request) } }
-        router.unary(Console.applyChange) { update, _ in
-            try await staff(tracker) { try await tracker.applyChange(update) }
+/// casebridge.v1.Console: the node's own staff, on the local socket and on the HTTPS console
+/// listener (one router each, registered the same way: one authorization path for both). Every call
+/// but sign-in and enrolment needs a live session; what it may do follows the account's role.
+struct ConsoleService: Sendable {
+    let tracker: CaseTracker
+    let accounts: StaffAccounts
+    let status: StatusReporter
+    let retention: RetentionSettings
+    /// "socket" or "https": recorded with every action and read.
+    let via: String
+
+    func register(in router: inout RPCRouter) {
+        registerCases(in: &router)
+        registerOperations(in: &router)
+        registerStaff(in: &router)
+    }
+
+    private func registerCases(in router: inout RPCRouter) {
+        let tracker = self.tracker
+        router.unary(Console.submit) { request, call in
+            try await staff(call, .workCases) { try await tracker.submit(request, by: $0) }
         }
-        router.unaryEncoded(Console.getCase) { request, _ in
-            try await staff(tracker) { try tracker.caseBytes(request.caseID, for: .staff) }
+        router.unary(Console.applyChange) { update, call in
+            try await staff(call, .workCases) { member in
+                if update.change?.closesCase == true { try StaffPermission.closeCases.check(member) }
+                return try await tracker.applyChange(update, by: member)
+            }
         }
-        router.serverStreaming(Console.listCases) { request, _, writer in
-            for summary in try await staff(tracker, { try tracker.summaries(request, for: .staff) }) {
+        router.unaryEncoded(Console.getCase) { request, call in
+            try await staff(call, .readCases) { member in
+                let bytes = try tracker.caseBytes(request.caseID, for: .staff)
+                guard member.seesPersonalData else {
+                    return try ProtoCodec.encode(PersonalData.withheld(try ProtoCodec.decode(Case.self, from: bytes)))
+                }
+                try await tracker.recordAccess([request.caseID], what: "case view", by: member)
+                return bytes
+            }
+        }
+        router.serverStreaming(Console.listCases) { request, call, writer in
+            for summary in try await staff(call, .readCases, { _ in try tracker.summaries(request, for: .staff) }) {
                 try await writer.send(summary)
             }
         }
-        router.serverStreaming(Console.listInbox) { request, _, writer in
-            for entry in try await staff(tracker, { try tracker.inbox(request) }) { try await writer.send(entry) }
+        router.serverStreaming(Console.listInbox) { request, call, writer in
+            let entries = try await staff(call, .readCases) { member in
+                let entries = try tracker.inbox(request, for: member)
+                return member.seesPersonalData ? entries : entries.map { PersonalData.withheld($0) }
+            }
+            for entry in entries { try await writer.send(entry) }
         }
-        router.unary(Console.markRead) { request, _ in try await staff(tracker) { try await tracker.markRead(request) }
+        router.unary(Console.markRead) { request, call in
+            try await staff(call, .readCases) { try await tracker.markRead(request, by: $0) }
         }
         router.serverStreaming(Console.watch) { request, call, writer in
-            try await watch(tracker, after: request.afterEventID, viewer: .staff, call: call, writer: writer)
+            let member: StaffMember = try await staff(call, .readCases) { $0 }
+            let hide = !member.seesPersonalData
+            try await watch(
+                tracker,
+                after: request.afterEventID,
+                viewer: .staff,
+                call: call,
+                writer: writer,
+                shown: { hide ? PersonalData.withheld($0) : $0 }
+            )
         }
-        router.unary(Console.getStatus) { _, _ in try await staff(tracker) { try status.status() } }
-        router.unary(Console.verifyAudit) { _, _ in try await staff(tracker) { try tracker.verifyAudit() } }
-        router.unary(Console.cancelDelivery) { request, _ in
-            try await staff(tracker) { try await tracker.cancelDelivery(request) }
-        }
-        router.serverStreaming(Console.listRetention) { request, _, writer in
-            for entry in try await staff(tracker, { try tracker.retention(request, settings: retention) }) {
-                try await writer.send(entry)
+        router.serverStreaming(Console.search) { request, call, writer in
+            for hit in try await staff(call, .search, { try await tracker.search(request, by: $0) }) {
+                try await writer.send(hit)
             }
-        }
-        router.unary(Console.backup) { request, _ in try await staff(tracker) { try await tracker.backup(request) } }
-        router.serverStreaming(Console.listAudit) { request, _, writer in
-            for entry in try await staff(tracker, { try tracker.auditLog(request) }) { try await writer.send(entry) }
-        }
-        router.unary(Console.deliverNow) { request, _ in
-            try await staff(tracker) { try await tracker.deliverNow(request) }
-        }
-        router.serverStreaming(Console.search) { request, _, writer in
-            for hit in try await staff(tracker, { try await tracker.search(request) }) { try await writer.send(hit) }
-        }
-        router.unary(Console.holdRetention) { request, _ in
-            try await staff(tracker) { try await tracker.holdRetention(request, settings: retention) }
         }
     }
 
-    /// Staff calls: store failures become a readable UNAVAILABLE.
-    static func staff<T: Sendable>(_ tracker: CaseTracker, _ body: () async throws -> T) async throws -> T {
+    private func registerOperations(in router: inout RPCRouter) {
+        let tracker = self.tracker, status = self.status, retention = self.retention
+        router.unary(Console.getStatus) { _, call in try await staff(call, .signedIn) { try status.status(for: $0) } }
+        router.unary(Console.verifyAudit) { _, call in
+            try await staff(call, .readAudit) { _ in try tracker.verifyAudit() }
+        }
+        router.serverStreaming(Console.listAudit) { request, call, writer in
+            for entry in try await staff(call, .readAudit, { _ in try tracker.auditLog(request) }) {
+                try await writer.send(entry)
+            }
+        }
+        router.serverStreaming(Console.listAccess) { request, call, writer in
+            for entry in try await staff(call, .readAccessLog, { _ in try tracker.accessLog(request) }) {
+                try await writer.send(entry)
+            }
+        }
+        router.unary(Console.cancelDelivery) { request, call in
+            try await staff(call, .manageDeliveries) { try await tracker.cancelDelivery(request, by: $0) }
+        }
+        router.unary(Console.deliverNow) { request, call in
+            try await staff(call, .manageDeliveries) { try await tracker.deliverNow(request, by: $0) }
+        }
+        router.serverStreaming(Console.listRetention) { request, call, writer in
+            for entry in try await staff(
+                call,
+                .operateNode,
+                { _ in try tracker.retention(request, settings: retention) }
+            ) {
+                try await writer.send(entry)
+            }
+        }
+        router.unary(Console.holdRetention) { request, call in
+            try await staff(call, .closeCases) { try await tracker.holdRetention(request, settings: retention, by: $0) }
+        }
+        router.unary(Console.backup) { request, call in
+            try await staff(call, .operateNode) { member in
+                guard member.role == .operator else {
+                    throw RPCError(.permissionDenied, "only operators take backups")
+                }
+                return try await tracker.backup(request, by: member)
+            }
+        }
+    }
+
+    private func registerStaff(in router: inout RPCRouter) {
+        let accounts = self.accounts, via = self.via
+        router.unary(Console.login) { request, _ in try await guarded { try await accounts.login(request, via: via) } }
+        router.unary(Console.beginEnrolment) { request, _ in
+            try await guarded { try await accounts.beginEnrolment(request) }
+        }
+        router.unary(Console.completeEnrolment) { request, _ in
+            try await guarded { try await accounts.completeEnrolment(request, via: via) }
+        }
+        router.unary(Console.logout) { _, call in
+            try await staff(call, .signedIn) { member in
+                if let token = Self.token(call) { try await accounts.logout(token: token, member: member) }
+                return LogoutReply()
+            }
+        }
+        router.unary(Console.whoAmI) { _, call in
+            try await staff(call, .signedIn) { member in
+                guard let account = try accounts.list().first(where: { $0.login == member.login }) else {
+                    throw RPCError(.unauthenticated, "the account is gone: sign in again")
+                }
+                return account
+            }
+        }
+        router.unary(Console.addStaff) { request, call in
+            // While the node has no account, its own socket may add the first operator.
+            if via == "socket", Self.token(call) == nil, try accounts.isEmpty() {
+                guard request.role == .operator else {
+                    throw RPCError(.failedPrecondition, "the first account must be an operator (--role operator)")
+                }
+                return try await guarded { try await accounts.add(request, by: .bootstrap) }
+            }
+            return try await staff(call, .manageStaff) { try await accounts.add(request, by: $0) }
+        }
+        router.serverStreaming(Console.listStaff) { _, call, writer in
+            for account in try await staff(call, .listStaff, { _ in try accounts.list() }) {
+                try await writer.send(account)
+            }
+        }
+        router.unary(Console.changeStaff) { request, call in
+            try await staff(call, .manageStaff) { try await accounts.change(request, by: $0) }
+        }
+        router.unary(Console.resetStaff) { request, call in
+            try await staff(call, .manageStaff) { try await accounts.reset(request, by: $0) }
+        }
+    }
+
+    /// The session token of a call: "authorization: Bearer <token>".
+    static func token(_ call: ServerCall) -> String? {
+        guard let header = call.requestMetadata["authorization"], header.lowercased().hasPrefix("bearer ") else {
+            return nil
+        }
+        let token = header.dropFirst(7).trimmingCharacters(in: .whitespaces)
+        return token.isEmpty || token.count > 256 ? nil : token
+    }
+
+    /// A staff call: the caller's session and role checked, refusals audited, store failures made readable.
+    func staff<T: Sendable>(
+        _ call: ServerCall,
+        _ permission: StaffPermission,
+        _ body: (StaffMember) async throws -> T
+    ) async throws -> T {
+        try await guarded {
+            guard let token = Self.token(call) else {
+                throw RPCError(.unauthenticated, "not signed in: sign in first (casebridge login)")
+            }
+            let member = try await accounts.member(token: token, via: via)
+            do {
+                try permission.check(member)
+                return try await body(member)
+            } catch let refusal as RPCError where refusal.code == .permissionDenied {
+                await tracker.auditRefusal(
+                    event: "staff.refused",
+                    actor: member.auditActor,
+                    subject: call.path,
+                    error: refusal
+                )
+                throw refusal
+            }
+        }
+    }
+
+    /// Store failures become a readable UNAVAILABLE; malformed messages INVALID_ARGUMENT.
+    func guarded<T: Sendable>(_ body: () async throws -> T) async throws -> T {
         do { return try await body() } catch let error as StoreError {
             tracker.logger.error("store failure", metadata: ["error": "\(error)"])
             throw RPCError(.unavailable, "the node could not store this; try again")
         } catch let error as ProtoError {
             throw RPCError(.invalidArgument, error.description)
+        } catch let error as PasswordHash.Failure {
+            tracker.logger.error("password hashing failed", metadata: ["error": "\(error)"])
+            throw RPCError(.internal, "the password could not be hashed; try again")
         }
     }
 }
@@ -135,7 +283,8 @@ func watch(
     after: UInt64,
     viewer: CaseTracker.Viewer,
     call: ServerCall,
-    writer: ResponseWriter<CaseEvent>
+    writer: ResponseWriter<CaseEvent>,
+    shown: @Sendable (CaseEvent) -> CaseEvent = { $0 }
 ) async throws {
     let bell = tracker.changes.subscribe()  // before the first read, so no commit falls between
     var last = after == 0 ? try tracker.lastEventID() : try Validation.storedID(after, field: "after_event_id")
@@ -143,7 +292,7 @@ func watch(
     while !call.isClosed {
         let (events, newest) = try tracker.events(after: last, for: viewer)
         last = newest
-        for event in events { try await writer.send(event) }
+        for event in events { try await writer.send(shown(event)) }
         if events.isEmpty, await rings.next() == nil { return }
     }
 }

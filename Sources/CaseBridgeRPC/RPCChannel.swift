@@ -35,6 +35,8 @@ public struct UnaryResponse<Message: Sendable>: Sendable {
 public final class RPCChannel: Sendable {
     public let endpoint: String
     public let target: PeerIdentity
+    /// Sent with every call before the call's own metadata (credentials: "authorization").
+    public let callMetadata: Metadata
     let core: ChannelCore
     private let ownedGroup: EventLoopGroup?
 
@@ -45,10 +47,12 @@ public final class RPCChannel: Sendable {
         tls: TLSContext?,
         configuration: RPCClientConfiguration = RPCClientConfiguration(),
         logger: Logger,
-        group: EventLoopGroup? = nil
+        group: EventLoopGroup? = nil,
+        callMetadata: Metadata = Metadata()
     ) {
         self.endpoint = endpoint
         self.target = target
+        self.callMetadata = callMetadata
         ownedGroup = group == nil ? EventLoopGroup(threads: 1, name: "cb-client") : nil
         let loop = (group ?? ownedGroup!).next()
         core = ChannelCore(
@@ -159,10 +163,12 @@ public final class RPCChannel: Sendable {
         timeout: Duration?
     ) -> AsyncThrowingStream<Event, Error> {
         let (stream, continuation) = AsyncThrowingStream<Event, Error>.makeStream()
+        var all = callMetadata
+        for entry in metadata { all.add(entry.name, entry.value) }
         let call = ClientCall(
             path: path,
             requests: requests,
-            metadata: metadata,
+            metadata: all,
             timeout: timeout,
             maxReceiveMessageBytes: core.configuration.maxReceiveMessageBytes
         ) { event in

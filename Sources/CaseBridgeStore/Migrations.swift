@@ -145,6 +145,58 @@ enum Migrations {
         CREATE TABLE search_terms (id INTEGER PRIMARY KEY, case_id TEXT NOT NULL, person_ref TEXT NOT NULL,
                                    terms BLOB NOT NULL);
         """,
+        // 6: named staff accounts (Argon2id password hash, TOTP secret sealed under the node's key,
+        // lockout), one-time recovery codes and sessions (only hashes of either), the access log of
+        // who read which case's personal data, and inbox read state per account.
+        """
+        CREATE TABLE staff (
+            staff_id INTEGER PRIMARY KEY,
+            login TEXT NOT NULL UNIQUE,
+            display_name TEXT NOT NULL,
+            role INTEGER NOT NULL,
+            disabled INTEGER NOT NULL DEFAULT 0,
+            password_hash TEXT,
+            totp_secret BLOB,
+            totp_last_step INTEGER NOT NULL DEFAULT 0,
+            enrolment_hash BLOB,
+            enrolment_expires_at_ms INTEGER NOT NULL DEFAULT 0,
+            failed_logins INTEGER NOT NULL DEFAULT 0,
+            locked_until_ms INTEGER NOT NULL DEFAULT 0,
+            created_at_ms INTEGER NOT NULL,
+            last_login_at_ms INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE staff_recovery_codes (
+            staff_id INTEGER NOT NULL,
+            code_hash BLOB NOT NULL,
+            used_at_ms INTEGER,
+            PRIMARY KEY (staff_id, code_hash)
+        ) WITHOUT ROWID;
+        CREATE TABLE staff_sessions (
+            token_hash BLOB PRIMARY KEY,
+            staff_id INTEGER NOT NULL,
+            client TEXT NOT NULL,
+            created_at_ms INTEGER NOT NULL,
+            last_seen_at_ms INTEGER NOT NULL,
+            ended_at_ms INTEGER
+        ) WITHOUT ROWID;
+        CREATE TABLE access_log (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at_ms INTEGER NOT NULL,
+            staff_id INTEGER NOT NULL,
+            case_id TEXT NOT NULL,
+            what TEXT NOT NULL,
+            via TEXT NOT NULL
+        );
+        CREATE INDEX access_by_case ON access_log(case_id, id);
+        CREATE INDEX access_by_staff ON access_log(staff_id, id);
+        CREATE TABLE inbox_reads (
+            staff_id INTEGER NOT NULL,
+            entry_id INTEGER NOT NULL,
+            read_at_ms INTEGER NOT NULL,
+            PRIMARY KEY (staff_id, entry_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX inbox_reads_by_entry ON inbox_reads(entry_id, read_at_ms);
+        """,
     ]
 
     static func apply(to database: Database) throws(StoreError) {

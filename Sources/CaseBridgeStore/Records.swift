@@ -440,16 +440,19 @@ extension Database {
     /// Entries about conformance test cases are not staff's business.
     private static let notATest = "NOT EXISTS (SELECT 1 FROM cases c WHERE c.case_id = inbox.case_id AND c.test = 1)"
 
-    /// Unread first, newest first within each group; conformance test cases left out.
-    public func inbox(unreadOnly: Bool, limit: Int) throws(StoreError) -> [InboxRow] {
+    /// For one staff account: entries it has not read first, newest first within each group;
+    /// conformance test cases left out. `readBy` names every account that read the entry.
+    public func inbox(unreadOnly: Bool, limit: Int, staffID: Int64) throws(StoreError) -> [InboxRow] {
         try query(
             """
-            SELECT entry_id, kind, message_id, case_id, from_node, received_at_ms, read_at_ms, COALESCE(read_by, '')
-            FROM inbox
-            WHERE \(Self.notATest) \(unreadOnly ? "AND read_at_ms IS NULL" : "")
-            ORDER BY read_at_ms IS NOT NULL, entry_id DESC LIMIT ?
+            SELECT inbox.entry_id, kind, message_id, case_id, from_node, received_at_ms, r.read_at_ms,
+                (SELECT group_concat(display_name, ', ') FROM (SELECT s.display_name FROM inbox_reads x
+                    JOIN staff s ON s.staff_id = x.staff_id WHERE x.entry_id = inbox.entry_id ORDER BY x.read_at_ms))
+            FROM inbox LEFT JOIN inbox_reads r ON r.entry_id = inbox.entry_id AND r.staff_id = ?
+            WHERE \(Self.notATest) \(unreadOnly ? "AND r.read_at_ms IS NULL" : "")
+            ORDER BY r.read_at_ms IS NOT NULL, inbox.entry_id DESC LIMIT ?
             """,
-            [.int(Int64(limit))]
+            [.int(staffID), .int(Int64(limit))]
         ).map {
             InboxRow(
                 entryID: $0.int(0),
@@ -464,17 +467,27 @@ extension Database {
         }
     }
 
-    public func unreadCount() throws(StoreError) -> Int {
-        Int(try first("SELECT COUNT(*) FROM inbox WHERE read_at_ms IS NULL AND \(Self.notATest)")?.int(0) ?? 0)
+    /// Entries one staff account has not read.
+    public func unreadCount(staffID: Int64) throws(StoreError) -> Int {
+        let unread = """
+            SELECT COUNT(*) FROM inbox WHERE \(Self.notATest) AND NOT EXISTS
+                (SELECT 1 FROM inbox_reads r WHERE r.staff_id = ? AND r.entry_id = inbox.entry_id)
+            """
+        return Int(try first(unread, [.int(staffID)])?.int(0) ?? 0)
     }
 
-    public func markRead(_ entryIDs: [Int64], reader: String, atMs: Int64) throws(StoreError) -> Int {
+    /// Marks entries read for one account: those named, and every entry up to `upTo` (0: none).
+    /// Returns how many were unread for it.
+    public func markRead(_ entryIDs: [Int64], upTo: Int64, staffID: Int64, atMs: Int64) throws(StoreError) -> Int {
         var marked = 0
+        let insert =
+            "INSERT OR IGNORE INTO inbox_reads (staff_id, entry_id, read_at_ms) SELECT ?, entry_id, ? FROM inbox"
         for id in entryIDs {
-            try query(
-                "UPDATE inbox SET read_at_ms = ?, read_by = ? WHERE entry_id = ? AND read_at_ms IS NULL",
-                [.int(atMs), .text(reader), .int(id)]
-            )
+            try query(insert + " WHERE entry_id = ?", [.int(staffID), .int(atMs), .int(id)])
+            marked += changes
+        }
+        if upTo > 0 {
+            try query(insert + " WHERE entry_id <= ?", [.int(staffID), .int(atMs), .int(upTo)])
             marked += changes
         }
         return marked

@@ -13,13 +13,18 @@ public enum Digest {
 
 extension Digest {
     /// HMAC-SHA-256 of `bytes` under `key` (32 bytes): keyed, so only the key's holder can compute it.
-    public static func hmacSHA256(key: [UInt8], _ bytes: [UInt8]) -> [UInt8] {
-        var mac = [UInt8](repeating: 0, count: 32)
+    public static func hmacSHA256(key: [UInt8], _ bytes: [UInt8]) -> [UInt8] { hmac(EVP_sha256(), 32, key, bytes) }
+
+    /// HMAC-SHA-1 (20 bytes): only for TOTP (RFC 6238), whose authenticator apps compute it.
+    public static func hmacSHA1(key: [UInt8], _ bytes: [UInt8]) -> [UInt8] { hmac(EVP_sha1(), 20, key, bytes) }
+
+    private static func hmac(_ md: OpaquePointer?, _ size: Int, _ key: [UInt8], _ bytes: [UInt8]) -> [UInt8] {
+        var mac = [UInt8](repeating: 0, count: size)
         var length: UInt32 = 0
         _ = key.withUnsafeBytes { keyBuffer in
             bytes.withUnsafeBytes { data in
                 HMAC(
-                    EVP_sha256(),
+                    md,
                     keyBuffer.baseAddress,
                     Int32(keyBuffer.count),
                     data.baseAddress?.assumingMemoryBound(to: UInt8.self),

@@ -57,7 +57,8 @@ struct CaseBridgeCommand: AsyncParsableCommand {
             CheckPeerCommand.self,
             ConformanceCommand.self, BackupCommand.self, RestoreCommand.self, DeliverCommand.self,
             NodeCommand.self, CertsCommand.self,
-            ContractCommand.self,
+            ContractCommand.self, LoginCommand.self, LogoutCommand.self, WhoAmICommand.self, EnrolCommand.self,
+            StaffCommand.self, AccessLogCommand.self,
         ]
     )
 }

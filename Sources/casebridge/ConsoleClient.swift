@@ -41,7 +41,12 @@ struct NodeOptions: ParsableArguments {
                 code: Exit.unreachable
             )
         }
-        return ConsoleConnection(configuration: configuration)
+        return ConsoleConnection(configuration: configuration, session: SessionFile.token(for: configuration.nodeID))
+    }
+
+    /// A sentence for people, or the same facts as one JSON object for scripts.
+    func say(_ sentence: String, _ object: [String: Any]) {
+        if json { Output.json(object) } else { print(sentence) }
     }
 }
 
@@ -60,8 +65,11 @@ struct JSONOption: ParsableArguments {
 struct ConsoleConnection {
     let configuration: NodeConfiguration
     let channel: RPCChannel
+    /// The signed-in session (`casebridge login`), sent with every call.
+    let session: String?
 
-    init(configuration: NodeConfiguration) {
+    init(configuration: NodeConfiguration, session: String? = nil) {
+        self.session = session
         self.configuration = configuration
         var logger = Logger(label: "casebridge.cli")
         logger.logLevel = .critical
@@ -73,7 +81,8 @@ struct ConsoleConnection {
             target: PeerIdentity(trustDomain: "local", nodeID: configuration.nodeID),
             tls: nil,
             configuration: client,
-            logger: logger
+            logger: logger,
+            callMetadata: AccountSetup.bearer(session)
         )
     }
 
@@ -82,7 +91,7 @@ struct ConsoleConnection {
         guard FileManager.default.fileExists(atPath: configuration.consoleSocket) else { return false }
         let console = ConsoleConnection(configuration: configuration)
         defer { console.channel.close() }
-        return (try? await console.call(Console.getStatus, StatusRequest())) != nil
+        return (try? await console.call(GRPCHealth.Health.check, GRPCHealth.HealthCheckRequest())) != nil
     }
 
     /// The case id that `name` means: a whole id, a unique prefix of one (at least 4 characters), or
@@ -125,7 +134,9 @@ struct ConsoleConnection {
     ) async throws -> [Response] {
         var all: [Response] = []
         do {
-            for try await item in channel.streaming(method, [request], timeout: .seconds(60)) { all.append(item) }
+            for try await item in channel.streaming(method, [request], timeout: .seconds(60)) {
+                all.append(item)
+            }
         } catch {
             throw Self.exit(for: error, node: configuration.nodeID)
         }
@@ -139,6 +150,9 @@ struct ConsoleConnection {
         case .unavailable where error.message.contains("cannot reach") || error.message.contains("connection"):
             return fail("node \(node) is not running or not answering on its console socket", code: Exit.unreachable)
         case .invalidArgument: return fail(error.message, code: Exit.badInput)
+        case .unauthenticated:
+            let hint = error.message.contains("casebridge login") ? "" : " (casebridge login)"
+            return fail("node \(node): \(error.message)\(hint)", code: Exit.refused)
         case .notFound, .permissionDenied, .failedPrecondition, .alreadyExists:
             return fail(error.message, code: Exit.refused)
         default: return fail("\(error)")

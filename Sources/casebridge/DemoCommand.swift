@@ -42,6 +42,12 @@ struct DemoCommand: AsyncParsableCommand {
             try await federation.start(node)
             say("\(node.id) (\(node.name)) is up on 127.0.0.1:\(federation.ports[node.id]!)")
         }
+        step("Staff accounts: an operator and a supervisor at each node, signed in")
+        for node in DemoFederation.nodes {
+            let officer = try await federation.setUpAccounts(node)
+            say("\(node.id): \(officer.login) (\(DemoFederation.officerName(node))) signed in")
+        }
+        say("their passwords and authenticator secrets: \(federation.accountsFile.path) (demo only)")
         let embassy = federation.console("embassy-id"), ncct = federation.console("ncct"),
             china = federation.console("embassy-cn")
 
@@ -129,7 +135,6 @@ struct DemoCommand: AsyncParsableCommand {
             step(title)
             var update = CaseUpdate()
             update.caseID = caseID
-            update.author = "NCCT duty officer (demo)"
             update.change = change
             _ = try await ncct.call(Console.applyChange, update)
             let view = try await federation.waitFor(embassy, caseID) { $0.history.count == number + 1 }
@@ -152,7 +157,7 @@ struct DemoCommand: AsyncParsableCommand {
         )
         let allDelivered = try await federation.allDelivered(ncct, caseID)
         say("status \(view.status), step \(view.step), \(view.history.count) updates, all delivered: \(allDelivered)")
-        for update in view.history { say("  #\(update.sequence) \(describe(update))") }
+        for update in view.history { say("  #\(update.sequence) \(describe(update)) — \(update.author)") }
         if json {
             Output.json([
                 "folder": federation.folder.path, "case_id": caseID, "status": view.status.description,
@@ -245,6 +250,55 @@ final class DemoFederation {
     let folder: URL
     private(set) var ports: [String: Int] = [:]
     private var processes: [String: Process] = [:]
+    /// Each node's signed-in demo supervisor.
+    private var sessions: [String: String] = [:]
+    var accountsFile: URL { folder.appendingPathComponent("accounts.txt") }
+
+    static func officerName(_ node: NodeInfo) -> String {
+        node.role == "ncct" ? "Sok Dara, NCCT duty officer (demo)" : "Duty consul, \(node.name) (demo)"
+    }
+
+    /// The first operator (over the local socket), then a supervisor the demo acts as; both enrolled
+    /// with their codes computed here. The supervisor's session is saved for the commands printed
+    /// at the end; the passwords and secrets go to an owner-only file in the demo folder.
+    func setUpAccounts(_ node: NodeInfo) async throws -> AccountSetup {
+        let channel = ConsoleConnection(configuration: try configuration(node.id)).channel
+        defer { channel.close() }
+        let operatorAccount = try await AccountSetup.add(
+            "ops",
+            name: "Node operator (demo)",
+            role: .operator,
+            password: "demo-operator-\(node.id)",
+            through: channel,
+            by: nil
+        )
+        let officer = try await AccountSetup.add(
+            "duty",
+            name: Self.officerName(node),
+            role: .supervisor,
+            password: "demo-supervisor-\(node.id)",
+            through: channel,
+            by: operatorAccount.token
+        )
+        sessions[node.id] = officer.token
+        try SessionFile.save(officer.token, node: node.id)
+        var lines = (try? String(contentsOf: accountsFile, encoding: .utf8)) ?? ""
+        for account in [operatorAccount, officer] {
+            lines +=
+                "\(node.id)  login \(account.login)  password \(account.password)  "
+                + "TOTP secret \(Base32.encode(account.secret))\n"
+        }
+        _ = FileManager.default.createFile(
+            atPath: accountsFile.path,
+            contents: Data(lines.utf8),
+            attributes: [.posixPermissions: 0o600]
+        )
+        return officer
+    }
+
+    func configuration(_ node: String) throws -> NodeConfiguration {
+        try NodeConfiguration.load(folder.appendingPathComponent("\(node)/node.json").path)
+    }
 
     init(folder path: String, certs: String, basePort: Int? = nil) throws {
         folder = URL(fileURLWithPath: path).standardizedFileURL
@@ -326,8 +380,7 @@ final class DemoFederation {
     }
 
     func console(_ node: String) -> ConsoleConnection {
-        let configuration = try! NodeConfiguration.load(folder.appendingPathComponent("\(node)/node.json").path)
-        return ConsoleConnection(configuration: configuration)
+        ConsoleConnection(configuration: try! configuration(node), session: sessions[node])
     }
 
     @discardableResult
@@ -335,7 +388,7 @@ final class DemoFederation {
         var request = GetCaseRequest()
         request.caseID = caseID
         for _ in 0..<600 {
-            if let view = try? await console.channel.unary(Console.getCase, request), condition(view) { return view }
+            if let view = try? await console.call(Console.getCase, request), condition(view) { return view }
             try await Task.sleep(for: .milliseconds(25))
         }
         throw fail("the case did not reach the expected state within 15 s; see the logs in \(folder.path)")

@@ -62,10 +62,9 @@ struct RetentionHold: AsyncParsableCommand {
     @OptionGroup var node: NodeOptions
     @Argument(help: "The case: its id, a unique start of it, or its reference.") var caseID: String
     @Option(help: "Why it is kept (shown to whoever lists retention).") var reason: String
-    @Option(help: "Your name, for the audit log.") var author: String = NSUserName()
 
     func run() async throws {
-        try await hold(node: node, caseID: caseID, hold: true, reason: reason, author: author)
+        try await hold(node: node, caseID: caseID, hold: true, reason: reason)
     }
 }
 
@@ -77,20 +76,18 @@ struct RetentionRelease: AsyncParsableCommand {
     )
     @OptionGroup var node: NodeOptions
     @Argument(help: "The case: its id, a unique start of it, or its reference.") var caseID: String
-    @Option(help: "Your name, for the audit log.") var author: String = NSUserName()
 
     func run() async throws {
-        try await hold(node: node, caseID: caseID, hold: false, reason: "", author: author)
+        try await hold(node: node, caseID: caseID, hold: false, reason: "")
     }
 }
 
-private func hold(node: NodeOptions, caseID: String, hold: Bool, reason: String, author: String) async throws {
+private func hold(node: NodeOptions, caseID: String, hold: Bool, reason: String) async throws {
     let console = try node.console()
     var request = HoldRetentionRequest()
     request.caseID = try await console.resolveCase(caseID)
     request.hold = hold
     request.reason = reason
-    request.by = author
     let entry = try await console.call(Console.holdRetention, request)
     if node.json { Output.json(ProtoJSON.object(entry)); return }
     print(

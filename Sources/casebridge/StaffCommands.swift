@@ -117,14 +117,13 @@ struct InboxCommand: AsyncParsableCommand {
             """
     )
     @OptionGroup var node: NodeOptions
-    @Flag(help: "Only entries nobody has marked read.") var unread = false
+    @Flag(help: "Only entries you have not read.") var unread = false
     @Option(help: "At most this many entries.") var limit: Int = 50
     @Option(
         name: .customLong("mark-read"),
         parsing: .upToNextOption,
         help: "Mark entries read: numbers (12 13), ranges (12-20), or all."
     ) var markRead: [String] = []
-    @Option(help: "Your name, recorded with --mark-read.") var reader: String = NSUserName()
     @Flag(help: "Whole case ids and every column in full, however wide.") var wide = false
 
     func run() async throws {
@@ -132,7 +131,6 @@ struct InboxCommand: AsyncParsableCommand {
         if !markRead.isEmpty {
             var request = MarkReadRequest()
             request.entryIDs = try await entries(markRead, console)
-            request.reader = reader
             let reply = try await console.call(Console.markRead, request)
             if node.json { Output.json(ProtoJSON.object(reply)); return }
             print("Marked \(reply.marked) of \(request.entryIDs.count) entries read.")
@@ -155,7 +153,7 @@ struct InboxCommand: AsyncParsableCommand {
                 return [
                     String(entry.entryID), Output.shortTime(entry.receivedAtMs), entry.fromNode,
                     Output.shortID(entry.caseID), what, entry.summary?.status.description ?? "-",
-                    entry.read ? "yes (\(entry.readBy))" : "NEW",
+                    entry.read ? "yes" : entry.readBy.isEmpty ? "NEW" : "NEW (read by \(entry.readBy))",
                 ]
             },
             flexible: ["WHAT", "READ"],
@@ -377,7 +375,6 @@ struct ListCases: AsyncParsableCommand {
 protocol ChangeCommand: AsyncParsableCommand {
     var node: NodeOptions { get }
     var caseID: String { get }
-    var author: String { get }
     func change() throws -> CaseUpdate.Change
     /// The change, for commands that must look at the case first (its id resolved).
     func change(to caseID: String, via console: ConsoleConnection) async throws -> CaseUpdate.Change
@@ -389,8 +386,8 @@ extension ChangeCommand {
 
     func run() async throws {
         let console = try node.console()
+        // The node records the signed-in account as the author; the other agency sees its display name.
         var update = CaseUpdate()
-        update.author = author
         update.caseID = try await console.resolveCase(caseID)
         update.change = try await change(to: update.caseID, via: console)
         let receipt = try await console.call(Console.applyChange, update)
@@ -410,11 +407,10 @@ struct AckCommand: ChangeCommand {
     static let configuration = CommandConfiguration(
         commandName: "ack",
         abstract: "Acknowledges a case: NCCT takes responsibility (NCCT nodes).",
-        discussion: "Example:\n  casebridge ack 7d3f2c4e-0b1a-4c5d-9e8f-112233445566 --author \"Officer Dara\""
+        discussion: "Example:\n  casebridge ack 7d3f2c4e-0b1a-4c5d-9e8f-112233445566 "
     )
     @OptionGroup var node: NodeOptions
     @Argument(help: "The case: its id, a unique start of it, or its reference.") var caseID: String
-    @Option(help: "Your name, shown to the other agency.") var author: String = NSUserName()
     func change() throws -> CaseUpdate.Change {
         var change = StatusChange()
         change.toStatus = .acknowledged
@@ -454,7 +450,6 @@ struct UpdateCommand: ChangeCommand {
     @Option(help: "New business step.") var step: String?
     @Option(help: "CSV of person_ref,status[,note].") var outcomes: String?
     @Option(help: "REF=STATUS for one person (repeatable).") var person: [String] = []
-    @Option(help: "Your name, shown to the other agency.") var author: String = NSUserName()
 
     func change() throws -> CaseUpdate.Change {
         let given = [status != nil, step != nil, outcomes != nil, !person.isEmpty].filter { $0 }.count
@@ -499,7 +494,6 @@ struct NoteCommand: ChangeCommand {
     @OptionGroup var node: NodeOptions
     @Argument(help: "The case: its id, a unique start of it, or its reference.") var caseID: String
     @Argument(help: "The note.") var text: String
-    @Option(help: "Your name, shown to the other agency.") var author: String = NSUserName()
     func change() throws -> CaseUpdate.Change {
         var note = Note()
         note.text = text
@@ -516,7 +510,6 @@ struct RequestInfoCommand: ChangeCommand {
     @OptionGroup var node: NodeOptions
     @Argument(help: "The case: its id, a unique start of it, or its reference.") var caseID: String
     @Argument(help: "One or more questions.") var questions: [String]
-    @Option(help: "Your name, shown to the other agency.") var author: String = NSUserName()
     func change() throws -> CaseUpdate.Change {
         var request = InformationRequest()
         request.questions = questions
@@ -543,7 +536,6 @@ struct ProvideInfoCommand: ChangeCommand {
     @Argument(help: "The case: its id, a unique start of it, or its reference.") var caseID: String
     @Argument(help: "What is now known.") var text: String
     @Option(help: "A CSV or JSON file of persons to add (- for standard input).") var persons: String?
-    @Option(help: "Your name, shown to the other agency.") var author: String = NSUserName()
     func change(to caseID: String, via console: ConsoleConnection) async throws -> CaseUpdate.Change {
         var provided = InformationProvided()
         provided.text = text
@@ -566,7 +558,6 @@ struct WithdrawCommand: ChangeCommand {
     @OptionGroup var node: NodeOptions
     @Argument(help: "The case: its id, a unique start of it, or its reference.") var caseID: String
     @Option(help: "Why, for NCCT.") var reason: String = ""
-    @Option(help: "Your name, shown to the other agency.") var author: String = NSUserName()
     func change() throws -> CaseUpdate.Change {
         var withdrawal = Withdrawal()
         withdrawal.reason = reason

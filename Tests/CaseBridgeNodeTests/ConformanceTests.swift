@@ -53,6 +53,7 @@ struct ConformanceTests {
                 "submit", "--test", "--kind", "trace",
                 "--config", federation.configPath("embassy-id").path,
             ],
+            environment: federation.cliEnvironment(),
             input: "Conformance Test\n"
         )
         #expect(filed.status == 0, "\(filed.stderr)")
@@ -62,9 +63,17 @@ struct ConformanceTests {
 
         // Staff at both nodes see none of it.
         for node in ["ncct", "embassy-id"] {
-            let list = try run(casebridgeBinary, ["case", "list", "--config", federation.configPath(node).path])
+            let list = try run(
+                casebridgeBinary,
+                ["case", "list", "--config", federation.configPath(node).path],
+                environment: federation.cliEnvironment()
+            )
             #expect(list.stdout.contains("No cases") || !list.stdout.contains("trace"), "\(node): \(list.stdout)")
-            let inbox = try run(casebridgeBinary, ["inbox", "--config", federation.configPath(node).path])
+            let inbox = try run(
+                casebridgeBinary,
+                ["inbox", "--config", federation.configPath(node).path],
+                environment: federation.cliEnvironment()
+            )
             #expect(inbox.stdout.contains("The inbox is empty"), "\(node): \(inbox.stdout)")
         }
         #expect(try Int(federation.sql("ncct", "SELECT COUNT(*) FROM cases WHERE test = 1").first!)! >= 3)

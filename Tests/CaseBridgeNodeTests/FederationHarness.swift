@@ -1,4 +1,5 @@
 import CaseBridgeNet
+import CaseBridgeNode
 import CaseBridgeProto
 import CaseBridgeRPC
 import CaseBridgeTLS
@@ -26,6 +27,14 @@ final class TestFederation: @unchecked Sendable {
     let trustDomain: String
     private(set) var ports: [String: Int] = [:]
     private var processes: [String: Process] = [:]
+    /// Each node's test staff, made at its first start: an operator and a supervisor the tests
+    /// act as (console channels and the casebridge command carry the supervisor's session).
+    private(set) var operators: [String: AccountSetup] = [:]
+    private(set) var supervisors: [String: AccountSetup] = [:]
+    /// For the casebridge command: a sessions folder per test account ("sup", "op").
+    func cliEnvironment(as login: String = "sup") -> [String: String] {
+        ["CASEBRIDGE_SESSIONS": folder.appendingPathComponent("sessions/\(login)").path]
+    }
     static let certs = repositoryRoot.appendingPathComponent("certs")
 
     /// `certs` holds ca.pem, crl.pem (optional) and nodes/<id>.pem and .key.
@@ -37,7 +46,8 @@ final class TestFederation: @unchecked Sendable {
         certs: URL = TestFederation.certs,
         trustDomain: String = "casebridge.test",
         limits: [String: Any] = [:],
-        retention: [String: Any] = [:]
+        retention: [String: Any] = [:],
+        staff: [String: Any] = [:]
     ) throws {
         folder = try makeTemporaryFolder("fed")
         self.nodes = nodes
@@ -72,6 +82,7 @@ final class TestFederation: @unchecked Sendable {
             ]
             if !limits.isEmpty { config["limits"] = limits }
             if !retention.isEmpty { config["retention"] = retention }
+            if !staff.isEmpty { config["staff"] = staff }
             if FileManager.default.fileExists(atPath: certs.appendingPathComponent("crl.pem").path) {
                 config["crl"] = certs.appendingPathComponent("crl.pem").path
             }
@@ -112,11 +123,64 @@ final class TestFederation: @unchecked Sendable {
                 timeout: .seconds(1)
             )
             if health != nil {
+                if supervisors[node] == nil { try await setUpStaff(node) }
                 return
             }
             try await Task.sleep(for: .milliseconds(20))
         }
         throw RPCError(.unavailable, "node \(node) did not start: \(self.log(node))")
+    }
+
+    /// The node's first operator (over the local socket, as an operator bootstraps) and a supervisor,
+    /// both enrolled with TOTP codes computed here; the supervisor's session file for the command.
+    private func setUpStaff(_ node: String) async throws {
+        let channel = RPCChannel(
+            endpoint: "unix:\(socket(node))",
+            target: PeerIdentity(trustDomain: trustDomain, nodeID: node),
+            tls: nil,
+            logger: quietLogger
+        )
+        defer { channel.close() }
+        let ops = try await AccountSetup.add(
+            "op",
+            name: "Operator \(node)",
+            role: .operator,
+            password: "operator password \(node)",
+            through: channel,
+            by: nil
+        )
+        let supervisor = try await AccountSetup.add(
+            "sup",
+            name: "Supervisor \(node)",
+            role: .supervisor,
+            password: "supervisor password \(node)",
+            through: channel,
+            by: ops.token
+        )
+        operators[node] = ops
+        supervisors[node] = supervisor
+        for account in [ops, supervisor] {
+            let sessions = folder.appendingPathComponent("sessions/\(account.login)")
+            try FileManager.default.createDirectory(at: sessions, withIntermediateDirectories: true)
+            try Data(account.token.utf8).write(to: sessions.appendingPathComponent("\(node).session"))
+        }
+    }
+
+    /// Runs the casebridge command against `node` as its test supervisor (or `as: "op"`, its operator).
+    func cli(
+        _ arguments: [String],
+        node: String? = nil,
+        input: String? = nil,
+        as login: String = "sup"
+    ) throws
+        -> ProcessResult
+    {
+        try run(
+            casebridgeBinary,
+            arguments + (node.map { ["--config", configPath($0).path] } ?? []),
+            environment: cliEnvironment(as: login),
+            input: input
+        )
     }
 
     /// The node process's resident memory and open file descriptors, from /proc.
@@ -172,12 +236,14 @@ final class TestFederation: @unchecked Sendable {
         }
     }
 
-    func console(_ node: String) -> RPCChannel {
+    /// The node's console, as its test supervisor (`token` for another account's session).
+    func console(_ node: String, token: String? = nil) -> RPCChannel {
         RPCChannel(
             endpoint: "unix:\(socket(node))",
             target: PeerIdentity(trustDomain: trustDomain, nodeID: node),
             tls: nil,
-            logger: quietLogger
+            logger: quietLogger,
+            callMetadata: AccountSetup.bearer(token ?? supervisors[node]?.token)
         )
     }
 

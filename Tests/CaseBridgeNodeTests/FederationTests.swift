@@ -225,7 +225,8 @@ struct FederationTests {
         // At the console: the casebridge command shows it whole.
         let shown = try run(
             casebridgeBinary,
-            ["case", "show", caseID, "--json", "--config", federation.configPath("ncct").path]
+            ["case", "show", caseID, "--json", "--config", federation.configPath("ncct").path],
+            environment: federation.cliEnvironment()
         )
         #expect(shown.status == 0, "\(shown.stderr)")
         let json = try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any]

@@ -58,7 +58,7 @@ struct OutOfRangeInputTests {
             #expect(result.status == 2, "\(arguments): \(result.stderr)")
             #expect(result.stderr == "casebridge: \(fragment)\n", "\(arguments)")
         }
-        #expect(try run(casebridgeBinary, ["status"] + config).status == 0)
+        #expect(try run(casebridgeBinary, ["status"] + config, environment: federation.cliEnvironment()).status == 0)
         federation.stopAll()
     }
 }

@@ -82,13 +82,18 @@ struct RetentionTests {
         #expect(try await ncct.unary(Console.getCase, get).request?.persons.first?.fullName == "Maribel Otterly")
         let shown = try run(
             casebridgeBinary,
-            ["case", "show", closing, "--config", federation.configPath("ncct").path]
+            ["case", "show", closing, "--config", federation.configPath("ncct").path],
+            environment: federation.cliEnvironment()
         )
         #expect(
             shown.stdout.contains("Personal data destroyed") && shown.stdout.contains("located 1"),
             "\(shown.stdout)"
         )
-        let listed = try run(casebridgeBinary, ["retention", "--config", federation.configPath("ncct").path])
+        let listed = try run(
+            casebridgeBinary,
+            ["retention", "--config", federation.configPath("ncct").path],
+            environment: federation.cliEnvironment()
+        )
         #expect(
             listed.stdout.contains("HELD: court case 2026/114") && listed.stdout.contains("destroyed"),
             "\(listed.stdout)"
@@ -132,12 +137,20 @@ struct BackupTests {
         _ = try await ncct.unary(Console.applyChange, Make.status(caseA, .acknowledged))
         let config = federation.configPath("embassy-id").path
         let backup = federation.folder.appendingPathComponent("embassy-backup.sqlite3").path
-        let written = try run(casebridgeBinary, ["backup", "--to", backup, "--config", config])
+        let written = try run(
+            casebridgeBinary,
+            ["backup", "--to", backup, "--config", config],
+            environment: federation.cliEnvironment(as: "op")
+        )
         #expect(written.status == 0, "\(written.stderr)")
         #expect(try FileManager.default.attributesOfItem(atPath: backup)[.posixPermissions] as? Int == 0o600)
         #expect(plainTextHits(in: federation.folder, ["Ottoline", "Vantablack"]).isEmpty)
         expectOneLine(
-            try run(casebridgeBinary, ["backup", "--to", backup, "--config", config]),
+            try run(
+                casebridgeBinary,
+                ["backup", "--to", backup, "--config", config],
+                environment: federation.cliEnvironment(as: "op")
+            ),
             exit: 4,
             containing: "already exists"
         )
@@ -235,7 +248,12 @@ struct BackupTests {
         var get = GetCaseRequest()
         get.caseID = caseID
         #expect(try await embassy.unary(Console.getCase, get).request?.persons.first?.fullName == "Rosalind Quenby")
-        let found = try run(casebridgeBinary, ["search", "--config", config], input: "quenby rosalind\n")
+        let found = try run(
+            casebridgeBinary,
+            ["search", "--config", config],
+            environment: federation.cliEnvironment(),
+            input: "quenby rosalind\n"
+        )
         #expect(found.stdout.contains("Rosalind Quenby"), "\(found.stdout)\(found.stderr)")
         #expect(
             try federation.sql("embassy-id", "SELECT COUNT(*) FROM audit WHERE event = 'data_key.rotated'") == ["1"]

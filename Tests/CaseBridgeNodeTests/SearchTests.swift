@@ -71,6 +71,7 @@ struct SearchTests {
         let typed = try run(
             casebridgeBinary,
             ["search", "--config", federation.configPath("ncct").path],
+            environment: federation.cliEnvironment(),
             input: "dao nguyen\n"
         )
         #expect(typed.status == 0, "\(typed.stderr)")

@@ -252,6 +252,7 @@ public struct InterventionRequest: ProtoMessage {
     public var originReference: String = ""
     public var contact: String = ""
     public var test: Bool = false
+    public var filedBy: String = ""
     public init() {}
     public init(fields: ProtoFields) {
         requestID = fields.value(1)
@@ -268,6 +269,7 @@ public struct InterventionRequest: ProtoMessage {
         originReference = fields.value(12)
         contact = fields.value(13)
         test = fields.value(14)
+        filedBy = fields.value(15)
     }
     public var protoFields: ProtoFields {
         var fields = ProtoFields()
@@ -285,6 +287,7 @@ public struct InterventionRequest: ProtoMessage {
         fields.set(12, originReference)
         fields.set(13, contact)
         fields.set(14, test)
+        fields.set(15, filedBy)
         return fields
     }
 }

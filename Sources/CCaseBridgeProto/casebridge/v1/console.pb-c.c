@@ -7,6 +7,771 @@
 #endif
 
 #include "casebridge/v1/console.pb-c.h"
+void   casebridge__v1__staff_account__init
+                     (Casebridge__V1__StaffAccount         *message)
+{
+  static const Casebridge__V1__StaffAccount init_value = CASEBRIDGE__V1__STAFF_ACCOUNT__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__staff_account__get_packed_size
+                     (const Casebridge__V1__StaffAccount *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__staff_account__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__staff_account__pack
+                     (const Casebridge__V1__StaffAccount *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__staff_account__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__staff_account__pack_to_buffer
+                     (const Casebridge__V1__StaffAccount *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__staff_account__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__StaffAccount *
+       casebridge__v1__staff_account__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__StaffAccount *)
+     protobuf_c_message_unpack (&casebridge__v1__staff_account__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__staff_account__free_unpacked
+                     (Casebridge__V1__StaffAccount *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__staff_account__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__login_request__init
+                     (Casebridge__V1__LoginRequest         *message)
+{
+  static const Casebridge__V1__LoginRequest init_value = CASEBRIDGE__V1__LOGIN_REQUEST__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__login_request__get_packed_size
+                     (const Casebridge__V1__LoginRequest *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__login_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__login_request__pack
+                     (const Casebridge__V1__LoginRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__login_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__login_request__pack_to_buffer
+                     (const Casebridge__V1__LoginRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__login_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__LoginRequest *
+       casebridge__v1__login_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__LoginRequest *)
+     protobuf_c_message_unpack (&casebridge__v1__login_request__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__login_request__free_unpacked
+                     (Casebridge__V1__LoginRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__login_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__login_reply__init
+                     (Casebridge__V1__LoginReply         *message)
+{
+  static const Casebridge__V1__LoginReply init_value = CASEBRIDGE__V1__LOGIN_REPLY__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__login_reply__get_packed_size
+                     (const Casebridge__V1__LoginReply *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__login_reply__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__login_reply__pack
+                     (const Casebridge__V1__LoginReply *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__login_reply__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__login_reply__pack_to_buffer
+                     (const Casebridge__V1__LoginReply *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__login_reply__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__LoginReply *
+       casebridge__v1__login_reply__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__LoginReply *)
+     protobuf_c_message_unpack (&casebridge__v1__login_reply__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__login_reply__free_unpacked
+                     (Casebridge__V1__LoginReply *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__login_reply__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__logout_request__init
+                     (Casebridge__V1__LogoutRequest         *message)
+{
+  static const Casebridge__V1__LogoutRequest init_value = CASEBRIDGE__V1__LOGOUT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__logout_request__get_packed_size
+                     (const Casebridge__V1__LogoutRequest *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__logout_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__logout_request__pack
+                     (const Casebridge__V1__LogoutRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__logout_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__logout_request__pack_to_buffer
+                     (const Casebridge__V1__LogoutRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__logout_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__LogoutRequest *
+       casebridge__v1__logout_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__LogoutRequest *)
+     protobuf_c_message_unpack (&casebridge__v1__logout_request__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__logout_request__free_unpacked
+                     (Casebridge__V1__LogoutRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__logout_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__logout_reply__init
+                     (Casebridge__V1__LogoutReply         *message)
+{
+  static const Casebridge__V1__LogoutReply init_value = CASEBRIDGE__V1__LOGOUT_REPLY__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__logout_reply__get_packed_size
+                     (const Casebridge__V1__LogoutReply *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__logout_reply__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__logout_reply__pack
+                     (const Casebridge__V1__LogoutReply *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__logout_reply__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__logout_reply__pack_to_buffer
+                     (const Casebridge__V1__LogoutReply *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__logout_reply__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__LogoutReply *
+       casebridge__v1__logout_reply__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__LogoutReply *)
+     protobuf_c_message_unpack (&casebridge__v1__logout_reply__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__logout_reply__free_unpacked
+                     (Casebridge__V1__LogoutReply *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__logout_reply__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__who_am_irequest__init
+                     (Casebridge__V1__WhoAmIRequest         *message)
+{
+  static const Casebridge__V1__WhoAmIRequest init_value = CASEBRIDGE__V1__WHO_AM_IREQUEST__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__who_am_irequest__get_packed_size
+                     (const Casebridge__V1__WhoAmIRequest *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__who_am_irequest__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__who_am_irequest__pack
+                     (const Casebridge__V1__WhoAmIRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__who_am_irequest__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__who_am_irequest__pack_to_buffer
+                     (const Casebridge__V1__WhoAmIRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__who_am_irequest__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__WhoAmIRequest *
+       casebridge__v1__who_am_irequest__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__WhoAmIRequest *)
+     protobuf_c_message_unpack (&casebridge__v1__who_am_irequest__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__who_am_irequest__free_unpacked
+                     (Casebridge__V1__WhoAmIRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__who_am_irequest__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__add_staff_request__init
+                     (Casebridge__V1__AddStaffRequest         *message)
+{
+  static const Casebridge__V1__AddStaffRequest init_value = CASEBRIDGE__V1__ADD_STAFF_REQUEST__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__add_staff_request__get_packed_size
+                     (const Casebridge__V1__AddStaffRequest *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__add_staff_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__add_staff_request__pack
+                     (const Casebridge__V1__AddStaffRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__add_staff_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__add_staff_request__pack_to_buffer
+                     (const Casebridge__V1__AddStaffRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__add_staff_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__AddStaffRequest *
+       casebridge__v1__add_staff_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__AddStaffRequest *)
+     protobuf_c_message_unpack (&casebridge__v1__add_staff_request__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__add_staff_request__free_unpacked
+                     (Casebridge__V1__AddStaffRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__add_staff_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__staff_enrolment__init
+                     (Casebridge__V1__StaffEnrolment         *message)
+{
+  static const Casebridge__V1__StaffEnrolment init_value = CASEBRIDGE__V1__STAFF_ENROLMENT__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__staff_enrolment__get_packed_size
+                     (const Casebridge__V1__StaffEnrolment *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__staff_enrolment__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__staff_enrolment__pack
+                     (const Casebridge__V1__StaffEnrolment *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__staff_enrolment__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__staff_enrolment__pack_to_buffer
+                     (const Casebridge__V1__StaffEnrolment *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__staff_enrolment__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__StaffEnrolment *
+       casebridge__v1__staff_enrolment__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__StaffEnrolment *)
+     protobuf_c_message_unpack (&casebridge__v1__staff_enrolment__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__staff_enrolment__free_unpacked
+                     (Casebridge__V1__StaffEnrolment *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__staff_enrolment__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__list_staff_request__init
+                     (Casebridge__V1__ListStaffRequest         *message)
+{
+  static const Casebridge__V1__ListStaffRequest init_value = CASEBRIDGE__V1__LIST_STAFF_REQUEST__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__list_staff_request__get_packed_size
+                     (const Casebridge__V1__ListStaffRequest *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__list_staff_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__list_staff_request__pack
+                     (const Casebridge__V1__ListStaffRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__list_staff_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__list_staff_request__pack_to_buffer
+                     (const Casebridge__V1__ListStaffRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__list_staff_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__ListStaffRequest *
+       casebridge__v1__list_staff_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__ListStaffRequest *)
+     protobuf_c_message_unpack (&casebridge__v1__list_staff_request__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__list_staff_request__free_unpacked
+                     (Casebridge__V1__ListStaffRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__list_staff_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__change_staff_request__init
+                     (Casebridge__V1__ChangeStaffRequest         *message)
+{
+  static const Casebridge__V1__ChangeStaffRequest init_value = CASEBRIDGE__V1__CHANGE_STAFF_REQUEST__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__change_staff_request__get_packed_size
+                     (const Casebridge__V1__ChangeStaffRequest *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__change_staff_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__change_staff_request__pack
+                     (const Casebridge__V1__ChangeStaffRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__change_staff_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__change_staff_request__pack_to_buffer
+                     (const Casebridge__V1__ChangeStaffRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__change_staff_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__ChangeStaffRequest *
+       casebridge__v1__change_staff_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__ChangeStaffRequest *)
+     protobuf_c_message_unpack (&casebridge__v1__change_staff_request__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__change_staff_request__free_unpacked
+                     (Casebridge__V1__ChangeStaffRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__change_staff_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__reset_staff_request__init
+                     (Casebridge__V1__ResetStaffRequest         *message)
+{
+  static const Casebridge__V1__ResetStaffRequest init_value = CASEBRIDGE__V1__RESET_STAFF_REQUEST__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__reset_staff_request__get_packed_size
+                     (const Casebridge__V1__ResetStaffRequest *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__reset_staff_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__reset_staff_request__pack
+                     (const Casebridge__V1__ResetStaffRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__reset_staff_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__reset_staff_request__pack_to_buffer
+                     (const Casebridge__V1__ResetStaffRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__reset_staff_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__ResetStaffRequest *
+       casebridge__v1__reset_staff_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__ResetStaffRequest *)
+     protobuf_c_message_unpack (&casebridge__v1__reset_staff_request__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__reset_staff_request__free_unpacked
+                     (Casebridge__V1__ResetStaffRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__reset_staff_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__begin_enrolment_request__init
+                     (Casebridge__V1__BeginEnrolmentRequest         *message)
+{
+  static const Casebridge__V1__BeginEnrolmentRequest init_value = CASEBRIDGE__V1__BEGIN_ENROLMENT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__begin_enrolment_request__get_packed_size
+                     (const Casebridge__V1__BeginEnrolmentRequest *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__begin_enrolment_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__begin_enrolment_request__pack
+                     (const Casebridge__V1__BeginEnrolmentRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__begin_enrolment_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__begin_enrolment_request__pack_to_buffer
+                     (const Casebridge__V1__BeginEnrolmentRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__begin_enrolment_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__BeginEnrolmentRequest *
+       casebridge__v1__begin_enrolment_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__BeginEnrolmentRequest *)
+     protobuf_c_message_unpack (&casebridge__v1__begin_enrolment_request__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__begin_enrolment_request__free_unpacked
+                     (Casebridge__V1__BeginEnrolmentRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__begin_enrolment_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__totpsecret__init
+                     (Casebridge__V1__TOTPSecret         *message)
+{
+  static const Casebridge__V1__TOTPSecret init_value = CASEBRIDGE__V1__TOTPSECRET__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__totpsecret__get_packed_size
+                     (const Casebridge__V1__TOTPSecret *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__totpsecret__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__totpsecret__pack
+                     (const Casebridge__V1__TOTPSecret *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__totpsecret__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__totpsecret__pack_to_buffer
+                     (const Casebridge__V1__TOTPSecret *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__totpsecret__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__TOTPSecret *
+       casebridge__v1__totpsecret__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__TOTPSecret *)
+     protobuf_c_message_unpack (&casebridge__v1__totpsecret__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__totpsecret__free_unpacked
+                     (Casebridge__V1__TOTPSecret *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__totpsecret__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__complete_enrolment_request__init
+                     (Casebridge__V1__CompleteEnrolmentRequest         *message)
+{
+  static const Casebridge__V1__CompleteEnrolmentRequest init_value = CASEBRIDGE__V1__COMPLETE_ENROLMENT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__complete_enrolment_request__get_packed_size
+                     (const Casebridge__V1__CompleteEnrolmentRequest *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__complete_enrolment_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__complete_enrolment_request__pack
+                     (const Casebridge__V1__CompleteEnrolmentRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__complete_enrolment_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__complete_enrolment_request__pack_to_buffer
+                     (const Casebridge__V1__CompleteEnrolmentRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__complete_enrolment_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__CompleteEnrolmentRequest *
+       casebridge__v1__complete_enrolment_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__CompleteEnrolmentRequest *)
+     protobuf_c_message_unpack (&casebridge__v1__complete_enrolment_request__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__complete_enrolment_request__free_unpacked
+                     (Casebridge__V1__CompleteEnrolmentRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__complete_enrolment_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__enrolment_done__init
+                     (Casebridge__V1__EnrolmentDone         *message)
+{
+  static const Casebridge__V1__EnrolmentDone init_value = CASEBRIDGE__V1__ENROLMENT_DONE__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__enrolment_done__get_packed_size
+                     (const Casebridge__V1__EnrolmentDone *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__enrolment_done__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__enrolment_done__pack
+                     (const Casebridge__V1__EnrolmentDone *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__enrolment_done__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__enrolment_done__pack_to_buffer
+                     (const Casebridge__V1__EnrolmentDone *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__enrolment_done__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__EnrolmentDone *
+       casebridge__v1__enrolment_done__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__EnrolmentDone *)
+     protobuf_c_message_unpack (&casebridge__v1__enrolment_done__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__enrolment_done__free_unpacked
+                     (Casebridge__V1__EnrolmentDone *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__enrolment_done__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__list_access_request__init
+                     (Casebridge__V1__ListAccessRequest         *message)
+{
+  static const Casebridge__V1__ListAccessRequest init_value = CASEBRIDGE__V1__LIST_ACCESS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__list_access_request__get_packed_size
+                     (const Casebridge__V1__ListAccessRequest *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__list_access_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__list_access_request__pack
+                     (const Casebridge__V1__ListAccessRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__list_access_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__list_access_request__pack_to_buffer
+                     (const Casebridge__V1__ListAccessRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__list_access_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__ListAccessRequest *
+       casebridge__v1__list_access_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__ListAccessRequest *)
+     protobuf_c_message_unpack (&casebridge__v1__list_access_request__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__list_access_request__free_unpacked
+                     (Casebridge__V1__ListAccessRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__list_access_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__access_log_entry__init
+                     (Casebridge__V1__AccessLogEntry         *message)
+{
+  static const Casebridge__V1__AccessLogEntry init_value = CASEBRIDGE__V1__ACCESS_LOG_ENTRY__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__access_log_entry__get_packed_size
+                     (const Casebridge__V1__AccessLogEntry *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__access_log_entry__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__access_log_entry__pack
+                     (const Casebridge__V1__AccessLogEntry *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__access_log_entry__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__access_log_entry__pack_to_buffer
+                     (const Casebridge__V1__AccessLogEntry *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__access_log_entry__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__AccessLogEntry *
+       casebridge__v1__access_log_entry__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__AccessLogEntry *)
+     protobuf_c_message_unpack (&casebridge__v1__access_log_entry__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__access_log_entry__free_unpacked
+                     (Casebridge__V1__AccessLogEntry *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__access_log_entry__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   casebridge__v1__list_audit_request__init
                      (Casebridge__V1__ListAuditRequest         *message)
 {
@@ -952,6 +1717,1111 @@ void   casebridge__v1__cancel_delivery_request__free_unpacked
   assert(message->base.descriptor == &casebridge__v1__cancel_delivery_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+static const ProtobufCFieldDescriptor casebridge__v1__staff_account__field_descriptors[8] =
+{
+  {
+    "login",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__StaffAccount, login),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "display_name",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__StaffAccount, display_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "role",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__StaffAccount, role),
+    &casebridge__v1__staff_role__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "disabled",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__StaffAccount, disabled),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "enrolled",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__StaffAccount, enrolled),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "created_at_ms",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__StaffAccount, created_at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_login_at_ms",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__StaffAccount, last_login_at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "locked_until_ms",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__StaffAccount, locked_until_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__staff_account__field_indices_by_name[] = {
+  5,   /* field[5] = created_at_ms */
+  3,   /* field[3] = disabled */
+  1,   /* field[1] = display_name */
+  4,   /* field[4] = enrolled */
+  6,   /* field[6] = last_login_at_ms */
+  7,   /* field[7] = locked_until_ms */
+  0,   /* field[0] = login */
+  2,   /* field[2] = role */
+};
+static const ProtobufCIntRange casebridge__v1__staff_account__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__staff_account__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.StaffAccount",
+  "StaffAccount",
+  "Casebridge__V1__StaffAccount",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__StaffAccount),
+  8,
+  casebridge__v1__staff_account__field_descriptors,
+  casebridge__v1__staff_account__field_indices_by_name,
+  1,  casebridge__v1__staff_account__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__staff_account__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__login_request__field_descriptors[4] =
+{
+  {
+    "login",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__LoginRequest, login),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "password",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__LoginRequest, password),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "code",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__LoginRequest, code),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "client",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__LoginRequest, client),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__login_request__field_indices_by_name[] = {
+  3,   /* field[3] = client */
+  2,   /* field[2] = code */
+  0,   /* field[0] = login */
+  1,   /* field[1] = password */
+};
+static const ProtobufCIntRange casebridge__v1__login_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__login_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.LoginRequest",
+  "LoginRequest",
+  "Casebridge__V1__LoginRequest",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__LoginRequest),
+  4,
+  casebridge__v1__login_request__field_descriptors,
+  casebridge__v1__login_request__field_indices_by_name,
+  1,  casebridge__v1__login_request__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__login_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__login_reply__field_descriptors[5] =
+{
+  {
+    "token",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__LoginReply, token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "account",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__LoginReply, account),
+    &casebridge__v1__staff_account__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "idle_timeout_ms",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__LoginReply, idle_timeout_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "expires_at_ms",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__LoginReply, expires_at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "recovery_codes_left",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__LoginReply, recovery_codes_left),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__login_reply__field_indices_by_name[] = {
+  1,   /* field[1] = account */
+  3,   /* field[3] = expires_at_ms */
+  2,   /* field[2] = idle_timeout_ms */
+  4,   /* field[4] = recovery_codes_left */
+  0,   /* field[0] = token */
+};
+static const ProtobufCIntRange casebridge__v1__login_reply__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__login_reply__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.LoginReply",
+  "LoginReply",
+  "Casebridge__V1__LoginReply",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__LoginReply),
+  5,
+  casebridge__v1__login_reply__field_descriptors,
+  casebridge__v1__login_reply__field_indices_by_name,
+  1,  casebridge__v1__login_reply__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__login_reply__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define casebridge__v1__logout_request__field_descriptors NULL
+#define casebridge__v1__logout_request__field_indices_by_name NULL
+#define casebridge__v1__logout_request__number_ranges NULL
+const ProtobufCMessageDescriptor casebridge__v1__logout_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.LogoutRequest",
+  "LogoutRequest",
+  "Casebridge__V1__LogoutRequest",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__LogoutRequest),
+  0,
+  casebridge__v1__logout_request__field_descriptors,
+  casebridge__v1__logout_request__field_indices_by_name,
+  0,  casebridge__v1__logout_request__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__logout_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define casebridge__v1__logout_reply__field_descriptors NULL
+#define casebridge__v1__logout_reply__field_indices_by_name NULL
+#define casebridge__v1__logout_reply__number_ranges NULL
+const ProtobufCMessageDescriptor casebridge__v1__logout_reply__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.LogoutReply",
+  "LogoutReply",
+  "Casebridge__V1__LogoutReply",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__LogoutReply),
+  0,
+  casebridge__v1__logout_reply__field_descriptors,
+  casebridge__v1__logout_reply__field_indices_by_name,
+  0,  casebridge__v1__logout_reply__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__logout_reply__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define casebridge__v1__who_am_irequest__field_descriptors NULL
+#define casebridge__v1__who_am_irequest__field_indices_by_name NULL
+#define casebridge__v1__who_am_irequest__number_ranges NULL
+const ProtobufCMessageDescriptor casebridge__v1__who_am_irequest__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.WhoAmIRequest",
+  "WhoAmIRequest",
+  "Casebridge__V1__WhoAmIRequest",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__WhoAmIRequest),
+  0,
+  casebridge__v1__who_am_irequest__field_descriptors,
+  casebridge__v1__who_am_irequest__field_indices_by_name,
+  0,  casebridge__v1__who_am_irequest__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__who_am_irequest__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__add_staff_request__field_descriptors[3] =
+{
+  {
+    "login",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__AddStaffRequest, login),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "display_name",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__AddStaffRequest, display_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "role",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__AddStaffRequest, role),
+    &casebridge__v1__staff_role__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__add_staff_request__field_indices_by_name[] = {
+  1,   /* field[1] = display_name */
+  0,   /* field[0] = login */
+  2,   /* field[2] = role */
+};
+static const ProtobufCIntRange casebridge__v1__add_staff_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__add_staff_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.AddStaffRequest",
+  "AddStaffRequest",
+  "Casebridge__V1__AddStaffRequest",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__AddStaffRequest),
+  3,
+  casebridge__v1__add_staff_request__field_descriptors,
+  casebridge__v1__add_staff_request__field_indices_by_name,
+  1,  casebridge__v1__add_staff_request__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__add_staff_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__staff_enrolment__field_descriptors[3] =
+{
+  {
+    "account",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__StaffEnrolment, account),
+    &casebridge__v1__staff_account__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "enrolment_code",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__StaffEnrolment, enrolment_code),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "expires_at_ms",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__StaffEnrolment, expires_at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__staff_enrolment__field_indices_by_name[] = {
+  0,   /* field[0] = account */
+  1,   /* field[1] = enrolment_code */
+  2,   /* field[2] = expires_at_ms */
+};
+static const ProtobufCIntRange casebridge__v1__staff_enrolment__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__staff_enrolment__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.StaffEnrolment",
+  "StaffEnrolment",
+  "Casebridge__V1__StaffEnrolment",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__StaffEnrolment),
+  3,
+  casebridge__v1__staff_enrolment__field_descriptors,
+  casebridge__v1__staff_enrolment__field_indices_by_name,
+  1,  casebridge__v1__staff_enrolment__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__staff_enrolment__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define casebridge__v1__list_staff_request__field_descriptors NULL
+#define casebridge__v1__list_staff_request__field_indices_by_name NULL
+#define casebridge__v1__list_staff_request__number_ranges NULL
+const ProtobufCMessageDescriptor casebridge__v1__list_staff_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.ListStaffRequest",
+  "ListStaffRequest",
+  "Casebridge__V1__ListStaffRequest",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__ListStaffRequest),
+  0,
+  casebridge__v1__list_staff_request__field_descriptors,
+  casebridge__v1__list_staff_request__field_indices_by_name,
+  0,  casebridge__v1__list_staff_request__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__list_staff_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCEnumValue casebridge__v1__change_staff_request__change__enum_values_by_number[4] =
+{
+  { "CHANGE_UNSPECIFIED", "CASEBRIDGE__V1__CHANGE_STAFF_REQUEST__CHANGE__CHANGE_UNSPECIFIED", 0 },
+  { "CHANGE_DISABLE", "CASEBRIDGE__V1__CHANGE_STAFF_REQUEST__CHANGE__CHANGE_DISABLE", 1 },
+  { "CHANGE_ENABLE", "CASEBRIDGE__V1__CHANGE_STAFF_REQUEST__CHANGE__CHANGE_ENABLE", 2 },
+  { "CHANGE_ROLE", "CASEBRIDGE__V1__CHANGE_STAFF_REQUEST__CHANGE__CHANGE_ROLE", 3 },
+};
+static const ProtobufCIntRange casebridge__v1__change_staff_request__change__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex casebridge__v1__change_staff_request__change__enum_values_by_name[4] =
+{
+  { "CHANGE_DISABLE", 1 },
+  { "CHANGE_ENABLE", 2 },
+  { "CHANGE_ROLE", 3 },
+  { "CHANGE_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor casebridge__v1__change_staff_request__change__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "casebridge.v1.ChangeStaffRequest.Change",
+  "Change",
+  "Casebridge__V1__ChangeStaffRequest__Change",
+  "casebridge.v1",
+  4,
+  casebridge__v1__change_staff_request__change__enum_values_by_number,
+  4,
+  casebridge__v1__change_staff_request__change__enum_values_by_name,
+  1,
+  casebridge__v1__change_staff_request__change__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__change_staff_request__field_descriptors[3] =
+{
+  {
+    "login",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ChangeStaffRequest, login),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "change",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ChangeStaffRequest, change),
+    &casebridge__v1__change_staff_request__change__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "role",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ChangeStaffRequest, role),
+    &casebridge__v1__staff_role__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__change_staff_request__field_indices_by_name[] = {
+  1,   /* field[1] = change */
+  0,   /* field[0] = login */
+  2,   /* field[2] = role */
+};
+static const ProtobufCIntRange casebridge__v1__change_staff_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__change_staff_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.ChangeStaffRequest",
+  "ChangeStaffRequest",
+  "Casebridge__V1__ChangeStaffRequest",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__ChangeStaffRequest),
+  3,
+  casebridge__v1__change_staff_request__field_descriptors,
+  casebridge__v1__change_staff_request__field_indices_by_name,
+  1,  casebridge__v1__change_staff_request__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__change_staff_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__reset_staff_request__field_descriptors[1] =
+{
+  {
+    "login",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ResetStaffRequest, login),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__reset_staff_request__field_indices_by_name[] = {
+  0,   /* field[0] = login */
+};
+static const ProtobufCIntRange casebridge__v1__reset_staff_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__reset_staff_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.ResetStaffRequest",
+  "ResetStaffRequest",
+  "Casebridge__V1__ResetStaffRequest",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__ResetStaffRequest),
+  1,
+  casebridge__v1__reset_staff_request__field_descriptors,
+  casebridge__v1__reset_staff_request__field_indices_by_name,
+  1,  casebridge__v1__reset_staff_request__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__reset_staff_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__begin_enrolment_request__field_descriptors[2] =
+{
+  {
+    "login",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__BeginEnrolmentRequest, login),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "enrolment_code",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__BeginEnrolmentRequest, enrolment_code),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__begin_enrolment_request__field_indices_by_name[] = {
+  1,   /* field[1] = enrolment_code */
+  0,   /* field[0] = login */
+};
+static const ProtobufCIntRange casebridge__v1__begin_enrolment_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__begin_enrolment_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.BeginEnrolmentRequest",
+  "BeginEnrolmentRequest",
+  "Casebridge__V1__BeginEnrolmentRequest",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__BeginEnrolmentRequest),
+  2,
+  casebridge__v1__begin_enrolment_request__field_descriptors,
+  casebridge__v1__begin_enrolment_request__field_indices_by_name,
+  1,  casebridge__v1__begin_enrolment_request__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__begin_enrolment_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__totpsecret__field_descriptors[3] =
+{
+  {
+    "secret",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__TOTPSecret, secret),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "uri",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__TOTPSecret, uri),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "qr_text",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__TOTPSecret, qr_text),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__totpsecret__field_indices_by_name[] = {
+  2,   /* field[2] = qr_text */
+  0,   /* field[0] = secret */
+  1,   /* field[1] = uri */
+};
+static const ProtobufCIntRange casebridge__v1__totpsecret__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__totpsecret__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.TOTPSecret",
+  "TOTPSecret",
+  "Casebridge__V1__TOTPSecret",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__TOTPSecret),
+  3,
+  casebridge__v1__totpsecret__field_descriptors,
+  casebridge__v1__totpsecret__field_indices_by_name,
+  1,  casebridge__v1__totpsecret__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__totpsecret__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__complete_enrolment_request__field_descriptors[5] =
+{
+  {
+    "login",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__CompleteEnrolmentRequest, login),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "enrolment_code",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__CompleteEnrolmentRequest, enrolment_code),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "new_password",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__CompleteEnrolmentRequest, new_password),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "code",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__CompleteEnrolmentRequest, code),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "client",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__CompleteEnrolmentRequest, client),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__complete_enrolment_request__field_indices_by_name[] = {
+  4,   /* field[4] = client */
+  3,   /* field[3] = code */
+  1,   /* field[1] = enrolment_code */
+  0,   /* field[0] = login */
+  2,   /* field[2] = new_password */
+};
+static const ProtobufCIntRange casebridge__v1__complete_enrolment_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__complete_enrolment_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.CompleteEnrolmentRequest",
+  "CompleteEnrolmentRequest",
+  "Casebridge__V1__CompleteEnrolmentRequest",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__CompleteEnrolmentRequest),
+  5,
+  casebridge__v1__complete_enrolment_request__field_descriptors,
+  casebridge__v1__complete_enrolment_request__field_indices_by_name,
+  1,  casebridge__v1__complete_enrolment_request__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__complete_enrolment_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__enrolment_done__field_descriptors[2] =
+{
+  {
+    "recovery_codes",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Casebridge__V1__EnrolmentDone, n_recovery_codes),
+    offsetof(Casebridge__V1__EnrolmentDone, recovery_codes),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "session",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__EnrolmentDone, session),
+    &casebridge__v1__login_reply__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__enrolment_done__field_indices_by_name[] = {
+  0,   /* field[0] = recovery_codes */
+  1,   /* field[1] = session */
+};
+static const ProtobufCIntRange casebridge__v1__enrolment_done__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__enrolment_done__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.EnrolmentDone",
+  "EnrolmentDone",
+  "Casebridge__V1__EnrolmentDone",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__EnrolmentDone),
+  2,
+  casebridge__v1__enrolment_done__field_descriptors,
+  casebridge__v1__enrolment_done__field_indices_by_name,
+  1,  casebridge__v1__enrolment_done__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__enrolment_done__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__list_access_request__field_descriptors[6] =
+{
+  {
+    "login",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ListAccessRequest, login),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "case_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ListAccessRequest, case_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "since_ms",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ListAccessRequest, since_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "until_ms",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ListAccessRequest, until_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "limit",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ListAccessRequest, limit),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "before_id",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ListAccessRequest, before_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__list_access_request__field_indices_by_name[] = {
+  5,   /* field[5] = before_id */
+  1,   /* field[1] = case_id */
+  4,   /* field[4] = limit */
+  0,   /* field[0] = login */
+  2,   /* field[2] = since_ms */
+  3,   /* field[3] = until_ms */
+};
+static const ProtobufCIntRange casebridge__v1__list_access_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__list_access_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.ListAccessRequest",
+  "ListAccessRequest",
+  "Casebridge__V1__ListAccessRequest",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__ListAccessRequest),
+  6,
+  casebridge__v1__list_access_request__field_descriptors,
+  casebridge__v1__list_access_request__field_indices_by_name,
+  1,  casebridge__v1__list_access_request__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__list_access_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__access_log_entry__field_descriptors[7] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__AccessLogEntry, id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "at_ms",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__AccessLogEntry, at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "login",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__AccessLogEntry, login),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "display_name",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__AccessLogEntry, display_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "case_id",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__AccessLogEntry, case_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "what",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__AccessLogEntry, what),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "via",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__AccessLogEntry, via),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__access_log_entry__field_indices_by_name[] = {
+  1,   /* field[1] = at_ms */
+  4,   /* field[4] = case_id */
+  3,   /* field[3] = display_name */
+  0,   /* field[0] = id */
+  2,   /* field[2] = login */
+  6,   /* field[6] = via */
+  5,   /* field[5] = what */
+};
+static const ProtobufCIntRange casebridge__v1__access_log_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__access_log_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.AccessLogEntry",
+  "AccessLogEntry",
+  "Casebridge__V1__AccessLogEntry",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__AccessLogEntry),
+  7,
+  casebridge__v1__access_log_entry__field_descriptors,
+  casebridge__v1__access_log_entry__field_indices_by_name,
+  1,  casebridge__v1__access_log_entry__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__access_log_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor casebridge__v1__list_audit_request__field_descriptors[2] =
 {
   {
@@ -1914,7 +3784,7 @@ const ProtobufCMessageDescriptor casebridge__v1__inbox_entry__descriptor =
   (ProtobufCMessageInit) casebridge__v1__inbox_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor casebridge__v1__mark_read_request__field_descriptors[2] =
+static const ProtobufCFieldDescriptor casebridge__v1__mark_read_request__field_descriptors[4] =
 {
   {
     "entry_ids",
@@ -1940,15 +3810,41 @@ static const ProtobufCFieldDescriptor casebridge__v1__mark_read_request__field_d
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "up_to_entry_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__MarkReadRequest, up_to_entry_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "all",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__MarkReadRequest, all),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned casebridge__v1__mark_read_request__field_indices_by_name[] = {
+  3,   /* field[3] = all */
   0,   /* field[0] = entry_ids */
   1,   /* field[1] = reader */
+  2,   /* field[2] = up_to_entry_id */
 };
 static const ProtobufCIntRange casebridge__v1__mark_read_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor casebridge__v1__mark_read_request__descriptor =
 {
@@ -1958,7 +3854,7 @@ const ProtobufCMessageDescriptor casebridge__v1__mark_read_request__descriptor =
   "Casebridge__V1__MarkReadRequest",
   "casebridge.v1",
   sizeof(Casebridge__V1__MarkReadRequest),
-  2,
+  4,
   casebridge__v1__mark_read_request__field_descriptors,
   casebridge__v1__mark_read_request__field_indices_by_name,
   1,  casebridge__v1__mark_read_request__number_ranges,
@@ -2451,6 +4347,40 @@ const ProtobufCMessageDescriptor casebridge__v1__cancel_delivery_request__descri
   (ProtobufCMessageInit) casebridge__v1__cancel_delivery_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCEnumValue casebridge__v1__staff_role__enum_values_by_number[5] =
+{
+  { "STAFF_ROLE_UNSPECIFIED", "CASEBRIDGE__V1__STAFF_ROLE__STAFF_ROLE_UNSPECIFIED", 0 },
+  { "STAFF_ROLE_OFFICER", "CASEBRIDGE__V1__STAFF_ROLE__STAFF_ROLE_OFFICER", 1 },
+  { "STAFF_ROLE_SUPERVISOR", "CASEBRIDGE__V1__STAFF_ROLE__STAFF_ROLE_SUPERVISOR", 2 },
+  { "STAFF_ROLE_AUDITOR", "CASEBRIDGE__V1__STAFF_ROLE__STAFF_ROLE_AUDITOR", 3 },
+  { "STAFF_ROLE_OPERATOR", "CASEBRIDGE__V1__STAFF_ROLE__STAFF_ROLE_OPERATOR", 4 },
+};
+static const ProtobufCIntRange casebridge__v1__staff_role__value_ranges[] = {
+{0, 0},{0, 5}
+};
+static const ProtobufCEnumValueIndex casebridge__v1__staff_role__enum_values_by_name[5] =
+{
+  { "STAFF_ROLE_AUDITOR", 3 },
+  { "STAFF_ROLE_OFFICER", 1 },
+  { "STAFF_ROLE_OPERATOR", 4 },
+  { "STAFF_ROLE_SUPERVISOR", 2 },
+  { "STAFF_ROLE_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor casebridge__v1__staff_role__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "casebridge.v1.StaffRole",
+  "StaffRole",
+  "Casebridge__V1__StaffRole",
+  "casebridge.v1",
+  5,
+  casebridge__v1__staff_role__enum_values_by_number,
+  5,
+  casebridge__v1__staff_role__enum_values_by_name,
+  1,
+  casebridge__v1__staff_role__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
 static const ProtobufCEnumValue casebridge__v1__node_role__enum_values_by_number[3] =
 {
   { "NODE_ROLE_UNSPECIFIED", "CASEBRIDGE__V1__NODE_ROLE__NODE_ROLE_UNSPECIFIED", 0 },
@@ -2511,7 +4441,7 @@ const ProtobufCEnumDescriptor casebridge__v1__inbox_entry_kind__descriptor =
   casebridge__v1__inbox_entry_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor casebridge__v1__console__method_descriptors[16] =
+static const ProtobufCMethodDescriptor casebridge__v1__console__method_descriptors[26] =
 {
   { "Submit", &casebridge__v1__intervention_request__descriptor, &casebridge__v1__submit_receipt__descriptor },
   { "ApplyChange", &casebridge__v1__case_update__descriptor, &casebridge__v1__update_receipt__descriptor },
@@ -2529,24 +4459,44 @@ static const ProtobufCMethodDescriptor casebridge__v1__console__method_descripto
   { "Backup", &casebridge__v1__backup_request__descriptor, &casebridge__v1__backup_reply__descriptor },
   { "ListAudit", &casebridge__v1__list_audit_request__descriptor, &casebridge__v1__audit_log_entry__descriptor },
   { "DeliverNow", &casebridge__v1__deliver_now_request__descriptor, &casebridge__v1__deliver_now_reply__descriptor },
+  { "Login", &casebridge__v1__login_request__descriptor, &casebridge__v1__login_reply__descriptor },
+  { "Logout", &casebridge__v1__logout_request__descriptor, &casebridge__v1__logout_reply__descriptor },
+  { "WhoAmI", &casebridge__v1__who_am_irequest__descriptor, &casebridge__v1__staff_account__descriptor },
+  { "AddStaff", &casebridge__v1__add_staff_request__descriptor, &casebridge__v1__staff_enrolment__descriptor },
+  { "ListStaff", &casebridge__v1__list_staff_request__descriptor, &casebridge__v1__staff_account__descriptor },
+  { "ChangeStaff", &casebridge__v1__change_staff_request__descriptor, &casebridge__v1__staff_account__descriptor },
+  { "ResetStaff", &casebridge__v1__reset_staff_request__descriptor, &casebridge__v1__staff_enrolment__descriptor },
+  { "BeginEnrolment", &casebridge__v1__begin_enrolment_request__descriptor, &casebridge__v1__totpsecret__descriptor },
+  { "CompleteEnrolment", &casebridge__v1__complete_enrolment_request__descriptor, &casebridge__v1__enrolment_done__descriptor },
+  { "ListAccess", &casebridge__v1__list_access_request__descriptor, &casebridge__v1__access_log_entry__descriptor },
 };
 const unsigned casebridge__v1__console__method_indices_by_name[] = {
+  19,        /* AddStaff */
   1,        /* ApplyChange */
   13,        /* Backup */
+  23,        /* BeginEnrolment */
   9,        /* CancelDelivery */
+  21,        /* ChangeStaff */
+  24,        /* CompleteEnrolment */
   15,        /* DeliverNow */
   2,        /* GetCase */
   7,        /* GetStatus */
   11,        /* HoldRetention */
+  25,        /* ListAccess */
   14,        /* ListAudit */
   3,        /* ListCases */
   4,        /* ListInbox */
   10,        /* ListRetention */
+  20,        /* ListStaff */
+  16,        /* Login */
+  17,        /* Logout */
   5,        /* MarkRead */
+  22,        /* ResetStaff */
   12,        /* Search */
   0,        /* Submit */
   8,        /* VerifyAudit */
-  6         /* Watch */
+  6,        /* Watch */
+  18         /* WhoAmI */
 };
 const ProtobufCServiceDescriptor casebridge__v1__console__descriptor =
 {
@@ -2555,7 +4505,7 @@ const ProtobufCServiceDescriptor casebridge__v1__console__descriptor =
   "Console",
   "Casebridge__V1__Console",
   "casebridge.v1",
-  16,
+  26,
   casebridge__v1__console__method_descriptors,
   casebridge__v1__console__method_indices_by_name
 };
@@ -2686,6 +4636,86 @@ void casebridge__v1__console__deliver_now(ProtobufCService *service,
 {
   assert(service->descriptor == &casebridge__v1__console__descriptor);
   service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void casebridge__v1__console__login(ProtobufCService *service,
+                                    const Casebridge__V1__LoginRequest *input,
+                                    Casebridge__V1__LoginReply_Closure closure,
+                                    void *closure_data)
+{
+  assert(service->descriptor == &casebridge__v1__console__descriptor);
+  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void casebridge__v1__console__logout(ProtobufCService *service,
+                                     const Casebridge__V1__LogoutRequest *input,
+                                     Casebridge__V1__LogoutReply_Closure closure,
+                                     void *closure_data)
+{
+  assert(service->descriptor == &casebridge__v1__console__descriptor);
+  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void casebridge__v1__console__who_am_i(ProtobufCService *service,
+                                       const Casebridge__V1__WhoAmIRequest *input,
+                                       Casebridge__V1__StaffAccount_Closure closure,
+                                       void *closure_data)
+{
+  assert(service->descriptor == &casebridge__v1__console__descriptor);
+  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void casebridge__v1__console__add_staff(ProtobufCService *service,
+                                        const Casebridge__V1__AddStaffRequest *input,
+                                        Casebridge__V1__StaffEnrolment_Closure closure,
+                                        void *closure_data)
+{
+  assert(service->descriptor == &casebridge__v1__console__descriptor);
+  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void casebridge__v1__console__list_staff(ProtobufCService *service,
+                                         const Casebridge__V1__ListStaffRequest *input,
+                                         Casebridge__V1__StaffAccount_Closure closure,
+                                         void *closure_data)
+{
+  assert(service->descriptor == &casebridge__v1__console__descriptor);
+  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void casebridge__v1__console__change_staff(ProtobufCService *service,
+                                           const Casebridge__V1__ChangeStaffRequest *input,
+                                           Casebridge__V1__StaffAccount_Closure closure,
+                                           void *closure_data)
+{
+  assert(service->descriptor == &casebridge__v1__console__descriptor);
+  service->invoke(service, 21, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void casebridge__v1__console__reset_staff(ProtobufCService *service,
+                                          const Casebridge__V1__ResetStaffRequest *input,
+                                          Casebridge__V1__StaffEnrolment_Closure closure,
+                                          void *closure_data)
+{
+  assert(service->descriptor == &casebridge__v1__console__descriptor);
+  service->invoke(service, 22, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void casebridge__v1__console__begin_enrolment(ProtobufCService *service,
+                                              const Casebridge__V1__BeginEnrolmentRequest *input,
+                                              Casebridge__V1__TOTPSecret_Closure closure,
+                                              void *closure_data)
+{
+  assert(service->descriptor == &casebridge__v1__console__descriptor);
+  service->invoke(service, 23, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void casebridge__v1__console__complete_enrolment(ProtobufCService *service,
+                                                 const Casebridge__V1__CompleteEnrolmentRequest *input,
+                                                 Casebridge__V1__EnrolmentDone_Closure closure,
+                                                 void *closure_data)
+{
+  assert(service->descriptor == &casebridge__v1__console__descriptor);
+  service->invoke(service, 24, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void casebridge__v1__console__list_access(ProtobufCService *service,
+                                          const Casebridge__V1__ListAccessRequest *input,
+                                          Casebridge__V1__AccessLogEntry_Closure closure,
+                                          void *closure_data)
+{
+  assert(service->descriptor == &casebridge__v1__console__descriptor);
+  service->invoke(service, 25, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
                                     Casebridge__V1__Console_ServiceDestroy destroy)

@@ -875,7 +875,7 @@ const ProtobufCMessageDescriptor casebridge__v1__consent__descriptor =
   (ProtobufCMessageInit) casebridge__v1__consent__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor casebridge__v1__intervention_request__field_descriptors[14] =
+static const ProtobufCFieldDescriptor casebridge__v1__intervention_request__field_descriptors[15] =
 {
   {
     "request_id",
@@ -1045,11 +1045,24 @@ static const ProtobufCFieldDescriptor casebridge__v1__intervention_request__fiel
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "filed_by",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__InterventionRequest, filed_by),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned casebridge__v1__intervention_request__field_indices_by_name[] = {
   9,   /* field[9] = consent */
   12,   /* field[12] = contact */
   10,   /* field[10] = created_at_ms */
+  14,   /* field[14] = filed_by */
   7,   /* field[7] = indicators */
   2,   /* field[2] = kind */
   5,   /* field[5] = location */
@@ -1065,7 +1078,7 @@ static const unsigned casebridge__v1__intervention_request__field_indices_by_nam
 static const ProtobufCIntRange casebridge__v1__intervention_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 14 }
+  { 0, 15 }
 };
 const ProtobufCMessageDescriptor casebridge__v1__intervention_request__descriptor =
 {
@@ -1075,7 +1088,7 @@ const ProtobufCMessageDescriptor casebridge__v1__intervention_request__descripto
   "Casebridge__V1__InterventionRequest",
   "casebridge.v1",
   sizeof(Casebridge__V1__InterventionRequest),
-  14,
+  15,
   casebridge__v1__intervention_request__field_descriptors,
   casebridge__v1__intervention_request__field_indices_by_name,
   1,  casebridge__v1__intervention_request__number_ranges,

@@ -18,6 +18,23 @@ PROTOBUF_C__BEGIN_DECLS
 #include "casebridge/v1/case.pb-c.h"
 #include "casebridge/v1/exchange.pb-c.h"
 
+typedef struct Casebridge__V1__StaffAccount Casebridge__V1__StaffAccount;
+typedef struct Casebridge__V1__LoginRequest Casebridge__V1__LoginRequest;
+typedef struct Casebridge__V1__LoginReply Casebridge__V1__LoginReply;
+typedef struct Casebridge__V1__LogoutRequest Casebridge__V1__LogoutRequest;
+typedef struct Casebridge__V1__LogoutReply Casebridge__V1__LogoutReply;
+typedef struct Casebridge__V1__WhoAmIRequest Casebridge__V1__WhoAmIRequest;
+typedef struct Casebridge__V1__AddStaffRequest Casebridge__V1__AddStaffRequest;
+typedef struct Casebridge__V1__StaffEnrolment Casebridge__V1__StaffEnrolment;
+typedef struct Casebridge__V1__ListStaffRequest Casebridge__V1__ListStaffRequest;
+typedef struct Casebridge__V1__ChangeStaffRequest Casebridge__V1__ChangeStaffRequest;
+typedef struct Casebridge__V1__ResetStaffRequest Casebridge__V1__ResetStaffRequest;
+typedef struct Casebridge__V1__BeginEnrolmentRequest Casebridge__V1__BeginEnrolmentRequest;
+typedef struct Casebridge__V1__TOTPSecret Casebridge__V1__TOTPSecret;
+typedef struct Casebridge__V1__CompleteEnrolmentRequest Casebridge__V1__CompleteEnrolmentRequest;
+typedef struct Casebridge__V1__EnrolmentDone Casebridge__V1__EnrolmentDone;
+typedef struct Casebridge__V1__ListAccessRequest Casebridge__V1__ListAccessRequest;
+typedef struct Casebridge__V1__AccessLogEntry Casebridge__V1__AccessLogEntry;
 typedef struct Casebridge__V1__ListAuditRequest Casebridge__V1__ListAuditRequest;
 typedef struct Casebridge__V1__AuditLogEntry Casebridge__V1__AuditLogEntry;
 typedef struct Casebridge__V1__DeliverNowRequest Casebridge__V1__DeliverNowRequest;
@@ -43,6 +60,35 @@ typedef struct Casebridge__V1__CancelDeliveryRequest Casebridge__V1__CancelDeliv
 
 /* --- enums --- */
 
+typedef enum _Casebridge__V1__ChangeStaffRequest__Change {
+  CASEBRIDGE__V1__CHANGE_STAFF_REQUEST__CHANGE__CHANGE_UNSPECIFIED = 0,
+  CASEBRIDGE__V1__CHANGE_STAFF_REQUEST__CHANGE__CHANGE_DISABLE = 1,
+  CASEBRIDGE__V1__CHANGE_STAFF_REQUEST__CHANGE__CHANGE_ENABLE = 2,
+  CASEBRIDGE__V1__CHANGE_STAFF_REQUEST__CHANGE__CHANGE_ROLE = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(CASEBRIDGE__V1__CHANGE_STAFF_REQUEST__CHANGE)
+} Casebridge__V1__ChangeStaffRequest__Change;
+typedef enum _Casebridge__V1__StaffRole {
+  CASEBRIDGE__V1__STAFF_ROLE__STAFF_ROLE_UNSPECIFIED = 0,
+  /*
+   * Files and works cases.
+   */
+  CASEBRIDGE__V1__STAFF_ROLE__STAFF_ROLE_OFFICER = 1,
+  /*
+   * An officer who may also decline, close, withdraw, mark entered_in_error,
+   * cancel deliveries, hold retention, and manage officers.
+   */
+  CASEBRIDGE__V1__STAFF_ROLE__STAFF_ROLE_SUPERVISOR = 2,
+  /*
+   * Reads cases, the audit log and the access log; changes nothing.
+   */
+  CASEBRIDGE__V1__STAFF_ROLE__STAFF_ROLE_AUDITOR = 3,
+  /*
+   * Node health, peers, deliveries, staff accounts, backups: never victims'
+   * personal data.
+   */
+  CASEBRIDGE__V1__STAFF_ROLE__STAFF_ROLE_OPERATOR = 4
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(CASEBRIDGE__V1__STAFF_ROLE)
+} Casebridge__V1__StaffRole;
 typedef enum _Casebridge__V1__NodeRole {
   CASEBRIDGE__V1__NODE_ROLE__NODE_ROLE_UNSPECIFIED = 0,
   CASEBRIDGE__V1__NODE_ROLE__NODE_ROLE_NCCT = 1,
@@ -57,6 +103,278 @@ typedef enum _Casebridge__V1__InboxEntryKind {
 } Casebridge__V1__InboxEntryKind;
 
 /* --- messages --- */
+
+struct  Casebridge__V1__StaffAccount
+{
+  ProtobufCMessage base;
+  char *login;
+  char *display_name;
+  Casebridge__V1__StaffRole role;
+  protobuf_c_boolean disabled;
+  /*
+   * False until its owner completed enrolment (password and second factor).
+   */
+  protobuf_c_boolean enrolled;
+  int64_t created_at_ms;
+  int64_t last_login_at_ms;
+  /*
+   * Set while locked after repeated failed sign-ins.
+   */
+  int64_t locked_until_ms;
+};
+#define CASEBRIDGE__V1__STAFF_ACCOUNT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__staff_account__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, CASEBRIDGE__V1__STAFF_ROLE__STAFF_ROLE_UNSPECIFIED, 0, 0, 0, 0, 0 }
+
+
+struct  Casebridge__V1__LoginRequest
+{
+  ProtobufCMessage base;
+  char *login;
+  char *password;
+  /*
+   * Six digits from the authenticator app, or one of the recovery codes.
+   */
+  char *code;
+  /*
+   * What the session is for, shown in the access log ("casebridge", "web").
+   */
+  char *client;
+};
+#define CASEBRIDGE__V1__LOGIN_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__login_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Casebridge__V1__LoginReply
+{
+  ProtobufCMessage base;
+  /*
+   * The session: give it as "authorization: Bearer <token>". Shown once;
+   * the node keeps only its hash.
+   */
+  char *token;
+  Casebridge__V1__StaffAccount *account;
+  int64_t idle_timeout_ms;
+  int64_t expires_at_ms;
+  /*
+   * Recovery codes left (sign in with one only when the phone is lost).
+   */
+  uint32_t recovery_codes_left;
+};
+#define CASEBRIDGE__V1__LOGIN_REPLY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__login_reply__descriptor) \
+    , (char *)protobuf_c_empty_string, NULL, 0, 0, 0 }
+
+
+struct  Casebridge__V1__LogoutRequest
+{
+  ProtobufCMessage base;
+};
+#define CASEBRIDGE__V1__LOGOUT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__logout_request__descriptor) \
+     }
+
+
+struct  Casebridge__V1__LogoutReply
+{
+  ProtobufCMessage base;
+};
+#define CASEBRIDGE__V1__LOGOUT_REPLY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__logout_reply__descriptor) \
+     }
+
+
+struct  Casebridge__V1__WhoAmIRequest
+{
+  ProtobufCMessage base;
+};
+#define CASEBRIDGE__V1__WHO_AM_IREQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__who_am_irequest__descriptor) \
+     }
+
+
+struct  Casebridge__V1__AddStaffRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Lower-case letters, digits, ".", "-", "_"; 2 to 64 characters.
+   */
+  char *login;
+  /*
+   * Shown to the other agency on every change this account makes.
+   */
+  char *display_name;
+  Casebridge__V1__StaffRole role;
+};
+#define CASEBRIDGE__V1__ADD_STAFF_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__add_staff_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, CASEBRIDGE__V1__STAFF_ROLE__STAFF_ROLE_UNSPECIFIED }
+
+
+struct  Casebridge__V1__StaffEnrolment
+{
+  ProtobufCMessage base;
+  Casebridge__V1__StaffAccount *account;
+  /*
+   * One-time code for the account's owner (casebridge enrol), valid until
+   * expires_at_ms or until used. Give it to them by a second channel.
+   */
+  char *enrolment_code;
+  int64_t expires_at_ms;
+};
+#define CASEBRIDGE__V1__STAFF_ENROLMENT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__staff_enrolment__descriptor) \
+    , NULL, (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Casebridge__V1__ListStaffRequest
+{
+  ProtobufCMessage base;
+};
+#define CASEBRIDGE__V1__LIST_STAFF_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__list_staff_request__descriptor) \
+     }
+
+
+struct  Casebridge__V1__ChangeStaffRequest
+{
+  ProtobufCMessage base;
+  char *login;
+  Casebridge__V1__ChangeStaffRequest__Change change;
+  /*
+   * For CHANGE_ROLE.
+   */
+  Casebridge__V1__StaffRole role;
+};
+#define CASEBRIDGE__V1__CHANGE_STAFF_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__change_staff_request__descriptor) \
+    , (char *)protobuf_c_empty_string, CASEBRIDGE__V1__CHANGE_STAFF_REQUEST__CHANGE__CHANGE_UNSPECIFIED, CASEBRIDGE__V1__STAFF_ROLE__STAFF_ROLE_UNSPECIFIED }
+
+
+struct  Casebridge__V1__ResetStaffRequest
+{
+  ProtobufCMessage base;
+  char *login;
+};
+#define CASEBRIDGE__V1__RESET_STAFF_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__reset_staff_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Casebridge__V1__BeginEnrolmentRequest
+{
+  ProtobufCMessage base;
+  char *login;
+  char *enrolment_code;
+};
+#define CASEBRIDGE__V1__BEGIN_ENROLMENT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__begin_enrolment_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Casebridge__V1__TOTPSecret
+{
+  ProtobufCMessage base;
+  /*
+   * Base32, for typing into an authenticator app.
+   */
+  char *secret;
+  /*
+   * otpauth://totp/... for a QR code.
+   */
+  char *uri;
+  /*
+   * The secret's QR code as text (two rows per line, Unicode half blocks),
+   * for a terminal.
+   */
+  char *qr_text;
+};
+#define CASEBRIDGE__V1__TOTPSECRET__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__totpsecret__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Casebridge__V1__CompleteEnrolmentRequest
+{
+  ProtobufCMessage base;
+  char *login;
+  char *enrolment_code;
+  /*
+   * At least 12 characters.
+   */
+  char *new_password;
+  /*
+   * A current code from the authenticator app.
+   */
+  char *code;
+  char *client;
+};
+#define CASEBRIDGE__V1__COMPLETE_ENROLMENT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__complete_enrolment_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Casebridge__V1__EnrolmentDone
+{
+  ProtobufCMessage base;
+  /*
+   * Ten one-time codes for signing in without the phone. Shown only now.
+   */
+  size_t n_recovery_codes;
+  char **recovery_codes;
+  Casebridge__V1__LoginReply *session;
+};
+#define CASEBRIDGE__V1__ENROLMENT_DONE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__enrolment_done__descriptor) \
+    , 0,NULL, NULL }
+
+
+struct  Casebridge__V1__ListAccessRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Filters; empty or 0 means any.
+   */
+  char *login;
+  char *case_id;
+  int64_t since_ms;
+  int64_t until_ms;
+  /*
+   * At most this many, newest first; 0 means 100. Max 10,000.
+   */
+  uint32_t limit;
+  /*
+   * Only entries before this one (to page back).
+   */
+  uint64_t before_id;
+};
+#define CASEBRIDGE__V1__LIST_ACCESS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__list_access_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0 }
+
+
+struct  Casebridge__V1__AccessLogEntry
+{
+  ProtobufCMessage base;
+  uint64_t id;
+  int64_t at_ms;
+  char *login;
+  char *display_name;
+  char *case_id;
+  /*
+   * What was read: "case view", "search result", "inbox".
+   */
+  char *what;
+  /*
+   * Through what: "socket" or "https", and the client named at sign-in.
+   */
+  char *via;
+};
+#define CASEBRIDGE__V1__ACCESS_LOG_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__access_log_entry__descriptor) \
+    , 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
 
 struct  Casebridge__V1__ListAuditRequest
 {
@@ -226,7 +544,7 @@ struct  Casebridge__V1__HoldRetentionRequest
    */
   char *reason;
   /*
-   * Staff display name.
+   * Ignored: the node records the signed-in account.
    */
   char *by;
 };
@@ -238,6 +556,9 @@ struct  Casebridge__V1__HoldRetentionRequest
 struct  Casebridge__V1__ListInboxRequest
 {
   ProtobufCMessage base;
+  /*
+   * Only entries the signed-in account has not read.
+   */
   protobuf_c_boolean unread_only;
   /*
    * At most this many; 0 means 100.
@@ -267,9 +588,12 @@ struct  Casebridge__V1__InboxEntry
    */
   char *from_node;
   int64_t received_at_ms;
+  /*
+   * Read by the signed-in account.
+   */
   protobuf_c_boolean read;
   /*
-   * Who marked it read (staff display name), when read.
+   * Display names of every account that read it, first reader first.
    */
   char *read_by;
   /*
@@ -292,19 +616,30 @@ struct  Casebridge__V1__InboxEntry
     , 0, CASEBRIDGE__V1__INBOX_ENTRY_KIND__INBOX_ENTRY_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, NULL, NULL, (char *)protobuf_c_empty_string }
 
 
+/*
+ * Marks entries read for the signed-in account.
+ */
 struct  Casebridge__V1__MarkReadRequest
 {
   ProtobufCMessage base;
   size_t n_entry_ids;
   uint64_t *entry_ids;
   /*
-   * Staff display name.
+   * Ignored: the reader is the signed-in account.
    */
   char *reader;
+  /*
+   * Every entry up to and including this one (0: none).
+   */
+  uint64_t up_to_entry_id;
+  /*
+   * Every entry.
+   */
+  protobuf_c_boolean all;
 };
 #define CASEBRIDGE__V1__MARK_READ_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__mark_read_request__descriptor) \
-    , 0,NULL, (char *)protobuf_c_empty_string }
+    , 0,NULL, (char *)protobuf_c_empty_string, 0, 0 }
 
 
 struct  Casebridge__V1__MarkReadReply
@@ -424,6 +759,329 @@ struct  Casebridge__V1__CancelDeliveryRequest
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
+/* Casebridge__V1__StaffAccount methods */
+void   casebridge__v1__staff_account__init
+                     (Casebridge__V1__StaffAccount         *message);
+size_t casebridge__v1__staff_account__get_packed_size
+                     (const Casebridge__V1__StaffAccount   *message);
+size_t casebridge__v1__staff_account__pack
+                     (const Casebridge__V1__StaffAccount   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__staff_account__pack_to_buffer
+                     (const Casebridge__V1__StaffAccount   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__StaffAccount *
+       casebridge__v1__staff_account__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__staff_account__free_unpacked
+                     (Casebridge__V1__StaffAccount *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__LoginRequest methods */
+void   casebridge__v1__login_request__init
+                     (Casebridge__V1__LoginRequest         *message);
+size_t casebridge__v1__login_request__get_packed_size
+                     (const Casebridge__V1__LoginRequest   *message);
+size_t casebridge__v1__login_request__pack
+                     (const Casebridge__V1__LoginRequest   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__login_request__pack_to_buffer
+                     (const Casebridge__V1__LoginRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__LoginRequest *
+       casebridge__v1__login_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__login_request__free_unpacked
+                     (Casebridge__V1__LoginRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__LoginReply methods */
+void   casebridge__v1__login_reply__init
+                     (Casebridge__V1__LoginReply         *message);
+size_t casebridge__v1__login_reply__get_packed_size
+                     (const Casebridge__V1__LoginReply   *message);
+size_t casebridge__v1__login_reply__pack
+                     (const Casebridge__V1__LoginReply   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__login_reply__pack_to_buffer
+                     (const Casebridge__V1__LoginReply   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__LoginReply *
+       casebridge__v1__login_reply__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__login_reply__free_unpacked
+                     (Casebridge__V1__LoginReply *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__LogoutRequest methods */
+void   casebridge__v1__logout_request__init
+                     (Casebridge__V1__LogoutRequest         *message);
+size_t casebridge__v1__logout_request__get_packed_size
+                     (const Casebridge__V1__LogoutRequest   *message);
+size_t casebridge__v1__logout_request__pack
+                     (const Casebridge__V1__LogoutRequest   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__logout_request__pack_to_buffer
+                     (const Casebridge__V1__LogoutRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__LogoutRequest *
+       casebridge__v1__logout_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__logout_request__free_unpacked
+                     (Casebridge__V1__LogoutRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__LogoutReply methods */
+void   casebridge__v1__logout_reply__init
+                     (Casebridge__V1__LogoutReply         *message);
+size_t casebridge__v1__logout_reply__get_packed_size
+                     (const Casebridge__V1__LogoutReply   *message);
+size_t casebridge__v1__logout_reply__pack
+                     (const Casebridge__V1__LogoutReply   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__logout_reply__pack_to_buffer
+                     (const Casebridge__V1__LogoutReply   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__LogoutReply *
+       casebridge__v1__logout_reply__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__logout_reply__free_unpacked
+                     (Casebridge__V1__LogoutReply *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__WhoAmIRequest methods */
+void   casebridge__v1__who_am_irequest__init
+                     (Casebridge__V1__WhoAmIRequest         *message);
+size_t casebridge__v1__who_am_irequest__get_packed_size
+                     (const Casebridge__V1__WhoAmIRequest   *message);
+size_t casebridge__v1__who_am_irequest__pack
+                     (const Casebridge__V1__WhoAmIRequest   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__who_am_irequest__pack_to_buffer
+                     (const Casebridge__V1__WhoAmIRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__WhoAmIRequest *
+       casebridge__v1__who_am_irequest__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__who_am_irequest__free_unpacked
+                     (Casebridge__V1__WhoAmIRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__AddStaffRequest methods */
+void   casebridge__v1__add_staff_request__init
+                     (Casebridge__V1__AddStaffRequest         *message);
+size_t casebridge__v1__add_staff_request__get_packed_size
+                     (const Casebridge__V1__AddStaffRequest   *message);
+size_t casebridge__v1__add_staff_request__pack
+                     (const Casebridge__V1__AddStaffRequest   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__add_staff_request__pack_to_buffer
+                     (const Casebridge__V1__AddStaffRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__AddStaffRequest *
+       casebridge__v1__add_staff_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__add_staff_request__free_unpacked
+                     (Casebridge__V1__AddStaffRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__StaffEnrolment methods */
+void   casebridge__v1__staff_enrolment__init
+                     (Casebridge__V1__StaffEnrolment         *message);
+size_t casebridge__v1__staff_enrolment__get_packed_size
+                     (const Casebridge__V1__StaffEnrolment   *message);
+size_t casebridge__v1__staff_enrolment__pack
+                     (const Casebridge__V1__StaffEnrolment   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__staff_enrolment__pack_to_buffer
+                     (const Casebridge__V1__StaffEnrolment   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__StaffEnrolment *
+       casebridge__v1__staff_enrolment__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__staff_enrolment__free_unpacked
+                     (Casebridge__V1__StaffEnrolment *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__ListStaffRequest methods */
+void   casebridge__v1__list_staff_request__init
+                     (Casebridge__V1__ListStaffRequest         *message);
+size_t casebridge__v1__list_staff_request__get_packed_size
+                     (const Casebridge__V1__ListStaffRequest   *message);
+size_t casebridge__v1__list_staff_request__pack
+                     (const Casebridge__V1__ListStaffRequest   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__list_staff_request__pack_to_buffer
+                     (const Casebridge__V1__ListStaffRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__ListStaffRequest *
+       casebridge__v1__list_staff_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__list_staff_request__free_unpacked
+                     (Casebridge__V1__ListStaffRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__ChangeStaffRequest methods */
+void   casebridge__v1__change_staff_request__init
+                     (Casebridge__V1__ChangeStaffRequest         *message);
+size_t casebridge__v1__change_staff_request__get_packed_size
+                     (const Casebridge__V1__ChangeStaffRequest   *message);
+size_t casebridge__v1__change_staff_request__pack
+                     (const Casebridge__V1__ChangeStaffRequest   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__change_staff_request__pack_to_buffer
+                     (const Casebridge__V1__ChangeStaffRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__ChangeStaffRequest *
+       casebridge__v1__change_staff_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__change_staff_request__free_unpacked
+                     (Casebridge__V1__ChangeStaffRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__ResetStaffRequest methods */
+void   casebridge__v1__reset_staff_request__init
+                     (Casebridge__V1__ResetStaffRequest         *message);
+size_t casebridge__v1__reset_staff_request__get_packed_size
+                     (const Casebridge__V1__ResetStaffRequest   *message);
+size_t casebridge__v1__reset_staff_request__pack
+                     (const Casebridge__V1__ResetStaffRequest   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__reset_staff_request__pack_to_buffer
+                     (const Casebridge__V1__ResetStaffRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__ResetStaffRequest *
+       casebridge__v1__reset_staff_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__reset_staff_request__free_unpacked
+                     (Casebridge__V1__ResetStaffRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__BeginEnrolmentRequest methods */
+void   casebridge__v1__begin_enrolment_request__init
+                     (Casebridge__V1__BeginEnrolmentRequest         *message);
+size_t casebridge__v1__begin_enrolment_request__get_packed_size
+                     (const Casebridge__V1__BeginEnrolmentRequest   *message);
+size_t casebridge__v1__begin_enrolment_request__pack
+                     (const Casebridge__V1__BeginEnrolmentRequest   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__begin_enrolment_request__pack_to_buffer
+                     (const Casebridge__V1__BeginEnrolmentRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__BeginEnrolmentRequest *
+       casebridge__v1__begin_enrolment_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__begin_enrolment_request__free_unpacked
+                     (Casebridge__V1__BeginEnrolmentRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__TOTPSecret methods */
+void   casebridge__v1__totpsecret__init
+                     (Casebridge__V1__TOTPSecret         *message);
+size_t casebridge__v1__totpsecret__get_packed_size
+                     (const Casebridge__V1__TOTPSecret   *message);
+size_t casebridge__v1__totpsecret__pack
+                     (const Casebridge__V1__TOTPSecret   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__totpsecret__pack_to_buffer
+                     (const Casebridge__V1__TOTPSecret   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__TOTPSecret *
+       casebridge__v1__totpsecret__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__totpsecret__free_unpacked
+                     (Casebridge__V1__TOTPSecret *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__CompleteEnrolmentRequest methods */
+void   casebridge__v1__complete_enrolment_request__init
+                     (Casebridge__V1__CompleteEnrolmentRequest         *message);
+size_t casebridge__v1__complete_enrolment_request__get_packed_size
+                     (const Casebridge__V1__CompleteEnrolmentRequest   *message);
+size_t casebridge__v1__complete_enrolment_request__pack
+                     (const Casebridge__V1__CompleteEnrolmentRequest   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__complete_enrolment_request__pack_to_buffer
+                     (const Casebridge__V1__CompleteEnrolmentRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__CompleteEnrolmentRequest *
+       casebridge__v1__complete_enrolment_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__complete_enrolment_request__free_unpacked
+                     (Casebridge__V1__CompleteEnrolmentRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__EnrolmentDone methods */
+void   casebridge__v1__enrolment_done__init
+                     (Casebridge__V1__EnrolmentDone         *message);
+size_t casebridge__v1__enrolment_done__get_packed_size
+                     (const Casebridge__V1__EnrolmentDone   *message);
+size_t casebridge__v1__enrolment_done__pack
+                     (const Casebridge__V1__EnrolmentDone   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__enrolment_done__pack_to_buffer
+                     (const Casebridge__V1__EnrolmentDone   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__EnrolmentDone *
+       casebridge__v1__enrolment_done__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__enrolment_done__free_unpacked
+                     (Casebridge__V1__EnrolmentDone *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__ListAccessRequest methods */
+void   casebridge__v1__list_access_request__init
+                     (Casebridge__V1__ListAccessRequest         *message);
+size_t casebridge__v1__list_access_request__get_packed_size
+                     (const Casebridge__V1__ListAccessRequest   *message);
+size_t casebridge__v1__list_access_request__pack
+                     (const Casebridge__V1__ListAccessRequest   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__list_access_request__pack_to_buffer
+                     (const Casebridge__V1__ListAccessRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__ListAccessRequest *
+       casebridge__v1__list_access_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__list_access_request__free_unpacked
+                     (Casebridge__V1__ListAccessRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__AccessLogEntry methods */
+void   casebridge__v1__access_log_entry__init
+                     (Casebridge__V1__AccessLogEntry         *message);
+size_t casebridge__v1__access_log_entry__get_packed_size
+                     (const Casebridge__V1__AccessLogEntry   *message);
+size_t casebridge__v1__access_log_entry__pack
+                     (const Casebridge__V1__AccessLogEntry   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__access_log_entry__pack_to_buffer
+                     (const Casebridge__V1__AccessLogEntry   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__AccessLogEntry *
+       casebridge__v1__access_log_entry__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__access_log_entry__free_unpacked
+                     (Casebridge__V1__AccessLogEntry *message,
+                      ProtobufCAllocator *allocator);
 /* Casebridge__V1__ListAuditRequest methods */
 void   casebridge__v1__list_audit_request__init
                      (Casebridge__V1__ListAuditRequest         *message);
@@ -825,6 +1483,57 @@ void   casebridge__v1__cancel_delivery_request__free_unpacked
                       ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
+typedef void (*Casebridge__V1__StaffAccount_Closure)
+                 (const Casebridge__V1__StaffAccount *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__LoginRequest_Closure)
+                 (const Casebridge__V1__LoginRequest *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__LoginReply_Closure)
+                 (const Casebridge__V1__LoginReply *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__LogoutRequest_Closure)
+                 (const Casebridge__V1__LogoutRequest *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__LogoutReply_Closure)
+                 (const Casebridge__V1__LogoutReply *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__WhoAmIRequest_Closure)
+                 (const Casebridge__V1__WhoAmIRequest *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__AddStaffRequest_Closure)
+                 (const Casebridge__V1__AddStaffRequest *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__StaffEnrolment_Closure)
+                 (const Casebridge__V1__StaffEnrolment *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__ListStaffRequest_Closure)
+                 (const Casebridge__V1__ListStaffRequest *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__ChangeStaffRequest_Closure)
+                 (const Casebridge__V1__ChangeStaffRequest *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__ResetStaffRequest_Closure)
+                 (const Casebridge__V1__ResetStaffRequest *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__BeginEnrolmentRequest_Closure)
+                 (const Casebridge__V1__BeginEnrolmentRequest *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__TOTPSecret_Closure)
+                 (const Casebridge__V1__TOTPSecret *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__CompleteEnrolmentRequest_Closure)
+                 (const Casebridge__V1__CompleteEnrolmentRequest *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__EnrolmentDone_Closure)
+                 (const Casebridge__V1__EnrolmentDone *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__ListAccessRequest_Closure)
+                 (const Casebridge__V1__ListAccessRequest *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__AccessLogEntry_Closure)
+                 (const Casebridge__V1__AccessLogEntry *message,
+                  void *closure_data);
 typedef void (*Casebridge__V1__ListAuditRequest_Closure)
                  (const Casebridge__V1__ListAuditRequest *message,
                   void *closure_data);
@@ -959,6 +1668,46 @@ struct Casebridge__V1__Console_Service
                       const Casebridge__V1__DeliverNowRequest *input,
                       Casebridge__V1__DeliverNowReply_Closure closure,
                       void *closure_data);
+  void (*login)(Casebridge__V1__Console_Service *service,
+                const Casebridge__V1__LoginRequest *input,
+                Casebridge__V1__LoginReply_Closure closure,
+                void *closure_data);
+  void (*logout)(Casebridge__V1__Console_Service *service,
+                 const Casebridge__V1__LogoutRequest *input,
+                 Casebridge__V1__LogoutReply_Closure closure,
+                 void *closure_data);
+  void (*who_am_i)(Casebridge__V1__Console_Service *service,
+                   const Casebridge__V1__WhoAmIRequest *input,
+                   Casebridge__V1__StaffAccount_Closure closure,
+                   void *closure_data);
+  void (*add_staff)(Casebridge__V1__Console_Service *service,
+                    const Casebridge__V1__AddStaffRequest *input,
+                    Casebridge__V1__StaffEnrolment_Closure closure,
+                    void *closure_data);
+  void (*list_staff)(Casebridge__V1__Console_Service *service,
+                     const Casebridge__V1__ListStaffRequest *input,
+                     Casebridge__V1__StaffAccount_Closure closure,
+                     void *closure_data);
+  void (*change_staff)(Casebridge__V1__Console_Service *service,
+                       const Casebridge__V1__ChangeStaffRequest *input,
+                       Casebridge__V1__StaffAccount_Closure closure,
+                       void *closure_data);
+  void (*reset_staff)(Casebridge__V1__Console_Service *service,
+                      const Casebridge__V1__ResetStaffRequest *input,
+                      Casebridge__V1__StaffEnrolment_Closure closure,
+                      void *closure_data);
+  void (*begin_enrolment)(Casebridge__V1__Console_Service *service,
+                          const Casebridge__V1__BeginEnrolmentRequest *input,
+                          Casebridge__V1__TOTPSecret_Closure closure,
+                          void *closure_data);
+  void (*complete_enrolment)(Casebridge__V1__Console_Service *service,
+                             const Casebridge__V1__CompleteEnrolmentRequest *input,
+                             Casebridge__V1__EnrolmentDone_Closure closure,
+                             void *closure_data);
+  void (*list_access)(Casebridge__V1__Console_Service *service,
+                      const Casebridge__V1__ListAccessRequest *input,
+                      Casebridge__V1__AccessLogEntry_Closure closure,
+                      void *closure_data);
 };
 typedef void (*Casebridge__V1__Console_ServiceDestroy)(Casebridge__V1__Console_Service *);
 void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
@@ -982,7 +1731,17 @@ void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
       function_prefix__ ## search,\
       function_prefix__ ## backup,\
       function_prefix__ ## list_audit,\
-      function_prefix__ ## deliver_now  }
+      function_prefix__ ## deliver_now,\
+      function_prefix__ ## login,\
+      function_prefix__ ## logout,\
+      function_prefix__ ## who_am_i,\
+      function_prefix__ ## add_staff,\
+      function_prefix__ ## list_staff,\
+      function_prefix__ ## change_staff,\
+      function_prefix__ ## reset_staff,\
+      function_prefix__ ## begin_enrolment,\
+      function_prefix__ ## complete_enrolment,\
+      function_prefix__ ## list_access  }
 void casebridge__v1__console__submit(ProtobufCService *service,
                                      const Casebridge__V1__InterventionRequest *input,
                                      Casebridge__V1__SubmitReceipt_Closure closure,
@@ -1047,11 +1806,70 @@ void casebridge__v1__console__deliver_now(ProtobufCService *service,
                                           const Casebridge__V1__DeliverNowRequest *input,
                                           Casebridge__V1__DeliverNowReply_Closure closure,
                                           void *closure_data);
+void casebridge__v1__console__login(ProtobufCService *service,
+                                    const Casebridge__V1__LoginRequest *input,
+                                    Casebridge__V1__LoginReply_Closure closure,
+                                    void *closure_data);
+void casebridge__v1__console__logout(ProtobufCService *service,
+                                     const Casebridge__V1__LogoutRequest *input,
+                                     Casebridge__V1__LogoutReply_Closure closure,
+                                     void *closure_data);
+void casebridge__v1__console__who_am_i(ProtobufCService *service,
+                                       const Casebridge__V1__WhoAmIRequest *input,
+                                       Casebridge__V1__StaffAccount_Closure closure,
+                                       void *closure_data);
+void casebridge__v1__console__add_staff(ProtobufCService *service,
+                                        const Casebridge__V1__AddStaffRequest *input,
+                                        Casebridge__V1__StaffEnrolment_Closure closure,
+                                        void *closure_data);
+void casebridge__v1__console__list_staff(ProtobufCService *service,
+                                         const Casebridge__V1__ListStaffRequest *input,
+                                         Casebridge__V1__StaffAccount_Closure closure,
+                                         void *closure_data);
+void casebridge__v1__console__change_staff(ProtobufCService *service,
+                                           const Casebridge__V1__ChangeStaffRequest *input,
+                                           Casebridge__V1__StaffAccount_Closure closure,
+                                           void *closure_data);
+void casebridge__v1__console__reset_staff(ProtobufCService *service,
+                                          const Casebridge__V1__ResetStaffRequest *input,
+                                          Casebridge__V1__StaffEnrolment_Closure closure,
+                                          void *closure_data);
+void casebridge__v1__console__begin_enrolment(ProtobufCService *service,
+                                              const Casebridge__V1__BeginEnrolmentRequest *input,
+                                              Casebridge__V1__TOTPSecret_Closure closure,
+                                              void *closure_data);
+void casebridge__v1__console__complete_enrolment(ProtobufCService *service,
+                                                 const Casebridge__V1__CompleteEnrolmentRequest *input,
+                                                 Casebridge__V1__EnrolmentDone_Closure closure,
+                                                 void *closure_data);
+void casebridge__v1__console__list_access(ProtobufCService *service,
+                                          const Casebridge__V1__ListAccessRequest *input,
+                                          Casebridge__V1__AccessLogEntry_Closure closure,
+                                          void *closure_data);
 
 /* --- descriptors --- */
 
+extern const ProtobufCEnumDescriptor    casebridge__v1__staff_role__descriptor;
 extern const ProtobufCEnumDescriptor    casebridge__v1__node_role__descriptor;
 extern const ProtobufCEnumDescriptor    casebridge__v1__inbox_entry_kind__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__staff_account__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__login_request__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__login_reply__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__logout_request__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__logout_reply__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__who_am_irequest__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__add_staff_request__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__staff_enrolment__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__list_staff_request__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__change_staff_request__descriptor;
+extern const ProtobufCEnumDescriptor    casebridge__v1__change_staff_request__change__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__reset_staff_request__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__begin_enrolment_request__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__totpsecret__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__complete_enrolment_request__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__enrolment_done__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__list_access_request__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__access_log_entry__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__list_audit_request__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__audit_log_entry__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__deliver_now_request__descriptor;

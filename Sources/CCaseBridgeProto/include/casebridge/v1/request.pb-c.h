@@ -364,10 +364,15 @@ struct  Casebridge__V1__InterventionRequest
    * staff's inbox, lists, watch and statistics; staff can open it by its id.
    */
   protobuf_c_boolean test;
+  /*
+   * Display name of the staff account that filed it (set by the origin node
+   * from the signed-in account, never typed).
+   */
+  char *filed_by;
 };
 #define CASEBRIDGE__V1__INTERVENTION_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__intervention_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, CASEBRIDGE__V1__REQUEST_KIND__REQUEST_KIND_UNSPECIFIED, CASEBRIDGE__V1__URGENCY__URGENCY_UNSPECIFIED, 0,NULL, NULL, (char *)protobuf_c_empty_string, 0,NULL, NULL, NULL, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, CASEBRIDGE__V1__REQUEST_KIND__REQUEST_KIND_UNSPECIFIED, CASEBRIDGE__V1__URGENCY__URGENCY_UNSPECIFIED, 0,NULL, NULL, (char *)protobuf_c_empty_string, 0,NULL, NULL, NULL, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
 
 
 /* Casebridge__V1__GeoPoint methods */
