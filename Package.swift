@@ -32,6 +32,8 @@ let package = Package(
         // Transport: one target per C library, then gRPC on top.
         .target(name: "CaseBridgeTLS", dependencies: ["COpenSSL"]),
         .target(name: "CaseBridgeHTTP2", dependencies: ["CNghttp2"]),
+        // HTTP/1.1 for the staff console's HTTPS listener (browsers, curl, requests): no C.
+        .target(name: "CaseBridgeHTTP1"),
         .target(
             name: "CaseBridgeNet",
             dependencies: [
@@ -41,7 +43,7 @@ let package = Package(
         .target(
             name: "CaseBridgeRPC",
             dependencies: [
-                "CaseBridgeNet", "CaseBridgeHTTP2", "CaseBridgeTLS", "CaseBridgeProto",
+                "CaseBridgeNet", "CaseBridgeHTTP2", "CaseBridgeHTTP1", "CaseBridgeTLS", "CaseBridgeProto",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -92,7 +94,8 @@ let package = Package(
         .executableTarget(
             name: "casebridge-fuzz",
             dependencies: [
-                "CaseBridgeProto", "CaseBridgeRPC", "CaseBridgeTLS", .product(name: "Logging", package: "swift-log"),
+                "CaseBridgeProto", "CaseBridgeRPC", "CaseBridgeTLS", "CaseBridgeHTTP1",
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/Fuzz",
             exclude: ["corpus", "make_seeds.py"]
@@ -117,7 +120,9 @@ let package = Package(
         .testTarget(
             name: "CaseBridgeRPCTests",
             dependencies: [
-                "CaseBridgeRPC", "CaseBridgeHTTP2", "CaseBridgeNet", "CaseBridgeTLS", "CaseBridgeProto", "TestSupport",
+                "CaseBridgeRPC", "CaseBridgeHTTP2", "CaseBridgeHTTP1", "CaseBridgeNet", "CaseBridgeTLS",
+                "CaseBridgeProto",
+                "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -58,6 +58,8 @@ public final class Connection: @unchecked Sendable {
     private var resumeReading: LoopTimer?
     private var ready = false
     private var closing = false
+    /// False on the staff console: no certificate is asked of browsers.
+    private let verifiesPeer: Bool
     /// The connection keeps itself alive while libevent holds its callbacks.
     private var retained: Unmanaged<Connection>?
 
@@ -69,8 +71,10 @@ public final class Connection: @unchecked Sendable {
         trustDomain: String,
         expectedPeer: PeerIdentity?,
         timeouts: ConnectionTimeouts,
-        logger: Logger
+        logger: Logger,
+        verifiesPeer: Bool = true
     ) {
+        self.verifiesPeer = verifiesPeer
         self.loop = loop
         self.bev = bev
         self.ssl = ssl
@@ -124,7 +128,8 @@ public final class Connection: @unchecked Sendable {
             trustDomain: tls?.configuration.trustDomain ?? "",
             expectedPeer: nil,
             timeouts: timeouts,
-            logger: logger
+            logger: logger,
+            verifiesPeer: tls?.verifiesPeers ?? true
         )
         connection.delegate = delegate
         connection.onSocketClosed = socketClosed
@@ -280,6 +285,13 @@ public final class Connection: @unchecked Sendable {
         guard bev != nil, !ready else { return }
         guard let ssl else {
             // Plaintext: a local Unix socket, whose file permissions already decided who may connect.
+            ready = true
+            timer = nil
+            delegate?.connectionReady(self)
+            return
+        }
+        guard verifiesPeer else {
+            // The staff console: people sign in with password and second factor instead.
             ready = true
             timer = nil
             delegate?.connectionReady(self)

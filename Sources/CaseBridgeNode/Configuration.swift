@@ -107,6 +107,16 @@ public struct StaffSettings: Sendable, Equatable {
     public init() {}
 }
 
+/// The staff console over HTTPS (Connect JSON for browsers and tools): off unless configured.
+public struct ConsoleHTTPSSettings: Sendable, Equatable {
+    /// "host:port" for staff's browsers: the host name (or address) the certificate names.
+    public var listen: String
+    /// PEM certificate and key for that host name (default: the node's own).
+    public var certificate: String
+    public var privateKey: String
+    public var maxConnections = 256
+}
+
 /// One node's configuration file.
 public struct NodeConfiguration: Sendable {
     public var nodeID: String
@@ -148,6 +158,7 @@ public struct NodeConfiguration: Sendable {
     public var delivery = DeliverySettings()
     public var retention = RetentionSettings()
     public var staff = StaffSettings()
+    public var consoleHTTPS: ConsoleHTTPSSettings?
 
     /// What a reader of this node's responses accepts: up to `maxReadBytes`, with an element budget
     /// that grows with it (a large case is many small fields).
@@ -295,6 +306,28 @@ public struct NodeConfiguration: Sendable {
                     range: 1...86_400
                 )
             )
+        }
+        if let console = try object.optionalObject("console") {
+            let listen = try console.string("listen")
+            guard Validation.isEndpoint(listen) else {
+                throw console.error("listen", "must be host:port, not \"\(listen)\"")
+            }
+            func consoleFile(_ field: String, default value: String) throws(ConfigurationError) -> String {
+                guard console.has(field) else { return value }
+                let path = try console.string(field)
+                let resolved = path.hasPrefix("/") ? path : (base as NSString).appendingPathComponent(path)
+                guard FileManager.default.fileExists(atPath: resolved) else {
+                    throw console.error(field, "no file at \(resolved)")
+                }
+                return resolved
+            }
+            var https = ConsoleHTTPSSettings(
+                listen: listen,
+                certificate: try consoleFile("certificate", default: configuration.certificate),
+                privateKey: try consoleFile("private_key", default: configuration.privateKey)
+            )
+            https.maxConnections = try console.int("max_connections", default: 256, range: 1...65_536)
+            configuration.consoleHTTPS = https
         }
         if let staff = try object.optionalObject("staff") {
             configuration.staff.sessionIdle = .seconds(

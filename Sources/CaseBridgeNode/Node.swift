@@ -13,6 +13,8 @@ public final class Node: Sendable {
     public let tracker: CaseTracker
     let exchange: RPCServer
     let console: RPCServer
+    /// The same console as Connect JSON over HTTPS, when configured.
+    let consoleHTTPS: ConnectGateway?
     let workers: [String: DeliveryWorker]
     private let workerTasks: [Task<Void, Never>]
     private let health: HealthService
@@ -207,6 +209,14 @@ public final class Node: Sendable {
             via: "socket"
         )
         consoleService.register(in: &consoleRouter)
+        var httpsRouter = RPCRouter()
+        ConsoleService(
+            tracker: tracker,
+            accounts: consoleService.accounts,
+            status: consoleService.status,
+            retention: configuration.retention,
+            via: "https"
+        ).register(in: &httpsRouter)
         HealthService(services: consoleRouter.services).register(in: &consoleRouter)
         do {
             console = try RPCServer(
@@ -219,6 +229,39 @@ public final class Node: Sendable {
         } catch {
             await exchange.shutdown()
             throw error
+        }
+        if let https = configuration.consoleHTTPS {
+            do {
+                var gateway = ConnectGatewayConfiguration()
+                gateway.address = https.listen
+                gateway.maxConnections = https.maxConnections
+                gateway.maxRequestBytes = configuration.maxMessageBytes
+                gateway.protoLimits = configuration.readLimits
+                gateway.maxResponseBytes = configuration.maxReadBytes
+                gateway.timeouts.handshake = configuration.handshakeTimeout
+                consoleHTTPS = try ConnectGateway(
+                    configuration: gateway,
+                    tls: try TLSContext(
+                        .consoleServer,
+                        configuration: TLSConfiguration(
+                            certificateChainPath: https.certificate,
+                            privateKeyPath: https.privateKey,
+                            trustedCAPath: "",
+                            trustDomain: ""
+                        )
+                    ),
+                    router: httpsRouter,
+                    localPeer: identity,
+                    logger: logger,
+                    onRefusal: refusals.record
+                )
+            } catch {
+                await exchange.shutdown()
+                await console.shutdown()
+                throw error
+            }
+        } else {
+            consoleHTTPS = nil
         }
         let deliveryPool = self.deliveryPool
         let retention = configuration.retention, retentionLogger = logger
@@ -263,6 +306,7 @@ public final class Node: Sendable {
         health.shutdown()
         await exchange.shutdown()
         await console.shutdown()
+        consoleHTTPS?.shutdown()
         for task in workerTasks { task.cancel() }
         for worker in workers.values { worker.nudge() }
         for task in workerTasks { await task.value }

@@ -102,7 +102,10 @@ extension Database {
     /// The latest entries first; `beforeSeq` > 0 pages back from there.
     public func auditEntries(limit: Int, beforeSeq: Int64 = 0) throws(StoreError) -> [AuditEntry] {
         try query(
-            "SELECT seq, at_ms, event, actor, subject, outcome, detail FROM audit WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+            """
+            SELECT seq, at_ms, event, actor, subject, outcome, detail FROM audit
+            WHERE seq < ? ORDER BY seq DESC LIMIT ?
+            """,
             [.int(beforeSeq > 0 ? beforeSeq : Int64.max), .int(Int64(limit))]
         ).map {
             AuditEntry(

@@ -6,7 +6,9 @@ import Glibc
 /// An OpenSSL SSL_CTX set up for CaseBridge: TLS 1.3 only, both sides present
 /// certificates from the federation CA, ALPN "h2" required.
 public final class TLSContext: @unchecked Sendable {
-    public enum Side: Sendable { case server, client }
+    /// `consoleServer`: the HTTPS console for a node's own staff (browsers, curl): a certificate for
+    /// the host name staff use, no client certificate asked, ALPN "http/1.1".
+    public enum Side: Sendable { case server, client, consoleServer }
 
     public let side: Side
     public let configuration: TLSConfiguration
@@ -18,7 +20,7 @@ public final class TLSContext: @unchecked Sendable {
     public init(_ side: Side, configuration: TLSConfiguration) throws(TLSError) {
         self.side = side
         self.configuration = configuration
-        guard let context = SSL_CTX_new(side == .server ? TLS_server_method() : TLS_client_method()) else {
+        guard let context = SSL_CTX_new(side == .client ? TLS_client_method() : TLS_server_method()) else {
             throw TLSError(.configuration, "SSL_CTX_new: \(OpenSSLErrors.drain())")
         }
         self.context = context
@@ -53,12 +55,20 @@ public final class TLSContext: @unchecked Sendable {
                 "private key \(c.privateKeyPath) does not match certificate \(c.certificateChainPath)"
             )
         }
+        if side == .consoleServer {
+            // Staff prove who they are by password and second factor, not by certificate.
+            SSL_CTX_set_verify(context, SSL_VERIFY_NONE, nil)
+            SSL_CTX_set_alpn_select_cb(context, selectHTTP1, nil)
+            return
+        }
         guard SSL_CTX_load_verify_locations(context, c.trustedCAPath, nil) == 1 else {
             throw TLSError(.configuration, "CA \(c.trustedCAPath): \(OpenSSLErrors.drain())")
         }
         if let crl = c.revocationListPath { try loadRevocationList(crl) }
         SSL_CTX_set_verify(context, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verifyIdentity)
         switch side {
+        case .consoleServer:
+            break
         case .server:
             SSL_CTX_set_alpn_select_cb(context, selectH2, nil)
         case .client:
@@ -85,6 +95,9 @@ public final class TLSContext: @unchecked Sendable {
         guard count > 0 else { throw TLSError(.configuration, "CRL \(path): no CRL in file") }
         X509_STORE_set_flags(store, UInt(X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL))
     }
+
+    /// Whether connections prove a node identity by certificate (not the staff console).
+    public var verifiesPeers: Bool { side != .consoleServer }
 
     /// A new SSL object for one connection. The caller owns it (libevent frees it with the connection).
     package func makeSSL(serverName: String? = nil) throws(TLSError) -> OpaquePointer {
@@ -137,12 +150,38 @@ private func selectH2(
     _ arg: UnsafeMutableRawPointer?
 ) -> Int32 {
     guard let input else { return SSL_TLSEXT_ERR_ALERT_FATAL }
+    return select(Array("h2".utf8), from: input, inputLength, out, outLength)
+}
+
+/// The console speaks HTTP/1.1: a client that offers protocols must offer it.
+private func selectHTTP1(
+    _ ssl: OpaquePointer?,
+    _ out: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
+    _ outLength: UnsafeMutablePointer<UInt8>?,
+    _ input: UnsafePointer<UInt8>?,
+    _ inputLength: UInt32,
+    _ arg: UnsafeMutableRawPointer?
+) -> Int32 {
+    guard let input else { return SSL_TLSEXT_ERR_NOACK }
+    return select(Array("http/1.1".utf8), from: input, inputLength, out, outLength)
+}
+
+/// Picks `wanted` from the client's length-prefixed ALPN list, or refuses the handshake.
+private func select(
+    _ wanted: [UInt8],
+    from input: UnsafePointer<UInt8>,
+    _ inputLength: UInt32,
+    _ out: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
+    _ outLength: UnsafeMutablePointer<UInt8>?
+) -> Int32 {
     var i = 0
     while i < Int(inputLength) {
         let length = Int(input[i])
-        if length == 2, i + 2 < Int(inputLength), input[i + 1] == 0x68, input[i + 2] == 0x32 {
+        if length == wanted.count, i + length < Int(inputLength),
+            (0..<length).allSatisfy({ input[i + 1 + $0] == wanted[$0] })
+        {
             out?.pointee = input + i + 1
-            outLength?.pointee = 2
+            outLength?.pointee = UInt8(length)
             return SSL_TLSEXT_ERR_OK
         }
         i += 1 + length

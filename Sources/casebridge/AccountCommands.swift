@@ -201,7 +201,7 @@ struct StaffCommand: AsyncParsableCommand {
             """,
         subcommands: [
             StaffAddCommand.self, StaffListCommand.self, StaffDisableCommand.self, StaffEnableCommand.self,
-            StaffRoleCommand.self, StaffResetCommand.self,
+            StaffRoleCommand.self, StaffResetCommand.self, StaffSignOutCommand.self,
         ]
     )
 }
@@ -291,11 +291,13 @@ private func changeStaff(
     request.change = change
     request.role = role
     let account = try await console.call(Console.changeStaff, request)
-    let state = account.disabled ? "disabled (its sessions ended)" : "enabled"
-    node.say(
-        "Account \(account.login) is \(change == .role ? "now \(account.role.article) \(account.role)" : state).",
-        ProtoJSON.object(account)
-    )
+    let state =
+        switch change {
+        case .role: "now \(account.role.article) \(account.role) (its sessions ended)"
+        case .signOut: "signed out everywhere"
+        default: account.disabled ? "disabled (its sessions ended)" : "enabled"
+        }
+    node.say("Account \(account.login) is \(state).", ProtoJSON.object(account))
 }
 
 struct StaffDisableCommand: AsyncParsableCommand {
@@ -318,6 +320,16 @@ struct StaffRoleCommand: AsyncParsableCommand {
     @Argument(help: "officer, supervisor, auditor or operator.") var role: String
     @OptionGroup var node: NodeOptions
     func run() async throws { try await changeStaff(login, .role, role: try staffRole(role), node: node) }
+}
+
+struct StaffSignOutCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sign-out",
+        abstract: "End every session of an account (a lost or shared computer); it signs in again."
+    )
+    @Argument(help: "Login.") var login: String
+    @OptionGroup var node: NodeOptions
+    func run() async throws { try await changeStaff(login, .signOut, node: node) }
 }
 
 struct StaffResetCommand: AsyncParsableCommand {

@@ -209,6 +209,11 @@ struct DemoCommand: AsyncParsableCommand {
               \(tool) status --config \(cfg("ncct"))
               \(tool) check-peer 127.0.0.1:\(federation.ports["ncct"]!) --config \(cfg("embassy-id"))
               \(tool) audit verify --config \(cfg("ncct"))
+            The same console over HTTPS (Connect JSON), e.g. NCCT's status with the session you hold:
+              curl --cacert \(federation.certsPath)/ca.pem \\
+                https://127.0.0.1:\(federation.consolePorts["ncct"]!)/casebridge.v1.Console/GetStatus \\
+                -H "Authorization: Bearer $(cat \(SessionFile.path("ncct").path))" \\
+                -H "Content-Type: application/json" -d '{}'
             Logs: \(federation.folder.path)/<node>/node.log
             """
         )
@@ -249,6 +254,9 @@ final class DemoFederation {
 
     let folder: URL
     private(set) var ports: [String: Int] = [:]
+    /// Each node's HTTPS console (Connect JSON), with the node's own certificate (it names 127.0.0.1).
+    private(set) var consolePorts: [String: Int] = [:]
+    let certsPath: String
     private var processes: [String: Process] = [:]
     /// Each node's signed-in demo supervisor.
     private var sessions: [String: String] = [:]
@@ -303,6 +311,7 @@ final class DemoFederation {
     init(folder path: String, certs: String, basePort: Int? = nil) throws {
         folder = URL(fileURLWithPath: path).standardizedFileURL
         let certsFolder = URL(fileURLWithPath: certs).standardizedFileURL
+        certsPath = certsFolder.path
         guard FileManager.default.fileExists(atPath: certsFolder.appendingPathComponent("ca.pem").path) else {
             throw fail(
                 "no test certificates in \(certsFolder.path) (run from the repository, or give --certs)",
@@ -322,6 +331,7 @@ final class DemoFederation {
         _ = FileManager.default.createFile(atPath: folder.appendingPathComponent(Self.marker).path, contents: Data())
         for (i, node) in Self.nodes.enumerated() {
             ports[node.id] = basePort.map { $0 + i } ?? SocketAddress.freeLoopbackPort()
+            consolePorts[node.id] = SocketAddress.freeLoopbackPort()
         }
         let directory: [String: Any] = [
             "trust_domain": "casebridge.test",
@@ -347,6 +357,7 @@ final class DemoFederation {
                     "crl": certsFolder.appendingPathComponent("crl.pem").path,
                     "directory": "../directory.json", "data_folder": "data", "console_socket": "console.sock",
                     "delivery": ["initial_backoff_ms": 200, "max_backoff_ms": 5000],
+                    "console": ["listen": "127.0.0.1:\(consolePorts[node.id]!)"],
                 ],
                 to: nodeFolder.appendingPathComponent("node.json")
             )

@@ -212,10 +212,10 @@ struct DeliverCommand: AsyncParsableCommand {
         request.peerNode = peer ?? ""
         let reply = try await console.call(Console.deliverNow, request)
         if node.json { Output.json(ProtoJSON.object(reply)); return }
+        let tried = "\(reply.messages) message\(reply.messages == 1 ? "" : "s") tried now"
         print(
             reply.messages == 0
-                ? "Nothing was waiting for a retry."
-                : "\(reply.messages) message\(reply.messages == 1 ? "" : "s") tried now; `casebridge status` shows how it went."
+                ? "Nothing was waiting for a retry." : "\(tried); `casebridge status` shows how it went."
         )
     }
 }

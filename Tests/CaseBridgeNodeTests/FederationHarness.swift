@@ -26,6 +26,8 @@ final class TestFederation: @unchecked Sendable {
     let certs: URL
     let trustDomain: String
     private(set) var ports: [String: Int] = [:]
+    /// HTTPS console ports, when made with `console: true`.
+    private(set) var consolePorts: [String: Int] = [:]
     private var processes: [String: Process] = [:]
     /// Each node's test staff, made at its first start: an operator and a supervisor the tests
     /// act as (console channels and the casebridge command carry the supervisor's session).
@@ -47,7 +49,8 @@ final class TestFederation: @unchecked Sendable {
         trustDomain: String = "casebridge.test",
         limits: [String: Any] = [:],
         retention: [String: Any] = [:],
-        staff: [String: Any] = [:]
+        staff: [String: Any] = [:],
+        console: Bool = false
     ) throws {
         folder = try makeTemporaryFolder("fed")
         self.nodes = nodes
@@ -83,6 +86,12 @@ final class TestFederation: @unchecked Sendable {
             if !limits.isEmpty { config["limits"] = limits }
             if !retention.isEmpty { config["retention"] = retention }
             if !staff.isEmpty { config["staff"] = staff }
+            if console {
+                // The HTTPS console with the node's own certificate (it names 127.0.0.1).
+                let port = SocketAddress.freeLoopbackPort()
+                consolePorts[node] = port
+                config["console"] = ["listen": "127.0.0.1:\(port)"]
+            }
             if FileManager.default.fileExists(atPath: certs.appendingPathComponent("crl.pem").path) {
                 config["crl"] = certs.appendingPathComponent("crl.pem").path
             }

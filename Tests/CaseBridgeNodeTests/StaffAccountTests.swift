@@ -101,6 +101,12 @@ struct StaffAccountTests {
         await #expect(throws: RPCError.self) { _ = try await collect(ncct, Console.listAccess, byCase) }
         let cli = try federation.cli(["access-log", "--staff", "dara.sok"], node: "ncct", as: "sup")
         #expect(cli.status == 4 && cli.stderr.contains("only auditors may read the access log"), "\(cli.stderr)")
+
+        // A lost laptop: the operator signs the auditor out everywhere; the session no longer works.
+        let signedOut = try federation.cli(["staff", "sign-out", "audit.one"], node: "ncct", as: "op")
+        #expect(signedOut.stdout.contains("signed out everywhere"), "\(signedOut.stderr)")
+        let ended = await #expect(throws: RPCError.self) { _ = try await collect(auditing, Console.listAccess, byCase) }
+        #expect(ended?.code == .unauthenticated)
         federation.stopAll()
     }
 
@@ -209,6 +215,37 @@ struct StaffAccountTests {
             try await collect(ops2, Console.listStaff, ListStaffRequest()).first { $0.login == "kim.lee" }?
                 .lockedUntilMs ?? 0 > 0
         )
+
+        // A recovery code signs in once, instead of the phone's code; then it is spent.
+        let second = try await AccountSetup.add(
+            "lee.two",
+            name: "Lee Two",
+            role: .officer,
+            password: "another long pw",
+            through: ops2,
+            by: federation.operators["ncct"]!.token
+        )
+        var recovery = LoginRequest()
+        recovery.login = "lee.two"
+        recovery.password = "another long pw"
+        recovery.code = second.recoveryCodes[0].lowercased()
+        let recovered = try await anonymous.unary(Console.login, recovery)
+        #expect(recovered.recoveryCodesLeft == 9)
+        await #expect(throws: RPCError.self) { _ = try await anonymous.unary(Console.login, recovery) }
+        // Disabled: its live session stops working at once, and it cannot sign in again.
+        var disableSecond = ChangeStaffRequest()
+        disableSecond.login = "lee.two"
+        disableSecond.change = .disable
+        _ = try await ops2.unary(Console.changeStaff, disableSecond)
+        let stale = await #expect(throws: RPCError.self) {
+            _ = try await federation.console("ncct", token: recovered.token).unary(Console.getStatus, StatusRequest())
+        }
+        #expect(stale?.code == .unauthenticated)
+        recovery.code = second.recoveryCodes[1]
+        let refusedLogin = await #expect(throws: RPCError.self) {
+            _ = try await anonymous.unary(Console.login, recovery)
+        }
+        #expect(refusedLogin?.code == .permissionDenied && refusedLogin?.message.contains("disabled") == true)
 
         // A disabled account cannot sign in; the audit log has each failure and the lock.
         var disable = ChangeStaffRequest()

@@ -233,12 +233,15 @@ enum Samples {
 
 struct Sample: Sendable {
     let name: String
+    /// The message type's full name.
+    let type: String
     let encode: @Sendable () throws -> [UInt8]
     /// Decodes bytes as the sample's type and says whether they equal the sample.
     let matches: @Sendable ([UInt8]) throws -> Bool
 
     init<M: ProtoMessage>(_ name: String, _ value: M) {
         self.name = name
+        self.type = M.protoName
         self.encode = { try ProtoCodec.encode(value) }
         self.matches = { try ProtoCodec.decode(M.self, from: $0) == value }
     }

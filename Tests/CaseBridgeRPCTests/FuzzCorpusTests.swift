@@ -12,7 +12,10 @@ struct FuzzCorpusTests {
     static let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         .appendingPathComponent("casebridge-fuzz").path
 
-    @Test("each harness takes every input of its corpus without a crash", arguments: ["decode", "server-session"])
+    @Test(
+        "each harness takes every input of its corpus without a crash",
+        arguments: ["decode", "server-session", "console-http"]
+    )
     func replay(target: String) throws {
         let corpus = repositoryRoot.appendingPathComponent("Tests/Fuzz/corpus/\(target)")
         let files = try FileManager.default.contentsOfDirectory(atPath: corpus.path)

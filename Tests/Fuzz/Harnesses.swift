@@ -1,5 +1,7 @@
+import CaseBridgeHTTP1
 import CaseBridgeProto
 import CaseBridgeRPC
+import Foundation
 import CaseBridgeTLS
 import Logging
 
@@ -11,11 +13,40 @@ enum Harness: String, CaseIterable {
     case decode
     /// A server connection's HTTP/2 + gRPC session, from the first frame after the preface.
     case serverSession = "server-session"
+    /// The HTTPS console's input: HTTP/1.1 requests, then each body as proto3 JSON of a message
+    /// type; what decodes must give the same bytes after a trip out to JSON and back.
+    case consoleHTTP = "console-http"
 
     func run(_ data: UnsafeRawBufferPointer) {
         switch self {
         case .decode: Self.decode(data)
         case .serverSession: Self.serverSession(data)
+        case .consoleHTTP: Self.consoleHTTP(data)
+        }
+    }
+
+    /// The first byte picks the message type and where the bytes are split in two reads.
+    static func consoleHTTP(_ data: UnsafeRawBufferPointer) {
+        guard let selector = data.first else { return }
+        let name = names[Int(selector) % names.count]
+        let bytes = Array(data.dropFirst())
+        let split = Int(selector) % (bytes.count + 1)
+        var parser = HTTP1Parser(maxHeadBytes: 4096, maxBodyBytes: 1 << 20)
+        var bodies: [[UInt8]] = []
+        for piece in [bytes[..<split], bytes[split...]] {
+            parser.append(piece)
+            while case .request(let request) = parser.next() { bodies.append(request.body) }
+        }
+        let limits = ProtoLimits(maxMessageBytes: 1 << 20)
+        for body in bodies {
+            guard let wire = try? ProtoJSON.wireBytes(json: Data(body), as: name, limits: limits) else { continue }
+            guard let json = try? ProtoJSON.json(wireBytes: wire, as: name, limits: limits),
+                let again = try? ProtoJSON.wireBytes(json: json, as: name, limits: limits),
+                (try? ProtoCodec.reencode(again, as: name, limits: limits))
+                    == (try? ProtoCodec.reencode(wire, as: name, limits: limits))
+            else {
+                fatalError("\(name): accepted JSON does not survive a trip out and back")
+            }
         }
     }
 

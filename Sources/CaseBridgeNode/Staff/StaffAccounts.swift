@@ -260,8 +260,11 @@ public final class StaffAccounts: Sendable {
                 }
                 try db.setStaffRole(account.staffID, request.role.rawValue, atMs: now)
                 detail = "role \(StaffRole(rawValue: account.role)) -> \(request.role)"
+            case .signOut:
+                try db.endSessions(of: account.staffID, atMs: now)
+                detail = "signed out everywhere"
             default:
-                throw RPCError(.invalidArgument, "change: one of disable, enable, role")
+                throw RPCError(.invalidArgument, "change: one of disable, enable, role, sign_out")
             }
             try db.appendAudit(
                 event: "staff.changed",

@@ -55,7 +55,7 @@ public enum ProtoJSON {
         }
     }
 
-    private static func camel(_ name: String) -> String {
+    static func camel(_ name: String) -> String {
         var out = ""
         var upper = false
         for c in name {

@@ -221,8 +221,9 @@ public struct ChangeStaffRequest: ProtoMessage {
         public static let disable = Self(rawValue: 1)
         public static let enable = Self(rawValue: 2)
         public static let role = Self(rawValue: 3)
+        public static let signOut = Self(rawValue: 4)
         /// Value names as in the .proto file, lower case, without the enum's prefix.
-        public static let names: [Int32: String] = [0: "unspecified", 1: "disable", 2: "enable", 3: "role"]
+        public static let names: [Int32: String] = [0: "unspecified", 1: "disable", 2: "enable", 3: "role", 4: "sign_out"]
     }
 }
 

@@ -2213,21 +2213,23 @@ const ProtobufCMessageDescriptor casebridge__v1__list_staff_request__descriptor 
   (ProtobufCMessageInit) casebridge__v1__list_staff_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue casebridge__v1__change_staff_request__change__enum_values_by_number[4] =
+static const ProtobufCEnumValue casebridge__v1__change_staff_request__change__enum_values_by_number[5] =
 {
   { "CHANGE_UNSPECIFIED", "CASEBRIDGE__V1__CHANGE_STAFF_REQUEST__CHANGE__CHANGE_UNSPECIFIED", 0 },
   { "CHANGE_DISABLE", "CASEBRIDGE__V1__CHANGE_STAFF_REQUEST__CHANGE__CHANGE_DISABLE", 1 },
   { "CHANGE_ENABLE", "CASEBRIDGE__V1__CHANGE_STAFF_REQUEST__CHANGE__CHANGE_ENABLE", 2 },
   { "CHANGE_ROLE", "CASEBRIDGE__V1__CHANGE_STAFF_REQUEST__CHANGE__CHANGE_ROLE", 3 },
+  { "CHANGE_SIGN_OUT", "CASEBRIDGE__V1__CHANGE_STAFF_REQUEST__CHANGE__CHANGE_SIGN_OUT", 4 },
 };
 static const ProtobufCIntRange casebridge__v1__change_staff_request__change__value_ranges[] = {
-{0, 0},{0, 4}
+{0, 0},{0, 5}
 };
-static const ProtobufCEnumValueIndex casebridge__v1__change_staff_request__change__enum_values_by_name[4] =
+static const ProtobufCEnumValueIndex casebridge__v1__change_staff_request__change__enum_values_by_name[5] =
 {
   { "CHANGE_DISABLE", 1 },
   { "CHANGE_ENABLE", 2 },
   { "CHANGE_ROLE", 3 },
+  { "CHANGE_SIGN_OUT", 4 },
   { "CHANGE_UNSPECIFIED", 0 },
 };
 const ProtobufCEnumDescriptor casebridge__v1__change_staff_request__change__descriptor =
@@ -2237,9 +2239,9 @@ const ProtobufCEnumDescriptor casebridge__v1__change_staff_request__change__desc
   "Change",
   "Casebridge__V1__ChangeStaffRequest__Change",
   "casebridge.v1",
-  4,
+  5,
   casebridge__v1__change_staff_request__change__enum_values_by_number,
-  4,
+  5,
   casebridge__v1__change_staff_request__change__enum_values_by_name,
   1,
   casebridge__v1__change_staff_request__change__value_ranges,
