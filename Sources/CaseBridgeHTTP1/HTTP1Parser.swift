@@ -8,6 +8,20 @@ public struct HTTP1Request: Sendable, Equatable {
     /// The client asked to close after this request (or spoke HTTP/1.0).
     public var close: Bool
 
+    public init(
+        method: String,
+        target: String,
+        headers: [(name: String, value: String)],
+        body: [UInt8],
+        close: Bool
+    ) {
+        self.method = method
+        self.target = target
+        self.headers = headers
+        self.body = body
+        self.close = close
+    }
+
     public func header(_ name: String) -> String? { headers.first { $0.name == name }?.value }
 
     public static func == (a: HTTP1Request, b: HTTP1Request) -> Bool {

@@ -39,6 +39,8 @@ public final class Connection: @unchecked Sendable {
     public let remoteAddress: String
     /// The remote address without its port: what per-source counts and audit entries use.
     public var remoteHost: String { SocketAddress.host(of: remoteAddress) }
+    /// The application protocol TLS agreed ("h2", "http/1.1"); nil without TLS or ALPN.
+    public var negotiatedProtocol: String? { ssl.flatMap(TLSInspection.negotiatedProtocol) }
     public private(set) var peer: PeerIdentity?
     public var delegate: ConnectionDelegate?
     /// Called once the socket is really closed, lingering included (the listener's count).

@@ -19,7 +19,8 @@ public struct ConnectGatewayConfiguration: Sendable {
     public init() {}
 }
 
-/// The Connect protocol's JSON form of a router's methods over HTTPS (HTTP/1.1): `POST
+/// The Connect protocol's JSON form of a router's methods over HTTPS (HTTP/2, or HTTP/1.1 for
+/// simpler clients): `POST
 /// /<service>/<Method>` with `application/json` for unary calls; server streams as Connect
 /// streaming (`application/connect+json`) or, for a plain `application/json` request, as
 /// Server-Sent Events. Calls reach the very handlers the gRPC socket serves (``InProcessCall``).
@@ -65,7 +66,7 @@ public final class ConnectGateway: Sendable {
                 maxConnections: configuration.maxConnections,
                 logger: logger,
                 onRefusal: onRefusal
-            ) { loop in GatewayConnection(context: context, loop: loop) }
+            ) { loop in ConsoleConnection(context: context, loop: loop) }
         } catch {
             group.shutdown()
             throw error
@@ -137,91 +138,59 @@ enum ConnectCodes {
     }
 }
 
-/// One HTTPS connection of the console: requests one after another (keep-alive), each answered
-/// before the next is read.
-final class GatewayConnection: ConnectionDelegate, @unchecked Sendable {
+/// Where one response goes: HTTP/1.1 bytes on the connection, or one HTTP/2 stream. Used on the
+/// connection's loop only.
+protocol ResponseSink: AnyObject {
+    var loop: EventLoop { get }
+    /// `length` nil: a body of unknown length follows (a stream of messages).
+    func head(status: Int, headers: [(String, String)], length: Int?)
+    func body(_ bytes: [UInt8])
+    /// The response is complete.
+    func end()
+    /// Runs `resume` once the client has taken enough of what was sent (at once if it has).
+    func whenWritable(_ resume: @escaping @Sendable () -> Void)
+}
+
+extension ResponseSink {
+    func respond(status: Int, headers: [(String, String)] = [], json: [UInt8]) {
+        head(status: status, headers: Exchange.headers(contentType: "application/json") + headers, length: json.count)
+        body(json)
+        end()
+    }
+
+    func respondError(status: Int, code: String, _ message: String) {
+        respond(status: status, json: Array(Exchange.errorJSON(code: code, message: message)))
+    }
+}
+
+/// One request to the console, from its head to the last byte of its answer, whatever the
+/// transport: checks (method, path, content type, origin, session or CSRF), JSON to protobuf, the
+/// call, and its events back as JSON.
+final class Exchange: @unchecked Sendable {
     let context: GatewayContext
-    let loop: EventLoop
-    private var connection: Connection?
-    private var parser: HTTP1Parser
-    private var call: InProcessCall?
-    private var idleTimer: LoopTimer?
-    /// A handler's message waits for the socket to drain before the next is produced.
-    private var waitingToSend: (@Sendable () -> Void)?
-    private var closeAfterResponse = false
+    let sink: ResponseSink
+    /// Where the refusals of this request are reported from (the remote address).
+    let source: String
+    private(set) var call: InProcessCall?
 
-    /// Responses fill the socket up to this much before the handler waits.
-    static let highWater = 256 * 1024
-
-    init(context: GatewayContext, loop: EventLoop) {
+    init(context: GatewayContext, sink: ResponseSink, source: String) {
         self.context = context
-        self.loop = loop
-        parser = HTTP1Parser(
-            maxHeadBytes: context.configuration.maxHeadBytes,
-            maxBodyBytes: context.configuration.maxRequestBytes
-        )
+        self.sink = sink
+        self.source = source
     }
 
-    func connectionReady(_ connection: Connection) {
-        self.connection = connection
-        armIdleTimer()
-    }
-
-    func connection(_ connection: Connection, read bytes: UnsafeRawBufferPointer) {
-        parser.append(bytes)
-        if call == nil { serveNext() }
-    }
-
-    func connectionWritable(_ connection: Connection) {
-        if let resume = waitingToSend, connection.pendingOutputBytes < Self.highWater {
-            waitingToSend = nil
-            resume()
-        }
-    }
-
-    func connectionClosed(_ connection: Connection, error: ConnectionError?) {
-        call?.cancel()
-        call = nil
-        idleTimer = nil
-        waitingToSend?()
-        waitingToSend = nil
-        self.connection = nil
-    }
-
-    private func armIdleTimer() {
-        idleTimer = LoopTimer(loop: loop, after: context.configuration.idleTimeout) { [weak self] in
-            guard let self, self.call == nil else { return }
-            self.connection?.close()
-        }
-    }
-
-    private func serveNext() {
-        guard connection != nil, call == nil else { return }
-        switch parser.next() {
-        case .needMore:
-            return
-        case .refuse(let status, let reason):
-            report(reason)
-            closeAfterResponse = true
-            respondError(status: status, code: status == 413 ? "resource_exhausted" : "invalid_argument", reason)
-        case .request(let request):
-            idleTimer = nil
-            closeAfterResponse = request.close
-            handle(request)
-        }
-    }
+    /// The client went away.
+    func cancel() { call?.cancel() }
 
     private func report(_ reason: String) {
-        context.onRefusal(Refusal(.protocolError, source: connection?.remoteHost ?? "?", reason: "https: \(reason)"))
+        context.onRefusal(Refusal(.protocolError, source: source, reason: "https: \(reason)"))
     }
 
-    // MARK: One request
-
-    private func handle(_ request: HTTP1Request) {
+    func start(_ request: HTTP1Request) {
         let path = request.target
         guard request.method == "POST" else {
             let status = request.method == "GET" || request.method == "HEAD" ? 404 : 405
-            respondError(
+            sink.respondError(
                 status: status,
                 code: status == 404 ? "not_found" : "unimplemented",
                 status == 404 ? "nothing here: call POST /casebridge.v1.Console/<Method>" : "use POST"
@@ -229,22 +198,20 @@ final class GatewayConnection: ConnectionDelegate, @unchecked Sendable {
             return
         }
         guard let inputType = context.inputTypes[path], let outputType = context.outputTypes[path] else {
-            respondError(status: 404, code: "unimplemented", "no method \(path.prefix(200))")
+            sink.respondError(status: 404, code: "unimplemented", "no method \(path.prefix(200))")
             return
         }
         let contentType = (request.header("content-type") ?? "").split(separator: ";").first.map {
             $0.trimmingCharacters(in: .whitespaces).lowercased()
         }
-        let streamingProtocol = contentType == "application/connect+json"
-        guard contentType == "application/json" || streamingProtocol else {
-            respondError(status: 415, code: "invalid_argument", "send Content-Type: application/json")
+        let connectStreaming = contentType == "application/connect+json"
+        guard contentType == "application/json" || connectStreaming else {
+            sink.respondError(status: 415, code: "invalid_argument", "send Content-Type: application/json")
             return
         }
-        if let origin = request.header("origin"), let host = request.header("host"),
-            origin != "https://\(host)"
-        {
+        if let origin = request.header("origin"), let host = request.header("host"), origin != "https://\(host)" {
             report("cross-origin call refused")
-            respondError(status: 403, code: "permission_denied", "calls from another origin are refused")
+            sink.respondError(status: 403, code: "permission_denied", "calls from another origin are refused")
             return
         }
         var metadata = Metadata()
@@ -253,7 +220,7 @@ final class GatewayConnection: ConnectionDelegate, @unchecked Sendable {
         } else if let session = Self.cookie("cb_session", in: request) {
             guard request.header("x-csrf-token") == ConnectGateway.csrfToken(forSession: session) else {
                 report("browser call without its CSRF token")
-                respondError(
+                sink.respondError(
                     status: 403,
                     code: "permission_denied",
                     "a signed-in browser call needs the X-CSRF-Token header (from the cb_csrf cookie)"
@@ -263,12 +230,11 @@ final class GatewayConnection: ConnectionDelegate, @unchecked Sendable {
             metadata.add("authorization", "Bearer \(session)")
         }
         var body = request.body
-        if streamingProtocol {
-            // One enveloped message: flags (1 byte), length (4 bytes), JSON.
-            guard body.count >= 5,
-                body.count - 5 == Int(body[1]) << 24 | Int(body[2]) << 16 | Int(body[3]) << 8 | Int(body[4])
-            else {
-                respondError(status: 400, code: "invalid_argument", "malformed Connect envelope")
+        if connectStreaming {
+            // One enveloped message: flags (1 byte), length (4 bytes, big-endian), JSON.
+            let length = body.count >= 5 ? body[1...4].reduce(0) { $0 << 8 | Int($1) } : -1
+            guard length == body.count - 5 else {
+                sink.respondError(status: 400, code: "invalid_argument", "malformed Connect envelope")
                 return
             }
             body = Array(body.dropFirst(5))
@@ -277,7 +243,7 @@ final class GatewayConnection: ConnectionDelegate, @unchecked Sendable {
         do {
             wire = try ProtoJSON.wireBytes(json: Data(body), as: inputType, limits: context.configuration.protoLimits)
         } catch {
-            respondError(status: 400, code: "invalid_argument", "\(error)")
+            sink.respondError(status: 400, code: "invalid_argument", "\(error)")
             return
         }
         guard
@@ -292,77 +258,34 @@ final class GatewayConnection: ConnectionDelegate, @unchecked Sendable {
                 logger: context.logger
             )
         else {
-            respondError(status: 404, code: "unimplemented", "no method \(path.prefix(200))")
+            sink.respondError(status: 404, code: "unimplemented", "no method \(path.prefix(200))")
             return
         }
         self.call = call
         let responder = Responder(
-            connection: self,
+            sink: sink,
             path: path,
             outputType: outputType,
             streaming: call.kind != .unary,
-            connectStreaming: streamingProtocol,
-            secure: true
+            connectStreaming: connectStreaming,
+            limits: context.configuration.protoLimits
         )
         Task {
             for await event in call.events { await responder.deliver(event) }
         }
     }
 
-    /// Called on the loop when a response is complete.
-    fileprivate func finishedResponse() {
-        call = nil
-        if closeAfterResponse {
-            connection?.close()
-            return
-        }
-        armIdleTimer()
-        serveNext()
-    }
-
-    fileprivate func write(_ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { connection?.write($0) }
-    }
-
-    /// Runs `resume` once the socket has room (at once when it has).
-    fileprivate func whenWritable(_ resume: @escaping @Sendable () -> Void) {
-        guard let connection, connection.pendingOutputBytes >= Self.highWater else {
-            resume()
-            return
-        }
-        waitingToSend = resume
-    }
-
-    private func respondError(status: Int, code: String, _ message: String) {
-        let body = Array(Self.errorJSON(code: code, message: message))
-        write(
-            HTTP1Response.head(
-                status: status,
-                headers: Self.headers(contentType: "application/json", length: body.count)
-            ) + body
-        )
-        finishedResponse()
-    }
-
-    // MARK: Helpers
-
     static func errorJSON(code: String, message: String) -> Data {
         (try? JSONSerialization.data(
             withJSONObject: ["code": code, "message": message],
             options: [.sortedKeys, .withoutEscapingSlashes]
-        ))
-            ?? Data("{}".utf8)
+        )) ?? Data("{}".utf8)
     }
 
     /// Headers on every answer: no caching, no sniffing, no framing, no referrer, HTTPS only.
-    static func headers(contentType: String, length: Int?, extra: [(String, String)] = []) -> [(String, String)] {
-        var headers: [(String, String)] = [("Content-Type", contentType)]
-        if let length {
-            headers.append(("Content-Length", String(length)))
-        } else {
-            headers.append(("Transfer-Encoding", "chunked"))
-        }
-        headers += [
+    static func headers(contentType: String) -> [(String, String)] {
+        [
+            ("Content-Type", contentType),
             ("Cache-Control", "no-store"),
             ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
             ("X-Content-Type-Options", "nosniff"),
@@ -370,7 +293,6 @@ final class GatewayConnection: ConnectionDelegate, @unchecked Sendable {
             ("Referrer-Policy", "no-referrer"),
             ("Strict-Transport-Security", "max-age=31536000"),
         ]
-        return headers + extra
     }
 
     static func cookie(_ name: String, in request: HTTP1Request) -> String? {
@@ -384,50 +306,48 @@ final class GatewayConnection: ConnectionDelegate, @unchecked Sendable {
     }
 }
 
-/// Turns one call's events into one HTTP response, on the connection's loop.
+/// Turns one call's events into one response, on the sink's loop.
 private final class Responder: @unchecked Sendable {
-    let connection: GatewayConnection
+    let sink: ResponseSink
     let path: String
     let outputType: String
     let streaming: Bool
     let connectStreaming: Bool
-    let secure: Bool
+    let limits: ProtoLimits
     private var started = false
     private var unaryMessage: [UInt8]?
 
     init(
-        connection: GatewayConnection,
+        sink: ResponseSink,
         path: String,
         outputType: String,
         streaming: Bool,
         connectStreaming: Bool,
-        secure: Bool
+        limits: ProtoLimits
     ) {
-        self.connection = connection
+        self.sink = sink
         self.path = path
         self.outputType = outputType
         self.streaming = streaming
         self.connectStreaming = connectStreaming
-        self.secure = secure
+        self.limits = limits
     }
 
     func deliver(_ event: InProcessCall.Event) async {
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-            connection.loop.execute { [self] in
+            sink.loop.execute { [self] in
                 handle(event)
                 done.resume()
             }
         }
     }
 
-    private var limits: ProtoLimits { connection.context.configuration.protoLimits }
-
+    /// A response the node produced itself: as large as it is (a 5,000-person case).
     private func json(_ bytes: [UInt8]) -> [UInt8] {
-        let big = ProtoLimits(maxMessageBytes: max(bytes.count, limits.maxMessageBytes), maxElements: .max / 2)
-        return Array((try? ProtoJSON.json(wireBytes: bytes, as: outputType, limits: big)) ?? Data("{}".utf8))
+        let room = ProtoLimits(maxMessageBytes: max(bytes.count, limits.maxMessageBytes), maxElements: .max / 2)
+        return Array((try? ProtoJSON.json(wireBytes: bytes, as: outputType, limits: room)) ?? Data("{}".utf8))
     }
 
-    /// Runs on the loop.
     private func handle(_ event: InProcessCall.Event) {
         switch event {
         case .message(let bytes, let sent):
@@ -436,31 +356,20 @@ private final class Responder: @unchecked Sendable {
                 sent()
                 return
             }
-            startStreamIfNeeded()
+            startStream()
             let body = json(bytes)
-            if connectStreaming {
-                connection.write(HTTP1Response.chunk(Self.envelope(flags: 0, body)))
-            } else {
-                connection.write(HTTP1Response.chunk(Array("data: ".utf8) + body + Array("\n\n".utf8)))
-            }
-            connection.whenWritable(sent)
+            sink.body(connectStreaming ? Self.envelope(flags: 0, body) : Array("data: ".utf8) + body + [10, 10])
+            sink.whenWritable(sent)
         case .finished(let code, let message, _):
-            if streaming {
-                finishStream(code, message)
-            } else {
-                finishUnary(code, message)
-            }
-            connection.finishedResponse()
+            if streaming { finishStream(code, message) } else { finishUnary(code, message) }
         }
     }
 
-    private func startStreamIfNeeded() {
+    private func startStream() {
         guard !started else { return }
         started = true
         let type = connectStreaming ? "application/connect+json" : "text/event-stream"
-        connection.write(
-            HTTP1Response.head(status: 200, headers: GatewayConnection.headers(contentType: type, length: nil))
-        )
+        sink.head(status: 200, headers: Exchange.headers(contentType: type), length: nil)
     }
 
     private func finishStream(_ code: RPCCode, _ message: String) {
@@ -469,43 +378,24 @@ private final class Responder: @unchecked Sendable {
             finishUnary(code, message)
             return
         }
-        startStreamIfNeeded()
+        startStream()
         let error: [String: Any] = ["code": ConnectCodes.name(code), "message": message]
         if connectStreaming {
             let end = (try? JSONSerialization.data(withJSONObject: code == .ok ? [:] : ["error": error])) ?? Data()
-            connection.write(HTTP1Response.chunk(Self.envelope(flags: 2, Array(end))))
+            sink.body(Self.envelope(flags: 2, Array(end)))
         } else {
             let data = (try? JSONSerialization.data(withJSONObject: code == .ok ? [:] : error)) ?? Data()
-            let name = code == .ok ? "end" : "error"
-            connection.write(
-                HTTP1Response.chunk(Array("event: \(name)\ndata: ".utf8) + Array(data) + Array("\n\n".utf8))
-            )
+            sink.body(Array("event: \(code == .ok ? "end" : "error")\ndata: ".utf8) + Array(data) + [10, 10])
         }
-        connection.write(HTTP1Response.lastChunk)
+        sink.end()
     }
 
     private func finishUnary(_ code: RPCCode, _ message: String) {
         guard code == .ok, let bytes = unaryMessage else {
-            let body = Array(GatewayConnection.errorJSON(code: ConnectCodes.name(code), message: message))
-            connection.write(
-                HTTP1Response.head(
-                    status: ConnectCodes.httpStatus(code),
-                    headers: GatewayConnection.headers(contentType: "application/json", length: body.count)
-                ) + body
-            )
+            sink.respondError(status: ConnectCodes.httpStatus(code), code: ConnectCodes.name(code), message)
             return
         }
-        let body = json(bytes)
-        connection.write(
-            HTTP1Response.head(
-                status: 200,
-                headers: GatewayConnection.headers(
-                    contentType: "application/json",
-                    length: body.count,
-                    extra: cookies(for: bytes)
-                )
-            ) + body
-        )
+        sink.respond(status: 200, headers: cookies(for: bytes), json: json(bytes))
     }
 
     /// Signing in sets the session cookie (and its CSRF companion); signing out clears them.
@@ -534,9 +424,6 @@ private final class Responder: @unchecked Sendable {
 
     static func envelope(flags: UInt8, _ body: [UInt8]) -> [UInt8] {
         let n = UInt32(body.count)
-        return [
-            flags, UInt8(n >> 24), UInt8(truncatingIfNeeded: n >> 16), UInt8(truncatingIfNeeded: n >> 8),
-            UInt8(truncatingIfNeeded: n),
-        ] + body
+        return [flags] + (0..<4).reversed().map { UInt8(truncatingIfNeeded: n >> (8 * UInt32($0))) } + body
     }
 }

@@ -7,7 +7,7 @@ import Glibc
 /// certificates from the federation CA, ALPN "h2" required.
 public final class TLSContext: @unchecked Sendable {
     /// `consoleServer`: the HTTPS console for a node's own staff (browsers, curl): a certificate for
-    /// the host name staff use, no client certificate asked, ALPN "http/1.1".
+    /// the host name staff use, no client certificate asked, ALPN "h2" or "http/1.1".
     public enum Side: Sendable { case server, client, consoleServer }
 
     public let side: Side
@@ -58,7 +58,7 @@ public final class TLSContext: @unchecked Sendable {
         if side == .consoleServer {
             // Staff prove who they are by password and second factor, not by certificate.
             SSL_CTX_set_verify(context, SSL_VERIFY_NONE, nil)
-            SSL_CTX_set_alpn_select_cb(context, selectHTTP1, nil)
+            SSL_CTX_set_alpn_select_cb(context, selectConsole, nil)
             return
         }
         guard SSL_CTX_load_verify_locations(context, c.trustedCAPath, nil) == 1 else {
@@ -153,8 +153,9 @@ private func selectH2(
     return select(Array("h2".utf8), from: input, inputLength, out, outLength)
 }
 
-/// The console speaks HTTP/1.1: a client that offers protocols must offer it.
-private func selectHTTP1(
+/// The console speaks HTTP/2, and HTTP/1.1 for simpler clients: a client that offers protocols
+/// must offer one of them.
+private func selectConsole(
     _ ssl: OpaquePointer?,
     _ out: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
     _ outLength: UnsafeMutablePointer<UInt8>?,
@@ -163,7 +164,8 @@ private func selectHTTP1(
     _ arg: UnsafeMutableRawPointer?
 ) -> Int32 {
     guard let input else { return SSL_TLSEXT_ERR_NOACK }
-    return select(Array("http/1.1".utf8), from: input, inputLength, out, outLength)
+    let h2 = select(Array("h2".utf8), from: input, inputLength, out, outLength)
+    return h2 == SSL_TLSEXT_ERR_OK ? h2 : select(Array("http/1.1".utf8), from: input, inputLength, out, outLength)
 }
 
 /// Picks `wanted` from the client's length-prefixed ALPN list, or refuses the handshake.

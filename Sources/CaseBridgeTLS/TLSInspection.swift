@@ -3,6 +3,15 @@ internal import COpenSSL
 /// What a finished (or failed) handshake says about the peer. Called on the
 /// connection's own thread, right after the handshake event.
 package enum TLSInspection {
+    /// The application protocol the handshake agreed ("h2", "http/1.1"), or nil.
+    package static func negotiatedProtocol(_ ssl: OpaquePointer) -> String? {
+        var alpn: UnsafePointer<UInt8>? = nil
+        var alpnLength: UInt32 = 0
+        SSL_get0_alpn_selected(ssl, &alpn, &alpnLength)
+        guard let alpn, alpnLength > 0 else { return nil }
+        return String(decoding: UnsafeBufferPointer(start: alpn, count: Int(alpnLength)), as: UTF8.self)
+    }
+
     /// The peer's verified identity, after checking ALPN and trust domain.
     /// OpenSSL has already verified the chain (SSL_VERIFY_PEER); this adds CaseBridge's rules.
     package static func verifiedPeer(_ ssl: OpaquePointer, trustDomain: String) -> Result<PeerIdentity, TLSError> {

@@ -56,20 +56,31 @@ struct ConsoleHTTPSTests {
 
         // curl, as the README shows it, with the operator's token: status yes, persons' names no.
         let operatorToken = federation.operators["embassy-id"]!.token
-        func curl(_ method: String, _ body: String) throws -> ProcessResult {
+        func curl(_ method: String, _ body: String, _ version: String) throws -> ProcessResult {
             try run(
                 "curl",
                 [
-                    "-sS", "--cacert", ca, "\(base)/casebridge.v1.Console/\(method)",
+                    "-sS", version, "--cacert", ca, "\(base)/casebridge.v1.Console/\(method)",
                     "-H", "Content-Type: application/json", "-H", "Authorization: Bearer \(operatorToken)",
-                    "-d", body,
+                    "-d", body, "-w", "HTTP/%{http_version}",
                 ]
             )
         }
-        let status = try curl("GetStatus", "{}")
-        #expect(status.stdout.contains("\"nodeId\":\"embassy-id\""), "\(status.stdout) \(status.stderr)")
-        let viewed = try curl("GetCase", "{\"caseId\":\"\(caseID)\"}")
-        #expect(viewed.stdout.contains(caseID) && !viewed.stdout.contains("Person 0 Https"), "\(viewed.stdout)")
+        // curl speaks HTTP/2 when offered (what browsers do too); HTTP/1.1 on request.
+        for version in ["--http2", "--http1.1"] {
+            let status = try curl("GetStatus", "{}", version)
+            #expect(
+                status.stdout.contains("\"nodeId\":\"embassy-id\""),
+                "\(version): \(status.stdout) \(status.stderr)"
+            )
+            #expect(status.stdout.hasSuffix(version == "--http2" ? "HTTP/2" : "HTTP/1.1"), "\(status.stdout)")
+            let viewed = try curl("GetCase", "{\"caseId\":\"\(caseID)\"}", version)
+            #expect(viewed.stdout.contains(caseID) && !viewed.stdout.contains("Person 0 Https"), "\(viewed.stdout)")
+            let listed = try curl("ListCases", "{}", version)
+            #expect(listed.stdout.contains("data: {") && listed.stdout.contains("event: end"), "\(listed.stdout)")
+            let bad = try curl("GetCase", "{\"caseId\": 5}", version)
+            #expect(bad.stdout.contains("invalid_argument"), "\(bad.stdout)")
+        }
 
         // The socket's audit log names the HTTPS sign-in and the account's actions.
         let audit = try federation.cli(["audit", "list", "--json"], node: "embassy-id", as: "op")
