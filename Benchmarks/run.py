@@ -68,7 +68,7 @@ class Federation:
             os.makedirs(os.path.join(self.folder, node))
             json.dump({"node_id": node, "listen": f"127.0.0.1:{self.ports[node]}",
                        "certificate": f"{CERTS}/nodes/{node}.pem", "private_key": f"{CERTS}/nodes/{node}.key",
-                       "ca": f"{CERTS}/ca.pem", "directory": "directory.json", "data_folder": f"{node}/data",
+                       "ca": f"{CERTS}/ca.pem", "crl": f"{CERTS}/crl.pem", "directory": "directory.json", "data_folder": f"{node}/data",
                        "console_socket": f"{node}/console.sock",
                        "limits": limits or self.THROUGHPUT_LIMITS,
                        "delivery": {"initial_backoff_ms": 100, "max_backoff_ms": 2000}},

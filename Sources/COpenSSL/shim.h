@@ -30,4 +30,7 @@ static inline void cb_general_names_free(GENERAL_NAMES *names) { GENERAL_NAMES_f
 static inline void cb_OPENSSL_free(void *p) { OPENSSL_free(p); }
 // BIO_get_mem_data is a macro over BIO_ctrl.
 static inline long cb_BIO_get_mem_data(BIO *bio, char **data) { return BIO_get_mem_data(bio, data); }
+// sk_X509_REVOKED_num and sk_X509_REVOKED_value are generated macros.
+static inline int cb_revoked_count(const STACK_OF(X509_REVOKED) *list) { return sk_X509_REVOKED_num(list); }
+static inline X509_REVOKED *cb_revoked_value(const STACK_OF(X509_REVOKED) *list, int i) { return sk_X509_REVOKED_value(list, i); }
 #endif

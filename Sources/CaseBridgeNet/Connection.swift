@@ -42,6 +42,8 @@ public final class Connection: @unchecked Sendable {
     /// The application protocol TLS agreed ("h2", "http/1.1"); nil without TLS or ALPN.
     public var negotiatedProtocol: String? { ssl.flatMap(TLSInspection.negotiatedProtocol) }
     public private(set) var peer: PeerIdentity?
+    /// The serial number of the peer's verified certificate (hexadecimal), checked on a reload.
+    public private(set) var peerCertificateSerial: String?
     public var delegate: ConnectionDelegate?
     /// Called once the socket is really closed, lingering included (the listener's count).
     var onSocketClosed: (() -> Void)?
@@ -308,6 +310,7 @@ public final class Connection: @unchecked Sendable {
                 return
             }
             peer = identity
+            peerCertificateSerial = TLSInspection.peerSerial(ssl)
             ready = true
             timer = nil
             delegate?.connectionReady(self)

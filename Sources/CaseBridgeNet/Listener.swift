@@ -12,7 +12,9 @@ public final class Listener: @unchecked Sendable {
     public let port: Int
     private var listener: OpaquePointer?
     private let group: EventLoopGroup
-    private let tls: TLSContext?
+    /// Replaced by ``replaceTLS(_:)`` (a reload): new connections take the new one.
+    private let tlsContext: Mutex<TLSContext?>
+    private var tls: TLSContext? { tlsContext.withLock { $0 } }
     private let unixPath: String?
     private let timeouts: ConnectionTimeouts
     private let maxConnections: Int
@@ -44,7 +46,7 @@ public final class Listener: @unchecked Sendable {
         makeDelegate: @escaping DelegateFactory
     ) throws(ConnectionError) {
         self.group = group
-        self.tls = tls
+        self.tlsContext = Mutex(tls)
         self.timeouts = timeouts
         self.maxConnections = maxConnections
         self.maxHandshakesPerAddress = maxHandshakesPerAddress
@@ -87,6 +89,10 @@ public final class Listener: @unchecked Sendable {
             Unmanaged.passUnretained(self).toOpaque()
         )
     }
+
+    /// New connections handshake with `tls` from now on (a new certificate, key or CRL);
+    /// connections already open keep theirs.
+    public func replaceTLS(_ tls: TLSContext) { tlsContext.withLock { $0 = tls } }
 
     /// Connections open now.
     public var openConnections: Int { open.load(ordering: .relaxed) }

@@ -23,6 +23,8 @@ public struct Refusal: Sendable, Equatable {
         public static let stalled = Kind(event: "http2.stalled")
         /// A request message that could not be decoded (malformed, or over the contract's limits).
         public static let malformed = Kind(event: "call.malformed")
+        /// A reload found the peer's certificate revoked, or its node gone from the directory.
+        public static let revoked = Kind(event: "connection.revoked")
         /// The peer sent more than the connection may hold in memory.
         public static let memory = Kind(event: "connection.memory_limit")
     }

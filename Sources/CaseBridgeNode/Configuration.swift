@@ -158,6 +158,8 @@ public struct NodeConfiguration: Sendable {
     public var delivery = DeliverySettings()
     public var retention = RetentionSettings()
     public var staff = StaffSettings()
+    /// `status` and the log warn this long before a certificate or the CRL expires.
+    public var expiryWarning: Duration = .seconds(14 * 86_400)
     public var consoleHTTPS: ConsoleHTTPSSettings?
 
     /// What a reader of this node's responses accepts: up to `maxReadBytes`, with an element budget
@@ -184,13 +186,27 @@ public struct NodeConfiguration: Sendable {
         guard Validation.isEndpoint(listen) else {
             throw object.error("listen", "must be host:port, not \"\(listen)\"")
         }
+        // Revocation is never off by accident (a typo in the key, or a forgotten line). Asked after
+        // the keys before it, so that only a key nobody reads can look like a typo of it.
+        func crl() throws(ConfigurationError) -> String? {
+            guard object.has("crl") else {
+                if let typo = object.typo(of: "crl") {
+                    throw object.error(typo, "unknown key (did you mean \"crl\"?)")
+                }
+                throw object.error(
+                    "crl",
+                    "missing: give the federation CA's CRL file, or \"none\" to run without revocation checks"
+                )
+            }
+            return try object.string("crl") == "none" ? nil : try file("crl")
+        }
         var configuration = NodeConfiguration(
             nodeID: nodeID,
             listen: listen,
             certificate: try file("certificate"),
             privateKey: try file("private_key"),
             ca: try file("ca"),
-            crl: object.has("crl") ? try file("crl") : nil,
+            crl: try crl(),
             directoryPath: try file("directory"),
             dataFolder: try file("data_folder", mustExist: false),
             consoleSocket: try file("console_socket", mustExist: false)
@@ -307,6 +323,9 @@ public struct NodeConfiguration: Sendable {
                 )
             )
         }
+        configuration.expiryWarning = .seconds(
+            86_400 * (try object.int("expiry_warning_days", default: 14, range: 1...365))
+        )
         if let console = try object.optionalObject("console") {
             let listen = try console.string("listen")
             guard Validation.isEndpoint(listen) else {
@@ -380,6 +399,11 @@ struct JSONFile {
 
     /// Refuses the first key that was never asked for, here or in the objects read from here,
     /// naming the key it most looks like.
+    /// A key of this object nobody asked for that looks like a typo of `field`.
+    func typo(of field: String) -> String? {
+        object.keys.sorted().first { !log.read.contains($0) && distance($0, field) <= 2 }
+    }
+
     func refuseUnknownKeys() throws(ConfigurationError) {
         for key in object.keys.sorted() where !log.read.contains(key) {
             let near = log.read.min { distance($0, key) < distance($1, key) }

@@ -1,6 +1,7 @@
 import CaseBridgeProto
 import CaseBridgeRPC
 import CaseBridgeStore
+import CaseBridgeTLS
 import Logging
 import Synchronization
 
@@ -11,6 +12,9 @@ import Synchronization
 final class DeliveryWorker: Sendable {
     let peer: DirectoryEntry
     private let channel: RPCChannel
+
+    /// New trust material after a reload: the next connection to the peer uses it.
+    func replaceTLS(_ tls: TLSContext) { channel.replaceTLS(tls) }
     private let tracker: CaseTracker
     private let settings: DeliverySettings
     private let logger: Logger

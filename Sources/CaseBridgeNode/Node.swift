@@ -24,6 +24,7 @@ public final class Node: Sendable {
     /// work that must not hold Swift's cooperative threads. One lane per peer.
     private let deliveryPool = WorkerPool(threads: 2, name: "cb-delivery-worker")
     private let logger: Logger
+    private let expiry: ExpiryWatch
 
     /// The port the exchange listens on (useful when the configuration asked for port 0).
     public var port: Int { exchange.port }
@@ -41,42 +42,8 @@ public final class Node: Sendable {
                 problem: "no entry for this node's node_id \"\(configuration.nodeID)\""
             )
         }
-        try Self.checkOwnerOnly(configuration.privateKey)
-        let tlsConfiguration = TLSConfiguration(
-            certificateChainPath: configuration.certificate,
-            privateKeyPath: configuration.privateKey,
-            trustedCAPath: configuration.ca,
-            revocationListPath: configuration.crl,
-            trustDomain: directory.trustDomain
-        )
-        let serverTLS = try TLSContext(.server, configuration: tlsConfiguration)
-        let clientTLS = try TLSContext(.client, configuration: tlsConfiguration)
+        let (serverTLS, clientTLS) = try Self.trustMaterial(configuration, directory: directory, me: me)
         let identity = PeerIdentity(trustDomain: directory.trustDomain, nodeID: me.id)
-        guard serverTLS.identities.contains(identity) else {
-            throw ConfigurationError(
-                file: configuration.certificate,
-                field: "",
-                problem:
-                    "certificate is not for \(identity) "
-                    + "(it names \(serverTLS.identities.map(\.description).joined(separator: ", ")))"
-            )
-        }
-
-        let now = Clock.nowMs() / 1000
-        if let notAfter = serverTLS.certificateNotAfter, notAfter < now {
-            throw ConfigurationError(
-                file: configuration.certificate,
-                field: "",
-                problem: "certificate expired; ask the federation CA for a new one"
-            )
-        }
-        if let notBefore = serverTLS.certificateNotBefore, notBefore > now {
-            throw ConfigurationError(
-                file: configuration.certificate,
-                field: "",
-                problem: "certificate is not valid yet; check the clock"
-            )
-        }
         // Sockets, the database and its WAL, and the console's connections all take file descriptors.
         let filesNeeded = configuration.maxConnections + 256
         let filesAllowed = FileLimit.raise(toAtLeast: filesNeeded)
@@ -86,9 +53,9 @@ public final class Node: Sendable {
                 metadata: ["open-files-allowed": "\(filesAllowed)", "needed": "\(filesNeeded)"]
             )
         }
-        if configuration.crl == nil {
-            logger.warning("the configuration names no crl: certificates the federation revoked are not refused")
-        }
+        let expiry = ExpiryWatch(configuration: configuration)
+        self.expiry = expiry
+        for warning in expiry.warnings() { logger.warning("\(warning)") }
         try DataKeyFile.settle(configuration, logger: logger)
         let store = try CaseStore(
             folder: configuration.dataFolder,
@@ -203,7 +170,7 @@ public final class Node: Sendable {
                 workers: workers,
                 certificateNotAfter: serverTLS.certificateNotAfter,
                 startedAtMs: Clock.nowMs(),
-                revocationChecked: configuration.crl != nil
+                expiry: expiry
             ),
             retention: configuration.retention,
             via: "socket"
@@ -299,6 +266,82 @@ public final class Node: Sendable {
         )
     }
 
+    /// The node's TLS contexts from its certificate, key, CA and CRL files, checked: the
+    /// certificate must name this node and be valid now, the key must be owner-only.
+    static func trustMaterial(
+        _ configuration: NodeConfiguration,
+        directory: Directory,
+        me: DirectoryEntry
+    ) throws -> (server: TLSContext, client: TLSContext) {
+        try Self.checkOwnerOnly(configuration.privateKey)
+        let tlsConfiguration = TLSConfiguration(
+            certificateChainPath: configuration.certificate,
+            privateKeyPath: configuration.privateKey,
+            trustedCAPath: configuration.ca,
+            revocationListPath: configuration.crl,
+            trustDomain: directory.trustDomain
+        )
+        let serverTLS = try TLSContext(.server, configuration: tlsConfiguration)
+        let clientTLS = try TLSContext(.client, configuration: tlsConfiguration)
+        let identity = PeerIdentity(trustDomain: directory.trustDomain, nodeID: me.id)
+        guard serverTLS.identities.contains(identity) else {
+            throw ConfigurationError(
+                file: configuration.certificate,
+                field: "",
+                problem:
+                    "certificate is not for \(identity) "
+                    + "(it names \(serverTLS.identities.map(\.description).joined(separator: ", ")))"
+            )
+        }
+
+        let now = Clock.nowMs() / 1000
+        if let notAfter = serverTLS.certificateNotAfter, notAfter < now {
+            throw ConfigurationError(
+                file: configuration.certificate,
+                field: "",
+                problem: "certificate expired; ask the federation CA for a new one"
+            )
+        }
+        if let notBefore = serverTLS.certificateNotBefore, notBefore > now {
+            throw ConfigurationError(
+                file: configuration.certificate,
+                field: "",
+                problem: "certificate is not valid yet; check the clock"
+            )
+        }
+        return (serverTLS, clientTLS)
+    }
+
+    /// Reads the certificate, key, CA and CRL files again (SIGHUP, `casebridge node reload`). New
+    /// connections and deliveries use them at once; every open connection of a peer whose
+    /// certificate the new CRL revokes is cut. On any problem nothing changes and the reason is
+    /// thrown. Returns how many peer certificates the CRL revokes.
+    @discardableResult
+    public func reload() async throws -> Int {
+        let (serverTLS, clientTLS) = try Self.trustMaterial(configuration, directory: tracker.directory, me: tracker.me)
+        let revoked =
+            try configuration.crl.map { try RevocationList.serials(String(contentsOfFile: $0, encoding: .utf8)) }
+            ?? []
+        let directory = tracker.directory
+        exchange.replaceTLS(serverTLS) { peer, serial in
+            if let serial, revoked.contains(serial) { return "the certificate of \(peer.nodeID) is revoked" }
+            return directory.node(peer.nodeID) == nil ? "\(peer.nodeID) is not in the directory" : nil
+        }
+        for worker in workers.values { worker.replaceTLS(clientTLS) }
+        expiry.refresh(configuration)
+        let warnings = expiry.warnings()
+        for warning in warnings { logger.warning("\(warning)") }
+        await tracker.audit(
+            event: "node.reloaded",
+            actor: "operator",
+            subject: tracker.me.id,
+            outcome: "ok",
+            detail: "revoked=\(revoked.count) warnings=\(warnings.count)"
+        )
+        logger.notice("trust material reloaded", metadata: ["revoked": "\(revoked.count)"])
+        return revoked.count
+    }
+
     /// Graceful stop: health goes NOT_SERVING, servers let calls in flight finish, deliveries stop
     /// (their outbox stays for the next start), the store closes after its last write.
     public func shutdown() async {
@@ -330,7 +373,7 @@ struct StatusReporter: Sendable {
     let workers: [String: DeliveryWorker]
     let certificateNotAfter: Int64?
     let startedAtMs: Int64
-    var revocationChecked = true
+    let expiry: ExpiryWatch
 
     func status(for member: StaffMember) throws -> NodeStatus {
         let backlog = try tracker.store.read { try $0.backlog(pendingStates: CaseTracker.pendingDeliveryStates) }
@@ -342,7 +385,9 @@ struct StatusReporter: Sendable {
         status.startedAtMs = startedAtMs
         status.version = Node.version
         status.unreadInbox = UInt32(try tracker.store.read { try $0.unreadCount(staffID: member.staffID) })
-        status.revocationChecked = revocationChecked
+        status.revocationChecked = expiry.crl != nil
+        status.crlNextUpdateMs = (expiry.crlNextUpdate ?? 0) * 1000
+        status.warnings = expiry.warnings()
         // The peers this node exchanges with: for an embassy, NCCT only (never other embassies).
         status.peers = tracker.directory.nodes.filter { workers[$0.id] != nil }.map { entry in
             var peer = PeerStatus()

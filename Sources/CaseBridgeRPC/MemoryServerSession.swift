@@ -83,6 +83,7 @@ private final class MemoryTransport: ServerTransport {
     let peer: PeerIdentity?
     let remoteHost = "memory"
     let pendingOutputBytes = 0
+    let peerCertificateSerial: String? = nil
     private var output: [UInt8] = []
     private(set) var isClosed = false
     var onClose: ((ConnectionError?) -> Void)?

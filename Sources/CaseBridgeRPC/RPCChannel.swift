@@ -145,6 +145,11 @@ public final class RPCChannel: Sendable {
     }
 
     /// Closes the connection; calls in flight fail with UNAVAILABLE.
+    /// New trust material (a reload): later connections use `tls`; the open one is closed.
+    public func replaceTLS(_ tls: TLSContext) {
+        core.loop.execute { [core] in core.replaceTLS(tls) }
+    }
+
     public func close() {
         core.loop.execute { [core] in core.close() }
         ownedGroup?.shutdown()
@@ -264,7 +269,8 @@ final class ClientCall: @unchecked Sendable {
 final class ChannelCore: @unchecked Sendable {
     let endpoint: String
     let target: PeerIdentity
-    let tls: TLSContext?
+    /// On the loop only; a reload replaces it.
+    var tls: TLSContext?
     let configuration: RPCClientConfiguration
     let logger: Logger
     let loop: EventLoop
@@ -382,6 +388,17 @@ final class ChannelCore: @unchecked Sendable {
         let seconds = min(c.initialBackoff.seconds * pow(c.backoffMultiplier, attempt - 1), c.maxBackoff.seconds)
         let jittered = seconds * Double.random(in: (1 - c.backoffJitter)...(1 + c.backoffJitter))
         return .milliseconds(Int64(jittered * 1000))
+    }
+
+    /// New trust material (a reload): the next connection uses it; the open one is closed so that
+    /// a peer now revoked is not sent anything more (calls in flight fail UNAVAILABLE: retried).
+    func replaceTLS(_ tls: TLSContext) {
+        self.tls = tls
+        switch state {
+        case .ready(let connection), .connecting(let connection): connection.close()
+        default: break
+        }
+        state = .idle
     }
 
     func close() {

@@ -103,6 +103,16 @@ public final class RPCServer: Sendable {
         logger.info("listening", metadata: ["address": "\(configuration.address)", "port": "\(listener.port)"])
     }
 
+    /// A reload of trust material: new connections handshake with `tls`; each open connection whose
+    /// peer `refusal` names a reason for (its certificate revoked, its node gone from the
+    /// directory) is cut at once, and the refusal reported.
+    public func replaceTLS(_ tls: TLSContext, refusal: @escaping @Sendable (PeerIdentity, String?) -> String?) {
+        listener.replaceTLS(tls)
+        for connection in core.connections.withLock({ Array($0.values) }) {
+            connection.loop.execute { connection.recheck(refusal) }
+        }
+    }
+
     /// Sockets open now (including ones still in their TLS handshake, and ones closing).
     public var openConnections: Int { listener.openConnections }
 
@@ -158,6 +168,8 @@ protocol ServerTransport: AnyObject {
     var peer: PeerIdentity? { get }
     var remoteHost: String { get }
     var pendingOutputBytes: Int { get }
+    /// The serial number of the peer's verified certificate, when it presented one.
+    var peerCertificateSerial: String? { get }
     func write(_ bytes: UnsafeRawBufferPointer)
     func pauseReading(for duration: Duration)
     func close()
@@ -596,6 +608,13 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
 
     func abort(reason: String) {
         connection?.abort(ConnectionError(.io, reason))
+    }
+
+    /// After a reload: cut the connection if its verified peer is no longer allowed.
+    func recheck(_ refusal: (PeerIdentity, String?) -> String?) {
+        guard let peer, let reason = refusal(peer, connection?.peerCertificateSerial) else { return }
+        refuse(.revoked, reason)
+        abort(reason: reason)
     }
 
     static let enhanceYourCalm: UInt32 = 0xb

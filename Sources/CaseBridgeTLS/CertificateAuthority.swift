@@ -10,12 +10,12 @@ public enum CertificateAuthority {
     public static func newKey() throws(TLSError) -> String {
         let key = try generateKey()
         defer { EVP_PKEY_free(key) }
-        return try pem { PEM_write_bio_PrivateKey($0, key, nil, nil, 0, nil, nil) }
+        return try PEMObjects.pem { PEM_write_bio_PrivateKey($0, key, nil, nil, 0, nil, nil) }
     }
 
     /// A self-signed CA certificate for `key`.
     public static func caCertificate(commonName: String, keyPEM: String, days: Int) throws(TLSError) -> String {
-        let key = try readKey(keyPEM)
+        let key = try PEMObjects.key(keyPEM)
         defer { EVP_PKEY_free(key) }
         let cert = try newCertificate(commonName: commonName, publicKey: key, days: days)
         defer { X509_free(cert) }
@@ -31,7 +31,7 @@ public enum CertificateAuthority {
         guard X509_sign(cert, key, EVP_sha256()) > 0 else {
             throw TLSError(.configuration, "signing: \(OpenSSLErrors.drain())")
         }
-        return try pem { PEM_write_bio_X509($0, cert) }
+        return try PEMObjects.pem { PEM_write_bio_X509($0, cert) }
     }
 
     /// A node certificate for `spiffe://<trustDomain>/node/<nodeID>`, signed by the CA, for the
@@ -49,23 +49,21 @@ public enum CertificateAuthority {
         guard PeerIdentity(uri: identity.uri) == identity else {
             throw TLSError(.configuration, "\(identity.uri) is not a valid node identity")
         }
-        let caKey = try readKey(caKeyPEM)
-        defer { EVP_PKEY_free(caKey) }
-        let caCert = try readCertificate(caCertificatePEM)
-        defer { X509_free(caCert) }
-        guard X509_check_private_key(caCert, caKey) == 1 else {
-            throw TLSError(.configuration, "the CA key does not match the CA certificate")
+        let (caCert, caKey) = try PEMObjects.authority(caCertificatePEM, caKeyPEM)
+        defer {
+            X509_free(caCert)
+            EVP_PKEY_free(caKey)
         }
         let subjectKey: OpaquePointer
         if let csrPEM {
-            let request = try withBIO(csrPEM) { PEM_read_bio_X509_REQ($0, nil, nil, nil) }
+            let request = try PEMObjects.read(csrPEM) { PEM_read_bio_X509_REQ($0, nil, nil, nil) }
             defer { X509_REQ_free(request) }
             guard let key = X509_REQ_get_pubkey(request), X509_REQ_verify(request, key) == 1 else {
                 throw TLSError(.configuration, "the signing request's signature does not verify")
             }
             subjectKey = key
         } else if let keyPEM {
-            subjectKey = try readKey(keyPEM)
+            subjectKey = try PEMObjects.key(keyPEM)
         } else {
             throw TLSError(.configuration, "give a key or a signing request")
         }
@@ -87,12 +85,12 @@ public enum CertificateAuthority {
         guard X509_sign(cert, caKey, EVP_sha256()) > 0 else {
             throw TLSError(.configuration, "signing: \(OpenSSLErrors.drain())")
         }
-        return try pem { PEM_write_bio_X509($0, cert) }
+        return try PEMObjects.pem { PEM_write_bio_X509($0, cert) }
     }
 
     /// A signing request for a node key, to send to a CA that runs elsewhere.
     public static func signingRequest(nodeID: String, trustDomain: String, keyPEM: String) throws(TLSError) -> String {
-        let key = try readKey(keyPEM)
+        let key = try PEMObjects.key(keyPEM)
         defer { EVP_PKEY_free(key) }
         guard let request = X509_REQ_new() else { throw TLSError(.configuration, OpenSSLErrors.drain()) }
         defer { X509_REQ_free(request) }
@@ -102,7 +100,7 @@ public enum CertificateAuthority {
         guard X509_REQ_sign(request, key, EVP_sha256()) > 0 else {
             throw TLSError(.configuration, "signing: \(OpenSSLErrors.drain())")
         }
-        return try pem { PEM_write_bio_X509_REQ($0, request) }
+        return try PEMObjects.pem { PEM_write_bio_X509_REQ($0, request) }
     }
 
     /// What a certificate says about itself.
@@ -116,7 +114,7 @@ public enum CertificateAuthority {
     }
 
     public static func describe(certificatePEM: String) throws(TLSError) -> Description {
-        let cert = try readCertificate(certificatePEM)
+        let cert = try PEMObjects.certificate(certificatePEM)
         defer { X509_free(cert) }
         func name(_ name: OpaquePointer?) -> String {
             guard let name, let text = X509_NAME_oneline(name, nil, 0) else { return "" }
@@ -185,16 +183,36 @@ public enum CertificateAuthority {
             X509_EXTENSION_free(ext)
         }
     }
+}
 
-    private static func readKey(_ pem: String) throws(TLSError) -> OpaquePointer {
-        try withBIO(pem) { PEM_read_bio_PrivateKey($0, nil, nil, nil) }
+/// OpenSSL objects to and from PEM text.
+enum PEMObjects {
+    /// The CA's certificate and key, which must belong together. The caller frees both.
+    static func authority(_ certificatePEM: String, _ keyPEM: String) throws(TLSError) -> (OpaquePointer, OpaquePointer)
+    {
+        let key = try self.key(keyPEM)
+        let cert: OpaquePointer
+        do { cert = try certificate(certificatePEM) } catch {
+            EVP_PKEY_free(key)
+            throw error
+        }
+        guard X509_check_private_key(cert, key) == 1 else {
+            X509_free(cert)
+            EVP_PKEY_free(key)
+            throw TLSError(.configuration, "the CA key does not match the CA certificate")
+        }
+        return (cert, key)
     }
 
-    private static func readCertificate(_ pem: String) throws(TLSError) -> OpaquePointer {
-        try withBIO(pem) { PEM_read_bio_X509($0, nil, nil, nil) }
+    static func key(_ pem: String) throws(TLSError) -> OpaquePointer {
+        try read(pem) { PEM_read_bio_PrivateKey($0, nil, nil, nil) }
     }
 
-    private static func withBIO(
+    static func certificate(_ pem: String) throws(TLSError) -> OpaquePointer {
+        try read(pem) { PEM_read_bio_X509($0, nil, nil, nil) }
+    }
+
+    static func read(
         _ pem: String,
         _ read: (OpaquePointer) -> OpaquePointer?
     ) throws(TLSError) -> OpaquePointer {
@@ -209,7 +227,7 @@ public enum CertificateAuthority {
         return object
     }
 
-    private static func pem(_ write: (OpaquePointer) -> Int32) throws(TLSError) -> String {
+    static func pem(_ write: (OpaquePointer) -> Int32) throws(TLSError) -> String {
         guard let bio = BIO_new(BIO_s_mem()) else { throw TLSError(.configuration, OpenSSLErrors.drain()) }
         defer { BIO_free(bio) }
         guard write(bio) == 1 else { throw TLSError(.configuration, "PEM: \(OpenSSLErrors.drain())") }

@@ -3,6 +3,17 @@ internal import COpenSSL
 /// What a finished (or failed) handshake says about the peer. Called on the
 /// connection's own thread, right after the handshake event.
 package enum TLSInspection {
+    /// The serial number of the peer's certificate, hexadecimal (for revocation on a reload).
+    package static func peerSerial(_ ssl: OpaquePointer) -> String? {
+        guard let cert = SSL_get0_peer_certificate(ssl),
+            let number = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nil)
+        else { return nil }
+        defer { BN_free(number) }
+        guard let hex = BN_bn2hex(number) else { return nil }
+        defer { cb_OPENSSL_free(hex) }
+        return String(cString: hex)
+    }
+
     /// The application protocol the handshake agreed ("h2", "http/1.1"), or nil.
     package static func negotiatedProtocol(_ ssl: OpaquePointer) -> String? {
         var alpn: UnsafePointer<UInt8>? = nil

@@ -12,7 +12,10 @@ struct CertsCommand: ParsableCommand {
             operator issues the certificate (`certs issue --csr`) and sends it back. Keys never \
             travel. Keys are written owner-only (0600) and never overwritten.
             """,
-        subcommands: [CreateCA.self, IssueCertificate.self, RequestCertificate.self, ShowCertificate.self]
+        subcommands: [
+            CreateCA.self, IssueCertificate.self, RequestCertificate.self, ShowCertificate.self,
+            RevokeCertificate.self, IssueRevocationList.self,
+        ]
     )
 }
 
@@ -144,6 +147,123 @@ struct ShowCertificate: ParsableCommand {
     }
 }
 
+/// The CA's revocation index (`revoked.json` beside ca.pem) and its CRLs: what the CA has revoked,
+/// kept so that each new CRL lists all of it, with an increasing CRL number.
+struct RevocationIndex: Codable {
+    var crlNumber = 0
+    var revoked: [RevocationList.Entry] = []
+
+    static func path(_ ca: String) -> String { "\(ca)/revoked.json" }
+
+    static func load(_ ca: String) throws -> RevocationIndex {
+        guard let data = FileManager.default.contents(atPath: path(ca)) else { return RevocationIndex() }
+        do { return try JSONDecoder().decode(RevocationIndex.self, from: data) } catch {
+            throw fail("\(path(ca)) is not a revocation index: \(error)", code: Exit.badInput)
+        }
+    }
+
+    /// Issues the next CRL to `ca/crl.pem` (replacing the previous one), and saves the index.
+    mutating func issue(ca: String, days: Int) throws -> (path: String, nextUpdate: Int64) {
+        guard (1...3650).contains(days) else { throw fail("--days must be from 1 to 3650", code: Exit.badInput) }
+        crlNumber += 1
+        let caCert = try Files.read("\(ca)/ca.pem"), caKey = try Files.read("\(ca)/ca.key")
+        let crl = try tls {
+            try RevocationList.issue(
+                caCertificatePEM: caCert,
+                caKeyPEM: caKey,
+                entries: revoked,
+                number: crlNumber,
+                days: days
+            )
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try Files.replace(String(decoding: try encoder.encode(self), as: UTF8.self), at: Self.path(ca), mode: 0o644)
+        try Files.replace(crl, at: "\(ca)/crl.pem", mode: 0o644)
+        return ("\(ca)/crl.pem", try tls { try RevocationList.nextUpdate(crl) })
+    }
+}
+
+struct RevokeCertificate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "revoke",
+        abstract: "Revokes a node certificate and issues a new CRL (ca/crl.pem) listing it.",
+        discussion: """
+            Give every node the new crl.pem (their configuration's "crl"). The CA folder keeps an \
+            index of what it revoked (revoked.json), so each CRL lists everything revoked so far.
+
+            Example:
+              casebridge certs revoke nodes/embassy-th.pem --ca ca --reason keyCompromise
+            """
+    )
+    @Argument(help: "The certificate to revoke (PEM).") var certificate: String
+    @Option(help: "Folder holding the CA's ca.pem and ca.key.") var ca: String
+    @Option(help: "unspecified, keyCompromise, superseded or cessationOfOperation.") var reason = "unspecified"
+    @Option(help: "Days until the new CRL's next update.") var days = 30
+    @OptionGroup var output: JSONOption
+
+    func run() throws {
+        guard RevocationList.reasons.contains(reason) else {
+            throw fail("--reason: one of \(RevocationList.reasons.joined(separator: ", "))", code: Exit.badInput)
+        }
+        let pem = try Files.read(certificate), caCert = try Files.read("\(ca)/ca.pem")
+        guard try tls({ try RevocationList.isIssued(pem, by: caCert) }) else {
+            throw fail("\(certificate) was not issued by the CA in \(ca)", code: Exit.badInput)
+        }
+        let serial = try tls { try RevocationList.serial(ofCertificate: pem) }
+        let identity = try tls { try CertificateAuthority.describe(certificatePEM: pem) }.identities.first ?? ""
+        var index = try RevocationIndex.load(ca)
+        let already = index.revoked.contains { $0.serial == serial }
+        if !already {
+            index.revoked.append(
+                RevocationList.Entry(
+                    serial: serial,
+                    revokedAt: Int64(Date().timeIntervalSince1970),
+                    reason: reason,
+                    identity: identity
+                )
+            )
+        }
+        let (path, next) = try index.issue(ca: ca, days: days)
+        output.say(
+            "\(already ? "Already revoked" : "Revoked") \(identity) (serial \(serial)). Wrote \(path) "
+                + "(next update \(Output.time(next * 1000))): give it to every node.",
+            [
+                "serial": serial, "identity": identity, "crl": path, "next_update": Output.time(next * 1000),
+                "already_revoked": already,
+            ]
+        )
+    }
+}
+
+struct IssueRevocationList: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "crl",
+        abstract: "Issues a fresh CRL (ca/crl.pem) before the current one's next update passes.",
+        discussion: """
+            A node refuses every peer of a CA whose CRL has passed its next update, and warns 14 days \
+            before (casebridge status). Issue a new one in time and give it to every node.
+
+            Example: casebridge certs crl --ca ca --days 30
+            """
+    )
+    @Option(help: "Folder holding the CA's ca.pem and ca.key.") var ca: String
+    @Option(help: "Days until the CRL's next update.") var days = 30
+    @OptionGroup var output: JSONOption
+
+    func run() throws {
+        var index = try RevocationIndex.load(ca)
+        let (path, next) = try index.issue(ca: ca, days: days)
+        output.say(
+            "Wrote \(path): \(index.revoked.count) revoked, next update \(Output.time(next * 1000)).",
+            [
+                "crl": path, "revoked": index.revoked.count, "next_update": Output.time(next * 1000),
+                "crl_number": index.crlNumber,
+            ]
+        )
+    }
+}
+
 /// Runs a certificate operation, turning its error into one line and exit 2.
 private func tls<T>(_ body: () throws -> T) throws -> T {
     do { return try body() } catch let error as ExitCode { throw error } catch {
@@ -158,6 +278,16 @@ enum Files {
             throw fail("cannot read \(path)", code: Exit.badInput)
         }
         return text
+    }
+
+    /// Writes `path` whole, replacing what was there only once the new content is on disk.
+    static func replace(_ text: String, at path: String, mode: mode_t) throws {
+        let temporary = "\(path).new"
+        unlink(temporary)
+        try writeNew(text, to: temporary, mode: mode)
+        guard rename(temporary, path) == 0 else {
+            throw fail("cannot replace \(path): \(String(cString: strerror(errno)))")
+        }
     }
 
     /// Creates `path` with `mode`; never replaces an existing file (a key may be irreplaceable).

@@ -9,7 +9,7 @@ struct NodeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "node",
         abstract: "Runs this agency's node.",
-        subcommands: [RunNode.self, RotateKey.self]
+        subcommands: [RunNode.self, ReloadNode.self, RotateKey.self]
     )
 }
 
@@ -20,7 +20,8 @@ struct RunNode: AsyncParsableCommand {
         discussion: """
             Logs go to standard error, one line each, without personal data. On SIGINT or SIGTERM \
             the node stops taking new calls, lets calls in flight finish, and keeps its outbox \
-            for the next start.
+            for the next start. On SIGHUP (casebridge node reload) it reads its certificate, key, \
+            CA and CRL files again and cuts the connections of peers the CRL now revokes.
 
             Example: casebridge node run --config demo/ncct/node.json
             """
@@ -48,8 +49,24 @@ struct RunNode: AsyncParsableCommand {
         do { node = try await Node(configuration: configuration, logger: logger) } catch {
             throw fail("cannot start: \(error)", code: 2)
         }
+        reloadOnHangup(node, logger: logger)
         await waitForStopSignal()
         await node.shutdown()
+    }
+
+    /// SIGHUP: new trust material without a restart; a bad new file leaves the old one in force.
+    private func reloadOnHangup(_ node: Node, logger: Logger) {
+        signal(SIGHUP, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        source.setEventHandler {
+            Task {
+                do { try await node.reload() } catch {
+                    logger.error("reload failed; the trust material in use stays", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+        source.resume()
+        keepAlive([source])
     }
 
     private func waitForStopSignal() async {
@@ -84,6 +101,40 @@ final class OnceFlag: @unchecked Sendable {
 /// Signal sources stop when released; these live as long as the process.
 nonisolated(unsafe) private var retainedSources: [DispatchSourceSignal] = []
 private func keepAlive(_ sources: [DispatchSourceSignal]) { retainedSources += sources }
+
+struct ReloadNode: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reload",
+        abstract: "Makes a running node read its certificate, key, CA and CRL files again (SIGHUP).",
+        discussion: """
+            After the CA revoked a node (casebridge certs revoke) or issued a fresh CRL, or after \
+            this node got a new certificate: put the files in place, then reload. New connections \
+            use them at once; open connections of peers the CRL revokes are cut. If a new file is \
+            unusable, the node keeps the old ones and says why in its log.
+
+            Example: casebridge node reload --config /etc/casebridge/node.json
+            """
+    )
+    @OptionGroup var node: NodeOptions
+
+    func run() async throws {
+        let configuration = try node.configuration()
+        let lock = (configuration.dataFolder as NSString).appendingPathComponent("casebridge.lock")
+        let text = (try? String(contentsOfFile: lock, encoding: .utf8)) ?? ""
+        guard await ConsoleConnection.isRunning(configuration),
+            let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0
+        else {
+            throw fail(
+                "node \(configuration.nodeID) is not running; its next start reads the files",
+                code: Exit.unreachable
+            )
+        }
+        guard kill(pid, SIGHUP) == 0 else {
+            throw fail("cannot signal node \(configuration.nodeID) (pid \(pid)): \(String(cString: strerror(errno)))")
+        }
+        print("Asked node \(configuration.nodeID) (pid \(pid)) to reload; `casebridge status` shows the result.")
+    }
+}
 
 struct RotateKey: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -27,9 +27,11 @@ struct StatusCommand: AsyncParsableCommand {
             "Certificate valid until \(Output.time(status.certificateNotAfterMs)) (\(days) days)"
                 + (days < 30 ? "  ← renew soon" : "")
         )
+        if status.crlNextUpdateMs > 0 { print("CRL in force until \(Output.time(status.crlNextUpdateMs))") }
         if !status.revocationChecked {
-            print("Revocation: OFF — the configuration names no crl; revoked certificates are not refused")
+            print("Revocation: OFF — the configuration says \"crl\": \"none\"; revoked certificates are not refused")
         }
+        for warning in status.warnings { print("WARNING: \(warning)") }
         print("Unread in inbox: \(status.unreadInbox)\n")
         Output.table(
             ["PEER", "ENDPOINT", "REACHABLE", "OWED", "OLDEST UNDELIVERED", "LAST ERROR"],

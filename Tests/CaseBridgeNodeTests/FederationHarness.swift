@@ -92,9 +92,8 @@ final class TestFederation: @unchecked Sendable {
                 consolePorts[node] = port
                 config["console"] = ["listen": "127.0.0.1:\(port)"]
             }
-            if FileManager.default.fileExists(atPath: certs.appendingPathComponent("crl.pem").path) {
-                config["crl"] = certs.appendingPathComponent("crl.pem").path
-            }
+            let crl = certs.appendingPathComponent("crl.pem")
+            config["crl"] = FileManager.default.fileExists(atPath: crl.path) ? crl.path : "none"
             try FileManager.default.createDirectory(
                 at: folder.appendingPathComponent(node),
                 withIntermediateDirectories: true

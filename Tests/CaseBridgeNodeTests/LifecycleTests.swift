@@ -331,7 +331,7 @@ struct ConfigurationTests {
         let limit = try write(
             #"{"node_id": "ncct", "listen": "127.0.0.1:1", "certificate": "\#(certs)/nodes/ncct.pem", "#
                 + #""private_key": "\#(certs)/nodes/ncct.key", "ca": "\#(certs)/ca.pem", "#
-                + #""directory": "\#(certs)/ca.pem", "#
+                + #""directory": "\#(certs)/ca.pem", "crl": "none", "#
                 + #""data_folder": "d", "console_socket": "s", "limits": {"stream_reset_burst": 0}}"#,
             "n3.json",
             in: folder
@@ -351,7 +351,14 @@ struct ConfigurationTests {
                 "\(typo): crll: unknown key (did you mean \"crl\"?)"
             )
         )
-        let nested = try write(base + #""limits": {"max_conections": 10}}"#, "n5.json", in: folder)
+        // Revocation is never off by accident: without "crl", the node says what to write.
+        let noCRL = try write(base + #""data_key_file": "k"}"#, "n6.json", in: folder)
+        #expect(
+            problem { _ = try NodeConfiguration.load(noCRL) }
+                == "\(noCRL): crl: missing: give the federation CA's CRL file, or \"none\" to run without "
+                + "revocation checks"
+        )
+        let nested = try write(base + #""crl": "none", "limits": {"max_conections": 10}}"#, "n5.json", in: folder)
         #expect(
             problem { _ = try NodeConfiguration.load(nested) }
                 .hasPrefix("\(nested): limits.max_conections: unknown key (did you mean \"max_connections\"?)")

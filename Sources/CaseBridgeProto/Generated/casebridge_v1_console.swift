@@ -765,6 +765,8 @@ public struct NodeStatus: ProtoMessage {
     public var version: String = ""
     public var unreadInbox: UInt32 = 0
     public var revocationChecked: Bool = false
+    public var crlNextUpdateMs: Int64 = 0
+    public var warnings: [String] = []
     public init() {}
     public init(fields: ProtoFields) {
         nodeID = fields.value(1)
@@ -776,6 +778,8 @@ public struct NodeStatus: ProtoMessage {
         version = fields.value(7)
         unreadInbox = fields.value(8)
         revocationChecked = fields.value(9)
+        crlNextUpdateMs = fields.value(10)
+        warnings = fields.values(11)
     }
     public var protoFields: ProtoFields {
         var fields = ProtoFields()
@@ -788,6 +792,8 @@ public struct NodeStatus: ProtoMessage {
         fields.set(7, version)
         fields.set(8, unreadInbox)
         fields.set(9, revocationChecked)
+        fields.set(10, crlNextUpdateMs)
+        fields.set(11, warnings)
         return fields
     }
 }

@@ -4048,7 +4048,7 @@ const ProtobufCMessageDescriptor casebridge__v1__peer_status__descriptor =
   (ProtobufCMessageInit) casebridge__v1__peer_status__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor casebridge__v1__node_status__field_descriptors[9] =
+static const ProtobufCFieldDescriptor casebridge__v1__node_status__field_descriptors[11] =
 {
   {
     "node_id",
@@ -4158,9 +4158,34 @@ static const ProtobufCFieldDescriptor casebridge__v1__node_status__field_descrip
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "crl_next_update_ms",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__NodeStatus, crl_next_update_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "warnings",
+    11,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Casebridge__V1__NodeStatus, n_warnings),
+    offsetof(Casebridge__V1__NodeStatus, warnings),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned casebridge__v1__node_status__field_indices_by_name[] = {
   4,   /* field[4] = certificate_not_after_ms */
+  9,   /* field[9] = crl_next_update_ms */
   0,   /* field[0] = node_id */
   3,   /* field[3] = peers */
   2,   /* field[2] = represents */
@@ -4169,11 +4194,12 @@ static const unsigned casebridge__v1__node_status__field_indices_by_name[] = {
   5,   /* field[5] = started_at_ms */
   7,   /* field[7] = unread_inbox */
   6,   /* field[6] = version */
+  10,   /* field[10] = warnings */
 };
 static const ProtobufCIntRange casebridge__v1__node_status__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 9 }
+  { 0, 11 }
 };
 const ProtobufCMessageDescriptor casebridge__v1__node_status__descriptor =
 {
@@ -4183,7 +4209,7 @@ const ProtobufCMessageDescriptor casebridge__v1__node_status__descriptor =
   "Casebridge__V1__NodeStatus",
   "casebridge.v1",
   sizeof(Casebridge__V1__NodeStatus),
-  9,
+  11,
   casebridge__v1__node_status__field_descriptors,
   casebridge__v1__node_status__field_indices_by_name,
   1,  casebridge__v1__node_status__number_ranges,

@@ -716,14 +716,26 @@ struct  Casebridge__V1__NodeStatus
   char *version;
   uint32_t unread_inbox;
   /*
-   * False when the configuration names no CRL: revoked certificates are not
-   * refused.
+   * False when the configuration says "crl": "none": revoked certificates are
+   * not refused.
    */
   protobuf_c_boolean revocation_checked;
+  /*
+   * When the CRL in force must be replaced (its next update); 0 without one.
+   * Past it, every peer of the CA is refused.
+   */
+  int64_t crl_next_update_ms;
+  /*
+   * What an operator must act on soon, one sentence each: a certificate or
+   * the CRL expiring within the warning period (14 days by default), or
+   * already expired; revocation off.
+   */
+  size_t n_warnings;
+  char **warnings;
 };
 #define CASEBRIDGE__V1__NODE_STATUS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__node_status__descriptor) \
-    , (char *)protobuf_c_empty_string, CASEBRIDGE__V1__NODE_ROLE__NODE_ROLE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, 0, 0 }
+    , (char *)protobuf_c_empty_string, CASEBRIDGE__V1__NODE_ROLE__NODE_ROLE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0,NULL }
 
 
 struct  Casebridge__V1__VerifyAuditRequest

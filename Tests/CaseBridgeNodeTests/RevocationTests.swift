@@ -1,0 +1,94 @@
+import CaseBridgeProto
+import Foundation
+import Testing
+import TestSupport
+
+/// Revocation as an operator runs it: the CA's own index and CRLs from `casebridge certs`, checked
+/// with the openssl command, applied by real nodes; and a warning before the CRL goes stale.
+@Suite("Revocation", .serialized)
+struct RevocationTests {
+    @Test("certs revoke lists the node in a new CRL; nodes refuse it; a CRL near its end is warned about")
+    func revokeAndWarn() async throws {
+        let folder = try makeTemporaryFolder("ca")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let ca = folder.appendingPathComponent("ca").path
+        func certs(_ arguments: [String]) throws -> ProcessResult {
+            let result = try run(casebridgeBinary, ["certs"] + arguments)
+            #expect(result.status == 0, "\(arguments): \(result.stderr)")
+            return result
+        }
+        _ = try certs(["create-ca", "--out", ca])
+        let nodes = ["ncct", "embassy-id", "embassy-cn"]
+        for node in nodes {
+            _ = try certs([
+                "issue", "--ca", ca, "--node-id", node, "--trust-domain", "casebridge.test", "--out",
+                folder.appendingPathComponent("nodes").path,
+            ])
+        }
+        let issued = try certs(["crl", "--ca", ca, "--days", "5"])
+        #expect(issued.stdout.contains("0 revoked"), "\(issued.stdout)")
+        try FileManager.default.copyItem(atPath: "\(ca)/ca.pem", toPath: folder.appendingPathComponent("ca.pem").path)
+        try FileManager.default.copyItem(atPath: "\(ca)/crl.pem", toPath: folder.appendingPathComponent("crl.pem").path)
+
+        let federation = try TestFederation(nodes: nodes, certs: folder)
+        for node in nodes { try await federation.start(node) }
+        // Five days before the CRL goes stale, status says so and says what to do.
+        let status = try federation.cli(["status"], node: "ncct", as: "op")
+        #expect(status.stdout.contains("WARNING: the CRL ends on"), "\(status.stdout)")
+        #expect(status.stdout.contains("in 5 days") && status.stdout.contains("casebridge certs crl"))
+        #expect(federation.log("ncct").contains("the CRL ends on"))
+
+        // embassy-cn files a case while all is well: it now has a connection open to NCCT.
+        func file(from node: String) async throws -> String {
+            let console = federation.console(node)
+            defer { console.close() }
+            return try await console.unary(Console.submit, Make.request(persons: 1)).caseID
+        }
+        func arrived(_ caseID: String, within seconds: Double) async throws -> Bool {
+            try await federation.eventually(seconds) {
+                try federation.sql("ncct", "SELECT COUNT(*) FROM cases WHERE case_id = '\(caseID)'") == ["1"]
+            }
+        }
+        #expect(try await arrived(try await file(from: "embassy-cn"), within: 30))
+
+        // embassy-cn's key is compromised: the CA revokes it; the openssl command reads the CRL.
+        let nodePEM = folder.appendingPathComponent("nodes/embassy-cn.pem").path
+        let revoked = try certs(["revoke", nodePEM, "--ca", ca, "--reason", "keyCompromise", "--json"])
+        let serial = try #require(
+            (try JSONSerialization.jsonObject(with: Data(revoked.stdout.utf8)) as? [String: Any])?["serial"] as? String
+        )
+        let listed = try run("openssl", ["crl", "-in", "\(ca)/crl.pem", "-noout", "-text", "-CAfile", "\(ca)/ca.pem"])
+        #expect(listed.stdout.contains(serial) && listed.stdout.contains("Key Compromise"), "\(listed.stdout)")
+        #expect(listed.stderr.contains("verify OK"), "\(listed.stderr)")
+        let again = try certs(["revoke", nodePEM, "--ca", ca])
+        #expect(again.stdout.hasPrefix("Already revoked"))
+        let elsewhere = try run(
+            casebridgeBinary,
+            ["certs", "revoke", TestFederation.certs.appendingPathComponent("nodes/ncct.pem").path, "--ca", ca]
+        )
+        #expect(elsewhere.status == 2 && elsewhere.stderr.contains("was not issued by the CA"), "\(elsewhere.stderr)")
+
+        // NCCT takes the new CRL without a restart: embassy-cn's open connection is cut and it
+        // cannot connect again; embassy-id carries on; the CRL warning is gone (30 days now).
+        try FileManager.default.removeItem(at: folder.appendingPathComponent("crl.pem"))
+        try FileManager.default.copyItem(atPath: "\(ca)/crl.pem", toPath: folder.appendingPathComponent("crl.pem").path)
+        let reload = try federation.cli(["node", "reload"], node: "ncct", as: "op")
+        #expect(reload.status == 0 && reload.stdout.contains("to reload"), "\(reload.stderr)")
+        func audited(_ event: String, containing text: String) async throws -> Bool {
+            try await federation.eventually {
+                try federation.sql(
+                    "ncct",
+                    "SELECT COUNT(*) FROM audit WHERE event = '\(event)' AND detail LIKE '%\(text)%'"
+                ) != ["0"]
+            }
+        }
+        #expect(try await audited("connection.revoked", containing: "embassy-cn is revoked"))
+        #expect(try await arrived(try await file(from: "embassy-id"), within: 30))
+        #expect(!(try await arrived(try await file(from: "embassy-cn"), within: 5)))
+        #expect(try await audited("tls.refused", containing: "revoked"))
+        let after = try federation.cli(["status"], node: "ncct", as: "op")
+        #expect(!after.stdout.contains("WARNING: the CRL"), "\(after.stdout)")
+        #expect(federation.isRunning["ncct"] == true)
+        federation.stopAll()
+    }
+}
