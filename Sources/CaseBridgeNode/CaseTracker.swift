@@ -10,7 +10,9 @@ import Synchronization
 /// idempotency key, the event and the audit entry; callers hear back only after it committed.
 public final class CaseTracker: Sendable {
     public let me: DirectoryEntry
-    public let directory: Directory
+    /// The federation as the directory file says now (a reload replaces it).
+    public var directory: Directory { directoryState.withLock { $0 } }
+    private let directoryState: Mutex<Directory>
     let store: CaseStore
     let logger: Logger
     let changes = Broadcast()
@@ -25,11 +27,14 @@ public final class CaseTracker: Sendable {
         outboxChanged: @escaping @Sendable (String) -> Void
     ) {
         self.me = me
-        self.directory = directory
+        self.directoryState = Mutex(directory)
         self.store = store
         self.logger = logger
         self.outboxChanged = outboxChanged
     }
+
+    /// A reloaded directory: who may call this node, and whom it delivers to, from now on.
+    func replaceDirectory(_ directory: Directory) { directoryState.withLock { $0 = directory } }
 
     /// Who is looking at cases: the node's own staff, or a peer node.
     public enum Viewer: Sendable {

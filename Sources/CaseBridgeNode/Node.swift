@@ -15,8 +15,8 @@ public final class Node: Sendable {
     let console: RPCServer
     /// The same console as Connect JSON over HTTPS, when configured.
     let consoleHTTPS: ConnectGateway?
-    let workers: [String: DeliveryWorker]
-    private let workerTasks: [Task<Void, Never>]
+    let crew: DeliveryCrew
+    private let retentionTask: Task<Void, Never>
     private let health: HealthService
     private let refusals: RefusalLedger
     private let clientGroup: EventLoopGroup
@@ -71,17 +71,16 @@ public final class Node: Sendable {
                     + "or another node's?)"
             )
         }
-        let peers = directory.nodes.filter { $0.id != me.id && ($0.role == .ncct || me.role == .ncct) }
+        let peers = Self.peers(of: me, in: directory)
         let clientGroup = EventLoopGroup(threads: 1, name: "cb-delivery")
         self.clientGroup = clientGroup
-        let workerBox = WorkerBox()
+        let crewBox = CrewBox()
         let tracker = CaseTracker(me: me, directory: directory, store: store, logger: logger) { peer in
-            workerBox.nudge(peer)
+            crewBox.crew?.nudge(peer)
         }
         self.tracker = tracker
         try await tracker.buildSearchIndexIfNeeded()
-        var workers: [String: DeliveryWorker] = [:]
-        for peer in peers {
+        let crew = DeliveryCrew(pool: deliveryPool) { [configuration, logger] peer, clientTLS in
             var client = RPCClientConfiguration()
             client.maxReceiveMessageBytes = configuration.maxReadBytes
             client.maxSendMessageBytes = configuration.maxMessageBytes
@@ -91,13 +90,13 @@ public final class Node: Sendable {
             client.maxBackoff = min(configuration.delivery.maxBackoff, .seconds(120))
             let channel = RPCChannel(
                 endpoint: peer.endpoint,
-                target: PeerIdentity(trustDomain: directory.trustDomain, nodeID: peer.id),
+                target: PeerIdentity(trustDomain: tracker.directory.trustDomain, nodeID: peer.id),
                 tls: clientTLS,
                 configuration: client,
                 logger: logger,
                 group: clientGroup
             )
-            workers[peer.id] = DeliveryWorker(
+            return DeliveryWorker(
                 peer: peer,
                 channel: channel,
                 tracker: tracker,
@@ -106,8 +105,9 @@ public final class Node: Sendable {
                 logger: logger
             )
         }
-        self.workers = workers
-        workerBox.workers = workers
+        crew.add(peers, tls: clientTLS, start: false)
+        self.crew = crew
+        crewBox.crew = crew
 
         var server = RPCServerConfiguration()
         server.address = configuration.listen
@@ -167,7 +167,7 @@ public final class Node: Sendable {
             accounts: StaffAccounts(tracker: tracker, settings: configuration.staff),
             status: StatusReporter(
                 tracker: tracker,
-                workers: workers,
+                crew: crew,
                 certificateNotAfter: serverTLS.certificateNotAfter,
                 startedAtMs: Clock.nowMs(),
                 expiry: expiry
@@ -230,22 +230,17 @@ public final class Node: Sendable {
         } else {
             consoleHTTPS = nil
         }
-        let deliveryPool = self.deliveryPool
         let retention = configuration.retention, retentionLogger = logger
-        workerTasks =
-            workers.values.map { worker in
-                Task(executorPreference: deliveryPool.lane(worker.peer.id)) { await worker.run() }
-            } + [
-                Task(executorPreference: deliveryPool.lane("retention")) {
-                    // At start (a restored old backup comes back under the rule), then every interval.
-                    while !Task.isCancelled {
-                        do { try await tracker.purgeDue(retention) } catch {
-                            retentionLogger.error("retention could not run", metadata: ["error": "\(error)"])
-                        }
-                        try? await Task.sleep(for: retention.checkInterval)
-                    }
+        crew.startAll()
+        retentionTask = Task(executorPreference: deliveryPool.lane("retention")) {
+            // At start (a restored old backup comes back under the rule), then every interval.
+            while !Task.isCancelled {
+                do { try await tracker.purgeDue(retention) } catch {
+                    retentionLogger.error("retention could not run", metadata: ["error": "\(error)"])
                 }
-            ]
+                try? await Task.sleep(for: retention.checkInterval)
+            }
+        }
         logger.info(
             "node started",
             metadata: [
@@ -312,22 +307,44 @@ public final class Node: Sendable {
         return (serverTLS, clientTLS)
     }
 
-    /// Reads the certificate, key, CA and CRL files again (SIGHUP, `casebridge node reload`). New
-    /// connections and deliveries use them at once; every open connection of a peer whose
-    /// certificate the new CRL revokes is cut. On any problem nothing changes and the reason is
-    /// thrown. Returns how many peer certificates the CRL revokes.
+    /// The nodes `me` exchanges with: NCCT with every embassy, an embassy with NCCT only.
+    static func peers(of me: DirectoryEntry, in directory: Directory) -> [DirectoryEntry] {
+        directory.nodes.filter { $0.id != me.id && ($0.role == .ncct || me.role == .ncct) }
+    }
+
+    /// Reads the directory, certificate, key, CA and CRL files again (SIGHUP, `casebridge node
+    /// reload`). New connections and deliveries use them at once: a node added to the directory
+    /// may call and be delivered to; every open connection of a peer the CRL now revokes, or that
+    /// left the directory, is cut (what this node owes it stays in the outbox). On any problem
+    /// nothing changes and the reason is thrown. Returns how many certificates the CRL revokes.
     @discardableResult
     public func reload() async throws -> Int {
-        let (serverTLS, clientTLS) = try Self.trustMaterial(configuration, directory: tracker.directory, me: tracker.me)
+        let directory = try Directory.load(configuration.directoryPath)
+        guard let me = directory.node(tracker.me.id), me.role == tracker.me.role,
+            directory.trustDomain == tracker.directory.trustDomain
+        else {
+            throw ConfigurationError(
+                file: configuration.directoryPath,
+                field: "nodes",
+                problem: "this node's entry (or the trust domain) changed or is gone; that takes a restart"
+            )
+        }
+        let (serverTLS, clientTLS) = try Self.trustMaterial(configuration, directory: directory, me: me)
         let revoked =
             try configuration.crl.map { try RevocationList.serials(String(contentsOfFile: $0, encoding: .utf8)) }
             ?? []
-        let directory = tracker.directory
+        tracker.replaceDirectory(directory)
         exchange.replaceTLS(serverTLS) { peer, serial in
             if let serial, revoked.contains(serial) { return "the certificate of \(peer.nodeID) is revoked" }
             return directory.node(peer.nodeID) == nil ? "\(peer.nodeID) is not in the directory" : nil
         }
-        for worker in workers.values { worker.replaceTLS(clientTLS) }
+        let peers = Self.peers(of: me, in: directory)
+        let before = crew.peers
+        let added = peers.filter { !before.contains($0.id) }
+        let removed = before.subtracting(peers.map(\.id))
+        await crew.remove(removed)
+        crew.replaceTLS(clientTLS)
+        crew.add(added, tls: clientTLS, start: true)
         expiry.refresh(configuration)
         let warnings = expiry.warnings()
         for warning in warnings { logger.warning("\(warning)") }
@@ -336,9 +353,16 @@ public final class Node: Sendable {
             actor: "operator",
             subject: tracker.me.id,
             outcome: "ok",
-            detail: "revoked=\(revoked.count) warnings=\(warnings.count)"
+            detail: "revoked=\(revoked.count) warnings=\(warnings.count) "
+                + "peers_added=\(added.map(\.id).joined(separator: ",")) "
+                + "peers_removed=\(removed.sorted().joined(separator: ","))"
         )
-        logger.notice("trust material reloaded", metadata: ["revoked": "\(revoked.count)"])
+        logger.notice(
+            "directory and trust material reloaded",
+            metadata: [
+                "revoked": "\(revoked.count)", "added": "\(added.map(\.id))", "removed": "\(removed.sorted())",
+            ]
+        )
         return revoked.count
     }
 
@@ -350,9 +374,9 @@ public final class Node: Sendable {
         await exchange.shutdown()
         await console.shutdown()
         consoleHTTPS?.shutdown()
-        for task in workerTasks { task.cancel() }
-        for worker in workers.values { worker.nudge() }
-        for task in workerTasks { await task.value }
+        retentionTask.cancel()
+        await crew.stopAll()
+        await retentionTask.value
         clientGroup.shutdown()
         deliveryPool.shutdown()
         await refusals.stop()
@@ -361,16 +385,15 @@ public final class Node: Sendable {
     }
 }
 
-/// Lets the tracker wake the worker of a peer, once the workers exist.
-private final class WorkerBox: @unchecked Sendable {
-    var workers: [String: DeliveryWorker] = [:]
-    func nudge(_ peer: String) { workers[peer]?.nudge() }
+/// Lets the tracker wake the worker of a peer, once the crew exists.
+private final class CrewBox: @unchecked Sendable {
+    var crew: DeliveryCrew?
 }
 
 /// What `casebridge status` shows: peers, backlog, certificate expiry.
 struct StatusReporter: Sendable {
     let tracker: CaseTracker
-    let workers: [String: DeliveryWorker]
+    let crew: DeliveryCrew
     let certificateNotAfter: Int64?
     let startedAtMs: Int64
     let expiry: ExpiryWatch
@@ -389,12 +412,12 @@ struct StatusReporter: Sendable {
         status.crlNextUpdateMs = (expiry.crlNextUpdate ?? 0) * 1000
         status.warnings = expiry.warnings()
         // The peers this node exchanges with: for an embassy, NCCT only (never other embassies).
-        status.peers = tracker.directory.nodes.filter { workers[$0.id] != nil }.map { entry in
+        status.peers = tracker.directory.nodes.filter { crew.worker($0.id) != nil }.map { entry in
             var peer = PeerStatus()
             peer.nodeID = entry.id
             peer.displayName = entry.displayName
             peer.endpoint = entry.endpoint
-            if let link = workers[entry.id]?.status {
+            if let link = crew.worker(entry.id)?.status {
                 peer.reachable = link.reachable
                 peer.lastContactAtMs = link.lastContactAtMs
                 peer.lastError = link.lastError

@@ -57,19 +57,7 @@ final class TestFederation: @unchecked Sendable {
         self.certs = certs
         self.trustDomain = trustDomain
         for node in nodes { ports[node] = SocketAddress.freeLoopbackPort() }
-        let represents = ["ncct": "KH", "embassy-id": "ID", "embassy-cn": "CN", "embassy-vn": "VN"]
-        let directory: [String: Any] = [
-            "trust_domain": trustDomain,
-            "nodes": nodes.map { node in
-                [
-                    "id": node, "role": node == "ncct" ? "ncct" : "embassy", "represents": represents[node] ?? "XX",
-                    "endpoint": "127.0.0.1:\(ports[node]!)", "display_name": node.uppercased(),
-                ] as [String: Any]
-            },
-        ]
-        try JSONSerialization.data(withJSONObject: directory, options: .prettyPrinted).write(
-            to: folder.appendingPathComponent("directory.json")
-        )
+        try writeDirectory(nodes)
         for node in nodes {
             // Git checks keys out world-readable; a node refuses a key others can read.
             chmod(certs.appendingPathComponent("nodes/\(node).key").path, 0o600)
@@ -100,6 +88,23 @@ final class TestFederation: @unchecked Sendable {
             )
             try JSONSerialization.data(withJSONObject: config, options: .prettyPrinted).write(to: configPath(node))
         }
+    }
+
+    /// The directory every node reads (at start, and at a reload), naming these nodes.
+    func writeDirectory(_ members: [String]) throws {
+        let represents = ["ncct": "KH", "embassy-id": "ID", "embassy-cn": "CN", "embassy-vn": "VN"]
+        let directory: [String: Any] = [
+            "trust_domain": trustDomain,
+            "nodes": members.map { node in
+                [
+                    "id": node, "role": node == "ncct" ? "ncct" : "embassy", "represents": represents[node] ?? "XX",
+                    "endpoint": "127.0.0.1:\(ports[node]!)", "display_name": node.uppercased(),
+                ] as [String: Any]
+            },
+        ]
+        try JSONSerialization.data(withJSONObject: directory, options: .prettyPrinted).write(
+            to: folder.appendingPathComponent("directory.json")
+        )
     }
 
     func configPath(_ node: String) -> URL { folder.appendingPathComponent("\(node).json") }

@@ -92,3 +92,69 @@ struct RevocationTests {
         federation.stopAll()
     }
 }
+
+/// The directory changed while the federation runs: a reload, and no restart anywhere.
+@Suite("Live directory changes", .serialized)
+struct LiveDirectoryTests {
+    @Test("an embassy added to the directory exchanges a case with no restart; one removed is cut off")
+    func addAndRemove() async throws {
+        let federation = try TestFederation(nodes: ["ncct", "embassy-id", "embassy-vn"])
+        // NCCT and Indonesia start in a federation that does not know Vietnam yet.
+        try federation.writeDirectory(["ncct", "embassy-id"])
+        for node in ["ncct", "embassy-id"] { try await federation.start(node) }
+        // The directory gains Vietnam's embassy; NCCT reloads; Vietnam's node starts.
+        try federation.writeDirectory(["ncct", "embassy-id", "embassy-vn"])
+        let reloaded = try federation.cli(["node", "reload"], node: "ncct", as: "op")
+        #expect(reloaded.status == 0, "\(reloaded.stderr)")
+        #expect(
+            try await federation.eventually {
+                try federation.sql(
+                    "ncct",
+                    "SELECT COUNT(*) FROM audit WHERE event = 'node.reloaded'"
+                        + " AND detail LIKE '%peers_added=embassy-vn%'"
+                ) == ["1"]
+            }
+        )
+        try await federation.start("embassy-vn")
+        let vietnam = federation.console("embassy-vn")
+        let ncct = federation.console("ncct")
+        defer {
+            vietnam.close()
+            ncct.close()
+        }
+        let caseID = try await vietnam.unary(Console.submit, Make.request(persons: 1)).caseID
+        #expect(
+            try await federation.eventually {
+                try federation.sql("ncct", "SELECT COUNT(*) FROM cases WHERE case_id = '\(caseID)'") == ["1"]
+            }
+        )
+        // NCCT answers: its new delivery worker for Vietnam carries the acknowledgement back.
+        _ = try await ncct.unary(Console.applyChange, Make.status(caseID, .acknowledged))
+        var lookup = GetCaseRequest()
+        lookup.caseID = caseID
+        #expect(
+            try await federation.eventually { try await vietnam.unary(Console.getCase, lookup).status == .acknowledged }
+        )
+        let status = try federation.cli(["status"], node: "ncct", as: "op")
+        #expect(status.stdout.contains("embassy-vn"), "\(status.stdout)")
+
+        // Indonesia leaves the directory: its open connection is cut, its next case refused.
+        try federation.writeDirectory(["ncct", "embassy-vn"])
+        #expect(try federation.cli(["node", "reload"], node: "ncct", as: "op").status == 0)
+        #expect(
+            try await federation.eventually {
+                try federation.sql(
+                    "ncct",
+                    "SELECT COUNT(*) FROM audit WHERE event = 'connection.revoked' AND detail LIKE '%embassy-id%'"
+                ) != ["0"]
+            }
+        )
+        let indonesia = federation.console("embassy-id")
+        defer { indonesia.close() }
+        let refused = try await indonesia.unary(Console.submit, Make.request(persons: 1)).caseID
+        try await Task.sleep(for: .seconds(3))
+        #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM cases WHERE case_id = '\(refused)'") == ["0"])
+        #expect(federation.isRunning["ncct"] == true)
+        federation.stopAll()
+    }
+}
