@@ -26,6 +26,8 @@ final class DeliveryWorker: Sendable {
         var reachable = false
         var lastContactAtMs: Int64 = 0
         var lastError = ""
+        /// When the peer first could not be reached since it last answered; 0 while it answers.
+        var failingSinceMs: Int64 = 0
     }
 
     init(
@@ -57,6 +59,8 @@ final class DeliveryWorker: Sendable {
                 do {
                     try await catchUp()
                     caughtUp = true
+                    // The peer answered: it is reachable, whatever the outbox holds for it.
+                    link.withLock { $0 = PeerLink(reachable: true, lastContactAtMs: Clock.nowMs(), lastError: "") }
                 } catch {
                     nextCatchUp = .now + .seconds(30)
                     logger.info(
@@ -113,7 +117,12 @@ final class DeliveryWorker: Sendable {
             let retry = Self.isRetryable(error) || lostCase
             link.withLock { link in
                 link.reachable = error.code != .unavailable && error.code != .deadlineExceeded
-                if link.reachable { link.lastContactAtMs = Clock.nowMs() }
+                if link.reachable {
+                    link.lastContactAtMs = Clock.nowMs()
+                    link.failingSinceMs = 0
+                } else if link.failingSinceMs == 0 {
+                    link.failingSinceMs = Clock.nowMs()
+                }
                 link.lastError = error.description
             }
             let next = retry ? Clock.nowMs() + backoff(attempt: message.attempts + 1) : 0

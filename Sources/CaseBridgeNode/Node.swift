@@ -419,6 +419,7 @@ struct StatusReporter: Sendable {
             peer.endpoint = entry.endpoint
             if let link = crew.worker(entry.id)?.status {
                 peer.reachable = link.reachable
+                peer.failingSinceMs = link.failingSinceMs
                 peer.lastContactAtMs = link.lastContactAtMs
                 peer.lastError = link.lastError
             }

@@ -7,8 +7,14 @@ extension CaseTracker {
     public func auditLog(_ request: ListAuditRequest) throws -> [AuditLogEntry] {
         let limit = request.limit == 0 ? 50 : Int(min(request.limit, 10_000))
         let before = try Validation.storedID(request.beforeSeq, field: "before_seq")
+        var filter = Database.AuditFilter()
+        filter.event = request.event
+        filter.actor = request.actor
+        filter.subject = request.subject
+        filter.sinceMs = request.sinceMs
+        filter.untilMs = request.untilMs
         return try store.read { db in
-            try db.auditEntries(limit: limit, beforeSeq: before).map { row in
+            try db.auditEntries(limit: limit, beforeSeq: before, filter: filter).map { row in
                 var entry = AuditLogEntry()
                 entry.seq = UInt64(row.seq)
                 entry.atMs = row.atMs

@@ -99,14 +99,40 @@ extension Database {
         return AuditVerification(intact: true, entries: count, firstBadSeq: 0, detail: "")
     }
 
+    /// What to look for in the audit log; empty fields match everything.
+    public struct AuditFilter: Sendable {
+        /// An event name, or its start ("staff." for every staff event).
+        public var event = ""
+        public var actor = ""
+        public var subject = ""
+        public var sinceMs: Int64 = 0
+        public var untilMs: Int64 = 0
+        public init() {}
+    }
+
     /// The latest entries first; `beforeSeq` > 0 pages back from there.
-    public func auditEntries(limit: Int, beforeSeq: Int64 = 0) throws(StoreError) -> [AuditEntry] {
-        try query(
+    public func auditEntries(
+        limit: Int,
+        beforeSeq: Int64 = 0,
+        filter: AuditFilter = AuditFilter()
+    ) throws(StoreError) -> [AuditEntry] {
+        var conditions = ["seq < ?"]
+        var values: [SQLValue] = [.int(beforeSeq > 0 ? beforeSeq : Int64.max)]
+        if !filter.event.isEmpty {
+            // A prefix, with LIKE's own wildcards taken literally.
+            conditions.append("substr(event, 1, ?) = ?")
+            values += [.int(Int64(filter.event.utf8.count)), .text(filter.event)]
+        }
+        if !filter.actor.isEmpty { conditions.append("actor = ?"); values.append(.text(filter.actor)) }
+        if !filter.subject.isEmpty { conditions.append("subject = ?"); values.append(.text(filter.subject)) }
+        if filter.sinceMs > 0 { conditions.append("at_ms >= ?"); values.append(.int(filter.sinceMs)) }
+        if filter.untilMs > 0 { conditions.append("at_ms < ?"); values.append(.int(filter.untilMs)) }
+        return try query(
             """
             SELECT seq, at_ms, event, actor, subject, outcome, detail FROM audit
-            WHERE seq < ? ORDER BY seq DESC LIMIT ?
+            WHERE \(conditions.joined(separator: " AND ")) ORDER BY seq DESC LIMIT ?
             """,
-            [.int(beforeSeq > 0 ? beforeSeq : Int64.max), .int(Int64(limit))]
+            values + [.int(Int64(limit))]
         ).map {
             AuditEntry(
                 seq: $0.int(0),

@@ -49,6 +49,13 @@ extension CaseStore {
     }
 }
 
+extension Database {
+    /// SQLite's full integrity check: ["ok"], or what it found (up to 20 problems).
+    public func integrityCheck() throws(StoreError) -> [String] {
+        try query("PRAGMA integrity_check(20)").map { $0.text(0) }
+    }
+}
+
 extension CaseStore {
     /// Whether the database in `folder` holds any case key (an empty one opens with any key).
     public static func hasCaseKeys(_ folder: String) throws(StoreError) -> Bool {

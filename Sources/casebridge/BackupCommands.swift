@@ -78,3 +78,30 @@ func stoppedNode(_ node: NodeOptions, to action: String) async throws -> (NodeCo
     logger.logLevel = .critical
     return (configuration, logger)
 }
+
+struct DoctorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "doctor",
+        abstract: "Checks everything a stopped node needs: files, certificates, database, data key, audit chain.",
+        discussion: """
+            Run it with the node stopped (after a crash, a move to new disks, or before an upgrade). \
+            Each check prints one line; the exit code is 1 if any failed, with what to do.
+
+            Example: casebridge doctor --config /etc/casebridge/node.json
+            """
+    )
+    @OptionGroup var node: NodeOptions
+
+    func run() async throws {
+        let (configuration, logger) = try await stoppedNode(node, to: "run the doctor")
+        let findings = await Doctor.examine(configuration, logger: logger)
+        if node.json {
+            findings.forEach { Output.json(["check": $0.check, "ok": $0.ok, "detail": $0.detail]) }
+        } else {
+            for finding in findings {
+                print("\(finding.ok ? "ok     " : "PROBLEM")  \(finding.check): \(finding.detail)")
+            }
+        }
+        if findings.contains(where: { !$0.ok }) { throw ExitCode(1) }
+    }
+}

@@ -39,7 +39,9 @@ struct StatusCommand: AsyncParsableCommand {
                 [
                     peer.nodeID, peer.endpoint,
                     peer.lastContactAtMs == 0 && peer.lastError.isEmpty
-                        ? "idle: nothing sent yet" : (peer.reachable ? "yes" : "NO"),
+                        ? "not tried yet"
+                        : peer.reachable
+                            ? "yes" : "NO, since \(Output.shortTime(peer.failingSinceMs))",
                     String(peer.outboxDepth), Output.time(peer.oldestUndeliveredAtMs), peer.lastError,
                 ]
             }
@@ -159,11 +161,18 @@ struct ListAudit: AsyncParsableCommand {
             Examples:
               casebridge audit list
               casebridge audit list --limit 200 --before 5120
+              casebridge audit list --event staff.login --since 2026-11-23
+              casebridge audit list --actor staff:dara.sok --json
             """
     )
     @OptionGroup var node: NodeOptions
     @Option(help: "At most this many.") var limit: Int = 50
     @Option(help: "Only entries before this number (to page back).") var before: UInt64 = 0
+    @Option(help: "Only this event, or events starting so (staff.).") var event: String = ""
+    @Option(help: "Only this actor (staff:LOGIN, a node id, an address).") var actor: String = ""
+    @Option(help: "Only this subject (a case id, a login, ...).") var subject: String = ""
+    @Option(help: "From this day or time (YYYY-MM-DD or YYYY-MM-DDTHH:MM, UTC).") var since: String?
+    @Option(help: "Before this day or time.") var until: String?
     @Flag(help: "Every column in full, however wide.") var wide = false
 
     func run() async throws {
@@ -171,6 +180,11 @@ struct ListAudit: AsyncParsableCommand {
         var request = ListAuditRequest()
         request.limit = try listLimit(limit)
         request.beforeSeq = try storedNumber(before, flag: "--before")
+        request.event = event
+        request.actor = actor
+        request.subject = subject
+        request.sinceMs = try since.map { try timeMs($0, field: "--since") } ?? 0
+        request.untilMs = try until.map { try timeMs($0, field: "--until") } ?? 0
         let entries = try await console.stream(Console.listAudit, request)
         if Output.printedAsJSONOrEmpty(entries, json: node.json, empty: "The audit log is empty.") { return }
         Output.table(
@@ -186,7 +200,7 @@ struct ListAudit: AsyncParsableCommand {
             wide: wide
         )
         if let oldest = entries.last, oldest.seq > 1, entries.count == Int(request.limit) {
-            print("Older entries: casebridge audit list --before \(oldest.seq)")
+            print("Older entries: casebridge audit list --before \(oldest.seq) (with the same filters)")
         }
     }
 }

@@ -626,6 +626,35 @@ struct CommandLineTests {
         #expect(federation.log("ncct").contains("is damaged"), "\(federation.log("ncct"))")
     }
 
+    @Test("casebridge doctor checks a stopped node whole, and names what is wrong")
+    func doctor() async throws {
+        let federation = try TestFederation(nodes: ["ncct"])
+        try await federation.start("ncct")
+        let running = try cli(["doctor"], federation, node: "ncct")
+        #expect(running.status == 4 && running.stderr.contains("stop it first"), "\(running.stderr)")
+        federation.stop("ncct")
+        let healthy = try cli(["doctor"], federation, node: "ncct")
+        #expect(healthy.status == 0, "\(healthy.stdout)\(healthy.stderr)")
+        for check in ["directory", "certificate, key, CA and CRL", "database pages", "data key", "audit chain"] {
+            #expect(healthy.stdout.contains("ok       \(check)"), "\(check): \(healthy.stdout)")
+        }
+        // Someone edits the audit log behind the node's back: the doctor finds the entry.
+        let edit = try run(
+            "python3",
+            [
+                "-c",
+                "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.executescript(\"DROP TRIGGER "
+                    + "audit_is_append_only_update; UPDATE audit SET detail = 'nothing happened' WHERE seq = 2;\")",
+                federation.database("ncct"),
+            ]
+        )
+        #expect(edit.status == 0, "\(edit.stderr)")
+        let broken = try cli(["doctor"], federation, node: "ncct")
+        #expect(broken.status == 1, "\(broken.stdout)")
+        #expect(broken.stdout.contains("PROBLEM  audit chain: broken at entry 2"), "\(broken.stdout)")
+        federation.stopAll()
+    }
+
     @Test("a node configured with \"crl\": \"none\" says revocation is off, in its log and in status")
     func revocationOff() async throws {
         let certs = try makeTemporaryFolder("nocrl")

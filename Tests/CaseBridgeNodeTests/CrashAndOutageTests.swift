@@ -100,6 +100,11 @@ struct CrashAndOutageTests {
                 )! >= 3
             }
         )
+        // The operator sees since when B has been failing, and that A is fine.
+        let down = try federation.cli(["status"], node: "ncct", as: "op")
+        let rows = down.stdout.split(separator: "\n")
+        #expect(rows.contains { $0.hasPrefix("embassy-cn") && $0.contains("NO, since") }, "\(down.stdout)")
+        #expect(rows.contains { $0.hasPrefix("embassy-id") && $0.contains(" yes ") }, "\(down.stdout)")
         try await federation.start("embassy-cn")
         // Generous: under a loaded CI machine the catch-up and the 100 deliveries share two cores.
         #expect(

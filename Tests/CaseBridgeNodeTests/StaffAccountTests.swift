@@ -344,6 +344,18 @@ struct StaffAccountTests {
         #expect(login.status == 0 && login.stdout.contains("Signed in to ncct as Ros Nita"), "\(login.stderr)")
         let listed = try federation.cli(["staff", "list"], node: "ncct", as: "op")
         #expect(listed.stdout.contains("nita.ros") && listed.stdout.contains("active"), "\(listed.stdout)")
+        // The audit log, filtered as an auditor or operator would look for one person's sign-ins.
+        let signIns = try federation.cli(
+            ["audit", "list", "--event", "staff.log", "--actor", "staff:nita.ros", "--json"],
+            node: "ncct",
+            as: "op"
+        )
+        let events = signIns.stdout.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        #expect(events.count >= 3, "\(signIns.stdout) \(signIns.stderr)")  // login at enrolment, logout, login
+        #expect(events.allSatisfy { ($0["actor"] as? String) == "staff:nita.ros" })
+        #expect(Set(events.compactMap { $0["event"] as? String }) == ["staff.login", "staff.logout"])
         federation.stopAll()
     }
 

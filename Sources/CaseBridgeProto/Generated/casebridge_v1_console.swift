@@ -386,15 +386,30 @@ public struct ListAuditRequest: ProtoMessage {
     public static let protoName = "casebridge.v1.ListAuditRequest"
     public var limit: UInt32 = 0
     public var beforeSeq: UInt64 = 0
+    public var event: String = ""
+    public var actor: String = ""
+    public var subject: String = ""
+    public var sinceMs: Int64 = 0
+    public var untilMs: Int64 = 0
     public init() {}
     public init(fields: ProtoFields) {
         limit = fields.value(1)
         beforeSeq = fields.value(2)
+        event = fields.value(3)
+        actor = fields.value(4)
+        subject = fields.value(5)
+        sinceMs = fields.value(6)
+        untilMs = fields.value(7)
     }
     public var protoFields: ProtoFields {
         var fields = ProtoFields()
         fields.set(1, limit)
         fields.set(2, beforeSeq)
+        fields.set(3, event)
+        fields.set(4, actor)
+        fields.set(5, subject)
+        fields.set(6, sinceMs)
+        fields.set(7, untilMs)
         return fields
     }
 }
@@ -729,6 +744,7 @@ public struct PeerStatus: ProtoMessage {
     public var oldestUndeliveredAtMs: Int64 = 0
     public var lastError: String = ""
     public var lastContactAtMs: Int64 = 0
+    public var failingSinceMs: Int64 = 0
     public init() {}
     public init(fields: ProtoFields) {
         nodeID = fields.value(1)
@@ -739,6 +755,7 @@ public struct PeerStatus: ProtoMessage {
         oldestUndeliveredAtMs = fields.value(6)
         lastError = fields.value(7)
         lastContactAtMs = fields.value(8)
+        failingSinceMs = fields.value(9)
     }
     public var protoFields: ProtoFields {
         var fields = ProtoFields()
@@ -750,6 +767,7 @@ public struct PeerStatus: ProtoMessage {
         fields.set(6, oldestUndeliveredAtMs)
         fields.set(7, lastError)
         fields.set(8, lastContactAtMs)
+        fields.set(9, failingSinceMs)
         return fields
     }
 }

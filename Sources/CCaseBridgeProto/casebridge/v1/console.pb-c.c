@@ -2824,7 +2824,7 @@ const ProtobufCMessageDescriptor casebridge__v1__access_log_entry__descriptor =
   (ProtobufCMessageInit) casebridge__v1__access_log_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor casebridge__v1__list_audit_request__field_descriptors[2] =
+static const ProtobufCFieldDescriptor casebridge__v1__list_audit_request__field_descriptors[7] =
 {
   {
     "limit",
@@ -2850,15 +2850,80 @@ static const ProtobufCFieldDescriptor casebridge__v1__list_audit_request__field_
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "event",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ListAuditRequest, event),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "actor",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ListAuditRequest, actor),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "subject",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ListAuditRequest, subject),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "since_ms",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ListAuditRequest, since_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "until_ms",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ListAuditRequest, until_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned casebridge__v1__list_audit_request__field_indices_by_name[] = {
+  3,   /* field[3] = actor */
   1,   /* field[1] = before_seq */
+  2,   /* field[2] = event */
   0,   /* field[0] = limit */
+  5,   /* field[5] = since_ms */
+  4,   /* field[4] = subject */
+  6,   /* field[6] = until_ms */
 };
 static const ProtobufCIntRange casebridge__v1__list_audit_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor casebridge__v1__list_audit_request__descriptor =
 {
@@ -2868,7 +2933,7 @@ const ProtobufCMessageDescriptor casebridge__v1__list_audit_request__descriptor 
   "Casebridge__V1__ListAuditRequest",
   "casebridge.v1",
   sizeof(Casebridge__V1__ListAuditRequest),
-  2,
+  7,
   casebridge__v1__list_audit_request__field_descriptors,
   casebridge__v1__list_audit_request__field_indices_by_name,
   1,  casebridge__v1__list_audit_request__number_ranges,
@@ -3919,7 +3984,7 @@ const ProtobufCMessageDescriptor casebridge__v1__status_request__descriptor =
   (ProtobufCMessageInit) casebridge__v1__status_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor casebridge__v1__peer_status__field_descriptors[8] =
+static const ProtobufCFieldDescriptor casebridge__v1__peer_status__field_descriptors[9] =
 {
   {
     "node_id",
@@ -4017,10 +4082,23 @@ static const ProtobufCFieldDescriptor casebridge__v1__peer_status__field_descrip
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "failing_since_ms",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__PeerStatus, failing_since_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned casebridge__v1__peer_status__field_indices_by_name[] = {
   1,   /* field[1] = display_name */
   2,   /* field[2] = endpoint */
+  8,   /* field[8] = failing_since_ms */
   7,   /* field[7] = last_contact_at_ms */
   6,   /* field[6] = last_error */
   0,   /* field[0] = node_id */
@@ -4031,7 +4109,7 @@ static const unsigned casebridge__v1__peer_status__field_indices_by_name[] = {
 static const ProtobufCIntRange casebridge__v1__peer_status__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor casebridge__v1__peer_status__descriptor =
 {
@@ -4041,7 +4119,7 @@ const ProtobufCMessageDescriptor casebridge__v1__peer_status__descriptor =
   "Casebridge__V1__PeerStatus",
   "casebridge.v1",
   sizeof(Casebridge__V1__PeerStatus),
-  8,
+  9,
   casebridge__v1__peer_status__field_descriptors,
   casebridge__v1__peer_status__field_indices_by_name,
   1,  casebridge__v1__peer_status__number_ranges,

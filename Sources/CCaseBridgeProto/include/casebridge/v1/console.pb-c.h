@@ -391,10 +391,19 @@ struct  Casebridge__V1__ListAuditRequest
    * Only entries before this one (to page back); 0 means from the latest.
    */
   uint64_t before_seq;
+  /*
+   * Filters; empty or 0 matches everything. `event` may be the start of a
+   * name ("staff." for every staff event).
+   */
+  char *event;
+  char *actor;
+  char *subject;
+  int64_t since_ms;
+  int64_t until_ms;
 };
 #define CASEBRIDGE__V1__LIST_AUDIT_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__list_audit_request__descriptor) \
-    , 0, 0 }
+    , 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0 }
 
 
 struct  Casebridge__V1__AuditLogEntry
@@ -688,10 +697,15 @@ struct  Casebridge__V1__PeerStatus
   int64_t oldest_undelivered_at_ms;
   char *last_error;
   int64_t last_contact_at_ms;
+  /*
+   * When this node first failed to reach the peer since it last answered;
+   * 0 while it answers (or was never tried).
+   */
+  int64_t failing_since_ms;
 };
 #define CASEBRIDGE__V1__PEER_STATUS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__peer_status__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0 }
 
 
 struct  Casebridge__V1__NodeStatus
