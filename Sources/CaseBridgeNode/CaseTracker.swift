@@ -558,6 +558,14 @@ extension UpdateReceipt {
 
 enum Clock {
     static func nowMs() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
+
+    /// A time in UTC for a message to a person: "2026-11-23" or, with `minutes`, "2026-11-23 14:05".
+    static func utc(ms: Int64, minutes: Bool) -> String {
+        let formatter = DateFormatter()
+        formatter.dateFormat = minutes ? "yyyy-MM-dd HH:mm" : "yyyy-MM-dd"
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        return formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
+    }
 }
 
 /// Wakes everyone waiting for the next committed change (Watch streams).

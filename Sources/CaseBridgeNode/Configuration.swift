@@ -115,6 +115,10 @@ public struct ConsoleHTTPSSettings: Sendable, Equatable {
     public var certificate: String
     public var privateKey: String
     public var maxConnections = 256
+    /// HTTP/2 streams one connection may have open at once.
+    public var maxConcurrentStreams = 32
+    /// A connection with no request in progress for this long is closed.
+    public var idleTimeout: Duration = .seconds(60)
 }
 
 /// One node's configuration file.
@@ -346,6 +350,8 @@ public struct NodeConfiguration: Sendable {
                 privateKey: try consoleFile("private_key", default: configuration.privateKey)
             )
             https.maxConnections = try console.int("max_connections", default: 256, range: 1...65_536)
+            https.maxConcurrentStreams = try console.int("max_concurrent_streams", default: 32, range: 1...1000)
+            https.idleTimeout = .seconds(try console.int("idle_timeout_s", default: 60, range: 1...86_400))
             configuration.consoleHTTPS = https
         }
         if let staff = try object.optionalObject("staff") {

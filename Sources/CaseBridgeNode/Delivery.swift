@@ -51,6 +51,9 @@ final class DeliveryWorker: Sendable {
 
     var status: PeerLink { link.withLock { $0 } }
 
+    /// The peer answered: reachable now, whatever it said.
+    private func answered() { link.withLock { $0 = PeerLink(reachable: true, lastContactAtMs: Clock.nowMs()) } }
+
     func run() async {
         var caughtUp = false
         var nextCatchUp = ContinuousClock.now
@@ -60,7 +63,7 @@ final class DeliveryWorker: Sendable {
                     try await catchUp()
                     caughtUp = true
                     // The peer answered: it is reachable, whatever the outbox holds for it.
-                    link.withLock { $0 = PeerLink(reachable: true, lastContactAtMs: Clock.nowMs(), lastError: "") }
+                    answered()
                 } catch {
                     nextCatchUp = .now + .seconds(30)
                     logger.info(
@@ -106,7 +109,7 @@ final class DeliveryWorker: Sendable {
             } else {
                 try await push(try ProtoCodec.decode(CaseUpdate.self, from: message.body))
             }
-            link.withLock { $0 = PeerLink(reachable: true, lastContactAtMs: Clock.nowMs(), lastError: "") }
+            answered()
             try await tracker.delivered(message, receiptStatus: receiptStatus)
         } catch let error as RPCError {
             // An embassy that lacks a case it filed lost it (restored from a backup): it takes the case

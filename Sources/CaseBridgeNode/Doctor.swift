@@ -54,7 +54,8 @@ public enum Doctor {
         do {
             let store = try CaseStore(
                 folder: configuration.dataFolder,
-                dataKey: try DataKeyFile.loadOrCreate(configuration.dataKeyFile),
+                // Only read: a doctor must not make a new key where the node's own is missing.
+                dataKey: try DataKeyFile.load(configuration.dataKeyFile),
                 logger: logger
             )
             defer { store.close() }

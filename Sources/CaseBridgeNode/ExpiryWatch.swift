@@ -21,6 +21,7 @@ final class ExpiryWatch: Sendable {
 
     var crl: String? { dates.withLock { $0.crl } }
     var crlNextUpdate: Int64? { dates.withLock { $0.crlNextUpdate } }
+    var certificateNotAfter: Int64? { dates.withLock { $0.certificateNotAfter } }
 
     private static func read(_ configuration: NodeConfiguration) -> Dates {
         let crlNextUpdate = configuration.crl.flatMap { path in
@@ -47,11 +48,12 @@ final class ExpiryWatch: Sendable {
         var found: [(at: Int64, text: String)] = []
         func check(_ at: Int64?, _ what: String, passed: String, soon: String) {
             guard let at else { return }
+            let day = Clock.utc(ms: at * 1000, minutes: false)
             if at <= now {
-                found.append((at, "\(what) \(passed) on \(Self.day(at)): \(soon)"))
+                found.append((at, "\(what) \(passed) on \(day): \(soon)"))
             } else if at - now <= warningSeconds {
                 let days = (at - now + 86_399) / 86_400
-                found.append((at, "\(what) ends on \(Self.day(at)), in \(days) day\(days == 1 ? "" : "s"): \(soon)"))
+                found.append((at, "\(what) ends on \(day), in \(days) day\(days == 1 ? "" : "s"): \(soon)"))
             }
         }
         check(
@@ -80,12 +82,5 @@ final class ExpiryWatch: Sendable {
             )
         }
         return sentences
-    }
-
-    static func day(_ seconds: Int64) -> String {
-        let formatter = DateFormatter()
-        formatter.dateFormat = "yyyy-MM-dd"
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        return formatter.string(from: Date(timeIntervalSince1970: Double(seconds)))
     }
 }

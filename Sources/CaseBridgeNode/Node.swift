@@ -168,7 +168,6 @@ public final class Node: Sendable {
             status: StatusReporter(
                 tracker: tracker,
                 crew: crew,
-                certificateNotAfter: serverTLS.certificateNotAfter,
                 startedAtMs: Clock.nowMs(),
                 expiry: expiry
             ),
@@ -202,8 +201,15 @@ public final class Node: Sendable {
                 var gateway = ConnectGatewayConfiguration()
                 gateway.address = https.listen
                 gateway.maxConnections = https.maxConnections
+                gateway.maxConcurrentStreams = https.maxConcurrentStreams
+                gateway.idleTimeout = https.idleTimeout
+                gateway.maxHeadBytes = Int(configuration.maxHeaderListBytes)
                 gateway.maxRequestBytes = configuration.maxMessageBytes
-                gateway.protoLimits = configuration.readLimits
+                // Requests are bounded as the exchange bounds them; answers may be as large as reads are.
+                gateway.protoLimits = ProtoLimits(
+                    maxMessageBytes: configuration.maxMessageBytes,
+                    maxElements: configuration.maxDecodedElements
+                )
                 gateway.maxResponseBytes = configuration.maxReadBytes
                 gateway.timeouts.handshake = configuration.handshakeTimeout
                 consoleHTTPS = try ConnectGateway(
@@ -394,7 +400,6 @@ private final class CrewBox: @unchecked Sendable {
 struct StatusReporter: Sendable {
     let tracker: CaseTracker
     let crew: DeliveryCrew
-    let certificateNotAfter: Int64?
     let startedAtMs: Int64
     let expiry: ExpiryWatch
 
@@ -404,7 +409,7 @@ struct StatusReporter: Sendable {
         status.nodeID = tracker.me.id
         status.role = tracker.me.role == .ncct ? .ncct : .embassy
         status.represents = tracker.me.represents
-        status.certificateNotAfterMs = (certificateNotAfter ?? 0) * 1000
+        status.certificateNotAfterMs = (expiry.certificateNotAfter ?? 0) * 1000
         status.startedAtMs = startedAtMs
         status.version = Node.version
         status.unreadInbox = UInt32(try tracker.store.read { try $0.unreadCount(staffID: member.staffID) })

@@ -199,7 +199,7 @@ struct ConsoleService: Sendable {
         }
         router.unary(Console.whoAmI) { _, call in
             try await staff(call, .signedIn) { member in
-                guard let account = try accounts.list().first(where: { $0.login == member.login }) else {
+                guard let account = try accounts.account(member.login) else {
                     throw RPCError(.unauthenticated, "the account is gone: sign in again")
                 }
                 return account

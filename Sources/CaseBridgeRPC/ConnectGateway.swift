@@ -11,6 +11,8 @@ public struct ConnectGatewayConfiguration: Sendable {
     public var maxConnections = 256
     public var maxRequestBytes = 4 * 1024 * 1024
     public var maxHeadBytes = 16 * 1024
+    /// HTTP/2 streams one connection may have open at once.
+    public var maxConcurrentStreams = 32
     /// A connection with no request in progress for this long is closed.
     public var idleTimeout: Duration = .seconds(60)
     public var timeouts = ConnectionTimeouts()
@@ -66,7 +68,7 @@ public final class ConnectGateway: Sendable {
                 maxConnections: configuration.maxConnections,
                 logger: logger,
                 onRefusal: onRefusal
-            ) { loop in ConsoleConnection(context: context, loop: loop) }
+            ) { loop in HTTPSConsoleConnection(context: context, loop: loop) }
         } catch {
             group.shutdown()
             throw error
@@ -82,8 +84,7 @@ public final class ConnectGateway: Sendable {
 
     /// The CSRF token that goes with a session token: derived, so the node keeps nothing more.
     public static func csrfToken(forSession token: String) -> String {
-        Data(Digest.sha256(Array("casebridge-csrf/\(token)".utf8)).prefix(18)).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+        Base64.encode(Array(Digest.sha256(Array("casebridge-csrf/\(token)".utf8)).prefix(18)), urlSafe: true)
     }
 }
 

@@ -394,6 +394,10 @@ final class ChannelCore: @unchecked Sendable {
     /// a peer now revoked is not sent anything more (calls in flight fail UNAVAILABLE: retried).
     func replaceTLS(_ tls: TLSContext) {
         self.tls = tls
+        dropConnection()
+    }
+
+    private func dropConnection() {
         switch state {
         case .ready(let connection), .connecting(let connection): connection.close()
         default: break
@@ -402,11 +406,7 @@ final class ChannelCore: @unchecked Sendable {
     }
 
     func close() {
-        switch state {
-        case .ready(let connection), .connecting(let connection): connection.close()
-        default: break
-        }
-        state = .idle
+        dropConnection()
         for call in pending { call.fail(RPCError(.unavailable, "channel closed")) }
         pending.removeAll()
     }

@@ -116,23 +116,25 @@ extension Database {
         beforeSeq: Int64 = 0,
         filter: AuditFilter = AuditFilter()
     ) throws(StoreError) -> [AuditEntry] {
-        var conditions = ["seq < ?"]
-        var values: [SQLValue] = [.int(beforeSeq > 0 ? beforeSeq : Int64.max)]
-        if !filter.event.isEmpty {
-            // A prefix, with LIKE's own wildcards taken literally.
-            conditions.append("substr(event, 1, ?) = ?")
-            values += [.int(Int64(filter.event.utf8.count)), .text(filter.event)]
-        }
-        if !filter.actor.isEmpty { conditions.append("actor = ?"); values.append(.text(filter.actor)) }
-        if !filter.subject.isEmpty { conditions.append("subject = ?"); values.append(.text(filter.subject)) }
-        if filter.sinceMs > 0 { conditions.append("at_ms >= ?"); values.append(.int(filter.sinceMs)) }
-        if filter.untilMs > 0 { conditions.append("at_ms < ?"); values.append(.int(filter.untilMs)) }
+        var conditions = Conditions()
+        conditions.add("seq < ?", .int(beforeSeq > 0 ? beforeSeq : Int64.max))
+        // A prefix, with LIKE's own wildcards taken literally.
+        conditions.add(
+            "substr(event, 1, ?) = ?",
+            .int(Int64(filter.event.utf8.count)),
+            .text(filter.event),
+            when: !filter.event.isEmpty
+        )
+        conditions.add("actor = ?", .text(filter.actor), when: !filter.actor.isEmpty)
+        conditions.add("subject = ?", .text(filter.subject), when: !filter.subject.isEmpty)
+        conditions.add("at_ms >= ?", .int(filter.sinceMs), when: filter.sinceMs > 0)
+        conditions.add("at_ms < ?", .int(filter.untilMs), when: filter.untilMs > 0)
         return try query(
             """
             SELECT seq, at_ms, event, actor, subject, outcome, detail FROM audit
-            WHERE \(conditions.joined(separator: " AND ")) ORDER BY seq DESC LIMIT ?
+            \(conditions.whereClause) ORDER BY seq DESC LIMIT ?
             """,
-            values + [.int(Int64(limit))]
+            conditions.values + [.int(Int64(limit))]
         ).map {
             AuditEntry(
                 seq: $0.int(0),

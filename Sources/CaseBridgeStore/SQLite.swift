@@ -183,3 +183,17 @@ public struct Row: Sendable {
     public func blob(_ i: Int) -> [UInt8] { if case .blob(let v) = values[i] { v } else { [] } }
     public func isNull(_ i: Int) -> Bool { values[i] == .null }
 }
+
+/// A WHERE clause built from the filters a caller gave, with its values in order.
+struct Conditions {
+    private var clauses: [String] = []
+    private(set) var values: [SQLValue] = []
+
+    mutating func add(_ clause: String, _ bound: SQLValue..., when applies: Bool = true) {
+        guard applies else { return }
+        clauses.append(clause)
+        values += bound
+    }
+
+    var whereClause: String { clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ") }
+}

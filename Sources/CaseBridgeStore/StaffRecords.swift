@@ -277,20 +277,19 @@ extension Database {
         beforeID: Int64,
         limit: Int
     ) throws(StoreError) -> [AccessRow] {
-        var conditions: [String] = []
-        var values: [SQLValue] = []
-        if !login.isEmpty { conditions.append("s.login = ?"); values.append(.text(login)) }
-        if !caseID.isEmpty { conditions.append("a.case_id = ?"); values.append(.text(caseID)) }
-        if sinceMs > 0 { conditions.append("a.at_ms >= ?"); values.append(.int(sinceMs)) }
-        if untilMs > 0 { conditions.append("a.at_ms < ?"); values.append(.int(untilMs)) }
-        if beforeID > 0 { conditions.append("a.id < ?"); values.append(.int(beforeID)) }
-        let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        var conditions = Conditions()
+        conditions.add("s.login = ?", .text(login), when: !login.isEmpty)
+        conditions.add("a.case_id = ?", .text(caseID), when: !caseID.isEmpty)
+        conditions.add("a.at_ms >= ?", .int(sinceMs), when: sinceMs > 0)
+        conditions.add("a.at_ms < ?", .int(untilMs), when: untilMs > 0)
+        conditions.add("a.id < ?", .int(beforeID), when: beforeID > 0)
         return try query(
             """
             SELECT a.id, a.at_ms, s.login, s.display_name, a.case_id, a.what, a.via
-            FROM access_log a JOIN staff s ON s.staff_id = a.staff_id \(filter) ORDER BY a.id DESC LIMIT ?
+            FROM access_log a JOIN staff s ON s.staff_id = a.staff_id \(conditions.whereClause)
+            ORDER BY a.id DESC LIMIT ?
             """,
-            values + [.int(Int64(limit))]
+            conditions.values + [.int(Int64(limit))]
         ).map {
             AccessRow(
                 id: $0.int(0),

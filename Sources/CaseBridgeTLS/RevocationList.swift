@@ -102,14 +102,11 @@ public enum RevocationList {
         guard let revoked = X509_CRL_get_REVOKED(crl) else { return [] }
         var serials = Set<String>()
         for i in 0..<cb_revoked_count(revoked) {
-            guard let entry = cb_revoked_value(revoked, i),
-                let number = ASN1_INTEGER_to_BN(X509_REVOKED_get0_serialNumber(entry), nil)
-            else { continue }
-            if let hex = BN_bn2hex(number) {
-                serials.insert(String(cString: hex))
-                cb_OPENSSL_free(hex)
+            if let entry = cb_revoked_value(revoked, i),
+                let hex = Certificates.hex(X509_REVOKED_get0_serialNumber(entry))
+            {
+                serials.insert(hex)
             }
-            BN_free(number)
         }
         return serials
     }
@@ -118,13 +115,10 @@ public enum RevocationList {
     public static func serial(ofCertificate pem: String) throws(TLSError) -> String {
         let cert = try PEMObjects.certificate(pem)
         defer { X509_free(cert) }
-        guard let number = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nil) else {
+        guard let hex = Certificates.hex(X509_get0_serialNumber(cert)) else {
             throw TLSError(.configuration, OpenSSLErrors.drain())
         }
-        defer { BN_free(number) }
-        guard let hex = BN_bn2hex(number) else { throw TLSError(.configuration, OpenSSLErrors.drain()) }
-        defer { cb_OPENSSL_free(hex) }
-        return String(cString: hex)
+        return hex
     }
 
     /// Whether the certificate in `pem` was signed by the CA certificate `caPEM`.

@@ -5,13 +5,7 @@ internal import COpenSSL
 package enum TLSInspection {
     /// The serial number of the peer's certificate, hexadecimal (for revocation on a reload).
     package static func peerSerial(_ ssl: OpaquePointer) -> String? {
-        guard let cert = SSL_get0_peer_certificate(ssl),
-            let number = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nil)
-        else { return nil }
-        defer { BN_free(number) }
-        guard let hex = BN_bn2hex(number) else { return nil }
-        defer { cb_OPENSSL_free(hex) }
-        return String(cString: hex)
+        SSL_get0_peer_certificate(ssl).flatMap { Certificates.hex(X509_get0_serialNumber($0)) }
     }
 
     /// The application protocol the handshake agreed ("h2", "http/1.1"), or nil.
@@ -106,6 +100,15 @@ package enum TLSInspection {
 
 /// Reading X.509 certificates.
 package enum Certificates {
+    /// A serial number in hexadecimal, upper case (as `openssl x509 -serial` prints it).
+    static func hex(_ serial: UnsafePointer<ASN1_INTEGER>?) -> String? {
+        guard let number = ASN1_INTEGER_to_BN(serial, nil) else { return nil }
+        defer { BN_free(number) }
+        guard let hex = BN_bn2hex(number) else { return nil }
+        defer { cb_OPENSSL_free(hex) }
+        return String(cString: hex)
+    }
+
     /// Every URI in the certificate's subjectAltName.
     package static func uriNames(_ cert: OpaquePointer) -> [String] {
         guard let names = X509_get_ext_d2i(cert, NID_subject_alt_name, nil, nil) else { return [] }

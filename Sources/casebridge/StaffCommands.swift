@@ -234,7 +234,8 @@ struct ShowCase: AsyncParsableCommand {
     /// What was asked and what is known: everything an officer acts on.
     private func printRequest(_ r: InterventionRequest, from node: String) {
         print("\nRequest")
-        print("  \(r.kind) · \(r.urgency) · from \(node), filed \(Output.time(r.createdAtMs))")
+        let filer = r.filedBy.isEmpty ? "" : " by \(r.filedBy)"
+        print("  \(r.kind) · \(r.urgency) · from \(node), filed \(Output.time(r.createdAtMs))\(filer)")
         if let place = r.location {
             let parts = [place.siteName, place.address, place.district, place.province].filter { !$0.isEmpty }
             print("  Where:       \(parts.isEmpty ? "-" : parts.joined(separator: ", "))")

@@ -68,9 +68,10 @@ struct StaffAccountTests {
         )
 
         // An officer may not close a case; the supervisor may. The refusal is audited with the officer's name.
-        await #expect(throws: RPCError.self) {
+        let notAllowed = await #expect(throws: RPCError.self) {
             _ = try await ncct.unary(Console.applyChange, Make.status(caseID, .declined))
         }
+        #expect(notAllowed?.code == .permissionDenied && notAllowed?.message.contains("only supervisors") == true)
         let supervisor = federation.console("ncct", token: ncctSupervisor.token)
         defer { supervisor.close() }
         _ = try await supervisor.unary(Console.applyChange, Make.status(caseID, .inProgress))
@@ -98,7 +99,10 @@ struct StaffAccountTests {
         byCase.caseID = caseID
         let reads = try await collect(auditing, Console.listAccess, byCase)
         #expect(reads.contains { $0.login == "dara.sok" && $0.what == "case view" && $0.via.hasPrefix("socket") })
-        await #expect(throws: RPCError.self) { _ = try await collect(ncct, Console.listAccess, byCase) }
+        let notAuditor = await #expect(throws: RPCError.self) {
+            _ = try await collect(ncct, Console.listAccess, byCase)
+        }
+        #expect(notAuditor?.code == .permissionDenied)
         let cli = try federation.cli(["access-log", "--staff", "dara.sok"], node: "ncct", as: "sup")
         #expect(cli.status == 4 && cli.stderr.contains("only auditors may read the access log"), "\(cli.stderr)")
 
@@ -136,16 +140,26 @@ struct StaffAccountTests {
             lookup.caseID = caseID
             let view = try await ops.unary(Console.getCase, lookup)
             #expect(view.status != .unspecified && view.persons.count == 3 && view.request?.persons.count == 3)
+            // What was there is marked withheld, not silently missing.
+            #expect(view.request?.summary == PersonalDataMark.withheld)
+            #expect(view.request?.persons.map(\.fullName) == Array(repeating: PersonalDataMark.withheld, count: 3))
+            let events = try await firstEvents(ops)
+            let notes = events.compactMap { event -> String? in
+                if case .note(let note)? = event.update?.change { return note.text }
+                return nil
+            }
+            #expect(notes == [PersonalDataMark.withheld], "\(node): \(events.count) events")
             var shown = [String(decoding: try ProtoCodec.encode(view), as: UTF8.self)]
             shown += try await collect(ops, Console.listCases, ListCasesRequest()).map { "\($0)" }
             shown += try await collect(ops, Console.listInbox, ListInboxRequest()).map { "\($0)" }
-            var watch = WatchCasesRequest()
-            watch.afterEventID = 0
-            shown.append("\(try await firstEvents(ops, node: node))")
+            shown.append("\(events)")
             for text in shown { for secret in secrets { #expect(!text.contains(secret), "\(node): \(secret) shown") } }
             var search = SearchRequest()
             search.query = "Person"
-            await #expect(throws: RPCError.self) { _ = try await collect(ops, Console.search, search) }
+            let searchRefused = await #expect(throws: RPCError.self) {
+                _ = try await collect(ops, Console.search, search)
+            }
+            #expect(searchRefused?.code == .permissionDenied)
             #expect(try await ops.unary(Console.getStatus, StatusRequest()).nodeID == node)
             let shownByCLI = try federation.cli(["case", "show", caseID, "--json"], node: node, as: "op")
             #expect(shownByCLI.status == 0, "\(shownByCLI.stderr)")
@@ -231,7 +245,8 @@ struct StaffAccountTests {
         recovery.code = second.recoveryCodes[0].lowercased()
         let recovered = try await anonymous.unary(Console.login, recovery)
         #expect(recovered.recoveryCodesLeft == 9)
-        await #expect(throws: RPCError.self) { _ = try await anonymous.unary(Console.login, recovery) }
+        let spent = await #expect(throws: RPCError.self) { _ = try await anonymous.unary(Console.login, recovery) }
+        #expect(spent?.code == .unauthenticated)
         // Disabled: its live session stops working at once, and it cannot sign in again.
         var disableSecond = ChangeStaffRequest()
         disableSecond.login = "lee.two"
@@ -387,8 +402,13 @@ private func collect<Request, Response>(
     return all
 }
 
-/// The events a watch from the start delivers within a second.
-private func firstEvents(_ channel: RPCChannel, node: String) async throws -> [CaseEvent] {
+/// What stands where an operator's view withheld a text (PersonalData.withheld in the node).
+enum PersonalDataMark {
+    static let withheld = "(withheld)"
+}
+
+/// The events a watch after the first delivers within a second.
+private func firstEvents(_ channel: RPCChannel) async throws -> [CaseEvent] {
     var request = WatchCasesRequest()
     request.afterEventID = 1
     var events: [CaseEvent] = []

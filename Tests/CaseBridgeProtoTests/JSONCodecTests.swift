@@ -55,6 +55,39 @@ struct JSONCodecTests {
         }
     }
 
+    @Test("many empty values or deep nesting are refused by counting the bytes, before JSON is parsed")
+    func structureFirst() {
+        let limits = ProtoLimits(maxElements: 1_000)
+        let empties = "{\"persons\":[" + Array(repeating: "{}", count: 2_000).joined(separator: ",") + "]}"
+        let many = #expect(throws: ProtoError.self) {
+            try ProtoJSON.wireBytes(json: Data(empties.utf8), as: InterventionRequest.protoName, limits: limits)
+        }
+        #expect(many?.code == .tooManyElements)
+        let deep = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
+        let nested = #expect(throws: ProtoError.self) {
+            try ProtoJSON.wireBytes(
+                json: Data(("{\"persons\":" + deep + "}").utf8),
+                as: InterventionRequest.protoName,
+                limits: limits
+            )
+        }
+        #expect(nested?.code == .tooDeep)
+        // Brackets and commas inside strings are text, not structure.
+        let text = "{\"summary\":\"" + String(repeating: "[,{\\\"", count: 2_000) + "\"}"
+        #expect(throws: Never.self) {
+            try ProtoJSON.wireBytes(json: Data(text.utf8), as: InterventionRequest.protoName, limits: limits)
+        }
+    }
+
+    @Test("base64 as RFC 4648 gives it: padded for JSON bytes, URL-safe and unpadded for tokens")
+    func base64() {
+        for (plain, encoded) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg==")] {
+            #expect(Base64.encode(Array(plain.utf8)) == encoded)
+        }
+        #expect(Base64.encode([0xfb, 0xff], urlSafe: true) == "-_8")
+        #expect(Base64.encode([0xfb, 0xff]) == "+/8=")
+    }
+
     @Test("a JSON list longer than the element budget is refused before it is encoded")
     func budget() {
         let json = Data(

@@ -64,6 +64,7 @@ enum PersonalData {
     static func withheld(_ person: Person) -> Person {
         var kept = Person()
         kept.personRef = person.personRef
+        kept.fullName = mark(person.fullName)  // so a list says the name is withheld, not missing
         return kept
     }
 

@@ -172,7 +172,8 @@ public final class StaffAccounts: Sendable {
         throw RPCError(
             .unauthenticated,
             "account \(account.login) is locked after repeated failed sign-ins until "
-                + "\(Self.clockTime(account.lockedUntilMs)) UTC; try again then, or ask an operator to reset it"
+                + "\(Clock.utc(ms: account.lockedUntilMs, minutes: true)) UTC; "
+                + "try again then, or ask an operator to reset it"
         )
     }
 
@@ -235,6 +236,10 @@ public final class StaffAccounts: Sendable {
     }
 
     public func list() throws -> [StaffAccount] { try store.read { try $0.allStaff() }.map(Self.view) }
+
+    func account(_ login: String) throws -> StaffAccount? {
+        try store.read { try $0.staff(login: login) }.map(Self.view)
+    }
 
     public func change(_ request: ChangeStaffRequest, by member: StaffMember) async throws -> StaffAccount {
         let now = Clock.nowMs()
@@ -447,19 +452,11 @@ public final class StaffAccounts: Sendable {
 
     /// A session token: 256 random bits, base64url. Only its SHA-256 is stored.
     static func newToken() -> String {
-        Data(Sealing.randomBytes(32)).base64EncodedString().replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        Base64.encode(Sealing.randomBytes(32), urlSafe: true)
     }
 
     /// Verified against when there is no real hash, so that every refusal costs the same.
     static let decoyHash: String = (try? PasswordHash.make("decoy password", salt: Sealing.randomBytes(16))) ?? ""
-
-    static func clockTime(_ ms: Int64) -> String {
-        let formatter = DateFormatter()
-        formatter.dateFormat = "yyyy-MM-dd HH:mm"
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        return formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
-    }
 
     private func audit(_ event: String, actor: String, subject: String, outcome: String, _ detail: String) async {
         await tracker.audit(event: event, actor: actor, subject: subject, outcome: outcome, detail: detail)

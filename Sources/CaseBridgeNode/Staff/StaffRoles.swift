@@ -27,7 +27,7 @@ public struct StaffMember: Sendable, Equatable {
 }
 
 /// What a console call needs of its caller's role. The README's role table is this table.
-public enum StaffPermission: Sendable, CaseIterable {
+public enum StaffPermission: Sendable {
     /// Status of the node (every role).
     case signedIn
     /// Cases, the inbox, watching (operators see them without personal data).

@@ -48,7 +48,7 @@ public enum ProtoJSON {
         case .double(let v): return v == 0 && !keepDefault ? nil : v
         case .bool(let v): return !v && !keepDefault ? nil : v
         case .string(let v): return v.isEmpty && !keepDefault ? nil : v
-        case .bytes(let v): return v.isEmpty && !keepDefault ? nil : base64(v)
+        case .bytes(let v): return v.isEmpty && !keepDefault ? nil : Base64.encode(v)
         case .message(let nested):
             return object(nested, field.descriptor.assumingMemoryBound(to: ProtobufCMessageDescriptor.self))
         case .list: return nil
@@ -62,24 +62,6 @@ public enum ProtoJSON {
             if c == "_" { upper = true; continue }
             out.append(upper ? Character(c.uppercased()) : c)
             upper = false
-        }
-        return out
-    }
-
-    private static func base64(_ bytes: [UInt8]) -> String {
-        let table = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
-        var out = ""
-        var i = 0
-        while i < bytes.count {
-            let chunk = Array(bytes[i..<min(i + 3, bytes.count)])
-            let n =
-                (UInt32(chunk[0]) << 16) | (chunk.count > 1 ? UInt32(chunk[1]) << 8 : 0)
-                | (chunk.count > 2 ? UInt32(chunk[2]) : 0)
-            out.append(table[Int((n >> 18) & 63)])
-            out.append(table[Int((n >> 12) & 63)])
-            out.append(chunk.count > 1 ? table[Int((n >> 6) & 63)] : "=")
-            out.append(chunk.count > 2 ? table[Int(n & 63)] : "=")
-            i += 3
         }
         return out
     }

@@ -15,6 +15,9 @@ extension ProtoJSON {
         guard json.count <= limits.maxMessageBytes else {
             throw ProtoError(.tooLarge, field: name, detail: "\(json.count) bytes, limit \(limits.maxMessageBytes)")
         }
+        // Foundation builds an object per JSON value: count them (and the nesting) in the bytes
+        // first, so a small body of many empty values is refused before it costs memory.
+        try checkStructure(json, as: name, limits: limits)
         let parsed: Any
         do {
             parsed = try JSONSerialization.jsonObject(with: json.isEmpty ? Data("{}".utf8) : json, options: [])
@@ -28,6 +31,43 @@ extension ProtoJSON {
         let descriptor = try DescriptorRegistry.descriptor(for: name)
         let fields = try fields(object, descriptor, depth: 1, limits: limits, budget: &budget)
         return try ProtoCodec.encodeFields(fields, as: name)
+    }
+
+    /// Values (at each '{', '[' and ',' outside strings) and nesting, within the limits.
+    static func checkStructure(_ json: Data, as name: String, limits: ProtoLimits) throws(ProtoError) {
+        var inString = false, escaped = false
+        var depth = 0, values = 0
+        // Each message level may take two JSON levels (a repeated field's list, then its object).
+        let maxDepth = 2 * limits.maxDepth + 1
+        for byte in json {
+            if inString {
+                if escaped {
+                    escaped = false
+                } else if byte == 0x5C {
+                    escaped = true
+                } else if byte == 0x22 {
+                    inString = false
+                }
+                continue
+            }
+            switch byte {
+            case 0x22: inString = true
+            case 0x7B, 0x5B:
+                depth += 1
+                values += 1
+                guard depth <= maxDepth else { throw ProtoError(.tooDeep, field: name) }
+            case 0x7D, 0x5D: depth -= 1
+            case 0x2C: values += 1
+            default: break
+            }
+            guard values <= limits.maxElements else {
+                throw ProtoError(
+                    .tooManyElements,
+                    field: name,
+                    detail: "the message holds more than \(limits.maxElements)"
+                )
+            }
+        }
     }
 
     /// The proto3 JSON of wire bytes of type `name`.

@@ -4,7 +4,7 @@ import CaseBridgeNet
 import Foundation
 
 /// One HTTPS connection of the console: HTTP/2 when the client offered it, otherwise HTTP/1.1.
-final class ConsoleConnection: ConnectionDelegate, @unchecked Sendable {
+final class HTTPSConsoleConnection: ConnectionDelegate, @unchecked Sendable {
     let context: GatewayContext
     let loop: EventLoop
     private var transport: ConnectionDelegate?
@@ -160,7 +160,7 @@ final class HTTP2ConsoleConnection: ConnectionDelegate, HTTP2SessionDelegate, @u
         self.context = context
         self.loop = loop
         var settings = HTTP2Settings()
-        settings.maxConcurrentStreams = 32
+        settings.maxConcurrentStreams = UInt32(context.configuration.maxConcurrentStreams)
         settings.maxHeaderListSize = UInt32(context.configuration.maxHeadBytes)
         session = HTTP2Session(role: .server, settings: settings)
         session.delegate = self
