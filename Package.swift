@@ -53,6 +53,9 @@ let package = Package(
         // Enrolment of a second factor from a screen: QR codes.
         .target(name: "CaseBridgeQR", dependencies: ["CQRencode"]),
 
+        // The staff console's pages (HTML, CSS, JavaScript modules, message catalogs), embedded in the binary.
+        .target(name: "CaseBridgeWebConsole", resources: [.embedInCode("Web")]),
+
         // SQLite: migrations, cases, inbox, outbox, idempotency keys, events, the audit chain.
         .target(
             name: "CaseBridgeStore",
@@ -66,7 +69,8 @@ let package = Package(
             name: "CaseBridgeNode",
             dependencies: [
                 "CaseBridgeRPC", "CaseBridgeStore", "CaseBridgeProto", "CaseBridgeTLS", "CaseBridgeNet",
-                "CaseBridgePasswords", "CaseBridgeQR", .product(name: "Logging", package: "swift-log"),
+                "CaseBridgePasswords", "CaseBridgeQR", "CaseBridgeWebConsole",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
 

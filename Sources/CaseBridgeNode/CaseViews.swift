@@ -78,6 +78,38 @@ extension CaseTracker {
         }
     }
 
+    /// One page of a staff list screen, with the number of cases that match in all.
+    public func casePage(_ request: FindCasesRequest) throws -> CasePage {
+        var filter = CaseFilter()
+        filter.statuses = request.statuses.map(\.rawValue)
+        filter.steps = request.steps.map(\.rawValue)
+        filter.kinds = request.kinds.map(\.rawValue)
+        filter.urgencies = request.urgencies.map(\.rawValue)
+        filter.requestingNode = request.requestingNode.isEmpty ? nil : request.requestingNode
+        filter.createdSinceMs = request.createdSinceMs
+        filter.createdUntilMs = request.createdUntilMs
+        filter.updatedSinceMs = request.updatedSinceMs
+        filter.updatedUntilMs = request.updatedUntilMs
+        filter.includeTests = request.includeTests
+        let order: CaseFilter.Order =
+            switch request.order {
+            case .updatedOldest: .updatedOldest
+            case .createdNewest: .createdNewest
+            case .createdOldest: .createdOldest
+            case .urgency: .urgency
+            default: .updatedNewest
+            }
+        let limit = request.limit == 0 ? 50 : Int(min(request.limit, 500))
+        return try store.read { db in
+            let found = try db.casePage(filter, order: order, offset: Int(request.offset), limit: limit)
+            var page = CasePage()
+            page.cases = try found.rows.map { try summary($0, db) }
+            page.total = UInt32(clamping: found.total)
+            page.offset = request.offset
+            return page
+        }
+    }
+
     func summary(_ row: CaseRow, _ db: Database) throws -> CaseSummary {
         var summary = CaseSummary()
         summary.caseID = row.caseID

@@ -3,6 +3,7 @@ import CaseBridgeProto
 import CaseBridgeRPC
 import CaseBridgeStore
 import CaseBridgeTLS
+import CaseBridgeWebConsole
 import Foundation
 import Logging
 
@@ -211,6 +212,7 @@ public final class Node: Sendable {
                     maxElements: configuration.maxDecodedElements
                 )
                 gateway.maxResponseBytes = configuration.maxReadBytes
+                gateway.files = WebConsole.files.mapValues { StaticFile(contentType: $0.contentType, bytes: $0.bytes) }
                 gateway.timeouts.handshake = configuration.handshakeTimeout
                 consoleHTTPS = try ConnectGateway(
                     configuration: gateway,

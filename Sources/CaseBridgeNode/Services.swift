@@ -109,6 +109,15 @@ struct ConsoleService: Sendable {
                 try await writer.send(summary)
             }
         }
+        router.unary(Console.findCases) { request, call in
+            try await staff(call, .readCases) { _ in try tracker.casePage(request) }
+        }
+        router.unary(Console.exportPersons) { request, call in
+            try await staff(call, .readCases) { try await tracker.exportPersons(request, by: $0) }
+        }
+        router.unary(Console.readTable) { request, call in
+            try await staff(call, .workCases) { _ in PersonsTable.read(request) }
+        }
         router.serverStreaming(Console.listInbox) { request, call, writer in
             let entries = try await staff(call, .readCases) { member in
                 let entries = try tracker.inbox(request, for: member)

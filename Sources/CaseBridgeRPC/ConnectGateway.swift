@@ -18,7 +18,19 @@ public struct ConnectGatewayConfiguration: Sendable {
     public var timeouts = ConnectionTimeouts()
     public var protoLimits = ProtoLimits()
     public var maxResponseBytes = 64 * 1024 * 1024
+    /// Pages served to browsers by path ("/" included), for GET and HEAD.
+    public var files: [String: StaticFile] = [:]
     public init() {}
+}
+
+/// A file the HTTPS listener serves as it is: the web console's pages, scripts and catalogs.
+public struct StaticFile: Sendable {
+    public let contentType: String
+    public let bytes: [UInt8]
+    public init(contentType: String, bytes: [UInt8]) {
+        self.contentType = contentType
+        self.bytes = bytes
+    }
 }
 
 /// The Connect protocol's JSON form of a router's methods over HTTPS (HTTP/2, or HTTP/1.1 for
@@ -189,6 +201,12 @@ final class Exchange: @unchecked Sendable {
 
     func start(_ request: HTTP1Request) {
         let path = request.target
+        if request.method == "GET" || request.method == "HEAD",
+            let file = context.configuration.files[String(path.prefix { $0 != "?" && $0 != "#" })]
+        {
+            serve(file, head: request.method == "HEAD")
+            return
+        }
         guard request.method == "POST" else {
             let status = request.method == "GET" || request.method == "HEAD" ? 404 : 405
             sink.respondError(
@@ -274,6 +292,26 @@ final class Exchange: @unchecked Sendable {
         Task {
             for await event in call.events { await responder.deliver(event) }
         }
+    }
+
+    /// A page: only this origin's scripts, styles and calls, never inline script or another origin.
+    private func serve(_ file: StaticFile, head: Bool) {
+        var headers = Exchange.headers(contentType: file.contentType)
+        headers = headers.map { name, value in
+            switch name {
+            case "Content-Security-Policy":
+                (
+                    name,
+                    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                        + "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+                )
+            case "Cache-Control": (name, "no-cache")
+            default: (name, value)
+            }
+        }
+        sink.head(status: 200, headers: headers, length: file.bytes.count)
+        if !head { sink.body(file.bytes) }
+        sink.end()
     }
 
     static func errorJSON(code: String, message: String) -> Data {

@@ -231,8 +231,7 @@ extension Database {
         includeTests: Bool = true
     ) throws(StoreError) -> [CaseRow] {
         var sql = """
-            SELECT case_id, requesting_node, X'', kind, urgency, origin_reference, status, step, person_count,
-                   created_at_ms, updated_at_ms, test, person_counts FROM cases WHERE updated_at_ms >= ?
+            SELECT \(Self.listedColumns) FROM cases WHERE updated_at_ms >= ?
             """
         if !includeTests { sql += " AND test = 0" }
         var values: [SQLValue] = [.int(updatedSinceMs)]
@@ -244,6 +243,49 @@ extension Database {
         sql += " ORDER BY updated_at_ms DESC, case_id LIMIT ?"
         values.append(.int(Int64(limit)))
         return try query(sql, values).map(Self.listedRow)
+    }
+
+    /// One page of the cases that pass `filter`, in `order`, and how many pass in all.
+    public func casePage(
+        _ filter: CaseFilter,
+        order: CaseFilter.Order,
+        offset: Int,
+        limit: Int
+    ) throws(StoreError)
+        -> (rows: [CaseRow], total: Int)
+    {
+        var conditions: [String] = []
+        var values: [SQLValue] = []
+        func within(_ column: String, _ numbers: [Int32]) {
+            // Enum numbers only (never text from the wire), so they can be written into the query.
+            if !numbers.isEmpty {
+                conditions.append("\(column) IN (\(numbers.map(String.init).joined(separator: ",")))")
+            }
+        }
+        within("status", filter.statuses)
+        within("step", filter.steps)
+        within("kind", filter.kinds)
+        within("urgency", filter.urgencies)
+        if let node = filter.requestingNode {
+            conditions.append("requesting_node = ?")
+            values.append(.text(node))
+        }
+        for (column, bound, comparison) in [
+            ("created_at_ms", filter.createdSinceMs, ">="), ("created_at_ms", filter.createdUntilMs, "<"),
+            ("updated_at_ms", filter.updatedSinceMs, ">="), ("updated_at_ms", filter.updatedUntilMs, "<"),
+        ] where bound != 0 {
+            conditions.append("\(column) \(comparison) ?")
+            values.append(.int(bound))
+        }
+        if !filter.includeTests { conditions.append("test = 0") }
+        let whereClause = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+        let total = try first("SELECT COUNT(*) FROM cases" + whereClause, values)?.int(0) ?? 0
+        let sql = """
+            SELECT \(Self.listedColumns) FROM cases\(whereClause)
+             ORDER BY \(order.sql), case_id LIMIT ? OFFSET ?
+            """
+        let rows = try query(sql, values + [.int(Int64(limit)), .int(Int64(offset))]).map(Self.listedRow)
+        return (rows, Int(total))
     }
 
     /// When the latest-changed case that `requestingNode` opened last changed; nil without cases.
@@ -276,6 +318,12 @@ extension Database {
     }
 
     /// The kept persons-per-status of a row read by `cases(...)` (column 12).
+    /// A case's columns for lists (``listedRow``): everything but the request.
+    private static let listedColumns = """
+        case_id, requesting_node, X'', kind, urgency, origin_reference, status, step, person_count,
+               created_at_ms, updated_at_ms, test, person_counts
+        """
+
     private static func listedRow(_ r: Row) -> CaseRow {
         var row = caseRow(r)
         row.personCounts = r.isNull(12) ? nil : r.text(12)
@@ -643,5 +691,34 @@ extension Database {
 
     public func lastEventID() throws(StoreError) -> Int64 {
         try first("SELECT COALESCE(MAX(event_id), 0) FROM events")?.int(0) ?? 0
+    }
+}
+
+/// Which cases a list screen shows: each list empty or each bound 0 means any.
+public struct CaseFilter: Sendable {
+    public var statuses: [Int32] = []
+    public var steps: [Int32] = []
+    public var kinds: [Int32] = []
+    public var urgencies: [Int32] = []
+    public var requestingNode: String?
+    public var createdSinceMs: Int64 = 0
+    public var createdUntilMs: Int64 = 0
+    public var updatedSinceMs: Int64 = 0
+    public var updatedUntilMs: Int64 = 0
+    public var includeTests = false
+    public init() {}
+
+    public enum Order: Sendable {
+        case updatedNewest, updatedOldest, createdNewest, createdOldest, urgency
+
+        var sql: String {
+            switch self {
+            case .updatedNewest: "updated_at_ms DESC"
+            case .updatedOldest: "updated_at_ms ASC"
+            case .createdNewest: "created_at_ms DESC"
+            case .createdOldest: "created_at_ms ASC"
+            case .urgency: "urgency DESC, updated_at_ms DESC"
+            }
+        }
     }
 }

@@ -27,6 +27,12 @@ struct DemoCommand: AsyncParsableCommand {
         Int?
     @Flag(help: "Print one JSON object at the end (nodes, ports, the case and its outcome) instead of the story.")
     var json = false
+    @Option(
+        help: ArgumentHelp(
+            "Print the current sign-in code of a demo account (NODE:LOGIN, e.g. ncct:duty) and stop.",
+            discussion: "For signing in to a running demo's web console without an authenticator app."
+        )
+    ) var codeFor: String?
 
     func validate() throws {
         if let basePort, !(1024...65_533).contains(basePort) {
@@ -35,6 +41,10 @@ struct DemoCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if let codeFor {
+            print(try DemoFederation.currentCode(codeFor, folder: folder))
+            return
+        }
         let federation = try DemoFederation(folder: folder, certs: certs, basePort: basePort)
         defer { federation.stopAll() }
         step("Starting the federation in \(federation.folder.path)")
@@ -218,6 +228,15 @@ struct DemoCommand: AsyncParsableCommand {
             """
         )
         if keepRunning {
+            step("The web console of each node (the browser warns of the test certificate: accept it for the demo)")
+            for node in DemoFederation.nodes {
+                say("\(node.name): https://127.0.0.1:\(federation.consolePorts[node.id]!)/")
+            }
+            say("Sign in as duty (a supervisor) or ops (an operator: no victims' data) with the password in")
+            say("\(federation.accountsFile.path); the code from an authenticator app given the secret there, or:")
+            say("  \(tool) demo --folder \(federation.folder.path) --code-for ncct:duty")
+        }
+        if keepRunning {
             say("Ctrl-C stops the nodes.")
             await waitForInterrupt()
         }
@@ -261,6 +280,23 @@ final class DemoFederation {
     /// Each node's signed-in demo supervisor.
     private var sessions: [String: String] = [:]
     var accountsFile: URL { folder.appendingPathComponent("accounts.txt") }
+
+    /// The current TOTP code of a demo account ("ncct:duty"), from the demo folder's accounts file.
+    static func currentCode(_ account: String, folder: String) throws -> String {
+        let parts = account.split(separator: ":").map(String.init)
+        let file = URL(fileURLWithPath: folder).appendingPathComponent("accounts.txt")
+        guard parts.count == 2 else { throw fail("--code-for takes NODE:LOGIN, e.g. ncct:duty", code: Exit.badInput) }
+        guard let text = try? String(contentsOf: file, encoding: .utf8) else {
+            throw fail("no demo accounts in \(folder): run casebridge demo first", code: Exit.badInput)
+        }
+        for line in text.split(separator: "\n") {
+            let words = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+            guard words.count >= 7, words[0] == parts[0], words[2] == parts[1], let secret = Base32.decode(words[6])
+            else { continue }
+            return TOTP.code(secret: secret, step: TOTP.step(atMs: Int64(Date().timeIntervalSince1970 * 1000)))
+        }
+        throw fail("no demo account \(account) in \(file.path)", code: Exit.badInput)
+    }
 
     static func officerName(_ node: NodeInfo) -> String {
         node.role == "ncct" ? "Sok Dara, NCCT duty officer (demo)" : "Duty consul, \(node.name) (demo)"

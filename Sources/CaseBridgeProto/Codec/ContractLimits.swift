@@ -31,6 +31,15 @@ public enum ContractLimits {
         "casebridge.v1.NodeStatus.peers": 10_000,
         "casebridge.v1.NodeStatus.warnings": 100,
         "casebridge.v1.EnrolmentDone.recovery_codes": 100,
+        "casebridge.v1.FindCasesRequest.statuses": 64,
+        "casebridge.v1.FindCasesRequest.steps": 64,
+        "casebridge.v1.FindCasesRequest.kinds": 64,
+        "casebridge.v1.FindCasesRequest.urgencies": 64,
+        "casebridge.v1.CasePage.cases": 500,
+        "casebridge.v1.ReadTableRequest.taken_refs": 50_000,
+        "casebridge.v1.TableReading.persons": maxPersons,
+        "casebridge.v1.TableReading.outcomes": maxPersons,
+        "casebridge.v1.TableReading.problems": 100_000,
     ]
 
     /// The same limits keyed by protobuf-c field descriptor, for the validator's inner loop.

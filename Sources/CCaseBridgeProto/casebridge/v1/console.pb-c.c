@@ -7,6 +7,321 @@
 #endif
 
 #include "casebridge/v1/console.pb-c.h"
+void   casebridge__v1__find_cases_request__init
+                     (Casebridge__V1__FindCasesRequest         *message)
+{
+  static const Casebridge__V1__FindCasesRequest init_value = CASEBRIDGE__V1__FIND_CASES_REQUEST__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__find_cases_request__get_packed_size
+                     (const Casebridge__V1__FindCasesRequest *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__find_cases_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__find_cases_request__pack
+                     (const Casebridge__V1__FindCasesRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__find_cases_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__find_cases_request__pack_to_buffer
+                     (const Casebridge__V1__FindCasesRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__find_cases_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__FindCasesRequest *
+       casebridge__v1__find_cases_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__FindCasesRequest *)
+     protobuf_c_message_unpack (&casebridge__v1__find_cases_request__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__find_cases_request__free_unpacked
+                     (Casebridge__V1__FindCasesRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__find_cases_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__case_page__init
+                     (Casebridge__V1__CasePage         *message)
+{
+  static const Casebridge__V1__CasePage init_value = CASEBRIDGE__V1__CASE_PAGE__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__case_page__get_packed_size
+                     (const Casebridge__V1__CasePage *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__case_page__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__case_page__pack
+                     (const Casebridge__V1__CasePage *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__case_page__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__case_page__pack_to_buffer
+                     (const Casebridge__V1__CasePage *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__case_page__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__CasePage *
+       casebridge__v1__case_page__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__CasePage *)
+     protobuf_c_message_unpack (&casebridge__v1__case_page__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__case_page__free_unpacked
+                     (Casebridge__V1__CasePage *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__case_page__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__export_persons_request__init
+                     (Casebridge__V1__ExportPersonsRequest         *message)
+{
+  static const Casebridge__V1__ExportPersonsRequest init_value = CASEBRIDGE__V1__EXPORT_PERSONS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__export_persons_request__get_packed_size
+                     (const Casebridge__V1__ExportPersonsRequest *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__export_persons_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__export_persons_request__pack
+                     (const Casebridge__V1__ExportPersonsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__export_persons_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__export_persons_request__pack_to_buffer
+                     (const Casebridge__V1__ExportPersonsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__export_persons_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__ExportPersonsRequest *
+       casebridge__v1__export_persons_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__ExportPersonsRequest *)
+     protobuf_c_message_unpack (&casebridge__v1__export_persons_request__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__export_persons_request__free_unpacked
+                     (Casebridge__V1__ExportPersonsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__export_persons_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__csv_file__init
+                     (Casebridge__V1__CsvFile         *message)
+{
+  static const Casebridge__V1__CsvFile init_value = CASEBRIDGE__V1__CSV_FILE__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__csv_file__get_packed_size
+                     (const Casebridge__V1__CsvFile *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__csv_file__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__csv_file__pack
+                     (const Casebridge__V1__CsvFile *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__csv_file__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__csv_file__pack_to_buffer
+                     (const Casebridge__V1__CsvFile *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__csv_file__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__CsvFile *
+       casebridge__v1__csv_file__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__CsvFile *)
+     protobuf_c_message_unpack (&casebridge__v1__csv_file__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__csv_file__free_unpacked
+                     (Casebridge__V1__CsvFile *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__csv_file__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__read_table_request__init
+                     (Casebridge__V1__ReadTableRequest         *message)
+{
+  static const Casebridge__V1__ReadTableRequest init_value = CASEBRIDGE__V1__READ_TABLE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__read_table_request__get_packed_size
+                     (const Casebridge__V1__ReadTableRequest *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__read_table_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__read_table_request__pack
+                     (const Casebridge__V1__ReadTableRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__read_table_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__read_table_request__pack_to_buffer
+                     (const Casebridge__V1__ReadTableRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__read_table_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__ReadTableRequest *
+       casebridge__v1__read_table_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__ReadTableRequest *)
+     protobuf_c_message_unpack (&casebridge__v1__read_table_request__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__read_table_request__free_unpacked
+                     (Casebridge__V1__ReadTableRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__read_table_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__table_problem__init
+                     (Casebridge__V1__TableProblem         *message)
+{
+  static const Casebridge__V1__TableProblem init_value = CASEBRIDGE__V1__TABLE_PROBLEM__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__table_problem__get_packed_size
+                     (const Casebridge__V1__TableProblem *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__table_problem__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__table_problem__pack
+                     (const Casebridge__V1__TableProblem *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__table_problem__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__table_problem__pack_to_buffer
+                     (const Casebridge__V1__TableProblem *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__table_problem__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__TableProblem *
+       casebridge__v1__table_problem__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__TableProblem *)
+     protobuf_c_message_unpack (&casebridge__v1__table_problem__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__table_problem__free_unpacked
+                     (Casebridge__V1__TableProblem *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__table_problem__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__table_reading__init
+                     (Casebridge__V1__TableReading         *message)
+{
+  static const Casebridge__V1__TableReading init_value = CASEBRIDGE__V1__TABLE_READING__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__table_reading__get_packed_size
+                     (const Casebridge__V1__TableReading *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__table_reading__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__table_reading__pack
+                     (const Casebridge__V1__TableReading *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__table_reading__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__table_reading__pack_to_buffer
+                     (const Casebridge__V1__TableReading *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__table_reading__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__TableReading *
+       casebridge__v1__table_reading__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__TableReading *)
+     protobuf_c_message_unpack (&casebridge__v1__table_reading__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__table_reading__free_unpacked
+                     (Casebridge__V1__TableReading *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__table_reading__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   casebridge__v1__staff_account__init
                      (Casebridge__V1__StaffAccount         *message)
 {
@@ -1717,6 +2032,571 @@ void   casebridge__v1__cancel_delivery_request__free_unpacked
   assert(message->base.descriptor == &casebridge__v1__cancel_delivery_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+static const ProtobufCFieldDescriptor casebridge__v1__find_cases_request__field_descriptors[13] =
+{
+  {
+    "statuses",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_ENUM,
+    offsetof(Casebridge__V1__FindCasesRequest, n_statuses),
+    offsetof(Casebridge__V1__FindCasesRequest, statuses),
+    &casebridge__v1__case_status__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "steps",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_ENUM,
+    offsetof(Casebridge__V1__FindCasesRequest, n_steps),
+    offsetof(Casebridge__V1__FindCasesRequest, steps),
+    &casebridge__v1__business_step__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "kinds",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_ENUM,
+    offsetof(Casebridge__V1__FindCasesRequest, n_kinds),
+    offsetof(Casebridge__V1__FindCasesRequest, kinds),
+    &casebridge__v1__request_kind__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "urgencies",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_ENUM,
+    offsetof(Casebridge__V1__FindCasesRequest, n_urgencies),
+    offsetof(Casebridge__V1__FindCasesRequest, urgencies),
+    &casebridge__v1__urgency__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "requesting_node",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__FindCasesRequest, requesting_node),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "created_since_ms",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__FindCasesRequest, created_since_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "created_until_ms",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__FindCasesRequest, created_until_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "updated_since_ms",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__FindCasesRequest, updated_since_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "updated_until_ms",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__FindCasesRequest, updated_until_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "order",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__FindCasesRequest, order),
+    &casebridge__v1__case_order__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "offset",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__FindCasesRequest, offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "limit",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__FindCasesRequest, limit),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "include_tests",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__FindCasesRequest, include_tests),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__find_cases_request__field_indices_by_name[] = {
+  5,   /* field[5] = created_since_ms */
+  6,   /* field[6] = created_until_ms */
+  12,   /* field[12] = include_tests */
+  2,   /* field[2] = kinds */
+  11,   /* field[11] = limit */
+  10,   /* field[10] = offset */
+  9,   /* field[9] = order */
+  4,   /* field[4] = requesting_node */
+  0,   /* field[0] = statuses */
+  1,   /* field[1] = steps */
+  7,   /* field[7] = updated_since_ms */
+  8,   /* field[8] = updated_until_ms */
+  3,   /* field[3] = urgencies */
+};
+static const ProtobufCIntRange casebridge__v1__find_cases_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 13 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__find_cases_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.FindCasesRequest",
+  "FindCasesRequest",
+  "Casebridge__V1__FindCasesRequest",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__FindCasesRequest),
+  13,
+  casebridge__v1__find_cases_request__field_descriptors,
+  casebridge__v1__find_cases_request__field_indices_by_name,
+  1,  casebridge__v1__find_cases_request__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__find_cases_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__case_page__field_descriptors[3] =
+{
+  {
+    "cases",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Casebridge__V1__CasePage, n_cases),
+    offsetof(Casebridge__V1__CasePage, cases),
+    &casebridge__v1__case_summary__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "total",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__CasePage, total),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "offset",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__CasePage, offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__case_page__field_indices_by_name[] = {
+  0,   /* field[0] = cases */
+  2,   /* field[2] = offset */
+  1,   /* field[1] = total */
+};
+static const ProtobufCIntRange casebridge__v1__case_page__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__case_page__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.CasePage",
+  "CasePage",
+  "Casebridge__V1__CasePage",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__CasePage),
+  3,
+  casebridge__v1__case_page__field_descriptors,
+  casebridge__v1__case_page__field_indices_by_name,
+  1,  casebridge__v1__case_page__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__case_page__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__export_persons_request__field_descriptors[1] =
+{
+  {
+    "case_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ExportPersonsRequest, case_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__export_persons_request__field_indices_by_name[] = {
+  0,   /* field[0] = case_id */
+};
+static const ProtobufCIntRange casebridge__v1__export_persons_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__export_persons_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.ExportPersonsRequest",
+  "ExportPersonsRequest",
+  "Casebridge__V1__ExportPersonsRequest",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__ExportPersonsRequest),
+  1,
+  casebridge__v1__export_persons_request__field_descriptors,
+  casebridge__v1__export_persons_request__field_indices_by_name,
+  1,  casebridge__v1__export_persons_request__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__export_persons_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__csv_file__field_descriptors[3] =
+{
+  {
+    "file_name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__CsvFile, file_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "text",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__CsvFile, text),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rows",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__CsvFile, rows),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__csv_file__field_indices_by_name[] = {
+  0,   /* field[0] = file_name */
+  2,   /* field[2] = rows */
+  1,   /* field[1] = text */
+};
+static const ProtobufCIntRange casebridge__v1__csv_file__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__csv_file__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.CsvFile",
+  "CsvFile",
+  "Casebridge__V1__CsvFile",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__CsvFile),
+  3,
+  casebridge__v1__csv_file__field_descriptors,
+  casebridge__v1__csv_file__field_indices_by_name,
+  1,  casebridge__v1__csv_file__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__csv_file__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__read_table_request__field_descriptors[3] =
+{
+  {
+    "kind",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ReadTableRequest, kind),
+    &casebridge__v1__table_kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "csv",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ReadTableRequest, csv),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "taken_refs",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Casebridge__V1__ReadTableRequest, n_taken_refs),
+    offsetof(Casebridge__V1__ReadTableRequest, taken_refs),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__read_table_request__field_indices_by_name[] = {
+  1,   /* field[1] = csv */
+  0,   /* field[0] = kind */
+  2,   /* field[2] = taken_refs */
+};
+static const ProtobufCIntRange casebridge__v1__read_table_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__read_table_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.ReadTableRequest",
+  "ReadTableRequest",
+  "Casebridge__V1__ReadTableRequest",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__ReadTableRequest),
+  3,
+  casebridge__v1__read_table_request__field_descriptors,
+  casebridge__v1__read_table_request__field_indices_by_name,
+  1,  casebridge__v1__read_table_request__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__read_table_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__table_problem__field_descriptors[3] =
+{
+  {
+    "line",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__TableProblem, line),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "column",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__TableProblem, column),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "problem",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__TableProblem, problem),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__table_problem__field_indices_by_name[] = {
+  1,   /* field[1] = column */
+  0,   /* field[0] = line */
+  2,   /* field[2] = problem */
+};
+static const ProtobufCIntRange casebridge__v1__table_problem__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__table_problem__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.TableProblem",
+  "TableProblem",
+  "Casebridge__V1__TableProblem",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__TableProblem),
+  3,
+  casebridge__v1__table_problem__field_descriptors,
+  casebridge__v1__table_problem__field_indices_by_name,
+  1,  casebridge__v1__table_problem__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__table_problem__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__table_reading__field_descriptors[4] =
+{
+  {
+    "persons",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Casebridge__V1__TableReading, n_persons),
+    offsetof(Casebridge__V1__TableReading, persons),
+    &casebridge__v1__person__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "outcomes",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Casebridge__V1__TableReading, n_outcomes),
+    offsetof(Casebridge__V1__TableReading, outcomes),
+    &casebridge__v1__person_outcome__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "problems",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Casebridge__V1__TableReading, n_problems),
+    offsetof(Casebridge__V1__TableReading, problems),
+    &casebridge__v1__table_problem__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "lines",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__TableReading, lines),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__table_reading__field_indices_by_name[] = {
+  3,   /* field[3] = lines */
+  1,   /* field[1] = outcomes */
+  0,   /* field[0] = persons */
+  2,   /* field[2] = problems */
+};
+static const ProtobufCIntRange casebridge__v1__table_reading__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__table_reading__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.TableReading",
+  "TableReading",
+  "Casebridge__V1__TableReading",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__TableReading),
+  4,
+  casebridge__v1__table_reading__field_descriptors,
+  casebridge__v1__table_reading__field_indices_by_name,
+  1,  casebridge__v1__table_reading__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__table_reading__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor casebridge__v1__staff_account__field_descriptors[8] =
 {
   {
@@ -4453,6 +5333,70 @@ const ProtobufCMessageDescriptor casebridge__v1__cancel_delivery_request__descri
   (ProtobufCMessageInit) casebridge__v1__cancel_delivery_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCEnumValue casebridge__v1__case_order__enum_values_by_number[5] =
+{
+  { "CASE_ORDER_UNSPECIFIED", "CASEBRIDGE__V1__CASE_ORDER__CASE_ORDER_UNSPECIFIED", 0 },
+  { "CASE_ORDER_UPDATED_OLDEST", "CASEBRIDGE__V1__CASE_ORDER__CASE_ORDER_UPDATED_OLDEST", 1 },
+  { "CASE_ORDER_CREATED_NEWEST", "CASEBRIDGE__V1__CASE_ORDER__CASE_ORDER_CREATED_NEWEST", 2 },
+  { "CASE_ORDER_CREATED_OLDEST", "CASEBRIDGE__V1__CASE_ORDER__CASE_ORDER_CREATED_OLDEST", 3 },
+  { "CASE_ORDER_URGENCY", "CASEBRIDGE__V1__CASE_ORDER__CASE_ORDER_URGENCY", 4 },
+};
+static const ProtobufCIntRange casebridge__v1__case_order__value_ranges[] = {
+{0, 0},{0, 5}
+};
+static const ProtobufCEnumValueIndex casebridge__v1__case_order__enum_values_by_name[5] =
+{
+  { "CASE_ORDER_CREATED_NEWEST", 2 },
+  { "CASE_ORDER_CREATED_OLDEST", 3 },
+  { "CASE_ORDER_UNSPECIFIED", 0 },
+  { "CASE_ORDER_UPDATED_OLDEST", 1 },
+  { "CASE_ORDER_URGENCY", 4 },
+};
+const ProtobufCEnumDescriptor casebridge__v1__case_order__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "casebridge.v1.CaseOrder",
+  "CaseOrder",
+  "Casebridge__V1__CaseOrder",
+  "casebridge.v1",
+  5,
+  casebridge__v1__case_order__enum_values_by_number,
+  5,
+  casebridge__v1__case_order__enum_values_by_name,
+  1,
+  casebridge__v1__case_order__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue casebridge__v1__table_kind__enum_values_by_number[3] =
+{
+  { "TABLE_KIND_UNSPECIFIED", "CASEBRIDGE__V1__TABLE_KIND__TABLE_KIND_UNSPECIFIED", 0 },
+  { "TABLE_KIND_PERSONS", "CASEBRIDGE__V1__TABLE_KIND__TABLE_KIND_PERSONS", 1 },
+  { "TABLE_KIND_OUTCOMES", "CASEBRIDGE__V1__TABLE_KIND__TABLE_KIND_OUTCOMES", 2 },
+};
+static const ProtobufCIntRange casebridge__v1__table_kind__value_ranges[] = {
+{0, 0},{0, 3}
+};
+static const ProtobufCEnumValueIndex casebridge__v1__table_kind__enum_values_by_name[3] =
+{
+  { "TABLE_KIND_OUTCOMES", 2 },
+  { "TABLE_KIND_PERSONS", 1 },
+  { "TABLE_KIND_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor casebridge__v1__table_kind__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "casebridge.v1.TableKind",
+  "TableKind",
+  "Casebridge__V1__TableKind",
+  "casebridge.v1",
+  3,
+  casebridge__v1__table_kind__enum_values_by_number,
+  3,
+  casebridge__v1__table_kind__enum_values_by_name,
+  1,
+  casebridge__v1__table_kind__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
 static const ProtobufCEnumValue casebridge__v1__staff_role__enum_values_by_number[5] =
 {
   { "STAFF_ROLE_UNSPECIFIED", "CASEBRIDGE__V1__STAFF_ROLE__STAFF_ROLE_UNSPECIFIED", 0 },
@@ -4547,7 +5491,7 @@ const ProtobufCEnumDescriptor casebridge__v1__inbox_entry_kind__descriptor =
   casebridge__v1__inbox_entry_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor casebridge__v1__console__method_descriptors[26] =
+static const ProtobufCMethodDescriptor casebridge__v1__console__method_descriptors[29] =
 {
   { "Submit", &casebridge__v1__intervention_request__descriptor, &casebridge__v1__submit_receipt__descriptor },
   { "ApplyChange", &casebridge__v1__case_update__descriptor, &casebridge__v1__update_receipt__descriptor },
@@ -4575,6 +5519,9 @@ static const ProtobufCMethodDescriptor casebridge__v1__console__method_descripto
   { "BeginEnrolment", &casebridge__v1__begin_enrolment_request__descriptor, &casebridge__v1__totpsecret__descriptor },
   { "CompleteEnrolment", &casebridge__v1__complete_enrolment_request__descriptor, &casebridge__v1__enrolment_done__descriptor },
   { "ListAccess", &casebridge__v1__list_access_request__descriptor, &casebridge__v1__access_log_entry__descriptor },
+  { "FindCases", &casebridge__v1__find_cases_request__descriptor, &casebridge__v1__case_page__descriptor },
+  { "ExportPersons", &casebridge__v1__export_persons_request__descriptor, &casebridge__v1__csv_file__descriptor },
+  { "ReadTable", &casebridge__v1__read_table_request__descriptor, &casebridge__v1__table_reading__descriptor },
 };
 const unsigned casebridge__v1__console__method_indices_by_name[] = {
   19,        /* AddStaff */
@@ -4585,6 +5532,8 @@ const unsigned casebridge__v1__console__method_indices_by_name[] = {
   21,        /* ChangeStaff */
   24,        /* CompleteEnrolment */
   15,        /* DeliverNow */
+  27,        /* ExportPersons */
+  26,        /* FindCases */
   2,        /* GetCase */
   7,        /* GetStatus */
   11,        /* HoldRetention */
@@ -4597,6 +5546,7 @@ const unsigned casebridge__v1__console__method_indices_by_name[] = {
   16,        /* Login */
   17,        /* Logout */
   5,        /* MarkRead */
+  28,        /* ReadTable */
   22,        /* ResetStaff */
   12,        /* Search */
   0,        /* Submit */
@@ -4611,7 +5561,7 @@ const ProtobufCServiceDescriptor casebridge__v1__console__descriptor =
   "Console",
   "Casebridge__V1__Console",
   "casebridge.v1",
-  26,
+  29,
   casebridge__v1__console__method_descriptors,
   casebridge__v1__console__method_indices_by_name
 };
@@ -4822,6 +5772,30 @@ void casebridge__v1__console__list_access(ProtobufCService *service,
 {
   assert(service->descriptor == &casebridge__v1__console__descriptor);
   service->invoke(service, 25, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void casebridge__v1__console__find_cases(ProtobufCService *service,
+                                         const Casebridge__V1__FindCasesRequest *input,
+                                         Casebridge__V1__CasePage_Closure closure,
+                                         void *closure_data)
+{
+  assert(service->descriptor == &casebridge__v1__console__descriptor);
+  service->invoke(service, 26, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void casebridge__v1__console__export_persons(ProtobufCService *service,
+                                             const Casebridge__V1__ExportPersonsRequest *input,
+                                             Casebridge__V1__CsvFile_Closure closure,
+                                             void *closure_data)
+{
+  assert(service->descriptor == &casebridge__v1__console__descriptor);
+  service->invoke(service, 27, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void casebridge__v1__console__read_table(ProtobufCService *service,
+                                         const Casebridge__V1__ReadTableRequest *input,
+                                         Casebridge__V1__TableReading_Closure closure,
+                                         void *closure_data)
+{
+  assert(service->descriptor == &casebridge__v1__console__descriptor);
+  service->invoke(service, 28, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
                                     Casebridge__V1__Console_ServiceDestroy destroy)

@@ -18,6 +18,13 @@ PROTOBUF_C__BEGIN_DECLS
 #include "casebridge/v1/case.pb-c.h"
 #include "casebridge/v1/exchange.pb-c.h"
 
+typedef struct Casebridge__V1__FindCasesRequest Casebridge__V1__FindCasesRequest;
+typedef struct Casebridge__V1__CasePage Casebridge__V1__CasePage;
+typedef struct Casebridge__V1__ExportPersonsRequest Casebridge__V1__ExportPersonsRequest;
+typedef struct Casebridge__V1__CsvFile Casebridge__V1__CsvFile;
+typedef struct Casebridge__V1__ReadTableRequest Casebridge__V1__ReadTableRequest;
+typedef struct Casebridge__V1__TableProblem Casebridge__V1__TableProblem;
+typedef struct Casebridge__V1__TableReading Casebridge__V1__TableReading;
 typedef struct Casebridge__V1__StaffAccount Casebridge__V1__StaffAccount;
 typedef struct Casebridge__V1__LoginRequest Casebridge__V1__LoginRequest;
 typedef struct Casebridge__V1__LoginReply Casebridge__V1__LoginReply;
@@ -71,6 +78,35 @@ typedef enum _Casebridge__V1__ChangeStaffRequest__Change {
   CASEBRIDGE__V1__CHANGE_STAFF_REQUEST__CHANGE__CHANGE_SIGN_OUT = 4
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(CASEBRIDGE__V1__CHANGE_STAFF_REQUEST__CHANGE)
 } Casebridge__V1__ChangeStaffRequest__Change;
+typedef enum _Casebridge__V1__CaseOrder {
+  /*
+   * Latest change first.
+   */
+  CASEBRIDGE__V1__CASE_ORDER__CASE_ORDER_UNSPECIFIED = 0,
+  CASEBRIDGE__V1__CASE_ORDER__CASE_ORDER_UPDATED_OLDEST = 1,
+  CASEBRIDGE__V1__CASE_ORDER__CASE_ORDER_CREATED_NEWEST = 2,
+  CASEBRIDGE__V1__CASE_ORDER__CASE_ORDER_CREATED_OLDEST = 3,
+  /*
+   * Immediate first, then urgent, then routine; latest change first within each.
+   */
+  CASEBRIDGE__V1__CASE_ORDER__CASE_ORDER_URGENCY = 4
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(CASEBRIDGE__V1__CASE_ORDER)
+} Casebridge__V1__CaseOrder;
+typedef enum _Casebridge__V1__TableKind {
+  CASEBRIDGE__V1__TABLE_KIND__TABLE_KIND_UNSPECIFIED = 0,
+  /*
+   * Columns: person_ref, full_name (required), native_name, other_names,
+   * nationality, date_of_birth, sex, document_number, document_country,
+   * document_withheld, phone, languages, minor, needs, description. Lists are
+   * separated by ";", flags are yes or no.
+   */
+  CASEBRIDGE__V1__TABLE_KIND__TABLE_KIND_PERSONS = 1,
+  /*
+   * Columns: person_ref, status (both required), note.
+   */
+  CASEBRIDGE__V1__TABLE_KIND__TABLE_KIND_OUTCOMES = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(CASEBRIDGE__V1__TABLE_KIND)
+} Casebridge__V1__TableKind;
 typedef enum _Casebridge__V1__StaffRole {
   CASEBRIDGE__V1__STAFF_ROLE__STAFF_ROLE_UNSPECIFIED = 0,
   /*
@@ -107,6 +143,151 @@ typedef enum _Casebridge__V1__InboxEntryKind {
 } Casebridge__V1__InboxEntryKind;
 
 /* --- messages --- */
+
+struct  Casebridge__V1__FindCasesRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Filters; empty or 0 means any. At most 64 values in each list.
+   */
+  size_t n_statuses;
+  Casebridge__V1__CaseStatus *statuses;
+  size_t n_steps;
+  Casebridge__V1__BusinessStep *steps;
+  size_t n_kinds;
+  Casebridge__V1__RequestKind *kinds;
+  size_t n_urgencies;
+  Casebridge__V1__Urgency *urgencies;
+  /*
+   * Node id of the embassy that opened the case.
+   */
+  char *requesting_node;
+  int64_t created_since_ms;
+  int64_t created_until_ms;
+  int64_t updated_since_ms;
+  /*
+   * Cases with no change since this instant ("no movement for 7 days").
+   */
+  int64_t updated_until_ms;
+  Casebridge__V1__CaseOrder order;
+  /*
+   * Cases to skip (the page's start), and the page's size: 0 means 50. Max 500.
+   */
+  uint32_t offset;
+  uint32_t limit;
+  /*
+   * Conformance test cases (InterventionRequest.test) are left out unless asked for.
+   */
+  protobuf_c_boolean include_tests;
+};
+#define CASEBRIDGE__V1__FIND_CASES_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__find_cases_request__descriptor) \
+    , 0,NULL, 0,NULL, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, 0, CASEBRIDGE__V1__CASE_ORDER__CASE_ORDER_UNSPECIFIED, 0, 0, 0 }
+
+
+struct  Casebridge__V1__CasePage
+{
+  ProtobufCMessage base;
+  size_t n_cases;
+  Casebridge__V1__CaseSummary **cases;
+  /*
+   * Cases that match the filters in all.
+   */
+  uint32_t total;
+  uint32_t offset;
+};
+#define CASEBRIDGE__V1__CASE_PAGE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__case_page__descriptor) \
+    , 0,NULL, 0, 0 }
+
+
+struct  Casebridge__V1__ExportPersonsRequest
+{
+  ProtobufCMessage base;
+  char *case_id;
+};
+#define CASEBRIDGE__V1__EXPORT_PERSONS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__export_persons_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Casebridge__V1__CsvFile
+{
+  ProtobufCMessage base;
+  /*
+   * A suggested file name ("case-<id>-persons.csv").
+   */
+  char *file_name;
+  /*
+   * UTF-8 with a byte-order mark (spreadsheets then read non-Latin names right).
+   */
+  char *text;
+  uint32_t rows;
+};
+#define CASEBRIDGE__V1__CSV_FILE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__csv_file__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Casebridge__V1__ReadTableRequest
+{
+  ProtobufCMessage base;
+  Casebridge__V1__TableKind kind;
+  /*
+   * The file's text (CSV, RFC 4180; the first line names the columns).
+   */
+  char *csv;
+  /*
+   * Person refs already in the case, when persons are added to it: new
+   * persons get the first free "P<n>" after these.
+   */
+  size_t n_taken_refs;
+  char **taken_refs;
+};
+#define CASEBRIDGE__V1__READ_TABLE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__read_table_request__descriptor) \
+    , CASEBRIDGE__V1__TABLE_KIND__TABLE_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL }
+
+
+/*
+ * What is wrong on one line: the column and the rule, never the value.
+ */
+struct  Casebridge__V1__TableProblem
+{
+  ProtobufCMessage base;
+  /*
+   * 1 is the header line.
+   */
+  uint32_t line;
+  char *column;
+  char *problem;
+};
+#define CASEBRIDGE__V1__TABLE_PROBLEM__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__table_problem__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Casebridge__V1__TableReading
+{
+  ProtobufCMessage base;
+  /*
+   * Only when there are no problems.
+   */
+  size_t n_persons;
+  Casebridge__V1__Person **persons;
+  size_t n_outcomes;
+  Casebridge__V1__PersonOutcome **outcomes;
+  size_t n_problems;
+  Casebridge__V1__TableProblem **problems;
+  /*
+   * Lines with data that were read.
+   */
+  uint32_t lines;
+};
+#define CASEBRIDGE__V1__TABLE_READING__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__table_reading__descriptor) \
+    , 0,NULL, 0,NULL, 0,NULL, 0 }
+
 
 struct  Casebridge__V1__StaffAccount
 {
@@ -789,6 +970,139 @@ struct  Casebridge__V1__CancelDeliveryRequest
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
+/* Casebridge__V1__FindCasesRequest methods */
+void   casebridge__v1__find_cases_request__init
+                     (Casebridge__V1__FindCasesRequest         *message);
+size_t casebridge__v1__find_cases_request__get_packed_size
+                     (const Casebridge__V1__FindCasesRequest   *message);
+size_t casebridge__v1__find_cases_request__pack
+                     (const Casebridge__V1__FindCasesRequest   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__find_cases_request__pack_to_buffer
+                     (const Casebridge__V1__FindCasesRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__FindCasesRequest *
+       casebridge__v1__find_cases_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__find_cases_request__free_unpacked
+                     (Casebridge__V1__FindCasesRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__CasePage methods */
+void   casebridge__v1__case_page__init
+                     (Casebridge__V1__CasePage         *message);
+size_t casebridge__v1__case_page__get_packed_size
+                     (const Casebridge__V1__CasePage   *message);
+size_t casebridge__v1__case_page__pack
+                     (const Casebridge__V1__CasePage   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__case_page__pack_to_buffer
+                     (const Casebridge__V1__CasePage   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__CasePage *
+       casebridge__v1__case_page__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__case_page__free_unpacked
+                     (Casebridge__V1__CasePage *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__ExportPersonsRequest methods */
+void   casebridge__v1__export_persons_request__init
+                     (Casebridge__V1__ExportPersonsRequest         *message);
+size_t casebridge__v1__export_persons_request__get_packed_size
+                     (const Casebridge__V1__ExportPersonsRequest   *message);
+size_t casebridge__v1__export_persons_request__pack
+                     (const Casebridge__V1__ExportPersonsRequest   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__export_persons_request__pack_to_buffer
+                     (const Casebridge__V1__ExportPersonsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__ExportPersonsRequest *
+       casebridge__v1__export_persons_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__export_persons_request__free_unpacked
+                     (Casebridge__V1__ExportPersonsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__CsvFile methods */
+void   casebridge__v1__csv_file__init
+                     (Casebridge__V1__CsvFile         *message);
+size_t casebridge__v1__csv_file__get_packed_size
+                     (const Casebridge__V1__CsvFile   *message);
+size_t casebridge__v1__csv_file__pack
+                     (const Casebridge__V1__CsvFile   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__csv_file__pack_to_buffer
+                     (const Casebridge__V1__CsvFile   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__CsvFile *
+       casebridge__v1__csv_file__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__csv_file__free_unpacked
+                     (Casebridge__V1__CsvFile *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__ReadTableRequest methods */
+void   casebridge__v1__read_table_request__init
+                     (Casebridge__V1__ReadTableRequest         *message);
+size_t casebridge__v1__read_table_request__get_packed_size
+                     (const Casebridge__V1__ReadTableRequest   *message);
+size_t casebridge__v1__read_table_request__pack
+                     (const Casebridge__V1__ReadTableRequest   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__read_table_request__pack_to_buffer
+                     (const Casebridge__V1__ReadTableRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__ReadTableRequest *
+       casebridge__v1__read_table_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__read_table_request__free_unpacked
+                     (Casebridge__V1__ReadTableRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__TableProblem methods */
+void   casebridge__v1__table_problem__init
+                     (Casebridge__V1__TableProblem         *message);
+size_t casebridge__v1__table_problem__get_packed_size
+                     (const Casebridge__V1__TableProblem   *message);
+size_t casebridge__v1__table_problem__pack
+                     (const Casebridge__V1__TableProblem   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__table_problem__pack_to_buffer
+                     (const Casebridge__V1__TableProblem   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__TableProblem *
+       casebridge__v1__table_problem__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__table_problem__free_unpacked
+                     (Casebridge__V1__TableProblem *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__TableReading methods */
+void   casebridge__v1__table_reading__init
+                     (Casebridge__V1__TableReading         *message);
+size_t casebridge__v1__table_reading__get_packed_size
+                     (const Casebridge__V1__TableReading   *message);
+size_t casebridge__v1__table_reading__pack
+                     (const Casebridge__V1__TableReading   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__table_reading__pack_to_buffer
+                     (const Casebridge__V1__TableReading   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__TableReading *
+       casebridge__v1__table_reading__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__table_reading__free_unpacked
+                     (Casebridge__V1__TableReading *message,
+                      ProtobufCAllocator *allocator);
 /* Casebridge__V1__StaffAccount methods */
 void   casebridge__v1__staff_account__init
                      (Casebridge__V1__StaffAccount         *message);
@@ -1513,6 +1827,27 @@ void   casebridge__v1__cancel_delivery_request__free_unpacked
                       ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
+typedef void (*Casebridge__V1__FindCasesRequest_Closure)
+                 (const Casebridge__V1__FindCasesRequest *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__CasePage_Closure)
+                 (const Casebridge__V1__CasePage *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__ExportPersonsRequest_Closure)
+                 (const Casebridge__V1__ExportPersonsRequest *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__CsvFile_Closure)
+                 (const Casebridge__V1__CsvFile *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__ReadTableRequest_Closure)
+                 (const Casebridge__V1__ReadTableRequest *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__TableProblem_Closure)
+                 (const Casebridge__V1__TableProblem *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__TableReading_Closure)
+                 (const Casebridge__V1__TableReading *message,
+                  void *closure_data);
 typedef void (*Casebridge__V1__StaffAccount_Closure)
                  (const Casebridge__V1__StaffAccount *message,
                   void *closure_data);
@@ -1738,6 +2073,18 @@ struct Casebridge__V1__Console_Service
                       const Casebridge__V1__ListAccessRequest *input,
                       Casebridge__V1__AccessLogEntry_Closure closure,
                       void *closure_data);
+  void (*find_cases)(Casebridge__V1__Console_Service *service,
+                     const Casebridge__V1__FindCasesRequest *input,
+                     Casebridge__V1__CasePage_Closure closure,
+                     void *closure_data);
+  void (*export_persons)(Casebridge__V1__Console_Service *service,
+                         const Casebridge__V1__ExportPersonsRequest *input,
+                         Casebridge__V1__CsvFile_Closure closure,
+                         void *closure_data);
+  void (*read_table)(Casebridge__V1__Console_Service *service,
+                     const Casebridge__V1__ReadTableRequest *input,
+                     Casebridge__V1__TableReading_Closure closure,
+                     void *closure_data);
 };
 typedef void (*Casebridge__V1__Console_ServiceDestroy)(Casebridge__V1__Console_Service *);
 void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
@@ -1771,7 +2118,10 @@ void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
       function_prefix__ ## reset_staff,\
       function_prefix__ ## begin_enrolment,\
       function_prefix__ ## complete_enrolment,\
-      function_prefix__ ## list_access  }
+      function_prefix__ ## list_access,\
+      function_prefix__ ## find_cases,\
+      function_prefix__ ## export_persons,\
+      function_prefix__ ## read_table  }
 void casebridge__v1__console__submit(ProtobufCService *service,
                                      const Casebridge__V1__InterventionRequest *input,
                                      Casebridge__V1__SubmitReceipt_Closure closure,
@@ -1876,12 +2226,33 @@ void casebridge__v1__console__list_access(ProtobufCService *service,
                                           const Casebridge__V1__ListAccessRequest *input,
                                           Casebridge__V1__AccessLogEntry_Closure closure,
                                           void *closure_data);
+void casebridge__v1__console__find_cases(ProtobufCService *service,
+                                         const Casebridge__V1__FindCasesRequest *input,
+                                         Casebridge__V1__CasePage_Closure closure,
+                                         void *closure_data);
+void casebridge__v1__console__export_persons(ProtobufCService *service,
+                                             const Casebridge__V1__ExportPersonsRequest *input,
+                                             Casebridge__V1__CsvFile_Closure closure,
+                                             void *closure_data);
+void casebridge__v1__console__read_table(ProtobufCService *service,
+                                         const Casebridge__V1__ReadTableRequest *input,
+                                         Casebridge__V1__TableReading_Closure closure,
+                                         void *closure_data);
 
 /* --- descriptors --- */
 
+extern const ProtobufCEnumDescriptor    casebridge__v1__case_order__descriptor;
+extern const ProtobufCEnumDescriptor    casebridge__v1__table_kind__descriptor;
 extern const ProtobufCEnumDescriptor    casebridge__v1__staff_role__descriptor;
 extern const ProtobufCEnumDescriptor    casebridge__v1__node_role__descriptor;
 extern const ProtobufCEnumDescriptor    casebridge__v1__inbox_entry_kind__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__find_cases_request__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__case_page__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__export_persons_request__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__csv_file__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__read_table_request__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__table_problem__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__table_reading__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__staff_account__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__login_request__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__login_reply__descriptor;
