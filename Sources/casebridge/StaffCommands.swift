@@ -332,23 +332,56 @@ func describe(_ update: CaseUpdate) -> String {
 struct ListCases: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list",
-        abstract: "Lists cases, most recently updated first.",
-        discussion:
-            "Examples:\n  casebridge case list\n  casebridge case list --status in_progress --status info_requested"
+        abstract: "Lists cases, a page at a time, most recently updated first.",
+        discussion: """
+            Filters combine; the last line says which cases of how many are shown and how to see the \
+            next page.
+
+            Examples:
+              casebridge case list
+              casebridge case list --status in_progress --status info_requested --page 2
+              casebridge case list --urgency immediate --embassy embassy-id
+              casebridge case list --quiet-days 7
+            """
     )
     @OptionGroup var node: NodeOptions
     @Option(help: "Only cases in this status (repeatable).") var status: [String] = []
-    @Option(help: "At most this many.") var limit: Int = 50
+    @Option(help: "Only cases at this business step (repeatable).") var step: [String] = []
+    @Option(help: "Only requests of this kind (repeatable).") var kind: [String] = []
+    @Option(help: "Only requests of this urgency (repeatable).") var urgency: [String] = []
+    @Option(help: "Only cases this embassy node opened (NCCT).") var embassy: String?
+    @Option(help: "Only open cases with no change for this many days.") var quietDays: Int?
+    @Option(help: "Cases per page (1 to 500).") var limit: Int = 50
+    @Option(help: "Which page (1 is the first).") var page: Int = 1
     @Flag(help: "Whole case ids and every column in full, however wide.") var wide = false
 
-    func run() async throws {
-        var request = ListCasesRequest()
-        for name in status {
-            let parsed: CaseStatus = try choice(name, for: "--status")
-            request.statuses.append(parsed)
+    func validate() throws {
+        guard (1...500).contains(limit) else { throw fail("--limit must be from 1 to 500", code: Exit.badInput) }
+        guard page >= 1, (page - 1) * limit <= Int(UInt32.max) else {
+            throw fail("--page must be 1 or more", code: Exit.badInput)
         }
-        request.limit = try listLimit(limit)
-        let cases = try await node.console().stream(Console.listCases, request)
+        if let quietDays, !(1...36_500).contains(quietDays) {
+            throw fail("--quiet-days must be from 1 to 36500", code: Exit.badInput)
+        }
+    }
+
+    func run() async throws {
+        var request = FindCasesRequest()
+        request.statuses = try status.map { try choice($0, for: "--status") }
+        request.steps = try step.map { try choice($0, for: "--step") }
+        request.kinds = try kind.map { try choice($0, for: "--kind") }
+        request.urgencies = try urgency.map { try choice($0, for: "--urgency") }
+        request.requestingNode = embassy ?? ""
+        if let quietDays {
+            if request.statuses.isEmpty {
+                request.statuses = [.received, .acknowledged, .inProgress, .infoRequested, .onHold]
+            }
+            request.updatedUntilMs = Int64(Date().timeIntervalSince1970 * 1000) - Int64(quietDays) * 86_400_000
+        }
+        request.limit = UInt32(limit)
+        request.offset = UInt32((page - 1) * limit)
+        let found = try await node.console().call(Console.findCases, request)
+        let cases = found.cases
         if Output.printedAsJSONOrEmpty(cases, json: node.json, empty: "No cases.") { return }
         // FROM is the state an embassy represents ("ID"); outcome counts only with --wide (and in JSON).
         let directory = try? Directory.load(node.configuration().directoryPath)
@@ -369,6 +402,9 @@ struct ListCases: AsyncParsableCommand {
             flexible: ["STATUS", "REF"],
             wide: wide
         )
+        let first = Int(found.offset) + 1, last = Int(found.offset) + cases.count
+        let more = last < Int(found.total) ? "; next: --page \(page + 1)" : ""
+        print("Cases \(first)–\(last) of \(found.total)\(more)")
     }
 }
 

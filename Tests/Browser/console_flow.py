@@ -7,6 +7,7 @@ Environment: EMBASSY_URL, NCCT_URL (the consoles), CA (PEM), SCREENSHOTS, and th
 EMBASSY_LOGIN + ENROLMENT_CODE (enrolled here, in the browser), NCCT_LOGIN/NCCT_PASSWORD/NCCT_SECRET,
 OPERATOR_LOGIN/OPERATOR_PASSWORD/OPERATOR_SECRET (at the embassy).
 """
+
 import base64, hashlib, hmac, json, os, struct, subprocess, sys, tempfile, time, traceback
 
 from selenium import webdriver
@@ -22,7 +23,9 @@ env = os.environ
 embassy_url, ncct_url, shots = env["EMBASSY_URL"], env["NCCT_URL"], env["SCREENSHOTS"]
 os.makedirs(shots, exist_ok=True)
 checks, failures = {}, []
-XSS_NAMES = ['<script>window.__xss=1</script>Ayu Lestari', '"><img src=x onerror="window.__xss=2">Budi Santoso']
+# How long things took, in milliseconds: reported for Benchmarks/README.md, never asserted.
+timings = {}
+XSS_NAMES = ["<script>window.__xss=1</script>Ayu Lestari", '"><img src=x onerror="window.__xss=2">Budi Santoso']
 
 
 def check(name, condition, detail=""):
@@ -47,14 +50,18 @@ def totp(secret, account):
     key = base64.b32decode(secret + "=" * (-len(secret) % 8))
     mac = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest()
     o = mac[-1] & 0x0F
-    return "%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7FFFFFFF) % 1000000)
+    return "%06d" % ((struct.unpack(">I", mac[o : o + 4])[0] & 0x7FFFFFFF) % 1000000)
 
 
 def spki_hash(url):
     """The console certificate's key, for Chromium to trust that one certificate (not every one)."""
     host = url.split("//")[1].rstrip("/")
-    pem = subprocess.run(["openssl", "s_client", "-connect", host, "-servername", "127.0.0.1"],
-                         input=b"", capture_output=True, timeout=20).stdout
+    pem = subprocess.run(
+        ["openssl", "s_client", "-connect", host, "-servername", "127.0.0.1"],
+        input=b"",
+        capture_output=True,
+        timeout=20,
+    ).stdout
     key = subprocess.run(["openssl", "x509", "-pubkey", "-noout"], input=pem, capture_output=True).stdout
     der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=key, capture_output=True).stdout
     return base64.b64encode(hashlib.sha256(der).digest()).decode()
@@ -62,16 +69,24 @@ def spki_hash(url):
 
 def browser(width=1280, height=800):
     options = Options()
-    for argument in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     f"--user-data-dir={tempfile.mkdtemp(prefix='cb-chromium-')}",
-                     "--ignore-certificate-errors-spki-list=" + ",".join({spki_hash(embassy_url), spki_hash(ncct_url)}),
-                     f"--window-size={width},{height}", "--lang=en-GB"]:
+    for argument in [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        f"--user-data-dir={tempfile.mkdtemp(prefix='cb-chromium-')}",
+        "--ignore-certificate-errors-spki-list=" + ",".join({spki_hash(embassy_url), spki_hash(ncct_url)}),
+        f"--window-size={width},{height}",
+        "--lang=en-GB",
+    ]:
         options.add_argument(argument)
     options.binary_location = "/usr/bin/chromium"
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                           {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+    )
     driver.set_script_timeout(30)
     return driver
 
@@ -79,24 +94,36 @@ def browser(width=1280, height=800):
 def wait(driver, condition, timeout=20, what=""):
     try:
         # A live update may replace an element between finding and reading it: look again.
-        return WebDriverWait(driver, timeout, poll_frequency=0.2,
-                             ignored_exceptions=[NoSuchElementException, StaleElementReferenceException]
-                             ).until(lambda d: condition(d))
+        return WebDriverWait(
+            driver,
+            timeout,
+            poll_frequency=0.2,
+            ignored_exceptions=[NoSuchElementException, StaleElementReferenceException],
+        ).until(lambda d: condition(d))
     except TimeoutException:
         raise AssertionError(f"timed out waiting for {what}")
 
 
 def css(driver, selector, timeout=20):
-    return wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, selector)
-                if d.find_elements(By.CSS_SELECTOR, selector) and d.find_element(By.CSS_SELECTOR, selector).is_displayed()
-                else None, timeout, selector)
+    return wait(
+        driver,
+        lambda d: (
+            d.find_element(By.CSS_SELECTOR, selector)
+            if d.find_elements(By.CSS_SELECTOR, selector) and d.find_element(By.CSS_SELECTOR, selector).is_displayed()
+            else None
+        ),
+        timeout,
+        selector,
+    )
 
 
 def click(driver, selector):
     """Clicks, finding the element again if a live update replaced it first."""
+
     def attempt(d):
         d.find_element(By.CSS_SELECTOR, selector).click()
         return True
+
     wait(driver, attempt, what=selector)
 
 
@@ -124,7 +151,9 @@ def sign_in(driver, url, login, password, secret, keyboard=False):
     css(driver, "#signin-form")
     if keyboard:
         # Focus starts in the account field; Tab moves on; Enter submits.
-        ActionChains(driver).send_keys(login, Keys.TAB, password, Keys.TAB, totp(secret, url + login), Keys.ENTER).perform()
+        ActionChains(driver).send_keys(
+            login, Keys.TAB, password, Keys.TAB, totp(secret, url + login), Keys.ENTER
+        ).perform()
     else:
         driver.find_element(By.NAME, "login").send_keys(login)
         driver.find_element(By.NAME, "password").send_keys(password)
@@ -136,8 +165,11 @@ def sign_in(driver, url, login, password, secret, keyboard=False):
 def set_field(driver, name, value, scope=None):
     element = (scope or driver).find_element(By.NAME, name)
     if element.tag_name == "select":
-        driver.execute_script("arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('input', {bubbles: true}))",
-                              element, value)
+        driver.execute_script(
+            "arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('input', {bubbles: true}))",
+            element,
+            value,
+        )
     else:
         element.clear()
         element.send_keys(value)
@@ -158,7 +190,9 @@ def current_case(driver):
 
 def person_statuses(driver):
     return driver.execute_script(
-        "return [...document.querySelectorAll('#persons-table tbody tr')].map(r => [r.dataset.ref, r.querySelector('.pstatus').textContent])")
+        "return [...document.querySelectorAll('#persons-table tbody tr')]"
+        ".map(r => [r.dataset.ref, r.querySelector('.pstatus').textContent])"
+    )
 
 
 embassy = ncct = operator = keyboard = None
@@ -168,8 +202,15 @@ try:
     embassy.get(embassy_url)
     css(embassy, "#signin-form")
     shot(embassy, "01-sign-in")
-    check("signin_labelled", all(embassy.execute_script(
-        "return [...document.querySelectorAll('#signin-form input')].map(i => !!document.querySelector(`label[for='${i.id}']`))")))
+    check(
+        "signin_labelled",
+        all(
+            embassy.execute_script(
+                "return [...document.querySelectorAll('#signin-form input')]"
+                ".map(i => !!document.querySelector(`label[for='${i.id}']`))"
+            )
+        ),
+    )
     embassy.find_element(By.CSS_SELECTOR, "#signin-form button.link").click()
     set_field(embassy, "login", env["EMBASSY_LOGIN"])
     set_field(embassy, "enrolment_code", env["ENROLMENT_CODE"])
@@ -213,10 +254,14 @@ try:
     confirm(embassy)
     case12 = current_case(embassy)
     shown = embassy.execute_script(
-        "return [...document.querySelectorAll('#persons-table td.name')].map(td => td.textContent)")
+        "return [...document.querySelectorAll('#persons-table td.name')].map(td => td.textContent)"
+    )
     check("hostile_names_shown_as_text", shown[:2] == XSS_NAMES, shown[:2])
-    check("hostile_names_not_run", embassy.execute_script("return window.__xss === undefined") and
-          not embassy.find_elements(By.CSS_SELECTOR, "#persons-table img, #persons-table script"))
+    check(
+        "hostile_names_not_run",
+        embassy.execute_script("return window.__xss === undefined")
+        and not embassy.find_elements(By.CSS_SELECTOR, "#persons-table img, #persons-table script"),
+    )
 
     # 3. A 250-person CSV: three bad lines are all reported before anything is sent; then the good file.
     embassy.get(embassy_url + "#/file")
@@ -230,17 +275,33 @@ try:
     embassy.delete_cookie("cb_session")  # the session ends while the officer works
     embassy.find_element(By.ID, "persons-csv").send_keys(csv_file(bad))
     css(embassy, "dialog[open] #signin-form")
-    check("session_end_asks_to_sign_in_again", "session has ended" in embassy.find_element(By.CSS_SELECTOR, "dialog[open]").text)
+    check(
+        "session_end_asks_to_sign_in_again",
+        "session has ended" in embassy.find_element(By.CSS_SELECTOR, "dialog[open]").text,
+    )
     set_field(embassy, "password", password, embassy.find_element(By.CSS_SELECTOR, "dialog[open]"))
-    set_field(embassy, "code", totp(secret, embassy_url + env["EMBASSY_LOGIN"]), embassy.find_element(By.CSS_SELECTOR, "dialog[open]"))
+    set_field(
+        embassy,
+        "code",
+        totp(secret, embassy_url + env["EMBASSY_LOGIN"]),
+        embassy.find_element(By.CSS_SELECTOR, "dialog[open]"),
+    )
     embassy.find_element(By.CSS_SELECTOR, "dialog[open] button[type=submit]").click()
     problems = css(embassy, "#csv-problems .problems").find_elements(By.TAG_NAME, "li")
     problem_text = [p.text for p in problems]
-    check("csv_three_problems_at_once", len(problems) == 3 and problem_text[0].startswith("Line 11")
-          and problem_text[1].startswith("Line 101") and problem_text[2].startswith("Line 201"), problem_text)
+    check(
+        "csv_three_problems_at_once",
+        len(problems) == 3
+        and problem_text[0].startswith("Line 11")
+        and problem_text[1].startswith("Line 101")
+        and problem_text[2].startswith("Line 201"),
+        problem_text,
+    )
     check("csv_problems_name_no_value", not any("0812-345" in p or "maybe" in p for p in problem_text), problem_text)
-    check("typed_work_kept_over_sign_in", embassy.find_element(By.NAME, "summary").get_attribute("value")
-          == "Typed before the session ended")
+    check(
+        "typed_work_kept_over_sign_in",
+        embassy.find_element(By.NAME, "summary").get_attribute("value") == "Typed before the session ended",
+    )
     shot(embassy, "04-csv-problems", "#csv-problems")
     embassy.find_element(By.ID, "persons-csv").send_keys(csv_file(rows))
     check("csv_read", "250 persons read" in css(embassy, "#csv-read").text)
@@ -256,17 +317,26 @@ try:
     # 4. NCCT's officer: the work queue shows both; acknowledge, ask, set 9 outcomes at once.
     ncct = browser()
     sign_in(ncct, ncct_url, env["NCCT_LOGIN"], env["NCCT_PASSWORD"], env["NCCT_SECRET"])
-    wait(ncct, lambda d: "IDN-WEB-012" in d.find_element(By.ID, "queue").text and
-         "IDN-WEB-250" in d.find_element(By.ID, "queue").text, 30, "both requests in NCCT's work queue")
+    wait(
+        ncct,
+        lambda d: "IDN-WEB-012" in d.find_element(By.ID, "queue").text
+        and "IDN-WEB-250" in d.find_element(By.ID, "queue").text,
+        30,
+        "both requests in NCCT's work queue",
+    )
     new_count = ncct.find_element(By.CSS_SELECTOR, "[data-card='queue.new'] .count").text
     check("ncct_queue_counts_new", int(new_count) >= 2, new_count)
     shot(ncct, "06-ncct-work-queue")
     ncct.find_element(By.LINK_TEXT, "IDN-WEB-012").click()
     check("same_case_at_ncct", current_case(ncct) == case12)
     css(ncct, "#acknowledge").click()
+    started = time.monotonic()
     confirm(ncct)
     wait(ncct, lambda d: d.find_element(By.ID, "case-status").text == "Acknowledged", what="acknowledged")
-    ncct.execute_script("document.getElementById('questions').value = 'Which floor of building C?\\nDoes anyone need medical care?'")
+    timings["acknowledge_confirmed_to_shown"] = round((time.monotonic() - started) * 1000)
+    ncct.execute_script(
+        "document.getElementById('questions').value = 'Which floor of building C?\\nDoes anyone need medical care?'"
+    )
     ncct.find_element(By.CSS_SELECTOR, "#question-form button[type=submit]").click()
     confirm(ncct)
     wait(ncct, lambda d: d.find_element(By.ID, "case-status").text == "Information requested", what="question sent")
@@ -281,22 +351,37 @@ try:
     wait(ncct, lambda d: sum(1 for _, s in person_statuses(d) if s == "Rescued") == 9, what="9 rescued at NCCT")
     shot(ncct, "07-ncct-case")
 
+    # A fresh load of the 12-person case, and of the work queue: until their content is on screen.
+    for name, route, selector in [("queue_page_load", "#/queue", "#queue .card"),
+                                  ("case_page_load", f"#/case/{case12}", "#persons-table")]:
+        ncct.get("about:blank")
+        started = time.monotonic()
+        ncct.get(ncct_url + route)
+        css(ncct, selector)
+        timings[name] = round((time.monotonic() - started) * 1000)
+
     # 5. The embassy sees the question highlighted and the outcomes, live, and answers.
     embassy.get(embassy_url + f"#/case/{case12}")
     css(embassy, "#open-question")
     check("question_highlighted", "Which floor of building C?" in embassy.find_element(By.ID, "open-question").text)
-    wait(embassy, lambda d: sum(1 for _, s in person_statuses(d) if s == "Rescued") == 9, 30, "9 rescued at the embassy")
+    wait(
+        embassy, lambda d: sum(1 for _, s in person_statuses(d) if s == "Rescued") == 9, 30, "9 rescued at the embassy"
+    )
     shot(embassy, "08-embassy-question")
     embassy.find_element(By.ID, "answer-text").send_keys("Third floor. Two need a doctor.")
     embassy.find_element(By.CSS_SELECTOR, "#answer-form button[type=submit]").click()
     confirm(embassy)
     wait(embassy, lambda d: not d.find_elements(By.ID, "open-question"), what="the question answered")
     # Live at NCCT: the answer arrives without a reload.
-    wait(ncct, lambda d: "Third floor. Two need a doctor." in d.find_element(By.ID, "history").text, 30, "answer at NCCT")
+    wait(
+        ncct, lambda d: "Third floor. Two need a doctor." in d.find_element(By.ID, "history").text, 30, "answer at NCCT"
+    )
     check("answer_live_at_ncct", True)
     check("embassy_status_after_answer", embassy.find_element(By.ID, "case-status").text == "Acknowledged")
     embassy.get(embassy_url + "#/cases")
-    check("cases_total_shown", "of 2" in css(embassy, "#case-total").text, embassy.find_element(By.ID, "case-total").text)
+    check(
+        "cases_total_shown", "of 2" in css(embassy, "#case-total").text, embassy.find_element(By.ID, "case-total").text
+    )
     shot(embassy, "09-embassy-cases")
 
     # 6. The operator: node and staff pages, and no victim's name on any page.
@@ -342,16 +427,22 @@ try:
     check("focus_on_case_heading", keyboard.switch_to.active_element.tag_name == "h1")
 
     # Tablet width: the case still reads (no horizontal scroll outside the persons table).
-    keyboard.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                             {"width": 820, "height": 1180, "deviceScaleFactor": 1, "mobile": True})
+    keyboard.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": 820, "height": 1180, "deviceScaleFactor": 1, "mobile": True}
+    )
     time.sleep(0.5)
-    overflow = keyboard.execute_script("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    overflow = keyboard.execute_script(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
     check("tablet_no_page_overflow", overflow <= 0, overflow)
     shot(keyboard, "11-tablet-case")
 
     for driver in [embassy, ncct, operator, keyboard]:
-        errors = [e["message"] for e in driver.get_log("browser")
-                  if e["level"] == "SEVERE" and "401" not in e["message"] and "favicon" not in e["message"]]
+        errors = [
+            e["message"]
+            for e in driver.get_log("browser")
+            if e["level"] == "SEVERE" and "401" not in e["message"] and "favicon" not in e["message"]
+        ]
         check("no_script_errors", not errors, errors)
 except Exception as error:  # a step that could not run: a failed check with where it stopped
     where = [frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename == __file__][-1]
@@ -371,5 +462,5 @@ finally:
         if driver:
             driver.quit()
 
-print(json.dumps({"checks": checks, "failures": failures}))
+print(json.dumps({"checks": checks, "failures": failures, "timings_ms": timings}))
 sys.exit(0 if not failures else 1)

@@ -52,7 +52,8 @@ struct OutOfRangeInputTests {
             (["watch", "--after", "9223372036854775808"], "--after must be at most 9223372036854775807"),
             (["inbox", "--mark-read", "18446744073709551615"], "--mark-read must be at most 9223372036854775807"),
             (["inbox", "--limit", "5000000000"], "--limit must be from 1 to 10000"),
-            (["case", "list", "--limit", "0"], "--limit must be from 1 to 10000"),
+            (["case", "list", "--limit", "0"], "--limit must be from 1 to 500"),
+            (["case", "list", "--page", "0"], "--page must be 1 or more"),
         ] {
             let result = try run(casebridgeBinary, arguments + config)
             #expect(result.status == 2, "\(arguments): \(result.stderr)")

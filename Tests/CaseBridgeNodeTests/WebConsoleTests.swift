@@ -93,6 +93,14 @@ struct WebConsoleTests {
         find.updatedUntilMs = Int64(Date().timeIntervalSince1970 * 1000) - 86_400_000
         #expect(try await embassy.unary(Console.findCases, find, timeout: .seconds(30)).total == 0)
 
+        // The command line pages the same way, and says where it is.
+        let third = try federation.cli(["case", "list", "--limit", "25", "--page", "3"], node: "embassy-id")
+        #expect(third.stdout.hasSuffix("Cases 51–60 of 60\n"), "\(third.stdout)")
+        let first = try federation.cli(["case", "list", "--limit", "25", "--urgency", "immediate"], node: "embassy-id")
+        #expect(first.stdout.hasSuffix("Cases 1–20 of 20\n"), "\(first.stdout)")
+        let paged = try federation.cli(["case", "list", "--limit", "25"], node: "embassy-id")
+        #expect(paged.stdout.hasSuffix("Cases 1–25 of 60; next: --page 2\n"), "\(paged.stdout)")
+
         // A CSV with three bad lines: all three, by line and column, and never the value.
         var table = ReadTableRequest()
         table.kind = .persons
@@ -190,6 +198,7 @@ struct WebConsoleTests {
             "focus_visible", "keyboard_reaches_case", "focus_on_case_heading", "skip_link_first",
             "tablet_no_page_overflow", "no_script_errors", "completed",
         ]
+        print("web console timings (ms): \(report?["timings_ms"] ?? "none")")
         let notHeld = expected.filter { checks[$0] != true }
         #expect(notHeld.isEmpty, "\(notHeld)")
         // What the browser did is what the nodes hold: 12 + 250 persons, 9 rescued, the answer.

@@ -24,7 +24,9 @@ export async function staffPage(main) {
   add.addEventListener("submit", async (event) => {
     event.preventDefault();
     try {
-      const enrolment = await call("AddStaff", { login: login.value.trim(), displayName: name.value.trim(), role: newRole.value });
+      const enrolment = await call("AddStaff", {
+        login: login.value.trim(), displayName: name.value.trim(), role: newRole.value,
+      });
       fill(result, enrolmentNotice(enrolment));
       add.reset();
       await refresh();
@@ -56,8 +58,9 @@ function staffTable(accounts, manages, assignable, refresh, result) {
     }
   };
   return h("table", { class: "list", id: "staff-table" },
-    h("thead", {}, h("tr", {}, [t("staff.login"), t("staff.name"), t("staff.role"), t("staff.state"), t("staff.last_login"),
-      manages ? t("staff.actions") : null].filter(Boolean).map((c) => h("th", { scope: "col" }, c)))),
+    h("thead", {}, h("tr", {}, [t("staff.login"), t("staff.name"), t("staff.role"), t("staff.state"),
+      t("staff.last_login"), manages ? t("staff.actions") : null].filter(Boolean)
+      .map((c) => h("th", { scope: "col" }, c)))),
     h("tbody", {}, accounts.map((a) => {
       const may = manages && assignable.includes(a.role) && a.login !== session.me.login;
       const state = a.disabled ? t("staff.disabled") : !a.enrolled ? t("staff.not_enrolled")
@@ -69,14 +72,17 @@ function staffTable(accounts, manages, assignable, refresh, result) {
         h("td", {}, when(a.lastLoginAtMs)),
         manages ? h("td", { class: "row-actions" }, may ? [
           h("button", { class: "small", onclick: () => act(t(a.disabled ? "staff.enable" : "staff.disable"), a.login,
-            { method: "ChangeStaff", request: { login: a.login, change: a.disabled ? "CHANGE_ENABLE" : "CHANGE_DISABLE" } }) },
+            { method: "ChangeStaff",
+              request: { login: a.login, change: a.disabled ? "CHANGE_ENABLE" : "CHANGE_DISABLE" } }) },
           t(a.disabled ? "staff.enable" : "staff.disable")),
           h("button", { class: "small", onclick: () => act(t("staff.reset"), t("staff.reset.what", { login: a.login }),
-            { method: "ResetStaff", request: { login: a.login } }, (reply) => fill(result, enrolmentNotice(reply))) }, t("staff.reset")),
+            { method: "ResetStaff", request: { login: a.login } },
+            (reply) => fill(result, enrolmentNotice(reply))) }, t("staff.reset")),
           h("button", { class: "small", onclick: () => act(t("staff.sign_out"), a.login,
             { method: "ChangeStaff", request: { login: a.login, change: "CHANGE_SIGN_OUT" } }) }, t("staff.sign_out")),
           assignable.length > 1 ? [roleSelect, h("button", { class: "small", onclick: () => act(t("staff.set_role"),
-            `${a.login}: ${label(roleSelect.value)}`, { method: "ChangeStaff", request: { login: a.login, change: "CHANGE_ROLE", role: roleSelect.value } }) },
+            `${a.login}: ${label(roleSelect.value)}`,
+            { method: "ChangeStaff", request: { login: a.login, change: "CHANGE_ROLE", role: roleSelect.value } }) },
           t("staff.set_role"))] : null,
         ] : "") : null);
     })));
@@ -116,22 +122,29 @@ function nodeStatus(status, refresh) {
       status.represents ? [h("dt", {}, t("node.represents")), h("dd", {}, status.represents)] : null,
       h("dt", {}, t("node.version")), h("dd", {}, status.version),
       h("dt", {}, t("node.started")), h("dd", {}, when(status.startedAtMs)),
-      h("dt", {}, t("node.certificate")), h("dd", {}, t("node.expires", { when: when(status.certificateNotAfterMs), ago: ago(status.certificateNotAfterMs) })),
+      h("dt", {}, t("node.certificate")),
+      h("dd", {}, t("node.expires", {
+        when: when(status.certificateNotAfterMs), ago: ago(status.certificateNotAfterMs),
+      })),
       h("dt", {}, t("node.crl")), h("dd", {}, status.revocationChecked ? (Number(status.crlNextUpdateMs || 0)
         ? t("node.crl.next", { when: when(status.crlNextUpdateMs) }) : t("node.crl.checked")) : t("node.crl.off")),
       h("dt", {}, t("node.unread")), h("dd", {}, number(status.unreadInbox))),
     h("h2", {}, t("node.peers")),
     h("table", { class: "list", id: "peers" },
-      h("thead", {}, h("tr", {}, [t("node.peer"), t("node.endpoint"), t("node.reachable"), t("node.owed"), t("node.oldest"),
-        t("node.failing"), t("node.last_error"), manages ? "" : null].filter((c) => c !== null).map((c) => h("th", { scope: "col" }, c)))),
+      h("thead", {}, h("tr", {}, [t("node.peer"), t("node.endpoint"), t("node.reachable"), t("node.owed"),
+        t("node.oldest"), t("node.failing"), t("node.last_error"), manages ? "" : null]
+        .filter((c) => c !== null).map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, (status.peers || []).map((p) => h("tr", { class: p.failingSinceMs ? "failing" : "" },
         h("td", {}, p.displayName || p.nodeId, " ", h("span", { class: "meta" }, p.nodeId)), h("td", {}, p.endpoint),
         h("td", {}, p.reachable ? t("common.yes") : t("common.no")), h("td", { class: "num" }, number(p.outboxDepth)),
         h("td", {}, ago(p.oldestUndeliveredAtMs)), h("td", {}, p.failingSinceMs ? ago(p.failingSinceMs) : ""),
         h("td", {}, p.lastError || ""),
-        manages ? h("td", {}, Number(p.outboxDepth || 0) ? h("button", { class: "small", onclick: () => deliverNow(p.nodeId) }, t("node.deliver_now")) : "") : null)))),
+        manages ? h("td", {}, Number(p.outboxDepth || 0)
+          ? h("button", { class: "small", onclick: () => deliverNow(p.nodeId) }, t("node.deliver_now"))
+          : "") : null)))),
     manages ? h("div", { class: "actions" }, h("button", { id: "deliver-all", onclick: async () => {
-      if (await confirmSend(t("node.deliver_now"), [t("node.deliver_now.all")], t("node.deliver_now"))) await deliverNow("");
+      const all = [t("node.deliver_now.all")];
+      if (await confirmSend(t("node.deliver_now"), all, t("node.deliver_now"))) await deliverNow("");
     } }, t("node.deliver_now.all"))) : null,
   ];
 }

@@ -126,7 +126,9 @@ function questionBox(question, state) {
   });
   return h("section", { class: "question", role: "region", "aria-labelledby": "question-h", id: "open-question" },
     h("h2", { id: "question-h" }, ours ? t("case.question.ours") : t("case.question.theirs")),
-    h("p", { class: "meta" }, t("history.by", { author: question.author || "", agency: nodeName(question.actorNode), when: when(question.occurredAtMs) })),
+    h("p", { class: "meta" }, t("history.by", {
+      author: question.author || "", agency: nodeName(question.actorNode), when: when(question.occurredAtMs),
+    })),
     h("ul", {}, (question.informationRequest.questions || []).map((q) => h("li", {}, q))),
     ours && canWork() ? form : null);
 }
@@ -153,7 +155,8 @@ function personsSection(state) {
     t("person.dob"), t("person.sex"), t("person.document"), t("person.phone"), t("person.minor"),
     t("person.needs"), t("person.status"), t("person.note"), t("person.history")];
   return h("section", { "aria-labelledby": "persons-h" },
-    h("h2", { id: "persons-h" }, t("case.persons"), " ", h("span", { class: "count" }, number((view.persons || []).length))),
+    h("h2", { id: "persons-h" }, t("case.persons"), " ",
+      h("span", { class: "count" }, number((view.persons || []).length))),
     h("div", { class: "table-wrap" }, h("table", { class: "list persons", id: "persons-table" },
       h("thead", {}, h("tr", {}, selectable ? h("th", { scope: "col", class: "no-print" }, all) : null,
         columns.map((c) => h("th", { scope: "col" }, c)))),
@@ -174,15 +177,16 @@ function personsSection(state) {
           h("td", {}, state_.personRef), h("td", { class: "name" }, person.fullName || ""),
           h("td", {}, person.nativeName || ""), h("td", {}, person.nationality || ""),
           h("td", {}, person.dateOfBirth || ""), h("td", {}, person.sex ? label(person.sex) : ""),
-          h("td", {}, document_ ? [document_.number, document_.issuingCountry, document_.withheld ? t("person.withheld") : ""]
-            .filter(Boolean).join(" · ") : ""),
+          h("td", {}, document_ ? [document_.number, document_.issuingCountry,
+            document_.withheld ? t("person.withheld") : ""].filter(Boolean).join(" · ") : ""),
           h("td", {}, person.phone || ""), h("td", {}, person.minor ? t("common.yes") : ""),
           h("td", {}, (person.needs || []).join(", ")),
           h("td", {}, h("span", { class: `pstatus ${state_.status}` }, label(state_.status))),
           h("td", {}, state_.note || ""),
           h("td", {}, past.length ? h("details", {}, h("summary", {}, t("person.changes", { count: past.length })),
-            h("ol", {}, past.map(({ update, outcome }) => h("li", {}, `${when(update.occurredAtMs)}: ${label(outcome.status)}`,
-              outcome.note ? ` — ${outcome.note}` : "", ` (${update.author || nodeName(update.actorNode)})`)))) : ""));
+            h("ol", {}, past.map(({ update, outcome }) => h("li", {},
+              `${when(update.occurredAtMs)}: ${label(outcome.status)}`, outcome.note ? ` — ${outcome.note}` : "",
+              ` (${update.author || nodeName(update.actorNode)})`)))) : ""));
       })))));
 }
 
@@ -199,14 +203,16 @@ export function describe(update) {
       return t("change.status", { status: label(update.statusChange.toStatus) }) +
         (update.statusChange.reason ? ` — ${update.statusChange.reason}` : "");
     case "stepChange":
-      return t("change.step", { step: label(update.stepChange.step) }) + (update.stepChange.note ? ` — ${update.stepChange.note}` : "");
+      return t("change.step", { step: label(update.stepChange.step) }) +
+        (update.stepChange.note ? ` — ${update.stepChange.note}` : "");
     case "personOutcomes": {
       const counts = new Map();
       for (const o of update.personOutcomes.outcomes || []) counts.set(o.status, (counts.get(o.status) || 0) + 1);
       return t("change.outcomes", { list: [...counts].map(([s, n]) => `${n} ${label(s)}`).join(", ") });
     }
     case "note": return t("change.note", { text: update.note.text || "" });
-    case "informationRequest": return t("change.question", { text: (update.informationRequest.questions || []).join(" / ") });
+    case "informationRequest":
+      return t("change.question", { text: (update.informationRequest.questions || []).join(" / ") });
     case "informationProvided": {
       const added = (update.informationProvided.addedPersons || []).length;
       return t("change.answer", { text: update.informationProvided.text || "" }) +
@@ -229,7 +235,8 @@ function historySection(view) {
         h("span", { class: "when" }, when(u.occurredAtMs)), " ",
         h("strong", {}, nodeName(u.actorNode)), u.author ? ` (${u.author})` : "", ": ", describe(u)))),
     refused.length ? h("div", { class: "refused" }, h("h3", {}, t("case.refused")),
-      h("ul", {}, refused.map((r) => h("li", {}, `#${r.sequence} ${nodeName(r.actorNode)}: ${r.code} — ${r.reason}`)))) : null);
+      h("ul", {}, refused.map((r) =>
+        h("li", {}, `#${r.sequence} ${nodeName(r.actorNode)}: ${r.code} — ${r.reason}`)))) : null);
 }
 
 function deliveriesSection(view, state) {
@@ -241,20 +248,28 @@ function deliveriesSection(view, state) {
     h("p", { class: "hint" }, t("case.deliveries.hint")),
     deliveries.length === 0 ? h("p", {}, t("case.deliveries.none")) : h("table", { class: "list", id: "deliveries" },
       h("thead", {}, h("tr", {}, [t("delivery.message"), t("delivery.to"), t("delivery.state"), t("delivery.attempts"),
-        t("delivery.queued"), t("delivery.delivered"), t("delivery.error"), ""].map((c) => h("th", { scope: "col" }, c)))),
+        t("delivery.queued"), t("delivery.delivered"), t("delivery.error"), ""]
+        .map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, deliveries.map((d) => h("tr", {},
         h("td", {}, h("code", {}, d.messageId.slice(0, 8))), h("td", {}, nodeName(d.peerNode)),
-        h("td", {}, h("span", { class: `dstate ${d.state}` }, label(d.state))), h("td", { class: "num" }, number(d.attempts)),
+        h("td", {}, h("span", { class: `dstate ${d.state}` }, label(d.state))),
+        h("td", { class: "num" }, number(d.attempts)),
         h("td", {}, when(d.queuedAtMs)), h("td", {}, when(d.deliveredAtMs)), h("td", {}, d.lastError || ""),
-        h("td", { class: "no-print" }, mayCancel && !settled.has(d.state) ? h("button", { class: "small", onclick: async () => {
-          if (!(await confirmSend(t("delivery.cancel.title"), [t("delivery.cancel.what", { to: nodeName(d.peerNode) })], t("delivery.cancel")))) return;
-          try {
-            await call("CancelDelivery", { messageId: d.messageId, peerNode: d.peerNode, reason: "cancelled in the web console" });
-            announce(t("delivery.cancelled"));
-          } catch (error) {
-            announce(error.message);
-          }
-        } }, t("delivery.cancel")) : ""))))));
+        h("td", { class: "no-print" }, mayCancel && !settled.has(d.state)
+          ? h("button", { class: "small", onclick: () => cancelDelivery(d) }, t("delivery.cancel")) : ""))))));
+}
+
+/** Stops retrying one message, after the person confirmed it. */
+async function cancelDelivery(delivery) {
+  const what = [t("delivery.cancel.what", { to: nodeName(delivery.peerNode) })];
+  if (!(await confirmSend(t("delivery.cancel.title"), what, t("delivery.cancel")))) return;
+  try {
+    const reason = "cancelled in the web console";
+    await call("CancelDelivery", { messageId: delivery.messageId, peerNode: delivery.peerNode, reason });
+    announce(t("delivery.cancelled"));
+  } catch (error) {
+    announce(error.message);
+  }
 }
 
 /** Sends one change after the person confirmed what goes to the other agency. */
@@ -279,7 +294,9 @@ function workPanel(state) {
   const to = t("confirm.to", { to: other });
   const panel = [h("div", { id: "work-feedback", "aria-live": "polite" })];
   const tools = h("div", { class: "actions no-print" },
-    seesPersonalData() ? h("button", { id: "export-csv", onclick: () => exportPersons(state) }, t("case.export")) : null,
+    seesPersonalData()
+      ? h("button", { id: "export-csv", onclick: () => exportPersons(state) }, t("case.export"))
+      : null,
     h("button", { onclick: () => window.print() }, t("case.print")));
   panel.push(tools);
   if (!canWork()) return panel;
@@ -308,7 +325,8 @@ function workPanel(state) {
       field(t("work.outcomes.status"), outcome), field(t("work.outcomes.note"), note)],
       t("work.outcomes.send"), async () => {
         if (state.selected.size === 0) {
-          fill(document.getElementById("work-feedback"), h("div", { class: "error", role: "alert" }, t("work.outcomes.none")));
+          const none = h("div", { class: "error", role: "alert" }, t("work.outcomes.none"));
+          fill(document.getElementById("work-feedback"), none);
           return false;
         }
         const refs = [...state.selected];
@@ -323,8 +341,9 @@ function workPanel(state) {
         return sent;
       });
     const csv = h("input", { type: "file", accept: ".csv,text/csv", id: "outcomes-file" });
-    form("outcomes-csv-form", t("work.outcomes.csv"), [field(t("work.outcomes.csv.file"), csv, t("work.outcomes.csv.hint")),
-      h("div", { id: "outcomes-problems" })], t("work.outcomes.csv.read"), async () => {
+    const csvControls = [field(t("work.outcomes.csv.file"), csv, t("work.outcomes.csv.hint")),
+      h("div", { id: "outcomes-problems" })];
+    form("outcomes-csv-form", t("work.outcomes.csv"), csvControls, t("work.outcomes.csv.read"), async () => {
       const file = csv.files[0];
       if (!file) return false;
       const reading = await call("ReadTable", { kind: "TABLE_KIND_OUTCOMES", csv: await file.text() });
@@ -352,8 +371,9 @@ function workPanel(state) {
       ...(supervisor ? ["CASE_STATUS_DECLINED", "CASE_STATUS_ENTERED_IN_ERROR"] : [])];
     const status = select("to_status", statuses.map((s) => [s, label(s)]));
     const reason = h("input", { name: "reason" });
-    form("status-form", t("work.status"), [field(t("work.status.label"), status), field(t("work.status.reason"), reason)],
-      t("work.status.send"), () => applyChange(state, { statusChange: { toStatus: status.value, reason: reason.value.trim() } },
+    form("status-form", t("work.status"),
+      [field(t("work.status.label"), status), field(t("work.status.reason"), reason)], t("work.status.send"),
+      () => applyChange(state, { statusChange: { toStatus: status.value, reason: reason.value.trim() } },
         t("work.status"), [to, t("change.status", { status: label(status.value) })]));
   } else if (supervisor) {
     const reason = h("input", { name: "reason", required: true });
@@ -363,8 +383,10 @@ function workPanel(state) {
   }
   const note = h("textarea", { rows: 3, id: "note-text", required: true });
   form("note-form", t("work.note"), [field(t("work.note.label"), note)], t("work.note.send"),
-    () => applyChange(state, { note: { text: note.value.trim() } }, t("work.note"), [to, t("change.note", { text: note.value.trim() })]));
-  panel.push(h("section", { class: "work no-print", "aria-labelledby": "work-h" }, h("h2", { id: "work-h" }, t("work.title")), forms));
+    () => applyChange(state, { note: { text: note.value.trim() } }, t("work.note"),
+      [to, t("change.note", { text: note.value.trim() })]));
+  panel.push(h("section", { class: "work no-print", "aria-labelledby": "work-h" },
+    h("h2", { id: "work-h" }, t("work.title")), forms));
   return panel;
 }
 
@@ -379,7 +401,8 @@ export function problemList(problems) {
 async function exportPersons(state) {
   try {
     const file = await call("ExportPersons", { caseId: state.view.caseId });
-    const link = h("a", { href: URL.createObjectURL(new Blob([file.text], { type: "text/csv" })), download: file.fileName });
+    const blob = new Blob([file.text], { type: "text/csv" });
+    const link = h("a", { href: URL.createObjectURL(blob), download: file.fileName });
     document.body.append(link);
     link.click();
     link.remove();

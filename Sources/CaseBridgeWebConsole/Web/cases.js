@@ -57,8 +57,10 @@ function filterForm(query) {
     field(t("filter.status"), select("status", statusOptions, query.get("status"))),
     field(t("filter.step"), select("step", [...any, ...enums.step.map((s) => [s, label(s)])], query.get("step"))),
     field(t("filter.kind"), select("kind", [...any, ...enums.kind.map((s) => [s, label(s)])], query.get("kind"))),
-    field(t("filter.urgency"), select("urgency", [...any, ...enums.urgency.map((s) => [s, label(s)])], query.get("urgency"))),
-    isNCCT() ? field(t("filter.embassy"), select("embassy", [...any, ...embassies.map((p) => [p.nodeId, p.displayName || p.nodeId])], query.get("embassy"))) : null,
+    field(t("filter.urgency"),
+      select("urgency", [...any, ...enums.urgency.map((s) => [s, label(s)])], query.get("urgency"))),
+    isNCCT() ? field(t("filter.embassy"), select("embassy",
+      [...any, ...embassies.map((p) => [p.nodeId, p.displayName || p.nodeId])], query.get("embassy"))) : null,
     field(t("filter.from"), h("input", { type: "date", name: "from", value: query.get("from") || "" })),
     field(t("filter.to"), h("input", { type: "date", name: "to", value: query.get("to") || "" })),
     field(t("filter.order"), select("order", enums.order.map((s) => [s, t(`order.${s}`)]), query.get("order"))),
@@ -140,8 +142,12 @@ async function showPage(results, query) {
           h("td", {}, label(c.step)), h("td", { class: "num" }, number(c.personCount)),
           h("td", {}, outcomeText(c.outcomeCounts)), h("td", {}, when(c.updatedAtMs)))))) : null,
       h("nav", { class: "pager", "aria-label": t("cases.pages") },
-        offset > 0 ? h("a", { href: pageLink(Math.max(0, offset - pageSize)), rel: "prev", class: "button" }, t("cases.previous")) : null,
-        offset + cases.length < total ? h("a", { href: pageLink(offset + pageSize), rel: "next", class: "button", id: "next-page" }, t("cases.next")) : null));
+        offset > 0 ? h("a", { href: pageLink(Math.max(0, offset - pageSize)), rel: "prev", class: "button" },
+          t("cases.previous")) : null,
+        offset + cases.length < total
+          ? h("a", { href: pageLink(offset + pageSize), rel: "next", class: "button", id: "next-page" },
+            t("cases.next"))
+          : null));
   } catch (error) {
     fill(results, errorBox(error));
   }

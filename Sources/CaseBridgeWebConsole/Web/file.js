@@ -39,7 +39,8 @@ export async function filePage(main) {
       field(t("file.longitude"), input("longitude", { inputmode: "decimal" })),
       field(t("case.location_detail"), h("textarea", { name: "location_detail", rows: 2 }))),
     h("fieldset", { class: "checks" }, h("legend", {}, t("case.indicators")),
-      indicators.map((value) => h("label", { class: "check" }, input("indicators", { type: "checkbox", value }), " ", label(value)))),
+      indicators.map((value) =>
+        h("label", { class: "check" }, input("indicators", { type: "checkbox", value }), " ", label(value)))),
     h("fieldset", {}, h("legend", {}, t("file.source_consent")),
       field(t("file.source"), select("source_kind", [["", t("filter.any")], ...sources.map((s) => [s, label(s)])])),
       field(t("file.source_description"), input("source_description")),
@@ -48,11 +49,17 @@ export async function filePage(main) {
     h("fieldset", {}, h("legend", {}, t("case.persons")),
       fileBox, personsBox,
       h("div", { class: "actions", id: "person-buttons" },
-        h("button", { type: "button", id: "add-person", onclick: () => { addPerson(personsBox, state); save(form, state); } }, t("file.add_person")))),
+        h("button", { type: "button", id: "add-person", onclick: () => {
+          addPerson(personsBox, state);
+          save(form, state);
+        } }, t("file.add_person")))),
     feedback,
     h("div", { class: "actions" },
       h("button", { type: "submit", class: "primary", id: "send-request" }, t("file.send")),
-      h("button", { type: "button", onclick: () => { sessionStorage.removeItem(draftKey); location.reload(); } }, t("file.discard"))));
+      h("button", { type: "button", onclick: () => {
+        sessionStorage.removeItem(draftKey);
+        location.reload();
+      } }, t("file.discard"))));
   fill(main, h("h1", {}, t("file.title")), h("p", { class: "lead" }, t("file.lead")), form);
   renderFileBox(fileBox, personsBox, form, state);
   restore(form, personsBox, state);
@@ -104,8 +111,13 @@ function renderFileBox(fileBox, personsBox, form, state) {
   const buttons = document.getElementById("person-buttons");
   if (buttons) buttons.hidden = hidden;
   if (state.fromFile) {
-    fill(fileBox, h("p", { class: "ok", id: "csv-read" }, t("file.csv.read", { count: state.fromFile.persons.length, name: state.fromFile.name })),
-      h("button", { type: "button", onclick: () => { state.fromFile = null; renderFileBox(fileBox, personsBox, form, state); } }, t("file.csv.remove")));
+    const read = { count: state.fromFile.persons.length, name: state.fromFile.name };
+    const useForm = () => {
+      state.fromFile = null;
+      renderFileBox(fileBox, personsBox, form, state);
+    };
+    fill(fileBox, h("p", { class: "ok", id: "csv-read" }, t("file.csv.read", read)),
+      h("button", { type: "button", onclick: useForm }, t("file.csv.remove")));
   } else {
     fill(fileBox, field(t("file.csv"), chooser, t("file.csv.hint")), problems, h("p", { class: "or" }, t("file.or")));
   }
@@ -125,10 +137,12 @@ function addPerson(box, state) {
     field(t("person.other_names"), p("other_names"), t("file.list.hint")),
     field(t("person.nationality"), p("nationality", { maxlength: 2, size: 3 }), t("file.country.hint")),
     field(t("person.dob"), p("date_of_birth", { placeholder: "YYYY-MM-DD" })),
-    field(t("person.sex"), select(`p${n}.sex`, [["", t("filter.any")], ["SEX_FEMALE", label("SEX_FEMALE")], ["SEX_MALE", label("SEX_MALE")], ["SEX_OTHER", label("SEX_OTHER")]])),
+    field(t("person.sex"), select(`p${n}.sex`,
+      [["", t("filter.any")], ...["SEX_FEMALE", "SEX_MALE", "SEX_OTHER"].map((s) => [s, label(s)])])),
     field(t("person.document"), p("document_number")),
     field(t("person.document_country"), p("document_country", { maxlength: 2, size: 3 })),
-    h("label", { class: "check" }, p("document_withheld", { type: "checkbox", value: "yes" }), " ", t("person.withheld")),
+    h("label", { class: "check" },
+      p("document_withheld", { type: "checkbox", value: "yes" }), " ", t("person.withheld")),
     field(t("person.phone"), p("phone", { inputmode: "tel" }), t("file.phone.hint")),
     field(t("person.languages"), p("languages"), t("file.list.hint")),
     h("label", { class: "check" }, p("minor", { type: "checkbox", value: "yes" }), " ", t("person.minor")),
@@ -199,5 +213,6 @@ function restore(form, box, state) {
       else element.value = value;
     }
   }
-  form.prepend(h("p", { class: "notice", id: "draft-status" }, t("file.draft_restored", { count: number((draft.indexes || []).length) })));
+  const restored = t("file.draft_restored", { count: number((draft.indexes || []).length) });
+  form.prepend(h("p", { class: "notice", id: "draft-status" }, restored));
 }

@@ -18,7 +18,7 @@ function cards() {
   const result = [];
   if (isNCCT()) {
     result.push({ key: "queue.new", filter: { statuses: ["CASE_STATUS_RECEIVED"], order: "CASE_ORDER_URGENCY" },
-      link: "cases?status=CASE_STATUS_RECEIVED&order=CASE_ORDER_URGENCY" });
+      link: "cases?status=CASE_STATUS_RECEIVED&order=CASE_ORDER_URGENCY", urgent: true });
     result.push({ key: "queue.answered", filter: { statuses: ["CASE_STATUS_ACKNOWLEDGED"] },
       link: "cases?status=CASE_STATUS_ACKNOWLEDGED" });
   } else {
@@ -70,7 +70,8 @@ function caseCard(card, page) {
   const total = Number(page.total || 0);
   return h(
     "section",
-    { class: `card${card.urgent && total ? " attention" : ""}`, "aria-labelledby": `${card.key}-h`, "data-card": card.key },
+    { class: `card${card.urgent && total ? " attention" : ""}`, "aria-labelledby": `${card.key}-h`,
+      "data-card": card.key },
     h("h2", { id: `${card.key}-h` }, t(card.key), " ", h("span", { class: "count" }, number(total))),
     total === 0
       ? h("p", { class: "empty" }, t(`${card.key}.none`))
@@ -88,12 +89,14 @@ async function inboxCard() {
   return h(
     "section",
     { class: `card${entries.length ? " attention" : ""}`, "aria-labelledby": "inbox-h", "data-card": "queue.unread" },
-    h("h2", { id: "inbox-h" }, t("queue.unread"), " ", h("span", { class: "count" }, number(entries.length) + (entries.length >= 100 ? "+" : ""))),
+    h("h2", { id: "inbox-h" }, t("queue.unread"), " ",
+      h("span", { class: "count" }, number(entries.length) + (entries.length >= 100 ? "+" : ""))),
     entries.length === 0
       ? h("p", { class: "empty" }, t("queue.unread.none"))
       : h("ul", { class: "items" }, shown.map((entry) =>
           h("li", {}, entry.summary ? caseLink(entry.summary) : entry.caseId, " ",
-            h("span", { class: "meta" }, [inboxWhat(entry), nodeName(entry.fromNode), ago(entry.receivedAtMs)].join(" · "))))),
+            h("span", { class: "meta" },
+              [inboxWhat(entry), nodeName(entry.fromNode), ago(entry.receivedAtMs)].join(" · "))))),
     entries.length ? h("button", { class: "link", id: "mark-all-read", onclick: async (event) => {
       await call("MarkRead", { all: true });
       event.target.closest("section").replaceWith(await inboxCard());
@@ -128,7 +131,8 @@ async function deliveryCard() {
   const warnings = status.warnings || [];
   return h(
     "section",
-    { class: `card${failing.length || warnings.length ? " attention" : ""}`, "aria-labelledby": "deliveries-h", "data-card": "queue.deliveries" },
+    { class: `card${failing.length || warnings.length ? " attention" : ""}`, "aria-labelledby": "deliveries-h",
+      "data-card": "queue.deliveries" },
     h("h2", { id: "deliveries-h" }, t("queue.deliveries"), " ", h("span", { class: "count" }, number(failing.length))),
     owed.length === 0
       ? h("p", { class: "empty" }, t("queue.deliveries.none"))

@@ -27,7 +27,9 @@ function signInForm(login, onDone, onEnrol) {
     event.preventDefault();
     fill(error);
     try {
-      await call("Login", { login: loginInput.value.trim(), password: password.value, code: code.value.trim(), client: "web" });
+      await call("Login", {
+        login: loginInput.value.trim(), password: password.value, code: code.value.trim(), client: "web",
+      });
       password.value = "";
       onDone();
     } catch (failure) {
@@ -93,7 +95,9 @@ function enrolment(main, resolve, back) {
     event.preventDefault();
     fill(error);
     try {
-      const secret = await call("BeginEnrolment", { login: login.value.trim(), enrolmentCode: enrolmentCode.value.trim() });
+      const secret = await call("BeginEnrolment", {
+        login: login.value.trim(), enrolmentCode: enrolmentCode.value.trim(),
+      });
       secondStep(login.value.trim(), enrolmentCode.value.trim(), secret);
     } catch (failure) {
       fill(error, errorBox(failure));
@@ -104,8 +108,10 @@ function enrolment(main, resolve, back) {
 
   function secondStep(account, codeGiven, secret) {
     const stepError = h("div", { class: "form-error" });
-    const password = h("input", { name: "new_password", type: "password", autocomplete: "new-password", required: true, minlength: 12 });
-    const repeat = h("input", { name: "repeat_password", type: "password", autocomplete: "new-password", required: true });
+    const secretInput = (name) => h("input", { name, type: "password", autocomplete: "new-password", required: true });
+    const password = secretInput("new_password");
+    password.minLength = 12;
+    const repeat = secretInput("repeat_password");
     const code = h("input", { name: "code", autocomplete: "one-time-code", inputmode: "numeric", required: true });
     const form = h(
       "form",
