@@ -87,7 +87,7 @@ let package = Package(
         .executableTarget(
             name: "casebridge-bench",
             dependencies: [
-                "CaseBridgeRPC", "CaseBridgeProto", "CaseBridgeTLS", "CaseBridgeNet",
+                "CaseBridgeRPC", "CaseBridgeProto", "CaseBridgeTLS", "CaseBridgeNet", "CaseBridgeNode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CaseBridgeNet
+import CaseBridgeNode
 import CaseBridgeProto
 import CaseBridgeRPC
 import CaseBridgeTLS
@@ -13,7 +14,9 @@ import Synchronization
 struct LoadGenerator: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "casebridge-bench",
-        subcommands: [DurableSubmit.self, IdleConnections.self, EndToEnd.self, WriteRequest.self]
+        subcommands: [
+            DurableSubmit.self, IdleConnections.self, EndToEnd.self, WriteRequest.self, SignIn.self, Views.self,
+        ]
     )
 }
 
@@ -37,6 +40,42 @@ struct PeerOptions: ParsableArguments {
         )
     }
     var identity: PeerIdentity { PeerIdentity(trustDomain: trustDomain, nodeID: target) }
+}
+
+/// A node's console over its local socket, signed in as a supervisor made for the benchmark (the
+/// node's first operator is added over the socket, as an operator bootstraps a new node).
+func benchmarkConsole(_ socket: String, token: String? = nil) async throws -> (RPCChannel, String) {
+    let local = PeerIdentity(trustDomain: "local", nodeID: "node")
+    var token = token
+    if token == nil {
+        let bootstrap = RPCChannel(endpoint: "unix:\(socket)", target: local, tls: nil, logger: silent)
+        defer { bootstrap.close() }
+        let ops = try await AccountSetup.add(
+            "bench-ops",
+            name: "Benchmark operator",
+            role: .operator,
+            password: "benchmark operator password",
+            through: bootstrap,
+            by: nil
+        )
+        token =
+            try await AccountSetup.add(
+                "bench-desk",
+                name: "Benchmark desk",
+                role: .supervisor,
+                password: "benchmark desk password",
+                through: bootstrap,
+                by: ops.token
+            ).token
+    }
+    let channel = RPCChannel(
+        endpoint: "unix:\(socket)",
+        target: local,
+        tls: nil,
+        logger: silent,
+        callMetadata: AccountSetup.bearer(token)
+    )
+    return (channel, token ?? "")
 }
 
 let silent: Logger = {
@@ -242,18 +281,9 @@ struct EndToEnd: AsyncParsableCommand {
     @Option var cases = 1000
 
     func run() async throws {
-        let embassy = RPCChannel(
-            endpoint: "unix:\(embassySocket)",
-            target: PeerIdentity(trustDomain: "local", nodeID: "embassy"),
-            tls: nil,
-            logger: silent
-        )
-        let ncct = RPCChannel(
-            endpoint: "unix:\(ncctSocket)",
-            target: PeerIdentity(trustDomain: "local", nodeID: "ncct"),
-            tls: nil,
-            logger: silent
-        )
+        // Staff calls need a signed-in account since issue 11: a supervisor at each node.
+        let (embassy, _) = try await benchmarkConsole(embassySocket)
+        let (ncct, _) = try await benchmarkConsole(ncctSocket)
         let started = Shared<[String: ContinuousClock.Instant]>([:])
         let samples = Samples()
         let inNCCT = Samples()
@@ -346,5 +376,83 @@ struct WriteRequest: ParsableCommand {
             ] + message
         try Data(framed).write(to: URL(fileURLWithPath: path))
         if kind == "submit" { print(try ProtoCodec.decode(InterventionRequest.self, from: message).requestID) }
+    }
+}
+
+struct SignIn: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sign-in",
+        abstract: "Adds the benchmark's accounts to a new node; prints its supervisor's session token."
+    )
+    @Option var socket: String
+
+    func run() async throws {
+        let (channel, token) = try await benchmarkConsole(socket)
+        channel.close()
+        print(token)
+    }
+}
+
+struct Views: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "views",
+        abstract: "Times the screens staff open (each the median of several calls) and one audit walk."
+    )
+    @Option var socket: String
+    @Option var token: String
+    @Option var repeats = 9
+
+    func run() async throws {
+        let (console, _) = try await benchmarkConsole(socket, token: token)
+        defer { console.close() }
+        var newest = FindCasesRequest()
+        newest.limit = 1
+        let caseID = try await console.unary(Console.findCases, newest).cases.first?.caseID ?? ""
+        func median(_ body: () async throws -> Void) async throws -> Double {
+            var times: [Double] = []
+            for _ in 0..<repeats {
+                let began = ContinuousClock.now
+                try await body()
+                let d = ContinuousClock.now - began
+                times.append(Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15)
+            }
+            return times.sorted()[times.count / 2]
+        }
+        var inbox = ListInboxRequest()
+        inbox.limit = 50
+        var getCase = GetCaseRequest()
+        getCase.caseID = caseID
+        // The web console's work queue: new requests, quiet cases, unread messages, the status.
+        var fresh = FindCasesRequest()
+        fresh.statuses = [.received]
+        fresh.order = .urgency
+        fresh.limit = 5
+        var quiet = FindCasesRequest()
+        quiet.statuses = [.acknowledged, .inProgress, .infoRequested, .onHold]
+        quiet.updatedUntilMs = Int64(Date().timeIntervalSince1970 * 1000) - 7 * 86_400_000
+        quiet.limit = 5
+        var unread = ListInboxRequest()
+        unread.unreadOnly = true
+        unread.limit = 100
+        let results: [String: Double] = [
+            "inbox_page_ms": try await median { for try await _ in console.streaming(Console.listInbox, [inbox]) {} },
+            "case_show_ms": try await median { _ = try await console.unary(Console.getCase, getCase) },
+            "status_ms": try await median { _ = try await console.unary(Console.getStatus, StatusRequest()) },
+            "work_queue_ms": try await median {
+                _ = try await console.unary(Console.findCases, fresh)
+                _ = try await console.unary(Console.findCases, quiet)
+                for try await _ in console.streaming(Console.listInbox, [unread]) {}
+                _ = try await console.unary(Console.getStatus, StatusRequest())
+            },
+        ]
+        let began = ContinuousClock.now
+        let verification = try await console.unary(Console.verifyAudit, VerifyAuditRequest(), timeout: .seconds(600))
+        let d = ContinuousClock.now - began
+        var all: [String: Any] = results.mapValues { ($0 * 100).rounded() / 100 }
+        let seconds = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+        all["audit_verify_s"] = (seconds * 100).rounded() / 100
+        all["audit_entries"] = verification.entries
+        let data = try JSONSerialization.data(withJSONObject: all, options: [.sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
     }
 }

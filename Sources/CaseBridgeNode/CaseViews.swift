@@ -221,7 +221,10 @@ extension CaseTracker {
     }
 
     public func verifyAudit() throws -> CaseBridgeProto.AuditVerification {
-        let result = try store.read { try $0.verifyAudit() }
+        // In chunks, each in its own read transaction: checkpoints go on during a long walk.
+        var walk = AuditWalk()
+        while try store.read({ try $0.continueAudit(&walk) }) {}
+        let result = walk.result
         var verification = CaseBridgeProto.AuditVerification()
         verification.intact = result.intact
         verification.entries = UInt64(result.entries)

@@ -23,6 +23,67 @@ public struct AuditVerification: Sendable, Equatable {
     public var detail: String
 }
 
+/// Where a verification of the audit chain has got to: the hash and number it expects next.
+public struct AuditWalk: Sendable {
+    var previous = Database.genesis
+    var expectedSeq: Int64 = 1
+    var count = 0
+    var failure: AuditVerification?
+
+    public init() {}
+
+    public var result: AuditVerification {
+        failure ?? AuditVerification(intact: true, entries: count, firstBadSeq: 0, detail: "")
+    }
+
+    /// Verifies up to `entries` entries from where the walk stands; false once it is done.
+    mutating func step(_ database: Database, entries: Int) throws(StoreError) -> Bool {
+        guard failure == nil else { return false }
+        var seen = 0
+        try database.forEach(
+            """
+            SELECT seq, at_ms, event, actor, subject, outcome, detail, prev_hash, hash FROM audit
+            WHERE seq >= ? ORDER BY seq LIMIT ?
+            """,
+            [.int(expectedSeq), .int(Int64(min(entries, Int(Int64.max))))]
+        ) { row throws(StoreError) in
+            seen += 1
+            guard failure == nil else { return }
+            let entry = AuditEntry(
+                seq: row.int(0),
+                atMs: row.int(1),
+                event: row.text(2),
+                actor: row.text(3),
+                subject: row.text(4),
+                outcome: row.text(5),
+                detail: row.text(6)
+            )
+            guard entry.seq == expectedSeq else {
+                failure = AuditVerification(
+                    intact: false,
+                    entries: count,
+                    firstBadSeq: expectedSeq,
+                    detail: "entry \(expectedSeq) is missing"
+                )
+                return
+            }
+            guard row.blob(7) == previous, row.blob(8) == Database.hash(entry, previous: previous) else {
+                failure = AuditVerification(
+                    intact: false,
+                    entries: count,
+                    firstBadSeq: entry.seq,
+                    detail: "entry \(entry.seq) does not match its hash"
+                )
+                return
+            }
+            previous = row.blob(8)
+            count += 1
+            expectedSeq += 1
+        }
+        return failure == nil && seen == entries
+    }
+}
+
 extension Database {
     /// Appends an entry whose hash covers the previous entry's hash: changing or removing any entry
     /// breaks every hash after it. Triggers also refuse UPDATE and DELETE on the table.
@@ -59,46 +120,23 @@ extension Database {
         auditTail = (entry.seq, hash)
     }
 
-    /// Walks the chain from the first entry, recomputing every hash.
+    /// Walks the chain from the first entry, recomputing every hash, in one read transaction.
     public func verifyAudit() throws(StoreError) -> AuditVerification {
-        var previous = Self.genesis
-        var count = 0
-        var expectedSeq: Int64 = 1
-        for row in try query(
-            "SELECT seq, at_ms, event, actor, subject, outcome, detail, prev_hash, hash FROM audit ORDER BY seq"
-        ) {
-            let entry = AuditEntry(
-                seq: row.int(0),
-                atMs: row.int(1),
-                event: row.text(2),
-                actor: row.text(3),
-                subject: row.text(4),
-                outcome: row.text(5),
-                detail: row.text(6)
-            )
-            guard entry.seq == expectedSeq else {
-                return AuditVerification(
-                    intact: false,
-                    entries: count,
-                    firstBadSeq: expectedSeq,
-                    detail: "entry \(expectedSeq) is missing"
-                )
-            }
-            guard row.blob(7) == previous, row.blob(8) == Self.hash(entry, previous: previous) else {
-                return AuditVerification(
-                    intact: false,
-                    entries: count,
-                    firstBadSeq: entry.seq,
-                    detail: "entry \(entry.seq) does not match its hash"
-                )
-            }
-            previous = row.blob(8)
-            count += 1
-            expectedSeq += 1
-        }
-        return AuditVerification(intact: true, entries: count, firstBadSeq: 0, detail: "")
+        var walk = AuditWalk()
+        while try walk.step(self, entries: .max) {}
+        return walk.result
     }
 
+    /// Entries to verify in one read transaction: short enough that a walk over millions of entries
+    /// never holds the WAL back from a checkpoint for long.
+    public static let auditWalkChunk = 20_000
+
+    /// Carries on an audit walk for at most `entries` entries; false once it has finished (the
+    /// chain ended or broke). The log is append-only, so a walk in several transactions checks the
+    /// same chain as one.
+    public func continueAudit(_ walk: inout AuditWalk, entries: Int = auditWalkChunk) throws(StoreError) -> Bool {
+        try walk.step(self, entries: entries)
+    }
     /// What to look for in the audit log; empty fields match everything.
     public struct AuditFilter: Sendable {
         /// An event name, or its start ("staff." for every staff event).
@@ -148,7 +186,7 @@ extension Database {
         }
     }
 
-    private static let genesis = [UInt8](repeating: 0, count: 32)
+    static let genesis = [UInt8](repeating: 0, count: 32)
 
     /// SHA-256 over the previous hash and each field, length-prefixed so that fields cannot run together.
     static func hash(_ e: AuditEntry, previous: [UInt8]) -> [UInt8] {

@@ -197,6 +197,33 @@ enum Migrations {
         ) WITHOUT ROWID;
         CREATE INDEX inbox_reads_by_entry ON inbox_reads(entry_id, read_at_ms);
         """,
+        // 7: costs that do not grow with history. One case's deliveries by an index (case show and
+        // GetCase scanned the outbox); cases by status (the work queue's lists), and how many in
+        // each status, kept by triggers rather than counted; per account, the
+        // entry up to which the whole inbox is read, so its unread entries and their count are found
+        // without walking everything read before.
+        """
+        CREATE INDEX outbox_by_case ON outbox(case_id, position);
+        CREATE INDEX cases_by_status ON cases(status, updated_at_ms);
+        CREATE INDEX cases_by_status_urgency ON cases(status, urgency, updated_at_ms);
+        CREATE TABLE inbox_read_through (staff_id INTEGER PRIMARY KEY, entry_id INTEGER NOT NULL);
+        CREATE TABLE case_counts (status INTEGER NOT NULL, test INTEGER NOT NULL, n INTEGER NOT NULL,
+                                  PRIMARY KEY (status, test)) WITHOUT ROWID;
+        INSERT INTO case_counts SELECT status, test, COUNT(*) FROM cases GROUP BY status, test;
+        CREATE TRIGGER case_counts_insert AFTER INSERT ON cases BEGIN
+            INSERT INTO case_counts VALUES (NEW.status, NEW.test, 1)
+                ON CONFLICT (status, test) DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER case_counts_update AFTER UPDATE OF status, test ON cases
+            WHEN OLD.status != NEW.status OR OLD.test != NEW.test BEGIN
+            UPDATE case_counts SET n = n - 1 WHERE status = OLD.status AND test = OLD.test;
+            INSERT INTO case_counts VALUES (NEW.status, NEW.test, 1)
+                ON CONFLICT (status, test) DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER case_counts_delete AFTER DELETE ON cases BEGIN
+            UPDATE case_counts SET n = n - 1 WHERE status = OLD.status AND test = OLD.test;
+        END;
+        """,
     ]
 
     static func apply(to database: Database) throws(StoreError) {

@@ -279,13 +279,29 @@ extension Database {
         }
         if !filter.includeTests { conditions.append("test = 0") }
         let whereClause = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
-        let total = try first("SELECT COUNT(*) FROM cases" + whereClause, values)?.int(0) ?? 0
+        var total = try caseCount(filter) ?? -1
+        if total < 0 { total = try first("SELECT COUNT(*) FROM cases" + whereClause, values)?.int(0) ?? 0 }
         let sql = """
             SELECT \(Self.listedColumns) FROM cases\(whereClause)
              ORDER BY \(order.sql), case_id LIMIT ? OFFSET ?
             """
         let rows = try query(sql, values + [.int(Int64(limit)), .int(Int64(offset))]).map(Self.listedRow)
         return (rows, Int(total))
+    }
+
+    /// The number of cases that pass a filter of statuses alone, from the counts the triggers keep
+    /// (no walk over the cases); nil for any other filter.
+    private func caseCount(_ filter: CaseFilter) throws(StoreError) -> Int64? {
+        guard filter.steps.isEmpty, filter.kinds.isEmpty, filter.urgencies.isEmpty, filter.requestingNode == nil,
+            filter.createdSinceMs == 0, filter.createdUntilMs == 0, filter.updatedSinceMs == 0,
+            filter.updatedUntilMs == 0
+        else { return nil }
+        var sql = "SELECT COALESCE(SUM(n), 0) FROM case_counts WHERE 1"
+        if !filter.statuses.isEmpty {
+            sql += " AND status IN (\(filter.statuses.map(String.init).joined(separator: ",")))"
+        }
+        if !filter.includeTests { sql += " AND test = 0" }
+        return try first(sql)?.int(0)
     }
 
     /// When the latest-changed case that `requestingNode` opened last changed; nil without cases.
@@ -490,18 +506,37 @@ extension Database {
 
     /// For one staff account: entries it has not read first, newest first within each group;
     /// conformance test cases left out. `readBy` names every account that read the entry.
+    ///
+    /// Unread entries are looked for only after the account's read-through mark (set when it marks
+    /// everything, or everything up to an entry, read), so a page costs the same however long the
+    /// history it has read.
     public func inbox(unreadOnly: Bool, limit: Int, staffID: Int64) throws(StoreError) -> [InboxRow] {
-        try query(
-            """
-            SELECT inbox.entry_id, kind, message_id, case_id, from_node, received_at_ms, r.read_at_ms,
+        let through = try readThrough(staffID)
+        let columns = """
+            SELECT inbox.entry_id, kind, message_id, case_id, from_node, received_at_ms,
+                (SELECT read_at_ms FROM inbox_reads r WHERE r.entry_id = inbox.entry_id AND r.staff_id = ?1),
                 (SELECT group_concat(display_name, ', ') FROM (SELECT s.display_name FROM inbox_reads x
                     JOIN staff s ON s.staff_id = x.staff_id WHERE x.entry_id = inbox.entry_id ORDER BY x.read_at_ms))
-            FROM inbox LEFT JOIN inbox_reads r ON r.entry_id = inbox.entry_id AND r.staff_id = ?
-            WHERE \(Self.notATest) \(unreadOnly ? "AND r.read_at_ms IS NULL" : "")
-            ORDER BY r.read_at_ms IS NOT NULL, inbox.entry_id DESC LIMIT ?
+            FROM inbox
+            """
+        let unreadRows = try query(
+            """
+            \(columns) WHERE inbox.entry_id > ?2 AND \(Self.unreadBy) AND \(Self.notATest)
+            ORDER BY inbox.entry_id DESC LIMIT ?3
             """,
-            [.int(staffID), .int(Int64(limit))]
-        ).map {
+            [.int(staffID), .int(through), .int(Int64(limit))]
+        )
+        var rows = unreadRows
+        if !unreadOnly && rows.count < limit {
+            rows += try query(
+                """
+                \(columns) WHERE (inbox.entry_id <= ?2 OR NOT \(Self.unreadBy)) AND \(Self.notATest)
+                ORDER BY inbox.entry_id DESC LIMIT ?3
+                """,
+                [.int(staffID), .int(through), .int(Int64(limit - rows.count))]
+            )
+        }
+        return rows.map {
             InboxRow(
                 entryID: $0.int(0),
                 kind: Int32($0.int(1)),
@@ -509,19 +544,28 @@ extension Database {
                 caseID: $0.text(3),
                 fromNode: $0.text(4),
                 receivedAtMs: $0.int(5),
-                readAtMs: $0.isNull(6) ? nil : $0.int(6),
+                // Read through the mark without a row of its own: read, at no time in particular.
+                readAtMs: $0.isNull(6) ? ($0.int(0) <= through ? 0 : nil) : $0.int(6),
                 readBy: $0.text(7)
             )
         }
     }
 
+    /// No read row of the account (parameter 1) for the entry.
+    private static let unreadBy =
+        "NOT EXISTS (SELECT 1 FROM inbox_reads r WHERE r.staff_id = ?1 AND r.entry_id = inbox.entry_id)"
+
+    /// The entry up to which the account has read everything (0: none).
+    private func readThrough(_ staffID: Int64) throws(StoreError) -> Int64 {
+        try first("SELECT entry_id FROM inbox_read_through WHERE staff_id = ?", [.int(staffID)])?.int(0) ?? 0
+    }
+
     /// Entries one staff account has not read.
     public func unreadCount(staffID: Int64) throws(StoreError) -> Int {
         let unread = """
-            SELECT COUNT(*) FROM inbox WHERE \(Self.notATest) AND NOT EXISTS
-                (SELECT 1 FROM inbox_reads r WHERE r.staff_id = ? AND r.entry_id = inbox.entry_id)
+            SELECT COUNT(*) FROM inbox WHERE inbox.entry_id > ?2 AND \(Self.unreadBy) AND \(Self.notATest)
             """
-        return Int(try first(unread, [.int(staffID)])?.int(0) ?? 0)
+        return Int(try first(unread, [.int(staffID), .int(try readThrough(staffID))])?.int(0) ?? 0)
     }
 
     /// Marks entries read for one account: those named, and every entry up to `upTo` (0: none).
@@ -535,8 +579,21 @@ extension Database {
             marked += changes
         }
         if upTo > 0 {
-            try query(insert + " WHERE entry_id <= ?", [.int(staffID), .int(atMs), .int(upTo)])
+            // Only entries after the mark can be unread; those up to it are read already.
+            let through = try readThrough(staffID)
+            try query(
+                insert + " WHERE entry_id > ? AND entry_id <= ?",
+                [.int(staffID), .int(atMs), .int(through), .int(upTo)]
+            )
             marked += changes
+            let last = try first("SELECT MAX(entry_id) FROM inbox WHERE entry_id <= ?", [.int(upTo)])?.int(0) ?? 0
+            try query(
+                """
+                INSERT INTO inbox_read_through (staff_id, entry_id) VALUES (?, ?)
+                ON CONFLICT (staff_id) DO UPDATE SET entry_id = MAX(entry_id, excluded.entry_id)
+                """,
+                [.int(staffID), .int(last)]
+            )
         }
         return marked
     }
@@ -616,12 +673,14 @@ extension Database {
 
     /// Per peer: messages in `pendingStates`, the oldest one's queue time, the latest error.
     public func backlog(pendingStates: [Int32]) throws(StoreError) -> [String: PeerBacklog] {
+        // Pending messages only (a partial index holds them): delivered history is never walked.
+        let pending = pendingStates.map { String($0) }.joined(separator: ",")
         let rows = try query(
             """
             SELECT peer_node, COUNT(*), MIN(queued_at_ms),
-                   (SELECT last_error FROM outbox o2 WHERE o2.peer_node = outbox.peer_node AND last_error != ''
-                    ORDER BY position DESC LIMIT 1)
-            FROM outbox WHERE state IN (\(pendingStates.map { String($0) }.joined(separator: ","))) GROUP BY peer_node
+                   (SELECT last_error FROM outbox o2 WHERE o2.peer_node = outbox.peer_node AND o2.state IN (\(pending))
+                    AND last_error != '' ORDER BY position DESC LIMIT 1)
+            FROM outbox WHERE state IN (\(pending)) GROUP BY peer_node
             """
         )
         return Dictionary(

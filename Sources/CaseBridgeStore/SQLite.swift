@@ -29,6 +29,9 @@ public final class Database: @unchecked Sendable {
     var auditTail: (seq: Int64, hash: [UInt8])?
     /// Seals and opens personal data (nil: a connection that never touches it).
     let sealer: RecordSealer?
+    /// SQLite's own count of the virtual-machine steps this connection's statements ran: the work a
+    /// query did, the same on every run (what tests compare where a time would be noise).
+    public private(set) var stepsRun = 0
 
     init(path: String, readOnly: Bool, sealer: RecordSealer? = nil) throws(StoreError) {
         self.sealer = sealer
@@ -66,11 +69,24 @@ public final class Database: @unchecked Sendable {
     @discardableResult
     public func query(_ sql: String, _ values: [SQLValue] = []) throws(StoreError) -> [Row] {
         let statement = try prepared(sql)
-        defer { statement.reset() }
+        defer { stepsRun += statement.reset() }
         try statement.bind(values)
         var rows: [Row] = []
         while try statement.step() { rows.append(statement.row()) }
         return rows
+    }
+
+    /// Runs one statement and hands each row to `body` as it is read, holding one row at a time
+    /// (a walk over a table of any size in constant memory).
+    public func forEach(
+        _ sql: String,
+        _ values: [SQLValue] = [],
+        _ body: (Row) throws(StoreError) -> Void
+    ) throws(StoreError) {
+        let statement = try prepared(sql)
+        defer { stepsRun += statement.reset() }
+        try statement.bind(values)
+        while try statement.step() { try body(statement.row()) }
     }
 
     /// The first row, if any.
@@ -169,9 +185,12 @@ final class Statement {
         )
     }
 
-    func reset() {
+    /// Ready for the next run; returns the virtual-machine steps this run took.
+    @discardableResult
+    func reset() -> Int {
         sqlite3_reset(handle)
         sqlite3_clear_bindings(handle)
+        return Int(sqlite3_stmt_status(handle, SQLITE_STMTSTATUS_VM_STEP, 1))
     }
 }
 

@@ -130,10 +130,16 @@ struct InboxCommand: AsyncParsableCommand {
         let console = try node.console()
         if !markRead.isEmpty {
             var request = MarkReadRequest()
-            request.entryIDs = try await entries(markRead, console)
+            // "all" is every entry, however many: the node marks them in one go (no list of ids).
+            request.all = markRead.map { $0.lowercased() } == ["all"]
+            if !request.all { request.entryIDs = try entries(markRead) }
             let reply = try await console.call(Console.markRead, request)
             if node.json { Output.json(ProtoJSON.object(reply)); return }
-            print("Marked \(reply.marked) of \(request.entryIDs.count) entries read.")
+            print(
+                request.all
+                    ? "Marked \(reply.marked) entries read: the whole inbox is read."
+                    : "Marked \(reply.marked) of \(request.entryIDs.count) entries read."
+            )
             return
         }
         var request = ListInboxRequest()
@@ -603,15 +609,9 @@ struct WithdrawCommand: ChangeCommand {
 }
 
 extension InboxCommand {
-    /// The entry numbers `words` name: numbers, ranges ("12-20"), or "all" (every unread entry).
-    func entries(_ words: [String], _ console: ConsoleConnection) async throws -> [UInt64] {
+    /// The entry numbers `words` name: numbers and ranges ("12-20").
+    func entries(_ words: [String]) throws -> [UInt64] {
         let most = ContractLimits.repeated["casebridge.v1.MarkReadRequest.entry_ids"] ?? 10_000
-        if words.map({ $0.lowercased() }) == ["all"] {
-            var request = ListInboxRequest()
-            request.unreadOnly = true
-            request.limit = UInt32(most)
-            return try await console.stream(Console.listInbox, request).map(\.entryID)
-        }
         var ids: [UInt64] = []
         for word in words {
             let bounds = word.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false).map { UInt64($0) }

@@ -426,6 +426,16 @@ try:
     check("keyboard_reaches_case", "#/case/" in keyboard.current_url, focused)
     check("focus_on_case_heading", keyboard.switch_to.active_element.tag_name == "h1")
 
+    # Printed: the case and its persons, without the navigation or the work forms.
+    keyboard.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    hidden = keyboard.execute_script(
+        "return ['#top', '#case-work'].map(s => getComputedStyle(document.querySelector(s)).display)"
+    )
+    check("print_leaves_out_forms", hidden == ["none", "none"], hidden)
+    check("print_keeps_persons", keyboard.find_element(By.ID, "persons-table").is_displayed())
+    shot(keyboard, "12-print-case")
+    keyboard.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+
     # Tablet width: the case still reads (no horizontal scroll outside the persons table).
     keyboard.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride", {"width": 820, "height": 1180, "deviceScaleFactor": 1, "mobile": True}

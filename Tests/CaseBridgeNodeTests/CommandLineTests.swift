@@ -286,7 +286,7 @@ struct CommandLineTests {
                 ["inbox", "--mark-read", "all"],
                 federation,
                 node: "ncct"
-            ).stdout == "Marked 2 of 2 entries read.\n"
+            ).stdout == "Marked 2 entries read: the whole inbox is read.\n"
         )
         // Read for this account only: the operator has read none of them.
         #expect(

@@ -194,9 +194,9 @@ struct WebConsoleTests {
             "ncct_queue_counts_new", "same_case_at_ncct", "nine_selected", "bulk_confirmation",
             "question_highlighted", "answer_live_at_ncct", "embassy_status_after_answer", "cases_total_shown",
             "operator_node_page", "operator_sees_no_names", "operator_no_file_screen", "keyboard_sign_in",
-            "focus_after_sign_in",
-            "focus_visible", "keyboard_reaches_case", "focus_on_case_heading", "skip_link_first",
-            "tablet_no_page_overflow", "no_script_errors", "completed",
+            "focus_after_sign_in", "focus_visible", "keyboard_reaches_case", "focus_on_case_heading", "skip_link_first",
+            "print_leaves_out_forms", "print_keeps_persons", "tablet_no_page_overflow", "no_script_errors",
+            "completed",
         ]
         print("web console timings (ms): \(report?["timings_ms"] ?? "none")")
         let notHeld = expected.filter { checks[$0] != true }
