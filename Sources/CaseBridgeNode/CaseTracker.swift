@@ -184,7 +184,7 @@ public final class CaseTracker: Sendable {
                 try record(refusal: error)
                 return .failure(error)
             }
-            try tracker.save(state, of: row, db, atMs: now)
+            try tracker.save(state, of: row, db, atMs: now, by: update.change, madeAt: madeAt)
             try Self.index(update, db)
             try record(refusal: nil)
             try db.appendAudit(
@@ -361,7 +361,7 @@ public final class CaseTracker: Sendable {
             update.sequence = try db.lastSequence(update.caseID, actor: tracker.me.id) + 1
             update.occurredAtMs = now
             let body = try ProtoCodec.encode(update)
-            try tracker.save(state, of: row, db, atMs: now)
+            try tracker.save(state, of: row, db, atMs: now, by: update.change, madeAt: now)
             try Self.index(update, db)
             try db.appendHistory(
                 update.caseID,
@@ -464,6 +464,7 @@ public final class CaseTracker: Sendable {
             test: request.test
         )
         row.personCounts = Lifecycle.keptCounts([.pending: request.persons.count])
+        row.clockStartedAtMs = DeadlineRule.filedAt(request.createdAtMs, recordedAt: now)
         try db.insertCase(row)
         for (i, person) in request.persons.enumerated() {
             try db.upsertPerson(
@@ -505,7 +506,17 @@ public final class CaseTracker: Sendable {
         )
     }
 
-    func save(_ state: Lifecycle.CaseState, of row: CaseRow, _ db: Database, atMs: Int64) throws {
+    /// Writes a case's new state. `change`, made at `madeAt` by whoever made it, restarts the
+    /// deadline clock as the README's "Deadlines" says; without one (a catch-up), a status that
+    /// moved starts its clock now.
+    func save(
+        _ state: Lifecycle.CaseState,
+        of row: CaseRow,
+        _ db: Database,
+        atMs: Int64,
+        by change: CaseUpdate.Change? = nil,
+        madeAt: Int64? = nil
+    ) throws {
         let before = try self.state(row, db).persons
         for (position, person) in state.persons.enumerated()
         where position >= before.count || before[position] != person {
@@ -527,7 +538,14 @@ public final class CaseTracker: Sendable {
             personCount: state.persons.count,
             updatedAtMs: atMs,
             closed: Lifecycle.isTerminal(state.status),
-            personCounts: Lifecycle.keptCounts(Dictionary(grouping: state.persons, by: \.status).mapValues(\.count))
+            personCounts: Lifecycle.keptCounts(Dictionary(grouping: state.persons, by: \.status).mapValues(\.count)),
+            clockStartedAtMs: DeadlineRule.restart(
+                from: CaseStatus(rawValue: row.status),
+                to: state.status,
+                by: change,
+                madeAt: madeAt.map { min($0, atMs) },
+                atMs: atMs
+            )
         )
     }
 }

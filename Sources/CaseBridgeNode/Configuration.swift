@@ -27,6 +27,8 @@ public struct DirectoryEntry: Sendable, Equatable {
 public struct Directory: Sendable {
     public let trustDomain: String
     public let nodes: [DirectoryEntry]
+    /// The deadlines the federation agreed (the same file at every node, so the same clocks).
+    public var deadlines = DeadlinePolicy.standard
 
     public func node(_ id: String) -> DirectoryEntry? { nodes.first { $0.id == id } }
     public var ncct: DirectoryEntry { nodes.first { $0.role == .ncct }! }
@@ -72,8 +74,12 @@ public struct Directory: Sendable {
         guard ncctCount == 1 else {
             throw object.error("nodes", "must list exactly one node with role \"ncct\" (found \(ncctCount))")
         }
+        var directory = Directory(trustDomain: trustDomain, nodes: nodes)
+        if let deadlines = try object.optionalObject("deadlines") {
+            directory.deadlines = try DeadlinePolicy(deadlines)
+        }
         try object.refuseUnknownKeys()
-        return Directory(trustDomain: trustDomain, nodes: nodes)
+        return directory
     }
 }
 

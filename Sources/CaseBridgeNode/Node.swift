@@ -418,6 +418,9 @@ struct StatusReporter: Sendable {
         status.revocationChecked = expiry.crl != nil
         status.crlNextUpdateMs = (expiry.crlNextUpdate ?? 0) * 1000
         status.warnings = expiry.warnings()
+        let deadlines = try tracker.deadlineCounts()
+        status.overdueCases = UInt32(deadlines.overdue)
+        status.dueSoonCases = UInt32(deadlines.dueSoon)
         // The peers this node exchanges with: for an embassy, NCCT only (never other embassies).
         status.peers = tracker.directory.nodes.filter { crew.worker($0.id) != nil }.map { entry in
             var peer = PeerStatus()

@@ -115,6 +115,14 @@ struct ConsoleService: Sendable {
         router.unary(Console.exportPersons) { request, call in
             try await staff(call, .readCases) { try await tracker.exportPersons(request, by: $0) }
         }
+        router.serverStreaming(Console.listDeadlines) { request, call, writer in
+            for entry in try await staff(call, .readCases, { _ in try tracker.deadlines(request) }) {
+                try await writer.send(entry)
+            }
+        }
+        router.unary(Console.explainBreach) { request, call in
+            try await staff(call, .closeCases) { try await tracker.explainBreach(request, by: $0) }
+        }
         router.unary(Console.readTable) { request, call in
             try await staff(call, .workCases) { _ in PersonsTable.read(request) }
         }

@@ -224,6 +224,18 @@ enum Migrations {
             UPDATE case_counts SET n = n - 1 WHERE status = OLD.status AND test = OLD.test;
         END;
         """,
+        // 8: deadlines. When each case's current clock started (filing while it waits for NCCT, its
+        // latest update once acknowledged; cases from before take their creation or latest change),
+        // indexed so the cases near or past a deadline are found without reading the others; and a
+        // supervisor's reason for a missed deadline, for one run of one clock of a case.
+        """
+        ALTER TABLE cases ADD COLUMN clock_started_at_ms INTEGER NOT NULL DEFAULT 0;
+        UPDATE cases SET clock_started_at_ms = CASE WHEN status IN (1, 2) THEN created_at_ms ELSE updated_at_ms END;
+        CREATE INDEX cases_by_clock ON cases(status, clock_started_at_ms);
+        CREATE TABLE deadline_breaches (case_id TEXT NOT NULL, clock INTEGER NOT NULL, started_at_ms INTEGER NOT NULL,
+                                        reason TEXT NOT NULL, by TEXT NOT NULL, at_ms INTEGER NOT NULL,
+                                        PRIMARY KEY (case_id, clock, started_at_ms)) WITHOUT ROWID;
+        """,
     ]
 
     static func apply(to database: Database) throws(StoreError) {

@@ -18,6 +18,9 @@ public struct CaseRow: Sendable, Equatable {
     public var purgedAtMs: Int64? = nil
     /// Persons per status, kept with the case as "status:count;..." (nil: not kept yet).
     public var personCounts: String? = nil
+    /// When the deadline clock the case runs now started (filing, NCCT's question, the latest
+    /// update: see the README's "Deadlines"); 0: not known, the case's creation.
+    public var clockStartedAtMs: Int64 = 0
 
     public init(
         caseID: String,
@@ -163,7 +166,8 @@ extension Database {
         try first(
             """
             SELECT case_id, requesting_node, \(withRequest ? "request" : "X''"), kind, urgency, origin_reference,
-                   status, step, person_count, created_at_ms, updated_at_ms, test, purged_at_ms, person_counts
+                   status, step, person_count, created_at_ms, updated_at_ms, test, purged_at_ms, person_counts,
+                   clock_started_at_ms
             FROM cases WHERE case_id = ?
             """,
             [.text(caseID)]
@@ -171,6 +175,7 @@ extension Database {
             var found = Self.caseRow(row)
             found.purgedAtMs = row.isNull(12) ? nil : row.int(12)
             found.personCounts = row.isNull(13) ? nil : row.text(13)
+            found.clockStartedAtMs = row.int(14)
             if withRequest { found.request = try opened(found.request, case: caseID, at: RecordSealer.request(caseID)) }
             return found
         }
@@ -182,8 +187,9 @@ extension Database {
         try query(
             """
             INSERT INTO cases (case_id, requesting_node, request, kind, urgency, origin_reference, status, step,
-                               person_count, created_at_ms, updated_at_ms, test, data_key, person_counts)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                               person_count, created_at_ms, updated_at_ms, test, data_key, person_counts,
+                               clock_started_at_ms)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [
                 .text(row.caseID), .text(row.requestingNode), .blob(sealed.request), .int(Int64(row.kind)),
@@ -192,6 +198,7 @@ extension Database {
                 .int(Int64(row.personCount)),
                 .int(row.createdAtMs), .int(row.updatedAtMs), .int(row.test ? 1 : 0), .blob(sealed.wrappedKey),
                 row.personCounts.map { .text($0) } ?? .null,
+                .int(row.clockStartedAtMs == 0 ? row.createdAtMs : row.clockStartedAtMs),
             ]
         )
     }
@@ -204,17 +211,20 @@ extension Database {
         personCount: Int,
         updatedAtMs: Int64,
         closed: Bool = false,
-        personCounts: String? = nil
+        personCounts: String? = nil,
+        clockStartedAtMs: Int64? = nil
     ) throws(StoreError) {
         try query(
             """
             UPDATE cases SET status = ?, step = ?, person_count = ?, updated_at_ms = ?,
                    closed_at_ms = CASE WHEN ? THEN COALESCE(closed_at_ms, ?) ELSE NULL END,
-                   person_counts = COALESCE(?, person_counts) WHERE case_id = ?
+                   person_counts = COALESCE(?, person_counts),
+                   clock_started_at_ms = COALESCE(?, clock_started_at_ms) WHERE case_id = ?
             """,
             [
                 .int(Int64(status)), .int(Int64(step)), .int(Int64(personCount)), .int(updatedAtMs),
-                .int(closed ? 1 : 0), .int(updatedAtMs), personCounts.map { .text($0) } ?? .null, .text(caseID),
+                .int(closed ? 1 : 0), .int(updatedAtMs), personCounts.map { .text($0) } ?? .null,
+                clockStartedAtMs.map { .int($0) } ?? .null, .text(caseID),
             ]
         )
     }
@@ -333,17 +343,53 @@ extension Database {
         )
     }
 
-    /// The kept persons-per-status of a row read by `cases(...)` (column 12).
     /// A case's columns for lists (``listedRow``): everything but the request.
     private static let listedColumns = """
         case_id, requesting_node, X'', kind, urgency, origin_reference, status, step, person_count,
-               created_at_ms, updated_at_ms, test, person_counts
+               created_at_ms, updated_at_ms, test, person_counts, clock_started_at_ms
         """
 
+    /// A row read with ``listedColumns``: the kept persons-per-status (column 12) and the clock.
     private static func listedRow(_ r: Row) -> CaseRow {
         var row = caseRow(r)
         row.personCounts = r.isNull(12) ? nil : r.text(12)
+        row.clockStartedAtMs = r.int(13)
         return row
+    }
+
+    /// Open cases in `statuses` whose clock started at or before `startedBy`: those at or past a
+    /// share of their deadline (an index finds them; the others are never read).
+    public func clockedCases(
+        statuses: [Int32],
+        urgency: Int32?,
+        startedBy: Int64,
+        limit: Int
+    ) throws(StoreError)
+        -> [CaseRow]
+    {
+        let (condition, values) = Self.clocked(statuses, urgency, startedBy)
+        return try query(
+            "SELECT \(Self.listedColumns) FROM cases WHERE \(condition) ORDER BY clock_started_at_ms LIMIT ?",
+            values + [.int(Int64(limit))]
+        ).map(Self.listedRow)
+    }
+
+    /// How many cases ``clockedCases`` would find, however many.
+    public func clockedCount(statuses: [Int32], urgency: Int32?, startedBy: Int64) throws(StoreError) -> Int {
+        let (condition, values) = Self.clocked(statuses, urgency, startedBy)
+        return Int(try first("SELECT COUNT(*) FROM cases WHERE \(condition)", values)?.int(0) ?? 0)
+    }
+
+    private static func clocked(_ statuses: [Int32], _ urgency: Int32?, _ startedBy: Int64) -> (String, [SQLValue]) {
+        var condition = """
+            status IN (\(statuses.map(String.init).joined(separator: ","))) AND clock_started_at_ms <= ? AND test = 0
+            """
+        var values: [SQLValue] = [.int(startedBy)]
+        if let urgency {
+            condition += " AND urgency = ?"
+            values.append(.int(Int64(urgency)))
+        }
+        return (condition, values)
     }
 
     public func persons(_ caseID: String) throws(StoreError) -> [PersonRow] {
@@ -596,6 +642,40 @@ extension Database {
             )
         }
         return marked
+    }
+
+    // MARK: Deadlines
+
+    /// The reason a supervisor gave for missing one run of a case's clock, and who gave it.
+    public func breachReason(
+        _ caseID: String,
+        clock: Int32,
+        startedAtMs: Int64
+    ) throws(StoreError)
+        -> (reason: String, by: String)?
+    {
+        try first(
+            "SELECT reason, by FROM deadline_breaches WHERE case_id = ? AND clock = ? AND started_at_ms = ?",
+            [.text(caseID), .int(Int64(clock)), .int(startedAtMs)]
+        ).map { ($0.text(0), $0.text(1)) }
+    }
+
+    public func recordBreachReason(
+        _ caseID: String,
+        clock: Int32,
+        startedAtMs: Int64,
+        reason: String,
+        by: String,
+        atMs: Int64
+    ) throws(StoreError) {
+        try query(
+            """
+            INSERT INTO deadline_breaches (case_id, clock, started_at_ms, reason, by, at_ms) VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (case_id, clock, started_at_ms) DO UPDATE SET reason = excluded.reason, by = excluded.by,
+                at_ms = excluded.at_ms
+            """,
+            [.text(caseID), .int(Int64(clock)), .int(startedAtMs), .text(reason), .text(by), .int(atMs)]
+        )
     }
 
     // MARK: Outbox

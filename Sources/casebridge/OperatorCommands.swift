@@ -32,7 +32,8 @@ struct StatusCommand: AsyncParsableCommand {
             print("Revocation: OFF — the configuration says \"crl\": \"none\"; revoked certificates are not refused")
         }
         for warning in status.warnings { print("WARNING: \(warning)") }
-        print("Unread in inbox: \(status.unreadInbox)\n")
+        print("Unread in inbox: \(status.unreadInbox)")
+        print("Deadlines: \(status.overdueCases) overdue, \(status.dueSoonCases) due soon (casebridge overdue)\n")
         Output.table(
             ["PEER", "ENDPOINT", "REACHABLE", "OWED", "OLDEST UNDELIVERED", "LAST ERROR"],
             status.peers.map { peer in

@@ -200,6 +200,15 @@ struct ShowCase: AsyncParsableCommand {
             "Status: \(view.status)\(view.step == .unspecified ? "" : " · step \(view.step)")   "
                 + "updated \(Output.time(view.updatedAtMs))"
         )
+        var deadline = ListDeadlinesRequest()
+        deadline.caseID = view.caseID
+        if let running = try await console.stream(Console.listDeadlines, deadline).first?.deadline {
+            let reason = running.breachReason.isEmpty ? "" : " — reason: \(running.breachReason)"
+            print(
+                "Deadline: \(running.clock) by \(running.waitingOn), due \(Output.time(running.dueAtMs)) — "
+                    + Output.deadlineLevel(running.level) + reason
+            )
+        }
         if view.personalDataPurgedAtMs > 0 {
             // Retention ended: the request and the persons' details are gone; what happened stays.
             print("\nPersonal data destroyed \(Output.time(view.personalDataPurgedAtMs)) at the end of its retention.")

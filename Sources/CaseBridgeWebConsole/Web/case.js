@@ -1,11 +1,12 @@
 // One case: everything known about it, its persons and their history, what was said between the
 // agencies and how each message was delivered; and the work on it, each change confirmed first.
 
-import { call, watch } from "./api.js";
+import { call, list, watch } from "./api.js";
 import { h, fill, field, select, announce } from "./dom.js";
 import { t, label, when, number } from "./i18n.js";
 import { session, isNCCT, canWork, role, nodeName, errorBox, confirmSend, seesPersonalData } from "./app.js";
 import { enums, outcomeText } from "./cases.js";
+import { deadlineBadge, deadlineText } from "./queue.js";
 
 const changeNames = ["statusChange", "stepChange", "personOutcomes", "note", "informationRequest",
   "informationProvided", "withdrawal"];
@@ -20,6 +21,7 @@ export async function casePage(main, caseId) {
   fill(main, data, work, detail);
   const load = async () => {
     state.view = await call("GetCase", { caseId });
+    state.deadline = (await list("ListDeadlines", { caseId }))[0]?.deadline || null;
     renderData(data, state);
   };
   await load();
@@ -76,6 +78,7 @@ function renderData(data, state) {
         view.step && view.step !== "BUSINESS_STEP_UNSPECIFIED" ? h("span", { class: "step" }, label(view.step)) : null,
         h("span", { class: `urgency ${request.urgency}` }, label(request.urgency)),
         h("span", { class: "kind" }, label(request.kind))),
+      state.deadline ? deadlineLine(state) : null,
       h("p", { class: "meta" }, t("case.id"), " ", h("code", {}, view.caseId))),
     view.personalDataPurgedAtMs && Number(view.personalDataPurgedAtMs)
       ? h("p", { class: "notice" }, t("case.purged", { when: when(view.personalDataPurgedAtMs) })) : null,
@@ -106,6 +109,28 @@ function renderData(data, state) {
   fill(detail, personsSection(state), historySection(view), deliveriesSection(view, state));
   const ack = document.getElementById("ack-block");
   if (ack) ack.hidden = view.status !== "CASE_STATUS_RECEIVED";
+}
+
+/** The clock the case runs against; a supervisor may say why it was missed. */
+function deadlineLine(state) {
+  const deadline = state.deadline;
+  const explain = role() === "STAFF_ROLE_SUPERVISOR" && deadline.level === "DEADLINE_LEVEL_OVERDUE";
+  const reason = h("input", { name: "breach_reason", required: true, "aria-label": t("deadline.explain.label") });
+  const form = h("form", { class: "inline no-print", id: "explain-form" }, reason,
+    h("button", { type: "submit", class: "small" }, t("deadline.explain")));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const explained = await call("ExplainBreach", { caseId: state.view.caseId, reason: reason.value.trim() });
+      state.deadline = explained.deadline;
+      renderData(document.getElementById("case-data"), state);
+      announce(t("deadline.explained"));
+    } catch (error) {
+      announce(error.message);
+    }
+  });
+  return h("p", { class: "deadline-line", id: "case-deadline" }, t("deadline.title"), " ", deadlineBadge(deadline), " ",
+    deadlineText(deadline), explain && !deadline.breachReason ? form : null);
 }
 
 function questionBox(question, state) {

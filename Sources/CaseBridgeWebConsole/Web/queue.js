@@ -2,7 +2,7 @@
 
 import { call, list, watch } from "./api.js";
 import { h, fill } from "./dom.js";
-import { t, label, ago, number } from "./i18n.js";
+import { t, label, ago, when, number } from "./i18n.js";
 import { session, isNCCT, seesPersonalData, nodeName, errorBox } from "./app.js";
 import { caseLink, outcomeText } from "./cases.js";
 
@@ -61,6 +61,7 @@ async function render() {
     const page = await call("FindCases", { ...card.filter, limit: 5 });
     sections.push(caseCard(card, page));
   }
+  sections.unshift(await deadlineCard());
   sections.push(await inboxCard());
   sections.push(await deliveryCard());
   return sections;
@@ -102,6 +103,38 @@ async function inboxCard() {
       event.target.closest("section").replaceWith(await inboxCard());
     } }, t("queue.unread.mark_all")) : null,
   );
+}
+
+/** Cases past their deadline or at three quarters of it, the most urgent first. */
+async function deadlineCard() {
+  const entries = await list("ListDeadlines", { minLevel: "DEADLINE_LEVEL_THREE_QUARTERS", limit: 100 });
+  const overdue = entries.filter((e) => e.deadline.level === "DEADLINE_LEVEL_OVERDUE").length;
+  return h(
+    "section",
+    { class: `card${entries.length ? " attention" : ""}`, "aria-labelledby": "deadlines-h",
+      "data-card": "queue.deadlines" },
+    h("h2", { id: "deadlines-h" }, t("queue.deadlines"), " ", h("span", { class: "count" }, number(entries.length))),
+    entries.length === 0
+      ? h("p", { class: "empty" }, t("queue.deadlines.none"))
+      : [h("p", {}, t("queue.deadlines.overdue", { count: overdue })),
+        h("ul", { class: "items" }, entries.slice(0, 8).map((entry) =>
+          h("li", {}, caseLink(entry.summary), " ", deadlineBadge(entry.deadline), " ",
+            h("span", { class: "meta" }, deadlineText(entry.deadline)))))],
+  );
+}
+
+/** "Overdue", "75 %": how far a case's clock has run. */
+export function deadlineBadge(deadline) {
+  return h("span", { class: `deadline ${deadline.level || "DEADLINE_LEVEL_ON_TIME"}` },
+    label(deadline.level || "DEADLINE_LEVEL_ON_TIME"));
+}
+
+/** "Acknowledge, by ncct, due 23 Nov, 14:00". */
+export function deadlineText(deadline) {
+  const what = t("deadline.what",
+    { clock: label(deadline.clock), who: nodeName(deadline.waitingOn), due: when(deadline.dueAtMs) });
+  if (!deadline.breachReason) return what;
+  return `${what} — ${t("deadline.reason", { reason: deadline.breachReason, by: deadline.breachReasonBy })}`;
 }
 
 /** What an inbox entry is: a new request, a question, an answer, outcomes… never only "update". */

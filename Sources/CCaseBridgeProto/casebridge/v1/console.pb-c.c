@@ -7,6 +7,186 @@
 #endif
 
 #include "casebridge/v1/console.pb-c.h"
+void   casebridge__v1__deadline__init
+                     (Casebridge__V1__Deadline         *message)
+{
+  static const Casebridge__V1__Deadline init_value = CASEBRIDGE__V1__DEADLINE__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__deadline__get_packed_size
+                     (const Casebridge__V1__Deadline *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__deadline__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__deadline__pack
+                     (const Casebridge__V1__Deadline *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__deadline__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__deadline__pack_to_buffer
+                     (const Casebridge__V1__Deadline *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__deadline__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__Deadline *
+       casebridge__v1__deadline__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__Deadline *)
+     protobuf_c_message_unpack (&casebridge__v1__deadline__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__deadline__free_unpacked
+                     (Casebridge__V1__Deadline *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__deadline__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__case_deadline__init
+                     (Casebridge__V1__CaseDeadline         *message)
+{
+  static const Casebridge__V1__CaseDeadline init_value = CASEBRIDGE__V1__CASE_DEADLINE__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__case_deadline__get_packed_size
+                     (const Casebridge__V1__CaseDeadline *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__case_deadline__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__case_deadline__pack
+                     (const Casebridge__V1__CaseDeadline *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__case_deadline__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__case_deadline__pack_to_buffer
+                     (const Casebridge__V1__CaseDeadline *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__case_deadline__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__CaseDeadline *
+       casebridge__v1__case_deadline__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__CaseDeadline *)
+     protobuf_c_message_unpack (&casebridge__v1__case_deadline__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__case_deadline__free_unpacked
+                     (Casebridge__V1__CaseDeadline *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__case_deadline__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__list_deadlines_request__init
+                     (Casebridge__V1__ListDeadlinesRequest         *message)
+{
+  static const Casebridge__V1__ListDeadlinesRequest init_value = CASEBRIDGE__V1__LIST_DEADLINES_REQUEST__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__list_deadlines_request__get_packed_size
+                     (const Casebridge__V1__ListDeadlinesRequest *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__list_deadlines_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__list_deadlines_request__pack
+                     (const Casebridge__V1__ListDeadlinesRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__list_deadlines_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__list_deadlines_request__pack_to_buffer
+                     (const Casebridge__V1__ListDeadlinesRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__list_deadlines_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__ListDeadlinesRequest *
+       casebridge__v1__list_deadlines_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__ListDeadlinesRequest *)
+     protobuf_c_message_unpack (&casebridge__v1__list_deadlines_request__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__list_deadlines_request__free_unpacked
+                     (Casebridge__V1__ListDeadlinesRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__list_deadlines_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__explain_breach_request__init
+                     (Casebridge__V1__ExplainBreachRequest         *message)
+{
+  static const Casebridge__V1__ExplainBreachRequest init_value = CASEBRIDGE__V1__EXPLAIN_BREACH_REQUEST__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__explain_breach_request__get_packed_size
+                     (const Casebridge__V1__ExplainBreachRequest *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__explain_breach_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__explain_breach_request__pack
+                     (const Casebridge__V1__ExplainBreachRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__explain_breach_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__explain_breach_request__pack_to_buffer
+                     (const Casebridge__V1__ExplainBreachRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__explain_breach_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__ExplainBreachRequest *
+       casebridge__v1__explain_breach_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__ExplainBreachRequest *)
+     protobuf_c_message_unpack (&casebridge__v1__explain_breach_request__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__explain_breach_request__free_unpacked
+                     (Casebridge__V1__ExplainBreachRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__explain_breach_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   casebridge__v1__find_cases_request__init
                      (Casebridge__V1__FindCasesRequest         *message)
 {
@@ -2032,6 +2212,288 @@ void   casebridge__v1__cancel_delivery_request__free_unpacked
   assert(message->base.descriptor == &casebridge__v1__cancel_delivery_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+static const ProtobufCFieldDescriptor casebridge__v1__deadline__field_descriptors[7] =
+{
+  {
+    "clock",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Deadline, clock),
+    &casebridge__v1__deadline_clock__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "started_at_ms",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Deadline, started_at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "due_at_ms",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Deadline, due_at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "level",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Deadline, level),
+    &casebridge__v1__deadline_level__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "waiting_on",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Deadline, waiting_on),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "breach_reason",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Deadline, breach_reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "breach_reason_by",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Deadline, breach_reason_by),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__deadline__field_indices_by_name[] = {
+  5,   /* field[5] = breach_reason */
+  6,   /* field[6] = breach_reason_by */
+  0,   /* field[0] = clock */
+  2,   /* field[2] = due_at_ms */
+  3,   /* field[3] = level */
+  1,   /* field[1] = started_at_ms */
+  4,   /* field[4] = waiting_on */
+};
+static const ProtobufCIntRange casebridge__v1__deadline__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__deadline__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.Deadline",
+  "Deadline",
+  "Casebridge__V1__Deadline",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__Deadline),
+  7,
+  casebridge__v1__deadline__field_descriptors,
+  casebridge__v1__deadline__field_indices_by_name,
+  1,  casebridge__v1__deadline__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__deadline__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__case_deadline__field_descriptors[2] =
+{
+  {
+    "summary",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__CaseDeadline, summary),
+    &casebridge__v1__case_summary__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "deadline",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__CaseDeadline, deadline),
+    &casebridge__v1__deadline__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__case_deadline__field_indices_by_name[] = {
+  1,   /* field[1] = deadline */
+  0,   /* field[0] = summary */
+};
+static const ProtobufCIntRange casebridge__v1__case_deadline__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__case_deadline__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.CaseDeadline",
+  "CaseDeadline",
+  "Casebridge__V1__CaseDeadline",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__CaseDeadline),
+  2,
+  casebridge__v1__case_deadline__field_descriptors,
+  casebridge__v1__case_deadline__field_indices_by_name,
+  1,  casebridge__v1__case_deadline__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__case_deadline__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__list_deadlines_request__field_descriptors[3] =
+{
+  {
+    "min_level",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ListDeadlinesRequest, min_level),
+    &casebridge__v1__deadline_level__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "case_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ListDeadlinesRequest, case_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "limit",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ListDeadlinesRequest, limit),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__list_deadlines_request__field_indices_by_name[] = {
+  1,   /* field[1] = case_id */
+  2,   /* field[2] = limit */
+  0,   /* field[0] = min_level */
+};
+static const ProtobufCIntRange casebridge__v1__list_deadlines_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__list_deadlines_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.ListDeadlinesRequest",
+  "ListDeadlinesRequest",
+  "Casebridge__V1__ListDeadlinesRequest",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__ListDeadlinesRequest),
+  3,
+  casebridge__v1__list_deadlines_request__field_descriptors,
+  casebridge__v1__list_deadlines_request__field_indices_by_name,
+  1,  casebridge__v1__list_deadlines_request__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__list_deadlines_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__explain_breach_request__field_descriptors[2] =
+{
+  {
+    "case_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ExplainBreachRequest, case_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ExplainBreachRequest, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__explain_breach_request__field_indices_by_name[] = {
+  0,   /* field[0] = case_id */
+  1,   /* field[1] = reason */
+};
+static const ProtobufCIntRange casebridge__v1__explain_breach_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__explain_breach_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.ExplainBreachRequest",
+  "ExplainBreachRequest",
+  "Casebridge__V1__ExplainBreachRequest",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__ExplainBreachRequest),
+  2,
+  casebridge__v1__explain_breach_request__field_descriptors,
+  casebridge__v1__explain_breach_request__field_indices_by_name,
+  1,  casebridge__v1__explain_breach_request__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__explain_breach_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor casebridge__v1__find_cases_request__field_descriptors[13] =
 {
   {
@@ -5006,7 +5468,7 @@ const ProtobufCMessageDescriptor casebridge__v1__peer_status__descriptor =
   (ProtobufCMessageInit) casebridge__v1__peer_status__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor casebridge__v1__node_status__field_descriptors[11] =
+static const ProtobufCFieldDescriptor casebridge__v1__node_status__field_descriptors[13] =
 {
   {
     "node_id",
@@ -5140,11 +5602,37 @@ static const ProtobufCFieldDescriptor casebridge__v1__node_status__field_descrip
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "overdue_cases",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__NodeStatus, overdue_cases),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "due_soon_cases",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__NodeStatus, due_soon_cases),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned casebridge__v1__node_status__field_indices_by_name[] = {
   4,   /* field[4] = certificate_not_after_ms */
   9,   /* field[9] = crl_next_update_ms */
+  12,   /* field[12] = due_soon_cases */
   0,   /* field[0] = node_id */
+  11,   /* field[11] = overdue_cases */
   3,   /* field[3] = peers */
   2,   /* field[2] = represents */
   8,   /* field[8] = revocation_checked */
@@ -5157,7 +5645,7 @@ static const unsigned casebridge__v1__node_status__field_indices_by_name[] = {
 static const ProtobufCIntRange casebridge__v1__node_status__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 11 }
+  { 0, 13 }
 };
 const ProtobufCMessageDescriptor casebridge__v1__node_status__descriptor =
 {
@@ -5167,7 +5655,7 @@ const ProtobufCMessageDescriptor casebridge__v1__node_status__descriptor =
   "Casebridge__V1__NodeStatus",
   "casebridge.v1",
   sizeof(Casebridge__V1__NodeStatus),
-  11,
+  13,
   casebridge__v1__node_status__field_descriptors,
   casebridge__v1__node_status__field_indices_by_name,
   1,  casebridge__v1__node_status__number_ranges,
@@ -5333,6 +5821,70 @@ const ProtobufCMessageDescriptor casebridge__v1__cancel_delivery_request__descri
   (ProtobufCMessageInit) casebridge__v1__cancel_delivery_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCEnumValue casebridge__v1__deadline_clock__enum_values_by_number[4] =
+{
+  { "DEADLINE_CLOCK_UNSPECIFIED", "CASEBRIDGE__V1__DEADLINE_CLOCK__DEADLINE_CLOCK_UNSPECIFIED", 0 },
+  { "DEADLINE_CLOCK_ACKNOWLEDGE", "CASEBRIDGE__V1__DEADLINE_CLOCK__DEADLINE_CLOCK_ACKNOWLEDGE", 1 },
+  { "DEADLINE_CLOCK_ANSWER", "CASEBRIDGE__V1__DEADLINE_CLOCK__DEADLINE_CLOCK_ANSWER", 2 },
+  { "DEADLINE_CLOCK_MOVEMENT", "CASEBRIDGE__V1__DEADLINE_CLOCK__DEADLINE_CLOCK_MOVEMENT", 3 },
+};
+static const ProtobufCIntRange casebridge__v1__deadline_clock__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex casebridge__v1__deadline_clock__enum_values_by_name[4] =
+{
+  { "DEADLINE_CLOCK_ACKNOWLEDGE", 1 },
+  { "DEADLINE_CLOCK_ANSWER", 2 },
+  { "DEADLINE_CLOCK_MOVEMENT", 3 },
+  { "DEADLINE_CLOCK_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor casebridge__v1__deadline_clock__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "casebridge.v1.DeadlineClock",
+  "DeadlineClock",
+  "Casebridge__V1__DeadlineClock",
+  "casebridge.v1",
+  4,
+  casebridge__v1__deadline_clock__enum_values_by_number,
+  4,
+  casebridge__v1__deadline_clock__enum_values_by_name,
+  1,
+  casebridge__v1__deadline_clock__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue casebridge__v1__deadline_level__enum_values_by_number[4] =
+{
+  { "DEADLINE_LEVEL_ON_TIME", "CASEBRIDGE__V1__DEADLINE_LEVEL__DEADLINE_LEVEL_ON_TIME", 0 },
+  { "DEADLINE_LEVEL_HALF", "CASEBRIDGE__V1__DEADLINE_LEVEL__DEADLINE_LEVEL_HALF", 1 },
+  { "DEADLINE_LEVEL_THREE_QUARTERS", "CASEBRIDGE__V1__DEADLINE_LEVEL__DEADLINE_LEVEL_THREE_QUARTERS", 2 },
+  { "DEADLINE_LEVEL_OVERDUE", "CASEBRIDGE__V1__DEADLINE_LEVEL__DEADLINE_LEVEL_OVERDUE", 3 },
+};
+static const ProtobufCIntRange casebridge__v1__deadline_level__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex casebridge__v1__deadline_level__enum_values_by_name[4] =
+{
+  { "DEADLINE_LEVEL_HALF", 1 },
+  { "DEADLINE_LEVEL_ON_TIME", 0 },
+  { "DEADLINE_LEVEL_OVERDUE", 3 },
+  { "DEADLINE_LEVEL_THREE_QUARTERS", 2 },
+};
+const ProtobufCEnumDescriptor casebridge__v1__deadline_level__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "casebridge.v1.DeadlineLevel",
+  "DeadlineLevel",
+  "Casebridge__V1__DeadlineLevel",
+  "casebridge.v1",
+  4,
+  casebridge__v1__deadline_level__enum_values_by_number,
+  4,
+  casebridge__v1__deadline_level__enum_values_by_name,
+  1,
+  casebridge__v1__deadline_level__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
 static const ProtobufCEnumValue casebridge__v1__case_order__enum_values_by_number[5] =
 {
   { "CASE_ORDER_UNSPECIFIED", "CASEBRIDGE__V1__CASE_ORDER__CASE_ORDER_UNSPECIFIED", 0 },
@@ -5491,7 +6043,7 @@ const ProtobufCEnumDescriptor casebridge__v1__inbox_entry_kind__descriptor =
   casebridge__v1__inbox_entry_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor casebridge__v1__console__method_descriptors[29] =
+static const ProtobufCMethodDescriptor casebridge__v1__console__method_descriptors[31] =
 {
   { "Submit", &casebridge__v1__intervention_request__descriptor, &casebridge__v1__submit_receipt__descriptor },
   { "ApplyChange", &casebridge__v1__case_update__descriptor, &casebridge__v1__update_receipt__descriptor },
@@ -5522,6 +6074,8 @@ static const ProtobufCMethodDescriptor casebridge__v1__console__method_descripto
   { "FindCases", &casebridge__v1__find_cases_request__descriptor, &casebridge__v1__case_page__descriptor },
   { "ExportPersons", &casebridge__v1__export_persons_request__descriptor, &casebridge__v1__csv_file__descriptor },
   { "ReadTable", &casebridge__v1__read_table_request__descriptor, &casebridge__v1__table_reading__descriptor },
+  { "ListDeadlines", &casebridge__v1__list_deadlines_request__descriptor, &casebridge__v1__case_deadline__descriptor },
+  { "ExplainBreach", &casebridge__v1__explain_breach_request__descriptor, &casebridge__v1__case_deadline__descriptor },
 };
 const unsigned casebridge__v1__console__method_indices_by_name[] = {
   19,        /* AddStaff */
@@ -5532,6 +6086,7 @@ const unsigned casebridge__v1__console__method_indices_by_name[] = {
   21,        /* ChangeStaff */
   24,        /* CompleteEnrolment */
   15,        /* DeliverNow */
+  30,        /* ExplainBreach */
   27,        /* ExportPersons */
   26,        /* FindCases */
   2,        /* GetCase */
@@ -5540,6 +6095,7 @@ const unsigned casebridge__v1__console__method_indices_by_name[] = {
   25,        /* ListAccess */
   14,        /* ListAudit */
   3,        /* ListCases */
+  29,        /* ListDeadlines */
   4,        /* ListInbox */
   10,        /* ListRetention */
   20,        /* ListStaff */
@@ -5561,7 +6117,7 @@ const ProtobufCServiceDescriptor casebridge__v1__console__descriptor =
   "Console",
   "Casebridge__V1__Console",
   "casebridge.v1",
-  29,
+  31,
   casebridge__v1__console__method_descriptors,
   casebridge__v1__console__method_indices_by_name
 };
@@ -5796,6 +6352,22 @@ void casebridge__v1__console__read_table(ProtobufCService *service,
 {
   assert(service->descriptor == &casebridge__v1__console__descriptor);
   service->invoke(service, 28, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void casebridge__v1__console__list_deadlines(ProtobufCService *service,
+                                             const Casebridge__V1__ListDeadlinesRequest *input,
+                                             Casebridge__V1__CaseDeadline_Closure closure,
+                                             void *closure_data)
+{
+  assert(service->descriptor == &casebridge__v1__console__descriptor);
+  service->invoke(service, 29, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void casebridge__v1__console__explain_breach(ProtobufCService *service,
+                                             const Casebridge__V1__ExplainBreachRequest *input,
+                                             Casebridge__V1__CaseDeadline_Closure closure,
+                                             void *closure_data)
+{
+  assert(service->descriptor == &casebridge__v1__console__descriptor);
+  service->invoke(service, 30, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
                                     Casebridge__V1__Console_ServiceDestroy destroy)

@@ -18,6 +18,10 @@ PROTOBUF_C__BEGIN_DECLS
 #include "casebridge/v1/case.pb-c.h"
 #include "casebridge/v1/exchange.pb-c.h"
 
+typedef struct Casebridge__V1__Deadline Casebridge__V1__Deadline;
+typedef struct Casebridge__V1__CaseDeadline Casebridge__V1__CaseDeadline;
+typedef struct Casebridge__V1__ListDeadlinesRequest Casebridge__V1__ListDeadlinesRequest;
+typedef struct Casebridge__V1__ExplainBreachRequest Casebridge__V1__ExplainBreachRequest;
 typedef struct Casebridge__V1__FindCasesRequest Casebridge__V1__FindCasesRequest;
 typedef struct Casebridge__V1__CasePage Casebridge__V1__CasePage;
 typedef struct Casebridge__V1__ExportPersonsRequest Casebridge__V1__ExportPersonsRequest;
@@ -78,6 +82,34 @@ typedef enum _Casebridge__V1__ChangeStaffRequest__Change {
   CASEBRIDGE__V1__CHANGE_STAFF_REQUEST__CHANGE__CHANGE_SIGN_OUT = 4
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(CASEBRIDGE__V1__CHANGE_STAFF_REQUEST__CHANGE)
 } Casebridge__V1__ChangeStaffRequest__Change;
+typedef enum _Casebridge__V1__DeadlineClock {
+  CASEBRIDGE__V1__DEADLINE_CLOCK__DEADLINE_CLOCK_UNSPECIFIED = 0,
+  /*
+   * From filing (the request's created_at_ms) until NCCT acknowledges, declines
+   * or asks for information.
+   */
+  CASEBRIDGE__V1__DEADLINE_CLOCK__DEADLINE_CLOCK_ACKNOWLEDGE = 1,
+  /*
+   * From NCCT's latest information request until the embassy answers.
+   */
+  CASEBRIDGE__V1__DEADLINE_CLOCK__DEADLINE_CLOCK_ANSWER = 2,
+  /*
+   * On an acknowledged, in-progress or on-hold case: from its latest update
+   * until the next one.
+   */
+  CASEBRIDGE__V1__DEADLINE_CLOCK__DEADLINE_CLOCK_MOVEMENT = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(CASEBRIDGE__V1__DEADLINE_CLOCK)
+} Casebridge__V1__DeadlineClock;
+typedef enum _Casebridge__V1__DeadlineLevel {
+  /*
+   * Less than half the time has gone.
+   */
+  CASEBRIDGE__V1__DEADLINE_LEVEL__DEADLINE_LEVEL_ON_TIME = 0,
+  CASEBRIDGE__V1__DEADLINE_LEVEL__DEADLINE_LEVEL_HALF = 1,
+  CASEBRIDGE__V1__DEADLINE_LEVEL__DEADLINE_LEVEL_THREE_QUARTERS = 2,
+  CASEBRIDGE__V1__DEADLINE_LEVEL__DEADLINE_LEVEL_OVERDUE = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(CASEBRIDGE__V1__DEADLINE_LEVEL)
+} Casebridge__V1__DeadlineLevel;
 typedef enum _Casebridge__V1__CaseOrder {
   /*
    * Latest change first.
@@ -143,6 +175,74 @@ typedef enum _Casebridge__V1__InboxEntryKind {
 } Casebridge__V1__InboxEntryKind;
 
 /* --- messages --- */
+
+struct  Casebridge__V1__Deadline
+{
+  ProtobufCMessage base;
+  Casebridge__V1__DeadlineClock clock;
+  int64_t started_at_ms;
+  int64_t due_at_ms;
+  Casebridge__V1__DeadlineLevel level;
+  /*
+   * Node id of the agency whose move it is.
+   */
+  char *waiting_on;
+  /*
+   * A supervisor's reason for missing it, when one was recorded.
+   */
+  char *breach_reason;
+  char *breach_reason_by;
+};
+#define CASEBRIDGE__V1__DEADLINE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__deadline__descriptor) \
+    , CASEBRIDGE__V1__DEADLINE_CLOCK__DEADLINE_CLOCK_UNSPECIFIED, 0, 0, CASEBRIDGE__V1__DEADLINE_LEVEL__DEADLINE_LEVEL_ON_TIME, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Casebridge__V1__CaseDeadline
+{
+  ProtobufCMessage base;
+  Casebridge__V1__CaseSummary *summary;
+  Casebridge__V1__Deadline *deadline;
+};
+#define CASEBRIDGE__V1__CASE_DEADLINE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__case_deadline__descriptor) \
+    , NULL, NULL }
+
+
+struct  Casebridge__V1__ListDeadlinesRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Only deadlines at or past this level (ON_TIME: every open case).
+   */
+  Casebridge__V1__DeadlineLevel min_level;
+  /*
+   * Only this case (for a case's page); empty for all.
+   */
+  char *case_id;
+  /*
+   * At most this many, most urgent first; 0 means 100. Max 10,000.
+   */
+  uint32_t limit;
+};
+#define CASEBRIDGE__V1__LIST_DEADLINES_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__list_deadlines_request__descriptor) \
+    , CASEBRIDGE__V1__DEADLINE_LEVEL__DEADLINE_LEVEL_ON_TIME, (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Casebridge__V1__ExplainBreachRequest
+{
+  ProtobufCMessage base;
+  char *case_id;
+  /*
+   * Why the deadline was missed, e.g. "site unreachable in the rainy season".
+   */
+  char *reason;
+};
+#define CASEBRIDGE__V1__EXPLAIN_BREACH_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__explain_breach_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
 
 struct  Casebridge__V1__FindCasesRequest
 {
@@ -927,10 +1027,15 @@ struct  Casebridge__V1__NodeStatus
    */
   size_t n_warnings;
   char **warnings;
+  /*
+   * Open cases past their deadline, and at three quarters of it or more.
+   */
+  uint32_t overdue_cases;
+  uint32_t due_soon_cases;
 };
 #define CASEBRIDGE__V1__NODE_STATUS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__node_status__descriptor) \
-    , (char *)protobuf_c_empty_string, CASEBRIDGE__V1__NODE_ROLE__NODE_ROLE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0,NULL }
+    , (char *)protobuf_c_empty_string, CASEBRIDGE__V1__NODE_ROLE__NODE_ROLE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0,NULL, 0, 0 }
 
 
 struct  Casebridge__V1__VerifyAuditRequest
@@ -970,6 +1075,82 @@ struct  Casebridge__V1__CancelDeliveryRequest
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
+/* Casebridge__V1__Deadline methods */
+void   casebridge__v1__deadline__init
+                     (Casebridge__V1__Deadline         *message);
+size_t casebridge__v1__deadline__get_packed_size
+                     (const Casebridge__V1__Deadline   *message);
+size_t casebridge__v1__deadline__pack
+                     (const Casebridge__V1__Deadline   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__deadline__pack_to_buffer
+                     (const Casebridge__V1__Deadline   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__Deadline *
+       casebridge__v1__deadline__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__deadline__free_unpacked
+                     (Casebridge__V1__Deadline *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__CaseDeadline methods */
+void   casebridge__v1__case_deadline__init
+                     (Casebridge__V1__CaseDeadline         *message);
+size_t casebridge__v1__case_deadline__get_packed_size
+                     (const Casebridge__V1__CaseDeadline   *message);
+size_t casebridge__v1__case_deadline__pack
+                     (const Casebridge__V1__CaseDeadline   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__case_deadline__pack_to_buffer
+                     (const Casebridge__V1__CaseDeadline   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__CaseDeadline *
+       casebridge__v1__case_deadline__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__case_deadline__free_unpacked
+                     (Casebridge__V1__CaseDeadline *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__ListDeadlinesRequest methods */
+void   casebridge__v1__list_deadlines_request__init
+                     (Casebridge__V1__ListDeadlinesRequest         *message);
+size_t casebridge__v1__list_deadlines_request__get_packed_size
+                     (const Casebridge__V1__ListDeadlinesRequest   *message);
+size_t casebridge__v1__list_deadlines_request__pack
+                     (const Casebridge__V1__ListDeadlinesRequest   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__list_deadlines_request__pack_to_buffer
+                     (const Casebridge__V1__ListDeadlinesRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__ListDeadlinesRequest *
+       casebridge__v1__list_deadlines_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__list_deadlines_request__free_unpacked
+                     (Casebridge__V1__ListDeadlinesRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__ExplainBreachRequest methods */
+void   casebridge__v1__explain_breach_request__init
+                     (Casebridge__V1__ExplainBreachRequest         *message);
+size_t casebridge__v1__explain_breach_request__get_packed_size
+                     (const Casebridge__V1__ExplainBreachRequest   *message);
+size_t casebridge__v1__explain_breach_request__pack
+                     (const Casebridge__V1__ExplainBreachRequest   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__explain_breach_request__pack_to_buffer
+                     (const Casebridge__V1__ExplainBreachRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__ExplainBreachRequest *
+       casebridge__v1__explain_breach_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__explain_breach_request__free_unpacked
+                     (Casebridge__V1__ExplainBreachRequest *message,
+                      ProtobufCAllocator *allocator);
 /* Casebridge__V1__FindCasesRequest methods */
 void   casebridge__v1__find_cases_request__init
                      (Casebridge__V1__FindCasesRequest         *message);
@@ -1827,6 +2008,18 @@ void   casebridge__v1__cancel_delivery_request__free_unpacked
                       ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
+typedef void (*Casebridge__V1__Deadline_Closure)
+                 (const Casebridge__V1__Deadline *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__CaseDeadline_Closure)
+                 (const Casebridge__V1__CaseDeadline *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__ListDeadlinesRequest_Closure)
+                 (const Casebridge__V1__ListDeadlinesRequest *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__ExplainBreachRequest_Closure)
+                 (const Casebridge__V1__ExplainBreachRequest *message,
+                  void *closure_data);
 typedef void (*Casebridge__V1__FindCasesRequest_Closure)
                  (const Casebridge__V1__FindCasesRequest *message,
                   void *closure_data);
@@ -2085,6 +2278,14 @@ struct Casebridge__V1__Console_Service
                      const Casebridge__V1__ReadTableRequest *input,
                      Casebridge__V1__TableReading_Closure closure,
                      void *closure_data);
+  void (*list_deadlines)(Casebridge__V1__Console_Service *service,
+                         const Casebridge__V1__ListDeadlinesRequest *input,
+                         Casebridge__V1__CaseDeadline_Closure closure,
+                         void *closure_data);
+  void (*explain_breach)(Casebridge__V1__Console_Service *service,
+                         const Casebridge__V1__ExplainBreachRequest *input,
+                         Casebridge__V1__CaseDeadline_Closure closure,
+                         void *closure_data);
 };
 typedef void (*Casebridge__V1__Console_ServiceDestroy)(Casebridge__V1__Console_Service *);
 void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
@@ -2121,7 +2322,9 @@ void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
       function_prefix__ ## list_access,\
       function_prefix__ ## find_cases,\
       function_prefix__ ## export_persons,\
-      function_prefix__ ## read_table  }
+      function_prefix__ ## read_table,\
+      function_prefix__ ## list_deadlines,\
+      function_prefix__ ## explain_breach  }
 void casebridge__v1__console__submit(ProtobufCService *service,
                                      const Casebridge__V1__InterventionRequest *input,
                                      Casebridge__V1__SubmitReceipt_Closure closure,
@@ -2238,14 +2441,28 @@ void casebridge__v1__console__read_table(ProtobufCService *service,
                                          const Casebridge__V1__ReadTableRequest *input,
                                          Casebridge__V1__TableReading_Closure closure,
                                          void *closure_data);
+void casebridge__v1__console__list_deadlines(ProtobufCService *service,
+                                             const Casebridge__V1__ListDeadlinesRequest *input,
+                                             Casebridge__V1__CaseDeadline_Closure closure,
+                                             void *closure_data);
+void casebridge__v1__console__explain_breach(ProtobufCService *service,
+                                             const Casebridge__V1__ExplainBreachRequest *input,
+                                             Casebridge__V1__CaseDeadline_Closure closure,
+                                             void *closure_data);
 
 /* --- descriptors --- */
 
+extern const ProtobufCEnumDescriptor    casebridge__v1__deadline_clock__descriptor;
+extern const ProtobufCEnumDescriptor    casebridge__v1__deadline_level__descriptor;
 extern const ProtobufCEnumDescriptor    casebridge__v1__case_order__descriptor;
 extern const ProtobufCEnumDescriptor    casebridge__v1__table_kind__descriptor;
 extern const ProtobufCEnumDescriptor    casebridge__v1__staff_role__descriptor;
 extern const ProtobufCEnumDescriptor    casebridge__v1__node_role__descriptor;
 extern const ProtobufCEnumDescriptor    casebridge__v1__inbox_entry_kind__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__deadline__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__case_deadline__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__list_deadlines_request__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__explain_breach_request__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__find_cases_request__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__case_page__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__export_persons_request__descriptor;
