@@ -545,7 +545,9 @@ public final class CaseTracker: Sendable {
                 by: change,
                 madeAt: madeAt.map { min($0, atMs) },
                 atMs: atMs
-            )
+            ),
+            acknowledgedAtMs: Lifecycle.takesUp(from: CaseStatus(rawValue: row.status), to: state.status)
+                ? (madeAt.map { min($0, atMs) } ?? atMs) : nil
         )
     }
 }

@@ -47,6 +47,13 @@ public enum Lifecycle {
 
     public static func isTerminal(_ status: CaseStatus) -> Bool { terminal.contains(status) }
 
+    /// NCCT took the case up: it left "submitted" or "received" for work (acknowledged, in
+    /// progress, a question, on hold, or an outcome), not for a decline, a withdrawal or an error.
+    static func takesUp(from before: CaseStatus, to after: CaseStatus) -> Bool {
+        [.submitted, .received].contains(before)
+            && [.acknowledged, .inProgress, .infoRequested, .onHold, .completed, .failed].contains(after)
+    }
+
     /// Checks a status change; false when it is the current status (nothing to do).
     public static func checkTransition(from: CaseStatus, to: CaseStatus) throws(RPCError) -> Bool {
         if from == to { return false }

@@ -120,6 +120,9 @@ struct ConsoleService: Sendable {
                 try await writer.send(entry)
             }
         }
+        router.unary(Console.getReport) { request, call in
+            try await staff(call, .readCases) { _ in try tracker.report(request) }
+        }
         router.unary(Console.explainBreach) { request, call in
             try await staff(call, .closeCases) { try await tracker.explainBreach(request, by: $0) }
         }

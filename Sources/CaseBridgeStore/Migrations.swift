@@ -236,6 +236,12 @@ enum Migrations {
                                         reason TEXT NOT NULL, by TEXT NOT NULL, at_ms INTEGER NOT NULL,
                                         PRIMARY KEY (case_id, clock, started_at_ms)) WITHOUT ROWID;
         """,
+        // 9: when NCCT took each case up (acknowledged it, or went straight to work or a question),
+        // for reports; unknown (NULL) for cases from before.
+        """
+        ALTER TABLE cases ADD COLUMN acknowledged_at_ms INTEGER;
+        CREATE INDEX cases_by_creation ON cases(created_at_ms);
+        """,
     ]
 
     static func apply(to database: Database) throws(StoreError) {

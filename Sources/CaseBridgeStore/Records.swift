@@ -212,19 +212,22 @@ extension Database {
         updatedAtMs: Int64,
         closed: Bool = false,
         personCounts: String? = nil,
-        clockStartedAtMs: Int64? = nil
+        clockStartedAtMs: Int64? = nil,
+        acknowledgedAtMs: Int64? = nil
     ) throws(StoreError) {
         try query(
             """
             UPDATE cases SET status = ?, step = ?, person_count = ?, updated_at_ms = ?,
                    closed_at_ms = CASE WHEN ? THEN COALESCE(closed_at_ms, ?) ELSE NULL END,
                    person_counts = COALESCE(?, person_counts),
-                   clock_started_at_ms = COALESCE(?, clock_started_at_ms) WHERE case_id = ?
+                   clock_started_at_ms = COALESCE(?, clock_started_at_ms),
+                   acknowledged_at_ms = COALESCE(acknowledged_at_ms, ?) WHERE case_id = ?
             """,
             [
                 .int(Int64(status)), .int(Int64(step)), .int(Int64(personCount)), .int(updatedAtMs),
                 .int(closed ? 1 : 0), .int(updatedAtMs), personCounts.map { .text($0) } ?? .null,
-                clockStartedAtMs.map { .int($0) } ?? .null, .text(caseID),
+                clockStartedAtMs.map { .int($0) } ?? .null, acknowledgedAtMs.map { .int($0) } ?? .null,
+                .text(caseID),
             ]
         )
     }
@@ -644,6 +647,71 @@ extension Database {
         return marked
     }
 
+    // MARK: Reports
+
+    /// Counts of the cases filed in [sinceMs, untilMs) (0: no bound), optionally of one embassy,
+    /// conformance test cases left out, grouped by `column` ("requesting_node", "kind", "urgency",
+    /// "status"): key, cases, persons.
+    public func reportCounts(
+        _ scope: ReportScope,
+        by column: ReportScope.Column
+    ) throws(StoreError)
+        -> [(key: String, cases: Int, persons: Int)]
+    {
+        let (condition, values) = scope.sql
+        return try query(
+            """
+            SELECT \(column.rawValue), COUNT(*), SUM(person_count) FROM cases WHERE \(condition)
+            GROUP BY \(column.rawValue) ORDER BY COUNT(*) DESC, \(column.rawValue)
+            """,
+            values
+        ).map { row in
+            let key =
+                switch row.values[0] {
+                case .int(let number): String(number)
+                case .text(let text): text
+                default: ""
+                }
+            return (key, Int(row.int(1)), Int(row.int(2)))
+        }
+    }
+
+    /// Persons of the scope's cases per status.
+    public func reportPersonStatuses(_ scope: ReportScope) throws(StoreError) -> [(status: Int32, count: Int)] {
+        let (condition, values) = scope.sql
+        return try query(
+            """
+            SELECT p.status, COUNT(*) FROM persons p JOIN cases USING (case_id) WHERE \(condition)
+            GROUP BY p.status ORDER BY p.status
+            """,
+            values
+        ).map { (Int32($0.int(0)), Int($0.int(1))) }
+    }
+
+    /// For each of the scope's cases NCCT took up, and each it completed: how long it took from
+    /// this node's record of the case, in milliseconds.
+    public func reportDurations(
+        _ scope: ReportScope,
+        completedStatus: Int32
+    ) throws(StoreError)
+        -> (acknowledged: [Int64], completed: [Int64])
+    {
+        let (condition, values) = scope.sql
+        var acknowledged: [Int64] = []
+        var completed: [Int64] = []
+        try forEach(
+            """
+            SELECT acknowledged_at_ms - created_at_ms, CASE WHEN status = ? THEN closed_at_ms - created_at_ms END
+            FROM cases WHERE \(condition)
+            """,
+            [.int(Int64(completedStatus))] + values
+        ) { row in
+            if !row.isNull(0) { acknowledged.append(max(0, row.int(0))) }
+            if !row.isNull(1) { completed.append(max(0, row.int(1))) }
+        }
+        return (acknowledged, completed)
+    }
+
     // MARK: Deadlines
 
     /// The reason a supervisor gave for missing one run of a case's clock, and who gave it.
@@ -859,5 +927,36 @@ public struct CaseFilter: Sendable {
             case .urgency: "urgency DESC, updated_at_ms DESC"
             }
         }
+    }
+}
+
+/// Which cases a report covers: filed in [sinceMs, untilMs) (0: no bound), of one embassy or all,
+/// conformance test cases left out.
+public struct ReportScope: Sendable {
+    public var sinceMs: Int64 = 0
+    public var untilMs: Int64 = 0
+    public var requestingNode: String?
+    public init() {}
+
+    public enum Column: String, Sendable {
+        case embassy = "requesting_node", kind, urgency, status
+    }
+
+    var sql: (String, [SQLValue]) {
+        var conditions = ["test = 0"]
+        var values: [SQLValue] = []
+        if sinceMs != 0 {
+            conditions.append("created_at_ms >= ?")
+            values.append(.int(sinceMs))
+        }
+        if untilMs != 0 {
+            conditions.append("created_at_ms < ?")
+            values.append(.int(untilMs))
+        }
+        if let requestingNode {
+            conditions.append("requesting_node = ?")
+            values.append(.text(requestingNode))
+        }
+        return (conditions.joined(separator: " AND "), values)
     }
 }

@@ -24,6 +24,7 @@ public enum WebConsole {
             ("/case.js", script, PackageResources.case_js),
             ("/file.js", script, PackageResources.file_js),
             ("/admin.js", script, PackageResources.admin_js),
+            ("/reports.js", script, PackageResources.reports_js),
         ]
         return Dictionary(table.map { ($0.0, File(contentType: $0.1, bytes: $0.2)) }, uniquingKeysWith: { a, _ in a })
     }()

@@ -58,7 +58,7 @@ struct CaseBridgeCommand: AsyncParsableCommand {
             ConformanceCommand.self, BackupCommand.self, RestoreCommand.self, DeliverCommand.self,
             NodeCommand.self, CertsCommand.self,
             ContractCommand.self, LoginCommand.self, LogoutCommand.self, WhoAmICommand.self, EnrolCommand.self,
-            StaffCommand.self, AccessLogCommand.self, DoctorCommand.self, OverdueCommand.self,
+            StaffCommand.self, AccessLogCommand.self, DoctorCommand.self, OverdueCommand.self, ReportCommand.self,
         ]
     )
 }

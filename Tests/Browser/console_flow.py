@@ -8,7 +8,7 @@ EMBASSY_LOGIN + ENROLMENT_CODE (enrolled here, in the browser), NCCT_LOGIN/NCCT_
 OPERATOR_LOGIN/OPERATOR_PASSWORD/OPERATOR_SECRET (at the embassy).
 """
 
-import base64, hashlib, hmac, json, os, struct, subprocess, sys, tempfile, time, traceback
+import base64, hashlib, hmac, json, os, re, struct, subprocess, sys, tempfile, time, traceback
 
 from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
@@ -378,6 +378,14 @@ try:
     )
     check("answer_live_at_ncct", True)
     check("embassy_status_after_answer", embassy.find_element(By.ID, "case-status").text == "Acknowledged")
+    # NCCT's figures: both requests, 262 persons, 9 rescued, one case taken up.
+    ncct.get(ncct_url + "#/reports")
+    total = css(ncct, "#report-total").text
+    check("report_totals", total == "2 cases, 262 persons", total)
+    report_text = ncct.find_element(By.ID, "report").text
+    rescued_row = re.search(r"Rescued\s+9\b", report_text)
+    check("report_outcomes", rescued_row and "Taken up by NCCT: 1 case" in report_text, report_text)
+    shot(ncct, "13-reports")
     embassy.get(embassy_url + "#/cases")
     check(
         "cases_total_shown", "of 2" in css(embassy, "#case-total").text, embassy.find_element(By.ID, "case-total").text

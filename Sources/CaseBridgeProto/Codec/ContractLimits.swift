@@ -40,6 +40,11 @@ public enum ContractLimits {
         "casebridge.v1.TableReading.persons": maxPersons,
         "casebridge.v1.TableReading.outcomes": maxPersons,
         "casebridge.v1.TableReading.problems": 100_000,
+        "casebridge.v1.Report.by_embassy": 10_000,
+        "casebridge.v1.Report.by_kind": 64,
+        "casebridge.v1.Report.by_urgency": 64,
+        "casebridge.v1.Report.by_status": 64,
+        "casebridge.v1.Report.person_outcomes": 64,
     ]
 
     /// The same limits keyed by protobuf-c field descriptor, for the validator's inner loop.

@@ -76,6 +76,125 @@ public struct InboxEntryKind: ProtoEnum {
     public static let names: [Int32: String] = [0: "unspecified", 1: "request", 2: "update"]
 }
 
+public struct ReportRequest: ProtoMessage {
+    public static let protoName = "casebridge.v1.ReportRequest"
+    public var sinceMs: Int64 = 0
+    public var untilMs: Int64 = 0
+    public var requestingNode: String = ""
+    public init() {}
+    public init(fields: ProtoFields) {
+        sinceMs = fields.value(1)
+        untilMs = fields.value(2)
+        requestingNode = fields.value(3)
+    }
+    public var protoFields: ProtoFields {
+        var fields = ProtoFields()
+        fields.set(1, sinceMs)
+        fields.set(2, untilMs)
+        fields.set(3, requestingNode)
+        return fields
+    }
+}
+
+public struct ReportCount: ProtoMessage {
+    public static let protoName = "casebridge.v1.ReportCount"
+    public var key: String = ""
+    public var cases: UInt32 = 0
+    public var persons: UInt32 = 0
+    public init() {}
+    public init(fields: ProtoFields) {
+        key = fields.value(1)
+        cases = fields.value(2)
+        persons = fields.value(3)
+    }
+    public var protoFields: ProtoFields {
+        var fields = ProtoFields()
+        fields.set(1, key)
+        fields.set(2, cases)
+        fields.set(3, persons)
+        return fields
+    }
+}
+
+public struct ReportDuration: ProtoMessage {
+    public static let protoName = "casebridge.v1.ReportDuration"
+    public var cases: UInt32 = 0
+    public var medianMs: Int64 = 0
+    public var p90Ms: Int64 = 0
+    public init() {}
+    public init(fields: ProtoFields) {
+        cases = fields.value(1)
+        medianMs = fields.value(2)
+        p90Ms = fields.value(3)
+    }
+    public var protoFields: ProtoFields {
+        var fields = ProtoFields()
+        fields.set(1, cases)
+        fields.set(2, medianMs)
+        fields.set(3, p90Ms)
+        return fields
+    }
+}
+
+public struct Report: ProtoMessage {
+    public static let protoName = "casebridge.v1.Report"
+    public var sinceMs: Int64 = 0
+    public var untilMs: Int64 = 0
+    public var requestingNode: String = ""
+    public var cases: UInt32 = 0
+    public var persons: UInt32 = 0
+    public var byEmbassy: [ReportCount] = []
+    public var byKind: [ReportCount] = []
+    public var byUrgency: [ReportCount] = []
+    public var byStatus: [ReportCount] = []
+    public var personOutcomes: [OutcomeCount] = []
+    public var toAcknowledgement: ReportDuration? = nil
+    public var toCompletion: ReportDuration? = nil
+    public var overdueNow: UInt32 = 0
+    public var dueSoonNow: UInt32 = 0
+    public var madeAtMs: Int64 = 0
+    public var csv: String = ""
+    public init() {}
+    public init(fields: ProtoFields) {
+        sinceMs = fields.value(1)
+        untilMs = fields.value(2)
+        requestingNode = fields.value(3)
+        cases = fields.value(4)
+        persons = fields.value(5)
+        byEmbassy = fields.values(6)
+        byKind = fields.values(7)
+        byUrgency = fields.values(8)
+        byStatus = fields.values(9)
+        personOutcomes = fields.values(10)
+        toAcknowledgement = fields.optional(11)
+        toCompletion = fields.optional(12)
+        overdueNow = fields.value(13)
+        dueSoonNow = fields.value(14)
+        madeAtMs = fields.value(15)
+        csv = fields.value(16)
+    }
+    public var protoFields: ProtoFields {
+        var fields = ProtoFields()
+        fields.set(1, sinceMs)
+        fields.set(2, untilMs)
+        fields.set(3, requestingNode)
+        fields.set(4, cases)
+        fields.set(5, persons)
+        fields.set(6, byEmbassy)
+        fields.set(7, byKind)
+        fields.set(8, byUrgency)
+        fields.set(9, byStatus)
+        fields.set(10, personOutcomes)
+        fields.set(11, toAcknowledgement)
+        fields.set(12, toCompletion)
+        fields.set(13, overdueNow)
+        fields.set(14, dueSoonNow)
+        fields.set(15, madeAtMs)
+        fields.set(16, csv)
+        return fields
+    }
+}
+
 public struct Deadline: ProtoMessage {
     public static let protoName = "casebridge.v1.Deadline"
     public var clock: DeadlineClock = .init(rawValue: 0)
@@ -1205,4 +1324,5 @@ public enum Console {
     public static let readTable = RPCMethod<ReadTableRequest, TableReading>(service: serviceName, name: "ReadTable", clientStreaming: false, serverStreaming: false)
     public static let listDeadlines = RPCMethod<ListDeadlinesRequest, CaseDeadline>(service: serviceName, name: "ListDeadlines", clientStreaming: false, serverStreaming: true)
     public static let explainBreach = RPCMethod<ExplainBreachRequest, CaseDeadline>(service: serviceName, name: "ExplainBreach", clientStreaming: false, serverStreaming: false)
+    public static let getReport = RPCMethod<ReportRequest, Report>(service: serviceName, name: "GetReport", clientStreaming: false, serverStreaming: false)
 }

@@ -11,6 +11,7 @@ import { casesPage } from "./cases.js";
 import { casePage } from "./case.js";
 import { filePage } from "./file.js";
 import { staffPage, nodePage } from "./admin.js";
+import { reportsPage } from "./reports.js";
 
 /** What every screen is given: the account, the node, and helpers. */
 export const session = { me: null, node: null };
@@ -22,6 +23,7 @@ const screens = {
   file: { page: filePage, title: "nav.file", when: () => canFile() },
   staff: { page: staffPage, title: "nav.staff", when: () => role() !== "STAFF_ROLE_OFFICER" },
   node: { page: nodePage, title: "nav.node" },
+  reports: { page: reportsPage, title: "nav.reports" },
 };
 
 export function role() {
@@ -83,6 +85,7 @@ function renderNav(current) {
     ["queue", "nav.queue"],
     ["cases", "nav.cases"],
     canFile() ? ["file", "nav.file"] : null,
+    ["reports", "nav.reports"],
     role() !== "STAFF_ROLE_OFFICER" ? ["staff", "nav.staff"] : null,
     ["node", "nav.node"],
   ].filter(Boolean);

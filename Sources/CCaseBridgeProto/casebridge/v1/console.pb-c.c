@@ -7,6 +7,186 @@
 #endif
 
 #include "casebridge/v1/console.pb-c.h"
+void   casebridge__v1__report_request__init
+                     (Casebridge__V1__ReportRequest         *message)
+{
+  static const Casebridge__V1__ReportRequest init_value = CASEBRIDGE__V1__REPORT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__report_request__get_packed_size
+                     (const Casebridge__V1__ReportRequest *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__report_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__report_request__pack
+                     (const Casebridge__V1__ReportRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__report_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__report_request__pack_to_buffer
+                     (const Casebridge__V1__ReportRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__report_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__ReportRequest *
+       casebridge__v1__report_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__ReportRequest *)
+     protobuf_c_message_unpack (&casebridge__v1__report_request__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__report_request__free_unpacked
+                     (Casebridge__V1__ReportRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__report_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__report_count__init
+                     (Casebridge__V1__ReportCount         *message)
+{
+  static const Casebridge__V1__ReportCount init_value = CASEBRIDGE__V1__REPORT_COUNT__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__report_count__get_packed_size
+                     (const Casebridge__V1__ReportCount *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__report_count__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__report_count__pack
+                     (const Casebridge__V1__ReportCount *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__report_count__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__report_count__pack_to_buffer
+                     (const Casebridge__V1__ReportCount *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__report_count__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__ReportCount *
+       casebridge__v1__report_count__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__ReportCount *)
+     protobuf_c_message_unpack (&casebridge__v1__report_count__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__report_count__free_unpacked
+                     (Casebridge__V1__ReportCount *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__report_count__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__report_duration__init
+                     (Casebridge__V1__ReportDuration         *message)
+{
+  static const Casebridge__V1__ReportDuration init_value = CASEBRIDGE__V1__REPORT_DURATION__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__report_duration__get_packed_size
+                     (const Casebridge__V1__ReportDuration *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__report_duration__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__report_duration__pack
+                     (const Casebridge__V1__ReportDuration *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__report_duration__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__report_duration__pack_to_buffer
+                     (const Casebridge__V1__ReportDuration *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__report_duration__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__ReportDuration *
+       casebridge__v1__report_duration__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__ReportDuration *)
+     protobuf_c_message_unpack (&casebridge__v1__report_duration__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__report_duration__free_unpacked
+                     (Casebridge__V1__ReportDuration *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__report_duration__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__report__init
+                     (Casebridge__V1__Report         *message)
+{
+  static const Casebridge__V1__Report init_value = CASEBRIDGE__V1__REPORT__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__report__get_packed_size
+                     (const Casebridge__V1__Report *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__report__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__report__pack
+                     (const Casebridge__V1__Report *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__report__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__report__pack_to_buffer
+                     (const Casebridge__V1__Report *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__report__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__Report *
+       casebridge__v1__report__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__Report *)
+     protobuf_c_message_unpack (&casebridge__v1__report__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__report__free_unpacked
+                     (Casebridge__V1__Report *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__report__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   casebridge__v1__deadline__init
                      (Casebridge__V1__Deadline         *message)
 {
@@ -2212,6 +2392,431 @@ void   casebridge__v1__cancel_delivery_request__free_unpacked
   assert(message->base.descriptor == &casebridge__v1__cancel_delivery_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+static const ProtobufCFieldDescriptor casebridge__v1__report_request__field_descriptors[3] =
+{
+  {
+    "since_ms",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ReportRequest, since_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "until_ms",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ReportRequest, until_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "requesting_node",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ReportRequest, requesting_node),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__report_request__field_indices_by_name[] = {
+  2,   /* field[2] = requesting_node */
+  0,   /* field[0] = since_ms */
+  1,   /* field[1] = until_ms */
+};
+static const ProtobufCIntRange casebridge__v1__report_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__report_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.ReportRequest",
+  "ReportRequest",
+  "Casebridge__V1__ReportRequest",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__ReportRequest),
+  3,
+  casebridge__v1__report_request__field_descriptors,
+  casebridge__v1__report_request__field_indices_by_name,
+  1,  casebridge__v1__report_request__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__report_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__report_count__field_descriptors[3] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ReportCount, key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cases",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ReportCount, cases),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "persons",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ReportCount, persons),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__report_count__field_indices_by_name[] = {
+  1,   /* field[1] = cases */
+  0,   /* field[0] = key */
+  2,   /* field[2] = persons */
+};
+static const ProtobufCIntRange casebridge__v1__report_count__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__report_count__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.ReportCount",
+  "ReportCount",
+  "Casebridge__V1__ReportCount",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__ReportCount),
+  3,
+  casebridge__v1__report_count__field_descriptors,
+  casebridge__v1__report_count__field_indices_by_name,
+  1,  casebridge__v1__report_count__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__report_count__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__report_duration__field_descriptors[3] =
+{
+  {
+    "cases",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ReportDuration, cases),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "median_ms",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ReportDuration, median_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "p90_ms",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ReportDuration, p90_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__report_duration__field_indices_by_name[] = {
+  0,   /* field[0] = cases */
+  1,   /* field[1] = median_ms */
+  2,   /* field[2] = p90_ms */
+};
+static const ProtobufCIntRange casebridge__v1__report_duration__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__report_duration__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.ReportDuration",
+  "ReportDuration",
+  "Casebridge__V1__ReportDuration",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__ReportDuration),
+  3,
+  casebridge__v1__report_duration__field_descriptors,
+  casebridge__v1__report_duration__field_indices_by_name,
+  1,  casebridge__v1__report_duration__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__report_duration__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__report__field_descriptors[16] =
+{
+  {
+    "since_ms",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Report, since_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "until_ms",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Report, until_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "requesting_node",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Report, requesting_node),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cases",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Report, cases),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "persons",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Report, persons),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "by_embassy",
+    6,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Casebridge__V1__Report, n_by_embassy),
+    offsetof(Casebridge__V1__Report, by_embassy),
+    &casebridge__v1__report_count__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "by_kind",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Casebridge__V1__Report, n_by_kind),
+    offsetof(Casebridge__V1__Report, by_kind),
+    &casebridge__v1__report_count__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "by_urgency",
+    8,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Casebridge__V1__Report, n_by_urgency),
+    offsetof(Casebridge__V1__Report, by_urgency),
+    &casebridge__v1__report_count__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "by_status",
+    9,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Casebridge__V1__Report, n_by_status),
+    offsetof(Casebridge__V1__Report, by_status),
+    &casebridge__v1__report_count__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "person_outcomes",
+    10,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Casebridge__V1__Report, n_person_outcomes),
+    offsetof(Casebridge__V1__Report, person_outcomes),
+    &casebridge__v1__outcome_count__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "to_acknowledgement",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Report, to_acknowledgement),
+    &casebridge__v1__report_duration__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "to_completion",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Report, to_completion),
+    &casebridge__v1__report_duration__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "overdue_now",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Report, overdue_now),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "due_soon_now",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Report, due_soon_now),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "made_at_ms",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Report, made_at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "csv",
+    16,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Report, csv),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__report__field_indices_by_name[] = {
+  5,   /* field[5] = by_embassy */
+  6,   /* field[6] = by_kind */
+  8,   /* field[8] = by_status */
+  7,   /* field[7] = by_urgency */
+  3,   /* field[3] = cases */
+  15,   /* field[15] = csv */
+  13,   /* field[13] = due_soon_now */
+  14,   /* field[14] = made_at_ms */
+  12,   /* field[12] = overdue_now */
+  9,   /* field[9] = person_outcomes */
+  4,   /* field[4] = persons */
+  2,   /* field[2] = requesting_node */
+  0,   /* field[0] = since_ms */
+  10,   /* field[10] = to_acknowledgement */
+  11,   /* field[11] = to_completion */
+  1,   /* field[1] = until_ms */
+};
+static const ProtobufCIntRange casebridge__v1__report__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 16 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__report__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.Report",
+  "Report",
+  "Casebridge__V1__Report",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__Report),
+  16,
+  casebridge__v1__report__field_descriptors,
+  casebridge__v1__report__field_indices_by_name,
+  1,  casebridge__v1__report__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__report__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor casebridge__v1__deadline__field_descriptors[7] =
 {
   {
@@ -6043,7 +6648,7 @@ const ProtobufCEnumDescriptor casebridge__v1__inbox_entry_kind__descriptor =
   casebridge__v1__inbox_entry_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor casebridge__v1__console__method_descriptors[31] =
+static const ProtobufCMethodDescriptor casebridge__v1__console__method_descriptors[32] =
 {
   { "Submit", &casebridge__v1__intervention_request__descriptor, &casebridge__v1__submit_receipt__descriptor },
   { "ApplyChange", &casebridge__v1__case_update__descriptor, &casebridge__v1__update_receipt__descriptor },
@@ -6076,6 +6681,7 @@ static const ProtobufCMethodDescriptor casebridge__v1__console__method_descripto
   { "ReadTable", &casebridge__v1__read_table_request__descriptor, &casebridge__v1__table_reading__descriptor },
   { "ListDeadlines", &casebridge__v1__list_deadlines_request__descriptor, &casebridge__v1__case_deadline__descriptor },
   { "ExplainBreach", &casebridge__v1__explain_breach_request__descriptor, &casebridge__v1__case_deadline__descriptor },
+  { "GetReport", &casebridge__v1__report_request__descriptor, &casebridge__v1__report__descriptor },
 };
 const unsigned casebridge__v1__console__method_indices_by_name[] = {
   19,        /* AddStaff */
@@ -6090,6 +6696,7 @@ const unsigned casebridge__v1__console__method_indices_by_name[] = {
   27,        /* ExportPersons */
   26,        /* FindCases */
   2,        /* GetCase */
+  31,        /* GetReport */
   7,        /* GetStatus */
   11,        /* HoldRetention */
   25,        /* ListAccess */
@@ -6117,7 +6724,7 @@ const ProtobufCServiceDescriptor casebridge__v1__console__descriptor =
   "Console",
   "Casebridge__V1__Console",
   "casebridge.v1",
-  31,
+  32,
   casebridge__v1__console__method_descriptors,
   casebridge__v1__console__method_indices_by_name
 };
@@ -6368,6 +6975,14 @@ void casebridge__v1__console__explain_breach(ProtobufCService *service,
 {
   assert(service->descriptor == &casebridge__v1__console__descriptor);
   service->invoke(service, 30, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void casebridge__v1__console__get_report(ProtobufCService *service,
+                                         const Casebridge__V1__ReportRequest *input,
+                                         Casebridge__V1__Report_Closure closure,
+                                         void *closure_data)
+{
+  assert(service->descriptor == &casebridge__v1__console__descriptor);
+  service->invoke(service, 31, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
                                     Casebridge__V1__Console_ServiceDestroy destroy)

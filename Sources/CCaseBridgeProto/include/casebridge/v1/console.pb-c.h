@@ -18,6 +18,10 @@ PROTOBUF_C__BEGIN_DECLS
 #include "casebridge/v1/case.pb-c.h"
 #include "casebridge/v1/exchange.pb-c.h"
 
+typedef struct Casebridge__V1__ReportRequest Casebridge__V1__ReportRequest;
+typedef struct Casebridge__V1__ReportCount Casebridge__V1__ReportCount;
+typedef struct Casebridge__V1__ReportDuration Casebridge__V1__ReportDuration;
+typedef struct Casebridge__V1__Report Casebridge__V1__Report;
 typedef struct Casebridge__V1__Deadline Casebridge__V1__Deadline;
 typedef struct Casebridge__V1__CaseDeadline Casebridge__V1__CaseDeadline;
 typedef struct Casebridge__V1__ListDeadlinesRequest Casebridge__V1__ListDeadlinesRequest;
@@ -175,6 +179,97 @@ typedef enum _Casebridge__V1__InboxEntryKind {
 } Casebridge__V1__InboxEntryKind;
 
 /* --- messages --- */
+
+struct  Casebridge__V1__ReportRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Cases filed from since_ms (inclusive) until until_ms (exclusive); 0: no bound.
+   */
+  int64_t since_ms;
+  int64_t until_ms;
+  /*
+   * Only the cases this embassy node opened; empty for all.
+   */
+  char *requesting_node;
+};
+#define CASEBRIDGE__V1__REPORT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__report_request__descriptor) \
+    , 0, 0, (char *)protobuf_c_empty_string }
+
+
+struct  Casebridge__V1__ReportCount
+{
+  ProtobufCMessage base;
+  /*
+   * The embassy's node id, or the kind's, urgency's or status's name.
+   */
+  char *key;
+  uint32_t cases;
+  uint32_t persons;
+};
+#define CASEBRIDGE__V1__REPORT_COUNT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__report_count__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0 }
+
+
+struct  Casebridge__V1__ReportDuration
+{
+  ProtobufCMessage base;
+  /*
+   * Cases the figure is taken over.
+   */
+  uint32_t cases;
+  int64_t median_ms;
+  int64_t p90_ms;
+};
+#define CASEBRIDGE__V1__REPORT_DURATION__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__report_duration__descriptor) \
+    , 0, 0, 0 }
+
+
+struct  Casebridge__V1__Report
+{
+  ProtobufCMessage base;
+  int64_t since_ms;
+  int64_t until_ms;
+  char *requesting_node;
+  uint32_t cases;
+  uint32_t persons;
+  size_t n_by_embassy;
+  Casebridge__V1__ReportCount **by_embassy;
+  size_t n_by_kind;
+  Casebridge__V1__ReportCount **by_kind;
+  size_t n_by_urgency;
+  Casebridge__V1__ReportCount **by_urgency;
+  size_t n_by_status;
+  Casebridge__V1__ReportCount **by_status;
+  size_t n_person_outcomes;
+  Casebridge__V1__OutcomeCount **person_outcomes;
+  /*
+   * From this node's record of the case to NCCT taking it up (acknowledged,
+   * or straight to work or a question).
+   */
+  Casebridge__V1__ReportDuration *to_acknowledgement;
+  /*
+   * From this node's record of the case to its completion.
+   */
+  Casebridge__V1__ReportDuration *to_completion;
+  /*
+   * Open cases (of those in the report) past their deadline, or due soon, now.
+   */
+  uint32_t overdue_now;
+  uint32_t due_soon_now;
+  int64_t made_at_ms;
+  /*
+   * The same figures as CSV ("section,key,cases,persons"), for a spreadsheet.
+   */
+  char *csv;
+};
+#define CASEBRIDGE__V1__REPORT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__report__descriptor) \
+    , 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, NULL, NULL, 0, 0, 0, (char *)protobuf_c_empty_string }
+
 
 struct  Casebridge__V1__Deadline
 {
@@ -1075,6 +1170,82 @@ struct  Casebridge__V1__CancelDeliveryRequest
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
+/* Casebridge__V1__ReportRequest methods */
+void   casebridge__v1__report_request__init
+                     (Casebridge__V1__ReportRequest         *message);
+size_t casebridge__v1__report_request__get_packed_size
+                     (const Casebridge__V1__ReportRequest   *message);
+size_t casebridge__v1__report_request__pack
+                     (const Casebridge__V1__ReportRequest   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__report_request__pack_to_buffer
+                     (const Casebridge__V1__ReportRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__ReportRequest *
+       casebridge__v1__report_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__report_request__free_unpacked
+                     (Casebridge__V1__ReportRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__ReportCount methods */
+void   casebridge__v1__report_count__init
+                     (Casebridge__V1__ReportCount         *message);
+size_t casebridge__v1__report_count__get_packed_size
+                     (const Casebridge__V1__ReportCount   *message);
+size_t casebridge__v1__report_count__pack
+                     (const Casebridge__V1__ReportCount   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__report_count__pack_to_buffer
+                     (const Casebridge__V1__ReportCount   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__ReportCount *
+       casebridge__v1__report_count__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__report_count__free_unpacked
+                     (Casebridge__V1__ReportCount *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__ReportDuration methods */
+void   casebridge__v1__report_duration__init
+                     (Casebridge__V1__ReportDuration         *message);
+size_t casebridge__v1__report_duration__get_packed_size
+                     (const Casebridge__V1__ReportDuration   *message);
+size_t casebridge__v1__report_duration__pack
+                     (const Casebridge__V1__ReportDuration   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__report_duration__pack_to_buffer
+                     (const Casebridge__V1__ReportDuration   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__ReportDuration *
+       casebridge__v1__report_duration__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__report_duration__free_unpacked
+                     (Casebridge__V1__ReportDuration *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__Report methods */
+void   casebridge__v1__report__init
+                     (Casebridge__V1__Report         *message);
+size_t casebridge__v1__report__get_packed_size
+                     (const Casebridge__V1__Report   *message);
+size_t casebridge__v1__report__pack
+                     (const Casebridge__V1__Report   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__report__pack_to_buffer
+                     (const Casebridge__V1__Report   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__Report *
+       casebridge__v1__report__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__report__free_unpacked
+                     (Casebridge__V1__Report *message,
+                      ProtobufCAllocator *allocator);
 /* Casebridge__V1__Deadline methods */
 void   casebridge__v1__deadline__init
                      (Casebridge__V1__Deadline         *message);
@@ -2008,6 +2179,18 @@ void   casebridge__v1__cancel_delivery_request__free_unpacked
                       ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
+typedef void (*Casebridge__V1__ReportRequest_Closure)
+                 (const Casebridge__V1__ReportRequest *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__ReportCount_Closure)
+                 (const Casebridge__V1__ReportCount *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__ReportDuration_Closure)
+                 (const Casebridge__V1__ReportDuration *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__Report_Closure)
+                 (const Casebridge__V1__Report *message,
+                  void *closure_data);
 typedef void (*Casebridge__V1__Deadline_Closure)
                  (const Casebridge__V1__Deadline *message,
                   void *closure_data);
@@ -2286,6 +2469,10 @@ struct Casebridge__V1__Console_Service
                          const Casebridge__V1__ExplainBreachRequest *input,
                          Casebridge__V1__CaseDeadline_Closure closure,
                          void *closure_data);
+  void (*get_report)(Casebridge__V1__Console_Service *service,
+                     const Casebridge__V1__ReportRequest *input,
+                     Casebridge__V1__Report_Closure closure,
+                     void *closure_data);
 };
 typedef void (*Casebridge__V1__Console_ServiceDestroy)(Casebridge__V1__Console_Service *);
 void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
@@ -2324,7 +2511,8 @@ void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
       function_prefix__ ## export_persons,\
       function_prefix__ ## read_table,\
       function_prefix__ ## list_deadlines,\
-      function_prefix__ ## explain_breach  }
+      function_prefix__ ## explain_breach,\
+      function_prefix__ ## get_report  }
 void casebridge__v1__console__submit(ProtobufCService *service,
                                      const Casebridge__V1__InterventionRequest *input,
                                      Casebridge__V1__SubmitReceipt_Closure closure,
@@ -2449,6 +2637,10 @@ void casebridge__v1__console__explain_breach(ProtobufCService *service,
                                              const Casebridge__V1__ExplainBreachRequest *input,
                                              Casebridge__V1__CaseDeadline_Closure closure,
                                              void *closure_data);
+void casebridge__v1__console__get_report(ProtobufCService *service,
+                                         const Casebridge__V1__ReportRequest *input,
+                                         Casebridge__V1__Report_Closure closure,
+                                         void *closure_data);
 
 /* --- descriptors --- */
 
@@ -2459,6 +2651,10 @@ extern const ProtobufCEnumDescriptor    casebridge__v1__table_kind__descriptor;
 extern const ProtobufCEnumDescriptor    casebridge__v1__staff_role__descriptor;
 extern const ProtobufCEnumDescriptor    casebridge__v1__node_role__descriptor;
 extern const ProtobufCEnumDescriptor    casebridge__v1__inbox_entry_kind__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__report_request__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__report_count__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__report_duration__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__report__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__deadline__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__case_deadline__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__list_deadlines_request__descriptor;
