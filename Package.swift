@@ -54,7 +54,7 @@ let package = Package(
         .target(name: "CaseBridgeQR", dependencies: ["CQRencode"]),
 
         // The staff console's pages (HTML, CSS, JavaScript modules, message catalogs), embedded in the binary.
-        .target(name: "CaseBridgeWebConsole", resources: [.embedInCode("Web")]),
+        .target(name: "CaseBridgeWebConsole", dependencies: ["CaseBridgeRPC"], resources: [.embedInCode("Web")]),
 
         // SQLite: migrations, cases, inbox, outbox, idempotency keys, events, the audit chain.
         .target(

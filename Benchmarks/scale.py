@@ -16,7 +16,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import CERTS, ROOT, Federation, bench, cpu_seconds, memory_kib, sh  # noqa: E402
+from run import ROOT, Federation, bench, cpu_seconds, memory_kib, sh  # noqa: E402
 
 SIZES = [1_000, 10_000, 100_000] + ([1_000_000] if "--million" in sys.argv else [])
 if os.environ.get("SCALE_SIZES"):  # e.g. SCALE_SIZES=30000, to look at one size
@@ -89,8 +89,8 @@ def main():
             federation.stop()
     out = os.path.join(ROOT, "Benchmarks", "results", "scale-latest.json")
     json.dump({"date": time.strftime("%Y-%m-%d"), "steps": results}, open(out, "w"), indent=1)
-    print(f"| cases | inbox page | case show | status | work queue | audit verify | submit @512 | µs CPU/submit"
-          f" | RSS (anon + file) | data |")
+    print("| cases | inbox page | case show | status | work queue | audit verify | submit @512 | µs CPU/submit"
+          " | RSS (anon + file) | data |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['cases']:,} | {r['inbox_page_ms']} ms | {r['case_show_ms']} ms | {r['status_ms']} ms | "

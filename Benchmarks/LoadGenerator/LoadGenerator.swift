@@ -78,6 +78,11 @@ func benchmarkConsole(_ socket: String, token: String? = nil) async throws -> (R
     return (channel, token ?? "")
 }
 
+extension Duration {
+    /// In seconds, with the fraction: for rates and latencies.
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
 let silent: Logger = {
     var logger = Logger(label: "bench")
     logger.logLevel = .critical
@@ -187,11 +192,7 @@ struct DurableSubmit: AsyncParsableCommand {
                             do {
                                 _ = try await channel.unary(CaseExchange.submitRequest, request, timeout: .seconds(30))
                                 if began >= measureFrom {
-                                    samples.add(
-                                        Double((ContinuousClock.now - began).components.attoseconds) / 1e12 + Double(
-                                            (ContinuousClock.now - began).components.seconds
-                                        ) * 1e6
-                                    )
+                                    samples.add((ContinuousClock.now - began).seconds * 1e6)
                                 }
                             } catch {
                                 samples.fail(error)
@@ -249,14 +250,14 @@ struct IdleConnections: AsyncParsableCommand {
                                 timeout: .seconds(30)
                             )
                             let d = ContinuousClock.now - began
-                            samples.add(Double(d.components.seconds) * 1e6 + Double(d.components.attoseconds) / 1e12)
+                            samples.add(d.seconds * 1e6)
                         } catch { samples.fail(error) }
                     }
                 }
             }
         }
         let elapsed = ContinuousClock.now - start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.seconds
         // Tell the driver the connections are up and idle, then hold them.
         FileHandle.standardError.write(Data("CONNECTED \(samples.latencies.count)\n".utf8))
         try await Task.sleep(for: .milliseconds(Int(hold * 1000)))
@@ -292,7 +293,7 @@ struct EndToEnd: AsyncParsableCommand {
             for try await event in ncct.streaming(Console.watch, [WatchCasesRequest()]) where event.kind == .opened {
                 if let began = started.withLock({ $0[event.caseID] }) {
                     let d = ContinuousClock.now - began
-                    inNCCT.add(Double(d.components.seconds) * 1e6 + Double(d.components.attoseconds) / 1e12)
+                    inNCCT.add(d.seconds * 1e6)
                 }
                 var update = CaseUpdate()
                 update.caseID = event.caseID
@@ -311,7 +312,7 @@ struct EndToEnd: AsyncParsableCommand {
                     continue
                 }
                 let d = ContinuousClock.now - began
-                samples.add(Double(d.components.seconds) * 1e6 + Double(d.components.attoseconds) / 1e12)
+                samples.add(d.seconds * 1e6)
                 if done.withLock({
                     $0 += 1; return $0
                 }) + failed.withLock({ $0 }) == cases {
@@ -345,7 +346,7 @@ struct EndToEnd: AsyncParsableCommand {
         report(
             "end_to_end_ack",
             latencies: samples.latencies,
-            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+            seconds: elapsed.seconds,
             errors: failed.withLock { $0 },
             extra: ["in_ncct_inbox_p50_us": ncctSorted.isEmpty ? 0 : ncctSorted[ncctSorted.count / 2]]
         )
@@ -414,7 +415,7 @@ struct Views: AsyncParsableCommand {
                 let began = ContinuousClock.now
                 try await body()
                 let d = ContinuousClock.now - began
-                times.append(Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15)
+                times.append(d.seconds * 1e3)
             }
             return times.sorted()[times.count / 2]
         }
@@ -449,7 +450,7 @@ struct Views: AsyncParsableCommand {
         let verification = try await console.unary(Console.verifyAudit, VerifyAuditRequest(), timeout: .seconds(600))
         let d = ContinuousClock.now - began
         var all: [String: Any] = results.mapValues { ($0 * 100).rounded() / 100 }
-        let seconds = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+        let seconds = d.seconds
         all["audit_verify_s"] = (seconds * 100).rounded() / 100
         all["audit_entries"] = verification.entries
         let data = try JSONSerialization.data(withJSONObject: all, options: [.sortedKeys])

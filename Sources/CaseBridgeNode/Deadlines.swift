@@ -85,11 +85,10 @@ enum DeadlineRule {
 }
 
 extension CaseTracker {
-    static let openStatuses: [CaseStatus] = [
-        .submitted, .received, .acknowledged, .inProgress, .infoRequested, .onHold,
-    ]
+    /// The statuses in which a clock runs: every open one, and "submitted" (not yet at NCCT).
+    static let clockedStatuses = CaseStatus.allKnown.filter { DeadlineRule.clock(in: $0) != nil }
 
-    /// Every open case's running deadline, most urgent first (the furthest past its due time).
+    /// Every open case's running deadline, most urgent first (the largest share of its time gone).
     public func deadlines(_ request: ListDeadlinesRequest, nowMs: Int64? = nil) throws -> [CaseDeadline] {
         let nowMs = nowMs ?? Clock.nowMs()
         let limit = request.limit == 0 ? 100 : Int(min(request.limit, 10_000))
@@ -99,26 +98,26 @@ extension CaseTracker {
                 rows = try db.caseRow(request.caseID, withRequest: false).map { [$0] } ?? []
             } else if request.minLevel == .onTime {
                 var filter = CaseFilter()
-                filter.statuses = Self.openStatuses.map(\.rawValue)
+                filter.statuses = Self.clockedStatuses.map(\.rawValue)
                 rows = try db.casePage(filter, order: .updatedOldest, offset: 0, limit: 100_000).rows
             } else {
                 rows = try candidates(db, minLevel: request.minLevel, nowMs: nowMs)
             }
-            var found: [CaseDeadline] = []
-            for row in rows {
-                guard let deadline = try deadline(row, db, nowMs: nowMs),
-                    deadline.level.rawValue >= request.minLevel.rawValue
-                else { continue }
-                var entry = CaseDeadline()
-                entry.summary = try summary(row, db)
-                entry.deadline = deadline
-                found.append(entry)
+            let clocked = try rows.compactMap { row in
+                try deadline(row, db, nowMs: nowMs).flatMap { deadline in
+                    deadline.level.rawValue >= request.minLevel.rawValue ? (row, deadline) : nil
+                }
             }
-            // Most urgent first: the largest share of its time gone.
             func share(_ d: Deadline) -> Double {
                 Double(nowMs - d.startedAtMs) / Double(max(1, d.dueAtMs - d.startedAtMs))
             }
-            return Array(found.sorted { share($0.deadline!) > share($1.deadline!) }.prefix(limit))
+            // Summaries for the page only: a list of every open case reads each one's deadline alone.
+            return try clocked.sorted { share($0.1) > share($1.1) }.prefix(limit).map { row, deadline in
+                var entry = CaseDeadline()
+                entry.summary = try summary(row, db)
+                entry.deadline = deadline
+                return entry
+            }
         }
     }
 
@@ -133,7 +132,10 @@ extension CaseTracker {
         deadline.dueAtMs = startedAt + directory.deadlines.allowedMs(clock, urgency: Urgency(rawValue: row.urgency))
         deadline.level = DeadlineRule.level(startedAtMs: startedAt, dueAtMs: deadline.dueAtMs, nowMs: nowMs)
         deadline.waitingOn = waitingOnNCCT ? directory.ncct.id : row.requestingNode
-        if let reason = try db.breachReason(row.caseID, clock: clock.rawValue, startedAtMs: startedAt) {
+        // A reason is recorded only once a run of the clock is overdue, and that run stays overdue.
+        if deadline.level == .overdue,
+            let reason = try db.breachReason(row.caseID, clock: clock.rawValue, startedAtMs: startedAt)
+        {
             deadline.breachReason = reason.reason
             deadline.breachReasonBy = reason.by
         }
@@ -204,7 +206,7 @@ extension CaseTracker {
             default: { $0 }
             }
         return [DeadlineClock.acknowledge, .answer, .movement].flatMap { clock in
-            let statuses = Self.openStatuses.filter { DeadlineRule.clock(in: $0)?.0 == clock }.map(\.rawValue)
+            let statuses = Self.clockedStatuses.filter { DeadlineRule.clock(in: $0)?.0 == clock }.map(\.rawValue)
             // Only the acknowledgement's time depends on urgency.
             let urgencies: [Urgency?] = clock == .acknowledge ? [.immediate, .urgent, .routine, .unspecified] : [nil]
             return urgencies.map { urgency in

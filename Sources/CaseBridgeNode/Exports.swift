@@ -1,12 +1,11 @@
 import CaseBridgeProto
 import CaseBridgeRPC
-import Foundation
 
 /// A case's persons and outcomes as a spreadsheet file, for the embassy's own records.
 extension CaseTracker {
     static let exportColumns = [
         "person_ref", "full_name", "native_name", "nationality", "date_of_birth", "sex", "minor",
-        "document_number", "document_country", "phone", "needs", "status", "outcome_note", "status_changed_at",
+        "document_number", "document_country", "phone", "needs", "status", "outcome_note", "status_changed_utc",
     ]
 
     /// Recorded in the access log (as an export) before the file is made.
@@ -31,7 +30,7 @@ extension CaseTracker {
                 person.sex == .unspecified ? "" : "\(person.sex)", person.minor ? "yes" : "no",
                 person.travelDocument?.number ?? "", person.travelDocument?.issuingCountry ?? "", person.phone,
                 person.needs.joined(separator: ";"), "\(state.status)", state.note,
-                state.updatedAtMs == 0 ? "" : Self.isoTime(state.updatedAtMs),
+                state.updatedAtMs == 0 ? "" : Clock.utc(ms: state.updatedAtMs, minutes: true),
             ]
             lines.append(row.map(CSV.cell).joined(separator: ","))
         }
@@ -40,10 +39,5 @@ extension CaseTracker {
         file.text = "\u{FEFF}" + lines.joined(separator: "\r\n") + "\r\n"
         file.rows = UInt32(clamping: view.persons.count)
         return file
-    }
-
-    static func isoTime(_ ms: Int64) -> String {
-        let formatter = ISO8601DateFormatter()
-        return formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
     }
 }

@@ -212,7 +212,7 @@ public final class Node: Sendable {
                     maxElements: configuration.maxDecodedElements
                 )
                 gateway.maxResponseBytes = configuration.maxReadBytes
-                gateway.files = WebConsole.files.mapValues { StaticFile(contentType: $0.contentType, bytes: $0.bytes) }
+                gateway.files = WebConsole.files
                 gateway.timeouts.handshake = configuration.handshakeTimeout
                 consoleHTTPS = try ConnectGateway(
                     configuration: gateway,

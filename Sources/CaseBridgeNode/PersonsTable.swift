@@ -14,13 +14,16 @@ public enum PersonsTable {
     ]
     public static let outcomeColumns = ["person_ref", "status", "note"]
 
-    /// What is wrong on one line: the column (empty for the line as a whole) and the rule.
+    /// What is wrong on one line: the column (empty for the line as a whole) and the rule. Line 0
+    /// is the file as a whole (empty, too long, no persons in it).
     public struct Problem: Error, Sendable, Equatable, CustomStringConvertible {
         public let line: Int
         public let column: String
         public let text: String
 
-        public var description: String { "line \(line): " + (column.isEmpty ? text : "\(column): \(text)") }
+        public var description: String {
+            line == 0 ? text : "line \(line): " + (column.isEmpty ? text : "\(column): \(text)")
+        }
     }
 
     /// One row: its line number (the header is line 1; JSON objects count from 1) and its fields.
@@ -74,7 +77,7 @@ public enum PersonsTable {
         } catch {
             return ([], [error])
         }
-        guard !rows.isEmpty else { return ([], [Problem(line: 1, column: "", text: "the file is empty")]) }
+        guard !rows.isEmpty else { return ([], [Problem(line: 0, column: "", text: "the file is empty")]) }
         let header = rows.removeFirst().map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
         if let unknown = header.first(where: { !columns.contains($0) }) {
             let known = columns.joined(separator: ", ")
@@ -85,7 +88,7 @@ public enum PersonsTable {
         }
         guard rows.count <= ContractLimits.maxPersons else {
             let text = "more than \(ContractLimits.maxPersons) lines: split the file"
-            return ([], [Problem(line: 1, column: "", text: text)])
+            return ([], [Problem(line: 0, column: "", text: text)])
         }
         var records: [Record] = []
         var problems: [Problem] = []
@@ -128,7 +131,7 @@ public enum PersonsTable {
             }
         }
         if problems.isEmpty && persons.isEmpty {
-            problems.append(Problem(line: 1, column: "", text: "no persons in the file"))
+            problems.append(Problem(line: 0, column: "", text: "no persons in the file"))
         }
         var used = taken.union(refs)
         var next = 1
@@ -156,7 +159,7 @@ public enum PersonsTable {
             outcomes.append(outcome)
         }
         if problems.isEmpty && outcomes.isEmpty {
-            problems.append(Problem(line: 1, column: "", text: "no outcomes in the file"))
+            problems.append(Problem(line: 0, column: "", text: "no outcomes in the file"))
         }
         return (outcomes, problems)
     }

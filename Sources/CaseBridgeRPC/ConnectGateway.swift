@@ -294,22 +294,12 @@ final class Exchange: @unchecked Sendable {
         }
     }
 
-    /// A page: only this origin's scripts, styles and calls, never inline script or another origin.
     private func serve(_ file: StaticFile, head: Bool) {
-        var headers = Exchange.headers(contentType: file.contentType)
-        headers = headers.map { name, value in
-            switch name {
-            case "Content-Security-Policy":
-                (
-                    name,
-                    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                        + "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-                )
-            case "Cache-Control": (name, "no-cache")
-            default: (name, value)
-            }
-        }
-        sink.head(status: 200, headers: headers, length: file.bytes.count)
+        sink.head(
+            status: 200,
+            headers: Exchange.headers(contentType: file.contentType, page: true),
+            length: file.bytes.count
+        )
         if !head { sink.body(file.bytes) }
         sink.end()
     }
@@ -321,12 +311,20 @@ final class Exchange: @unchecked Sendable {
         )) ?? Data("{}".utf8)
     }
 
-    /// Headers on every answer: no caching, no sniffing, no framing, no referrer, HTTPS only.
-    static func headers(contentType: String) -> [(String, String)] {
+    /// Headers on every answer: no sniffing, no framing, no referrer, HTTPS only. Data is never
+    /// cached; a page (`page`) is revalidated, and may load only this origin's scripts, styles and
+    /// calls, never inline script or anything from another origin.
+    static func headers(contentType: String, page: Bool = false) -> [(String, String)] {
         [
             ("Content-Type", contentType),
-            ("Cache-Control", "no-store"),
-            ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
+            ("Cache-Control", page ? "no-cache" : "no-store"),
+            (
+                "Content-Security-Policy",
+                page
+                    ? "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                        + "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+                    : "default-src 'none'; frame-ancestors 'none'"
+            ),
             ("X-Content-Type-Options", "nosniff"),
             ("X-Frame-Options", "DENY"),
             ("Referrer-Policy", "no-referrer"),

@@ -227,13 +227,14 @@ enum Migrations {
         // 8: deadlines. When each case's current clock started (filing while it waits for NCCT, its
         // latest update once acknowledged; cases from before take their creation or latest change),
         // indexed so the cases near or past a deadline are found without reading the others; and a
-        // supervisor's reason for a missed deadline, for one run of one clock of a case.
+        // supervisor's reason for a missed deadline, for one run of one clock of a case (sealed under the
+        // case's key, like every free text about a case).
         """
         ALTER TABLE cases ADD COLUMN clock_started_at_ms INTEGER NOT NULL DEFAULT 0;
         UPDATE cases SET clock_started_at_ms = CASE WHEN status IN (1, 2) THEN created_at_ms ELSE updated_at_ms END;
         CREATE INDEX cases_by_clock ON cases(status, clock_started_at_ms);
         CREATE TABLE deadline_breaches (case_id TEXT NOT NULL, clock INTEGER NOT NULL, started_at_ms INTEGER NOT NULL,
-                                        reason TEXT NOT NULL, by TEXT NOT NULL, at_ms INTEGER NOT NULL,
+                                        reason BLOB NOT NULL, by TEXT NOT NULL, at_ms INTEGER NOT NULL,
                                         PRIMARY KEY (case_id, clock, started_at_ms)) WITHOUT ROWID;
         """,
         // 9: when NCCT took each case up (acknowledged it, or went straight to work or a question),

@@ -80,6 +80,9 @@ public final class RecordSealer: Sendable {
         "outbox/\(caseID)/\(messageID)/\(peer)"
     }
     static func note(_ caseID: String, _ personRef: String) -> String { "note/\(caseID)/\(personRef)" }
+    static func breach(_ caseID: String, _ clock: Int32, _ startedAtMs: Int64) -> String {
+        "breach/\(caseID)/\(clock)/\(startedAtMs)"
+    }
 
     /// Seals every value a database from before sealing holds in clear, in one transaction, once.
     func sealExisting(_ db: Database) throws(StoreError) {

@@ -722,12 +722,17 @@ extension Database {
     ) throws(StoreError)
         -> (reason: String, by: String)?
     {
-        try first(
-            "SELECT reason, by FROM deadline_breaches WHERE case_id = ? AND clock = ? AND started_at_ms = ?",
-            [.text(caseID), .int(Int64(clock)), .int(startedAtMs)]
-        ).map { ($0.text(0), $0.text(1)) }
+        guard
+            let row = try first(
+                "SELECT reason, by FROM deadline_breaches WHERE case_id = ? AND clock = ? AND started_at_ms = ?",
+                [.text(caseID), .int(Int64(clock)), .int(startedAtMs)]
+            )
+        else { return nil }
+        let reason = try opened(row.blob(0), case: caseID, at: RecordSealer.breach(caseID, clock, startedAtMs))
+        return (String(decoding: reason, as: UTF8.self), row.text(1))
     }
 
+    /// Keeps a supervisor's reason for missing one run of a case's clock, sealed under the case's key.
     public func recordBreachReason(
         _ caseID: String,
         clock: Int32,
@@ -736,13 +741,18 @@ extension Database {
         by: String,
         atMs: Int64
     ) throws(StoreError) {
+        let sealedReason = try sealed(
+            Array(reason.utf8),
+            case: caseID,
+            at: RecordSealer.breach(caseID, clock, startedAtMs)
+        )
         try query(
             """
             INSERT INTO deadline_breaches (case_id, clock, started_at_ms, reason, by, at_ms) VALUES (?, ?, ?, ?, ?, ?)
             ON CONFLICT (case_id, clock, started_at_ms) DO UPDATE SET reason = excluded.reason, by = excluded.by,
                 at_ms = excluded.at_ms
             """,
-            [.text(caseID), .int(Int64(clock)), .int(startedAtMs), .text(reason), .text(by), .int(atMs)]
+            [.text(caseID), .int(Int64(clock)), .int(startedAtMs), .blob(sealedReason), .text(by), .int(atMs)]
         )
     }
 

@@ -1,13 +1,10 @@
-/// The staff console's files, compiled into the binary (SwiftPM embeds `Web/` at build time), by
-/// the path a browser asks for. Plain HTML, CSS and JavaScript modules: no build step, nothing
-/// from another origin.
-public enum WebConsole {
-    public struct File: Sendable {
-        public let contentType: String
-        public let bytes: [UInt8]
-    }
+import CaseBridgeRPC
 
-    public static let files: [String: File] = {
+/// The staff console's files, compiled into the binary (SwiftPM embeds `Web/` at build time), by
+/// the path a browser asks for: what the HTTPS console listener serves. Plain HTML, CSS and
+/// JavaScript modules: no build step, nothing from another origin.
+public enum WebConsole {
+    public static let files: [String: StaticFile] = {
         let html = "text/html; charset=utf-8", script = "text/javascript; charset=utf-8"
         let table: [(String, String, [UInt8])] = [
             ("/", html, PackageResources.index_html),
@@ -26,6 +23,9 @@ public enum WebConsole {
             ("/admin.js", script, PackageResources.admin_js),
             ("/reports.js", script, PackageResources.reports_js),
         ]
-        return Dictionary(table.map { ($0.0, File(contentType: $0.1, bytes: $0.2)) }, uniquingKeysWith: { a, _ in a })
+        return Dictionary(
+            table.map { ($0.0, StaticFile(contentType: $0.1, bytes: $0.2)) },
+            uniquingKeysWith: { a, _ in a }
+        )
     }()
 }

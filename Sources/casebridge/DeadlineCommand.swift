@@ -76,12 +76,12 @@ struct OverdueExplain: AsyncParsableCommand {
 }
 
 extension Output {
-    /// "overdue", "75 %", "50 %", "on time".
+    /// The levels as the web console and the README name them.
     static func deadlineLevel(_ level: DeadlineLevel) -> String {
         switch level {
         case .overdue: "OVERDUE"
-        case .threeQuarters: "75 % gone"
-        case .half: "50 % gone"
+        case .threeQuarters: "due soon (3/4 gone)"
+        case .half: "half gone"
         default: "on time"
         }
     }

@@ -25,7 +25,7 @@ enum PersonsFile {
     /// Prints every problem (one line each) and fails, or does nothing when there are none.
     private static func report(_ problems: [PersonsTable.Problem], in path: String) throws {
         guard !problems.isEmpty else { return }
-        let lines = problems.map { $0.line == 1 && $0.text.hasPrefix("no ") ? "\(path): \($0.text)" : "\(path) \($0)" }
+        let lines = problems.map { $0.line == 0 ? "\(path): \($0)" : "\(path) \($0)" }
         for line in lines.dropLast() { _ = fail(line) }
         let last =
             lines.count == 1

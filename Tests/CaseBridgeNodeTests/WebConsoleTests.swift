@@ -30,6 +30,33 @@ struct WebConsoleTests {
                 if messages[key] == nil && messages["\(key).other"] == nil { missing.append("\(script): \(key)") }
             }
         }
+        // Keys made at run time: the queue's cards (and their empty text), every error code, every
+        // order, and the label of every value of each enum the pages show.
+        let queue = try String(contentsOf: Self.web.appendingPathComponent("queue.js"), encoding: .utf8)
+        let cards = try NSRegularExpression(pattern: #"key: "(queue\.[a-z_]+)""#)
+        for match in cards.matches(in: queue, range: NSRange(queue.startIndex..., in: queue)) {
+            let key = String(queue[Range(match.range(at: 1), in: queue)!])
+            for needed in [key, "\(key).none"] where messages[needed] == nil { missing.append(needed) }
+        }
+        let codes = [
+            "canceled", "unknown", "invalid_argument", "deadline_exceeded", "not_found", "already_exists",
+            "permission_denied", "resource_exhausted", "failed_precondition", "aborted", "out_of_range",
+            "unimplemented", "internal", "unavailable", "data_loss", "unauthenticated",
+        ]
+        missing += codes.map { "error.\($0)" }.filter { messages[$0] == nil }
+        func keys<E: ProtoEnum>(_: E.Type, _ prefix: String, from first: Int32 = 1) -> [String] {
+            E.names.filter { $0.key >= first }.map { "\(prefix)_\($0.value.uppercased())" }
+        }
+        missing += keys(CaseOrder.self, "order.CASE_ORDER", from: 0).filter { messages[$0] == nil }
+        let labelled =
+            keys(CaseStatus.self, "CASE_STATUS") + keys(BusinessStep.self, "BUSINESS_STEP")
+            + keys(PersonStatus.self, "PERSON_STATUS") + keys(DeliveryState.self, "DELIVERY_STATE")
+            + keys(RequestKind.self, "REQUEST_KIND") + keys(Urgency.self, "URGENCY") + keys(Sex.self, "SEX")
+            + keys(ControlIndicator.self, "CONTROL_INDICATOR") + keys(SourceKind.self, "SOURCE_KIND")
+            + keys(ConsentBasis.self, "CONSENT_BASIS") + keys(StaffRole.self, "STAFF_ROLE")
+            + keys(NodeRole.self, "NODE_ROLE") + keys(DeadlineClock.self, "DEADLINE_CLOCK")
+            + keys(DeadlineLevel.self, "DEADLINE_LEVEL", from: 0)
+        missing += labelled.map { "enum.\($0)" }.filter { messages[$0] == nil }
         #expect(missing.isEmpty, "\(missing)")
         // Nothing in a page builds markup from text: values go in as text nodes only.
         for script in scripts {
@@ -114,6 +141,10 @@ struct WebConsoleTests {
         table.csv = "full_name,phone\nAyu,+628120000001\nBudi,+628120000002\n"
         let good = try await embassy.unary(Console.readTable, table, timeout: .seconds(30))
         #expect(good.problems.isEmpty && good.persons.map(\.personRef) == ["P1", "P2"])
+        // A file with no one in it: a problem of the file as a whole (line 0), not of a line.
+        table.csv = "full_name\n"
+        let empty = try await embassy.unary(Console.readTable, table, timeout: .seconds(30))
+        #expect(empty.problems.map { "\($0.line) \($0.problem)" } == ["0 no persons in the file"])
         table.kind = .outcomes
         table.csv = "person_ref,status\nP1,rescued\nP2,flying\n"
         let outcomes = try await embassy.unary(Console.readTable, table, timeout: .seconds(30))

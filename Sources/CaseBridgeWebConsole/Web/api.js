@@ -77,7 +77,7 @@ export async function list(method, body = {}) {
 }
 
 /** A server-streaming call as Server-Sent Events: `onMessage` for each message as it comes. */
-export async function stream(method, body, onMessage, signal) {
+async function stream(method, body, onMessage, signal) {
   const response = await send(method, body, signal);
   const reader = response.body.getReader();
   const decoder = new TextDecoder();

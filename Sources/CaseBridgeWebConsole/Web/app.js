@@ -38,7 +38,7 @@ export function canWork() {
   return ["STAFF_ROLE_OFFICER", "STAFF_ROLE_SUPERVISOR"].includes(role());
 }
 
-export function canFile() {
+function canFile() {
   return canWork() && !isNCCT();
 }
 

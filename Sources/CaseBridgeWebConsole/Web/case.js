@@ -4,7 +4,7 @@
 import { call, list, watch } from "./api.js";
 import { h, fill, field, select, announce } from "./dom.js";
 import { t, label, when, number } from "./i18n.js";
-import { session, isNCCT, canWork, role, nodeName, errorBox, confirmSend, seesPersonalData } from "./app.js";
+import { isNCCT, canWork, role, nodeName, errorBox, confirmSend, seesPersonalData } from "./app.js";
 import { enums, outcomeText } from "./cases.js";
 import { deadlineBadge, deadlineText } from "./queue.js";
 
@@ -221,7 +221,7 @@ function updateSelection(state) {
 }
 
 /** What a change says, in a line: for the history and the confirmation. */
-export function describe(update) {
+function describe(update) {
   const change = changeNames.find((name) => update[name]) || "";
   switch (change) {
     case "statusChange":
@@ -418,7 +418,7 @@ function workPanel(state) {
 export function problemList(problems) {
   return h("div", { class: "error", role: "alert" },
     h("strong", {}, t("table.problems", { count: problems.length })),
-    h("ul", { class: "problems" }, problems.map((p) => h("li", {}, p.column
+    h("ul", { class: "problems" }, problems.map((p) => h("li", {}, !p.line ? p.problem : p.column
       ? t("table.problem", { line: p.line, column: p.column, problem: p.problem })
       : t("table.problem.line", { line: p.line, problem: p.problem })))));
 }

@@ -20,7 +20,8 @@ export const enums = {
     "PERSON_STATUS_SHELTERED", "PERSON_STATUS_DOCUMENTS_IN_PROCESS", "PERSON_STATUS_REPATRIATED",
     "PERSON_STATUS_NOT_FOUND", "PERSON_STATUS_DECLINED_ASSISTANCE"],
 };
-const openStatuses = enums.status.slice(1, 6);
+/** Received, acknowledged, in progress, information requested, on hold: work goes on. */
+export const openStatuses = enums.status.slice(1, 6);
 const pageSize = 25;
 
 /** A link to a case: its embassy reference when it has one, else the start of its id. */

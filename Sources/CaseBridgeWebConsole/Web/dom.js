@@ -37,7 +37,7 @@ export function fill(element, ...children) {
 
 let counter = 0;
 /** A unique id, for labels and descriptions. */
-export function uid(prefix = "f") {
+function uid(prefix = "f") {
   counter += 1;
   return `${prefix}-${counter}`;
 }

@@ -4,13 +4,9 @@ import { call, list, watch } from "./api.js";
 import { h, fill } from "./dom.js";
 import { t, label, ago, when, number } from "./i18n.js";
 import { session, isNCCT, seesPersonalData, nodeName, errorBox } from "./app.js";
-import { caseLink, outcomeText } from "./cases.js";
+import { caseLink, openStatuses } from "./cases.js";
 
-const openStatuses = [
-  "CASE_STATUS_RECEIVED", "CASE_STATUS_ACKNOWLEDGED", "CASE_STATUS_IN_PROGRESS", "CASE_STATUS_INFO_REQUESTED",
-  "CASE_STATUS_ON_HOLD",
-];
-export const quietDays = 7;
+const quietDays = 7;
 
 /** The queue's cards: what each one lists, and the list screen that shows all of it. */
 function cards() {
@@ -138,7 +134,7 @@ export function deadlineText(deadline) {
 }
 
 /** What an inbox entry is: a new request, a question, an answer, outcomes… never only "update". */
-export function inboxWhat(entry) {
+function inboxWhat(entry) {
   if (entry.kind === "INBOX_ENTRY_KIND_REQUEST") return t("inbox.request");
   if (entry.refusal) return t("inbox.refused");
   const update = entry.update || {};
@@ -178,4 +174,3 @@ async function deliveryCard() {
   );
 }
 
-export { outcomeText };

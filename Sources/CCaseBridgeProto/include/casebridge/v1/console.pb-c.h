@@ -330,7 +330,8 @@ struct  Casebridge__V1__ExplainBreachRequest
   ProtobufCMessage base;
   char *case_id;
   /*
-   * Why the deadline was missed, e.g. "site unreachable in the rainy season".
+   * Why the deadline was missed, e.g. "site unreachable in the rainy season";
+   * at most 1,000 characters. Kept sealed with the case's personal data.
    */
   char *reason;
 };
@@ -451,7 +452,7 @@ struct  Casebridge__V1__TableProblem
 {
   ProtobufCMessage base;
   /*
-   * 1 is the header line.
+   * 1 is the header line; 0 is the file as a whole (empty, too long, no rows).
    */
   uint32_t line;
   char *column;
