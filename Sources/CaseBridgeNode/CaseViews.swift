@@ -65,11 +65,18 @@ extension CaseTracker {
 
     public func summaries(_ request: ListCasesRequest, for viewer: Viewer) throws -> [CaseSummary] {
         let limit = request.limit == 0 ? 100 : Int(min(request.limit, 10_000))
+        let after = try request.after.map { cursor throws(RPCError) in
+            guard Validation.isUUID(cursor.caseID) else {
+                throw RPCError(.invalidArgument, "after.case_id is not a case id; give the last summary of a page")
+            }
+            return (updatedAtMs: cursor.updatedAtMs, caseID: cursor.caseID)
+        }
         let requester: String? = if case .peer(let peer) = viewer, peer.role == .embassy { peer.id } else { nil }
         return try store.read { db in
             try db.cases(
                 statuses: request.statuses.map(\.rawValue),
                 updatedSinceMs: request.updatedSinceMs,
+                after: after,
                 requestingNode: requester,
                 limit: limit,
                 includeTests: !viewer.isStaff

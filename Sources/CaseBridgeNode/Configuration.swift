@@ -91,6 +91,8 @@ public struct DeliverySettings: Sendable, Equatable {
     public var jitter = 0.2
     /// Deadline of one delivery attempt.
     public var callTimeout: Duration = .seconds(15)
+    /// Cases asked for per ListCases call when catching up with a peer after a restore.
+    public var catchUpPage: UInt32 = 1_000
     public init() {}
 }
 
@@ -382,6 +384,9 @@ public struct NodeConfiguration: Sendable {
             )
             configuration.delivery.callTimeout = .milliseconds(
                 try delivery.int("call_timeout_ms", default: 15_000, range: 100...600_000)
+            )
+            configuration.delivery.catchUpPage = UInt32(
+                try delivery.int("catch_up_page", default: 1_000, range: 1...10_000)
             )
         }
         try object.refuseUnknownKeys()

@@ -54,24 +54,35 @@ final class DeliveryWorker: Sendable {
     /// The peer answered: reachable now, whatever it said.
     private func answered() { link.withLock { $0 = PeerLink(reachable: true, lastContactAtMs: Clock.nowMs()) } }
 
+    /// Delivers until cancelled; meanwhile catches up with the peer (after a restore) beside it, so
+    /// that taking back thousands of cases never holds a new request back.
     func run() async {
-        var caughtUp = false
-        var nextCatchUp = ContinuousClock.now
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.catchUpUntilDone() }
+            group.addTask { await self.deliverUntilCancelled() }
+        }
+        channel.close()
+    }
+
+    private func catchUpUntilDone() async {
         while !Task.isCancelled {
-            if !caughtUp, ContinuousClock.now >= nextCatchUp {
-                do {
-                    try await catchUp()
-                    caughtUp = true
-                    // The peer answered: it is reachable, whatever the outbox holds for it.
-                    answered()
-                } catch {
-                    nextCatchUp = .now + .seconds(30)
-                    logger.info(
-                        "catching up with a peer failed; trying again later",
-                        metadata: ["peer": "\(peer.id)", "error": "\(error)"]
-                    )
-                }
+            do {
+                try await catchUp()
+                // The peer answered: it is reachable, whatever the outbox holds for it.
+                answered()
+                return
+            } catch {
+                logger.info(
+                    "catching up with a peer failed; trying again later",
+                    metadata: ["peer": "\(peer.id)", "error": "\(error)"]
+                )
+                try? await Task.sleep(for: .seconds(30))
             }
+        }
+    }
+
+    private func deliverUntilCancelled() async {
+        while !Task.isCancelled {
             let head: OutboxRow?
             do {
                 head = try tracker.store.read {
@@ -93,7 +104,6 @@ final class DeliveryWorker: Sendable {
             }
             await attempt(head)
         }
-        channel.close()
     }
 
     private func attempt(_ message: OutboxRow) async {
@@ -153,29 +163,54 @@ final class DeliveryWorker: Sendable {
     }
 
     /// Resynchronisation after a restore: takes from the peer what it delivered that this node no
-    /// longer has (see `CaseTracker.catchUp`). Runs once at start, and until it succeeds.
+    /// longer has (see `CaseTracker.catchUp`). Runs at start, and until it succeeds. It pages
+    /// through the peer's list, so no number of changed cases is cut off, then looks once more at
+    /// what the peer changed meanwhile (a case that moved to the front of the list while it paged).
     private func catchUp() async throws {
-        var list = ListCasesRequest()
-        list.updatedSinceMs = try tracker.catchUpSince(peer: peer)
-        list.limit = 10_000
-        var behind: [String] = []
-        for try await summary in channel.streaming(CaseExchange.listCases, [list], timeout: settings.callTimeout * 4)
-        where try tracker.isBehind(summary, peer: peer) {
-            behind.append(summary.caseID)
-        }
-        var taken = 0
-        for caseID in behind {
-            var get = GetCaseRequest()
-            get.caseID = caseID
-            let bytes = try await channel.unaryEncoded(CaseExchange.getCase, get, timeout: settings.callTimeout)
-            taken += try await tracker.catchUp(caseBytes: bytes, from: peer, limits: readLimits)
-        }
-        if taken > 0 {
+        let first = try await catchUpPass(since: try tracker.catchUpSince(peer: peer))
+        let again = try await catchUpPass(since: first.newestMs)
+        let (cases, entries) = (first.cases + again.cases, first.entries + again.entries)
+        if entries > 0 {
             logger.notice(
                 "caught up with a peer: took back what it had delivered and this node had lost",
-                metadata: ["peer": "\(peer.id)", "cases": "\(behind.count)", "entries": "\(taken)"]
+                metadata: ["peer": "\(peer.id)", "cases": "\(cases)", "entries": "\(entries)"]
             )
         }
+    }
+
+    /// One walk through the cases the peer changed at or after `since`, a page at a time.
+    private func catchUpPass(since: Int64) async throws -> (cases: Int, entries: Int, newestMs: Int64) {
+        var list = ListCasesRequest()
+        list.updatedSinceMs = since
+        list.limit = settings.catchUpPage
+        var (cases, entries, newestMs) = (0, 0, since)
+        while !Task.isCancelled {
+            var behind: [String] = []
+            var last: CaseSummary?
+            var listed = 0
+            let stream = channel.streaming(CaseExchange.listCases, [list], timeout: settings.callTimeout * 4)
+            for try await summary in stream {
+                listed += 1
+                last = summary
+                newestMs = max(newestMs, summary.updatedAtMs)
+                if try tracker.isBehind(summary, peer: peer) { behind.append(summary.caseID) }
+            }
+            for caseID in behind {
+                var get = GetCaseRequest()
+                get.caseID = caseID
+                let bytes = try await channel.unaryEncoded(CaseExchange.getCase, get, timeout: settings.callTimeout)
+                entries += try await tracker.catchUp(caseBytes: bytes, from: peer, limits: readLimits)
+            }
+            cases += behind.count
+            // A short page is the last; so is a page that ends where the one before did (a peer that
+            // does not know the cursor sends its first page again).
+            guard listed == Int(settings.catchUpPage), let last, last.caseID != list.after?.caseID else { break }
+            var cursor = ListCasesCursor()
+            cursor.updatedAtMs = last.updatedAtMs
+            cursor.caseID = last.caseID
+            list.after = cursor
+        }
+        return (cases, entries, newestMs)
     }
 
     /// Pushes an update; if the peer lacks its case or earlier updates, first gives it what it

@@ -234,11 +234,13 @@ extension Database {
 
     /// Cases, most recently updated first; `requestingNode` limits them to one embassy's. The
     /// request bodies are not read (a list shows states, and bodies can be megabytes each).
-    /// Cases changed at or after `updatedSinceMs`, most recent first; `includeTests` false leaves
+    /// Cases changed at or after `updatedSinceMs`, most recent first (then by case id), after the
+    /// case `after` (the last of the previous page) when given; `includeTests` false leaves
     /// conformance test cases out (staff views).
     public func cases(
         statuses: [Int32],
         updatedSinceMs: Int64,
+        after: (updatedAtMs: Int64, caseID: String)? = nil,
         requestingNode: String?,
         limit: Int,
         includeTests: Bool = true
@@ -248,6 +250,10 @@ extension Database {
             """
         if !includeTests { sql += " AND test = 0" }
         var values: [SQLValue] = [.int(updatedSinceMs)]
+        if let after {
+            sql += " AND (updated_at_ms < ? OR (updated_at_ms = ? AND case_id > ?))"
+            values += [.int(after.updatedAtMs), .int(after.updatedAtMs), .text(after.caseID)]
+        }
         if let requestingNode {
             sql += " AND requesting_node = ?"
             values.append(.text(requestingNode))

@@ -336,6 +336,70 @@ struct CrashAndOutageTests {
         #expect(try await federation.eventually { try picture("embassy-id") == picture("ncct") })
         federation.stopAll()
     }
+
+    @Test("an embassy that lost everything takes back more cases than a page holds, sending new ones meanwhile")
+    func catchUpPagesAndNeverHoldsDeliveryBack() async throws {
+        let federation = try TestFederation(nodes: ["ncct", "embassy-id"])
+        // Seven cases a page: hundreds of pages, and cases that share a millisecond across pages.
+        let config = federation.configPath("embassy-id")
+        var settings = try JSONSerialization.jsonObject(with: Data(contentsOf: config)) as! [String: Any]
+        var delivery = settings["delivery"] as! [String: Any]
+        delivery["catch_up_page"] = 7
+        settings["delivery"] = delivery
+        try JSONSerialization.data(withJSONObject: settings).write(to: config)
+        try await federation.start("ncct")
+
+        // What NCCT holds of the embassy's: many cases, filed as the embassy's node (its data folder
+        // is then lost: the embassy starts with none of them).
+        let asEmbassy = try federation.peerChannel(to: "ncct", as: "embassy-id")
+        let held = 700
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for batch in 0..<10 {
+                group.addTask {
+                    for _ in 0..<(held / 10) {
+                        var request = Make.request(persons: 1)
+                        request.requestID = UUID().uuidString.lowercased()
+                        request.originNode = "embassy-id"
+                        request.originReference = "BATCH-\(batch)"
+                        _ = try await asEmbassy.unary(CaseExchange.submitRequest, request, timeout: .seconds(10))
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        asEmbassy.close()
+        let ncct = federation.console("ncct")
+        defer { ncct.close() }
+        let acknowledged = try await ncct.unary(Console.findCases, FindCasesRequest()).cases[0].caseID
+        _ = try await ncct.unary(Console.applyChange, Make.status(acknowledged, .acknowledged))
+
+        try await federation.start("embassy-id")
+        let embassy = federation.console("embassy-id")
+        defer { embassy.close() }
+        let urgent = try await embassy.unary(Console.submit, Make.request(persons: 2)).caseID
+        let arrived = try await federation.eventually {
+            try federation.sql("ncct", "SELECT COUNT(*) FROM cases WHERE case_id = '\(urgent)'") == ["1"]
+        }
+        #expect(arrived)
+        // The new request did not wait for the taking back to finish.
+        let takenWhenItArrived = Int(try federation.sql("embassy-id", "SELECT COUNT(*) FROM cases")[0])! - 1
+        #expect(takenWhenItArrived < held, "the new request went out only after all \(held) cases were taken back")
+
+        // Every case comes back, once, with what NCCT did to it.
+        let all = try await federation.eventually(120) {
+            try federation.sql("embassy-id", "SELECT COUNT(*) FROM cases") == ["\(held + 1)"]
+        }
+        #expect(all, "\((try? federation.sql("embassy-id", "SELECT COUNT(*) FROM cases")) ?? [])")
+        #expect(
+            try federation.sql("embassy-id", "SELECT status FROM cases WHERE case_id = '\(acknowledged)'") == [
+                "\(CaseStatus.acknowledged.rawValue)"
+            ]
+        )
+        #expect(
+            try federation.sql("embassy-id", "SELECT COUNT(*) FROM audit WHERE event = 'case.caught_up'") == ["\(held)"]
+        )
+        federation.stopAll()
+    }
 }
 
 extension Array where Element: Sendable {

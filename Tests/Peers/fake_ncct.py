@@ -178,7 +178,13 @@ class FakeNCCT:
         return out
 
     def list_cases(self, request, context):
-        for case_id, case in self.cases.items():
+        # As the contract says: most recently updated first, then by case id; after the cursor; a page.
+        listed = sorted(self.cases.items(), key=lambda item: (-item[1].updated, item[0]))
+        if request.HasField("after"):
+            cursor = (-request.after.updated_at_ms, request.after.case_id)
+            listed = [item for item in listed if (-item[1].updated, item[0]) > cursor]
+        listed = [item for item in listed if item[1].updated >= request.updated_since_ms]
+        for case_id, case in listed[:min(request.limit or 100, 10000)]:
             yield C.CaseSummary(case_id=case_id, requesting_node=case.request.origin_node, kind=case.request.kind,
                                 status=case.status, person_count=len(case.persons),
                                 embassy_sequence=max(case.entries) if case.entries else 0, test=case.request.test,

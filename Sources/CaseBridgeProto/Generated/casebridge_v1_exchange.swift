@@ -31,17 +31,37 @@ public struct ListCasesRequest: ProtoMessage {
     public var statuses: [CaseStatus] = []
     public var updatedSinceMs: Int64 = 0
     public var limit: UInt32 = 0
+    public var after: ListCasesCursor? = nil
     public init() {}
     public init(fields: ProtoFields) {
         statuses = fields.values(1)
         updatedSinceMs = fields.value(2)
         limit = fields.value(3)
+        after = fields.optional(4)
     }
     public var protoFields: ProtoFields {
         var fields = ProtoFields()
         fields.set(1, statuses)
         fields.set(2, updatedSinceMs)
         fields.set(3, limit)
+        fields.set(4, after)
+        return fields
+    }
+}
+
+public struct ListCasesCursor: ProtoMessage {
+    public static let protoName = "casebridge.v1.ListCasesCursor"
+    public var updatedAtMs: Int64 = 0
+    public var caseID: String = ""
+    public init() {}
+    public init(fields: ProtoFields) {
+        updatedAtMs = fields.value(1)
+        caseID = fields.value(2)
+    }
+    public var protoFields: ProtoFields {
+        var fields = ProtoFields()
+        fields.set(1, updatedAtMs)
+        fields.set(2, caseID)
         return fields
     }
 }

@@ -97,6 +97,51 @@ void   casebridge__v1__list_cases_request__free_unpacked
   assert(message->base.descriptor == &casebridge__v1__list_cases_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   casebridge__v1__list_cases_cursor__init
+                     (Casebridge__V1__ListCasesCursor         *message)
+{
+  static const Casebridge__V1__ListCasesCursor init_value = CASEBRIDGE__V1__LIST_CASES_CURSOR__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__list_cases_cursor__get_packed_size
+                     (const Casebridge__V1__ListCasesCursor *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__list_cases_cursor__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__list_cases_cursor__pack
+                     (const Casebridge__V1__ListCasesCursor *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__list_cases_cursor__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__list_cases_cursor__pack_to_buffer
+                     (const Casebridge__V1__ListCasesCursor *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__list_cases_cursor__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__ListCasesCursor *
+       casebridge__v1__list_cases_cursor__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__ListCasesCursor *)
+     protobuf_c_message_unpack (&casebridge__v1__list_cases_cursor__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__list_cases_cursor__free_unpacked
+                     (Casebridge__V1__ListCasesCursor *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__list_cases_cursor__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   casebridge__v1__watch_cases_request__init
                      (Casebridge__V1__WatchCasesRequest         *message)
 {
@@ -225,7 +270,7 @@ const ProtobufCMessageDescriptor casebridge__v1__get_case_request__descriptor =
   (ProtobufCMessageInit) casebridge__v1__get_case_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor casebridge__v1__list_cases_request__field_descriptors[3] =
+static const ProtobufCFieldDescriptor casebridge__v1__list_cases_request__field_descriptors[4] =
 {
   {
     "statuses",
@@ -263,8 +308,21 @@ static const ProtobufCFieldDescriptor casebridge__v1__list_cases_request__field_
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "after",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ListCasesRequest, after),
+    &casebridge__v1__list_cases_cursor__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned casebridge__v1__list_cases_request__field_indices_by_name[] = {
+  3,   /* field[3] = after */
   2,   /* field[2] = limit */
   0,   /* field[0] = statuses */
   1,   /* field[1] = updated_since_ms */
@@ -272,7 +330,7 @@ static const unsigned casebridge__v1__list_cases_request__field_indices_by_name[
 static const ProtobufCIntRange casebridge__v1__list_cases_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor casebridge__v1__list_cases_request__descriptor =
 {
@@ -282,11 +340,62 @@ const ProtobufCMessageDescriptor casebridge__v1__list_cases_request__descriptor 
   "Casebridge__V1__ListCasesRequest",
   "casebridge.v1",
   sizeof(Casebridge__V1__ListCasesRequest),
-  3,
+  4,
   casebridge__v1__list_cases_request__field_descriptors,
   casebridge__v1__list_cases_request__field_indices_by_name,
   1,  casebridge__v1__list_cases_request__number_ranges,
   (ProtobufCMessageInit) casebridge__v1__list_cases_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__list_cases_cursor__field_descriptors[2] =
+{
+  {
+    "updated_at_ms",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ListCasesCursor, updated_at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "case_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ListCasesCursor, case_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__list_cases_cursor__field_indices_by_name[] = {
+  1,   /* field[1] = case_id */
+  0,   /* field[0] = updated_at_ms */
+};
+static const ProtobufCIntRange casebridge__v1__list_cases_cursor__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__list_cases_cursor__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.ListCasesCursor",
+  "ListCasesCursor",
+  "Casebridge__V1__ListCasesCursor",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__ListCasesCursor),
+  2,
+  casebridge__v1__list_cases_cursor__field_descriptors,
+  casebridge__v1__list_cases_cursor__field_indices_by_name,
+  1,  casebridge__v1__list_cases_cursor__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__list_cases_cursor__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor casebridge__v1__watch_cases_request__field_descriptors[1] =

@@ -19,6 +19,7 @@ PROTOBUF_C__BEGIN_DECLS
 
 typedef struct Casebridge__V1__GetCaseRequest Casebridge__V1__GetCaseRequest;
 typedef struct Casebridge__V1__ListCasesRequest Casebridge__V1__ListCasesRequest;
+typedef struct Casebridge__V1__ListCasesCursor Casebridge__V1__ListCasesCursor;
 typedef struct Casebridge__V1__WatchCasesRequest Casebridge__V1__WatchCasesRequest;
 typedef struct Casebridge__V1__CaseEvent Casebridge__V1__CaseEvent;
 
@@ -74,10 +75,31 @@ struct  Casebridge__V1__ListCasesRequest
    * At most this many; 0 means the receiver's default (100). Max 10,000.
    */
   uint32_t limit;
+  /*
+   * The next page: cases listed after this one (cases come most recently
+   * updated first, then by case_id). Give the last summary of the previous
+   * page; unset means from the start.
+   */
+  Casebridge__V1__ListCasesCursor *after;
 };
 #define CASEBRIDGE__V1__LIST_CASES_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__list_cases_request__descriptor) \
-    , 0,NULL, 0, 0 }
+    , 0,NULL, 0, 0, NULL }
+
+
+/*
+ * Where a page of ListCases ended: its last summary's updated_at_ms and
+ * case_id.
+ */
+struct  Casebridge__V1__ListCasesCursor
+{
+  ProtobufCMessage base;
+  int64_t updated_at_ms;
+  char *case_id;
+};
+#define CASEBRIDGE__V1__LIST_CASES_CURSOR__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__list_cases_cursor__descriptor) \
+    , 0, (char *)protobuf_c_empty_string }
 
 
 struct  Casebridge__V1__WatchCasesRequest
@@ -160,6 +182,25 @@ Casebridge__V1__ListCasesRequest *
 void   casebridge__v1__list_cases_request__free_unpacked
                      (Casebridge__V1__ListCasesRequest *message,
                       ProtobufCAllocator *allocator);
+/* Casebridge__V1__ListCasesCursor methods */
+void   casebridge__v1__list_cases_cursor__init
+                     (Casebridge__V1__ListCasesCursor         *message);
+size_t casebridge__v1__list_cases_cursor__get_packed_size
+                     (const Casebridge__V1__ListCasesCursor   *message);
+size_t casebridge__v1__list_cases_cursor__pack
+                     (const Casebridge__V1__ListCasesCursor   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__list_cases_cursor__pack_to_buffer
+                     (const Casebridge__V1__ListCasesCursor   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__ListCasesCursor *
+       casebridge__v1__list_cases_cursor__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__list_cases_cursor__free_unpacked
+                     (Casebridge__V1__ListCasesCursor *message,
+                      ProtobufCAllocator *allocator);
 /* Casebridge__V1__WatchCasesRequest methods */
 void   casebridge__v1__watch_cases_request__init
                      (Casebridge__V1__WatchCasesRequest         *message);
@@ -205,6 +246,9 @@ typedef void (*Casebridge__V1__GetCaseRequest_Closure)
                   void *closure_data);
 typedef void (*Casebridge__V1__ListCasesRequest_Closure)
                  (const Casebridge__V1__ListCasesRequest *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__ListCasesCursor_Closure)
+                 (const Casebridge__V1__ListCasesCursor *message,
                   void *closure_data);
 typedef void (*Casebridge__V1__WatchCasesRequest_Closure)
                  (const Casebridge__V1__WatchCasesRequest *message,
@@ -278,6 +322,7 @@ void casebridge__v1__case_exchange__watch_cases(ProtobufCService *service,
 extern const ProtobufCEnumDescriptor    casebridge__v1__case_event_kind__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__get_case_request__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__list_cases_request__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__list_cases_cursor__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__watch_cases_request__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__case_event__descriptor;
 extern const ProtobufCServiceDescriptor casebridge__v1__case_exchange__descriptor;
