@@ -18,6 +18,8 @@ public final class Node: Sendable {
     let consoleHTTPS: ConnectGateway?
     let crew: DeliveryCrew
     private let retentionTask: Task<Void, Never>
+    /// NCCT only: compares each arriving case's persons with the open cases' (see Duplicates.swift).
+    private let duplicatesTask: Task<Void, Never>?
     private let health: HealthService
     private let refusals: RefusalLedger
     private let clientGroup: EventLoopGroup
@@ -249,6 +251,19 @@ public final class Node: Sendable {
                 try? await Task.sleep(for: retention.checkInterval)
             }
         }
+        let duplicatesLogger = logger
+        duplicatesTask =
+            me.role != .ncct
+            ? nil
+            : Task(executorPreference: deliveryPool.lane("duplicates")) {
+                var changes = tracker.changes.subscribe().makeAsyncIterator()
+                repeat {
+                    do { try await tracker.scanForDuplicates() } catch {
+                        duplicatesLogger.error("duplicate detection could not run", metadata: ["error": "\(error)"])
+                        try? await Task.sleep(for: .seconds(5))
+                    }
+                } while await changes.next() != nil && !Task.isCancelled
+            }
         logger.info(
             "node started",
             metadata: [
@@ -383,8 +398,10 @@ public final class Node: Sendable {
         await console.shutdown()
         consoleHTTPS?.shutdown()
         retentionTask.cancel()
+        duplicatesTask?.cancel()
         await crew.stopAll()
         await retentionTask.value
+        await duplicatesTask?.value
         clientGroup.shutdown()
         deliveryPool.shutdown()
         await refusals.stop()

@@ -1,3 +1,4 @@
+import CaseBridgeMatching
 import CaseBridgeProto
 import CaseBridgeRPC
 import CaseBridgeStore
@@ -23,6 +24,10 @@ enum SearchTerms {
         fold(text).split { !$0.isLetter && !$0.isNumber }.map(String.init)
     }
 
+    /// The words of a name in Latin letters (ICU's transliteration: 王伟 → wang, wei), so that a name
+    /// written in another script is found, and compared, by how it is spelt in Latin.
+    static func latinWords(_ text: String) -> [String] { PersonKey.words(text) }
+
     static func digits(_ text: String) -> String { text.filter(\.isASCII).filter(\.isNumber) }
 
     static func document(_ text: String) -> String {
@@ -35,6 +40,7 @@ enum SearchTerms {
         for name in [person.fullName, person.nativeName] + person.otherNames where !name.isEmpty {
             let words = words(name)
             terms.formUnion(words.map { "name:\($0)" })
+            terms.formUnion(latinWords(name).map { "name:\($0)" })
             terms.insert("fullname:" + words.sorted().joined(separator: " "))
         }
         if !person.dateOfBirth.isEmpty { terms.insert("dob:\(person.dateOfBirth)") }
@@ -55,6 +61,8 @@ enum SearchTerms {
         if !document(text).isEmpty, !text.contains(" ") { alternatives.append(["doc:\(document(text))"]) }
         let words = words(text)
         if !words.isEmpty { alternatives.append(words.map { "name:\($0)" }) }
+        let latin = latinWords(text)
+        if !latin.isEmpty, latin != words { alternatives.append(latin.map { "name:\($0)" }) }
         return alternatives
     }
 }
@@ -123,13 +131,8 @@ extension CaseTracker {
         return hits
     }
 
-    private func hit(_ row: CaseRow, personRef: String, _ db: Database) throws -> SearchHit {
-        var hit = SearchHit()
-        hit.summary = try summary(row, db)
-        hit.personRef = personRef
-        hit.status =
-            try db.persons(row.caseID).first { $0.personRef == personRef }.map { PersonStatus(rawValue: $0.status) }
-            ?? .unspecified
+    /// Everyone a case names: the request's persons and those an answer added.
+    static func persons(of row: CaseRow, _ db: Database) throws -> [Person] {
         var persons = try ProtoCodec.decode(InterventionRequest.self, from: row.request).persons
         for entry in try db.history(row.caseID) where entry.isApplied && !entry.body.isEmpty {
             if case .informationProvided(let provided)? = try ProtoCodec.decode(CaseUpdate.self, from: entry.body)
@@ -138,6 +141,17 @@ extension CaseTracker {
                 persons += provided.addedPersons
             }
         }
+        return persons
+    }
+
+    private func hit(_ row: CaseRow, personRef: String, _ db: Database) throws -> SearchHit {
+        var hit = SearchHit()
+        hit.summary = try summary(row, db)
+        hit.personRef = personRef
+        hit.status =
+            try db.persons(row.caseID).first { $0.personRef == personRef }.map { PersonStatus(rawValue: $0.status) }
+            ?? .unspecified
+        let persons = try Self.persons(of: row, db)
         if let person = persons.first(where: { $0.personRef == personRef }) {
             hit.fullName = person.fullName
             hit.dateOfBirth = person.dateOfBirth

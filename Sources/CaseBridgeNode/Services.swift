@@ -123,6 +123,12 @@ struct ConsoleService: Sendable {
         router.unary(Console.getReport) { request, call in
             try await staff(call, .readCases) { _ in try tracker.report(request) }
         }
+        router.unary(Console.listMatches) { request, call in
+            try await staff(call, .search) { try await tracker.matches(request, by: $0) }
+        }
+        router.unary(Console.decideMatch) { request, call in
+            try await staff(call, .workCases) { try await tracker.decideMatch(request, by: $0) }
+        }
         router.unary(Console.explainBreach) { request, call in
             try await staff(call, .closeCases) { try await tracker.explainBreach(request, by: $0) }
         }

@@ -243,6 +243,21 @@ enum Migrations {
         ALTER TABLE cases ADD COLUMN acknowledged_at_ms INTEGER;
         CREATE INDEX cases_by_creation ON cases(created_at_ms);
         """,
+        // 10: duplicate detection at NCCT. A person of a newly received case who resembles a person of
+        // another open case: which fields agree (names of fields, not their values), a score, and what
+        // NCCT staff decided; the score in thousandths. The scan's progress through the events is kept with its findings.
+        """
+        CREATE TABLE person_matches (
+            match_id INTEGER PRIMARY KEY,
+            case_id TEXT NOT NULL, person_ref TEXT NOT NULL,
+            other_case_id TEXT NOT NULL, other_person_ref TEXT NOT NULL,
+            score INTEGER NOT NULL, agreeing TEXT NOT NULL, conflicting TEXT NOT NULL,
+            state INTEGER NOT NULL DEFAULT 0, found_at_ms INTEGER NOT NULL,
+            decided_by TEXT NOT NULL DEFAULT '', decided_at_ms INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (case_id, person_ref, other_case_id, other_person_ref));
+        CREATE INDEX person_matches_by_state ON person_matches(state, match_id);
+        CREATE INDEX person_matches_by_other_case ON person_matches(other_case_id);
+        """,
     ]
 
     static func apply(to database: Database) throws(StoreError) {

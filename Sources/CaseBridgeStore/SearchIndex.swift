@@ -35,6 +35,32 @@ extension Database {
         return found
     }
 
+    /// The persons (case id, person ref) that have one of `strong` terms or two of `weak` ones:
+    /// candidates for a closer look (duplicate detection). One pass over the index.
+    public func searchPersons(
+        anyOf strong: Set<String>,
+        twoOf weak: Set<String>
+    ) throws(StoreError) -> [(caseID: String, personRef: String)] {
+        guard let sealer, !(strong.isEmpty && weak.isEmpty) else { return [] }
+        let strongHashes = Set(strong.map { sealer.indexTerm($0) })
+        let weakHashes = Set(weak.map { sealer.indexTerm($0) })
+        var found: [(String, String)] = []
+        for row in try query("SELECT case_id, person_ref, terms FROM search_terms") {
+            let blob = row.blob(2)
+            var weakHits = 0
+            for start in stride(from: 0, to: blob.count - 7, by: 8) {
+                let hash = Array(blob[start..<(start + 8)])
+                if strongHashes.contains(hash) {
+                    weakHits = 2
+                    break
+                }
+                if weakHashes.contains(hash) { weakHits += 1 }
+            }
+            if weakHits >= 2 { found.append((row.text(0), row.text(1))) }
+        }
+        return found
+    }
+
     /// Whether the index was built for what the database held before it existed.
     public func searchIndexBuilt() throws(StoreError) -> Bool {
         try first("SELECT value FROM store_meta WHERE name = 'search-index'")?.text(0) == "1"

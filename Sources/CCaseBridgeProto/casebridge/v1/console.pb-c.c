@@ -7,6 +7,186 @@
 #endif
 
 #include "casebridge/v1/console.pb-c.h"
+void   casebridge__v1__person_match__init
+                     (Casebridge__V1__PersonMatch         *message)
+{
+  static const Casebridge__V1__PersonMatch init_value = CASEBRIDGE__V1__PERSON_MATCH__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__person_match__get_packed_size
+                     (const Casebridge__V1__PersonMatch *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__person_match__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__person_match__pack
+                     (const Casebridge__V1__PersonMatch *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__person_match__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__person_match__pack_to_buffer
+                     (const Casebridge__V1__PersonMatch *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__person_match__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__PersonMatch *
+       casebridge__v1__person_match__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__PersonMatch *)
+     protobuf_c_message_unpack (&casebridge__v1__person_match__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__person_match__free_unpacked
+                     (Casebridge__V1__PersonMatch *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__person_match__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__list_matches_request__init
+                     (Casebridge__V1__ListMatchesRequest         *message)
+{
+  static const Casebridge__V1__ListMatchesRequest init_value = CASEBRIDGE__V1__LIST_MATCHES_REQUEST__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__list_matches_request__get_packed_size
+                     (const Casebridge__V1__ListMatchesRequest *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__list_matches_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__list_matches_request__pack
+                     (const Casebridge__V1__ListMatchesRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__list_matches_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__list_matches_request__pack_to_buffer
+                     (const Casebridge__V1__ListMatchesRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__list_matches_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__ListMatchesRequest *
+       casebridge__v1__list_matches_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__ListMatchesRequest *)
+     protobuf_c_message_unpack (&casebridge__v1__list_matches_request__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__list_matches_request__free_unpacked
+                     (Casebridge__V1__ListMatchesRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__list_matches_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__match_page__init
+                     (Casebridge__V1__MatchPage         *message)
+{
+  static const Casebridge__V1__MatchPage init_value = CASEBRIDGE__V1__MATCH_PAGE__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__match_page__get_packed_size
+                     (const Casebridge__V1__MatchPage *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__match_page__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__match_page__pack
+                     (const Casebridge__V1__MatchPage *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__match_page__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__match_page__pack_to_buffer
+                     (const Casebridge__V1__MatchPage *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__match_page__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__MatchPage *
+       casebridge__v1__match_page__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__MatchPage *)
+     protobuf_c_message_unpack (&casebridge__v1__match_page__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__match_page__free_unpacked
+                     (Casebridge__V1__MatchPage *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__match_page__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__decide_match_request__init
+                     (Casebridge__V1__DecideMatchRequest         *message)
+{
+  static const Casebridge__V1__DecideMatchRequest init_value = CASEBRIDGE__V1__DECIDE_MATCH_REQUEST__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__decide_match_request__get_packed_size
+                     (const Casebridge__V1__DecideMatchRequest *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__decide_match_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__decide_match_request__pack
+                     (const Casebridge__V1__DecideMatchRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__decide_match_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__decide_match_request__pack_to_buffer
+                     (const Casebridge__V1__DecideMatchRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__decide_match_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__DecideMatchRequest *
+       casebridge__v1__decide_match_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__DecideMatchRequest *)
+     protobuf_c_message_unpack (&casebridge__v1__decide_match_request__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__decide_match_request__free_unpacked
+                     (Casebridge__V1__DecideMatchRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__decide_match_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   casebridge__v1__report_request__init
                      (Casebridge__V1__ReportRequest         *message)
 {
@@ -2392,6 +2572,431 @@ void   casebridge__v1__cancel_delivery_request__free_unpacked
   assert(message->base.descriptor == &casebridge__v1__cancel_delivery_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+static const ProtobufCFieldDescriptor casebridge__v1__person_match__field_descriptors[16] =
+{
+  {
+    "match_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__PersonMatch, match_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "case_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__PersonMatch, case_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "person_ref",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__PersonMatch, person_ref),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "other_case_id",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__PersonMatch, other_case_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "other_person_ref",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__PersonMatch, other_person_ref),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "score",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__PersonMatch, score),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "agreeing_fields",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Casebridge__V1__PersonMatch, n_agreeing_fields),
+    offsetof(Casebridge__V1__PersonMatch, agreeing_fields),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "conflicting_fields",
+    8,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Casebridge__V1__PersonMatch, n_conflicting_fields),
+    offsetof(Casebridge__V1__PersonMatch, conflicting_fields),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "state",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__PersonMatch, state),
+    &casebridge__v1__match_state__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "found_at_ms",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__PersonMatch, found_at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "decided_by",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__PersonMatch, decided_by),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "decided_at_ms",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__PersonMatch, decided_at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "person",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__PersonMatch, person),
+    &casebridge__v1__person__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "other_person",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__PersonMatch, other_person),
+    &casebridge__v1__person__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "case_summary",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__PersonMatch, case_summary),
+    &casebridge__v1__case_summary__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "other_case_summary",
+    16,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__PersonMatch, other_case_summary),
+    &casebridge__v1__case_summary__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__person_match__field_indices_by_name[] = {
+  6,   /* field[6] = agreeing_fields */
+  1,   /* field[1] = case_id */
+  14,   /* field[14] = case_summary */
+  7,   /* field[7] = conflicting_fields */
+  11,   /* field[11] = decided_at_ms */
+  10,   /* field[10] = decided_by */
+  9,   /* field[9] = found_at_ms */
+  0,   /* field[0] = match_id */
+  3,   /* field[3] = other_case_id */
+  15,   /* field[15] = other_case_summary */
+  13,   /* field[13] = other_person */
+  4,   /* field[4] = other_person_ref */
+  12,   /* field[12] = person */
+  2,   /* field[2] = person_ref */
+  5,   /* field[5] = score */
+  8,   /* field[8] = state */
+};
+static const ProtobufCIntRange casebridge__v1__person_match__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 16 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__person_match__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.PersonMatch",
+  "PersonMatch",
+  "Casebridge__V1__PersonMatch",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__PersonMatch),
+  16,
+  casebridge__v1__person_match__field_descriptors,
+  casebridge__v1__person_match__field_indices_by_name,
+  1,  casebridge__v1__person_match__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__person_match__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__list_matches_request__field_descriptors[5] =
+{
+  {
+    "state",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ListMatchesRequest, state),
+    &casebridge__v1__match_state__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "case_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ListMatchesRequest, case_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "limit",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ListMatchesRequest, limit),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "offset",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ListMatchesRequest, offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "all_states",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ListMatchesRequest, all_states),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__list_matches_request__field_indices_by_name[] = {
+  4,   /* field[4] = all_states */
+  1,   /* field[1] = case_id */
+  2,   /* field[2] = limit */
+  3,   /* field[3] = offset */
+  0,   /* field[0] = state */
+};
+static const ProtobufCIntRange casebridge__v1__list_matches_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__list_matches_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.ListMatchesRequest",
+  "ListMatchesRequest",
+  "Casebridge__V1__ListMatchesRequest",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__ListMatchesRequest),
+  5,
+  casebridge__v1__list_matches_request__field_descriptors,
+  casebridge__v1__list_matches_request__field_indices_by_name,
+  1,  casebridge__v1__list_matches_request__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__list_matches_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__match_page__field_descriptors[2] =
+{
+  {
+    "matches",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Casebridge__V1__MatchPage, n_matches),
+    offsetof(Casebridge__V1__MatchPage, matches),
+    &casebridge__v1__person_match__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "total",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__MatchPage, total),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__match_page__field_indices_by_name[] = {
+  0,   /* field[0] = matches */
+  1,   /* field[1] = total */
+};
+static const ProtobufCIntRange casebridge__v1__match_page__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__match_page__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.MatchPage",
+  "MatchPage",
+  "Casebridge__V1__MatchPage",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__MatchPage),
+  2,
+  casebridge__v1__match_page__field_descriptors,
+  casebridge__v1__match_page__field_indices_by_name,
+  1,  casebridge__v1__match_page__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__match_page__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__decide_match_request__field_descriptors[2] =
+{
+  {
+    "match_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__DecideMatchRequest, match_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "decision",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__DecideMatchRequest, decision),
+    &casebridge__v1__match_state__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__decide_match_request__field_indices_by_name[] = {
+  1,   /* field[1] = decision */
+  0,   /* field[0] = match_id */
+};
+static const ProtobufCIntRange casebridge__v1__decide_match_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__decide_match_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.DecideMatchRequest",
+  "DecideMatchRequest",
+  "Casebridge__V1__DecideMatchRequest",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__DecideMatchRequest),
+  2,
+  casebridge__v1__decide_match_request__field_descriptors,
+  casebridge__v1__decide_match_request__field_indices_by_name,
+  1,  casebridge__v1__decide_match_request__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__decide_match_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor casebridge__v1__report_request__field_descriptors[3] =
 {
   {
@@ -6426,6 +7031,38 @@ const ProtobufCMessageDescriptor casebridge__v1__cancel_delivery_request__descri
   (ProtobufCMessageInit) casebridge__v1__cancel_delivery_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCEnumValue casebridge__v1__match_state__enum_values_by_number[4] =
+{
+  { "MATCH_STATE_UNSPECIFIED", "CASEBRIDGE__V1__MATCH_STATE__MATCH_STATE_UNSPECIFIED", 0 },
+  { "MATCH_STATE_OPEN", "CASEBRIDGE__V1__MATCH_STATE__MATCH_STATE_OPEN", 1 },
+  { "MATCH_STATE_CONFIRMED", "CASEBRIDGE__V1__MATCH_STATE__MATCH_STATE_CONFIRMED", 2 },
+  { "MATCH_STATE_DISMISSED", "CASEBRIDGE__V1__MATCH_STATE__MATCH_STATE_DISMISSED", 3 },
+};
+static const ProtobufCIntRange casebridge__v1__match_state__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex casebridge__v1__match_state__enum_values_by_name[4] =
+{
+  { "MATCH_STATE_CONFIRMED", 2 },
+  { "MATCH_STATE_DISMISSED", 3 },
+  { "MATCH_STATE_OPEN", 1 },
+  { "MATCH_STATE_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor casebridge__v1__match_state__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "casebridge.v1.MatchState",
+  "MatchState",
+  "Casebridge__V1__MatchState",
+  "casebridge.v1",
+  4,
+  casebridge__v1__match_state__enum_values_by_number,
+  4,
+  casebridge__v1__match_state__enum_values_by_name,
+  1,
+  casebridge__v1__match_state__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
 static const ProtobufCEnumValue casebridge__v1__deadline_clock__enum_values_by_number[4] =
 {
   { "DEADLINE_CLOCK_UNSPECIFIED", "CASEBRIDGE__V1__DEADLINE_CLOCK__DEADLINE_CLOCK_UNSPECIFIED", 0 },
@@ -6648,7 +7285,7 @@ const ProtobufCEnumDescriptor casebridge__v1__inbox_entry_kind__descriptor =
   casebridge__v1__inbox_entry_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor casebridge__v1__console__method_descriptors[32] =
+static const ProtobufCMethodDescriptor casebridge__v1__console__method_descriptors[34] =
 {
   { "Submit", &casebridge__v1__intervention_request__descriptor, &casebridge__v1__submit_receipt__descriptor },
   { "ApplyChange", &casebridge__v1__case_update__descriptor, &casebridge__v1__update_receipt__descriptor },
@@ -6682,6 +7319,8 @@ static const ProtobufCMethodDescriptor casebridge__v1__console__method_descripto
   { "ListDeadlines", &casebridge__v1__list_deadlines_request__descriptor, &casebridge__v1__case_deadline__descriptor },
   { "ExplainBreach", &casebridge__v1__explain_breach_request__descriptor, &casebridge__v1__case_deadline__descriptor },
   { "GetReport", &casebridge__v1__report_request__descriptor, &casebridge__v1__report__descriptor },
+  { "ListMatches", &casebridge__v1__list_matches_request__descriptor, &casebridge__v1__match_page__descriptor },
+  { "DecideMatch", &casebridge__v1__decide_match_request__descriptor, &casebridge__v1__person_match__descriptor },
 };
 const unsigned casebridge__v1__console__method_indices_by_name[] = {
   19,        /* AddStaff */
@@ -6691,6 +7330,7 @@ const unsigned casebridge__v1__console__method_indices_by_name[] = {
   9,        /* CancelDelivery */
   21,        /* ChangeStaff */
   24,        /* CompleteEnrolment */
+  33,        /* DecideMatch */
   15,        /* DeliverNow */
   30,        /* ExplainBreach */
   27,        /* ExportPersons */
@@ -6704,6 +7344,7 @@ const unsigned casebridge__v1__console__method_indices_by_name[] = {
   3,        /* ListCases */
   29,        /* ListDeadlines */
   4,        /* ListInbox */
+  32,        /* ListMatches */
   10,        /* ListRetention */
   20,        /* ListStaff */
   16,        /* Login */
@@ -6724,7 +7365,7 @@ const ProtobufCServiceDescriptor casebridge__v1__console__descriptor =
   "Console",
   "Casebridge__V1__Console",
   "casebridge.v1",
-  32,
+  34,
   casebridge__v1__console__method_descriptors,
   casebridge__v1__console__method_indices_by_name
 };
@@ -6983,6 +7624,22 @@ void casebridge__v1__console__get_report(ProtobufCService *service,
 {
   assert(service->descriptor == &casebridge__v1__console__descriptor);
   service->invoke(service, 31, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void casebridge__v1__console__list_matches(ProtobufCService *service,
+                                           const Casebridge__V1__ListMatchesRequest *input,
+                                           Casebridge__V1__MatchPage_Closure closure,
+                                           void *closure_data)
+{
+  assert(service->descriptor == &casebridge__v1__console__descriptor);
+  service->invoke(service, 32, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void casebridge__v1__console__decide_match(ProtobufCService *service,
+                                           const Casebridge__V1__DecideMatchRequest *input,
+                                           Casebridge__V1__PersonMatch_Closure closure,
+                                           void *closure_data)
+{
+  assert(service->descriptor == &casebridge__v1__console__descriptor);
+  service->invoke(service, 33, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
                                     Casebridge__V1__Console_ServiceDestroy destroy)

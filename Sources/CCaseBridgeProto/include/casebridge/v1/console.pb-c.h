@@ -18,6 +18,10 @@ PROTOBUF_C__BEGIN_DECLS
 #include "casebridge/v1/case.pb-c.h"
 #include "casebridge/v1/exchange.pb-c.h"
 
+typedef struct Casebridge__V1__PersonMatch Casebridge__V1__PersonMatch;
+typedef struct Casebridge__V1__ListMatchesRequest Casebridge__V1__ListMatchesRequest;
+typedef struct Casebridge__V1__MatchPage Casebridge__V1__MatchPage;
+typedef struct Casebridge__V1__DecideMatchRequest Casebridge__V1__DecideMatchRequest;
 typedef struct Casebridge__V1__ReportRequest Casebridge__V1__ReportRequest;
 typedef struct Casebridge__V1__ReportCount Casebridge__V1__ReportCount;
 typedef struct Casebridge__V1__ReportDuration Casebridge__V1__ReportDuration;
@@ -86,6 +90,22 @@ typedef enum _Casebridge__V1__ChangeStaffRequest__Change {
   CASEBRIDGE__V1__CHANGE_STAFF_REQUEST__CHANGE__CHANGE_SIGN_OUT = 4
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(CASEBRIDGE__V1__CHANGE_STAFF_REQUEST__CHANGE)
 } Casebridge__V1__ChangeStaffRequest__Change;
+typedef enum _Casebridge__V1__MatchState {
+  CASEBRIDGE__V1__MATCH_STATE__MATCH_STATE_UNSPECIFIED = 0,
+  /*
+   * Found, not yet looked at.
+   */
+  CASEBRIDGE__V1__MATCH_STATE__MATCH_STATE_OPEN = 1,
+  /*
+   * The same person.
+   */
+  CASEBRIDGE__V1__MATCH_STATE__MATCH_STATE_CONFIRMED = 2,
+  /*
+   * Different persons.
+   */
+  CASEBRIDGE__V1__MATCH_STATE__MATCH_STATE_DISMISSED = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(CASEBRIDGE__V1__MATCH_STATE)
+} Casebridge__V1__MatchState;
 typedef enum _Casebridge__V1__DeadlineClock {
   CASEBRIDGE__V1__DEADLINE_CLOCK__DEADLINE_CLOCK_UNSPECIFIED = 0,
   /*
@@ -179,6 +199,111 @@ typedef enum _Casebridge__V1__InboxEntryKind {
 } Casebridge__V1__InboxEntryKind;
 
 /* --- messages --- */
+
+/*
+ * A person of a newer case who resembles a person of another open case.
+ */
+struct  Casebridge__V1__PersonMatch
+{
+  ProtobufCMessage base;
+  uint64_t match_id;
+  /*
+   * The person of the case that arrived later...
+   */
+  char *case_id;
+  char *person_ref;
+  /*
+   * ...and the person of the open case they resemble.
+   */
+  char *other_case_id;
+  char *other_person_ref;
+  /*
+   * How alike, 0 to 1000 (a likely match scores 600 or more).
+   */
+  uint32_t score;
+  /*
+   * The fields that agree and those both give that disagree: "name",
+   * "date_of_birth", "document", "phone".
+   */
+  size_t n_agreeing_fields;
+  char **agreeing_fields;
+  size_t n_conflicting_fields;
+  char **conflicting_fields;
+  Casebridge__V1__MatchState state;
+  int64_t found_at_ms;
+  /*
+   * Who confirmed or dismissed it, and when.
+   */
+  char *decided_by;
+  int64_t decided_at_ms;
+  /*
+   * Both persons as the cases hold them, and both cases, for the review
+   * screen (recorded in the access log).
+   */
+  Casebridge__V1__Person *person;
+  Casebridge__V1__Person *other_person;
+  Casebridge__V1__CaseSummary *case_summary;
+  Casebridge__V1__CaseSummary *other_case_summary;
+};
+#define CASEBRIDGE__V1__PERSON_MATCH__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__person_match__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0,NULL, 0,NULL, CASEBRIDGE__V1__MATCH_STATE__MATCH_STATE_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, 0, NULL, NULL, NULL, NULL }
+
+
+struct  Casebridge__V1__ListMatchesRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Only matches in this state; unspecified means open ones.
+   */
+  Casebridge__V1__MatchState state;
+  /*
+   * Only matches involving this case (either side); empty for all.
+   */
+  char *case_id;
+  /*
+   * A page: at most `limit` (0: 20; at most 200), after skipping `offset`.
+   */
+  uint32_t limit;
+  uint32_t offset;
+  /*
+   * Every state (overrides `state`).
+   */
+  protobuf_c_boolean all_states;
+};
+#define CASEBRIDGE__V1__LIST_MATCHES_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__list_matches_request__descriptor) \
+    , CASEBRIDGE__V1__MATCH_STATE__MATCH_STATE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0, 0, 0 }
+
+
+struct  Casebridge__V1__MatchPage
+{
+  ProtobufCMessage base;
+  size_t n_matches;
+  Casebridge__V1__PersonMatch **matches;
+  /*
+   * How many match the request in all.
+   */
+  uint32_t total;
+};
+#define CASEBRIDGE__V1__MATCH_PAGE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__match_page__descriptor) \
+    , 0,NULL, 0 }
+
+
+struct  Casebridge__V1__DecideMatchRequest
+{
+  ProtobufCMessage base;
+  uint64_t match_id;
+  /*
+   * MATCH_STATE_CONFIRMED or MATCH_STATE_DISMISSED.
+   */
+  Casebridge__V1__MatchState decision;
+};
+#define CASEBRIDGE__V1__DECIDE_MATCH_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__decide_match_request__descriptor) \
+    , 0, CASEBRIDGE__V1__MATCH_STATE__MATCH_STATE_UNSPECIFIED }
+
 
 struct  Casebridge__V1__ReportRequest
 {
@@ -1171,6 +1296,82 @@ struct  Casebridge__V1__CancelDeliveryRequest
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
+/* Casebridge__V1__PersonMatch methods */
+void   casebridge__v1__person_match__init
+                     (Casebridge__V1__PersonMatch         *message);
+size_t casebridge__v1__person_match__get_packed_size
+                     (const Casebridge__V1__PersonMatch   *message);
+size_t casebridge__v1__person_match__pack
+                     (const Casebridge__V1__PersonMatch   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__person_match__pack_to_buffer
+                     (const Casebridge__V1__PersonMatch   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__PersonMatch *
+       casebridge__v1__person_match__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__person_match__free_unpacked
+                     (Casebridge__V1__PersonMatch *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__ListMatchesRequest methods */
+void   casebridge__v1__list_matches_request__init
+                     (Casebridge__V1__ListMatchesRequest         *message);
+size_t casebridge__v1__list_matches_request__get_packed_size
+                     (const Casebridge__V1__ListMatchesRequest   *message);
+size_t casebridge__v1__list_matches_request__pack
+                     (const Casebridge__V1__ListMatchesRequest   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__list_matches_request__pack_to_buffer
+                     (const Casebridge__V1__ListMatchesRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__ListMatchesRequest *
+       casebridge__v1__list_matches_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__list_matches_request__free_unpacked
+                     (Casebridge__V1__ListMatchesRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__MatchPage methods */
+void   casebridge__v1__match_page__init
+                     (Casebridge__V1__MatchPage         *message);
+size_t casebridge__v1__match_page__get_packed_size
+                     (const Casebridge__V1__MatchPage   *message);
+size_t casebridge__v1__match_page__pack
+                     (const Casebridge__V1__MatchPage   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__match_page__pack_to_buffer
+                     (const Casebridge__V1__MatchPage   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__MatchPage *
+       casebridge__v1__match_page__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__match_page__free_unpacked
+                     (Casebridge__V1__MatchPage *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__DecideMatchRequest methods */
+void   casebridge__v1__decide_match_request__init
+                     (Casebridge__V1__DecideMatchRequest         *message);
+size_t casebridge__v1__decide_match_request__get_packed_size
+                     (const Casebridge__V1__DecideMatchRequest   *message);
+size_t casebridge__v1__decide_match_request__pack
+                     (const Casebridge__V1__DecideMatchRequest   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__decide_match_request__pack_to_buffer
+                     (const Casebridge__V1__DecideMatchRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__DecideMatchRequest *
+       casebridge__v1__decide_match_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__decide_match_request__free_unpacked
+                     (Casebridge__V1__DecideMatchRequest *message,
+                      ProtobufCAllocator *allocator);
 /* Casebridge__V1__ReportRequest methods */
 void   casebridge__v1__report_request__init
                      (Casebridge__V1__ReportRequest         *message);
@@ -2180,6 +2381,18 @@ void   casebridge__v1__cancel_delivery_request__free_unpacked
                       ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
+typedef void (*Casebridge__V1__PersonMatch_Closure)
+                 (const Casebridge__V1__PersonMatch *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__ListMatchesRequest_Closure)
+                 (const Casebridge__V1__ListMatchesRequest *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__MatchPage_Closure)
+                 (const Casebridge__V1__MatchPage *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__DecideMatchRequest_Closure)
+                 (const Casebridge__V1__DecideMatchRequest *message,
+                  void *closure_data);
 typedef void (*Casebridge__V1__ReportRequest_Closure)
                  (const Casebridge__V1__ReportRequest *message,
                   void *closure_data);
@@ -2474,6 +2687,14 @@ struct Casebridge__V1__Console_Service
                      const Casebridge__V1__ReportRequest *input,
                      Casebridge__V1__Report_Closure closure,
                      void *closure_data);
+  void (*list_matches)(Casebridge__V1__Console_Service *service,
+                       const Casebridge__V1__ListMatchesRequest *input,
+                       Casebridge__V1__MatchPage_Closure closure,
+                       void *closure_data);
+  void (*decide_match)(Casebridge__V1__Console_Service *service,
+                       const Casebridge__V1__DecideMatchRequest *input,
+                       Casebridge__V1__PersonMatch_Closure closure,
+                       void *closure_data);
 };
 typedef void (*Casebridge__V1__Console_ServiceDestroy)(Casebridge__V1__Console_Service *);
 void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
@@ -2513,7 +2734,9 @@ void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
       function_prefix__ ## read_table,\
       function_prefix__ ## list_deadlines,\
       function_prefix__ ## explain_breach,\
-      function_prefix__ ## get_report  }
+      function_prefix__ ## get_report,\
+      function_prefix__ ## list_matches,\
+      function_prefix__ ## decide_match  }
 void casebridge__v1__console__submit(ProtobufCService *service,
                                      const Casebridge__V1__InterventionRequest *input,
                                      Casebridge__V1__SubmitReceipt_Closure closure,
@@ -2642,9 +2865,18 @@ void casebridge__v1__console__get_report(ProtobufCService *service,
                                          const Casebridge__V1__ReportRequest *input,
                                          Casebridge__V1__Report_Closure closure,
                                          void *closure_data);
+void casebridge__v1__console__list_matches(ProtobufCService *service,
+                                           const Casebridge__V1__ListMatchesRequest *input,
+                                           Casebridge__V1__MatchPage_Closure closure,
+                                           void *closure_data);
+void casebridge__v1__console__decide_match(ProtobufCService *service,
+                                           const Casebridge__V1__DecideMatchRequest *input,
+                                           Casebridge__V1__PersonMatch_Closure closure,
+                                           void *closure_data);
 
 /* --- descriptors --- */
 
+extern const ProtobufCEnumDescriptor    casebridge__v1__match_state__descriptor;
 extern const ProtobufCEnumDescriptor    casebridge__v1__deadline_clock__descriptor;
 extern const ProtobufCEnumDescriptor    casebridge__v1__deadline_level__descriptor;
 extern const ProtobufCEnumDescriptor    casebridge__v1__case_order__descriptor;
@@ -2652,6 +2884,10 @@ extern const ProtobufCEnumDescriptor    casebridge__v1__table_kind__descriptor;
 extern const ProtobufCEnumDescriptor    casebridge__v1__staff_role__descriptor;
 extern const ProtobufCEnumDescriptor    casebridge__v1__node_role__descriptor;
 extern const ProtobufCEnumDescriptor    casebridge__v1__inbox_entry_kind__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__person_match__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__list_matches_request__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__match_page__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__decide_match_request__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__report_request__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__report_count__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__report_duration__descriptor;

@@ -1,0 +1,179 @@
+import CaseBridgeText
+
+/// What two reports say of a person, as far as telling whether they are the same person goes.
+public struct PersonTraits: Sendable, Equatable {
+    /// Full, native and other names, in any script.
+    public var names: [String]
+    /// "YYYY", "YYYY-MM" or "YYYY-MM-DD"; empty when unknown.
+    public var dateOfBirth: String
+    public var document: String
+    public var phone: String
+
+    public init(names: [String], dateOfBirth: String = "", document: String = "", phone: String = "") {
+        self.names = names
+        self.dateOfBirth = dateOfBirth
+        self.document = document
+        self.phone = phone
+    }
+}
+
+/// The traits brought to comparable form once: names transliterated to ASCII and split into words,
+/// the document number without spaces or dashes, the phone number as its last nine digits (so that
+/// "+855 12 345 678" and "012 345 678" agree).
+public struct PersonKey: Sendable, Equatable {
+    public let names: [[String]]
+    public let dateOfBirth: String
+    public let document: String
+    public let phone: String
+
+    public init(_ traits: PersonTraits) {
+        names = traits.names.map(Self.words).filter { !$0.isEmpty }
+        dateOfBirth = traits.dateOfBirth.trimmingCharacters(in: " ")
+        document = String(traits.document.uppercased().filter { $0.isASCII && ($0.isLetter || $0.isNumber) })
+        let digits = traits.phone.filter { $0.isASCII && $0.isNumber }
+        phone = digits.count >= 7 ? String(digits.suffix(9)) : ""
+    }
+
+    /// Lower-case ASCII words of a name in any script ("Đặng Thị Hương" → dang, thi, huong).
+    public static func words(_ name: String) -> [String] {
+        let latin = Transliteration.toLatinASCII(name) ?? name.lowercased()
+        return latin.split { !($0.isLetter || $0.isNumber) }.map(String.init)
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(in set: Character) -> String {
+        String(drop { $0 == set }.reversed().drop { $0 == set }.reversed())
+    }
+}
+
+/// How alike two persons are, and on what.
+public struct Likeness: Sendable, Equatable {
+    public enum Field: String, Sendable, CaseIterable {
+        case name, dateOfBirth = "date_of_birth", document, phone
+    }
+
+    /// 0 (nothing alike, or contradicting) to 1.
+    public var score: Double
+    /// The fields that agree.
+    public var agreeing: [Field]
+    /// The fields both reports give and that disagree.
+    public var conflicting: [Field]
+
+    /// A likely match, shown to NCCT staff to confirm or dismiss.
+    public var isLikely: Bool { score >= Self.threshold }
+
+    /// Chosen on the generated test set of `casebridge-bench duplicates` (see Benchmarks/README.md).
+    public static let threshold = 0.6
+
+    /// Weighs each field as evidence: a name alone is not enough (names repeat), a name with the
+    /// same date of birth or document is; a different date of birth counts strongly against.
+    public init(_ a: PersonKey, _ b: PersonKey) {
+        var score = 0.0
+        var agreeing: [Field] = []
+        var conflicting: [Field] = []
+        let names = Self.nameSimilarity(a.names, b.names)
+        if names >= 0.85 {
+            score += 0.5 * names
+            agreeing.append(.name)
+        }
+        if !a.dateOfBirth.isEmpty, !b.dateOfBirth.isEmpty {
+            if a.dateOfBirth == b.dateOfBirth {
+                score += a.dateOfBirth.count == 10 ? 0.25 : 0.1
+                agreeing.append(.dateOfBirth)
+            } else if a.dateOfBirth.hasPrefix(b.dateOfBirth) || b.dateOfBirth.hasPrefix(a.dateOfBirth) {
+                score += 0.1
+                agreeing.append(.dateOfBirth)
+            } else {
+                score -= 0.5
+                conflicting.append(.dateOfBirth)
+            }
+        }
+        if !a.document.isEmpty, !b.document.isEmpty {
+            if a.document == b.document {
+                score += 0.5
+                agreeing.append(.document)
+            } else {
+                // People hold more than one document; a different one counts against, less strongly.
+                score -= 0.2
+                conflicting.append(.document)
+            }
+        }
+        if !a.phone.isEmpty, a.phone == b.phone {
+            score += 0.3
+            agreeing.append(.phone)
+        }
+        self.score = min(1, max(0, score))
+        self.agreeing = agreeing
+        self.conflicting = conflicting
+    }
+
+    /// The best likeness of any name of one person to any name of the other: words paired up
+    /// regardless of order, each pair scored by Jaro-Winkler (typos and transliteration variants
+    /// score high), and the whole by Dice's coefficient (a missing middle name costs a little).
+    static func nameSimilarity(_ a: [[String]], _ b: [[String]]) -> Double {
+        var best = 0.0
+        for x in a {
+            for y in b {
+                best = max(best, wordsSimilarity(x, y))
+                // "Thi Huong" against "Thihuong": the names run together.
+                best = max(best, jaroWinkler(x.joined(), y.joined()))
+            }
+        }
+        return best
+    }
+
+    static func wordsSimilarity(_ x: [String], _ y: [String]) -> Double {
+        guard !x.isEmpty, !y.isEmpty else { return 0 }
+        var unused = y
+        var total = 0.0
+        for word in x {
+            var bestIndex = -1
+            var bestScore = 0.0
+            for (index, other) in unused.enumerated() {
+                let s = jaroWinkler(word, other)
+                if s > bestScore { (bestIndex, bestScore) = (index, s) }
+            }
+            guard bestIndex >= 0, bestScore >= 0.85 else { continue }
+            total += bestScore
+            unused.remove(at: bestIndex)
+        }
+        return 2 * total / Double(x.count + y.count)
+    }
+
+    /// Jaro-Winkler similarity of two words, 0 to 1.
+    static func jaroWinkler(_ s: String, _ t: String) -> Double {
+        let a = Array(s.utf8)
+        let b = Array(t.utf8)
+        if a == b { return 1 }
+        guard !a.isEmpty, !b.isEmpty else { return 0 }
+        let window = max(0, max(a.count, b.count) / 2 - 1)
+        var aMatched = [Bool](repeating: false, count: a.count)
+        var bMatched = [Bool](repeating: false, count: b.count)
+        var matches = 0
+        for i in a.indices {
+            let low = max(0, i - window)
+            let high = min(b.count - 1, i + window)
+            guard low <= high else { continue }
+            for j in low...high where !bMatched[j] && a[i] == b[j] {
+                aMatched[i] = true
+                bMatched[j] = true
+                matches += 1
+                break
+            }
+        }
+        guard matches > 0 else { return 0 }
+        var transpositions = 0
+        var j = 0
+        for i in a.indices where aMatched[i] {
+            while !bMatched[j] { j += 1 }
+            if a[i] != b[j] { transpositions += 1 }
+            j += 1
+        }
+        let m = Double(matches)
+        let jaro = (m / Double(a.count) + m / Double(b.count) + (m - Double(transpositions) / 2) / m) / 3
+        var prefix = 0
+        while prefix < min(4, a.count, b.count), a[prefix] == b[prefix] { prefix += 1 }
+        return jaro + Double(prefix) * 0.1 * (1 - jaro)
+    }
+}

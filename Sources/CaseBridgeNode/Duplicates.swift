@@ -1,0 +1,221 @@
+import CaseBridgeMatching
+import CaseBridgeProto
+import CaseBridgeRPC
+import CaseBridgeStore
+import Foundation
+
+/// Duplicate detection at NCCT: the same victim reported by two embassies (or twice by one) must
+/// not become two operations. Each case that arrives is compared, person by person, with the persons
+/// of every open case; likely matches wait for NCCT staff to confirm or dismiss. The scan follows the
+/// node's events (a cursor kept with its findings), so it survives restarts and never slows a receipt.
+extension CaseTracker {
+    static func traits(_ person: Person) -> PersonTraits {
+        PersonTraits(
+            names: [person.fullName, person.nativeName] + person.otherNames,
+            dateOfBirth: person.dateOfBirth,
+            document: person.travelDocument?.number ?? "",
+            phone: person.phone
+        )
+    }
+
+    /// Compares the cases opened since the last scan with the open cases; returns the matches found.
+    @discardableResult
+    func scanForDuplicates() async throws -> Int {
+        guard me.role == .ncct else { return 0 }
+        var found = 0
+        while true {
+            let (through, matches, more) = try store.read { db in
+                let after = try db.duplicatesScannedThrough()
+                let events = try db.events(after: after, limit: 200)
+                var matches: [MatchRow] = []
+                for event in events where event.kind == CaseEventKind.opened.rawValue {
+                    matches += try Self.likelyMatches(of: event.caseID, db)
+                }
+                return (events.last?.eventID ?? after, matches, events.count == 200)
+            }
+            if through > (try store.read { try $0.duplicatesScannedThrough() }) {
+                try await store.write { db in
+                    for match in matches { try db.insertMatch(match) }
+                    try db.setDuplicatesScannedThrough(through)
+                    if !matches.isEmpty {
+                        try db.appendAudit(
+                            event: "duplicates.found",
+                            actor: "node",
+                            subject: "",
+                            outcome: "ok",
+                            detail: "matches=\(matches.count)",
+                            atMs: Clock.nowMs()
+                        )
+                    }
+                }
+            }
+            found += matches.count
+            if !more { return found }
+        }
+    }
+
+    /// The persons of `caseID` who resemble a person of another open case, most alike first.
+    static func likelyMatches(of caseID: String, _ db: Database) throws -> [MatchRow] {
+        guard let row = try db.caseRow(caseID), !row.test, row.purgedAtMs == nil else { return [] }
+        let now = Clock.nowMs()
+        var others: [String: [Person]] = [:]  // case id → its persons, read once per scan of this case
+        var matches: [MatchRow] = []
+        for person in try persons(of: row, db) {
+            let key = PersonKey(traits(person))
+            let terms = SearchTerms.terms(person, reference: "")
+            let strong = terms.filter { $0.hasPrefix("doc:") || $0.hasPrefix("phone:") }
+            let weak = terms.filter { $0.hasPrefix("name:") || ($0.hasPrefix("dob:") && $0.count == 14) }
+            for candidate in try db.searchPersons(anyOf: strong, twoOf: weak) where candidate.caseID != caseID {
+                if others[candidate.caseID] == nil {
+                    guard let other = try db.caseRow(candidate.caseID), !other.test, other.purgedAtMs == nil,
+                        Lifecycle.open.contains(CaseStatus(rawValue: other.status))
+                    else {
+                        others[candidate.caseID] = []
+                        continue
+                    }
+                    others[candidate.caseID] = try persons(of: other, db)
+                }
+                guard let otherPerson = others[candidate.caseID]?.first(where: { $0.personRef == candidate.personRef })
+                else { continue }
+                let likeness = Likeness(key, PersonKey(traits(otherPerson)))
+                guard likeness.isLikely else { continue }
+                matches.append(
+                    MatchRow(
+                        caseID: caseID,
+                        personRef: person.personRef,
+                        otherCaseID: candidate.caseID,
+                        otherPersonRef: candidate.personRef,
+                        score: likeness.score,
+                        agreeing: likeness.agreeing.map(\.rawValue),
+                        conflicting: likeness.conflicting.map(\.rawValue),
+                        foundAtMs: now
+                    )
+                )
+            }
+        }
+        return matches.sorted { $0.score > $1.score }
+    }
+
+    /// A page of matches for NCCT staff, with both persons and both cases (recorded as looked at).
+    public func matches(_ request: ListMatchesRequest, by member: StaffMember) async throws -> MatchPage {
+        try requireNCCT()
+        let limit = request.limit == 0 ? 20 : Int(min(request.limit, 200))
+        if !request.caseID.isEmpty, !Validation.isUUID(request.caseID) {
+            throw RPCError(.invalidArgument, "case_id: not a case id")
+        }
+        let state: MatchRow.State?
+        switch request.state {
+        case _ where request.allStates: state = nil
+        case .unspecified, .open: state = .open
+        case .confirmed: state = .confirmed
+        case .dismissed: state = .dismissed
+        default: throw RPCError(.invalidArgument, "state: \(request.state.rawValue) is not a match state")
+        }
+        let page: MatchPage = try store.read { db in
+            let (rows, total) = try db.matches(
+                state: state,
+                caseID: request.caseID.isEmpty ? nil : request.caseID,
+                limit: limit,
+                offset: Int(request.offset)
+            )
+            var page = MatchPage()
+            page.total = UInt32(clamping: total)
+            page.matches = try rows.map { try self.personMatch($0, db) }
+            return page
+        }
+        let seen = Set(page.matches.flatMap { [$0.caseID, $0.otherCaseID] }).sorted()
+        try await recordAccess(seen, what: "duplicate review", by: member)
+        return page
+    }
+
+    /// Confirms or dismisses a match. A confirmation tells each requesting embassy, in a note on its
+    /// own case, only that NCCT linked one of its persons to another report.
+    public func decideMatch(_ request: DecideMatchRequest, by member: StaffMember) async throws -> PersonMatch {
+        try requireNCCT()
+        let decision: MatchRow.State
+        switch request.decision {
+        case .confirmed: decision = .confirmed
+        case .dismissed: decision = .dismissed
+        default:
+            throw RPCError(.invalidArgument, "decision: give MATCH_STATE_CONFIRMED or MATCH_STATE_DISMISSED")
+        }
+        guard let matchID = Int64(exactly: request.matchID), matchID > 0 else {
+            throw RPCError(.invalidArgument, "match_id: not a match id")
+        }
+        let match: MatchRow = try await store.write { db in
+            guard let match = try db.match(matchID) else {
+                throw RPCError(.notFound, "no match \(matchID) here; list them with `casebridge duplicates`")
+            }
+            guard match.state == .open else {
+                throw RPCError(
+                    .failedPrecondition,
+                    "match \(matchID) was already \(match.state == .confirmed ? "confirmed" : "dismissed")"
+                        + " by \(match.decidedBy)"
+                )
+            }
+            try db.decideMatch(matchID, decision, by: member.displayName, atMs: Clock.nowMs())
+            try db.appendAudit(
+                event: decision == .confirmed ? "duplicate.confirmed" : "duplicate.dismissed",
+                actor: member.auditActor,
+                subject: match.caseID,
+                outcome: "ok",
+                detail: "match=\(matchID) other=\(match.otherCaseID)",
+                atMs: Clock.nowMs()
+            )
+            return match
+        }
+        if decision == .confirmed {
+            for (caseID, personRef) in [(match.caseID, match.personRef), (match.otherCaseID, match.otherPersonRef)] {
+                var note = Note()
+                note.text =
+                    "NCCT linked person \(personRef) of this case to another report of the same person;"
+                    + " NCCT will work them as one."
+                var update = CaseUpdate()
+                update.caseID = caseID
+                update.change = .note(note)
+                _ = try await applyChange(update, by: member)
+            }
+        }
+        try await recordAccess([match.caseID, match.otherCaseID], what: "duplicate review", by: member)
+        return try store.read { db in
+            guard let row = try db.match(matchID) else { throw RPCError(.notFound, "match \(matchID) is gone") }
+            return try self.personMatch(row, db)
+        }
+    }
+
+    private func requireNCCT() throws {
+        guard me.role == .ncct else {
+            throw RPCError(.failedPrecondition, "duplicate detection runs at NCCT's node, not at \(me.id)")
+        }
+    }
+
+    private func personMatch(_ row: MatchRow, _ db: Database) throws -> PersonMatch {
+        var match = PersonMatch()
+        match.matchID = UInt64(row.matchID)
+        match.caseID = row.caseID
+        match.personRef = row.personRef
+        match.otherCaseID = row.otherCaseID
+        match.otherPersonRef = row.otherPersonRef
+        match.score = UInt32((row.score * 1000).rounded())
+        match.agreeingFields = row.agreeing
+        match.conflictingFields = row.conflicting
+        match.state =
+            switch row.state {
+            case .open: .open
+            case .confirmed: .confirmed
+            case .dismissed: .dismissed
+            }
+        match.foundAtMs = row.foundAtMs
+        match.decidedBy = row.decidedBy
+        match.decidedAtMs = row.decidedAtMs
+        if let caseRow = try db.caseRow(row.caseID) {
+            match.caseSummary = try summary(caseRow, db)
+            match.person = try Self.persons(of: caseRow, db).first { $0.personRef == row.personRef }
+        }
+        if let otherRow = try db.caseRow(row.otherCaseID) {
+            match.otherCaseSummary = try summary(otherRow, db)
+            match.otherPerson = try Self.persons(of: otherRow, db).first { $0.personRef == row.otherPersonRef }
+        }
+        return match
+    }
+}

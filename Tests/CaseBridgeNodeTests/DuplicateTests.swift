@@ -1,0 +1,160 @@
+import CaseBridgeMatching
+import CaseBridgeProto
+import CaseBridgeRPC
+import Foundation
+import Testing
+
+@Suite("Duplicate detection at NCCT")
+struct DuplicateTests {
+    static func person(
+        _ ref: String,
+        _ name: String,
+        born: String = "",
+        document: String = "",
+        phone: String = "",
+        native: String = ""
+    ) -> Person {
+        var person = Person()
+        person.personRef = ref
+        person.fullName = name
+        person.nativeName = native
+        person.nationality = "VN"
+        person.dateOfBirth = born
+        person.phone = phone
+        if !document.isEmpty {
+            var passport = TravelDocument()
+            passport.number = document
+            person.travelDocument = passport
+        }
+        return person
+    }
+
+    @Test("likeness: variants of one person match; namesakes born on another day with another passport do not")
+    func likeness() {
+        func score(_ a: PersonTraits, _ b: PersonTraits) -> Likeness { Likeness(PersonKey(a), PersonKey(b)) }
+        let huong = PersonTraits(names: ["Nguyễn Thị Hương"], dateOfBirth: "1998-04-12", document: "C1234567")
+        // Order, diacritics, a typo, a transliteration, a phone written two ways.
+        #expect(score(huong, PersonTraits(names: ["Huong Thi Nguyen"], dateOfBirth: "1998-04-12")).isLikely)
+        #expect(score(huong, PersonTraits(names: ["Nguyen Thi Houng"], dateOfBirth: "1998-04-12")).isLikely)
+        #expect(score(huong, PersonTraits(names: ["Nguyen Thihuong"], document: "C 123-4567")).isLikely)
+        #expect(
+            score(
+                PersonTraits(names: ["王伟"], dateOfBirth: "1985-03-03"),
+                PersonTraits(names: ["Wang Wei"], dateOfBirth: "1985-03-03")
+            ).isLikely
+        )
+        #expect(
+            score(
+                PersonTraits(names: ["Budi Santoso"], phone: "+62 812 3456 7890"),
+                PersonTraits(names: ["Budi Santosa"], phone: "0812-3456-7890")
+            ).agreeing == [.name, .phone]
+        )
+        // Namesakes: the same name, another date of birth and passport.
+        let other = PersonTraits(names: ["Nguyen Thi Huong"], dateOfBirth: "1991-11-02", document: "C7654321")
+        let namesake = score(huong, other)
+        #expect(!namesake.isLikely)
+        #expect(namesake.conflicting == [.dateOfBirth, .document])
+        // A name alone is not enough: names repeat.
+        #expect(!score(huong, PersonTraits(names: ["Nguyen Thi Huong"])).isLikely)
+        #expect(!score(huong, PersonTraits(names: ["Tran Van Nam"], dateOfBirth: "1998-04-12")).isLikely)
+    }
+
+    @Test("two embassies report the same persons: NCCT lists likely matches, and each embassy learns only of a link")
+    func acrossEmbassies() async throws {
+        let federation = try TestFederation(nodes: ["ncct", "embassy-id", "embassy-cn"])
+        for node in federation.nodes { try await federation.start(node) }
+        let ncct = federation.console("ncct")
+        let indonesia = federation.console("embassy-id")
+        let china = federation.console("embassy-cn")
+        defer { [ncct, indonesia, china].forEach { $0.close() } }
+
+        var first = Make.request(persons: 0)
+        first.originReference = "ID-DUP-1"
+        first.persons = [
+            Self.person("P1", "Nguyễn Thị Hương", born: "1998-04-12", phone: "+84912345678"),
+            Self.person("P2", "Wang Wei", born: "1985-03-03"),
+            Self.person("P3", "Trần Văn Nam", born: "1990-01-01", document: "B1111111"),
+        ]
+        let firstCase = try await indonesia.unary(Console.submit, first).caseID
+        var second = Make.request(persons: 0)
+        second.originReference = "CN-DUP-1"
+        second.persons = [
+            Self.person("A", "Huong Thi Nguyen", born: "1998-04-12"),
+            Self.person("B", "", born: "1985-03-03", native: "王伟"),
+            // A namesake: born another year, another passport.
+            Self.person("C", "Tran Van Nam", born: "1992-07-07", document: "B7654321"),
+        ]
+        let secondCase = try await china.unary(Console.submit, second).caseID
+
+        var open = ListMatchesRequest()
+        open.caseID = secondCase
+        var page = MatchPage()
+        #expect(
+            try await federation.eventually {
+                page = try await ncct.unary(Console.listMatches, open)
+                return page.total == 2
+            },
+            "\(page.matches.map { "\($0.personRef)~\($0.otherPersonRef)" })"
+        )
+        let pairs = Set(page.matches.map { "\($0.caseID)/\($0.personRef)~\($0.otherCaseID)/\($0.otherPersonRef)" })
+        #expect(pairs == ["\(secondCase)/A~\(firstCase)/P1", "\(secondCase)/B~\(firstCase)/P2"])
+        let huong = try #require(page.matches.first { $0.personRef == "A" })
+        #expect(huong.agreeingFields == ["name", "date_of_birth"])
+        #expect(huong.score >= 600 && huong.state == .open)
+        #expect(huong.person?.fullName == "Huong Thi Nguyen" && huong.otherPerson?.fullName == "Nguyễn Thị Hương")
+        #expect(huong.otherCaseSummary?.requestingNode == "embassy-id")
+
+        // Embassies have no such list; NCCT's auditors may read it but not decide.
+        await #expect(throws: RPCError.self) { try await indonesia.unary(Console.listMatches, open) }
+        var decide = DecideMatchRequest()
+        decide.matchID = huong.matchID
+        decide.decision = .confirmed
+        let confirmed = try await ncct.unary(Console.decideMatch, decide)
+        #expect(confirmed.state == .confirmed && !confirmed.decidedBy.isEmpty)
+        do {
+            _ = try await ncct.unary(Console.decideMatch, decide)
+            Issue.record("a match was decided twice")
+        } catch let error as RPCError {
+            #expect(error.code == .failedPrecondition)
+        }
+        let wang = try #require(page.matches.first { $0.personRef == "B" })
+        decide.matchID = wang.matchID
+        decide.decision = .dismissed
+        #expect(try await ncct.unary(Console.decideMatch, decide).state == .dismissed)
+
+        // Each embassy hears, on its own case, that one of its persons was linked: nothing of the other.
+        func notes(_ console: RPCChannel, _ caseID: String) async throws -> [String] {
+            var lookup = GetCaseRequest()
+            lookup.caseID = caseID
+            return try await console.unary(Console.getCase, lookup).history.compactMap {
+                if case .note(let note)? = $0.change { note.text } else { nil }
+            }
+        }
+        var heard: [String] = []
+        #expect(
+            try await federation.eventually {
+                heard = try await notes(indonesia, firstCase) + notes(china, secondCase)
+                return heard.count == 2
+            }
+        )
+        #expect(heard.contains { $0.contains("linked person P1 of this case") })
+        #expect(heard.contains { $0.contains("linked person A of this case") })
+        #expect(!heard.joined().contains(firstCase) && !heard.joined().contains(secondCase))
+        #expect(!heard.joined().contains("embassy-"))
+
+        // The decisions are on the record, with a name; the command line lists them.
+        #expect(
+            try federation.sql("ncct", "SELECT event FROM audit WHERE event LIKE 'duplicate.%' ORDER BY seq") == [
+                "duplicate.confirmed", "duplicate.dismissed",
+            ]
+        )
+        let listed = try federation.cli(["duplicates", "--all"], node: "ncct")
+        #expect(listed.status == 0, "\(listed.stderr)")
+        #expect(listed.stdout.contains("confirmed by") && listed.stdout.contains("Matches 1–2 of 2"))
+        let waiting = try federation.cli(["duplicates"], node: "ncct")
+        #expect(waiting.stdout.contains("No likely duplicates waiting"))
+        let atEmbassy = try federation.cli(["duplicates"], node: "embassy-id")
+        #expect(atEmbassy.status != 0 && atEmbassy.stderr.contains("runs at NCCT's node"))
+        federation.stopAll()
+    }
+}
