@@ -93,6 +93,7 @@ let package = Package(
             name: "casebridge-bench",
             dependencies: [
                 "CaseBridgeRPC", "CaseBridgeProto", "CaseBridgeTLS", "CaseBridgeNet", "CaseBridgeNode",
+                "CaseBridgeMatching",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -16,6 +16,7 @@ struct LoadGenerator: AsyncParsableCommand {
         commandName: "casebridge-bench",
         subcommands: [
             DurableSubmit.self, IdleConnections.self, EndToEnd.self, WriteRequest.self, SignIn.self, Views.self,
+            DuplicateSet.self,
         ]
     )
 }

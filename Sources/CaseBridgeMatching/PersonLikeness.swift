@@ -64,7 +64,7 @@ public struct Likeness: Sendable, Equatable {
     public var isLikely: Bool { score >= Self.threshold }
 
     /// Chosen on the generated test set of `casebridge-bench duplicates` (see Benchmarks/README.md).
-    public static let threshold = 0.6
+    public static let threshold = 0.7
 
     /// Weighs each field as evidence: a name alone is not enough (names repeat), a name with the
     /// same date of birth or document is; a different date of birth counts strongly against.
@@ -74,7 +74,7 @@ public struct Likeness: Sendable, Equatable {
         var conflicting: [Field] = []
         let names = Self.nameSimilarity(a.names, b.names)
         if names >= 0.85 {
-            score += 0.5 * names
+            score += 0.6 * names
             agreeing.append(.name)
         }
         if !a.dateOfBirth.isEmpty, !b.dateOfBirth.isEmpty {
@@ -110,17 +110,25 @@ public struct Likeness: Sendable, Equatable {
 
     /// The best likeness of any name of one person to any name of the other: words paired up
     /// regardless of order, each pair scored by Jaro-Winkler (typos and transliteration variants
-    /// score high), and the whole by Dice's coefficient (a missing middle name costs a little).
+    /// score high), the whole by the mean of Dice's coefficient and the overlap coefficient (a
+    /// missing middle name costs a little, not the match). Adjacent words are also tried run
+    /// together ("Thi Huong" and "Thihuong", "Wei Lei" and "Weilei").
     static func nameSimilarity(_ a: [[String]], _ b: [[String]]) -> Double {
         var best = 0.0
-        for x in a {
-            for y in b {
-                best = max(best, wordsSimilarity(x, y))
-                // "Thi Huong" against "Thihuong": the names run together.
-                best = max(best, jaroWinkler(x.joined(), y.joined()))
-            }
+        for x in a.flatMap(joinings) {
+            for y in b.flatMap(joinings) { best = max(best, wordsSimilarity(x, y)) }
         }
         return best
+    }
+
+    /// A name's words as written, and with each pair of neighbours (or all of them) run together.
+    static func joinings(_ words: [String]) -> [[String]] {
+        guard words.count > 1, words.count <= 5 else { return [words] }
+        var all = [words, [words.joined()]]
+        for i in 0..<(words.count - 1) {
+            all.append(Array(words[..<i]) + [words[i] + words[i + 1]] + Array(words[(i + 2)...]))
+        }
+        return all
     }
 
     static func wordsSimilarity(_ x: [String], _ y: [String]) -> Double {
@@ -138,7 +146,11 @@ public struct Likeness: Sendable, Equatable {
             total += bestScore
             unused.remove(at: bestIndex)
         }
-        return 2 * total / Double(x.count + y.count)
+        let dice = 2 * total / Double(x.count + y.count)
+        let overlap = total / Double(min(x.count, y.count))
+        // One shared word of a one-word name is no evidence on its own ("Budi" and "Budi Santoso").
+        guard min(x.count, y.count) > 1 || x.count == y.count else { return dice }
+        return (dice + overlap) / 2
     }
 
     /// Jaro-Winkler similarity of two words, 0 to 1.

@@ -100,7 +100,7 @@ struct DuplicateTests {
         #expect(pairs == ["\(secondCase)/A~\(firstCase)/P1", "\(secondCase)/B~\(firstCase)/P2"])
         let huong = try #require(page.matches.first { $0.personRef == "A" })
         #expect(huong.agreeingFields == ["name", "date_of_birth"])
-        #expect(huong.score >= 600 && huong.state == .open)
+        #expect(huong.score >= 700 && huong.state == .open)
         #expect(huong.person?.fullName == "Huong Thi Nguyen" && huong.otherPerson?.fullName == "Nguyễn Thị Hương")
         #expect(huong.otherCaseSummary?.requestingNode == "embassy-id")
 

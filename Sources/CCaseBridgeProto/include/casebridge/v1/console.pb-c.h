@@ -218,7 +218,7 @@ struct  Casebridge__V1__PersonMatch
   char *other_case_id;
   char *other_person_ref;
   /*
-   * How alike, 0 to 1000 (a likely match scores 600 or more).
+   * How alike, 0 to 1000 (a likely match scores 700 or more).
    */
   uint32_t score;
   /*
