@@ -121,10 +121,11 @@ public struct Likeness: Sendable, Equatable {
         return best
     }
 
-    /// A name's words as written, and with each pair of neighbours (or all of them) run together.
+    /// A name's words as written, and with each pair of neighbours run together (never all of a
+    /// long name into one word: Jaro-Winkler forgives too much over a long string).
     static func joinings(_ words: [String]) -> [[String]] {
         guard words.count > 1, words.count <= 5 else { return [words] }
-        var all = [words, [words.joined()]]
+        var all = [words]
         for i in 0..<(words.count - 1) {
             all.append(Array(words[..<i]) + [words[i] + words[i + 1]] + Array(words[(i + 2)...]))
         }

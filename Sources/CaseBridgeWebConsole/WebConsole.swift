@@ -22,6 +22,7 @@ public enum WebConsole {
             ("/file.js", script, PackageResources.file_js),
             ("/admin.js", script, PackageResources.admin_js),
             ("/reports.js", script, PackageResources.reports_js),
+            ("/duplicates.js", script, PackageResources.duplicates_js),
         ]
         return Dictionary(
             table.map { ($0.0, StaticFile(contentType: $0.1, bytes: $0.2)) },

@@ -267,6 +267,8 @@ try:
     embassy.get(embassy_url + "#/file")
     css(embassy, "#request-form")
     rows = ["full_name,nationality,phone,sex"] + [f"Batch Person {i},ID,+62813{i:07d},female" for i in range(1, 251)]
+    # The last line repeats a person of the 12-person request (name and phone): NCCT flags it.
+    rows[250] = "Web Person 3,ID,+6281200000002,female"
     bad = list(rows)
     bad[10] = "Batch Person 10,ID,0812-345,female"
     bad[100] = ",ID,+628130000100,female"
@@ -386,6 +388,25 @@ try:
     rescued_row = re.search(r"Rescued\s+9\b", report_text)
     check("report_outcomes", rescued_row and "Taken up by NCCT: 1 case" in report_text, report_text)
     shot(ncct, "13-reports")
+
+    # NCCT: the 250-person file repeats a person of the 12-person request; compare and confirm.
+    ncct.get(ncct_url + "#/queue")
+    wait(ncct, lambda d: d.find_element(By.CSS_SELECTOR, "[data-card='queue.duplicates'] .count").text == "1",
+         30, "one possible duplicate in the work queue")
+    check("ncct_queue_counts_duplicates", True)
+    ncct.get(ncct_url + "#/duplicates")
+    card = css(ncct, "section.match")
+    card_text = card.text
+    check("duplicate_side_by_side", card_text.count("Web Person 3") == 2 and "agrees" in card_text, card_text)
+    shot(ncct, "14-duplicates")
+    card.find_element(By.CSS_SELECTOR, "[data-action=confirm]").click()
+    dialog_text = css(ncct, "dialog[open]").text
+    check("duplicate_confirmation_says_what", "only that one of its persons was linked" in dialog_text, dialog_text)
+    confirm(ncct)
+    wait(ncct, lambda d: "No possible duplicates wait" in d.find_element(By.ID, "match-total").text, what="decided")
+    embassy.get(embassy_url + f"#/case/{case250}")
+    wait(embassy, lambda d: "linked person" in d.find_element(By.ID, "history").text, 30, "the link, at the embassy")
+    check("embassy_told_of_link", True)
     embassy.get(embassy_url + "#/cases")
     check(
         "cases_total_shown", "of 2" in css(embassy, "#case-total").text, embassy.find_element(By.ID, "case-total").text

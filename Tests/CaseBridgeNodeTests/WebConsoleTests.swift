@@ -224,7 +224,8 @@ struct WebConsoleTests {
             "typed_work_kept_over_sign_in", "csv_read", "csv_confirmation", "csv_case_has_250",
             "ncct_queue_counts_new", "same_case_at_ncct", "nine_selected", "bulk_confirmation",
             "question_highlighted", "answer_live_at_ncct", "embassy_status_after_answer", "report_totals",
-            "report_outcomes", "cases_total_shown",
+            "report_outcomes", "ncct_queue_counts_duplicates", "duplicate_side_by_side",
+            "duplicate_confirmation_says_what", "embassy_told_of_link", "cases_total_shown",
             "operator_node_page", "operator_sees_no_names", "operator_no_file_screen", "keyboard_sign_in",
             "focus_after_sign_in", "focus_visible", "keyboard_reaches_case", "focus_on_case_heading", "skip_link_first",
             "print_leaves_out_forms", "print_keeps_persons", "tablet_no_page_overflow", "no_script_errors",
@@ -238,6 +239,8 @@ struct WebConsoleTests {
         #expect(counts == ["12", "250"])
         let rescued = try federation.sql("embassy-id", "SELECT COUNT(*) FROM persons WHERE status = 3")
         #expect(rescued == ["9"])
+        // The confirmed duplicate is on NCCT's record with the officer's name.
+        #expect(try federation.sql("ncct", "SELECT state, decided_by != '' FROM person_matches") == ["1|1"])
         federation.stopAll()
     }
 }

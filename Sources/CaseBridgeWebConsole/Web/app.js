@@ -12,6 +12,7 @@ import { casePage } from "./case.js";
 import { filePage } from "./file.js";
 import { staffPage, nodePage } from "./admin.js";
 import { reportsPage } from "./reports.js";
+import { duplicatesPage } from "./duplicates.js";
 
 /** What every screen is given: the account, the node, and helpers. */
 export const session = { me: null, node: null };
@@ -24,6 +25,7 @@ const screens = {
   staff: { page: staffPage, title: "nav.staff", when: () => role() !== "STAFF_ROLE_OFFICER" },
   node: { page: nodePage, title: "nav.node" },
   reports: { page: reportsPage, title: "nav.reports" },
+  duplicates: { page: duplicatesPage, title: "nav.duplicates", when: () => isNCCT() && seesPersonalData() },
 };
 
 export function role() {
@@ -85,6 +87,7 @@ function renderNav(current) {
     ["queue", "nav.queue"],
     ["cases", "nav.cases"],
     canFile() ? ["file", "nav.file"] : null,
+    isNCCT() && seesPersonalData() ? ["duplicates", "nav.duplicates"] : null,
     ["reports", "nav.reports"],
     role() !== "STAFF_ROLE_OFFICER" ? ["staff", "nav.staff"] : null,
     ["node", "nav.node"],

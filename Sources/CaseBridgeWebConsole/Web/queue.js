@@ -57,6 +57,7 @@ async function render() {
     const page = await call("FindCases", { ...card.filter, limit: 5 });
     sections.push(caseCard(card, page));
   }
+  if (isNCCT() && seesPersonalData()) sections.splice(1, 0, await duplicatesCard());
   sections.unshift(await deadlineCard());
   sections.push(await inboxCard());
   sections.push(await deliveryCard());
@@ -98,6 +99,24 @@ async function inboxCard() {
       await call("MarkRead", { all: true });
       event.target.closest("section").replaceWith(await inboxCard());
     } }, t("queue.unread.mark_all")) : null,
+  );
+}
+
+/** NCCT: persons who seem to be reported twice, waiting for someone to compare and decide. */
+async function duplicatesCard() {
+  const page = await call("ListMatches", { limit: 5 });
+  const total = Number(page.total || 0);
+  return h(
+    "section",
+    { class: `card${total ? " attention" : ""}`, "aria-labelledby": "duplicates-h", "data-card": "queue.duplicates" },
+    h("h2", { id: "duplicates-h" }, t("queue.duplicates"), " ", h("span", { class: "count" }, number(total))),
+    total === 0
+      ? h("p", { class: "empty" }, t("queue.duplicates.none"))
+      : h("ul", { class: "items" }, (page.matches || []).map((match) => h("li", {},
+          match.caseSummary ? caseLink(match.caseSummary) : match.caseId, " ~ ",
+          match.otherCaseSummary ? caseLink(match.otherCaseSummary) : match.otherCaseId, " ",
+          h("span", { class: "meta" }, t("dup.score", { score: number(match.score) }))))),
+    total ? h("a", { href: "#/duplicates" }, t("queue.duplicates.review")) : null,
   );
 }
 
