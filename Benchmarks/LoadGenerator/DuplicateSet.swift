@@ -130,7 +130,9 @@ enum Generated {
         var latin: [String]
         switch Int.random(in: 0..<3, using: &random) {
         case 0:
-            words = [pick(vietnamese.family, &random), pick(vietnamese.middle, &random), pick(vietnamese.given, &random)]
+            words = [
+                pick(vietnamese.family, &random), pick(vietnamese.middle, &random), pick(vietnamese.given, &random),
+            ]
             latin = words
         case 1:
             let family = pick(chinese.family, &random)
@@ -202,7 +204,9 @@ enum Generated {
     static func stripped(_ word: String) -> String {
         String(
             word.replacingOccurrences(of: "đ", with: "d").replacingOccurrences(of: "Đ", with: "D")
-                .decomposedStringWithCanonicalMapping.unicodeScalars.filter { $0.properties.generalCategory != .nonspacingMark }
+                .decomposedStringWithCanonicalMapping.unicodeScalars.filter {
+                    $0.properties.generalCategory != .nonspacingMark
+                }
                 .map(Character.init)
         )
     }
