@@ -154,6 +154,48 @@ struct DemoCommand: AsyncParsableCommand {
             )
         }
 
+        step("A second request, taken by phone in the night and entered 3 hours later: Citra Dewi again")
+        var again = InterventionRequest()
+        again.kind = .welfareCheck
+        again.urgency = .immediate
+        again.createdAtMs = Int64(Date().timeIntervalSince1970 * 1000) - 3 * 3_600_000
+        var relative = DemoFederation.persons[2]
+        relative.personRef = "P1"
+        relative.fullName = "Dewi Citra (demo)"  // as her brother spelt it, family name first
+        relative.phone = ""
+        relative.travelDocument = nil
+        again.persons = [relative]
+        again.summary = "Her brother has had no news for a week. (Fictional demo data.)"
+        again.originReference = "IDN-PP-DEMO-002"
+        let secondCase = try await embassy.call(Console.submit, again).caseID
+        try await federation.waitFor(embassy, secondCase) { $0.status == .received }
+        say("filed case \(secondCase), immediate: NCCT has 2 hours to acknowledge, from the filing")
+
+        step("NCCT's overdue list (casebridge overdue)")
+        var overdueRequest = ListDeadlinesRequest()
+        overdueRequest.minLevel = .overdue
+        let overdue = try await ncct.stream(Console.listDeadlines, overdueRequest)
+        for entry in overdue {
+            let summary = entry.summary ?? CaseSummary()
+            say(
+                "\(summary.originReference): OVERDUE, \(entry.deadline?.clock ?? .unspecified) by"
+                    + " \(entry.deadline?.waitingOn ?? "") was due \(Output.shortTime(entry.deadline?.dueAtMs ?? 0))"
+            )
+        }
+
+        step("NCCT's possible duplicates (casebridge duplicates)")
+        let matches = try await federation.matches(ncct)
+        for match in matches.matches {
+            say(
+                "match \(match.matchID), score \(match.score)/1000: \(match.person?.fullName ?? "") (\(match.personRef)"
+                    + " of \(match.caseSummary?.originReference ?? "")) ~ \(match.otherPerson?.fullName ?? "")"
+                    + " (\(match.otherPersonRef) of \(match.otherCaseSummary?.originReference ?? "")), agreeing on "
+                    + DuplicatesList.fields(match.agreeingFields)
+            )
+        }
+        let first = matches.matches.first?.matchID ?? 1
+        say("an NCCT officer confirms or dismisses it: casebridge duplicates confirm \(first)")
+
         step("The embassy of China sees none of this")
         let visible = try await china.stream(Console.listCases, ListCasesRequest())
         say("cases at embassy-cn: \(visible.count)")
@@ -176,6 +218,8 @@ struct DemoCommand: AsyncParsableCommand {
                     uniqueKeysWithValues: view.outcomeCounts.map { ($0.status.description, $0.count) }
                 ),
                 "cases_visible_to_embassy_cn": visible.count, "keep_running": keepRunning,
+                "overdue_cases": overdue.map { $0.summary?.caseID ?? "" },
+                "duplicate_matches": matches.matches.count,
                 "nodes": DemoFederation.nodes.map { node in
                     [
                         "id": node.id, "port": federation.ports[node.id]!,
@@ -439,6 +483,16 @@ final class DemoFederation {
             try await Task.sleep(for: .milliseconds(25))
         }
         throw fail("the case did not reach the expected state within 15 s; see the logs in \(folder.path)")
+    }
+
+    /// NCCT's open duplicate matches, once its scan has looked at the latest case (a few seconds at most).
+    func matches(_ ncct: ConsoleConnection) async throws -> MatchPage {
+        for _ in 0..<100 {
+            let page = try await ncct.call(Console.listMatches, ListMatchesRequest())
+            if page.total > 0 { return page }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return MatchPage()
     }
 
     func allDelivered(_ console: ConsoleConnection, _ caseID: String) async throws -> Bool {

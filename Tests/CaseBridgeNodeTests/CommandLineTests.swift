@@ -692,7 +692,7 @@ struct DemoTests {
         for fragment in [
             "NCCT committed it", "rescued 9, not found 2, declined assistance 1",
             "sheltered 8, documents in process 1", "cases at embassy-cn: 0", "all delivered: true",
-            "Stopping the nodes",
+            "IDN-PP-DEMO-002: OVERDUE, acknowledge by ncct", "agreeing on name, date of birth", "Stopping the nodes",
         ] {
             #expect(result.stdout.contains(fragment), "missing: \(fragment)")
         }
@@ -722,6 +722,7 @@ struct DemoTests {
             (summary["nodes"] as? [[String: Any]])?.compactMap { $0["port"] as? Int } == [base, base + 1, base + 2]
         )
         #expect(summary["all_delivered"] as? Bool == true)
+        #expect((summary["overdue_cases"] as? [String])?.count == 1 && summary["duplicate_matches"] as? Int == 1)
         #expect((summary["outcome_counts"] as? [String: Int])?["declined_assistance"] == 1)
         expectOneLine(
             try run(casebridgeBinary, ["demo", "--base-port", "80"]),
