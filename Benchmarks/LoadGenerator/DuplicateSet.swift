@@ -33,11 +33,14 @@ struct DuplicateSet: ParsableCommand {
         let baseKeys = base.map { PersonKey($0.traits) }
         let reportKeys = reports.map { PersonKey($0.traits) }
         var scored: [(score: Double, candidate: Bool, truth: Bool)] = []
-        for (report, key) in zip(reports, reportKeys) {
+        var namesakesFlagged = 0
+        let firstNamesake = same + unrelated
+        for (number, (report, key)) in zip(reports, reportKeys).enumerated() {
             for (index, other) in baseKeys.enumerated() {
                 let truth = report.truth == index
                 let candidate = Self.isCandidate(key, other)
                 let likeness = Likeness(key, other)
+                if number >= firstNamesake, likeness.isLikely, Self.isCandidate(key, other) { namesakesFlagged += 1 }
                 // SHOW_MISSES=1: the true pairs scored below the threshold, for tuning.
                 if truth, !likeness.isLikely, ProcessInfo.processInfo.environment["SHOW_MISSES"] != nil {
                     let line = "miss \(likeness.score): \(report.traits) ~ \(base[index].traits)\n"
@@ -65,21 +68,20 @@ struct DuplicateSet: ParsableCommand {
         }
         let result: [String: Any] = [
             "workload": "duplicates", "open_persons": open, "same": same, "unrelated": unrelated,
-            "namesakes": namesakes, "seed": seed, "comparisons": comparisons,
+            "namesakes": namesakes, "namesakes_flagged": namesakesFlagged, "seed": seed, "comparisons": comparisons,
             "us_per_comparison": elapsed.seconds * 1e6 / Double(comparisons), "by_threshold": rows,
         ]
         let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
     }
 
-    /// The node's candidate rule (Duplicates.swift): the same document or phone, or two of the name
-    /// words and the full date of birth.
+    /// The node's candidate rule (Duplicates.swift): the same document or phone, or the same year
+    /// of birth and a word of the name.
     static func isCandidate(_ a: PersonKey, _ b: PersonKey) -> Bool {
         if !a.document.isEmpty, a.document == b.document { return true }
         if !a.phone.isEmpty, a.phone == b.phone { return true }
-        let words = Set(a.names.flatMap { $0 }).intersection(b.names.flatMap { $0 }).count
-        let born = a.dateOfBirth.count == 10 && a.dateOfBirth == b.dateOfBirth ? 1 : 0
-        return words + born >= 2
+        guard a.dateOfBirth.count >= 4, a.dateOfBirth.prefix(4) == b.dateOfBirth.prefix(4) else { return false }
+        return !Set(a.names.flatMap { $0 }).isDisjoint(with: b.names.flatMap { $0 })
     }
 }
 

@@ -206,6 +206,7 @@ extension CaseTracker {
                 if event.kind == .delivery, let delivery = try db.outboxMessage(row.messageID, peer: row.peerNode) {
                     event.delivery = Self.delivery(delivery)
                 }
+                if event.kind == .deadline { event.deadline = deadline(marker: row.messageID, caseRow) }
                 events.append(event)
             }
             return (events, rows.last?.eventID ?? eventID)

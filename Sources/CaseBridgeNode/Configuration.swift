@@ -172,6 +172,10 @@ public struct NodeConfiguration: Sendable {
     public var staff = StaffSettings()
     /// `status` and the log warn this long before a certificate or the CRL expires.
     public var expiryWarning: Duration = .seconds(14 * 86_400)
+    /// The anonymised statistics export writes counts below this as "<k" (k = 11, as CTDC does).
+    public var statisticsMinCount = 11
+    /// How often the node looks for deadlines that reached half, three quarters or all of their time.
+    public var deadlineCheckInterval: Duration = .seconds(60)
     public var consoleHTTPS: ConsoleHTTPSSettings?
 
     /// What a reader of this node's responses accepts: up to `maxReadBytes`, with an element budget
@@ -335,6 +339,10 @@ public struct NodeConfiguration: Sendable {
                 )
             )
         }
+        configuration.statisticsMinCount = try object.int("statistics_min_count", default: 11, range: 2...1_000)
+        configuration.deadlineCheckInterval = .seconds(
+            try object.int("deadline_check_s", default: 60, range: 1...3_600)
+        )
         configuration.expiryWarning = .seconds(
             86_400 * (try object.int("expiry_warning_days", default: 14, range: 1...365))
         )

@@ -142,6 +142,61 @@ extension CaseTracker {
         return deadline
     }
 
+    /// Raises a DEADLINE event for each open case whose clock reached a level (half, three quarters,
+    /// overdue) not yet raised for this run of the clock: each level once, at each node. A node that
+    /// was down while levels passed raises only the highest reached.
+    @discardableResult
+    func raiseDeadlineEvents(nowMs: Int64? = nil) async throws -> Int {
+        let nowMs = nowMs ?? Clock.nowMs()
+        var request = ListDeadlinesRequest()
+        request.minLevel = .half
+        request.limit = 10_000
+        let reached = try deadlines(request, nowMs: nowMs)
+        let fresh: [(caseID: String, deadline: Deadline)] = try store.read { db in
+            try reached.compactMap { entry in
+                guard let caseID = entry.summary?.caseID, let deadline = entry.deadline else { return nil }
+                let raised = try db.deadlineLevelRaised(
+                    caseID,
+                    clock: deadline.clock.rawValue,
+                    startedAtMs: deadline.startedAtMs
+                )
+                return deadline.level.rawValue > raised ? (caseID, deadline) : nil
+            }
+        }
+        guard !fresh.isEmpty else { return 0 }
+        try await store.write { db in
+            for (caseID, deadline) in fresh {
+                try db.recordDeadlineLevel(
+                    caseID,
+                    clock: deadline.clock.rawValue,
+                    startedAtMs: deadline.startedAtMs,
+                    level: deadline.level.rawValue
+                )
+                try db.appendEvent(
+                    caseID: caseID,
+                    kind: CaseEventKind.deadline.rawValue,
+                    messageID: DeadlineMarker(deadline).text,
+                    atMs: nowMs
+                )
+            }
+        }
+        changes.notify()
+        return fresh.count
+    }
+
+    /// The deadline a DEADLINE event stands for, from its marker and the case as it is now.
+    func deadline(marker: String, _ row: CaseRow) -> Deadline? {
+        guard let marker = DeadlineMarker(marker) else { return nil }
+        var deadline = Deadline()
+        deadline.clock = marker.clock
+        deadline.startedAtMs = marker.startedAtMs
+        deadline.level = marker.level
+        deadline.dueAtMs =
+            marker.startedAtMs + directory.deadlines.allowedMs(marker.clock, urgency: Urgency(rawValue: row.urgency))
+        deadline.waitingOn = marker.clock == .answer ? row.requestingNode : directory.ncct.id
+        return deadline
+    }
+
     /// A supervisor's reason for a missed deadline, kept with that clock's run and audited.
     public func explainBreach(_ request: ExplainBreachRequest, by member: StaffMember) async throws -> CaseDeadline {
         let reason = request.reason.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -241,4 +296,27 @@ extension CaseUpdate.Change {
         if case .informationRequest = self { return true }
         return false
     }
+}
+
+/// What a DEADLINE event records of its deadline (in the event's message id): "clock/start/level".
+struct DeadlineMarker {
+    var clock: DeadlineClock
+    var startedAtMs: Int64
+    var level: DeadlineLevel
+
+    init(_ deadline: Deadline) {
+        (clock, startedAtMs, level) = (deadline.clock, deadline.startedAtMs, deadline.level)
+    }
+
+    init?(_ text: String) {
+        let parts = text.split(separator: "/").compactMap { Int64($0) }
+        guard parts.count == 3, let clock = Int32(exactly: parts[0]), let level = Int32(exactly: parts[2]) else {
+            return nil
+        }
+        self.clock = DeadlineClock(rawValue: clock)
+        startedAtMs = parts[1]
+        self.level = DeadlineLevel(rawValue: level)
+    }
+
+    var text: String { "\(clock.rawValue)/\(startedAtMs)/\(level.rawValue)" }
 }

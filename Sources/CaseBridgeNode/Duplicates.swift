@@ -18,12 +18,17 @@ extension CaseTracker {
         )
     }
 
+    /// A document, phone or (year of birth, name word) that more persons share than this is no sign
+    /// of one person (a shelter's phone, a common name in a common year) and finds no candidates:
+    /// it keeps the work per arriving case bounded when thousands share a value.
+    static let maxPersonsPerTerm = 50
+
     /// Compares the cases opened since the last scan with the open cases; returns the matches found.
     @discardableResult
     func scanForDuplicates() async throws -> Int {
         guard me.role == .ncct else { return 0 }
         var found = 0
-        while true {
+        while !Task.isCancelled {
             let (through, matches, more) = try store.read { db in
                 let after = try db.duplicatesScannedThrough()
                 let events = try db.events(after: after, limit: 200)
@@ -52,20 +57,33 @@ extension CaseTracker {
             found += matches.count
             if !more { return found }
         }
+        return found
     }
 
-    /// The persons of `caseID` who resemble a person of another open case, most alike first.
+    /// The persons of `caseID` who resemble a person of another open case, most alike first. A likely
+    /// match always agrees on more than a name (a name alone scores 0.6, under the threshold), so the
+    /// candidates are the persons with the same document, the same phone, or the same year of birth
+    /// and a word of the name: one pass over the blind index for the whole case.
     static func likelyMatches(of caseID: String, _ db: Database) throws -> [MatchRow] {
+        try Task.checkCancellation()
         guard let row = try db.caseRow(caseID), !row.test, row.purgedAtMs == nil else { return [] }
         let now = Clock.nowMs()
-        var others: [String: [Person]] = [:]  // case id → its persons, read once per scan of this case
+        let persons = try persons(of: row, db)
+        let queries = persons.map { person in
+            SearchTerms.terms(person, reference: "").filter {
+                $0.hasPrefix("doc:") || $0.hasPrefix("phone:") || $0.hasPrefix("born-named:")
+            }
+        }
+        let candidates = try db.searchPersons(
+            anyOfEach: queries,
+            excludingCase: caseID,
+            maxPersonsPerTerm: maxPersonsPerTerm
+        )
+        var others: [String: [Person]] = [:]  // case id → its persons, read once
         var matches: [MatchRow] = []
-        for person in try persons(of: row, db) {
+        for (person, found) in zip(persons, candidates) {
             let key = PersonKey(traits(person))
-            let terms = SearchTerms.terms(person, reference: "")
-            let strong = terms.filter { $0.hasPrefix("doc:") || $0.hasPrefix("phone:") }
-            let weak = terms.filter { $0.hasPrefix("name:") || ($0.hasPrefix("dob:") && $0.count == 14) }
-            for candidate in try db.searchPersons(anyOf: strong, twoOf: weak) where candidate.caseID != caseID {
+            for candidate in found {
                 if others[candidate.caseID] == nil {
                     guard let other = try db.caseRow(candidate.caseID), !other.test, other.purgedAtMs == nil,
                         Lifecycle.open.contains(CaseStatus(rawValue: other.status))
@@ -73,7 +91,7 @@ extension CaseTracker {
                         others[candidate.caseID] = []
                         continue
                     }
-                    others[candidate.caseID] = try persons(of: other, db)
+                    others[candidate.caseID] = try Self.persons(of: other, db)
                 }
                 guard let otherPerson = others[candidate.caseID]?.first(where: { $0.personRef == candidate.personRef })
                 else { continue }

@@ -20,6 +20,8 @@ public final class Node: Sendable {
     private let retentionTask: Task<Void, Never>
     /// NCCT only: compares each arriving case's persons with the open cases' (see Duplicates.swift).
     private let duplicatesTask: Task<Void, Never>?
+    /// Raises an event when a case's deadline clock reaches half, three quarters or all of its time.
+    private let deadlineTask: Task<Void, Never>
     private let health: HealthService
     private let refusals: RefusalLedger
     private let clientGroup: EventLoopGroup
@@ -175,6 +177,7 @@ public final class Node: Sendable {
                 expiry: expiry
             ),
             retention: configuration.retention,
+            statisticsMinCount: configuration.statisticsMinCount,
             via: "socket"
         )
         consoleService.register(in: &consoleRouter)
@@ -184,6 +187,7 @@ public final class Node: Sendable {
             accounts: consoleService.accounts,
             status: consoleService.status,
             retention: configuration.retention,
+            statisticsMinCount: configuration.statisticsMinCount,
             via: "https"
         ).register(in: &httpsRouter)
         HealthService(services: consoleRouter.services).register(in: &consoleRouter)
@@ -249,6 +253,15 @@ public final class Node: Sendable {
                     retentionLogger.error("retention could not run", metadata: ["error": "\(error)"])
                 }
                 try? await Task.sleep(for: retention.checkInterval)
+            }
+        }
+        let deadlineInterval = configuration.deadlineCheckInterval, deadlineLogger = logger
+        deadlineTask = Task(executorPreference: deliveryPool.lane("deadlines")) {
+            while !Task.isCancelled {
+                do { try await tracker.raiseDeadlineEvents() } catch {
+                    deadlineLogger.error("deadline events could not be raised", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: deadlineInterval)
             }
         }
         let duplicatesLogger = logger
@@ -399,9 +412,11 @@ public final class Node: Sendable {
         consoleHTTPS?.shutdown()
         retentionTask.cancel()
         duplicatesTask?.cancel()
+        deadlineTask.cancel()
         await crew.stopAll()
         await retentionTask.value
         await duplicatesTask?.value
+        await deadlineTask.value
         clientGroup.shutdown()
         deliveryPool.shutdown()
         await refusals.stop()

@@ -44,6 +44,17 @@ enum SearchTerms {
             terms.insert("fullname:" + words.sorted().joined(separator: " "))
         }
         if !person.dateOfBirth.isEmpty { terms.insert("dob:\(person.dateOfBirth)") }
+        // Duplicate detection looks persons up by the year (and the full date) of birth with one word
+        // of the name: the year alone is too common in a large store, the full date too strict for a
+        // report that gives only the year.
+        if person.dateOfBirth.count >= 4 {
+            let dates = Set([String(person.dateOfBirth.prefix(4)), person.dateOfBirth])
+            for name in [person.fullName, person.nativeName] + person.otherNames {
+                for word in latinWords(name) {
+                    for date in dates { terms.insert("born-named:\(date)|\(word)") }
+                }
+            }
+        }
         if let number = person.travelDocument?.number, !document(number).isEmpty {
             terms.insert("doc:\(document(number))")
         }
@@ -95,6 +106,7 @@ extension CaseTracker {
     func buildSearchIndexIfNeeded() async throws {
         guard try !store.read({ try $0.searchIndexBuilt() }) else { return }
         try await store.write { db in
+            try db.clearSearchIndex()
             for caseID in try db.allCaseIDs() {
                 guard let row = try db.caseRow(caseID) else { continue }
                 try Self.index(try ProtoCodec.decode(InterventionRequest.self, from: row.request), caseID: caseID, db)

@@ -74,6 +74,7 @@ struct ConsoleService: Sendable {
     let accounts: StaffAccounts
     let status: StatusReporter
     let retention: RetentionSettings
+    let statisticsMinCount: Int
     /// "socket" or "https": recorded with every action and read.
     let via: String
 
@@ -122,6 +123,12 @@ struct ConsoleService: Sendable {
         }
         router.unary(Console.getReport) { request, call in
             try await staff(call, .readCases) { _ in try tracker.report(request) }
+        }
+        let minimumCount = statisticsMinCount
+        router.unary(Console.exportStatistics) { request, call in
+            try await staff(call, .readCases) {
+                try await tracker.statistics(request, minimumCount: minimumCount, by: $0)
+            }
         }
         router.unary(Console.listMatches) { request, call in
             try await staff(call, .search) { try await tracker.matches(request, by: $0) }

@@ -244,8 +244,10 @@ enum Migrations {
         CREATE INDEX cases_by_creation ON cases(created_at_ms);
         """,
         // 10: duplicate detection at NCCT. A person of a newly received case who resembles a person of
-        // another open case: which fields agree (names of fields, not their values), a score, and what
-        // NCCT staff decided; the score in thousandths. The scan's progress through the events is kept with its findings.
+        // another open case: which fields agree (names of fields, not their values), a score (in
+        // thousandths), and what NCCT staff decided; the scan's progress through the events is kept
+        // with its findings. And the highest level (half, three quarters, overdue) each run of a case's
+        // deadline clock has raised an event for, so that each is raised once.
         """
         CREATE TABLE person_matches (
             match_id INTEGER PRIMARY KEY,
@@ -257,6 +259,9 @@ enum Migrations {
             UNIQUE (case_id, person_ref, other_case_id, other_person_ref));
         CREATE INDEX person_matches_by_state ON person_matches(state, match_id);
         CREATE INDEX person_matches_by_other_case ON person_matches(other_case_id);
+        CREATE TABLE deadline_levels (case_id TEXT NOT NULL, clock INTEGER NOT NULL, started_at_ms INTEGER NOT NULL,
+                                      level INTEGER NOT NULL,
+                                      PRIMARY KEY (case_id, clock, started_at_ms)) WITHOUT ROWID;
         """,
     ]
 

@@ -682,6 +682,13 @@ extension Database {
         }
     }
 
+    /// The ids of the scope's cases, oldest first.
+    public func caseIDs(_ scope: ReportScope) throws(StoreError) -> [String] {
+        let (condition, values) = scope.sql
+        return try query("SELECT case_id FROM cases WHERE \(condition) ORDER BY created_at_ms, case_id", values)
+            .map { $0.text(0) }
+    }
+
     /// Persons of the scope's cases per status.
     public func reportPersonStatuses(_ scope: ReportScope) throws(StoreError) -> [(status: Int32, count: Int)] {
         let (condition, values) = scope.sql

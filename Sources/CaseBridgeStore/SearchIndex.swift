@@ -35,40 +35,68 @@ extension Database {
         return found
     }
 
-    /// The persons (case id, person ref) that have one of `strong` terms or two of `weak` ones:
-    /// candidates for a closer look (duplicate detection). One pass over the index.
+    /// For each query (a set of terms), the persons of other cases than `caseID` that have at least
+    /// one of its terms: candidates for a closer look (duplicate detection). A term more than
+    /// `maxPersonsPerTerm` persons have (a shelter's phone, a hotline's) says nothing about who someone
+    /// is and finds no one. One pass over the index for all the queries.
     public func searchPersons(
-        anyOf strong: Set<String>,
-        twoOf weak: Set<String>
-    ) throws(StoreError) -> [(caseID: String, personRef: String)] {
-        guard let sealer, !(strong.isEmpty && weak.isEmpty) else { return [] }
-        let strongHashes = Set(strong.map { sealer.indexTerm($0) })
-        let weakHashes = Set(weak.map { sealer.indexTerm($0) })
-        var found: [(String, String)] = []
-        for row in try query("SELECT case_id, person_ref, terms FROM search_terms") {
-            let blob = row.blob(2)
-            var weakHits = 0
-            for start in stride(from: 0, to: blob.count - 7, by: 8) {
-                let hash = Array(blob[start..<(start + 8)])
-                if strongHashes.contains(hash) {
-                    weakHits = 2
-                    break
+        anyOfEach queries: [Set<String>],
+        excludingCase caseID: String,
+        maxPersonsPerTerm: Int
+    ) throws(StoreError) -> [[(caseID: String, personRef: String)]] {
+        guard let sealer else { throw StoreError("this connection was opened without the data key") }
+        var termIDs: [[UInt8]: Int] = [:]  // hash → term number
+        var askedBy: [[Int]] = []  // term number → the queries that have it
+        for (query, terms) in queries.enumerated() {
+            for term in terms {
+                let hash = sealer.indexTerm(term)
+                if let id = termIDs[hash] {
+                    askedBy[id].append(query)
+                } else {
+                    termIDs[hash] = askedBy.count
+                    askedBy.append([query])
                 }
-                if weakHashes.contains(hash) { weakHits += 1 }
             }
-            if weakHits >= 2 { found.append((row.text(0), row.text(1))) }
+        }
+        var found = Array(repeating: [(caseID: String, personRef: String)](), count: queries.count)
+        guard !askedBy.isEmpty else { return found }
+        var persons = [Int](repeating: 0, count: askedBy.count)
+        var rows: [(caseID: String, personRef: String, terms: [Int])] = []
+        let sql = "SELECT case_id, person_ref, terms FROM search_terms WHERE case_id != ?"
+        for row in try query(sql, [.text(caseID)]) {
+            let blob = row.blob(2)
+            var terms: [Int] = []
+            for start in stride(from: 0, to: blob.count - 7, by: 8) {
+                if let id = termIDs[Array(blob[start..<(start + 8)])] { terms.append(id) }
+            }
+            guard !terms.isEmpty else { continue }
+            for id in terms { persons[id] += 1 }
+            rows.append((row.text(0), row.text(1), terms))
+        }
+        for row in rows {
+            let queries = Set(row.terms.filter { persons[$0] <= maxPersonsPerTerm }.flatMap { askedBy[$0] })
+            for query in queries { found[query].append((row.caseID, row.personRef)) }
         }
         return found
     }
 
-    /// Whether the index was built for what the database held before it existed.
+    /// Whether the index holds the current kinds of terms (version 2 added names in Latin letters and
+    /// the pairs of date of birth and name word duplicate detection looks up).
     public func searchIndexBuilt() throws(StoreError) -> Bool {
-        try first("SELECT value FROM store_meta WHERE name = 'search-index'")?.text(0) == "1"
+        try first("SELECT value FROM store_meta WHERE name = 'search-index'")?.text(0) == Self.searchIndexVersion
     }
 
     public func markSearchIndexBuilt() throws(StoreError) {
-        try query("INSERT OR REPLACE INTO store_meta (name, value) VALUES ('search-index', '1')")
+        try query(
+            "INSERT OR REPLACE INTO store_meta (name, value) VALUES ('search-index', ?)",
+            [.text(Self.searchIndexVersion)]
+        )
     }
+
+    /// Empties the index before it is built again with the current kinds of terms.
+    public func clearSearchIndex() throws(StoreError) { try query("DELETE FROM search_terms") }
+
+    static let searchIndexVersion = "2"
 
     /// Every case whose personal data is kept (for building the index once).
     public func allCaseIDs() throws(StoreError) -> [String] {

@@ -17,6 +17,11 @@ struct ReportCommand: AsyncParsableCommand {
               casebridge report --since 2026-11-01 --until 2026-12-01
               casebridge report --since 2026-01-01 --embassy embassy-id
               casebridge report --since 2026-01-01 --csv > 2026.csv
+              casebridge report --since 2026-01-01 --anonymised > statistics.csv
+
+            --anonymised writes the export for national statistics: persons by month, \
+            country, kind, sex, age band and outcome, with every count below the node's \
+            threshold (11 unless its configuration says more) written as "<11".
             """
     )
     @OptionGroup var node: NodeOptions
@@ -24,6 +29,18 @@ struct ReportCommand: AsyncParsableCommand {
     @Option(help: "Until this day or instant (not included); default: now.") var until: String?
     @Option(help: "Only the cases this embassy node opened.") var embassy: String?
     @Flag(help: "Print the figures as CSV (section,key,cases,persons) for a spreadsheet.") var csv = false
+    @Flag(help: "Print the anonymised statistics export (CSV, small counts suppressed).") var anonymised = false
+    @Option(help: "With --anonymised: suppress counts below this (at least the node's threshold).") var minCount: Int?
+
+    func validate() throws {
+        if let minCount, !(1...1_000).contains(minCount) {
+            throw fail("--min-count must be from 1 to 1000", code: Exit.badInput)
+        }
+        if minCount != nil && !anonymised { throw fail("--min-count goes with --anonymised", code: Exit.badInput) }
+        if anonymised && embassy != nil {
+            throw fail("the anonymised export covers every embassy; leave out --embassy", code: Exit.badInput)
+        }
+    }
 
     func run() async throws {
         var request = ReportRequest()
@@ -34,6 +51,14 @@ struct ReportCommand: AsyncParsableCommand {
             throw fail("--until must not be before --since", code: Exit.badInput)
         }
         request.requestingNode = embassy ?? ""
+        if anonymised {
+            var statistics = StatisticsRequest()
+            statistics.sinceMs = request.sinceMs
+            statistics.untilMs = request.untilMs
+            statistics.minCount = UInt32(minCount ?? 0)
+            print(try await node.console().call(Console.exportStatistics, statistics).text, terminator: "")
+            return
+        }
         let report = try await node.console().call(Console.getReport, request)
         if csv {
             print(report.csv, terminator: "")

@@ -644,10 +644,15 @@ struct WatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "watch",
         abstract: "Prints changes to cases as they happen, until interrupted.",
-        discussion: "Example: casebridge watch"
+        discussion: "Examples:\n  casebridge watch\n  casebridge watch --after 120 --count 10"
     )
     @OptionGroup var node: NodeOptions
     @Option(help: "Resume after this event number.") var after: UInt64 = 0
+    @Option(help: "Stop after this many events (default: until interrupted).") var count: Int?
+
+    func validate() throws {
+        if let count, count < 1 { throw fail("--count must be 1 or more", code: Exit.badInput) }
+    }
 
     func run() async throws {
         let console = try node.console()
@@ -655,8 +660,14 @@ struct WatchCommand: AsyncParsableCommand {
         request.afterEventID = try storedNumber(after, flag: "--after")
         if !node.json { Output.progress("watching \(console.configuration.nodeID); Ctrl-C to stop") }
         do {
+            var printed = 0
             for try await event in console.channel.streaming(Console.watch, [request]) {
-                if node.json { Output.json(ProtoJSON.object(event)); continue }
+                printed += 1
+                if node.json {
+                    Output.json(ProtoJSON.object(event))
+                    if let count, printed >= count { break }
+                    continue
+                }
                 let summary =
                     event.summary.map {
                         "\($0.status)\($0.step == .unspecified ? "" : "/\($0.step)") · "
@@ -668,10 +679,16 @@ struct WatchCommand: AsyncParsableCommand {
                     case .updated: event.update.map(describe) ?? "updated"
                     case .delivery: event.delivery.map { "delivery to \($0.peerNode): \($0.state)" } ?? "delivery"
                     case .refused: "REFUSED " + (event.update.map(describe) ?? "update")
+                    case .deadline:
+                        event.deadline.map {
+                            "deadline: \(Output.deadlineLevel($0.level)), \($0.clock) by \($0.waitingOn)"
+                                + " due \(Output.shortTime($0.dueAtMs))"
+                        } ?? "deadline"
                     default: "event"
                     }
                 print("#\(event.eventID) \(Output.time(event.occurredAtMs)) \(event.caseID)  \(what)  [\(summary)]")
                 fflush(nil)  // into a pipe or a file too, each event as it happens
+                if let count, printed >= count { break }
             }
         } catch {
             throw ConsoleConnection.exit(for: error, node: console.configuration.nodeID)

@@ -388,6 +388,9 @@ try:
     rescued_row = re.search(r"Rescued\s+9\b", report_text)
     check("report_outcomes", rescued_row and "Taken up by NCCT: 1 case" in report_text, report_text)
     shot(ncct, "13-reports")
+    ncct.find_element(By.ID, "statistics-csv").click()
+    time.sleep(1)
+    check("statistics_export_runs", not ncct.find_elements(By.CSS_SELECTOR, "#report .error"))
 
     # NCCT: the 250-person file repeats a person of the 12-person request; compare and confirm.
     ncct.get(ncct_url + "#/queue")
@@ -407,6 +410,9 @@ try:
     embassy.get(embassy_url + f"#/case/{case250}")
     wait(embassy, lambda d: "linked person" in d.find_element(By.ID, "history").text, 30, "the link, at the embassy")
     check("embassy_told_of_link", True)
+    ncct.get(ncct_url + f"#/case/{case250}")
+    linked = css(ncct, "#case-matches").text
+    check("case_shows_link", "P250 is the same person as P3 of case IDN-WEB-012" in linked, linked)
     embassy.get(embassy_url + "#/cases")
     check(
         "cases_total_shown", "of 2" in css(embassy, "#case-total").text, embassy.find_element(By.ID, "case-total").text

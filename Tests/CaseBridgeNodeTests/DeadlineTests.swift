@@ -124,4 +124,68 @@ struct DeadlineTests {
         let typo = #expect(throws: ConfigurationError.self) { try directory(#", "deadlines": {"answer_hour": 5}"#) }
         #expect("\(typo.map { "\($0)" } ?? "")".contains("answer_hour"))
     }
+
+    @Test("each level a clock reaches raises one event at both nodes; a node that was down raises the highest")
+    func levelEvents() async throws {
+        let federation = try TestFederation(nodes: ["ncct", "embassy-id"])
+        for node in federation.nodes {
+            // Look for levels every second (a minute by default).
+            let path = federation.configPath(node)
+            var settings = try JSONSerialization.jsonObject(with: Data(contentsOf: path)) as! [String: Any]
+            settings["deadline_check_s"] = 1
+            try JSONSerialization.data(withJSONObject: settings).write(to: path)
+        }
+        try await federation.start("embassy-id")
+        let embassy = federation.console("embassy-id")
+        defer { embassy.close() }
+        let hour: Int64 = 3_600_000
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        func file(_ reference: String, hoursAgo: Double) async throws -> String {
+            var request = Make.request(persons: 1)
+            request.originReference = reference
+            request.urgency = .urgent  // 12 h to acknowledge
+            request.createdAtMs = now - Int64(hoursAgo * Double(hour))
+            return try await embassy.unary(Console.submit, request, timeout: .seconds(30)).caseID
+        }
+        // NCCT is down while these are filed: it raises their levels when it comes back.
+        let half = try await file("HALF", hoursAgo: 7)  // 58 %
+        let late = try await file("LATE", hoursAgo: 13)  // overdue
+        let onTime = try await file("ON-TIME", hoursAgo: 1)
+        try await federation.start("ncct")
+        let ncct = federation.console("ncct")
+        defer { ncct.close() }
+        #expect(try await federation.eventually { try federation.sql("ncct", "SELECT COUNT(*) FROM cases") == ["3"] })
+
+        func deadlineEvents(_ channel: RPCChannel) async throws -> [String] {
+            var request = WatchCasesRequest()
+            request.afterEventID = 1
+            var seen: [String] = []
+            let stream = channel.streaming(Console.watch, [request], timeout: .seconds(2))
+            do {
+                for try await event in stream where event.kind == .deadline {
+                    seen.append("\(event.caseID) \(event.deadline?.level.description ?? "?")")
+                }
+            } catch let error as RPCError where error.code == .deadlineExceeded {}
+            return seen.sorted()
+        }
+        let expected = ["\(half) half", "\(late) overdue"].sorted()
+        #expect(try await federation.eventually { try await deadlineEvents(ncct) == expected })
+        #expect(try await federation.eventually { try await deadlineEvents(embassy) == expected })
+        // Several rounds later still once each; the case on time raised nothing.
+        try await Task.sleep(for: .seconds(3))
+        #expect(try await deadlineEvents(ncct) == expected)
+        #expect(try await deadlineEvents(embassy) == expected)
+        #expect(!(try await deadlineEvents(ncct)).contains { $0.hasPrefix(onTime) })
+        // The event says which clock and when it is due, as the deadline list does.
+        var fromStart = WatchCasesRequest()
+        fromStart.afterEventID = 1
+        let event = try #require(
+            try await ncct.streaming(Console.watch, [fromStart]).first { $0.kind == .deadline && $0.caseID == late }
+        )
+        #expect(event.deadline?.clock == .acknowledge && event.deadline?.waitingOn == "ncct")
+        #expect(event.deadline?.dueAtMs == now - 13 * hour + 12 * hour)
+        let watched = try federation.cli(["watch", "--after", "\(event.eventID - 1)", "--count", "1"], node: "ncct")
+        #expect(watched.stdout.contains("deadline: OVERDUE, acknowledge by ncct"), "\(watched.stdout)")
+        federation.stopAll()
+    }
 }

@@ -98,4 +98,52 @@ struct ReportTests {
         #expect(wrong.status == 2 && wrong.stderr.contains("--until must not be before --since"))
         federation.stopAll()
     }
+
+    @Test("the anonymised export counts persons by month, country, kind, sex, age and outcome; small counts hidden")
+    func anonymisedStatistics() async throws {
+        let federation = try TestFederation(nodes: ["ncct", "embassy-id"])
+        for node in federation.nodes { try await federation.start(node) }
+        let embassy = federation.console("embassy-id")
+        let ncct = federation.console("ncct")
+        defer { [embassy, ncct].forEach { $0.close() } }
+        // 14 women in their late twenties and 3 men in their forties, in one rescue request.
+        var request = Make.request(persons: 17)
+        let year = Calendar(identifier: .gregorian).component(.year, from: Date())
+        for index in request.persons.indices {
+            let woman = index < 14
+            request.persons[index].sex = woman ? .female : .male
+            request.persons[index].dateOfBirth = "\(year - (woman ? 27 : 44))-03-0\(index % 9 + 1)"
+            request.persons[index].fullName = "Statistics Person \(index)"
+        }
+        _ = try await embassy.unary(Console.submit, request)
+        #expect(try await federation.eventually { try federation.sql("ncct", "SELECT COUNT(*) FROM cases") == ["1"] })
+
+        let file = try await ncct.unary(Console.exportStatistics, StatisticsRequest())
+        let lines = file.text.dropFirst().split(separator: "\r\n").map(String.init)  // after the byte-order mark
+        #expect(lines.first == "month,country,kind,sex,age_band,outcome,persons")
+        let month = CaseTracker.month(Date())
+        #expect(lines.contains("\(month),ID,rescue,female,25-34,pending,14"), "\(lines)")
+        #expect(lines.contains("\(month),ID,rescue,male,35-49,pending,<11"), "\(lines)")
+        #expect(file.rows == 2 && lines.count == 3)
+        // Nothing in it names or dates a person.
+        #expect(!file.text.contains("Statistics Person") && !file.text.contains("-03-0"))
+        #expect(!file.text.contains(try federation.sql("ncct", "SELECT case_id FROM cases")[0]))
+
+        // A stricter threshold hides more; a looser one than the node's is refused.
+        var strict = StatisticsRequest()
+        strict.minCount = 20
+        #expect(try await ncct.unary(Console.exportStatistics, strict).text.contains("female,25-34,pending,<20"))
+        var loose = StatisticsRequest()
+        loose.minCount = 5
+        do {
+            _ = try await ncct.unary(Console.exportStatistics, loose)
+            Issue.record("a threshold under the node's was accepted")
+        } catch let error as RPCError {
+            #expect(error.code == .invalidArgument && error.message.contains("below 11"))
+        }
+        let cli = try federation.cli(["report", "--anonymised", "--since", "2020-01-01"], node: "ncct")
+        #expect(cli.status == 0 && cli.stdout.contains("male,35-49,pending,<11"), "\(cli.stderr)")
+        #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM audit WHERE event = 'statistics.exported'") == ["3"])
+        federation.stopAll()
+    }
 }

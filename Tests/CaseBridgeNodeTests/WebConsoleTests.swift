@@ -224,8 +224,8 @@ struct WebConsoleTests {
             "typed_work_kept_over_sign_in", "csv_read", "csv_confirmation", "csv_case_has_250",
             "ncct_queue_counts_new", "same_case_at_ncct", "nine_selected", "bulk_confirmation",
             "question_highlighted", "answer_live_at_ncct", "embassy_status_after_answer", "report_totals",
-            "report_outcomes", "ncct_queue_counts_duplicates", "duplicate_side_by_side",
-            "duplicate_confirmation_says_what", "embassy_told_of_link", "cases_total_shown",
+            "report_outcomes", "statistics_export_runs", "ncct_queue_counts_duplicates", "duplicate_side_by_side",
+            "duplicate_confirmation_says_what", "embassy_told_of_link", "case_shows_link", "cases_total_shown",
             "operator_node_page", "operator_sees_no_names", "operator_no_file_screen", "keyboard_sign_in",
             "focus_after_sign_in", "focus_visible", "keyboard_reaches_case", "focus_on_case_heading", "skip_link_first",
             "print_leaves_out_forms", "print_keeps_persons", "tablet_no_page_overflow", "no_script_errors",
@@ -241,6 +241,7 @@ struct WebConsoleTests {
         #expect(rescued == ["9"])
         // The confirmed duplicate is on NCCT's record with the officer's name.
         #expect(try federation.sql("ncct", "SELECT state, decided_by != '' FROM person_matches") == ["1|1"])
+        #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM audit WHERE event = 'statistics.exported'") == ["1"])
         federation.stopAll()
     }
 }

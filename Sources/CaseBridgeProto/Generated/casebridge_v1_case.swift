@@ -65,6 +65,28 @@ public struct DeliveryState: ProtoEnum {
     public static let names: [Int32: String] = [0: "unspecified", 1: "queued", 2: "sent", 3: "delivered", 4: "retry_waiting", 5: "rejected", 6: "cancelled"]
 }
 
+public struct DeadlineClock: ProtoEnum {
+    public var rawValue: Int32
+    public init(rawValue: Int32) { self.rawValue = rawValue }
+    public static let unspecified = Self(rawValue: 0)
+    public static let acknowledge = Self(rawValue: 1)
+    public static let answer = Self(rawValue: 2)
+    public static let movement = Self(rawValue: 3)
+    /// Value names as in the .proto file, lower case, without the enum's prefix.
+    public static let names: [Int32: String] = [0: "unspecified", 1: "acknowledge", 2: "answer", 3: "movement"]
+}
+
+public struct DeadlineLevel: ProtoEnum {
+    public var rawValue: Int32
+    public init(rawValue: Int32) { self.rawValue = rawValue }
+    public static let onTime = Self(rawValue: 0)
+    public static let half = Self(rawValue: 1)
+    public static let threeQuarters = Self(rawValue: 2)
+    public static let overdue = Self(rawValue: 3)
+    /// Value names as in the .proto file, lower case, without the enum's prefix.
+    public static let names: [Int32: String] = [0: "on_time", 1: "half", 2: "three_quarters", 3: "overdue"]
+}
+
 public struct StatusChange: ProtoMessage {
     public static let protoName = "casebridge.v1.StatusChange"
     public var toStatus: CaseStatus = .init(rawValue: 0)
@@ -516,6 +538,38 @@ public struct CaseSummary: ProtoMessage {
         fields.set(12, ncctSequence)
         fields.set(13, embassySequence)
         fields.set(14, test)
+        return fields
+    }
+}
+
+public struct Deadline: ProtoMessage {
+    public static let protoName = "casebridge.v1.Deadline"
+    public var clock: DeadlineClock = .init(rawValue: 0)
+    public var startedAtMs: Int64 = 0
+    public var dueAtMs: Int64 = 0
+    public var level: DeadlineLevel = .init(rawValue: 0)
+    public var waitingOn: String = ""
+    public var breachReason: String = ""
+    public var breachReasonBy: String = ""
+    public init() {}
+    public init(fields: ProtoFields) {
+        clock = fields.value(1)
+        startedAtMs = fields.value(2)
+        dueAtMs = fields.value(3)
+        level = fields.value(4)
+        waitingOn = fields.value(5)
+        breachReason = fields.value(6)
+        breachReasonBy = fields.value(7)
+    }
+    public var protoFields: ProtoFields {
+        var fields = ProtoFields()
+        fields.set(1, clock)
+        fields.set(2, startedAtMs)
+        fields.set(3, dueAtMs)
+        fields.set(4, level)
+        fields.set(5, waitingOn)
+        fields.set(6, breachReason)
+        fields.set(7, breachReasonBy)
         return fields
     }
 }

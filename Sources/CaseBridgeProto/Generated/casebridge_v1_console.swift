@@ -11,28 +11,6 @@ public struct MatchState: ProtoEnum {
     public static let names: [Int32: String] = [0: "unspecified", 1: "open", 2: "confirmed", 3: "dismissed"]
 }
 
-public struct DeadlineClock: ProtoEnum {
-    public var rawValue: Int32
-    public init(rawValue: Int32) { self.rawValue = rawValue }
-    public static let unspecified = Self(rawValue: 0)
-    public static let acknowledge = Self(rawValue: 1)
-    public static let answer = Self(rawValue: 2)
-    public static let movement = Self(rawValue: 3)
-    /// Value names as in the .proto file, lower case, without the enum's prefix.
-    public static let names: [Int32: String] = [0: "unspecified", 1: "acknowledge", 2: "answer", 3: "movement"]
-}
-
-public struct DeadlineLevel: ProtoEnum {
-    public var rawValue: Int32
-    public init(rawValue: Int32) { self.rawValue = rawValue }
-    public static let onTime = Self(rawValue: 0)
-    public static let half = Self(rawValue: 1)
-    public static let threeQuarters = Self(rawValue: 2)
-    public static let overdue = Self(rawValue: 3)
-    /// Value names as in the .proto file, lower case, without the enum's prefix.
-    public static let names: [Int32: String] = [0: "on_time", 1: "half", 2: "three_quarters", 3: "overdue"]
-}
-
 public struct CaseOrder: ProtoEnum {
     public var rawValue: Int32
     public init(rawValue: Int32) { self.rawValue = rawValue }
@@ -226,6 +204,26 @@ public struct ReportRequest: ProtoMessage {
     }
 }
 
+public struct StatisticsRequest: ProtoMessage {
+    public static let protoName = "casebridge.v1.StatisticsRequest"
+    public var sinceMs: Int64 = 0
+    public var untilMs: Int64 = 0
+    public var minCount: UInt32 = 0
+    public init() {}
+    public init(fields: ProtoFields) {
+        sinceMs = fields.value(1)
+        untilMs = fields.value(2)
+        minCount = fields.value(3)
+    }
+    public var protoFields: ProtoFields {
+        var fields = ProtoFields()
+        fields.set(1, sinceMs)
+        fields.set(2, untilMs)
+        fields.set(3, minCount)
+        return fields
+    }
+}
+
 public struct ReportCount: ProtoMessage {
     public static let protoName = "casebridge.v1.ReportCount"
     public var key: String = ""
@@ -321,38 +319,6 @@ public struct Report: ProtoMessage {
         fields.set(14, dueSoonNow)
         fields.set(15, madeAtMs)
         fields.set(16, csv)
-        return fields
-    }
-}
-
-public struct Deadline: ProtoMessage {
-    public static let protoName = "casebridge.v1.Deadline"
-    public var clock: DeadlineClock = .init(rawValue: 0)
-    public var startedAtMs: Int64 = 0
-    public var dueAtMs: Int64 = 0
-    public var level: DeadlineLevel = .init(rawValue: 0)
-    public var waitingOn: String = ""
-    public var breachReason: String = ""
-    public var breachReasonBy: String = ""
-    public init() {}
-    public init(fields: ProtoFields) {
-        clock = fields.value(1)
-        startedAtMs = fields.value(2)
-        dueAtMs = fields.value(3)
-        level = fields.value(4)
-        waitingOn = fields.value(5)
-        breachReason = fields.value(6)
-        breachReasonBy = fields.value(7)
-    }
-    public var protoFields: ProtoFields {
-        var fields = ProtoFields()
-        fields.set(1, clock)
-        fields.set(2, startedAtMs)
-        fields.set(3, dueAtMs)
-        fields.set(4, level)
-        fields.set(5, waitingOn)
-        fields.set(6, breachReason)
-        fields.set(7, breachReasonBy)
         return fields
     }
 }
@@ -1455,6 +1421,7 @@ public enum Console {
     public static let listDeadlines = RPCMethod<ListDeadlinesRequest, CaseDeadline>(service: serviceName, name: "ListDeadlines", clientStreaming: false, serverStreaming: true)
     public static let explainBreach = RPCMethod<ExplainBreachRequest, CaseDeadline>(service: serviceName, name: "ExplainBreach", clientStreaming: false, serverStreaming: false)
     public static let getReport = RPCMethod<ReportRequest, Report>(service: serviceName, name: "GetReport", clientStreaming: false, serverStreaming: false)
+    public static let exportStatistics = RPCMethod<StatisticsRequest, CsvFile>(service: serviceName, name: "ExportStatistics", clientStreaming: false, serverStreaming: false)
     public static let listMatches = RPCMethod<ListMatchesRequest, MatchPage>(service: serviceName, name: "ListMatches", clientStreaming: false, serverStreaming: false)
     public static let decideMatch = RPCMethod<DecideMatchRequest, PersonMatch>(service: serviceName, name: "DecideMatch", clientStreaming: false, serverStreaming: false)
 }

@@ -8,8 +8,9 @@ public struct CaseEventKind: ProtoEnum {
     public static let updated = Self(rawValue: 2)
     public static let delivery = Self(rawValue: 3)
     public static let refused = Self(rawValue: 4)
+    public static let deadline = Self(rawValue: 5)
     /// Value names as in the .proto file, lower case, without the enum's prefix.
-    public static let names: [Int32: String] = [0: "unspecified", 1: "opened", 2: "updated", 3: "delivery", 4: "refused"]
+    public static let names: [Int32: String] = [0: "unspecified", 1: "opened", 2: "updated", 3: "delivery", 4: "refused", 5: "deadline"]
 }
 
 public struct GetCaseRequest: ProtoMessage {
@@ -89,6 +90,7 @@ public struct CaseEvent: ProtoMessage {
     public var update: CaseUpdate? = nil
     public var delivery: Delivery? = nil
     public var occurredAtMs: Int64 = 0
+    public var deadline: Deadline? = nil
     public init() {}
     public init(fields: ProtoFields) {
         eventID = fields.value(1)
@@ -98,6 +100,7 @@ public struct CaseEvent: ProtoMessage {
         update = fields.optional(5)
         delivery = fields.optional(6)
         occurredAtMs = fields.value(7)
+        deadline = fields.optional(8)
     }
     public var protoFields: ProtoFields {
         var fields = ProtoFields()
@@ -108,6 +111,7 @@ public struct CaseEvent: ProtoMessage {
         fields.set(5, update)
         fields.set(6, delivery)
         fields.set(7, occurredAtMs)
+        fields.set(8, deadline)
         return fields
     }
 }

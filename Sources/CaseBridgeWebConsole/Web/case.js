@@ -22,6 +22,8 @@ export async function casePage(main, caseId) {
   const load = async () => {
     state.view = await call("GetCase", { caseId });
     state.deadline = (await list("ListDeadlines", { caseId }))[0]?.deadline || null;
+    state.matches = isNCCT() && seesPersonalData()
+      ? (await call("ListMatches", { caseId, allStates: true, limit: 50 })).matches || [] : [];
     renderData(data, state);
   };
   await load();
@@ -79,6 +81,7 @@ function renderData(data, state) {
         h("span", { class: `urgency ${request.urgency}` }, label(request.urgency)),
         h("span", { class: "kind" }, label(request.kind))),
       state.deadline ? deadlineLine(state) : null,
+      matchLines(state),
       h("p", { class: "meta" }, t("case.id"), " ", h("code", {}, view.caseId))),
     view.personalDataPurgedAtMs && Number(view.personalDataPurgedAtMs)
       ? h("p", { class: "notice" }, t("case.purged", { when: when(view.personalDataPurgedAtMs) })) : null,
@@ -109,6 +112,25 @@ function renderData(data, state) {
   fill(detail, personsSection(state), historySection(view), deliveriesSection(view, state));
   const ack = document.getElementById("ack-block");
   if (ack) ack.hidden = view.status !== "CASE_STATUS_RECEIVED";
+}
+
+/** NCCT: this case's persons who resemble, or were confirmed to be, persons of other cases. */
+function matchLines(state) {
+  const shown = (state.matches || []).filter((m) => m.state !== "MATCH_STATE_DISMISSED");
+  if (!shown.length) return null;
+  return h("ul", { class: "matches", id: "case-matches" }, shown.map((match) => {
+    const here = match.caseId === state.view.caseId;
+    const other = here ? match.otherCaseSummary : match.caseSummary;
+    const values = { ref: here ? match.personRef : match.otherPersonRef,
+      other: here ? match.otherPersonRef : match.personRef,
+      case: other?.originReference || (here ? match.otherCaseId : match.caseId).slice(0, 8) };
+    const link = h("a", { href: `#/case/${encodeURIComponent(here ? match.otherCaseId : match.caseId)}` }, values.case);
+    return match.state === "MATCH_STATE_CONFIRMED"
+      ? h("li", {}, t("case.linked", values), " ", link, " ", h("span", { class: "meta" },
+        t("case.linked_by", { by: match.decidedBy })))
+      : h("li", { class: "attention" }, t("case.possible_duplicate", values), " ", link, " · ",
+        h("a", { href: "#/duplicates" }, t("queue.duplicates.review")));
+  }));
 }
 
 /** The clock the case runs against; a supervisor may say why it was missed. */

@@ -31,10 +31,31 @@ export async function reportsPage(main, _, query) {
   if (until) request.untilMs = String(new Date(`${until}T00:00:00Z`).getTime() + day);
   if (query.get("embassy")) request.requestingNode = query.get("embassy");
   try {
-    fill(body, ...render(await call("GetReport", request)));
+    fill(body, ...render(await call("GetReport", request)), statisticsButton(request));
   } catch (error) {
     fill(body, errorBox(error));
   }
+}
+
+/** The anonymised export for national statistics (no names; small counts hidden by the node). */
+function statisticsButton(request) {
+  const note = h("span", { class: "hint", id: "statistics-hint" }, t("report.statistics_hint"));
+  const button = h("button", { id: "statistics-csv", "aria-describedby": "statistics-hint", onclick: async () => {
+    try {
+      const file = await call("ExportStatistics", { sinceMs: request.sinceMs, untilMs: request.untilMs });
+      download(file.text, file.fileName);
+    } catch (error) {
+      button.after(errorBox(error));
+    }
+  } }, t("report.statistics"));
+  return h("div", { class: "actions no-print" }, button, " ", note);
+}
+
+function download(text, name) {
+  const link = h("a", { href: URL.createObjectURL(new Blob([text], { type: "text/csv" })), download: name });
+  document.body.append(link);
+  link.click();
+  link.remove();
 }
 
 function render(report) {
@@ -52,13 +73,8 @@ function render(report) {
   const duration = (title, d) => h("p", {}, h("strong", {}, title, ": "), Number(d?.cases || 0)
     ? t("report.duration", { count: Number(d.cases), median: hours(d.medianMs), p90: hours(d.p90Ms) })
     : t("report.none"));
-  const download = h("button", { id: "report-csv", onclick: () => {
-    const link = h("a", { href: URL.createObjectURL(new Blob([report.csv], { type: "text/csv" })),
-      download: `casebridge-report-${new Date().toISOString().slice(0, 10)}.csv` });
-    document.body.append(link);
-    link.click();
-    link.remove();
-  } }, t("report.csv"));
+  const csvButton = h("button", { id: "report-csv", onclick: () =>
+    download(report.csv, `casebridge-report-${new Date().toISOString().slice(0, 10)}.csv`) }, t("report.csv"));
   const statusLabel = (key) => label(`CASE_STATUS_${key.toUpperCase()}`);
   return [
     h("p", { class: "total", id: "report-total" },
@@ -67,7 +83,7 @@ function render(report) {
     duration(t("report.completed"), report.toCompletion),
     h("p", {}, t("report.deadlines",
       { overdue: Number(report.overdueNow || 0), soon: Number(report.dueSoonNow || 0) })),
-    h("div", { class: "actions no-print" }, download, h("button", { onclick: () => window.print() }, t("case.print"))),
+    h("div", { class: "actions no-print" }, csvButton, h("button", { onclick: () => window.print() }, t("case.print"))),
     h("div", { class: "report-tables" },
       table(t("report.by_embassy"), report.byEmbassy, nodeName),
       table(t("report.by_kind"), report.byKind, (k) => label(`REQUEST_KIND_${k.toUpperCase()}`)),

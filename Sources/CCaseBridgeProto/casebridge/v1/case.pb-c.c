@@ -772,6 +772,51 @@ void   casebridge__v1__case_summary__free_unpacked
   assert(message->base.descriptor == &casebridge__v1__case_summary__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   casebridge__v1__deadline__init
+                     (Casebridge__V1__Deadline         *message)
+{
+  static const Casebridge__V1__Deadline init_value = CASEBRIDGE__V1__DEADLINE__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__deadline__get_packed_size
+                     (const Casebridge__V1__Deadline *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__deadline__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__deadline__pack
+                     (const Casebridge__V1__Deadline *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__deadline__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__deadline__pack_to_buffer
+                     (const Casebridge__V1__Deadline *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__deadline__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__Deadline *
+       casebridge__v1__deadline__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__Deadline *)
+     protobuf_c_message_unpack (&casebridge__v1__deadline__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__deadline__free_unpacked
+                     (Casebridge__V1__Deadline *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__deadline__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor casebridge__v1__status_change__field_descriptors[2] =
 {
   {
@@ -2329,6 +2374,122 @@ const ProtobufCMessageDescriptor casebridge__v1__case_summary__descriptor =
   (ProtobufCMessageInit) casebridge__v1__case_summary__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor casebridge__v1__deadline__field_descriptors[7] =
+{
+  {
+    "clock",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Deadline, clock),
+    &casebridge__v1__deadline_clock__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "started_at_ms",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Deadline, started_at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "due_at_ms",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Deadline, due_at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "level",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Deadline, level),
+    &casebridge__v1__deadline_level__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "waiting_on",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Deadline, waiting_on),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "breach_reason",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Deadline, breach_reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "breach_reason_by",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Deadline, breach_reason_by),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__deadline__field_indices_by_name[] = {
+  5,   /* field[5] = breach_reason */
+  6,   /* field[6] = breach_reason_by */
+  0,   /* field[0] = clock */
+  2,   /* field[2] = due_at_ms */
+  3,   /* field[3] = level */
+  1,   /* field[1] = started_at_ms */
+  4,   /* field[4] = waiting_on */
+};
+static const ProtobufCIntRange casebridge__v1__deadline__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__deadline__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.Deadline",
+  "Deadline",
+  "Casebridge__V1__Deadline",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__Deadline),
+  7,
+  casebridge__v1__deadline__field_descriptors,
+  casebridge__v1__deadline__field_indices_by_name,
+  1,  casebridge__v1__deadline__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__deadline__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCEnumValue casebridge__v1__case_status__enum_values_by_number[12] =
 {
   { "CASE_STATUS_UNSPECIFIED", "CASEBRIDGE__V1__CASE_STATUS__CASE_STATUS_UNSPECIFIED", 0 },
@@ -2497,5 +2658,69 @@ const ProtobufCEnumDescriptor casebridge__v1__delivery_state__descriptor =
   casebridge__v1__delivery_state__enum_values_by_name,
   1,
   casebridge__v1__delivery_state__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue casebridge__v1__deadline_clock__enum_values_by_number[4] =
+{
+  { "DEADLINE_CLOCK_UNSPECIFIED", "CASEBRIDGE__V1__DEADLINE_CLOCK__DEADLINE_CLOCK_UNSPECIFIED", 0 },
+  { "DEADLINE_CLOCK_ACKNOWLEDGE", "CASEBRIDGE__V1__DEADLINE_CLOCK__DEADLINE_CLOCK_ACKNOWLEDGE", 1 },
+  { "DEADLINE_CLOCK_ANSWER", "CASEBRIDGE__V1__DEADLINE_CLOCK__DEADLINE_CLOCK_ANSWER", 2 },
+  { "DEADLINE_CLOCK_MOVEMENT", "CASEBRIDGE__V1__DEADLINE_CLOCK__DEADLINE_CLOCK_MOVEMENT", 3 },
+};
+static const ProtobufCIntRange casebridge__v1__deadline_clock__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex casebridge__v1__deadline_clock__enum_values_by_name[4] =
+{
+  { "DEADLINE_CLOCK_ACKNOWLEDGE", 1 },
+  { "DEADLINE_CLOCK_ANSWER", 2 },
+  { "DEADLINE_CLOCK_MOVEMENT", 3 },
+  { "DEADLINE_CLOCK_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor casebridge__v1__deadline_clock__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "casebridge.v1.DeadlineClock",
+  "DeadlineClock",
+  "Casebridge__V1__DeadlineClock",
+  "casebridge.v1",
+  4,
+  casebridge__v1__deadline_clock__enum_values_by_number,
+  4,
+  casebridge__v1__deadline_clock__enum_values_by_name,
+  1,
+  casebridge__v1__deadline_clock__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue casebridge__v1__deadline_level__enum_values_by_number[4] =
+{
+  { "DEADLINE_LEVEL_ON_TIME", "CASEBRIDGE__V1__DEADLINE_LEVEL__DEADLINE_LEVEL_ON_TIME", 0 },
+  { "DEADLINE_LEVEL_HALF", "CASEBRIDGE__V1__DEADLINE_LEVEL__DEADLINE_LEVEL_HALF", 1 },
+  { "DEADLINE_LEVEL_THREE_QUARTERS", "CASEBRIDGE__V1__DEADLINE_LEVEL__DEADLINE_LEVEL_THREE_QUARTERS", 2 },
+  { "DEADLINE_LEVEL_OVERDUE", "CASEBRIDGE__V1__DEADLINE_LEVEL__DEADLINE_LEVEL_OVERDUE", 3 },
+};
+static const ProtobufCIntRange casebridge__v1__deadline_level__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex casebridge__v1__deadline_level__enum_values_by_name[4] =
+{
+  { "DEADLINE_LEVEL_HALF", 1 },
+  { "DEADLINE_LEVEL_ON_TIME", 0 },
+  { "DEADLINE_LEVEL_OVERDUE", 3 },
+  { "DEADLINE_LEVEL_THREE_QUARTERS", 2 },
+};
+const ProtobufCEnumDescriptor casebridge__v1__deadline_level__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "casebridge.v1.DeadlineLevel",
+  "DeadlineLevel",
+  "Casebridge__V1__DeadlineLevel",
+  "casebridge.v1",
+  4,
+  casebridge__v1__deadline_level__enum_values_by_number,
+  4,
+  casebridge__v1__deadline_level__enum_values_by_name,
+  1,
+  casebridge__v1__deadline_level__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };

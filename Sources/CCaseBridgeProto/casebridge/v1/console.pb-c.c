@@ -232,6 +232,51 @@ void   casebridge__v1__report_request__free_unpacked
   assert(message->base.descriptor == &casebridge__v1__report_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   casebridge__v1__statistics_request__init
+                     (Casebridge__V1__StatisticsRequest         *message)
+{
+  static const Casebridge__V1__StatisticsRequest init_value = CASEBRIDGE__V1__STATISTICS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__statistics_request__get_packed_size
+                     (const Casebridge__V1__StatisticsRequest *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__statistics_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__statistics_request__pack
+                     (const Casebridge__V1__StatisticsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__statistics_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__statistics_request__pack_to_buffer
+                     (const Casebridge__V1__StatisticsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__statistics_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__StatisticsRequest *
+       casebridge__v1__statistics_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__StatisticsRequest *)
+     protobuf_c_message_unpack (&casebridge__v1__statistics_request__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__statistics_request__free_unpacked
+                     (Casebridge__V1__StatisticsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__statistics_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   casebridge__v1__report_count__init
                      (Casebridge__V1__ReportCount         *message)
 {
@@ -365,51 +410,6 @@ void   casebridge__v1__report__free_unpacked
   if(!message)
     return;
   assert(message->base.descriptor == &casebridge__v1__report__descriptor);
-  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
-}
-void   casebridge__v1__deadline__init
-                     (Casebridge__V1__Deadline         *message)
-{
-  static const Casebridge__V1__Deadline init_value = CASEBRIDGE__V1__DEADLINE__INIT;
-  *message = init_value;
-}
-size_t casebridge__v1__deadline__get_packed_size
-                     (const Casebridge__V1__Deadline *message)
-{
-  assert(message->base.descriptor == &casebridge__v1__deadline__descriptor);
-  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
-}
-size_t casebridge__v1__deadline__pack
-                     (const Casebridge__V1__Deadline *message,
-                      uint8_t       *out)
-{
-  assert(message->base.descriptor == &casebridge__v1__deadline__descriptor);
-  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
-}
-size_t casebridge__v1__deadline__pack_to_buffer
-                     (const Casebridge__V1__Deadline *message,
-                      ProtobufCBuffer *buffer)
-{
-  assert(message->base.descriptor == &casebridge__v1__deadline__descriptor);
-  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
-}
-Casebridge__V1__Deadline *
-       casebridge__v1__deadline__unpack
-                     (ProtobufCAllocator  *allocator,
-                      size_t               len,
-                      const uint8_t       *data)
-{
-  return (Casebridge__V1__Deadline *)
-     protobuf_c_message_unpack (&casebridge__v1__deadline__descriptor,
-                                allocator, len, data);
-}
-void   casebridge__v1__deadline__free_unpacked
-                     (Casebridge__V1__Deadline *message,
-                      ProtobufCAllocator *allocator)
-{
-  if(!message)
-    return;
-  assert(message->base.descriptor == &casebridge__v1__deadline__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
 void   casebridge__v1__case_deadline__init
@@ -3061,6 +3061,70 @@ const ProtobufCMessageDescriptor casebridge__v1__report_request__descriptor =
   (ProtobufCMessageInit) casebridge__v1__report_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor casebridge__v1__statistics_request__field_descriptors[3] =
+{
+  {
+    "since_ms",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__StatisticsRequest, since_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "until_ms",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__StatisticsRequest, until_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "min_count",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__StatisticsRequest, min_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__statistics_request__field_indices_by_name[] = {
+  2,   /* field[2] = min_count */
+  0,   /* field[0] = since_ms */
+  1,   /* field[1] = until_ms */
+};
+static const ProtobufCIntRange casebridge__v1__statistics_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__statistics_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.StatisticsRequest",
+  "StatisticsRequest",
+  "Casebridge__V1__StatisticsRequest",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__StatisticsRequest),
+  3,
+  casebridge__v1__statistics_request__field_descriptors,
+  casebridge__v1__statistics_request__field_indices_by_name,
+  1,  casebridge__v1__statistics_request__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__statistics_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor casebridge__v1__report_count__field_descriptors[3] =
 {
   {
@@ -3420,122 +3484,6 @@ const ProtobufCMessageDescriptor casebridge__v1__report__descriptor =
   casebridge__v1__report__field_indices_by_name,
   1,  casebridge__v1__report__number_ranges,
   (ProtobufCMessageInit) casebridge__v1__report__init,
-  NULL,NULL,NULL    /* reserved[123] */
-};
-static const ProtobufCFieldDescriptor casebridge__v1__deadline__field_descriptors[7] =
-{
-  {
-    "clock",
-    1,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_ENUM,
-    0,   /* quantifier_offset */
-    offsetof(Casebridge__V1__Deadline, clock),
-    &casebridge__v1__deadline_clock__descriptor,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "started_at_ms",
-    2,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_INT64,
-    0,   /* quantifier_offset */
-    offsetof(Casebridge__V1__Deadline, started_at_ms),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "due_at_ms",
-    3,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_INT64,
-    0,   /* quantifier_offset */
-    offsetof(Casebridge__V1__Deadline, due_at_ms),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "level",
-    4,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_ENUM,
-    0,   /* quantifier_offset */
-    offsetof(Casebridge__V1__Deadline, level),
-    &casebridge__v1__deadline_level__descriptor,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "waiting_on",
-    5,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_STRING,
-    0,   /* quantifier_offset */
-    offsetof(Casebridge__V1__Deadline, waiting_on),
-    NULL,
-    &protobuf_c_empty_string,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "breach_reason",
-    6,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_STRING,
-    0,   /* quantifier_offset */
-    offsetof(Casebridge__V1__Deadline, breach_reason),
-    NULL,
-    &protobuf_c_empty_string,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "breach_reason_by",
-    7,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_STRING,
-    0,   /* quantifier_offset */
-    offsetof(Casebridge__V1__Deadline, breach_reason_by),
-    NULL,
-    &protobuf_c_empty_string,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-};
-static const unsigned casebridge__v1__deadline__field_indices_by_name[] = {
-  5,   /* field[5] = breach_reason */
-  6,   /* field[6] = breach_reason_by */
-  0,   /* field[0] = clock */
-  2,   /* field[2] = due_at_ms */
-  3,   /* field[3] = level */
-  1,   /* field[1] = started_at_ms */
-  4,   /* field[4] = waiting_on */
-};
-static const ProtobufCIntRange casebridge__v1__deadline__number_ranges[1 + 1] =
-{
-  { 1, 0 },
-  { 0, 7 }
-};
-const ProtobufCMessageDescriptor casebridge__v1__deadline__descriptor =
-{
-  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
-  "casebridge.v1.Deadline",
-  "Deadline",
-  "Casebridge__V1__Deadline",
-  "casebridge.v1",
-  sizeof(Casebridge__V1__Deadline),
-  7,
-  casebridge__v1__deadline__field_descriptors,
-  casebridge__v1__deadline__field_indices_by_name,
-  1,  casebridge__v1__deadline__number_ranges,
-  (ProtobufCMessageInit) casebridge__v1__deadline__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor casebridge__v1__case_deadline__field_descriptors[2] =
@@ -7063,70 +7011,6 @@ const ProtobufCEnumDescriptor casebridge__v1__match_state__descriptor =
   casebridge__v1__match_state__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue casebridge__v1__deadline_clock__enum_values_by_number[4] =
-{
-  { "DEADLINE_CLOCK_UNSPECIFIED", "CASEBRIDGE__V1__DEADLINE_CLOCK__DEADLINE_CLOCK_UNSPECIFIED", 0 },
-  { "DEADLINE_CLOCK_ACKNOWLEDGE", "CASEBRIDGE__V1__DEADLINE_CLOCK__DEADLINE_CLOCK_ACKNOWLEDGE", 1 },
-  { "DEADLINE_CLOCK_ANSWER", "CASEBRIDGE__V1__DEADLINE_CLOCK__DEADLINE_CLOCK_ANSWER", 2 },
-  { "DEADLINE_CLOCK_MOVEMENT", "CASEBRIDGE__V1__DEADLINE_CLOCK__DEADLINE_CLOCK_MOVEMENT", 3 },
-};
-static const ProtobufCIntRange casebridge__v1__deadline_clock__value_ranges[] = {
-{0, 0},{0, 4}
-};
-static const ProtobufCEnumValueIndex casebridge__v1__deadline_clock__enum_values_by_name[4] =
-{
-  { "DEADLINE_CLOCK_ACKNOWLEDGE", 1 },
-  { "DEADLINE_CLOCK_ANSWER", 2 },
-  { "DEADLINE_CLOCK_MOVEMENT", 3 },
-  { "DEADLINE_CLOCK_UNSPECIFIED", 0 },
-};
-const ProtobufCEnumDescriptor casebridge__v1__deadline_clock__descriptor =
-{
-  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
-  "casebridge.v1.DeadlineClock",
-  "DeadlineClock",
-  "Casebridge__V1__DeadlineClock",
-  "casebridge.v1",
-  4,
-  casebridge__v1__deadline_clock__enum_values_by_number,
-  4,
-  casebridge__v1__deadline_clock__enum_values_by_name,
-  1,
-  casebridge__v1__deadline_clock__value_ranges,
-  NULL,NULL,NULL,NULL   /* reserved[1234] */
-};
-static const ProtobufCEnumValue casebridge__v1__deadline_level__enum_values_by_number[4] =
-{
-  { "DEADLINE_LEVEL_ON_TIME", "CASEBRIDGE__V1__DEADLINE_LEVEL__DEADLINE_LEVEL_ON_TIME", 0 },
-  { "DEADLINE_LEVEL_HALF", "CASEBRIDGE__V1__DEADLINE_LEVEL__DEADLINE_LEVEL_HALF", 1 },
-  { "DEADLINE_LEVEL_THREE_QUARTERS", "CASEBRIDGE__V1__DEADLINE_LEVEL__DEADLINE_LEVEL_THREE_QUARTERS", 2 },
-  { "DEADLINE_LEVEL_OVERDUE", "CASEBRIDGE__V1__DEADLINE_LEVEL__DEADLINE_LEVEL_OVERDUE", 3 },
-};
-static const ProtobufCIntRange casebridge__v1__deadline_level__value_ranges[] = {
-{0, 0},{0, 4}
-};
-static const ProtobufCEnumValueIndex casebridge__v1__deadline_level__enum_values_by_name[4] =
-{
-  { "DEADLINE_LEVEL_HALF", 1 },
-  { "DEADLINE_LEVEL_ON_TIME", 0 },
-  { "DEADLINE_LEVEL_OVERDUE", 3 },
-  { "DEADLINE_LEVEL_THREE_QUARTERS", 2 },
-};
-const ProtobufCEnumDescriptor casebridge__v1__deadline_level__descriptor =
-{
-  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
-  "casebridge.v1.DeadlineLevel",
-  "DeadlineLevel",
-  "Casebridge__V1__DeadlineLevel",
-  "casebridge.v1",
-  4,
-  casebridge__v1__deadline_level__enum_values_by_number,
-  4,
-  casebridge__v1__deadline_level__enum_values_by_name,
-  1,
-  casebridge__v1__deadline_level__value_ranges,
-  NULL,NULL,NULL,NULL   /* reserved[1234] */
-};
 static const ProtobufCEnumValue casebridge__v1__case_order__enum_values_by_number[5] =
 {
   { "CASE_ORDER_UNSPECIFIED", "CASEBRIDGE__V1__CASE_ORDER__CASE_ORDER_UNSPECIFIED", 0 },
@@ -7285,7 +7169,7 @@ const ProtobufCEnumDescriptor casebridge__v1__inbox_entry_kind__descriptor =
   casebridge__v1__inbox_entry_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor casebridge__v1__console__method_descriptors[34] =
+static const ProtobufCMethodDescriptor casebridge__v1__console__method_descriptors[35] =
 {
   { "Submit", &casebridge__v1__intervention_request__descriptor, &casebridge__v1__submit_receipt__descriptor },
   { "ApplyChange", &casebridge__v1__case_update__descriptor, &casebridge__v1__update_receipt__descriptor },
@@ -7319,6 +7203,7 @@ static const ProtobufCMethodDescriptor casebridge__v1__console__method_descripto
   { "ListDeadlines", &casebridge__v1__list_deadlines_request__descriptor, &casebridge__v1__case_deadline__descriptor },
   { "ExplainBreach", &casebridge__v1__explain_breach_request__descriptor, &casebridge__v1__case_deadline__descriptor },
   { "GetReport", &casebridge__v1__report_request__descriptor, &casebridge__v1__report__descriptor },
+  { "ExportStatistics", &casebridge__v1__statistics_request__descriptor, &casebridge__v1__csv_file__descriptor },
   { "ListMatches", &casebridge__v1__list_matches_request__descriptor, &casebridge__v1__match_page__descriptor },
   { "DecideMatch", &casebridge__v1__decide_match_request__descriptor, &casebridge__v1__person_match__descriptor },
 };
@@ -7330,10 +7215,11 @@ const unsigned casebridge__v1__console__method_indices_by_name[] = {
   9,        /* CancelDelivery */
   21,        /* ChangeStaff */
   24,        /* CompleteEnrolment */
-  33,        /* DecideMatch */
+  34,        /* DecideMatch */
   15,        /* DeliverNow */
   30,        /* ExplainBreach */
   27,        /* ExportPersons */
+  32,        /* ExportStatistics */
   26,        /* FindCases */
   2,        /* GetCase */
   31,        /* GetReport */
@@ -7344,7 +7230,7 @@ const unsigned casebridge__v1__console__method_indices_by_name[] = {
   3,        /* ListCases */
   29,        /* ListDeadlines */
   4,        /* ListInbox */
-  32,        /* ListMatches */
+  33,        /* ListMatches */
   10,        /* ListRetention */
   20,        /* ListStaff */
   16,        /* Login */
@@ -7365,7 +7251,7 @@ const ProtobufCServiceDescriptor casebridge__v1__console__descriptor =
   "Console",
   "Casebridge__V1__Console",
   "casebridge.v1",
-  34,
+  35,
   casebridge__v1__console__method_descriptors,
   casebridge__v1__console__method_indices_by_name
 };
@@ -7625,13 +7511,21 @@ void casebridge__v1__console__get_report(ProtobufCService *service,
   assert(service->descriptor == &casebridge__v1__console__descriptor);
   service->invoke(service, 31, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void casebridge__v1__console__export_statistics(ProtobufCService *service,
+                                                const Casebridge__V1__StatisticsRequest *input,
+                                                Casebridge__V1__CsvFile_Closure closure,
+                                                void *closure_data)
+{
+  assert(service->descriptor == &casebridge__v1__console__descriptor);
+  service->invoke(service, 32, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void casebridge__v1__console__list_matches(ProtobufCService *service,
                                            const Casebridge__V1__ListMatchesRequest *input,
                                            Casebridge__V1__MatchPage_Closure closure,
                                            void *closure_data)
 {
   assert(service->descriptor == &casebridge__v1__console__descriptor);
-  service->invoke(service, 32, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 33, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void casebridge__v1__console__decide_match(ProtobufCService *service,
                                            const Casebridge__V1__DecideMatchRequest *input,
@@ -7639,7 +7533,7 @@ void casebridge__v1__console__decide_match(ProtobufCService *service,
                                            void *closure_data)
 {
   assert(service->descriptor == &casebridge__v1__console__descriptor);
-  service->invoke(service, 33, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 34, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
                                     Casebridge__V1__Console_ServiceDestroy destroy)

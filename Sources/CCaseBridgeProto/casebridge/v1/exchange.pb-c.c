@@ -436,7 +436,7 @@ const ProtobufCMessageDescriptor casebridge__v1__watch_cases_request__descriptor
   (ProtobufCMessageInit) casebridge__v1__watch_cases_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor casebridge__v1__case_event__field_descriptors[7] =
+static const ProtobufCFieldDescriptor casebridge__v1__case_event__field_descriptors[8] =
 {
   {
     "event_id",
@@ -522,9 +522,22 @@ static const ProtobufCFieldDescriptor casebridge__v1__case_event__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "deadline",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__CaseEvent, deadline),
+    &casebridge__v1__deadline__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned casebridge__v1__case_event__field_indices_by_name[] = {
   2,   /* field[2] = case_id */
+  7,   /* field[7] = deadline */
   5,   /* field[5] = delivery */
   0,   /* field[0] = event_id */
   1,   /* field[1] = kind */
@@ -535,7 +548,7 @@ static const unsigned casebridge__v1__case_event__field_indices_by_name[] = {
 static const ProtobufCIntRange casebridge__v1__case_event__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor casebridge__v1__case_event__descriptor =
 {
@@ -545,26 +558,28 @@ const ProtobufCMessageDescriptor casebridge__v1__case_event__descriptor =
   "Casebridge__V1__CaseEvent",
   "casebridge.v1",
   sizeof(Casebridge__V1__CaseEvent),
-  7,
+  8,
   casebridge__v1__case_event__field_descriptors,
   casebridge__v1__case_event__field_indices_by_name,
   1,  casebridge__v1__case_event__number_ranges,
   (ProtobufCMessageInit) casebridge__v1__case_event__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue casebridge__v1__case_event_kind__enum_values_by_number[5] =
+static const ProtobufCEnumValue casebridge__v1__case_event_kind__enum_values_by_number[6] =
 {
   { "CASE_EVENT_KIND_UNSPECIFIED", "CASEBRIDGE__V1__CASE_EVENT_KIND__CASE_EVENT_KIND_UNSPECIFIED", 0 },
   { "CASE_EVENT_KIND_OPENED", "CASEBRIDGE__V1__CASE_EVENT_KIND__CASE_EVENT_KIND_OPENED", 1 },
   { "CASE_EVENT_KIND_UPDATED", "CASEBRIDGE__V1__CASE_EVENT_KIND__CASE_EVENT_KIND_UPDATED", 2 },
   { "CASE_EVENT_KIND_DELIVERY", "CASEBRIDGE__V1__CASE_EVENT_KIND__CASE_EVENT_KIND_DELIVERY", 3 },
   { "CASE_EVENT_KIND_REFUSED", "CASEBRIDGE__V1__CASE_EVENT_KIND__CASE_EVENT_KIND_REFUSED", 4 },
+  { "CASE_EVENT_KIND_DEADLINE", "CASEBRIDGE__V1__CASE_EVENT_KIND__CASE_EVENT_KIND_DEADLINE", 5 },
 };
 static const ProtobufCIntRange casebridge__v1__case_event_kind__value_ranges[] = {
-{0, 0},{0, 5}
+{0, 0},{0, 6}
 };
-static const ProtobufCEnumValueIndex casebridge__v1__case_event_kind__enum_values_by_name[5] =
+static const ProtobufCEnumValueIndex casebridge__v1__case_event_kind__enum_values_by_name[6] =
 {
+  { "CASE_EVENT_KIND_DEADLINE", 5 },
   { "CASE_EVENT_KIND_DELIVERY", 3 },
   { "CASE_EVENT_KIND_OPENED", 1 },
   { "CASE_EVENT_KIND_REFUSED", 4 },
@@ -578,9 +593,9 @@ const ProtobufCEnumDescriptor casebridge__v1__case_event_kind__descriptor =
   "CaseEventKind",
   "Casebridge__V1__CaseEventKind",
   "casebridge.v1",
-  5,
+  6,
   casebridge__v1__case_event_kind__enum_values_by_number,
-  5,
+  6,
   casebridge__v1__case_event_kind__enum_values_by_name,
   1,
   casebridge__v1__case_event_kind__value_ranges,

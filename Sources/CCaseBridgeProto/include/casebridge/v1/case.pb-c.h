@@ -33,6 +33,7 @@ typedef struct Casebridge__V1__Delivery Casebridge__V1__Delivery;
 typedef struct Casebridge__V1__Case Casebridge__V1__Case;
 typedef struct Casebridge__V1__RefusedUpdate Casebridge__V1__RefusedUpdate;
 typedef struct Casebridge__V1__CaseSummary Casebridge__V1__CaseSummary;
+typedef struct Casebridge__V1__Deadline Casebridge__V1__Deadline;
 
 
 /* --- enums --- */
@@ -159,6 +160,38 @@ typedef enum _Casebridge__V1__DeliveryState {
   CASEBRIDGE__V1__DELIVERY_STATE__DELIVERY_STATE_CANCELLED = 6
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(CASEBRIDGE__V1__DELIVERY_STATE)
 } Casebridge__V1__DeliveryState;
+/*
+ * Deadlines (README: "Deadlines"): the clock an open case runs against, as
+ * both nodes compute it from the case's own history.
+ */
+typedef enum _Casebridge__V1__DeadlineClock {
+  CASEBRIDGE__V1__DEADLINE_CLOCK__DEADLINE_CLOCK_UNSPECIFIED = 0,
+  /*
+   * From filing (the request's created_at_ms) until NCCT acknowledges, declines
+   * or asks for information.
+   */
+  CASEBRIDGE__V1__DEADLINE_CLOCK__DEADLINE_CLOCK_ACKNOWLEDGE = 1,
+  /*
+   * From NCCT's latest information request until the embassy answers.
+   */
+  CASEBRIDGE__V1__DEADLINE_CLOCK__DEADLINE_CLOCK_ANSWER = 2,
+  /*
+   * On an acknowledged, in-progress or on-hold case: from its latest update
+   * until the next one.
+   */
+  CASEBRIDGE__V1__DEADLINE_CLOCK__DEADLINE_CLOCK_MOVEMENT = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(CASEBRIDGE__V1__DEADLINE_CLOCK)
+} Casebridge__V1__DeadlineClock;
+typedef enum _Casebridge__V1__DeadlineLevel {
+  /*
+   * Less than half the time has gone.
+   */
+  CASEBRIDGE__V1__DEADLINE_LEVEL__DEADLINE_LEVEL_ON_TIME = 0,
+  CASEBRIDGE__V1__DEADLINE_LEVEL__DEADLINE_LEVEL_HALF = 1,
+  CASEBRIDGE__V1__DEADLINE_LEVEL__DEADLINE_LEVEL_THREE_QUARTERS = 2,
+  CASEBRIDGE__V1__DEADLINE_LEVEL__DEADLINE_LEVEL_OVERDUE = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(CASEBRIDGE__V1__DEADLINE_LEVEL)
+} Casebridge__V1__DeadlineLevel;
 
 /* --- messages --- */
 
@@ -585,6 +618,28 @@ struct  Casebridge__V1__CaseSummary
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, CASEBRIDGE__V1__REQUEST_KIND__REQUEST_KIND_UNSPECIFIED, CASEBRIDGE__V1__URGENCY__URGENCY_UNSPECIFIED, CASEBRIDGE__V1__CASE_STATUS__CASE_STATUS_UNSPECIFIED, CASEBRIDGE__V1__BUSINESS_STEP__BUSINESS_STEP_UNSPECIFIED, 0, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0 }
 
 
+struct  Casebridge__V1__Deadline
+{
+  ProtobufCMessage base;
+  Casebridge__V1__DeadlineClock clock;
+  int64_t started_at_ms;
+  int64_t due_at_ms;
+  Casebridge__V1__DeadlineLevel level;
+  /*
+   * Node id of the agency whose move it is.
+   */
+  char *waiting_on;
+  /*
+   * A supervisor's reason for missing it, when one was recorded.
+   */
+  char *breach_reason;
+  char *breach_reason_by;
+};
+#define CASEBRIDGE__V1__DEADLINE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__deadline__descriptor) \
+    , CASEBRIDGE__V1__DEADLINE_CLOCK__DEADLINE_CLOCK_UNSPECIFIED, 0, 0, CASEBRIDGE__V1__DEADLINE_LEVEL__DEADLINE_LEVEL_ON_TIME, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
 /* Casebridge__V1__StatusChange methods */
 void   casebridge__v1__status_change__init
                      (Casebridge__V1__StatusChange         *message);
@@ -908,6 +963,25 @@ Casebridge__V1__CaseSummary *
 void   casebridge__v1__case_summary__free_unpacked
                      (Casebridge__V1__CaseSummary *message,
                       ProtobufCAllocator *allocator);
+/* Casebridge__V1__Deadline methods */
+void   casebridge__v1__deadline__init
+                     (Casebridge__V1__Deadline         *message);
+size_t casebridge__v1__deadline__get_packed_size
+                     (const Casebridge__V1__Deadline   *message);
+size_t casebridge__v1__deadline__pack
+                     (const Casebridge__V1__Deadline   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__deadline__pack_to_buffer
+                     (const Casebridge__V1__Deadline   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__Deadline *
+       casebridge__v1__deadline__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__deadline__free_unpacked
+                     (Casebridge__V1__Deadline *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Casebridge__V1__StatusChange_Closure)
@@ -961,6 +1035,9 @@ typedef void (*Casebridge__V1__RefusedUpdate_Closure)
 typedef void (*Casebridge__V1__CaseSummary_Closure)
                  (const Casebridge__V1__CaseSummary *message,
                   void *closure_data);
+typedef void (*Casebridge__V1__Deadline_Closure)
+                 (const Casebridge__V1__Deadline *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -971,6 +1048,8 @@ extern const ProtobufCEnumDescriptor    casebridge__v1__case_status__descriptor;
 extern const ProtobufCEnumDescriptor    casebridge__v1__business_step__descriptor;
 extern const ProtobufCEnumDescriptor    casebridge__v1__person_status__descriptor;
 extern const ProtobufCEnumDescriptor    casebridge__v1__delivery_state__descriptor;
+extern const ProtobufCEnumDescriptor    casebridge__v1__deadline_clock__descriptor;
+extern const ProtobufCEnumDescriptor    casebridge__v1__deadline_level__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__status_change__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__step_change__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__person_outcome__descriptor;
@@ -988,6 +1067,7 @@ extern const ProtobufCMessageDescriptor casebridge__v1__delivery__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__case__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__refused_update__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__case_summary__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__deadline__descriptor;
 
 PROTOBUF_C__END_DECLS
 

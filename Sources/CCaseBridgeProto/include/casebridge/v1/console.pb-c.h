@@ -23,10 +23,10 @@ typedef struct Casebridge__V1__ListMatchesRequest Casebridge__V1__ListMatchesReq
 typedef struct Casebridge__V1__MatchPage Casebridge__V1__MatchPage;
 typedef struct Casebridge__V1__DecideMatchRequest Casebridge__V1__DecideMatchRequest;
 typedef struct Casebridge__V1__ReportRequest Casebridge__V1__ReportRequest;
+typedef struct Casebridge__V1__StatisticsRequest Casebridge__V1__StatisticsRequest;
 typedef struct Casebridge__V1__ReportCount Casebridge__V1__ReportCount;
 typedef struct Casebridge__V1__ReportDuration Casebridge__V1__ReportDuration;
 typedef struct Casebridge__V1__Report Casebridge__V1__Report;
-typedef struct Casebridge__V1__Deadline Casebridge__V1__Deadline;
 typedef struct Casebridge__V1__CaseDeadline Casebridge__V1__CaseDeadline;
 typedef struct Casebridge__V1__ListDeadlinesRequest Casebridge__V1__ListDeadlinesRequest;
 typedef struct Casebridge__V1__ExplainBreachRequest Casebridge__V1__ExplainBreachRequest;
@@ -106,34 +106,6 @@ typedef enum _Casebridge__V1__MatchState {
   CASEBRIDGE__V1__MATCH_STATE__MATCH_STATE_DISMISSED = 3
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(CASEBRIDGE__V1__MATCH_STATE)
 } Casebridge__V1__MatchState;
-typedef enum _Casebridge__V1__DeadlineClock {
-  CASEBRIDGE__V1__DEADLINE_CLOCK__DEADLINE_CLOCK_UNSPECIFIED = 0,
-  /*
-   * From filing (the request's created_at_ms) until NCCT acknowledges, declines
-   * or asks for information.
-   */
-  CASEBRIDGE__V1__DEADLINE_CLOCK__DEADLINE_CLOCK_ACKNOWLEDGE = 1,
-  /*
-   * From NCCT's latest information request until the embassy answers.
-   */
-  CASEBRIDGE__V1__DEADLINE_CLOCK__DEADLINE_CLOCK_ANSWER = 2,
-  /*
-   * On an acknowledged, in-progress or on-hold case: from its latest update
-   * until the next one.
-   */
-  CASEBRIDGE__V1__DEADLINE_CLOCK__DEADLINE_CLOCK_MOVEMENT = 3
-    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(CASEBRIDGE__V1__DEADLINE_CLOCK)
-} Casebridge__V1__DeadlineClock;
-typedef enum _Casebridge__V1__DeadlineLevel {
-  /*
-   * Less than half the time has gone.
-   */
-  CASEBRIDGE__V1__DEADLINE_LEVEL__DEADLINE_LEVEL_ON_TIME = 0,
-  CASEBRIDGE__V1__DEADLINE_LEVEL__DEADLINE_LEVEL_HALF = 1,
-  CASEBRIDGE__V1__DEADLINE_LEVEL__DEADLINE_LEVEL_THREE_QUARTERS = 2,
-  CASEBRIDGE__V1__DEADLINE_LEVEL__DEADLINE_LEVEL_OVERDUE = 3
-    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(CASEBRIDGE__V1__DEADLINE_LEVEL)
-} Casebridge__V1__DeadlineLevel;
 typedef enum _Casebridge__V1__CaseOrder {
   /*
    * Latest change first.
@@ -323,6 +295,26 @@ struct  Casebridge__V1__ReportRequest
     , 0, 0, (char *)protobuf_c_empty_string }
 
 
+struct  Casebridge__V1__StatisticsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Cases filed from since_ms (inclusive) until until_ms (exclusive); 0: no bound.
+   */
+  int64_t since_ms;
+  int64_t until_ms;
+  /*
+   * Counts below this are suppressed; 0 means the node's threshold (its
+   * configuration's statistics_min_count, 11 by default). A value below the
+   * node's threshold is refused (INVALID_ARGUMENT).
+   */
+  uint32_t min_count;
+};
+#define CASEBRIDGE__V1__STATISTICS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__statistics_request__descriptor) \
+    , 0, 0, 0 }
+
+
 struct  Casebridge__V1__ReportCount
 {
   ProtobufCMessage base;
@@ -394,28 +386,6 @@ struct  Casebridge__V1__Report
 #define CASEBRIDGE__V1__REPORT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__report__descriptor) \
     , 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, NULL, NULL, 0, 0, 0, (char *)protobuf_c_empty_string }
-
-
-struct  Casebridge__V1__Deadline
-{
-  ProtobufCMessage base;
-  Casebridge__V1__DeadlineClock clock;
-  int64_t started_at_ms;
-  int64_t due_at_ms;
-  Casebridge__V1__DeadlineLevel level;
-  /*
-   * Node id of the agency whose move it is.
-   */
-  char *waiting_on;
-  /*
-   * A supervisor's reason for missing it, when one was recorded.
-   */
-  char *breach_reason;
-  char *breach_reason_by;
-};
-#define CASEBRIDGE__V1__DEADLINE__INIT \
- { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__deadline__descriptor) \
-    , CASEBRIDGE__V1__DEADLINE_CLOCK__DEADLINE_CLOCK_UNSPECIFIED, 0, 0, CASEBRIDGE__V1__DEADLINE_LEVEL__DEADLINE_LEVEL_ON_TIME, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 struct  Casebridge__V1__CaseDeadline
@@ -1391,6 +1361,25 @@ Casebridge__V1__ReportRequest *
 void   casebridge__v1__report_request__free_unpacked
                      (Casebridge__V1__ReportRequest *message,
                       ProtobufCAllocator *allocator);
+/* Casebridge__V1__StatisticsRequest methods */
+void   casebridge__v1__statistics_request__init
+                     (Casebridge__V1__StatisticsRequest         *message);
+size_t casebridge__v1__statistics_request__get_packed_size
+                     (const Casebridge__V1__StatisticsRequest   *message);
+size_t casebridge__v1__statistics_request__pack
+                     (const Casebridge__V1__StatisticsRequest   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__statistics_request__pack_to_buffer
+                     (const Casebridge__V1__StatisticsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__StatisticsRequest *
+       casebridge__v1__statistics_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__statistics_request__free_unpacked
+                     (Casebridge__V1__StatisticsRequest *message,
+                      ProtobufCAllocator *allocator);
 /* Casebridge__V1__ReportCount methods */
 void   casebridge__v1__report_count__init
                      (Casebridge__V1__ReportCount         *message);
@@ -1447,25 +1436,6 @@ Casebridge__V1__Report *
                       const uint8_t       *data);
 void   casebridge__v1__report__free_unpacked
                      (Casebridge__V1__Report *message,
-                      ProtobufCAllocator *allocator);
-/* Casebridge__V1__Deadline methods */
-void   casebridge__v1__deadline__init
-                     (Casebridge__V1__Deadline         *message);
-size_t casebridge__v1__deadline__get_packed_size
-                     (const Casebridge__V1__Deadline   *message);
-size_t casebridge__v1__deadline__pack
-                     (const Casebridge__V1__Deadline   *message,
-                      uint8_t             *out);
-size_t casebridge__v1__deadline__pack_to_buffer
-                     (const Casebridge__V1__Deadline   *message,
-                      ProtobufCBuffer     *buffer);
-Casebridge__V1__Deadline *
-       casebridge__v1__deadline__unpack
-                     (ProtobufCAllocator  *allocator,
-                      size_t               len,
-                      const uint8_t       *data);
-void   casebridge__v1__deadline__free_unpacked
-                     (Casebridge__V1__Deadline *message,
                       ProtobufCAllocator *allocator);
 /* Casebridge__V1__CaseDeadline methods */
 void   casebridge__v1__case_deadline__init
@@ -2396,6 +2366,9 @@ typedef void (*Casebridge__V1__DecideMatchRequest_Closure)
 typedef void (*Casebridge__V1__ReportRequest_Closure)
                  (const Casebridge__V1__ReportRequest *message,
                   void *closure_data);
+typedef void (*Casebridge__V1__StatisticsRequest_Closure)
+                 (const Casebridge__V1__StatisticsRequest *message,
+                  void *closure_data);
 typedef void (*Casebridge__V1__ReportCount_Closure)
                  (const Casebridge__V1__ReportCount *message,
                   void *closure_data);
@@ -2404,9 +2377,6 @@ typedef void (*Casebridge__V1__ReportDuration_Closure)
                   void *closure_data);
 typedef void (*Casebridge__V1__Report_Closure)
                  (const Casebridge__V1__Report *message,
-                  void *closure_data);
-typedef void (*Casebridge__V1__Deadline_Closure)
-                 (const Casebridge__V1__Deadline *message,
                   void *closure_data);
 typedef void (*Casebridge__V1__CaseDeadline_Closure)
                  (const Casebridge__V1__CaseDeadline *message,
@@ -2687,6 +2657,10 @@ struct Casebridge__V1__Console_Service
                      const Casebridge__V1__ReportRequest *input,
                      Casebridge__V1__Report_Closure closure,
                      void *closure_data);
+  void (*export_statistics)(Casebridge__V1__Console_Service *service,
+                            const Casebridge__V1__StatisticsRequest *input,
+                            Casebridge__V1__CsvFile_Closure closure,
+                            void *closure_data);
   void (*list_matches)(Casebridge__V1__Console_Service *service,
                        const Casebridge__V1__ListMatchesRequest *input,
                        Casebridge__V1__MatchPage_Closure closure,
@@ -2735,6 +2709,7 @@ void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
       function_prefix__ ## list_deadlines,\
       function_prefix__ ## explain_breach,\
       function_prefix__ ## get_report,\
+      function_prefix__ ## export_statistics,\
       function_prefix__ ## list_matches,\
       function_prefix__ ## decide_match  }
 void casebridge__v1__console__submit(ProtobufCService *service,
@@ -2865,6 +2840,10 @@ void casebridge__v1__console__get_report(ProtobufCService *service,
                                          const Casebridge__V1__ReportRequest *input,
                                          Casebridge__V1__Report_Closure closure,
                                          void *closure_data);
+void casebridge__v1__console__export_statistics(ProtobufCService *service,
+                                                const Casebridge__V1__StatisticsRequest *input,
+                                                Casebridge__V1__CsvFile_Closure closure,
+                                                void *closure_data);
 void casebridge__v1__console__list_matches(ProtobufCService *service,
                                            const Casebridge__V1__ListMatchesRequest *input,
                                            Casebridge__V1__MatchPage_Closure closure,
@@ -2877,8 +2856,6 @@ void casebridge__v1__console__decide_match(ProtobufCService *service,
 /* --- descriptors --- */
 
 extern const ProtobufCEnumDescriptor    casebridge__v1__match_state__descriptor;
-extern const ProtobufCEnumDescriptor    casebridge__v1__deadline_clock__descriptor;
-extern const ProtobufCEnumDescriptor    casebridge__v1__deadline_level__descriptor;
 extern const ProtobufCEnumDescriptor    casebridge__v1__case_order__descriptor;
 extern const ProtobufCEnumDescriptor    casebridge__v1__table_kind__descriptor;
 extern const ProtobufCEnumDescriptor    casebridge__v1__staff_role__descriptor;
@@ -2889,10 +2866,10 @@ extern const ProtobufCMessageDescriptor casebridge__v1__list_matches_request__de
 extern const ProtobufCMessageDescriptor casebridge__v1__match_page__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__decide_match_request__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__report_request__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__statistics_request__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__report_count__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__report_duration__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__report__descriptor;
-extern const ProtobufCMessageDescriptor casebridge__v1__deadline__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__case_deadline__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__list_deadlines_request__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__explain_breach_request__descriptor;

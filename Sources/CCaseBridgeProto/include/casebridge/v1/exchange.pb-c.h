@@ -43,7 +43,14 @@ typedef enum _Casebridge__V1__CaseEventKind {
   /*
    * An update was refused for good: it took its sequence and changed nothing.
    */
-  CASEBRIDGE__V1__CASE_EVENT_KIND__CASE_EVENT_KIND_REFUSED = 4
+  CASEBRIDGE__V1__CASE_EVENT_KIND__CASE_EVENT_KIND_REFUSED = 4,
+  /*
+   * The case's deadline clock reached half, three quarters or all of its time
+   * (see CaseEvent.deadline). Raised once per level and run of the clock, at
+   * each node, from the case's own history; a node that was down when a level
+   * passed raises only the highest level reached when it is back.
+   */
+  CASEBRIDGE__V1__CASE_EVENT_KIND__CASE_EVENT_KIND_DEADLINE = 5
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(CASEBRIDGE__V1__CASE_EVENT_KIND)
 } Casebridge__V1__CaseEventKind;
 
@@ -138,10 +145,14 @@ struct  Casebridge__V1__CaseEvent
    */
   Casebridge__V1__Delivery *delivery;
   int64_t occurred_at_ms;
+  /*
+   * For DEADLINE: the run of the clock and the level it reached.
+   */
+  Casebridge__V1__Deadline *deadline;
 };
 #define CASEBRIDGE__V1__CASE_EVENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__case_event__descriptor) \
-    , 0, CASEBRIDGE__V1__CASE_EVENT_KIND__CASE_EVENT_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, NULL, NULL, NULL, 0 }
+    , 0, CASEBRIDGE__V1__CASE_EVENT_KIND__CASE_EVENT_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, NULL, NULL, NULL, 0, NULL }
 
 
 /* Casebridge__V1__GetCaseRequest methods */
