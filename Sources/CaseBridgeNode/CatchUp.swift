@@ -69,8 +69,15 @@ extension CaseTracker {
             }
             guard let row = try db.caseRow(caseID, withRequest: false) else { return 0 }
             let held = try db.history(caseID)
-            let theirs = Dictionary(copy.entries.map { ($0.key, $0.updateID) }, uniquingKeysWith: { first, _ in first })
-            guard held.allSatisfy({ theirs["\($0.actor)/\($0.sequence)"] == $0.updateID }) else { return 0 }
+            // Every entry this node holds must be in the peer's copy, and applied there as here: an update
+            // of ours the peer refused (a crossing, not a loss) is for ordinary delivery and staff to settle.
+            let theirs = Dictionary(
+                copy.entries.map { ($0.key, "\($0.updateID) \($0.refusal == nil)") },
+                uniquingKeysWith: { first, _ in first }
+            )
+            guard held.allSatisfy({ theirs["\($0.actor)/\($0.sequence)"] == "\($0.updateID) \($0.isApplied)" }) else {
+                return 0
+            }
             let known = Set(held.map { "\($0.actor)/\($0.sequence)" })
 
             // The peer's applied updates, replayed in its order from the request: the same state.

@@ -41,17 +41,8 @@ extension CaseTracker {
             if through > (try store.read { try $0.duplicatesScannedThrough() }) {
                 try await store.write { db in
                     for match in matches { try db.insertMatch(match) }
+                    // Kept with their finding time, not audited: the node found them, nobody acted.
                     try db.setDuplicatesScannedThrough(through)
-                    if !matches.isEmpty {
-                        try db.appendAudit(
-                            event: "duplicates.found",
-                            actor: "node",
-                            subject: "",
-                            outcome: "ok",
-                            detail: "matches=\(matches.count)",
-                            atMs: Clock.nowMs()
-                        )
-                    }
                 }
             }
             found += matches.count
