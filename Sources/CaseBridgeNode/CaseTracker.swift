@@ -502,7 +502,8 @@ public final class CaseTracker: Sendable {
         return Lifecycle.CaseState(
             status: CaseStatus(rawValue: row.status),
             step: BusinessStep(rawValue: row.step),
-            persons: persons
+            persons: persons,
+            attachments: try db.attachmentCount(row.caseID)
         )
     }
 

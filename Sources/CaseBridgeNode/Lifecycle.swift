@@ -69,11 +69,14 @@ public enum Lifecycle {
         public var step: BusinessStep
         /// In request order.
         public var persons: [PersonState]
+        /// Attachments applied so far (at most ``AttachmentRules/maxPerCase``).
+        public var attachments: Int
 
-        public init(status: CaseStatus, step: BusinessStep, persons: [PersonState]) {
+        public init(status: CaseStatus, step: BusinessStep, persons: [PersonState], attachments: Int = 0) {
             self.status = status
             self.step = step
             self.persons = persons
+            self.attachments = attachments
         }
     }
 
@@ -162,6 +165,19 @@ public enum Lifecycle {
             }
         case .note(let note):
             guard !note.text.isEmpty else { throw RPCError(.invalidArgument, "note.text: empty") }
+        case .attachment(let attachment):
+            try AttachmentRules.check(attachment)
+            guard attachment.personRef.isEmpty || next.persons.contains(where: { $0.personRef == attachment.personRef })
+            else {
+                throw RPCError(.invalidArgument, "attachment.person_ref: no person \(attachment.personRef) in the case")
+            }
+            guard next.attachments < AttachmentRules.maxPerCase else {
+                throw RPCError(
+                    .failedPrecondition,
+                    "the case already has \(AttachmentRules.maxPerCase) attachments, the most one case may hold"
+                )
+            }
+            next.attachments += 1
         case .informationRequest(let request):
             try requireOpen()
             guard !request.questions.isEmpty else {
@@ -241,7 +257,7 @@ public enum Authorization {
     public static func check(_ change: CaseUpdate.Change, by actor: Lifecycle.Actor) throws(RPCError) {
         let allowed: Bool =
             switch change {
-            case .note: true
+            case .note, .attachment: true
             case .informationProvided, .withdrawal: actor == .requestingEmbassy
             // The embassy may say its own request should never have existed.
             case .statusChange(let change): actor == .ncct || change.toStatus == .enteredInError
@@ -277,6 +293,7 @@ extension CaseUpdate.Change {
         case .stepChange: "step_change"
         case .personOutcomes: "person_outcomes"
         case .note: "note"
+        case .attachment: "attachment"
         case .informationRequest: "information_request"
         case .informationProvided: "information_provided"
         case .withdrawal: "withdrawal"

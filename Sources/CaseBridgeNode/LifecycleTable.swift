@@ -50,6 +50,13 @@ extension Lifecycle {
             note: "free text; changes nothing else"
         ),
         ChangeRule(
+            change: "attachment",
+            by: [.ncct, .requestingEmbassy],
+            takenIn: Set(CaseStatus.allKnown),
+            moves: [:],
+            note: "a photo or scanned document: JPEG, PNG or PDF, 2 MiB each, 20 per case"
+        ),
+        ChangeRule(
             change: "information_request",
             by: [.ncct],
             takenIn: open,

@@ -90,8 +90,16 @@ extension CaseTracker {
         }
     }
 
-    /// Indexes persons an applied update adds (information provided).
+    /// Indexes persons an applied update adds (information provided), and counts an attachment.
     static func index(_ update: CaseUpdate, _ db: Database) throws {
+        if case .attachment(let attachment)? = update.change {
+            try db.recordAttachment(
+                caseID: update.caseID,
+                updateID: update.updateID,
+                contentType: attachment.contentType,
+                size: attachment.data.count
+            )
+        }
         guard case .informationProvided(let provided)? = update.change else { return }
         for person in provided.addedPersons {
             try db.addSearchTerms(

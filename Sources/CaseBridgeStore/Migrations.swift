@@ -247,7 +247,8 @@ enum Migrations {
         // another open case: which fields agree (names of fields, not their values), a score (in
         // thousandths), and what NCCT staff decided; the scan's progress through the events is kept
         // with its findings. And the highest level (half, three quarters, overdue) each run of a case's
-        // deadline clock has raised an event for, so that each is raised once.
+        // deadline clock has raised an event for, so that each is raised once. And each case's
+        // attachments (their type and size; the files themselves stay sealed in the history).
         """
         CREATE TABLE person_matches (
             match_id INTEGER PRIMARY KEY,
@@ -262,6 +263,8 @@ enum Migrations {
         CREATE TABLE deadline_levels (case_id TEXT NOT NULL, clock INTEGER NOT NULL, started_at_ms INTEGER NOT NULL,
                                       level INTEGER NOT NULL,
                                       PRIMARY KEY (case_id, clock, started_at_ms)) WITHOUT ROWID;
+        CREATE TABLE attachments (case_id TEXT NOT NULL, update_id TEXT NOT NULL, content_type TEXT NOT NULL,
+                                  size INTEGER NOT NULL, PRIMARY KEY (case_id, update_id)) WITHOUT ROWID;
         """,
     ]
 

@@ -983,3 +983,27 @@ public struct ReportScope: Sendable {
         return (conditions.joined(separator: " AND "), values)
     }
 }
+
+extension Database {
+    /// The highest deadline level an event was raised for in this run of the case's clock; 0 if none.
+    public func deadlineLevelRaised(_ caseID: String, clock: Int32, startedAtMs: Int64) throws(StoreError) -> Int32 {
+        Int32(
+            try first(
+                "SELECT level FROM deadline_levels WHERE case_id = ? AND clock = ? AND started_at_ms = ?",
+                [.text(caseID), .int(Int64(clock)), .int(startedAtMs)]
+            )?.int(0) ?? 0
+        )
+    }
+
+    public func recordDeadlineLevel(
+        _ caseID: String,
+        clock: Int32,
+        startedAtMs: Int64,
+        level: Int32
+    ) throws(StoreError) {
+        try query(
+            "INSERT OR REPLACE INTO deadline_levels (case_id, clock, started_at_ms, level) VALUES (?, ?, ?, ?)",
+            [.text(caseID), .int(Int64(clock)), .int(startedAtMs), .int(Int64(level))]
+        )
+    }
+}

@@ -224,6 +224,10 @@ struct ShowCase: AsyncParsableCommand {
             let author = update.author.isEmpty ? "" : "  — \(update.author)"
             let who = "\(update.actorNode) #\(update.sequence)"
             print("  \(Output.time(update.occurredAtMs))  \(who): \(describe(update))\(author)")
+            if case .attachment? = update.change {
+                let command = "casebridge attachment \(Output.shortID(view.caseID)) \(update.updateID) --to FILE"
+                print("      save it: \(command)")
+            }
         }
         if !view.refusedUpdates.isEmpty {
             print("\nRefused here (each took its number; it changed nothing; settle with a note or entered_in_error)")
@@ -340,6 +344,9 @@ func describe(_ update: CaseUpdate) -> String {
     case .informationProvided(let c)?:
         "information provided: \(c.text)\(c.addedPersons.isEmpty ? "" : " (+\(c.addedPersons.count) persons)")"
     case .withdrawal(let c)?: "withdrawn\(c.reason.isEmpty ? "" : ": \(c.reason)")"
+    case .attachment(let c)?:
+        "attachment: \(c.fileName) (\(c.contentType)\(c.personRef.isEmpty ? "" : ", about \(c.personRef)"))"
+            + (c.caption.isEmpty ? "" : " — \(c.caption)")
     case nil: "(unknown change)"
     }
 }

@@ -189,6 +189,10 @@ struct PublishedLifecycleTests {
             var c = InformationRequest(); c.questions = ["where?"]; return .informationRequest(c)
         case "information_provided": var c = InformationProvided(); c.text = "here"; return .informationProvided(c)
         case "withdrawal": return .withdrawal(Withdrawal())
+        case "attachment":
+            let data: [UInt8] = Array("%PDF-1.4 a scan".utf8)
+            var c = Attachment(); c.contentType = "application/pdf"; c.fileName = "scan.pdf"
+            c.data = data; c.sha256 = AttachmentRules.sha256Hex(data); return .attachment(c)
         default: Issue.record("no sample for \(kind)"); return .note(Note.with("?"))
         }
     }

@@ -115,6 +115,14 @@ enum PersonalData {
             var copy = Withdrawal()
             copy.reason = mark(withdrawal.reason)
             kept.change = .withdrawal(copy)
+        case .attachment(let attachment):
+            // That there is a file, its type and which person: never the file, its name or caption.
+            var copy = Attachment()
+            copy.contentType = attachment.contentType
+            copy.personRef = attachment.personRef
+            copy.fileName = mark(attachment.fileName)
+            copy.caption = mark(attachment.caption)
+            kept.change = .attachment(copy)
         case nil:
             break
         }

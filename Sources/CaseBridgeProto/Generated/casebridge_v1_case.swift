@@ -232,6 +232,7 @@ public struct CaseUpdate: ProtoMessage {
         case informationRequest(InformationRequest)
         case informationProvided(InformationProvided)
         case withdrawal(Withdrawal)
+        case attachment(Attachment)
     }
     public init() {}
     public init(fields: ProtoFields) {
@@ -249,6 +250,7 @@ public struct CaseUpdate: ProtoMessage {
         } else if let v: InformationRequest = fields.optional(14) { change = .informationRequest(v)
         } else if let v: InformationProvided = fields.optional(15) { change = .informationProvided(v)
         } else if let v: Withdrawal = fields.optional(16) { change = .withdrawal(v)
+        } else if let v: Attachment = fields.optional(17) { change = .attachment(v)
         }
     }
     public var protoFields: ProtoFields {
@@ -268,8 +270,38 @@ public struct CaseUpdate: ProtoMessage {
         case .informationRequest(let v)?: fields.set(14, v)
         case .informationProvided(let v)?: fields.set(15, v)
         case .withdrawal(let v)?: fields.set(16, v)
+        case .attachment(let v)?: fields.set(17, v)
         case nil: break
         }
+        return fields
+    }
+}
+
+public struct Attachment: ProtoMessage {
+    public static let protoName = "casebridge.v1.Attachment"
+    public var contentType: String = ""
+    public var fileName: String = ""
+    public var sha256: String = ""
+    public var data: [UInt8] = []
+    public var caption: String = ""
+    public var personRef: String = ""
+    public init() {}
+    public init(fields: ProtoFields) {
+        contentType = fields.value(1)
+        fileName = fields.value(2)
+        sha256 = fields.value(3)
+        data = fields.value(4)
+        caption = fields.value(5)
+        personRef = fields.value(6)
+    }
+    public var protoFields: ProtoFields {
+        var fields = ProtoFields()
+        fields.set(1, contentType)
+        fields.set(2, fileName)
+        fields.set(3, sha256)
+        fields.set(4, data)
+        fields.set(5, caption)
+        fields.set(6, personRef)
         return fields
     }
 }

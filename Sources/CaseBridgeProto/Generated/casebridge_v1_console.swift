@@ -204,6 +204,23 @@ public struct ReportRequest: ProtoMessage {
     }
 }
 
+public struct GetAttachmentRequest: ProtoMessage {
+    public static let protoName = "casebridge.v1.GetAttachmentRequest"
+    public var caseID: String = ""
+    public var updateID: String = ""
+    public init() {}
+    public init(fields: ProtoFields) {
+        caseID = fields.value(1)
+        updateID = fields.value(2)
+    }
+    public var protoFields: ProtoFields {
+        var fields = ProtoFields()
+        fields.set(1, caseID)
+        fields.set(2, updateID)
+        return fields
+    }
+}
+
 public struct StatisticsRequest: ProtoMessage {
     public static let protoName = "casebridge.v1.StatisticsRequest"
     public var sinceMs: Int64 = 0
@@ -1421,6 +1438,7 @@ public enum Console {
     public static let listDeadlines = RPCMethod<ListDeadlinesRequest, CaseDeadline>(service: serviceName, name: "ListDeadlines", clientStreaming: false, serverStreaming: true)
     public static let explainBreach = RPCMethod<ExplainBreachRequest, CaseDeadline>(service: serviceName, name: "ExplainBreach", clientStreaming: false, serverStreaming: false)
     public static let getReport = RPCMethod<ReportRequest, Report>(service: serviceName, name: "GetReport", clientStreaming: false, serverStreaming: false)
+    public static let getAttachment = RPCMethod<GetAttachmentRequest, Attachment>(service: serviceName, name: "GetAttachment", clientStreaming: false, serverStreaming: false)
     public static let exportStatistics = RPCMethod<StatisticsRequest, CsvFile>(service: serviceName, name: "ExportStatistics", clientStreaming: false, serverStreaming: false)
     public static let listMatches = RPCMethod<ListMatchesRequest, MatchPage>(service: serviceName, name: "ListMatches", clientStreaming: false, serverStreaming: false)
     public static let decideMatch = RPCMethod<DecideMatchRequest, PersonMatch>(service: serviceName, name: "DecideMatch", clientStreaming: false, serverStreaming: false)

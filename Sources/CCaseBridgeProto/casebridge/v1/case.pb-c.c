@@ -412,6 +412,51 @@ void   casebridge__v1__case_update__free_unpacked
   assert(message->base.descriptor == &casebridge__v1__case_update__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   casebridge__v1__attachment__init
+                     (Casebridge__V1__Attachment         *message)
+{
+  static const Casebridge__V1__Attachment init_value = CASEBRIDGE__V1__ATTACHMENT__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__attachment__get_packed_size
+                     (const Casebridge__V1__Attachment *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__attachment__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__attachment__pack
+                     (const Casebridge__V1__Attachment *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__attachment__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__attachment__pack_to_buffer
+                     (const Casebridge__V1__Attachment *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__attachment__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__Attachment *
+       casebridge__v1__attachment__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__Attachment *)
+     protobuf_c_message_unpack (&casebridge__v1__attachment__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__attachment__free_unpacked
+                     (Casebridge__V1__Attachment *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__attachment__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   casebridge__v1__submit_receipt__init
                      (Casebridge__V1__SubmitReceipt         *message)
 {
@@ -1186,7 +1231,7 @@ const ProtobufCMessageDescriptor casebridge__v1__withdrawal__descriptor =
   (ProtobufCMessageInit) casebridge__v1__withdrawal__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor casebridge__v1__case_update__field_descriptors[14] =
+static const ProtobufCFieldDescriptor casebridge__v1__case_update__field_descriptors[15] =
 {
   {
     "update_id",
@@ -1356,9 +1401,22 @@ static const ProtobufCFieldDescriptor casebridge__v1__case_update__field_descrip
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "attachment",
+    17,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Casebridge__V1__CaseUpdate, change_case),
+    offsetof(Casebridge__V1__CaseUpdate, attachment),
+    &casebridge__v1__attachment__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned casebridge__v1__case_update__field_indices_by_name[] = {
   3,   /* field[3] = actor_node */
+  14,   /* field[14] = attachment */
   5,   /* field[5] = author */
   1,   /* field[1] = case_id */
   12,   /* field[12] = information_provided */
@@ -1377,7 +1435,7 @@ static const ProtobufCIntRange casebridge__v1__case_update__number_ranges[2 + 1]
 {
   { 1, 0 },
   { 10, 7 },
-  { 0, 14 }
+  { 0, 15 }
 };
 const ProtobufCMessageDescriptor casebridge__v1__case_update__descriptor =
 {
@@ -1387,11 +1445,114 @@ const ProtobufCMessageDescriptor casebridge__v1__case_update__descriptor =
   "Casebridge__V1__CaseUpdate",
   "casebridge.v1",
   sizeof(Casebridge__V1__CaseUpdate),
-  14,
+  15,
   casebridge__v1__case_update__field_descriptors,
   casebridge__v1__case_update__field_indices_by_name,
   2,  casebridge__v1__case_update__number_ranges,
   (ProtobufCMessageInit) casebridge__v1__case_update__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__attachment__field_descriptors[6] =
+{
+  {
+    "content_type",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Attachment, content_type),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "file_name",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Attachment, file_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "sha256",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Attachment, sha256),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "data",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Attachment, data),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "caption",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Attachment, caption),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "person_ref",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__Attachment, person_ref),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__attachment__field_indices_by_name[] = {
+  4,   /* field[4] = caption */
+  0,   /* field[0] = content_type */
+  3,   /* field[3] = data */
+  1,   /* field[1] = file_name */
+  5,   /* field[5] = person_ref */
+  2,   /* field[2] = sha256 */
+};
+static const ProtobufCIntRange casebridge__v1__attachment__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__attachment__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.Attachment",
+  "Attachment",
+  "Casebridge__V1__Attachment",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__Attachment),
+  6,
+  casebridge__v1__attachment__field_descriptors,
+  casebridge__v1__attachment__field_indices_by_name,
+  1,  casebridge__v1__attachment__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__attachment__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor casebridge__v1__submit_receipt__field_descriptors[6] =

@@ -232,6 +232,51 @@ void   casebridge__v1__report_request__free_unpacked
   assert(message->base.descriptor == &casebridge__v1__report_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   casebridge__v1__get_attachment_request__init
+                     (Casebridge__V1__GetAttachmentRequest         *message)
+{
+  static const Casebridge__V1__GetAttachmentRequest init_value = CASEBRIDGE__V1__GET_ATTACHMENT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__get_attachment_request__get_packed_size
+                     (const Casebridge__V1__GetAttachmentRequest *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__get_attachment_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__get_attachment_request__pack
+                     (const Casebridge__V1__GetAttachmentRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__get_attachment_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__get_attachment_request__pack_to_buffer
+                     (const Casebridge__V1__GetAttachmentRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__get_attachment_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__GetAttachmentRequest *
+       casebridge__v1__get_attachment_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__GetAttachmentRequest *)
+     protobuf_c_message_unpack (&casebridge__v1__get_attachment_request__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__get_attachment_request__free_unpacked
+                     (Casebridge__V1__GetAttachmentRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__get_attachment_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   casebridge__v1__statistics_request__init
                      (Casebridge__V1__StatisticsRequest         *message)
 {
@@ -3059,6 +3104,57 @@ const ProtobufCMessageDescriptor casebridge__v1__report_request__descriptor =
   casebridge__v1__report_request__field_indices_by_name,
   1,  casebridge__v1__report_request__number_ranges,
   (ProtobufCMessageInit) casebridge__v1__report_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__get_attachment_request__field_descriptors[2] =
+{
+  {
+    "case_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__GetAttachmentRequest, case_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "update_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__GetAttachmentRequest, update_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__get_attachment_request__field_indices_by_name[] = {
+  0,   /* field[0] = case_id */
+  1,   /* field[1] = update_id */
+};
+static const ProtobufCIntRange casebridge__v1__get_attachment_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__get_attachment_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.GetAttachmentRequest",
+  "GetAttachmentRequest",
+  "Casebridge__V1__GetAttachmentRequest",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__GetAttachmentRequest),
+  2,
+  casebridge__v1__get_attachment_request__field_descriptors,
+  casebridge__v1__get_attachment_request__field_indices_by_name,
+  1,  casebridge__v1__get_attachment_request__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__get_attachment_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor casebridge__v1__statistics_request__field_descriptors[3] =
@@ -7169,7 +7265,7 @@ const ProtobufCEnumDescriptor casebridge__v1__inbox_entry_kind__descriptor =
   casebridge__v1__inbox_entry_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor casebridge__v1__console__method_descriptors[35] =
+static const ProtobufCMethodDescriptor casebridge__v1__console__method_descriptors[36] =
 {
   { "Submit", &casebridge__v1__intervention_request__descriptor, &casebridge__v1__submit_receipt__descriptor },
   { "ApplyChange", &casebridge__v1__case_update__descriptor, &casebridge__v1__update_receipt__descriptor },
@@ -7203,6 +7299,7 @@ static const ProtobufCMethodDescriptor casebridge__v1__console__method_descripto
   { "ListDeadlines", &casebridge__v1__list_deadlines_request__descriptor, &casebridge__v1__case_deadline__descriptor },
   { "ExplainBreach", &casebridge__v1__explain_breach_request__descriptor, &casebridge__v1__case_deadline__descriptor },
   { "GetReport", &casebridge__v1__report_request__descriptor, &casebridge__v1__report__descriptor },
+  { "GetAttachment", &casebridge__v1__get_attachment_request__descriptor, &casebridge__v1__attachment__descriptor },
   { "ExportStatistics", &casebridge__v1__statistics_request__descriptor, &casebridge__v1__csv_file__descriptor },
   { "ListMatches", &casebridge__v1__list_matches_request__descriptor, &casebridge__v1__match_page__descriptor },
   { "DecideMatch", &casebridge__v1__decide_match_request__descriptor, &casebridge__v1__person_match__descriptor },
@@ -7215,12 +7312,13 @@ const unsigned casebridge__v1__console__method_indices_by_name[] = {
   9,        /* CancelDelivery */
   21,        /* ChangeStaff */
   24,        /* CompleteEnrolment */
-  34,        /* DecideMatch */
+  35,        /* DecideMatch */
   15,        /* DeliverNow */
   30,        /* ExplainBreach */
   27,        /* ExportPersons */
-  32,        /* ExportStatistics */
+  33,        /* ExportStatistics */
   26,        /* FindCases */
+  32,        /* GetAttachment */
   2,        /* GetCase */
   31,        /* GetReport */
   7,        /* GetStatus */
@@ -7230,7 +7328,7 @@ const unsigned casebridge__v1__console__method_indices_by_name[] = {
   3,        /* ListCases */
   29,        /* ListDeadlines */
   4,        /* ListInbox */
-  33,        /* ListMatches */
+  34,        /* ListMatches */
   10,        /* ListRetention */
   20,        /* ListStaff */
   16,        /* Login */
@@ -7251,7 +7349,7 @@ const ProtobufCServiceDescriptor casebridge__v1__console__descriptor =
   "Console",
   "Casebridge__V1__Console",
   "casebridge.v1",
-  35,
+  36,
   casebridge__v1__console__method_descriptors,
   casebridge__v1__console__method_indices_by_name
 };
@@ -7511,13 +7609,21 @@ void casebridge__v1__console__get_report(ProtobufCService *service,
   assert(service->descriptor == &casebridge__v1__console__descriptor);
   service->invoke(service, 31, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void casebridge__v1__console__get_attachment(ProtobufCService *service,
+                                             const Casebridge__V1__GetAttachmentRequest *input,
+                                             Casebridge__V1__Attachment_Closure closure,
+                                             void *closure_data)
+{
+  assert(service->descriptor == &casebridge__v1__console__descriptor);
+  service->invoke(service, 32, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void casebridge__v1__console__export_statistics(ProtobufCService *service,
                                                 const Casebridge__V1__StatisticsRequest *input,
                                                 Casebridge__V1__CsvFile_Closure closure,
                                                 void *closure_data)
 {
   assert(service->descriptor == &casebridge__v1__console__descriptor);
-  service->invoke(service, 32, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 33, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void casebridge__v1__console__list_matches(ProtobufCService *service,
                                            const Casebridge__V1__ListMatchesRequest *input,
@@ -7525,7 +7631,7 @@ void casebridge__v1__console__list_matches(ProtobufCService *service,
                                            void *closure_data)
 {
   assert(service->descriptor == &casebridge__v1__console__descriptor);
-  service->invoke(service, 33, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 34, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void casebridge__v1__console__decide_match(ProtobufCService *service,
                                            const Casebridge__V1__DecideMatchRequest *input,
@@ -7533,7 +7639,7 @@ void casebridge__v1__console__decide_match(ProtobufCService *service,
                                            void *closure_data)
 {
   assert(service->descriptor == &casebridge__v1__console__descriptor);
-  service->invoke(service, 34, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 35, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
                                     Casebridge__V1__Console_ServiceDestroy destroy)

@@ -25,6 +25,7 @@ typedef struct Casebridge__V1__InformationRequest Casebridge__V1__InformationReq
 typedef struct Casebridge__V1__InformationProvided Casebridge__V1__InformationProvided;
 typedef struct Casebridge__V1__Withdrawal Casebridge__V1__Withdrawal;
 typedef struct Casebridge__V1__CaseUpdate Casebridge__V1__CaseUpdate;
+typedef struct Casebridge__V1__Attachment Casebridge__V1__Attachment;
 typedef struct Casebridge__V1__SubmitReceipt Casebridge__V1__SubmitReceipt;
 typedef struct Casebridge__V1__UpdateReceipt Casebridge__V1__UpdateReceipt;
 typedef struct Casebridge__V1__PersonState Casebridge__V1__PersonState;
@@ -315,7 +316,8 @@ typedef enum {
   CASEBRIDGE__V1__CASE_UPDATE__CHANGE_NOTE = 13,
   CASEBRIDGE__V1__CASE_UPDATE__CHANGE_INFORMATION_REQUEST = 14,
   CASEBRIDGE__V1__CASE_UPDATE__CHANGE_INFORMATION_PROVIDED = 15,
-  CASEBRIDGE__V1__CASE_UPDATE__CHANGE_WITHDRAWAL = 16
+  CASEBRIDGE__V1__CASE_UPDATE__CHANGE_WITHDRAWAL = 16,
+  CASEBRIDGE__V1__CASE_UPDATE__CHANGE_ATTACHMENT = 17
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(CASEBRIDGE__V1__CASE_UPDATE__CHANGE__CASE)
 } Casebridge__V1__CaseUpdate__ChangeCase;
 
@@ -374,11 +376,52 @@ struct  Casebridge__V1__CaseUpdate
     Casebridge__V1__InformationRequest *information_request;
     Casebridge__V1__InformationProvided *information_provided;
     Casebridge__V1__Withdrawal *withdrawal;
+    Casebridge__V1__Attachment *attachment;
   };
 };
 #define CASEBRIDGE__V1__CASE_UPDATE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__case_update__descriptor) \
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0,NULL, CASEBRIDGE__V1__CASE_UPDATE__CHANGE__NOT_SET, {0} }
+
+
+/*
+ * A photo or a scanned document about the case or one of its persons, sent
+ * whole inside the update (within the message size limit). JPEG, PNG or PDF
+ * only: the receiver checks the file's first bytes against content_type and
+ * recomputes sha256, and refuses anything else (INVALID_ARGUMENT naming the
+ * field). At most 2 MiB (2,097,152 bytes) per file and 20 per case
+ * (FAILED_PRECONDITION for the 21st). Personal data: sealed at rest with the
+ * case, shown only to staff who see personal data (each look recorded),
+ * destroyed with the case's other personal data at the end of its retention.
+ */
+struct  Casebridge__V1__Attachment
+{
+  ProtobufCMessage base;
+  /*
+   * "image/jpeg", "image/png" or "application/pdf".
+   */
+  char *content_type;
+  /*
+   * The file's name as the sender had it: 1 to 200 characters, no folder.
+   */
+  char *file_name;
+  /*
+   * Lower-case hex SHA-256 of data.
+   */
+  char *sha256;
+  ProtobufCBinaryData data;
+  /*
+   * What it shows ("passport, first page"); optional, at most 1,000 characters.
+   */
+  char *caption;
+  /*
+   * The person it is about (a person_ref of the case); empty for the case.
+   */
+  char *person_ref;
+};
+#define CASEBRIDGE__V1__ATTACHMENT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__attachment__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, {0,NULL}, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -811,6 +854,25 @@ Casebridge__V1__CaseUpdate *
 void   casebridge__v1__case_update__free_unpacked
                      (Casebridge__V1__CaseUpdate *message,
                       ProtobufCAllocator *allocator);
+/* Casebridge__V1__Attachment methods */
+void   casebridge__v1__attachment__init
+                     (Casebridge__V1__Attachment         *message);
+size_t casebridge__v1__attachment__get_packed_size
+                     (const Casebridge__V1__Attachment   *message);
+size_t casebridge__v1__attachment__pack
+                     (const Casebridge__V1__Attachment   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__attachment__pack_to_buffer
+                     (const Casebridge__V1__Attachment   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__Attachment *
+       casebridge__v1__attachment__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__attachment__free_unpacked
+                     (Casebridge__V1__Attachment *message,
+                      ProtobufCAllocator *allocator);
 /* Casebridge__V1__SubmitReceipt methods */
 void   casebridge__v1__submit_receipt__init
                      (Casebridge__V1__SubmitReceipt         *message);
@@ -1011,6 +1073,9 @@ typedef void (*Casebridge__V1__Withdrawal_Closure)
 typedef void (*Casebridge__V1__CaseUpdate_Closure)
                  (const Casebridge__V1__CaseUpdate *message,
                   void *closure_data);
+typedef void (*Casebridge__V1__Attachment_Closure)
+                 (const Casebridge__V1__Attachment *message,
+                  void *closure_data);
 typedef void (*Casebridge__V1__SubmitReceipt_Closure)
                  (const Casebridge__V1__SubmitReceipt *message,
                   void *closure_data);
@@ -1059,6 +1124,7 @@ extern const ProtobufCMessageDescriptor casebridge__v1__information_request__des
 extern const ProtobufCMessageDescriptor casebridge__v1__information_provided__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__withdrawal__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__case_update__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__attachment__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__submit_receipt__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__update_receipt__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__person_state__descriptor;

@@ -23,6 +23,7 @@ typedef struct Casebridge__V1__ListMatchesRequest Casebridge__V1__ListMatchesReq
 typedef struct Casebridge__V1__MatchPage Casebridge__V1__MatchPage;
 typedef struct Casebridge__V1__DecideMatchRequest Casebridge__V1__DecideMatchRequest;
 typedef struct Casebridge__V1__ReportRequest Casebridge__V1__ReportRequest;
+typedef struct Casebridge__V1__GetAttachmentRequest Casebridge__V1__GetAttachmentRequest;
 typedef struct Casebridge__V1__StatisticsRequest Casebridge__V1__StatisticsRequest;
 typedef struct Casebridge__V1__ReportCount Casebridge__V1__ReportCount;
 typedef struct Casebridge__V1__ReportDuration Casebridge__V1__ReportDuration;
@@ -293,6 +294,20 @@ struct  Casebridge__V1__ReportRequest
 #define CASEBRIDGE__V1__REPORT_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__report_request__descriptor) \
     , 0, 0, (char *)protobuf_c_empty_string }
+
+
+struct  Casebridge__V1__GetAttachmentRequest
+{
+  ProtobufCMessage base;
+  char *case_id;
+  /*
+   * The update that carried it.
+   */
+  char *update_id;
+};
+#define CASEBRIDGE__V1__GET_ATTACHMENT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__get_attachment_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 struct  Casebridge__V1__StatisticsRequest
@@ -1361,6 +1376,25 @@ Casebridge__V1__ReportRequest *
 void   casebridge__v1__report_request__free_unpacked
                      (Casebridge__V1__ReportRequest *message,
                       ProtobufCAllocator *allocator);
+/* Casebridge__V1__GetAttachmentRequest methods */
+void   casebridge__v1__get_attachment_request__init
+                     (Casebridge__V1__GetAttachmentRequest         *message);
+size_t casebridge__v1__get_attachment_request__get_packed_size
+                     (const Casebridge__V1__GetAttachmentRequest   *message);
+size_t casebridge__v1__get_attachment_request__pack
+                     (const Casebridge__V1__GetAttachmentRequest   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__get_attachment_request__pack_to_buffer
+                     (const Casebridge__V1__GetAttachmentRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__GetAttachmentRequest *
+       casebridge__v1__get_attachment_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__get_attachment_request__free_unpacked
+                     (Casebridge__V1__GetAttachmentRequest *message,
+                      ProtobufCAllocator *allocator);
 /* Casebridge__V1__StatisticsRequest methods */
 void   casebridge__v1__statistics_request__init
                      (Casebridge__V1__StatisticsRequest         *message);
@@ -2366,6 +2400,9 @@ typedef void (*Casebridge__V1__DecideMatchRequest_Closure)
 typedef void (*Casebridge__V1__ReportRequest_Closure)
                  (const Casebridge__V1__ReportRequest *message,
                   void *closure_data);
+typedef void (*Casebridge__V1__GetAttachmentRequest_Closure)
+                 (const Casebridge__V1__GetAttachmentRequest *message,
+                  void *closure_data);
 typedef void (*Casebridge__V1__StatisticsRequest_Closure)
                  (const Casebridge__V1__StatisticsRequest *message,
                   void *closure_data);
@@ -2657,6 +2694,10 @@ struct Casebridge__V1__Console_Service
                      const Casebridge__V1__ReportRequest *input,
                      Casebridge__V1__Report_Closure closure,
                      void *closure_data);
+  void (*get_attachment)(Casebridge__V1__Console_Service *service,
+                         const Casebridge__V1__GetAttachmentRequest *input,
+                         Casebridge__V1__Attachment_Closure closure,
+                         void *closure_data);
   void (*export_statistics)(Casebridge__V1__Console_Service *service,
                             const Casebridge__V1__StatisticsRequest *input,
                             Casebridge__V1__CsvFile_Closure closure,
@@ -2709,6 +2750,7 @@ void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
       function_prefix__ ## list_deadlines,\
       function_prefix__ ## explain_breach,\
       function_prefix__ ## get_report,\
+      function_prefix__ ## get_attachment,\
       function_prefix__ ## export_statistics,\
       function_prefix__ ## list_matches,\
       function_prefix__ ## decide_match  }
@@ -2840,6 +2882,10 @@ void casebridge__v1__console__get_report(ProtobufCService *service,
                                          const Casebridge__V1__ReportRequest *input,
                                          Casebridge__V1__Report_Closure closure,
                                          void *closure_data);
+void casebridge__v1__console__get_attachment(ProtobufCService *service,
+                                             const Casebridge__V1__GetAttachmentRequest *input,
+                                             Casebridge__V1__Attachment_Closure closure,
+                                             void *closure_data);
 void casebridge__v1__console__export_statistics(ProtobufCService *service,
                                                 const Casebridge__V1__StatisticsRequest *input,
                                                 Casebridge__V1__CsvFile_Closure closure,
@@ -2866,6 +2912,7 @@ extern const ProtobufCMessageDescriptor casebridge__v1__list_matches_request__de
 extern const ProtobufCMessageDescriptor casebridge__v1__match_page__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__decide_match_request__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__report_request__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__get_attachment_request__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__statistics_request__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__report_count__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__report_duration__descriptor;
