@@ -320,8 +320,9 @@ final class Exchange: @unchecked Sendable {
             ("Cache-Control", page ? "no-cache" : "no-store"),
             (
                 "Content-Security-Policy",
+                // blob: for pictures the console fetched (attachments), made by its own script.
                 page
-                    ? "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                    ? "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
                         + "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
                     : "default-src 'none'; frame-ancestors 'none'"
             ),

@@ -223,7 +223,8 @@ struct WebConsoleTests {
             "session_end_asks_to_sign_in_again", "csv_three_problems_at_once", "csv_problems_name_no_value",
             "typed_work_kept_over_sign_in", "csv_read", "csv_confirmation", "csv_case_has_250",
             "ncct_queue_counts_new", "same_case_at_ncct", "nine_selected", "bulk_confirmation",
-            "question_highlighted", "answer_live_at_ncct", "embassy_status_after_answer", "report_totals",
+            "question_highlighted", "answer_live_at_ncct", "embassy_status_after_answer", "attachment_type_refused",
+            "attachment_confirmation_names_file", "attachment_shown_at_ncct", "report_totals",
             "report_outcomes", "statistics_export_runs", "ncct_queue_counts_duplicates", "duplicate_side_by_side",
             "duplicate_confirmation_says_what", "embassy_told_of_link", "case_shows_link", "cases_total_shown",
             "operator_node_page", "operator_sees_no_names", "operator_no_file_screen", "keyboard_sign_in",
@@ -242,6 +243,7 @@ struct WebConsoleTests {
         // The confirmed duplicate is on NCCT's record with the officer's name.
         #expect(try federation.sql("ncct", "SELECT state, decided_by != '' FROM person_matches") == ["1|1"])
         #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM audit WHERE event = 'statistics.exported'") == ["1"])
+        #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM access_log WHERE what = 'attachment view'") == ["1"])
         federation.stopAll()
     }
 }

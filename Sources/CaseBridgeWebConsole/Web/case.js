@@ -9,7 +9,7 @@ import { enums, outcomeText } from "./cases.js";
 import { deadlineBadge, deadlineText } from "./queue.js";
 
 const changeNames = ["statusChange", "stepChange", "personOutcomes", "note", "informationRequest",
-  "informationProvided", "withdrawal"];
+  "informationProvided", "withdrawal", "attachment"];
 
 export async function casePage(main, caseId) {
   const state = { view: null, selected: new Set() };
@@ -266,6 +266,11 @@ function describe(update) {
         (added ? ` ${t("change.added", { count: added })}` : "");
     }
     case "withdrawal": return t("change.withdrawal", { text: update.withdrawal.reason || "" });
+    case "attachment": {
+      const a = update.attachment;
+      return t("change.attachment", { name: a.fileName || "", type: label(a.contentType) }) +
+        (a.personRef ? ` · ${a.personRef}` : "") + (a.caption ? ` — ${a.caption}` : "");
+    }
     default: return t("change.unknown");
   }
 }
@@ -280,10 +285,61 @@ function historySection(view) {
         t("history.filed")),
       (view.history || []).map((u) => h("li", { class: u.informationRequest ? "asked" : "" },
         h("span", { class: "when" }, when(u.occurredAtMs)), " ",
-        h("strong", {}, nodeName(u.actorNode)), u.author ? ` (${u.author})` : "", ": ", describe(u)))),
+        h("strong", {}, nodeName(u.actorNode)), u.author ? ` (${u.author})` : "", ": ", describe(u),
+        u.attachment && seesPersonalData() ? attachmentButton(view.caseId, u) : null))),
     refused.length ? h("div", { class: "refused" }, h("h3", {}, t("case.refused")),
       h("ul", {}, refused.map((r) =>
         h("li", {}, `#${r.sequence} ${nodeName(r.actorNode)}: ${r.code} — ${r.reason}`)))) : null);
+}
+
+/** Pictures opened on this page, by update id: they stay open when the case changes live. */
+const openedPictures = new Map();
+
+/** Opens one attachment: fetched when asked for (the case is read without the files), each look
+ *  recorded by the node. Pictures show below the entry; a PDF opens in a new tab. */
+function attachmentButton(caseId, update) {
+  const picture = (shown) => h("figure", { class: "attachment" },
+    h("img", { src: shown.url, alt: shown.caption || shown.fileName, class: "attachment-image" }),
+    h("figcaption", {}, shown.fileName, shown.caption ? ` — ${shown.caption}` : ""));
+  if (openedPictures.has(update.updateId)) return picture(openedPictures.get(update.updateId));
+  const button = h("button", { class: "small attachment-open", "data-update": update.updateId, onclick: async () => {
+    try {
+      const file = await call("GetAttachment", { caseId, updateId: update.updateId });
+      const bytes = Uint8Array.from(atob(file.data || ""), (c) => c.charCodeAt(0));
+      const url = URL.createObjectURL(new Blob([bytes], { type: file.contentType }));
+      if (file.contentType === "application/pdf") {
+        window.open(url, "_blank", "noopener");
+        return;
+      }
+      const shown = { url, fileName: file.fileName, caption: file.caption };
+      openedPictures.set(update.updateId, shown);
+      button.replaceWith(picture(shown));
+    } catch (error) {
+      button.after(errorBox(error));
+    }
+  } }, t("attachment.open"));
+  return [" ", button];
+}
+
+/** Reads a chosen file and sends it as an attachment, after a confirmation naming it. */
+async function sendAttachment(state, input, caption, person, to) {
+  const file = input.files?.[0];
+  const feedback = document.getElementById("work-feedback");
+  if (!file) return false;
+  const types = { "image/jpeg": "JPEG", "image/png": "PNG", "application/pdf": "PDF" };
+  if (file.size > 2 * 1024 * 1024) {
+    fill(feedback, h("div", { class: "error", role: "alert" }, t("attachment.too_big", { name: file.name })));
+    return false;
+  }
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  const attachment = { contentType: types[file.type] ? file.type : "application/octet-stream", fileName: file.name,
+    sha256: [...digest].map((b) => b.toString(16).padStart(2, "0")).join(""), data: btoa(binary),
+    caption: caption.value.trim(), personRef: person.value };
+  return applyChange(state, { attachment }, t("work.attach"),
+    [to, t("change.attachment", { name: file.name, type: types[file.type] || file.type || "?" })]);
 }
 
 function deliveriesSection(view, state) {
@@ -432,6 +488,14 @@ function workPanel(state) {
   form("note-form", t("work.note"), [field(t("work.note.label"), note)], t("work.note.send"),
     () => applyChange(state, { note: { text: note.value.trim() } }, t("work.note"),
       [to, t("change.note", { text: note.value.trim() })]));
+  const fileInput = h("input", { type: "file", id: "attachment-file", required: true,
+    accept: ".jpg,.jpeg,.png,.pdf,image/jpeg,image/png,application/pdf" });
+  const caption = h("input", { name: "caption", id: "attachment-caption" });
+  const person = select("person", [["", t("attachment.whole_case")],
+    ...[...namedPersons(state.view).keys()].map((ref) => [ref, ref])]);
+  form("attach-form", t("work.attach"), [field(t("attachment.file"), fileInput, t("attachment.hint")),
+    field(t("attachment.caption"), caption), field(t("attachment.person"), person)], t("work.attach.send"),
+  () => sendAttachment(state, fileInput, caption, person, to));
   panel.push(h("section", { class: "work no-print", "aria-labelledby": "work-h" },
     h("h2", { id: "work-h" }, t("work.title")), forms));
   return panel;
