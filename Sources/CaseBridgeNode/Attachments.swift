@@ -74,6 +74,10 @@ extension CaseTracker {
         return view
     }
 
+    func hasAttachments(_ caseID: String) throws -> Bool {
+        try store.read { try $0.attachmentCount(caseID) } > 0
+    }
+
     /// One attachment in full, for staff who see personal data; each look is in the access log.
     public func attachment(_ request: GetAttachmentRequest, by member: StaffMember) async throws -> Attachment {
         guard member.seesPersonalData else {

@@ -144,7 +144,12 @@ extension CaseTracker {
     public func inbox(_ request: ListInboxRequest, for member: StaffMember) throws -> [InboxEntry] {
         let limit = request.limit == 0 ? 100 : Int(min(request.limit, 10_000))
         return try store.read { db in
-            try db.inbox(unreadOnly: request.unreadOnly, limit: limit, staffID: member.staffID).map { row in
+            try db.inbox(
+                unreadOnly: request.unreadOnly,
+                limit: limit,
+                offset: Int(min(request.offset, 100_000)),
+                staffID: member.staffID
+            ).map { row in
                 var entry = InboxEntry()
                 entry.entryID = UInt64(row.entryID)
                 entry.kind = InboxEntryKind(rawValue: row.kind)

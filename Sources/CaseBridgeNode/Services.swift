@@ -98,12 +98,16 @@ struct ConsoleService: Sendable {
         router.unaryEncoded(Console.getCase) { request, call in
             try await staff(call, .readCases) { member in
                 let bytes = try tracker.caseBytes(request.caseID, for: .staff)
-                let view = try ProtoCodec.decode(Case.self, from: bytes)
-                guard member.seesPersonalData else { return try ProtoCodec.encode(PersonalData.withheld(view)) }
+                guard member.seesPersonalData else {
+                    return try ProtoCodec.encode(PersonalData.withheld(try ProtoCodec.decode(Case.self, from: bytes)))
+                }
                 try await tracker.recordAccess([request.caseID], what: "case view", by: member)
-                // As stored (a newer node's fields kept), unless attachments are to be left out.
-                let lighter = CaseTracker.withoutAttachmentData(view)
-                return lighter == view ? bytes : try ProtoCodec.encode(lighter)
+                // As stored (a newer node's fields kept), unless it has files to leave out.
+                guard try tracker.hasAttachments(request.caseID) else { return bytes }
+                let limits = ProtoLimits(maxMessageBytes: bytes.count, maxElements: max(300_000, bytes.count / 8))
+                return try ProtoCodec.encode(
+                    CaseTracker.withoutAttachmentData(try ProtoCodec.decode(Case.self, from: bytes, limits: limits))
+                )
             }
         }
         router.unary(Console.getAttachment) { request, call in

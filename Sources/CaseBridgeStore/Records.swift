@@ -565,7 +565,12 @@ extension Database {
     /// Unread entries are looked for only after the account's read-through mark (set when it marks
     /// everything, or everything up to an entry, read), so a page costs the same however long the
     /// history it has read.
-    public func inbox(unreadOnly: Bool, limit: Int, staffID: Int64) throws(StoreError) -> [InboxRow] {
+    /// A page of the inbox as one account sees it: unread first, then newest first; `offset` skips.
+    public func inbox(unreadOnly: Bool, limit: Int, offset: Int = 0, staffID: Int64) throws(StoreError) -> [InboxRow] {
+        try inbox(unreadOnly: unreadOnly, first: limit + offset, staffID: staffID).dropFirst(offset).map { $0 }
+    }
+
+    private func inbox(unreadOnly: Bool, first limit: Int, staffID: Int64) throws(StoreError) -> [InboxRow] {
         let through = try readThrough(staffID)
         let columns = """
             SELECT inbox.entry_id, kind, message_id, case_id, from_node, received_at_ms,

@@ -112,13 +112,15 @@ struct InboxCommand: AsyncParsableCommand {
             Examples:
               casebridge inbox
               casebridge inbox --unread
+              casebridge inbox --page 2
               casebridge inbox --mark-read 12 13 20-25
               casebridge inbox --mark-read all
             """
     )
     @OptionGroup var node: NodeOptions
     @Flag(help: "Only entries you have not read.") var unread = false
-    @Option(help: "At most this many entries.") var limit: Int = 50
+    @Option(help: "Entries per page (1 to 10000).") var limit: Int = 50
+    @Option(help: "Which page (1 is the first).") var page: Int = 1
     @Option(
         name: .customLong("mark-read"),
         parsing: .upToNextOption,
@@ -145,6 +147,10 @@ struct InboxCommand: AsyncParsableCommand {
         var request = ListInboxRequest()
         request.unreadOnly = unread
         request.limit = try listLimit(limit)
+        guard page >= 1, (page - 1) * limit <= 100_000 else {
+            throw fail("--page must be from 1 to \(100_000 / limit + 1) at --limit \(limit)", code: Exit.badInput)
+        }
+        request.offset = UInt32((page - 1) * limit)
         let entries = try await console.stream(Console.listInbox, request)
         let empty = unread ? "No unread entries." : "The inbox is empty."
         if Output.printedAsJSONOrEmpty(entries, json: node.json, empty: empty) { return }
@@ -165,6 +171,8 @@ struct InboxCommand: AsyncParsableCommand {
             flexible: ["WHAT", "READ"],
             wide: wide
         )
+        let first = Int(request.offset) + 1, last = Int(request.offset) + entries.count
+        print("Entries \(first)–\(last), unread first\(entries.count == limit ? "; next: --page \(page + 1)" : "")")
     }
 }
 

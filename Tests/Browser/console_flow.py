@@ -183,15 +183,16 @@ def csv_file(rows):
 
 
 def picture_file(name, data=None):
-    """A real 2x2 PNG (or the given bytes) under a name, for the file chooser."""
+    """A real 240x160 PNG, a stand-in photo (or the given bytes), under a name, for the file chooser."""
     if data is None:
         import zlib
 
         def chunk(kind, body):
             return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
-        rows = b"".join(b"\x00" + b"\xc0\x20\x20" * 2 for _ in range(2))
-        data = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0))
+        rows = b"".join(b"\x00" + b"".join(bytes((40 + x // 2, 90 + y // 2, 160)) for x in range(240))
+                        for y in range(160))
+        data = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 240, 160, 8, 2, 0, 0, 0))
                 + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
     path = os.path.join(tempfile.mkdtemp(prefix="cb-file-"), name)
     with open(path, "wb") as f:
@@ -412,7 +413,7 @@ try:
     wait(embassy, lambda d: "family-photo.png" in d.find_element(By.ID, "history").text, what="the file sent")
     wait(ncct, lambda d: "family-photo.png" in d.find_element(By.ID, "history").text, 30, "the file at NCCT")
     ncct.find_element(By.CSS_SELECTOR, "#history .attachment-open").click()
-    shown = "const i = document.querySelector('#history img.attachment-image'); return !!i && i.naturalWidth === 2"
+    shown = "const i = document.querySelector('#history img.attachment-image'); return !!i && i.naturalWidth === 240"
     check("attachment_shown_at_ncct", wait(ncct, lambda d: d.execute_script(shown), what="the picture"))
     shot(ncct, "15-attachment", "#history img.attachment-image")
     # NCCT's figures: both requests, 262 persons, 9 rescued, one case taken up.

@@ -279,6 +279,12 @@ struct CommandLineTests {
         }
         #expect(try await federation.eventually { try federation.sql("ncct", "SELECT COUNT(*) FROM inbox") == ["6"] })
         let ids = try federation.sql("ncct", "SELECT entry_id FROM inbox ORDER BY entry_id").compactMap { Int($0) }
+        // Paged, newest first: 4 on the first page, 2 on the second, nothing stops silently.
+        let firstPage = try cli(["inbox", "--limit", "4"], federation, node: "ncct").stdout
+        #expect(firstPage.contains("Entries 1–4, unread first; next: --page 2"), "\(firstPage)")
+        let secondPage = try cli(["inbox", "--limit", "4", "--page", "2"], federation, node: "ncct").stdout
+        #expect(secondPage.contains("Entries 5–6, unread first\n"), "\(secondPage)")
+        #expect(secondPage.contains("\n\(ids[0]) ") && !firstPage.contains("\n\(ids[0]) "))
         let ranged = try cli(["inbox", "--mark-read", "\(ids[0])", "\(ids[1])-\(ids[3])"], federation, node: "ncct")
         #expect(ranged.stdout == "Marked 4 of 4 entries read.\n", "\(ranged.stderr)")
         #expect(

@@ -1159,15 +1159,18 @@ public struct ListInboxRequest: ProtoMessage {
     public static let protoName = "casebridge.v1.ListInboxRequest"
     public var unreadOnly: Bool = false
     public var limit: UInt32 = 0
+    public var offset: UInt32 = 0
     public init() {}
     public init(fields: ProtoFields) {
         unreadOnly = fields.value(1)
         limit = fields.value(2)
+        offset = fields.value(3)
     }
     public var protoFields: ProtoFields {
         var fields = ProtoFields()
         fields.set(1, unreadOnly)
         fields.set(2, limit)
+        fields.set(3, offset)
         return fields
     }
 }

@@ -6228,7 +6228,7 @@ const ProtobufCMessageDescriptor casebridge__v1__hold_retention_request__descrip
   (ProtobufCMessageInit) casebridge__v1__hold_retention_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor casebridge__v1__list_inbox_request__field_descriptors[2] =
+static const ProtobufCFieldDescriptor casebridge__v1__list_inbox_request__field_descriptors[3] =
 {
   {
     "unread_only",
@@ -6254,15 +6254,28 @@ static const ProtobufCFieldDescriptor casebridge__v1__list_inbox_request__field_
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "offset",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ListInboxRequest, offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned casebridge__v1__list_inbox_request__field_indices_by_name[] = {
   1,   /* field[1] = limit */
+  2,   /* field[2] = offset */
   0,   /* field[0] = unread_only */
 };
 static const ProtobufCIntRange casebridge__v1__list_inbox_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor casebridge__v1__list_inbox_request__descriptor =
 {
@@ -6272,7 +6285,7 @@ const ProtobufCMessageDescriptor casebridge__v1__list_inbox_request__descriptor 
   "Casebridge__V1__ListInboxRequest",
   "casebridge.v1",
   sizeof(Casebridge__V1__ListInboxRequest),
-  2,
+  3,
   casebridge__v1__list_inbox_request__field_descriptors,
   casebridge__v1__list_inbox_request__field_indices_by_name,
   1,  casebridge__v1__list_inbox_request__number_ranges,

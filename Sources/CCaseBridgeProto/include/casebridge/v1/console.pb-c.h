@@ -1061,13 +1061,18 @@ struct  Casebridge__V1__ListInboxRequest
    */
   protobuf_c_boolean unread_only;
   /*
-   * At most this many; 0 means 100.
+   * At most this many; 0 means 100. At most 10,000.
    */
   uint32_t limit;
+  /*
+   * A page: skip this many first (unread first, then newest first). At most
+   * 100,000.
+   */
+  uint32_t offset;
 };
 #define CASEBRIDGE__V1__LIST_INBOX_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__list_inbox_request__descriptor) \
-    , 0, 0 }
+    , 0, 0, 0 }
 
 
 struct  Casebridge__V1__InboxEntry
