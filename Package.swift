@@ -82,7 +82,7 @@ let package = Package(
         .executableTarget(
             name: "casebridge",
             dependencies: [
-                "CaseBridgeNode", "CaseBridgeRPC", "CaseBridgeProto",
+                "CaseBridgeNode", "CaseBridgeRPC", "CaseBridgeProto", "CaseBridgeTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -10,6 +10,12 @@
 #include <openssl/bio.h>
 #include <openssl/sha.h>
 #include <openssl/hmac.h>
+#include <openssl/cms.h>
+
+// sk_X509_num / sk_X509_value / sk_X509_free are generated macros (signed receipts' signers).
+static inline int cb_x509_stack_count(STACK_OF(X509) *certs) { return sk_X509_num(certs); }
+static inline X509 *cb_x509_stack_value(STACK_OF(X509) *certs, int i) { return sk_X509_value(certs, i); }
+static inline void cb_x509_stack_free(STACK_OF(X509) *certs) { sk_X509_free(certs); }
 
 // SSL_CTX_set_min_proto_version is a macro over SSL_CTX_ctrl.
 static inline int cb_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version) { return (int)SSL_CTX_set_min_proto_version(ctx, version); }

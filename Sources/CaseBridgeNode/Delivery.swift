@@ -109,18 +109,25 @@ final class DeliveryWorker: Sendable {
     private func attempt(_ message: OutboxRow) async {
         do {
             var receiptStatus: CaseStatus? = nil
+            let signed: SignedReceipt?
             if message.kind == CaseTracker.MessageKind.request.rawValue {
                 let request = try ProtoCodec.decode(InterventionRequest.self, from: message.body)
-                receiptStatus = try await channel.unary(
+                let receipt = try await channel.unary(
                     CaseExchange.submitRequest,
                     request,
                     timeout: settings.callTimeout
-                ).status
+                )
+                receiptStatus = receipt.status
+                signed = receipt.signed
             } else {
-                try await push(try ProtoCodec.decode(CaseUpdate.self, from: message.body))
+                signed = try await push(try ProtoCodec.decode(CaseUpdate.self, from: message.body)).signed
             }
             answered()
             try await tracker.delivered(message, receiptStatus: receiptStatus)
+            // Proof of what the peer acknowledged: kept apart from the delivery, which already counts.
+            do { try await tracker.keepReceipt(signed, for: message) } catch {
+                logger.error("a signed receipt could not be kept", metadata: ["message": "\(message.messageID)"])
+            }
         } catch let error as RPCError {
             // An embassy that lacks a case it filed lost it (restored from a backup): it takes the case
             // back from NCCT when it catches up, and then this update applies.
@@ -215,23 +222,23 @@ final class DeliveryWorker: Sendable {
 
     /// Pushes an update; if the peer lacks its case or earlier updates, first gives it what it
     /// lacks (once per attempt).
-    private func push(_ update: CaseUpdate) async throws {
+    private func push(_ update: CaseUpdate) async throws -> UpdateReceipt {
         do {
-            try await pushClosingGap(update)
+            return try await pushClosingGap(update)
         } catch let error as RPCError where error.code == .notFound && tracker.me.role == .embassy {
             try await resubmitRequest(of: update.caseID)
-            try await pushClosingGap(update)
+            return try await pushClosingGap(update)
         }
     }
 
-    private func pushClosingGap(_ update: CaseUpdate) async throws {
+    private func pushClosingGap(_ update: CaseUpdate) async throws -> UpdateReceipt {
         do {
-            _ = try await channel.unary(CaseExchange.pushUpdate, update, timeout: settings.callTimeout)
+            return try await channel.unary(CaseExchange.pushUpdate, update, timeout: settings.callTimeout)
         } catch let error as RPCError {
             guard let expected = Self.expectedSequence(error), expected < update.sequence else { throw error }
             var closed = update
             closed.skippedSequences = try await resend(update.caseID, sequences: expected...(update.sequence - 1))
-            _ = try await channel.unary(CaseExchange.pushUpdate, closed, timeout: settings.callTimeout)
+            return try await channel.unary(CaseExchange.pushUpdate, closed, timeout: settings.callTimeout)
         }
     }
 

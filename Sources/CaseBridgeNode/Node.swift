@@ -143,7 +143,15 @@ public final class Node: Sendable {
         server.peerLimits = configuration.peerLimits
 
         var exchangeRouter = RPCRouter()
-        ExchangeService.register(in: &exchangeRouter, tracker: tracker)
+        ExchangeService.register(
+            in: &exchangeRouter,
+            tracker: tracker,
+            signer: try ReceiptSigner(
+                node: me.id,
+                certificatePath: configuration.certificate,
+                keyPath: configuration.privateKey
+            )
+        )
         let health = HealthService(services: exchangeRouter.services)
         self.health = health
         health.register(in: &exchangeRouter)
@@ -178,6 +186,8 @@ public final class Node: Sendable {
             ),
             retention: configuration.retention,
             statisticsMinCount: configuration.statisticsMinCount,
+            caPath: configuration.ca,
+            crlPath: configuration.crl,
             via: "socket"
         )
         consoleService.register(in: &consoleRouter)
@@ -188,6 +198,8 @@ public final class Node: Sendable {
             status: consoleService.status,
             retention: configuration.retention,
             statisticsMinCount: configuration.statisticsMinCount,
+            caPath: configuration.ca,
+            crlPath: configuration.crl,
             via: "https"
         ).register(in: &httpsRouter)
         HealthService(services: consoleRouter.services).register(in: &consoleRouter)

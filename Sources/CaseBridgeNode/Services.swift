@@ -3,19 +3,36 @@ import CaseBridgeProto
 import CaseBridgeRPC
 import CaseBridgeStore
 import Logging
+import Foundation
 
 /// casebridge.v1.CaseExchange: what peer nodes may ask of this node. The caller is the node named
 /// by its verified certificate; every refusal is audited.
 enum ExchangeService {
-    static func register(in router: inout RPCRouter, tracker: CaseTracker) {
+    static func register(in router: inout RPCRouter, tracker: CaseTracker, signer: ReceiptSigner) {
         router.unary(CaseExchange.submitRequest) { request, call in
             try await guarded(call, tracker, subject: request.requestID) { caller in
-                try await tracker.receiveRequest(request, bytes: call.requestBytes, from: caller)
+                var receipt = try await tracker.receiveRequest(request, bytes: call.requestBytes, from: caller)
+                receipt.signed = try signer.sign(
+                    caseID: receipt.caseID,
+                    messageID: receipt.requestID,
+                    message: try call.requestBytes ?? ProtoCodec.encode(request),
+                    status: receipt.status,
+                    atMs: receipt.receivedAtMs
+                )
+                return receipt
             }
         }
         router.unary(CaseExchange.pushUpdate) { update, call in
             try await guarded(call, tracker, subject: update.caseID) { caller in
-                try await tracker.receiveUpdate(update, bytes: call.requestBytes, from: caller)
+                var receipt = try await tracker.receiveUpdate(update, bytes: call.requestBytes, from: caller)
+                receipt.signed = try signer.sign(
+                    caseID: receipt.caseID,
+                    messageID: receipt.updateID,
+                    message: try call.requestBytes ?? ProtoCodec.encode(update),
+                    status: receipt.status,
+                    atMs: receipt.appliedAtMs
+                )
+                return receipt
             }
         }
         router.unaryEncoded(CaseExchange.getCase) { request, call in
@@ -75,6 +92,9 @@ struct ConsoleService: Sendable {
     let status: StatusReporter
     let retention: RetentionSettings
     let statisticsMinCount: Int
+    /// The federation CA certificate and CRL files a proof bundle carries.
+    let caPath: String
+    let crlPath: String?
     /// "socket" or "https": recorded with every action and read.
     let via: String
 
@@ -108,6 +128,14 @@ struct ConsoleService: Sendable {
                 return try ProtoCodec.encode(
                     CaseTracker.withoutAttachmentData(try ProtoCodec.decode(Case.self, from: bytes, limits: limits))
                 )
+            }
+        }
+        let (caPath, crlPath) = (self.caPath, self.crlPath)
+        router.unary(Console.getProof) { request, call in
+            try await staff(call, .readCases) { member in
+                let ca = try String(contentsOfFile: caPath, encoding: .utf8)
+                let crl = try crlPath.map { try String(contentsOfFile: $0, encoding: .utf8) } ?? ""
+                return try await tracker.proof(request, caPEM: ca, crlPEM: crl, by: member)
             }
         }
         router.unary(Console.getAttachment) { request, call in

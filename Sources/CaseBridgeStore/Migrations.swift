@@ -248,7 +248,8 @@ enum Migrations {
         // thousandths), and what NCCT staff decided; the scan's progress through the events is kept
         // with its findings. And the highest level (half, three quarters, overdue) each run of a case's
         // deadline clock has raised an event for, so that each is raised once. And each case's
-        // attachments (their type and size; the files themselves stay sealed in the history).
+        // attachments (their type and size; the files themselves stay sealed in the history). And the
+        // peers' signed receipts for what this node delivered (ids, a hash, a status: no personal data).
         """
         CREATE TABLE person_matches (
             match_id INTEGER PRIMARY KEY,
@@ -265,6 +266,10 @@ enum Migrations {
                                       PRIMARY KEY (case_id, clock, started_at_ms)) WITHOUT ROWID;
         CREATE TABLE attachments (case_id TEXT NOT NULL, update_id TEXT NOT NULL, content_type TEXT NOT NULL,
                                   size INTEGER NOT NULL, PRIMARY KEY (case_id, update_id)) WITHOUT ROWID;
+        CREATE TABLE receipts (message_id TEXT NOT NULL, peer TEXT NOT NULL, case_id TEXT NOT NULL,
+                               statement BLOB NOT NULL, signature BLOB NOT NULL,
+                               PRIMARY KEY (message_id, peer)) WITHOUT ROWID;
+        CREATE INDEX receipts_by_case ON receipts(case_id);
         """,
     ]
 

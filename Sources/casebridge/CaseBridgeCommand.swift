@@ -59,7 +59,7 @@ struct CaseBridgeCommand: AsyncParsableCommand {
             NodeCommand.self, CertsCommand.self,
             ContractCommand.self, LoginCommand.self, LogoutCommand.self, WhoAmICommand.self, EnrolCommand.self,
             StaffCommand.self, AccessLogCommand.self, DoctorCommand.self, OverdueCommand.self, ReportCommand.self,
-            DuplicatesCommand.self, AttachCommand.self, AttachmentCommand.self,
+            DuplicatesCommand.self, AttachCommand.self, AttachmentCommand.self, VerifyProofCommand.self,
         ]
     )
 }

@@ -180,7 +180,7 @@ struct CaseCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "case",
         abstract: "Shows one case, or lists cases.",
-        subcommands: [ShowCase.self, ListCases.self]
+        subcommands: [ShowCase.self, ListCases.self, ProofCase.self]
     )
 }
 

@@ -37,6 +37,7 @@ public enum ContractLimits {
         "casebridge.v1.FindCasesRequest.urgencies": 64,
         "casebridge.v1.CasePage.cases": 500,
         "casebridge.v1.MatchPage.matches": 200,
+        "casebridge.v1.ProofBundle.items": 100_000,
         "casebridge.v1.PersonMatch.agreeing_fields": 8,
         "casebridge.v1.PersonMatch.conflicting_fields": 8,
         "casebridge.v1.ReadTableRequest.taken_refs": 50_000,

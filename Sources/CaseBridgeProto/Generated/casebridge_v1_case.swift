@@ -314,6 +314,7 @@ public struct SubmitReceipt: ProtoMessage {
     public var receivedAtMs: Int64 = 0
     public var alreadyReceived: Bool = false
     public var receiverNode: String = ""
+    public var signed: SignedReceipt? = nil
     public init() {}
     public init(fields: ProtoFields) {
         requestID = fields.value(1)
@@ -322,6 +323,7 @@ public struct SubmitReceipt: ProtoMessage {
         receivedAtMs = fields.value(4)
         alreadyReceived = fields.value(5)
         receiverNode = fields.value(6)
+        signed = fields.optional(7)
     }
     public var protoFields: ProtoFields {
         var fields = ProtoFields()
@@ -331,6 +333,53 @@ public struct SubmitReceipt: ProtoMessage {
         fields.set(4, receivedAtMs)
         fields.set(5, alreadyReceived)
         fields.set(6, receiverNode)
+        fields.set(7, signed)
+        return fields
+    }
+}
+
+public struct ReceiptStatement: ProtoMessage {
+    public static let protoName = "casebridge.v1.ReceiptStatement"
+    public var node: String = ""
+    public var caseID: String = ""
+    public var messageID: String = ""
+    public var messageSha256: String = ""
+    public var status: CaseStatus = .init(rawValue: 0)
+    public var atMs: Int64 = 0
+    public init() {}
+    public init(fields: ProtoFields) {
+        node = fields.value(1)
+        caseID = fields.value(2)
+        messageID = fields.value(3)
+        messageSha256 = fields.value(4)
+        status = fields.value(5)
+        atMs = fields.value(6)
+    }
+    public var protoFields: ProtoFields {
+        var fields = ProtoFields()
+        fields.set(1, node)
+        fields.set(2, caseID)
+        fields.set(3, messageID)
+        fields.set(4, messageSha256)
+        fields.set(5, status)
+        fields.set(6, atMs)
+        return fields
+    }
+}
+
+public struct SignedReceipt: ProtoMessage {
+    public static let protoName = "casebridge.v1.SignedReceipt"
+    public var statement: [UInt8] = []
+    public var signature: [UInt8] = []
+    public init() {}
+    public init(fields: ProtoFields) {
+        statement = fields.value(1)
+        signature = fields.value(2)
+    }
+    public var protoFields: ProtoFields {
+        var fields = ProtoFields()
+        fields.set(1, statement)
+        fields.set(2, signature)
         return fields
     }
 }
@@ -343,6 +392,7 @@ public struct UpdateReceipt: ProtoMessage {
     public var appliedAtMs: Int64 = 0
     public var alreadyApplied: Bool = false
     public var status: CaseStatus = .init(rawValue: 0)
+    public var signed: SignedReceipt? = nil
     public init() {}
     public init(fields: ProtoFields) {
         updateID = fields.value(1)
@@ -351,6 +401,7 @@ public struct UpdateReceipt: ProtoMessage {
         appliedAtMs = fields.value(4)
         alreadyApplied = fields.value(5)
         status = fields.value(6)
+        signed = fields.optional(7)
     }
     public var protoFields: ProtoFields {
         var fields = ProtoFields()
@@ -360,6 +411,7 @@ public struct UpdateReceipt: ProtoMessage {
         fields.set(4, appliedAtMs)
         fields.set(5, alreadyApplied)
         fields.set(6, status)
+        fields.set(7, signed)
         return fields
     }
 }

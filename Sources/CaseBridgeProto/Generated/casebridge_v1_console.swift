@@ -204,6 +204,61 @@ public struct ReportRequest: ProtoMessage {
     }
 }
 
+public struct ProofBundle: ProtoMessage {
+    public static let protoName = "casebridge.v1.ProofBundle"
+    public var caseID: String = ""
+    public var node: String = ""
+    public var items: [ProofItem] = []
+    public var caPem: String = ""
+    public var crlPem: String = ""
+    public var madeAtMs: Int64 = 0
+    public init() {}
+    public init(fields: ProtoFields) {
+        caseID = fields.value(1)
+        node = fields.value(2)
+        items = fields.values(3)
+        caPem = fields.value(4)
+        crlPem = fields.value(5)
+        madeAtMs = fields.value(6)
+    }
+    public var protoFields: ProtoFields {
+        var fields = ProtoFields()
+        fields.set(1, caseID)
+        fields.set(2, node)
+        fields.set(3, items)
+        fields.set(4, caPem)
+        fields.set(5, crlPem)
+        fields.set(6, madeAtMs)
+        return fields
+    }
+}
+
+public struct ProofItem: ProtoMessage {
+    public static let protoName = "casebridge.v1.ProofItem"
+    public var kind: String = ""
+    public var messageID: String = ""
+    public var message: [UInt8] = []
+    public var receipt: SignedReceipt? = nil
+    public var statement: ReceiptStatement? = nil
+    public init() {}
+    public init(fields: ProtoFields) {
+        kind = fields.value(1)
+        messageID = fields.value(2)
+        message = fields.value(3)
+        receipt = fields.optional(4)
+        statement = fields.optional(5)
+    }
+    public var protoFields: ProtoFields {
+        var fields = ProtoFields()
+        fields.set(1, kind)
+        fields.set(2, messageID)
+        fields.set(3, message)
+        fields.set(4, receipt)
+        fields.set(5, statement)
+        return fields
+    }
+}
+
 public struct GetAttachmentRequest: ProtoMessage {
     public static let protoName = "casebridge.v1.GetAttachmentRequest"
     public var caseID: String = ""
@@ -1441,6 +1496,7 @@ public enum Console {
     public static let listDeadlines = RPCMethod<ListDeadlinesRequest, CaseDeadline>(service: serviceName, name: "ListDeadlines", clientStreaming: false, serverStreaming: true)
     public static let explainBreach = RPCMethod<ExplainBreachRequest, CaseDeadline>(service: serviceName, name: "ExplainBreach", clientStreaming: false, serverStreaming: false)
     public static let getReport = RPCMethod<ReportRequest, Report>(service: serviceName, name: "GetReport", clientStreaming: false, serverStreaming: false)
+    public static let getProof = RPCMethod<GetCaseRequest, ProofBundle>(service: serviceName, name: "GetProof", clientStreaming: false, serverStreaming: false)
     public static let getAttachment = RPCMethod<GetAttachmentRequest, Attachment>(service: serviceName, name: "GetAttachment", clientStreaming: false, serverStreaming: false)
     public static let exportStatistics = RPCMethod<StatisticsRequest, CsvFile>(service: serviceName, name: "ExportStatistics", clientStreaming: false, serverStreaming: false)
     public static let listMatches = RPCMethod<ListMatchesRequest, MatchPage>(service: serviceName, name: "ListMatches", clientStreaming: false, serverStreaming: false)

@@ -502,6 +502,96 @@ void   casebridge__v1__submit_receipt__free_unpacked
   assert(message->base.descriptor == &casebridge__v1__submit_receipt__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   casebridge__v1__receipt_statement__init
+                     (Casebridge__V1__ReceiptStatement         *message)
+{
+  static const Casebridge__V1__ReceiptStatement init_value = CASEBRIDGE__V1__RECEIPT_STATEMENT__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__receipt_statement__get_packed_size
+                     (const Casebridge__V1__ReceiptStatement *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__receipt_statement__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__receipt_statement__pack
+                     (const Casebridge__V1__ReceiptStatement *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__receipt_statement__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__receipt_statement__pack_to_buffer
+                     (const Casebridge__V1__ReceiptStatement *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__receipt_statement__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__ReceiptStatement *
+       casebridge__v1__receipt_statement__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__ReceiptStatement *)
+     protobuf_c_message_unpack (&casebridge__v1__receipt_statement__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__receipt_statement__free_unpacked
+                     (Casebridge__V1__ReceiptStatement *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__receipt_statement__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__signed_receipt__init
+                     (Casebridge__V1__SignedReceipt         *message)
+{
+  static const Casebridge__V1__SignedReceipt init_value = CASEBRIDGE__V1__SIGNED_RECEIPT__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__signed_receipt__get_packed_size
+                     (const Casebridge__V1__SignedReceipt *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__signed_receipt__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__signed_receipt__pack
+                     (const Casebridge__V1__SignedReceipt *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__signed_receipt__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__signed_receipt__pack_to_buffer
+                     (const Casebridge__V1__SignedReceipt *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__signed_receipt__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__SignedReceipt *
+       casebridge__v1__signed_receipt__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__SignedReceipt *)
+     protobuf_c_message_unpack (&casebridge__v1__signed_receipt__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__signed_receipt__free_unpacked
+                     (Casebridge__V1__SignedReceipt *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__signed_receipt__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   casebridge__v1__update_receipt__init
                      (Casebridge__V1__UpdateReceipt         *message)
 {
@@ -1555,7 +1645,7 @@ const ProtobufCMessageDescriptor casebridge__v1__attachment__descriptor =
   (ProtobufCMessageInit) casebridge__v1__attachment__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor casebridge__v1__submit_receipt__field_descriptors[6] =
+static const ProtobufCFieldDescriptor casebridge__v1__submit_receipt__field_descriptors[7] =
 {
   {
     "request_id",
@@ -1629,6 +1719,18 @@ static const ProtobufCFieldDescriptor casebridge__v1__submit_receipt__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "signed",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__SubmitReceipt, signed_),
+    &casebridge__v1__signed_receipt__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned casebridge__v1__submit_receipt__field_indices_by_name[] = {
   4,   /* field[4] = already_received */
@@ -1636,12 +1738,13 @@ static const unsigned casebridge__v1__submit_receipt__field_indices_by_name[] = 
   3,   /* field[3] = received_at_ms */
   5,   /* field[5] = receiver_node */
   0,   /* field[0] = request_id */
+  6,   /* field[6] = signed */
   2,   /* field[2] = status */
 };
 static const ProtobufCIntRange casebridge__v1__submit_receipt__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor casebridge__v1__submit_receipt__descriptor =
 {
@@ -1651,14 +1754,168 @@ const ProtobufCMessageDescriptor casebridge__v1__submit_receipt__descriptor =
   "Casebridge__V1__SubmitReceipt",
   "casebridge.v1",
   sizeof(Casebridge__V1__SubmitReceipt),
-  6,
+  7,
   casebridge__v1__submit_receipt__field_descriptors,
   casebridge__v1__submit_receipt__field_indices_by_name,
   1,  casebridge__v1__submit_receipt__number_ranges,
   (ProtobufCMessageInit) casebridge__v1__submit_receipt__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor casebridge__v1__update_receipt__field_descriptors[6] =
+static const ProtobufCFieldDescriptor casebridge__v1__receipt_statement__field_descriptors[6] =
+{
+  {
+    "node",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ReceiptStatement, node),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "case_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ReceiptStatement, case_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "message_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ReceiptStatement, message_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "message_sha256",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ReceiptStatement, message_sha256),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "status",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ReceiptStatement, status),
+    &casebridge__v1__case_status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "at_ms",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ReceiptStatement, at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__receipt_statement__field_indices_by_name[] = {
+  5,   /* field[5] = at_ms */
+  1,   /* field[1] = case_id */
+  2,   /* field[2] = message_id */
+  3,   /* field[3] = message_sha256 */
+  0,   /* field[0] = node */
+  4,   /* field[4] = status */
+};
+static const ProtobufCIntRange casebridge__v1__receipt_statement__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__receipt_statement__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.ReceiptStatement",
+  "ReceiptStatement",
+  "Casebridge__V1__ReceiptStatement",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__ReceiptStatement),
+  6,
+  casebridge__v1__receipt_statement__field_descriptors,
+  casebridge__v1__receipt_statement__field_indices_by_name,
+  1,  casebridge__v1__receipt_statement__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__receipt_statement__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__signed_receipt__field_descriptors[2] =
+{
+  {
+    "statement",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__SignedReceipt, statement),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "signature",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__SignedReceipt, signature),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__signed_receipt__field_indices_by_name[] = {
+  1,   /* field[1] = signature */
+  0,   /* field[0] = statement */
+};
+static const ProtobufCIntRange casebridge__v1__signed_receipt__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__signed_receipt__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.SignedReceipt",
+  "SignedReceipt",
+  "Casebridge__V1__SignedReceipt",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__SignedReceipt),
+  2,
+  casebridge__v1__signed_receipt__field_descriptors,
+  casebridge__v1__signed_receipt__field_indices_by_name,
+  1,  casebridge__v1__signed_receipt__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__signed_receipt__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__update_receipt__field_descriptors[7] =
 {
   {
     "update_id",
@@ -1732,19 +1989,32 @@ static const ProtobufCFieldDescriptor casebridge__v1__update_receipt__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "signed",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__UpdateReceipt, signed_),
+    &casebridge__v1__signed_receipt__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned casebridge__v1__update_receipt__field_indices_by_name[] = {
   4,   /* field[4] = already_applied */
   3,   /* field[3] = applied_at_ms */
   1,   /* field[1] = case_id */
   2,   /* field[2] = sequence */
+  6,   /* field[6] = signed */
   5,   /* field[5] = status */
   0,   /* field[0] = update_id */
 };
 static const ProtobufCIntRange casebridge__v1__update_receipt__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor casebridge__v1__update_receipt__descriptor =
 {
@@ -1754,7 +2024,7 @@ const ProtobufCMessageDescriptor casebridge__v1__update_receipt__descriptor =
   "Casebridge__V1__UpdateReceipt",
   "casebridge.v1",
   sizeof(Casebridge__V1__UpdateReceipt),
-  6,
+  7,
   casebridge__v1__update_receipt__field_descriptors,
   casebridge__v1__update_receipt__field_indices_by_name,
   1,  casebridge__v1__update_receipt__number_ranges,

@@ -232,6 +232,96 @@ void   casebridge__v1__report_request__free_unpacked
   assert(message->base.descriptor == &casebridge__v1__report_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   casebridge__v1__proof_bundle__init
+                     (Casebridge__V1__ProofBundle         *message)
+{
+  static const Casebridge__V1__ProofBundle init_value = CASEBRIDGE__V1__PROOF_BUNDLE__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__proof_bundle__get_packed_size
+                     (const Casebridge__V1__ProofBundle *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__proof_bundle__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__proof_bundle__pack
+                     (const Casebridge__V1__ProofBundle *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__proof_bundle__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__proof_bundle__pack_to_buffer
+                     (const Casebridge__V1__ProofBundle *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__proof_bundle__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__ProofBundle *
+       casebridge__v1__proof_bundle__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__ProofBundle *)
+     protobuf_c_message_unpack (&casebridge__v1__proof_bundle__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__proof_bundle__free_unpacked
+                     (Casebridge__V1__ProofBundle *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__proof_bundle__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__proof_item__init
+                     (Casebridge__V1__ProofItem         *message)
+{
+  static const Casebridge__V1__ProofItem init_value = CASEBRIDGE__V1__PROOF_ITEM__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__proof_item__get_packed_size
+                     (const Casebridge__V1__ProofItem *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__proof_item__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__proof_item__pack
+                     (const Casebridge__V1__ProofItem *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__proof_item__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__proof_item__pack_to_buffer
+                     (const Casebridge__V1__ProofItem *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__proof_item__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__ProofItem *
+       casebridge__v1__proof_item__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__ProofItem *)
+     protobuf_c_message_unpack (&casebridge__v1__proof_item__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__proof_item__free_unpacked
+                     (Casebridge__V1__ProofItem *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__proof_item__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   casebridge__v1__get_attachment_request__init
                      (Casebridge__V1__GetAttachmentRequest         *message)
 {
@@ -3104,6 +3194,199 @@ const ProtobufCMessageDescriptor casebridge__v1__report_request__descriptor =
   casebridge__v1__report_request__field_indices_by_name,
   1,  casebridge__v1__report_request__number_ranges,
   (ProtobufCMessageInit) casebridge__v1__report_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__proof_bundle__field_descriptors[6] =
+{
+  {
+    "case_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ProofBundle, case_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "node",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ProofBundle, node),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "items",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Casebridge__V1__ProofBundle, n_items),
+    offsetof(Casebridge__V1__ProofBundle, items),
+    &casebridge__v1__proof_item__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "ca_pem",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ProofBundle, ca_pem),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "crl_pem",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ProofBundle, crl_pem),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "made_at_ms",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ProofBundle, made_at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__proof_bundle__field_indices_by_name[] = {
+  3,   /* field[3] = ca_pem */
+  0,   /* field[0] = case_id */
+  4,   /* field[4] = crl_pem */
+  2,   /* field[2] = items */
+  5,   /* field[5] = made_at_ms */
+  1,   /* field[1] = node */
+};
+static const ProtobufCIntRange casebridge__v1__proof_bundle__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__proof_bundle__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.ProofBundle",
+  "ProofBundle",
+  "Casebridge__V1__ProofBundle",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__ProofBundle),
+  6,
+  casebridge__v1__proof_bundle__field_descriptors,
+  casebridge__v1__proof_bundle__field_indices_by_name,
+  1,  casebridge__v1__proof_bundle__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__proof_bundle__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__proof_item__field_descriptors[5] =
+{
+  {
+    "kind",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ProofItem, kind),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "message_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ProofItem, message_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "message",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ProofItem, message),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "receipt",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ProofItem, receipt),
+    &casebridge__v1__signed_receipt__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "statement",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__ProofItem, statement),
+    &casebridge__v1__receipt_statement__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__proof_item__field_indices_by_name[] = {
+  0,   /* field[0] = kind */
+  2,   /* field[2] = message */
+  1,   /* field[1] = message_id */
+  3,   /* field[3] = receipt */
+  4,   /* field[4] = statement */
+};
+static const ProtobufCIntRange casebridge__v1__proof_item__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__proof_item__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.ProofItem",
+  "ProofItem",
+  "Casebridge__V1__ProofItem",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__ProofItem),
+  5,
+  casebridge__v1__proof_item__field_descriptors,
+  casebridge__v1__proof_item__field_indices_by_name,
+  1,  casebridge__v1__proof_item__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__proof_item__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor casebridge__v1__get_attachment_request__field_descriptors[2] =
@@ -7278,7 +7561,7 @@ const ProtobufCEnumDescriptor casebridge__v1__inbox_entry_kind__descriptor =
   casebridge__v1__inbox_entry_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor casebridge__v1__console__method_descriptors[36] =
+static const ProtobufCMethodDescriptor casebridge__v1__console__method_descriptors[37] =
 {
   { "Submit", &casebridge__v1__intervention_request__descriptor, &casebridge__v1__submit_receipt__descriptor },
   { "ApplyChange", &casebridge__v1__case_update__descriptor, &casebridge__v1__update_receipt__descriptor },
@@ -7312,6 +7595,7 @@ static const ProtobufCMethodDescriptor casebridge__v1__console__method_descripto
   { "ListDeadlines", &casebridge__v1__list_deadlines_request__descriptor, &casebridge__v1__case_deadline__descriptor },
   { "ExplainBreach", &casebridge__v1__explain_breach_request__descriptor, &casebridge__v1__case_deadline__descriptor },
   { "GetReport", &casebridge__v1__report_request__descriptor, &casebridge__v1__report__descriptor },
+  { "GetProof", &casebridge__v1__get_case_request__descriptor, &casebridge__v1__proof_bundle__descriptor },
   { "GetAttachment", &casebridge__v1__get_attachment_request__descriptor, &casebridge__v1__attachment__descriptor },
   { "ExportStatistics", &casebridge__v1__statistics_request__descriptor, &casebridge__v1__csv_file__descriptor },
   { "ListMatches", &casebridge__v1__list_matches_request__descriptor, &casebridge__v1__match_page__descriptor },
@@ -7325,14 +7609,15 @@ const unsigned casebridge__v1__console__method_indices_by_name[] = {
   9,        /* CancelDelivery */
   21,        /* ChangeStaff */
   24,        /* CompleteEnrolment */
-  35,        /* DecideMatch */
+  36,        /* DecideMatch */
   15,        /* DeliverNow */
   30,        /* ExplainBreach */
   27,        /* ExportPersons */
-  33,        /* ExportStatistics */
+  34,        /* ExportStatistics */
   26,        /* FindCases */
-  32,        /* GetAttachment */
+  33,        /* GetAttachment */
   2,        /* GetCase */
+  32,        /* GetProof */
   31,        /* GetReport */
   7,        /* GetStatus */
   11,        /* HoldRetention */
@@ -7341,7 +7626,7 @@ const unsigned casebridge__v1__console__method_indices_by_name[] = {
   3,        /* ListCases */
   29,        /* ListDeadlines */
   4,        /* ListInbox */
-  34,        /* ListMatches */
+  35,        /* ListMatches */
   10,        /* ListRetention */
   20,        /* ListStaff */
   16,        /* Login */
@@ -7362,7 +7647,7 @@ const ProtobufCServiceDescriptor casebridge__v1__console__descriptor =
   "Console",
   "Casebridge__V1__Console",
   "casebridge.v1",
-  36,
+  37,
   casebridge__v1__console__method_descriptors,
   casebridge__v1__console__method_indices_by_name
 };
@@ -7622,13 +7907,21 @@ void casebridge__v1__console__get_report(ProtobufCService *service,
   assert(service->descriptor == &casebridge__v1__console__descriptor);
   service->invoke(service, 31, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void casebridge__v1__console__get_proof(ProtobufCService *service,
+                                        const Casebridge__V1__GetCaseRequest *input,
+                                        Casebridge__V1__ProofBundle_Closure closure,
+                                        void *closure_data)
+{
+  assert(service->descriptor == &casebridge__v1__console__descriptor);
+  service->invoke(service, 32, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void casebridge__v1__console__get_attachment(ProtobufCService *service,
                                              const Casebridge__V1__GetAttachmentRequest *input,
                                              Casebridge__V1__Attachment_Closure closure,
                                              void *closure_data)
 {
   assert(service->descriptor == &casebridge__v1__console__descriptor);
-  service->invoke(service, 32, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 33, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void casebridge__v1__console__export_statistics(ProtobufCService *service,
                                                 const Casebridge__V1__StatisticsRequest *input,
@@ -7636,7 +7929,7 @@ void casebridge__v1__console__export_statistics(ProtobufCService *service,
                                                 void *closure_data)
 {
   assert(service->descriptor == &casebridge__v1__console__descriptor);
-  service->invoke(service, 33, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 34, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void casebridge__v1__console__list_matches(ProtobufCService *service,
                                            const Casebridge__V1__ListMatchesRequest *input,
@@ -7644,7 +7937,7 @@ void casebridge__v1__console__list_matches(ProtobufCService *service,
                                            void *closure_data)
 {
   assert(service->descriptor == &casebridge__v1__console__descriptor);
-  service->invoke(service, 34, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 35, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void casebridge__v1__console__decide_match(ProtobufCService *service,
                                            const Casebridge__V1__DecideMatchRequest *input,
@@ -7652,7 +7945,7 @@ void casebridge__v1__console__decide_match(ProtobufCService *service,
                                            void *closure_data)
 {
   assert(service->descriptor == &casebridge__v1__console__descriptor);
-  service->invoke(service, 35, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 36, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
                                     Casebridge__V1__Console_ServiceDestroy destroy)

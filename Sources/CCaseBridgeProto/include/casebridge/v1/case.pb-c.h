@@ -27,6 +27,8 @@ typedef struct Casebridge__V1__Withdrawal Casebridge__V1__Withdrawal;
 typedef struct Casebridge__V1__CaseUpdate Casebridge__V1__CaseUpdate;
 typedef struct Casebridge__V1__Attachment Casebridge__V1__Attachment;
 typedef struct Casebridge__V1__SubmitReceipt Casebridge__V1__SubmitReceipt;
+typedef struct Casebridge__V1__ReceiptStatement Casebridge__V1__ReceiptStatement;
+typedef struct Casebridge__V1__SignedReceipt Casebridge__V1__SignedReceipt;
 typedef struct Casebridge__V1__UpdateReceipt Casebridge__V1__UpdateReceipt;
 typedef struct Casebridge__V1__PersonState Casebridge__V1__PersonState;
 typedef struct Casebridge__V1__OutcomeCount Casebridge__V1__OutcomeCount;
@@ -448,10 +450,67 @@ struct  Casebridge__V1__SubmitReceipt
    * Node id of the receiver.
    */
   char *receiver_node;
+  /*
+   * The receiver's signature on this receipt (see SignedReceipt).
+   */
+  Casebridge__V1__SignedReceipt *signed_;
 };
 #define CASEBRIDGE__V1__SUBMIT_RECEIPT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__submit_receipt__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, CASEBRIDGE__V1__CASE_STATUS__CASE_STATUS_UNSPECIFIED, 0, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, CASEBRIDGE__V1__CASE_STATUS__CASE_STATUS_UNSPECIFIED, 0, 0, (char *)protobuf_c_empty_string, NULL }
+
+
+/*
+ * What a node signs when it answers that it received a request or applied an
+ * update: proof, to anyone holding the federation CA certificate, of what the
+ * node acknowledged and when.
+ */
+struct  Casebridge__V1__ReceiptStatement
+{
+  ProtobufCMessage base;
+  /*
+   * The signing (receiving) node's id.
+   */
+  char *node;
+  char *case_id;
+  /*
+   * The request_id or update_id.
+   */
+  char *message_id;
+  /*
+   * Lower-case hex SHA-256 of the message's protobuf encoding.
+   */
+  char *message_sha256;
+  /*
+   * The case's status at the receiver after it.
+   */
+  Casebridge__V1__CaseStatus status;
+  /*
+   * When the receiver committed it.
+   */
+  int64_t at_ms;
+};
+#define CASEBRIDGE__V1__RECEIPT_STATEMENT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__receipt_statement__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, CASEBRIDGE__V1__CASE_STATUS__CASE_STATUS_UNSPECIFIED, 0 }
+
+
+/*
+ * A receipt's proof. `signature` is a detached CMS SignedData (DER) over the
+ * bytes of `statement` (an encoded ReceiptStatement), made with the
+ * receiver's federation key; its certificate is inside. Check it with
+ * `openssl cms -verify -binary -inform DER -in SIG -content STATEMENT
+ * -CAfile ca.pem -purpose any`, or `casebridge verify-proof`.
+ */
+struct  Casebridge__V1__SignedReceipt
+{
+  ProtobufCMessage base;
+  ProtobufCBinaryData statement;
+  ProtobufCBinaryData signature;
+};
+#define CASEBRIDGE__V1__SIGNED_RECEIPT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__signed_receipt__descriptor) \
+    , {0,NULL}, {0,NULL} }
 
 
 /*
@@ -472,10 +531,14 @@ struct  Casebridge__V1__UpdateReceipt
    * The case's status after the update.
    */
   Casebridge__V1__CaseStatus status;
+  /*
+   * The receiver's signature on this receipt (see SignedReceipt).
+   */
+  Casebridge__V1__SignedReceipt *signed_;
 };
 #define CASEBRIDGE__V1__UPDATE_RECEIPT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__update_receipt__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, CASEBRIDGE__V1__CASE_STATUS__CASE_STATUS_UNSPECIFIED }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, CASEBRIDGE__V1__CASE_STATUS__CASE_STATUS_UNSPECIFIED, NULL }
 
 
 struct  Casebridge__V1__PersonState
@@ -892,6 +955,44 @@ Casebridge__V1__SubmitReceipt *
 void   casebridge__v1__submit_receipt__free_unpacked
                      (Casebridge__V1__SubmitReceipt *message,
                       ProtobufCAllocator *allocator);
+/* Casebridge__V1__ReceiptStatement methods */
+void   casebridge__v1__receipt_statement__init
+                     (Casebridge__V1__ReceiptStatement         *message);
+size_t casebridge__v1__receipt_statement__get_packed_size
+                     (const Casebridge__V1__ReceiptStatement   *message);
+size_t casebridge__v1__receipt_statement__pack
+                     (const Casebridge__V1__ReceiptStatement   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__receipt_statement__pack_to_buffer
+                     (const Casebridge__V1__ReceiptStatement   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__ReceiptStatement *
+       casebridge__v1__receipt_statement__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__receipt_statement__free_unpacked
+                     (Casebridge__V1__ReceiptStatement *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__SignedReceipt methods */
+void   casebridge__v1__signed_receipt__init
+                     (Casebridge__V1__SignedReceipt         *message);
+size_t casebridge__v1__signed_receipt__get_packed_size
+                     (const Casebridge__V1__SignedReceipt   *message);
+size_t casebridge__v1__signed_receipt__pack
+                     (const Casebridge__V1__SignedReceipt   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__signed_receipt__pack_to_buffer
+                     (const Casebridge__V1__SignedReceipt   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__SignedReceipt *
+       casebridge__v1__signed_receipt__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__signed_receipt__free_unpacked
+                     (Casebridge__V1__SignedReceipt *message,
+                      ProtobufCAllocator *allocator);
 /* Casebridge__V1__UpdateReceipt methods */
 void   casebridge__v1__update_receipt__init
                      (Casebridge__V1__UpdateReceipt         *message);
@@ -1079,6 +1180,12 @@ typedef void (*Casebridge__V1__Attachment_Closure)
 typedef void (*Casebridge__V1__SubmitReceipt_Closure)
                  (const Casebridge__V1__SubmitReceipt *message,
                   void *closure_data);
+typedef void (*Casebridge__V1__ReceiptStatement_Closure)
+                 (const Casebridge__V1__ReceiptStatement *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__SignedReceipt_Closure)
+                 (const Casebridge__V1__SignedReceipt *message,
+                  void *closure_data);
 typedef void (*Casebridge__V1__UpdateReceipt_Closure)
                  (const Casebridge__V1__UpdateReceipt *message,
                   void *closure_data);
@@ -1126,6 +1233,8 @@ extern const ProtobufCMessageDescriptor casebridge__v1__withdrawal__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__case_update__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__attachment__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__submit_receipt__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__receipt_statement__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__signed_receipt__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__update_receipt__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__person_state__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__outcome_count__descriptor;

@@ -23,6 +23,8 @@ typedef struct Casebridge__V1__ListMatchesRequest Casebridge__V1__ListMatchesReq
 typedef struct Casebridge__V1__MatchPage Casebridge__V1__MatchPage;
 typedef struct Casebridge__V1__DecideMatchRequest Casebridge__V1__DecideMatchRequest;
 typedef struct Casebridge__V1__ReportRequest Casebridge__V1__ReportRequest;
+typedef struct Casebridge__V1__ProofBundle Casebridge__V1__ProofBundle;
+typedef struct Casebridge__V1__ProofItem Casebridge__V1__ProofItem;
 typedef struct Casebridge__V1__GetAttachmentRequest Casebridge__V1__GetAttachmentRequest;
 typedef struct Casebridge__V1__StatisticsRequest Casebridge__V1__StatisticsRequest;
 typedef struct Casebridge__V1__ReportCount Casebridge__V1__ReportCount;
@@ -294,6 +296,48 @@ struct  Casebridge__V1__ReportRequest
 #define CASEBRIDGE__V1__REPORT_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__report_request__descriptor) \
     , 0, 0, (char *)protobuf_c_empty_string }
+
+
+struct  Casebridge__V1__ProofBundle
+{
+  ProtobufCMessage base;
+  char *case_id;
+  char *node;
+  size_t n_items;
+  Casebridge__V1__ProofItem **items;
+  /*
+   * The federation CA certificate and the CRL in force (PEM), for checking.
+   */
+  char *ca_pem;
+  char *crl_pem;
+  int64_t made_at_ms;
+};
+#define CASEBRIDGE__V1__PROOF_BUNDLE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__proof_bundle__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Casebridge__V1__ProofItem
+{
+  ProtobufCMessage base;
+  /*
+   * "request" or "update".
+   */
+  char *kind;
+  char *message_id;
+  /*
+   * The message as this node sent it (protobuf).
+   */
+  ProtobufCBinaryData message;
+  Casebridge__V1__SignedReceipt *receipt;
+  /*
+   * receipt.statement decoded, for reading (the signature covers the bytes).
+   */
+  Casebridge__V1__ReceiptStatement *statement;
+};
+#define CASEBRIDGE__V1__PROOF_ITEM__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__proof_item__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, {0,NULL}, NULL, NULL }
 
 
 struct  Casebridge__V1__GetAttachmentRequest
@@ -1381,6 +1425,44 @@ Casebridge__V1__ReportRequest *
 void   casebridge__v1__report_request__free_unpacked
                      (Casebridge__V1__ReportRequest *message,
                       ProtobufCAllocator *allocator);
+/* Casebridge__V1__ProofBundle methods */
+void   casebridge__v1__proof_bundle__init
+                     (Casebridge__V1__ProofBundle         *message);
+size_t casebridge__v1__proof_bundle__get_packed_size
+                     (const Casebridge__V1__ProofBundle   *message);
+size_t casebridge__v1__proof_bundle__pack
+                     (const Casebridge__V1__ProofBundle   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__proof_bundle__pack_to_buffer
+                     (const Casebridge__V1__ProofBundle   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__ProofBundle *
+       casebridge__v1__proof_bundle__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__proof_bundle__free_unpacked
+                     (Casebridge__V1__ProofBundle *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__ProofItem methods */
+void   casebridge__v1__proof_item__init
+                     (Casebridge__V1__ProofItem         *message);
+size_t casebridge__v1__proof_item__get_packed_size
+                     (const Casebridge__V1__ProofItem   *message);
+size_t casebridge__v1__proof_item__pack
+                     (const Casebridge__V1__ProofItem   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__proof_item__pack_to_buffer
+                     (const Casebridge__V1__ProofItem   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__ProofItem *
+       casebridge__v1__proof_item__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__proof_item__free_unpacked
+                     (Casebridge__V1__ProofItem *message,
+                      ProtobufCAllocator *allocator);
 /* Casebridge__V1__GetAttachmentRequest methods */
 void   casebridge__v1__get_attachment_request__init
                      (Casebridge__V1__GetAttachmentRequest         *message);
@@ -2405,6 +2487,12 @@ typedef void (*Casebridge__V1__DecideMatchRequest_Closure)
 typedef void (*Casebridge__V1__ReportRequest_Closure)
                  (const Casebridge__V1__ReportRequest *message,
                   void *closure_data);
+typedef void (*Casebridge__V1__ProofBundle_Closure)
+                 (const Casebridge__V1__ProofBundle *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__ProofItem_Closure)
+                 (const Casebridge__V1__ProofItem *message,
+                  void *closure_data);
 typedef void (*Casebridge__V1__GetAttachmentRequest_Closure)
                  (const Casebridge__V1__GetAttachmentRequest *message,
                   void *closure_data);
@@ -2699,6 +2787,10 @@ struct Casebridge__V1__Console_Service
                      const Casebridge__V1__ReportRequest *input,
                      Casebridge__V1__Report_Closure closure,
                      void *closure_data);
+  void (*get_proof)(Casebridge__V1__Console_Service *service,
+                    const Casebridge__V1__GetCaseRequest *input,
+                    Casebridge__V1__ProofBundle_Closure closure,
+                    void *closure_data);
   void (*get_attachment)(Casebridge__V1__Console_Service *service,
                          const Casebridge__V1__GetAttachmentRequest *input,
                          Casebridge__V1__Attachment_Closure closure,
@@ -2755,6 +2847,7 @@ void casebridge__v1__console__init (Casebridge__V1__Console_Service *service,
       function_prefix__ ## list_deadlines,\
       function_prefix__ ## explain_breach,\
       function_prefix__ ## get_report,\
+      function_prefix__ ## get_proof,\
       function_prefix__ ## get_attachment,\
       function_prefix__ ## export_statistics,\
       function_prefix__ ## list_matches,\
@@ -2887,6 +2980,10 @@ void casebridge__v1__console__get_report(ProtobufCService *service,
                                          const Casebridge__V1__ReportRequest *input,
                                          Casebridge__V1__Report_Closure closure,
                                          void *closure_data);
+void casebridge__v1__console__get_proof(ProtobufCService *service,
+                                        const Casebridge__V1__GetCaseRequest *input,
+                                        Casebridge__V1__ProofBundle_Closure closure,
+                                        void *closure_data);
 void casebridge__v1__console__get_attachment(ProtobufCService *service,
                                              const Casebridge__V1__GetAttachmentRequest *input,
                                              Casebridge__V1__Attachment_Closure closure,
@@ -2917,6 +3014,8 @@ extern const ProtobufCMessageDescriptor casebridge__v1__list_matches_request__de
 extern const ProtobufCMessageDescriptor casebridge__v1__match_page__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__decide_match_request__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__report_request__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__proof_bundle__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__proof_item__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__get_attachment_request__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__statistics_request__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__report_count__descriptor;

@@ -1,0 +1,73 @@
+internal import COpenSSL
+
+/// Detached CMS signatures (DER) with a node's federation key: what makes a receipt provable to
+/// anyone holding the federation CA certificate, with this code or with
+/// `openssl cms -verify -binary -inform DER -in SIG -content STATEMENT -CAfile ca.pem -purpose any`.
+public enum Signatures {
+    /// Signs `content` with the key; the certificate goes inside the signature.
+    public static func sign(_ content: [UInt8], certificatePEM: String, keyPEM: String) throws(TLSError) -> [UInt8] {
+        let cert = try PEMObjects.certificate(certificatePEM)
+        defer { X509_free(cert) }
+        let key = try PEMObjects.key(keyPEM)
+        defer { EVP_PKEY_free(key) }
+        guard let input = BIO_new_mem_buf(content, Int32(content.count)) else {
+            throw TLSError(.configuration, OpenSSLErrors.drain())
+        }
+        defer { BIO_free(input) }
+        guard let cms = CMS_sign(cert, key, nil, input, UInt32(CMS_DETACHED | CMS_BINARY)) else {
+            throw TLSError(.configuration, "signing failed: \(OpenSSLErrors.drain())")
+        }
+        defer { CMS_ContentInfo_free(cms) }
+        let length = i2d_CMS_ContentInfo(cms, nil)
+        guard length > 0 else { throw TLSError(.configuration, "signature encoding failed") }
+        var der = [UInt8](repeating: 0, count: Int(length))
+        let written = der.withUnsafeMutableBufferPointer { buffer -> Int32 in
+            var cursor: UnsafeMutablePointer<UInt8>? = buffer.baseAddress
+            return i2d_CMS_ContentInfo(cms, &cursor)
+        }
+        guard written == length else { throw TLSError(.configuration, "signature encoding failed") }
+        return der
+    }
+
+    /// Checks a detached signature over `content` against the CA (and the CRL, when given);
+    /// returns the signer certificate's URI identities.
+    public static func verify(
+        _ signature: [UInt8],
+        content: [UInt8],
+        caPEM: String,
+        crlPEM: String? = nil
+    ) throws(TLSError) -> [String] {
+        var cursor: UnsafePointer<UInt8>? = nil
+        let cms: OpaquePointer? = signature.withUnsafeBufferPointer { buffer in
+            cursor = buffer.baseAddress
+            return d2i_CMS_ContentInfo(nil, &cursor, buffer.count)
+        }
+        guard let cms else { throw TLSError(.handshake, "not a CMS signature") }
+        defer { CMS_ContentInfo_free(cms) }
+        guard let store = X509_STORE_new() else { throw TLSError(.configuration, OpenSSLErrors.drain()) }
+        defer { X509_STORE_free(store) }
+        let ca = try PEMObjects.certificate(caPEM)
+        defer { X509_free(ca) }
+        X509_STORE_add_cert(store, ca)
+        // Node certificates are for TLS; a receipt's signature is checked for the chain alone.
+        X509_STORE_set_purpose(store, X509_PURPOSE_ANY)
+        if let crlPEM {
+            let crl = try PEMObjects.read(crlPEM) { PEM_read_bio_X509_CRL($0, nil, nil, nil) }
+            defer { X509_CRL_free(crl) }
+            X509_STORE_add_crl(store, crl)
+            X509_STORE_set_flags(store, UInt(X509_V_FLAG_CRL_CHECK))
+        }
+        guard let input = BIO_new_mem_buf(content, Int32(content.count)) else {
+            throw TLSError(.configuration, OpenSSLErrors.drain())
+        }
+        defer { BIO_free(input) }
+        guard CMS_verify(cms, nil, store, input, nil, UInt32(CMS_BINARY)) == 1 else {
+            throw TLSError(.handshake, "the signature does not hold: \(OpenSSLErrors.drain())")
+        }
+        guard let signers = CMS_get0_signers(cms) else { return [] }
+        defer { cb_x509_stack_free(signers) }
+        return (0..<cb_x509_stack_count(signers)).flatMap { index in
+            cb_x509_stack_value(signers, index).map { Certificates.uriNames($0) } ?? []
+        }
+    }
+}
