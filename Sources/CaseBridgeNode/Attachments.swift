@@ -18,10 +18,6 @@ public enum AttachmentRules {
         return nil
     }
 
-    public static func sha256Hex(_ data: [UInt8]) -> String {
-        Digest.sha256(data).map { String($0, radix: 16).leftPadded(to: 2) }.joined()
-    }
-
     /// What a receiver (and the sending node) checks before an attachment is stored.
     static func check(_ attachment: Attachment) throws(RPCError) {
         func invalid(_ field: String, _ problem: String) -> RPCError {
@@ -40,7 +36,7 @@ public enum AttachmentRules {
         guard found == attachment.contentType else {
             throw invalid("data", "the file is a \(found), not the \(attachment.contentType) content_type says")
         }
-        guard attachment.sha256 == sha256Hex(attachment.data) else {
+        guard attachment.sha256 == Digest.sha256Hex(attachment.data) else {
             throw invalid("sha256", "does not match the file (lower-case hex SHA-256 of data)")
         }
         let name = attachment.fileName
@@ -50,12 +46,6 @@ public enum AttachmentRules {
             throw invalid("file_name", "1 to 200 characters, without a folder")
         }
         guard attachment.caption.count <= 1_000 else { throw invalid("caption", "at most 1,000 characters") }
-    }
-}
-
-extension String {
-    fileprivate func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }
 

@@ -29,16 +29,16 @@ extension CaseTracker {
         guard me.role == .ncct else { return 0 }
         var found = 0
         while !Task.isCancelled {
-            let (through, matches, more) = try store.read { db in
+            let (after, through, matches, more) = try store.read { db in
                 let after = try db.duplicatesScannedThrough()
                 let events = try db.events(after: after, limit: 200)
                 var matches: [MatchRow] = []
                 for event in events where event.kind == CaseEventKind.opened.rawValue {
                     matches += try Self.likelyMatches(of: event.caseID, db)
                 }
-                return (events.last?.eventID ?? after, matches, events.count == 200)
+                return (after, events.last?.eventID ?? after, matches, events.count == 200)
             }
-            if through > (try store.read { try $0.duplicatesScannedThrough() }) {
+            if through > after {
                 try await store.write { db in
                     for match in matches { try db.insertMatch(match) }
                     // Kept with their finding time, not audited: the node found them, nobody acted.

@@ -8,13 +8,14 @@ import Foundation
 /// key, so the sender can prove it later to anyone holding the federation CA certificate.
 struct ReceiptSigner: Sendable {
     let node: String
-    let certificatePEM: String
-    let keyPEM: String
+    let signer: Signatures.Signer
 
     init(node: String, certificatePath: String, keyPath: String) throws {
         self.node = node
-        certificatePEM = try String(contentsOfFile: certificatePath, encoding: .utf8)
-        keyPEM = try String(contentsOfFile: keyPath, encoding: .utf8)
+        signer = try Signatures.Signer(
+            certificatePEM: try String(contentsOfFile: certificatePath, encoding: .utf8),
+            keyPEM: try String(contentsOfFile: keyPath, encoding: .utf8)
+        )
     }
 
     func sign(
@@ -30,12 +31,12 @@ struct ReceiptSigner: Sendable {
         statement.node = node
         statement.caseID = caseID
         statement.messageID = messageID
-        statement.messageSha256 = AttachmentRules.sha256Hex(message)
+        statement.messageSha256 = Digest.sha256Hex(message)
         statement.status = status
         statement.atMs = atMs
         var signed = SignedReceipt()
         signed.statement = try ProtoCodec.encode(statement)
-        signed.signature = try Signatures.sign(signed.statement, certificatePEM: certificatePEM, keyPEM: keyPEM)
+        signed.signature = try signer.sign(signed.statement)
         return signed
     }
 }

@@ -9,6 +9,12 @@ public enum Digest {
         _ = bytes.withUnsafeBytes { EVP_Digest($0.baseAddress, $0.count, &digest, &length, EVP_sha256(), nil) }
         return digest
     }
+
+    /// SHA-256 of `bytes` as lower-case hex, as the contract writes it (attachments, receipts).
+    public static func sha256Hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef")
+        return String(sha256(bytes).flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0x0F)]] })
+    }
 }
 
 extension Digest {

@@ -4,29 +4,46 @@ internal import COpenSSL
 /// anyone holding the federation CA certificate, with this code or with
 /// `openssl cms -verify -binary -inform DER -in SIG -content STATEMENT -CAfile ca.pem -purpose any`.
 public enum Signatures {
-    /// Signs `content` with the key; the certificate goes inside the signature.
-    public static func sign(_ content: [UInt8], certificatePEM: String, keyPEM: String) throws(TLSError) -> [UInt8] {
-        let cert = try PEMObjects.certificate(certificatePEM)
-        defer { X509_free(cert) }
-        let key = try PEMObjects.key(keyPEM)
-        defer { EVP_PKEY_free(key) }
-        guard let input = BIO_new_mem_buf(content, Int32(content.count)) else {
-            throw TLSError(.configuration, OpenSSLErrors.drain())
+    /// A node's certificate and key, read once: signing a receipt then costs the signature alone.
+    public final class Signer: @unchecked Sendable {
+        // Read-only after init; OpenSSL's signing with them is safe from several threads.
+        private let cert: OpaquePointer
+        private let key: OpaquePointer
+
+        public init(certificatePEM: String, keyPEM: String) throws(TLSError) {
+            cert = try PEMObjects.certificate(certificatePEM)
+            do { key = try PEMObjects.key(keyPEM) } catch {
+                X509_free(cert)
+                throw error
+            }
         }
-        defer { BIO_free(input) }
-        guard let cms = CMS_sign(cert, key, nil, input, UInt32(CMS_DETACHED | CMS_BINARY)) else {
-            throw TLSError(.configuration, "signing failed: \(OpenSSLErrors.drain())")
+
+        deinit {
+            X509_free(cert)
+            EVP_PKEY_free(key)
         }
-        defer { CMS_ContentInfo_free(cms) }
-        let length = i2d_CMS_ContentInfo(cms, nil)
-        guard length > 0 else { throw TLSError(.configuration, "signature encoding failed") }
-        var der = [UInt8](repeating: 0, count: Int(length))
-        let written = der.withUnsafeMutableBufferPointer { buffer -> Int32 in
-            var cursor: UnsafeMutablePointer<UInt8>? = buffer.baseAddress
-            return i2d_CMS_ContentInfo(cms, &cursor)
+
+        /// Signs `content`; the certificate goes inside the signature.
+        public func sign(_ content: [UInt8]) throws(TLSError) -> [UInt8] {
+            guard let input = BIO_new_mem_buf(content, Int32(content.count)) else {
+                throw TLSError(.configuration, OpenSSLErrors.drain())
+            }
+            defer { BIO_free(input) }
+            let flags = UInt32(CMS_DETACHED | CMS_BINARY | CMS_NOSMIMECAP)
+            guard let cms = CMS_sign(cert, key, nil, input, flags) else {
+                throw TLSError(.configuration, "signing failed: \(OpenSSLErrors.drain())")
+            }
+            defer { CMS_ContentInfo_free(cms) }
+            let length = i2d_CMS_ContentInfo(cms, nil)
+            guard length > 0 else { throw TLSError(.configuration, "signature encoding failed") }
+            var der = [UInt8](repeating: 0, count: Int(length))
+            let written = der.withUnsafeMutableBufferPointer { buffer -> Int32 in
+                var cursor: UnsafeMutablePointer<UInt8>? = buffer.baseAddress
+                return i2d_CMS_ContentInfo(cms, &cursor)
+            }
+            guard written == length else { throw TLSError(.configuration, "signature encoding failed") }
+            return der
         }
-        guard written == length else { throw TLSError(.configuration, "signature encoding failed") }
-        return der
     }
 
     /// Checks a detached signature over `content` against the CA (and the CRL, when given);

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CaseBridgeTLS
 import CaseBridgeNode
 import CaseBridgeProto
 import Foundation
@@ -37,7 +38,7 @@ struct AttachCommand: ChangeCommand {
         var attachment = Attachment()
         attachment.contentType = type
         attachment.fileName = URL(fileURLWithPath: file).lastPathComponent
-        attachment.sha256 = AttachmentRules.sha256Hex(bytes)
+        attachment.sha256 = Digest.sha256Hex(bytes)
         attachment.data = bytes
         attachment.caption = caption
         attachment.personRef = person

@@ -29,10 +29,22 @@ struct ProofCase: AsyncParsableCommand {
         guard !FileManager.default.fileExists(atPath: to) else {
             throw fail("\(to) exists; give a new folder", code: Exit.badInput)
         }
+        // Owner-only: the messages hold victims' personal data.
         let folder = URL(fileURLWithPath: to)
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: folder,
+            withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700]
+        )
         func write(_ bytes: [UInt8], _ name: String) throws {
-            try Data(bytes).write(to: folder.appendingPathComponent(name))
+            let path = folder.appendingPathComponent(name).path
+            guard
+                FileManager.default.createFile(
+                    atPath: path,
+                    contents: Data(bytes),
+                    attributes: [.posixPermissions: 0o600]
+                )
+            else { throw fail("cannot write \(path)", code: Exit.badInput) }
         }
         try write(Array(bundle.caPem.utf8), "ca.pem")
         if !bundle.crlPem.isEmpty { try write(Array(bundle.crlPem.utf8), "crl.pem") }
@@ -47,8 +59,10 @@ struct ProofCase: AsyncParsableCommand {
         let object: [String: Any] = [
             "case_id": bundle.caseID, "made_by": bundle.node, "made_at_ms": bundle.madeAtMs, "items": manifest,
         ]
-        try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
-            .write(to: folder.appendingPathComponent("manifest.json"))
+        try write(
+            [UInt8](try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])),
+            "manifest.json"
+        )
         try write(Array(Self.readme.utf8), "README.txt")
         print("Wrote \(bundle.items.count) signed receipts for case \(bundle.caseID) to \(to)")
         print("Check it: casebridge verify-proof \(to) --ca YOUR-COPY-OF-ca.pem")
@@ -127,7 +141,7 @@ struct VerifyProofCommand: ParsableCommand {
                 guard statement.caseID == caseID, statement.messageID == item["message_id"] as? String else {
                     throw Problem("the statement is about another case or message")
                 }
-                guard AttachmentRules.sha256Hex(try read("\(name).message")) == statement.messageSha256 else {
+                guard Digest.sha256Hex(try read("\(name).message")) == statement.messageSha256 else {
                     throw Problem("the message is not the one signed for (SHA-256 differs)")
                 }
                 print(

@@ -1,4 +1,5 @@
 import CaseBridgeNode
+import CaseBridgeTLS
 import CaseBridgeProto
 import CaseBridgeRPC
 import Foundation
@@ -18,7 +19,7 @@ struct AttachmentTests {
         var attachment = Attachment()
         attachment.contentType = type
         attachment.fileName = name
-        attachment.sha256 = AttachmentRules.sha256Hex(data)
+        attachment.sha256 = Digest.sha256Hex(data)
         attachment.data = data
         attachment.personRef = person
         attachment.caption = "about \(name)"
@@ -64,7 +65,7 @@ struct AttachmentTests {
             get.caseID = caseID
             get.updateID = update.updateID
             let whole = try await ncct.unary(Console.getAttachment, get)
-            #expect(whole.data == sent[update.updateID] && whole.sha256 == AttachmentRules.sha256Hex(whole.data))
+            #expect(whole.data == sent[update.updateID] && whole.sha256 == Digest.sha256Hex(whole.data))
             // Operators see that there is a file, never the file or its name.
             await #expect(throws: RPCError.self) { try await ncctOperator.unary(Console.getAttachment, get) }
         }

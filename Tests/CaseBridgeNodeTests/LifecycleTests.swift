@@ -1,4 +1,5 @@
 import CaseBridgeProto
+import CaseBridgeTLS
 import CaseBridgeRPC
 import Foundation
 import Testing
@@ -192,7 +193,7 @@ struct PublishedLifecycleTests {
         case "attachment":
             let data: [UInt8] = Array("%PDF-1.4 a scan".utf8)
             var c = Attachment(); c.contentType = "application/pdf"; c.fileName = "scan.pdf"
-            c.data = data; c.sha256 = AttachmentRules.sha256Hex(data); return .attachment(c)
+            c.data = data; c.sha256 = Digest.sha256Hex(data); return .attachment(c)
         default: Issue.record("no sample for \(kind)"); return .note(Note.with("?"))
         }
     }

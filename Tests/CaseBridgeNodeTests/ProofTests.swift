@@ -27,6 +27,13 @@ struct ProofTests {
         let bundle = folder.appendingPathComponent("bundle")
         let made = try federation.cli(["case", "proof", caseID, "--to", bundle.path], node: "embassy-id")
         #expect(made.status == 0 && made.stdout.contains("Wrote 2 signed receipts"), "\(made.stderr)")
+        // The messages hold personal data: the bundle is the owner's alone.
+        let modes = try
+            ([bundle.path]
+            + FileManager.default.contentsOfDirectory(atPath: bundle.path).map {
+                bundle.appendingPathComponent($0).path
+            }).map { try FileManager.default.attributesOfItem(atPath: $0)[.posixPermissions] as? Int }
+        #expect(modes.first == 0o700 && modes.dropFirst().allSatisfy { $0 == 0o600 }, "\(modes)")
         let ca = TestFederation.certs.appendingPathComponent("ca.pem").path
         let checked = try run(casebridgeBinary, ["verify-proof", bundle.path, "--ca", ca])
         #expect(checked.status == 0, "\(checked.stdout) \(checked.stderr)")
