@@ -1,5 +1,6 @@
 import CaseBridgeRPC
 import CaseBridgeProto
+import CaseBridgeTLS
 import Foundation
 
 /// A configuration problem, naming the file, the field and what is wrong.
@@ -23,18 +24,57 @@ public struct DirectoryEntry: Sendable, Equatable {
 }
 
 /// The federation directory: every node's id, role, state, endpoint and name. Every node holds
-/// the same file.
+/// the same file: a plain JSON file each operator keeps, or one the federation CA signed (a CMS
+/// in PEM holding the JSON), which NCCT's node serves and embassies follow.
 public struct Directory: Sendable {
     public let trustDomain: String
     public let nodes: [DirectoryEntry]
     /// The deadlines the federation agreed (the same file at every node, so the same clocks).
     public var deadlines = DeadlinePolicy.standard
+    /// A signed directory replaces the one a node holds only when its version is higher.
+    public var version: Int64 = 0
+    /// The file as the federation CA signed it, when the directory came signed.
+    public var signedFile: [UInt8]?
 
     public func node(_ id: String) -> DirectoryEntry? { nodes.first { $0.id == id } }
     public var ncct: DirectoryEntry { nodes.first { $0.role == .ncct }! }
 
-    public static func load(_ path: String) throws(ConfigurationError) -> Directory {
-        let object = try JSONFile(path)
+    static let signedPrefix = Array("-----BEGIN CMS-----".utf8)
+
+    /// Reads the directory file; a signed one must hold up against the federation CA at `caPath`.
+    public static func load(_ path: String, caPath: String? = nil) throws(ConfigurationError) -> Directory {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError(file: path, field: "", problem: "cannot read the file")
+        }
+        guard data.starts(with: signedPrefix) else { return try parse(JSONFile(path: path, data: data)) }
+        guard let caPath, let ca = try? String(contentsOfFile: caPath, encoding: .utf8) else {
+            throw ConfigurationError(file: path, field: "", problem: "a signed directory needs the CA file to check it")
+        }
+        return try open(signed: [UInt8](data), path: path, caPEM: ca)
+    }
+
+    /// A directory signed by the federation CA: the signature must hold and name the CA itself
+    /// (not a node), and the directory must carry a version.
+    public static func open(signed file: [UInt8], path: String, caPEM: String) throws(ConfigurationError) -> Directory {
+        let content: [UInt8]
+        do { content = try Signatures.openSignedByAuthority(file, caPEM: caPEM) } catch {
+            throw ConfigurationError(
+                file: path,
+                field: "",
+                problem: "the directory's signature does not hold against the federation CA (\(error.message))"
+            )
+        }
+        let json = try JSONFile(path: path, data: Data(content))
+        var directory = try parse(json)
+        guard directory.version > 0 else {
+            throw json.error("version", "a signed directory needs a version of 1 or more")
+        }
+        directory.signedFile = file
+        return directory
+    }
+
+    static func parse(_ object: JSONFile) throws(ConfigurationError) -> Directory {
+        let path = object.path
         let trustDomain = try object.string("trust_domain")
         let list = try object.array("nodes")
         var nodes: [DirectoryEntry] = []
@@ -75,6 +115,7 @@ public struct Directory: Sendable {
             throw object.error("nodes", "must list exactly one node with role \"ncct\" (found \(ncctCount))")
         }
         var directory = Directory(trustDomain: trustDomain, nodes: nodes)
+        directory.version = Int64(try object.int("version", default: 0, range: 0...Int(Int64.max)))
         if let deadlines = try object.optionalObject("deadlines") {
             directory.deadlines = try DeadlinePolicy(deadlines)
         }
@@ -176,6 +217,11 @@ public struct NodeConfiguration: Sendable {
     public var statisticsMinCount = 11
     /// How often the node looks for deadlines that reached half, three quarters or all of their time.
     public var deadlineCheckInterval: Duration = .seconds(60)
+    /// How often the node looks at its directory, CA, CRL, certificate and key files, and reloads
+    /// them when one changed; nil: only on SIGHUP or `casebridge node reload`.
+    public var watchFilesInterval: Duration? = .seconds(5)
+    /// How often an embassy asks NCCT for a newer signed directory (when its own is signed); nil: never.
+    public var directoryPollInterval: Duration? = .seconds(60)
     public var consoleHTTPS: ConsoleHTTPSSettings?
 
     /// What a reader of this node's responses accepts: up to `maxReadBytes`, with an element budget
@@ -343,6 +389,10 @@ public struct NodeConfiguration: Sendable {
         configuration.deadlineCheckInterval = .seconds(
             try object.int("deadline_check_s", default: 60, range: 1...3_600)
         )
+        let watchSeconds = try object.int("watch_files_s", default: 5, range: 0...3_600)
+        configuration.watchFilesInterval = watchSeconds == 0 ? nil : .seconds(watchSeconds)
+        let pollSeconds = try object.int("directory_poll_s", default: 60, range: 0...86_400)
+        configuration.directoryPollInterval = pollSeconds == 0 ? nil : .seconds(pollSeconds)
         configuration.expiryWarning = .seconds(
             86_400 * (try object.int("expiry_warning_days", default: 14, range: 1...365))
         )
@@ -458,6 +508,10 @@ struct JSONFile {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigurationError(file: path, field: "", problem: "cannot read the file")
         }
+        try self.init(path: path, data: data)
+    }
+
+    init(path: String, data: Data) throws(ConfigurationError) {
         let parsed: Any
         do { parsed = try JSONSerialization.jsonObject(with: data) } catch {
             throw ConfigurationError(

@@ -269,6 +269,13 @@ final class DeliveryWorker: Sendable {
         return skipped
     }
 
+    /// The peer's signed directory, over this worker's connection (NCCT's, for an embassy).
+    func fetchDirectory(have version: Int64) async throws -> SignedDirectory {
+        var request = GetDirectoryRequest()
+        request.haveVersion = version
+        return try await channel.unary(CaseExchange.getDirectory, request, timeout: settings.callTimeout)
+    }
+
     /// The peer no longer has a case this embassy filed (restored from an older backup): file it again.
     private func resubmitRequest(of caseID: String) async throws {
         guard let body = try tracker.store.read({ try $0.caseRow(caseID)?.request }) else {

@@ -26,7 +26,7 @@ public enum Doctor {
         }
         var directory: Directory?
         note("directory") {
-            let loaded = try Directory.load(configuration.directoryPath)
+            let loaded = try Directory.load(configuration.directoryPath, caPath: configuration.ca)
             guard loaded.node(configuration.nodeID) != nil else {
                 throw ConfigurationError(
                     file: configuration.directoryPath,

@@ -6,6 +6,7 @@ import CaseBridgeTLS
 import CaseBridgeWebConsole
 import Foundation
 import Logging
+import Synchronization
 
 /// One agency's node: the exchange server for peers, the console for staff, the store, and a
 /// delivery worker for each peer it sends to.
@@ -28,8 +29,14 @@ public final class Node: Sendable {
     /// Threads for the delivery workers, which read the outbox and decode what they send: blocking
     /// work that must not hold Swift's cooperative threads. One lane per peer.
     private let deliveryPool = WorkerPool(threads: 2, name: "cb-delivery-worker")
-    private let logger: Logger
+    let logger: Logger
     private let expiry: ExpiryWatch
+    /// The trust files as the last reload read them (the watcher compares).
+    let trustFiles: TrustFiles
+    /// One reload at a time, whether from SIGHUP, the file watcher or a fetched directory.
+    private let reloading = Mutex<Void>(())
+    /// The file watcher and the directory follower: started last, stopped first.
+    private let background = Mutex<[Task<Void, Never>]>([])
 
     /// The port the exchange listens on (useful when the configuration asked for port 0).
     public var port: Int { exchange.port }
@@ -39,7 +46,8 @@ public final class Node: Sendable {
     public init(configuration: NodeConfiguration, logger: Logger) async throws {
         self.configuration = configuration
         self.logger = logger
-        let directory = try Directory.load(configuration.directoryPath)
+        trustFiles = TrustFiles(configuration)
+        let directory = try Directory.load(configuration.directoryPath, caPath: configuration.ca)
         guard let me = directory.node(configuration.nodeID) else {
             throw ConfigurationError(
                 file: configuration.directoryPath,
@@ -289,6 +297,15 @@ public final class Node: Sendable {
                     }
                 } while await changes.next() != nil && !Task.isCancelled
             }
+        let watchInterval = configuration.watchFilesInterval, pollInterval = configuration.directoryPollInterval
+        background.withLock { tasks in
+            if let watchInterval {
+                tasks.append(Task { [weak self] in await self?.watchTrustFiles(every: watchInterval) })
+            }
+            if let pollInterval, me.role == .embassy {
+                tasks.append(Task { [weak self] in await self?.followDirectory(every: pollInterval) })
+            }
+        }
         logger.info(
             "node started",
             metadata: [
@@ -361,63 +378,80 @@ public final class Node: Sendable {
     }
 
     /// Reads the directory, certificate, key, CA and CRL files again (SIGHUP, `casebridge node
-    /// reload`). New connections and deliveries use them at once: a node added to the directory
-    /// may call and be delivered to; every open connection of a peer the CRL now revokes, or that
-    /// left the directory, is cut (what this node owes it stays in the outbox). On any problem
-    /// nothing changes and the reason is thrown. Returns how many certificates the CRL revokes.
+    /// reload`, or the file watcher). New connections and deliveries use them at once: a node added
+    /// to the directory may call and be delivered to; every open connection of a peer the CRL now
+    /// revokes, or that left the directory, is cut (what this node owes it stays in the outbox). On
+    /// any problem nothing changes and the reason is thrown. Returns how many certificates the CRL
+    /// revokes.
     @discardableResult
-    public func reload() async throws -> Int {
-        let directory = try Directory.load(configuration.directoryPath)
-        guard let me = directory.node(tracker.me.id), me.role == tracker.me.role,
-            directory.trustDomain == tracker.directory.trustDomain
-        else {
-            throw ConfigurationError(
-                file: configuration.directoryPath,
-                field: "nodes",
-                problem: "this node's entry (or the trust domain) changed or is gone; that takes a restart"
-            )
+    public func reload(by actor: String = "operator") async throws -> Int {
+        let (revoked, added, removed) = try reloading.withLock { _ in
+            trustFiles.markRead()
+            let directory = try Directory.load(configuration.directoryPath, caPath: configuration.ca)
+            let me = try checkReplaceable(directory, file: configuration.directoryPath)
+            let (serverTLS, clientTLS) = try Self.trustMaterial(configuration, directory: directory, me: me)
+            let revoked =
+                try configuration.crl.map { try RevocationList.serials(String(contentsOfFile: $0, encoding: .utf8)) }
+                ?? []
+            tracker.replaceDirectory(directory)
+            exchange.replaceTLS(serverTLS) { peer, serial in
+                if let serial, revoked.contains(serial) { return "the certificate of \(peer.nodeID) is revoked" }
+                return directory.node(peer.nodeID) == nil ? "\(peer.nodeID) is not in the directory" : nil
+            }
+            let peers = Self.peers(of: me, in: directory)
+            let before = crew.peers
+            let added = peers.filter { !before.contains($0.id) }
+            crew.replaceTLS(clientTLS)
+            crew.add(added, tls: clientTLS, start: true)
+            return (revoked, added, before.subtracting(peers.map(\.id)))
         }
-        let (serverTLS, clientTLS) = try Self.trustMaterial(configuration, directory: directory, me: me)
-        let revoked =
-            try configuration.crl.map { try RevocationList.serials(String(contentsOfFile: $0, encoding: .utf8)) }
-            ?? []
-        tracker.replaceDirectory(directory)
-        exchange.replaceTLS(serverTLS) { peer, serial in
-            if let serial, revoked.contains(serial) { return "the certificate of \(peer.nodeID) is revoked" }
-            return directory.node(peer.nodeID) == nil ? "\(peer.nodeID) is not in the directory" : nil
-        }
-        let peers = Self.peers(of: me, in: directory)
-        let before = crew.peers
-        let added = peers.filter { !before.contains($0.id) }
-        let removed = before.subtracting(peers.map(\.id))
         await crew.remove(removed)
-        crew.replaceTLS(clientTLS)
-        crew.add(added, tls: clientTLS, start: true)
         expiry.refresh(configuration)
         let warnings = expiry.warnings()
         for warning in warnings { logger.warning("\(warning)") }
         await tracker.audit(
             event: "node.reloaded",
-            actor: "operator",
+            actor: actor,
             subject: tracker.me.id,
             outcome: "ok",
             detail: "revoked=\(revoked.count) warnings=\(warnings.count) "
-                + "peers_added=\(added.map(\.id).joined(separator: ",")) "
+                + "directory_version=\(tracker.directory.version) peers_added=\(added.map(\.id).joined(separator: ",")) "
                 + "peers_removed=\(removed.sorted().joined(separator: ","))"
         )
         logger.notice(
             "directory and trust material reloaded",
             metadata: [
                 "revoked": "\(revoked.count)", "added": "\(added.map(\.id))", "removed": "\(removed.sorted())",
+                "directory-version": "\(tracker.directory.version)", "by": "\(actor)",
             ]
         )
         return revoked.count
+    }
+
+    /// This node's entry in a new directory: it must be there, in the same role and trust domain.
+    func checkReplaceable(_ directory: Directory, file: String) throws(ConfigurationError) -> DirectoryEntry {
+        guard let me = directory.node(tracker.me.id), me.role == tracker.me.role,
+            directory.trustDomain == tracker.directory.trustDomain
+        else {
+            throw ConfigurationError(
+                file: file,
+                field: "nodes",
+                problem: "this node's entry (or the trust domain) changed or is gone; that takes a restart"
+            )
+        }
+        return me
     }
 
     /// Graceful stop: health goes NOT_SERVING, servers let calls in flight finish, deliveries stop
     /// (their outbox stays for the next start), the store closes after its last write.
     public func shutdown() async {
         logger.info("node stopping", metadata: ["node": "\(tracker.me.id)"])
+        let background = self.background.withLock { tasks in
+            defer { tasks.removeAll() }
+            return tasks
+        }
+        for task in background { task.cancel() }
+        for task in background { await task.value }
         health.shutdown()
         await exchange.shutdown()
         await console.shutdown()
@@ -463,6 +497,8 @@ struct StatusReporter: Sendable {
         status.crlNextUpdateMs = (expiry.crlNextUpdate ?? 0) * 1000
         status.warnings = expiry.warnings()
         let deadlines = try tracker.deadlineCounts()
+        status.directoryVersion = tracker.directory.version
+        status.directorySigned = tracker.directory.signedFile != nil
         status.overdueCases = UInt32(deadlines.overdue)
         status.dueSoonCases = UInt32(deadlines.dueSoon)
         // The peers this node exchanges with: for an embassy, NCCT only (never other embassies).

@@ -50,6 +50,18 @@ enum ExchangeService {
             let caller = try await guarded(call, tracker, subject: "") { $0 }
             try await watch(tracker, after: request.afterEventID, viewer: .peer(caller), call: call, writer: writer)
         }
+        router.unary(CaseExchange.getDirectory) { request, call in
+            try await guarded(call, tracker, subject: "directory") { _ in
+                let directory = tracker.directory
+                guard let file = directory.signedFile else {
+                    throw RPCError(.notFound, "this node holds no signed directory; its operator keeps a plain one")
+                }
+                var reply = SignedDirectory()
+                reply.version = directory.version
+                if request.haveVersion < directory.version { reply.signedFile = file }
+                return reply
+            }
+        }
     }
 
     /// Resolves the caller in the directory, runs `body`, and audits a refusal.

@@ -46,6 +46,66 @@ public enum Signatures {
         }
     }
 
+    /// A document the federation CA itself signs (the directory): a CMS in PEM with the content
+    /// inside, so one file travels, and
+    /// `openssl cms -verify -inform PEM -in FILE -CAfile ca.pem -purpose any` prints it.
+    public static func signByAuthority(_ content: [UInt8], caPEM: String, keyPEM: String) throws(TLSError) -> String {
+        let (cert, key) = try PEMObjects.authority(caPEM, keyPEM)
+        defer {
+            X509_free(cert)
+            EVP_PKEY_free(key)
+        }
+        guard let input = BIO_new_mem_buf(content, Int32(content.count)), let output = BIO_new(BIO_s_mem()) else {
+            throw TLSError(.configuration, OpenSSLErrors.drain())
+        }
+        defer {
+            BIO_free(input)
+            BIO_free(output)
+        }
+        guard let cms = CMS_sign(cert, key, nil, input, UInt32(CMS_BINARY | CMS_NOSMIMECAP)) else {
+            throw TLSError(.configuration, "signing failed: \(OpenSSLErrors.drain())")
+        }
+        defer { CMS_ContentInfo_free(cms) }
+        guard PEM_write_bio_CMS(output, cms) == 1 else { throw TLSError(.configuration, OpenSSLErrors.drain()) }
+        var data: UnsafeMutablePointer<CChar>? = nil
+        let length = cb_BIO_get_mem_data(output, &data)
+        guard let data, length > 0 else { throw TLSError(.configuration, "signature encoding failed") }
+        return String(decoding: UnsafeRawBufferPointer(start: data, count: length), as: UTF8.self)
+    }
+
+    /// The content of a document signed by the federation CA itself; throws when the signature
+    /// does not hold or another certificate (a node's, even one the CA issued) signed it.
+    public static func openSignedByAuthority(_ pem: [UInt8], caPEM: String) throws(TLSError) -> [UInt8] {
+        let cms = try PEMObjects.read(String(decoding: pem, as: UTF8.self)) { PEM_read_bio_CMS($0, nil, nil, nil) }
+        defer { CMS_ContentInfo_free(cms) }
+        let ca = try PEMObjects.certificate(caPEM)
+        defer { X509_free(ca) }
+        guard let store = X509_STORE_new(), let output = BIO_new(BIO_s_mem()) else {
+            throw TLSError(.configuration, OpenSSLErrors.drain())
+        }
+        defer {
+            X509_STORE_free(store)
+            BIO_free(output)
+        }
+        X509_STORE_add_cert(store, ca)
+        X509_STORE_set_purpose(store, X509_PURPOSE_ANY)
+        guard CMS_verify(cms, nil, store, nil, output, UInt32(CMS_BINARY)) == 1 else {
+            throw TLSError(.handshake, "the signature does not hold: \(OpenSSLErrors.drain())")
+        }
+        guard let signers = CMS_get0_signers(cms) else { throw TLSError(.handshake, "the signature names no signer") }
+        defer { cb_x509_stack_free(signers) }
+        let byAuthority = (0..<cb_x509_stack_count(signers)).allSatisfy { index in
+            cb_x509_stack_value(signers, index).map { X509_cmp($0, ca) == 0 } ?? false
+        }
+        guard byAuthority, cb_x509_stack_count(signers) > 0 else {
+            throw TLSError(.handshake, "signed by a certificate other than the federation CA's own")
+        }
+        var data: UnsafeMutablePointer<CChar>? = nil
+        let length = cb_BIO_get_mem_data(output, &data)
+        guard let data, length > 0 else { return [] }
+        return [UInt8](UnsafeRawBufferPointer(start: data, count: length))
+    }
+
     /// Checks a detached signature over `content` against the CA (and the CRL, when given);
     /// returns the signer certificate's URI identities.
     public static func verify(

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CaseBridgeNode
 import CaseBridgeTLS
 import Foundation
 
@@ -14,7 +15,7 @@ struct CertsCommand: ParsableCommand {
             """,
         subcommands: [
             CreateCA.self, IssueCertificate.self, RequestCertificate.self, ShowCertificate.self,
-            RevokeCertificate.self, IssueRevocationList.self,
+            RevokeCertificate.self, IssueRevocationList.self, SignDirectory.self,
         ]
     )
 }
@@ -260,6 +261,49 @@ struct IssueRevocationList: ParsableCommand {
                 "crl": path, "revoked": index.revoked.count, "next_update": Output.time(next * 1000),
                 "crl_number": index.crlNumber,
             ]
+        )
+    }
+}
+
+struct SignDirectory: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sign-directory",
+        abstract: "Signs the federation directory with the CA, for NCCT's node to serve to every node.",
+        discussion: """
+            Raise the directory's "version" each time (embassies take a directory only if it is \
+            newer than theirs). Put the signed file in place of NCCT's directory file: NCCT's node \
+            reloads it by itself and every embassy holding a signed directory fetches it within \
+            its directory_poll_s. A new embassy starts with the same signed file.
+
+            Example, and how anyone checks the result with the CA certificate alone:
+              casebridge certs sign-directory directory.json --ca ca \\
+                  --out directory.signed
+              openssl cms -verify -inform PEM -in directory.signed \\
+                  -CAfile ca.pem -purpose any
+            """
+    )
+    @Argument(help: "The directory (JSON) to sign.") var directory: String
+    @Option(help: "Folder holding the CA's ca.pem and ca.key.") var ca: String
+    @Option(help: "Where to write the signed directory (replaced if there).") var out: String
+    @OptionGroup var output: JSONOption
+
+    func run() throws {
+        let checked: Directory
+        do { checked = try Directory.load(directory) } catch { throw fail("\(error)", code: Exit.badInput) }
+        guard checked.signedFile == nil else {
+            throw fail("\(directory) is signed already; sign the JSON it holds", code: Exit.badInput)
+        }
+        guard checked.version > 0 else {
+            throw fail("\(directory): give it a \"version\" of 1 or more (raise it each time)", code: Exit.badInput)
+        }
+        let json = Array(try Files.read(directory).utf8)
+        let (caPEM, keyPEM) = (try Files.read("\(ca)/ca.pem"), try Files.read("\(ca)/ca.key"))
+        let signed = try tls { try Signatures.signByAuthority(json, caPEM: caPEM, keyPEM: keyPEM) }
+        try Files.replace(signed, at: out, mode: 0o644)
+        output.say(
+            "Signed \(directory) (version \(checked.version), \(checked.nodes.count) nodes) as \(out): "
+                + "put it in place of NCCT's directory file.",
+            ["directory": out, "version": checked.version, "nodes": checked.nodes.count]
         )
     }
 }

@@ -31,6 +31,11 @@ struct StatusCommand: AsyncParsableCommand {
         if !status.revocationChecked {
             print("Revocation: OFF — the configuration says \"crl\": \"none\"; revoked certificates are not refused")
         }
+        print(
+            status.directorySigned
+                ? "Directory: version \(status.directoryVersion), signed by the federation CA"
+                : "Directory: a plain file kept by this node's operator (version \(status.directoryVersion))"
+        )
         for warning in status.warnings { print("WARNING: \(warning)") }
         print("Unread in inbox: \(status.unreadInbox)")
         print("Deadlines: \(status.overdueCases) overdue, \(status.dueSoonCases) due soon (casebridge overdue)\n")

@@ -16,7 +16,7 @@ struct PeerConnection {
     static func open(_ node: NodeOptions, endpoint: String, expect: String?) throws -> PeerConnection {
         let configuration = try node.configuration()
         let directory: Directory
-        do { directory = try Directory.load(configuration.directoryPath) } catch {
+        do { directory = try Directory.load(configuration.directoryPath, caPath: configuration.ca) } catch {
             throw fail("\(error)", code: Exit.badInput)
         }
         guard let me = directory.node(configuration.nodeID) else {

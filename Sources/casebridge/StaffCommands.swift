@@ -414,7 +414,8 @@ struct ListCases: AsyncParsableCommand {
         let cases = found.cases
         if Output.printedAsJSONOrEmpty(cases, json: node.json, empty: "No cases.") { return }
         // FROM is the state an embassy represents ("ID"); outcome counts only with --wide (and in JSON).
-        let directory = try? Directory.load(node.configuration().directoryPath)
+        let configuration = try? node.configuration()
+        let directory = configuration.flatMap { try? Directory.load($0.directoryPath, caPath: $0.ca) }
         func from(_ node: String) -> String { directory?.node(node)?.represents ?? node }
         let headers =
             ["CASE", "REF", "FROM", "KIND", "URGENCY", "STATUS", "PERSONS", "UPDATED"]

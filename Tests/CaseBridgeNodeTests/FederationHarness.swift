@@ -90,10 +90,11 @@ final class TestFederation: @unchecked Sendable {
         }
     }
 
-    /// The directory every node reads (at start, and at a reload), naming these nodes.
-    func writeDirectory(_ members: [String]) throws {
+    /// The directory every node reads (at start, and at a reload), naming these nodes; written to
+    /// `path` instead when given (a directory to sign).
+    func writeDirectory(_ members: [String], version: Int? = nil, to path: URL? = nil) throws {
         let represents = ["ncct": "KH", "embassy-id": "ID", "embassy-cn": "CN", "embassy-vn": "VN"]
-        let directory: [String: Any] = [
+        var directory: [String: Any] = [
             "trust_domain": trustDomain,
             "nodes": members.map { node in
                 [
@@ -102,9 +103,35 @@ final class TestFederation: @unchecked Sendable {
                 ] as [String: Any]
             },
         ]
+        if let version { directory["version"] = version }
         try JSONSerialization.data(withJSONObject: directory, options: .prettyPrinted).write(
-            to: folder.appendingPathComponent("directory.json")
+            to: path ?? folder.appendingPathComponent("directory.json")
         )
+    }
+
+    /// An embassy files a case and NCCT acknowledges it: true when the case reached NCCT and the
+    /// acknowledgement came back (a round trip over both delivery workers).
+    func exchangeACase(from embassy: String) async throws -> Bool {
+        let (filer, ncct) = (console(embassy), console("ncct"))
+        defer {
+            filer.close()
+            ncct.close()
+        }
+        let caseID = try await filer.unary(Console.submit, Make.request(persons: 1)).caseID
+        let arrived = "SELECT COUNT(*) FROM cases WHERE case_id = '\(caseID)'"
+        guard try await eventually(30, { try sql("ncct", arrived) == ["1"] }) else { return false }
+        _ = try await ncct.unary(Console.applyChange, Make.status(caseID, .acknowledged))
+        var lookup = GetCaseRequest()
+        lookup.caseID = caseID
+        return try await eventually { try await filer.unary(Console.getCase, lookup).status == .acknowledged }
+    }
+
+    /// Changes a node's configuration file (before it starts, or for its next start).
+    func configure(_ node: String, _ change: (inout [String: Any]) -> Void) throws {
+        let data = try Data(contentsOf: configPath(node))
+        var config = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        change(&config)
+        try JSONSerialization.data(withJSONObject: config, options: .prettyPrinted).write(to: configPath(node))
     }
 
     func configPath(_ node: String) -> URL { folder.appendingPathComponent("\(node).json") }
@@ -379,5 +406,40 @@ enum Make {
             return outcome
         }
         return update(caseID, .personOutcomes(outcomes))
+    }
+}
+
+/// A federation CA of its own made with `casebridge certs`, as a CA operator would: ca/ (the CA's
+/// folder), nodes/<id>.pem and .key, and ca.pem and crl.pem copied beside them for TestFederation.
+struct TestAuthority {
+    let folder: URL
+    /// The CA's own folder (ca.pem, ca.key, revoked.json, crl.pem).
+    let ca: String
+    /// What `certs crl` said when the first CRL was issued.
+    let firstCRL: ProcessResult
+
+    init(nodes: [String], crlDays: Int = 30) throws {
+        let folder = try makeTemporaryFolder("ca")
+        let ca = folder.appendingPathComponent("ca").path
+        try Self.certs(["create-ca", "--out", ca])
+        for node in nodes {
+            try Self.certs([
+                "issue", "--ca", ca, "--node-id", node, "--trust-domain", "casebridge.test", "--out",
+                folder.appendingPathComponent("nodes").path,
+            ])
+        }
+        firstCRL = try Self.certs(["crl", "--ca", ca, "--days", "\(crlDays)"])
+        for file in ["ca.pem", "crl.pem"] {
+            try FileManager.default.copyItem(atPath: "\(ca)/\(file)", toPath: folder.appendingPathComponent(file).path)
+        }
+        (self.folder, self.ca) = (folder, ca)
+    }
+
+    /// Runs `casebridge certs`, expecting success.
+    @discardableResult
+    static func certs(_ arguments: [String]) throws -> ProcessResult {
+        let result = try run(casebridgeBinary, ["certs"] + arguments)
+        #expect(result.status == 0, "\(arguments): \(result.stderr)")
+        return result
     }
 }

@@ -9,26 +9,12 @@ import TestSupport
 struct RevocationTests {
     @Test("certs revoke lists the node in a new CRL; nodes refuse it; a CRL near its end is warned about")
     func revokeAndWarn() async throws {
-        let folder = try makeTemporaryFolder("ca")
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let ca = folder.appendingPathComponent("ca").path
-        func certs(_ arguments: [String]) throws -> ProcessResult {
-            let result = try run(casebridgeBinary, ["certs"] + arguments)
-            #expect(result.status == 0, "\(arguments): \(result.stderr)")
-            return result
-        }
-        _ = try certs(["create-ca", "--out", ca])
         let nodes = ["ncct", "embassy-id", "embassy-cn"]
-        for node in nodes {
-            _ = try certs([
-                "issue", "--ca", ca, "--node-id", node, "--trust-domain", "casebridge.test", "--out",
-                folder.appendingPathComponent("nodes").path,
-            ])
-        }
-        let issued = try certs(["crl", "--ca", ca, "--days", "5"])
-        #expect(issued.stdout.contains("0 revoked"), "\(issued.stdout)")
-        try FileManager.default.copyItem(atPath: "\(ca)/ca.pem", toPath: folder.appendingPathComponent("ca.pem").path)
-        try FileManager.default.copyItem(atPath: "\(ca)/crl.pem", toPath: folder.appendingPathComponent("crl.pem").path)
+        let authority = try TestAuthority(nodes: nodes, crlDays: 5)
+        let (folder, ca) = (authority.folder, authority.ca)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let certs = TestAuthority.certs
+        #expect(authority.firstCRL.stdout.contains("0 revoked"), "\(authority.firstCRL.stdout)")
 
         let federation = try TestFederation(nodes: nodes, certs: folder)
         for node in nodes { try await federation.start(node) }
@@ -116,25 +102,7 @@ struct LiveDirectoryTests {
             }
         )
         try await federation.start("embassy-vn")
-        let vietnam = federation.console("embassy-vn")
-        let ncct = federation.console("ncct")
-        defer {
-            vietnam.close()
-            ncct.close()
-        }
-        let caseID = try await vietnam.unary(Console.submit, Make.request(persons: 1)).caseID
-        #expect(
-            try await federation.eventually {
-                try federation.sql("ncct", "SELECT COUNT(*) FROM cases WHERE case_id = '\(caseID)'") == ["1"]
-            }
-        )
-        // NCCT answers: its new delivery worker for Vietnam carries the acknowledgement back.
-        _ = try await ncct.unary(Console.applyChange, Make.status(caseID, .acknowledged))
-        var lookup = GetCaseRequest()
-        lookup.caseID = caseID
-        #expect(
-            try await federation.eventually { try await vietnam.unary(Console.getCase, lookup).status == .acknowledged }
-        )
+        #expect(try await federation.exchangeACase(from: "embassy-vn"))
         let status = try federation.cli(["status"], node: "ncct", as: "op")
         #expect(status.stdout.contains("embassy-vn"), "\(status.stdout)")
 

@@ -1374,6 +1374,8 @@ public struct NodeStatus: ProtoMessage {
     public var warnings: [String] = []
     public var overdueCases: UInt32 = 0
     public var dueSoonCases: UInt32 = 0
+    public var directoryVersion: Int64 = 0
+    public var directorySigned: Bool = false
     public init() {}
     public init(fields: ProtoFields) {
         nodeID = fields.value(1)
@@ -1389,6 +1391,8 @@ public struct NodeStatus: ProtoMessage {
         warnings = fields.values(11)
         overdueCases = fields.value(12)
         dueSoonCases = fields.value(13)
+        directoryVersion = fields.value(14)
+        directorySigned = fields.value(15)
     }
     public var protoFields: ProtoFields {
         var fields = ProtoFields()
@@ -1405,6 +1409,8 @@ public struct NodeStatus: ProtoMessage {
         fields.set(11, warnings)
         fields.set(12, overdueCases)
         fields.set(13, dueSoonCases)
+        fields.set(14, directoryVersion)
+        fields.set(15, directorySigned)
         return fields
     }
 }

@@ -13,6 +13,37 @@ public struct CaseEventKind: ProtoEnum {
     public static let names: [Int32: String] = [0: "unspecified", 1: "opened", 2: "updated", 3: "delivery", 4: "refused", 5: "deadline"]
 }
 
+public struct GetDirectoryRequest: ProtoMessage {
+    public static let protoName = "casebridge.v1.GetDirectoryRequest"
+    public var haveVersion: Int64 = 0
+    public init() {}
+    public init(fields: ProtoFields) {
+        haveVersion = fields.value(1)
+    }
+    public var protoFields: ProtoFields {
+        var fields = ProtoFields()
+        fields.set(1, haveVersion)
+        return fields
+    }
+}
+
+public struct SignedDirectory: ProtoMessage {
+    public static let protoName = "casebridge.v1.SignedDirectory"
+    public var version: Int64 = 0
+    public var signedFile: [UInt8] = []
+    public init() {}
+    public init(fields: ProtoFields) {
+        version = fields.value(1)
+        signedFile = fields.value(2)
+    }
+    public var protoFields: ProtoFields {
+        var fields = ProtoFields()
+        fields.set(1, version)
+        fields.set(2, signedFile)
+        return fields
+    }
+}
+
 public struct GetCaseRequest: ProtoMessage {
     public static let protoName = "casebridge.v1.GetCaseRequest"
     public var caseID: String = ""
@@ -123,4 +154,5 @@ public enum CaseExchange {
     public static let getCase = RPCMethod<GetCaseRequest, Case>(service: serviceName, name: "GetCase", clientStreaming: false, serverStreaming: false)
     public static let listCases = RPCMethod<ListCasesRequest, CaseSummary>(service: serviceName, name: "ListCases", clientStreaming: false, serverStreaming: true)
     public static let watchCases = RPCMethod<WatchCasesRequest, CaseEvent>(service: serviceName, name: "WatchCases", clientStreaming: false, serverStreaming: true)
+    public static let getDirectory = RPCMethod<GetDirectoryRequest, SignedDirectory>(service: serviceName, name: "GetDirectory", clientStreaming: false, serverStreaming: false)
 }

@@ -7018,7 +7018,7 @@ const ProtobufCMessageDescriptor casebridge__v1__peer_status__descriptor =
   (ProtobufCMessageInit) casebridge__v1__peer_status__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor casebridge__v1__node_status__field_descriptors[13] =
+static const ProtobufCFieldDescriptor casebridge__v1__node_status__field_descriptors[15] =
 {
   {
     "node_id",
@@ -7176,10 +7176,36 @@ static const ProtobufCFieldDescriptor casebridge__v1__node_status__field_descrip
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "directory_version",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__NodeStatus, directory_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "directory_signed",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__NodeStatus, directory_signed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned casebridge__v1__node_status__field_indices_by_name[] = {
   4,   /* field[4] = certificate_not_after_ms */
   9,   /* field[9] = crl_next_update_ms */
+  14,   /* field[14] = directory_signed */
+  13,   /* field[13] = directory_version */
   12,   /* field[12] = due_soon_cases */
   0,   /* field[0] = node_id */
   11,   /* field[11] = overdue_cases */
@@ -7195,7 +7221,7 @@ static const unsigned casebridge__v1__node_status__field_indices_by_name[] = {
 static const ProtobufCIntRange casebridge__v1__node_status__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 13 }
+  { 0, 15 }
 };
 const ProtobufCMessageDescriptor casebridge__v1__node_status__descriptor =
 {
@@ -7205,7 +7231,7 @@ const ProtobufCMessageDescriptor casebridge__v1__node_status__descriptor =
   "Casebridge__V1__NodeStatus",
   "casebridge.v1",
   sizeof(Casebridge__V1__NodeStatus),
-  13,
+  15,
   casebridge__v1__node_status__field_descriptors,
   casebridge__v1__node_status__field_indices_by_name,
   1,  casebridge__v1__node_status__number_ranges,

@@ -7,6 +7,96 @@
 #endif
 
 #include "casebridge/v1/exchange.pb-c.h"
+void   casebridge__v1__get_directory_request__init
+                     (Casebridge__V1__GetDirectoryRequest         *message)
+{
+  static const Casebridge__V1__GetDirectoryRequest init_value = CASEBRIDGE__V1__GET_DIRECTORY_REQUEST__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__get_directory_request__get_packed_size
+                     (const Casebridge__V1__GetDirectoryRequest *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__get_directory_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__get_directory_request__pack
+                     (const Casebridge__V1__GetDirectoryRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__get_directory_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__get_directory_request__pack_to_buffer
+                     (const Casebridge__V1__GetDirectoryRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__get_directory_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__GetDirectoryRequest *
+       casebridge__v1__get_directory_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__GetDirectoryRequest *)
+     protobuf_c_message_unpack (&casebridge__v1__get_directory_request__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__get_directory_request__free_unpacked
+                     (Casebridge__V1__GetDirectoryRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__get_directory_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__signed_directory__init
+                     (Casebridge__V1__SignedDirectory         *message)
+{
+  static const Casebridge__V1__SignedDirectory init_value = CASEBRIDGE__V1__SIGNED_DIRECTORY__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__signed_directory__get_packed_size
+                     (const Casebridge__V1__SignedDirectory *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__signed_directory__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__signed_directory__pack
+                     (const Casebridge__V1__SignedDirectory *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__signed_directory__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__signed_directory__pack_to_buffer
+                     (const Casebridge__V1__SignedDirectory *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__signed_directory__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__SignedDirectory *
+       casebridge__v1__signed_directory__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__SignedDirectory *)
+     protobuf_c_message_unpack (&casebridge__v1__signed_directory__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__signed_directory__free_unpacked
+                     (Casebridge__V1__SignedDirectory *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__signed_directory__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   casebridge__v1__get_case_request__init
                      (Casebridge__V1__GetCaseRequest         *message)
 {
@@ -232,6 +322,95 @@ void   casebridge__v1__case_event__free_unpacked
   assert(message->base.descriptor == &casebridge__v1__case_event__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+static const ProtobufCFieldDescriptor casebridge__v1__get_directory_request__field_descriptors[1] =
+{
+  {
+    "have_version",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__GetDirectoryRequest, have_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__get_directory_request__field_indices_by_name[] = {
+  0,   /* field[0] = have_version */
+};
+static const ProtobufCIntRange casebridge__v1__get_directory_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__get_directory_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.GetDirectoryRequest",
+  "GetDirectoryRequest",
+  "Casebridge__V1__GetDirectoryRequest",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__GetDirectoryRequest),
+  1,
+  casebridge__v1__get_directory_request__field_descriptors,
+  casebridge__v1__get_directory_request__field_indices_by_name,
+  1,  casebridge__v1__get_directory_request__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__get_directory_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__signed_directory__field_descriptors[2] =
+{
+  {
+    "version",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__SignedDirectory, version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "signed_file",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__SignedDirectory, signed_file),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__signed_directory__field_indices_by_name[] = {
+  1,   /* field[1] = signed_file */
+  0,   /* field[0] = version */
+};
+static const ProtobufCIntRange casebridge__v1__signed_directory__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__signed_directory__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.SignedDirectory",
+  "SignedDirectory",
+  "Casebridge__V1__SignedDirectory",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__SignedDirectory),
+  2,
+  casebridge__v1__signed_directory__field_descriptors,
+  casebridge__v1__signed_directory__field_indices_by_name,
+  1,  casebridge__v1__signed_directory__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__signed_directory__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor casebridge__v1__get_case_request__field_descriptors[1] =
 {
   {
@@ -601,16 +780,18 @@ const ProtobufCEnumDescriptor casebridge__v1__case_event_kind__descriptor =
   casebridge__v1__case_event_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor casebridge__v1__case_exchange__method_descriptors[5] =
+static const ProtobufCMethodDescriptor casebridge__v1__case_exchange__method_descriptors[6] =
 {
   { "SubmitRequest", &casebridge__v1__intervention_request__descriptor, &casebridge__v1__submit_receipt__descriptor },
   { "PushUpdate", &casebridge__v1__case_update__descriptor, &casebridge__v1__update_receipt__descriptor },
   { "GetCase", &casebridge__v1__get_case_request__descriptor, &casebridge__v1__case__descriptor },
   { "ListCases", &casebridge__v1__list_cases_request__descriptor, &casebridge__v1__case_summary__descriptor },
   { "WatchCases", &casebridge__v1__watch_cases_request__descriptor, &casebridge__v1__case_event__descriptor },
+  { "GetDirectory", &casebridge__v1__get_directory_request__descriptor, &casebridge__v1__signed_directory__descriptor },
 };
 const unsigned casebridge__v1__case_exchange__method_indices_by_name[] = {
   2,        /* GetCase */
+  5,        /* GetDirectory */
   3,        /* ListCases */
   1,        /* PushUpdate */
   0,        /* SubmitRequest */
@@ -623,7 +804,7 @@ const ProtobufCServiceDescriptor casebridge__v1__case_exchange__descriptor =
   "CaseExchange",
   "Casebridge__V1__CaseExchange",
   "casebridge.v1",
-  5,
+  6,
   casebridge__v1__case_exchange__method_descriptors,
   casebridge__v1__case_exchange__method_indices_by_name
 };
@@ -666,6 +847,14 @@ void casebridge__v1__case_exchange__watch_cases(ProtobufCService *service,
 {
   assert(service->descriptor == &casebridge__v1__case_exchange__descriptor);
   service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void casebridge__v1__case_exchange__get_directory(ProtobufCService *service,
+                                                  const Casebridge__V1__GetDirectoryRequest *input,
+                                                  Casebridge__V1__SignedDirectory_Closure closure,
+                                                  void *closure_data)
+{
+  assert(service->descriptor == &casebridge__v1__case_exchange__descriptor);
+  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void casebridge__v1__case_exchange__init (Casebridge__V1__CaseExchange_Service *service,
                                           Casebridge__V1__CaseExchange_ServiceDestroy destroy)

@@ -1287,10 +1287,16 @@ struct  Casebridge__V1__NodeStatus
    */
   uint32_t overdue_cases;
   uint32_t due_soon_cases;
+  /*
+   * The directory in use: its version (0 for a plain file without one) and
+   * whether the federation CA signed it.
+   */
+  int64_t directory_version;
+  protobuf_c_boolean directory_signed;
 };
 #define CASEBRIDGE__V1__NODE_STATUS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__node_status__descriptor) \
-    , (char *)protobuf_c_empty_string, CASEBRIDGE__V1__NODE_ROLE__NODE_ROLE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0,NULL, 0, 0 }
+    , (char *)protobuf_c_empty_string, CASEBRIDGE__V1__NODE_ROLE__NODE_ROLE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0,NULL, 0, 0, 0, 0 }
 
 
 struct  Casebridge__V1__VerifyAuditRequest

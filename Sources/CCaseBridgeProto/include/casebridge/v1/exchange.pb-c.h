@@ -17,6 +17,8 @@ PROTOBUF_C__BEGIN_DECLS
 #include "casebridge/v1/request.pb-c.h"
 #include "casebridge/v1/case.pb-c.h"
 
+typedef struct Casebridge__V1__GetDirectoryRequest Casebridge__V1__GetDirectoryRequest;
+typedef struct Casebridge__V1__SignedDirectory Casebridge__V1__SignedDirectory;
 typedef struct Casebridge__V1__GetCaseRequest Casebridge__V1__GetCaseRequest;
 typedef struct Casebridge__V1__ListCasesRequest Casebridge__V1__ListCasesRequest;
 typedef struct Casebridge__V1__ListCasesCursor Casebridge__V1__ListCasesCursor;
@@ -55,6 +57,40 @@ typedef enum _Casebridge__V1__CaseEventKind {
 } Casebridge__V1__CaseEventKind;
 
 /* --- messages --- */
+
+struct  Casebridge__V1__GetDirectoryRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The version the caller holds; when the node's is not newer, the reply
+   * carries the version alone.
+   */
+  int64_t have_version;
+};
+#define CASEBRIDGE__V1__GET_DIRECTORY_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__get_directory_request__descriptor) \
+    , 0 }
+
+
+struct  Casebridge__V1__SignedDirectory
+{
+  ProtobufCMessage base;
+  /*
+   * The directory's "version": a node applies a fetched directory only when
+   * it is newer than its own.
+   */
+  int64_t version;
+  /*
+   * The directory as the federation CA signed it: a CMS in PEM holding the
+   * directory's JSON, signed by the CA certificate itself. Check it with
+   * `openssl cms -verify -inform PEM -in FILE -CAfile ca.pem -purpose any`.
+   */
+  ProtobufCBinaryData signed_file;
+};
+#define CASEBRIDGE__V1__SIGNED_DIRECTORY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__signed_directory__descriptor) \
+    , 0, {0,NULL} }
+
 
 struct  Casebridge__V1__GetCaseRequest
 {
@@ -155,6 +191,44 @@ struct  Casebridge__V1__CaseEvent
     , 0, CASEBRIDGE__V1__CASE_EVENT_KIND__CASE_EVENT_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, NULL, NULL, NULL, 0, NULL }
 
 
+/* Casebridge__V1__GetDirectoryRequest methods */
+void   casebridge__v1__get_directory_request__init
+                     (Casebridge__V1__GetDirectoryRequest         *message);
+size_t casebridge__v1__get_directory_request__get_packed_size
+                     (const Casebridge__V1__GetDirectoryRequest   *message);
+size_t casebridge__v1__get_directory_request__pack
+                     (const Casebridge__V1__GetDirectoryRequest   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__get_directory_request__pack_to_buffer
+                     (const Casebridge__V1__GetDirectoryRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__GetDirectoryRequest *
+       casebridge__v1__get_directory_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__get_directory_request__free_unpacked
+                     (Casebridge__V1__GetDirectoryRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__SignedDirectory methods */
+void   casebridge__v1__signed_directory__init
+                     (Casebridge__V1__SignedDirectory         *message);
+size_t casebridge__v1__signed_directory__get_packed_size
+                     (const Casebridge__V1__SignedDirectory   *message);
+size_t casebridge__v1__signed_directory__pack
+                     (const Casebridge__V1__SignedDirectory   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__signed_directory__pack_to_buffer
+                     (const Casebridge__V1__SignedDirectory   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__SignedDirectory *
+       casebridge__v1__signed_directory__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__signed_directory__free_unpacked
+                     (Casebridge__V1__SignedDirectory *message,
+                      ProtobufCAllocator *allocator);
 /* Casebridge__V1__GetCaseRequest methods */
 void   casebridge__v1__get_case_request__init
                      (Casebridge__V1__GetCaseRequest         *message);
@@ -252,6 +326,12 @@ void   casebridge__v1__case_event__free_unpacked
                       ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
+typedef void (*Casebridge__V1__GetDirectoryRequest_Closure)
+                 (const Casebridge__V1__GetDirectoryRequest *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__SignedDirectory_Closure)
+                 (const Casebridge__V1__SignedDirectory *message,
+                  void *closure_data);
 typedef void (*Casebridge__V1__GetCaseRequest_Closure)
                  (const Casebridge__V1__GetCaseRequest *message,
                   void *closure_data);
@@ -294,6 +374,10 @@ struct Casebridge__V1__CaseExchange_Service
                       const Casebridge__V1__WatchCasesRequest *input,
                       Casebridge__V1__CaseEvent_Closure closure,
                       void *closure_data);
+  void (*get_directory)(Casebridge__V1__CaseExchange_Service *service,
+                        const Casebridge__V1__GetDirectoryRequest *input,
+                        Casebridge__V1__SignedDirectory_Closure closure,
+                        void *closure_data);
 };
 typedef void (*Casebridge__V1__CaseExchange_ServiceDestroy)(Casebridge__V1__CaseExchange_Service *);
 void casebridge__v1__case_exchange__init (Casebridge__V1__CaseExchange_Service *service,
@@ -306,7 +390,8 @@ void casebridge__v1__case_exchange__init (Casebridge__V1__CaseExchange_Service *
       function_prefix__ ## push_update,\
       function_prefix__ ## get_case,\
       function_prefix__ ## list_cases,\
-      function_prefix__ ## watch_cases  }
+      function_prefix__ ## watch_cases,\
+      function_prefix__ ## get_directory  }
 void casebridge__v1__case_exchange__submit_request(ProtobufCService *service,
                                                    const Casebridge__V1__InterventionRequest *input,
                                                    Casebridge__V1__SubmitReceipt_Closure closure,
@@ -327,10 +412,16 @@ void casebridge__v1__case_exchange__watch_cases(ProtobufCService *service,
                                                 const Casebridge__V1__WatchCasesRequest *input,
                                                 Casebridge__V1__CaseEvent_Closure closure,
                                                 void *closure_data);
+void casebridge__v1__case_exchange__get_directory(ProtobufCService *service,
+                                                  const Casebridge__V1__GetDirectoryRequest *input,
+                                                  Casebridge__V1__SignedDirectory_Closure closure,
+                                                  void *closure_data);
 
 /* --- descriptors --- */
 
 extern const ProtobufCEnumDescriptor    casebridge__v1__case_event_kind__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__get_directory_request__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__signed_directory__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__get_case_request__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__list_cases_request__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__list_cases_cursor__descriptor;
