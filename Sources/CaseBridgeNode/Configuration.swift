@@ -222,6 +222,8 @@ public struct NodeConfiguration: Sendable {
     public var watchFilesInterval: Duration? = .seconds(5)
     /// How often an embassy asks NCCT for a newer signed directory (when its own is signed); nil: never.
     public var directoryPollInterval: Duration? = .seconds(60)
+    /// How often the node signs the head of its audit chain and lodges it with its peers; nil: never.
+    public var auditCheckpointInterval: Duration? = .seconds(300)
     public var consoleHTTPS: ConsoleHTTPSSettings?
 
     /// What a reader of this node's responses accepts: up to `maxReadBytes`, with an element budget
@@ -393,6 +395,8 @@ public struct NodeConfiguration: Sendable {
         configuration.watchFilesInterval = watchSeconds == 0 ? nil : .seconds(watchSeconds)
         let pollSeconds = try object.int("directory_poll_s", default: 60, range: 0...86_400)
         configuration.directoryPollInterval = pollSeconds == 0 ? nil : .seconds(pollSeconds)
+        let checkpointSeconds = try object.int("audit_checkpoint_s", default: 300, range: 0...86_400)
+        configuration.auditCheckpointInterval = checkpointSeconds == 0 ? nil : .seconds(checkpointSeconds)
         configuration.expiryWarning = .seconds(
             86_400 * (try object.int("expiry_warning_days", default: 14, range: 1...365))
         )

@@ -276,6 +276,11 @@ final class DeliveryWorker: Sendable {
         return try await channel.unary(CaseExchange.getDirectory, request, timeout: settings.callTimeout)
     }
 
+    /// Lodges this node's audit checkpoint with the peer, over this worker's connection.
+    func lodgeCheckpoint(_ checkpoint: SignedCheckpoint) async throws -> LodgedCheckpoint {
+        try await channel.unary(CaseExchange.lodgeCheckpoint, checkpoint, timeout: settings.callTimeout)
+    }
+
     /// The peer no longer has a case this embassy filed (restored from an older backup): file it again.
     private func resubmitRequest(of caseID: String) async throws {
         guard let body = try tracker.store.read({ try $0.caseRow(caseID)?.request }) else {

@@ -77,7 +77,13 @@ public enum Doctor {
                 guard verification.intact else {
                     throw Problem("broken at entry \(verification.firstBadSeq): \(verification.detail)")
                 }
-                return "intact, \(verification.entries) entries"
+                let own = try AuditCheckpoints.checkOwn(
+                    store,
+                    node: configuration.nodeID,
+                    caPEM: try String(contentsOfFile: configuration.ca, encoding: .utf8)
+                )
+                if let problem = own.problem { throw Problem(problem) }
+                return "intact, \(verification.entries) entries, \(own.checked) signed checkpoints match"
             }
         } catch {
             findings.append(Finding(ok: false, check: "database", detail: "\(error)"))

@@ -33,6 +33,9 @@ public final class Node: Sendable {
     private let expiry: ExpiryWatch
     /// The trust files as the last reload read them (the watcher compares).
     let trustFiles: TrustFiles
+    let checkpoints: AuditCheckpoints
+    /// Signs receipts and audit checkpoints with the node's certificate and key (renewed on reload).
+    private let signer: ReceiptSigner
     /// One reload at a time, whether from SIGHUP, the file watcher or a fetched directory.
     private let reloading = Mutex<Void>(())
     /// The file watcher and the directory follower: started last, stopped first.
@@ -150,16 +153,21 @@ public final class Node: Sendable {
         server.workerThreads = configuration.workerThreads
         server.peerLimits = configuration.peerLimits
 
-        var exchangeRouter = RPCRouter()
-        ExchangeService.register(
-            in: &exchangeRouter,
-            tracker: tracker,
-            signer: try ReceiptSigner(
-                node: me.id,
-                certificatePath: configuration.certificate,
-                keyPath: configuration.privateKey
-            )
+        signer = try ReceiptSigner(
+            node: me.id,
+            certificatePath: configuration.certificate,
+            keyPath: configuration.privateKey
         )
+        let checkpoints = AuditCheckpoints(
+            tracker: tracker,
+            signer: signer,
+            crew: crew,
+            caPath: configuration.ca,
+            crlPath: configuration.crl
+        )
+        self.checkpoints = checkpoints
+        var exchangeRouter = RPCRouter()
+        ExchangeService.register(in: &exchangeRouter, tracker: tracker, signer: signer, checkpoints: checkpoints)
         let health = HealthService(services: exchangeRouter.services)
         self.health = health
         health.register(in: &exchangeRouter)
@@ -190,8 +198,10 @@ public final class Node: Sendable {
                 tracker: tracker,
                 crew: crew,
                 startedAtMs: Clock.nowMs(),
-                expiry: expiry
+                expiry: expiry,
+                checkpoints: checkpoints
             ),
+            checkpoints: checkpoints,
             retention: configuration.retention,
             statisticsMinCount: configuration.statisticsMinCount,
             caPath: configuration.ca,
@@ -204,6 +214,7 @@ public final class Node: Sendable {
             tracker: tracker,
             accounts: consoleService.accounts,
             status: consoleService.status,
+            checkpoints: checkpoints,
             retention: configuration.retention,
             statisticsMinCount: configuration.statisticsMinCount,
             caPath: configuration.ca,
@@ -305,6 +316,9 @@ public final class Node: Sendable {
             if let pollInterval, me.role == .embassy {
                 tasks.append(Task { [weak self] in await self?.followDirectory(every: pollInterval) })
             }
+            if let checkpointInterval = configuration.auditCheckpointInterval {
+                tasks.append(Task { await checkpoints.run(every: checkpointInterval) })
+            }
         }
         logger.info(
             "node started",
@@ -390,6 +404,7 @@ public final class Node: Sendable {
             let directory = try Directory.load(configuration.directoryPath, caPath: configuration.ca)
             let me = try checkReplaceable(directory, file: configuration.directoryPath)
             let (serverTLS, clientTLS) = try Self.trustMaterial(configuration, directory: directory, me: me)
+            try signer.reload(certificatePath: configuration.certificate, keyPath: configuration.privateKey)
             let revoked =
                 try configuration.crl.map { try RevocationList.serials(String(contentsOfFile: $0, encoding: .utf8)) }
                 ?? []
@@ -482,6 +497,7 @@ struct StatusReporter: Sendable {
     let crew: DeliveryCrew
     let startedAtMs: Int64
     let expiry: ExpiryWatch
+    let checkpoints: AuditCheckpoints
 
     func status(for member: StaffMember) throws -> NodeStatus {
         let backlog = try tracker.store.read { try $0.backlog(pendingStates: CaseTracker.pendingDeliveryStates) }
@@ -495,7 +511,7 @@ struct StatusReporter: Sendable {
         status.unreadInbox = UInt32(try tracker.store.read { try $0.unreadCount(staffID: member.staffID) })
         status.revocationChecked = expiry.crl != nil
         status.crlNextUpdateMs = (expiry.crlNextUpdate ?? 0) * 1000
-        status.warnings = expiry.warnings()
+        status.warnings = expiry.warnings() + checkpoints.warnings
         let deadlines = try tracker.deadlineCounts()
         status.directoryVersion = tracker.directory.version
         status.directorySigned = tracker.directory.signedFile != nil

@@ -3,19 +3,36 @@ import CaseBridgeRPC
 import CaseBridgeStore
 import CaseBridgeTLS
 import Foundation
+import Synchronization
 
-/// Signs what this node acknowledges (a request received, an update applied) with its federation
-/// key, so the sender can prove it later to anyone holding the federation CA certificate.
-struct ReceiptSigner: Sendable {
+/// Signs what this node acknowledges (a request received, an update applied) and its audit
+/// checkpoints with its federation key, so that anyone holding the federation CA certificate can
+/// check them. A reload with a renewed certificate and key signs with them from then on.
+final class ReceiptSigner: Sendable {
     let node: String
-    let signer: Signatures.Signer
+    private let current: Mutex<Signatures.Signer>
 
     init(node: String, certificatePath: String, keyPath: String) throws {
         self.node = node
-        signer = try Signatures.Signer(
+        current = Mutex(try Self.load(certificatePath, keyPath))
+    }
+
+    private static func load(_ certificatePath: String, _ keyPath: String) throws -> Signatures.Signer {
+        try Signatures.Signer(
             certificatePEM: try String(contentsOfFile: certificatePath, encoding: .utf8),
             keyPEM: try String(contentsOfFile: keyPath, encoding: .utf8)
         )
+    }
+
+    /// The certificate and key as the files hold them now (a reload).
+    func reload(certificatePath: String, keyPath: String) throws {
+        let signer = try Self.load(certificatePath, keyPath)
+        current.withLock { $0 = signer }
+    }
+
+    /// A detached CMS signature over `content`.
+    func sign(_ content: [UInt8]) throws -> [UInt8] {
+        try current.withLock { $0 }.sign(content)
     }
 
     func sign(
@@ -36,7 +53,7 @@ struct ReceiptSigner: Sendable {
         statement.atMs = atMs
         var signed = SignedReceipt()
         signed.statement = try ProtoCodec.encode(statement)
-        signed.signature = try signer.sign(signed.statement)
+        signed.signature = try sign(signed.statement)
         return signed
     }
 }

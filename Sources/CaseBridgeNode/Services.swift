@@ -8,7 +8,12 @@ import Foundation
 /// casebridge.v1.CaseExchange: what peer nodes may ask of this node. The caller is the node named
 /// by its verified certificate; every refusal is audited.
 enum ExchangeService {
-    static func register(in router: inout RPCRouter, tracker: CaseTracker, signer: ReceiptSigner) {
+    static func register(
+        in router: inout RPCRouter,
+        tracker: CaseTracker,
+        signer: ReceiptSigner,
+        checkpoints: AuditCheckpoints
+    ) {
         router.unary(CaseExchange.submitRequest) { request, call in
             try await guarded(call, tracker, subject: request.requestID) { caller in
                 var receipt = try await tracker.receiveRequest(request, bytes: call.requestBytes, from: caller)
@@ -49,6 +54,9 @@ enum ExchangeService {
         router.serverStreaming(CaseExchange.watchCases, expensive: true) { request, call, writer in
             let caller = try await guarded(call, tracker, subject: "") { $0 }
             try await watch(tracker, after: request.afterEventID, viewer: .peer(caller), call: call, writer: writer)
+        }
+        router.unary(CaseExchange.lodgeCheckpoint) { checkpoint, call in
+            try await guarded(call, tracker, subject: "audit") { try await checkpoints.receive(checkpoint, from: $0) }
         }
         router.unary(CaseExchange.getDirectory) { request, call in
             try await guarded(call, tracker, subject: "directory") { _ in
@@ -102,6 +110,7 @@ struct ConsoleService: Sendable {
     let tracker: CaseTracker
     let accounts: StaffAccounts
     let status: StatusReporter
+    let checkpoints: AuditCheckpoints
     let retention: RetentionSettings
     let statisticsMinCount: Int
     /// The federation CA certificate and CRL files a proof bundle carries.
@@ -223,7 +232,7 @@ struct ConsoleService: Sendable {
         let tracker = self.tracker, status = self.status, retention = self.retention
         router.unary(Console.getStatus) { _, call in try await staff(call, .signedIn) { try status.status(for: $0) } }
         router.unary(Console.verifyAudit) { _, call in
-            try await staff(call, .readAudit) { _ in try tracker.verifyAudit() }
+            try await staff(call, .readAudit) { _ in try await checkpoints.verify() }
         }
         router.serverStreaming(Console.listAudit) { request, call, writer in
             for entry in try await staff(call, .readAudit, { _ in try tracker.auditLog(request) }) {

@@ -186,6 +186,85 @@ extension Database {
         }
     }
 
+    /// How many entries the chain holds and the hash of the last one (genesis for an empty log).
+    public func auditHead() throws(StoreError) -> (entries: Int64, hash: [UInt8]) {
+        let last = try first("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        return (last?.int(0) ?? 0, last?.blob(1) ?? Self.genesis)
+    }
+
+    /// The chain hash of entry `seq`, if the log holds it.
+    public func auditHash(at seq: Int64) throws(StoreError) -> [UInt8]? {
+        try first("SELECT hash FROM audit WHERE seq = ?", [.int(seq)])?.blob(0)
+    }
+
+    /// A signed checkpoint of this node's own chain.
+    public func keepOwnCheckpoint(
+        entries: Int64,
+        atMs: Int64,
+        checkpoint: [UInt8],
+        signature: [UInt8]
+    ) throws(StoreError) {
+        try query(
+            "INSERT OR IGNORE INTO audit_checkpoints VALUES (?, ?, ?, ?)",
+            [.int(entries), .int(atMs), .blob(checkpoint), .blob(signature)]
+        )
+    }
+
+    /// This node's own checkpoints after `entries`, oldest first.
+    public func ownCheckpoints(
+        after entries: Int64,
+        limit: Int
+    ) throws(StoreError) -> [(entries: Int64, checkpoint: [UInt8], signature: [UInt8])] {
+        try query(
+            "SELECT entries, checkpoint, signature FROM audit_checkpoints WHERE entries > ? ORDER BY entries LIMIT ?",
+            [.int(entries), .int(Int64(limit))]
+        ).map { ($0.int(0), $0.blob(1), $0.blob(2)) }
+    }
+
+    /// A checkpoint a peer lodged of its own chain.
+    public struct PeerCheckpoint: Sendable {
+        public var node: String
+        public var entries: Int64
+        public var head: String
+        public var atMs: Int64
+        public var checkpoint: [UInt8]
+        public var signature: [UInt8]
+        public init(node: String, entries: Int64, head: String, atMs: Int64, checkpoint: [UInt8], signature: [UInt8]) {
+            (self.node, self.entries, self.head, self.atMs) = (node, entries, head, atMs)
+            (self.checkpoint, self.signature) = (checkpoint, signature)
+        }
+    }
+
+    /// The newest checkpoint `node` lodged here.
+    public func newestPeerCheckpoint(_ node: String) throws(StoreError) -> PeerCheckpoint? {
+        try first(
+            """
+            SELECT entries, head, at_ms, checkpoint, signature FROM peer_checkpoints WHERE node = ?
+            ORDER BY entries DESC LIMIT 1
+            """,
+            [.text(node)]
+        ).map {
+            PeerCheckpoint(
+                node: node,
+                entries: $0.int(0),
+                head: $0.text(1),
+                atMs: $0.int(2),
+                checkpoint: $0.blob(3),
+                signature: $0.blob(4)
+            )
+        }
+    }
+
+    public func keepPeerCheckpoint(_ lodged: PeerCheckpoint, receivedAtMs: Int64) throws(StoreError) {
+        try query(
+            "INSERT OR IGNORE INTO peer_checkpoints VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                .text(lodged.node), .int(lodged.entries), .text(lodged.head), .int(lodged.atMs), .int(receivedAtMs),
+                .blob(lodged.checkpoint), .blob(lodged.signature),
+            ]
+        )
+    }
+
     static let genesis = [UInt8](repeating: 0, count: 32)
 
     /// SHA-256 over the previous hash and each field, length-prefixed so that fields cannot run together.

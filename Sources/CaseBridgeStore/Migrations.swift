@@ -271,6 +271,17 @@ enum Migrations {
                                PRIMARY KEY (message_id, peer)) WITHOUT ROWID;
         CREATE INDEX receipts_by_case ON receipts(case_id);
         """,
+        // 11: signed checkpoints of the audit chain: this node's own (its length, the hash of its last
+        // entry, the signature over them), and those its peers lodged with it, kept to catch a peer's
+        // log cut short or rewritten.
+        """
+        CREATE TABLE audit_checkpoints (entries INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL,
+                                        checkpoint BLOB NOT NULL, signature BLOB NOT NULL);
+        CREATE TABLE peer_checkpoints (node TEXT NOT NULL, entries INTEGER NOT NULL, head TEXT NOT NULL,
+                                       at_ms INTEGER NOT NULL, received_at_ms INTEGER NOT NULL,
+                                       checkpoint BLOB NOT NULL, signature BLOB NOT NULL,
+                                       PRIMARY KEY (node, entries)) WITHOUT ROWID;
+        """,
     ]
 
     static func apply(to database: Database) throws(StoreError) {

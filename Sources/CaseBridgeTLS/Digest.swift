@@ -11,9 +11,12 @@ public enum Digest {
     }
 
     /// SHA-256 of `bytes` as lower-case hex, as the contract writes it (attachments, receipts).
-    public static func sha256Hex(_ bytes: [UInt8]) -> String {
+    public static func sha256Hex(_ bytes: [UInt8]) -> String { hex(sha256(bytes)) }
+
+    /// Lower-case hex of a digest.
+    public static func hex(_ digest: [UInt8]) -> String {
         let digits = Array("0123456789abcdef")
-        return String(sha256(bytes).flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0x0F)]] })
+        return String(digest.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0x0F)]] })
     }
 }
 

@@ -66,7 +66,8 @@ struct AuditCommand: AsyncParsableCommand {
 struct VerifyAudit: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Recomputes every hash of the audit chain; exits 1 if any entry was changed or removed.",
+        abstract: "Recomputes every hash of the audit chain and checks it against the signed checkpoints held "
+            + "here and by the peers; exits 1 if any entry was changed or removed.",
         discussion: "Example: casebridge audit verify"
     )
     @OptionGroup var node: NodeOptions
@@ -75,12 +76,29 @@ struct VerifyAudit: AsyncParsableCommand {
         let result = try await node.console().call(Console.verifyAudit, VerifyAuditRequest())
         if node.json {
             Output.json(ProtoJSON.object(result))
-        } else if result.intact {
-            print("Audit log intact: \(result.entries) entries, every hash matches.")
+        } else {
+            if result.intact {
+                print(
+                    "Audit log intact: \(result.entries) entries, every hash matches; "
+                        + "\(result.checkpointsChecked) signed checkpoints of this node match."
+                )
+            }
+            for peer in result.peers { print(Self.line(peer)) }
         }
         if !result.intact {
-            throw fail("audit log NOT intact: \(result.detail) (\(result.entries) entries verified before it)")
+            // A broken walk stops at the entry after those it verified; a checkpoint's finding names its own.
+            let walk = result.firstBadEntry == result.entries + 1
+            let walked = walk ? " (\(result.entries) entries verified before it)" : ""
+            throw fail("audit log NOT intact: \(result.detail)\(walked)")
         }
+    }
+
+    /// What a peer's checkpoint of this log says, in one line.
+    static func line(_ peer: CheckpointCheck) -> String {
+        guard peer.reached else { return "\(peer.node): not asked (\(peer.detail)); checked next time" }
+        guard peer.matches else { return "\(peer.node): MISMATCH: \(peer.detail)" }
+        guard let held = peer.held else { return "\(peer.node): held no checkpoint of this log yet; it has one now" }
+        return "\(peer.node) holds a checkpoint of \(held.entries) entries (signed \(Output.time(held.atMs))): matches."
     }
 }
 

@@ -30,6 +30,7 @@ public enum ContractLimits {
         "casebridge.v1.MarkReadRequest.entry_ids": 10_000,
         "casebridge.v1.NodeStatus.peers": 10_000,
         "casebridge.v1.NodeStatus.warnings": 100,
+        "casebridge.v1.AuditVerification.peers": 10_000,
         "casebridge.v1.EnrolmentDone.recovery_codes": 100,
         "casebridge.v1.FindCasesRequest.statuses": 64,
         "casebridge.v1.FindCasesRequest.steps": 64,

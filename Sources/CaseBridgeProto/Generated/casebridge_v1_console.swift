@@ -1431,12 +1431,16 @@ public struct AuditVerification: ProtoMessage {
     public var entries: UInt64 = 0
     public var firstBadEntry: UInt64 = 0
     public var detail: String = ""
+    public var checkpointsChecked: UInt32 = 0
+    public var peers: [CheckpointCheck] = []
     public init() {}
     public init(fields: ProtoFields) {
         intact = fields.value(1)
         entries = fields.value(2)
         firstBadEntry = fields.value(3)
         detail = fields.value(4)
+        checkpointsChecked = fields.value(5)
+        peers = fields.values(6)
     }
     public var protoFields: ProtoFields {
         var fields = ProtoFields()
@@ -1444,6 +1448,34 @@ public struct AuditVerification: ProtoMessage {
         fields.set(2, entries)
         fields.set(3, firstBadEntry)
         fields.set(4, detail)
+        fields.set(5, checkpointsChecked)
+        fields.set(6, peers)
+        return fields
+    }
+}
+
+public struct CheckpointCheck: ProtoMessage {
+    public static let protoName = "casebridge.v1.CheckpointCheck"
+    public var node: String = ""
+    public var reached: Bool = false
+    public var held: AuditCheckpoint? = nil
+    public var matches: Bool = false
+    public var detail: String = ""
+    public init() {}
+    public init(fields: ProtoFields) {
+        node = fields.value(1)
+        reached = fields.value(2)
+        held = fields.optional(3)
+        matches = fields.value(4)
+        detail = fields.value(5)
+    }
+    public var protoFields: ProtoFields {
+        var fields = ProtoFields()
+        fields.set(1, node)
+        fields.set(2, reached)
+        fields.set(3, held)
+        fields.set(4, matches)
+        fields.set(5, detail)
         return fields
     }
 }

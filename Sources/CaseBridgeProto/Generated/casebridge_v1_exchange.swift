@@ -13,6 +13,60 @@ public struct CaseEventKind: ProtoEnum {
     public static let names: [Int32: String] = [0: "unspecified", 1: "opened", 2: "updated", 3: "delivery", 4: "refused", 5: "deadline"]
 }
 
+public struct AuditCheckpoint: ProtoMessage {
+    public static let protoName = "casebridge.v1.AuditCheckpoint"
+    public var node: String = ""
+    public var entries: UInt64 = 0
+    public var headSha256: String = ""
+    public var atMs: Int64 = 0
+    public init() {}
+    public init(fields: ProtoFields) {
+        node = fields.value(1)
+        entries = fields.value(2)
+        headSha256 = fields.value(3)
+        atMs = fields.value(4)
+    }
+    public var protoFields: ProtoFields {
+        var fields = ProtoFields()
+        fields.set(1, node)
+        fields.set(2, entries)
+        fields.set(3, headSha256)
+        fields.set(4, atMs)
+        return fields
+    }
+}
+
+public struct SignedCheckpoint: ProtoMessage {
+    public static let protoName = "casebridge.v1.SignedCheckpoint"
+    public var checkpoint: [UInt8] = []
+    public var signature: [UInt8] = []
+    public init() {}
+    public init(fields: ProtoFields) {
+        checkpoint = fields.value(1)
+        signature = fields.value(2)
+    }
+    public var protoFields: ProtoFields {
+        var fields = ProtoFields()
+        fields.set(1, checkpoint)
+        fields.set(2, signature)
+        return fields
+    }
+}
+
+public struct LodgedCheckpoint: ProtoMessage {
+    public static let protoName = "casebridge.v1.LodgedCheckpoint"
+    public var previous: SignedCheckpoint? = nil
+    public init() {}
+    public init(fields: ProtoFields) {
+        previous = fields.optional(1)
+    }
+    public var protoFields: ProtoFields {
+        var fields = ProtoFields()
+        fields.set(1, previous)
+        return fields
+    }
+}
+
 public struct GetDirectoryRequest: ProtoMessage {
     public static let protoName = "casebridge.v1.GetDirectoryRequest"
     public var haveVersion: Int64 = 0
@@ -155,4 +209,5 @@ public enum CaseExchange {
     public static let listCases = RPCMethod<ListCasesRequest, CaseSummary>(service: serviceName, name: "ListCases", clientStreaming: false, serverStreaming: true)
     public static let watchCases = RPCMethod<WatchCasesRequest, CaseEvent>(service: serviceName, name: "WatchCases", clientStreaming: false, serverStreaming: true)
     public static let getDirectory = RPCMethod<GetDirectoryRequest, SignedDirectory>(service: serviceName, name: "GetDirectory", clientStreaming: false, serverStreaming: false)
+    public static let lodgeCheckpoint = RPCMethod<SignedCheckpoint, LodgedCheckpoint>(service: serviceName, name: "LodgeCheckpoint", clientStreaming: false, serverStreaming: false)
 }

@@ -2662,6 +2662,51 @@ void   casebridge__v1__audit_verification__free_unpacked
   assert(message->base.descriptor == &casebridge__v1__audit_verification__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   casebridge__v1__checkpoint_check__init
+                     (Casebridge__V1__CheckpointCheck         *message)
+{
+  static const Casebridge__V1__CheckpointCheck init_value = CASEBRIDGE__V1__CHECKPOINT_CHECK__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__checkpoint_check__get_packed_size
+                     (const Casebridge__V1__CheckpointCheck *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__checkpoint_check__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__checkpoint_check__pack
+                     (const Casebridge__V1__CheckpointCheck *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__checkpoint_check__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__checkpoint_check__pack_to_buffer
+                     (const Casebridge__V1__CheckpointCheck *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__checkpoint_check__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__CheckpointCheck *
+       casebridge__v1__checkpoint_check__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__CheckpointCheck *)
+     protobuf_c_message_unpack (&casebridge__v1__checkpoint_check__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__checkpoint_check__free_unpacked
+                     (Casebridge__V1__CheckpointCheck *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__checkpoint_check__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   casebridge__v1__cancel_delivery_request__init
                      (Casebridge__V1__CancelDeliveryRequest         *message)
 {
@@ -7256,7 +7301,7 @@ const ProtobufCMessageDescriptor casebridge__v1__verify_audit_request__descripto
   (ProtobufCMessageInit) casebridge__v1__verify_audit_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor casebridge__v1__audit_verification__field_descriptors[4] =
+static const ProtobufCFieldDescriptor casebridge__v1__audit_verification__field_descriptors[6] =
 {
   {
     "intact",
@@ -7306,17 +7351,43 @@ static const ProtobufCFieldDescriptor casebridge__v1__audit_verification__field_
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "checkpoints_checked",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__AuditVerification, checkpoints_checked),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "peers",
+    6,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Casebridge__V1__AuditVerification, n_peers),
+    offsetof(Casebridge__V1__AuditVerification, peers),
+    &casebridge__v1__checkpoint_check__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned casebridge__v1__audit_verification__field_indices_by_name[] = {
+  4,   /* field[4] = checkpoints_checked */
   3,   /* field[3] = detail */
   1,   /* field[1] = entries */
   2,   /* field[2] = first_bad_entry */
   0,   /* field[0] = intact */
+  5,   /* field[5] = peers */
 };
 static const ProtobufCIntRange casebridge__v1__audit_verification__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor casebridge__v1__audit_verification__descriptor =
 {
@@ -7326,11 +7397,101 @@ const ProtobufCMessageDescriptor casebridge__v1__audit_verification__descriptor 
   "Casebridge__V1__AuditVerification",
   "casebridge.v1",
   sizeof(Casebridge__V1__AuditVerification),
-  4,
+  6,
   casebridge__v1__audit_verification__field_descriptors,
   casebridge__v1__audit_verification__field_indices_by_name,
   1,  casebridge__v1__audit_verification__number_ranges,
   (ProtobufCMessageInit) casebridge__v1__audit_verification__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__checkpoint_check__field_descriptors[5] =
+{
+  {
+    "node",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__CheckpointCheck, node),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reached",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__CheckpointCheck, reached),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "held",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__CheckpointCheck, held),
+    &casebridge__v1__audit_checkpoint__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "matches",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__CheckpointCheck, matches),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "detail",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__CheckpointCheck, detail),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__checkpoint_check__field_indices_by_name[] = {
+  4,   /* field[4] = detail */
+  2,   /* field[2] = held */
+  3,   /* field[3] = matches */
+  0,   /* field[0] = node */
+  1,   /* field[1] = reached */
+};
+static const ProtobufCIntRange casebridge__v1__checkpoint_check__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__checkpoint_check__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.CheckpointCheck",
+  "CheckpointCheck",
+  "Casebridge__V1__CheckpointCheck",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__CheckpointCheck),
+  5,
+  casebridge__v1__checkpoint_check__field_descriptors,
+  casebridge__v1__checkpoint_check__field_indices_by_name,
+  1,  casebridge__v1__checkpoint_check__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__checkpoint_check__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor casebridge__v1__cancel_delivery_request__field_descriptors[3] =

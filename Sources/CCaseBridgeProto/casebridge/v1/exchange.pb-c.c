@@ -7,6 +7,141 @@
 #endif
 
 #include "casebridge/v1/exchange.pb-c.h"
+void   casebridge__v1__audit_checkpoint__init
+                     (Casebridge__V1__AuditCheckpoint         *message)
+{
+  static const Casebridge__V1__AuditCheckpoint init_value = CASEBRIDGE__V1__AUDIT_CHECKPOINT__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__audit_checkpoint__get_packed_size
+                     (const Casebridge__V1__AuditCheckpoint *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__audit_checkpoint__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__audit_checkpoint__pack
+                     (const Casebridge__V1__AuditCheckpoint *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__audit_checkpoint__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__audit_checkpoint__pack_to_buffer
+                     (const Casebridge__V1__AuditCheckpoint *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__audit_checkpoint__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__AuditCheckpoint *
+       casebridge__v1__audit_checkpoint__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__AuditCheckpoint *)
+     protobuf_c_message_unpack (&casebridge__v1__audit_checkpoint__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__audit_checkpoint__free_unpacked
+                     (Casebridge__V1__AuditCheckpoint *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__audit_checkpoint__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__signed_checkpoint__init
+                     (Casebridge__V1__SignedCheckpoint         *message)
+{
+  static const Casebridge__V1__SignedCheckpoint init_value = CASEBRIDGE__V1__SIGNED_CHECKPOINT__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__signed_checkpoint__get_packed_size
+                     (const Casebridge__V1__SignedCheckpoint *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__signed_checkpoint__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__signed_checkpoint__pack
+                     (const Casebridge__V1__SignedCheckpoint *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__signed_checkpoint__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__signed_checkpoint__pack_to_buffer
+                     (const Casebridge__V1__SignedCheckpoint *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__signed_checkpoint__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__SignedCheckpoint *
+       casebridge__v1__signed_checkpoint__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__SignedCheckpoint *)
+     protobuf_c_message_unpack (&casebridge__v1__signed_checkpoint__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__signed_checkpoint__free_unpacked
+                     (Casebridge__V1__SignedCheckpoint *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__signed_checkpoint__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   casebridge__v1__lodged_checkpoint__init
+                     (Casebridge__V1__LodgedCheckpoint         *message)
+{
+  static const Casebridge__V1__LodgedCheckpoint init_value = CASEBRIDGE__V1__LODGED_CHECKPOINT__INIT;
+  *message = init_value;
+}
+size_t casebridge__v1__lodged_checkpoint__get_packed_size
+                     (const Casebridge__V1__LodgedCheckpoint *message)
+{
+  assert(message->base.descriptor == &casebridge__v1__lodged_checkpoint__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t casebridge__v1__lodged_checkpoint__pack
+                     (const Casebridge__V1__LodgedCheckpoint *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &casebridge__v1__lodged_checkpoint__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t casebridge__v1__lodged_checkpoint__pack_to_buffer
+                     (const Casebridge__V1__LodgedCheckpoint *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &casebridge__v1__lodged_checkpoint__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Casebridge__V1__LodgedCheckpoint *
+       casebridge__v1__lodged_checkpoint__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Casebridge__V1__LodgedCheckpoint *)
+     protobuf_c_message_unpack (&casebridge__v1__lodged_checkpoint__descriptor,
+                                allocator, len, data);
+}
+void   casebridge__v1__lodged_checkpoint__free_unpacked
+                     (Casebridge__V1__LodgedCheckpoint *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &casebridge__v1__lodged_checkpoint__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   casebridge__v1__get_directory_request__init
                      (Casebridge__V1__GetDirectoryRequest         *message)
 {
@@ -322,6 +457,172 @@ void   casebridge__v1__case_event__free_unpacked
   assert(message->base.descriptor == &casebridge__v1__case_event__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+static const ProtobufCFieldDescriptor casebridge__v1__audit_checkpoint__field_descriptors[4] =
+{
+  {
+    "node",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__AuditCheckpoint, node),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "entries",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__AuditCheckpoint, entries),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "head_sha256",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__AuditCheckpoint, head_sha256),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "at_ms",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__AuditCheckpoint, at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__audit_checkpoint__field_indices_by_name[] = {
+  3,   /* field[3] = at_ms */
+  1,   /* field[1] = entries */
+  2,   /* field[2] = head_sha256 */
+  0,   /* field[0] = node */
+};
+static const ProtobufCIntRange casebridge__v1__audit_checkpoint__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__audit_checkpoint__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.AuditCheckpoint",
+  "AuditCheckpoint",
+  "Casebridge__V1__AuditCheckpoint",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__AuditCheckpoint),
+  4,
+  casebridge__v1__audit_checkpoint__field_descriptors,
+  casebridge__v1__audit_checkpoint__field_indices_by_name,
+  1,  casebridge__v1__audit_checkpoint__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__audit_checkpoint__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__signed_checkpoint__field_descriptors[2] =
+{
+  {
+    "checkpoint",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__SignedCheckpoint, checkpoint),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "signature",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__SignedCheckpoint, signature),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__signed_checkpoint__field_indices_by_name[] = {
+  0,   /* field[0] = checkpoint */
+  1,   /* field[1] = signature */
+};
+static const ProtobufCIntRange casebridge__v1__signed_checkpoint__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__signed_checkpoint__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.SignedCheckpoint",
+  "SignedCheckpoint",
+  "Casebridge__V1__SignedCheckpoint",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__SignedCheckpoint),
+  2,
+  casebridge__v1__signed_checkpoint__field_descriptors,
+  casebridge__v1__signed_checkpoint__field_indices_by_name,
+  1,  casebridge__v1__signed_checkpoint__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__signed_checkpoint__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor casebridge__v1__lodged_checkpoint__field_descriptors[1] =
+{
+  {
+    "previous",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Casebridge__V1__LodgedCheckpoint, previous),
+    &casebridge__v1__signed_checkpoint__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned casebridge__v1__lodged_checkpoint__field_indices_by_name[] = {
+  0,   /* field[0] = previous */
+};
+static const ProtobufCIntRange casebridge__v1__lodged_checkpoint__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor casebridge__v1__lodged_checkpoint__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "casebridge.v1.LodgedCheckpoint",
+  "LodgedCheckpoint",
+  "Casebridge__V1__LodgedCheckpoint",
+  "casebridge.v1",
+  sizeof(Casebridge__V1__LodgedCheckpoint),
+  1,
+  casebridge__v1__lodged_checkpoint__field_descriptors,
+  casebridge__v1__lodged_checkpoint__field_indices_by_name,
+  1,  casebridge__v1__lodged_checkpoint__number_ranges,
+  (ProtobufCMessageInit) casebridge__v1__lodged_checkpoint__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor casebridge__v1__get_directory_request__field_descriptors[1] =
 {
   {
@@ -780,7 +1081,7 @@ const ProtobufCEnumDescriptor casebridge__v1__case_event_kind__descriptor =
   casebridge__v1__case_event_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor casebridge__v1__case_exchange__method_descriptors[6] =
+static const ProtobufCMethodDescriptor casebridge__v1__case_exchange__method_descriptors[7] =
 {
   { "SubmitRequest", &casebridge__v1__intervention_request__descriptor, &casebridge__v1__submit_receipt__descriptor },
   { "PushUpdate", &casebridge__v1__case_update__descriptor, &casebridge__v1__update_receipt__descriptor },
@@ -788,11 +1089,13 @@ static const ProtobufCMethodDescriptor casebridge__v1__case_exchange__method_des
   { "ListCases", &casebridge__v1__list_cases_request__descriptor, &casebridge__v1__case_summary__descriptor },
   { "WatchCases", &casebridge__v1__watch_cases_request__descriptor, &casebridge__v1__case_event__descriptor },
   { "GetDirectory", &casebridge__v1__get_directory_request__descriptor, &casebridge__v1__signed_directory__descriptor },
+  { "LodgeCheckpoint", &casebridge__v1__signed_checkpoint__descriptor, &casebridge__v1__lodged_checkpoint__descriptor },
 };
 const unsigned casebridge__v1__case_exchange__method_indices_by_name[] = {
   2,        /* GetCase */
   5,        /* GetDirectory */
   3,        /* ListCases */
+  6,        /* LodgeCheckpoint */
   1,        /* PushUpdate */
   0,        /* SubmitRequest */
   4         /* WatchCases */
@@ -804,7 +1107,7 @@ const ProtobufCServiceDescriptor casebridge__v1__case_exchange__descriptor =
   "CaseExchange",
   "Casebridge__V1__CaseExchange",
   "casebridge.v1",
-  6,
+  7,
   casebridge__v1__case_exchange__method_descriptors,
   casebridge__v1__case_exchange__method_indices_by_name
 };
@@ -855,6 +1158,14 @@ void casebridge__v1__case_exchange__get_directory(ProtobufCService *service,
 {
   assert(service->descriptor == &casebridge__v1__case_exchange__descriptor);
   service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void casebridge__v1__case_exchange__lodge_checkpoint(ProtobufCService *service,
+                                                     const Casebridge__V1__SignedCheckpoint *input,
+                                                     Casebridge__V1__LodgedCheckpoint_Closure closure,
+                                                     void *closure_data)
+{
+  assert(service->descriptor == &casebridge__v1__case_exchange__descriptor);
+  service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void casebridge__v1__case_exchange__init (Casebridge__V1__CaseExchange_Service *service,
                                           Casebridge__V1__CaseExchange_ServiceDestroy destroy)

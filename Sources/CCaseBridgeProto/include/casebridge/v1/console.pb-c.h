@@ -77,6 +77,7 @@ typedef struct Casebridge__V1__PeerStatus Casebridge__V1__PeerStatus;
 typedef struct Casebridge__V1__NodeStatus Casebridge__V1__NodeStatus;
 typedef struct Casebridge__V1__VerifyAuditRequest Casebridge__V1__VerifyAuditRequest;
 typedef struct Casebridge__V1__AuditVerification Casebridge__V1__AuditVerification;
+typedef struct Casebridge__V1__CheckpointCheck Casebridge__V1__CheckpointCheck;
 typedef struct Casebridge__V1__CancelDeliveryRequest Casebridge__V1__CancelDeliveryRequest;
 
 
@@ -1318,10 +1319,45 @@ struct  Casebridge__V1__AuditVerification
    */
   uint64_t first_bad_entry;
   char *detail;
+  /*
+   * This node's own signed checkpoints checked against the log.
+   */
+  uint32_t checkpoints_checked;
+  /*
+   * The newest checkpoint of this log each peer holds, asked for now.
+   */
+  size_t n_peers;
+  Casebridge__V1__CheckpointCheck **peers;
 };
 #define CASEBRIDGE__V1__AUDIT_VERIFICATION__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__audit_verification__descriptor) \
-    , 0, 0, 0, (char *)protobuf_c_empty_string }
+    , 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0,NULL }
+
+
+struct  Casebridge__V1__CheckpointCheck
+{
+  ProtobufCMessage base;
+  /*
+   * The peer holding the checkpoint.
+   */
+  char *node;
+  /*
+   * False when the peer could not be asked (then `detail` says why).
+   */
+  protobuf_c_boolean reached;
+  /*
+   * The newest checkpoint of this log the peer held; unset: none yet.
+   */
+  Casebridge__V1__AuditCheckpoint *held;
+  /*
+   * The log still holds those entries, with that hash.
+   */
+  protobuf_c_boolean matches;
+  char *detail;
+};
+#define CASEBRIDGE__V1__CHECKPOINT_CHECK__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__checkpoint_check__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, NULL, 0, (char *)protobuf_c_empty_string }
 
 
 struct  Casebridge__V1__CancelDeliveryRequest
@@ -2457,6 +2493,25 @@ Casebridge__V1__AuditVerification *
 void   casebridge__v1__audit_verification__free_unpacked
                      (Casebridge__V1__AuditVerification *message,
                       ProtobufCAllocator *allocator);
+/* Casebridge__V1__CheckpointCheck methods */
+void   casebridge__v1__checkpoint_check__init
+                     (Casebridge__V1__CheckpointCheck         *message);
+size_t casebridge__v1__checkpoint_check__get_packed_size
+                     (const Casebridge__V1__CheckpointCheck   *message);
+size_t casebridge__v1__checkpoint_check__pack
+                     (const Casebridge__V1__CheckpointCheck   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__checkpoint_check__pack_to_buffer
+                     (const Casebridge__V1__CheckpointCheck   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__CheckpointCheck *
+       casebridge__v1__checkpoint_check__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__checkpoint_check__free_unpacked
+                     (Casebridge__V1__CheckpointCheck *message,
+                      ProtobufCAllocator *allocator);
 /* Casebridge__V1__CancelDeliveryRequest methods */
 void   casebridge__v1__cancel_delivery_request__init
                      (Casebridge__V1__CancelDeliveryRequest         *message);
@@ -2654,6 +2709,9 @@ typedef void (*Casebridge__V1__VerifyAuditRequest_Closure)
                   void *closure_data);
 typedef void (*Casebridge__V1__AuditVerification_Closure)
                  (const Casebridge__V1__AuditVerification *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__CheckpointCheck_Closure)
+                 (const Casebridge__V1__CheckpointCheck *message,
                   void *closure_data);
 typedef void (*Casebridge__V1__CancelDeliveryRequest_Closure)
                  (const Casebridge__V1__CancelDeliveryRequest *message,
@@ -3075,6 +3133,7 @@ extern const ProtobufCMessageDescriptor casebridge__v1__peer_status__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__node_status__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__verify_audit_request__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__audit_verification__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__checkpoint_check__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__cancel_delivery_request__descriptor;
 extern const ProtobufCServiceDescriptor casebridge__v1__console__descriptor;
 

@@ -17,6 +17,9 @@ PROTOBUF_C__BEGIN_DECLS
 #include "casebridge/v1/request.pb-c.h"
 #include "casebridge/v1/case.pb-c.h"
 
+typedef struct Casebridge__V1__AuditCheckpoint Casebridge__V1__AuditCheckpoint;
+typedef struct Casebridge__V1__SignedCheckpoint Casebridge__V1__SignedCheckpoint;
+typedef struct Casebridge__V1__LodgedCheckpoint Casebridge__V1__LodgedCheckpoint;
 typedef struct Casebridge__V1__GetDirectoryRequest Casebridge__V1__GetDirectoryRequest;
 typedef struct Casebridge__V1__SignedDirectory Casebridge__V1__SignedDirectory;
 typedef struct Casebridge__V1__GetCaseRequest Casebridge__V1__GetCaseRequest;
@@ -57,6 +60,60 @@ typedef enum _Casebridge__V1__CaseEventKind {
 } Casebridge__V1__CaseEventKind;
 
 /* --- messages --- */
+
+struct  Casebridge__V1__AuditCheckpoint
+{
+  ProtobufCMessage base;
+  /*
+   * The node whose audit log this is.
+   */
+  char *node;
+  /*
+   * How many entries the log held: entries 1 to `entries`.
+   */
+  uint64_t entries;
+  /*
+   * The chain hash (SHA-256, hex) of entry `entries`.
+   */
+  char *head_sha256;
+  int64_t at_ms;
+};
+#define CASEBRIDGE__V1__AUDIT_CHECKPOINT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__audit_checkpoint__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Casebridge__V1__SignedCheckpoint
+{
+  ProtobufCMessage base;
+  /*
+   * An AuditCheckpoint, encoded: the bytes the signature covers.
+   */
+  ProtobufCBinaryData checkpoint;
+  /*
+   * A detached CMS signature (DER) by the node's federation key, made and
+   * checked as a receipt's is.
+   */
+  ProtobufCBinaryData signature;
+};
+#define CASEBRIDGE__V1__SIGNED_CHECKPOINT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__signed_checkpoint__descriptor) \
+    , {0,NULL}, {0,NULL} }
+
+
+struct  Casebridge__V1__LodgedCheckpoint
+{
+  ProtobufCMessage base;
+  /*
+   * The newest checkpoint of the caller this node held before; unset at the
+   * first.
+   */
+  Casebridge__V1__SignedCheckpoint *previous;
+};
+#define CASEBRIDGE__V1__LODGED_CHECKPOINT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&casebridge__v1__lodged_checkpoint__descriptor) \
+    , NULL }
+
 
 struct  Casebridge__V1__GetDirectoryRequest
 {
@@ -191,6 +248,63 @@ struct  Casebridge__V1__CaseEvent
     , 0, CASEBRIDGE__V1__CASE_EVENT_KIND__CASE_EVENT_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, NULL, NULL, NULL, 0, NULL }
 
 
+/* Casebridge__V1__AuditCheckpoint methods */
+void   casebridge__v1__audit_checkpoint__init
+                     (Casebridge__V1__AuditCheckpoint         *message);
+size_t casebridge__v1__audit_checkpoint__get_packed_size
+                     (const Casebridge__V1__AuditCheckpoint   *message);
+size_t casebridge__v1__audit_checkpoint__pack
+                     (const Casebridge__V1__AuditCheckpoint   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__audit_checkpoint__pack_to_buffer
+                     (const Casebridge__V1__AuditCheckpoint   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__AuditCheckpoint *
+       casebridge__v1__audit_checkpoint__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__audit_checkpoint__free_unpacked
+                     (Casebridge__V1__AuditCheckpoint *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__SignedCheckpoint methods */
+void   casebridge__v1__signed_checkpoint__init
+                     (Casebridge__V1__SignedCheckpoint         *message);
+size_t casebridge__v1__signed_checkpoint__get_packed_size
+                     (const Casebridge__V1__SignedCheckpoint   *message);
+size_t casebridge__v1__signed_checkpoint__pack
+                     (const Casebridge__V1__SignedCheckpoint   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__signed_checkpoint__pack_to_buffer
+                     (const Casebridge__V1__SignedCheckpoint   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__SignedCheckpoint *
+       casebridge__v1__signed_checkpoint__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__signed_checkpoint__free_unpacked
+                     (Casebridge__V1__SignedCheckpoint *message,
+                      ProtobufCAllocator *allocator);
+/* Casebridge__V1__LodgedCheckpoint methods */
+void   casebridge__v1__lodged_checkpoint__init
+                     (Casebridge__V1__LodgedCheckpoint         *message);
+size_t casebridge__v1__lodged_checkpoint__get_packed_size
+                     (const Casebridge__V1__LodgedCheckpoint   *message);
+size_t casebridge__v1__lodged_checkpoint__pack
+                     (const Casebridge__V1__LodgedCheckpoint   *message,
+                      uint8_t             *out);
+size_t casebridge__v1__lodged_checkpoint__pack_to_buffer
+                     (const Casebridge__V1__LodgedCheckpoint   *message,
+                      ProtobufCBuffer     *buffer);
+Casebridge__V1__LodgedCheckpoint *
+       casebridge__v1__lodged_checkpoint__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   casebridge__v1__lodged_checkpoint__free_unpacked
+                     (Casebridge__V1__LodgedCheckpoint *message,
+                      ProtobufCAllocator *allocator);
 /* Casebridge__V1__GetDirectoryRequest methods */
 void   casebridge__v1__get_directory_request__init
                      (Casebridge__V1__GetDirectoryRequest         *message);
@@ -326,6 +440,15 @@ void   casebridge__v1__case_event__free_unpacked
                       ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
+typedef void (*Casebridge__V1__AuditCheckpoint_Closure)
+                 (const Casebridge__V1__AuditCheckpoint *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__SignedCheckpoint_Closure)
+                 (const Casebridge__V1__SignedCheckpoint *message,
+                  void *closure_data);
+typedef void (*Casebridge__V1__LodgedCheckpoint_Closure)
+                 (const Casebridge__V1__LodgedCheckpoint *message,
+                  void *closure_data);
 typedef void (*Casebridge__V1__GetDirectoryRequest_Closure)
                  (const Casebridge__V1__GetDirectoryRequest *message,
                   void *closure_data);
@@ -378,6 +501,10 @@ struct Casebridge__V1__CaseExchange_Service
                         const Casebridge__V1__GetDirectoryRequest *input,
                         Casebridge__V1__SignedDirectory_Closure closure,
                         void *closure_data);
+  void (*lodge_checkpoint)(Casebridge__V1__CaseExchange_Service *service,
+                           const Casebridge__V1__SignedCheckpoint *input,
+                           Casebridge__V1__LodgedCheckpoint_Closure closure,
+                           void *closure_data);
 };
 typedef void (*Casebridge__V1__CaseExchange_ServiceDestroy)(Casebridge__V1__CaseExchange_Service *);
 void casebridge__v1__case_exchange__init (Casebridge__V1__CaseExchange_Service *service,
@@ -391,7 +518,8 @@ void casebridge__v1__case_exchange__init (Casebridge__V1__CaseExchange_Service *
       function_prefix__ ## get_case,\
       function_prefix__ ## list_cases,\
       function_prefix__ ## watch_cases,\
-      function_prefix__ ## get_directory  }
+      function_prefix__ ## get_directory,\
+      function_prefix__ ## lodge_checkpoint  }
 void casebridge__v1__case_exchange__submit_request(ProtobufCService *service,
                                                    const Casebridge__V1__InterventionRequest *input,
                                                    Casebridge__V1__SubmitReceipt_Closure closure,
@@ -416,10 +544,17 @@ void casebridge__v1__case_exchange__get_directory(ProtobufCService *service,
                                                   const Casebridge__V1__GetDirectoryRequest *input,
                                                   Casebridge__V1__SignedDirectory_Closure closure,
                                                   void *closure_data);
+void casebridge__v1__case_exchange__lodge_checkpoint(ProtobufCService *service,
+                                                     const Casebridge__V1__SignedCheckpoint *input,
+                                                     Casebridge__V1__LodgedCheckpoint_Closure closure,
+                                                     void *closure_data);
 
 /* --- descriptors --- */
 
 extern const ProtobufCEnumDescriptor    casebridge__v1__case_event_kind__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__audit_checkpoint__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__signed_checkpoint__descriptor;
+extern const ProtobufCMessageDescriptor casebridge__v1__lodged_checkpoint__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__get_directory_request__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__signed_directory__descriptor;
 extern const ProtobufCMessageDescriptor casebridge__v1__get_case_request__descriptor;
