@@ -1,4 +1,5 @@
 import CaseBridgeRPC
+import CaseBridgeStore
 import CaseBridgeProto
 import CaseBridgeTLS
 import Foundation
@@ -208,6 +209,8 @@ public struct NodeConfiguration: Sendable {
     public var maxReadBytes = 64 * 1024 * 1024
     public var workerThreads = 0
     public var peerLimits = PeerLimits()
+    /// The database's memory map and page cache: bounded, so memory does not grow with the history.
+    public var storeMemory = StoreMemory()
     public var delivery = DeliverySettings()
     public var retention = RetentionSettings()
     public var staff = StaffSettings()
@@ -327,6 +330,9 @@ public struct NodeConfiguration: Sendable {
                 default: 16 << 20,
                 range: (256 << 10)...(1 << 30)
             )
+            configuration.storeMemory.mapBytes = try limits.int("database_map_mib", default: 64, range: 0...4_096) << 20
+            configuration.storeMemory.writerCacheBytes =
+                try limits.int("database_cache_mib", default: 64, range: 1...4_096) << 20
             configuration.stallTimeout = .seconds(try limits.int("stall_timeout_s", default: 30, range: 1...3_600))
             configuration.lingerTotal = .seconds(try limits.int("linger_s", default: 30, range: 1...600))
             configuration.socketSendBufferBytes = try limits.int(

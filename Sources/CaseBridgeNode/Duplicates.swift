@@ -60,11 +60,7 @@ extension CaseTracker {
         guard let row = try db.caseRow(caseID), !row.test, row.purgedAtMs == nil else { return [] }
         let now = Clock.nowMs()
         let persons = try persons(of: row, db)
-        let queries = persons.map { person in
-            SearchTerms.terms(person, reference: "").filter {
-                $0.hasPrefix("doc:") || $0.hasPrefix("phone:") || $0.hasPrefix("born-named:")
-            }
-        }
+        let queries = persons.map { SearchTerms.matchTerms(SearchTerms.terms($0, reference: "")) }
         let candidates = try db.searchPersons(
             anyOfEach: queries,
             excludingCase: caseID,

@@ -76,7 +76,8 @@ public final class Node: Sendable {
         let store = try CaseStore(
             folder: configuration.dataFolder,
             dataKey: try DataKeyFile.loadOrCreate(configuration.dataKeyFile),
-            logger: logger
+            logger: logger,
+            memory: configuration.storeMemory
         )
         guard try store.read({ try $0.dataKeysOpen() }) else {
             store.close()

@@ -34,6 +34,12 @@ enum SearchTerms {
         text.uppercased().filter { $0.isASCII && ($0.isLetter || $0.isNumber) }
     }
 
+    /// The terms duplicate detection looks candidates up by: a likely match always agrees on more
+    /// than a name, so the same document, the same phone, or a year or date of birth with a name word.
+    static func matchTerms(_ terms: Set<String>) -> Set<String> {
+        terms.filter { $0.hasPrefix("doc:") || $0.hasPrefix("phone:") || $0.hasPrefix("born-named:") }
+    }
+
     /// Everything one person can be found by.
     static func terms(_ person: Person, reference: String) -> Set<String> {
         var terms = Set<String>()
@@ -81,13 +87,19 @@ enum SearchTerms {
 extension CaseTracker {
     /// Indexes the persons of a request (at filing, on receipt, when a case is taken back).
     static func index(_ request: InterventionRequest, caseID: String, _ db: Database) throws {
-        for person in request.persons {
-            try db.addSearchTerms(
-                SearchTerms.terms(person, reference: request.originReference),
-                caseID: caseID,
-                personRef: person.personRef
-            )
-        }
+        for person in request.persons { try index(person, reference: request.originReference, caseID: caseID, db) }
+    }
+
+    /// One person: the search terms, and those duplicate detection looks up by (indexed by term).
+    private static func index(_ person: Person, reference: String, caseID: String, _ db: Database) throws {
+        let terms = SearchTerms.terms(person, reference: reference)
+        try db.addSearchTerms(terms, caseID: caseID, personRef: person.personRef)
+        try db.addMatchTerms(
+            SearchTerms.matchTerms(terms),
+            caseID: caseID,
+            personRef: person.personRef,
+            maxPersonsPerTerm: maxPersonsPerTerm
+        )
     }
 
     /// Indexes persons an applied update adds (information provided), and counts an attachment.
@@ -101,13 +113,7 @@ extension CaseTracker {
             )
         }
         guard case .informationProvided(let provided)? = update.change else { return }
-        for person in provided.addedPersons {
-            try db.addSearchTerms(
-                SearchTerms.terms(person, reference: ""),
-                caseID: update.caseID,
-                personRef: person.personRef
-            )
-        }
+        for person in provided.addedPersons { try index(person, reference: "", caseID: update.caseID, db) }
     }
 
     /// Builds the index once for what a database held before the index existed.

@@ -3,6 +3,17 @@ import Foundation
 import Logging
 import Synchronization
 
+/// How much memory the database may hold, whatever the size of the file: what keeps a node's
+/// memory flat as its history grows.
+public struct StoreMemory: Sendable, Equatable {
+    /// The part of the file mapped into memory (file-backed pages the kernel may drop, but counted
+    /// in the node's RSS); reads beyond it use pread.
+    public var mapBytes = 64 * 1024 * 1024
+    /// The writer's page cache: hot index pages kept instead of re-read for every batch.
+    public var writerCacheBytes = 64 * 1024 * 1024
+    public init() {}
+}
+
 /// The node's SQLite database: one writer thread with group commit, and a pool of readers.
 ///
 /// WAL with synchronous=FULL: a write returns only after its transaction is durable. Writes that
@@ -13,13 +24,20 @@ public final class CaseStore: Sendable {
     private let writer: Writer
     private let readers = Mutex<[Database]>([])
     private let sealer: RecordSealer
+    private let memory: StoreMemory
     /// The data folder's lock, held while the store is open: a second process is refused.
     private let lock: Mutex<Int32?>
 
     /// Opens (or creates, owner-only) the database in `folder` and brings its schema up to date;
     /// personal data in it is sealed under `dataKey` (see `RecordSealer`).
-    public init(folder: String, dataKey: [UInt8], logger: Logger) throws(StoreError) {
+    public init(
+        folder: String,
+        dataKey: [UInt8],
+        logger: Logger,
+        memory: StoreMemory = StoreMemory()
+    ) throws(StoreError) {
         sealer = try RecordSealer(keyEncryptionKey: dataKey)
+        self.memory = memory
         try Self.makeOwnerOnlyFolder(folder)
         lock = Mutex(try Self.lockFolder(folder))
         path = (folder as NSString).appendingPathComponent("casebridge.sqlite3")
@@ -35,10 +53,11 @@ public final class CaseStore: Sendable {
             PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;
             """
         )
-        // The writer keeps the hot index pages in memory (64 MiB) instead of re-reading them from
-        // the WAL with pread for every batch; checkpoints run every ~16 MiB of WAL, not every 4 MiB.
+        // The writer keeps the hot index pages in memory instead of re-reading them from the WAL
+        // with pread for every batch; checkpoints run every ~16 MiB of WAL, not every 4 MiB.
         try database.execute(
-            "PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456; PRAGMA wal_autocheckpoint = 4000;"
+            "PRAGMA cache_size = -\(max(memory.writerCacheBytes / 1024, 1)); PRAGMA mmap_size = \(memory.mapBytes); "
+                + "PRAGMA wal_autocheckpoint = 4000;"
         )
         // A damaged file (a torn WAL, a bad disk) is refused at start, not found one read at a time.
         let check: String
@@ -156,7 +175,7 @@ public final class CaseStore: Sendable {
 
     private func openReader(_ path: String) throws(StoreError) -> Database {
         let database = try Database(path: path, readOnly: true, sealer: sealer)
-        try database.execute("PRAGMA mmap_size = 268435456")
+        try database.execute("PRAGMA mmap_size = \(memory.mapBytes)")
         return database
     }
 

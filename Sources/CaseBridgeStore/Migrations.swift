@@ -273,7 +273,9 @@ enum Migrations {
         """,
         // 11: signed checkpoints of the audit chain: this node's own (its length, the hash of its last
         // entry, the signature over them), and those its peers lodged with it, kept to catch a peer's
-        // log cut short or rewritten.
+        // log cut short or rewritten. And the terms duplicate detection looks persons up by, one
+        // row per term (keyed hashes, as in search_terms), so that a lookup does not read every person
+        // (the index is rebuilt at start: search index version 3).
         """
         CREATE TABLE audit_checkpoints (entries INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL,
                                         checkpoint BLOB NOT NULL, signature BLOB NOT NULL);
@@ -281,6 +283,8 @@ enum Migrations {
                                        at_ms INTEGER NOT NULL, received_at_ms INTEGER NOT NULL,
                                        checkpoint BLOB NOT NULL, signature BLOB NOT NULL,
                                        PRIMARY KEY (node, entries)) WITHOUT ROWID;
+        CREATE TABLE match_terms (term BLOB NOT NULL, case_id TEXT NOT NULL, person_ref TEXT NOT NULL,
+                                  PRIMARY KEY (term, case_id, person_ref)) WITHOUT ROWID;
         """,
     ]
 

@@ -160,7 +160,7 @@ extension CaseStore {
                 try db.query("UPDATE cases SET data_key = ? WHERE case_id = ?", [.blob(wrapped), .text(caseID)])
             }
             try current.resealStaffSecrets(to: next, db)
-            try db.query("DELETE FROM search_terms")
+            try db.clearSearchIndex()
             try db.query("DELETE FROM store_meta WHERE name = 'search-index'")
         }
     }

@@ -71,7 +71,7 @@ extension Database {
         try query("UPDATE case_history SET body = X'' WHERE case_id = ?", [.text(caseID)])
         try query("UPDATE outbox SET body = X'' WHERE case_id = ?", [.text(caseID)])
         try query("UPDATE persons SET note = '' WHERE case_id = ?", [.text(caseID)])
-        try query("DELETE FROM search_terms WHERE case_id = ?", [.text(caseID)])
+        try removeSearchTerms(caseID: caseID)
         // A likeness to a person whose data is gone can be neither shown nor confirmed.
         try query("DELETE FROM person_matches WHERE case_id = ?1 OR other_case_id = ?1", [.text(caseID)])
     }

@@ -35,49 +35,67 @@ extension Database {
         return found
     }
 
+    /// Terms a person is looked up by for duplicate detection, one indexed row per term: a lookup
+    /// costs the same however many persons the node holds. A term more than `maxPersonsPerTerm`
+    /// persons have already finds no one, so it is not written again: a common value costs nothing.
+    public func addMatchTerms(
+        _ terms: Set<String>,
+        caseID: String,
+        personRef: String,
+        maxPersonsPerTerm: Int
+    ) throws(StoreError) {
+        guard let sealer else { throw StoreError("this connection was opened without the data key") }
+        for term in terms {
+            let hash = sealer.indexTerm(term)
+            let sharedBy = "SELECT COUNT(*) FROM (SELECT 1 FROM match_terms WHERE term = ? LIMIT ?)"
+            let held = try first(sharedBy, [.blob(hash), .int(Int64(maxPersonsPerTerm) + 1)])
+            guard (held?.int(0) ?? 0) <= maxPersonsPerTerm else { continue }
+            try query(
+                "INSERT OR IGNORE INTO match_terms (term, case_id, person_ref) VALUES (?, ?, ?)",
+                [.blob(hash), .text(caseID), .text(personRef)]
+            )
+        }
+    }
+
+    /// Takes a case's persons out of both indexes (its personal data is purged).
+    func removeSearchTerms(caseID: String) throws(StoreError) {
+        // The match terms are among each person's search terms: deleted by their key, no scan.
+        for row in try query("SELECT terms FROM search_terms WHERE case_id = ?", [.text(caseID)]) {
+            let blob = row.blob(0)
+            for start in stride(from: 0, to: blob.count - 7, by: 8) {
+                try query(
+                    "DELETE FROM match_terms WHERE term = ? AND case_id = ?",
+                    [.blob(Array(blob[start..<(start + 8)])), .text(caseID)]
+                )
+            }
+        }
+        try query("DELETE FROM search_terms WHERE case_id = ?", [.text(caseID)])
+    }
+
     /// For each query (a set of terms), the persons of other cases than `caseID` that have at least
     /// one of its terms: candidates for a closer look (duplicate detection). A term more than
     /// `maxPersonsPerTerm` persons have (a shelter's phone, a hotline's) says nothing about who someone
-    /// is and finds no one. One pass over the index for all the queries.
+    /// is and finds no one. Each term reads at most `maxPersonsPerTerm` + 1 index entries.
     public func searchPersons(
         anyOfEach queries: [Set<String>],
         excludingCase caseID: String,
         maxPersonsPerTerm: Int
     ) throws(StoreError) -> [[(caseID: String, personRef: String)]] {
         guard let sealer else { throw StoreError("this connection was opened without the data key") }
-        var termIDs: [[UInt8]: Int] = [:]  // hash → term number
-        var askedBy: [[Int]] = []  // term number → the queries that have it
-        for (query, terms) in queries.enumerated() {
-            for term in terms {
-                let hash = sealer.indexTerm(term)
-                if let id = termIDs[hash] {
-                    askedBy[id].append(query)
-                } else {
-                    termIDs[hash] = askedBy.count
-                    askedBy.append([query])
-                }
+        var personsByTerm: [String: [(caseID: String, personRef: String)]] = [:]
+        for term in Set(queries.flatMap { $0 }) {
+            let persons = try query(
+                "SELECT case_id, person_ref FROM match_terms WHERE term = ? AND case_id != ? LIMIT ?",
+                [.blob(sealer.indexTerm(term)), .text(caseID), .int(Int64(maxPersonsPerTerm) + 1)]
+            ).map { (caseID: $0.text(0), personRef: $0.text(1)) }
+            personsByTerm[term] = persons.count > maxPersonsPerTerm ? [] : persons
+        }
+        return queries.map { terms in
+            var seen = Set<String>()
+            return terms.sorted().flatMap { personsByTerm[$0] ?? [] }.filter {
+                seen.insert("\($0.caseID)\u{0}\($0.personRef)").inserted
             }
         }
-        var found = Array(repeating: [(caseID: String, personRef: String)](), count: queries.count)
-        guard !askedBy.isEmpty else { return found }
-        var persons = [Int](repeating: 0, count: askedBy.count)
-        var rows: [(caseID: String, personRef: String, terms: [Int])] = []
-        let sql = "SELECT case_id, person_ref, terms FROM search_terms WHERE case_id != ?"
-        for row in try query(sql, [.text(caseID)]) {
-            let blob = row.blob(2)
-            var terms: [Int] = []
-            for start in stride(from: 0, to: blob.count - 7, by: 8) {
-                if let id = termIDs[Array(blob[start..<(start + 8)])] { terms.append(id) }
-            }
-            guard !terms.isEmpty else { continue }
-            for id in terms { persons[id] += 1 }
-            rows.append((row.text(0), row.text(1), terms))
-        }
-        for row in rows {
-            let queries = Set(row.terms.filter { persons[$0] <= maxPersonsPerTerm }.flatMap { askedBy[$0] })
-            for query in queries { found[query].append((row.caseID, row.personRef)) }
-        }
-        return found
     }
 
     /// Whether the index holds the current kinds of terms (version 2 added names in Latin letters and
@@ -94,9 +112,12 @@ extension Database {
     }
 
     /// Empties the index before it is built again with the current kinds of terms.
-    public func clearSearchIndex() throws(StoreError) { try query("DELETE FROM search_terms") }
+    public func clearSearchIndex() throws(StoreError) {
+        try query("DELETE FROM search_terms")
+        try query("DELETE FROM match_terms")
+    }
 
-    static let searchIndexVersion = "2"
+    static let searchIndexVersion = "3"
 
     /// Every case whose personal data is kept (for building the index once).
     public func allCaseIDs() throws(StoreError) -> [String] {

@@ -55,6 +55,11 @@ struct RetentionTests {
                 try federation.sql("ncct", purged) == ["1"] && federation.sql("embassy-id", purged) == ["1"]
             }
         )
+        // Its persons can no longer be found: both blind indexes let go of them, the others' stay.
+        for table in ["search_terms", "match_terms"] {
+            #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM \(table) WHERE case_id = '\(closing)'") == ["0"])
+            #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM \(table) WHERE case_id = '\(open)'") != ["0"])
+        }
         // A hold is the holding node's: NCCT keeps the declined case, the embassy (no hold) does not.
         for (node, kept) in [("ncct", [open, held]), ("embassy-id", [open])] {
             #expect(
