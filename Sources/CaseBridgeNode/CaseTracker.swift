@@ -91,7 +91,15 @@ public final class CaseTracker: Sendable {
                 return receipt
             }
             let now = Clock.nowMs()
-            try Self.insertCase(request, body: body, requestingNode: caller.id, status: .received, db, atMs: now)
+            try Self.insertCase(
+                request,
+                body: body,
+                requestingNode: caller.id,
+                status: .received,
+                db,
+                atMs: now,
+                matching: me.role == .ncct
+            )
             try db.insertInbox(
                 kind: InboxEntryKind.request.rawValue,
                 messageID: request.requestID,
@@ -185,7 +193,7 @@ public final class CaseTracker: Sendable {
                 return .failure(error)
             }
             try tracker.save(state, of: row, db, atMs: now, by: update.change, madeAt: madeAt)
-            try Self.index(update, db)
+            try Self.index(update, db, matching: tracker.me.role == .ncct)
             try record(refusal: nil)
             try db.appendAudit(
                 event: "update.applied",
@@ -293,7 +301,8 @@ public final class CaseTracker: Sendable {
                 requestingNode: request.originNode,
                 status: .submitted,
                 db,
-                atMs: now
+                atMs: now,
+                matching: false  // an embassy: it never looks for duplicates
             )
             try db.enqueue(
                 OutboxRow(
@@ -362,7 +371,7 @@ public final class CaseTracker: Sendable {
             update.occurredAtMs = now
             let body = try ProtoCodec.encode(update)
             try tracker.save(state, of: row, db, atMs: now, by: update.change, madeAt: now)
-            try Self.index(update, db)
+            try Self.index(update, db, matching: tracker.me.role == .ncct)
             try db.appendHistory(
                 update.caseID,
                 actor: tracker.me.id,
@@ -447,7 +456,8 @@ public final class CaseTracker: Sendable {
         requestingNode: String,
         status: CaseStatus,
         _ db: Database,
-        atMs now: Int64
+        atMs now: Int64,
+        matching: Bool
     ) throws {
         var row = CaseRow(
             caseID: request.requestID,
@@ -478,7 +488,7 @@ public final class CaseTracker: Sendable {
                 )
             )
         }
-        try index(request, caseID: request.requestID, db)
+        try index(request, caseID: request.requestID, db, matching: matching)
     }
 
     /// How the caller stands to the case: NCCT, or the embassy that opened it. Anyone else is refused.

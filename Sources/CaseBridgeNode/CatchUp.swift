@@ -54,7 +54,8 @@ extension CaseTracker {
                     requestingNode: copy.view.requestingNode,
                     status: .received,
                     db,
-                    atMs: now
+                    atMs: now,
+                    matching: tracker.me.role == .ncct
                 )
                 if tracker.me.role == .ncct {
                     try db.insertInbox(
@@ -110,7 +111,9 @@ extension CaseTracker {
                     atMs: now,
                     refusal: entry.refusal
                 )
-                if let update = entry.update, entry.refusal == nil { try Self.index(update, db) }
+                if let update = entry.update, entry.refusal == nil {
+                    try Self.index(update, db, matching: tracker.me.role == .ncct)
+                }
                 if entry.actor != tracker.me.id, entry.refusal == nil {
                     try db.insertInbox(
                         kind: InboxEntryKind.update.rawValue,

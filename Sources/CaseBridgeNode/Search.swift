@@ -86,14 +86,24 @@ enum SearchTerms {
 
 extension CaseTracker {
     /// Indexes the persons of a request (at filing, on receipt, when a case is taken back).
-    static func index(_ request: InterventionRequest, caseID: String, _ db: Database) throws {
-        for person in request.persons { try index(person, reference: request.originReference, caseID: caseID, db) }
+    /// `matching`: for duplicate detection too (NCCT's node, the only one that looks for them).
+    static func index(_ request: InterventionRequest, caseID: String, _ db: Database, matching: Bool) throws {
+        for person in request.persons {
+            try index(person, reference: request.originReference, caseID: caseID, db, matching: matching)
+        }
     }
 
     /// One person: the search terms, and those duplicate detection looks up by (indexed by term).
-    private static func index(_ person: Person, reference: String, caseID: String, _ db: Database) throws {
+    private static func index(
+        _ person: Person,
+        reference: String,
+        caseID: String,
+        _ db: Database,
+        matching: Bool
+    ) throws {
         let terms = SearchTerms.terms(person, reference: reference)
         try db.addSearchTerms(terms, caseID: caseID, personRef: person.personRef)
+        guard matching else { return }
         try db.addMatchTerms(
             SearchTerms.matchTerms(terms),
             caseID: caseID,
@@ -103,7 +113,7 @@ extension CaseTracker {
     }
 
     /// Indexes persons an applied update adds (information provided), and counts an attachment.
-    static func index(_ update: CaseUpdate, _ db: Database) throws {
+    static func index(_ update: CaseUpdate, _ db: Database, matching: Bool) throws {
         if case .attachment(let attachment)? = update.change {
             try db.recordAttachment(
                 caseID: update.caseID,
@@ -113,19 +123,23 @@ extension CaseTracker {
             )
         }
         guard case .informationProvided(let provided)? = update.change else { return }
-        for person in provided.addedPersons { try index(person, reference: "", caseID: update.caseID, db) }
+        for person in provided.addedPersons {
+            try index(person, reference: "", caseID: update.caseID, db, matching: matching)
+        }
     }
 
     /// Builds the index once for what a database held before the index existed.
     func buildSearchIndexIfNeeded() async throws {
         guard try !store.read({ try $0.searchIndexBuilt() }) else { return }
+        let matching = me.role == .ncct
         try await store.write { db in
             try db.clearSearchIndex()
             for caseID in try db.allCaseIDs() {
                 guard let row = try db.caseRow(caseID) else { continue }
-                try Self.index(try ProtoCodec.decode(InterventionRequest.self, from: row.request), caseID: caseID, db)
+                let request = try ProtoCodec.decode(InterventionRequest.self, from: row.request)
+                try Self.index(request, caseID: caseID, db, matching: matching)
                 for entry in try db.history(caseID) where entry.isApplied && !entry.body.isEmpty {
-                    try Self.index(try ProtoCodec.decode(CaseUpdate.self, from: entry.body), db)
+                    try Self.index(try ProtoCodec.decode(CaseUpdate.self, from: entry.body), db, matching: matching)
                 }
             }
             try db.markSearchIndexBuilt()

@@ -60,6 +60,9 @@ struct RetentionTests {
             #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM \(table) WHERE case_id = '\(closing)'") == ["0"])
             #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM \(table) WHERE case_id = '\(open)'") != ["0"])
         }
+        // Only NCCT looks for duplicates: an embassy keeps search terms, not the terms matches are found by.
+        #expect(try federation.sql("embassy-id", "SELECT COUNT(*) FROM search_terms") != ["0"])
+        #expect(try federation.sql("embassy-id", "SELECT COUNT(*) FROM match_terms") == ["0"])
         // A hold is the holding node's: NCCT keeps the declined case, the embassy (no hold) does not.
         for (node, kept) in [("ncct", [open, held]), ("embassy-id", [open])] {
             #expect(
