@@ -74,10 +74,12 @@ final class AuditCheckpoints: Sendable {
     func lodge(with peer: String, force: Bool) async throws -> CheckpointCheck {
         var check = CheckpointCheck()
         check.node = peer
-        guard let signed = try await current(), let worker = crew.worker(peer) else {
-            check.reached = true
-            check.matches = true
-            check.detail = "nothing to check yet"
+        guard let worker = crew.worker(peer) else {
+            check.detail = "no longer a peer of this node"
+            return check
+        }
+        guard let signed = try await current() else {
+            (check.reached, check.matches, check.detail) = (true, true, "the log is empty: nothing to check yet")
             return check
         }
         let entries = Int64(try ProtoCodec.decode(AuditCheckpoint.self, from: signed.checkpoint).entries)
@@ -132,18 +134,15 @@ final class AuditCheckpoints: Sendable {
     /// Why a checkpoint of this node's log no longer matches the log; nil when it does.
     func compare(_ signed: SignedCheckpoint, holder: String) throws -> String? {
         let ca = try String(contentsOfFile: caPath, encoding: .utf8)
-        return try Self.compare(signed, node: tracker.me.id, holder: holder, caPEM: ca) { seq in
-            try tracker.store.read { db in (try db.auditHead().entries, try db.auditHash(at: seq)) }
-        }
+        return try Self.compare(signed, node: tracker.me.id, holder: holder, caPEM: ca, in: tracker.store)
     }
 
-    /// `entriesAndHash(seq)`: the log's length and the hash of entry `seq`.
     static func compare(
         _ signed: SignedCheckpoint,
         node: String,
         holder: String,
         caPEM: String,
-        entriesAndHash: (Int64) throws -> (Int64, [UInt8]?)
+        in store: CaseStore
     ) throws -> String? {
         let checkpoint = try ProtoCodec.decode(AuditCheckpoint.self, from: signed.checkpoint)
         let signedAt = Clock.utc(ms: checkpoint.atMs, minutes: true)
@@ -152,7 +151,8 @@ final class AuditCheckpoints: Sendable {
         guard checkpoint.node == node, let signers, signers.compactMap({ PeerIdentity(uri: $0)?.nodeID }) == [node]
         else { return "\(holder) holds \(made) that this node did not sign" }
         guard checkpoint.entries <= UInt64(Int64.max) else { return "\(holder) holds \(made): out of range" }
-        let (entries, hash) = try entriesAndHash(Int64(checkpoint.entries))
+        let seq = Int64(checkpoint.entries)
+        let (entries, hash) = try store.read { db in (try db.auditHead().entries, try db.auditHash(at: seq)) }
         guard let hash else {
             return "\(holder) holds \(made); the log has only \(entries): entries were removed"
         }
@@ -175,9 +175,7 @@ final class AuditCheckpoints: Sendable {
             for row in page {
                 var signed = SignedCheckpoint()
                 (signed.checkpoint, signed.signature) = (row.checkpoint, row.signature)
-                let problem = try compare(signed, node: node, holder: "this node", caPEM: caPEM) { seq in
-                    try store.read { db in (try db.auditHead().entries, try db.auditHash(at: seq)) }
-                }
+                let problem = try compare(signed, node: node, holder: "this node", caPEM: caPEM, in: store)
                 if let problem { return (checked, problem, row.entries) }
                 checked += 1
             }

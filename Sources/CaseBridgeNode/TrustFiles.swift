@@ -83,7 +83,7 @@ extension Node {
     /// federation CA, it replaces the directory file (atomically) and the node reloads. True when
     /// it did.
     @discardableResult
-    public func fetchNewerDirectory() async throws -> Bool {
+    func fetchNewerDirectory() async throws -> Bool {
         let current = tracker.directory
         guard tracker.me.role == .embassy, current.signedFile != nil,
             let worker = crew.worker(current.ncct.id)

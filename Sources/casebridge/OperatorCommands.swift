@@ -34,7 +34,7 @@ struct StatusCommand: AsyncParsableCommand {
         print(
             status.directorySigned
                 ? "Directory: version \(status.directoryVersion), signed by the federation CA"
-                : "Directory: a plain file kept by this node's operator (version \(status.directoryVersion))"
+                : "Directory: a plain file kept by this node's operator"
         )
         for warning in status.warnings { print("WARNING: \(warning)") }
         print("Unread in inbox: \(status.unreadInbox)")

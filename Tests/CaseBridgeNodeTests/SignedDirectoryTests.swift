@@ -26,7 +26,7 @@ struct SignedDirectoryTests {
             let target = federation.folder.appendingPathComponent("\(node)/directory.signed")
             let staged = target.appendingPathExtension("staged")
             try Data(contentsOf: URL(fileURLWithPath: signed)).write(to: staged)
-            _ = rename(staged.path, target.path)
+            #expect(rename(staged.path, target.path) == 0)
         }
         func sign(_ members: [String], version: Int?, name: String) throws -> ProcessResult {
             let json = folder.appendingPathComponent("\(name).json")

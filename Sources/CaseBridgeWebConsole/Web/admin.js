@@ -128,8 +128,8 @@ function nodeStatus(status, refresh) {
       })),
       h("dt", {}, t("node.crl")), h("dd", {}, status.revocationChecked ? (Number(status.crlNextUpdateMs || 0)
         ? t("node.crl.next", { when: when(status.crlNextUpdateMs) }) : t("node.crl.checked")) : t("node.crl.off")),
-      h("dt", {}, t("node.directory")), h("dd", {}, t(status.directorySigned ? "node.directory.signed"
-        : "node.directory.plain", { version: number(status.directoryVersion || 0) })),
+      h("dt", {}, t("node.directory")), h("dd", {}, status.directorySigned
+        ? t("node.directory.signed", { version: number(status.directoryVersion) }) : t("node.directory.plain")),
       h("dt", {}, t("node.unread")), h("dd", {}, number(status.unreadInbox))),
     h("h2", {}, t("node.peers")),
     h("table", { class: "list", id: "peers" },
