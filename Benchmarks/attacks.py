@@ -25,6 +25,8 @@ SECONDS = 4 if QUICK else 10
 # machine's drift (its speed moved 3× between runs minutes apart) falls on both sides of a ratio.
 REPEAT = int(sys.argv[sys.argv.index("--repeat") + 1]) if "--repeat" in sys.argv else 1
 HOSTILE = os.path.join(ROOT, "Tests", "Peers", "hostile.py")
+# --only TEXT: only the attacks whose name contains TEXT.
+ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else ""
 
 
 def member(node):
@@ -147,7 +149,7 @@ def main():
             return row
 
         for name, commands in attacks:
-            if not commands:
+            if not commands or ONLY not in name:
                 continue
             for repeat in range(REPEAT):
                 print(f"{name} ({repeat + 1}/{REPEAT})...", file=sys.stderr)

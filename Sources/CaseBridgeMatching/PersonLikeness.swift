@@ -26,8 +26,15 @@ public struct PersonKey: Sendable, Equatable {
     public let document: String
     public let phone: String
 
+    /// A person is compared (and found) by the first names, characters and words of each name only.
+    /// Real names fit well within these; a hostile one of thousands must not cost thousands of times
+    /// more (transliteration, Jaro-Winkler) in every comparison with it.
+    public static let maxNames = 8
+    public static let maxNameCharacters = 128
+    public static let maxNameWords = 12
+
     public init(_ traits: PersonTraits) {
-        names = traits.names.map(Self.words).filter { !$0.isEmpty }
+        names = traits.names.prefix(Self.maxNames).map(Self.words).filter { !$0.isEmpty }
         dateOfBirth = traits.dateOfBirth.trimmingCharacters(in: " ")
         document = String(traits.document.uppercased().filter { $0.isASCII && ($0.isLetter || $0.isNumber) })
         let digits = traits.phone.filter { $0.isASCII && $0.isNumber }
@@ -36,8 +43,9 @@ public struct PersonKey: Sendable, Equatable {
 
     /// Lower-case ASCII words of a name in any script ("Đặng Thị Hương" → dang, thi, huong).
     public static func words(_ name: String) -> [String] {
+        let name = String(name.prefix(maxNameCharacters))
         let latin = Transliteration.toLatinASCII(name) ?? name.lowercased()
-        return latin.split { !($0.isLetter || $0.isNumber) }.map(String.init)
+        return latin.split { !($0.isLetter || $0.isNumber) }.prefix(maxNameWords).map(String.init)
     }
 }
 

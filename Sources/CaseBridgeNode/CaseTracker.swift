@@ -69,7 +69,7 @@ public final class CaseTracker: Sendable {
         }
         try Validation.check(request)
         let body = try bytes ?? ProtoCodec.encode(request)
-        let me = self.me
+        let me = self.me, index = PersonIndex(request)
         let receipt: SubmitReceipt = try await store.write(lane: caller.id, bytes: body.count) { db in
             if let existing = try db.caseRow(request.requestID) {
                 guard existing.requestingNode == caller.id else {
@@ -98,6 +98,7 @@ public final class CaseTracker: Sendable {
                 status: .received,
                 db,
                 atMs: now,
+                index: index,
                 matching: me.role == .ncct
             )
             try db.insertInbox(
@@ -143,7 +144,7 @@ public final class CaseTracker: Sendable {
             throw RPCError(.invalidArgument, "skipped_sequences: each must be at least 1 and below sequence")
         }
         let body = try bytes ?? ProtoCodec.encode(update)
-        let tracker = self
+        let tracker = self, persons = PersonIndex(update)
         let outcome: Result<UpdateReceipt, RPCError> = try await store.write(lane: caller.id, bytes: body.count) { db in
             guard let row = try db.caseRow(update.caseID, withRequest: false) else {
                 throw RPCError(.notFound, "no case \(update.caseID)")
@@ -193,7 +194,7 @@ public final class CaseTracker: Sendable {
                 return .failure(error)
             }
             try tracker.save(state, of: row, db, atMs: now, by: update.change, madeAt: madeAt)
-            try Self.index(update, db, matching: tracker.me.role == .ncct)
+            try Self.index(update, persons, db, matching: tracker.me.role == .ncct)
             try record(refusal: nil)
             try db.appendAudit(
                 event: "update.applied",
@@ -289,7 +290,7 @@ public final class CaseTracker: Sendable {
         let request = prepared
         try Validation.check(request)
         let body = try ProtoCodec.encode(request)
-        let ncct = directory.ncct.id
+        let ncct = directory.ncct.id, index = PersonIndex(request)
         let receipt: SubmitReceipt = try await store.write { db in
             guard try db.caseRow(request.requestID) == nil else {
                 throw RPCError(.alreadyExists, "request \(request.requestID) was already filed")
@@ -302,6 +303,7 @@ public final class CaseTracker: Sendable {
                 status: .submitted,
                 db,
                 atMs: now,
+                index: index,
                 matching: false  // an embassy: it never looks for duplicates
             )
             try db.enqueue(
@@ -348,7 +350,7 @@ public final class CaseTracker: Sendable {
         prepared.actorNode = me.id
         prepared.author = member.displayName
         prepared.skippedSequences = []
-        let tracker = self, ready = prepared
+        let tracker = self, ready = prepared, persons = PersonIndex(prepared)
         let (receipt, peer): (UpdateReceipt, String?) = try await store.write { db in
             var update = ready
             guard let row = try db.caseRow(update.caseID, withRequest: false) else {
@@ -371,7 +373,7 @@ public final class CaseTracker: Sendable {
             update.occurredAtMs = now
             let body = try ProtoCodec.encode(update)
             try tracker.save(state, of: row, db, atMs: now, by: update.change, madeAt: now)
-            try Self.index(update, db, matching: tracker.me.role == .ncct)
+            try Self.index(update, persons, db, matching: tracker.me.role == .ncct)
             try db.appendHistory(
                 update.caseID,
                 actor: tracker.me.id,
@@ -457,6 +459,7 @@ public final class CaseTracker: Sendable {
         status: CaseStatus,
         _ db: Database,
         atMs now: Int64,
+        index: PersonIndex,
         matching: Bool
     ) throws {
         var row = CaseRow(
@@ -488,7 +491,7 @@ public final class CaseTracker: Sendable {
                 )
             )
         }
-        try index(request, caseID: request.requestID, db, matching: matching)
+        try index.write(caseID: request.requestID, db, matching: matching)
     }
 
     /// How the caller stands to the case: NCCT, or the embassy that opened it. Anyone else is refused.

@@ -42,7 +42,7 @@ extension CaseTracker {
         else {
             throw RPCError(.permissionDenied, "\(peer.id) sent a case it does not share with \(me.id)")
         }
-        let tracker = self
+        let tracker = self, index = PersonIndex(copy.request)
         let added: Int = try await store.write(lane: peer.id, bytes: caseBytes.count) { db in
             let now = Clock.nowMs()
             let caseID = copy.view.caseID
@@ -55,6 +55,7 @@ extension CaseTracker {
                     status: .received,
                     db,
                     atMs: now,
+                    index: index,
                     matching: tracker.me.role == .ncct
                 )
                 if tracker.me.role == .ncct {
@@ -112,7 +113,7 @@ extension CaseTracker {
                     refusal: entry.refusal
                 )
                 if let update = entry.update, entry.refusal == nil {
-                    try Self.index(update, db, matching: tracker.me.role == .ncct)
+                    try Self.index(update, PersonIndex(update), db, matching: tracker.me.role == .ncct)
                 }
                 if entry.actor != tracker.me.id, entry.refusal == nil {
                     try db.insertInbox(

@@ -29,6 +29,9 @@ public final class Node: Sendable {
     /// Threads for the delivery workers, which read the outbox and decode what they send: blocking
     /// work that must not hold Swift's cooperative threads. One lane per peer.
     private let deliveryPool = WorkerPool(threads: 2, name: "cb-delivery-worker")
+    /// Retention, deadlines and duplicate detection: nobody waits for them, so they yield the CPU to
+    /// calls (a 5,000-person case takes seconds to compare with everyone else's).
+    private let backgroundPool = WorkerPool(threads: 1, name: "cb-background", niceness: 10)
     let logger: Logger
     private let expiry: ExpiryWatch
     /// The trust files as the last reload read them (the watcher compares).
@@ -278,7 +281,7 @@ public final class Node: Sendable {
         }
         let retention = configuration.retention, retentionLogger = logger
         crew.startAll()
-        retentionTask = Task(executorPreference: deliveryPool.lane("retention")) {
+        retentionTask = Task(executorPreference: backgroundPool.lane("retention")) {
             // At start (a restored old backup comes back under the rule), then every interval.
             while !Task.isCancelled {
                 do { try await tracker.purgeDue(retention) } catch {
@@ -288,7 +291,7 @@ public final class Node: Sendable {
             }
         }
         let deadlineInterval = configuration.deadlineCheckInterval, deadlineLogger = logger
-        deadlineTask = Task(executorPreference: deliveryPool.lane("deadlines")) {
+        deadlineTask = Task(executorPreference: backgroundPool.lane("deadlines")) {
             while !Task.isCancelled {
                 do { try await tracker.raiseDeadlineEvents() } catch {
                     deadlineLogger.error("deadline events could not be raised", metadata: ["error": "\(error)"])
@@ -300,7 +303,7 @@ public final class Node: Sendable {
         duplicatesTask =
             me.role != .ncct
             ? nil
-            : Task(executorPreference: deliveryPool.lane("duplicates")) {
+            : Task(executorPreference: backgroundPool.lane("duplicates")) {
                 var changes = tracker.changes.subscribe().makeAsyncIterator()
                 repeat {
                     do { try await tracker.scanForDuplicates() } catch {
@@ -481,6 +484,7 @@ public final class Node: Sendable {
         await deadlineTask.value
         clientGroup.shutdown()
         deliveryPool.shutdown()
+        backgroundPool.shutdown()
         await refusals.stop()
         tracker.store.close()
         logger.info("node stopped", metadata: ["node": "\(tracker.me.id)"])

@@ -20,8 +20,10 @@ enum SearchTerms {
         return replaced.folding(options: [.diacriticInsensitive, .caseInsensitive, .widthInsensitive], locale: nil)
     }
 
+    /// The words of a name or a query, as far as a person is found by them (`PersonKey`'s bounds).
     static func words(_ text: String) -> [String] {
-        fold(text).split { !$0.isLetter && !$0.isNumber }.map(String.init)
+        fold(String(text.prefix(PersonKey.maxNameCharacters))).split { !$0.isLetter && !$0.isNumber }
+            .prefix(PersonKey.maxNameWords).map(String.init)
     }
 
     /// The words of a name in Latin letters (ICU's transliteration: 王伟 → wang, wei), so that a name
@@ -43,11 +45,14 @@ enum SearchTerms {
     /// Everything one person can be found by.
     static func terms(_ person: Person, reference: String) -> Set<String> {
         var terms = Set<String>()
-        for name in [person.fullName, person.nativeName] + person.otherNames where !name.isEmpty {
-            let words = words(name)
+        let names = ([person.fullName, person.nativeName] + person.otherNames).prefix(PersonKey.maxNames)
+        var latinNames: [[String]] = []
+        for name in names where !name.isEmpty {
+            let words = words(name), latin = latinWords(name)
             terms.formUnion(words.map { "name:\($0)" })
-            terms.formUnion(latinWords(name).map { "name:\($0)" })
+            terms.formUnion(latin.map { "name:\($0)" })
             terms.insert("fullname:" + words.sorted().joined(separator: " "))
+            latinNames.append(latin)
         }
         if !person.dateOfBirth.isEmpty { terms.insert("dob:\(person.dateOfBirth)") }
         // Duplicate detection looks persons up by the year (and the full date) of birth with one word
@@ -55,8 +60,8 @@ enum SearchTerms {
         // report that gives only the year.
         if person.dateOfBirth.count >= 4 {
             let dates = Set([String(person.dateOfBirth.prefix(4)), person.dateOfBirth])
-            for name in [person.fullName, person.nativeName] + person.otherNames {
-                for word in latinWords(name) {
+            for latin in latinNames {
+                for word in latin {
                     for date in dates { terms.insert("born-named:\(date)|\(word)") }
                 }
             }
@@ -84,36 +89,52 @@ enum SearchTerms {
     }
 }
 
-extension CaseTracker {
-    /// Indexes the persons of a request (at filing, on receipt, when a case is taken back).
-    /// `matching`: for duplicate detection too (NCCT's node, the only one that looks for them).
-    static func index(_ request: InterventionRequest, caseID: String, _ db: Database, matching: Bool) throws {
-        for person in request.persons {
-            try index(person, reference: request.originReference, caseID: caseID, db, matching: matching)
+/// The terms persons are found by, worked out before the write that stores them. The store has one
+/// writer: a request of 5,000 persons should cost its sender's worker lane the CPU, not every peer
+/// waiting on the writer.
+struct PersonIndex: Sendable {
+    struct Entry: Sendable {
+        let personRef: String
+        let terms: Set<String>
+    }
+    let entries: [Entry]
+
+    init(_ persons: [Person], reference: String = "") {
+        entries = persons.map { Entry(personRef: $0.personRef, terms: SearchTerms.terms($0, reference: reference)) }
+    }
+
+    /// The persons a request names (at filing, on receipt, when a case is taken back).
+    init(_ request: InterventionRequest) { self.init(request.persons, reference: request.originReference) }
+
+    /// The persons an update adds (information provided); none for any other change.
+    init(_ update: CaseUpdate) {
+        guard case .informationProvided(let provided)? = update.change else {
+            self.init([])
+            return
+        }
+        self.init(provided.addedPersons)
+    }
+
+    /// Writes the search terms and, with `matching` (NCCT's node, the only one that looks for
+    /// duplicates), the terms duplicate detection looks up by (indexed by term).
+    func write(caseID: String, _ db: Database, matching: Bool) throws {
+        for entry in entries {
+            try db.addSearchTerms(entry.terms, caseID: caseID, personRef: entry.personRef)
+            guard matching else { continue }
+            try db.addMatchTerms(
+                SearchTerms.matchTerms(entry.terms),
+                caseID: caseID,
+                personRef: entry.personRef,
+                maxPersonsPerTerm: CaseTracker.maxPersonsPerTerm
+            )
         }
     }
+}
 
-    /// One person: the search terms, and those duplicate detection looks up by (indexed by term).
-    private static func index(
-        _ person: Person,
-        reference: String,
-        caseID: String,
-        _ db: Database,
-        matching: Bool
-    ) throws {
-        let terms = SearchTerms.terms(person, reference: reference)
-        try db.addSearchTerms(terms, caseID: caseID, personRef: person.personRef)
-        guard matching else { return }
-        try db.addMatchTerms(
-            SearchTerms.matchTerms(terms),
-            caseID: caseID,
-            personRef: person.personRef,
-            maxPersonsPerTerm: maxPersonsPerTerm
-        )
-    }
-
-    /// Indexes persons an applied update adds (information provided), and counts an attachment.
-    static func index(_ update: CaseUpdate, _ db: Database, matching: Bool) throws {
+extension CaseTracker {
+    /// Records what an applied update adds to the indexes: its persons (`persons`, worked out before
+    /// the write) and an attachment's count.
+    static func index(_ update: CaseUpdate, _ persons: PersonIndex, _ db: Database, matching: Bool) throws {
         if case .attachment(let attachment)? = update.change {
             try db.recordAttachment(
                 caseID: update.caseID,
@@ -122,10 +143,7 @@ extension CaseTracker {
                 size: attachment.data.count
             )
         }
-        guard case .informationProvided(let provided)? = update.change else { return }
-        for person in provided.addedPersons {
-            try index(person, reference: "", caseID: update.caseID, db, matching: matching)
-        }
+        try persons.write(caseID: update.caseID, db, matching: matching)
     }
 
     /// Builds the index once for what a database held before the index existed.
@@ -137,9 +155,10 @@ extension CaseTracker {
             for caseID in try db.allCaseIDs() {
                 guard let row = try db.caseRow(caseID) else { continue }
                 let request = try ProtoCodec.decode(InterventionRequest.self, from: row.request)
-                try Self.index(request, caseID: caseID, db, matching: matching)
+                try PersonIndex(request).write(caseID: caseID, db, matching: matching)
                 for entry in try db.history(caseID) where entry.isApplied && !entry.body.isEmpty {
-                    try Self.index(try ProtoCodec.decode(CaseUpdate.self, from: entry.body), db, matching: matching)
+                    let update = try ProtoCodec.decode(CaseUpdate.self, from: entry.body)
+                    try Self.index(update, PersonIndex(update), db, matching: matching)
                 }
             }
             try db.markSearchIndexBuilt()

@@ -26,11 +26,17 @@ public final class WorkerPool: Sendable {
     public let threads: Int
     private let maxRunningPerLane: Int
 
-    public init(threads: Int, name: String = "cb-worker") {
+    /// `niceness` above 0 runs the threads at a lower CPU priority (Linux `nice` of each thread): for
+    /// work nobody waits for, which should yield the cores to calls from peers and staff.
+    public init(threads: Int, name: String = "cb-worker", niceness: Int32 = 0) {
         self.threads = max(1, threads)
         maxRunningPerLane = max(1, self.threads / 4)
         for i in 0..<self.threads {
-            let thread = Thread { [self] in work() }
+            let thread = Thread { [self] in
+                // On Linux a nice value belongs to a thread, and "0" is the calling one.
+                if niceness != 0 { setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, niceness) }
+                work()
+            }
             thread.name = "\(name)-\(i)"
             thread.start()
         }

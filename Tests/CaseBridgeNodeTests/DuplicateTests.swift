@@ -1,4 +1,5 @@
 import CaseBridgeMatching
+@testable import CaseBridgeNode
 import CaseBridgeProto
 import CaseBridgeRPC
 import Foundation
@@ -57,6 +58,29 @@ struct DuplicateTests {
         // A name alone is not enough: names repeat.
         #expect(!score(huong, PersonTraits(names: ["Nguyen Thi Huong"])).isLikely)
         #expect(!score(huong, PersonTraits(names: ["Tran Van Nam"], dateOfBirth: "1998-04-12")).isLikely)
+    }
+
+    @Test("a name of thousands of words is indexed and compared by its first words, as a real name is")
+    func boundedNames() {
+        let padding = String(repeating: " x", count: 5_000)
+        let hostile = PersonTraits(
+            names: Array(repeating: "Nguyen Thi Huong" + padding, count: 50),
+            dateOfBirth: "1998-04-12"
+        )
+        let key = PersonKey(hostile)
+        #expect(key.names.count == PersonKey.maxNames)
+        #expect(key.names.allSatisfy { $0.count <= PersonKey.maxNameWords })
+        #expect(key.names[0].prefix(3) == ["nguyen", "thi", "huong"])
+
+        var person = Person()
+        person.personRef = "p1"
+        person.fullName = "Nguyen Thi Huong" + padding
+        person.otherNames = Array(repeating: String(repeating: "y", count: 100_000), count: 50)
+        person.dateOfBirth = "1998-04-12"
+        let terms = SearchTerms.terms(person, reference: "")
+        #expect(terms.contains("name:huong"))
+        #expect(terms.count < 100)
+        #expect(terms.allSatisfy { $0.utf8.count <= 200 })
     }
 
     @Test("two embassies report the same persons: NCCT lists likely matches, and each embassy learns only of a link")
