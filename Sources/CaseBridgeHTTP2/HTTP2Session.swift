@@ -25,6 +25,12 @@ public struct HTTP2Settings: Sendable, Equatable {
     /// Control-frame replies (PING and SETTINGS acks) the peer may leave unread before the
     /// connection is closed with ENHANCE_YOUR_CALM: a peer that sends them and never reads.
     public var maxQueuedControlReplies: Int = 1000
+    /// Server side, gRPC's keepalive enforcement: a PING that comes sooner than `minPingInterval`
+    /// after the previous one, while this side has sent no headers or data since, is a strike; past
+    /// `maxPingStrikes` the connection is closed with GOAWAY ENHANCE_YOUR_CALM "too_many_pings"
+    /// (gRPC clients then slow their keepalive down). A PING flood costs the node a few frames.
+    public var minPingInterval: Duration = .seconds(10)
+    public var maxPingStrikes = 2
     /// When true, received DATA reopens the peer's flow-control window only once the application
     /// calls ``HTTP2Session/consume(streamID:bytes:)``: what a slow handler has not taken yet
     /// holds the sender back instead of piling up in memory.
@@ -55,8 +61,11 @@ extension HTTP2SessionDelegate {
 
 public struct HTTP2Error: Error, Sendable, CustomStringConvertible {
     public let code: Int32
-    public var description: String { "HTTP/2: \(String(cString: nghttp2_strerror(code)))" }
-    /// The peer flooded the session (control frames it never reads the answers to, empty frames).
+    /// What happened, where nghttp2's own text for `code` does not say it.
+    public var detail: String? = nil
+    public var description: String { "HTTP/2: \(detail ?? String(cString: nghttp2_strerror(code)))" }
+    /// The peer flooded the session (control frames it never reads the answers to, empty frames,
+    /// PINGs more often than allowed).
     public var isFlood: Bool { code == NGHTTP2_ERR_FLOODED.rawValue }
 }
 
@@ -76,6 +85,11 @@ public final class HTTP2Session {
     public private(set) var queuedBodyBytes = 0
     /// Header blocks being received.
     private var inbound: [Int32: (headers: [HTTP2Header], size: Int)] = [:]
+    /// PINGs received (see ``HTTP2Settings/minPingInterval``).
+    private var lastPing: ContinuousClock.Instant?
+    private var sentSinceLastPing = false
+    private var pingStrikes = 0
+    private var tooManyPings = false
 
     struct Outbound {
         var chunks: [[UInt8]] = []
@@ -153,6 +167,13 @@ public final class HTTP2Session {
         guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
         let result = nghttp2_session_mem_recv(session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
         if result < 0 { throw HTTP2Error(code: Int32(result)) }
+        if tooManyPings {
+            throw HTTP2Error(
+                code: NGHTTP2_ERR_FLOODED.rawValue,
+                detail: "more than \(settings.maxPingStrikes) PINGs less than \(settings.minPingInterval) apart "
+                    + "with nothing sent between them (too_many_pings)"
+            )
+        }
     }
 
     /// Hands the bytes nghttp2 wants to send to `write`, in order, while `more` says the socket
@@ -318,6 +339,32 @@ public final class HTTP2Session {
     }
 
     fileprivate func sentEndOfStream(_ streamID: Int32) { delegate?.session(self, sentEndOfStreamID: streamID) }
+
+    fileprivate func sentHeadersOrData() { sentSinceLastPing = true }
+
+    /// A PING from the peer (not an ack): counts a strike when it comes too soon (server only).
+    fileprivate func receivedPing() {
+        guard role == .server, !tooManyPings else { return }
+        let now = ContinuousClock.now
+        defer {
+            lastPing = now
+            sentSinceLastPing = false
+        }
+        if sentSinceLastPing { pingStrikes = 0 }
+        guard let last = lastPing, now - last < settings.minPingInterval, !sentSinceLastPing else { return }
+        pingStrikes += 1
+        guard pingStrikes > settings.maxPingStrikes else { return }
+        tooManyPings = true
+        let reason = Array("too_many_pings".utf8)
+        _ = nghttp2_submit_goaway(
+            session,
+            UInt8(NGHTTP2_FLAG_NONE.rawValue),
+            lastProcessedStreamID,
+            NGHTTP2_ENHANCE_YOUR_CALM.rawValue,
+            reason,
+            reason.count
+        )
+    }
     fileprivate func sentGoAway(_ errorCode: UInt32) { delegate?.session(self, sentGoAwayWithErrorCode: errorCode) }
 
     /// The RFC 9113 name of an error code ("PROTOCOL_ERROR"), or its number.
@@ -422,6 +469,8 @@ private func onFrameReceived(
         owner(userData).headersComplete(hd.stream_id, endStream: endStream)
     case NGHTTP2_DATA.rawValue where endStream:
         owner(userData).endOfData(hd.stream_id)
+    case NGHTTP2_PING.rawValue where hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0:
+        owner(userData).receivedPing()
     case NGHTTP2_GOAWAY.rawValue:
         owner(userData).goAway(
             lastStreamID: frame!.pointee.goaway.last_stream_id,
@@ -440,10 +489,9 @@ private func onFrameSent(
 ) -> Int32 {
     let hd = frame!.pointee.hd
     let type = UInt32(hd.type)
-    if hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0,
-        type == NGHTTP2_HEADERS.rawValue || type == NGHTTP2_DATA.rawValue
-    {
-        owner(userData).sentEndOfStream(hd.stream_id)
+    if type == NGHTTP2_HEADERS.rawValue || type == NGHTTP2_DATA.rawValue {
+        owner(userData).sentHeadersOrData()
+        if hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0 { owner(userData).sentEndOfStream(hd.stream_id) }
     }
     if type == NGHTTP2_GOAWAY.rawValue { owner(userData).sentGoAway(frame!.pointee.goaway.error_code) }
     return 0

@@ -203,6 +203,8 @@ public struct NodeConfiguration: Sendable {
     public var lingerTotal: Duration = .seconds(30)
     public var socketSendBufferBytes = 0
     public var maxQueuedControlFrames = 1000
+    public var minPingInterval: Duration = .seconds(10)
+    public var maxPingStrikes = 2
     public var maxDecodedElements = 300_000
     /// The largest response to a read (GetCase): a case may outgrow one request (a 5,000-person
     /// batch, persons added later, a long history), and what was accepted must stay readable.
@@ -345,6 +347,10 @@ public struct NodeConfiguration: Sendable {
                 default: 1000,
                 range: 16...100_000
             )
+            configuration.minPingInterval = .seconds(
+                try limits.int("min_ping_interval_s", default: 10, range: 0...86_400)
+            )
+            configuration.maxPingStrikes = try limits.int("max_ping_strikes", default: 2, range: 0...1_000)
             configuration.maxDecodedElements = try limits.int(
                 "max_decoded_elements",
                 default: 300_000,

@@ -154,6 +154,8 @@ public final class Node: Sendable {
         server.timeouts.lingerTotal = configuration.lingerTotal
         server.timeouts.socketSendBufferBytes = configuration.socketSendBufferBytes
         server.http2.maxQueuedControlReplies = configuration.maxQueuedControlFrames
+        server.http2.minPingInterval = configuration.minPingInterval
+        server.http2.maxPingStrikes = configuration.maxPingStrikes
         server.workerThreads = configuration.workerThreads
         server.peerLimits = configuration.peerLimits
 
@@ -306,7 +308,10 @@ public final class Node: Sendable {
             : Task(executorPreference: backgroundPool.lane("duplicates")) {
                 var changes = tracker.changes.subscribe().makeAsyncIterator()
                 repeat {
-                    do { try await tracker.scanForDuplicates() } catch {
+                    do {
+                        try await tracker.scanForDuplicates()
+                        MemoryReturn.soon()  // a large case's comparisons allocate much, briefly
+                    } catch {
                         duplicatesLogger.error("duplicate detection could not run", metadata: ["error": "\(error)"])
                         try? await Task.sleep(for: .seconds(5))
                     }

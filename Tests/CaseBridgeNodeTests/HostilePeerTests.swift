@@ -94,11 +94,13 @@ struct HostilePeerTests {
         #expect(try await eventuallyAudited("http2.stalled"))
     }
 
-    @Test("a member that floods PINGs and never reads the acks: ENHANCE_YOUR_CALM")
+    @Test("a member that floods PINGs: GOAWAY ENHANCE_YOUR_CALM too_many_pings at the third, audited")
     func pingFlood() async throws {
         let report = try await attack("ping-flood")
         #expect(report["closed"] as? Bool == true, "\(report)")
         #expect(try await eventuallyAudited("http2.flood"))
+        let reason = try federation.sql("ncct", "SELECT detail FROM audit WHERE event = 'http2.flood'").first
+        #expect(reason?.contains("too_many_pings") == true, "\(reason ?? "")")
     }
 
     @Test("4 MiB of empty persons: INVALID_ARGUMENT naming the field; past the byte rate, UNAVAILABLE (retry later)")

@@ -207,7 +207,7 @@ struct HTTP2SessionTests {
             events.append("closed \(streamID) \(errorCode)")
         }
         func session(_ s: HTTP2Session, goAwayLastStreamID lastStreamID: Int32, errorCode: UInt32) {
-            events.append("goaway \(lastStreamID)")
+            events.append("goaway \(lastStreamID) \(HTTP2Session.errorName(errorCode))")
         }
         func session(_ s: HTTP2Session, sentEndOfStreamID streamID: Int32) {}
     }
@@ -223,19 +223,31 @@ struct HTTP2SessionTests {
         }
     }
 
-    @Test("request, body, response and trailers cross in order")
-    func exchange() throws {
+    /// A client and a server session with their event logs (kept here: delegates are weak), and a
+    /// request stream the client opened.
+    struct Pair {
         let client = HTTP2Session(role: .client, settings: HTTP2Settings())
         let server = HTTP2Session(role: .server, settings: HTTP2Settings())
         let clientEvents = EventLog(), serverEvents = EventLog()
-        client.delegate = clientEvents
-        server.delegate = serverEvents
-        let id = try #require(
-            client.submitRequest(headers: [
-                HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "https"),
-                HTTP2Header(":path", "/x"), HTTP2Header(":authority", "n"),
-            ])
-        )
+        let id: Int32
+
+        init() throws {
+            client.delegate = clientEvents
+            server.delegate = serverEvents
+            id = try #require(
+                client.submitRequest(headers: [
+                    HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "https"),
+                    HTTP2Header(":path", "/x"), HTTP2Header(":authority", "n"),
+                ])
+            )
+        }
+    }
+
+    @Test("request, body, response and trailers cross in order")
+    func exchange() throws {
+        let pair = try Pair()
+        let (client, server, clientEvents, serverEvents, id) =
+            (pair.client, pair.server, pair.clientEvents, pair.serverEvents, pair.id)
         client.send([1, 2], streamID: id)
         client.end(streamID: id)
         try pump(client, server)
@@ -255,6 +267,34 @@ struct HTTP2SessionTests {
                 "headers 1 grpc-status=0 end=true oversized=false", "closed 1 0",
             ]
         )
+    }
+
+    @Test("PINGs too close together with nothing sent between: the third strike is GOAWAY too_many_pings")
+    func pingStrikes() throws {
+        let pair = try Pair()
+        let (client, server, clientEvents, id) = (pair.client, pair.server, pair.clientEvents, pair.id)
+        try pump(client, server)
+        server.submitResponse(streamID: id, headers: [HTTP2Header(":status", "200")], body: true)
+        // Each PING answered by data (a stream being served, a BDP probe): never a strike.
+        for _ in 0..<5 {
+            client.submitPing()
+            try pump(client, server)
+            server.send([1], streamID: id)
+            try pump(client, server)
+        }
+        // Nothing sent from here on: the first PING resets the count, the next two are strikes 1 and 2.
+        for _ in 0..<3 {
+            client.submitPing()
+            try pump(client, server)
+        }
+        client.submitPing()
+        let error = #expect(throws: HTTP2Error.self) { try pump(client, server) }
+        #expect(error?.isFlood == true)
+        #expect(error?.description.contains("too_many_pings") == true, "\(String(describing: error))")
+        var goAway: [UInt8] = []
+        try server.drainOutput { goAway += $0 }
+        try goAway.withUnsafeBytes { try client.receive($0) }
+        #expect(clientEvents.events.contains("goaway 1 ENHANCE_YOUR_CALM"), "\(clientEvents.events)")
     }
 
     @Test("a header list over the limit is flagged, not delivered whole")

@@ -89,7 +89,10 @@ def server_reaction(sock, conn, seconds=5):
         try:
             for event in conn.receive_data(data):
                 if isinstance(event, h2.events.ConnectionTerminated):
-                    reaction["goaway"] = event.error_code.name if hasattr(event.error_code, "name") else str(event.error_code)
+                    code = event.error_code
+                    reaction["goaway"] = code.name if hasattr(code, "name") else str(code)
+                    if event.additional_data:
+                        reaction["goaway_data"] = event.additional_data.decode("utf-8", "replace")
                 if isinstance(event, h2.events.StreamReset):
                     reaction["resets"] += 1
         except Exception as error:  # the server's bytes after its GOAWAY are not ours to judge
@@ -250,11 +253,27 @@ def connection_hog(args):
         sock.close()
 
 
+def stranger_connection(args):
+    """A plain TCP connection from args.source. Its port is picked at connect time for this
+    address only (IP_BIND_ADDRESS_NO_PORT): tens of thousands of closed ones waiting out TIME_WAIT
+    then leave the machine's other clients (from 127.0.0.1) ports to connect from."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.IPPROTO_IP, getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24), 1)
+        sock.bind((args.source, 0))
+        sock.settimeout(5)
+        sock.connect(("127.0.0.1", args.port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def strangers(args):
     done = 0
     for _ in range(args.count):
         try:
-            socket.create_connection(("127.0.0.1", args.port), timeout=5, source_address=(args.source, 0)).close()
+            stranger_connection(args).close()
             done += 1
         except OSError:
             pass
@@ -265,7 +284,7 @@ def idle_strangers(args):
     held = []
     for _ in range(args.count):
         try:
-            held.append(socket.create_connection(("127.0.0.1", args.port), timeout=5, source_address=(args.source, 0)))
+            held.append(stranger_connection(args))
         except OSError:
             pass
     print(json.dumps({"attack": "idle-strangers", "held": len(held)}), flush=True)
