@@ -10,6 +10,8 @@ import sys
 import tempfile
 import time
 
+import handshakes
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CERTS = os.path.join(ROOT, "certs")
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -203,6 +205,12 @@ def main():
         print(f"  {row['memory_per_connection_kib']} KiB per idle connection, {row['connections_per_s']:.0f} new connections/s, "
               f"{row['server_cpu_us_per_handshake']} µs CPU per handshake", file=sys.stderr)
 
+        print("handshakes, full and resumed...", file=sys.stderr)
+        for row in handshakes.measure("casebridge", federation.ports["ncct"], ncct, CERTS, cpu_seconds):
+            results.append(row)
+            print(f"  {row['workload']}: {row['server_cpu_us_per_handshake']} µs server CPU "
+                  f"({row['resumed']} of {row['connections']} resumed)", file=sys.stderr)
+
         print("end to end...", file=sys.stderr)
         federation.start("embassy-id")
         row, cpu = measured(ncct, warmup=0, run=lambda: json.loads(sh(generator, "e2e", "--embassy-socket", federation.socket("embassy-id"),
@@ -230,6 +238,23 @@ def main():
         peer.stdin.close()
         peer.wait()
 
+    print("grpc-go for comparison (Tests/Peers/fakencct)...", file=sys.stderr)
+    go_folder = os.path.join(ROOT, ".build-go")
+    sh(os.path.join(ROOT, "Tests", "Peers", "build-go-peer"), go_folder)
+    go_peer = subprocess.Popen([os.path.join(go_folder, "fakencct"), "-ca", f"{CERTS}/ca.pem",
+                                "-cert", f"{CERTS}/nodes/ncct.pem", "-key", f"{CERTS}/nodes/ncct.key",
+                                "-caller", "embassy-id"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        go_port = int(go_peer.stdout.readline().split()[1])
+        time.sleep(0.5)  # it prints its port just before it serves
+        for row in handshakes.measure("grpc_go", go_port, go_peer.pid, CERTS, cpu_seconds):
+            results.append(row)
+            print(f"  {row['workload']}: {row['server_cpu_us_per_handshake']} µs server CPU "
+                  f"({row['resumed']} of {row['connections']} resumed)", file=sys.stderr)
+    finally:
+        go_peer.stdin.close()
+        go_peer.wait()
+
     ours = next(r for r in results if r["workload"] == "replay_submit_512")
     theirs = next(r for r in results if r["workload"] == "grpcio_submit_checked_512")
     summary = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} cores, {platform.machine()}, {platform.platform()}",
@@ -250,6 +275,12 @@ def main():
     c = next(r for r in results if r["workload"].startswith("connections"))
     print(f"1,000 idle mTLS connections: {c['memory_per_connection_kib']} KiB each, {c['connections_per_s']:.0f} new/s, "
           f"{c['server_cpu_us_per_handshake']} µs server CPU per handshake")
+    for kind in ("full", "resumed"):
+        ours_hs = next(r for r in results if r["workload"] == f"casebridge_handshake_{kind}")
+        go_hs = next(r for r in results if r["workload"] == f"grpc_go_handshake_{kind}")
+        print(f"handshake, {kind}: {ours_hs['server_cpu_us_per_handshake']} µs server CPU, grpc-go "
+              f"{go_hs['server_cpu_us_per_handshake']} µs "
+              f"({ours_hs['server_cpu_us_per_handshake'] / go_hs['server_cpu_us_per_handshake']:.2f}×)")
     print(f"vs grpcio (replayed submit, 512 in flight, every status checked): {summary['ratio_rps_vs_grpcio']}× the requests/s, "
           f"{summary['ratio_cpu_vs_grpcio']}× the CPU per request")
     print(f"JSON: Benchmarks/results/latest.json")

@@ -41,6 +41,8 @@ public final class Connection: @unchecked Sendable {
     public var remoteHost: String { SocketAddress.host(of: remoteAddress) }
     /// The application protocol TLS agreed ("h2", "http/1.1"); nil without TLS or ALPN.
     public var negotiatedProtocol: String? { ssl.flatMap(TLSInspection.negotiatedProtocol) }
+    /// Whether the TLS handshake resumed an earlier session (no certificates exchanged again).
+    public var resumedSession: Bool { ssl.map(TLSInspection.resumed) ?? false }
     public private(set) var peer: PeerIdentity?
     /// The serial number of the peer's verified certificate (hexadecimal), checked on a reload.
     public private(set) var peerCertificateSerial: String?
@@ -56,6 +58,8 @@ public final class Connection: @unchecked Sendable {
     private let ssl: OpaquePointer?
     private let trustDomain: String
     private let expectedPeer: PeerIdentity?
+    /// Client side: where the session this connection ends with is kept, for the next one.
+    private var resumption: (tls: TLSContext, peer: String)?
     private let timeouts: ConnectionTimeouts
     private let logger: Logger
     private var timer: LoopTimer?
@@ -154,7 +158,8 @@ public final class Connection: @unchecked Sendable {
         delegate: ConnectionDelegate
     ) -> Connection? {
         // No SNI: node ids are not host names, and the server's identity is checked from its certificate.
-        let ssl = try? tls?.makeSSL()
+        let resumptionKey = "\(expectedPeer)@\(address)"
+        let ssl = try? tls?.makeSSL(resuming: resumptionKey)
         let bev =
             if let ssl {
                 bufferevent_openssl_socket_new(
@@ -179,6 +184,7 @@ public final class Connection: @unchecked Sendable {
             logger: logger
         )
         connection.delegate = delegate
+        connection.resumption = tls.map { ($0, resumptionKey) }
         connection.start()
         let result = address.withSockaddr { bufferevent_socket_connect(bev, $0, $1) }
         if result != 0 {
@@ -366,6 +372,8 @@ public final class Connection: @unchecked Sendable {
                 socketClosed = nil
             }
         }
+        if ready, let ssl, let (tls, peer) = resumption { tls.keepSession(of: ssl, for: peer) }
+        resumption = nil
         bufferevent_free(bev)  // also SSL_free and close(fd): BEV_OPT_CLOSE_ON_FREE
         socketClosed?()
         if let error {

@@ -46,6 +46,13 @@ public struct RPCServerConfiguration: Sendable {
     public init() {}
 }
 
+/// Handshakes a server completed: full ones, and TLS 1.3 resumptions of an earlier session.
+public struct HandshakeCounts: Sendable, Equatable {
+    public var full = 0
+    public var resumed = 0
+    public init() {}
+}
+
 /// A gRPC server over TLS 1.3 with mutual certificates.
 public final class RPCServer: Sendable {
     public let port: Int
@@ -116,6 +123,9 @@ public final class RPCServer: Sendable {
     /// Sockets open now (including ones still in their TLS handshake, and ones closing).
     public var openConnections: Int { listener.openConnections }
 
+    /// Verified handshakes since the server started, full and resumed.
+    public var handshakes: HandshakeCounts { core.handshakes.withLock { $0 } }
+
     /// Stops accepting, lets calls in flight finish (up to the grace period), then closes everything.
     public func shutdown() async {
         listener.close()
@@ -143,6 +153,8 @@ final class ServerCore: Sendable {
     let logger: Logger
     let onRefusal: @Sendable (Refusal) -> Void
     let connections = Mutex<[ObjectIdentifier: ServerConnection]>([:])
+    /// Verified handshakes since start: full ones, and resumed ones (no certificates exchanged).
+    let handshakes = Mutex<HandshakeCounts>(HandshakeCounts())
 
     init(
         configuration: RPCServerConfiguration,
@@ -250,7 +262,13 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
 
     // MARK: TLS connection events
 
-    func connectionReady(_ connection: Connection) { ready(connection) }
+    func connectionReady(_ connection: Connection) {
+        if connection.peer != nil {
+            let resumed = connection.resumedSession
+            core.handshakes.withLock { resumed ? ($0.resumed += 1) : ($0.full += 1) }
+        }
+        ready(connection)
+    }
     func connection(_ connection: Connection, read bytes: UnsafeRawBufferPointer) { read(bytes) }
     func connectionWritable(_ connection: Connection) { writable() }
     func connectionClosed(_ connection: Connection, error: ConnectionError?) { closed(connection, error) }

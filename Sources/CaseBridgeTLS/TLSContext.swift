@@ -1,4 +1,5 @@
 internal import COpenSSL
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,6 +17,11 @@ public final class TLSContext: @unchecked Sendable {
     let context: OpaquePointer
     /// The trust domain as a C string, read by the verify callback through the context's app data.
     private let trustDomainC: UnsafeMutablePointer<CChar>
+    /// Client side: TLS 1.3 sessions (tickets) to resume, by peer, each used once, newest last.
+    /// A reconnect that resumes skips the certificate exchange and both signatures.
+    private let sessions = Mutex<[String: [KeptSession]]>([:])
+    /// Tickets kept per peer: one per connection that may reconnect at once.
+    static let sessionsPerPeer = 4
 
     public init(_ side: Side, configuration: TLSConfiguration) throws(TLSError) {
         self.side = side
@@ -30,6 +36,7 @@ public final class TLSContext: @unchecked Sendable {
     }
 
     deinit {
+        sessions.withLock { $0.values.joined().forEach { SSL_SESSION_free($0.session) } }
         SSL_CTX_free(context)
         free(trustDomainC)
     }
@@ -71,6 +78,12 @@ public final class TLSContext: @unchecked Sendable {
             break
         case .server:
             SSL_CTX_set_alpn_select_cb(context, selectH2, nil)
+            // One ticket per handshake (OpenSSL sends two by default): a node reconnects on one
+            // connection at a time, and each ticket costs an encryption of the session. OpenSSL
+            // resumes a session with a verified client certificate only within a named context.
+            SSL_CTX_set_num_tickets(context, 1)
+            let name = Array("casebridge-node".utf8)
+            SSL_CTX_set_session_id_context(context, name, UInt32(name.count))
         case .client:
             let protos: [UInt8] = [2, 0x68, 0x32]  // length-prefixed "h2"
             guard SSL_CTX_set_alpn_protos(context, protos, UInt32(protos.count)) == 0 else {
@@ -100,10 +113,30 @@ public final class TLSContext: @unchecked Sendable {
     public var verifiesPeers: Bool { side != .consoleServer }
 
     /// A new SSL object for one connection. The caller owns it (libevent frees it with the connection).
-    package func makeSSL(serverName: String? = nil) throws(TLSError) -> OpaquePointer {
+    /// `resuming`: client side, the peer whose session kept by ``keepSession(of:for:)`` to offer.
+    package func makeSSL(serverName: String? = nil, resuming peer: String? = nil) throws(TLSError) -> OpaquePointer {
         guard let ssl = SSL_new(context) else { throw TLSError(.configuration, "SSL_new: \(OpenSSLErrors.drain())") }
         if let serverName, side == .client { _ = cb_SSL_set_tlsext_host_name(ssl, serverName) }
+        if side == .client, let peer, let session = sessions.withLock({ $0[peer]?.popLast()?.session }) {
+            SSL_set_session(ssl, session)  // takes its own reference
+            SSL_SESSION_free(session)
+        }
         return ssl
+    }
+
+    /// Client side: keeps the session a connection ends with (its newest ticket), to resume the
+    /// next connection to `peer`. A server that reloaded its trust material has new ticket keys
+    /// and answers a stale ticket with a full handshake.
+    package func keepSession(of ssl: OpaquePointer, for peer: String) {
+        guard side == .client, let current = SSL_get1_session(ssl) else { return }
+        defer { SSL_SESSION_free(current) }
+        // A copy: freeing a connection that did not send close_notify marks its session (this
+        // very object) as not resumable.
+        guard SSL_SESSION_is_resumable(current) == 1, let session = SSL_SESSION_dup(current) else { return }
+        sessions.withLock { all in
+            all[peer, default: []].append(KeptSession(session: session))
+            if all[peer]!.count > Self.sessionsPerPeer { SSL_SESSION_free(all[peer]!.removeFirst().session) }
+        }
     }
 
     /// The node identities this side's own certificate states.
@@ -123,6 +156,11 @@ public final class TLSContext: @unchecked Sendable {
         guard let cert = SSL_CTX_get0_certificate(context) else { return nil }
         return Certificates.unixTime(X509_get0_notAfter(cert))
     }
+}
+
+/// An SSL_SESSION the context owns one reference to; OpenSSL sessions may move between threads.
+private struct KeptSession: @unchecked Sendable {
+    let session: OpaquePointer
 }
 
 /// After OpenSSL's own chain checks, the peer's certificate must carry a node identity in our

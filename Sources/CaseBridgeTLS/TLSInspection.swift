@@ -8,6 +8,9 @@ package enum TLSInspection {
         SSL_get0_peer_certificate(ssl).flatMap { Certificates.hex(X509_get0_serialNumber($0)) }
     }
 
+    /// Whether the handshake resumed an earlier session (a TLS 1.3 ticket) instead of a full one.
+    package static func resumed(_ ssl: OpaquePointer) -> Bool { SSL_session_reused(ssl) == 1 }
+
     /// The application protocol the handshake agreed ("h2", "http/1.1"), or nil.
     package static func negotiatedProtocol(_ ssl: OpaquePointer) -> String? {
         var alpn: UnsafePointer<UInt8>? = nil
@@ -31,6 +34,11 @@ package enum TLSInspection {
         }
         guard let cert = SSL_get0_peer_certificate(ssl) else {
             return .failure(TLSError(.noPeerCertificate, "peer presented no certificate"))
+        }
+        // A resumed session was verified when it began, by this same context (a reload brings new
+        // ticket keys, so its CRL and CA applied). Only time has moved on since.
+        if resumed(ssl), X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0 {
+            return .failure(TLSError(.expiredCertificate, "the certificate expired since the session began"))
         }
         let uris = Certificates.uriNames(cert)
         guard let identity = uris.lazy.compactMap(PeerIdentity.init(uri:)).first else {

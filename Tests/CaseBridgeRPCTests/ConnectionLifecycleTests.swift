@@ -140,6 +140,31 @@ struct ConnectionLifecycleTests {
         await server.server.shutdown()
     }
 
+    @Test("a channel that reconnects resumes its TLS session; after the server reloads, a full handshake")
+    func sessionResumption() async throws {
+        let server = try TestServer { $0.idleTimeout = .milliseconds(300) }
+        let channel = try server.channel()
+        /// One call, then the server's idle close, seen through by both sides; then the server's
+        /// count of handshakes, full and resumed, since it started.
+        func callThenIdle(expecting full: Int, _ resumed: Int) async throws {
+            _ = try await channel.unary(GRPCTesting.TestService.emptyCall, GRPCTesting.Empty())
+            for _ in 0..<150 where server.server.openConnections > 0 { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(server.server.openConnections == 0)
+            #expect(server.server.handshakes.full == full && server.server.handshakes.resumed == resumed)
+        }
+        try await callThenIdle(expecting: 1, 0)
+        try await callThenIdle(expecting: 1, 1)
+        // New trust material brings new ticket keys: the kept ticket is refused, a full handshake follows.
+        server.server.replaceTLS(try TLSContext(.server, configuration: Federation.configuration(node: "ncct"))) {
+            _,
+            _ in nil
+        }
+        try await callThenIdle(expecting: 2, 1)
+        try await callThenIdle(expecting: 2, 2)
+        channel.close()
+        await server.server.shutdown()
+    }
+
     @Test("the connection limit refuses the connection over it; the others keep working")
     func connectionLimit() async throws {
         let server = try TestServer { $0.maxConnections = 2 }
