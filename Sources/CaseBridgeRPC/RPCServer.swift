@@ -15,7 +15,7 @@ public struct RPCServerConfiguration: Sendable {
     public var localPeer: PeerIdentity? = nil
     /// Event loop threads; 0 means one per core.
     public var loopThreads = 0
-    /// Threads that run handlers (decoding, SQLite); 0 means two per core, at least four.
+    /// Threads that run handlers (decoding, SQLite); 0 means one per core, at least two.
     public var workerThreads = 0
     /// Sockets open at once, those in their handshake and those closing included.
     public var maxConnections = 4096
@@ -76,7 +76,9 @@ public final class RPCServer: Sendable {
             threads: configuration.loopThreads == 0 ? cores : configuration.loopThreads,
             name: "cb-server"
         )
-        let workerThreads = configuration.workerThreads == 0 ? max(4, 2 * cores) : configuration.workerThreads
+        // One per core: more threads than cores made every hand-off a contended lock and a context
+        // switch (4 on 2 cores cost a health check 106 µs of CPU, 2 cost 45 µs: Benchmarks/README.md).
+        let workerThreads = configuration.workerThreads == 0 ? max(2, cores) : configuration.workerThreads
         let workers = WorkerPool(threads: workerThreads)
         let core = ServerCore(
             configuration: configuration,
