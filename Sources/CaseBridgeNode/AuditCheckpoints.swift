@@ -45,19 +45,15 @@ final class AuditCheckpoints: Sendable {
         let (entries, hash) = try tracker.store.read { try $0.auditHead() }
         guard entries > 0 else { return nil }
         if let newest = try tracker.store.read({ try $0.ownCheckpoints(after: entries - 1, limit: 1) }).first {
-            var signed = SignedCheckpoint()
-            (signed.checkpoint, signed.signature) = (newest.checkpoint, newest.signature)
-            return signed
+            return SignedCheckpoint(newest.checkpoint, signature: newest.signature)
         }
         var checkpoint = AuditCheckpoint()
         checkpoint.node = tracker.me.id
         checkpoint.entries = UInt64(entries)
         checkpoint.headSha256 = Digest.hex(hash)
         checkpoint.atMs = Clock.nowMs()
-        var signed = SignedCheckpoint()
-        signed.checkpoint = try ProtoCodec.encode(checkpoint)
-        signed.signature = try signer.sign(signed.checkpoint)
-        let (atMs, made) = (checkpoint.atMs, signed)
+        let encoded = try ProtoCodec.encode(checkpoint)
+        let (atMs, made) = (checkpoint.atMs, SignedCheckpoint(encoded, signature: try signer.sign(encoded)))
         try await tracker.store.write { db in
             try db.keepOwnCheckpoint(
                 entries: entries,
@@ -173,8 +169,7 @@ final class AuditCheckpoints: Sendable {
             let page = try store.read { try $0.ownCheckpoints(after: after, limit: 500) }
             guard let last = page.last else { return (checked, nil, 0) }
             for row in page {
-                var signed = SignedCheckpoint()
-                (signed.checkpoint, signed.signature) = (row.checkpoint, row.signature)
+                let signed = SignedCheckpoint(row.checkpoint, signature: row.signature)
                 let problem = try compare(signed, node: node, holder: "this node", caPEM: caPEM, in: store)
                 if let problem { return (checked, problem, row.entries) }
                 checked += 1
@@ -233,9 +228,10 @@ final class AuditCheckpoints: Sendable {
         let entries = Int64(checkpoint.entries)
         let held = try tracker.store.read { try $0.newestPeerCheckpoint(caller.id) }
         if let held, entries < held.entries || (entries == held.entries && checkpoint.headSha256 != held.head) {
+            let signedAt = Clock.utc(ms: held.atMs, minutes: true)
             let problem =
                 entries < held.entries
-                ? "this node holds your signed checkpoint of \(held.entries) entries (signed \(Clock.utc(ms: held.atMs, minutes: true)) UTC); "
+                ? "this node holds your signed checkpoint of \(held.entries) entries (signed \(signedAt) UTC); "
                     + "this one has \(entries): your audit log was cut short"
                 : "this node holds your signed checkpoint of \(held.entries) entries with another head hash: "
                     + "your audit log was rewritten"
@@ -259,11 +255,14 @@ final class AuditCheckpoints: Sendable {
             )
         }
         var reply = LodgedCheckpoint()
-        if let held {
-            var previous = SignedCheckpoint()
-            (previous.checkpoint, previous.signature) = (held.checkpoint, held.signature)
-            reply.previous = previous
-        }
+        if let held { reply.previous = SignedCheckpoint(held.checkpoint, signature: held.signature) }
         return reply
+    }
+}
+
+extension SignedCheckpoint {
+    init(_ checkpoint: [UInt8], signature: [UInt8]) {
+        self.init()
+        (self.checkpoint, self.signature) = (checkpoint, signature)
     }
 }

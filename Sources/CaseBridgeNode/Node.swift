@@ -439,7 +439,8 @@ public final class Node: Sendable {
             subject: tracker.me.id,
             outcome: "ok",
             detail: "revoked=\(revoked.count) warnings=\(warnings.count) "
-                + "directory_version=\(tracker.directory.version) peers_added=\(added.map(\.id).joined(separator: ",")) "
+                + "directory_version=\(tracker.directory.version) "
+                + "peers_added=\(added.map(\.id).joined(separator: ",")) "
                 + "peers_removed=\(removed.sorted().joined(separator: ","))"
         )
         logger.notice(

@@ -113,7 +113,7 @@ public final class TLSContext: @unchecked Sendable {
     public var verifiesPeers: Bool { side != .consoleServer }
 
     /// A new SSL object for one connection. The caller owns it (libevent frees it with the connection).
-    /// `resuming`: client side, the peer whose session kept by ``keepSession(of:for:)`` to offer.
+    /// `resuming`: client side, the peer to offer a session to, if ``keepSession(of:for:)`` kept one.
     package func makeSSL(serverName: String? = nil, resuming peer: String? = nil) throws(TLSError) -> OpaquePointer {
         guard let ssl = SSL_new(context) else { throw TLSError(.configuration, "SSL_new: \(OpenSSLErrors.drain())") }
         if let serverName, side == .client { _ = cb_SSL_set_tlsext_host_name(ssl, serverName) }
