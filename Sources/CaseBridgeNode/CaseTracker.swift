@@ -69,25 +69,16 @@ public final class CaseTracker: Sendable {
         }
         try Validation.check(request)
         let body = try bytes ?? ProtoCodec.encode(request)
-        let me = self.me, index = PersonIndex(request)
+        // A sender's retry of a request already committed is answered from a read: the writer, and
+        // the index terms worked out for it, are for new requests.
+        let me = self.me
+        if let receipt = try store.read({ try Self.receiptAgain(for: request, body: body, from: caller, me: me, $0) }) {
+            return receipt
+        }
+        let index = PersonIndex(request)
         let receipt: SubmitReceipt = try await store.write(lane: caller.id, bytes: body.count) { db in
-            if let existing = try db.caseRow(request.requestID) {
-                guard existing.requestingNode == caller.id else {
-                    throw RPCError(.alreadyExists, "request_id is already used by another node")
-                }
-                guard try ProtoCodec.decode(InterventionRequest.self, from: existing.request) == request else {
-                    throw RPCError(
-                        .alreadyExists,
-                        "request_id \(request.requestID) was already used for a request with other content"
-                    )
-                }
-                var receipt = SubmitReceipt.make(
-                    request.requestID,
-                    status: CaseStatus(rawValue: existing.status),
-                    atMs: existing.createdAtMs,
-                    receiver: me.id
-                )
-                receipt.alreadyReceived = true
+            // The same request may have been committed since the read (two retries at once).
+            if let receipt = try Self.receiptAgain(for: request, body: body, from: caller, me: me, db) {
                 return receipt
             }
             let now = Clock.nowMs()
@@ -128,6 +119,39 @@ public final class CaseTracker: Sendable {
         return receipt
     }
 
+    /// The receipt for a request whose id is already committed: the same request again (a retry)
+    /// is answered as received; other content under the same id is refused.
+    private static func receiptAgain(
+        for request: InterventionRequest,
+        body: [UInt8],
+        from caller: DirectoryEntry,
+        me: DirectoryEntry,
+        _ db: Database
+    ) throws -> SubmitReceipt? {
+        guard let existing = try db.caseRow(request.requestID) else { return nil }
+        guard existing.requestingNode == caller.id else {
+            throw RPCError(.alreadyExists, "request_id is already used by another node")
+        }
+        // Byte for byte is the usual retry; another encoding of the same content is one too.
+        let same =
+            try existing.request == body
+            || ProtoCodec.decode(InterventionRequest.self, from: existing.request) == request
+        guard same else {
+            throw RPCError(
+                .alreadyExists,
+                "request_id \(request.requestID) was already used for a request with other content"
+            )
+        }
+        var receipt = SubmitReceipt.make(
+            request.requestID,
+            status: CaseStatus(rawValue: existing.status),
+            atMs: existing.createdAtMs,
+            receiver: me.id
+        )
+        receipt.alreadyReceived = true
+        return receipt
+    }
+
     /// An update from the peer that made it, taken in its sequence order. An update refused for
     /// good still takes its sequence (recorded with the refusal), so the actor's later updates
     /// apply: a conflict never blocks a case.
@@ -144,7 +168,17 @@ public final class CaseTracker: Sendable {
             throw RPCError(.invalidArgument, "skipped_sequences: each must be at least 1 and below sequence")
         }
         let body = try bytes ?? ProtoCodec.encode(update)
-        let tracker = self, persons = PersonIndex(update)
+        let tracker = self
+        // A sender's retry of an update already taken is answered from a read, as a request's is.
+        let taken = try store.read { db -> Result<UpdateReceipt, RPCError>? in
+            guard let recorded = try db.historyEntry(updateID: update.updateID),
+                let row = try db.caseRow(update.caseID, withRequest: false)
+            else { return nil }
+            _ = try tracker.actor(caller, for: row)
+            return try Self.replay(update, recorded: recorded, caseStatus: CaseStatus(rawValue: row.status))
+        }
+        if let taken { return try taken.get() }
+        let persons = PersonIndex(update)
         let outcome: Result<UpdateReceipt, RPCError> = try await store.write(lane: caller.id, bytes: body.count) { db in
             guard let row = try db.caseRow(update.caseID, withRequest: false) else {
                 throw RPCError(.notFound, "no case \(update.caseID)")

@@ -106,7 +106,7 @@ public enum DataKeyFile {
             )
         }
         defer { close(fd) }
-        let text = Sealing.randomBytes(Sealing.keyBytes).map { String(format: "%02x", $0) }.joined() + "\n"
+        let text = Digest.hex(Sealing.randomBytes(Sealing.keyBytes)) + "\n"
         let written = text.utf8CString.withUnsafeBufferPointer { write(fd, $0.baseAddress, $0.count - 1) }
         guard written == text.utf8.count, fsync(fd) == 0 else {
             throw ConfigurationError(file: path, field: "", problem: "cannot write the data key")

@@ -10,11 +10,20 @@ import Synchronization
 /// check them. A reload with a renewed certificate and key signs with them from then on.
 final class ReceiptSigner: Sendable {
     let node: String
-    private let current: Mutex<Signatures.Signer>
+    private struct State {
+        var signer: Signatures.Signer
+        /// Proofs of receipts given again (a sender's retries of what was committed before), by
+        /// statement: the same statement gets the same proof without a new signature.
+        var again: [[UInt8]: [UInt8]] = [:]
+        var order: [[UInt8]] = []
+    }
+    private let state: Mutex<State>
+    /// Statements whose proofs are kept for retries; the oldest goes first.
+    static let keptForRetries = 1_024
 
     init(node: String, certificatePath: String, keyPath: String) throws {
         self.node = node
-        current = Mutex(try Self.load(certificatePath, keyPath))
+        state = Mutex(State(signer: try Self.load(certificatePath, keyPath)))
     }
 
     private static func load(_ certificatePath: String, _ keyPath: String) throws -> Signatures.Signer {
@@ -27,20 +36,22 @@ final class ReceiptSigner: Sendable {
     /// The certificate and key as the files hold them now (a reload).
     func reload(certificatePath: String, keyPath: String) throws {
         let signer = try Self.load(certificatePath, keyPath)
-        current.withLock { $0 = signer }
+        state.withLock { $0 = State(signer: signer) }
     }
 
     /// A detached CMS signature over `content`.
     func sign(_ content: [UInt8]) throws -> [UInt8] {
-        try current.withLock { $0 }.sign(content)
+        try state.withLock { $0.signer }.sign(content)
     }
 
+    /// `again`: the receipt of something committed before, which its sender may ask for many times.
     func sign(
         caseID: String,
         messageID: String,
         message: [UInt8],
         status: CaseStatus,
-        atMs: Int64
+        atMs: Int64,
+        again: Bool = false
     ) throws
         -> SignedReceipt
     {
@@ -53,7 +64,23 @@ final class ReceiptSigner: Sendable {
         statement.atMs = atMs
         var signed = SignedReceipt()
         signed.statement = try ProtoCodec.encode(statement)
-        signed.signature = try sign(signed.statement)
+        guard again else {
+            signed.signature = try sign(signed.statement)
+            return signed
+        }
+        let (signer, kept) = state.withLock { ($0.signer, $0.again[signed.statement]) }
+        if let kept {
+            signed.signature = kept
+            return signed
+        }
+        signed.signature = try signer.sign(signed.statement)
+        state.withLock { state in
+            // A reload since: the proof is made with the old key; keep only proofs of the current one.
+            guard state.signer === signer, state.again[signed.statement] == nil else { return }
+            state.again[signed.statement] = signed.signature
+            state.order.append(signed.statement)
+            if state.order.count > Self.keptForRetries { state.again[state.order.removeFirst()] = nil }
+        }
         return signed
     }
 }

@@ -22,7 +22,8 @@ enum ExchangeService {
                     messageID: receipt.requestID,
                     message: try call.requestBytes ?? ProtoCodec.encode(request),
                     status: receipt.status,
-                    atMs: receipt.receivedAtMs
+                    atMs: receipt.receivedAtMs,
+                    again: receipt.alreadyReceived
                 )
                 return receipt
             }
@@ -35,7 +36,8 @@ enum ExchangeService {
                     messageID: receipt.updateID,
                     message: try call.requestBytes ?? ProtoCodec.encode(update),
                     status: receipt.status,
-                    atMs: receipt.appliedAtMs
+                    atMs: receipt.appliedAtMs,
+                    again: receipt.alreadyApplied
                 )
                 return receipt
             }

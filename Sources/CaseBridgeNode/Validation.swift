@@ -22,24 +22,31 @@ public enum Validation {
         return colon > endpoint.startIndex && (0...65535).contains(port)
     }
 
+    // Formats are checked on UTF-8 bytes: every request is checked, and Character properties are slow.
+    private static func isDigit(_ byte: UInt8) -> Bool { (0x30...0x39).contains(byte) }
+
     public static func isUUID(_ text: String) -> Bool {
-        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-        return parts.map(\.count) == [8, 4, 4, 4, 12]
-            && text.unicodeScalars.allSatisfy { ("0"..."9").contains($0) || ("a"..."f").contains($0) || $0 == "-" }
+        let bytes = Array(text.utf8)
+        guard bytes.count == 36 else { return false }
+        return bytes.indices.allSatisfy { i in
+            i == 8 || i == 13 || i == 18 || i == 23
+                ? bytes[i] == 0x2D : isDigit(bytes[i]) || (0x61...0x66).contains(bytes[i])
+        }
     }
 
     static func isPhone(_ text: String) -> Bool {
-        text.first == "+" && (8...16).contains(text.count) && text.dropFirst().allSatisfy(\.isASCII)
-            && text.dropFirst().allSatisfy(\.isNumber)
+        let bytes = text.utf8
+        return bytes.first == 0x2B && (8...16).contains(bytes.count) && bytes.dropFirst().allSatisfy(isDigit)
     }
 
     static func isPartialDate(_ text: String) -> Bool {
-        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        let parts = text.utf8.split(separator: 0x2D, omittingEmptySubsequences: false)
         guard (1...3).contains(parts.count), parts[0].count == 4, parts.dropFirst().allSatisfy({ $0.count == 2 }),
-            parts.allSatisfy({ $0.allSatisfy(\.isNumber) && $0.allSatisfy(\.isASCII) })
+            parts.allSatisfy({ $0.allSatisfy(isDigit) })
         else { return false }
-        if parts.count >= 2, !(1...12).contains(Int(parts[1])!) { return false }
-        if parts.count == 3, !(1...31).contains(Int(parts[2])!) { return false }
+        let numbers = parts.map { $0.reduce(0) { $0 * 10 + Int($1 - 0x30) } }
+        if parts.count >= 2, !(1...12).contains(numbers[1]) { return false }
+        if parts.count == 3, !(1...31).contains(numbers[2]) { return false }
         return true
     }
 
@@ -69,10 +76,13 @@ public enum Validation {
         guard !request.persons.isEmpty, request.persons.count <= maxPersons else {
             throw invalid("persons", "must name 1 to \(maxPersons) persons (has \(request.persons.count))")
         }
-        guard request.summary.count <= 20_000 else { throw invalid("summary", "longer than 20,000 characters") }
+        // Characters are counted only when the bytes could be too many (counting them is slow).
+        guard request.summary.utf8.count <= 20_000 || request.summary.count <= 20_000 else {
+            throw invalid("summary", "longer than 20,000 characters")
+        }
         var refs = Set<String>()
         for (i, person) in request.persons.enumerated() {
-            try check(person, field: "persons[\(i)]")
+            if let (name, problem) = problem(in: person) { throw invalid("persons[\(i)].\(name)", problem) }
             guard refs.insert(person.personRef).inserted else {
                 throw invalid("persons[\(i)].person_ref", "used twice in the request")
             }
@@ -84,9 +94,9 @@ public enum Validation {
         }
     }
 
-    static func check(_ person: Person, field: String) throws(RPCError) {
+    static func check(_ person: Person, field: @autoclosure () -> String) throws(RPCError) {
         if let (name, problem) = problem(in: person) {
-            throw RPCError(.invalidArgument, "\(field).\(name): \(problem)")
+            throw RPCError(.invalidArgument, "\(field()).\(name): \(problem)")
         }
     }
 

@@ -1,5 +1,6 @@
 import CaseBridgeProto
 import CaseBridgeRPC
+import CaseBridgeTLS
 import Foundation
 import Testing
 import TestSupport
@@ -8,6 +9,60 @@ import TestSupport
 /// the audit entry.
 @Suite("Refused node calls", .serialized)
 struct NodeRefusalTests {
+    @Test(
+        "a request sent again gets the same receipt and proof; other content, or another embassy, under its id does not"
+    )
+    func requestSentAgain() async throws {
+        let federation = try TestFederation()
+        for node in federation.nodes { try await federation.start(node) }
+        let asEmbassy = try federation.peerChannel(to: "ncct", as: "embassy-id")
+        let otherEmbassy = try federation.peerChannel(to: "ncct", as: "embassy-cn")
+        defer { [asEmbassy, otherEmbassy].forEach { $0.close() } }
+        var request = Make.request(persons: 2)
+        request.requestID = UUID().uuidString.lowercased()
+        request.originNode = "embassy-id"
+
+        let first = try await asEmbassy.unary(CaseExchange.submitRequest, request)
+        let again = try await asEmbassy.unary(CaseExchange.submitRequest, request)
+        let third = try await asEmbassy.unary(CaseExchange.submitRequest, request)
+        #expect(!first.alreadyReceived && again.alreadyReceived && third.alreadyReceived)
+        #expect(again.receivedAtMs == first.receivedAtMs && again.status == first.status)
+        // A retry's proof says what the first said, and holds.
+        let statement = try ProtoCodec.decode(ReceiptStatement.self, from: try #require(again.signed).statement)
+        #expect(statement.atMs == first.receivedAtMs && statement.messageID == request.requestID)
+        #expect(third.signed == again.signed)
+        let ca = try String(contentsOf: TestFederation.certs.appendingPathComponent("ca.pem"), encoding: .utf8)
+        for receipt in [first, again] {
+            let signed = try #require(receipt.signed)
+            #expect(
+                try Signatures.verify(signed.signature, content: signed.statement, caPEM: ca).contains {
+                    $0.hasSuffix("/ncct")
+                }
+            )
+        }
+        #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM cases") == ["1"])
+        #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM inbox") == ["1"])
+        #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM audit WHERE event = 'request.received'") == ["1"])
+
+        // Once acknowledged, a retry's receipt carries the case's status now.
+        let ncct = federation.console("ncct")
+        defer { ncct.close() }
+        _ = try await ncct.unary(Console.applyChange, Make.status(request.requestID, .acknowledged))
+        let later = try await asEmbassy.unary(CaseExchange.submitRequest, request)
+        #expect(later.alreadyReceived && later.status == .acknowledged && later.signed != again.signed)
+
+        var altered = request
+        altered.summary += " (changed)"
+        let changed = await captureError { _ = try await asEmbassy.unary(CaseExchange.submitRequest, altered) }
+        #expect(changed?.code == .alreadyExists && changed?.message.contains("other content") == true)
+        var taken = request
+        taken.originNode = "embassy-cn"
+        let elsewhere = await captureError { _ = try await otherEmbassy.unary(CaseExchange.submitRequest, taken) }
+        #expect(elsewhere?.code == .alreadyExists && elsewhere?.message.contains("another node") == true)
+        #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM cases") == ["1"])
+        federation.stopAll()
+    }
+
     @Test("wrong role, wrong origin, illegal transition, sequence gap, unknown case, malformed request")
     func refusals() async throws {
         let federation = try TestFederation()
