@@ -114,6 +114,34 @@ def measured(pid, run, warmup=WARMUP):
     return result, cpu_seconds(pid) - mark.get("start", 0)
 
 
+def settle(pid, quiet_s=0.03):
+    """Waits until the process uses less than `quiet_s` of CPU in a second; returns the seconds waited."""
+    start, before = time.time(), cpu_seconds(pid)
+    while True:
+        time.sleep(1)
+        now = cpu_seconds(pid)
+        if now - before < quiet_s:
+            return round(time.time() - start, 1)
+        before = now
+
+
+def written(pid):
+    """Bytes the process caused to be written to disk (its WAL, checkpoints, logs)."""
+    for line in open(f"/proc/{pid}/io"):
+        if line.startswith("write_bytes:"):
+            return int(line.split()[1])
+    return 0
+
+
+def case_count(federation, node):
+    import sqlite3
+    db = sqlite3.connect(f"file:{federation.folder}/{node}/data/casebridge.sqlite3?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT COUNT(*) FROM cases").fetchone()[0]
+    finally:
+        db.close()
+
+
 def bench(binary, *args):
     out = sh(binary, *args, "--certificate", f"{CERTS}/nodes/embassy-id.pem", "--key", f"{CERTS}/nodes/embassy-id.key",
              "--ca", f"{CERTS}/ca.pem").stdout
@@ -164,9 +192,18 @@ def main():
         endpoint = ["--endpoint", f"127.0.0.1:{federation.ports['ncct']}"]
         print("durable submit...", file=sys.stderr)
         for connections, streams in [(1, 1), (16, 32)]:
+            cases_before, cpu_before, written_before = case_count(federation, "ncct"), cpu_seconds(ncct), written(ncct)
             row, cpu = measured(ncct, lambda: bench(generator, "submit", *endpoint, "--connections", str(connections),
                                                     "--streams", str(streams), "--seconds", str(SECONDS)))
             add(row, cpu, ncct)
+            # Duplicate detection runs behind a flood of new cases, at a lower priority: its catching up
+            # counts too (and must not land in the next row's window).
+            row["settle_s"] = settle(ncct)
+            cases = max(1, case_count(federation, "ncct") - cases_before)
+            row["settled_cpu_us_per_case"] = round((cpu_seconds(ncct) - cpu_before) * 1e6 / cases, 1)
+            row["written_kib_per_case"] = round((written(ncct) - written_before) / 1024 / cases, 1)
+            print(f"    settled after {row['settle_s']} s: {row['settled_cpu_us_per_case']} µs CPU and "
+                  f"{row['written_kib_per_case']} KiB written to disk per case in all", file=sys.stderr)
 
         row, cpu = measured(ncct, lambda: bench(generator, "submit", *endpoint, "--connections", "16", "--streams", "32",
                                                 "--seconds", str(SECONDS), "--replay"))

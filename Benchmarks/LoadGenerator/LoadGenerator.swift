@@ -91,7 +91,9 @@ let silent: Logger = {
 }()
 
 /// A unique ~550-byte request: 2 persons and a 300-character summary (or `persons` persons whose
-/// names are padded to `nameBytes`, for large valid requests).
+/// names are padded to `nameBytes`, for large valid requests). Each person is someone new (name,
+/// date of birth, phone), as in a real day's requests: identical persons in every request made
+/// every request a likely duplicate of fifty others, and every index term a common one.
 func benchmarkRequest(origin: String, persons: Int = 2, nameBytes: Int = 0) -> InterventionRequest {
     var request = InterventionRequest()
     request.requestID = UUID().uuidString.lowercased()
@@ -101,11 +103,16 @@ func benchmarkRequest(origin: String, persons: Int = 2, nameBytes: Int = 0) -> I
     request.persons = (1...max(1, persons)).map { i in
         var person = Person()
         person.personRef = "P\(i)"
-        let name = "Benchmark Person \(i)"
+        let name = "\(syntheticWord()) \(syntheticWord()) \(syntheticWord())"
         person.fullName = name + String(repeating: "x", count: max(0, nameBytes - name.utf8.count))
         person.nationality = "ID"
-        person.dateOfBirth = "1995-0\(i % 9 + 1)-1\(i % 9 + 1)"
-        person.phone = "+6281200000\(i)"
+        person.dateOfBirth = String(
+            format: "%04d-%02d-%02d",
+            Int.random(in: 1965...2008),
+            Int.random(in: 1...12),
+            Int.random(in: 1...28)
+        )
+        person.phone = "+62812" + String(format: "%07d", Int.random(in: 0..<10_000_000))
         return person
     }
     var location = Location()
@@ -115,6 +122,16 @@ func benchmarkRequest(origin: String, persons: Int = 2, nameBytes: Int = 0) -> I
     request.summary = String(repeating: "Benchmark summary text. ", count: 13).prefix(300).description
     request.createdAtMs = Int64(Date().timeIntervalSince1970 * 1000)
     return request
+}
+
+/// A made-up name word of two or three syllables (about 10,000 of them).
+func syntheticWord() -> String {
+    let syllables = [
+        "ka", "ri", "na", "to", "su", "wa", "di", "ma", "ye", "lo", "pu", "sen", "tar", "bu", "ha",
+        "ni", "go", "ra", "de", "an", "wi",
+    ]
+    let word = (0..<Int.random(in: 2...3)).map { _ in syllables.randomElement()! }.joined()
+    return word.prefix(1).uppercased() + word.dropFirst()
 }
 
 /// A value several tasks read and change.
