@@ -33,8 +33,14 @@ public struct PersonKey: Sendable, Equatable {
     public static let maxNameCharacters = 128
     public static let maxNameWords = 12
 
-    public init(_ traits: PersonTraits) {
-        names = traits.names.prefix(Self.maxNames).map(Self.words).filter { !$0.isEmpty }
+    public init(_ traits: PersonTraits) { self.init(traits, names: true) }
+
+    /// A key without names: enough for `Likeness.couldBeLikely`, which rules most candidates out
+    /// before their names are transliterated and compared (the costly part).
+    public static func withoutNames(_ traits: PersonTraits) -> PersonKey { PersonKey(traits, names: false) }
+
+    private init(_ traits: PersonTraits, names withNames: Bool) {
+        names = withNames ? traits.names.prefix(Self.maxNames).map(Self.words).filter { !$0.isEmpty } : []
         dateOfBirth = traits.dateOfBirth.trimmingCharacters(in: " ")
         document = String(traits.document.uppercased().filter { $0.isASCII && ($0.isLetter || $0.isNumber) })
         let digits = traits.phone.filter { $0.isASCII && $0.isNumber }
@@ -82,9 +88,34 @@ public struct Likeness: Sendable, Equatable {
         var conflicting: [Field] = []
         let names = Self.nameSimilarity(a.names, b.names)
         if names >= 0.85 {
-            score += 0.6 * names
+            score += Self.nameWeight * names
             agreeing.append(.name)
         }
+        Self.weigh(a, b, &score, &agreeing, &conflicting)
+        self.score = min(1, max(0, score))
+        self.agreeing = agreeing
+        self.conflicting = conflicting
+    }
+
+    /// What names that agree fully add to the score (a name's likeness is at most 1).
+    static let nameWeight = 0.6
+
+    /// Whether `a` and `b` could be a likely match were their names the same: the date of birth,
+    /// document and phone alone decide that for most candidates (the same year, another day).
+    public static func couldBeLikely(_ a: PersonKey, _ b: PersonKey) -> Bool {
+        var score = nameWeight, agreeing: [Field] = [], conflicting: [Field] = []
+        weigh(a, b, &score, &agreeing, &conflicting)
+        return min(1, score) >= threshold
+    }
+
+    /// The evidence of the fields other than names, added in this order.
+    private static func weigh(
+        _ a: PersonKey,
+        _ b: PersonKey,
+        _ score: inout Double,
+        _ agreeing: inout [Field],
+        _ conflicting: inout [Field]
+    ) {
         if !a.dateOfBirth.isEmpty, !b.dateOfBirth.isEmpty {
             if a.dateOfBirth == b.dateOfBirth {
                 score += a.dateOfBirth.count == 10 ? 0.25 : 0.1
@@ -111,9 +142,6 @@ public struct Likeness: Sendable, Equatable {
             score += 0.3
             agreeing.append(.phone)
         }
-        self.score = min(1, max(0, score))
-        self.agreeing = agreeing
-        self.conflicting = conflicting
     }
 
     /// The best likeness of any name of one person to any name of the other: words paired up
@@ -123,8 +151,9 @@ public struct Likeness: Sendable, Equatable {
     /// together ("Thi Huong" and "Thihuong", "Wei Lei" and "Weilei").
     static func nameSimilarity(_ a: [[String]], _ b: [[String]]) -> Double {
         var best = 0.0
+        let others = b.flatMap(joinings)
         for x in a.flatMap(joinings) {
-            for y in b.flatMap(joinings) { best = max(best, wordsSimilarity(x, y)) }
+            for y in others { best = max(best, wordsSimilarity(x, y)) }
         }
         return best
     }

@@ -82,7 +82,9 @@ extension CaseTracker {
                 }
                 guard let otherPerson = others[candidate.caseID]?.first(where: { $0.personRef == candidate.personRef })
                 else { continue }
-                let likeness = Likeness(key, PersonKey(traits(otherPerson)))
+                let theirs = traits(otherPerson)
+                guard Likeness.couldBeLikely(key, PersonKey.withoutNames(theirs)) else { continue }
+                let likeness = Likeness(key, PersonKey(theirs))
                 guard likeness.isLikely else { continue }
                 matches.append(
                     MatchRow(

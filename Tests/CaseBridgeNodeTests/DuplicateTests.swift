@@ -60,6 +60,38 @@ struct DuplicateTests {
         #expect(!score(huong, PersonTraits(names: ["Tran Van Nam"], dateOfBirth: "1998-04-12")).isLikely)
     }
 
+    @Test("the check before names never rules out a likely match, and rules out a namesake born another day")
+    func checkBeforeNames() {
+        let births = ["", "1998", "1998-04", "1998-04-12", "1998-04-13", "1991-11-02"]
+        let documents = ["", "C1234567", "C7654321"]
+        let phones = ["", "+84912345678", "+84900000000"]
+        let names = [["Nguyen Thi Huong"], ["Huong Thi Nguyen"], ["Nguyen Thi Houng"], ["Tran Van Nam"], []]
+        var people: [PersonTraits] = []
+        for name in names {
+            for born in births {
+                for document in documents {
+                    for phone in phones {
+                        people.append(PersonTraits(names: name, dateOfBirth: born, document: document, phone: phone))
+                    }
+                }
+            }
+        }
+        let keys = people.map(PersonKey.init), facts = people.map(PersonKey.withoutNames)
+        var ruledOut = 0
+        for a in keys.indices.prefix(90) {
+            for b in keys.indices {
+                let could = Likeness.couldBeLikely(keys[a], facts[b])
+                #expect(could || !Likeness(keys[a], keys[b]).isLikely, "\(people[a]) ~ \(people[b])")
+                if !could { ruledOut += 1 }
+            }
+        }
+        #expect(ruledOut > 0)
+        // The usual candidate found by year of birth and a name word: the same name, born another day.
+        let huong = PersonKey(PersonTraits(names: ["Nguyen Thi Huong"], dateOfBirth: "1998-04-12"))
+        let namesake = PersonTraits(names: ["Nguyen Thi Huong"], dateOfBirth: "1998-07-30")
+        #expect(!Likeness.couldBeLikely(huong, PersonKey.withoutNames(namesake)))
+    }
+
     @Test("a name of thousands of words is indexed and compared by its first words, as a real name is")
     func boundedNames() {
         let padding = String(repeating: " x", count: 5_000)
