@@ -23,6 +23,15 @@ static inline int cb_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version) { 
 static inline int cb_SSL_CTX_set_max_proto_version(SSL_CTX *ctx, int version) { return (int)SSL_CTX_set_max_proto_version(ctx, version); }
 // SSL_CTX_set_mode is a macro over SSL_CTX_ctrl.
 static inline long cb_SSL_CTX_set_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_mode(ctx, mode); }
+
+// TLS 1.3 tickets that name a session kept in the server's own cache (of at most `size` sessions),
+// instead of carrying the session encrypted: no session (with its client certificate) is encoded and
+// decoded again for each ticket issued or presented.
+static inline void cb_SSL_CTX_use_stateful_tickets(SSL_CTX *ctx, long size) {
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    SSL_CTX_sess_set_cache_size(ctx, size);
+}
 // SSL_set_tlsext_host_name is a macro over SSL_ctrl.
 static inline int cb_SSL_set_tlsext_host_name(SSL *ssl, const char *name) { return (int)SSL_set_tlsext_host_name(ssl, name); }
 // sk_GENERAL_NAME_num and sk_GENERAL_NAME_value are generated macros.

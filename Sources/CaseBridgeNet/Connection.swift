@@ -373,6 +373,9 @@ public final class Connection: @unchecked Sendable {
             }
         }
         if ready, let ssl, let (tls, peer) = resumption { tls.keepSession(of: ssl, for: peer) }
+        if ready, let ssl, expectedPeer == nil, error == nil || [.closedByPeer, .idle].contains(error!.code) {
+            TLSContext.endedInOrder(ssl)
+        }
         resumption = nil
         bufferevent_free(bev)  // also SSL_free and close(fd): BEV_OPT_CLOSE_ON_FREE
         socketClosed?()

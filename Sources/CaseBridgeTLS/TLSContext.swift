@@ -22,6 +22,9 @@ public final class TLSContext: @unchecked Sendable {
     private let sessions = Mutex<[String: [KeptSession]]>([:])
     /// Tickets kept per peer: one per connection that may reconnect at once.
     static let sessionsPerPeer = 4
+    /// Server side: sessions kept for tickets (a few KiB each, with the peer's certificate); past
+    /// this the oldest goes, and its ticket makes a full handshake.
+    static let sessionsKept = 1_024
 
     public init(_ side: Side, configuration: TLSConfiguration) throws(TLSError) {
         self.side = side
@@ -79,9 +82,13 @@ public final class TLSContext: @unchecked Sendable {
         case .server:
             SSL_CTX_set_alpn_select_cb(context, selectH2, nil)
             // One ticket per handshake (OpenSSL sends two by default): a node reconnects on one
-            // connection at a time, and each ticket costs an encryption of the session. OpenSSL
-            // resumes a session with a verified client certificate only within a named context.
+            // connection at a time. OpenSSL resumes a session with a verified client certificate only
+            // within a named context. Tickets name sessions kept here (a reload makes a new context,
+            // so a new cache): a ticket that carried the session cost a full handshake a tenth of its
+            // CPU (OpenSSL 3.0 encodes the session, decodes it again, client certificate and all),
+            // and a resumption as much again. A node has a few peers, each keeping 4 tickets.
             SSL_CTX_set_num_tickets(context, 1)
+            cb_SSL_CTX_use_stateful_tickets(context, Self.sessionsKept)
             let name = Array("casebridge-node".utf8)
             SSL_CTX_set_session_id_context(context, name, UInt32(name.count))
         case .client:
@@ -137,6 +144,13 @@ public final class TLSContext: @unchecked Sendable {
             all[peer, default: []].append(KeptSession(session: session))
             if all[peer]!.count > Self.sessionsPerPeer { SSL_SESSION_free(all[peer]!.removeFirst().session) }
         }
+    }
+
+    /// Server side: a connection that ended in order (either side closed it, or it idled out) keeps
+    /// its session for the ticket it issued. OpenSSL drops a cached session whose connection is
+    /// freed without a close_notify, as after an error; few peers send one before closing.
+    package static func endedInOrder(_ ssl: OpaquePointer) {
+        SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN)
     }
 
     /// The node identities this side's own certificate states.
