@@ -45,14 +45,18 @@ extension Database {
         maxPersonsPerTerm: Int
     ) throws(StoreError) {
         guard let sealer else { throw StoreError("this connection was opened without the data key") }
+        // One statement a term (the count and the insert): each new person has a dozen terms.
+        let insert = """
+            INSERT OR IGNORE INTO match_terms (term, case_id, person_ref)
+            SELECT ?1, ?2, ?3 WHERE (SELECT COUNT(*) FROM (SELECT 1 FROM match_terms WHERE term = ?1 LIMIT ?4)) <= ?5
+            """
         for term in terms {
-            let hash = sealer.indexTerm(term)
-            let sharedBy = "SELECT COUNT(*) FROM (SELECT 1 FROM match_terms WHERE term = ? LIMIT ?)"
-            let held = try first(sharedBy, [.blob(hash), .int(Int64(maxPersonsPerTerm) + 1)])
-            guard (held?.int(0) ?? 0) <= maxPersonsPerTerm else { continue }
             try query(
-                "INSERT OR IGNORE INTO match_terms (term, case_id, person_ref) VALUES (?, ?, ?)",
-                [.blob(hash), .text(caseID), .text(personRef)]
+                insert,
+                [
+                    .blob(sealer.indexTerm(term)), .text(caseID), .text(personRef), .int(Int64(maxPersonsPerTerm) + 1),
+                    .int(Int64(maxPersonsPerTerm)),
+                ]
             )
         }
     }
