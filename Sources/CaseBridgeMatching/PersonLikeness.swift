@@ -57,7 +57,9 @@ public struct PersonKey: Sendable, Equatable {
 
 extension String {
     fileprivate func trimmingCharacters(in set: Character) -> String {
-        String(drop { $0 == set }.reversed().drop { $0 == set }.reversed())
+        // Most values have nothing to trim; rebuilding a string through reversed views is slow.
+        guard first == set || last == set else { return self }
+        return String(drop { $0 == set }.reversed().drop { $0 == set }.reversed())
     }
 }
 
