@@ -9,6 +9,9 @@ public enum Signatures {
         // Read-only after init; OpenSSL's signing with them is safe from several threads.
         private let cert: OpaquePointer
         private let key: OpaquePointer
+        /// For an EC key: the parts of the SignedData that are the same in every signature (the
+        /// certificate, the signer's issuer and serial number), encoded once.
+        private let template: DetachedSignedData?
 
         public init(certificatePEM: String, keyPEM: String) throws(TLSError) {
             cert = try PEMObjects.certificate(certificatePEM)
@@ -16,6 +19,7 @@ public enum Signatures {
                 X509_free(cert)
                 throw error
             }
+            template = EVP_PKEY_get_base_id(key) == EVP_PKEY_EC ? DetachedSignedData(cert) : nil
         }
 
         deinit {
@@ -25,6 +29,32 @@ public enum Signatures {
 
         /// Signs `content`; the certificate goes inside the signature.
         public func sign(_ content: [UInt8]) throws(TLSError) -> [UInt8] {
+            if let template {
+                // The same DER as CMS_sign's, without its general machinery: that cost as much as the
+                // ECDSA signature itself, once per receipt.
+                let attributes = template.signedAttributes(digest: Digest.sha256(content), at: time(nil))
+                return template.encode(attributes: attributes, signature: try ecdsaSignature(over: attributes))
+            }
+            return try cmsSign(content)
+        }
+
+        /// ECDSA with SHA-256 over the signed attributes, DER-encoded as a SET (RFC 5652, 5.4).
+        private func ecdsaSignature(over attributes: [UInt8]) throws(TLSError) -> [UInt8] {
+            let signed = DER.element(0x31, attributes)
+            guard let context = EVP_MD_CTX_new() else { throw TLSError(.configuration, "no digest context") }
+            defer { EVP_MD_CTX_free(context) }
+            var length = 0
+            guard EVP_DigestSignInit(context, nil, EVP_sha256(), nil, key) == 1,
+                EVP_DigestSign(context, nil, &length, signed, signed.count) == 1
+            else { throw TLSError(.configuration, "signing failed: \(OpenSSLErrors.drain())") }
+            var signature = [UInt8](repeating: 0, count: length)
+            guard EVP_DigestSign(context, &signature, &length, signed, signed.count) == 1 else {
+                throw TLSError(.configuration, "signing failed: \(OpenSSLErrors.drain())")
+            }
+            return Array(signature.prefix(length))
+        }
+
+        private func cmsSign(_ content: [UInt8]) throws(TLSError) -> [UInt8] {
             guard let input = BIO_new_mem_buf(content, Int32(content.count)) else {
                 throw TLSError(.configuration, OpenSSLErrors.drain())
             }
@@ -34,14 +64,9 @@ public enum Signatures {
                 throw TLSError(.configuration, "signing failed: \(OpenSSLErrors.drain())")
             }
             defer { CMS_ContentInfo_free(cms) }
-            let length = i2d_CMS_ContentInfo(cms, nil)
-            guard length > 0 else { throw TLSError(.configuration, "signature encoding failed") }
-            var der = [UInt8](repeating: 0, count: Int(length))
-            let written = der.withUnsafeMutableBufferPointer { buffer -> Int32 in
-                var cursor: UnsafeMutablePointer<UInt8>? = buffer.baseAddress
-                return i2d_CMS_ContentInfo(cms, &cursor)
+            guard let der = DER.encoded({ i2d_CMS_ContentInfo(cms, $0) }) else {
+                throw TLSError(.configuration, "signature encoding failed")
             }
-            guard written == length else { throw TLSError(.configuration, "signature encoding failed") }
             return der
         }
     }
@@ -146,5 +171,99 @@ public enum Signatures {
         return (0..<cb_x509_stack_count(signers)).flatMap { index in
             cb_x509_stack_value(signers, index).map { Certificates.uriNames($0) } ?? []
         }
+    }
+}
+
+/// A detached CMS SignedData (RFC 5652) by one signer with an EC key, as CMS_sign makes it with
+/// CMS_DETACHED | CMS_BINARY | CMS_NOSMIMECAP: SHA-256, ecdsa-with-SHA256, the certificate inside,
+/// the signed attributes content type (data), signing time and message digest.
+struct DetachedSignedData {
+    static let signedData: [UInt8] = [0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x02]
+    static let data: [UInt8] = [0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x01]
+    static let contentType: [UInt8] = [0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09, 0x03]
+    static let messageDigest: [UInt8] = [0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09, 0x04]
+    static let signingTime: [UInt8] = [0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09, 0x05]
+    static let sha256: [UInt8] = DER.element(
+        0x30,
+        [0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01]
+    )
+    static let ecdsaWithSHA256: [UInt8] = DER.element(
+        0x30,
+        [0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x04, 0x03, 0x02]
+    )
+    static let version1: [UInt8] = [0x02, 0x01, 0x01]
+
+    let certificate: [UInt8]
+    let issuerAndSerialNumber: [UInt8]
+
+    init?(_ cert: OpaquePointer) {
+        guard let certificate = DER.encoded({ i2d_X509(cert, $0) }),
+            let issuer = DER.encoded({ i2d_X509_NAME(X509_get_issuer_name(cert), $0) }),
+            let serial = DER.encoded({ i2d_ASN1_INTEGER(X509_get0_serialNumber(cert), $0) })
+        else { return nil }
+        self.certificate = certificate
+        issuerAndSerialNumber = DER.element(0x30, issuer + serial)
+    }
+
+    /// The signed attributes' contents, in DER's order for a SET OF (by their encodings).
+    func signedAttributes(digest: [UInt8], at seconds: time_t) -> [UInt8] {
+        var moment = tm()
+        var now = seconds
+        gmtime_r(&now, &moment)
+        let year = Int(moment.tm_year) + 1900
+        func digits(_ value: Int32) -> [UInt8] { [0x30 + UInt8(value / 10 % 10), 0x30 + UInt8(value % 10)] }
+        // UTCTime for 1950-2049, GeneralizedTime after (RFC 5652, 11.3).
+        let utc = year < 2050
+        var stamp = utc ? [] : digits(Int32(year / 100))
+        stamp += digits(Int32(year % 100)) + digits(moment.tm_mon + 1) + digits(moment.tm_mday)
+        stamp += digits(moment.tm_hour) + digits(moment.tm_min) + digits(moment.tm_sec) + [0x5A]
+        let time = DER.element(utc ? 0x17 : 0x18, stamp)
+        let attributes: [[UInt8]] = [
+            DER.element(0x30, Self.contentType + DER.element(0x31, Self.data)),
+            DER.element(0x30, Self.signingTime + DER.element(0x31, time)),
+            DER.element(0x30, Self.messageDigest + DER.element(0x31, DER.element(0x04, digest))),
+        ]
+        return attributes.sorted { $0.lexicographicallyPrecedes($1) }.flatMap { $0 }
+    }
+
+    func encode(attributes: [UInt8], signature: [UInt8]) -> [UInt8] {
+        let signerInfo = DER.element(
+            0x30,
+            Self.version1 + issuerAndSerialNumber + Self.sha256 + DER.element(0xA0, attributes)
+                + Self.ecdsaWithSHA256 + DER.element(0x04, signature)
+        )
+        let signedData = DER.element(
+            0x30,
+            Self.version1 + DER.element(0x31, Self.sha256) + DER.element(0x30, Self.data)
+                + DER.element(0xA0, certificate) + DER.element(0x31, signerInfo)
+        )
+        return DER.element(0x30, Self.signedData + DER.element(0xA0, signedData))
+    }
+}
+
+/// Just enough DER to write the structures above.
+enum DER {
+    static func element(_ tag: UInt8, _ contents: [UInt8]) -> [UInt8] {
+        let count = contents.count
+        let length: [UInt8] =
+            count < 0x80
+            ? [UInt8(count)]
+            : {
+                let bytes = withUnsafeBytes(of: UInt64(count).bigEndian) { Array($0.drop { $0 == 0 }) }
+                return [0x80 | UInt8(bytes.count)] + bytes
+            }()
+        return [tag] + length + contents
+    }
+
+    /// The DER an OpenSSL i2d function writes, or nil when it fails.
+    static func encoded(_ write: (UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?) -> Int32) -> [UInt8]? {
+        let length = write(nil)
+        guard length > 0 else { return nil }
+        var bytes = [UInt8](repeating: 0, count: Int(length))
+        let written = bytes.withUnsafeMutableBufferPointer { buffer -> Int32 in
+            var cursor: UnsafeMutablePointer<UInt8>? = buffer.baseAddress
+            return write(&cursor)
+        }
+        return written == length ? bytes : nil
     }
 }
