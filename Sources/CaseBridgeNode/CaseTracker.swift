@@ -16,6 +16,9 @@ public final class CaseTracker: Sendable {
     let store: CaseStore
     let logger: Logger
     let changes = Broadcast()
+    /// How far the duplicate scan has read the events, and how far the store has that written
+    /// (nil until the first scan reads it from the store).
+    let duplicateScan = Mutex<(read: Int64, saved: Int64)?>(nil)
     /// Called after a commit that queued a message for this peer.
     let outboxChanged: @Sendable (String) -> Void
 

@@ -23,28 +23,38 @@ extension CaseTracker {
     /// it keeps the work per arriving case bounded when thousands share a value.
     static let maxPersonsPerTerm = 50
 
+    /// Events the duplicate scan reads without a match before it writes how far it has read.
+    static let eventsScannedPerWrite: Int64 = 1_000
+
     /// Compares the cases opened since the last scan with the open cases; returns the matches found.
     @discardableResult
     func scanForDuplicates() async throws -> Int {
         guard me.role == .ncct else { return 0 }
         var found = 0
         while !Task.isCancelled {
-            let (after, through, matches, more) = try store.read { db in
-                let after = try db.duplicatesScannedThrough()
+            let known = duplicateScan.withLock { $0 }
+            let (after, saved, through, matches, more) = try store.read { db in
+                let saved = try known?.saved ?? db.duplicatesScannedThrough()
+                let after = known?.read ?? saved
                 let events = try db.events(after: after, limit: 200)
                 var matches: [MatchRow] = []
                 for event in events where event.kind == CaseEventKind.opened.rawValue {
                     matches += try Self.likelyMatches(of: event.caseID, db)
                 }
-                return (after, events.last?.eventID ?? after, matches, events.count == 200)
+                return (after, saved, events.last?.eventID ?? after, matches, events.count == 200)
             }
-            if through > after {
+            // The cursor is written with the matches found, or after many events without one: cases that
+            // arrive one at a time would otherwise each cost a second commit. After a restart the scan
+            // reads again what it had not written, and finds the same (a match is recorded once).
+            let write = !matches.isEmpty || through - saved >= Self.eventsScannedPerWrite
+            if through > after, write {
                 try await store.write { db in
                     for match in matches { try db.insertMatch(match) }
                     // Kept with their finding time, not audited: the node found them, nobody acted.
                     try db.setDuplicatesScannedThrough(through)
                 }
             }
+            duplicateScan.withLock { $0 = (read: through, saved: write ? through : saved) }
             found += matches.count
             if !more { return found }
         }

@@ -45,13 +45,15 @@ extension Database {
         found_at_ms, decided_by, decided_at_ms
         """
 
-    /// Records a likeness once (the same pair found again changes nothing).
+    /// Records a likeness once: the same pair found again, either way round, changes nothing (a case
+    /// scanned after a later one arrived, or scanned again after a restart, finds it from its side).
     public func insertMatch(_ match: MatchRow) throws(StoreError) {
         try query(
             """
             INSERT OR IGNORE INTO person_matches (case_id, person_ref, other_case_id, other_person_ref, score,
                                                   agreeing, conflicting, found_at_ms)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE NOT EXISTS (SELECT 1 FROM person_matches
+                WHERE case_id = ?3 AND person_ref = ?4 AND other_case_id = ?1 AND other_person_ref = ?2)
             """,
             [
                 .text(match.caseID), .text(match.personRef), .text(match.otherCaseID), .text(match.otherPersonRef),

@@ -256,4 +256,36 @@ struct CaseStoreTests {
             #expect(try found("doc:B2") == 1)
         }
     }
+
+    @Test("a likeness found again, either way round, is recorded once")
+    func matchRecordedOnce() async throws {
+        try await withStore { store, _ in
+            let found = MatchRow(
+                caseID: "case-b",
+                personRef: "A",
+                otherCaseID: "case-a",
+                otherPersonRef: "P1",
+                score: 0.9,
+                agreeing: ["name"],
+                conflicting: [],
+                foundAtMs: 1
+            )
+            var reversed = found
+            (reversed.caseID, reversed.personRef) = (found.otherCaseID, found.otherPersonRef)
+            (reversed.otherCaseID, reversed.otherPersonRef) = (found.caseID, found.personRef)
+            var another = found
+            another.otherPersonRef = "P2"
+            let all = [found, found, reversed, another]
+            try await store.write { db in
+                for match in all { try db.insertMatch(match) }
+            }
+            let rows = try store.read { try $0.matches(state: nil, limit: 10, offset: 0) }
+            #expect(rows.total == 2)
+            #expect(
+                Set(rows.rows.map { "\($0.caseID)/\($0.personRef)~\($0.otherCaseID)/\($0.otherPersonRef)" }) == [
+                    "case-b/A~case-a/P1", "case-b/A~case-a/P2",
+                ]
+            )
+        }
+    }
 }
