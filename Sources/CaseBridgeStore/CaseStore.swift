@@ -46,27 +46,28 @@ public final class CaseStore: Sendable {
         guard fd >= 0 else { throw StoreError("cannot create \(path): \(String(cString: strerror(errno)))") }
         Glibc.close(fd)
         let database = try Database(path: path, readOnly: false, sealer: sealer)
-        // secure_delete: what a row held before it was sealed, or a purged case key, is overwritten, not
-        // left in free pages. Pages of 1 KiB (for a new database): each new case lands on random pages of
-        // its indexes, and a commit writes each page it touched whole, twice (WAL, then checkpoint); a
-        // lone submit wrote 294 KiB with 4 KiB pages, 69 KiB with these.
-        try database.execute(
-            """
-            PRAGMA page_size = 1024; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
-            PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;
-            """
-        )
-        // The writer keeps the hot index pages in memory instead of re-reading them from the WAL
-        // with pread for every batch; checkpoints run every ~16 MiB of WAL, not every 4 MiB (a
-        // database made before 1 KiB pages keeps its 4 KiB ones).
-        let pageBytes = max(512, Int(try database.first("PRAGMA page_size")?.int(0) ?? 4096))
-        try database.execute(
-            "PRAGMA cache_size = -\(max(memory.writerCacheBytes / 1024, 1)); PRAGMA mmap_size = \(memory.mapBytes); "
-                + "PRAGMA wal_autocheckpoint = \(16 << 20 / pageBytes);"
-        )
-        // A damaged file (a torn WAL, a bad disk) is refused at start, not found one read at a time.
+        // A damaged file (a torn WAL, a bad disk) is refused at start, not found one read at a time:
+        // whichever of these statements first reads a damaged page.
         let check: String
         do {
+            // secure_delete: what a row held before it was sealed, or a purged case key, is overwritten,
+            // not left in free pages. Pages of 1 KiB (for a new database): each new case lands on random
+            // pages of its indexes, and a commit writes each page it touched whole, twice (WAL, then
+            // checkpoint); a lone submit wrote 294 KiB with 4 KiB pages, 69 KiB with these.
+            try database.execute(
+                """
+                PRAGMA page_size = 1024; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
+                PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;
+                """
+            )
+            // The writer keeps the hot index pages in memory instead of re-reading them from the WAL
+            // with pread for every batch; checkpoints run every ~16 MiB of WAL, not every 4 MiB (a
+            // database made before 1 KiB pages keeps its 4 KiB ones).
+            let pageBytes = max(512, Int(try database.first("PRAGMA page_size")?.int(0) ?? 4096))
+            try database.execute(
+                "PRAGMA cache_size = -\(max(memory.writerCacheBytes / 1024, 1)); "
+                    + "PRAGMA mmap_size = \(memory.mapBytes); PRAGMA wal_autocheckpoint = \(16 << 20 / pageBytes);"
+            )
             try Migrations.apply(to: database)
             check = try database.first("PRAGMA quick_check")?.text(0) ?? "no answer"
         } catch  where [SQLITE_CORRUPT, SQLITE_NOTADB].contains(error.code & 0xff) {

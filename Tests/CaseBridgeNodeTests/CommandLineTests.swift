@@ -622,9 +622,11 @@ struct CommandLineTests {
         #expect(count.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "1", "\(count.stdout)\(count.stderr)")
 
         // A damaged database is refused at start, with what to do.
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: federation.database("ncct")))
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: federation.database("ncct")))
+        let header = try #require(try handle.read(upToCount: 18))
+        let pageBytes = Int(header[16]) << 8 | Int(header[17])  // the page size, in the file's header
         for page in 1..<4 {  // the headers of pages 2 to 4: what the b-trees are made of
-            try handle.seek(toOffset: UInt64(4096 * page))
+            try handle.seek(toOffset: UInt64(pageBytes * page))
             handle.write(Data(repeating: 0xA5, count: 64))
         }
         try handle.close()
