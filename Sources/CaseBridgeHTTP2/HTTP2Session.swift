@@ -261,8 +261,10 @@ public final class HTTP2Session {
     /// Graceful shutdown, first step (server): tells the client to open no new streams.
     public func submitShutdownNotice() { _ = nghttp2_submit_shutdown_notice(session) }
 
-    /// GOAWAY naming the last stream that will be processed.
+    /// GOAWAY naming the last stream that will be processed. None after the session's own
+    /// too_many_pings GOAWAY: a second would only repeat it without the reason.
     public func submitGoAway(errorCode: UInt32 = NGHTTP2_NO_ERROR.rawValue, lastStreamID: Int32? = nil) {
+        guard !tooManyPings else { return }
         let last = lastStreamID ?? lastProcessedStreamID
         _ = nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, errorCode, nil, 0)
     }
