@@ -373,7 +373,7 @@ public final class Connection: @unchecked Sendable {
             }
         }
         if ready, let ssl, let (tls, peer) = resumption { tls.keepSession(of: ssl, for: peer) }
-        if ready, let ssl, expectedPeer == nil, error == nil || [.closedByPeer, .idle].contains(error!.code) {
+        if ready, let ssl, expectedPeer == nil, error.map({ [.closedByPeer, .idle].contains($0.code) }) ?? true {
             TLSContext.endedInOrder(ssl)
         }
         resumption = nil

@@ -46,8 +46,8 @@ extension CaseTracker {
             // The cursor is written with the matches found, or after many events without one: cases that
             // arrive one at a time would otherwise each cost a second commit. After a restart the scan
             // reads again what it had not written, and finds the same (a match is recorded once).
-            let write = !matches.isEmpty || through - saved >= Self.eventsScannedPerWrite
-            if through > after, write {
+            let write = through > after && (!matches.isEmpty || through - saved >= Self.eventsScannedPerWrite)
+            if write {
                 try await store.write { db in
                     for match in matches { try db.insertMatch(match) }
                     // Kept with their finding time, not audited: the node found them, nobody acted.

@@ -32,7 +32,9 @@ public enum Signatures {
             if let template {
                 // The same DER as CMS_sign's, without its general machinery: that cost as much as the
                 // ECDSA signature itself, once per receipt.
-                let attributes = template.signedAttributes(digest: Digest.sha256(content), at: time(nil))
+                guard let attributes = template.signedAttributes(digest: Digest.sha256(content), at: time(nil)) else {
+                    throw TLSError(.configuration, "signing time encoding failed")
+                }
                 return template.encode(attributes: attributes, signature: try ecdsaSignature(over: attributes))
             }
             return try cmsSign(content)
@@ -205,19 +207,13 @@ struct DetachedSignedData {
         issuerAndSerialNumber = DER.element(0x30, issuer + serial)
     }
 
-    /// The signed attributes' contents, in DER's order for a SET OF (by their encodings).
-    func signedAttributes(digest: [UInt8], at seconds: time_t) -> [UInt8] {
-        var moment = tm()
-        var now = seconds
-        gmtime_r(&now, &moment)
-        let year = Int(moment.tm_year) + 1900
-        func digits(_ value: Int32) -> [UInt8] { [0x30 + UInt8(value / 10 % 10), 0x30 + UInt8(value % 10)] }
-        // UTCTime for 1950-2049, GeneralizedTime after (RFC 5652, 11.3).
-        let utc = year < 2050
-        var stamp = utc ? [] : digits(Int32(year / 100))
-        stamp += digits(Int32(year % 100)) + digits(moment.tm_mon + 1) + digits(moment.tm_mday)
-        stamp += digits(moment.tm_hour) + digits(moment.tm_min) + digits(moment.tm_sec) + [0x5A]
-        let time = DER.element(utc ? 0x17 : 0x18, stamp)
+    /// The signed attributes' contents, in DER's order for a SET OF (by their encodings); nil when
+    /// OpenSSL cannot encode the time.
+    func signedAttributes(digest: [UInt8], at seconds: time_t) -> [UInt8]? {
+        // OpenSSL's time: UTCTime for 1950-2049, GeneralizedTime otherwise, as RFC 5652 wants.
+        guard let stamp = ASN1_TIME_set(nil, seconds) else { return nil }
+        defer { ASN1_TIME_free(stamp) }
+        guard let time = DER.encoded({ i2d_ASN1_TIME(stamp, $0) }) else { return nil }
         let attributes: [[UInt8]] = [
             DER.element(0x30, Self.contentType + DER.element(0x31, Self.data)),
             DER.element(0x30, Self.signingTime + DER.element(0x31, time)),

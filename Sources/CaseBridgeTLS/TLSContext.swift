@@ -132,8 +132,8 @@ public final class TLSContext: @unchecked Sendable {
     }
 
     /// Client side: keeps the session a connection ends with (its newest ticket), to resume the
-    /// next connection to `peer`. A server that reloaded its trust material has new ticket keys
-    /// and answers a stale ticket with a full handshake.
+    /// next connection to `peer`. A server that restarted or reloaded its trust material no longer
+    /// holds the session a ticket names, and answers it with a full handshake.
     package func keepSession(of ssl: OpaquePointer, for peer: String) {
         guard side == .client, let current = SSL_get1_session(ssl) else { return }
         defer { SSL_SESSION_free(current) }

@@ -35,8 +35,8 @@ package enum TLSInspection {
         guard let cert = SSL_get0_peer_certificate(ssl) else {
             return .failure(TLSError(.noPeerCertificate, "peer presented no certificate"))
         }
-        // A resumed session was verified when it began, by this same context (a reload brings new
-        // ticket keys, so its CRL and CA applied). Only time has moved on since.
+        // A resumed session was verified when it began, by this same context (a reload makes a new
+        // one, with an empty session cache, so its CRL and CA applied). Only time has moved on since.
         if resumed(ssl), X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0 {
             return .failure(TLSError(.expiredCertificate, "the certificate expired since the session began"))
         }

@@ -383,11 +383,12 @@ struct CrashAndOutageTests {
         #expect(arrived)
         // The new request did not wait for the taking back to finish: read off the embassy's audit
         // order (its delivery against the cases taken back before it), not off when a poll saw it.
+        let delivered = "SELECT seq FROM audit WHERE event = 'message.delivered' AND subject = '\(urgent)'"
+        #expect(try await federation.eventually { try federation.sql("embassy-id", delivered).count == 1 })
         let takenBeforeDelivery = try federation.sql(
             "embassy-id",
             """
-            SELECT COUNT(*) FROM audit WHERE event = 'case.caught_up' AND seq < (SELECT seq FROM audit
-              WHERE event = 'message.delivered' AND subject = '\(urgent)')
+            SELECT COUNT(*) FROM audit WHERE event = 'case.caught_up' AND seq < (\(delivered))
             """
         )
         #expect(

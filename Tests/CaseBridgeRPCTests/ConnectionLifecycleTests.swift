@@ -154,7 +154,8 @@ struct ConnectionLifecycleTests {
         }
         try await callThenIdle(expecting: 1, 0)
         try await callThenIdle(expecting: 1, 1)
-        // New trust material brings new ticket keys: the kept ticket is refused, a full handshake follows.
+        // New trust material is a new context with no sessions: the kept ticket names none, a full
+        // handshake follows.
         server.server.replaceTLS(try TLSContext(.server, configuration: Federation.configuration(node: "ncct"))) {
             _,
             _ in nil
