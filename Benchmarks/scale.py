@@ -16,7 +16,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import ROOT, Federation, bench, cpu_seconds, memory_kib, sh  # noqa: E402
+from run import ROOT, Federation, bench, cpu_seconds, memory_kib, settle, sh  # noqa: E402
 
 SIZES = [1_000, 10_000, 100_000] + ([1_000_000] if "--million" in sys.argv else [])
 if os.environ.get("SCALE_SIZES"):  # e.g. SCALE_SIZES=30000, to look at one size
@@ -32,7 +32,9 @@ def main():
     subprocess.run(["swift", "build", "-c", "release"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     binary = os.path.join(ROOT, ".build/release/casebridge")
     generator = os.path.join(ROOT, ".build/release/casebridge-bench")
-    federation = Federation(binary)
+    # SCALE_LIMITS='{"database_map_mib": 0}': the same run with other node limits.
+    federation = Federation(binary, limits={**Federation.THROUGHPUT_LIMITS,
+                                            **json.loads(os.environ.get("SCALE_LIMITS", "{}"))})
     results = []
     try:
         pid = federation.start("ncct")
@@ -62,6 +64,8 @@ def main():
                 bench(generator, "submit", "--endpoint", endpoint, *load,
                       "--seconds", f"{max(0.2, missing / 7000):.1f}", "--warmup", "0")
             cases = count()
+            # Duplicate detection runs seconds behind a fill: let it finish, or it lands in the figures.
+            settle(pid)
             sh(binary, "inbox", "--mark-read", "all", "--config", config, env=cli_env)
             views = sh(generator, "views", "--socket", socket, "--token", token).stdout.strip().splitlines()[-1]
             views = json.loads(views)

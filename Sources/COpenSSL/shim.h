@@ -32,6 +32,14 @@ static inline void cb_SSL_CTX_use_stateful_tickets(SSL_CTX *ctx, long size) {
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     SSL_CTX_sess_set_cache_size(ctx, size);
 }
+// SSL_CTX_build_cert_chain is a macro over SSL_CTX_ctrl. The chain sent with this side's certificate,
+// built once (without the CA root, which every peer holds): otherwise OpenSSL builds it again, with CRL
+// checks, in every handshake. A chain that does not verify (an expired certificate) is still sent, as
+// before, for the peer to refuse with a reason.
+static inline int cb_SSL_CTX_build_cert_chain(SSL_CTX *ctx) {
+    return (int)SSL_CTX_build_cert_chain(ctx, SSL_BUILD_CHAIN_FLAG_NO_ROOT | SSL_BUILD_CHAIN_FLAG_IGNORE_ERROR
+                                              | SSL_BUILD_CHAIN_FLAG_CLEAR_ERROR);
+}
 // SSL_set_tlsext_host_name is a macro over SSL_ctrl.
 static inline int cb_SSL_set_tlsext_host_name(SSL *ssl, const char *name) { return (int)SSL_set_tlsext_host_name(ssl, name); }
 // sk_GENERAL_NAME_num and sk_GENERAL_NAME_value are generated macros.

@@ -56,18 +56,18 @@ public final class Connection: @unchecked Sendable {
     private var bev: OpaquePointer?
     /// nil for a plaintext (Unix socket) connection.
     private let ssl: OpaquePointer?
-    private let trustDomain: String
+    /// Kept while the connection lives: OpenSSL's callbacks during its handshake read the context's
+    /// state (trust domain, verified chains), which a reload would otherwise free under them.
+    private let tls: TLSContext?
     private let expectedPeer: PeerIdentity?
-    /// Client side: where the session this connection ends with is kept, for the next one.
-    private var resumption: (tls: TLSContext, peer: String)?
+    /// Client side: the peer the session this connection ends with is kept for, for the next one.
+    private var resumptionKey: String?
     private let timeouts: ConnectionTimeouts
     private let logger: Logger
     private var timer: LoopTimer?
     private var resumeReading: LoopTimer?
     private var ready = false
     private var closing = false
-    /// False on the staff console: no certificate is asked of browsers.
-    private let verifiesPeer: Bool
     /// The connection keeps itself alive while libevent holds its callbacks.
     private var retained: Unmanaged<Connection>?
 
@@ -76,18 +76,16 @@ public final class Connection: @unchecked Sendable {
         bev: OpaquePointer,
         ssl: OpaquePointer?,
         remoteAddress: String,
-        trustDomain: String,
+        tls: TLSContext?,
         expectedPeer: PeerIdentity?,
         timeouts: ConnectionTimeouts,
-        logger: Logger,
-        verifiesPeer: Bool = true
+        logger: Logger
     ) {
-        self.verifiesPeer = verifiesPeer
         self.loop = loop
         self.bev = bev
         self.ssl = ssl
         self.remoteAddress = remoteAddress
-        self.trustDomain = trustDomain
+        self.tls = tls
         self.expectedPeer = expectedPeer
         self.timeouts = timeouts
         self.logger = logger
@@ -133,11 +131,10 @@ public final class Connection: @unchecked Sendable {
             bev: bev,
             ssl: ssl,
             remoteAddress: remoteAddress,
-            trustDomain: tls?.configuration.trustDomain ?? "",
+            tls: tls,
             expectedPeer: nil,
             timeouts: timeouts,
-            logger: logger,
-            verifiesPeer: tls?.verifiesPeers ?? true
+            logger: logger
         )
         connection.delegate = delegate
         connection.onSocketClosed = socketClosed
@@ -178,13 +175,13 @@ public final class Connection: @unchecked Sendable {
             bev: bev,
             ssl: ssl,
             remoteAddress: address.description,
-            trustDomain: tls?.configuration.trustDomain ?? "",
+            tls: tls,
             expectedPeer: expectedPeer,
             timeouts: timeouts,
             logger: logger
         )
         connection.delegate = delegate
-        connection.resumption = tls.map { ($0, resumptionKey) }
+        connection.resumptionKey = resumptionKey
         connection.start()
         let result = address.withSockaddr { bufferevent_socket_connect(bev, $0, $1) }
         if result != 0 {
@@ -300,14 +297,14 @@ public final class Connection: @unchecked Sendable {
             delegate?.connectionReady(self)
             return
         }
-        guard verifiesPeer else {
+        guard let tls, tls.verifiesPeers else {
             // The staff console: people sign in with password and second factor instead.
             ready = true
             timer = nil
             delegate?.connectionReady(self)
             return
         }
-        switch TLSInspection.verifiedPeer(ssl, trustDomain: trustDomain) {
+        switch TLSInspection.verifiedPeer(ssl, trustDomain: tls.configuration.trustDomain) {
         case .failure(let error):
             finish(ConnectionError(error))
         case .success(let identity):
@@ -372,11 +369,11 @@ public final class Connection: @unchecked Sendable {
                 socketClosed = nil
             }
         }
-        if ready, let ssl, let (tls, peer) = resumption { tls.keepSession(of: ssl, for: peer) }
+        if ready, let ssl, let tls, let peer = resumptionKey { tls.keepSession(of: ssl, for: peer) }
         if ready, let ssl, expectedPeer == nil, error.map({ [.closedByPeer, .idle].contains($0.code) }) ?? true {
             TLSContext.endedInOrder(ssl)
         }
-        resumption = nil
+        resumptionKey = nil
         bufferevent_free(bev)  // also SSL_free and close(fd): BEV_OPT_CLOSE_ON_FREE
         socketClosed?()
         if let error {

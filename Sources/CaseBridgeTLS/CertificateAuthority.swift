@@ -17,7 +17,7 @@ public enum CertificateAuthority {
     public static func caCertificate(commonName: String, keyPEM: String, days: Int) throws(TLSError) -> String {
         let key = try PEMObjects.key(keyPEM)
         defer { EVP_PKEY_free(key) }
-        let cert = try newCertificate(commonName: commonName, publicKey: key, days: days)
+        let cert = try newCertificate(commonName: commonName, publicKey: key, lifetime: .seconds(days * 86_400))
         defer { X509_free(cert) }
         X509_set_issuer_name(cert, X509_get_subject_name(cert))
         try addExtensions(
@@ -35,7 +35,7 @@ public enum CertificateAuthority {
     }
 
     /// A node certificate for `spiffe://<trustDomain>/node/<nodeID>`, signed by the CA, for the
-    /// public key of `keyPEM` or of the signing request `csrPEM`.
+    /// public key of `keyPEM` or of the signing request `csrPEM`, valid from now for `lifetime`.
     public static func nodeCertificate(
         nodeID: String,
         trustDomain: String,
@@ -43,7 +43,7 @@ public enum CertificateAuthority {
         caKeyPEM: String,
         keyPEM: String? = nil,
         csrPEM: String? = nil,
-        days: Int
+        validFor lifetime: Duration
     ) throws(TLSError) -> String {
         let identity = PeerIdentity(trustDomain: trustDomain, nodeID: nodeID)
         guard PeerIdentity(uri: identity.uri) == identity else {
@@ -68,7 +68,7 @@ public enum CertificateAuthority {
             throw TLSError(.configuration, "give a key or a signing request")
         }
         defer { EVP_PKEY_free(subjectKey) }
-        let cert = try newCertificate(commonName: nodeID, publicKey: subjectKey, days: days)
+        let cert = try newCertificate(commonName: nodeID, publicKey: subjectKey, lifetime: lifetime)
         defer { X509_free(cert) }
         X509_set_issuer_name(cert, X509_get_subject_name(caCert))
         // The identity is what the CA decides, not what the request asks for.
@@ -151,7 +151,7 @@ public enum CertificateAuthority {
     private static func newCertificate(
         commonName: String,
         publicKey: OpaquePointer,
-        days: Int
+        lifetime: Duration
     ) throws(TLSError) -> OpaquePointer {
         guard let cert = X509_new() else { throw TLSError(.configuration, OpenSSLErrors.drain()) }
         X509_set_version(cert, 2)
@@ -162,7 +162,7 @@ public enum CertificateAuthority {
         BN_to_ASN1_INTEGER(number, X509_get_serialNumber(cert))
         BN_free(number)
         X509_gmtime_adj(X509_getm_notBefore(cert), -300)  // tolerate small clock differences
-        X509_gmtime_adj(X509_getm_notAfter(cert), days * 86_400)
+        X509_gmtime_adj(X509_getm_notAfter(cert), Int(lifetime.components.seconds))
         X509_set_pubkey(cert, publicKey)
         X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_UTF8, commonName, -1, -1, 0)
         return cert

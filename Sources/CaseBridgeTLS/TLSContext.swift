@@ -17,6 +17,8 @@ public final class TLSContext: @unchecked Sendable {
     let context: OpaquePointer
     /// The trust domain as a C string, read by the verify callback through the context's app data.
     private let trustDomainC: UnsafeMutablePointer<CChar>
+    /// Chains verified before, reused by a peer that connects again (OpenSSL's callback argument).
+    private let verifiedChains = VerifiedChains()
     /// Client side: TLS 1.3 sessions (tickets) to resume, by peer, each used once, newest last.
     /// A reconnect that resumes skips the certificate exchange and both signatures.
     private let sessions = Mutex<[String: [KeptSession]]>([:])
@@ -75,7 +77,12 @@ public final class TLSContext: @unchecked Sendable {
             throw TLSError(.configuration, "CA \(c.trustedCAPath): \(OpenSSLErrors.drain())")
         }
         if let crl = c.revocationListPath { try loadRevocationList(crl) }
+        guard cb_SSL_CTX_build_cert_chain(context) > 0 else {
+            throw TLSError(.configuration, "certificate chain \(c.certificateChainPath): \(OpenSSLErrors.drain())")
+        }
         SSL_CTX_set_verify(context, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verifyIdentity)
+        // Unretained: connections keep this context (and so the cache) alive while they handshake.
+        SSL_CTX_set_cert_verify_callback(context, verifyChain, Unmanaged.passUnretained(verifiedChains).toOpaque())
         switch side {
         case .consoleServer:
             break
@@ -108,6 +115,9 @@ public final class TLSContext: @unchecked Sendable {
         var count = 0
         while let crl = PEM_read_bio_X509_CRL(bio, nil, nil, nil) {
             X509_STORE_add_crl(store, crl)
+            if let nextUpdate = Certificates.unixTime(X509_CRL_get0_nextUpdate(crl)) {
+                verifiedChains.revocationList(nextUpdate: nextUpdate)
+            }
             X509_CRL_free(crl)
             count += 1
         }
@@ -115,6 +125,10 @@ public final class TLSContext: @unchecked Sendable {
         guard count > 0 else { throw TLSError(.configuration, "CRL \(path): no CRL in file") }
         X509_STORE_set_flags(store, UInt(X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL))
     }
+
+    /// How many peer certificate chains this context verified in full, and how many handshakes
+    /// reused an earlier verification of the same chain.
+    package var chainVerifications: (verified: Int, reused: Int) { verifiedChains.verifications }
 
     /// Whether connections prove a node identity by certificate (not the staff console).
     public var verifiesPeers: Bool { side != .consoleServer }

@@ -78,7 +78,7 @@ struct IssueCertificate: ParsableCommand {
                 caKeyPEM: caKey,
                 keyPEM: key,
                 csrPEM: request,
-                days: days
+                validFor: .seconds(days * 86_400)
             )
         }
         if let key { try Files.writeNew(key, to: "\(out)/\(nodeId).key", mode: 0o600) }

@@ -161,4 +161,64 @@ struct RefusalTests {
         try await assertStillServing(server)
         await server.server.shutdown()
     }
+
+    @Test("a certificate verified once is taken again without verifying, until it expires; then refused")
+    func verifiedChainExpires() async throws {
+        // A federation of its own, whose client certificate lives for seconds.
+        let folder = try makeTemporaryFolder("short-lived")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let caKey = try CertificateAuthority.newKey()
+        let caCert = try CertificateAuthority.caCertificate(commonName: "Short CA", keyPEM: caKey, days: 1)
+        func issue(_ node: String, for lifetime: Duration) throws -> TLSConfiguration {
+            let key = try CertificateAuthority.newKey()
+            let cert = try CertificateAuthority.nodeCertificate(
+                nodeID: node,
+                trustDomain: Federation.domain,
+                caCertificatePEM: caCert,
+                caKeyPEM: caKey,
+                keyPEM: key,
+                validFor: lifetime
+            )
+            for (name, text) in [("\(node).pem", cert), ("\(node).key", key), ("ca.pem", caCert)] {
+                try text.write(to: folder.appendingPathComponent(name), atomically: true, encoding: .utf8)
+            }
+            return TLSConfiguration(
+                certificateChainPath: folder.appendingPathComponent("\(node).pem").path,
+                privateKeyPath: folder.appendingPathComponent("\(node).key").path,
+                trustedCAPath: folder.appendingPathComponent("ca.pem").path,
+                trustDomain: Federation.domain
+            )
+        }
+        let serverTLS = try TLSContext(.server, configuration: try issue("ncct", for: .seconds(86_400)))
+        let expiry = ContinuousClock.now + .seconds(4)
+        let clientConfiguration = try issue("embassy-id", for: .seconds(4))
+        var router = RPCRouter()
+        InteropService.register(in: &router)
+        let server = try RPCServer(
+            configuration: RPCServerConfiguration(),
+            tls: serverTLS,
+            router: router,
+            logger: testLogger
+        )
+        /// One call on a new connection with a new client context (so no session to resume).
+        func call() async throws {
+            let channel = RPCChannel(
+                endpoint: "127.0.0.1:\(server.port)",
+                target: Federation.identity("ncct"),
+                tls: try TLSContext(.client, configuration: clientConfiguration),
+                logger: testLogger
+            )
+            defer { channel.close() }
+            _ = try await channel.unary(GRPCTesting.TestService.emptyCall, GRPCTesting.Empty())
+        }
+        try await call()
+        #expect(serverTLS.chainVerifications == (verified: 1, reused: 0))
+        try await call()
+        #expect(serverTLS.chainVerifications == (verified: 1, reused: 1))
+        try await Task.sleep(until: expiry + .seconds(1.5))
+        let error = try await #require(throws: RPCError.self) { try await call() }
+        #expect(error.message.contains("refused our certificate as expired"))
+        #expect(serverTLS.chainVerifications == (verified: 2, reused: 1))
+        await server.shutdown()
+    }
 }
