@@ -332,7 +332,7 @@ public struct NodeConfiguration: Sendable {
                 default: 16 << 20,
                 range: (256 << 10)...(1 << 30)
             )
-            configuration.storeMemory.mapBytes = try limits.int("database_map_mib", default: 64, range: 0...4_096) << 20
+            configuration.storeMemory.mapBytes = try limits.int("database_map_mib", default: 0, range: 0...4_096) << 20
             configuration.storeMemory.writerCacheBytes =
                 try limits.int("database_cache_mib", default: 64, range: 1...4_096) << 20
             configuration.stallTimeout = .seconds(try limits.int("stall_timeout_s", default: 30, range: 1...3_600))
