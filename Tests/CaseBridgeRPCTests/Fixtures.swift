@@ -26,6 +26,59 @@ enum Federation {
     static func path(_ relative: String) -> String { certs.appendingPathComponent(relative).path }
 }
 
+/// A federation made at run time, in a temporary folder, whose certificates may live for seconds.
+struct ShortLivedFederation {
+    let folder: URL
+    private let caKey: String
+    private let caCertificate: String
+
+    init() throws {
+        folder = try makeTemporaryFolder("short-lived")
+        caKey = try CertificateAuthority.newKey()
+        caCertificate = try CertificateAuthority.caCertificate(commonName: "Short-lived CA", keyPEM: caKey, days: 1)
+        try caCertificate.write(to: folder.appendingPathComponent("ca.pem"), atomically: true, encoding: .utf8)
+    }
+
+    /// A certificate and key for `node`, valid from now for `lifetime`, as a TLS configuration.
+    func issue(_ node: String, for lifetime: Duration) throws -> TLSConfiguration {
+        let key = try CertificateAuthority.newKey()
+        let certificate = try CertificateAuthority.nodeCertificate(
+            nodeID: node,
+            trustDomain: Federation.domain,
+            caCertificatePEM: caCertificate,
+            caKeyPEM: caKey,
+            keyPEM: key,
+            validFor: lifetime
+        )
+        try certificate.write(to: folder.appendingPathComponent("\(node).pem"), atomically: true, encoding: .utf8)
+        try key.write(to: folder.appendingPathComponent("\(node).key"), atomically: true, encoding: .utf8)
+        return TLSConfiguration(
+            certificateChainPath: folder.appendingPathComponent("\(node).pem").path,
+            privateKeyPath: folder.appendingPathComponent("\(node).key").path,
+            trustedCAPath: folder.appendingPathComponent("ca.pem").path,
+            trustDomain: Federation.domain
+        )
+    }
+
+    /// A server as "ncct" with the interop service, recording what it refuses.
+    func server(
+        _ refusals: Recorder,
+        configure: (inout RPCServerConfiguration) -> Void = { _ in }
+    ) throws -> (RPCServer, TLSContext) {
+        let tls = try TLSContext(.server, configuration: try issue("ncct", for: .seconds(86_400)))
+        var configuration = RPCServerConfiguration()
+        configure(&configuration)
+        var router = RPCRouter()
+        InteropService.register(in: &router)
+        let server = try RPCServer(configuration: configuration, tls: tls, router: router, logger: testLogger) {
+            refusals.record("\($0.kind): \($0.reason)")
+        }
+        return (server, tls)
+    }
+
+    func remove() { try? FileManager.default.removeItem(at: folder) }
+}
+
 let testLogger: Logger = {
     var logger = Logger(label: "casebridge.test")
     logger.logLevel = .critical

@@ -164,48 +164,17 @@ struct RefusalTests {
 
     @Test("a certificate verified once is taken again without verifying, until it expires; then refused")
     func verifiedChainExpires() async throws {
-        // A federation of its own, whose client certificate lives for seconds.
-        let folder = try makeTemporaryFolder("short-lived")
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let caKey = try CertificateAuthority.newKey()
-        let caCert = try CertificateAuthority.caCertificate(commonName: "Short CA", keyPEM: caKey, days: 1)
-        func issue(_ node: String, for lifetime: Duration) throws -> TLSConfiguration {
-            let key = try CertificateAuthority.newKey()
-            let cert = try CertificateAuthority.nodeCertificate(
-                nodeID: node,
-                trustDomain: Federation.domain,
-                caCertificatePEM: caCert,
-                caKeyPEM: caKey,
-                keyPEM: key,
-                validFor: lifetime
-            )
-            for (name, text) in [("\(node).pem", cert), ("\(node).key", key), ("ca.pem", caCert)] {
-                try text.write(to: folder.appendingPathComponent(name), atomically: true, encoding: .utf8)
-            }
-            return TLSConfiguration(
-                certificateChainPath: folder.appendingPathComponent("\(node).pem").path,
-                privateKeyPath: folder.appendingPathComponent("\(node).key").path,
-                trustedCAPath: folder.appendingPathComponent("ca.pem").path,
-                trustDomain: Federation.domain
-            )
-        }
-        let serverTLS = try TLSContext(.server, configuration: try issue("ncct", for: .seconds(86_400)))
+        let federation = try ShortLivedFederation()
+        defer { federation.remove() }
+        let (server, serverTLS) = try federation.server(Recorder())
         let expiry = ContinuousClock.now + .seconds(4)
-        let clientConfiguration = try issue("embassy-id", for: .seconds(4))
-        var router = RPCRouter()
-        InteropService.register(in: &router)
-        let server = try RPCServer(
-            configuration: RPCServerConfiguration(),
-            tls: serverTLS,
-            router: router,
-            logger: testLogger
-        )
+        let client = try federation.issue("embassy-id", for: .seconds(4))
         /// One call on a new connection with a new client context (so no session to resume).
         func call() async throws {
             let channel = RPCChannel(
                 endpoint: "127.0.0.1:\(server.port)",
                 target: Federation.identity("ncct"),
-                tls: try TLSContext(.client, configuration: clientConfiguration),
+                tls: try TLSContext(.client, configuration: client),
                 logger: testLogger
             )
             defer { channel.close() }
@@ -219,6 +188,43 @@ struct RefusalTests {
         let error = try await #require(throws: RPCError.self) { try await call() }
         #expect(error.message.contains("refused our certificate as expired"))
         #expect(serverTLS.chainVerifications == (verified: 2, reused: 1))
+        await server.shutdown()
+    }
+
+    @Test("a session resumed after its certificate expired is refused")
+    func resumedAfterExpiry() async throws {
+        let federation = try ShortLivedFederation()
+        defer { federation.remove() }
+        let refusals = Recorder()
+        let (server, _) = try federation.server(refusals) { $0.idleTimeout = .milliseconds(300) }
+        let expiry = ContinuousClock.now + .seconds(4)
+        var configuration = RPCClientConfiguration()
+        configuration.initialBackoff = .milliseconds(50)
+        let channel = RPCChannel(
+            endpoint: "127.0.0.1:\(server.port)",
+            target: Federation.identity("ncct"),
+            tls: try TLSContext(.client, configuration: try federation.issue("embassy-id", for: .seconds(4))),
+            configuration: configuration,
+            logger: testLogger
+        )
+        /// A call, then the server's idle close: the channel keeps the session for its next connection.
+        func callThenIdle() async throws {
+            _ = try await channel.unary(GRPCTesting.TestService.emptyCall, GRPCTesting.Empty())
+            for _ in 0..<150 where server.openConnections > 0 { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        try await callThenIdle()
+        try await callThenIdle()
+        #expect(server.handshakes.full == 1 && server.handshakes.resumed == 1)
+        try await Task.sleep(until: expiry + .seconds(1.5))
+        await #expect(throws: RPCError.self) {
+            try await channel.unary(GRPCTesting.TestService.emptyCall, GRPCTesting.Empty())
+        }
+        #expect(
+            refusals.all.contains { $0.contains("the certificate expired since the session began") },
+            "\(refusals.all)"
+        )
+        #expect(server.handshakes.full == 1 && server.handshakes.resumed == 1)
+        channel.close()
         await server.shutdown()
     }
 }
