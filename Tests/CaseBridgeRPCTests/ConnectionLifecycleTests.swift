@@ -166,6 +166,24 @@ struct ConnectionLifecycleTests {
         await server.server.shutdown()
     }
 
+    @Test(
+        "a connection that ends in an error leaves no session to resume; one closed in order does",
+        arguments: [("garbage", "FULL"), ("close", "RESUMED")]
+    )
+    func sessionAfterError(ending: String, expected: String) async throws {
+        let server = try TestServer()
+        let probe = try await runDetached(
+            "python3",
+            [
+                repositoryRoot.appendingPathComponent("Tests/Peers/tls_probe.py").path, String(server.server.port),
+                Federation.path("ca.pem"), ending, Federation.path("nodes/embassy-id.pem"),
+                Federation.path("nodes/embassy-id.key"),
+            ]
+        )
+        #expect(probe.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == expected, "\(probe.stderr)")
+        await server.server.shutdown()
+    }
+
     @Test("the connection limit refuses the connection over it; the others keep working")
     func connectionLimit() async throws {
         let server = try TestServer { $0.maxConnections = 2 }

@@ -5,13 +5,38 @@
       MODE no-cert   TLS 1.3 and ALPN h2, but no client certificate
            tls12     a client that speaks at most TLS 1.2 (with a valid certificate)
            no-alpn   TLS 1.3 with a valid certificate, but no ALPN
-Prints "ACCEPTED" if the server answered HTTP/2, else "REFUSED <reason>".
+           garbage   a valid connection that then sends a TLS record that does not decrypt (an error),
+                     then a second connection offering the first one's ticket
+           close     the same, but the first connection is closed in order: the control for "garbage"
+Prints "ACCEPTED" if the server answered HTTP/2, else "REFUSED <reason>"; for garbage and close,
+"RESUMED" or "FULL" for the second connection.
 """
 import socket
 import ssl
 import sys
+import time
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # preface + empty SETTINGS
+
+
+def ended_then_resumed(port, context, error):
+    """Whether a connection offering the ticket of one that ended in an error (or in order) resumes."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    tls = context.wrap_socket(raw)
+    tls.sendall(PREFACE)
+    tls.recv(9)  # the server's SETTINGS: its ticket came before them
+    session = tls.session
+    if error:  # an application-data record of zeros, beside the TLS layer: the server cannot decrypt it
+        with socket.socket(fileno=socket.dup(tls.fileno())) as raw:
+            raw.sendall(bytes([23, 3, 3, 0, 32]) + bytes(32))
+            time.sleep(0.3)
+    tls.close()
+    time.sleep(0.5)  # for the server to see the connection end
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+            context.wrap_socket(raw, session=session) as tls:
+        tls.sendall(PREFACE)
+        tls.recv(9)
+        return tls.session_reused
 
 
 def main():
@@ -27,6 +52,9 @@ def main():
         context.minimum_version = ssl.TLSVersion.TLSv1_3
     if mode != "no-cert":
         context.load_cert_chain(sys.argv[4], sys.argv[5])
+    if mode in ("garbage", "close"):
+        print("RESUMED" if ended_then_resumed(port, context, mode == "garbage") else "FULL")
+        return
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
             with context.wrap_socket(raw) as tls:
