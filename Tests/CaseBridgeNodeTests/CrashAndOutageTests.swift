@@ -106,6 +106,13 @@ struct CrashAndOutageTests {
         #expect(rows.contains { $0.hasPrefix("embassy-cn") && $0.contains("NO, since") }, "\(down.stdout)")
         #expect(rows.contains { $0.hasPrefix("embassy-id") && $0.contains(" yes ") }, "\(down.stdout)")
         try await federation.start("embassy-cn")
+        /// What is left for B, should it not all arrive, and the end of a node's log: for the failure message.
+        func lastLog(_ node: String) -> Substring { federation.log(node).suffix(3000) }
+        func stuck() -> [String] {
+            let query = "SELECT state, attempts, last_error FROM outbox WHERE peer_node = 'embassy-cn'"
+            return (try? federation.sql("ncct", query + " AND state != \(DeliveryState.delivered.rawValue) LIMIT 5"))
+                ?? []
+        }
         // Generous: under a loaded CI machine the catch-up and the 100 deliveries share two cores.
         #expect(
             try await federation.eventually(120) {
@@ -114,7 +121,8 @@ struct CrashAndOutageTests {
                     "SELECT COUNT(*) FROM outbox WHERE peer_node = 'embassy-cn'"
                         + " AND state != \(DeliveryState.delivered.rawValue)"
                 ) == ["0"]
-            }
+            },
+            "undelivered: \(stuck())\nNCCT's log: \(lastLog("ncct"))\nB's log: \(lastLog("embassy-cn"))"
         )
         // Every update is in B's tracker exactly once, and each case's in the order NCCT made them
         // (cases are delivered side by side, so only the order within a case is promised).
