@@ -77,7 +77,7 @@ def main():
                        round((cpu_seconds(pid) - before) * 1e6 / max(1, submit["requests"]), 1),
                    "node_rss_mib": round(memory_kib(pid, "VmRSS") / 1024),
                    # Anonymous memory (heaps, SQLite's page cache) apart from the database file's
-                   # pages mapped in (mmap, at most 256 MiB; the kernel may drop them).
+                   # pages mapped in (none unless limits.database_map_mib is set; the kernel may drop them).
                    "node_anon_mib": round(memory_kib(pid, "RssAnon") / 1024),
                    "node_file_mib": round(memory_kib(pid, "RssFile") / 1024),
                    "data_mib": round(folder_bytes(os.path.join(federation.folder, "ncct", "data")) / 2**20, 1)}

@@ -121,10 +121,8 @@ public enum Signatures {
         }
         guard let signers = CMS_get0_signers(cms) else { throw TLSError(.handshake, "the signature names no signer") }
         defer { cb_x509_stack_free(signers) }
-        let byAuthority = (0..<cb_x509_stack_count(signers)).allSatisfy { index in
-            cb_x509_stack_value(signers, index).map { X509_cmp($0, ca) == 0 } ?? false
-        }
-        guard byAuthority, cb_x509_stack_count(signers) > 0 else {
+        let certificates = Certificates.list(signers)
+        guard !certificates.isEmpty, certificates.allSatisfy({ X509_cmp($0, ca) == 0 }) else {
             throw TLSError(.handshake, "signed by a certificate other than the federation CA's own")
         }
         var data: UnsafeMutablePointer<CChar>? = nil
@@ -170,9 +168,7 @@ public enum Signatures {
         }
         guard let signers = CMS_get0_signers(cms) else { return [] }
         defer { cb_x509_stack_free(signers) }
-        return (0..<cb_x509_stack_count(signers)).flatMap { index in
-            cb_x509_stack_value(signers, index).map { Certificates.uriNames($0) } ?? []
-        }
+        return Certificates.list(signers).flatMap(Certificates.uriNames)
     }
 }
 

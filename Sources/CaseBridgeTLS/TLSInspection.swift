@@ -117,6 +117,11 @@ package enum Certificates {
         return String(cString: hex)
     }
 
+    /// The certificates of an OpenSSL stack (borrowed: valid while the stack is).
+    static func list(_ stack: OpaquePointer) -> [OpaquePointer] {
+        (0..<cb_x509_stack_count(stack)).compactMap { cb_x509_stack_value(stack, $0) }
+    }
+
     /// Every URI in the certificate's subjectAltName.
     package static func uriNames(_ cert: OpaquePointer) -> [String] {
         guard let names = X509_get_ext_d2i(cert, NID_subject_alt_name, nil, nil) else { return [] }

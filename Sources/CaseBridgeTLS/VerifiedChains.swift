@@ -22,10 +22,15 @@ final class VerifiedChains: Sendable {
         var verifiedAt: Int64
         var validUntil: Int64
     }
-    private let entries = Mutex<(byChain: [[UInt8]: Entry], order: [[UInt8]])>(([:], []))
+    private struct State {
+        var byChain: [[UInt8]: Entry] = [:]
+        var order: [[UInt8]] = []
+        var verified = 0
+        var reused = 0
+    }
+    private let state = Mutex(State())
     /// The earliest next update among the context's CRLs (none: no limit).
     private let revocationListsValidUntil = Atomic<Int64>(.max)
-    private let counts = Mutex<(verified: Int, reused: Int)>((0, 0))
 
     /// A CRL the context loaded: past its next update, verification fails, so no entry outlives it.
     func revocationList(nextUpdate: Int64) {
@@ -33,33 +38,31 @@ final class VerifiedChains: Sendable {
     }
 
     /// How many chains were verified in full, and how many connections reused a verification.
-    var verifications: (verified: Int, reused: Int) { counts.withLock { $0 } }
+    var verifications: (verified: Int, reused: Int) { state.withLock { ($0.verified, $0.reused) } }
 
     /// Verifies the chain `store` holds (as OpenSSL's X509_verify_cert would), or finds it verified.
     func verify(_ store: OpaquePointer) -> Int32 {
         let now = Int64(time(nil))
         guard let key = Self.key(store) else { return X509_verify_cert(store) }
-        let reusable = entries.withLock { entries in
-            guard let entry = entries.byChain[key] else { return false }
-            return entry.verifiedAt <= now && now < entry.validUntil
+        let reused = state.withLock { state in
+            guard let entry = state.byChain[key], entry.verifiedAt <= now, now < entry.validUntil else { return false }
+            state.reused += 1
+            return true
         }
-        if reusable {
-            counts.withLock { $0.reused += 1 }
-            return 1
-        }
+        if reused { return 1 }
         let result = X509_verify_cert(store)
-        counts.withLock { $0.verified += 1 }
-        guard result == 1 else { return result }
         let validUntil = min(
             Self.earliestExpiry(store) ?? now,
             revocationListsValidUntil.load(ordering: .relaxed),
             now + Self.maxAge
         )
-        entries.withLock { entries in
-            if entries.byChain.updateValue(Entry(verifiedAt: now, validUntil: validUntil), forKey: key) == nil {
-                entries.order.append(key)
+        state.withLock { state in
+            state.verified += 1
+            guard result == 1 else { return }
+            if state.byChain.updateValue(Entry(verifiedAt: now, validUntil: validUntil), forKey: key) == nil {
+                state.order.append(key)
             }
-            if entries.order.count > Self.capacity { entries.byChain[entries.order.removeFirst()] = nil }
+            if state.order.count > Self.capacity { state.byChain[state.order.removeFirst()] = nil }
         }
         return result
     }
@@ -67,21 +70,11 @@ final class VerifiedChains: Sendable {
     /// SHA-256 over the DER of the peer's certificate and every certificate it sent with it.
     private static func key(_ store: OpaquePointer) -> [UInt8]? {
         guard let leaf = X509_STORE_CTX_get0_cert(store) else { return nil }
-        var certificates = [leaf]
-        if let sent = X509_STORE_CTX_get0_untrusted(store) {
-            certificates += (0..<cb_x509_stack_count(sent)).compactMap { cb_x509_stack_value(sent, $0) }
-        }
+        let sent = X509_STORE_CTX_get0_untrusted(store).map(Certificates.list) ?? []
         var der: [UInt8] = []
-        for certificate in certificates {
-            let length = i2d_X509(certificate, nil)
-            guard length > 0 else { return nil }
-            let start = der.count
-            der += [UInt8](repeating: 0, count: Int(length))
-            let written = der.withUnsafeMutableBufferPointer { buffer -> Int32 in
-                var cursor = buffer.baseAddress.map { $0 + start }
-                return i2d_X509(certificate, &cursor)
-            }
-            guard written == length else { return nil }
+        for certificate in [leaf] + sent {
+            guard let encoded = DER.encoded({ i2d_X509(certificate, $0) }) else { return nil }
+            der += encoded
         }
         return Digest.sha256(der)
     }
@@ -89,9 +82,7 @@ final class VerifiedChains: Sendable {
     /// The earliest notAfter among the certificates of the chain just verified (trust anchor included).
     private static func earliestExpiry(_ store: OpaquePointer) -> Int64? {
         guard let chain = X509_STORE_CTX_get0_chain(store) else { return nil }
-        let expiries = (0..<cb_x509_stack_count(chain)).map {
-            Certificates.unixTime(X509_get0_notAfter(cb_x509_stack_value(chain, $0)))
-        }
+        let expiries = Certificates.list(chain).map { Certificates.unixTime(X509_get0_notAfter($0)) }
         guard !expiries.isEmpty, !expiries.contains(nil) else { return nil }
         return expiries.compactMap { $0 }.min()
     }

@@ -172,14 +172,7 @@ struct ConnectionLifecycleTests {
     )
     func sessionAfterError(ending: String, expected: String) async throws {
         let server = try TestServer()
-        let probe = try await runDetached(
-            "python3",
-            [
-                repositoryRoot.appendingPathComponent("Tests/Peers/tls_probe.py").path, String(server.server.port),
-                Federation.path("ca.pem"), ending, Federation.path("nodes/embassy-id.pem"),
-                Federation.path("nodes/embassy-id.key"),
-            ]
-        )
+        let probe = try await server.tlsProbe(ending)
         #expect(probe.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == expected, "\(probe.stderr)")
         await server.server.shutdown()
     }

@@ -112,6 +112,18 @@ final class TestServer: Sendable {
 
     var endpoint: String { "127.0.0.1:\(server.port)" }
 
+    /// Python's ssl against this server as embassy-id (Tests/Peers/tls_probe.py, which lists the modes).
+    func tlsProbe(_ mode: String) async throws -> ProcessResult {
+        try await runDetached(
+            "python3",
+            [
+                repositoryRoot.appendingPathComponent("Tests/Peers/tls_probe.py").path, String(server.port),
+                Federation.path("ca.pem"), mode, Federation.path("nodes/embassy-id.pem"),
+                Federation.path("nodes/embassy-id.key"),
+            ]
+        )
+    }
+
     func channel(
         as node: String = "embassy-id",
         folder: String = "nodes",

@@ -113,14 +113,7 @@ struct RefusalTests {
     )
     func probes(mode: String) async throws {
         let server = try TestServer()
-        let probe = try await runDetached(
-            "python3",
-            [
-                repositoryRoot.appendingPathComponent("Tests/Peers/tls_probe.py").path, String(server.server.port),
-                Federation.path("ca.pem"), mode, Federation.path("nodes/embassy-id.pem"),
-                Federation.path("nodes/embassy-id.key"),
-            ]
-        )
+        let probe = try await server.tlsProbe(mode)
         #expect(probe.stdout.hasPrefix("REFUSED"), "\(probe.stdout)\(probe.stderr)")
         let expected = [
             "no-cert": "no certificate presented", "tls12": "TLS version refused", "no-alpn": "does not speak h2",
