@@ -9,15 +9,6 @@ import Foundation
 /// of every open case; likely matches wait for NCCT staff to confirm or dismiss. The scan follows the
 /// node's events (a cursor kept with its findings), so it survives restarts and never slows a receipt.
 extension CaseTracker {
-    static func traits(_ person: Person) -> PersonTraits {
-        PersonTraits(
-            names: [person.fullName, person.nativeName] + person.otherNames,
-            dateOfBirth: person.dateOfBirth,
-            document: person.travelDocument?.number ?? "",
-            phone: person.phone
-        )
-    }
-
     /// A document, phone or (year of birth, name word) that more persons share than this is no sign
     /// of one person (a shelter's phone, a common name in a common year) and finds no candidates:
     /// it keeps the work per arriving case bounded when thousands share a value.
@@ -64,35 +55,28 @@ extension CaseTracker {
     /// The persons of `caseID` who resemble a person of another open case, most alike first. A likely
     /// match always agrees on more than a name (a name alone scores 0.6, under the threshold), so the
     /// candidates are the persons with the same document, the same phone, or the same year of birth
-    /// and a word of the name: one pass over the blind index for the whole case.
+    /// and a word of the name: one pass over the blind index for the whole case. Each case's persons
+    /// are read as their kept traits (`TraitsRecord`), not from the request and its updates.
     static func likelyMatches(of caseID: String, _ db: Database) throws -> [MatchRow] {
         try Task.checkCancellation()
-        guard let row = try db.caseRow(caseID), !row.test, row.purgedAtMs == nil else { return [] }
         let now = Clock.nowMs()
-        let persons = try persons(of: row, db)
-        let queries = persons.map { SearchTerms.matchTerms(SearchTerms.terms($0, reference: "")) }
+        let persons = try matchTraits(caseID, db)
+        let queries = persons.map { SearchTerms.matchTerms(SearchTerms.terms($0.traits, reference: "")) }
         let candidates = try db.searchPersons(
             anyOfEach: queries,
             excludingCase: caseID,
             maxPersonsPerTerm: maxPersonsPerTerm
         )
-        var others: [String: [Person]] = [:]  // case id → its persons, read once
+        var others: [String: [TraitsRecord.Person]] = [:]  // case id → its persons, read once
         var matches: [MatchRow] = []
         for (person, found) in zip(persons, candidates) {
-            let key = PersonKey(traits(person))
+            let key = PersonKey(person.traits)
             for candidate in found {
                 if others[candidate.caseID] == nil {
-                    guard let other = try db.caseRow(candidate.caseID), !other.test, other.purgedAtMs == nil,
-                        Lifecycle.open.contains(CaseStatus(rawValue: other.status))
-                    else {
-                        others[candidate.caseID] = []
-                        continue
-                    }
-                    others[candidate.caseID] = try Self.persons(of: other, db)
+                    others[candidate.caseID] = try matchTraits(candidate.caseID, db, whenStatusIn: openStatuses)
                 }
-                guard let otherPerson = others[candidate.caseID]?.first(where: { $0.personRef == candidate.personRef })
-                else { continue }
-                let theirs = traits(otherPerson)
+                let kept = others[candidate.caseID]?.first { $0.personRef == candidate.personRef }
+                guard let theirs = kept?.traits else { continue }
                 guard Likeness.couldBeLikely(key, PersonKey.withoutNames(theirs)) else { continue }
                 let likeness = Likeness(key, PersonKey(theirs))
                 guard likeness.isLikely else { continue }
@@ -111,6 +95,22 @@ extension CaseTracker {
             }
         }
         return matches.sorted { $0.score > $1.score }
+    }
+
+    /// Only an open case's persons are compared: a closed case's are not opened at all.
+    private static let openStatuses = Set(Lifecycle.open.map(\.rawValue))
+
+    /// A case's persons as duplicate detection compares them (none when there is nothing to compare:
+    /// see `Database.matchTraits`).
+    private static func matchTraits(
+        _ caseID: String,
+        _ db: Database,
+        whenStatusIn statuses: Set<Int32>? = nil
+    ) throws -> [TraitsRecord.Person] {
+        guard let record = try db.matchTraits(caseID, whenStatusIn: statuses) else { return [] }
+        do { return try TraitsRecord.decode(record) } catch {
+            throw RPCError(.dataLoss, "the persons kept for duplicate detection of case \(caseID) do not read")
+        }
     }
 
     /// A page of matches for NCCT staff, with both persons and both cases (recorded as looked at).

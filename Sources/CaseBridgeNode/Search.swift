@@ -43,9 +43,9 @@ enum SearchTerms {
     }
 
     /// Everything one person can be found by.
-    static func terms(_ person: Person, reference: String) -> Set<String> {
+    static func terms(_ person: PersonTraits, reference: String) -> Set<String> {
         var terms = Set<String>()
-        let names = ([person.fullName, person.nativeName] + person.otherNames).prefix(PersonKey.maxNames)
+        let names = person.names.prefix(PersonKey.maxNames)
         var latinNames: [[String]] = []
         for name in names where !name.isEmpty {
             let words = words(name), latin = latinWords(name)
@@ -66,9 +66,7 @@ enum SearchTerms {
                 }
             }
         }
-        if let number = person.travelDocument?.number, !document(number).isEmpty {
-            terms.insert("doc:\(document(number))")
-        }
+        if !document(person.document).isEmpty { terms.insert("doc:\(document(person.document))") }
         if !digits(person.phone).isEmpty { terms.insert("phone:\(digits(person.phone))") }
         if !reference.isEmpty { terms.insert("ref:\(fold(reference).trimmingCharacters(in: .whitespaces))") }
         return terms
@@ -89,18 +87,38 @@ enum SearchTerms {
     }
 }
 
+extension PersonTraits {
+    /// What a report says of a person that tells whether two reports are of one person. Names past
+    /// what `PersonKey` compares are left out: they would change nothing, only cost room where kept.
+    init(_ person: Person) {
+        self.init(
+            names: ([person.fullName, person.nativeName] + person.otherNames).prefix(PersonKey.maxNames)
+                .map { String($0.prefix(PersonKey.maxNameCharacters)) },
+            dateOfBirth: person.dateOfBirth,
+            document: person.travelDocument?.number ?? "",
+            phone: person.phone
+        )
+    }
+}
+
 /// The terms persons are found by, worked out before the write that stores them. The store has one
 /// writer: a request of 5,000 persons should cost its sender's worker lane the CPU, not every peer
 /// waiting on the writer.
 struct PersonIndex: Sendable {
     struct Entry: Sendable {
-        let personRef: String
+        let person: TraitsRecord.Person
         let terms: Set<String>
     }
     let entries: [Entry]
 
     init(_ persons: [Person], reference: String = "") {
-        entries = persons.map { Entry(personRef: $0.personRef, terms: SearchTerms.terms($0, reference: reference)) }
+        entries = persons.map { person in
+            let traits = PersonTraits(person)
+            return Entry(
+                person: TraitsRecord.Person(personRef: person.personRef, traits: traits),
+                terms: SearchTerms.terms(traits, reference: reference)
+            )
+        }
     }
 
     /// The persons a request names (at filing, on receipt, when a case is taken back).
@@ -116,18 +134,19 @@ struct PersonIndex: Sendable {
     }
 
     /// Writes the search terms and, with `matching` (NCCT's node, the only one that looks for
-    /// duplicates), the terms duplicate detection looks up by (indexed by term).
+    /// duplicates), the terms duplicate detection looks up by (indexed by term) and what it compares.
     func write(caseID: String, _ db: Database, matching: Bool) throws {
         for entry in entries {
-            try db.addSearchTerms(entry.terms, caseID: caseID, personRef: entry.personRef)
+            try db.addSearchTerms(entry.terms, caseID: caseID, personRef: entry.person.personRef)
             guard matching else { continue }
             try db.addMatchTerms(
                 SearchTerms.matchTerms(entry.terms),
                 caseID: caseID,
-                personRef: entry.personRef,
+                personRef: entry.person.personRef,
                 maxPersonsPerTerm: CaseTracker.maxPersonsPerTerm
             )
         }
+        if matching { try db.addMatchTraits(TraitsRecord.encode(entries.map(\.person)), caseID: caseID) }
     }
 }
 

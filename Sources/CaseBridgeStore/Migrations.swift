@@ -286,6 +286,11 @@ enum Migrations {
         CREATE TABLE match_terms (term BLOB NOT NULL, case_id TEXT NOT NULL, person_ref TEXT NOT NULL,
                                   PRIMARY KEY (term, case_id, person_ref)) WITHOUT ROWID;
         """,
+        // 12: each case's persons as duplicate detection compares them (names, date of birth, document,
+        // phone; sealed like the request), so that a candidate costs one small value to open rather than
+        // its whole request and updates. Written with the match terms, at NCCT only (the index is
+        // rebuilt at start: search index version 4).
+        "ALTER TABLE cases ADD COLUMN match_traits BLOB;",
     ]
 
     static func apply(to database: Database) throws(StoreError) {

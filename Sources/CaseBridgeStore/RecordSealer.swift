@@ -1,10 +1,10 @@
 import CaseBridgeTLS
 
-/// Personal data at rest: request and update bodies, outbox bodies and notes about persons are
-/// sealed with AES-256-GCM under a data key of their case, which is stored wrapped by the node's
-/// key-encryption key (kept outside the database). Each value is bound to its row (the context),
-/// so values swapped between rows do not open. Ids, statuses, times, counts and person refs stay
-/// in clear; none of them says anything about a person.
+/// Personal data at rest: request and update bodies, outbox bodies, notes about persons and the
+/// traits duplicate detection compares are sealed with AES-256-GCM under a data key of their case,
+/// which is stored wrapped by the node's key-encryption key (kept outside the database). Each value
+/// is bound to its row (the context), so values swapped between rows do not open. Ids, statuses,
+/// times, counts and person refs stay in clear; none of them says anything about a person.
 public final class RecordSealer: Sendable {
     let keyEncryptionKey: [UInt8]
     /// Keys the blind search index: derived from the data key, separate from it.
@@ -66,6 +66,16 @@ public final class RecordSealer: Sendable {
         guard let key = try dataKey(caseID, db, create: false) else {
             throw StoreError("case \(caseID) has no data key: its personal data was purged")
         }
+        return try open(sealed, key: key, caseID: caseID, row: row)
+    }
+
+    /// `open` with the case's wrapped key already read (from the same row as the value).
+    func open(_ sealed: [UInt8], wrappedKey: [UInt8], caseID: String, row: String) throws(StoreError) -> [UInt8] {
+        guard !sealed.isEmpty else { return sealed }
+        return try open(sealed, key: try unwrap(wrappedKey, caseID: caseID), caseID: caseID, row: row)
+    }
+
+    private func open(_ sealed: [UInt8], key: [UInt8], caseID: String, row: String) throws(StoreError) -> [UInt8] {
         do { return try Sealing.open(sealed, key: key, context: Array(row.utf8)) } catch {
             throw StoreError(
                 "a sealed value of case \(caseID) does not open (\(row.split(separator: "/").first ?? ""))"
@@ -80,6 +90,7 @@ public final class RecordSealer: Sendable {
         "outbox/\(caseID)/\(messageID)/\(peer)"
     }
     static func note(_ caseID: String, _ personRef: String) -> String { "note/\(caseID)/\(personRef)" }
+    static func matchTraits(_ caseID: String) -> String { "match-traits/\(caseID)" }
     static func breach(_ caseID: String, _ clock: Int32, _ startedAtMs: Int64) -> String {
         "breach/\(caseID)/\(clock)/\(startedAtMs)"
     }

@@ -65,7 +65,7 @@ extension Database {
     /// secure_delete, overwritten in the file). Ids, statuses, person refs and counts remain.
     public func purgePersonalData(_ caseID: String, atMs: Int64) throws(StoreError) {
         try query(
-            "UPDATE cases SET data_key = NULL, request = X'', purged_at_ms = ? WHERE case_id = ?",
+            "UPDATE cases SET data_key = NULL, request = X'', match_traits = NULL, purged_at_ms = ? WHERE case_id = ?",
             [.int(atMs), .text(caseID)]
         )
         try query("UPDATE case_history SET body = X'' WHERE case_id = ?", [.text(caseID)])

@@ -61,6 +61,43 @@ extension Database {
         }
     }
 
+    /// Adds persons to what duplicate detection compares for the case: `record` (opaque here) is
+    /// appended to what the case holds, sealed under the case's key.
+    public func addMatchTraits(_ record: [UInt8], caseID: String) throws(StoreError) {
+        guard !record.isEmpty else { return }
+        let place = RecordSealer.matchTraits(caseID)
+        var held: [UInt8] = []
+        if let row = try first("SELECT match_traits FROM cases WHERE case_id = ?", [.text(caseID)]), !row.isNull(0) {
+            held = try opened(row.blob(0), case: caseID, at: place)
+        }
+        try query(
+            "UPDATE cases SET match_traits = ? WHERE case_id = ?",
+            [.blob(try sealed(held + record, case: caseID, at: place)), .text(caseID)]
+        )
+    }
+
+    /// What duplicate detection compares for the case's persons, read with the case's state in one
+    /// lookup: nil when there is nothing to compare (no such case, a test case, purged personal data,
+    /// not NCCT's node), or when `statuses` is given and the case's status is not among them (its
+    /// persons are then not even opened).
+    public func matchTraits(_ caseID: String, whenStatusIn statuses: Set<Int32>? = nil) throws(StoreError) -> [UInt8]? {
+        guard let sealer else { throw StoreError("this connection was opened without the data key") }
+        guard
+            let row = try first(
+                "SELECT status, test, match_traits, data_key FROM cases WHERE case_id = ?",
+                [.text(caseID)]
+            ),
+            statuses?.contains(Int32(truncatingIfNeeded: row.int(0))) ?? true, row.int(1) == 0, !row.isNull(2),
+            !row.isNull(3)
+        else { return nil }
+        return try sealer.open(
+            row.blob(2),
+            wrappedKey: row.blob(3),
+            caseID: caseID,
+            row: RecordSealer.matchTraits(caseID)
+        )
+    }
+
     /// Takes a case's persons out of both indexes (its personal data is purged).
     func removeSearchTerms(caseID: String) throws(StoreError) {
         // The match terms are among each person's search terms: deleted by their key, no scan.
@@ -119,9 +156,10 @@ extension Database {
     public func clearSearchIndex() throws(StoreError) {
         try query("DELETE FROM search_terms")
         try query("DELETE FROM match_terms")
+        try query("UPDATE cases SET match_traits = NULL WHERE match_traits IS NOT NULL")
     }
 
-    static let searchIndexVersion = "3"
+    static let searchIndexVersion = "4"
 
     /// Every case whose personal data is kept (for building the index once).
     public func allCaseIDs() throws(StoreError) -> [String] {

@@ -3,6 +3,7 @@ import CaseBridgeMatching
 import CaseBridgeProto
 import CaseBridgeRPC
 import Foundation
+import TestSupport
 import Testing
 
 @Suite("Duplicate detection at NCCT")
@@ -109,7 +110,7 @@ struct DuplicateTests {
         person.fullName = "Nguyen Thi Huong" + padding
         person.otherNames = Array(repeating: String(repeating: "y", count: 100_000), count: 50)
         person.dateOfBirth = "1998-04-12"
-        let terms = SearchTerms.terms(person, reference: "")
+        let terms = SearchTerms.terms(PersonTraits(person), reference: "")
         #expect(terms.contains("name:huong"))
         #expect(terms.count < 100)
         #expect(terms.allSatisfy { $0.utf8.count <= 200 })
@@ -211,6 +212,112 @@ struct DuplicateTests {
         #expect(waiting.stdout.contains("No likely duplicates waiting"))
         let atEmbassy = try federation.cli(["duplicates"], node: "embassy-id")
         #expect(atEmbassy.status != 0 && atEmbassy.stderr.contains("runs at NCCT's node"))
+        federation.stopAll()
+    }
+
+    @Test("the traits kept per case read back as written, appended records too; cut or bent bytes are refused")
+    func traitsRecord() throws {
+        let first = [
+            TraitsRecord.Person(
+                personRef: "P1",
+                traits: PersonTraits(
+                    names: ["Nguyễn Thị Hương", "", "Huong"],
+                    dateOfBirth: "1998-04",
+                    document: "B1111111",
+                    phone: "+84912345678"
+                )
+            ),
+            TraitsRecord.Person(
+                personRef: "P2",
+                traits: PersonTraits(names: ["王伟" + String(repeating: "x", count: 300)])
+            ),
+        ]
+        let added = [TraitsRecord.Person(personRef: "P3", traits: PersonTraits(names: []))]
+        let bytes = TraitsRecord.encode(first)
+        #expect(try TraitsRecord.decode(bytes) == first)
+        #expect(try TraitsRecord.decode(bytes + TraitsRecord.encode(added)) == first + added)
+        #expect(try TraitsRecord.decode([]) == [])
+        for cut in [1, 5, bytes.count / 2, bytes.count - 1] {
+            #expect(throws: TraitsRecord.Malformed.self) { try TraitsRecord.decode(Array(bytes.prefix(cut))) }
+        }
+        var otherVersion = bytes
+        otherVersion[0] = 2
+        #expect(throws: TraitsRecord.Malformed.self) { try TraitsRecord.decode(otherVersion) }
+        // A count of names far past what is left (a length of 2^34) is refused, not allocated.
+        #expect(throws: TraitsRecord.Malformed.self) {
+            try TraitsRecord.decode([1, 0, 0, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x40])
+        }
+    }
+
+    @Test("a person added to a case later is compared too, and so are the cases of a database from before")
+    func addedLaterAndUpgraded() async throws {
+        let federation = try TestFederation(nodes: ["ncct", "embassy-id"])
+        for node in federation.nodes { try await federation.start(node) }
+        let embassy = federation.console("embassy-id")
+        defer { embassy.close() }
+
+        var first = Make.request(persons: 0)
+        first.persons = [Self.person("P1", "Nguyễn Thị Hương", born: "1998-04-12", phone: "+84912345678")]
+        let firstCase = try await embassy.unary(Console.submit, first).caseID
+        var provided = InformationProvided()
+        provided.text = "her brother was taken with her"
+        provided.addedPersons = [Self.person("P2", "Trần Văn Nam", born: "1990-01-01", document: "B1111111")]
+        _ = try await embassy.unary(Console.applyChange, Make.update(firstCase, .informationProvided(provided)))
+        #expect(
+            try await federation.eventually {
+                try federation.sql("ncct", "SELECT COUNT(*) FROM persons WHERE case_id = '\(firstCase)'") == ["2"]
+            }
+        )
+
+        func matches(of caseID: String) async throws -> [String] {
+            let ncct = federation.console("ncct")
+            defer { ncct.close() }
+            var open = ListMatchesRequest()
+            open.caseID = caseID
+            return try await ncct.unary(Console.listMatches, open).matches.map {
+                "\($0.personRef)~\($0.otherCaseID)/\($0.otherPersonRef)"
+            }
+        }
+        var second = Make.request(persons: 0)
+        second.persons = [Self.person("B", "Tran Van Nam", born: "1990", document: "B-1111111")]
+        let secondCase = try await embassy.unary(Console.submit, second).caseID
+        var found: [String] = []
+        #expect(
+            try await federation.eventually {
+                found = try await matches(of: secondCase)
+                return !found.isEmpty
+            }
+        )
+        #expect(found == ["B~\(firstCase)/P2"])
+
+        // A database from before the traits were kept: NCCT rebuilds them at start, so the persons
+        // filed before are still compared with every case that arrives after.
+        federation.stop("ncct")
+        let downgrade = try run(
+            "python3",
+            [
+                "-c",
+                "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); "
+                    + "c.execute('UPDATE cases SET match_traits = NULL'); "
+                    + "c.execute(\"UPDATE store_meta SET value = '3' WHERE name = 'search-index'\"); c.commit()",
+                federation.database("ncct"),
+            ]
+        )
+        #expect(downgrade.status == 0, "\(downgrade.stderr)")
+        try await federation.start("ncct")
+        #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM cases WHERE match_traits IS NULL") == ["0"])
+        var third = Make.request(persons: 0)
+        third.persons = [Self.person("C", "Huong Thi Nguyen", born: "1998-04-12")]
+        let thirdCase = try await embassy.unary(Console.submit, third).caseID
+        #expect(
+            try await federation.eventually {
+                found = try await matches(of: thirdCase)
+                return !found.isEmpty
+            }
+        )
+        #expect(found == ["C~\(firstCase)/P1"])
+        // Only NCCT compares persons: the embassy keeps no traits.
+        #expect(try federation.sql("embassy-id", "SELECT COUNT(*) FROM cases WHERE match_traits IS NOT NULL") == ["0"])
         federation.stopAll()
     }
 }
