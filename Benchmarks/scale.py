@@ -64,15 +64,16 @@ def main():
                 bench(generator, "submit", "--endpoint", endpoint, *load,
                       "--seconds", f"{max(0.2, missing / 7000):.1f}", "--warmup", "0")
             cases = count()
-            # Duplicate detection runs seconds behind a fill: let it finish, or it lands in the figures.
-            settle(pid)
+            # Duplicate detection runs behind a fill: let it finish, or it lands in the figures.
+            settled_after = settle(pid)
             sh(binary, "inbox", "--mark-read", "all", "--config", config, env=cli_env)
             views = sh(generator, "views", "--socket", socket, "--token", token).stdout.strip().splitlines()[-1]
             views = json.loads(views)
             before = cpu_seconds(pid)
             submit = bench(generator, "submit", "--endpoint", endpoint, "--connections", "16", "--streams", "32",
                            "--seconds", "5", "--warmup", "1")
-            row = {"cases": cases, **views, "durable_submit_rps": round(submit["rps"]),
+            row = {"cases": cases, "settled_after_s": settled_after, **views,
+                   "durable_submit_rps": round(submit["rps"]),
                    "submit_cpu_us_per_request":
                        round((cpu_seconds(pid) - before) * 1e6 / max(1, submit["requests"]), 1),
                    "node_rss_mib": round(memory_kib(pid, "VmRSS") / 1024),
