@@ -237,16 +237,19 @@ struct DuplicateTests {
         #expect(try TraitsRecord.decode(bytes) == first)
         #expect(try TraitsRecord.decode(bytes + TraitsRecord.encode(added)) == first + added)
         #expect(try TraitsRecord.decode([]) == [])
-        for cut in [1, 5, bytes.count / 2, bytes.count - 1] {
-            #expect(throws: TraitsRecord.Malformed.self) { try TraitsRecord.decode(Array(bytes.prefix(cut))) }
+        // Cut anywhere but between persons, the bytes are refused.
+        let boundary = TraitsRecord.encode([first[0]]).count
+        for cut in [1, 5, boundary - 1, boundary + 1, bytes.count - 1] {
+            #expect(throws: ProtoError.self) { try TraitsRecord.decode(Array(bytes.prefix(cut))) }
         }
-        var otherVersion = bytes
-        otherVersion[0] = 2
-        #expect(throws: TraitsRecord.Malformed.self) { try TraitsRecord.decode(otherVersion) }
-        // A count of names far past what is left (a length of 2^34) is refused, not allocated.
-        #expect(throws: TraitsRecord.Malformed.self) {
-            try TraitsRecord.decode([1, 0, 0, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x40])
-        }
+        // A field a later version adds to a person is skipped; a field of another wire type is refused.
+        var later = TraitsRecord.encode([added[0]])
+        later[1] += 4
+        later += [0x32, 2, 0x41, 0x42]  // field 6, two bytes
+        #expect(try TraitsRecord.decode(later) == added)
+        #expect(throws: ProtoError.self) { try TraitsRecord.decode([0x0B]) }
+        // A length far past the end (2^34) is refused, not allocated.
+        #expect(throws: ProtoError.self) { try TraitsRecord.decode([0x0A, 0x80, 0x80, 0x80, 0x80, 0x40]) }
     }
 
     @Test("a person added to a case later is compared too, and so are the cases of a database from before")

@@ -60,6 +60,10 @@ struct RetentionTests {
             #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM \(table) WHERE case_id = '\(closing)'") == ["0"])
             #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM \(table) WHERE case_id = '\(open)'") != ["0"])
         }
+        // And what duplicate detection compares of them is gone with them.
+        let traits = "SELECT COUNT(*) FROM cases WHERE match_traits IS NOT NULL AND case_id = "
+        #expect(try federation.sql("ncct", traits + "'\(closing)'") == ["0"])
+        #expect(try federation.sql("ncct", traits + "'\(open)'") == ["1"])
         // Only NCCT looks for duplicates: an embassy keeps search terms, not the terms matches are found by.
         #expect(try federation.sql("embassy-id", "SELECT COUNT(*) FROM search_terms") != ["0"])
         #expect(try federation.sql("embassy-id", "SELECT COUNT(*) FROM match_terms") == ["0"])

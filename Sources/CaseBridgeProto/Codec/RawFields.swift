@@ -12,7 +12,16 @@ public enum RawFields {
     /// The bytes of every occurrence of length-delimited field `number` at the top level of
     /// `bytes`, in order. Other fields are skipped; malformed bytes are refused.
     public static func extract(_ number: Int, from bytes: [UInt8], message: String) throws(ProtoError) -> [[UInt8]] {
-        var found: [[UInt8]] = []
+        try extract(from: bytes, message: message).filter { $0.number == number }.map(\.value)
+    }
+
+    /// Every length-delimited field at the top level of `bytes`, with its number, in order: one
+    /// pass for a reader that wants several. Other fields are skipped; malformed bytes are refused.
+    public static func extract(
+        from bytes: [UInt8],
+        message: String
+    ) throws(ProtoError) -> [(number: Int, value: [UInt8])] {
+        var found: [(number: Int, value: [UInt8])] = []
         var index = 0
         while index < bytes.count {
             let tag = try varint(bytes, &index, message)
@@ -26,7 +35,7 @@ public enum RawFields {
                 let length = try varint(bytes, &index, message)
                 guard length <= UInt64(bytes.count - index) else { throw ProtoError(.truncated, field: message) }
                 let end = index + Int(length)
-                if field == UInt64(number) { found.append(Array(bytes[index..<end])) }
+                if let number = Int(exactly: field) { found.append((number, Array(bytes[index..<end]))) }
                 index = end
             default: throw ProtoError(.wrongWireType, field: message, detail: "wire type \(tag & 7)")
             }
