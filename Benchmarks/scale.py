@@ -16,7 +16,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import ROOT, Federation, bench, cpu_seconds, memory_kib, settle, sh  # noqa: E402
+from run import ROOT, Federation, bench, cpu_seconds, memory_kib, settle, sh, written  # noqa: E402
 
 SIZES = [1_000, 10_000, 100_000] + ([1_000_000] if "--million" in sys.argv else [])
 if os.environ.get("SCALE_SIZES"):  # e.g. SCALE_SIZES=30000, to look at one size
@@ -69,13 +69,16 @@ def main():
             sh(binary, "inbox", "--mark-read", "all", "--config", config, env=cli_env)
             views = sh(generator, "views", "--socket", socket, "--token", token).stdout.strip().splitlines()[-1]
             views = json.loads(views)
-            before = cpu_seconds(pid)
+            before, written_before = cpu_seconds(pid), written(pid)
             submit = bench(generator, "submit", "--endpoint", endpoint, "--connections", "16", "--streams", "32",
                            "--seconds", "5", "--warmup", "1")
             row = {"cases": cases, "settled_after_s": settled_after, **views,
                    "durable_submit_rps": round(submit["rps"]),
                    "submit_cpu_us_per_request":
                        round((cpu_seconds(pid) - before) * 1e6 / max(1, submit["requests"]), 1),
+                   # Bytes the node wrote to disk (WAL, checkpoints, duplicate detection's index).
+                   "written_kib_per_submit":
+                       round((written(pid) - written_before) / 1024 / max(1, submit["requests"]), 1),
                    "node_rss_mib": round(memory_kib(pid, "VmRSS") / 1024),
                    # Anonymous memory (heaps, SQLite's page cache) apart from the database file's
                    # pages mapped in (none unless limits.database_map_mib is set; the kernel may drop them).
@@ -95,13 +98,13 @@ def main():
     out = os.path.join(ROOT, "Benchmarks", "results", "scale-latest.json")
     json.dump({"date": time.strftime("%Y-%m-%d"), "steps": results}, open(out, "w"), indent=1)
     print("| cases | inbox page | case show | status | work queue | audit verify | submit @512 | µs CPU/submit"
-          " | RSS (anon + file) | data |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          " | KiB written/submit | RSS (anon + file) | data | scan settled after |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['cases']:,} | {r['inbox_page_ms']} ms | {r['case_show_ms']} ms | {r['status_ms']} ms | "
               f"{r['work_queue_ms']} ms | {r['audit_verify_s']} s | {r['durable_submit_rps']:,}/s | "
-              f"{r['submit_cpu_us_per_request']} | {r['node_rss_mib']} MiB "
-              f"({r['node_anon_mib']} + {r['node_file_mib']}) | {r['data_mib']} MiB |")
+              f"{r['submit_cpu_us_per_request']} | {r['written_kib_per_submit']} | {r['node_rss_mib']} MiB "
+              f"({r['node_anon_mib']} + {r['node_file_mib']}) | {r['data_mib']} MiB | {r['settled_after_s']} s |")
 
 
 if __name__ == "__main__":

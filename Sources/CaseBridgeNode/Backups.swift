@@ -96,6 +96,8 @@ public enum Restore {
             undo()
             throw error
         }
+        // Duplicate detection's index is the replaced database's: the node builds it again at start.
+        try? fileManager.removeItem(atPath: CaseTracker.matchIndexFolder(configuration.dataFolder))
         return movedAside
     }
 }

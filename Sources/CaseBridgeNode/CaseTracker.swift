@@ -19,6 +19,8 @@ public final class CaseTracker: Sendable {
     /// How far the duplicate scan has read the events, and how far the store has that written
     /// (nil until the first scan reads it from the store).
     let duplicateScan = Mutex<(read: Int64, saved: Int64)?>(nil)
+    /// Duplicate detection's index of persons by term (NCCT's node; used by the scan alone).
+    let matchIndex: MatchIndex?
     /// Called after a commit that queued a message for this peer.
     let outboxChanged: @Sendable (String) -> Void
 
@@ -27,14 +29,24 @@ public final class CaseTracker: Sendable {
         directory: Directory,
         store: CaseStore,
         logger: Logger,
+        matchIndexLimits: MatchIndex.Limits = MatchIndex.Limits(),
         outboxChanged: @escaping @Sendable (String) -> Void
-    ) {
+    ) throws {
         self.me = me
+        matchIndex =
+            me.role == .ncct
+            ? try MatchIndex(folder: Self.matchIndexFolder(store.folder), limits: matchIndexLimits) : nil
         self.directoryState = Mutex(directory)
         self.store = store
         self.logger = logger
         self.outboxChanged = outboxChanged
     }
+
+    static func matchIndexFolder(_ dataFolder: String) -> String {
+        (dataFolder as NSString).appendingPathComponent("match-index")
+    }
+
+    var matchIndexFolder: String { Self.matchIndexFolder(store.folder) }
 
     /// A reloaded directory: who may call this node, and whom it delivers to, from now on.
     func replaceDirectory(_ directory: Directory) { directoryState.withLock { $0 = directory } }

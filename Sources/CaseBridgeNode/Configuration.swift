@@ -213,6 +213,8 @@ public struct NodeConfiguration: Sendable {
     public var peerLimits = PeerLimits()
     /// The database's memory map and page cache: bounded, so memory does not grow with the history.
     public var storeMemory = StoreMemory()
+    /// Duplicate detection's index (NCCT): terms held in memory before they are written out sorted.
+    public var matchIndex = MatchIndex.Limits()
     public var delivery = DeliverySettings()
     public var retention = RetentionSettings()
     public var staff = StaffSettings()
@@ -335,6 +337,11 @@ public struct NodeConfiguration: Sendable {
             configuration.storeMemory.mapBytes = try limits.int("database_map_mib", default: 0, range: 0...4_096) << 20
             configuration.storeMemory.writerCacheBytes =
                 try limits.int("database_cache_mib", default: 64, range: 1...4_096) << 20
+            configuration.matchIndex.bufferRows = try limits.int(
+                "duplicate_index_memory_terms",
+                default: 100_000,
+                range: 1...10_000_000
+            )
             configuration.stallTimeout = .seconds(try limits.int("stall_timeout_s", default: 30, range: 1...3_600))
             configuration.lingerTotal = .seconds(try limits.int("linger_s", default: 30, range: 1...600))
             configuration.socketSendBufferBytes = try limits.int(

@@ -20,17 +20,20 @@ extension CaseTracker {
     /// Compares the cases opened since the last scan with the open cases; returns the matches found.
     @discardableResult
     func scanForDuplicates() async throws -> Int {
-        guard me.role == .ncct else { return 0 }
+        guard let index = matchIndex else { return 0 }
         var found = 0
         while !Task.isCancelled {
             let known = duplicateScan.withLock { $0 }
             let (after, saved, through, matches, more) = try store.read { db in
+                // The index is brought up to the same snapshot the events are read from: every case
+                // before the one scanned is in it.
+                try index.catchUp(db)
                 let saved = try known?.saved ?? db.duplicatesScannedThrough()
                 let after = known?.read ?? saved
                 let events = try db.events(after: after, limit: 200)
                 var matches: [MatchRow] = []
                 for event in events where event.kind == CaseEventKind.opened.rawValue {
-                    matches += try Self.likelyMatches(of: event.caseID, db)
+                    matches += try Self.likelyMatches(of: event.caseID, db, index)
                 }
                 return (after, saved, events.last?.eventID ?? after, matches, events.count == 200)
             }
@@ -46,6 +49,7 @@ extension CaseTracker {
                 }
             }
             duplicateScan.withLock { $0 = (read: through, saved: write ? through : saved) }
+            try await index.writeRunsIfDue { change in try await self.store.write(change) }
             found += matches.count
             if !more { return found }
         }
@@ -57,12 +61,14 @@ extension CaseTracker {
     /// candidates are the persons with the same document, the same phone, or the same year of birth
     /// and a word of the name: one pass over the blind index for the whole case. Each case's persons
     /// are read as their kept traits (`TraitsRecord`), not from the request and its updates.
-    static func likelyMatches(of caseID: String, _ db: Database) throws -> [MatchRow] {
+    static func likelyMatches(of caseID: String, _ db: Database, _ index: MatchIndex) throws -> [MatchRow] {
         try Task.checkCancellation()
         let now = Clock.nowMs()
         let persons = try matchTraits(caseID, db)
-        let queries = persons.map { SearchTerms.matchTerms(SearchTerms.terms($0.traits, reference: "")) }
-        let candidates = try db.searchPersons(
+        let queries = try persons.map {
+            try db.matchIndexKeys(SearchTerms.matchTerms(SearchTerms.terms($0.traits, reference: "")))
+        }
+        let candidates = try index.searchPersons(
             anyOfEach: queries,
             excludingCase: caseID,
             maxPersonsPerTerm: maxPersonsPerTerm

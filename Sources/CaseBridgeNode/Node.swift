@@ -95,9 +95,13 @@ public final class Node: Sendable {
         let clientGroup = EventLoopGroup(threads: 1, name: "cb-delivery")
         self.clientGroup = clientGroup
         let crewBox = CrewBox()
-        let tracker = CaseTracker(me: me, directory: directory, store: store, logger: logger) { peer in
-            crewBox.crew?.nudge(peer)
-        }
+        let tracker = try CaseTracker(
+            me: me,
+            directory: directory,
+            store: store,
+            logger: logger,
+            matchIndexLimits: configuration.matchIndex
+        ) { peer in crewBox.crew?.nudge(peer) }
         self.tracker = tracker
         try await tracker.buildSearchIndexIfNeeded()
         let crew = DeliveryCrew(pool: deliveryPool) { [configuration, logger] peer, clientTLS in

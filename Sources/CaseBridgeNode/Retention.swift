@@ -35,6 +35,7 @@ extension CaseTracker {
             if batch < 100 { break }
         }
         if purged > 0 {
+            changes.notify()  // the duplicate scan takes the persons out of its index
             try store.checkpoint()
             logger.notice("retention: personal data of closed cases destroyed", metadata: ["cases": "\(purged)"])
         }

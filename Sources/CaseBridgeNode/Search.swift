@@ -139,12 +139,7 @@ struct PersonIndex: Sendable {
         for entry in entries {
             try db.addSearchTerms(entry.terms, caseID: caseID, personRef: entry.person.personRef)
             guard matching else { continue }
-            try db.addMatchTerms(
-                SearchTerms.matchTerms(entry.terms),
-                caseID: caseID,
-                personRef: entry.person.personRef,
-                maxPersonsPerTerm: CaseTracker.maxPersonsPerTerm
-            )
+            try db.addMatchTerms(SearchTerms.matchTerms(entry.terms), caseID: caseID, personRef: entry.person.personRef)
         }
         if matching { try db.addMatchTraits(TraitsRecord.encode(entries.map(\.person)), caseID: caseID) }
     }
@@ -167,7 +162,12 @@ extension CaseTracker {
 
     /// Builds the index once for what a database held before the index existed.
     func buildSearchIndexIfNeeded() async throws {
-        guard try !store.read({ try $0.searchIndexBuilt() }) else { return }
+        let matchIndexFolder = self.matchIndexFolder
+        guard
+            try !store.read({
+                try $0.searchIndexBuilt() && MatchIndex.runsPresent($0, folder: matchIndexFolder)
+            })
+        else { return }
         let matching = me.role == .ncct
         try await store.write { db in
             try db.clearSearchIndex()

@@ -22,6 +22,8 @@ public struct StoreMemory: Sendable, Equatable {
 /// arrive together share one transaction and one fsync; each runs in a savepoint of its own, so
 /// one failing write does not undo the others.
 public final class CaseStore: Sendable {
+    /// The data folder, and the database file in it.
+    public let folder: String
     public let path: String
     private let writer: Writer
     private let readers = Mutex<[Database]>([])
@@ -40,13 +42,12 @@ public final class CaseStore: Sendable {
     ) throws(StoreError) {
         sealer = try RecordSealer(keyEncryptionKey: dataKey)
         self.memory = memory
+        self.folder = folder
         try Self.makeOwnerOnlyFolder(folder)
         lock = Mutex(try Self.lockFolder(folder))
         path = (folder as NSString).appendingPathComponent("casebridge.sqlite3")
         // Create the file owner-only before SQLite does; its -wal and -shm files copy this mode.
-        let fd = open(path, O_RDWR | O_CREAT, 0o600)
-        guard fd >= 0 else { throw StoreError("cannot create \(path): \(String(cString: strerror(errno)))") }
-        Glibc.close(fd)
+        try Self.makeOwnerOnlyFile(path)
         let database = try Database(path: path, readOnly: false, sealer: sealer)
         // A damaged file (a torn WAL, a bad disk) is refused at start, not found one read at a time:
         // whichever of these statements first reads a damaged page.
@@ -106,6 +107,12 @@ public final class CaseStore: Sendable {
     }
 
     deinit { lock.withLock { $0.map { _ = Glibc.close($0) } } }
+
+    static func makeOwnerOnlyFile(_ path: String) throws(StoreError) {
+        let fd = open(path, O_RDWR | O_CREAT, 0o600)
+        guard fd >= 0 else { throw StoreError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        Glibc.close(fd)
+    }
 
     static func makeOwnerOnlyFolder(_ folder: String) throws(StoreError) {
         var isDirectory: ObjCBool = false

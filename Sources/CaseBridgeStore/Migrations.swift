@@ -291,6 +291,17 @@ enum Migrations {
         // its whole request and updates. Written with the match terms, at NCCT only (the index is
         // rebuilt at start: search index version 4).
         "ALTER TABLE cases ADD COLUMN match_traits BLOB;",
+        // 13: the duplicate index leaves the database for sorted runs in files of their own (`MatchIndex`):
+        // the writer appends each person's terms to a log, in order, instead of a row a term at random
+        // places (80 % of the pages a node wrote). The database lists the runs in use and how far into
+        // the log each reaches (the index is rebuilt at start: search index version 5).
+        """
+        DROP TABLE match_terms;
+        CREATE TABLE match_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, case_id TEXT NOT NULL,
+                                person_ref TEXT NOT NULL, terms BLOB NOT NULL, removed INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE match_runs (file TEXT PRIMARY KEY, tier INTEGER NOT NULL, rows INTEGER NOT NULL,
+                                 through INTEGER NOT NULL) WITHOUT ROWID;
+        """,
     ]
 
     static func apply(to database: Database) throws(StoreError) {

@@ -64,6 +64,7 @@ extension Database {
     /// Crypto-shredding: the case's data key is deleted and every value it sealed emptied (with
     /// secure_delete, overwritten in the file). Ids, statuses, person refs and counts remain.
     public func purgePersonalData(_ caseID: String, atMs: Int64) throws(StoreError) {
+        let matched = try first("SELECT match_traits IS NOT NULL FROM cases WHERE case_id = ?", [.text(caseID)])
         try query(
             "UPDATE cases SET data_key = NULL, request = X'', match_traits = NULL, purged_at_ms = ? WHERE case_id = ?",
             [.int(atMs), .text(caseID)]
@@ -71,7 +72,7 @@ extension Database {
         try query("UPDATE case_history SET body = X'' WHERE case_id = ?", [.text(caseID)])
         try query("UPDATE outbox SET body = X'' WHERE case_id = ?", [.text(caseID)])
         try query("UPDATE persons SET note = '' WHERE case_id = ?", [.text(caseID)])
-        try removeSearchTerms(caseID: caseID)
+        try removeSearchTerms(caseID: caseID, matched: matched?.int(0) == 1)
         // A likeness to a person whose data is gone can be neither shown nor confirmed.
         try query("DELETE FROM person_matches WHERE case_id = ?1 OR other_case_id = ?1", [.text(caseID)])
     }

@@ -35,30 +35,25 @@ extension Database {
         return found
     }
 
-    /// Terms a person is looked up by for duplicate detection, one indexed row per term: a lookup
-    /// costs the same however many persons the node holds. A term more than `maxPersonsPerTerm`
-    /// persons have already finds no one, so it is not written again: a common value costs nothing.
-    public func addMatchTerms(
-        _ terms: Set<String>,
-        caseID: String,
-        personRef: String,
-        maxPersonsPerTerm: Int
-    ) throws(StoreError) {
+    /// Terms a person is looked up by for duplicate detection, appended to the log `MatchIndex`
+    /// reads (one row a person, written in order: no page touched at random).
+    public func addMatchTerms(_ terms: Set<String>, caseID: String, personRef: String) throws(StoreError) {
+        guard !terms.isEmpty else { return }
+        try query(
+            "INSERT INTO match_log (case_id, person_ref, terms) VALUES (?, ?, ?)",
+            [.text(caseID), .text(personRef), .blob(try matchTermHashes(terms).flatMap { $0 })]
+        )
+    }
+
+    /// The keyed hashes of `terms`, sorted by term, as the log holds them.
+    func matchTermHashes(_ terms: some Collection<String>) throws(StoreError) -> [[UInt8]] {
         guard let sealer else { throw StoreError("this connection was opened without the data key") }
-        // One statement a term (the count and the insert): each new person has a dozen terms.
-        let insert = """
-            INSERT OR IGNORE INTO match_terms (term, case_id, person_ref)
-            SELECT ?1, ?2, ?3 WHERE (SELECT COUNT(*) FROM (SELECT 1 FROM match_terms WHERE term = ?1 LIMIT ?4)) <= ?5
-            """
-        for term in terms {
-            try query(
-                insert,
-                [
-                    .blob(sealer.indexTerm(term)), .text(caseID), .text(personRef), .int(Int64(maxPersonsPerTerm) + 1),
-                    .int(Int64(maxPersonsPerTerm)),
-                ]
-            )
-        }
+        return terms.sorted().map { sealer.indexTerm($0) }
+    }
+
+    /// The keys `MatchIndex` looks `terms` up by.
+    public func matchIndexKeys(_ terms: some Collection<String>) throws(StoreError) -> [Int64] {
+        MatchIndex.keys(try matchTermHashes(terms).flatMap { $0 })
     }
 
     /// Adds persons to what duplicate detection compares for the case: `record` (opaque here) is
@@ -98,45 +93,23 @@ extension Database {
         )
     }
 
-    /// Takes a case's persons out of both indexes (its personal data is purged).
-    func removeSearchTerms(caseID: String) throws(StoreError) {
-        // The match terms are among each person's search terms: deleted by their key, no scan.
-        for row in try query("SELECT terms FROM search_terms WHERE case_id = ?", [.text(caseID)]) {
-            let blob = row.blob(0)
-            for start in stride(from: 0, to: blob.count - 7, by: 8) {
-                try query(
-                    "DELETE FROM match_terms WHERE term = ? AND case_id = ?",
-                    [.blob(Array(blob[start..<(start + 8)])), .text(caseID)]
-                )
-            }
+    /// Takes a case's persons out of both indexes (its personal data is purged). `matched`: the case
+    /// was in duplicate detection's index, which reads their removal from its log.
+    func removeSearchTerms(caseID: String, matched: Bool) throws(StoreError) {
+        if matched {
+            // What the index has not read yet is deleted here. What it has read (in memory, in runs)
+            // it deletes by key on reading this removal: a person's match terms are among their
+            // search terms. It then deletes the removal too (`MatchIndex.writeRunsIfDue`).
+            try query("DELETE FROM match_log WHERE case_id = ? AND removed = 0", [.text(caseID)])
+            try query(
+                """
+                INSERT INTO match_log (case_id, person_ref, terms, removed)
+                SELECT case_id, person_ref, terms, 1 FROM search_terms WHERE case_id = ?
+                """,
+                [.text(caseID)]
+            )
         }
         try query("DELETE FROM search_terms WHERE case_id = ?", [.text(caseID)])
-    }
-
-    /// For each query (a set of terms), the persons of other cases than `caseID` that have at least
-    /// one of its terms: candidates for a closer look (duplicate detection). A term more than
-    /// `maxPersonsPerTerm` persons have (a shelter's phone, a hotline's) says nothing about who someone
-    /// is and finds no one. Each term reads at most `maxPersonsPerTerm` + 1 index entries.
-    public func searchPersons(
-        anyOfEach queries: [Set<String>],
-        excludingCase caseID: String,
-        maxPersonsPerTerm: Int
-    ) throws(StoreError) -> [[(caseID: String, personRef: String)]] {
-        guard let sealer else { throw StoreError("this connection was opened without the data key") }
-        var personsByTerm: [String: [(caseID: String, personRef: String)]] = [:]
-        for term in Set(queries.flatMap { $0 }) {
-            let persons = try query(
-                "SELECT case_id, person_ref FROM match_terms WHERE term = ? AND case_id != ? LIMIT ?",
-                [.blob(sealer.indexTerm(term)), .text(caseID), .int(Int64(maxPersonsPerTerm) + 1)]
-            ).map { (caseID: $0.text(0), personRef: $0.text(1)) }
-            personsByTerm[term] = persons.count > maxPersonsPerTerm ? [] : persons
-        }
-        return queries.map { terms in
-            var seen = Set<String>()
-            return terms.sorted().flatMap { personsByTerm[$0] ?? [] }.filter {
-                seen.insert("\($0.caseID)\u{0}\($0.personRef)").inserted
-            }
-        }
     }
 
     /// Whether the index holds the current kinds of terms (version 2 added names in Latin letters and
@@ -155,11 +128,14 @@ extension Database {
     /// Empties the index before it is built again with the current kinds of terms.
     public func clearSearchIndex() throws(StoreError) {
         try query("DELETE FROM search_terms")
-        try query("DELETE FROM match_terms")
+        try query("DELETE FROM match_log")
+        try query("DELETE FROM match_runs")
+        // The duplicate index's files in use are dropped with the list (`MatchIndex.catchUp`).
+        try query("INSERT OR REPLACE INTO store_meta (name, value) VALUES ('match-generation', hex(randomblob(8)))")
         try query("UPDATE cases SET match_traits = NULL WHERE match_traits IS NOT NULL")
     }
 
-    static let searchIndexVersion = "4"
+    static let searchIndexVersion = "5"
 
     /// Every case whose personal data is kept (for building the index once).
     public func allCaseIDs() throws(StoreError) -> [String] {

@@ -118,7 +118,11 @@ struct DuplicateTests {
 
     @Test("two embassies report the same persons: NCCT lists likely matches, and each embassy learns only of a link")
     func acrossEmbassies() async throws {
-        let federation = try TestFederation(nodes: ["ncct", "embassy-id", "embassy-cn"])
+        // The index writes its terms out as runs every few persons (and merges them): read from files.
+        let federation = try TestFederation(
+            nodes: ["ncct", "embassy-id", "embassy-cn"],
+            limits: ["duplicate_index_memory_terms": 3]
+        )
         for node in federation.nodes { try await federation.start(node) }
         let ncct = federation.console("ncct")
         let indonesia = federation.console("embassy-id")
@@ -254,7 +258,7 @@ struct DuplicateTests {
 
     @Test("a person added to a case later is compared too, and so are the cases of a database from before")
     func addedLaterAndUpgraded() async throws {
-        let federation = try TestFederation(nodes: ["ncct", "embassy-id"])
+        let federation = try TestFederation(nodes: ["ncct", "embassy-id"], limits: ["duplicate_index_memory_terms": 3])
         for node in federation.nodes { try await federation.start(node) }
         let embassy = federation.console("embassy-id")
         defer { embassy.close() }
@@ -319,6 +323,23 @@ struct DuplicateTests {
             }
         )
         #expect(found == ["C~\(firstCase)/P1"])
+
+        // A database restored where the duplicate index's files are not: NCCT builds it again at start.
+        federation.stop("ncct")
+        let index = federation.folder.appendingPathComponent("ncct/data/match-index")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: index.path).count > 1)
+        try FileManager.default.removeItem(at: index)
+        try await federation.start("ncct")
+        var fourth = Make.request(persons: 0)
+        fourth.persons = [Self.person("D", "Nam Van Tran", born: "1990-01-01", document: "B1111111")]
+        let fourthCase = try await embassy.unary(Console.submit, fourth).caseID
+        #expect(
+            try await federation.eventually {
+                found = try await matches(of: fourthCase)
+                return found.count == 2
+            }
+        )
+        #expect(found.sorted() == ["D~\(firstCase)/P2", "D~\(secondCase)/B"].sorted())
         // Only NCCT compares persons: the embassy keeps no traits.
         #expect(try federation.sql("embassy-id", "SELECT COUNT(*) FROM cases WHERE match_traits IS NOT NULL") == ["0"])
         federation.stopAll()

@@ -304,11 +304,14 @@ final class TestFederation: @unchecked Sendable {
     }
 
     /// Runs SQL against a node's database with Python's sqlite3 (an independent reader).
-    func sql(_ node: String, _ query: String) throws -> [String] {
+    func sql(_ node: String, _ query: String) throws -> [String] { try sql(file: database(node), query) }
+
+    /// Runs SQL against any SQLite file, as `sql(_:_:)` does.
+    func sql(file: String, _ query: String) throws -> [String] {
         let script =
             "import sqlite3,sys; c=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro', uri=True); "
             + "[print('|'.join(str(v) for v in r)) for r in c.execute(sys.argv[2])]"
-        let result = try run("python3", ["-c", script, database(node), query])
+        let result = try run("python3", ["-c", script, file, query])
         guard result.status == 0 else { throw RPCError(.internal, "sql failed: \(result.stderr)") }
         return result.stdout.split(separator: "\n").map(String.init)
     }

@@ -12,6 +12,8 @@ struct RetentionTests {
     func purge() async throws {
         let federation = try TestFederation(
             nodes: ["ncct", "embassy-id"],
+            // Duplicate detection's index writes a run for every person: they are in its files.
+            limits: ["duplicate_index_memory_terms": 2],
             retention: ["days_after_closed": 0, "check_interval_s": 1]
         )
         for node in federation.nodes { try await federation.start(node) }
@@ -56,17 +58,21 @@ struct RetentionTests {
             }
         )
         // Its persons can no longer be found: both blind indexes let go of them, the others' stay.
-        for table in ["search_terms", "match_terms"] {
-            #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM \(table) WHERE case_id = '\(closing)'") == ["0"])
-            #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM \(table) WHERE case_id = '\(open)'") != ["0"])
-        }
+        let search = "SELECT COUNT(*) FROM search_terms WHERE case_id = "
+        #expect(try federation.sql("ncct", search + "'\(closing)'") == ["0"])
+        #expect(try federation.sql("ncct", search + "'\(open)'") != ["0"])
+        // Duplicate detection's log lets go of them once its index (read below, node stopped) has.
+        let logged = "SELECT COUNT(*) FROM match_log WHERE case_id = "
+        #expect(try await federation.eventually { try federation.sql("ncct", logged + "'\(closing)'") == ["0"] })
         // And what duplicate detection compares of them is gone with them.
         let traits = "SELECT COUNT(*) FROM cases WHERE match_traits IS NOT NULL AND case_id = "
         #expect(try federation.sql("ncct", traits + "'\(closing)'") == ["0"])
         #expect(try federation.sql("ncct", traits + "'\(open)'") == ["1"])
         // Only NCCT looks for duplicates: an embassy keeps search terms, not the terms matches are found by.
         #expect(try federation.sql("embassy-id", "SELECT COUNT(*) FROM search_terms") != ["0"])
-        #expect(try federation.sql("embassy-id", "SELECT COUNT(*) FROM match_terms") == ["0"])
+        #expect(try federation.sql("embassy-id", "SELECT COUNT(*) FROM match_log") == ["0"])
+        let embassyIndex = federation.folder.appendingPathComponent("embassy-id/data/match-index")
+        #expect(!FileManager.default.fileExists(atPath: embassyIndex.path))
         // A hold is the holding node's: NCCT keeps the declined case, the embassy (no hold) does not.
         for (node, kept) in [("ncct", [open, held]), ("embassy-id", [open])] {
             #expect(
@@ -112,6 +118,19 @@ struct RetentionTests {
         )
         #expect(try await ncct.unary(Console.verifyAudit, VerifyAuditRequest()).intact)
         federation.stopAll()
+
+        // Nor is the purged case in the runs of duplicate detection's index; the open one is.
+        let runs = federation.folder.appendingPathComponent("ncct/data/match-index")
+        func inRuns(_ caseID: String) throws -> Int {
+            try FileManager.default.contentsOfDirectory(atPath: runs.path).filter { $0.hasSuffix(".sqlite3") }
+                .reduce(0) { total, file in
+                    let path = runs.appendingPathComponent(file).path
+                    let rows = try federation.sql(file: path, "SELECT COUNT(*) FROM terms WHERE case_id = '\(caseID)'")
+                    return total + (Int(rows.first ?? "") ?? 0)
+                }
+        }
+        #expect(try inRuns(closing) == 0)
+        #expect(try inRuns(open) > 0)
 
         // Nothing of the purged case's persons is in any file, not even its wrapped data key.
         let keyBytes = stride(from: 0, to: wrappedKey.count, by: 2).map { i -> UInt8 in

@@ -231,32 +231,6 @@ struct CaseStoreTests {
         store.close()
     }
 
-    @Test("a duplicate-index term is written until more persons than the limit hold it, then finds no one")
-    func matchTermLimit() async throws {
-        try await withStore { store, _ in
-            try await store.write { db in
-                for i in 0..<5 {
-                    try db.insertCase(row("case-\(i)"))
-                    try db.addMatchTerms(
-                        ["phone:+841", "doc:B\(i)"],
-                        caseID: "case-\(i)",
-                        personRef: "P",
-                        maxPersonsPerTerm: 3
-                    )
-                }
-            }
-            func found(_ term: String) throws -> Int {
-                try store.read {
-                    try $0.searchPersons(anyOfEach: [[term]], excludingCase: "none", maxPersonsPerTerm: 3)
-                }[0].count
-            }
-            // The fourth holder is written (the count was 3), the fifth is not; four is past the limit.
-            #expect(try store.read { try $0.first("SELECT COUNT(*) FROM match_terms")?.int(0) } == 4 + 5)
-            #expect(try found("phone:+841") == 0)
-            #expect(try found("doc:B2") == 1)
-        }
-    }
-
     @Test("a likeness found again, either way round, is recorded once")
     func matchRecordedOnce() async throws {
         try await withStore { store, _ in

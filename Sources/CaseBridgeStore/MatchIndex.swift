@@ -1,0 +1,387 @@
+import CSQLite
+import Foundation
+
+/// Duplicate detection's index of persons by term (keyed hashes, as in `search_terms`), kept as
+/// sorted runs in files of their own beside the database.
+///
+/// A B-tree keyed by term took a random leaf page for each of a new person's eight or so terms:
+/// past a few thousand cases that was 80 % of all the pages a node wrote. Here the writer only
+/// appends each person's terms to `match_log` (one row, pages written in order). The duplicate
+/// scan, the index's one user, reads the log into memory and, every `Limits.bufferRows` terms,
+/// writes them out sorted as a new run: each page once. Runs of one size are merged, in order,
+/// into one of the next size once there are `Limits.runsPerTier` of them, so a term is rewritten a
+/// few times in all and a lookup reads a few small files.
+///
+/// The runs in use are listed in the database (`match_runs`, with how far into the log each
+/// reaches), in the same transaction that drops the log rows they hold: a crash leaves either the
+/// log rows or the run, never neither. Files not listed (a run written but never listed) are
+/// deleted when the index loads. Used by one task at a time (the scan): not locked.
+public final class MatchIndex: @unchecked Sendable {
+    public struct Limits: Sendable {
+        /// Terms held in memory before they are written out as a run (about 100 bytes each).
+        public var bufferRows = 100_000
+        /// Runs of one size merged into one of the next size.
+        public var runsPerTier = 4
+        public init() {}
+    }
+
+    /// Commits a change to the database (`CaseStore.write`): the index lists its runs there.
+    public typealias Register = (@escaping @Sendable (Database) throws -> Void) async throws -> Void
+
+    public struct Posting: Hashable, Sendable {
+        public let caseID: String
+        public let personRef: String
+    }
+
+    private final class Run {
+        let file: String
+        let tier: Int
+        let rows: Int
+        let through: Int64
+        let database: Database
+        /// The run's terms, read with the run: most terms a case is looked up by are in no run,
+        /// and the filter says so without reading the file.
+        let filter: TermFilter
+
+        init(file: String, tier: Int, rows: Int, through: Int64, database: Database) throws(StoreError) {
+            self.file = file
+            self.tier = tier
+            self.rows = rows
+            self.through = through
+            self.database = database
+            filter = TermFilter(bits: try database.first("SELECT bits FROM filter")?.blob(0) ?? [])
+        }
+    }
+
+    public let folder: String
+    private let limits: Limits
+    private var runs: [Run] = []
+    private var buffer: [Int64: [Posting]] = [:]
+    private var bufferRows = 0
+    /// The last log row the runs and the buffer hold.
+    private var drained: Int64 = 0
+    /// The last removal read and carried out, whose log rows (they hold a purged person's terms) are
+    /// still to be deleted.
+    private var removedThrough: Int64?
+    /// Which build of the index the runs belong to (`clearSearchIndex` starts another); nil until loaded.
+    private var generation: String?
+
+    public init(folder: String, limits: Limits = Limits()) throws(StoreError) {
+        self.folder = folder
+        self.limits = limits
+        try CaseStore.makeOwnerOnlyFolder(folder)
+    }
+
+    /// Whether every run the database lists is on disk (a database restored elsewhere has none:
+    /// the index is then built again from the cases).
+    public static func runsPresent(_ db: Database, folder: String) throws(StoreError) -> Bool {
+        try db.query("SELECT file FROM match_runs").allSatisfy {
+            FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent($0.text(0)))
+        }
+    }
+
+    // MARK: Reading the log
+
+    /// Brings the index up to what `db` (a read snapshot) holds: the log rows written since, and
+    /// the runs listed, should the index have been cleared and built again.
+    public func catchUp(_ db: Database) throws(StoreError) {
+        let current = try db.first("SELECT value FROM store_meta WHERE name = 'match-generation'")?.text(0) ?? ""
+        let listed = try db.query("SELECT file, tier, rows, through FROM match_runs")
+        if current != generation || Set(listed.map { $0.text(0) }) != Set(runs.map(\.file)) {
+            try load(listed, generation: current)
+        }
+        var removals: [(caseID: String, terms: [Int64])] = []
+        while true {
+            let rows = try db.query(
+                "SELECT seq, case_id, person_ref, terms, removed FROM match_log WHERE seq > ? ORDER BY seq LIMIT 5000",
+                [.int(drained)]
+            )
+            for row in rows {
+                let terms = Self.keys(row.blob(3))
+                if row.int(4) != 0 {
+                    let caseID = row.text(1)
+                    for term in terms { buffer[term]?.removeAll { $0.caseID == caseID } }
+                    removals.append((caseID, terms))
+                    removedThrough = row.int(0)
+                } else {
+                    let posting = Posting(caseID: row.text(1), personRef: row.text(2))
+                    for term in terms { buffer[term, default: []].append(posting) }
+                    bufferRows += terms.count
+                }
+                drained = row.int(0)
+            }
+            if rows.count < 5000 { break }
+        }
+        try remove(removals)
+    }
+
+    /// Opens the runs the database lists, forgets what memory held, and deletes files it does not list.
+    private func load(_ listed: [Row], generation: String) throws(StoreError) {
+        runs = []
+        buffer = [:]
+        bufferRows = 0
+        drained = 0
+        removedThrough = nil
+        for row in listed {
+            runs.append(
+                try Run(
+                    file: row.text(0),
+                    tier: Int(row.int(1)),
+                    rows: Int(row.int(2)),
+                    through: row.int(3),
+                    database: try open(row.text(0))
+                )
+            )
+            drained = max(drained, row.int(3))
+        }
+        self.generation = generation
+        let kept = Set(listed.map { $0.text(0) })
+        for file in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        where !kept.contains(file) && !kept.contains(String(file.dropLast("-journal".count))) {
+            unlink(path(file))
+        }
+    }
+
+    /// Takes purged persons out of every run, one transaction a run.
+    private func remove(_ removals: [(caseID: String, terms: [Int64])]) throws(StoreError) {
+        guard !removals.isEmpty else { return }
+        for run in runs {
+            try run.database.execute("BEGIN IMMEDIATE")
+            do {
+                for removal in removals {
+                    for term in removal.terms {
+                        try run.database.query(
+                            "DELETE FROM terms WHERE term = ? AND case_id = ?",
+                            [.int(term), .text(removal.caseID)]
+                        )
+                    }
+                }
+                try run.database.execute("COMMIT")
+            } catch {
+                run.database.rollback()
+                throw error
+            }
+        }
+    }
+
+    // MARK: Looking up
+
+    /// For each query (terms as `Database.matchIndexKeys` gives them), the persons of other
+    /// cases than `caseID` that have at least one of its terms. A term more than `maxPersonsPerTerm`
+    /// persons have finds no one; each term reads at most `maxPersonsPerTerm` + 1 postings.
+    public func searchPersons(
+        anyOfEach queries: [[Int64]],
+        excludingCase caseID: String,
+        maxPersonsPerTerm: Int
+    ) throws(StoreError) -> [[Posting]] {
+        var personsByTerm: [Int64: [Posting]] = [:]
+        for term in Set(queries.flatMap { $0 }) {
+            var persons = Set((buffer[term] ?? []).filter { $0.caseID != caseID })
+            for run in runs where persons.count <= maxPersonsPerTerm && run.filter.mayHold(term) {
+                for row in try run.database.query(
+                    "SELECT case_id, person_ref FROM terms WHERE term = ? AND case_id != ? LIMIT ?",
+                    [.int(term), .text(caseID), .int(Int64(maxPersonsPerTerm + 1 - persons.count))]
+                ) {
+                    persons.insert(Posting(caseID: row.text(0), personRef: row.text(1)))
+                }
+            }
+            personsByTerm[term] = persons.count > maxPersonsPerTerm ? [] : persons.sorted { Self.order($0, $1) }
+        }
+        return queries.map { terms in
+            var seen = Set<Posting>()
+            return terms.sorted().flatMap { personsByTerm[$0] ?? [] }.filter { seen.insert($0).inserted }
+        }
+    }
+
+    // MARK: Writing runs
+
+    /// Writes what memory holds as a run once it holds `Limits.bufferRows` terms, and merges runs of
+    /// one size once there are enough of them; deletes the removals carried out. `register` commits
+    /// a change to the database (see `CaseStore.write`); a change to the list of runs made after the
+    /// index was cleared is refused.
+    public func writeRunsIfDue(register: Register) async throws {
+        if let removed = removedThrough {
+            try await register { db in
+                try db.query("DELETE FROM match_log WHERE removed = 1 AND seq <= ?", [.int(removed)])
+            }
+            removedThrough = nil
+        }
+        if bufferRows >= limits.bufferRows { try await flush(register: register) }
+        while let tier = Dictionary(grouping: runs, by: \.tier).filter({ $0.value.count >= limits.runsPerTier })
+            .keys.min()
+        {
+            try await merge(Array(runs.filter { $0.tier == tier }.prefix(limits.runsPerTier)), register: register)
+        }
+    }
+
+    /// Writes what memory holds as a run of the first size, and drops the log rows it holds.
+    public func flush(register: Register) async throws {
+        guard bufferRows > 0 else { return }
+        let through = drained
+        let run = try build(tier: 0, through: through, attaching: []) { db, _ in
+            for term in buffer.keys.sorted() {
+                for posting in buffer[term]!.sorted(by: Self.order) {
+                    try db.query(
+                        "INSERT OR IGNORE INTO terms (term, case_id, person_ref) VALUES (?, ?, ?)",
+                        [.int(term), .text(posting.caseID), .text(posting.personRef)]
+                    )
+                }
+            }
+        }
+        try await commit(run, replacing: [], register: register) { db in
+            try db.query("DELETE FROM match_log WHERE seq <= ?", [.int(through)])
+        }
+        buffer = [:]
+        bufferRows = 0
+    }
+
+    private func merge(_ sources: [Run], register: Register) async throws {
+        let run = try build(
+            tier: sources[0].tier + 1,
+            through: sources.map(\.through).max() ?? 0,
+            attaching: sources.map { path($0.file) }
+        ) { db, schemas in
+            // Each run is read in its key's order and the result taken in order: SQLite merges them.
+            let select = schemas.map { "SELECT term, case_id, person_ref FROM \($0).terms" }
+            try db.query(
+                "INSERT OR IGNORE INTO terms (term, case_id, person_ref) "
+                    + select.joined(separator: " UNION ALL ") + " ORDER BY 1, 2, 3"
+            )
+        }
+        try await commit(run, replacing: sources, register: register) { _ in }
+    }
+
+    /// Lists `run` (and unlists `replaced`) in the database, then deletes the replaced runs' files.
+    private func commit(
+        _ run: Run,
+        replacing replaced: [Run],
+        register: Register,
+        also: @escaping @Sendable (Database) throws -> Void
+    ) async throws {
+        let generation = self.generation ?? ""
+        let (file, tier, rows, through) = (run.file, run.tier, run.rows, run.through)
+        let replacedFiles = replaced.map(\.file)
+        do {
+            try await register { db in
+                let current = try db.first("SELECT value FROM store_meta WHERE name = 'match-generation'")?.text(0)
+                guard (current ?? "") == generation else { throw StoreError("the duplicate index was cleared") }
+                for replaced in replacedFiles {
+                    try db.query("DELETE FROM match_runs WHERE file = ?", [.text(replaced)])
+                }
+                try db.query(
+                    "INSERT INTO match_runs (file, tier, rows, through) VALUES (?, ?, ?, ?)",
+                    [.text(file), .int(Int64(tier)), .int(Int64(rows)), .int(through)]
+                )
+                try also(db)
+            }
+        } catch {
+            unlink(path(file))
+            self.generation = nil  // loaded again from the database at the next catch-up
+            throw error
+        }
+        runs.removeAll { replacedFiles.contains($0.file) }
+        runs.append(run)
+        for file in replacedFiles { unlink(path(file)) }
+    }
+
+    /// Writes a new run file: without a journal (an unlisted file is deleted, never read), synced
+    /// before it is listed.
+    private func build(
+        tier: Int,
+        through: Int64,
+        attaching sources: [String],
+        _ fill: (Database, [String]) throws -> Void
+    ) throws -> Run {
+        let file = "run-\(UUID().uuidString.lowercased()).sqlite3"
+        try CaseStore.makeOwnerOnlyFile(path(file))
+        do {
+            let db = try Database(path: path(file), readOnly: false)
+            try db.execute(
+                """
+                PRAGMA page_size = 4096; PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
+                CREATE TABLE terms (term INTEGER NOT NULL, case_id TEXT NOT NULL, person_ref TEXT NOT NULL,
+                                    PRIMARY KEY (term, case_id, person_ref)) WITHOUT ROWID;
+                CREATE TABLE filter (bits BLOB NOT NULL);
+                """
+            )
+            let schemas = sources.indices.map { "source\($0)" }
+            for (source, schema) in zip(sources, schemas) {
+                try db.query("ATTACH DATABASE ? AS \(schema)", [.text(source)])
+            }
+            try db.execute("BEGIN")
+            try fill(db, schemas)
+            let terms = try db.query("SELECT DISTINCT term FROM terms").map { $0.int(0) }
+            try db.query("INSERT INTO filter (bits) VALUES (?)", [.blob(TermFilter(terms).bits)])
+            try db.execute("COMMIT")
+            for schema in schemas { try db.execute("DETACH DATABASE \(schema)") }
+        }
+        try Self.sync(path(file))
+        try Self.sync(folder)
+        let database = try open(file)
+        let rows = Int(try database.first("SELECT COUNT(*) FROM terms")?.int(0) ?? 0)
+        return try Run(file: file, tier: tier, rows: rows, through: through, database: database)
+    }
+
+    /// A run opened for lookups, and for the deletes a purge makes (journaled, overwritten). Locked
+    /// for good (the node alone uses its data folder): a lookup then neither takes a file lock nor
+    /// looks for a journal, which was half of what a lookup cost.
+    private func open(_ file: String) throws(StoreError) -> Database {
+        guard FileManager.default.fileExists(atPath: path(file)) else {
+            throw StoreError("the duplicate index file \(path(file)) is missing; restart the node to build it again")
+        }
+        let database = try Database(path: path(file), readOnly: false)
+        try database.execute("PRAGMA locking_mode = EXCLUSIVE; PRAGMA secure_delete = ON; PRAGMA cache_size = -1024;")
+        return database
+    }
+
+    private func path(_ file: String) -> String { (folder as NSString).appendingPathComponent(file) }
+
+    private static func sync(_ path: String) throws(StoreError) {
+        let fd = Glibc.open(path, O_RDONLY)
+        guard fd >= 0, fsync(fd) == 0 else {
+            if fd >= 0 { Glibc.close(fd) }
+            throw StoreError("cannot sync \(path): \(String(cString: strerror(errno)))")
+        }
+        Glibc.close(fd)
+    }
+
+    private static func order(_ a: Posting, _ b: Posting) -> Bool {
+        (a.caseID, a.personRef) < (b.caseID, b.personRef)
+    }
+
+    /// The 8-byte keyed hashes a log row holds, as the integers the runs are keyed by.
+    static func keys(_ blob: [UInt8]) -> [Int64] {
+        stride(from: 0, to: blob.count - 7, by: 8).map { start in
+            Int64(bitPattern: blob[start..<(start + 8)].reduce(0) { $0 << 8 | UInt64($1) })
+        }
+    }
+}
+
+/// A Bloom filter of a run's terms: about 1 % of the terms a run does not hold still read it (10
+/// bits and 7 probes a term). The terms are keyed hashes already: their halves are the probes' seeds.
+struct TermFilter {
+    let bits: [UInt8]
+
+    init(bits: [UInt8]) { self.bits = bits }
+
+    init(_ terms: [Int64]) {
+        var bits = [UInt8](repeating: 0, count: max(8, (terms.count * 10 + 7) / 8))
+        let count = bits.count * 8
+        for term in terms {
+            for bit in Self.probes(term, count) { bits[bit >> 3] |= 1 << UInt8(bit & 7) }
+        }
+        self.bits = bits
+    }
+
+    /// False when the run certainly does not hold `term`. An empty filter (none read) holds all.
+    func mayHold(_ term: Int64) -> Bool {
+        guard !bits.isEmpty else { return true }
+        return Self.probes(term, bits.count * 8).allSatisfy { bits[$0 >> 3] & (1 << UInt8($0 & 7)) != 0 }
+    }
+
+    private static func probes(_ term: Int64, _ count: Int) -> [Int] {
+        let value = UInt64(bitPattern: term)
+        let (first, second) = (value & 0xFFFF_FFFF, value >> 32 | 1)
+        return (0..<7).map { Int((first &+ UInt64($0) &* second) % UInt64(count)) }
+    }
+}
