@@ -21,13 +21,14 @@ extension CaseTracker {
     @discardableResult
     func scanForDuplicates() async throws -> Int {
         guard let index = matchIndex else { return 0 }
+        let register: MatchIndex.Register = { change in try await self.store.write(change) }
         var found = 0
         while !Task.isCancelled {
             let known = duplicateScan.withLock { $0 }
-            let (after, saved, through, matches, more) = try store.read { db in
+            let scanned = try store.read { db -> (Int64, Int64, Int64, [MatchRow], Bool)? in
                 // The index is brought up to the same snapshot the events are read from: every case
                 // before the one scanned is in it.
-                try index.catchUp(db)
+                guard try index.catchUp(db) else { return nil }
                 let saved = try known?.saved ?? db.duplicatesScannedThrough()
                 let after = known?.read ?? saved
                 let events = try db.events(after: after, limit: 200)
@@ -36,6 +37,11 @@ extension CaseTracker {
                     matches += try Self.likelyMatches(of: event.caseID, db, index)
                 }
                 return (after, saved, events.last?.eventID ?? after, matches, events.count == 200)
+            }
+            guard case let (after, saved, through, matches, more)? = scanned else {
+                // The index's memory filled up before it had read the whole log: written out first.
+                try await index.writeRunsIfDue(register: register)
+                continue
             }
             // The cursor is written with the matches found, or after many events without one: cases that
             // arrive one at a time would otherwise each cost a second commit. After a restart the scan
@@ -49,7 +55,7 @@ extension CaseTracker {
                 }
             }
             duplicateScan.withLock { $0 = (read: through, saved: write ? through : saved) }
-            try await index.writeRunsIfDue { change in try await self.store.write(change) }
+            try await index.writeRunsIfDue(register: register)
             found += matches.count
             if !more { return found }
         }

@@ -83,18 +83,22 @@ public final class MatchIndex: @unchecked Sendable {
     // MARK: Reading the log
 
     /// Brings the index up to what `db` (a read snapshot) holds: the log rows written since, and
-    /// the runs listed, should the index have been cleared and built again.
-    public func catchUp(_ db: Database) throws(StoreError) {
+    /// the runs listed, should the index have been cleared and built again. False when memory
+    /// filled up first (a rebuilt index logs every case at once): write a run, then read on.
+    @discardableResult
+    public func catchUp(_ db: Database) throws(StoreError) -> Bool {
         let current = try db.first("SELECT value FROM store_meta WHERE name = 'match-generation'")?.text(0) ?? ""
         let listed = try db.query("SELECT file, tier, rows, through FROM match_runs")
         if current != generation || Set(listed.map { $0.text(0) }) != Set(runs.map(\.file)) {
             try load(listed, generation: current)
         }
         var removals: [(caseID: String, terms: [Int64])] = []
-        while true {
+        var drainedAll = false
+        let page = min(5_000, limits.bufferRows)
+        while !drainedAll && bufferRows < limits.bufferRows {
             let rows = try db.query(
-                "SELECT seq, case_id, person_ref, terms, removed FROM match_log WHERE seq > ? ORDER BY seq LIMIT 5000",
-                [.int(drained)]
+                "SELECT seq, case_id, person_ref, terms, removed FROM match_log WHERE seq > ? ORDER BY seq LIMIT ?",
+                [.int(drained), .int(Int64(page))]
             )
             for row in rows {
                 let terms = Self.keys(row.blob(3))
@@ -110,9 +114,10 @@ public final class MatchIndex: @unchecked Sendable {
                 }
                 drained = row.int(0)
             }
-            if rows.count < 5000 { break }
+            drainedAll = rows.count < page
         }
         try remove(removals)
+        return drainedAll
     }
 
     /// Opens the runs the database lists, forgets what memory held, and deletes files it does not list.
@@ -176,7 +181,7 @@ public final class MatchIndex: @unchecked Sendable {
     ) throws(StoreError) -> [[Posting]] {
         var personsByTerm: [Int64: [Posting]] = [:]
         for term in Set(queries.flatMap { $0 }) {
-            var persons = Set((buffer[term] ?? []).filter { $0.caseID != caseID })
+            var persons = Set((buffer[term] ?? []).lazy.filter { $0.caseID != caseID }.prefix(maxPersonsPerTerm + 1))
             for run in runs where persons.count <= maxPersonsPerTerm && run.filter.mayHold(term) {
                 for row in try run.database.query(
                     "SELECT case_id, person_ref FROM terms WHERE term = ? AND case_id != ? LIMIT ?",
@@ -293,6 +298,7 @@ public final class MatchIndex: @unchecked Sendable {
         _ fill: (Database, [String]) throws -> Void
     ) throws -> Run {
         let file = "run-\(UUID().uuidString.lowercased()).sqlite3"
+        var rows = 0
         try CaseStore.makeOwnerOnlyFile(path(file))
         do {
             let db = try Database(path: path(file), readOnly: false)
@@ -310,15 +316,17 @@ public final class MatchIndex: @unchecked Sendable {
             }
             try db.execute("BEGIN")
             try fill(db, schemas)
-            let terms = try db.query("SELECT DISTINCT term FROM terms").map { $0.int(0) }
-            try db.query("INSERT INTO filter (bits) VALUES (?)", [.blob(TermFilter(terms).bits)])
+            // Walked, not loaded: a merged run holds millions of terms.
+            rows = Int(try db.first("SELECT COUNT(*) FROM terms")?.int(0) ?? 0)
+            var filter = TermFilter(capacity: rows)
+            try db.forEach("SELECT DISTINCT term FROM terms") { filter.insert($0.int(0)) }
+            try db.query("INSERT INTO filter (bits) VALUES (?)", [.blob(filter.bits)])
             try db.execute("COMMIT")
             for schema in schemas { try db.execute("DETACH DATABASE \(schema)") }
         }
         try Self.sync(path(file))
         try Self.sync(folder)
         let database = try open(file)
-        let rows = Int(try database.first("SELECT COUNT(*) FROM terms")?.int(0) ?? 0)
         return try Run(file: file, tier: tier, rows: rows, through: through, database: database)
     }
 
@@ -360,17 +368,15 @@ public final class MatchIndex: @unchecked Sendable {
 /// A Bloom filter of a run's terms: about 1 % of the terms a run does not hold still read it (10
 /// bits and 7 probes a term). The terms are keyed hashes already: their halves are the probes' seeds.
 struct TermFilter {
-    let bits: [UInt8]
+    private(set) var bits: [UInt8]
 
     init(bits: [UInt8]) { self.bits = bits }
 
-    init(_ terms: [Int64]) {
-        var bits = [UInt8](repeating: 0, count: max(8, (terms.count * 10 + 7) / 8))
-        let count = bits.count * 8
-        for term in terms {
-            for bit in Self.probes(term, count) { bits[bit >> 3] |= 1 << UInt8(bit & 7) }
-        }
-        self.bits = bits
+    /// An empty filter for up to `capacity` terms.
+    init(capacity: Int) { bits = [UInt8](repeating: 0, count: max(8, (capacity * 10 + 7) / 8)) }
+
+    mutating func insert(_ term: Int64) {
+        for bit in Self.probes(term, bits.count * 8) { bits[bit >> 3] |= 1 << UInt8(bit & 7) }
     }
 
     /// False when the run certainly does not hold `term`. An empty filter (none read) holds all.
