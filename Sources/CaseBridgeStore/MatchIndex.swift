@@ -147,14 +147,15 @@ public final class MatchIndex: @unchecked Sendable {
         }
     }
 
-    /// Takes purged persons out of every run, one transaction a run.
+    /// Takes purged persons out of every run, one transaction a run. A removal names all of a
+    /// person's search terms; the filter skips those the run does not hold.
     private func remove(_ removals: [(caseID: String, terms: [Int64])]) throws(StoreError) {
         guard !removals.isEmpty else { return }
         for run in runs {
             try run.database.execute("BEGIN IMMEDIATE")
             do {
                 for removal in removals {
-                    for term in removal.terms {
+                    for term in removal.terms where run.filter.mayHold(term) {
                         try run.database.query(
                             "DELETE FROM terms WHERE term = ? AND case_id = ?",
                             [.int(term), .text(removal.caseID)]

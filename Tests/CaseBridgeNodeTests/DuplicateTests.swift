@@ -256,6 +256,65 @@ struct DuplicateTests {
         #expect(throws: ProtoError.self) { try TraitsRecord.decode([0x0A, 0x80, 0x80, 0x80, 0x80, 0x40]) }
     }
 
+    @Test("NCCT killed while its index writes and merges runs: after a restart every person filed is still found")
+    func killedWhileWritingRuns() async throws {
+        let federation = try TestFederation(nodes: ["ncct", "embassy-id"], limits: ["duplicate_index_memory_terms": 3])
+        for node in federation.nodes { try await federation.start(node) }
+        let embassy = federation.console("embassy-id")
+        defer { embassy.close() }
+        // Forty persons, each with a document of their own; NCCT is killed while they arrive.
+        func person(_ i: Int) -> Person {
+            Self.person(
+                "P",
+                "Sokha Chan\(String(repeating: "a", count: i % 7)) Meas",
+                born: "19\(50 + i)-03-0\(1 + i % 9)",
+                document: "K\(100_000 + i)"
+            )
+        }
+        var filed: [String] = []
+        for i in 0..<40 {
+            var request = Make.request(persons: 0)
+            request.persons = [person(i)]
+            filed.append(try await embassy.unary(Console.submit, request).caseID)
+            if i == 25 { federation.kill("ncct") }
+            if i == 30 { try await federation.start("ncct") }
+        }
+        #expect(
+            try await federation.eventually {
+                try federation.sql("ncct", "SELECT COUNT(*) FROM cases") == ["40"]
+            }
+        )
+        // Each of them reported again: every one is found in the index, wherever it was when killed.
+        let ncct = federation.console("ncct")
+        defer { ncct.close() }
+        for i in [0, 12, 24, 25, 26, 39] {
+            var again = Make.request(persons: 0)
+            again.persons = [person(i)]
+            again.persons[0].personRef = "Q"
+            let caseID = try await embassy.unary(Console.submit, again).caseID
+            var open = ListMatchesRequest()
+            open.caseID = caseID
+            var found: [String] = []
+            #expect(
+                try await federation.eventually {
+                    found = try await ncct.unary(Console.listMatches, open).matches.map {
+                        "\($0.personRef)~\($0.otherCaseID)/\($0.otherPersonRef)"
+                    }
+                    return !found.isEmpty
+                },
+                "person \(i)"
+            )
+            #expect(found == ["Q~\(filed[i])/P"], "person \(i)")
+        }
+        // Only listed runs are on disk (a run cut short by the kill was deleted).
+        federation.stop("ncct")
+        let runs = try FileManager.default.contentsOfDirectory(
+            atPath: federation.folder.appendingPathComponent("ncct/data/match-index").path
+        )
+        #expect(!runs.isEmpty)
+        #expect(try federation.sql("ncct", "SELECT file FROM match_runs ORDER BY file") == runs.sorted())
+    }
+
     @Test("a person added to a case later is compared too, and so are the cases of a database from before")
     func addedLaterAndUpgraded() async throws {
         let federation = try TestFederation(nodes: ["ncct", "embassy-id"], limits: ["duplicate_index_memory_terms": 3])
