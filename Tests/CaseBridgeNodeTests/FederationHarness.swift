@@ -29,6 +29,10 @@ final class TestFederation: @unchecked Sendable {
     /// HTTPS console ports, when made with `console: true`.
     private(set) var consolePorts: [String: Int] = [:]
     private var processes: [String: Process] = [:]
+    /// One loop for every console channel the tests open: a loop of its own per channel kept two
+    /// descriptors each (libevent's), and past ~1,360 open descriptors Foundation's Process.run
+    /// can crash the test process (a /proc/self/fd over-read, swift-corelibs-foundation #5472).
+    private let consoleGroup = EventLoopGroup(threads: 1, name: "cb-test-console")
     /// Each node's test staff, made at its first start: an operator and a supervisor the tests
     /// act as (console channels and the casebridge command carry the supervisor's session).
     private(set) var operators: [String: AccountSetup] = [:]
@@ -283,6 +287,7 @@ final class TestFederation: @unchecked Sendable {
             target: PeerIdentity(trustDomain: trustDomain, nodeID: node),
             tls: nil,
             logger: quietLogger,
+            group: consoleGroup,
             callMetadata: AccountSetup.bearer(token ?? supervisors[node]?.token)
         )
     }
@@ -328,6 +333,7 @@ final class TestFederation: @unchecked Sendable {
 
     deinit {
         stopProcesses()
+        consoleGroup.shutdown()
         try? FileManager.default.removeItem(at: folder)
     }
 }
