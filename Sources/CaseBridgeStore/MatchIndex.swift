@@ -18,7 +18,7 @@ import Foundation
 /// deleted when the index loads. Used by one task at a time (the scan): not locked.
 public final class MatchIndex: @unchecked Sendable {
     public struct Limits: Sendable {
-        /// Terms held in memory before they are written out as a run (about 100 bytes each).
+        /// Terms held in memory before they are written out as a run.
         public var bufferRows = 100_000
         /// Runs of one size merged into one of the next size.
         public var runsPerTier = 4
@@ -87,7 +87,7 @@ public final class MatchIndex: @unchecked Sendable {
     /// filled up first (a rebuilt index logs every case at once): write a run, then read on.
     @discardableResult
     public func catchUp(_ db: Database) throws(StoreError) -> Bool {
-        let current = try db.first("SELECT value FROM store_meta WHERE name = 'match-generation'")?.text(0) ?? ""
+        let current = try Self.generation(db)
         let listed = try db.query("SELECT file, tier, rows, through FROM match_runs")
         if current != generation || Set(listed.map { $0.text(0) }) != Set(runs.map(\.file)) {
             try load(listed, generation: current)
@@ -221,7 +221,7 @@ public final class MatchIndex: @unchecked Sendable {
     }
 
     /// Writes what memory holds as a run of the first size, and drops the log rows it holds.
-    public func flush(register: Register) async throws {
+    private func flush(register: Register) async throws {
         guard bufferRows > 0 else { return }
         let through = drained
         let run = try build(tier: 0, through: through, attaching: []) { db, _ in
@@ -269,8 +269,7 @@ public final class MatchIndex: @unchecked Sendable {
         let replacedFiles = replaced.map(\.file)
         do {
             try await register { db in
-                let current = try db.first("SELECT value FROM store_meta WHERE name = 'match-generation'")?.text(0)
-                guard (current ?? "") == generation else { throw StoreError("the duplicate index was cleared") }
+                guard try Self.generation(db) == generation else { throw StoreError("the duplicate index was cleared") }
                 for replaced in replacedFiles {
                     try db.query("DELETE FROM match_runs WHERE file = ?", [.text(replaced)])
                 }
@@ -341,6 +340,11 @@ public final class MatchIndex: @unchecked Sendable {
         let database = try Database(path: path(file), readOnly: false)
         try database.execute("PRAGMA locking_mode = EXCLUSIVE; PRAGMA secure_delete = ON; PRAGMA cache_size = -1024;")
         return database
+    }
+
+    /// Which build of the index the database lists runs for (a new one at each `clearSearchIndex`).
+    private static func generation(_ db: Database) throws(StoreError) -> String {
+        try db.first("SELECT value FROM store_meta WHERE name = 'match-generation'")?.text(0) ?? ""
     }
 
     private func path(_ file: String) -> String { (folder as NSString).appendingPathComponent(file) }
