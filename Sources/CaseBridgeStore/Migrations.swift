@@ -302,6 +302,26 @@ enum Migrations {
         CREATE TABLE match_runs (file TEXT PRIMARY KEY, tier INTEGER NOT NULL, rows INTEGER NOT NULL,
                                  through INTEGER NOT NULL) WITHOUT ROWID;
         """,
+        // 14: persons filed in the order of their cases (`filed_at_ms`, the case's `created_at_ms`, leads
+        // the key), so that a new case's persons are appended instead of inserted at random pages of a
+        // table keyed by the case's id: after the duplicate index, the most pages a new case wrote.
+        """
+        CREATE TABLE persons_by_filing (
+            filed_at_ms INTEGER NOT NULL,
+            case_id TEXT NOT NULL REFERENCES cases(case_id),
+            person_ref TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            status INTEGER NOT NULL,
+            note TEXT NOT NULL DEFAULT '',
+            updated_at_ms INTEGER NOT NULL,
+            PRIMARY KEY (filed_at_ms, case_id, person_ref)
+        ) WITHOUT ROWID;
+        INSERT INTO persons_by_filing
+            SELECT c.created_at_ms, p.case_id, p.person_ref, p.position, p.status, p.note, p.updated_at_ms
+            FROM persons p JOIN cases c USING (case_id) ORDER BY 1, 2, 3;
+        DROP TABLE persons;
+        ALTER TABLE persons_by_filing RENAME TO persons;
+        """,
     ]
 
     static func apply(to database: Database) throws(StoreError) {

@@ -118,7 +118,7 @@ public final class RecordSealer: Sendable {
             )
             try db.query("UPDATE outbox SET body = ? WHERE position = ?", [.blob(sealed), .int(row.int(0))])
         }
-        for row in try db.query("SELECT case_id, person_ref, note FROM persons WHERE note != ''") {
+        for row in try db.query("SELECT case_id, person_ref, note, filed_at_ms FROM persons WHERE note != ''") {
             let sealed = try seal(
                 Array(row.text(2).utf8),
                 caseID: row.text(0),
@@ -126,8 +126,8 @@ public final class RecordSealer: Sendable {
                 db
             )
             try db.query(
-                "UPDATE persons SET note = ? WHERE case_id = ? AND person_ref = ?",
-                [.blob(sealed), .text(row.text(0)), .text(row.text(1))]
+                "UPDATE persons SET note = ? WHERE filed_at_ms = ? AND case_id = ? AND person_ref = ?",
+                [.blob(sealed), .int(row.int(3)), .text(row.text(0)), .text(row.text(1))]
             )
         }
         try db.query("INSERT OR REPLACE INTO store_meta (name, value) VALUES ('sealed', '1')")

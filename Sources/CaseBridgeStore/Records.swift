@@ -401,9 +401,16 @@ extension Database {
         return (condition, values)
     }
 
+    /// Where a case's persons are (migration 14): their key begins with the time the case was filed,
+    /// so that a new case's persons are appended. Binds the case id as `?1`.
+    static let personsOfCase = "filed_at_ms = (SELECT created_at_ms FROM cases WHERE case_id = ?1) AND case_id = ?1"
+
     public func persons(_ caseID: String) throws(StoreError) -> [PersonRow] {
         try query(
-            "SELECT person_ref, position, status, note, updated_at_ms FROM persons WHERE case_id = ? ORDER BY position",
+            """
+            SELECT person_ref, position, status, note, updated_at_ms FROM persons WHERE \(Self.personsOfCase)
+            ORDER BY position
+            """,
             [.text(caseID)]
         ).map { row throws(StoreError) in
             let note = try opened(row.blob(3), case: caseID, at: RecordSealer.note(caseID, row.text(0)))
@@ -420,7 +427,10 @@ extension Database {
     /// Persons of a case per status: what a summary shows, without reading each person.
     public func personStatusCounts(_ caseID: String) throws(StoreError) -> [Int32: Int] {
         var counts: [Int32: Int] = [:]
-        let rows = try query("SELECT status, COUNT(*) FROM persons WHERE case_id = ? GROUP BY status", [.text(caseID)])
+        let rows = try query(
+            "SELECT status, COUNT(*) FROM persons WHERE \(Self.personsOfCase) GROUP BY status",
+            [.text(caseID)]
+        )
         for row in rows {
             counts[Int32(truncatingIfNeeded: row.int(0))] = Int(row.int(1))
         }
@@ -429,7 +439,10 @@ extension Database {
 
     public func upsertPerson(_ caseID: String, _ person: PersonRow) throws(StoreError) {
         try query(
-            "INSERT OR REPLACE INTO persons VALUES (?, ?, ?, ?, ?, ?)",
+            """
+            INSERT OR REPLACE INTO persons (filed_at_ms, case_id, person_ref, position, status, note, updated_at_ms)
+            SELECT created_at_ms, ?1, ?2, ?3, ?4, ?5, ?6 FROM cases WHERE case_id = ?1
+            """,
             [
                 .text(caseID), .text(person.personRef), .int(Int64(person.position)), .int(Int64(person.status)),
                 .blob(
@@ -438,6 +451,7 @@ extension Database {
                 .int(person.updatedAtMs),
             ]
         )
+        guard changes == 1 else { throw StoreError("no case \(caseID) to file person \(person.personRef) under") }
     }
 
     /// SQLite integers are signed: a wire number past Int64.max is refused, never trapped on.
@@ -699,7 +713,8 @@ extension Database {
         let (condition, values) = scope.sql
         return try query(
             """
-            SELECT p.status, COUNT(*) FROM persons p JOIN cases USING (case_id) WHERE \(condition)
+            SELECT p.status, COUNT(*) FROM cases JOIN persons p ON p.filed_at_ms = created_at_ms AND p.case_id = cases.case_id
+            WHERE \(condition)
             GROUP BY p.status ORDER BY p.status
             """,
             values

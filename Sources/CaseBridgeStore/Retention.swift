@@ -71,7 +71,7 @@ extension Database {
         )
         try query("UPDATE case_history SET body = X'' WHERE case_id = ?", [.text(caseID)])
         try query("UPDATE outbox SET body = X'' WHERE case_id = ?", [.text(caseID)])
-        try query("UPDATE persons SET note = '' WHERE case_id = ?", [.text(caseID)])
+        try query("UPDATE persons SET note = '' WHERE \(Self.personsOfCase)", [.text(caseID)])
         try removeSearchTerms(caseID: caseID, matched: matched?.int(0) == 1)
         // A likeness to a person whose data is gone can be neither shown nor confirmed.
         try query("DELETE FROM person_matches WHERE case_id = ?1 OR other_case_id = ?1", [.text(caseID)])

@@ -216,7 +216,7 @@ struct CaseStoreTests {
                                person_count, created_at_ms, updated_at_ms)
                 VALUES ('old', 'embassy-id', CAST('Oldclear Personname' AS BLOB),
                                1, 1, '', 2, 0, 1, 1, 1);
-            INSERT INTO persons VALUES ('old', 'P1', 0, 1, 'note about Oldclear', 1);
+            INSERT INTO persons VALUES (1, 'old', 'P1', 0, 1, 'note about Oldclear', 1);
             INSERT INTO case_history (case_id, actor_node, sequence, update_id, body, applied_at_ms)
                 VALUES ('old', 'ncct', 1, 'u-old', CAST('update naming Oldclear' AS BLOB), 1);
             PRAGMA wal_checkpoint(TRUNCATE);
@@ -229,6 +229,60 @@ struct CaseStoreTests {
         #expect(try store.read { try $0.historyBody(updateID: "u-old") } == Array("update naming Oldclear".utf8))
         #expect(Self.files(store).range(of: Data("Oldclear".utf8)) == nil)
         store.close()
+    }
+
+    @Test("persons filed before version 14 move into their cases' order, with statuses and sealed notes")
+    func personsMovedIntoFilingOrder() async throws {
+        let folder = try makeTemporaryFolder("filing-order").appendingPathComponent("data")
+        defer { try? FileManager.default.removeItem(at: folder.deletingLastPathComponent()) }
+        @Sendable func person(_ ref: String, _ status: Int32, _ note: String) -> PersonRow {
+            PersonRow(personRef: ref, position: ref == "P1" ? 0 : 1, status: status, note: note, updatedAtMs: 1)
+        }
+        var store = try CaseStore(folder: folder.path, dataKey: testKey, logger: Logger(label: "test"))
+        try await store.write { db in
+            for (id, filedAt) in [("later", Int64(20)), ("earlier", 10)] {
+                var filed = row(id)
+                filed.createdAtMs = filedAt
+                try db.insertCase(filed)
+                try db.upsertPerson(id, person("P2", 2, "second of \(id)"))
+                try db.upsertPerson(id, person("P1", 1, "first of \(id)"))
+            }
+        }
+        store.close()
+        // As version 13 left it: persons keyed by their case's id.
+        try Database(path: store.path, readOnly: false).execute(
+            """
+            CREATE TABLE persons_v13 (case_id TEXT NOT NULL REFERENCES cases(case_id), person_ref TEXT NOT NULL,
+                position INTEGER NOT NULL, status INTEGER NOT NULL, note TEXT NOT NULL DEFAULT '',
+                updated_at_ms INTEGER NOT NULL, PRIMARY KEY (case_id, person_ref)) WITHOUT ROWID;
+            INSERT INTO persons_v13 SELECT case_id, person_ref, position, status, note, updated_at_ms FROM persons;
+            DROP TABLE persons;
+            ALTER TABLE persons_v13 RENAME TO persons;
+            PRAGMA user_version = 13;
+            """
+        )
+        store = try CaseStore(folder: folder.path, dataKey: testKey, logger: Logger(label: "test"))
+        defer { store.close() }
+        for id in ["earlier", "later"] {
+            let persons = try store.read { try $0.persons(id) }
+            #expect(persons.map(\.personRef) == ["P1", "P2"])
+            #expect(persons.map(\.status) == [1, 2])
+            #expect(persons.map(\.note) == ["first of \(id)", "second of \(id)"])
+        }
+        let filed = try store.read { db in
+            try db.query("SELECT filed_at_ms, case_id, person_ref FROM persons").map {
+                "\($0.int(0)) \($0.text(1)) \($0.text(2))"
+            }
+        }
+        #expect(filed == ["10 earlier P1", "10 earlier P2", "20 later P1", "20 later P2"])
+
+        // A person changed after the move replaces its row; a person for no case is refused.
+        try await store.write { try $0.upsertPerson("later", person("P1", 3, "found")) }
+        #expect(try store.read { try $0.personStatusCounts("later") } == [2: 1, 3: 1])
+        #expect(try store.read { try $0.persons("later").first?.note } == "found")
+        await #expect(throws: StoreError.self) {
+            try await store.write { try $0.upsertPerson("missing", person("P1", 1, "")) }
+        }
     }
 
     @Test("a likeness found again, either way round, is recorded once")
