@@ -713,7 +713,8 @@ extension Database {
         let (condition, values) = scope.sql
         return try query(
             """
-            SELECT p.status, COUNT(*) FROM cases JOIN persons p ON p.filed_at_ms = created_at_ms AND p.case_id = cases.case_id
+            SELECT p.status, COUNT(*)
+            FROM cases JOIN persons p ON p.filed_at_ms = created_at_ms AND p.case_id = cases.case_id
             WHERE \(condition)
             GROUP BY p.status ORDER BY p.status
             """,
