@@ -362,7 +362,7 @@ public final class MatchIndex: @unchecked Sendable {
         (a.caseID, a.personRef) < (b.caseID, b.personRef)
     }
 
-    /// The 8-byte keyed hashes a log row holds, as the integers the runs are keyed by.
+    /// The 8-byte keyed hashes a row of the log or of `search_terms` holds, as the integers the runs are keyed by.
     static func keys(_ blob: [UInt8]) -> [Int64] {
         stride(from: 0, to: blob.count - 7, by: 8).map { start in
             Int64(bitPattern: blob[start..<(start + 8)].reduce(0) { $0 << 8 | UInt64($1) })

@@ -5,12 +5,11 @@
 /// person to whoever has the file without the key.
 extension Database {
     public func addSearchTerms(_ terms: Set<String>, caseID: String, personRef: String) throws(StoreError) {
-        guard let sealer else { throw StoreError("this connection was opened without the data key") }
-        guard !terms.isEmpty else { return }
-        let hashes = terms.sorted().flatMap { sealer.indexTerm($0) }
+        let hashes = try termHashes(terms)
+        guard !hashes.isEmpty else { return }
         try query(
             "INSERT INTO search_terms (case_id, person_ref, terms) VALUES (?, ?, ?)",
-            [.text(caseID), .text(personRef), .blob(hashes)]
+            [.text(caseID), .text(personRef), .blob(hashes.flatMap { $0 })]
         )
     }
 
@@ -20,14 +19,13 @@ extension Database {
         limit: Int
     ) throws(StoreError) -> [(caseID: String, personRef: String)] {
         guard let sealer, let first = terms.first else { return [] }
-        let wanted = terms.map { sealer.indexTerm($0) }
+        let wanted = MatchIndex.keys(try termHashes(terms).flatMap { $0 })
         var found: [(String, String)] = []
         for row in try query(
             "SELECT case_id, person_ref, terms FROM search_terms WHERE instr(terms, ?) > 0",
             [.blob(sealer.indexTerm(first))]
         ) {
-            let blob = row.blob(2)
-            let held = Set(stride(from: 0, to: blob.count - 7, by: 8).map { Array(blob[$0..<($0 + 8)]) })
+            let held = Set(MatchIndex.keys(row.blob(2)))
             guard wanted.allSatisfy(held.contains) else { continue }
             found.append((row.text(0), row.text(1)))
             if found.count >= limit { break }
@@ -41,19 +39,19 @@ extension Database {
         guard !terms.isEmpty else { return }
         try query(
             "INSERT INTO match_log (case_id, person_ref, terms) VALUES (?, ?, ?)",
-            [.text(caseID), .text(personRef), .blob(try matchTermHashes(terms).flatMap { $0 })]
+            [.text(caseID), .text(personRef), .blob(try termHashes(terms).flatMap { $0 })]
         )
     }
 
-    /// The keyed hashes of `terms`, sorted by term, as the log holds them.
-    func matchTermHashes(_ terms: some Collection<String>) throws(StoreError) -> [[UInt8]] {
+    /// The keyed hashes of `terms`, sorted by term, as `search_terms` and the match log hold them.
+    func termHashes(_ terms: some Collection<String>) throws(StoreError) -> [[UInt8]] {
         guard let sealer else { throw StoreError("this connection was opened without the data key") }
         return terms.sorted().map { sealer.indexTerm($0) }
     }
 
     /// The keys `MatchIndex` looks `terms` up by.
     public func matchIndexKeys(_ terms: some Collection<String>) throws(StoreError) -> [Int64] {
-        MatchIndex.keys(try matchTermHashes(terms).flatMap { $0 })
+        MatchIndex.keys(try termHashes(terms).flatMap { $0 })
     }
 
     /// Adds persons to what duplicate detection compares for the case: `record` (opaque here) is
