@@ -42,7 +42,7 @@ public enum ProtoCodec {
 
     static func encodeFields(_ fields: ProtoFields, as name: String) throws(ProtoError) -> [UInt8] {
         let descriptor = try DescriptorRegistry.descriptor(for: name)
-        let c = try CMessage.build(fields, descriptor, path: name)
+        let c = try CMessage.build(fields, descriptor, path: { name })
         defer { protobuf_c_message_free_unpacked(c, nil) }
         let size = protobuf_c_message_get_packed_size(c)
         guard size > 0 else { return [] }
@@ -61,7 +61,7 @@ public enum ProtoCodec {
         }
         let descriptor = try DescriptorRegistry.descriptor(for: name)
         var validator = WireValidator(limits: limits)
-        try validator.validate(bytes, descriptor, path: name, depth: 1)
+        try validator.validate(bytes, descriptor, path: { name }, depth: 1)
         let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)
         guard let c = protobuf_c_message_unpack(descriptor, nil, bytes.count, base) else {
             throw ProtoError(.rejectedByProtobufC, field: name)
@@ -136,10 +136,11 @@ private enum CMessage {
     }
 
     /// A malloc'ed protobuf-c message, freed by the caller with protobuf_c_message_free_unpacked.
+    /// `path` names the field for an error only: it is not worked out for every field built.
     static func build(
         _ fields: ProtoFields,
         _ descriptor: MessageDescriptor,
-        path: String
+        path: () -> String
     ) throws(ProtoError) -> UnsafeMutablePointer<ProtobufCMessage> {
         let raw = calloc(1, descriptor.pointee.sizeof_message)!
         let message = raw.assumingMemoryBound(to: ProtobufCMessage.self)
@@ -149,7 +150,7 @@ private enum CMessage {
                 let field = descriptor.pointee.fields + i
                 let f = field.pointee
                 guard let value = fields.values[f.id] else { continue }
-                let fieldPath = "\(path).\(String(cString: f.name))"
+                func fieldPath() -> String { "\(path()).\(String(cString: f.name))" }
                 let member = raw + Int(f.offset)
                 if f.label == PROTOBUF_C_LABEL_REPEATED {
                     guard case .list(let list) = value, !list.isEmpty else { continue }
@@ -182,7 +183,7 @@ private enum CMessage {
         _ value: ProtoValue,
         _ p: UnsafeMutableRawPointer,
         _ f: Field,
-        path: String
+        path: () -> String
     ) throws(ProtoError) {
         switch (f.type, value) {
         case (PROTOBUF_C_TYPE_INT32, _), (PROTOBUF_C_TYPE_SINT32, _), (PROTOBUF_C_TYPE_SFIXED32, _),
@@ -201,7 +202,7 @@ private enum CMessage {
         case (PROTOBUF_C_TYPE_BOOL, .bool(let v)):
             p.storeBytes(of: v ? 1 : 0, as: protobuf_c_boolean.self)
         case (PROTOBUF_C_TYPE_STRING, .string(let s)):
-            guard !s.utf8.contains(0) else { throw ProtoError(.nulInString, field: path) }
+            guard !s.utf8.contains(0) else { throw ProtoError(.nulInString, field: path()) }
             p.storeBytes(of: strdup(s), as: UnsafeMutablePointer<CChar>?.self)
         case (PROTOBUF_C_TYPE_BYTES, .bytes(let b)):
             let data = malloc(max(b.count, 1))!.assumingMemoryBound(to: UInt8.self)
@@ -213,7 +214,7 @@ private enum CMessage {
             p.storeBytes(of: built, as: UnsafeMutablePointer<ProtobufCMessage>.self)
         default:
             // Generated types never produce this; a hand-built ProtoFields might.
-            throw ProtoError(.wrongWireType, field: path, detail: "value does not fit the field's type")
+            throw ProtoError(.wrongWireType, field: path(), detail: "value does not fit the field's type")
         }
     }
 

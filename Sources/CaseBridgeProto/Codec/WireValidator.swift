@@ -24,21 +24,23 @@ struct WireValidator {
     mutating func validate(
         _ bytes: UnsafeRawBufferPointer,
         _ descriptor: MessageDescriptor,
-        path: String,
+        path: () -> String,
         depth: Int
     ) throws(ProtoError) {
         var reader = WireReader(bytes: bytes)
         // Elements of each repeated field in this occurrence of the message, by field index.
         var repeatedCounts = [Int](repeating: 0, count: Int(descriptor.pointee.n_fields))
         while !reader.atEnd {
-            let tag = try reader.varint { path }
+            let tag = try reader.varint(path)
             let number = tag >> 3
             guard number >= 1, number <= 536_870_911 else {
-                throw ProtoError(.invalidTag, field: path, detail: "field number \(number)")
+                throw ProtoError(.invalidTag, field: path(), detail: "field number \(number)")
             }
             let wireType = UInt8(tag & 7)
             let field = protobuf_c_message_descriptor_get_field(descriptor, UInt32(number))
-            let fieldPath = { field.map { "\(path).\(String(cString: $0.pointee.name))" } ?? "\(path).#\(number)" }
+            func fieldPath() -> String {
+                field.map { "\(path()).\(String(cString: $0.pointee.name))" } ?? "\(path()).#\(number)"
+            }
             let payload: UnsafeRawBufferPointer?
             switch wireType {
             case 0: _ = try reader.varint(fieldPath); payload = nil
@@ -108,7 +110,7 @@ struct WireValidator {
                 throw ProtoError(.tooDeep, field: path(), detail: "limit \(limits.maxDepth)")
             }
             let sub = field.pointee.descriptor.assumingMemoryBound(to: ProtobufCMessageDescriptor.self)
-            try validate(payload, sub, path: path(), depth: depth + 1)
+            try validate(payload, sub, path: path, depth: depth + 1)
         default:
             break
         }
