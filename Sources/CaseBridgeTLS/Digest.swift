@@ -6,7 +6,7 @@ public enum Digest {
     public static func sha256(_ bytes: [UInt8]) -> [UInt8] {
         var digest = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 0
-        _ = bytes.withUnsafeBytes { EVP_Digest($0.baseAddress, $0.count, &digest, &length, EVP_sha256(), nil) }
+        _ = bytes.withUnsafeBytes { EVP_Digest($0.baseAddress, $0.count, &digest, &length, Algorithms.sha256, nil) }
         return digest
     }
 
@@ -29,7 +29,7 @@ public enum Digest {
 
 extension Digest {
     /// HMAC-SHA-256 of `bytes` under `key` (32 bytes): keyed, so only the key's holder can compute it.
-    public static func hmacSHA256(key: [UInt8], _ bytes: [UInt8]) -> [UInt8] { hmac(EVP_sha256(), 32, key, bytes) }
+    public static func hmacSHA256(key: [UInt8], _ bytes: [UInt8]) -> [UInt8] { hmac(Algorithms.sha256, 32, key, bytes) }
 
     /// HMAC-SHA-1 (20 bytes): only for TOTP (RFC 6238), whose authenticator apps compute it.
     public static func hmacSHA1(key: [UInt8], _ bytes: [UInt8]) -> [UInt8] { hmac(EVP_sha1(), 20, key, bytes) }
@@ -65,8 +65,8 @@ public final class KeyedHash: @unchecked Sendable {
         block += [UInt8](repeating: 0, count: 64 - block.count)
         inner = EVP_MD_CTX_new()
         outer = EVP_MD_CTX_new()
-        EVP_DigestInit_ex(inner, EVP_sha256(), nil)
-        EVP_DigestInit_ex(outer, EVP_sha256(), nil)
+        EVP_DigestInit_ex(inner, Algorithms.sha256, nil)
+        EVP_DigestInit_ex(outer, Algorithms.sha256, nil)
         EVP_DigestUpdate(inner, block.map { $0 ^ 0x36 }, 64)
         EVP_DigestUpdate(outer, block.map { $0 ^ 0x5c }, 64)
     }

@@ -36,7 +36,7 @@ public enum Sealing {
         var length: Int32 = 0
         let sealed = out.withUnsafeMutableBufferPointer { buffer -> Bool in
             let body = buffer.baseAddress! + 1 + nonceBytes
-            guard EVP_EncryptInit_ex(cipherContext, EVP_aes_256_gcm(), nil, key, nonce) == 1,
+            guard EVP_EncryptInit_ex(cipherContext, Algorithms.aes256GCM, nil, key, nonce) == 1,
                 context.withUnsafeBufferPointer({
                     EVP_EncryptUpdate(cipherContext, nil, &length, $0.baseAddress, Int32($0.count)) == 1
                 }),
@@ -63,7 +63,7 @@ public enum Sealing {
         defer { EVP_CIPHER_CTX_free(cipherContext) }
         var length: Int32 = 0
         let opened = plain.withUnsafeMutableBufferPointer { buffer -> Bool in
-            guard EVP_DecryptInit_ex(cipherContext, EVP_aes_256_gcm(), nil, key, nonce) == 1,
+            guard EVP_DecryptInit_ex(cipherContext, Algorithms.aes256GCM, nil, key, nonce) == 1,
                 EVP_CIPHER_CTX_ctrl(cipherContext, EVP_CTRL_GCM_SET_TAG, Int32(tagBytes), &tag) == 1,
                 context.withUnsafeBufferPointer({
                     EVP_DecryptUpdate(cipherContext, nil, &length, $0.baseAddress, Int32($0.count)) == 1

@@ -46,7 +46,7 @@ public enum Signatures {
             guard let context = EVP_MD_CTX_new() else { throw TLSError(.configuration, "no digest context") }
             defer { EVP_MD_CTX_free(context) }
             var length = 0
-            guard EVP_DigestSignInit(context, nil, EVP_sha256(), nil, key) == 1,
+            guard EVP_DigestSignInit(context, nil, Algorithms.sha256, nil, key) == 1,
                 EVP_DigestSign(context, nil, &length, signed, signed.count) == 1
             else { throw TLSError(.configuration, "signing failed: \(OpenSSLErrors.drain())") }
             var signature = [UInt8](repeating: 0, count: length)
