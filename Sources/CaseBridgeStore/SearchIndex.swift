@@ -9,7 +9,7 @@ extension Database {
         guard !hashes.isEmpty else { return }
         try query(
             "INSERT INTO search_terms (case_id, person_ref, terms) VALUES (?, ?, ?)",
-            [.text(caseID), .text(personRef), .blob(hashes.flatMap { $0 })]
+            [.text(caseID), .text(personRef), .blob(hashes)]
         )
     }
 
@@ -19,7 +19,7 @@ extension Database {
         limit: Int
     ) throws(StoreError) -> [(caseID: String, personRef: String)] {
         guard let sealer, let first = terms.first else { return [] }
-        let wanted = MatchIndex.keys(try termHashes(terms).flatMap { $0 })
+        let wanted = try matchIndexKeys(terms)
         var found: [(String, String)] = []
         for row in try query(
             "SELECT case_id, person_ref, terms FROM search_terms WHERE instr(terms, ?) > 0",
@@ -39,19 +39,20 @@ extension Database {
         guard !terms.isEmpty else { return }
         try query(
             "INSERT INTO match_log (case_id, person_ref, terms) VALUES (?, ?, ?)",
-            [.text(caseID), .text(personRef), .blob(try termHashes(terms).flatMap { $0 })]
+            [.text(caseID), .text(personRef), .blob(try termHashes(terms))]
         )
     }
 
-    /// The keyed hashes of `terms`, sorted by term, as `search_terms` and the match log hold them.
-    func termHashes(_ terms: some Collection<String>) throws(StoreError) -> [[UInt8]] {
+    /// The keyed hashes of `terms`, sorted by term, one after another, as `search_terms` and the match
+    /// log hold them.
+    func termHashes(_ terms: some Collection<String>) throws(StoreError) -> [UInt8] {
         guard let sealer else { throw StoreError("this connection was opened without the data key") }
-        return terms.sorted().map { sealer.indexTerm($0) }
+        return terms.sorted().flatMap { sealer.indexTerm($0) }
     }
 
-    /// The keys `MatchIndex` looks `terms` up by.
+    /// The keys `MatchIndex` looks `terms` up by, and staff search compares stored rows by.
     public func matchIndexKeys(_ terms: some Collection<String>) throws(StoreError) -> [Int64] {
-        MatchIndex.keys(try termHashes(terms).flatMap { $0 })
+        MatchIndex.keys(try termHashes(terms))
     }
 
     /// Adds persons to what duplicate detection compares for the case: `record` (opaque here) is

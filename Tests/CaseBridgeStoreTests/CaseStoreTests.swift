@@ -240,7 +240,8 @@ struct CaseStoreTests {
         }
         var store = try CaseStore(folder: folder.path, dataKey: testKey, logger: Logger(label: "test"))
         try await store.write { db in
-            for (id, filedAt) in [("later", Int64(20)), ("earlier", 10)] {
+            // Filed in the order opposite to their ids': only a key led by the filing time sorts them so.
+            for (id, filedAt) in [("alpha-later", Int64(20)), ("bravo-earlier", 10)] {
                 var filed = row(id)
                 filed.createdAtMs = filedAt
                 try db.insertCase(filed)
@@ -263,7 +264,7 @@ struct CaseStoreTests {
         )
         store = try CaseStore(folder: folder.path, dataKey: testKey, logger: Logger(label: "test"))
         defer { store.close() }
-        for id in ["earlier", "later"] {
+        for id in ["bravo-earlier", "alpha-later"] {
             let persons = try store.read { try $0.persons(id) }
             #expect(persons.map(\.personRef) == ["P1", "P2"])
             #expect(persons.map(\.status) == [1, 2])
@@ -274,12 +275,12 @@ struct CaseStoreTests {
                 "\($0.int(0)) \($0.text(1)) \($0.text(2))"
             }
         }
-        #expect(filed == ["10 earlier P1", "10 earlier P2", "20 later P1", "20 later P2"])
+        #expect(filed == ["10 bravo-earlier P1", "10 bravo-earlier P2", "20 alpha-later P1", "20 alpha-later P2"])
 
         // A person changed after the move replaces its row; a person for no case is refused.
-        try await store.write { try $0.upsertPerson("later", person("P1", 3, "found")) }
-        #expect(try store.read { try $0.personStatusCounts("later") } == [2: 1, 3: 1])
-        #expect(try store.read { try $0.persons("later").first?.note } == "found")
+        try await store.write { try $0.upsertPerson("alpha-later", person("P1", 3, "found")) }
+        #expect(try store.read { try $0.personStatusCounts("alpha-later") } == [2: 1, 3: 1])
+        #expect(try store.read { try $0.persons("alpha-later").first?.note } == "found")
         await #expect(throws: StoreError.self) {
             try await store.write { try $0.upsertPerson("missing", person("P1", 1, "")) }
         }
