@@ -34,13 +34,15 @@ struct DuplicateSet: ParsableCommand {
         let reportKeys = reports.map { PersonKey($0.traits) }
         var scored: [(score: Double, candidate: Bool, truth: Bool)] = []
         var namesakesFlagged = 0
+        var candidates = 0  // pairs the index finds: what the node reads and compares
         let firstNamesake = same + unrelated
         for (number, (report, key)) in zip(reports, reportKeys).enumerated() {
             for (index, other) in baseKeys.enumerated() {
                 let truth = report.truth == index
                 let candidate = Self.isCandidate(key, other)
+                if candidate { candidates += 1 }
                 let likeness = Likeness(key, other)
-                if number >= firstNamesake, likeness.isLikely, Self.isCandidate(key, other) { namesakesFlagged += 1 }
+                if number >= firstNamesake, likeness.isLikely, candidate { namesakesFlagged += 1 }
                 // SHOW_MISSES=1: the true pairs scored below the threshold, for tuning.
                 if truth, !likeness.isLikely, ProcessInfo.processInfo.environment["SHOW_MISSES"] != nil {
                     let line = "miss \(likeness.score): \(report.traits) ~ \(base[index].traits)\n"
@@ -69,18 +71,23 @@ struct DuplicateSet: ParsableCommand {
         let result: [String: Any] = [
             "workload": "duplicates", "open_persons": open, "same": same, "unrelated": unrelated,
             "namesakes": namesakes, "namesakes_flagged": namesakesFlagged, "seed": seed, "comparisons": comparisons,
+            "candidates": candidates,
             "us_per_comparison": elapsed.seconds * 1e6 / Double(comparisons), "by_threshold": rows,
         ]
         let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
     }
 
-    /// The node's candidate rule (Duplicates.swift): the same document or phone, or the same year
-    /// of birth and a word of the name.
+    /// The node's candidate rule (`SearchTerms.lookupTerms`): the same document or phone, or a word
+    /// of the name and a date of birth that agrees. A full date looks up the same date and the year
+    /// or month it begins with; a year or a month looks up the whole year.
     static func isCandidate(_ a: PersonKey, _ b: PersonKey) -> Bool {
         if !a.document.isEmpty, a.document == b.document { return true }
         if !a.phone.isEmpty, a.phone == b.phone { return true }
-        guard a.dateOfBirth.count >= 4, a.dateOfBirth.prefix(4) == b.dateOfBirth.prefix(4) else { return false }
+        let (mine, theirs) = (a.dateOfBirth, b.dateOfBirth)
+        guard mine.count >= 4, theirs.count >= 4 else { return false }
+        let agrees = mine.count == 10 ? mine == theirs || mine.hasPrefix(theirs) : mine.prefix(4) == theirs.prefix(4)
+        guard agrees else { return false }
         return !Set(a.names.flatMap { $0 }).isDisjoint(with: b.names.flatMap { $0 })
     }
 }

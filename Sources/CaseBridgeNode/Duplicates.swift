@@ -9,7 +9,7 @@ import Foundation
 /// of every open case; likely matches wait for NCCT staff to confirm or dismiss. The scan follows the
 /// node's events (a cursor kept with its findings), so it survives restarts and never slows a receipt.
 extension CaseTracker {
-    /// A document, phone or (year of birth, name word) that more persons share than this is no sign
+    /// A document, phone or (date of birth, name word) that more persons share than this is no sign
     /// of one person (a shelter's phone, a common name in a common year) and finds no candidates:
     /// it keeps the work per arriving case bounded when thousands share a value.
     static let maxPersonsPerTerm = 50
@@ -64,15 +64,16 @@ extension CaseTracker {
 
     /// The persons of `caseID` who resemble a person of another open case, most alike first. A likely
     /// match always agrees on more than a name (a name alone scores 0.6, under the threshold), so the
-    /// candidates are the persons with the same document, the same phone, or the same year of birth
-    /// and a word of the name: one pass over the blind index for the whole case. Each case's persons
-    /// are read as their kept traits (`TraitsRecord`), not from the request and its updates.
+    /// candidates are the persons with the same document, the same phone, or a word of the name and a
+    /// date of birth that agrees (`SearchTerms.lookupTerms`): one pass over the blind index for the
+    /// whole case. Each case's persons are read as their kept traits (`TraitsRecord`), not from the
+    /// request and its updates.
     static func likelyMatches(of caseID: String, _ db: Database, _ index: MatchIndex) throws -> [MatchRow] {
         try Task.checkCancellation()
         let now = Clock.nowMs()
         let persons = try matchTraits(caseID, db)
         let queries = try persons.map {
-            try db.matchIndexKeys(SearchTerms.matchTerms(SearchTerms.terms($0.traits, reference: "")))
+            try db.matchIndexKeys(SearchTerms.lookupTerms($0.traits))
         }
         let candidates = try index.searchPersons(
             anyOfEach: queries,

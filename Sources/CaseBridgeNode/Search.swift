@@ -36,10 +36,38 @@ enum SearchTerms {
         text.uppercased().filter { $0.isASCII && ($0.isLetter || $0.isNumber) }
     }
 
-    /// The terms duplicate detection looks candidates up by: a likely match always agrees on more
-    /// than a name, so the same document, the same phone, or a year or date of birth with a name word.
+    /// The terms of `terms` that duplicate detection finds a person by (`lookupTerms` looks them up).
     static func matchTerms(_ terms: Set<String>) -> Set<String> {
-        terms.filter { $0.hasPrefix("doc:") || $0.hasPrefix("phone:") || $0.hasPrefix("born-named:") }
+        terms.filter { term in matchKinds.contains { term.hasPrefix($0) } }
+    }
+
+    private static let matchKinds = ["doc:", "phone:", "born-named:", "born-vague-named:"]
+
+    /// The terms duplicate detection looks up the candidates for `person` by. A likely match always
+    /// agrees on more than a name: the same document, the same phone, or a name word and a date of
+    /// birth that agrees. A full date agrees with itself and with a year or month it begins with, so
+    /// it looks up those born that day and those reported by year or month only ("born-vague"): not
+    /// the hundreds born another day of the year, who cannot be likely (`Likeness.couldBeLikely`).
+    static func lookupTerms(_ person: PersonTraits) -> Set<String> {
+        var terms = Set<String>()
+        let born = person.dateOfBirth
+        let words = Set(person.names.prefix(PersonKey.maxNames).flatMap(latinWords))
+        if born.count == 10 {
+            let dates = ["born-named:\(born)"] + [born.prefix(4), born.prefix(7)].map { "born-vague-named:\($0)" }
+            terms.formUnion(dates.flatMap { date in words.map { "\(date)|\($0)" } })
+        } else if born.count >= 4 {
+            // A year or a month: everyone born that year. Those born another month are few and are
+            // ruled out before their names are compared.
+            terms.formUnion(words.map { "born-named:\(born.prefix(4))|\($0)" })
+        }
+        terms.formUnion(documentAndPhone(person))
+        return terms
+    }
+
+    /// The document and phone terms: alike in what a person is found by and what is looked up.
+    private static func documentAndPhone(_ person: PersonTraits) -> [String] {
+        let document = document(person.document), phone = digits(person.phone)
+        return (document.isEmpty ? [] : ["doc:\(document)"]) + (phone.isEmpty ? [] : ["phone:\(phone)"])
     }
 
     /// Everything one person can be found by.
@@ -55,19 +83,16 @@ enum SearchTerms {
             latinNames.append(latin)
         }
         if !person.dateOfBirth.isEmpty { terms.insert("dob:\(person.dateOfBirth)") }
-        // Duplicate detection looks persons up by the year (and the full date) of birth with one word
-        // of the name: the year alone is too common in a large store, the full date too strict for a
-        // report that gives only the year.
-        if person.dateOfBirth.count >= 4 {
-            let dates = Set([String(person.dateOfBirth.prefix(4)), person.dateOfBirth])
-            for latin in latinNames {
-                for word in latin {
-                    for date in dates { terms.insert("born-named:\(date)|\(word)") }
-                }
-            }
+        // Duplicate detection finds persons by a word of the name with the year of birth (looked up
+        // from a year or a month), and with the full date, or the year or month a report gives
+        // instead ("born-vague", looked up from a full date): see `lookupTerms`.
+        let born = person.dateOfBirth
+        if born.count >= 4 {
+            let exact = born.count == 10 ? "born-named:\(born)" : "born-vague-named:\(born)"
+            let dates = ["born-named:\(born.prefix(4))", exact]
+            terms.formUnion(dates.flatMap { date in latinNames.joined().map { "\(date)|\($0)" } })
         }
-        if !document(person.document).isEmpty { terms.insert("doc:\(document(person.document))") }
-        if !digits(person.phone).isEmpty { terms.insert("phone:\(digits(person.phone))") }
+        terms.formUnion(documentAndPhone(person))
         if !reference.isEmpty { terms.insert("ref:\(fold(reference).trimmingCharacters(in: .whitespaces))") }
         return terms
     }

@@ -112,7 +112,8 @@ extension Database {
     }
 
     /// Whether the index holds the current kinds of terms (version 2 added names in Latin letters and
-    /// the pairs of date of birth and name word duplicate detection looks up).
+    /// the pairs of date of birth and name word duplicate detection looks up; version 6 pairs a date
+    /// that gives only the year or month apart, so that a full date need not look up the whole year).
     public func searchIndexBuilt() throws(StoreError) -> Bool {
         try first("SELECT value FROM store_meta WHERE name = 'search-index'")?.text(0) == Self.searchIndexVersion
     }
@@ -134,7 +135,7 @@ extension Database {
         try query("UPDATE cases SET match_traits = NULL WHERE match_traits IS NOT NULL")
     }
 
-    static let searchIndexVersion = "5"
+    static let searchIndexVersion = "6"
 
     /// Every case whose personal data is kept (for building the index once).
     public func allCaseIDs() throws(StoreError) -> [String] {
