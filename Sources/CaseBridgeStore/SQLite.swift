@@ -34,6 +34,7 @@ public final class Database: @unchecked Sendable {
     public private(set) var stepsRun = 0
 
     init(path: String, readOnly: Bool, sealer: RecordSealer? = nil) throws(StoreError) {
+        _ = PageCacheTruncation.installed
         self.sealer = sealer
         var handle: OpaquePointer?
         let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX
@@ -96,6 +97,13 @@ public final class Database: @unchecked Sendable {
 
     public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
     public var changes: Int { Int(sqlite3_changes(handle)) }
+
+    /// Bytes this connection's page cache holds now.
+    var pageCacheBytes: Int {
+        var current: Int32 = 0, highest: Int32 = 0
+        sqlite3_db_status(handle, SQLITE_DBSTATUS_CACHE_USED, &current, &highest, 0)
+        return Int(current)
+    }
 
     /// Runs `body` inside a savepoint: on error, only its own changes are undone.
     func savepoint<T>(_ body: () throws -> T) throws -> T {
