@@ -86,7 +86,7 @@ struct DuplicateSet: ParsableCommand {
         if !a.phone.isEmpty, a.phone == b.phone { return true }
         let (mine, theirs) = (a.dateOfBirth, b.dateOfBirth)
         guard mine.count >= 4, theirs.count >= 4 else { return false }
-        let agrees = mine.count == 10 ? mine == theirs || mine.hasPrefix(theirs) : mine.prefix(4) == theirs.prefix(4)
+        let agrees = mine.count == 10 ? mine.hasPrefix(theirs) : mine.prefix(4) == theirs.prefix(4)
         guard agrees else { return false }
         return !Set(a.names.flatMap { $0 }).isDisjoint(with: b.names.flatMap { $0 })
     }
