@@ -112,6 +112,17 @@ enum SearchTerms {
     }
 }
 
+/// Duplicate detection's candidate rule, for measuring it against every pair (`casebridge-bench
+/// duplicates`): a person is a candidate for another when a term looked up for the one is among the
+/// terms the other is found by.
+public enum DuplicateCandidates {
+    public static func foundBy(_ person: PersonTraits) -> Set<String> {
+        SearchTerms.matchTerms(SearchTerms.terms(person, reference: ""))
+    }
+
+    public static func lookedUpBy(_ person: PersonTraits) -> Set<String> { SearchTerms.lookupTerms(person) }
+}
+
 extension PersonTraits {
     /// What a report says of a person that tells whether two reports are of one person. Names past
     /// what `PersonKey` compares are left out: they would change nothing, only cost room where kept.

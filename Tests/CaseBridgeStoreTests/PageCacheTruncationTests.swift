@@ -42,7 +42,8 @@ struct PageCacheTruncationTests {
             try insert(100, tag: 1)
             try db.execute("COMMIT")
         }
-        #expect(PageCacheTruncation.skipped.load(ordering: .relaxed) > skippedBefore)
+        // The counts are the process's (scripts/test runs one test at a time): each commit skipped its walk.
+        #expect(PageCacheTruncation.skipped.load(ordering: .relaxed) - skippedBefore >= 30)
 
         // One write of a group fails and its savepoint is rolled back, as the writer does: the pages it
         // added (about 600 KiB) are past the end at the commit, and must leave the cache then.
