@@ -35,11 +35,11 @@ public final class EventLoop: @unchecked Sendable {
         )
         let started = DispatchSemaphore(value: 0)
         let thread = Thread { [self] in
+            Thread.current.name = name
             started.signal()
             event_base_loop(self.base, EVLOOP_NO_EXIT_ON_EMPTY)
             self.stopped.signal()
         }
-        thread.name = name
         thread.start()
         started.wait()
         execute { [self] in self.thread = pthread_self() }

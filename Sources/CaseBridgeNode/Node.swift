@@ -28,7 +28,7 @@ public final class Node: Sendable {
     private let clientGroup: EventLoopGroup
     /// Threads for the delivery workers, which read the outbox and decode what they send: blocking
     /// work that must not hold Swift's cooperative threads. One lane per peer.
-    private let deliveryPool = WorkerPool(threads: 2, name: "cb-delivery-worker")
+    private let deliveryPool = WorkerPool(threads: 2, name: "cb-delivery")
     /// Retention, deadlines and duplicate detection: nobody waits for them, so they yield the CPU to
     /// calls (a 5,000-person case takes seconds to compare with everyone else's).
     private let backgroundPool = WorkerPool(threads: 1, name: "cb-background", niceness: 10)
@@ -92,7 +92,7 @@ public final class Node: Sendable {
             )
         }
         let peers = Self.peers(of: me, in: directory)
-        let clientGroup = EventLoopGroup(threads: 1, name: "cb-delivery")
+        let clientGroup = EventLoopGroup(threads: 1, name: "cb-dlv-loop")
         self.clientGroup = clientGroup
         let crewBox = CrewBox()
         let tracker = try CaseTracker(

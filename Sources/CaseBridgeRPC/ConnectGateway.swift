@@ -55,7 +55,7 @@ public final class ConnectGateway: Sendable {
         logger: Logger,
         onRefusal: @escaping @Sendable (Refusal) -> Void = { _ in }
     ) throws {
-        let group = EventLoopGroup(threads: 1, name: "cb-console-https")
+        let group = EventLoopGroup(threads: 1, name: "cb-https")
         let context = GatewayContext(
             configuration: configuration,
             router: router,

@@ -20,7 +20,7 @@ public final class MemoryServerSession: @unchecked Sendable {
             core = ServerCore(
                 configuration: configuration,
                 router: router,
-                workers: WorkerPool(threads: 2, name: "cb-memory-worker"),
+                workers: WorkerPool(threads: 2, name: "cb-mem-worker"),
                 logger: logger
             ) { _ in }
         }

@@ -257,8 +257,10 @@ private final class Writer: @unchecked Sendable {
     init(database: Database, logger: Logger) {
         self.database = database
         self.logger = logger
-        let thread = Thread { [self] in run() }
-        thread.name = "casebridge-store-writer"
+        let thread = Thread { [self] in
+            Thread.current.name = "cb-store-writer"
+            run()
+        }
         thread.start()
     }
 
