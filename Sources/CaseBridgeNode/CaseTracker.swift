@@ -527,7 +527,7 @@ public final class CaseTracker: Sendable {
         )
         row.personCounts = Lifecycle.keptCounts([.pending: request.persons.count])
         row.clockStartedAtMs = DeadlineRule.filedAt(request.createdAtMs, recordedAt: now)
-        try db.insertCase(row)
+        try db.insertCase(row, matchTraits: matching ? index.traits : [])
         for (i, person) in request.persons.enumerated() {
             try db.upsertPerson(
                 request.requestID,
@@ -540,7 +540,7 @@ public final class CaseTracker: Sendable {
                 )
             )
         }
-        try index.write(caseID: request.requestID, db, matching: matching)
+        try index.writeTerms(caseID: request.requestID, db, matching: matching)
     }
 
     /// How the caller stands to the case: NCCT, or the embassy that opened it. Anyone else is refused.

@@ -5,7 +5,7 @@ import CaseBridgeStore
 import Foundation
 
 /// Search on sealed data: the normalised words of every person (names, date of birth, document
-/// number, phone, the case's reference) go into a blind index (see `Database.addSearchTerms`); a
+/// number, phone, the case's reference) go into a blind index (see `Database.addPersonTerms`); a
 /// query is normalised the same way and looked up word by word.
 enum SearchTerms {
     /// Lower case, without diacritics (Vietnamese đ and the like included).
@@ -146,6 +146,8 @@ struct PersonIndex: Sendable {
         let terms: Set<String>
     }
     let entries: [Entry]
+    /// What duplicate detection compares for these persons (`TraitsRecord`), encoded before the write.
+    let traits: [UInt8]
 
     init(_ persons: [Person], reference: String = "") {
         entries = persons.map { person in
@@ -155,6 +157,7 @@ struct PersonIndex: Sendable {
                 terms: SearchTerms.terms(traits, reference: reference)
             )
         }
+        traits = TraitsRecord.encode(entries.map(\.person))
     }
 
     /// The persons a request names (at filing, on receipt, when a case is taken back).
@@ -172,12 +175,20 @@ struct PersonIndex: Sendable {
     /// Writes the search terms and, with `matching` (NCCT's node, the only one that looks for
     /// duplicates), the terms duplicate detection looks up by (indexed by term) and what it compares.
     func write(caseID: String, _ db: Database, matching: Bool) throws {
+        try writeTerms(caseID: caseID, db, matching: matching)
+        if matching { try db.addMatchTraits(traits, caseID: caseID) }
+    }
+
+    /// `write` without the traits, for a new case, whose row is inserted with them.
+    func writeTerms(caseID: String, _ db: Database, matching: Bool) throws {
         for entry in entries {
-            try db.addSearchTerms(entry.terms, caseID: caseID, personRef: entry.person.personRef)
-            guard matching else { continue }
-            try db.addMatchTerms(SearchTerms.matchTerms(entry.terms), caseID: caseID, personRef: entry.person.personRef)
+            try db.addPersonTerms(
+                search: entry.terms,
+                match: matching ? SearchTerms.matchTerms(entry.terms) : [],
+                caseID: caseID,
+                personRef: entry.person.personRef
+            )
         }
-        if matching { try db.addMatchTraits(TraitsRecord.encode(entries.map(\.person)), caseID: caseID) }
     }
 }
 

@@ -47,12 +47,20 @@ public final class RecordSealer: Sendable {
         }
     }
 
-    /// A new case's request, sealed under a new key: the wrapped key and the sealed request for its row.
-    func sealNewCase(_ caseID: String, request: [UInt8]) throws(StoreError) -> (wrappedKey: [UInt8], request: [UInt8]) {
+    /// A new case's request and match traits (nil when there are none), sealed under a new key, and
+    /// that key wrapped: what its row holds.
+    func sealNewCase(
+        _ caseID: String,
+        request: [UInt8],
+        matchTraits: [UInt8]
+    ) throws(StoreError) -> (wrappedKey: [UInt8], request: [UInt8], matchTraits: [UInt8]?) {
         let (key, wrapped) = try newCaseKey(caseID)
-        do { return (wrapped, try Sealing.seal(request, key: key, context: Array(Self.request(caseID).utf8))) } catch {
-            throw StoreError("\(error)")
-        }
+        do {
+            let request = try Sealing.seal(request, key: key, context: Array(Self.request(caseID).utf8))
+            guard !matchTraits.isEmpty else { return (wrapped, request, nil) }
+            let traits = try Sealing.seal(matchTraits, key: key, context: Array(Self.matchTraits(caseID).utf8))
+            return (wrapped, request, traits)
+        } catch { throw StoreError("\(error)") }
     }
 
     /// `row` names the value's place (table and row identity). Empty values stay empty.

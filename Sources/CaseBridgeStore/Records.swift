@@ -181,15 +181,17 @@ extension Database {
         }
     }
 
-    public func insertCase(_ row: CaseRow) throws(StoreError) {
+    /// `matchTraits` (NCCT's node): what duplicate detection compares for the case's persons (see
+    /// `addMatchTraits`), sealed with the request so that the row is written once.
+    public func insertCase(_ row: CaseRow, matchTraits: [UInt8] = []) throws(StoreError) {
         guard let sealer else { throw StoreError("this connection was opened without the data key") }
-        let sealed = try sealer.sealNewCase(row.caseID, request: row.request)
+        let sealed = try sealer.sealNewCase(row.caseID, request: row.request, matchTraits: matchTraits)
         try query(
             """
             INSERT INTO cases (case_id, requesting_node, request, kind, urgency, origin_reference, status, step,
                                person_count, created_at_ms, updated_at_ms, test, data_key, person_counts,
-                               clock_started_at_ms)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                               clock_started_at_ms, match_traits)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [
                 .text(row.caseID), .text(row.requestingNode), .blob(sealed.request), .int(Int64(row.kind)),
@@ -199,6 +201,7 @@ extension Database {
                 .int(row.createdAtMs), .int(row.updatedAtMs), .int(row.test ? 1 : 0), .blob(sealed.wrappedKey),
                 row.personCounts.map { .text($0) } ?? .null,
                 .int(row.clockStartedAtMs == 0 ? row.createdAtMs : row.clockStartedAtMs),
+                sealed.matchTraits.map { .blob($0) } ?? .null,
             ]
         )
     }

@@ -4,13 +4,24 @@
 /// staff searching hundreds of thousands of persons). Finds exact terms only; says nothing about a
 /// person to whoever has the file without the key.
 extension Database {
-    public func addSearchTerms(_ terms: Set<String>, caseID: String, personRef: String) throws(StoreError) {
-        let hashes = try termHashes(terms)
-        guard !hashes.isEmpty else { return }
-        try query(
-            "INSERT INTO search_terms (case_id, person_ref, terms) VALUES (?, ?, ?)",
-            [.text(caseID), .text(personRef), .blob(hashes)]
-        )
+    /// A person's `search` terms, and the `match` terms duplicate detection looks them up by (appended to
+    /// the log `MatchIndex` reads: one row a person, written in order, no page touched at random). Each
+    /// term is hashed once, though the match terms are most of the search terms.
+    public func addPersonTerms(
+        search: Set<String>,
+        match: Set<String> = [],
+        caseID: String,
+        personRef: String
+    ) throws(StoreError) {
+        guard let sealer else { throw StoreError("this connection was opened without the data key") }
+        var hashes: [String: [UInt8]] = [:]
+        for term in search.union(match) { hashes[term] = sealer.indexTerm(term) }
+        for (table, terms) in [("search_terms", search), ("match_log", match)] where !terms.isEmpty {
+            try query(
+                "INSERT INTO \(table) (case_id, person_ref, terms) VALUES (?, ?, ?)",
+                [.text(caseID), .text(personRef), .blob(terms.sorted().flatMap { hashes[$0]! })]
+            )
+        }
     }
 
     /// The persons (case id, person ref) that have every one of `terms`.
@@ -31,16 +42,6 @@ extension Database {
             if found.count >= limit { break }
         }
         return found
-    }
-
-    /// Terms a person is looked up by for duplicate detection, appended to the log `MatchIndex`
-    /// reads (one row a person, written in order: no page touched at random).
-    public func addMatchTerms(_ terms: Set<String>, caseID: String, personRef: String) throws(StoreError) {
-        guard !terms.isEmpty else { return }
-        try query(
-            "INSERT INTO match_log (case_id, person_ref, terms) VALUES (?, ?, ?)",
-            [.text(caseID), .text(personRef), .blob(try termHashes(terms))]
-        )
     }
 
     /// The keyed hashes of `terms`, sorted by term, one after another, as `search_terms` and the match

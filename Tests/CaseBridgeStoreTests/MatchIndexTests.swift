@@ -29,8 +29,7 @@ struct MatchIndexTests {
             try await store.write { db in
                 try db.insertCase(CaseStoreTests().row(caseID))
                 // As `PersonIndex.write` does: a person's match terms are among their search terms.
-                try db.addSearchTerms(terms.union(["name:sok"]), caseID: caseID, personRef: "P1")
-                try db.addMatchTerms(terms, caseID: caseID, personRef: "P1")
+                try db.addPersonTerms(search: terms.union(["name:sok"]), match: terms, caseID: caseID, personRef: "P1")
                 try db.addMatchTraits([1, 2, 3], caseID: caseID)
             }
         }
@@ -113,7 +112,12 @@ struct MatchIndexTests {
             try await fixture.store.write { db in
                 for i in 0..<12 {
                     try db.insertCase(CaseStoreTests().row("case-\(i)"))
-                    try db.addMatchTerms(["doc:D\(i)", "phone:85544\(i)"], caseID: "case-\(i)", personRef: "P1")
+                    try db.addPersonTerms(
+                        search: [],
+                        match: ["doc:D\(i)", "phone:85544\(i)"],
+                        caseID: "case-\(i)",
+                        personRef: "P1"
+                    )
                 }
             }
             var runsWritten = 0
