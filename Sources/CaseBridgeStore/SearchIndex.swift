@@ -14,12 +14,17 @@ extension Database {
         personRef: String
     ) throws(StoreError) {
         guard let sealer else { throw StoreError("this connection was opened without the data key") }
-        var hashes: [String: [UInt8]] = [:]
-        for term in search.union(match) { hashes[term] = sealer.indexTerm(term) }
-        for (table, terms) in [("search_terms", search), ("match_log", match)] where !terms.isEmpty {
+        // Both rows hold their hashes in the order of their terms (`termHashes`).
+        var searchHashes: [UInt8] = [], matchHashes: [UInt8] = []
+        for term in search.union(match).sorted() {
+            let hash = sealer.indexTerm(term)
+            if search.contains(term) { searchHashes += hash }
+            if match.contains(term) { matchHashes += hash }
+        }
+        for (table, hashes) in [("search_terms", searchHashes), ("match_log", matchHashes)] where !hashes.isEmpty {
             try query(
                 "INSERT INTO \(table) (case_id, person_ref, terms) VALUES (?, ?, ?)",
-                [.text(caseID), .text(personRef), .blob(terms.sorted().flatMap { hashes[$0]! })]
+                [.text(caseID), .text(personRef), .blob(hashes)]
             )
         }
     }

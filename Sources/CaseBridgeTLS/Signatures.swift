@@ -12,6 +12,10 @@ public enum Signatures {
         /// For an EC key: the parts of the SignedData that are the same in every signature (the
         /// certificate, the signer's issuer and serial number), encoded once.
         private let template: DetachedSignedData?
+        /// With the template: a signing context set up for the key once and copied for each signature.
+        /// Setting one up fetches the algorithms again, by name, under the provider store's lock: a
+        /// fifth of a signature's cost.
+        private let keyed: OpaquePointer?
 
         public init(certificatePEM: String, keyPEM: String) throws(TLSError) {
             cert = try PEMObjects.certificate(certificatePEM)
@@ -19,40 +23,55 @@ public enum Signatures {
                 X509_free(cert)
                 throw error
             }
-            template = EVP_PKEY_get_base_id(key) == EVP_PKEY_EC ? DetachedSignedData(cert) : nil
+            guard EVP_PKEY_get_base_id(key) == EVP_PKEY_EC, let keyed = EVP_MD_CTX_new() else {
+                template = nil
+                keyed = nil
+                return
+            }
+            template = DetachedSignedData(cert)
+            self.keyed = keyed
+            guard EVP_DigestSignInit(keyed, nil, Algorithms.sha256, nil, key) == 1 else {
+                EVP_MD_CTX_free(keyed)
+                X509_free(cert)
+                EVP_PKEY_free(key)
+                throw TLSError(.configuration, "the signing key cannot sign: \(OpenSSLErrors.drain())")
+            }
         }
 
         deinit {
+            EVP_MD_CTX_free(keyed)
             X509_free(cert)
             EVP_PKEY_free(key)
         }
 
         /// Signs `content`; the certificate goes inside the signature.
         public func sign(_ content: [UInt8]) throws(TLSError) -> [UInt8] {
-            if let template {
+            if let template, let keyed {
                 // The same DER as CMS_sign's, without its general machinery: that cost as much as the
                 // ECDSA signature itself, once per receipt.
                 guard let attributes = template.signedAttributes(digest: Digest.sha256(content), at: time(nil)) else {
                     throw TLSError(.configuration, "signing time encoding failed")
                 }
-                return template.encode(attributes: attributes, signature: try ecdsaSignature(over: attributes))
+                return template.encode(attributes: attributes, signature: try ecdsaSignature(over: attributes, keyed))
             }
             return try cmsSign(content)
         }
 
         /// ECDSA with SHA-256 over the signed attributes, DER-encoded as a SET (RFC 5652, 5.4).
-        private func ecdsaSignature(over attributes: [UInt8]) throws(TLSError) -> [UInt8] {
+        private func ecdsaSignature(over attributes: [UInt8], _ keyed: OpaquePointer) throws(TLSError) -> [UInt8] {
             let signed = DER.element(0x31, attributes)
             guard let context = EVP_MD_CTX_new() else { throw TLSError(.configuration, "no digest context") }
             defer { EVP_MD_CTX_free(context) }
-            var length = 0
-            guard EVP_DigestSignInit(context, nil, Algorithms.sha256, nil, key) == 1,
-                EVP_DigestSign(context, nil, &length, signed, signed.count) == 1
-            else { throw TLSError(.configuration, "signing failed: \(OpenSSLErrors.drain())") }
-            var signature = [UInt8](repeating: 0, count: length)
-            guard EVP_DigestSign(context, &signature, &length, signed, signed.count) == 1 else {
+            var signature = [UInt8](repeating: 0, count: Int(EVP_PKEY_get_size(key)))
+            var length = signature.count
+            guard EVP_MD_CTX_copy_ex(context, keyed) == 1 else {
                 throw TLSError(.configuration, "signing failed: \(OpenSSLErrors.drain())")
             }
+            // Final (the copy is used once): the last step signs in place instead of on a copy.
+            EVP_MD_CTX_set_flags(context, EVP_MD_CTX_FLAG_FINALISE)
+            guard EVP_DigestSignUpdate(context, signed, signed.count) == 1,
+                EVP_DigestSignFinal(context, &signature, &length) == 1
+            else { throw TLSError(.configuration, "signing failed: \(OpenSSLErrors.drain())") }
             return Array(signature.prefix(length))
         }
 

@@ -86,4 +86,28 @@ struct SignatureTests {
         let statement = Array("another statement".utf8)
         _ = try Signatures.verify(try signer.sign(statement), content: statement, caPEM: certificate)
     }
+
+    /// Worker threads share one signer, and each signature is a copy of one keyed context.
+    @Test("signatures made on several threads at once each hold for their own statement")
+    func concurrentSignatures() async throws {
+        let signer = try Signatures.Signer(certificatePEM: text("nodes/ncct.pem"), keyPEM: text("nodes/ncct.key"))
+        let signed = try await withThrowingTaskGroup(of: [(Int, [UInt8])].self) { group in
+            for worker in 0..<4 {
+                group.addTask {
+                    try (0..<50).map { i in
+                        (worker * 50 + i, try signer.sign(Array("statement \(worker * 50 + i)".utf8)))
+                    }
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        let ca = try text("ca.pem")
+        #expect(signed.count == 200)
+        for (n, signature) in signed {
+            #expect(try Signatures.verify(signature, content: Array("statement \(n)".utf8), caPEM: ca).count == 1)
+            #expect(throws: TLSError.self) {
+                try Signatures.verify(signature, content: Array("statement \(n + 1)".utf8), caPEM: ca)
+            }
+        }
+    }
 }
