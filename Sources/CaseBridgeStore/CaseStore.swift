@@ -48,11 +48,13 @@ public final class CaseStore: Sendable {
         path = (folder as NSString).appendingPathComponent("casebridge.sqlite3")
         // Create the file owner-only before SQLite does; its -wal and -shm files copy this mode.
         try Self.makeOwnerOnlyFile(path)
-        let database = try Database(path: path, readOnly: false, sealer: sealer)
+        let database = try Database(path: path, readOnly: false, sealer: sealer, vfs: WALWriteGathering.vfsName)
         // A damaged file (a torn WAL, a bad disk) is refused at start, not found one read at a time:
         // whichever of these statements first reads a damaged page.
         let check: String
         do {
+            // synchronous = FULL syncs the WAL at every commit, before readers can see it: the writer's
+            // gathered WAL writes (`WALWriteGathering`) are written out at that sync, and rely on it.
             // secure_delete: what a row held before it was sealed, or a purged case key, is overwritten,
             // not left in free pages. Pages of 1 KiB (for a new database): each new case lands on random
             // pages of its indexes, and a commit writes each page it touched whole, twice (WAL, then

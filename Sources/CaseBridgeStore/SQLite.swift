@@ -33,12 +33,13 @@ public final class Database: @unchecked Sendable {
     /// query did, the same on every run (what tests compare where a time would be noise).
     public private(set) var stepsRun = 0
 
-    init(path: String, readOnly: Bool, sealer: RecordSealer? = nil) throws(StoreError) {
+    /// `vfs`: SQLite's file layer by name (nil: its default).
+    init(path: String, readOnly: Bool, sealer: RecordSealer? = nil, vfs: String? = nil) throws(StoreError) {
         _ = PageCacheTruncation.installed
         self.sealer = sealer
         var handle: OpaquePointer?
         let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX
-        let status = sqlite3_open_v2(path, &handle, flags, nil)
+        let status = sqlite3_open_v2(path, &handle, flags, vfs)
         guard status == SQLITE_OK, let handle else {
             let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
             sqlite3_close(handle)
