@@ -57,7 +57,7 @@ enum WALWriteGathering {
             let status = open(innerVFS, path, inner, flags, outFlags)
             guard status == SQLITE_OK, let methods = inner.pointee.pMethods else {
                 file.pointee.pMethods = nil
-                return status
+                return status == SQLITE_OK ? SQLITE_CANTOPEN : status
             }
             // Held as an address: a pointer is not Sendable.
             let address = gatheredMethods.withLock { made in
