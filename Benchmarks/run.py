@@ -34,6 +34,21 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def thread_cpu_seconds(pid):
+    """CPU seconds per kind of thread (the node names its threads: cb-store-writer, cb-worker-0, ...;
+    the number is dropped, so both workers count as one kind)."""
+    kinds = {}
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            name = open(f"/proc/{pid}/task/{task}/comm").read().strip()
+            fields = open(f"/proc/{pid}/task/{task}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        kind = name.rstrip("0123456789").rstrip("-") or name
+        kinds[kind] = kinds.get(kind, 0) + (int(fields[11]) + int(fields[12])) / TICKS
+    return kinds
+
+
 def memory_kib(pid, field):
     for line in open(f"/proc/{pid}/status"):
         if line.startswith(field + ":"):
@@ -233,6 +248,7 @@ def main():
         print("durable submit...", file=sys.stderr)
         for connections, streams in [(1, 1), (16, 32)]:
             cases_before, cpu_before, written_before = case_count(federation, "ncct"), cpu_seconds(ncct), written(ncct)
+            threads_before = thread_cpu_seconds(ncct)
             row, cpu = measured(ncct, lambda: bench(generator, "submit", *endpoint, "--connections", str(connections),
                                                     "--streams", str(streams), "--seconds", str(SECONDS)))
             add(row, cpu, ncct)
@@ -242,8 +258,17 @@ def main():
             cases = max(1, case_count(federation, "ncct") - cases_before)
             row["settled_cpu_us_per_case"] = round((cpu_seconds(ncct) - cpu_before) * 1e6 / cases, 1)
             row["written_kib_per_case"] = round((written(ncct) - written_before) / 1024 / cases, 1)
+            # Where a case's CPU went, by thread: the store's writer, the workers, duplicate detection
+            # (cb-background), the event loops (cb-server), settled as above.
+            threads = thread_cpu_seconds(ncct)
+            row["settled_cpu_us_per_case_by_thread"] = {
+                kind: round((seconds - threads_before.get(kind, 0)) * 1e6 / cases, 1)
+                for kind, seconds in sorted(threads.items(), key=lambda item: -item[1])
+                if seconds - threads_before.get(kind, 0) > 0}
             print(f"    settled after {row['settle_s']} s: {row['settled_cpu_us_per_case']} µs CPU and "
-                  f"{row['written_kib_per_case']} KiB written to disk per case in all", file=sys.stderr)
+                  f"{row['written_kib_per_case']} KiB written to disk per case in all; by thread: "
+                  + ", ".join(f"{kind} {us}" for kind, us in row["settled_cpu_us_per_case_by_thread"].items()),
+                  file=sys.stderr)
 
         row, cpu = measured(ncct, lambda: bench(generator, "submit", *endpoint, "--connections", "16", "--streams", "32",
                                                 "--seconds", str(SECONDS), "--replay"))
