@@ -36,7 +36,8 @@ def cpu_seconds(pid):
 
 def thread_cpu_seconds(pid):
     """CPU seconds per kind of thread (the node names its threads: cb-store-writer, cb-worker-0, ...;
-    the number is dropped, so both workers count as one kind)."""
+    the number is dropped, so both workers count as one kind). A thread that has ended is no longer
+    counted: Dispatch's threads come and go, so their kinds can come out low."""
     kinds = {}
     for task in os.listdir(f"/proc/{pid}/task"):
         try:

@@ -10,12 +10,10 @@ public enum Signatures {
         private let cert: OpaquePointer
         private let key: OpaquePointer
         /// For an EC key: the parts of the SignedData that are the same in every signature (the
-        /// certificate, the signer's issuer and serial number), encoded once.
-        private let template: DetachedSignedData?
-        /// With the template: a signing context set up for the key once and copied for each signature.
-        /// Setting one up fetches the algorithms again, by name, under the provider store's lock: a
-        /// fifth of a signature's cost.
-        private let keyed: OpaquePointer?
+        /// certificate, the signer's issuer and serial number), encoded once; and a signing context
+        /// set up for the key once and copied for each signature (setting one up fetches the
+        /// algorithms again, by name, under the provider store's lock: a fifth of a signature's cost).
+        private let ecdsa: (template: DetachedSignedData, keyed: OpaquePointer)?
 
         public init(certificatePEM: String, keyPEM: String) throws(TLSError) {
             cert = try PEMObjects.certificate(certificatePEM)
@@ -23,30 +21,29 @@ public enum Signatures {
                 X509_free(cert)
                 throw error
             }
-            guard EVP_PKEY_get_base_id(key) == EVP_PKEY_EC, let keyed = EVP_MD_CTX_new() else {
-                template = nil
-                keyed = nil
+            guard EVP_PKEY_get_base_id(key) == EVP_PKEY_EC, let template = DetachedSignedData(cert) else {
+                ecdsa = nil
                 return
             }
-            template = DetachedSignedData(cert)
-            self.keyed = keyed
-            guard EVP_DigestSignInit(keyed, nil, Algorithms.sha256, nil, key) == 1 else {
+            let keyed = EVP_MD_CTX_new()
+            guard let keyed, EVP_DigestSignInit(keyed, nil, Algorithms.sha256, nil, key) == 1 else {
                 EVP_MD_CTX_free(keyed)
                 X509_free(cert)
                 EVP_PKEY_free(key)
                 throw TLSError(.configuration, "the signing key cannot sign: \(OpenSSLErrors.drain())")
             }
+            ecdsa = (template, keyed)
         }
 
         deinit {
-            EVP_MD_CTX_free(keyed)
+            EVP_MD_CTX_free(ecdsa?.keyed)
             X509_free(cert)
             EVP_PKEY_free(key)
         }
 
         /// Signs `content`; the certificate goes inside the signature.
         public func sign(_ content: [UInt8]) throws(TLSError) -> [UInt8] {
-            if let template, let keyed {
+            if let (template, keyed) = ecdsa {
                 // The same DER as CMS_sign's, without its general machinery: that cost as much as the
                 // ECDSA signature itself, once per receipt.
                 guard let attributes = template.signedAttributes(digest: Digest.sha256(content), at: time(nil)) else {
