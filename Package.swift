@@ -35,17 +35,19 @@ let package = Package(
         .target(name: "CaseBridgeHTTP2", dependencies: ["CNghttp2"]),
         // HTTP/1.1 for the staff console's HTTPS listener (browsers, curl, requests): no C.
         .target(name: "CaseBridgeHTTP1"),
+        // The node's own threads, named so that top -H and perf tell them apart.
+        .target(name: "CaseBridgeThreads"),
         .target(
             name: "CaseBridgeNet",
             dependencies: [
-                "CLibevent", "CaseBridgeTLS", .product(name: "Logging", package: "swift-log"),
+                "CLibevent", "CaseBridgeTLS", "CaseBridgeThreads", .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
             name: "CaseBridgeRPC",
             dependencies: [
                 "CaseBridgeNet", "CaseBridgeHTTP2", "CaseBridgeHTTP1", "CaseBridgeTLS", "CaseBridgeProto",
-                .product(name: "Logging", package: "swift-log"),
+                "CaseBridgeThreads", .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
@@ -65,7 +67,7 @@ let package = Package(
         .target(
             name: "CaseBridgeStore",
             dependencies: [
-                "CSQLite", "CaseBridgeTLS", .product(name: "Logging", package: "swift-log"),
+                "CSQLite", "CaseBridgeTLS", "CaseBridgeThreads", .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
@@ -132,7 +134,7 @@ let package = Package(
             name: "CaseBridgeRPCTests",
             dependencies: [
                 "CaseBridgeRPC", "CaseBridgeHTTP2", "CaseBridgeHTTP1", "CaseBridgeNet", "CaseBridgeTLS",
-                "CaseBridgeProto",
+                "CaseBridgeProto", "CaseBridgeThreads",
                 "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]

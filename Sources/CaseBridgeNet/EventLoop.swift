@@ -1,4 +1,5 @@
 import CLibevent
+import CaseBridgeThreads
 import Foundation
 import Synchronization
 
@@ -34,13 +35,11 @@ public final class EventLoop: @unchecked Sendable {
             Unmanaged.passUnretained(self).toOpaque()
         )
         let started = DispatchSemaphore(value: 0)
-        let thread = Thread { [self] in
-            Thread.current.name = name
+        startThread(named: name) { [self] in
             started.signal()
             event_base_loop(self.base, EVLOOP_NO_EXIT_ON_EMPTY)
             self.stopped.signal()
         }
-        thread.start()
         started.wait()
         execute { [self] in self.thread = pthread_self() }
         syncWait()

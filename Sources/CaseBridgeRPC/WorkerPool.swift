@@ -1,3 +1,4 @@
+import CaseBridgeThreads
 import Foundation
 import Synchronization
 
@@ -32,13 +33,11 @@ public final class WorkerPool: Sendable {
         self.threads = max(1, threads)
         maxRunningPerLane = max(1, self.threads / 4)
         for i in 0..<self.threads {
-            let thread = Thread { [self] in
-                Thread.current.name = "\(name)-\(i)"
+            startThread(named: "\(name)-\(i)") { [self] in
                 // On Linux a nice value belongs to a thread, and "0" is the calling one.
                 if niceness != 0 { setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, niceness) }
                 work()
             }
-            thread.start()
         }
     }
 

@@ -1,4 +1,5 @@
 import CSQLite
+import CaseBridgeThreads
 import Foundation
 import Logging
 import Synchronization
@@ -259,11 +260,7 @@ private final class Writer: @unchecked Sendable {
     init(database: Database, logger: Logger) {
         self.database = database
         self.logger = logger
-        let thread = Thread { [self] in
-            Thread.current.name = "cb-store-writer"
-            run()
-        }
-        thread.start()
+        startThread(named: "cb-store-writer") { [self] in run() }
     }
 
     func enqueue(_ job: Job) {
