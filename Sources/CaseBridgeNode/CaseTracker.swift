@@ -90,7 +90,7 @@ public final class CaseTracker: Sendable {
         if let receipt = try store.read({ try Self.receiptAgain(for: request, body: body, from: caller, me: me, $0) }) {
             return receipt
         }
-        let index = PersonIndex(request)
+        let index = PersonIndex(request, keys: store.termKeys)
         let receipt: SubmitReceipt = try await store.write(lane: caller.id, bytes: body.count) { db in
             // The same request may have been committed since the read (two retries at once).
             if let receipt = try Self.receiptAgain(for: request, body: body, from: caller, me: me, db) {
@@ -193,7 +193,7 @@ public final class CaseTracker: Sendable {
             return try Self.replay(update, recorded: recorded, caseStatus: CaseStatus(rawValue: row.status))
         }
         if let taken { return try taken.get() }
-        let persons = PersonIndex(update)
+        let persons = PersonIndex(update, keys: store.termKeys)
         let outcome: Result<UpdateReceipt, RPCError> = try await store.write(lane: caller.id, bytes: body.count) { db in
             guard let row = try db.caseRow(update.caseID, withRequest: false) else {
                 throw RPCError(.notFound, "no case \(update.caseID)")
@@ -339,7 +339,7 @@ public final class CaseTracker: Sendable {
         let request = prepared
         try Validation.check(request)
         let body = try ProtoCodec.encode(request)
-        let ncct = directory.ncct.id, index = PersonIndex(request)
+        let ncct = directory.ncct.id, index = PersonIndex(request, keys: store.termKeys)
         let receipt: SubmitReceipt = try await store.write { db in
             guard try db.caseRow(request.requestID) == nil else {
                 throw RPCError(.alreadyExists, "request \(request.requestID) was already filed")
@@ -399,7 +399,7 @@ public final class CaseTracker: Sendable {
         prepared.actorNode = me.id
         prepared.author = member.displayName
         prepared.skippedSequences = []
-        let tracker = self, ready = prepared, persons = PersonIndex(prepared)
+        let tracker = self, ready = prepared, persons = PersonIndex(prepared, keys: store.termKeys)
         let (receipt, peer): (UpdateReceipt, String?) = try await store.write { db in
             var update = ready
             guard let row = try db.caseRow(update.caseID, withRequest: false) else {

@@ -42,7 +42,7 @@ extension CaseTracker {
         else {
             throw RPCError(.permissionDenied, "\(peer.id) sent a case it does not share with \(me.id)")
         }
-        let tracker = self, index = PersonIndex(copy.request)
+        let tracker = self, keys = store.termKeys, index = PersonIndex(copy.request, keys: keys)
         let added: Int = try await store.write(lane: peer.id, bytes: caseBytes.count) { db in
             let now = Clock.nowMs()
             let caseID = copy.view.caseID
@@ -113,7 +113,7 @@ extension CaseTracker {
                     refusal: entry.refusal
                 )
                 if let update = entry.update, entry.refusal == nil {
-                    try Self.index(update, PersonIndex(update), db, matching: tracker.me.role == .ncct)
+                    try Self.index(update, PersonIndex(update, keys: keys), db, matching: tracker.me.role == .ncct)
                 }
                 if entry.actor != tracker.me.id, entry.refusal == nil {
                     try db.insertInbox(

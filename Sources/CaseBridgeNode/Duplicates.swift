@@ -72,9 +72,8 @@ extension CaseTracker {
         try Task.checkCancellation()
         let now = Clock.nowMs()
         let persons = try matchTraits(caseID, db)
-        let queries = try persons.map {
-            try db.matchIndexKeys(SearchTerms.lookupTerms($0.traits))
-        }
+        let keys = try db.termKeys()
+        let queries = persons.map { keys(SearchTerms.lookupTerms($0.traits)) }
         let candidates = try index.searchPersons(
             anyOfEach: queries,
             excludingCase: caseID,

@@ -37,9 +37,9 @@ enum SearchTerms {
     }
 
     /// The terms of `terms` that duplicate detection finds a person by (`lookupTerms` looks them up).
-    static func matchTerms(_ terms: Set<String>) -> Set<String> {
-        terms.filter { term in matchKinds.contains { term.hasPrefix($0) } }
-    }
+    static func matchTerms(_ terms: Set<String>) -> Set<String> { terms.filter(isMatchTerm) }
+
+    static func isMatchTerm(_ term: String) -> Bool { matchKinds.contains { term.hasPrefix($0) } }
 
     private static let matchKinds = ["doc:", "phone:", "born-named:", "born-vague-named:"]
 
@@ -137,39 +137,47 @@ extension PersonTraits {
     }
 }
 
-/// The terms persons are found by, worked out before the write that stores them. The store has one
-/// writer: a request of 5,000 persons should cost its sender's worker lane the CPU, not every peer
-/// waiting on the writer.
+/// The terms persons are found by, worked out and keyed before the write that stores them. The store
+/// has one writer: a request of 5,000 persons should cost its sender's worker lane the CPU, not every
+/// peer waiting on the writer.
 struct PersonIndex: Sendable {
     struct Entry: Sendable {
         let person: TraitsRecord.Person
-        let terms: Set<String>
+        /// The keys of everything the person is found by (`SearchTerms.terms`).
+        let searchKeys: [Int64]
+        /// Those of them duplicate detection finds the person by (`SearchTerms.matchTerms`).
+        let matchKeys: [Int64]
     }
     let entries: [Entry]
     /// What duplicate detection compares for these persons (`TraitsRecord`), encoded before the write.
     let traits: [UInt8]
 
-    init(_ persons: [Person], reference: String = "") {
+    init(_ persons: [Person], reference: String = "", keys: TermKeys) {
         entries = persons.map { person in
             let traits = PersonTraits(person)
+            let terms = Array(SearchTerms.terms(traits, reference: reference))
+            let searchKeys = keys(terms)
             return Entry(
                 person: TraitsRecord.Person(personRef: person.personRef, traits: traits),
-                terms: SearchTerms.terms(traits, reference: reference)
+                searchKeys: searchKeys,
+                matchKeys: zip(terms, searchKeys).filter { SearchTerms.isMatchTerm($0.0) }.map(\.1)
             )
         }
         traits = TraitsRecord.encode(entries.map(\.person))
     }
 
     /// The persons a request names (at filing, on receipt, when a case is taken back).
-    init(_ request: InterventionRequest) { self.init(request.persons, reference: request.originReference) }
+    init(_ request: InterventionRequest, keys: TermKeys) {
+        self.init(request.persons, reference: request.originReference, keys: keys)
+    }
 
     /// The persons an update adds (information provided); none for any other change.
-    init(_ update: CaseUpdate) {
+    init(_ update: CaseUpdate, keys: TermKeys) {
         guard case .informationProvided(let provided)? = update.change else {
-            self.init([])
+            self.init([], keys: keys)
             return
         }
-        self.init(provided.addedPersons)
+        self.init(provided.addedPersons, keys: keys)
     }
 
     /// Writes the search terms and, with `matching` (NCCT's node, the only one that looks for
@@ -183,8 +191,8 @@ struct PersonIndex: Sendable {
     func writeTerms(caseID: String, _ db: Database, matching: Bool) throws {
         for entry in entries {
             try db.addPersonTerms(
-                search: entry.terms,
-                match: matching ? SearchTerms.matchTerms(entry.terms) : [],
+                search: entry.searchKeys,
+                match: matching ? entry.matchKeys : [],
                 caseID: caseID,
                 personRef: entry.person.personRef
             )
@@ -215,16 +223,16 @@ extension CaseTracker {
                 try $0.searchIndexBuilt() && MatchIndex.runsPresent($0, folder: matchIndexFolder)
             })
         else { return }
-        let matching = me.role == .ncct
+        let matching = me.role == .ncct, keys = store.termKeys
         try await store.write { db in
             try db.clearSearchIndex()
             for caseID in try db.allCaseIDs() {
                 guard let row = try db.caseRow(caseID) else { continue }
                 let request = try ProtoCodec.decode(InterventionRequest.self, from: row.request)
-                try PersonIndex(request).write(caseID: caseID, db, matching: matching)
+                try PersonIndex(request, keys: keys).write(caseID: caseID, db, matching: matching)
                 for entry in try db.history(caseID) where entry.isApplied && !entry.body.isEmpty {
                     let update = try ProtoCodec.decode(CaseUpdate.self, from: entry.body)
-                    try Self.index(update, PersonIndex(update), db, matching: matching)
+                    try Self.index(update, PersonIndex(update, keys: keys), db, matching: matching)
                 }
             }
             try db.markSearchIndexBuilt()

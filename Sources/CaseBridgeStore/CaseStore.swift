@@ -166,6 +166,9 @@ public final class CaseStore: Sendable {
         }
     }
 
+    /// The keys the blind index keeps of terms, worked out on the caller's thread.
+    public var termKeys: TermKeys { sealer.termKeys }
+
     /// Runs `body` on a read connection (a consistent snapshot of committed data).
     public func read<T>(_ body: (Database) throws -> T) throws -> T {
         let database = try readers.withLock { $0.popLast() } ?? openReader(path)

@@ -172,7 +172,7 @@ public final class MatchIndex: @unchecked Sendable {
 
     // MARK: Looking up
 
-    /// For each query (terms as `Database.matchIndexKeys` gives them), the persons of other
+    /// For each query (the keys of terms: `TermKeys`), the persons of other
     /// cases than `caseID` that have at least one of its terms. A term more than `maxPersonsPerTerm`
     /// persons have finds no one; each term reads at most `maxPersonsPerTerm` + 1 postings.
     public func searchPersons(
@@ -366,6 +366,13 @@ public final class MatchIndex: @unchecked Sendable {
     static func keys(_ blob: [UInt8]) -> [Int64] {
         stride(from: 0, to: blob.count - 7, by: 8).map { start in
             Int64(bitPattern: blob[start..<(start + 8)].reduce(0) { $0 << 8 | UInt64($1) })
+        }
+    }
+
+    /// The row `keys` reads back as these.
+    static func blob(_ keys: [Int64]) -> [UInt8] {
+        keys.flatMap { key in
+            (0..<8).reversed().map { byte in UInt8(truncatingIfNeeded: UInt64(bitPattern: key) >> (byte * 8)) }
         }
     }
 }

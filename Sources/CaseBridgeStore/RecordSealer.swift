@@ -8,19 +8,16 @@ import CaseBridgeTLS
 public final class RecordSealer: Sendable {
     let keyEncryptionKey: [UInt8]
     /// Keys the blind search index: derived from the data key, separate from it.
-    private let indexKey: KeyedHash
+    let termKeys: TermKeys
 
     public init(keyEncryptionKey: [UInt8]) throws(StoreError) {
         guard keyEncryptionKey.count == Sealing.keyBytes else {
             throw StoreError("the data key must be \(Sealing.keyBytes) bytes")
         }
         self.keyEncryptionKey = keyEncryptionKey
-        indexKey = KeyedHash(key: Digest.hmacSHA256(key: keyEncryptionKey, Array("casebridge/search-index/v1".utf8)))
+        let indexKey = Digest.hmacSHA256(key: keyEncryptionKey, Array("casebridge/search-index/v1".utf8))
+        termKeys = TermKeys(KeyedHash(key: indexKey))
     }
-
-    /// What the index stores for a normalised search term: a keyed hash, never the term (8 bytes:
-    /// a false match needs 2^64 tries; a found row is checked term by term anyway).
-    func indexTerm(_ term: String) -> [UInt8] { Array(indexKey.mac(Array(term.utf8)).prefix(8)) }
 
     /// The case's data key, made (and stored wrapped in the case's row) on first use when `create`.
     func dataKey(_ caseID: String, _ db: Database, create: Bool) throws(StoreError) -> [UInt8]? {

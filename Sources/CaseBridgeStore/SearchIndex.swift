@@ -1,32 +1,50 @@
-/// The blind search index: per person, one row holding keyed hashes (HMAC-SHA-256 under a key
-/// derived from the node's data key) of their normalised terms. Rows are appended (cheap to write:
-/// no random-key index on the write path); a search scans them for a term's hash (fast enough for
-/// staff searching hundreds of thousands of persons). Finds exact terms only; says nothing about a
-/// person to whoever has the file without the key.
+import CaseBridgeTLS
+
+/// What the blind index keeps of a normalised term: a keyed hash (HMAC-SHA-256 under a key derived
+/// from the node's data key), never the term; its first 8 bytes, as an integer (a false match needs
+/// 2^64 tries; a found row is checked term by term anyway).
+///
+/// Worked out on the caller's thread: a call's worker hashes its persons' terms before the write,
+/// so the store's one writer does not hash for every peer.
+public struct TermKeys: Sendable {
+    private let hash: KeyedHash
+
+    init(_ hash: KeyedHash) { self.hash = hash }
+
+    /// Each term's key, in the order given.
+    public func callAsFunction(_ terms: some Sequence<String>) -> [Int64] {
+        terms.map { term in
+            Int64(bitPattern: hash.mac(Array(term.utf8)).prefix(8).reduce(0) { $0 << 8 | UInt64($1) })
+        }
+    }
+}
+
+/// The blind search index: per person, one row holding the keys (`TermKeys`) of their normalised
+/// terms. Rows are appended (cheap to write: no random-key index on the write path); a search scans
+/// them for a term's key (fast enough for staff searching hundreds of thousands of persons). Finds
+/// exact terms only; says nothing about a person to whoever has the file without the key.
 extension Database {
-    /// A person's `search` terms, and the `match` terms duplicate detection looks them up by (appended to
-    /// the log `MatchIndex` reads: one row a person, written in order, no page touched at random). Each
-    /// term is hashed once, though the match terms are most of the search terms.
+    /// The keys of a person's search terms, and of the terms duplicate detection looks them up by
+    /// (appended to the log `MatchIndex` reads: one row a person, written in order, no page touched at
+    /// random). A row holds its keys in the order of their values, which says nothing of the terms.
     public func addPersonTerms(
-        search: Set<String>,
-        match: Set<String> = [],
+        search: [Int64],
+        match: [Int64] = [],
         caseID: String,
         personRef: String
     ) throws(StoreError) {
-        guard let sealer else { throw StoreError("this connection was opened without the data key") }
-        // Both rows hold their hashes in the order of their terms (`termHashes`).
-        var searchHashes: [UInt8] = [], matchHashes: [UInt8] = []
-        for term in search.union(match).sorted() {
-            let hash = sealer.indexTerm(term)
-            if search.contains(term) { searchHashes += hash }
-            if match.contains(term) { matchHashes += hash }
-        }
-        for (table, hashes) in [("search_terms", searchHashes), ("match_log", matchHashes)] where !hashes.isEmpty {
+        for (table, keys) in [("search_terms", search), ("match_log", match)] where !keys.isEmpty {
             try query(
                 "INSERT INTO \(table) (case_id, person_ref, terms) VALUES (?, ?, ?)",
-                [.text(caseID), .text(personRef), .blob(hashes)]
+                [.text(caseID), .text(personRef), .blob(MatchIndex.blob(keys.sorted()))]
             )
         }
+    }
+
+    /// The keys of terms, for a connection opened with the data key.
+    public func termKeys() throws(StoreError) -> TermKeys {
+        guard let sealer else { throw StoreError("this connection was opened without the data key") }
+        return sealer.termKeys
     }
 
     /// The persons (case id, person ref) that have every one of `terms`.
@@ -34,12 +52,12 @@ extension Database {
         allOf terms: [String],
         limit: Int
     ) throws(StoreError) -> [(caseID: String, personRef: String)] {
-        guard let sealer, let first = terms.first else { return [] }
-        let wanted = try matchIndexKeys(terms)
+        let wanted = try termKeys()(terms)
+        guard let first = wanted.first else { return [] }
         var found: [(String, String)] = []
         for row in try query(
             "SELECT case_id, person_ref, terms FROM search_terms WHERE instr(terms, ?) > 0",
-            [.blob(sealer.indexTerm(first))]
+            [.blob(MatchIndex.blob([first]))]
         ) {
             let held = Set(MatchIndex.keys(row.blob(2)))
             guard wanted.allSatisfy(held.contains) else { continue }
@@ -47,18 +65,6 @@ extension Database {
             if found.count >= limit { break }
         }
         return found
-    }
-
-    /// The keyed hashes of `terms`, sorted by term, one after another, as `search_terms` and the match
-    /// log hold them.
-    func termHashes(_ terms: some Collection<String>) throws(StoreError) -> [UInt8] {
-        guard let sealer else { throw StoreError("this connection was opened without the data key") }
-        return terms.sorted().flatMap { sealer.indexTerm($0) }
-    }
-
-    /// The keys `MatchIndex` looks `terms` up by, and staff search compares stored rows by.
-    public func matchIndexKeys(_ terms: some Collection<String>) throws(StoreError) -> [Int64] {
-        MatchIndex.keys(try termHashes(terms))
     }
 
     /// Adds persons to what duplicate detection compares for the case: `record` (opaque here) is

@@ -29,7 +29,13 @@ struct MatchIndexTests {
             try await store.write { db in
                 try db.insertCase(CaseStoreTests().row(caseID))
                 // As `PersonIndex.write` does: a person's match terms are among their search terms.
-                try db.addPersonTerms(search: terms.union(["name:sok"]), match: terms, caseID: caseID, personRef: "P1")
+                let keys = try db.termKeys()
+                try db.addPersonTerms(
+                    search: keys(terms.union(["name:sok"])),
+                    match: keys(terms),
+                    caseID: caseID,
+                    personRef: "P1"
+                )
                 try db.addMatchTraits([1, 2, 3], caseID: caseID)
             }
         }
@@ -43,7 +49,7 @@ struct MatchIndexTests {
         func found(_ term: String) throws -> [String] {
             try store.read { db in
                 try index.searchPersons(
-                    anyOfEach: [db.matchIndexKeys([term])],
+                    anyOfEach: [db.termKeys()([term])],
                     excludingCase: "none",
                     maxPersonsPerTerm: 3
                 )
@@ -106,6 +112,34 @@ struct MatchIndexTests {
         }
     }
 
+    @Test("a person's row holds the keys of their terms in the order of the keys' values, not of the terms")
+    func rowsHoldKeysByValue() async throws {
+        try await withFixture { fixture in
+            // Terms whose order as text differs from their keys' order (kinds sort as text: born, doc, name).
+            let terms = ["born-named:1990|sok", "doc:N01234567", "name:sok", "name:dara", "phone:855111"]
+            let keys = fixture.store.termKeys(terms)
+            #expect(Set(keys).count == terms.count)
+            #expect(keys != keys.sorted(), "the example needs keys that the terms' order does not sort")
+            try await fixture.store.write { db in
+                try db.insertCase(CaseStoreTests().row("case-1"))
+                try db.addPersonTerms(search: keys, match: Array(keys.prefix(2)), caseID: "case-1", personRef: "P1")
+            }
+            let rows = try fixture.store.read { db in
+                try ["search_terms", "match_log"].map { table in
+                    try db.first("SELECT terms FROM \(table) WHERE case_id = 'case-1'")?.blob(0) ?? []
+                }
+            }
+            #expect(rows[0].count == 8 * terms.count)
+            #expect(MatchIndex.keys(rows[0]) == keys.sorted())
+            #expect(MatchIndex.keys(rows[1]) == Array(keys.prefix(2)).sorted())
+            // The same keys the search and the index are asked with: found by each term.
+            let found = try fixture.store.read { db in
+                try db.searchPersons(allOf: ["name:dara", "doc:N01234567"], limit: 5)
+            }
+            #expect(found.map(\.caseID) == ["case-1"])
+        }
+    }
+
     @Test("a log longer than memory holds (a rebuilt index) is read a run at a time")
     func longLog() async throws {
         try await withFixture { fixture in
@@ -114,7 +148,7 @@ struct MatchIndexTests {
                     try db.insertCase(CaseStoreTests().row("case-\(i)"))
                     try db.addPersonTerms(
                         search: [],
-                        match: ["doc:D\(i)", "phone:85544\(i)"],
+                        match: db.termKeys()(["doc:D\(i)", "phone:85544\(i)"]),
                         caseID: "case-\(i)",
                         personRef: "P1"
                     )
