@@ -42,16 +42,30 @@ public struct PersonKey: Sendable, Equatable {
     private init(_ traits: PersonTraits, names withNames: Bool) {
         names = withNames ? traits.names.prefix(Self.maxNames).map(Self.words).filter { !$0.isEmpty } : []
         dateOfBirth = traits.dateOfBirth.trimmingCharacters(in: " ")
-        document = String(traits.document.uppercased().filter { $0.isASCII && ($0.isLetter || $0.isNumber) })
-        let digits = traits.phone.filter { $0.isASCII && $0.isNumber }
+        document = Self.document(traits.document)
+        let digits = Self.digits(traits.phone)
         phone = digits.count >= 7 ? String(digits.suffix(9)) : ""
     }
 
     /// Lower-case ASCII words of a name in any script ("Đặng Thị Hương" → dang, thi, huong).
     public static func words(_ name: String) -> [String] {
+        PlainText.words(name, maxCharacters: maxNameCharacters, maxWords: maxNameWords) ?? unicodeWords(name)
+    }
+
+    static func unicodeWords(_ name: String) -> [String] {
         let name = String(name.prefix(maxNameCharacters))
         let latin = Transliteration.toLatinASCII(name) ?? name.lowercased()
         return latin.split { !($0.isLetter || $0.isNumber) }.prefix(maxNameWords).map(String.init)
+    }
+
+    /// A travel document's number as compared and found: its ASCII letters in upper case and digits.
+    public static func document(_ text: String) -> String {
+        PlainText.upperLettersAndDigits(text) ?? text.uppercased().filter { $0.isASCII && ($0.isLetter || $0.isNumber) }
+    }
+
+    /// A phone number's ASCII digits.
+    public static func digits(_ text: String) -> String {
+        PlainText.digits(text) ?? text.filter { $0.isASCII && $0.isNumber }
     }
 }
 

@@ -22,7 +22,8 @@ enum SearchTerms {
 
     /// The words of a name or a query, as far as a person is found by them (`PersonKey`'s bounds).
     static func words(_ text: String) -> [String] {
-        fold(String(text.prefix(PersonKey.maxNameCharacters))).split { !$0.isLetter && !$0.isNumber }
+        PlainText.words(text, maxCharacters: PersonKey.maxNameCharacters, maxWords: PersonKey.maxNameWords)
+            ?? fold(String(text.prefix(PersonKey.maxNameCharacters))).split { !$0.isLetter && !$0.isNumber }
             .prefix(PersonKey.maxNameWords).map(String.init)
     }
 
@@ -30,11 +31,9 @@ enum SearchTerms {
     /// written in another script is found, and compared, by how it is spelt in Latin.
     static func latinWords(_ text: String) -> [String] { PersonKey.words(text) }
 
-    static func digits(_ text: String) -> String { text.filter(\.isASCII).filter(\.isNumber) }
+    static func digits(_ text: String) -> String { PersonKey.digits(text) }
 
-    static func document(_ text: String) -> String {
-        text.uppercased().filter { $0.isASCII && ($0.isLetter || $0.isNumber) }
-    }
+    static func document(_ text: String) -> String { PersonKey.document(text) }
 
     /// The terms of `terms` that duplicate detection finds a person by (`lookupTerms` looks them up).
     static func matchTerms(_ terms: Set<String>) -> Set<String> { terms.filter(isMatchTerm) }
