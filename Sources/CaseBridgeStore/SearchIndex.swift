@@ -13,9 +13,7 @@ public struct TermKeys: Sendable {
 
     /// Each term's key, in the order given.
     public func callAsFunction(_ terms: some Sequence<String>) -> [Int64] {
-        terms.map { term in
-            Int64(bitPattern: hash.mac(Array(term.utf8)).prefix(8).reduce(0) { $0 << 8 | UInt64($1) })
-        }
+        terms.map { Int64(bitPattern: hash.leading64($0)) }
     }
 }
 
