@@ -173,8 +173,8 @@ public final class CaseStore: Sendable {
     public func read<T>(_ body: (Database) throws -> T) throws -> T {
         let database = try readers.withLock { $0.popLast() } ?? openReader(path)
         defer { readers.withLock { $0.append(database) } }
-        try database.execute("BEGIN")
-        defer { try? database.execute("COMMIT") }
+        try database.begin()
+        defer { try? database.commit() }
         return try body(database)
     }
 
@@ -296,7 +296,7 @@ private final class Writer: @unchecked Sendable {
 
     private func commit(_ batch: [Job]) {
         do {
-            try database.execute("BEGIN IMMEDIATE")
+            try database.begin(immediate: true)
         } catch {
             logger.error(
                 "store transaction could not begin",
@@ -307,7 +307,7 @@ private final class Writer: @unchecked Sendable {
         }
         let completions = batch.map { $0.run(database) }
         do {
-            try database.execute("COMMIT")
+            try database.commit()
         } catch {
             logger.error("store commit failed", metadata: ["error": "\(error)", "writes": "\(batch.count)"])
             database.rollback()

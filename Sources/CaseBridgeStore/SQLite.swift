@@ -122,6 +122,11 @@ public final class Database: @unchecked Sendable {
         }
     }
 
+    /// Begins a transaction, and commits it: statements prepared once per connection, where `execute`
+    /// parses its SQL every time (every read and every group commit runs both).
+    func begin(immediate: Bool = false) throws(StoreError) { try query(immediate ? "BEGIN IMMEDIATE" : "BEGIN") }
+    func commit() throws(StoreError) { try query("COMMIT") }
+
     /// Undoes the open transaction, and what the writer remembered of it.
     func rollback() {
         try? execute("ROLLBACK")
