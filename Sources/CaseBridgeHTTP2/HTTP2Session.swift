@@ -178,18 +178,38 @@ public final class HTTP2Session {
 
     /// Hands the bytes nghttp2 wants to send to `write`, in order, while `more` says the socket
     /// can take them; the rest stays queued in nghttp2 (frames are built lazily) for the next call.
+    ///
+    /// nghttp2 gives one frame at a time; small frames are gathered into pieces of up to
+    /// `gatheredBytes` (a TLS record's worth), since each write becomes a TLS record and a system
+    /// call of its own: a unary response's headers, message and trailers were three of each.
     public func drainOutput(
         while more: () -> Bool = { true },
         _ write: (UnsafeRawBufferPointer) -> Void
     ) throws(HTTP2Error) {
+        var gathered: [UInt8] = []
+        func writeGathered() {
+            guard !gathered.isEmpty else { return }
+            gathered.withUnsafeBytes { write($0) }
+            gathered.removeAll(keepingCapacity: true)
+        }
+        defer { writeGathered() }
         while more() {
             var data: UnsafePointer<UInt8>?
             let count = nghttp2_session_mem_send(session, &data)
             if count < 0 { throw HTTP2Error(code: Int32(count)) }
             guard count > 0, let data else { return }
-            write(UnsafeRawBufferPointer(start: data, count: count))
+            let frame = UnsafeRawBufferPointer(start: data, count: count)
+            if gathered.isEmpty && count >= Self.gatheredBytes {
+                write(frame)  // a full DATA frame: no copy
+                continue
+            }
+            gathered.append(contentsOf: frame)  // valid only until nghttp2's next call
+            if gathered.count >= Self.gatheredBytes { writeGathered() }
         }
     }
+
+    /// The most bytes of small frames handed over in one write: one TLS record's plaintext.
+    public static let gatheredBytes = 16 * 1024
 
     /// False once both sides are done with the connection (after GOAWAY, all streams closed).
     public var isActive: Bool {

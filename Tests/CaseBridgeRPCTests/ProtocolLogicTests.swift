@@ -269,6 +269,49 @@ struct HTTP2SessionTests {
         )
     }
 
+    @Test("small frames go out gathered in one write (one TLS record), large ones in writes of their own")
+    func gatheredWrites() throws {
+        let pair = try Pair()
+        let (client, server, clientEvents, id) = (pair.client, pair.server, pair.clientEvents, pair.id)
+        client.end(streamID: id)
+        try pump(client, server)
+        server.submitResponse(streamID: id, headers: [HTTP2Header(":status", "200")], body: true)
+        server.send([3], streamID: id)
+        server.end(streamID: id, trailers: [HTTP2Header("grpc-status", "0")])
+        var writes: [[UInt8]] = []
+        try server.drainOutput { writes.append(Array($0)) }
+        #expect(writes.count == 1, "headers, message and trailers: \(writes.map(\.count)) bytes a write")
+        try Array(writes.joined()).withUnsafeBytes { try client.receive($0) }
+        #expect(
+            clientEvents.events.suffix(3) == [
+                "data 1 [3]", "headers 1 grpc-status=0 end=true oversized=false", "closed 1 0",
+            ]
+        )
+
+        // 40,000 bytes on a new stream: full DATA frames are written as nghttp2 makes them, none over
+        // a frame, and everything arrives in order.
+        let second = try #require(
+            client.submitRequest(headers: [
+                HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "https"),
+                HTTP2Header(":path", "/x"), HTTP2Header(":authority", "n"),
+            ])
+        )
+        client.end(streamID: second)
+        try pump(client, server)
+        let body = (0..<40_000).map { UInt8(truncatingIfNeeded: $0) }
+        server.submitResponse(streamID: second, headers: [HTTP2Header(":status", "200")], body: true)
+        server.send(body, streamID: second)
+        server.end(streamID: second, trailers: [HTTP2Header("grpc-status", "0")])
+        writes = []
+        try server.drainOutput { writes.append(Array($0)) }
+        #expect(writes.allSatisfy { $0.count <= HTTP2Session.gatheredBytes + 9 + 16_384 })
+        #expect(writes.count >= 3 && writes.count <= 5, "\(writes.map(\.count)) bytes a write")
+        try Array(writes.joined()).withUnsafeBytes { try client.receive($0) }
+        let received = clientEvents.events.filter { $0.hasPrefix("data 3 ") }
+        #expect(received.count >= 3)
+        #expect(clientEvents.events.last == "closed 3 0")
+    }
+
     @Test("PINGs too close together with nothing sent between: the third strike is GOAWAY too_many_pings")
     func pingStrikes() throws {
         let pair = try Pair()
