@@ -13,6 +13,9 @@ public final class EventLoop: @unchecked Sendable {
     private let stopped = DispatchSemaphore(value: 0)
     /// Sockets closing politely on this loop (loop thread only); closed outright when the loop stops.
     var lingering: [ObjectIdentifier: LingeringClose] = [:]
+    /// Loop thread only: whether a batch of jobs is running, and what runs once it has (`afterJobs`).
+    private var runningJobs = false
+    private var afterBatch: [() -> Void] = []
 
     private static let threadingReady: Bool = {
         // A peer that closes early must not kill the process when we write to its socket.
@@ -57,13 +60,26 @@ public final class EventLoop: @unchecked Sendable {
         if wasEmpty { event_active(wakeEvent, cb_ev_read(), 0) }
     }
 
+    /// Runs `body` on the loop thread once the jobs running now have all run: work that each of them
+    /// would repeat, done once for all of them (a connection writes out several calls' responses at
+    /// once). Called from anything but a job, it runs `body` at once.
+    public func afterJobs(_ body: @escaping () -> Void) {
+        guard runningJobs else { return body() }
+        afterBatch.append(body)
+    }
+
     private func runJobs() {
         let batch = jobs.withLock { jobs in
             let taken = jobs
             jobs.removeAll(keepingCapacity: true)
             return taken
         }
+        runningJobs = true
         for job in batch { job() }
+        runningJobs = false
+        let after = afterBatch
+        afterBatch.removeAll(keepingCapacity: true)
+        for body in after { body() }
     }
 
     private func syncWait() {

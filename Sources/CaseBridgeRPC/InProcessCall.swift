@@ -43,7 +43,8 @@ public final class InProcessCall: Sendable {
         ) { action in
             switch action {
             case .message(let bytes, _, let sent): output.yield(.message(bytes, sent: sent))
-            case .finish(let code, let message, _, let trailing):
+            case .finish(let code, let message, _, let trailing, let last):
+                if let last { output.yield(.message(last, sent: {})) }
                 output.yield(.finished(code, message, trailing: trailing))
                 output.finish()
             case .consumed: break

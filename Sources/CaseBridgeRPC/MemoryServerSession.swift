@@ -50,13 +50,16 @@ public final class MemoryServerSession: @unchecked Sendable {
 
     /// Feeds bytes as if read from the socket; returns everything the server wrote since the last call.
     @discardableResult
-    public func receive(_ bytes: [UInt8]) -> [UInt8] {
+    public func receive(_ bytes: [UInt8]) -> [UInt8] { Array(receiveWrites(bytes).joined()) }
+
+    /// `receive`, write by write: on a socket, each write is a TLS record and a system call.
+    public func receiveWrites(_ bytes: [UInt8]) -> [[UInt8]] {
         let (connection, transport) = (self.connection, self.transport)
         onLoop {
             guard !transport.isClosed else { return }
             bytes.withUnsafeBytes { connection.read($0) }
         }
-        return onLoop { transport.takeOutput() }
+        return onLoop { transport.takeWrites() }
     }
 
     /// Closes the connection as a peer's disconnect would.
@@ -84,16 +87,16 @@ private final class MemoryTransport: ServerTransport {
     let remoteHost = "memory"
     let pendingOutputBytes = 0
     let peerCertificateSerial: String? = nil
-    private var output: [UInt8] = []
+    private var writes: [[UInt8]] = []
     private(set) var isClosed = false
     var onClose: ((ConnectionError?) -> Void)?
 
     init(peer: PeerIdentity) { self.peer = peer }
 
-    func write(_ bytes: UnsafeRawBufferPointer) { output.append(contentsOf: bytes) }
-    func takeOutput() -> [UInt8] {
-        defer { output.removeAll() }
-        return output
+    func write(_ bytes: UnsafeRawBufferPointer) { writes.append(Array(bytes)) }
+    func takeWrites() -> [[UInt8]] {
+        defer { writes.removeAll() }
+        return writes
     }
     func pauseReading(for duration: Duration) {}
     func close() { abort(nil) }

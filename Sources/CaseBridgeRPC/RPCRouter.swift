@@ -34,7 +34,7 @@ public struct RPCRouter: Sendable {
         routes[method.path] = Route(kind: .unary) { call in
             await call.run {
                 let request: Request = try await call.singleRequest()
-                try await call.send(try await handler(request, call))
+                try await call.send(try await handler(request, call), withStatus: true)
             }
         }
     }
@@ -48,7 +48,7 @@ public struct RPCRouter: Sendable {
         routes[method.path] = Route(kind: .unary) { call in
             await call.run {
                 let request: Request = try await call.singleRequest()
-                try await call.sendEncoded(try await handler(request, call))
+                try await call.sendEncoded(try await handler(request, call), withStatus: true)
             }
         }
     }

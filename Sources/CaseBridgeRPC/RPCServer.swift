@@ -221,6 +221,7 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
     /// Handlers waiting for room to send, in order.
     private var sendWaiters: [(streamID: Int32, resume: @Sendable () -> Void)] = []
     private var reportedProtocolError = false
+    private var flushScheduled = false
 
     /// The socket is fed up to this much; the rest waits in nghttp2, which builds frames lazily.
     static let socketHighWater = 4 * Connection.writeLowWater
@@ -496,7 +497,11 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
             } else {
                 sent()
             }
-        case .finish(let code, let message, let initial, let trailing):
+        case .finish(let code, let message, let initial, let trailing, let last):
+            if let last {
+                let outbounds = stream.machine.send(message: last, initialMetadata: initial)
+                for outbound in outbounds { apply(outbound, streamID) }
+            }
             if let outbound = stream.machine.finish(code, message, initialMetadata: initial, trailingMetadata: trailing)
             {
                 apply(outbound, streamID)
@@ -505,7 +510,18 @@ final class ServerConnection: ConnectionDelegate, HTTP2SessionDelegate, @uncheck
             stream.waiting -= bytes + GRPCWire.prefixBytes
             returnWindow(stream, streamID)
         }
-        flush()
+        flushAfterJobs()
+    }
+
+    /// Handlers' actions arrive as the loop's jobs, often several for one connection in a batch (a
+    /// response and its status, many calls' responses under load): written out once, together.
+    private func flushAfterJobs() {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        loop.afterJobs { [self] in
+            flushScheduled = false
+            flush()
+        }
     }
 
     private func apply(_ outbound: ServerCallStateMachine.Outbound, _ streamID: Int32) {

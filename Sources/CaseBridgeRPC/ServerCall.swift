@@ -19,7 +19,8 @@ public final class ServerCall: Sendable {
     enum Action: Sendable {
         /// A response message; `sent` runs once the connection has room for more (backpressure).
         case message([UInt8], initialMetadata: Metadata, sent: @Sendable () -> Void)
-        case finish(RPCCode, String, initialMetadata: Metadata, trailingMetadata: Metadata)
+        /// The status; `lastMessage` is a unary call's one response, which goes with it.
+        case finish(RPCCode, String, initialMetadata: Metadata, trailingMetadata: Metadata, lastMessage: [UInt8]?)
         /// The handler took a request message of this many bytes: the peer may send more.
         case consumed(Int)
     }
@@ -29,6 +30,8 @@ public final class ServerCall: Sendable {
         var trailingMetadata = Metadata()
         var closed = false
         var requestBytes: [UInt8]?
+        /// A unary call's response, held to go with the status (`sendEncoded(_:withStatus:)`).
+        var heldResponse: [UInt8]?
     }
     private let state = Mutex(State())
     private let perform: @Sendable (Action) -> Void
@@ -94,7 +97,8 @@ public final class ServerCall: Sendable {
         return message
     }
 
-    func send<M: ProtoMessage>(_ message: M) async throws {
+    /// `withStatus` for a unary call's one response (see `sendEncoded`).
+    func send<M: ProtoMessage>(_ message: M, withStatus: Bool = false) async throws {
         let bytes: [UInt8]
         do {
             bytes = try ProtoCodec.encode(message)
@@ -102,11 +106,13 @@ public final class ServerCall: Sendable {
             logger.error("response could not be encoded", metadata: ["path": "\(path)", "error": "\(error)"])
             throw RPCError(.internal, "response could not be encoded")
         }
-        try await sendEncoded(bytes)
+        try await sendEncoded(bytes, withStatus: withStatus)
     }
 
-    /// Sends a response message the handler encoded itself.
-    func sendEncoded(_ bytes: [UInt8]) async throws {
+    /// Sends a response message the handler encoded itself. A unary call's one response is held and
+    /// goes with the status (`withStatus`): one step on the connection's thread and one write for
+    /// both, instead of a round trip to this thread between them and a write each.
+    func sendEncoded(_ bytes: [UInt8], withStatus: Bool = false) async throws {
         guard bytes.count <= maxSendMessageBytes else {
             throw RPCError(
                 .resourceExhausted,
@@ -115,8 +121,10 @@ public final class ServerCall: Sendable {
         }
         let initial = try state.withLock { state throws -> Metadata in
             if state.closed { throw CancellationError() }
+            if withStatus { state.heldResponse = bytes }
             return state.initialMetadata
         }
+        if withStatus { return }
         // Waits while the connection holds more unsent bytes than its limit: a peer that reads
         // slowly slows this handler down instead of filling memory.
         await withCheckedContinuation { (room: CheckedContinuation<Void, Never>) in
@@ -142,12 +150,17 @@ public final class ServerCall: Sendable {
     }
 
     private func finish(_ code: RPCCode, _ message: String, extra: Metadata = Metadata()) {
-        let (initial, trailing, wasClosed) = state.withLock { state in
-            defer { state.closed = true }
+        let (initial, trailing, held, wasClosed) = state.withLock { state in
+            defer {
+                state.closed = true
+                state.heldResponse = nil
+            }
             var trailing = state.trailingMetadata
             for entry in extra { trailing.add(entry.name, entry.value) }
-            return (state.initialMetadata, trailing, state.closed)
+            return (state.initialMetadata, trailing, state.heldResponse, state.closed)
         }
-        if !wasClosed { perform(.finish(code, message, initialMetadata: initial, trailingMetadata: trailing)) }
+        if !wasClosed {
+            perform(.finish(code, message, initialMetadata: initial, trailingMetadata: trailing, lastMessage: held))
+        }
     }
 }

@@ -44,25 +44,40 @@ struct MemoryServerSessionTests {
         return found
     }
 
-    @Test("a health check seed gets SETTINGS, then response HEADERS on stream 1")
-    func healthCheck() async throws {
+    /// Whether `bytes` hold the server's HEADERS on the call's stream.
+    static func answers(_ bytes: [UInt8]) -> Bool { frames(bytes).contains { $0.type == 1 && $0.stream == 1 } }
+
+    /// A health check sent as the fuzzer's seed sends it: what the server wrote, write by write, until
+    /// it answered.
+    func healthCheckWrites() async throws -> [[UInt8]] {
         var router = RPCRouter()
         HealthService(services: []).register(in: &router)
         let host = MemoryServerSession.Host(router: router, logger: testLogger)
         defer { host.shutdown() }
-        let peer = PeerIdentity(trustDomain: "casebridge.test", nodeID: "embassy-id")
-        let session = MemoryServerSession(host: host, peer: peer)
+        let session = MemoryServerSession(host: host, peer: PeerIdentity(trustDomain: "casebridge.test", nodeID: "e"))
+        defer { session.close() }
         let seed = try Data(
             contentsOf: repositoryRoot.appendingPathComponent("Tests/Fuzz/corpus/server-session/health")
         )
-        var output = session.receive(Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + Array(seed.dropFirst()))
-        for _ in 0..<100 where !Self.frames(output).contains(where: { $0.type == 1 && $0.stream == 1 }) {
+        var writes = session.receiveWrites(Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + Array(seed.dropFirst()))
+        for _ in 0..<100 where !writes.contains(where: Self.answers) {
             try await Task.sleep(for: .milliseconds(10))
-            output += session.receive([])
+            writes += session.receiveWrites([])
         }
-        let frames = Self.frames(output)
+        return writes
+    }
+
+    @Test("a health check seed gets SETTINGS, then response HEADERS on stream 1")
+    func healthCheck() async throws {
+        let frames = Self.frames(Array(try await healthCheckWrites().joined()))
         #expect(frames.first?.type == 4)  // the server's SETTINGS first
         #expect(frames.contains { $0.type == 1 && $0.stream == 1 })  // then its answer on the call's stream
-        session.close()
+    }
+
+    @Test("a unary call's headers, message and status leave in one write (one TLS record, one system call)")
+    func unaryResponseOneWrite() async throws {
+        // HEADERS, DATA and the trailers' HEADERS of stream 1, all in the write that starts the answer.
+        let answer = try #require(try await healthCheckWrites().first(where: Self.answers))
+        #expect(Self.frames(answer).filter { $0.stream == 1 }.map(\.type) == [1, 0, 1])
     }
 }
