@@ -62,9 +62,10 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Runs `body` on the loop thread once the jobs running now have all run: work that each of them
     /// would repeat, done once for all of them (a connection writes out several calls' responses at
-    /// once). Called from anything but a job, it runs `body` at once.
+    /// once). Called from anything but one of its jobs (another thread, a timer), it runs `body` at once.
     public func afterJobs(_ body: @escaping () -> Void) {
-        guard runningJobs else { return body() }
+        // The flag belongs to the loop thread: another thread reads it only after asking whose it is.
+        guard inEventLoop, runningJobs else { return body() }
         afterBatch.append(body)
     }
 

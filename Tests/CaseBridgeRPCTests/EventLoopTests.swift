@@ -39,12 +39,19 @@ struct EventLoopTests {
         #expect(log.withLock { $0 } == ["first", "a", "b", "c", "after a", "after b", "after last"])
     }
 
-    @Test("called outside the loop's jobs, the work runs at once")
+    @Test("called from another thread, even while the loop runs a job, the work runs at once")
     func afterJobsOutsideJobs() {
         let loop = EventLoop(name: "cb-test-loop")
         defer { loop.shutdown() }
+        let holding = DispatchSemaphore(value: 0), running = DispatchSemaphore(value: 0)
+        loop.execute {
+            running.signal()
+            holding.wait()
+        }
+        running.wait()
         var ran = false
         loop.afterJobs { ran = true }
+        holding.signal()
         #expect(ran)
     }
 }
