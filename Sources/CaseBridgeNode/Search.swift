@@ -31,10 +31,6 @@ enum SearchTerms {
     /// written in another script is found, and compared, by how it is spelt in Latin.
     static func latinWords(_ text: String) -> [String] { PersonKey.words(text) }
 
-    static func digits(_ text: String) -> String { PersonKey.digits(text) }
-
-    static func document(_ text: String) -> String { PersonKey.document(text) }
-
     /// The terms of `terms` that duplicate detection finds a person by (`lookupTerms` looks them up).
     static func matchTerms(_ terms: Set<String>) -> Set<String> { terms.filter(isMatchTerm) }
 
@@ -65,7 +61,7 @@ enum SearchTerms {
 
     /// The document and phone terms: alike in what a person is found by and what is looked up.
     private static func documentAndPhone(_ person: PersonTraits) -> [String] {
-        let document = document(person.document), phone = digits(person.phone)
+        let document = PersonKey.document(person.document), phone = PersonKey.digits(person.phone)
         return (document.isEmpty ? [] : ["doc:\(document)"]) + (phone.isEmpty ? [] : ["phone:\(phone)"])
     }
 
@@ -101,8 +97,9 @@ enum SearchTerms {
         let text = query.trimmingCharacters(in: .whitespacesAndNewlines)
         var alternatives: [[String]] = [["ref:\(fold(text))"]]
         if Validation.isPartialDate(text) { alternatives.append(["dob:\(text)"]) }
-        if digits(text).count >= 6 { alternatives.append(["phone:\(digits(text))"]) }
-        if !document(text).isEmpty, !text.contains(" ") { alternatives.append(["doc:\(document(text))"]) }
+        let digits = PersonKey.digits(text), document = PersonKey.document(text)
+        if digits.count >= 6 { alternatives.append(["phone:\(digits)"]) }
+        if !document.isEmpty, !text.contains(" ") { alternatives.append(["doc:\(document)"]) }
         let words = words(text)
         if !words.isEmpty { alternatives.append(words.map { "name:\($0)" }) }
         let latin = latinWords(text)

@@ -76,38 +76,24 @@ public final class KeyedHash: @unchecked Sendable {
         EVP_MD_CTX_free(outer)
     }
 
-    /// HMAC-SHA-256 of `bytes` (32 bytes). Safe from any thread: the keyed states are only copied.
-    public func mac(_ bytes: [UInt8]) -> [UInt8] {
-        var digest = [UInt8](repeating: 0, count: 32)
-        bytes.withUnsafeBytes { bytes in
-            digest.withUnsafeMutableBytes { compute(bytes, into: $0.baseAddress!) }
-        }
-        return digest
-    }
-
     /// The first 8 bytes of the HMAC-SHA-256 of `text`'s UTF-8, as a big-endian integer: for values
     /// keyed by the thousand (the blind index's terms), without an array made for each (the arrays
-    /// were a quarter of a term's cost).
+    /// were a quarter of a term's cost). Safe from any thread: the keyed states are only copied.
     public func leading64(_ text: String) -> UInt64 {
         var text = text
         return text.withUTF8 { bytes in
             withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { digest in
-                compute(UnsafeRawBufferPointer(bytes), into: digest.baseAddress!)
+                let work = EVP_MD_CTX_new()
+                defer { EVP_MD_CTX_free(work) }
+                var length: UInt32 = 0
+                EVP_MD_CTX_copy_ex(work, inner)
+                EVP_DigestUpdate(work, bytes.baseAddress, bytes.count)
+                EVP_DigestFinal_ex(work, digest.baseAddress, &length)
+                EVP_MD_CTX_copy_ex(work, outer)
+                EVP_DigestUpdate(work, digest.baseAddress, 32)
+                EVP_DigestFinal_ex(work, digest.baseAddress, &length)
                 return digest.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
             }
         }
-    }
-
-    private func compute(_ bytes: UnsafeRawBufferPointer, into digest: UnsafeMutableRawPointer) {
-        let work = EVP_MD_CTX_new()
-        defer { EVP_MD_CTX_free(work) }
-        let digest = digest.assumingMemoryBound(to: UInt8.self)
-        var length: UInt32 = 0
-        EVP_MD_CTX_copy_ex(work, inner)
-        EVP_DigestUpdate(work, bytes.baseAddress, bytes.count)
-        EVP_DigestFinal_ex(work, digest, &length)
-        EVP_MD_CTX_copy_ex(work, outer)
-        EVP_DigestUpdate(work, digest, 32)
-        EVP_DigestFinal_ex(work, digest, &length)
     }
 }

@@ -17,13 +17,10 @@ public func startThread(named name: String, _ body: @escaping @Sendable () -> Vo
     thread.start()
 }
 
-/// The longest thread name Linux keeps, in bytes.
-public let threadNameLimit = 15
-
 private func nameCurrentThread(_ name: String) {
     let file = open("/proc/thread-self/comm", O_WRONLY)
     guard file >= 0 else { return }  // no /proc: the thread keeps its inherited name
-    let bytes = Array(name.utf8.prefix(threadNameLimit))
+    let bytes = Array(name.utf8.prefix(15))  // what Linux keeps
     _ = write(file, bytes, bytes.count)
     close(file)
 }
