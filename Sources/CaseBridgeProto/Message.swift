@@ -62,34 +62,81 @@ public indirect enum ProtoValue: Sendable, Equatable {
 }
 
 /// The fields of one message by number. Repeated fields hold a `.list`.
+///
+/// Kept as a short array in field-number order rather than a dictionary: a message has a handful
+/// of fields, and the codec and the generated types visit them in that order, so a set appends
+/// and a lookup is a few comparisons, without hashing.
 public struct ProtoFields: Sendable, Equatable {
-    var values: [UInt32: ProtoValue] = [:]
+    private struct Entry: Sendable, Equatable {
+        let number: UInt32
+        var value: ProtoValue
+    }
+
+    private var entries: [Entry] = []
 
     public init() {}
 
+    /// Room for `count` fields, so that a decoded message's fields are stored without regrowing.
+    init(capacity count: Int) { entries.reserveCapacity(count) }
+
+    public static func == (a: ProtoFields, b: ProtoFields) -> Bool { a.entries == b.entries }
+
+    /// The value of field `number`, or nil if it is not set; setting nil removes it.
+    subscript(number: UInt32) -> ProtoValue? {
+        get { index(of: number).map { entries[$0].value } }
+        set {
+            let at = insertionPoint(of: number)
+            let present = at < entries.count && entries[at].number == number
+            switch (newValue, present) {
+            case (let value?, true): entries[at].value = value
+            case (let value?, false) where at == entries.count: entries.append(Entry(number: number, value: value))
+            case (let value?, false): entries.insert(Entry(number: number, value: value), at: at)
+            case (nil, true): entries.remove(at: at)
+            case (nil, false): break
+            }
+        }
+    }
+
+    private func index(of number: UInt32) -> Int? {
+        let at = insertionPoint(of: number)
+        return at < entries.count && entries[at].number == number ? at : nil
+    }
+
+    /// The first position whose number is not below `number` (appending in order is checked first).
+    private func insertionPoint(of number: UInt32) -> Int {
+        guard let last = entries.last, number <= last.number else { return entries.count }
+        var low = 0
+        var high = entries.count
+        while low < high {
+            let middle = (low + high) / 2
+            if entries[middle].number < number { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
     public func value<T: ProtoFieldValue>(_ number: UInt32) -> T {
-        values[number].map(T.init(protoValue:)) ?? T.protoDefault
+        self[number].map(T.init(protoValue:)) ?? T.protoDefault
     }
 
     public func optional<T: ProtoFieldValue>(_ number: UInt32) -> T? {
-        values[number].map(T.init(protoValue:))
+        self[number].map(T.init(protoValue:))
     }
 
     public func values<T: ProtoFieldValue>(_ number: UInt32) -> [T] {
-        guard case .list(let list)? = values[number] else { return [] }
+        guard case .list(let list)? = self[number] else { return [] }
         return list.map(T.init(protoValue:))
     }
 
     public mutating func set<T: ProtoFieldValue>(_ number: UInt32, _ value: T) {
-        values[number] = value.protoValue
+        self[number] = value.protoValue
     }
 
     public mutating func set<T: ProtoFieldValue>(_ number: UInt32, _ value: T?) {
-        values[number] = value?.protoValue
+        self[number] = value?.protoValue
     }
 
     public mutating func set<T: ProtoFieldValue>(_ number: UInt32, _ list: [T]) {
-        values[number] = list.isEmpty ? nil : .list(list.map(\.protoValue))
+        self[number] = list.isEmpty ? nil : .list(list.map(\.protoValue))
     }
 }
 

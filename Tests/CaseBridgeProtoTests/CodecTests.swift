@@ -35,6 +35,31 @@ struct RoundTripTests {
         #expect(try ProtoCodec.decode(InterventionRequest.self, from: bytes).requestID == "r1")
     }
 
+    @Test("fields set in any order are read back by number, replaced, removed and compared alike")
+    func fieldsInAnyOrder() {
+        let order: [UInt32] = [9, 2, 15, 1, 7, 3, 12]
+        var fields = ProtoFields()
+        for number in order { fields.set(number, "field \(number)") }
+        var inOrder = ProtoFields()
+        for number in order.sorted() { inOrder.set(number, "field \(number)") }
+        #expect(fields == inOrder)
+        for number in UInt32(0)...16 {
+            let expected = order.contains(number) ? "field \(number)" : ""
+            #expect(fields.value(number) as String == expected)
+        }
+        fields.set(7, "again")
+        fields.set(2, nil as String?)
+        fields.set(12, [] as [String])
+        #expect(fields.value(7) as String == "again")
+        #expect(fields.optional(2) as String? == nil)
+        #expect(fields.values(12) as [String] == [])
+        #expect(fields != inOrder)
+        inOrder.set(7, "again")
+        inOrder.set(2, nil as String?)
+        inOrder.set(12, nil as String?)
+        #expect(fields == inOrder)
+    }
+
     @Test("a string with NUL cannot be encoded, and the error names the field")
     func nulOnEncode() throws {
         var person = Person()
@@ -121,6 +146,19 @@ struct MalformedInputTests {
         let error = try decodeError([0x0a, 0x03, 0x61, 0x00, 0x62])
         #expect(error.code == .nulInString)
         #expect(error.field == "casebridge.v1.InterventionRequest.request_id")
+    }
+
+    @Test("text is checked byte for byte whether or not it is ASCII")
+    func textChecks() throws {
+        func requestID(_ text: [UInt8]) -> [UInt8] { [0x0a, UInt8(text.count)] + text }
+        let khmer = Array("សុខ".utf8)
+        #expect(try ProtoCodec.decode(InterventionRequest.self, from: requestID(khmer)).requestID == "សុខ")
+        #expect(try ProtoCodec.decode(InterventionRequest.self, from: requestID(Array("r-1".utf8))).requestID == "r-1")
+        #expect(try decodeError(requestID([0xff])).code == .invalidUTF8)
+        #expect(try decodeError(requestID(Array(khmer.dropLast()))).code == .invalidUTF8)
+        #expect(try decodeError(requestID(Array("ab".utf8) + [0xed, 0xa0, 0x80])).code == .invalidUTF8)
+        #expect(try decodeError(requestID(khmer + [0x00])).code == .nulInString)
+        #expect(try decodeError(requestID([0x00] + khmer)).code == .nulInString)
     }
 
     @Test("nesting deeper than the configured limit")

@@ -76,7 +76,7 @@ private enum CMessage {
     typealias Field = ProtobufCFieldDescriptor
 
     static func read(_ message: UnsafeRawPointer, _ descriptor: MessageDescriptor) -> ProtoFields {
-        var fields = ProtoFields()
+        var fields = ProtoFields(capacity: Int(descriptor.pointee.n_fields))
         for i in 0..<Int(descriptor.pointee.n_fields) {
             let field = descriptor.pointee.fields + i
             let f = field.pointee
@@ -90,7 +90,7 @@ private enum CMessage {
                 let count = message.load(fromByteOffset: Int(f.quantifier_offset), as: Int.self)
                 guard count > 0, let array = member.load(as: UnsafeRawPointer?.self) else { continue }
                 let stride = elementSize(f.type)
-                fields.values[f.id] = .list((0..<count).compactMap { readValue(array + $0 * stride, f) })
+                fields[f.id] = .list((0..<count).compactMap { readValue(array + $0 * stride, f) })
             } else {
                 if f.label == PROTOBUF_C_LABEL_OPTIONAL, f.type != PROTOBUF_C_TYPE_STRING,
                     f.type != PROTOBUF_C_TYPE_MESSAGE,
@@ -98,7 +98,7 @@ private enum CMessage {
                 {
                     continue
                 }
-                fields.values[f.id] = readValue(member, f)
+                fields[f.id] = readValue(member, f)
             }
         }
         return fields
@@ -149,7 +149,7 @@ private enum CMessage {
             for i in 0..<Int(descriptor.pointee.n_fields) {
                 let field = descriptor.pointee.fields + i
                 let f = field.pointee
-                guard let value = fields.values[f.id] else { continue }
+                guard let value = fields[f.id] else { continue }
                 func fieldPath() -> String { "\(path()).\(String(cString: f.name))" }
                 let member = raw + Int(f.offset)
                 if f.label == PROTOBUF_C_LABEL_REPEATED {

@@ -13,7 +13,7 @@ public enum ProtoJSON {
         var object: [String: Any] = [:]
         for i in 0..<Int(descriptor.pointee.n_fields) {
             let field = descriptor.pointee.fields[i]
-            guard let value = fields.values[field.id] else { continue }
+            guard let value = fields[field.id] else { continue }
             let json: Any?
             if case .list(let list) = value {
                 json = list.isEmpty ? nil : list.compactMap { convert($0, field, keepDefault: true) }

@@ -115,9 +115,9 @@ extension ProtoJSON {
                 for element in array {
                     list.append(try convert(element, field, path: path, depth: depth, limits: limits, budget: &budget))
                 }
-                fields.values[field.id] = .list(list)
+                fields[field.id] = .list(list)
             } else {
-                fields.values[field.id] = try convert(
+                fields[field.id] = try convert(
                     value,
                     field,
                     path: path,

@@ -1,8 +1,5 @@
 import CCaseBridgeProto
 import CProtobufC
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Checks untrusted bytes against a message descriptor before protobuf-c sees them.
 ///
@@ -135,12 +132,15 @@ struct WireValidator {
         return elements
     }
 
+    /// Text must be UTF-8 without NUL. Most text is ASCII, which is checked by one pass over the
+    /// bytes; only text with other bytes is decoded to validate it.
     static func checkText(_ bytes: UnsafeRawBufferPointer, path: () -> String) throws(ProtoError) {
-        guard !bytes.isEmpty else { return }
-        if memchr(bytes.baseAddress!, 0, bytes.count) != nil {
-            throw ProtoError(.nulInString, field: path())
+        var ascii = true
+        for byte in bytes {
+            if byte == 0 { throw ProtoError(.nulInString, field: path()) }
+            if byte >= 0x80 { ascii = false }
         }
-        if String(validating: bytes.bindMemory(to: UInt8.self), as: UTF8.self) == nil {
+        if !ascii, String(validating: bytes.bindMemory(to: UInt8.self), as: UTF8.self) == nil {
             throw ProtoError(.invalidUTF8, field: path())
         }
     }
