@@ -1,6 +1,7 @@
 import CaseBridgeProto
 import CaseBridgeRPC
 import CaseBridgeStore
+import CaseBridgeTLS
 import Foundation
 import Logging
 import Synchronization
@@ -84,22 +85,24 @@ public final class CaseTracker: Sendable {
         }
         try Validation.check(request)
         let body = try bytes ?? ProtoCodec.encode(request)
+        let received = Received(request: request, body: body, sha256: Digest.sha256(body), from: caller)
         // A sender's retry of a request already committed is answered from a read: the writer, and
         // the index terms worked out for it, are for new requests.
         let me = self.me
-        if let receipt = try store.read({ try Self.receiptAgain(for: request, body: body, from: caller, me: me, $0) }) {
+        if let receipt = try store.read({ try Self.receiptAgain(for: received, me: me, $0) }) {
             return receipt
         }
         let index = PersonIndex(request, keys: store.termKeys)
         let receipt: SubmitReceipt = try await store.write(lane: caller.id, bytes: body.count) { db in
             // The same request may have been committed since the read (two retries at once).
-            if let receipt = try Self.receiptAgain(for: request, body: body, from: caller, me: me, db) {
+            if let receipt = try Self.receiptAgain(for: received, me: me, db) {
                 return receipt
             }
             let now = Clock.nowMs()
             try Self.insertCase(
                 request,
                 body: body,
+                bodySHA256: received.sha256,
                 requestingNode: caller.id,
                 status: .received,
                 db,
@@ -134,23 +137,35 @@ public final class CaseTracker: Sendable {
         return receipt
     }
 
+    /// A request as it arrived from a peer, with the SHA-256 of its bytes.
+    private struct Received {
+        let request: InterventionRequest
+        let body: [UInt8]
+        let sha256: [UInt8]
+        let from: DirectoryEntry
+    }
+
     /// The receipt for a request whose id is already committed: the same request again (a retry)
     /// is answered as received; other content under the same id is refused.
     private static func receiptAgain(
-        for request: InterventionRequest,
-        body: [UInt8],
-        from caller: DirectoryEntry,
+        for received: Received,
         me: DirectoryEntry,
         _ db: Database
     ) throws -> SubmitReceipt? {
-        guard let existing = try db.caseRow(request.requestID) else { return nil }
-        guard existing.requestingNode == caller.id else {
+        let request = received.request
+        guard let existing = try db.caseRow(request.requestID, withRequest: false) else { return nil }
+        guard existing.requestingNode == received.from.id else {
             throw RPCError(.alreadyExists, "request_id is already used by another node")
         }
-        // Byte for byte is the usual retry; another encoding of the same content is one too.
+        // Byte for byte is the usual retry, told by the digest kept with the case without opening
+        // the sealed request. Another encoding of the same content is one too, and a case kept
+        // without a digest (before migration 15, or caught up) is compared by its request.
         let same =
-            try existing.request == body
-            || ProtoCodec.decode(InterventionRequest.self, from: existing.request) == request
+            try existing.requestSHA256 == received.sha256
+            || db.caseRow(request.requestID).map { stored in
+                try stored.request == received.body
+                    || ProtoCodec.decode(InterventionRequest.self, from: stored.request) == request
+            } ?? false
         guard same else {
             throw RPCError(
                 .alreadyExists,
@@ -501,9 +516,11 @@ public final class CaseTracker: Sendable {
     // MARK: Helpers shared by the operations
 
     /// A new case from a request, with every person pending.
+    /// `bodySHA256`: the digest of `body`, kept to recognize a retry (nil: none kept).
     static func insertCase(
         _ request: InterventionRequest,
         body: [UInt8],
+        bodySHA256: [UInt8]? = nil,
         requestingNode: String,
         status: CaseStatus,
         _ db: Database,
@@ -527,6 +544,7 @@ public final class CaseTracker: Sendable {
         )
         row.personCounts = Lifecycle.keptCounts([.pending: request.persons.count])
         row.clockStartedAtMs = DeadlineRule.filedAt(request.createdAtMs, recordedAt: now)
+        row.requestSHA256 = bodySHA256
         try db.insertCase(row, matchTraits: matching ? index.traits : [])
         for (i, person) in request.persons.enumerated() {
             try db.upsertPerson(

@@ -322,6 +322,10 @@ enum Migrations {
         DROP TABLE persons;
         ALTER TABLE persons_by_filing RENAME TO persons;
         """,
+        // 15: the SHA-256 of a request as received, kept with its case, so that a sender's retry is
+        // recognized without opening the sealed request. The same digest is in the receipt the sender
+        // holds; a purge clears it with the request. NULL for cases kept before.
+        "ALTER TABLE cases ADD COLUMN request_sha256 BLOB;",
     ]
 
     static func apply(to database: Database) throws(StoreError) {

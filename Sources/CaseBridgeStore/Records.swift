@@ -21,6 +21,8 @@ public struct CaseRow: Sendable, Equatable {
     /// When the deadline clock the case runs now started (filing, NCCT's question, the latest
     /// update: see the README's "Deadlines"); 0: not known, the case's creation.
     public var clockStartedAtMs: Int64 = 0
+    /// The SHA-256 of `request` as received (a retry is recognized by it); nil if not kept.
+    public var requestSHA256: [UInt8]? = nil
 
     public init(
         caseID: String,
@@ -167,7 +169,7 @@ extension Database {
             """
             SELECT case_id, requesting_node, \(withRequest ? "request" : "X''"), kind, urgency, origin_reference,
                    status, step, person_count, created_at_ms, updated_at_ms, test, purged_at_ms, person_counts,
-                   clock_started_at_ms
+                   clock_started_at_ms, request_sha256
             FROM cases WHERE case_id = ?
             """,
             [.text(caseID)]
@@ -176,6 +178,7 @@ extension Database {
             found.purgedAtMs = row.isNull(12) ? nil : row.int(12)
             found.personCounts = row.isNull(13) ? nil : row.text(13)
             found.clockStartedAtMs = row.int(14)
+            found.requestSHA256 = row.isNull(15) ? nil : row.blob(15)
             if withRequest { found.request = try opened(found.request, case: caseID, at: RecordSealer.request(caseID)) }
             return found
         }
@@ -190,8 +193,8 @@ extension Database {
             """
             INSERT INTO cases (case_id, requesting_node, request, kind, urgency, origin_reference, status, step,
                                person_count, created_at_ms, updated_at_ms, test, data_key, person_counts,
-                               clock_started_at_ms, match_traits)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                               clock_started_at_ms, match_traits, request_sha256)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [
                 .text(row.caseID), .text(row.requestingNode), .blob(sealed.request), .int(Int64(row.kind)),
@@ -202,6 +205,7 @@ extension Database {
                 row.personCounts.map { .text($0) } ?? .null,
                 .int(row.clockStartedAtMs == 0 ? row.createdAtMs : row.clockStartedAtMs),
                 sealed.matchTraits.map { .blob($0) } ?? .null,
+                row.requestSHA256.map { .blob($0) } ?? .null,
             ]
         )
     }

@@ -66,7 +66,11 @@ extension Database {
     public func purgePersonalData(_ caseID: String, atMs: Int64) throws(StoreError) {
         let matched = try first("SELECT match_traits IS NOT NULL FROM cases WHERE case_id = ?", [.text(caseID)])
         try query(
-            "UPDATE cases SET data_key = NULL, request = X'', match_traits = NULL, purged_at_ms = ? WHERE case_id = ?",
+            """
+            UPDATE cases SET data_key = NULL, request = X'', request_sha256 = NULL, match_traits = NULL,
+                             purged_at_ms = ?
+            WHERE case_id = ?
+            """,
             [.int(atMs), .text(caseID)]
         )
         try query("UPDATE case_history SET body = X'' WHERE case_id = ?", [.text(caseID)])

@@ -63,6 +63,61 @@ struct NodeRefusalTests {
         federation.stopAll()
     }
 
+    @Test("a retry is told by the digest kept with its case, and without one by the sealed request")
+    func retryByDigest() async throws {
+        let federation = try TestFederation()
+        try await federation.start("ncct")
+        let asEmbassy = try federation.peerChannel(to: "ncct", as: "embassy-id")
+        var request = Make.request(persons: 2)
+        request.requestID = UUID().uuidString.lowercased()
+        request.originNode = "embassy-id"
+        let bytes = try ProtoCodec.encode(request)
+        // The same content encoded otherwise: a field this version does not know (99, "hi") added.
+        let otherEncoding = bytes + [0x9a, 0x06, 0x02, 0x68, 0x69]
+        var altered = request
+        altered.summary += " (changed)"
+        func submit(_ bytes: [UInt8]) async throws -> SubmitReceipt {
+            let answer = try await asEmbassy.unaryBytes(CaseExchange.submitRequest.path, bytes)
+            return try ProtoCodec.decode(SubmitReceipt.self, from: answer)
+        }
+
+        let first = try await submit(bytes)
+        let statement = try ProtoCodec.decode(ReceiptStatement.self, from: try #require(first.signed).statement)
+        let kept = try federation.sql("ncct", "SELECT lower(hex(request_sha256)) FROM cases")
+        #expect(kept == [Digest.sha256Hex(bytes)] && statement.messageSha256 == Digest.sha256Hex(bytes))
+        #expect(try await submit(bytes).alreadyReceived)
+        #expect(try await submit(otherEncoding).alreadyReceived)
+
+        // A case kept before digests were (migration 15) is compared by its request.
+        asEmbassy.close()
+        federation.stop("ncct")
+        let forget = try run(
+            "python3",
+            [
+                "-c",
+                "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); "
+                    + "c.execute('UPDATE cases SET request_sha256 = NULL'); c.commit()",
+                federation.database("ncct"),
+            ]
+        )
+        #expect(forget.status == 0, "\(forget.stderr)")
+        try await federation.start("ncct")
+        let again = try federation.peerChannel(to: "ncct", as: "embassy-id")
+        defer { again.close() }
+        for retry in [bytes, otherEncoding] {
+            let answer = try ProtoCodec.decode(
+                SubmitReceipt.self,
+                from: try await again.unaryBytes(CaseExchange.submitRequest.path, retry)
+            )
+            #expect(answer.alreadyReceived && answer.receivedAtMs == first.receivedAtMs)
+        }
+        let changed = await captureError { _ = try await again.unary(CaseExchange.submitRequest, altered) }
+        #expect(changed?.code == .alreadyExists && changed?.message.contains("other content") == true)
+        #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM cases") == ["1"])
+        #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM audit WHERE event = 'request.received'") == ["1"])
+        federation.stopAll()
+    }
+
     @Test("wrong role, wrong origin, illegal transition, sequence gap, unknown case, malformed request")
     func refusals() async throws {
         let federation = try TestFederation()

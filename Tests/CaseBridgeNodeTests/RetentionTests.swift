@@ -68,6 +68,10 @@ struct RetentionTests {
         let traits = "SELECT COUNT(*) FROM cases WHERE match_traits IS NOT NULL AND case_id = "
         #expect(try federation.sql("ncct", traits + "'\(closing)'") == ["0"])
         #expect(try federation.sql("ncct", traits + "'\(open)'") == ["1"])
+        // So is the digest a retry of the request was told by.
+        let digests = "SELECT COUNT(*) FROM cases WHERE request_sha256 IS NOT NULL AND case_id = "
+        #expect(try federation.sql("ncct", digests + "'\(closing)'") == ["0"])
+        #expect(try federation.sql("ncct", digests + "'\(open)'") == ["1"])
         // Only NCCT looks for duplicates: an embassy keeps search terms, not the terms matches are found by.
         #expect(try federation.sql("embassy-id", "SELECT COUNT(*) FROM search_terms") != ["0"])
         #expect(try federation.sql("embassy-id", "SELECT COUNT(*) FROM match_log") == ["0"])

@@ -250,9 +250,10 @@ struct CaseStoreTests {
             }
         }
         store.close()
-        // As version 13 left it: persons keyed by their case's id.
+        // As version 13 left it: persons keyed by their case's id, and no request digests (15).
         try Database(path: store.path, readOnly: false).execute(
             """
+            ALTER TABLE cases DROP COLUMN request_sha256;
             CREATE TABLE persons_v13 (case_id TEXT NOT NULL REFERENCES cases(case_id), person_ref TEXT NOT NULL,
                 position INTEGER NOT NULL, status INTEGER NOT NULL, note TEXT NOT NULL DEFAULT '',
                 updated_at_ms INTEGER NOT NULL, PRIMARY KEY (case_id, person_ref)) WITHOUT ROWID;
