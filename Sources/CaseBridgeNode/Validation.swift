@@ -26,12 +26,10 @@ public enum Validation {
     private static func isDigit(_ byte: UInt8) -> Bool { (0x30...0x39).contains(byte) }
 
     public static func isUUID(_ text: String) -> Bool {
-        let bytes = Array(text.utf8)
-        guard bytes.count == 36 else { return false }
-        return bytes.indices.allSatisfy { i in
-            i == 8 || i == 13 || i == 18 || i == 23
-                ? bytes[i] == 0x2D : isDigit(bytes[i]) || (0x61...0x66).contains(bytes[i])
-        }
+        text.utf8.count == 36
+            && text.utf8.enumerated().allSatisfy { i, byte in
+                i == 8 || i == 13 || i == 18 || i == 23 ? byte == 0x2D : isDigit(byte) || (0x61...0x66).contains(byte)
+            }
     }
 
     static func isPhone(_ text: String) -> Bool {
@@ -39,15 +37,21 @@ public enum Validation {
         return bytes.first == 0x2B && (8...16).contains(bytes.count) && bytes.dropFirst().allSatisfy(isDigit)
     }
 
+    /// YYYY, YYYY-MM or YYYY-MM-DD, with a month of 1 to 12 and a day of 1 to 31.
     static func isPartialDate(_ text: String) -> Bool {
-        let parts = text.utf8.split(separator: 0x2D, omittingEmptySubsequences: false)
-        guard (1...3).contains(parts.count), parts[0].count == 4, parts.dropFirst().allSatisfy({ $0.count == 2 }),
-            parts.allSatisfy({ $0.allSatisfy(isDigit) })
-        else { return false }
-        let numbers = parts.map { $0.reduce(0) { $0 * 10 + Int($1 - 0x30) } }
-        if parts.count >= 2, !(1...12).contains(numbers[1]) { return false }
-        if parts.count == 3, !(1...31).contains(numbers[2]) { return false }
-        return true
+        let count = text.utf8.count
+        guard count == 4 || count == 7 || count == 10 else { return false }
+        var value = 0  // the part being read
+        for (i, byte) in text.utf8.enumerated() {
+            if i == 4 || i == 7 {
+                guard byte == 0x2D, i == 4 || (1...12).contains(value) else { return false }
+                value = 0
+            } else {
+                guard isDigit(byte) else { return false }
+                value = value * 10 + Int(byte - 0x30)
+            }
+        }
+        return count == 4 || (1...(count == 7 ? 12 : 31)).contains(value)
     }
 
     /// A wire number used as a stored id (event, inbox entry): the store's ids are signed 64-bit,
