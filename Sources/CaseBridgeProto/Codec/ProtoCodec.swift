@@ -201,9 +201,9 @@ private enum CMessage {
             p.storeBytes(of: v, as: Double.self)
         case (PROTOBUF_C_TYPE_BOOL, .bool(let v)):
             p.storeBytes(of: v ? 1 : 0, as: protobuf_c_boolean.self)
-        case (PROTOBUF_C_TYPE_STRING, .string(let s)):
-            guard !s.utf8.contains(0) else { throw ProtoError(.nulInString, field: path()) }
-            p.storeBytes(of: strdup(s), as: UnsafeMutablePointer<CChar>?.self)
+        case (PROTOBUF_C_TYPE_STRING, .string(var s)):
+            guard let copy = cString(&s) else { throw ProtoError(.nulInString, field: path()) }
+            p.storeBytes(of: copy, as: UnsafeMutablePointer<CChar>?.self)
         case (PROTOBUF_C_TYPE_BYTES, .bytes(let b)):
             let data = malloc(max(b.count, 1))!.assumingMemoryBound(to: UInt8.self)
             b.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: b.count) }
@@ -215,6 +215,18 @@ private enum CMessage {
         default:
             // Generated types never produce this; a hand-built ProtoFields might.
             throw ProtoError(.wrongWireType, field: path(), detail: "value does not fit the field's type")
+        }
+    }
+
+    /// A malloc'ed, NUL-terminated copy of the text, copied from its UTF-8 in one go; nil if the text
+    /// holds a NUL, which C would read as its end.
+    private static func cString(_ text: inout String) -> UnsafeMutablePointer<CChar>? {
+        text.withUTF8 { utf8 in
+            if let base = utf8.baseAddress, memchr(base, 0, utf8.count) != nil { return nil }
+            let copy = malloc(utf8.count + 1)!.assumingMemoryBound(to: UInt8.self)
+            if let base = utf8.baseAddress { copy.update(from: base, count: utf8.count) }
+            copy[utf8.count] = 0
+            return UnsafeMutableRawPointer(copy).assumingMemoryBound(to: CChar.self)
         }
     }
 
