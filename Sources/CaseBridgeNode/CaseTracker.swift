@@ -92,15 +92,24 @@ public final class CaseTracker: Sendable {
         if let receipt = try store.read({ try Self.receiptAgain(for: received, me: me, $0) }) {
             return receipt
         }
-        let matching = me.role == .ncct
-        let newCase = try NewCase(request, body: body, sha256: received.sha256, matching: matching, store: store)
+        let index = PersonIndex(request, keys: store.termKeys)
         let receipt: SubmitReceipt = try await store.write(lane: caller.id, bytes: body.count) { db in
             // The same request may have been committed since the read (two retries at once).
             if let receipt = try Self.receiptAgain(for: received, me: me, db) {
                 return receipt
             }
             let now = Clock.nowMs()
-            try Self.insertCase(newCase, requestingNode: caller.id, status: .received, db, atMs: now)
+            try Self.insertCase(
+                request,
+                body: body,
+                bodySHA256: received.sha256,
+                requestingNode: caller.id,
+                status: .received,
+                db,
+                atMs: now,
+                index: index,
+                matching: me.role == .ncct
+            )
             try db.insertInbox(
                 kind: InboxEntryKind.request.rawValue,
                 messageID: request.requestID,
@@ -150,7 +159,7 @@ public final class CaseTracker: Sendable {
         }
         // Byte for byte is the usual retry, told by the digest kept with the case without opening
         // the sealed request. Another encoding of the same content is one too, and a case kept
-        // before digests were (migration 15) is compared by its request.
+        // without a digest (before migration 15, or caught up) is compared by its request.
         let same =
             try existing.requestSHA256 == received.sha256
             || db.caseRow(request.requestID).map { stored in
@@ -345,15 +354,22 @@ public final class CaseTracker: Sendable {
         let request = prepared
         try Validation.check(request)
         let body = try ProtoCodec.encode(request)
-        let ncct = directory.ncct.id
-        // An embassy never looks for duplicates.
-        let newCase = try NewCase(request, body: body, matching: false, store: store)
+        let ncct = directory.ncct.id, index = PersonIndex(request, keys: store.termKeys)
         let receipt: SubmitReceipt = try await store.write { db in
-            guard try db.caseRow(request.requestID, withRequest: false) == nil else {
+            guard try db.caseRow(request.requestID) == nil else {
                 throw RPCError(.alreadyExists, "request \(request.requestID) was already filed")
             }
             let now = Clock.nowMs()
-            try Self.insertCase(newCase, requestingNode: request.originNode, status: .submitted, db, atMs: now)
+            try Self.insertCase(
+                request,
+                body: body,
+                requestingNode: request.originNode,
+                status: .submitted,
+                db,
+                atMs: now,
+                index: index,
+                matching: false  // an embassy: it never looks for duplicates
+            )
             try db.enqueue(
                 OutboxRow(
                     messageID: request.requestID,
@@ -500,45 +516,22 @@ public final class CaseTracker: Sendable {
     // MARK: Helpers shared by the operations
 
     /// A new case from a request, with every person pending.
-    /// A new case as its row needs it, worked out before the write on the caller's thread (the store
-    /// has one writer): its persons' index terms, its request and match traits sealed, and the
-    /// digest a retry of the request is told by.
-    struct NewCase: Sendable {
-        let request: InterventionRequest
-        let index: PersonIndex
-        let sealed: SealedCase
-        let sha256: [UInt8]
-        /// NCCT's node: the persons are indexed for duplicate detection too.
-        let matching: Bool
-
-        /// `sha256`: the digest of `body`, if the caller has worked it out.
-        init(
-            _ request: InterventionRequest,
-            body: [UInt8],
-            sha256: [UInt8]? = nil,
-            matching: Bool,
-            store: CaseStore
-        ) throws {
-            self.request = request
-            index = PersonIndex(request, keys: store.termKeys)
-            sealed = try store.sealNewCase(request.requestID, request: body, matchTraits: matching ? index.traits : [])
-            self.sha256 = sha256 ?? Digest.sha256(body)
-            self.matching = matching
-        }
-    }
-
+    /// `bodySHA256`: the digest of `body`, kept to recognize a retry (nil: none kept).
     static func insertCase(
-        _ newCase: NewCase,
+        _ request: InterventionRequest,
+        body: [UInt8],
+        bodySHA256: [UInt8]? = nil,
         requestingNode: String,
         status: CaseStatus,
         _ db: Database,
-        atMs now: Int64
+        atMs now: Int64,
+        index: PersonIndex,
+        matching: Bool
     ) throws {
-        let request = newCase.request
         var row = CaseRow(
             caseID: request.requestID,
             requestingNode: requestingNode,
-            request: [],
+            request: body,
             kind: request.kind.rawValue,
             urgency: request.urgency.rawValue,
             originReference: request.originReference,
@@ -551,8 +544,8 @@ public final class CaseTracker: Sendable {
         )
         row.personCounts = Lifecycle.keptCounts([.pending: request.persons.count])
         row.clockStartedAtMs = DeadlineRule.filedAt(request.createdAtMs, recordedAt: now)
-        row.requestSHA256 = newCase.sha256
-        try db.insertCase(row, sealed: newCase.sealed)
+        row.requestSHA256 = bodySHA256
+        try db.insertCase(row, matchTraits: matching ? index.traits : [])
         for (i, person) in request.persons.enumerated() {
             try db.upsertPerson(
                 request.requestID,
@@ -565,7 +558,7 @@ public final class CaseTracker: Sendable {
                 )
             )
         }
-        try newCase.index.writeTerms(caseID: request.requestID, db, matching: newCase.matching)
+        try index.writeTerms(caseID: request.requestID, db, matching: matching)
     }
 
     /// How the caller stands to the case: NCCT, or the embassy that opened it. Anyone else is refused.

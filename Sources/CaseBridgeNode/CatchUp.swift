@@ -42,14 +42,22 @@ extension CaseTracker {
         else {
             throw RPCError(.permissionDenied, "\(peer.id) sent a case it does not share with \(me.id)")
         }
-        let tracker = self, keys = store.termKeys
-        let newCase = try NewCase(copy.request, body: copy.requestBytes, matching: me.role == .ncct, store: store)
+        let tracker = self, keys = store.termKeys, index = PersonIndex(copy.request, keys: keys)
         let added: Int = try await store.write(lane: peer.id, bytes: caseBytes.count) { db in
             let now = Clock.nowMs()
             let caseID = copy.view.caseID
             let lost = try db.caseRow(caseID, withRequest: false) == nil
             if lost {
-                try Self.insertCase(newCase, requestingNode: copy.view.requestingNode, status: .received, db, atMs: now)
+                try Self.insertCase(
+                    copy.request,
+                    body: copy.requestBytes,
+                    requestingNode: copy.view.requestingNode,
+                    status: .received,
+                    db,
+                    atMs: now,
+                    index: index,
+                    matching: tracker.me.role == .ncct
+                )
                 if tracker.me.role == .ncct {
                     try db.insertInbox(
                         kind: InboxEntryKind.request.rawValue,

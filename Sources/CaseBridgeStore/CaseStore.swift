@@ -169,12 +169,6 @@ public final class CaseStore: Sendable {
     /// The keys the blind index keeps of terms, worked out on the caller's thread.
     public var termKeys: TermKeys { sealer.termKeys }
 
-    /// A new case's request and match traits sealed for its row (`Database.insertCase`), on the
-    /// caller's thread: the writer is one thread, and the sealing needs no database.
-    public func sealNewCase(_ caseID: String, request: [UInt8], matchTraits: [UInt8]) throws(StoreError) -> SealedCase {
-        try sealer.sealNewCase(caseID, request: request, matchTraits: matchTraits)
-    }
-
     /// Runs `body` on a read connection (a consistent snapshot of committed data).
     public func read<T>(_ body: (Database) throws -> T) throws -> T {
         let database = try readers.withLock { $0.popLast() } ?? openReader(path)

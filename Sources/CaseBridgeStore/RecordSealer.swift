@@ -44,15 +44,19 @@ public final class RecordSealer: Sendable {
         }
     }
 
-    /// A new case's request and match traits, sealed under a new key, and that key wrapped: what its
-    /// row holds. It needs no database, so it is done on the caller's thread, not the writer's.
-    func sealNewCase(_ caseID: String, request: [UInt8], matchTraits: [UInt8]) throws(StoreError) -> SealedCase {
+    /// A new case's request and match traits (nil when there are none), sealed under a new key, and
+    /// that key wrapped: what its row holds.
+    func sealNewCase(
+        _ caseID: String,
+        request: [UInt8],
+        matchTraits: [UInt8]
+    ) throws(StoreError) -> (wrappedKey: [UInt8], request: [UInt8], matchTraits: [UInt8]?) {
         let (key, wrapped) = try newCaseKey(caseID)
         do {
             let request = try Sealing.seal(request, key: key, context: Array(Self.request(caseID).utf8))
-            guard !matchTraits.isEmpty else { return SealedCase(wrappedKey: wrapped, request: request) }
+            guard !matchTraits.isEmpty else { return (wrapped, request, nil) }
             let traits = try Sealing.seal(matchTraits, key: key, context: Array(Self.matchTraits(caseID).utf8))
-            return SealedCase(wrappedKey: wrapped, request: request, matchTraits: traits)
+            return (wrapped, request, traits)
         } catch { throw StoreError("\(error)") }
     }
 
@@ -184,13 +188,4 @@ extension RecordSealer {
             throw StoreError("\(error)")
         }
     }
-}
-
-/// A new case's personal data as its row keeps it: sealed under the case's new data key, and that
-/// key wrapped by the node's key (see `CaseStore.sealNewCase`).
-public struct SealedCase: Sendable {
-    let wrappedKey: [UInt8]
-    let request: [UInt8]
-    /// nil when the case has no match traits (an embassy's node).
-    var matchTraits: [UInt8]? = nil
 }

@@ -188,12 +188,7 @@ extension Database {
     /// `addMatchTraits`), sealed with the request so that the row is written once.
     public func insertCase(_ row: CaseRow, matchTraits: [UInt8] = []) throws(StoreError) {
         guard let sealer else { throw StoreError("this connection was opened without the data key") }
-        try insertCase(row, sealed: sealer.sealNewCase(row.caseID, request: row.request, matchTraits: matchTraits))
-    }
-
-    /// A new case whose request (and match traits) were sealed before the write
-    /// (`CaseStore.sealNewCase`); `row.request` is not read.
-    public func insertCase(_ row: CaseRow, sealed: SealedCase) throws(StoreError) {
+        let sealed = try sealer.sealNewCase(row.caseID, request: row.request, matchTraits: matchTraits)
         try query(
             """
             INSERT INTO cases (case_id, requesting_node, request, kind, urgency, origin_reference, status, step,
