@@ -79,8 +79,6 @@ public struct ProtoFields: Sendable, Equatable {
     /// Room for `count` fields, so that a decoded message's fields are stored without regrowing.
     init(capacity count: Int) { entries.reserveCapacity(count) }
 
-    public static func == (a: ProtoFields, b: ProtoFields) -> Bool { a.entries == b.entries }
-
     /// The value of field `number`, or nil if it is not set; setting nil removes it.
     subscript(number: UInt32) -> ProtoValue? {
         get { index(of: number).map { entries[$0].value } }
