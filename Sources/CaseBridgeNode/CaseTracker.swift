@@ -71,10 +71,13 @@ public final class CaseTracker: Sendable {
 
     /// A request from an embassy (at the NCCT node): stored in the inbox and tracker as `received`.
     /// `bytes` is the message as it arrived; it is stored as is, keeping fields this version skips.
+    /// `sign` makes the receipt's proof. A new request's statement (its id, status and time) is
+    /// known before the write, so a lone request's proof is made while its case commits.
     func receiveRequest(
         _ request: InterventionRequest,
         bytes: [UInt8]?,
-        from caller: DirectoryEntry
+        from caller: DirectoryEntry,
+        signedBy sign: (SubmitReceipt) throws -> SignedReceipt
     ) async throws -> SubmitReceipt {
         guard me.role == .ncct else {
             throw RPCError(.permissionDenied, "\(me.id) is an embassy node; requests go to NCCT")
@@ -89,16 +92,22 @@ public final class CaseTracker: Sendable {
         // A sender's retry of a request already committed is answered from a read: the writer, and
         // the index terms worked out for it, are for new requests.
         let me = self.me
-        if let receipt = try store.read({ try Self.receiptAgain(for: received, me: me, $0) }) {
+        func signed(_ receipt: SubmitReceipt, proof: SignedReceipt? = nil) throws -> SubmitReceipt {
+            var receipt = receipt
+            receipt.signed = try proof ?? sign(receipt)
             return receipt
         }
+        if let receipt = try store.read({ try Self.receiptAgain(for: received, me: me, $0) }) {
+            return try signed(receipt)
+        }
         let index = PersonIndex(request, keys: store.termKeys)
-        let receipt: SubmitReceipt = try await store.write(lane: caller.id, bytes: body.count) { db in
+        let now = Clock.nowMs()
+        let expected = SubmitReceipt.make(request.requestID, status: .received, atMs: now, receiver: me.id)
+        let (receipt, proof) = try await store.write(lane: caller.id, bytes: body.count) { db in
             // The same request may have been committed since the read (two retries at once).
             if let receipt = try Self.receiptAgain(for: received, me: me, db) {
                 return receipt
             }
-            let now = Clock.nowMs()
             try Self.insertCase(
                 request,
                 body: body,
@@ -131,10 +140,14 @@ public final class CaseTracker: Sendable {
                 detail: "persons=\(request.persons.count) kind=\(request.kind)",
                 atMs: now
             )
-            return SubmitReceipt.make(request.requestID, status: .received, atMs: now, receiver: me.id)
+            return expected
+        } meanwhile: {
+            try sign(expected)
         }
         changes.notify()
-        return receipt
+        // Signed now behind other writes, and for a retry committed between the read and the write
+        // (its receipt is the first one's).
+        return try signed(receipt, proof: receipt == expected ? proof : nil)
     }
 
     /// A request as it arrived from a peer, with the SHA-256 of its bytes.

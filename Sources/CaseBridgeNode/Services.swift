@@ -16,16 +16,17 @@ enum ExchangeService {
     ) {
         router.unary(CaseExchange.submitRequest) { request, call in
             try await guarded(call, tracker, subject: request.requestID) { caller in
-                var receipt = try await tracker.receiveRequest(request, bytes: call.requestBytes, from: caller)
-                receipt.signed = try signer.sign(
-                    caseID: receipt.caseID,
-                    messageID: receipt.requestID,
-                    message: try call.requestBytes ?? ProtoCodec.encode(request),
-                    status: receipt.status,
-                    atMs: receipt.receivedAtMs,
-                    again: receipt.alreadyReceived
-                )
-                return receipt
+                let message = try call.requestBytes ?? ProtoCodec.encode(request)
+                return try await tracker.receiveRequest(request, bytes: call.requestBytes, from: caller) { receipt in
+                    try signer.sign(
+                        caseID: receipt.caseID,
+                        messageID: receipt.requestID,
+                        message: message,
+                        status: receipt.status,
+                        atMs: receipt.receivedAtMs,
+                        again: receipt.alreadyReceived
+                    )
+                }
             }
         }
         router.unary(CaseExchange.pushUpdate) { update, call in

@@ -145,8 +145,23 @@ public final class CaseStore: Sendable {
         bytes: Int = 0,
         _ body: @escaping @Sendable (Database) throws -> T
     ) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            writer.enqueue(
+        try await write(lane: lane, bytes: bytes, body, meanwhile: {}).committed
+    }
+
+    /// `write`, and when writes come one at a time, `meanwhile` run on the caller's thread while
+    /// this write commits alone: work for the answer that needs no database (a signature), taken
+    /// off the time a lone caller waits. Under load it is not run (nil): the caller's thread is
+    /// better spent bringing the next write to the group. Its error counts only once the write has
+    /// committed.
+    public func write<T: Sendable, Meanwhile>(
+        lane: String = "",
+        bytes: Int = 0,
+        _ body: @escaping @Sendable (Database) throws -> T,
+        meanwhile: () throws -> Meanwhile
+    ) async throws -> (committed: T, meanwhile: Meanwhile?) {
+        var done: Result<Meanwhile, Error>?
+        let committed: T = try await withCheckedThrowingContinuation { continuation in
+            let idle = writer.enqueue(
                 Job(
                     lane: lane,
                     bytes: bytes,
@@ -163,7 +178,9 @@ public final class CaseStore: Sendable {
                     fail: { continuation.resume(throwing: $0) }
                 )
             )
+            if idle { done = Result { try meanwhile() } }
         }
+        return (committed, try done?.get())
     }
 
     /// The keys the blind index keeps of terms, worked out on the caller's thread.
@@ -236,6 +253,10 @@ private final class Writer: @unchecked Sendable {
         var lanes: [String: [Job]] = [:]
         var turns: [String] = []
         var count = 0
+        /// A group is being committed.
+        var committing = false
+        /// How many writes the last group held.
+        var lastGroup = 0
         var stopping = false
 
         mutating func append(_ job: Job) {
@@ -266,9 +287,17 @@ private final class Writer: @unchecked Sendable {
         startThread(named: "cb-store-writer") { [self] in run() }
     }
 
-    func enqueue(_ job: Job) {
-        queue.withLock { $0.append(job) }
+    /// Queues `job`; true when writes come one at a time: the writer has nothing queued or in hand,
+    /// and its last group held one write. (Under load it can run dry between groups too; a caller
+    /// that then kept its thread would hold back the next group's writes.)
+    @discardableResult
+    func enqueue(_ job: Job) -> Bool {
+        let idle = queue.withLock { queue in
+            defer { queue.append(job) }
+            return queue.count == 0 && !queue.committing && queue.lastGroup <= 1
+        }
         wake.signal()
+        return idle
     }
 
     func stop() {
@@ -282,11 +311,19 @@ private final class Writer: @unchecked Sendable {
             wake.wait()
             let (batch, stopping) = queue.withLock { state -> ([Job], Bool) in
                 let batch = state.takeBatch()
+                state.committing = !batch.isEmpty
+                if !batch.isEmpty { state.lastGroup = batch.count }
                 return (batch, state.stopping && state.count == 0)
             }
-            if !batch.isEmpty { commit(batch) }
+            let answer = batch.isEmpty ? {} : commit(batch)
             // Each signal may stand for several jobs: keep going while any are queued.
-            if queue.withLock({ $0.count > 0 }) { wake.signal() }
+            let more = queue.withLock { state in
+                state.committing = false
+                return state.count > 0
+            }
+            // Answered once the writer is free: a caller's next write sees it idle.
+            answer()
+            if more { wake.signal() }
             if stopping { break }
         }
         // A stopped node's database file holds everything, without its WAL beside it.
@@ -294,7 +331,8 @@ private final class Writer: @unchecked Sendable {
         stopped.signal()
     }
 
-    private func commit(_ batch: [Job]) {
+    /// Commits `batch` as one transaction; returns how to answer its writes.
+    private func commit(_ batch: [Job]) -> () -> Void {
         do {
             try database.begin(immediate: true)
         } catch {
@@ -302,8 +340,7 @@ private final class Writer: @unchecked Sendable {
                 "store transaction could not begin",
                 metadata: ["error": "\(error)", "writes": "\(batch.count)"]
             )
-            for job in batch { job.fail(error) }
-            return
+            return { for job in batch { job.fail(error) } }
         }
         let completions = batch.map { $0.run(database) }
         do {
@@ -311,9 +348,8 @@ private final class Writer: @unchecked Sendable {
         } catch {
             logger.error("store commit failed", metadata: ["error": "\(error)", "writes": "\(batch.count)"])
             database.rollback()
-            for completion in completions { completion(error) }
-            return
+            return { for completion in completions { completion(error) } }
         }
-        for completion in completions { completion(nil) }
+        return { for completion in completions { completion(nil) } }
     }
 }

@@ -118,6 +118,74 @@ struct NodeRefusalTests {
         federation.stopAll()
     }
 
+    @Test("a request committed elsewhere while its write waited is answered with that commit's receipt and proof")
+    func committedWhileWaiting() async throws {
+        let federation = try TestFederation()
+        try await federation.start("ncct")
+        let asEmbassy = try federation.peerChannel(to: "ncct", as: "embassy-id")
+        defer { asEmbassy.close() }
+        func request() -> InterventionRequest {
+            var request = Make.request(persons: 1)
+            request.requestID = UUID().uuidString.lowercased()
+            request.originNode = "embassy-id"
+            return request
+        }
+        let seed = request(), raced = request()
+        _ = try await asEmbassy.unary(CaseExchange.submitRequest, seed)
+        let bytes = try ProtoCodec.encode(raced)
+
+        // Another process takes the write lock, and commits the raced request (a copy of the seed's
+        // row under its id and digest, kept an hour earlier) while the node's write for it waits.
+        // The node's first submit reaches an idle writer, so its proof is made before the write
+        // finds the request there; the retry queues behind it.
+        let keptAtMs: Int64 = 1_700_000_000_000
+        let held = federation.folder.appendingPathComponent("lock-held").path
+        let locker = Process()
+        locker.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        locker.arguments = [
+            "python3", "-c",
+            """
+            import sqlite3,sys,time
+            c = sqlite3.connect(sys.argv[1], isolation_level=None)
+            c.execute('BEGIN IMMEDIATE'); open(sys.argv[2], 'w').close(); time.sleep(1.5)
+            cols = [r[1] for r in c.execute('PRAGMA table_info(cases)')]
+            put = {'case_id': sys.argv[4], 'created_at_ms': int(sys.argv[5]),
+                   'request_sha256': bytes.fromhex(sys.argv[6])}
+            select = ','.join('?' if k in put else k for k in cols)
+            c.execute('INSERT INTO cases (%s) SELECT %s FROM cases WHERE case_id = ?' % (','.join(cols), select),
+                      [put[k] for k in cols if k in put] + [sys.argv[3]])
+            c.execute('COMMIT')
+            """,
+            federation.database("ncct"), held, seed.requestID, raced.requestID, "\(keptAtMs)",
+            Digest.sha256Hex(bytes),
+        ]
+        try locker.run()
+        #expect(try await federation.eventually(10) { FileManager.default.fileExists(atPath: held) })
+        async let first = asEmbassy.unaryBytes(CaseExchange.submitRequest.path, bytes)
+        try await Task.sleep(for: .milliseconds(300))
+        async let retry = asEmbassy.unaryBytes(CaseExchange.submitRequest.path, bytes)
+        let receipts = try await [first, retry].map { try ProtoCodec.decode(SubmitReceipt.self, from: $0) }
+        locker.waitUntilExit()
+        #expect(locker.terminationStatus == 0)
+
+        let ca = try String(contentsOf: TestFederation.certs.appendingPathComponent("ca.pem"), encoding: .utf8)
+        for receipt in receipts {
+            #expect(receipt.alreadyReceived && receipt.receivedAtMs == keptAtMs)
+            let signed = try #require(receipt.signed)
+            let statement = try ProtoCodec.decode(ReceiptStatement.self, from: signed.statement)
+            #expect(statement.atMs == keptAtMs && statement.status == receipt.status)
+            #expect(statement.messageID == raced.requestID && statement.messageSha256 == Digest.sha256Hex(bytes))
+            #expect(
+                try Signatures.verify(signed.signature, content: signed.statement, caPEM: ca).contains {
+                    $0.hasSuffix("/ncct")
+                }
+            )
+        }
+        #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM cases") == ["2"])
+        #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM audit WHERE event = 'request.received'") == ["1"])
+        federation.stopAll()
+    }
+
     @Test("wrong role, wrong origin, illegal transition, sequence gap, unknown case, malformed request")
     func refusals() async throws {
         let federation = try TestFederation()

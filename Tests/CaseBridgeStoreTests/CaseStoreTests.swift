@@ -65,6 +65,55 @@ struct CaseStoreTests {
         }
     }
 
+    @Test("work done meanwhile runs beside writes that come one at a time, and its error comes after the commit")
+    func meanwhile() async throws {
+        try await withStore { store, _ in
+            func write(_ id: String) async throws -> String? {
+                let written = try await store.write {
+                    try $0.insertCase(row(id))
+                } meanwhile: {
+                    "signed"
+                }
+                return written.meanwhile
+            }
+            #expect(try await write("alone") == "signed")
+
+            // Behind a write the writer holds, the caller's thread is not kept: nothing runs meanwhile.
+            let holding = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+            let held = Task {
+                try await store.write { _ in
+                    holding.signal(); release.wait()
+                }
+            }
+            await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    holding.wait(); continuation.resume()
+                }
+            }
+            async let behind = withThrowingTaskGroup(of: String?.self) { group in
+                for i in 0..<5 { group.addTask { try await write("behind-\(i)") } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            release.signal()
+            try await held.value
+            #expect(try await behind == [nil, nil, nil, nil, nil])
+            // The writer is idle again, but its last group held five writes: still under load.
+            #expect(try await write("after-group") == nil)
+
+            struct Refused: Error {}
+            await #expect(throws: Refused.self) {
+                _ = try await store.write {
+                    try $0.insertCase(row("committed"))
+                } meanwhile: {
+                    throw Refused()
+                }
+            }
+            let count = try store.read { try $0.first("SELECT COUNT(*) FROM cases")?.int(0) }
+            #expect(count == 8)
+        }
+    }
+
     @Test("the audit chain verifies, and detects an edited or deleted entry")
     func auditChain() async throws {
         try await withStore { store, _ in
