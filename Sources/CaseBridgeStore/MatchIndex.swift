@@ -388,18 +388,27 @@ struct TermFilter {
     init(capacity: Int) { bits = [UInt8](repeating: 0, count: max(8, (capacity * 10 + 7) / 8)) }
 
     mutating func insert(_ term: Int64) {
-        for bit in Self.probes(term, bits.count * 8) { bits[bit >> 3] |= 1 << UInt8(bit & 7) }
+        let count = bits.count * 8
+        for probe in 0..<Self.probes { set(Self.bit(probe, of: term, count)) }
     }
 
     /// False when the run certainly does not hold `term`. An empty filter (none read) holds all.
+    /// Most terms looked up are in no run: the first probe that misses says so.
     func mayHold(_ term: Int64) -> Bool {
         guard !bits.isEmpty else { return true }
-        return Self.probes(term, bits.count * 8).allSatisfy { bits[$0 >> 3] & (1 << UInt8($0 & 7)) != 0 }
+        let count = bits.count * 8
+        for probe in 0..<Self.probes where !isSet(Self.bit(probe, of: term, count)) { return false }
+        return true
     }
 
-    private static func probes(_ term: Int64, _ count: Int) -> [Int] {
+    private static let probes: UInt64 = 7
+
+    private static func bit(_ probe: UInt64, of term: Int64, _ count: Int) -> Int {
         let value = UInt64(bitPattern: term)
         let (first, second) = (value & 0xFFFF_FFFF, value >> 32 | 1)
-        return (0..<7).map { Int((first &+ UInt64($0) &* second) % UInt64(count)) }
+        return Int((first &+ probe &* second) % UInt64(count))
     }
+
+    private mutating func set(_ bit: Int) { bits[bit >> 3] |= 1 << UInt8(bit & 7) }
+    private func isSet(_ bit: Int) -> Bool { bits[bit >> 3] & (1 << UInt8(bit & 7)) != 0 }
 }

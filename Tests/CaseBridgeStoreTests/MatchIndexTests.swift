@@ -250,4 +250,24 @@ struct TermFilterTests {
         // A run whose filter is missing is read for every term, never divided by zero.
         #expect(TermFilter(bits: []).mayHold(Self.term(1)))
     }
+
+    @Test("a filter's bits are where runs already on disk put them")
+    func layout() {
+        // The layout written out plainly: probe i of a term sets bit (low + i × (high | 1)) mod the
+        // filter's bits, in 64-bit wrapping arithmetic, bit (b mod 8) of byte b / 8. A run keeps its
+        // filter on disk, so a change here would make old runs miss terms they hold.
+        let terms = (0..<1_000).map(Self.term)
+        var expected = [UInt8](repeating: 0, count: (terms.count * 10 + 7) / 8)
+        for term in terms {
+            let value = UInt64(bitPattern: term)
+            for i: UInt64 in 0..<7 {
+                let bit = Int(((value & 0xFFFF_FFFF) &+ i &* (value >> 32 | 1)) % UInt64(expected.count * 8))
+                expected[bit / 8] |= 1 << UInt8(bit % 8)
+            }
+        }
+        var filter = TermFilter(capacity: terms.count)
+        terms.forEach { filter.insert($0) }
+        #expect(filter.bits == expected)
+        #expect(TermFilter(bits: expected).mayHold(terms[0]))
+    }
 }
