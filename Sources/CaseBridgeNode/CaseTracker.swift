@@ -72,7 +72,8 @@ public final class CaseTracker: Sendable {
     /// A request from an embassy (at the NCCT node): stored in the inbox and tracker as `received`.
     /// `bytes` is the message as it arrived; it is stored as is, keeping fields this version skips.
     /// `sign` makes the receipt's proof. A new request's statement (its id, status and time) is
-    /// known before the write, so a lone request's proof is made while its case commits.
+    /// known before the write but for the millisecond, so a lone request's proof is made while its
+    /// case commits.
     func receiveRequest(
         _ request: InterventionRequest,
         bytes: [UInt8]?,
@@ -101,13 +102,15 @@ public final class CaseTracker: Sendable {
             return try signed(receipt)
         }
         let index = PersonIndex(request, keys: store.termKeys)
-        let now = Clock.nowMs()
-        let expected = SubmitReceipt.make(request.requestID, status: .received, atMs: now, receiver: me.id)
+        // The receipt as it will most likely read: the writer takes the time again (times follow the
+        // order of commits), usually within the same millisecond when it runs this write alone.
+        let expected = SubmitReceipt.make(request.requestID, status: .received, atMs: Clock.nowMs(), receiver: me.id)
         let (receipt, proof) = try await store.write(lane: caller.id, bytes: body.count) { db in
             // The same request may have been committed since the read (two retries at once).
             if let receipt = try Self.receiptAgain(for: received, me: me, db) {
                 return receipt
             }
+            let now = Clock.nowMs()
             try Self.insertCase(
                 request,
                 body: body,
@@ -140,13 +143,13 @@ public final class CaseTracker: Sendable {
                 detail: "persons=\(request.persons.count) kind=\(request.kind)",
                 atMs: now
             )
-            return expected
+            return SubmitReceipt.make(request.requestID, status: .received, atMs: now, receiver: me.id)
         } meanwhile: {
             try sign(expected)
         }
         changes.notify()
-        // Signed now behind other writes, and for a retry committed between the read and the write
-        // (its receipt is the first one's).
+        // Signed now behind other writes, when the millisecond changed, and for a retry committed
+        // between the read and the write (its receipt is the first one's).
         return try signed(receipt, proof: receipt == expected ? proof : nil)
     }
 
