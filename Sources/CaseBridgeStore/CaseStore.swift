@@ -290,7 +290,6 @@ private final class Writer: @unchecked Sendable {
     /// Queues `job`; true when writes come one at a time: the writer has nothing queued or in hand,
     /// and its last group held one write. (Under load it can run dry between groups too; a caller
     /// that then kept its thread would hold back the next group's writes.)
-    @discardableResult
     func enqueue(_ job: Job) -> Bool {
         let idle = queue.withLock { queue in
             defer { queue.append(job) }
