@@ -225,20 +225,37 @@ public final class MatchIndex: @unchecked Sendable {
         guard bufferRows > 0 else { return }
         let through = drained
         let run = try build(tier: 0, through: through, attaching: []) { db, _ in
+            // Many rows a statement: one row a statement cost more in running the statement than
+            // in SQLite's insert.
+            var values: [SQLValue] = []
+            values.reserveCapacity(3 * Self.rowsPerInsert)
+            func insert() throws(StoreError) {
+                let rows = values.count / 3
+                try db.query(rows == Self.rowsPerInsert ? Self.insertRows : Self.insert(rows: rows), values)
+                values.removeAll(keepingCapacity: true)
+            }
             for term in buffer.keys.sorted() {
                 for posting in buffer[term]!.sorted(by: Self.order) {
-                    try db.query(
-                        "INSERT OR IGNORE INTO terms (term, case_id, person_ref) VALUES (?, ?, ?)",
-                        [.int(term), .text(posting.caseID), .text(posting.personRef)]
-                    )
+                    values += [.int(term), .text(posting.caseID), .text(posting.personRef)]
+                    if values.count == 3 * Self.rowsPerInsert { try insert() }
                 }
             }
+            if !values.isEmpty { try insert() }
         }
         try await commit(run, replacing: [], register: register) { db in
             try db.query("DELETE FROM match_log WHERE seq <= ?", [.int(through)])
         }
         buffer = [:]
         bufferRows = 0
+    }
+
+    /// Rows one statement inserts into a new run.
+    private static let rowsPerInsert = 64
+    private static let insertRows = insert(rows: rowsPerInsert)
+
+    private static func insert(rows: Int) -> String {
+        "INSERT OR IGNORE INTO terms (term, case_id, person_ref) VALUES "
+            + Array(repeating: "(?, ?, ?)", count: rows).joined(separator: ", ")
     }
 
     private func merge(_ sources: [Run], register: Register) async throws {

@@ -18,9 +18,9 @@ struct MatchIndexTests {
             index = try Self.index(folder)
         }
 
-        static func index(_ folder: String) throws -> MatchIndex {
+        static func index(_ folder: String, bufferRows: Int = 4) throws -> MatchIndex {
             var limits = MatchIndex.Limits()
-            limits.bufferRows = 4
+            limits.bufferRows = bufferRows
             limits.runsPerTier = 2
             return try MatchIndex(folder: folder, limits: limits)
         }
@@ -109,6 +109,27 @@ struct MatchIndexTests {
             fixture.index = try Fixture.index(fixture.folder)
             _ = try fixture.store.read { try fixture.index.catchUp($0) }
             try check()
+        }
+    }
+
+    @Test("a run written from memory holds every term, however many rows one statement inserts")
+    func largeRun() async throws {
+        try await withFixture { fixture in
+            // 61 persons of 5 terms each (one shared by all) make one run of 305 rows: several
+            // statements' worth, and some over.
+            fixture.index = try Fixture.index(fixture.folder, bufferRows: 300)
+            for i in 0..<61 {
+                let terms = ["doc:D\(i)", "phone:855\(i)", "email:p\(i)", "born-named:19\(i)|sok", "name:common"]
+                try await fixture.add("case-\(i)", Set(terms))
+            }
+            try await fixture.catchUp()
+            #expect(fixture.files.count == 1)
+            #expect(try (0..<61).allSatisfy { try fixture.rowsInFiles("case-\($0)") == 5 })
+            #expect(try fixture.count("SELECT COUNT(*) FROM match_log") == 0)
+            for i in 0..<61 {
+                #expect(try fixture.found("doc:D\(i)") == ["case-\(i)"])
+                #expect(try fixture.found("born-named:19\(i)|sok") == ["case-\(i)"])
+            }
         }
     }
 
