@@ -231,7 +231,7 @@ public final class MatchIndex: @unchecked Sendable {
             values.reserveCapacity(3 * Self.rowsPerInsert)
             func insert() throws(StoreError) {
                 let rows = values.count / 3
-                try db.query(rows == Self.rowsPerInsert ? Self.insertRows : Self.insert(rows: rows), values)
+                try db.query(rows == Self.rowsPerInsert ? Self.fullInsert : Self.insertStatement(rows: rows), values)
                 values.removeAll(keepingCapacity: true)
             }
             for term in buffer.keys.sorted() {
@@ -251,9 +251,9 @@ public final class MatchIndex: @unchecked Sendable {
 
     /// Rows one statement inserts into a new run.
     private static let rowsPerInsert = 64
-    private static let insertRows = insert(rows: rowsPerInsert)
+    private static let fullInsert = insertStatement(rows: rowsPerInsert)
 
-    private static func insert(rows: Int) -> String {
+    private static func insertStatement(rows: Int) -> String {
         "INSERT OR IGNORE INTO terms (term, case_id, person_ref) VALUES "
             + Array(repeating: "(?, ?, ?)", count: rows).joined(separator: ", ")
     }

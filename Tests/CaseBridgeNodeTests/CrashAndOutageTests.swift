@@ -365,9 +365,7 @@ struct CrashAndOutageTests {
             for batch in 0..<10 {
                 group.addTask {
                     for _ in 0..<(held / 10) {
-                        var request = Make.request(persons: 1)
-                        request.requestID = UUID().uuidString.lowercased()
-                        request.originNode = "embassy-id"
+                        var request = Make.request(persons: 1, from: "embassy-id")
                         request.originReference = "BATCH-\(batch)"
                         _ = try await asEmbassy.unary(CaseExchange.submitRequest, request, timeout: .seconds(10))
                     }

@@ -380,6 +380,14 @@ enum Make {
         return request
     }
 
+    /// A request as an embassy node sends it to NCCT: with a fresh id and that node as its origin.
+    static func request(persons count: Int, from node: String) -> InterventionRequest {
+        var request = request(persons: count)
+        request.requestID = UUID().uuidString.lowercased()
+        request.originNode = node
+        return request
+    }
+
     static func update(_ caseID: String, _ change: CaseUpdate.Change) -> CaseUpdate {
         var update = CaseUpdate()
         update.caseID = caseID

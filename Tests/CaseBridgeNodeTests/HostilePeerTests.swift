@@ -55,9 +55,7 @@ struct HostilePeerTests {
         var filed = 0, peakRSS = 0, peakFiles = 0
         let until = Date().addingTimeInterval(seconds)
         repeat {
-            var request = Make.request(persons: 3)
-            request.requestID = UUID().uuidString.lowercased()
-            request.originNode = "embassy-id"
+            let request = Make.request(persons: 3, from: "embassy-id")
             let receipt = try await legitimate.unary(CaseExchange.submitRequest, request, timeout: .seconds(10))
             #expect(receipt.caseID == request.requestID)
             filed += 1

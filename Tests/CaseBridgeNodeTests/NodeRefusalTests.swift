@@ -9,6 +9,14 @@ import TestSupport
 /// the audit entry.
 @Suite("Refused node calls", .serialized)
 struct NodeRefusalTests {
+    /// Whether a receipt's proof holds, made by NCCT's certificate under the federation's CA.
+    static func signedByNCCT(_ signed: SignedReceipt) throws -> Bool {
+        let ca = try String(contentsOf: TestFederation.certs.appendingPathComponent("ca.pem"), encoding: .utf8)
+        return try Signatures.verify(signed.signature, content: signed.statement, caPEM: ca).contains {
+            $0.hasSuffix("/ncct")
+        }
+    }
+
     @Test(
         "a request sent again gets the same receipt and proof; other content, or another embassy, under its id does not"
     )
@@ -18,9 +26,7 @@ struct NodeRefusalTests {
         let asEmbassy = try federation.peerChannel(to: "ncct", as: "embassy-id")
         let otherEmbassy = try federation.peerChannel(to: "ncct", as: "embassy-cn")
         defer { [asEmbassy, otherEmbassy].forEach { $0.close() } }
-        var request = Make.request(persons: 2)
-        request.requestID = UUID().uuidString.lowercased()
-        request.originNode = "embassy-id"
+        let request = Make.request(persons: 2, from: "embassy-id")
 
         let first = try await asEmbassy.unary(CaseExchange.submitRequest, request)
         let again = try await asEmbassy.unary(CaseExchange.submitRequest, request)
@@ -31,15 +37,7 @@ struct NodeRefusalTests {
         let statement = try ProtoCodec.decode(ReceiptStatement.self, from: try #require(again.signed).statement)
         #expect(statement.atMs == first.receivedAtMs && statement.messageID == request.requestID)
         #expect(third.signed == again.signed)
-        let ca = try String(contentsOf: TestFederation.certs.appendingPathComponent("ca.pem"), encoding: .utf8)
-        for receipt in [first, again] {
-            let signed = try #require(receipt.signed)
-            #expect(
-                try Signatures.verify(signed.signature, content: signed.statement, caPEM: ca).contains {
-                    $0.hasSuffix("/ncct")
-                }
-            )
-        }
+        for receipt in [first, again] { #expect(try Self.signedByNCCT(try #require(receipt.signed))) }
         #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM cases") == ["1"])
         #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM inbox") == ["1"])
         #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM audit WHERE event = 'request.received'") == ["1"])
@@ -68,9 +66,7 @@ struct NodeRefusalTests {
         let federation = try TestFederation()
         try await federation.start("ncct")
         let asEmbassy = try federation.peerChannel(to: "ncct", as: "embassy-id")
-        var request = Make.request(persons: 2)
-        request.requestID = UUID().uuidString.lowercased()
-        request.originNode = "embassy-id"
+        let request = Make.request(persons: 2, from: "embassy-id")
         let bytes = try ProtoCodec.encode(request)
         // The same content encoded otherwise: a field this version does not know (99, "hi") added.
         let otherEncoding = bytes + [0x9a, 0x06, 0x02, 0x68, 0x69]
@@ -124,13 +120,8 @@ struct NodeRefusalTests {
         try await federation.start("ncct")
         let asEmbassy = try federation.peerChannel(to: "ncct", as: "embassy-id")
         defer { asEmbassy.close() }
-        func request() -> InterventionRequest {
-            var request = Make.request(persons: 1)
-            request.requestID = UUID().uuidString.lowercased()
-            request.originNode = "embassy-id"
-            return request
-        }
-        let seed = request(), raced = request()
+        let seed = Make.request(persons: 1, from: "embassy-id")
+        let raced = Make.request(persons: 1, from: "embassy-id")
         _ = try await asEmbassy.unary(CaseExchange.submitRequest, seed)
         let bytes = try ProtoCodec.encode(raced)
 
@@ -168,18 +159,13 @@ struct NodeRefusalTests {
         locker.waitUntilExit()
         #expect(locker.terminationStatus == 0)
 
-        let ca = try String(contentsOf: TestFederation.certs.appendingPathComponent("ca.pem"), encoding: .utf8)
         for receipt in receipts {
             #expect(receipt.alreadyReceived && receipt.receivedAtMs == keptAtMs)
             let signed = try #require(receipt.signed)
             let statement = try ProtoCodec.decode(ReceiptStatement.self, from: signed.statement)
             #expect(statement.atMs == keptAtMs && statement.status == receipt.status)
             #expect(statement.messageID == raced.requestID && statement.messageSha256 == Digest.sha256Hex(bytes))
-            #expect(
-                try Signatures.verify(signed.signature, content: signed.statement, caPEM: ca).contains {
-                    $0.hasSuffix("/ncct")
-                }
-            )
+            #expect(try Self.signedByNCCT(signed))
         }
         #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM cases") == ["2"])
         #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM audit WHERE event = 'request.received'") == ["1"])
@@ -245,18 +231,14 @@ struct NodeRefusalTests {
                 )
             )
         }
-        var misrouted = Make.request(persons: 1)
-        misrouted.requestID = UUID().uuidString.lowercased()
-        misrouted.originNode = "embassy-cn"
+        let misrouted = Make.request(persons: 1, from: "embassy-cn")
         let error = try await #require(throws: RPCError.self) {
             try await embassyToEmbassy.unary(CaseExchange.submitRequest, misrouted)
         }
         #expect(error.code == .permissionDenied)
         #expect(error.message.contains("is an embassy node"))
         // Wrong origin: a request or update claiming to come from someone else.
-        var spoofed = Make.request(persons: 1)
-        spoofed.requestID = UUID().uuidString.lowercased()
-        spoofed.originNode = "embassy-cn"
+        let spoofed = Make.request(persons: 1, from: "embassy-cn")
         try await refused(.permissionDenied, "origin_node embassy-cn is not the caller embassy-id") {
             _ = try await asEmbassy.unary(CaseExchange.submitRequest, spoofed)
         }
@@ -308,9 +290,7 @@ struct NodeRefusalTests {
             )
         }
         // Malformed request: the field is named, its value is not echoed.
-        var malformed = Make.request(persons: 1)
-        malformed.requestID = UUID().uuidString.lowercased()
-        malformed.originNode = "embassy-id"
+        var malformed = Make.request(persons: 1, from: "embassy-id")
         malformed.persons[0].phone = "0812-SECRET"
         try await refused(.invalidArgument, "persons[0].phone") {
             _ = try await asEmbassy.unary(CaseExchange.submitRequest, malformed)
