@@ -69,14 +69,48 @@ public final class CaseTracker: Sendable {
 
     // MARK: Received from peers
 
+    /// What a read found for the request id that a request's bytes name, before they are decoded.
+    enum RetryLookup: Equatable {
+        /// The request committed before, byte for byte (a sender's retry): its receipt again.
+        case retry(SubmitReceipt)
+        /// No case had this request id at the read.
+        case unseen(requestID: String)
+        /// For the whole check, once the request is decoded.
+        case undecided
+    }
+
+    /// A sender's retry is the bytes of the request committed, which were decoded and checked then.
+    /// It is told by the digest kept with the case and answered without decoding them again. The id
+    /// is read where encoders put it, first; its case's digest says whether these bytes are the
+    /// request committed under it. Any doubt (no caller, the id elsewhere, another node's id, a read
+    /// that failed) is left to `receiveRequest`, which refuses precisely.
+    func lookUpRetry(_ bytes: [UInt8], from caller: DirectoryEntry?) -> RetryLookup {
+        guard let caller, me.role == .ncct, caller.role == .embassy,
+            let idField = try? RawFields.leading(Self.requestIDField, in: bytes, message: InterventionRequest.protoName)
+        else { return .undecided }
+        let requestID = String(decoding: idField, as: UTF8.self)
+        guard Validation.isUUID(requestID) else { return .undecided }
+        let found: CaseRow?
+        do { found = try store.read { try $0.caseRow(requestID, withRequest: false) } } catch { return .undecided }
+        guard let existing = found else { return .unseen(requestID: requestID) }
+        guard existing.requestingNode == caller.id, existing.requestSHA256 == Digest.sha256(bytes) else {
+            return .undecided
+        }
+        return .retry(Self.receiptAgain(existing, me: me))
+    }
+
+    // The field number of casebridge.v1.InterventionRequest's request_id.
+    static let requestIDField = 1
+
     /// A request from an embassy (at the NCCT node): stored in the inbox and tracker as `received`.
-    /// `bytes` is the message as it arrived; it is stored as is, keeping fields this version skips.
-    /// `sign` makes the receipt's proof. A new request's statement (its id, status and time) is
-    /// known before the write but for the millisecond, so a lone request's proof is made while its
-    /// case commits.
+    /// `bytes` are the message as it arrived; they are stored as they are, keeping fields this
+    /// version skips. `looked` is what `lookUpRetry` found. `sign` makes the receipt's proof. A new
+    /// request's statement (its id, status and time) is known before the write but for the
+    /// millisecond, so a lone request's proof is made while its case commits.
     func receiveRequest(
         _ request: InterventionRequest,
-        bytes: [UInt8]?,
+        bytes body: [UInt8],
+        looked: RetryLookup,
         from caller: DirectoryEntry,
         signedBy sign: (SubmitReceipt) throws -> SignedReceipt
     ) async throws -> SubmitReceipt {
@@ -88,17 +122,19 @@ public final class CaseTracker: Sendable {
             throw RPCError(.permissionDenied, "origin_node \(request.originNode) is not the caller \(caller.id)")
         }
         try Validation.check(request)
-        let body = try bytes ?? ProtoCodec.encode(request)
         let received = Received(request: request, body: body, sha256: Digest.sha256(body), from: caller)
         // A sender's retry of a request already committed is answered from a read: the writer, and
-        // the index terms worked out for it, are for new requests.
+        // the index terms worked out for it, are for new requests. The lookup's read counts when it
+        // found no case under this id.
         let me = self.me
         func signed(_ receipt: SubmitReceipt, proof: SignedReceipt? = nil) throws -> SubmitReceipt {
             var receipt = receipt
             receipt.signed = try proof ?? sign(receipt)
             return receipt
         }
-        if let receipt = try store.read({ try Self.receiptAgain(for: received, me: me, $0) }) {
+        if looked != .unseen(requestID: request.requestID),
+            let receipt = try store.read({ try Self.receiptAgain(for: received, me: me, $0) })
+        {
             return try signed(receipt)
         }
         let index = PersonIndex(request, keys: store.termKeys)
@@ -188,8 +224,12 @@ public final class CaseTracker: Sendable {
                 "request_id \(request.requestID) was already used for a request with other content"
             )
         }
+        return receiptAgain(existing, me: me)
+    }
+
+    private static func receiptAgain(_ existing: CaseRow, me: DirectoryEntry) -> SubmitReceipt {
         var receipt = SubmitReceipt.make(
-            request.requestID,
+            existing.caseID,
             status: CaseStatus(rawValue: existing.status),
             atMs: existing.createdAtMs,
             receiver: me.id

@@ -174,7 +174,7 @@ struct PeerCaseCopy {
             return
         }
         let name = Case.protoName
-        guard let requestBytes = try RawFields.extract(CaseTracker.caseRequestField, from: bytes, message: name).last,
+        guard let requestBytes = try RawFields.last(CaseTracker.caseRequestField, in: bytes, message: name),
             let request = view.request
         else { throw RPCError(.invalidArgument, "the peer's case has no request") }
         self.requestBytes = requestBytes

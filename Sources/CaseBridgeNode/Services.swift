@@ -14,19 +14,26 @@ enum ExchangeService {
         signer: ReceiptSigner,
         checkpoints: AuditCheckpoints
     ) {
-        router.unary(CaseExchange.submitRequest) { request, call in
-            try await guarded(call, tracker, subject: request.requestID) { caller in
-                let message = try call.requestBytes ?? ProtoCodec.encode(request)
-                return try await tracker.receiveRequest(request, bytes: call.requestBytes, from: caller) { receipt in
-                    try signer.sign(
-                        caseID: receipt.caseID,
-                        messageID: receipt.requestID,
-                        message: message,
-                        status: receipt.status,
-                        atMs: receipt.receivedAtMs,
-                        again: receipt.alreadyReceived
-                    )
-                }
+        // A sender's retry (the bytes committed before) is answered before it is decoded.
+        router.unaryUndecoded(CaseExchange.submitRequest) { bytes, call in
+            let looked = tracker.lookUpRetry(bytes, from: tracker.directory.node(call.peer.nodeID))
+            let sign = { (receipt: SubmitReceipt) in
+                try signer.sign(
+                    caseID: receipt.caseID,
+                    messageID: receipt.requestID,
+                    message: bytes,
+                    status: receipt.status,
+                    atMs: receipt.receivedAtMs,
+                    again: receipt.alreadyReceived
+                )
+            }
+            if case .retry(var receipt) = looked {
+                receipt.signed = try sign(receipt)
+                return receipt
+            }
+            let request = try call.decode(InterventionRequest.self, bytes)
+            return try await guarded(call, tracker, subject: request.requestID) { caller in
+                try await tracker.receiveRequest(request, bytes: bytes, looked: looked, from: caller, signedBy: sign)
             }
         }
         router.unary(CaseExchange.pushUpdate) { update, call in

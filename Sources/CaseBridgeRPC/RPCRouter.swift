@@ -53,6 +53,20 @@ public struct RPCRouter: Sendable {
         }
     }
 
+    /// One request the handler decodes itself (`ServerCall.decode`) if it needs to: one that can
+    /// answer some requests from their bytes as they arrived (a retry known by its digest).
+    public mutating func unaryUndecoded<Request, Response>(
+        _ method: RPCMethod<Request, Response>,
+        _ handler: @escaping @Sendable ([UInt8], ServerCall) async throws -> Response
+    ) {
+        routes[method.path] = Route(kind: .unary) { call in
+            await call.run {
+                let bytes = try await call.singleRequestBytes()
+                try await call.send(try await handler(bytes, call), withStatus: true)
+            }
+        }
+    }
+
     /// One request, a stream of responses. `expensive` calls count against a peer's own limit.
     public mutating func serverStreaming<Request, Response>(
         _ method: RPCMethod<Request, Response>,

@@ -76,7 +76,9 @@ public final class ServerCall: Sendable {
 
     func consumed(_ bytes: Int) { perform(.consumed(bytes)) }
 
-    func decode<M: ProtoMessage>(_ type: M.Type, _ bytes: [UInt8]) throws -> M {
+    /// A request message as `M`, within this server's limits; malformed bytes are refused (and
+    /// reported) as `invalidArgument`.
+    public func decode<M: ProtoMessage>(_ type: M.Type, _ bytes: [UInt8]) throws -> M {
         do {
             return try ProtoCodec.decode(M.self, from: bytes, limits: limits)
         } catch {
@@ -87,14 +89,20 @@ public final class ServerCall: Sendable {
     }
 
     func singleRequest<M: ProtoMessage>() async throws -> M {
+        let bytes = try await singleRequestBytes()
+        let message = try decode(M.self, bytes)
+        state.withLock { $0.requestBytes = bytes }
+        return message
+    }
+
+    /// The one request message of a unary or server-streaming call, not yet decoded.
+    func singleRequestBytes() async throws -> [UInt8] {
         var iterator = requests.makeAsyncIterator()
         guard let bytes = try await iterator.next() else {
             throw RPCError(.internal, "request ended without a message")
         }
         consumed(bytes.count)
-        let message = try decode(M.self, bytes)
-        state.withLock { $0.requestBytes = bytes }
-        return message
+        return bytes
     }
 
     /// `withStatus` for a unary call's one response (see `sendEncoded`).

@@ -17,6 +17,12 @@ struct NodeRefusalTests {
         }
     }
 
+    /// A request's bytes submitted as they are: the receipt.
+    static func submit(_ bytes: [UInt8], on channel: RPCChannel) async throws -> SubmitReceipt {
+        let answer = try await channel.unaryBytes(CaseExchange.submitRequest.path, bytes)
+        return try ProtoCodec.decode(SubmitReceipt.self, from: answer)
+    }
+
     @Test(
         "a request sent again gets the same receipt and proof; other content, or another embassy, under its id does not"
     )
@@ -72,10 +78,7 @@ struct NodeRefusalTests {
         let otherEncoding = bytes + [0x9a, 0x06, 0x02, 0x68, 0x69]
         var altered = request
         altered.summary += " (changed)"
-        func submit(_ bytes: [UInt8]) async throws -> SubmitReceipt {
-            let answer = try await asEmbassy.unaryBytes(CaseExchange.submitRequest.path, bytes)
-            return try ProtoCodec.decode(SubmitReceipt.self, from: answer)
-        }
+        func submit(_ bytes: [UInt8]) async throws -> SubmitReceipt { try await Self.submit(bytes, on: asEmbassy) }
 
         let first = try await submit(bytes)
         let statement = try ProtoCodec.decode(ReceiptStatement.self, from: try #require(first.signed).statement)
@@ -101,16 +104,51 @@ struct NodeRefusalTests {
         let again = try federation.peerChannel(to: "ncct", as: "embassy-id")
         defer { again.close() }
         for retry in [bytes, otherEncoding] {
-            let answer = try ProtoCodec.decode(
-                SubmitReceipt.self,
-                from: try await again.unaryBytes(CaseExchange.submitRequest.path, retry)
-            )
+            let answer = try await Self.submit(retry, on: again)
             #expect(answer.alreadyReceived && answer.receivedAtMs == first.receivedAtMs)
         }
         let changed = await captureError { _ = try await again.unary(CaseExchange.submitRequest, altered) }
         #expect(changed?.code == .alreadyExists && changed?.message.contains("other content") == true)
         #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM cases") == ["1"])
         #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM audit WHERE event = 'request.received'") == ["1"])
+        federation.stopAll()
+    }
+
+    @Test("a retry is answered from its bytes, without decoding them: still after the node's decode limit is lowered")
+    func retryNotDecodedAgain() async throws {
+        let federation = try TestFederation()
+        try await federation.start("ncct")
+        let request = Make.request(persons: 1_200, from: "embassy-id")
+        let bytes = try ProtoCodec.encode(request)
+        func submit(_ bytes: [UInt8]) async throws -> SubmitReceipt {
+            let channel = try federation.peerChannel(to: "ncct", as: "embassy-id")
+            defer { channel.close() }
+            return try await Self.submit(bytes, on: channel)
+        }
+        let first = try await submit(bytes)
+
+        // The operator lowers the limit below what this request decodes to (1,200 persons).
+        federation.stop("ncct")
+        let path = federation.configPath("ncct")
+        var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: path)) as? [String: Any])
+        var limits = config["limits"] as? [String: Any] ?? [:]
+        limits["max_decoded_elements"] = 1_000
+        config["limits"] = limits
+        try JSONSerialization.data(withJSONObject: config).write(to: path)
+        try await federation.start("ncct")
+
+        // The sender's retry (a lost receipt) is the request received: its receipt, and a proof of it.
+        let again = try await submit(bytes)
+        #expect(again.alreadyReceived && again.receivedAtMs == first.receivedAtMs)
+        #expect(try Self.signedByNCCT(try #require(again.signed)))
+        // Anything decoded meets the new limit: the same content encoded otherwise, and a new request.
+        let otherEncoding = bytes + [0x9a, 0x06, 0x02, 0x68, 0x69]
+        let newRequest = try ProtoCodec.encode(Make.request(persons: 1_200, from: "embassy-id"))
+        for other in [otherEncoding, newRequest] {
+            let refused = await captureError { _ = try await submit(other) }
+            #expect(refused?.code == .invalidArgument)
+        }
+        #expect(try federation.sql("ncct", "SELECT COUNT(*) FROM cases") == ["1"])
         federation.stopAll()
     }
 

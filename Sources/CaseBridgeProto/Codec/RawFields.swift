@@ -12,7 +12,32 @@ public enum RawFields {
     /// The bytes of every occurrence of length-delimited field `number` at the top level of
     /// `bytes`, in order. Other fields are skipped; malformed bytes are refused.
     public static func extract(_ number: Int, from bytes: [UInt8], message: String) throws(ProtoError) -> [[UInt8]] {
-        try extract(from: bytes, message: message).filter { $0.number == number }.map(\.value)
+        var found: [[UInt8]] = []
+        try visit(bytes, message) { field, range in
+            if field == number { found.append(Array(bytes[range])) }
+        }
+        return found
+    }
+
+    /// The bytes of the last occurrence of length-delimited field `number` (the one a decoder
+    /// keeps for a singular field), copying nothing else: a look at one field of a large message.
+    public static func last(_ number: Int, in bytes: [UInt8], message: String) throws(ProtoError) -> [UInt8]? {
+        var last: Range<Int>?
+        try visit(bytes, message) { field, range in
+            if field == number { last = range }
+        }
+        return last.map { Array(bytes[$0]) }
+    }
+
+    /// The bytes of length-delimited field `number` if it is the first field of `bytes` (encoders
+    /// write fields in number order, so a message's field 1 comes first), reading nothing further:
+    /// a look at a large message's key that costs the same at any size.
+    public static func leading(_ number: Int, in bytes: [UInt8], message: String) throws(ProtoError) -> [UInt8]? {
+        var index = 0
+        guard !bytes.isEmpty, try varint(bytes, &index, message) == UInt64(number) << 3 | 2 else { return nil }
+        let length = try varint(bytes, &index, message)
+        guard length <= UInt64(bytes.count - index) else { throw ProtoError(.truncated, field: message) }
+        return Array(bytes[index..<index + Int(length)])
     }
 
     /// Every length-delimited field at the top level of `bytes`, with its number, in order: one
@@ -22,6 +47,16 @@ public enum RawFields {
         message: String
     ) throws(ProtoError) -> [(number: Int, value: [UInt8])] {
         var found: [(number: Int, value: [UInt8])] = []
+        try visit(bytes, message) { field, range in found.append((field, Array(bytes[range]))) }
+        return found
+    }
+
+    /// Calls `body` with the number and byte range of each length-delimited field at the top level.
+    private static func visit(
+        _ bytes: [UInt8],
+        _ message: String,
+        _ body: (Int, Range<Int>) -> Void
+    ) throws(ProtoError) {
         var index = 0
         while index < bytes.count {
             let tag = try varint(bytes, &index, message)
@@ -35,13 +70,12 @@ public enum RawFields {
                 let length = try varint(bytes, &index, message)
                 guard length <= UInt64(bytes.count - index) else { throw ProtoError(.truncated, field: message) }
                 let end = index + Int(length)
-                if let number = Int(exactly: field) { found.append((number, Array(bytes[index..<end]))) }
+                if let number = Int(exactly: field) { body(number, index..<end) }
                 index = end
             default: throw ProtoError(.wrongWireType, field: message, detail: "wire type \(tag & 7)")
             }
         }
         guard index == bytes.count else { throw ProtoError(.truncated, field: message) }
-        return found
     }
 
     private static func appendVarint(_ value: UInt64, to bytes: inout [UInt8]) {
