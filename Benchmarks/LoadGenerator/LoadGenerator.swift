@@ -95,6 +95,10 @@ let silent: Logger = {
 /// date of birth, phone), as in a real day's requests: identical persons in every request made
 /// every request a likely duplicate of fifty others, and every index term a common one.
 func benchmarkRequest(origin: String, persons: Int = 2, nameBytes: Int = 0) -> InterventionRequest {
+    // One seed from the system per request, then a fast generator: drawing every choice from the
+    // system (a getrandom call each) and formatting with String(format:) were a third of the
+    // generator's CPU, on the cores it shares with the server it measures.
+    var random = SeededRandom(UInt64.random(in: 0...UInt64.max))
     var request = InterventionRequest()
     request.requestID = UUID().uuidString.lowercased()
     request.originNode = origin
@@ -103,16 +107,15 @@ func benchmarkRequest(origin: String, persons: Int = 2, nameBytes: Int = 0) -> I
     request.persons = (1...max(1, persons)).map { i in
         var person = Person()
         person.personRef = "P\(i)"
-        let name = "\(syntheticWord()) \(syntheticWord()) \(syntheticWord())"
+        let name = (0..<3).map { _ in syntheticWord(using: &random) }.joined(separator: " ")
         person.fullName = name + String(repeating: "x", count: max(0, nameBytes - name.utf8.count))
         person.nationality = "ID"
-        person.dateOfBirth = String(
-            format: "%04d-%02d-%02d",
-            Int.random(in: 1965...2008),
-            Int.random(in: 1...12),
-            Int.random(in: 1...28)
+        let (year, month, day) = (
+            Int.random(in: 1965...2008, using: &random), Int.random(in: 1...12, using: &random),
+            Int.random(in: 1...28, using: &random)
         )
-        person.phone = "+62812" + String(format: "%07d", Int.random(in: 0..<10_000_000))
+        person.dateOfBirth = "\(year)-\(zeroPadded(month, 2))-\(zeroPadded(day, 2))"
+        person.phone = "+62812" + zeroPadded(Int.random(in: 0..<10_000_000, using: &random), 7)
         return person
     }
     var location = Location()
@@ -124,13 +127,20 @@ func benchmarkRequest(origin: String, persons: Int = 2, nameBytes: Int = 0) -> I
     return request
 }
 
+/// `value` in decimal, with leading zeros to `digits` digits.
+func zeroPadded(_ value: Int, _ digits: Int) -> String {
+    let text = String(value)
+    return String(repeating: "0", count: max(0, digits - text.count)) + text
+}
+
 /// A made-up name word of two or three syllables (about 10,000 of them).
-func syntheticWord() -> String {
+func syntheticWord(using random: inout SeededRandom) -> String {
     let syllables = [
         "ka", "ri", "na", "to", "su", "wa", "di", "ma", "ye", "lo", "pu", "sen", "tar", "bu", "ha",
         "ni", "go", "ra", "de", "an", "wi",
     ]
-    let word = (0..<Int.random(in: 2...3)).map { _ in syllables.randomElement()! }.joined()
+    let word = (0..<Int.random(in: 2...3, using: &random)).map { _ in syllables.randomElement(using: &random)! }
+        .joined()
     return word.prefix(1).uppercased() + word.dropFirst()
 }
 
@@ -139,6 +149,14 @@ final class Shared<Value: Sendable>: Sendable {
     private let value: Mutex<Value>
     init(_ initial: Value) { value = Mutex(initial) }
     func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { value.withLock { body(&$0) } }
+}
+
+/// User and system CPU seconds this process has used.
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 /// Latencies in microseconds → the figures the benchmarks report.
@@ -198,7 +216,15 @@ struct DurableSubmit: AsyncParsableCommand {
         let start = ContinuousClock.now
         let measureFrom = start.advanced(by: .milliseconds(Int(warmup * 1000)))
         let end = measureFrom.advanced(by: .milliseconds(Int(seconds * 1000)))
+        // The generator's own CPU over the measured part: it shares this machine's cores with the
+        // server it drives, and one at a time its share is on every call's path (any server's).
+        let cpuAtStart = Shared<Double?>(nil)
         await withTaskGroup(of: Void.self) { tasks in
+            tasks.addTask {
+                try? await Task.sleep(until: measureFrom)
+                let now = processCPUSeconds()
+                cpuAtStart.withLock { $0 = now }
+            }
             for channel in channels {
                 for _ in 0..<streams {
                     tasks.addTask {
@@ -220,6 +246,7 @@ struct DurableSubmit: AsyncParsableCommand {
                 }
             }
         }
+        let clientCPU = processCPUSeconds() - (cpuAtStart.withLock { $0 } ?? 0)
         channels.forEach { $0.close() }
         report(
             "\(replay ? "replay" : "durable")_submit_\(connections * streams)",
@@ -229,6 +256,7 @@ struct DurableSubmit: AsyncParsableCommand {
             extra: [
                 "in_flight": connections * streams, "first_error": samples.firstError,
                 "request_bytes": (try? ProtoCodec.encode(fixed).count) ?? 0,
+                "client_cpu_us_per_request": (clientCPU * 1e6 / Double(max(1, samples.latencies.count))).rounded(),
             ]
         )
     }
