@@ -379,8 +379,7 @@ struct EndToEnd: AsyncParsableCommand {
         try await Task.sleep(for: .milliseconds(300))
         let start = ContinuousClock.now
         for _ in 0..<cases {
-            var request = benchmarkRequest(origin: "")
-            request.requestID = UUID().uuidString.lowercased()
+            let request = benchmarkRequest(origin: "")
             started.withLock { $0[request.requestID] = ContinuousClock.now }
             _ = try await embassy.unary(Console.submit, request)
             // One case at a time, as a desk officer files them: latency, not throughput. A case not
