@@ -133,13 +133,14 @@ func randomUUID(using random: inout SeededRandom) -> String {
     var bytes = withUnsafeBytes(of: (random.next(), random.next())) { Array($0) }
     bytes[6] = bytes[6] & 0x0F | 0x40  // version 4
     bytes[8] = bytes[8] & 0x3F | 0x80  // the RFC 4122 variant
-    let hex = bytes.map { zeroPadded(Int($0), 2, radix: 16) }
-    return [0..<4, 4..<6, 6..<8, 8..<10, 10..<16].map { hex[$0].joined() }.joined(separator: "-")
+    let hex = Array(Digest.hex(bytes).utf8)
+    return [0..<8, 8..<12, 12..<16, 16..<20, 20..<32].map { String(decoding: hex[$0], as: UTF8.self) }
+        .joined(separator: "-")
 }
 
-/// `value` in `radix` (decimal unless said), with leading zeros to `digits` digits.
-func zeroPadded(_ value: Int, _ digits: Int, radix: Int = 10) -> String {
-    let text = String(value, radix: radix)
+/// `value` in decimal, with leading zeros to `digits` digits.
+func zeroPadded(_ value: Int, _ digits: Int) -> String {
+    let text = String(value)
     return String(repeating: "0", count: max(0, digits - text.count)) + text
 }
 

@@ -349,12 +349,11 @@ struct CrashAndOutageTests {
     func catchUpPagesAndNeverHoldsDeliveryBack() async throws {
         let federation = try TestFederation(nodes: ["ncct", "embassy-id"])
         // Three cases a page: hundreds of pages, and cases that share a millisecond across pages.
-        let config = federation.configPath("embassy-id")
-        var settings = try JSONSerialization.jsonObject(with: Data(contentsOf: config)) as! [String: Any]
-        var delivery = settings["delivery"] as! [String: Any]
-        delivery["catch_up_page"] = 3
-        settings["delivery"] = delivery
-        try JSONSerialization.data(withJSONObject: settings).write(to: config)
+        try federation.configure("embassy-id") { settings in
+            var delivery = settings["delivery"] as! [String: Any]
+            delivery["catch_up_page"] = 3
+            settings["delivery"] = delivery
+        }
         try await federation.start("ncct")
 
         // What NCCT holds of the embassy's: many cases, filed as the embassy's node (its data folder

@@ -130,10 +130,7 @@ struct DeadlineTests {
         let federation = try TestFederation(nodes: ["ncct", "embassy-id"])
         for node in federation.nodes {
             // Look for levels every second (a minute by default).
-            let path = federation.configPath(node)
-            var settings = try JSONSerialization.jsonObject(with: Data(contentsOf: path)) as! [String: Any]
-            settings["deadline_check_s"] = 1
-            try JSONSerialization.data(withJSONObject: settings).write(to: path)
+            try federation.configure(node) { $0["deadline_check_s"] = 1 }
         }
         try await federation.start("embassy-id")
         let embassy = federation.console("embassy-id")

@@ -17,6 +17,9 @@ struct NodeRefusalTests {
         }
     }
 
+    /// The same content encoded otherwise: a field this version does not know (99, "hi") added.
+    static func encodedOtherwise(_ bytes: [UInt8]) -> [UInt8] { bytes + [0x9a, 0x06, 0x02, 0x68, 0x69] }
+
     /// A request's bytes submitted as they are: the receipt.
     static func submit(_ bytes: [UInt8], on channel: RPCChannel) async throws -> SubmitReceipt {
         let answer = try await channel.unaryBytes(CaseExchange.submitRequest.path, bytes)
@@ -74,8 +77,7 @@ struct NodeRefusalTests {
         let asEmbassy = try federation.peerChannel(to: "ncct", as: "embassy-id")
         let request = Make.request(persons: 2, from: "embassy-id")
         let bytes = try ProtoCodec.encode(request)
-        // The same content encoded otherwise: a field this version does not know (99, "hi") added.
-        let otherEncoding = bytes + [0x9a, 0x06, 0x02, 0x68, 0x69]
+        let otherEncoding = Self.encodedOtherwise(bytes)
         var altered = request
         altered.summary += " (changed)"
         func submit(_ bytes: [UInt8]) async throws -> SubmitReceipt { try await Self.submit(bytes, on: asEmbassy) }
@@ -129,12 +131,11 @@ struct NodeRefusalTests {
 
         // The operator lowers the limit below what this request decodes to (1,200 persons).
         federation.stop("ncct")
-        let path = federation.configPath("ncct")
-        var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: path)) as? [String: Any])
-        var limits = config["limits"] as? [String: Any] ?? [:]
-        limits["max_decoded_elements"] = 1_000
-        config["limits"] = limits
-        try JSONSerialization.data(withJSONObject: config).write(to: path)
+        try federation.configure("ncct") { config in
+            var limits = config["limits"] as? [String: Any] ?? [:]
+            limits["max_decoded_elements"] = 1_000
+            config["limits"] = limits
+        }
         try await federation.start("ncct")
 
         // The sender's retry (a lost receipt) is the request received: its receipt, and a proof of it.
@@ -142,7 +143,7 @@ struct NodeRefusalTests {
         #expect(again.alreadyReceived && again.receivedAtMs == first.receivedAtMs)
         #expect(try Self.signedByNCCT(try #require(again.signed)))
         // Anything decoded meets the new limit: the same content encoded otherwise, and a new request.
-        let otherEncoding = bytes + [0x9a, 0x06, 0x02, 0x68, 0x69]
+        let otherEncoding = Self.encodedOtherwise(bytes)
         let newRequest = try ProtoCodec.encode(Make.request(persons: 1_200, from: "embassy-id"))
         for other in [otherEncoding, newRequest] {
             let refused = await captureError { _ = try await submit(other) }
