@@ -31,80 +31,143 @@ enum SearchTerms {
     /// written in another script is found, and compared, by how it is spelt in Latin.
     static func latinWords(_ text: String) -> [String] { PersonKey.words(text) }
 
-    /// The terms of `terms` that duplicate detection finds a person by (`lookupTerms` looks them up).
-    static func matchTerms(_ terms: Set<String>) -> Set<String> { terms.filter(isMatchTerm) }
-
-    static func isMatchTerm(_ term: String) -> Bool { matchKinds.contains { term.hasPrefix($0) } }
-
-    private static let matchKinds = ["doc:", "phone:", "born-named:", "born-vague-named:"]
-
     /// The terms duplicate detection looks up the candidates for `person` by. A likely match always
     /// agrees on more than a name: the same document, the same phone, or a name word and a date of
     /// birth that agrees. A full date agrees with itself and with a year or month it begins with, so
     /// it looks up those born that day and those reported by year or month only ("born-vague"): not
     /// the hundreds born another day of the year, who cannot be likely (`Likeness.couldBeLikely`).
-    static func lookupTerms(_ person: PersonTraits) -> Set<String> {
-        var terms = Set<String>()
-        let born = person.dateOfBirth
-        let words = Set(person.names.prefix(PersonKey.maxNames).flatMap(latinWords))
+    static func lookupTerms(_ person: PersonTraits) -> [Term] {
+        let born = person.dateOfBirth[...]
+        let words = latinWords(of: person.names)
+        var terms: [Term] = []
         if born.count == 10 {
-            let dates = ["born-named:\(born)"] + [born.prefix(4), born.prefix(7)].map { "born-vague-named:\($0)" }
-            terms.formUnion(dates.flatMap { date in words.map { "\(date)|\($0)" } })
+            for word in words {
+                terms.append(Term(.bornNamed, born, word))
+                terms.append(Term(.bornVagueNamed, born.prefix(4), word))
+                terms.append(Term(.bornVagueNamed, born.prefix(7), word))
+            }
         } else if born.count >= 4 {
             // A year or a month: everyone born that year. Those born another month are few and are
             // ruled out before their names are compared.
-            terms.formUnion(words.map { "born-named:\(born.prefix(4))|\($0)" })
+            terms += words.map { Term(.bornNamed, born.prefix(4), $0) }
         }
-        terms.formUnion(documentAndPhone(person))
-        return terms
+        return terms + documentAndPhone(person)
     }
 
     /// The document and phone terms: alike in what a person is found by and what is looked up.
-    private static func documentAndPhone(_ person: PersonTraits) -> [String] {
+    private static func documentAndPhone(_ person: PersonTraits) -> [Term] {
         let document = PersonKey.document(person.document), phone = PersonKey.digits(person.phone)
-        return (document.isEmpty ? [] : ["doc:\(document)"]) + (phone.isEmpty ? [] : ["phone:\(phone)"])
+        return (document.isEmpty ? [] : [Term(.document, document)])
+            + (phone.isEmpty ? [] : [Term(.phone, phone)])
     }
 
-    /// Everything one person can be found by.
-    static func terms(_ person: PersonTraits, reference: String) -> Set<String> {
-        var terms = Set<String>()
-        let names = person.names.prefix(PersonKey.maxNames)
-        var latinNames: [[String]] = []
-        for name in names where !name.isEmpty {
+    /// The words of the names a person is compared by, in Latin letters, each once.
+    private static func latinWords(of names: [String]) -> [String] {
+        var words: [String] = []
+        for name in names.prefix(PersonKey.maxNames) { addOnce(latinWords(name), to: &words) }
+        return words
+    }
+
+    private static func addOnce(_ words: [String], to list: inout [String]) {
+        for word in words where !list.contains(word) { list.append(word) }
+    }
+
+    /// Everything one person can be found by. A term may come twice (a word of two names): its key,
+    /// not its text, is what is kept, once (`TermKeys.callAsFunction(_:)`).
+    static func terms(_ person: PersonTraits, reference: String) -> [Term] {
+        var terms: [Term] = []
+        var latinNames: [String] = []  // `latinWords(of:)`, made on the way (a name's words cost more than its terms)
+        for name in person.names.prefix(PersonKey.maxNames) where !name.isEmpty {
             let words = words(name), latin = latinWords(name)
-            terms.formUnion(words.map { "name:\($0)" })
-            terms.formUnion(latin.map { "name:\($0)" })
-            terms.insert("fullname:" + words.sorted().joined(separator: " "))
-            latinNames.append(latin)
+            terms += words.map { Term(.name, $0) }
+            if latin != words { terms += latin.map { Term(.name, $0) } }
+            terms.append(Term(.fullName, words.sorted().joined(separator: " ")))
+            addOnce(latin, to: &latinNames)
         }
-        if !person.dateOfBirth.isEmpty { terms.insert("dob:\(person.dateOfBirth)") }
+        let born = person.dateOfBirth[...]
+        if !born.isEmpty { terms.append(Term(.dateOfBirth, born)) }
         // Duplicate detection finds persons by a word of the name with the year of birth (looked up
         // from a year or a month), and with the full date, or the year or month a report gives
         // instead ("born-vague", looked up from a full date): see `lookupTerms`.
-        let born = person.dateOfBirth
         if born.count >= 4 {
-            let exact = born.count == 10 ? "born-named:\(born)" : "born-vague-named:\(born)"
-            let dates = ["born-named:\(born.prefix(4))", exact]
-            terms.formUnion(dates.flatMap { date in latinNames.joined().map { "\(date)|\($0)" } })
+            let exact: Term.Kind = born.count == 10 ? .bornNamed : .bornVagueNamed
+            for word in latinNames {
+                terms.append(Term(.bornNamed, born.prefix(4), word))
+                terms.append(Term(exact, born, word))
+            }
         }
-        terms.formUnion(documentAndPhone(person))
-        if !reference.isEmpty { terms.insert("ref:\(fold(reference).trimmingCharacters(in: .whitespaces))") }
+        terms += documentAndPhone(person)
+        if !reference.isEmpty { terms.append(Term(.reference, fold(reference).trimmingCharacters(in: .whitespaces))) }
         return terms
     }
 
     /// What a query may mean: each alternative is a set of terms a person must all have.
-    static func alternatives(_ query: String) -> [[String]] {
+    static func alternatives(_ query: String) -> [[Term]] {
         let text = query.trimmingCharacters(in: .whitespacesAndNewlines)
-        var alternatives: [[String]] = [["ref:\(fold(text))"]]
-        if Validation.isPartialDate(text) { alternatives.append(["dob:\(text)"]) }
+        var alternatives: [[Term]] = [[Term(.reference, fold(text))]]
+        if Validation.isPartialDate(text) { alternatives.append([Term(.dateOfBirth, text)]) }
         let digits = PersonKey.digits(text), document = PersonKey.document(text)
-        if digits.count >= 6 { alternatives.append(["phone:\(digits)"]) }
-        if !document.isEmpty, !text.contains(" ") { alternatives.append(["doc:\(document)"]) }
+        if digits.count >= 6 { alternatives.append([Term(.phone, digits)]) }
+        if !document.isEmpty, !text.contains(" ") { alternatives.append([Term(.document, document)]) }
         let words = words(text)
-        if !words.isEmpty { alternatives.append(words.map { "name:\($0)" }) }
+        if !words.isEmpty { alternatives.append(words.map { Term(.name, $0) }) }
         let latin = latinWords(text)
-        if !latin.isEmpty, latin != words { alternatives.append(latin.map { "name:\($0)" }) }
+        if !latin.isEmpty, latin != words { alternatives.append(latin.map { Term(.name, $0) }) }
         return alternatives
+    }
+}
+
+/// One term of the blind index: its kind, and its text in parts (the kind's prefix, a body, and "|"
+/// and a word when it pairs a date with a word). Its key is hashed from the parts
+/// (`TermKeys.key(_:)`), without a string made for each of the dozens of terms of every person.
+struct Term: Sendable {
+    enum Kind: String, Sendable {
+        case name = "name:", fullName = "fullname:", dateOfBirth = "dob:", document = "doc:", phone = "phone:"
+        case reference = "ref:", bornNamed = "born-named:", bornVagueNamed = "born-vague-named:"
+
+        /// Duplicate detection finds a person by these (`SearchTerms.lookupTerms` looks them up).
+        var findsDuplicates: Bool { [.document, .phone, .bornNamed, .bornVagueNamed].contains(self) }
+    }
+
+    let kind: Kind
+    let body: Substring
+    let word: Substring
+
+    init(_ kind: Kind, _ body: Substring, _ word: String = "") {
+        self.kind = kind
+        self.body = body
+        self.word = word[...]
+    }
+
+    init(_ kind: Kind, _ body: String) { self.init(kind, body[...]) }
+
+    /// Gives the text's parts in order; joined, they are `text`.
+    func parts(_ part: (Substring) -> Void) {
+        part(kind.rawValue[...])
+        part(body)
+        if !word.isEmpty {
+            part("|")
+            part(word)
+        }
+    }
+
+    var text: String {
+        var text = ""
+        parts { text += $0 }
+        return text
+    }
+}
+
+extension TermKeys {
+    /// The keys of `terms`, each once, in order of value (a term twice is one key, as it was one term).
+    func callAsFunction(_ terms: [Term]) -> [Int64] { Self.once(terms.map { key($0.parts) }) }
+
+    /// `keys` in order of value, each once.
+    static func once(_ keys: [Int64]) -> [Int64] {
+        var once: [Int64] = []
+        once.reserveCapacity(keys.count)
+        for key in keys.sorted() where key != once.last { once.append(key) }
+        return once
     }
 }
 
@@ -113,10 +176,12 @@ enum SearchTerms {
 /// terms the other is found by.
 public enum DuplicateCandidates {
     public static func foundBy(_ person: PersonTraits) -> Set<String> {
-        SearchTerms.matchTerms(SearchTerms.terms(person, reference: ""))
+        Set(SearchTerms.terms(person, reference: "").filter(\.kind.findsDuplicates).map(\.text))
     }
 
-    public static func lookedUpBy(_ person: PersonTraits) -> Set<String> { SearchTerms.lookupTerms(person) }
+    public static func lookedUpBy(_ person: PersonTraits) -> Set<String> {
+        Set(SearchTerms.lookupTerms(person).map(\.text))
+    }
 }
 
 extension PersonTraits {
@@ -139,9 +204,9 @@ extension PersonTraits {
 struct PersonIndex: Sendable {
     struct Entry: Sendable {
         let person: TraitsRecord.Person
-        /// The keys of everything the person is found by (`SearchTerms.terms`).
+        /// The keys of everything the person is found by (`SearchTerms.terms`), each once.
         let searchKeys: [Int64]
-        /// Those of them duplicate detection finds the person by (`SearchTerms.matchTerms`).
+        /// Those of them duplicate detection finds the person by (`Term.Kind.findsDuplicates`).
         let matchKeys: [Int64]
     }
     let entries: [Entry]
@@ -151,12 +216,12 @@ struct PersonIndex: Sendable {
     init(_ persons: [Person], reference: String = "", keys: TermKeys) {
         entries = persons.map { person in
             let traits = PersonTraits(person)
-            let terms = Array(SearchTerms.terms(traits, reference: reference))
-            let searchKeys = keys(terms)
+            let terms = SearchTerms.terms(traits, reference: reference)
+            let termKeys = terms.map { keys.key($0.parts) }  // each term hashed once, for both lists
             return Entry(
                 person: TraitsRecord.Person(personRef: person.personRef, traits: traits),
-                searchKeys: searchKeys,
-                matchKeys: zip(terms, searchKeys).filter { SearchTerms.isMatchTerm($0.0) }.map(\.1)
+                searchKeys: TermKeys.once(termKeys),
+                matchKeys: TermKeys.once(zip(terms, termKeys).filter(\.0.kind.findsDuplicates).map(\.1))
             )
         }
         traits = TraitsRecord.encode(entries.map(\.person))
@@ -244,7 +309,7 @@ extension CaseTracker {
         let hits: [SearchHit] = try store.read { db in
             var found: [String] = []  // "case/ref", in order of discovery
             for alternative in SearchTerms.alternatives(request.query) {
-                let matches = try db.searchPersons(allOf: alternative, limit: 10_000).map {
+                let matches = try db.searchPersons(allOf: alternative.map(\.text), limit: 10_000).map {
                     "\($0.caseID)/\($0.personRef)"
                 }
                 for match in matches.sorted() where !found.contains(match) { found.append(match) }

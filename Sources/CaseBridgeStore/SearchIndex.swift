@@ -15,6 +15,11 @@ public struct TermKeys: Sendable {
     public func callAsFunction(_ terms: some Sequence<String>) -> [Int64] {
         terms.map { Int64(bitPattern: hash.leading64($0)) }
     }
+
+    /// The key of a term given in parts, as if they were joined (`KeyedHash.leading64(_:)`).
+    public func key(_ parts: (_ part: (Substring) -> Void) -> Void) -> Int64 {
+        Int64(bitPattern: hash.leading64(parts))
+    }
 }
 
 /// The blind search index: per person, one row holding the keys (`TermKeys`) of their normalised

@@ -79,21 +79,25 @@ public final class KeyedHash: @unchecked Sendable {
     /// The first 8 bytes of the HMAC-SHA-256 of `text`'s UTF-8, as a big-endian integer: for values
     /// keyed by the thousand (the blind index's terms), without an array made for each (the arrays
     /// were a quarter of a term's cost). Safe from any thread: the keyed states are only copied.
-    public func leading64(_ text: String) -> UInt64 {
-        var text = text
-        return text.withUTF8 { bytes in
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { digest in
-                let work = EVP_MD_CTX_new()
-                defer { EVP_MD_CTX_free(work) }
-                var length: UInt32 = 0
-                EVP_MD_CTX_copy_ex(work, inner)
-                EVP_DigestUpdate(work, bytes.baseAddress, bytes.count)
-                EVP_DigestFinal_ex(work, digest.baseAddress, &length)
-                EVP_MD_CTX_copy_ex(work, outer)
-                EVP_DigestUpdate(work, digest.baseAddress, 32)
-                EVP_DigestFinal_ex(work, digest.baseAddress, &length)
-                return digest.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
+    public func leading64(_ text: String) -> UInt64 { leading64 { part in part(text[...]) } }
+
+    /// `leading64` of a text given in parts, as if they were joined: a term made of a kind, a date
+    /// and a word is hashed without a string made for it.
+    public func leading64(_ parts: (_ part: (Substring) -> Void) -> Void) -> UInt64 {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { digest in
+            let work = EVP_MD_CTX_new()
+            defer { EVP_MD_CTX_free(work) }
+            var length: UInt32 = 0
+            EVP_MD_CTX_copy_ex(work, inner)
+            parts { part in
+                var part = part
+                part.withUTF8 { bytes in _ = EVP_DigestUpdate(work, bytes.baseAddress, bytes.count) }
             }
+            EVP_DigestFinal_ex(work, digest.baseAddress, &length)
+            EVP_MD_CTX_copy_ex(work, outer)
+            EVP_DigestUpdate(work, digest.baseAddress, 32)
+            EVP_DigestFinal_ex(work, digest.baseAddress, &length)
+            return digest.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
         }
     }
 }

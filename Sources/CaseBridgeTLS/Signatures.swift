@@ -226,41 +226,79 @@ struct DetachedSignedData {
         guard let stamp = ASN1_TIME_set(nil, seconds) else { return nil }
         defer { ASN1_TIME_free(stamp) }
         guard let time = DER.encoded({ i2d_ASN1_TIME(stamp, $0) }) else { return nil }
-        let attributes: [[UInt8]] = [
-            DER.element(0x30, Self.contentType + DER.element(0x31, Self.data)),
-            DER.element(0x30, Self.signingTime + DER.element(0x31, time)),
-            DER.element(0x30, Self.messageDigest + DER.element(0x31, DER.element(0x04, digest))),
+        let values = [
+            (Self.contentType, Self.data), (Self.signingTime, time), (Self.messageDigest, DER.element(0x04, digest)),
         ]
+        let attributes = values.map { type, value in
+            var attribute = DER.Writer(capacity: 80)
+            attribute.element(0x30) { sequence in
+                sequence.append(type)
+                sequence.element(0x31) { $0.append(value) }
+            }
+            return attribute.bytes
+        }
         return attributes.sorted { $0.lexicographicallyPrecedes($1) }.flatMap { $0 }
     }
 
+    /// The whole SignedData in one buffer: the certificate is copied once, not once per level.
     func encode(attributes: [UInt8], signature: [UInt8]) -> [UInt8] {
-        let signerInfo = DER.element(
-            0x30,
-            Self.version1 + issuerAndSerialNumber + Self.sha256 + DER.element(0xA0, attributes)
-                + Self.ecdsaWithSHA256 + DER.element(0x04, signature)
-        )
-        let signedData = DER.element(
-            0x30,
-            Self.version1 + DER.element(0x31, Self.sha256) + DER.element(0x30, Self.data)
-                + DER.element(0xA0, certificate) + DER.element(0x31, signerInfo)
-        )
-        return DER.element(0x30, Self.signedData + DER.element(0xA0, signedData))
+        var der = DER.Writer(capacity: certificate.count + issuerAndSerialNumber.count + attributes.count + 256)
+        der.element(0x30) { contentInfo in
+            contentInfo.append(Self.signedData)
+            contentInfo.element(0xA0) { explicit in
+                explicit.element(0x30) { signedData in
+                    signedData.append(Self.version1)
+                    signedData.element(0x31) { $0.append(Self.sha256) }
+                    signedData.element(0x30) { $0.append(Self.data) }
+                    signedData.element(0xA0) { $0.append(certificate) }
+                    signedData.element(0x31) { signerInfos in
+                        signerInfos.element(0x30) { signerInfo in
+                            signerInfo.append(Self.version1)
+                            signerInfo.append(issuerAndSerialNumber)
+                            signerInfo.append(Self.sha256)
+                            signerInfo.element(0xA0) { $0.append(attributes) }
+                            signerInfo.append(Self.ecdsaWithSHA256)
+                            signerInfo.element(0x04) { $0.append(signature) }
+                        }
+                    }
+                }
+            }
+        }
+        return der.bytes
     }
 }
 
 /// Just enough DER to write the structures above.
 enum DER {
     static func element(_ tag: UInt8, _ contents: [UInt8]) -> [UInt8] {
-        let count = contents.count
-        let length: [UInt8] =
-            count < 0x80
-            ? [UInt8(count)]
-            : {
-                let bytes = withUnsafeBytes(of: UInt64(count).bigEndian) { Array($0.drop { $0 == 0 }) }
-                return [0x80 | UInt8(bytes.count)] + bytes
-            }()
-        return [tag] + length + contents
+        var der = Writer(capacity: contents.count + 4)
+        der.element(tag) { $0.append(contents) }
+        return der.bytes
+    }
+
+    /// Nested elements written into one buffer: an element's length is filled in once its contents
+    /// are written (moving them along when it takes more than one byte).
+    struct Writer {
+        private(set) var bytes: [UInt8] = []
+
+        init(capacity: Int) { bytes.reserveCapacity(capacity) }
+
+        mutating func append(_ raw: [UInt8]) { bytes += raw }
+
+        mutating func element(_ tag: UInt8, _ contents: (inout Writer) -> Void) {
+            bytes.append(tag)
+            bytes.append(0)
+            let start = bytes.count
+            contents(&self)
+            let count = bytes.count - start
+            guard count >= 0x80 else {
+                bytes[start - 1] = UInt8(count)
+                return
+            }
+            let length = withUnsafeBytes(of: UInt64(count).bigEndian) { Array($0.drop { $0 == 0 }) }
+            bytes[start - 1] = 0x80 | UInt8(length.count)
+            bytes.insert(contentsOf: length, at: start)
+        }
     }
 
     /// The DER an OpenSSL i2d function writes, or nil when it fails.

@@ -2,6 +2,8 @@ import CaseBridgeMatching
 @testable import CaseBridgeNode
 import CaseBridgeProto
 import CaseBridgeRPC
+@testable import CaseBridgeStore
+import CaseBridgeTLS
 import Foundation
 import TestSupport
 import Testing
@@ -107,8 +109,8 @@ struct DuplicateTests {
                 }
             }
         }
-        let found = people.map { SearchTerms.matchTerms(SearchTerms.terms($0, reference: "")) }
-        let lookups = people.map(SearchTerms.lookupTerms)
+        let found = people.map(DuplicateCandidates.foundBy)
+        let lookups = people.map(DuplicateCandidates.lookedUpBy)
         let keys = people.map(PersonKey.init)
         var likely = 0
         for a in people.indices {
@@ -129,9 +131,74 @@ struct DuplicateTests {
         }
         #expect(likely > 100)
         // The usual namesake: the same name, born another day of the same year, is not looked up at all.
-        let huong = SearchTerms.lookupTerms(PersonTraits(names: ["Nguyen Thi Huong"], dateOfBirth: "1998-04-12"))
+        let huong = DuplicateCandidates.lookedUpBy(PersonTraits(names: ["Nguyen Thi Huong"], dateOfBirth: "1998-04-12"))
         let namesake = PersonTraits(names: ["Nguyen Thi Huong"], dateOfBirth: "1998-07-30")
-        #expect(huong.isDisjoint(with: SearchTerms.matchTerms(SearchTerms.terms(namesake, reference: ""))))
+        #expect(huong.isDisjoint(with: DuplicateCandidates.foundBy(namesake)))
+    }
+
+    /// The terms persons are kept under, and looked up by. Rows hold the terms' keys, so a change to
+    /// a term's text would lose every person filed before it: these are the texts the index has
+    /// always written (the date of birth with each word, the document and phone as compared).
+    @Test("a person's terms and their keys are those every database already holds")
+    func termsAsKept() {
+        var huong = Self.person(
+            "p1",
+            "Nguyen Thi Huong",
+            born: "1998-04-12",
+            document: "c 1234-567",
+            phone: "+84 912 345 678",
+            native: "Nguyễn Thị Hương"
+        )
+        huong.otherNames = ["Huong"]
+        let kept: [(Person, reference: String, found: [String], lookedUp: [String])] = [
+            (
+                huong, " ID-Ref-1 ",
+                [
+                    "name:nguyen", "name:thi", "name:huong", "fullname:huong nguyen thi", "fullname:huong",
+                    "dob:1998-04-12", "born-named:1998|nguyen", "born-named:1998|thi", "born-named:1998|huong",
+                    "born-named:1998-04-12|nguyen", "born-named:1998-04-12|thi", "born-named:1998-04-12|huong",
+                    "doc:C1234567", "phone:84912345678", "ref:id-ref-1",
+                ],
+                [
+                    "born-named:1998-04-12|nguyen", "born-named:1998-04-12|thi", "born-named:1998-04-12|huong",
+                    "born-vague-named:1998|nguyen", "born-vague-named:1998|thi", "born-vague-named:1998|huong",
+                    "born-vague-named:1998-04|nguyen", "born-vague-named:1998-04|thi",
+                    "born-vague-named:1998-04|huong", "doc:C1234567", "phone:84912345678",
+                ]
+            ),
+            (
+                Self.person("p2", "王伟", born: "1990-07"), "",
+                [
+                    "name:王伟", "name:wang", "name:wei", "fullname:王伟", "dob:1990-07", "born-named:1990|wang",
+                    "born-named:1990|wei", "born-vague-named:1990-07|wang", "born-vague-named:1990-07|wei",
+                ],
+                ["born-named:1990|wang", "born-named:1990|wei"]
+            ),
+            (
+                Self.person("p3", "Đặng Văn Nam", born: "1985", phone: "012-345"), "Đà",
+                [
+                    "name:dang", "name:van", "name:nam", "fullname:dang nam van", "dob:1985", "born-named:1985|dang",
+                    "born-named:1985|van", "born-named:1985|nam", "born-vague-named:1985|dang",
+                    "born-vague-named:1985|van", "born-vague-named:1985|nam", "phone:012345", "ref:da",
+                ],
+                ["born-named:1985|dang", "born-named:1985|van", "born-named:1985|nam", "phone:012345"]
+            ),
+            (Self.person("p4", ""), "", [], []),
+        ]
+        let keys = TermKeys(KeyedHash(key: Array(repeating: 7, count: 32)))
+        let matchKinds = ["doc:", "phone:", "born-named:", "born-vague-named:"]
+        for (person, reference, found, lookedUp) in kept {
+            let traits = PersonTraits(person)
+            #expect(Set(SearchTerms.terms(traits, reference: reference).map(\.text)) == Set(found))
+            #expect(DuplicateCandidates.lookedUpBy(traits) == Set(lookedUp))
+            // What the writer keeps: each term's key once, in order, hashed from its parts as from its
+            // text; those duplicate detection finds the person by apart.
+            let entry = PersonIndex([person], reference: reference, keys: keys).entries[0]
+            #expect(entry.searchKeys == keys(found).sorted())
+            let findsDuplicates = found.filter { term in matchKinds.contains { term.hasPrefix($0) } }
+            #expect(entry.matchKeys == keys(findsDuplicates).sorted())
+            #expect(keys(SearchTerms.lookupTerms(traits)) == keys(lookedUp).sorted())
+        }
     }
 
     @Test("a name of thousands of words is indexed and compared by its first words, as a real name is")
@@ -151,7 +218,7 @@ struct DuplicateTests {
         person.fullName = "Nguyen Thi Huong" + padding
         person.otherNames = Array(repeating: String(repeating: "y", count: 100_000), count: 50)
         person.dateOfBirth = "1998-04-12"
-        let terms = SearchTerms.terms(PersonTraits(person), reference: "")
+        let terms = SearchTerms.terms(PersonTraits(person), reference: "").map(\.text)
         #expect(terms.contains("name:huong"))
         #expect(terms.count < 100)
         #expect(terms.allSatisfy { $0.utf8.count <= 200 })

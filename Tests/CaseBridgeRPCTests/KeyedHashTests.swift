@@ -20,6 +20,16 @@ struct KeyedHashTests {
         for (key, data, mac) in cases {
             #expect(KeyedHash(key: key).leading64(data) == mac)
             #expect(Self.leading64(Digest.hmacSHA256(key: key, Array(data.utf8))) == mac)
+            // Given in parts (a term's kind, date and word), as if joined; an empty part changes nothing.
+            let words = data.split(separator: " ", omittingEmptySubsequences: false)
+            let parts = KeyedHash(key: key).leading64 { part in
+                for (index, word) in words.enumerated() {
+                    if index > 0 { part(" ") }
+                    part(word)
+                    part("")
+                }
+            }
+            #expect(parts == mac)
         }
     }
 
