@@ -24,6 +24,8 @@ public final class CaseTracker: Sendable {
     let matchIndex: MatchIndex?
     /// Called after a commit that queued a message for this peer.
     let outboxChanged: @Sendable (String) -> Void
+    /// The request ids taken for writing (NCCT's node), so that a new request is not read for.
+    let knownRequests: KnownRequests?
 
     init(
         me: DirectoryEntry,
@@ -41,6 +43,7 @@ public final class CaseTracker: Sendable {
         self.store = store
         self.logger = logger
         self.outboxChanged = outboxChanged
+        knownRequests = me.role == .ncct ? KnownRequests() : nil
     }
 
     static func matchIndexFolder(_ dataFolder: String) -> String {
@@ -90,6 +93,7 @@ public final class CaseTracker: Sendable {
         else { return .undecided }
         let requestID = String(decoding: idField, as: UTF8.self)
         guard Validation.isUUID(requestID) else { return .undecided }
+        if let knownRequests, !knownRequests.mayHold(requestID) { return .unseen(requestID: requestID) }
         let found: CaseRow?
         do { found = try store.read { try $0.caseRow(requestID, withRequest: false) } } catch { return .undecided }
         guard let existing = found else { return .unseen(requestID: requestID) }
@@ -141,6 +145,7 @@ public final class CaseTracker: Sendable {
         // The receipt as it will most likely read: the writer takes the time again (times follow the
         // order of commits), usually within the same millisecond when it runs this write alone.
         let expected = SubmitReceipt.make(request.requestID, status: .received, atMs: Clock.nowMs(), receiver: me.id)
+        knownRequests?.add(request.requestID)  // before the write: no retry after it is taken for new
         let (receipt, proof) = try await store.write(lane: caller.id, bytes: body.count) { db in
             // The same request may have been committed since the read (two retries at once).
             if let receipt = try Self.receiptAgain(for: received, me: me, db) {

@@ -315,6 +315,8 @@ public final class Node: Sendable {
                     do {
                         try await tracker.scanForDuplicates()
                         MemoryReturn.soon()  // a large case's comparisons allocate much, briefly
+                    } catch is CancellationError {
+                        break  // the node is stopping: nothing went wrong
                     } catch {
                         duplicatesLogger.error("duplicate detection could not run", metadata: ["error": "\(error)"])
                         try? await Task.sleep(for: .seconds(5))
@@ -322,7 +324,21 @@ public final class Node: Sendable {
                 } while await changes.next() != nil && !Task.isCancelled
             }
         let watchInterval = configuration.watchFilesInterval, pollInterval = configuration.directoryPollInterval
+        let requestsLogger = logger
         background.withLock { tasks in
+            if let known = tracker.knownRequests {
+                tasks.append(
+                    Task(executorPreference: backgroundPool.lane("known-requests")) {
+                        do {
+                            guard let count = try known.load(from: tracker.store) else { return }
+                            requestsLogger.info("request ids loaded", metadata: ["count": "\(count)"])
+                        } catch {
+                            // Every request's id is then looked for in the store, as without the filter.
+                            requestsLogger.error("request ids could not be loaded", metadata: ["error": "\(error)"])
+                        }
+                    }
+                )
+            }
             if let watchInterval {
                 tasks.append(Task { [weak self] in await self?.watchTrustFiles(every: watchInterval) })
             }

@@ -184,6 +184,15 @@ extension Database {
         }
     }
 
+    /// The ids of the cases after `caseID`, in order, `limit` of them (every case the file holds, a
+    /// page at a time).
+    public func caseIDs(after caseID: String, limit: Int) throws(StoreError) -> [String] {
+        try query(
+            "SELECT case_id FROM cases WHERE case_id > ? ORDER BY case_id LIMIT ?",
+            [.text(caseID), .int(Int64(limit))]
+        ).map { $0.text(0) }
+    }
+
     /// `matchTraits` (NCCT's node): what duplicate detection compares for the case's persons (see
     /// `addMatchTraits`), sealed with the request so that the row is written once.
     public func insertCase(_ row: CaseRow, matchTraits: [UInt8] = []) throws(StoreError) {
