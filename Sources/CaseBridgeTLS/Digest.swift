@@ -55,25 +55,22 @@ extension Digest {
 }
 
 /// HMAC-SHA-256 under one key, for many short messages: the keyed inner and outer SHA-256 states
-/// are computed once and copied for each message (the one-shot HMAC sets the key up every time).
-public final class KeyedHash: @unchecked Sendable {
-    private let inner: OpaquePointer
-    private let outer: OpaquePointer
+/// are computed once and copied, by value, for each message (the one-shot HMAC sets the key up
+/// every time, and an EVP context allocates for each copy).
+public final class KeyedHash: Sendable {
+    private let inner: SHA256_CTX
+    private let outer: SHA256_CTX
 
     public init(key: [UInt8]) {
         var block = key.count > 64 ? Digest.sha256(key) : key
         block += [UInt8](repeating: 0, count: 64 - block.count)
-        inner = EVP_MD_CTX_new()
-        outer = EVP_MD_CTX_new()
-        EVP_DigestInit_ex(inner, Algorithms.sha256, nil)
-        EVP_DigestInit_ex(outer, Algorithms.sha256, nil)
-        EVP_DigestUpdate(inner, block.map { $0 ^ 0x36 }, 64)
-        EVP_DigestUpdate(outer, block.map { $0 ^ 0x5c }, 64)
-    }
-
-    deinit {
-        EVP_MD_CTX_free(inner)
-        EVP_MD_CTX_free(outer)
+        var inner = SHA256_CTX(), outer = SHA256_CTX()
+        cb_sha256_init(&inner)
+        cb_sha256_init(&outer)
+        cb_sha256_update(&inner, block.map { $0 ^ 0x36 }, 64)
+        cb_sha256_update(&outer, block.map { $0 ^ 0x5c }, 64)
+        self.inner = inner
+        self.outer = outer
     }
 
     /// The first 8 bytes of the HMAC-SHA-256 of `text`'s UTF-8, as a big-endian integer: for values
@@ -84,19 +81,18 @@ public final class KeyedHash: @unchecked Sendable {
     /// `leading64` of a text given in parts, as if they were joined: a term made of a kind, a date
     /// and a word is hashed without a string made for it.
     public func leading64(_ parts: (_ part: (Substring) -> Void) -> Void) -> UInt64 {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { digest in
-            let work = EVP_MD_CTX_new()
-            defer { EVP_MD_CTX_free(work) }
-            var length: UInt32 = 0
-            EVP_MD_CTX_copy_ex(work, inner)
-            parts { part in
-                var part = part
-                part.withUTF8 { bytes in _ = EVP_DigestUpdate(work, bytes.baseAddress, bytes.count) }
-            }
-            EVP_DigestFinal_ex(work, digest.baseAddress, &length)
-            EVP_MD_CTX_copy_ex(work, outer)
-            EVP_DigestUpdate(work, digest.baseAddress, 32)
-            EVP_DigestFinal_ex(work, digest.baseAddress, &length)
+        var work = inner
+        parts { part in
+            var part = part
+            part.withUTF8 { bytes in cb_sha256_update(&work, bytes.baseAddress, bytes.count) }
+        }
+        var digest: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        return withUnsafeMutableBytes(of: &digest) { digest in
+            let bytes = digest.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            cb_sha256_final(bytes, &work)
+            work = outer
+            cb_sha256_update(&work, bytes, 32)
+            cb_sha256_final(bytes, &work)
             return digest.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
         }
     }
