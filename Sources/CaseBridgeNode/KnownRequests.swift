@@ -2,7 +2,7 @@ import CaseBridgeStore
 import Synchronization
 
 /// The request ids NCCT's node has taken for writing, as a Bloom filter: a new request is told from
-/// a sender's retry without reading the store (that read was about a tenth of a new submit's CPU).
+/// a sender's retry without reading the store (that read was about 8 % of a new submit's CPU).
 /// The filter may say "maybe" of an id it never took (then the store is read, as before), and never
 /// "no" of one it took. Until the ids stored before this start are loaded (`load(from:)`), it says
 /// "maybe" of every id.

@@ -76,7 +76,7 @@ enum SearchTerms {
     /// not its text, is what is kept, once (`TermKeys.callAsFunction(_:)`).
     static func terms(_ person: PersonTraits, reference: String) -> [Term] {
         var terms: [Term] = []
-        var latinNames: [String] = []  // `latinWords(of:)`, made on the way (a name's words cost more than its terms)
+        var latinNames: [String] = []  // `latinWords(of:)`, gathered on the way: each name's words made once
         for name in person.names.prefix(PersonKey.maxNames) where !name.isEmpty {
             let words = words(name), latin = latinWords(name)
             terms += words.map { Term(.name, $0) }
