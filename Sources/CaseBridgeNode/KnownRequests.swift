@@ -23,25 +23,24 @@ final class KnownRequests: Sendable {
     }
 
     func add(_ id: String) {
-        let (first, step) = Self.hashes(id)
+        let hashes = Self.hashes(id)
         state.withLock { state in
             for probe in 0..<Self.probes {
-                let bit = (first &+ UInt64(probe) &* step) & UInt64(Self.bits - 1)
-                state.words[Int(bit >> 6)] |= 1 << (bit & 63)
+                let bit = Self.bit(probe, hashes)
+                state.words[bit.word] |= bit.mask
             }
         }
     }
 
     /// False only when `id` was never added and the ids stored before this start are loaded.
     func mayHold(_ id: String) -> Bool {
-        let (first, step) = Self.hashes(id)
+        let hashes = Self.hashes(id)
         return state.withLock { state in
             guard state.loaded else { return true }
-            for probe in 0..<Self.probes {
-                let bit = (first &+ UInt64(probe) &* step) & UInt64(Self.bits - 1)
-                if state.words[Int(bit >> 6)] & (1 << (bit & 63)) == 0 { return false }
+            return (0..<Self.probes).allSatisfy { probe in
+                let bit = Self.bit(probe, hashes)
+                return state.words[bit.word] & bit.mask != 0
             }
-            return true
         }
     }
 
@@ -65,11 +64,17 @@ final class KnownRequests: Sendable {
 
     /// Two hashes under this process's random seed (a sender cannot aim its ids at chosen bits); the
     /// probes step by the second, odd so that they never repeat one bit.
-    private static func hashes(_ id: String) -> (UInt64, UInt64) {
+    private static func hashes(_ id: String) -> (first: UInt64, step: UInt64) {
         var first = Hasher(), second = Hasher()
         first.combine(id)
         second.combine(1 as UInt8)
         second.combine(id)
         return (UInt64(bitPattern: Int64(first.finalize())), UInt64(bitPattern: Int64(second.finalize())) | 1)
+    }
+
+    /// Where probe `probe` of an id with these hashes falls: its word, and its bit in the word.
+    private static func bit(_ probe: Int, _ hashes: (first: UInt64, step: UInt64)) -> (word: Int, mask: UInt64) {
+        let bit = (hashes.first &+ UInt64(probe) &* hashes.step) & UInt64(bits - 1)
+        return (Int(bit >> 6), 1 << (bit & 63))
     }
 }
