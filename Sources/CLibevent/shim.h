@@ -21,11 +21,16 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
 #include <event2/util.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 // evtimer_add is a macro over event_add.
 static inline int cb_evtimer_add(struct event *ev, const struct timeval *tv) { return event_add(ev, tv); }
-// EV_READ is a plain macro; event_active takes it as an int.
-static inline int cb_ev_read(void) { return EV_READ; }
+// An event loop's own wake-up counter: other threads write it outside any lock (event_active would
+// write libevent's while holding the base's lock, which the woken loop then waits for).
+static inline int cb_wake_fd_new(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+static inline void cb_wake_fd_signal(int fd) { uint64_t one = 1; (void)!write(fd, &one, sizeof one); }
+static inline void cb_wake_fd_drain(int fd) { uint64_t count; (void)!read(fd, &count, sizeof count); }
 // evutil_socket_geterror is a function-like macro; read the pending socket error directly.
 static inline int cb_socket_error(evutil_socket_t fd) { int e = 0; socklen_t n = sizeof e; if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &n) != 0) return errno; return e != 0 ? e : errno; }
 // BEV_EVENT_* flags are macros; bundle the test so Swift need not mirror the bit values.

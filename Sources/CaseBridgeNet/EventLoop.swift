@@ -7,6 +7,9 @@ import Synchronization
 /// other threads hand work in with ``execute(_:)``.
 public final class EventLoop: @unchecked Sendable {
     let base: OpaquePointer
+    /// Written by `execute` to wake the loop; like the base, kept for the life of the process (a
+    /// late `execute` must never write to a descriptor number reused since).
+    private let wakeFD: Int32
     private var wakeEvent: OpaquePointer?
     private let jobs = Mutex<[@Sendable () -> Void]>([])
     private var thread: pthread_t?
@@ -28,15 +31,19 @@ public final class EventLoop: @unchecked Sendable {
         let config = event_config_new()
         base = event_base_new_with_config(config)
         event_config_free(config)
+        wakeFD = cb_wake_fd_new()
+        precondition(wakeFD >= 0, "no eventfd for an event loop: \(String(cString: strerror(errno)))")
         wakeEvent = event_new(
             base,
-            -1,
-            0,
-            { _, _, context in
+            wakeFD,
+            Int16(EV_READ | EV_PERSIST),
+            { fd, _, context in
+                cb_wake_fd_drain(fd)
                 Unmanaged<EventLoop>.fromOpaque(context!).takeUnretainedValue().runJobs()
             },
             Unmanaged.passUnretained(self).toOpaque()
         )
+        event_add(wakeEvent, nil)
         let started = DispatchSemaphore(value: 0)
         startThread(named: name) { [self] in
             started.signal()
@@ -57,7 +64,7 @@ public final class EventLoop: @unchecked Sendable {
             jobs.append(job)
             return jobs.count == 1
         }
-        if wasEmpty { event_active(wakeEvent, cb_ev_read(), 0) }
+        if wasEmpty { cb_wake_fd_signal(wakeFD) }
     }
 
     /// Runs `body` on the loop thread once the jobs running now have all run: work that each of them
