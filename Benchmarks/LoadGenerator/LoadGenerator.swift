@@ -94,7 +94,16 @@ let silent: Logger = {
 /// names are padded to `nameBytes`, for large valid requests). Each person is someone new (name,
 /// date of birth, phone), as in a real day's requests: identical persons in every request made
 /// every request a likely duplicate of fifty others, and every index term a common one.
-func benchmarkRequest(origin: String, persons: Int = 2, nameBytes: Int = 0) -> InterventionRequest {
+///
+/// `realistic`: persons as the duplicate set draws them instead (`Generated.person`): names from a
+/// few dozen Vietnamese, Chinese and Indonesian ones, so that many share a family name and a birth
+/// year, as a real day's requests do, and duplicate detection meets crowded terms.
+func benchmarkRequest(
+    origin: String,
+    persons: Int = 2,
+    nameBytes: Int = 0,
+    realistic: Bool = false
+) -> InterventionRequest {
     // One seed from the system per request, then a fast generator: drawing every choice from the
     // system (a getrandom call each), formatting with String(format:) and Foundation's UUID (which
     // opens /dev/urandom each time) were 40 % of the generator's CPU, on the cores it shares with
@@ -108,6 +117,7 @@ func benchmarkRequest(origin: String, persons: Int = 2, nameBytes: Int = 0) -> I
     request.persons = (1...max(1, persons)).map { i in
         var person = Person()
         person.personRef = "P\(i)"
+        if realistic { return realisticPerson(person, &random) }
         let name = (0..<3).map { _ in syntheticWord(using: &random) }.joined(separator: " ")
         person.fullName = name + String(repeating: "x", count: max(0, nameBytes - name.utf8.count))
         person.nationality = "ID"
@@ -126,6 +136,20 @@ func benchmarkRequest(origin: String, persons: Int = 2, nameBytes: Int = 0) -> I
     request.summary = String(repeating: "Benchmark summary text. ", count: 13).prefix(300).description
     request.createdAtMs = Int64(Date().timeIntervalSince1970 * 1000)
     return request
+}
+
+private func realisticPerson(_ person: Person, _ random: inout SeededRandom) -> Person {
+    let traits = Generated.person(&random).traits
+    var person = person
+    person.fullName = traits.names.joined(separator: " ")
+    person.dateOfBirth = traits.dateOfBirth
+    person.phone = traits.phone
+    if !traits.document.isEmpty {
+        var document = TravelDocument()
+        document.number = traits.document
+        person.travelDocument = document
+    }
+    return person
 }
 
 /// A version 4 UUID in lower case, as nodes write request ids.
@@ -214,10 +238,12 @@ struct DurableSubmit: AsyncParsableCommand {
     @Option(help: "Pad each person's name to this many bytes (large valid requests).") var nameBytes = 0
     @Flag(help: "Send one request over and over (the idempotent replay path) instead of unique ones.") var replay =
         false
+    @Flag(help: "Persons with names and birth years many share, as real requests have (see benchmarkRequest).")
+    var realisticNames = false
 
     func run() async throws {
         let tls = try peer.tls()
-        let (origin, persons, nameBytes) = (origin, persons, nameBytes)
+        let (origin, persons, nameBytes, realistic) = (origin, persons, nameBytes, realisticNames)
         let fixed = benchmarkRequest(origin: origin, persons: persons, nameBytes: nameBytes)
         let group = EventLoopGroup(threads: 1, name: "bench")
         let channels = (0..<connections).map { _ in
@@ -242,7 +268,13 @@ struct DurableSubmit: AsyncParsableCommand {
                         while ContinuousClock.now < end {
                             let request =
                                 replay
-                                ? fixed : benchmarkRequest(origin: origin, persons: persons, nameBytes: nameBytes)
+                                ? fixed
+                                : benchmarkRequest(
+                                    origin: origin,
+                                    persons: persons,
+                                    nameBytes: nameBytes,
+                                    realistic: realistic
+                                )
                             let began = ContinuousClock.now
                             do {
                                 _ = try await channel.unary(CaseExchange.submitRequest, request, timeout: .seconds(30))
