@@ -125,8 +125,8 @@ let package = Package(
         .testTarget(
             name: "CaseBridgeNodeTests",
             dependencies: [
-                "CaseBridgeNode", "CaseBridgeMatching", "CaseBridgeRPC", "CaseBridgeTLS", "CaseBridgeProto",
-                "TestSupport",
+                "CaseBridgeNode", "CaseBridgeMatching", "CaseBridgeText", "CaseBridgeRPC", "CaseBridgeTLS",
+                "CaseBridgeProto", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -1,6 +1,7 @@
 import CaseBridgeProto
 import CaseBridgeRPC
 import CaseBridgeStore
+import CaseBridgeText
 
 /// Retention with crypto-shredding: when a closed case's time is up (and no one holds it), its data
 /// key is deleted and what it sealed emptied. The case keeps its statuses, counts and audit. The
@@ -36,6 +37,7 @@ extension CaseTracker {
         }
         if purged > 0 {
             changes.notify()  // the duplicate scan takes the persons out of its index
+            Transliteration.forgetRemembered()  // names transliterated lately, the purged ones' among them
             try store.checkpoint()
             logger.notice("retention: personal data of closed cases destroyed", metadata: ["cases": "\(purged)"])
         }
