@@ -33,8 +33,9 @@ extension CaseTracker {
                 let after = known?.read ?? saved
                 let events = try db.events(after: after, limit: 200)
                 var matches: [MatchRow] = []
+                var compared = ComparedCases()
                 for event in events where event.kind == CaseEventKind.opened.rawValue {
-                    matches += try Self.likelyMatches(of: event.caseID, db, index)
+                    matches += try Self.likelyMatches(of: event.caseID, db, index, &compared)
                 }
                 return (after, saved, events.last?.eventID ?? after, matches, events.count == 200)
             }
@@ -68,7 +69,12 @@ extension CaseTracker {
     /// date of birth that agrees (`SearchTerms.lookupTerms`): one pass over the blind index for the
     /// whole case. Each case's persons are read as their kept traits (`TraitsRecord`), not from the
     /// request and its updates.
-    static func likelyMatches(of caseID: String, _ db: Database, _ index: MatchIndex) throws -> [MatchRow] {
+    static func likelyMatches(
+        of caseID: String,
+        _ db: Database,
+        _ index: MatchIndex,
+        _ compared: inout ComparedCases
+    ) throws -> [MatchRow] {
         try Task.checkCancellation()
         let now = Clock.nowMs()
         let persons = try matchTraits(caseID, db)
@@ -79,18 +85,15 @@ extension CaseTracker {
             excludingCase: caseID,
             maxPersonsPerTerm: maxPersonsPerTerm
         )
-        var others: [String: [TraitsRecord.Person]] = [:]  // case id → its persons, read once
         var matches: [MatchRow] = []
         for (person, found) in zip(persons, candidates) {
             let key = PersonKey(person.traits)
             for candidate in found {
-                if others[candidate.caseID] == nil {
-                    others[candidate.caseID] = try matchTraits(candidate.caseID, db, whenStatusIn: openStatuses)
+                let theirs = try compared.key(of: candidate, ifCouldBeLike: key) {
+                    try matchTraits(candidate.caseID, db, whenStatusIn: openStatuses)
                 }
-                let kept = others[candidate.caseID]?.first { $0.personRef == candidate.personRef }
-                guard let theirs = kept?.traits else { continue }
-                guard Likeness.couldBeLikely(key, PersonKey.withoutNames(theirs)) else { continue }
-                let likeness = Likeness(key, PersonKey(theirs))
+                guard let theirs else { continue }
+                let likeness = Likeness(key, theirs)
                 guard likeness.isLikely else { continue }
                 matches.append(
                     MatchRow(
@@ -107,6 +110,44 @@ extension CaseTracker {
             }
         }
         return matches.sorted { $0.score > $1.score }
+    }
+
+    /// Other cases' persons as the scan compares them, kept for one read of the scan: the cases read
+    /// together meet the same candidates (real names share family names and birth years), so each is
+    /// read, opened and keyed once, not once for every new person who shares a term with them.
+    struct ComparedCases {
+        private struct Person {
+            let personRef: String
+            let traits: PersonTraits
+            let withoutNames: PersonKey
+            var key: PersonKey?  // with names: made once one comparison needs it
+        }
+        private var cases: [String: [Person]] = [:]
+        /// Cases kept at most: past that, forgotten and read again.
+        static let maxCases = 10_000
+
+        /// The key of `candidate` when they could be like `key` (`Likeness.couldBeLikely`); nil when
+        /// they cannot, or their case (`read`) has no such person to compare.
+        mutating func key(
+            of candidate: MatchIndex.Posting,
+            ifCouldBeLike key: PersonKey,
+            read: () throws -> [TraitsRecord.Person]
+        ) throws -> PersonKey? {
+            if cases[candidate.caseID] == nil {
+                if cases.count >= Self.maxCases { cases.removeAll(keepingCapacity: true) }
+                cases[candidate.caseID] = try read().map {
+                    Person(personRef: $0.personRef, traits: $0.traits, withoutNames: .withoutNames($0.traits))
+                }
+            }
+            guard let persons = cases[candidate.caseID],
+                let index = persons.firstIndex(where: { $0.personRef == candidate.personRef }),
+                Likeness.couldBeLikely(key, persons[index].withoutNames)
+            else { return nil }
+            if let known = persons[index].key { return known }
+            let made = PersonKey(persons[index].traits)
+            cases[candidate.caseID]?[index].key = made
+            return made
+        }
     }
 
     /// Only an open case's persons are compared: a closed case's are not opened at all.
