@@ -1,4 +1,4 @@
-import CaseBridgeMatching
+@testable import CaseBridgeMatching
 @testable import CaseBridgeNode
 import CaseBridgeProto
 import CaseBridgeRPC
@@ -61,6 +61,30 @@ struct DuplicateTests {
         // A name alone is not enough: names repeat.
         #expect(!score(huong, PersonTraits(names: ["Nguyen Thi Huong"])).isLikely)
         #expect(!score(huong, PersonTraits(names: ["Tran Van Nam"], dateOfBirth: "1998-04-12")).isLikely)
+    }
+
+    @Test("Jaro-Winkler gives the published values, for words of up to 64 bytes and for longer ones")
+    func jaroWinklerValues() {
+        // Winkler's examples (1990), as every implementation is checked against them.
+        let published: [(String, String, Double)] = [
+            ("martha", "marhta", 0.9611), ("dwayne", "duane", 0.84), ("dixon", "dicksonx", 0.8133),
+            ("huong", "huong", 1), ("huong", "", 0), ("abc", "xyz", 0),
+        ]
+        for (a, b, expected) in published {
+            #expect(abs(Likeness.jaroWinkler(a, b) - expected) < 0.0001, "\(a) ~ \(b)")
+            #expect(abs(Likeness.jaroWinkler(b, a) - expected) < 0.0001, "\(b) ~ \(a)")
+        }
+        // Past 64 bytes the matched bytes are kept another way; the value is the same formula's:
+        // 69 of 70 bytes match, none transposed, four of the prefix agree.
+        let long = String(repeating: "a", count: 70), other = String(repeating: "a", count: 69) + "b"
+        func expected(_ matching: Double, of count: Double) -> Double {
+            let jaro = (matching / count + matching / count + 1) / 3
+            return jaro + 0.4 * (1 - jaro)
+        }
+        #expect(abs(Likeness.jaroWinkler(long, other) - expected(69, of: 70)) < 1e-12)
+        let longest = (String(long.prefix(64)), String(other.suffix(64)))  // still kept as bits
+        #expect(abs(Likeness.jaroWinkler(longest.0, longest.1) - expected(63, of: 64)) < 1e-12)
+        #expect(Likeness.jaroWinkler(long, long) == 1)
     }
 
     @Test("the check before names never rules out a likely match, and rules out a namesake born another day")
