@@ -29,7 +29,7 @@ public enum Transliteration {
     /// Names are personal data: at most `maxRemembered` are kept, in memory only, and all are
     /// forgotten when the store is full and whenever personal data is purged (`forgetRemembered`).
     private static let remembered = Mutex<[String: String]>([:])
-    public static let maxRemembered = 4_096
+    static let maxRemembered = 4_096
     /// Longer texts are transliterated every time (a name is at most 128 characters).
     static let maxRememberedBytes = 1_024
 
