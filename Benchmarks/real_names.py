@@ -20,7 +20,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import ROOT, Federation, bench, case_count, settle, thread_cpu_seconds  # noqa: E402
+from run import (ROOT, Federation, bench, case_count, cpu_us_per_case_by_thread, settle,  # noqa: E402
+                 thread_cpu_seconds)
 
 
 def main():
@@ -39,8 +40,7 @@ def main():
                         "--seconds", seconds, "--realistic-names")
             behind = settle(pid)
             now_cases, now_cpu = case_count(federation, "ncct"), thread_cpu_seconds(pid)
-            new = max(1, now_cases - cases)
-            per = {kind: (value - cpu.get(kind, 0)) * 1e6 / new for kind, value in now_cpu.items()}
+            per = cpu_us_per_case_by_thread(cpu, now_cpu, max(1, now_cases - cases))
             main_kinds = ["cb-store-writer", "cb-worker", "cb-background", "cb-server"]
             split = ", ".join(f"{kind[3:]} {per.get(kind, 0):,.0f}" for kind in main_kinds)
             print(f"step {step + 1}: {now_cases:,} cases, {row['rps']:,.0f} submits/s; node CPU a case "

@@ -50,6 +50,14 @@ def thread_cpu_seconds(pid):
     return kinds
 
 
+def cpu_us_per_case_by_thread(before, after, cases):
+    """µs of CPU a case by kind of thread between two `thread_cpu_seconds` readings: the kinds that
+    used some, busiest first."""
+    return {kind: round((seconds - before.get(kind, 0)) * 1e6 / cases, 1)
+            for kind, seconds in sorted(after.items(), key=lambda item: -item[1])
+            if seconds - before.get(kind, 0) > 0}
+
+
 def memory_kib(pid, field):
     for line in open(f"/proc/{pid}/status"):
         if line.startswith(field + ":"):
@@ -261,11 +269,8 @@ def main():
             row["written_kib_per_case"] = round((written(ncct) - written_before) / 1024 / cases, 1)
             # Where a case's CPU went, by thread: the store's writer, the workers, duplicate detection
             # (cb-background), the event loops (cb-server), settled as above.
-            threads = thread_cpu_seconds(ncct)
-            row["settled_cpu_us_per_case_by_thread"] = {
-                kind: round((seconds - threads_before.get(kind, 0)) * 1e6 / cases, 1)
-                for kind, seconds in sorted(threads.items(), key=lambda item: -item[1])
-                if seconds - threads_before.get(kind, 0) > 0}
+            row["settled_cpu_us_per_case_by_thread"] = cpu_us_per_case_by_thread(
+                threads_before, thread_cpu_seconds(ncct), cases)
             print(f"    settled after {row['settle_s']} s: {row['settled_cpu_us_per_case']} µs CPU and "
                   f"{row['written_kib_per_case']} KiB written to disk per case in all; by thread: "
                   + ", ".join(f"{kind} {us}" for kind, us in row["settled_cpu_us_per_case_by_thread"].items()),

@@ -27,7 +27,7 @@ public enum Transliteration {
     /// with every new person who shares a term with them, so the same names come back again and
     /// again, and ICU's rule-based transforms were a third of its time with real names' scripts.
     /// Names are personal data: at most `maxRemembered` are kept, in memory only, and all are
-    /// forgotten when the store is full and whenever personal data is purged (`forgetRemembered`).
+    /// forgotten when that many are kept and whenever personal data is purged (`forgetRemembered`).
     private static let remembered = Mutex<[String: String]>([:])
     static let maxRemembered = 4_096
     /// Longer texts are transliterated every time (a name is at most 128 characters).
