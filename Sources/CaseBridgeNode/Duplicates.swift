@@ -33,10 +33,14 @@ extension CaseTracker {
                 let after = known?.read ?? saved
                 let events = try db.events(after: after, limit: 200)
                 var matches: [MatchRow] = []
-                var compared = ComparedCases()
+                var compared = comparedCases.withLock { $0.take() } ?? ComparedCases()
+                // A case with an event since it was kept may have new persons or another status.
+                for event in events { compared.forget(event.caseID) }
                 for event in events where event.kind == CaseEventKind.opened.rawValue {
                     matches += try Self.likelyMatches(of: event.caseID, db, index, &compared)
                 }
+                // Not kept when a purge forgot them all meanwhile (`forgetComparedCases`).
+                comparedCases.withLock { kept in if kept == nil { kept = compared } }
                 return (after, saved, events.last?.eventID ?? after, matches, events.count == 200)
             }
             guard case let (after, saved, through, matches, more)? = scanned else {
@@ -112,9 +116,11 @@ extension CaseTracker {
         return matches.sorted { $0.score > $1.score }
     }
 
-    /// Other cases' persons as the scan compares them, kept for one read of the scan: the cases read
-    /// together meet the same candidates (real names share family names and birth years), so each is
-    /// read, opened and keyed once, not once for every new person who shares a term with them.
+    /// Other cases' persons as the scan compares them, kept from one read of the scan to the next: new
+    /// cases meet the same candidates (real names share family names and birth years), so each is read,
+    /// opened and keyed once, not once for every new person who shares a term with them. A case is read
+    /// again after any event of it (persons added, a status changed) and all are forgotten when
+    /// personal data is purged. In memory only, at most `maxCases`.
     struct ComparedCases {
         private struct Person {
             let personRef: String
@@ -125,6 +131,8 @@ extension CaseTracker {
         private var cases: [String: [Person]] = [:]
         /// Cases kept at most: past that, forgotten and read again.
         static let maxCases = 10_000
+
+        mutating func forget(_ caseID: String) { cases[caseID] = nil }
 
         /// The key of `candidate` when they could be like `key` (`Likeness.couldBeLikely`); nil when
         /// they cannot, or their case (`read`) has no such person to compare.
@@ -149,6 +157,9 @@ extension CaseTracker {
             return made
         }
     }
+
+    /// Forgets every case's persons kept for comparison, those of cases purged just now among them.
+    func forgetComparedCases() { comparedCases.withLock { $0 = ComparedCases() } }
 
     /// Only an open case's persons are compared: a closed case's are not opened at all.
     private static let openStatuses = Set(Lifecycle.open.map(\.rawValue))

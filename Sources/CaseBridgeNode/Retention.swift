@@ -38,6 +38,7 @@ extension CaseTracker {
         if purged > 0 {
             changes.notify()  // the duplicate scan takes the persons out of its index
             Transliteration.forgetRemembered()  // names transliterated lately, the purged ones' among them
+            forgetComparedCases()
             try store.checkpoint()
             logger.notice("retention: personal data of closed cases destroyed", metadata: ["cases": "\(purged)"])
         }

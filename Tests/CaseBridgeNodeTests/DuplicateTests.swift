@@ -536,4 +536,53 @@ struct DuplicateTests {
         #expect(try federation.sql("embassy-id", "SELECT COUNT(*) FROM cases WHERE match_traits IS NOT NULL") == ["0"])
         federation.stopAll()
     }
+
+    @Test("a case compared before is compared as it is now: with the persons added since, and not once closed")
+    func comparedAsItIsNow() async throws {
+        let federation = try TestFederation(nodes: ["ncct", "embassy-id"])
+        for node in federation.nodes { try await federation.start(node) }
+        let embassy = federation.console("embassy-id"), ncct = federation.console("ncct")
+        defer { [embassy, ncct].forEach { $0.close() } }
+        func submit(_ persons: [Person]) async throws -> String {
+            var request = Make.request(persons: 0)
+            request.persons = persons
+            return try await embassy.unary(Console.submit, request).caseID
+        }
+        // Waits for the scan to have compared the case (its matches are written together).
+        func matches(of caseID: String) async throws -> [String] {
+            var open = ListMatchesRequest()
+            open.caseID = caseID
+            var found: [String] = []
+            _ = try await federation.eventually {
+                found = try await ncct.unary(Console.listMatches, open).matches.map {
+                    "\($0.personRef)~\($0.otherCaseID)/\($0.otherPersonRef)"
+                }
+                return !found.isEmpty
+            }
+            return found.sorted()
+        }
+
+        let huong = Self.person("X", "Nguyễn Thị Hương", born: "1998-04-12", phone: "+84912345678")
+        let first = try await submit([huong])
+        let second = try await submit([Self.person("X2", "Nguyen Thi Huong", born: "1998-04-12")])
+        #expect(try await matches(of: second) == ["X2~\(first)/X"])
+
+        // The first case, compared once already, gains a person.
+        var provided = InformationProvided()
+        provided.addedPersons = [Self.person("Y", "Trần Văn Nam", born: "1990-01-01", document: "B1111111")]
+        _ = try await embassy.unary(Console.applyChange, Make.update(first, .informationProvided(provided)))
+        #expect(
+            try await federation.eventually {
+                try federation.sql("ncct", "SELECT COUNT(*) FROM persons WHERE case_id = '\(first)'") == ["2"]
+            }
+        )
+        let third = try await submit([Self.person("Y2", "Tran Van Nam", born: "1990-01-01", document: "B1111111")])
+        #expect(try await matches(of: third) == ["Y2~\(first)/Y"])
+
+        // Then it is closed: its persons are no longer anyone's likely match.
+        _ = try await ncct.unary(Console.applyChange, Make.status(first, .enteredInError))
+        let fourth = try await submit([Self.person("X3", "Huong Nguyen Thi", born: "1998-04-12")])
+        #expect(try await matches(of: fourth) == ["X3~\(second)/X2"])
+        federation.stopAll()
+    }
 }
