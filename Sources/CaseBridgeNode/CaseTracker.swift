@@ -23,7 +23,8 @@ public final class CaseTracker: Sendable {
     /// Duplicate detection's index of persons by term (NCCT's node; used by the scan alone).
     let matchIndex: MatchIndex?
     /// Candidates' persons as the scan compared them; nil while a scan's read holds them.
-    let comparedCases = Mutex<ComparedCases?>(ComparedCases())
+    let comparedCases: Mutex<ComparedCases?>
+    let maxComparedCases: Int
     /// Called after a commit that queued a message for this peer.
     let outboxChanged: @Sendable (String) -> Void
     /// The request ids taken for writing (NCCT's node), so that a new request is not read for.
@@ -35,12 +36,15 @@ public final class CaseTracker: Sendable {
         store: CaseStore,
         logger: Logger,
         matchIndexLimits: MatchIndex.Limits = MatchIndex.Limits(),
+        maxComparedCases: Int = 40_000,
         outboxChanged: @escaping @Sendable (String) -> Void
     ) throws {
         self.me = me
         matchIndex =
             me.role == .ncct
             ? try MatchIndex(folder: Self.matchIndexFolder(store.folder), limits: matchIndexLimits) : nil
+        self.maxComparedCases = maxComparedCases
+        comparedCases = Mutex(ComparedCases(maxCases: maxComparedCases))
         self.directoryState = Mutex(directory)
         self.store = store
         self.logger = logger

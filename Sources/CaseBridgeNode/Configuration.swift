@@ -215,6 +215,8 @@ public struct NodeConfiguration: Sendable {
     public var storeMemory = StoreMemory()
     /// Duplicate detection's index (NCCT): terms held in memory before they are written out sorted.
     public var matchIndex = MatchIndex.Limits()
+    /// Other cases' persons duplicate detection keeps, read and keyed, from one arrival to the next.
+    public var duplicateComparedCases = 40_000
     public var delivery = DeliverySettings()
     public var retention = RetentionSettings()
     public var staff = StaffSettings()
@@ -341,6 +343,11 @@ public struct NodeConfiguration: Sendable {
                 "duplicate_index_memory_terms",
                 default: 100_000,
                 range: 1...10_000_000
+            )
+            configuration.duplicateComparedCases = try limits.int(
+                "duplicate_compared_cases",
+                default: 40_000,
+                range: 1...1_000_000
             )
             configuration.stallTimeout = .seconds(try limits.int("stall_timeout_s", default: 30, range: 1...3_600))
             configuration.lingerTotal = .seconds(try limits.int("linger_s", default: 30, range: 1...600))

@@ -33,7 +33,7 @@ extension CaseTracker {
                 let after = known?.read ?? saved
                 let events = try db.events(after: after, limit: 200)
                 var matches: [MatchRow] = []
-                var compared = comparedCases.withLock { $0.take() } ?? ComparedCases()
+                var compared = comparedCases.withLock { $0.take() } ?? ComparedCases(maxCases: maxComparedCases)
                 // A case with an event since it was kept may have new persons or another status.
                 for event in events { compared.forget(event.caseID) }
                 for event in events where event.kind == CaseEventKind.opened.rawValue {
@@ -120,7 +120,7 @@ extension CaseTracker {
     /// cases meet the same candidates (real names share family names and birth years), so each is read,
     /// opened and keyed once, not once for every new person who shares a term with them. A case is read
     /// again after any event of it (persons added, a status changed) and all are forgotten when
-    /// personal data is purged. In memory only, at most `maxCases`.
+    /// personal data is purged. In memory only, at most `maxCases` (`limits.duplicate_compared_cases`).
     struct ComparedCases {
         private struct Person {
             let personRef: String
@@ -129,8 +129,10 @@ extension CaseTracker {
             var key: PersonKey?  // with names: made once one comparison needs it
         }
         private var cases: [String: [Person]] = [:]
-        /// Cases kept at most: past that, forgotten and read again.
-        static let maxCases = 10_000
+        /// Cases kept at most: past that, all are forgotten and read again.
+        let maxCases: Int
+
+        init(maxCases: Int) { self.maxCases = maxCases }
 
         mutating func forget(_ caseID: String) { cases[caseID] = nil }
 
@@ -142,7 +144,7 @@ extension CaseTracker {
             read: () throws -> [TraitsRecord.Person]
         ) throws -> PersonKey? {
             if cases[candidate.caseID] == nil {
-                if cases.count >= Self.maxCases { cases.removeAll(keepingCapacity: true) }
+                if cases.count >= maxCases { cases.removeAll(keepingCapacity: true) }
                 cases[candidate.caseID] = try read().map {
                     Person(personRef: $0.personRef, traits: $0.traits, withoutNames: .withoutNames($0.traits))
                 }
@@ -159,7 +161,7 @@ extension CaseTracker {
     }
 
     /// Forgets every case's persons kept for comparison, those of cases purged just now among them.
-    func forgetComparedCases() { comparedCases.withLock { $0 = ComparedCases() } }
+    func forgetComparedCases() { comparedCases.withLock { $0 = ComparedCases(maxCases: maxComparedCases) } }
 
     /// Only an open case's persons are compared: a closed case's are not opened at all.
     private static let openStatuses = Set(Lifecycle.open.map(\.rawValue))

@@ -100,7 +100,8 @@ public final class Node: Sendable {
             directory: directory,
             store: store,
             logger: logger,
-            matchIndexLimits: configuration.matchIndex
+            matchIndexLimits: configuration.matchIndex,
+            maxComparedCases: configuration.duplicateComparedCases
         ) { peer in crewBox.crew?.nudge(peer) }
         self.tracker = tracker
         try await tracker.buildSearchIndexIfNeeded()
