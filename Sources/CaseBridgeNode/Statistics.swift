@@ -20,7 +20,8 @@ extension CaseTracker {
         guard k >= minimumCount else {
             throw RPCError(
                 .invalidArgument,
-                "min_count: counts below \(minimumCount) are always suppressed at this node; give \(minimumCount) or more"
+                "min_count: counts below \(minimumCount) are always suppressed at this node; "
+                    + "give \(minimumCount) or more"
             )
         }
         var scope = ReportScope()
