@@ -22,7 +22,8 @@ public final class CaseTracker: Sendable {
     let duplicateScan = Mutex<(read: Int64, saved: Int64)?>(nil)
     /// Duplicate detection's index of persons by term (NCCT's node; used by the scan alone).
     let matchIndex: MatchIndex?
-    /// Candidates' persons as the scan compared them; nil while a scan's read holds them.
+    /// Candidates' persons as the scan compared them, of `maxComparedCases` cases at most
+    /// (`limits.duplicate_compared_cases`); nil while a scan's read holds them.
     let comparedCases: Mutex<ComparedCases?>
     let maxComparedCases: Int
     /// Called after a commit that queued a message for this peer.
