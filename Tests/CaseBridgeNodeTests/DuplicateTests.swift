@@ -537,6 +537,29 @@ struct DuplicateTests {
         federation.stopAll()
     }
 
+    @Test("a candidate kept is not read again; past the limit all are forgotten; one forgotten is read again")
+    func comparedCasesKept() throws {
+        var compared = CaseTracker.ComparedCases(maxCases: 2)
+        var reads: [String] = []
+        let key = PersonKey(PersonTraits(names: ["Nguyen Thi Huong"], dateOfBirth: "1998-04-12"))
+        func compare(_ caseID: String) throws -> PersonKey? {
+            try compared.key(of: MatchIndex.Posting(caseID: caseID, personRef: "P1"), ifCouldBeLike: key) {
+                reads.append(caseID)
+                let huong = PersonTraits(names: ["Huong Nguyen"], dateOfBirth: "1998-04-12")
+                return [TraitsRecord.Person(personRef: "P1", traits: huong)]
+            }
+        }
+        for caseID in ["a", "b", "a", "b"] { #expect(try compare(caseID)?.names == [["huong", "nguyen"]]) }
+        #expect(reads == ["a", "b"])
+        _ = try compare("c")  // a third case: the two kept are forgotten
+        _ = try compare("a")
+        _ = try compare("c")
+        #expect(reads == ["a", "b", "c", "a"])
+        compared.forget("c")
+        _ = try compare("c")
+        #expect(reads == ["a", "b", "c", "a", "c"])
+    }
+
     @Test("a case compared before is compared as it is now: with the persons added since, and not once closed")
     func comparedAsItIsNow() async throws {
         let federation = try TestFederation(nodes: ["ncct", "embassy-id"])
