@@ -238,7 +238,12 @@ struct DurableSubmit: AsyncParsableCommand {
     @Option(help: "Pad each person's name to this many bytes (large valid requests).") var nameBytes = 0
     @Flag(help: "Send one request over and over (the idempotent replay path) instead of unique ones.") var replay =
         false
-    @Flag(help: "Persons with names and birth years many share, as real requests have (see benchmarkRequest).")
+    @Flag(
+        help: """
+            Persons whose names and birth years many share, as in real requests (Vietnamese, Chinese and \
+            Indonesian names from a few dozen, as the duplicate set draws them).
+            """
+    )
     var realisticNames = false
 
     func run() async throws {

@@ -22,10 +22,8 @@ public final class CaseTracker: Sendable {
     let duplicateScan = Mutex<(read: Int64, saved: Int64)?>(nil)
     /// Duplicate detection's index of persons by term (NCCT's node; used by the scan alone).
     let matchIndex: MatchIndex?
-    /// Candidates' persons as the scan compared them, of `maxComparedCases` cases at most
-    /// (`limits.duplicate_compared_cases`); nil while a scan's read holds them.
-    let comparedCases: Mutex<ComparedCases?>
-    let maxComparedCases: Int
+    /// Candidates' persons as the scan compared them (`limits.duplicate_compared_cases` cases at most).
+    let comparedCases: Mutex<ComparedCases>
     /// Called after a commit that queued a message for this peer.
     let outboxChanged: @Sendable (String) -> Void
     /// The request ids taken for writing (NCCT's node), so that a new request is not read for.
@@ -44,7 +42,6 @@ public final class CaseTracker: Sendable {
         matchIndex =
             me.role == .ncct
             ? try MatchIndex(folder: Self.matchIndexFolder(store.folder), limits: matchIndexLimits) : nil
-        self.maxComparedCases = maxComparedCases
         comparedCases = Mutex(ComparedCases(maxCases: maxComparedCases))
         self.directoryState = Mutex(directory)
         self.store = store

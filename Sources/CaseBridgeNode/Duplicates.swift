@@ -32,15 +32,16 @@ extension CaseTracker {
                 let saved = try known?.saved ?? db.duplicatesScannedThrough()
                 let after = known?.read ?? saved
                 let events = try db.events(after: after, limit: 200)
-                var matches: [MatchRow] = []
-                var compared = comparedCases.withLock { $0.take() } ?? ComparedCases(maxCases: maxComparedCases)
-                // A case with an event since it was kept may have new persons or another status.
-                for event in events { compared.forget(event.caseID) }
-                for event in events where event.kind == CaseEventKind.opened.rawValue {
-                    matches += try Self.likelyMatches(of: event.caseID, db, index, &compared)
+                // Held for the whole read: a purge's `forgetComparedCases` waits for it, then forgets all.
+                let matches = try comparedCases.withLock { compared in
+                    // A case with an event since it was kept may have new persons or another status.
+                    for event in events { compared.forget(event.caseID) }
+                    var matches: [MatchRow] = []
+                    for event in events where event.kind == CaseEventKind.opened.rawValue {
+                        matches += try Self.likelyMatches(of: event.caseID, db, index, &compared)
+                    }
+                    return matches
                 }
-                // Not kept when a purge forgot them all meanwhile (`forgetComparedCases`).
-                comparedCases.withLock { kept in if kept == nil { kept = compared } }
                 return (after, saved, events.last?.eventID ?? after, matches, events.count == 200)
             }
             guard case let (after, saved, through, matches, more)? = scanned else {
@@ -136,6 +137,8 @@ extension CaseTracker {
 
         mutating func forget(_ caseID: String) { cases[caseID] = nil }
 
+        mutating func forgetAll() { cases.removeAll() }
+
         /// The key of `candidate` when they could be like `key` (`Likeness.couldBeLikely`); nil when
         /// they cannot, or their case (`read`) has no such person to compare.
         mutating func key(
@@ -161,7 +164,7 @@ extension CaseTracker {
     }
 
     /// Forgets every case's persons kept for comparison, those of cases purged just now among them.
-    func forgetComparedCases() { comparedCases.withLock { $0 = ComparedCases(maxCases: maxComparedCases) } }
+    func forgetComparedCases() { comparedCases.withLock { $0.forgetAll() } }
 
     /// Only an open case's persons are compared: a closed case's are not opened at all.
     private static let openStatuses = Set(Lifecycle.open.map(\.rawValue))
