@@ -349,6 +349,11 @@ public struct NodeConfiguration: Sendable {
                 default: 40_000,
                 range: 1...1_000_000
             )
+            configuration.storeMemory.filedCasesKept = try limits.int(
+                "duplicate_new_cases",
+                default: 10_000,
+                range: 0...1_000_000
+            )
             configuration.stallTimeout = .seconds(try limits.int("stall_timeout_s", default: 30, range: 1...3_600))
             configuration.lingerTotal = .seconds(try limits.int("linger_s", default: 30, range: 1...600))
             configuration.socketSendBufferBytes = try limits.int(

@@ -82,7 +82,7 @@ extension CaseTracker {
     ) throws -> [MatchRow] {
         try Task.checkCancellation()
         let now = Clock.nowMs()
-        let persons = try matchTraits(caseID, db)
+        let persons = try Self.comparedPersons(db.newCaseMatchTraits(caseID), of: caseID)
         let keys = try db.termKeys()
         let queries = persons.map { keys(SearchTerms.lookupTerms($0.traits)) }
         let candidates = try index.searchPersons(
@@ -95,7 +95,8 @@ extension CaseTracker {
             let key = PersonKey(person.traits)
             for candidate in found {
                 let theirs = try compared.key(of: candidate, ifCouldBeLike: key) {
-                    try matchTraits(candidate.caseID, db, whenStatusIn: openStatuses)
+                    let theirs = try db.matchTraits(candidate.caseID, whenStatusIn: openStatuses)
+                    return try comparedPersons(theirs, of: candidate.caseID)
                 }
                 guard let theirs else { continue }
                 let likeness = Likeness(key, theirs)
@@ -169,14 +170,10 @@ extension CaseTracker {
     /// Only an open case's persons are compared: a closed case's are not opened at all.
     private static let openStatuses = Set(Lifecycle.open.map(\.rawValue))
 
-    /// A case's persons as duplicate detection compares them (none when there is nothing to compare:
-    /// see `Database.matchTraits`).
-    private static func matchTraits(
-        _ caseID: String,
-        _ db: Database,
-        whenStatusIn statuses: Set<Int32>? = nil
-    ) throws -> [TraitsRecord.Person] {
-        guard let record = try db.matchTraits(caseID, whenStatusIn: statuses) else { return [] }
+    /// A case's persons as duplicate detection compares them, from what the store holds for them (nil:
+    /// nothing to compare, see `Database.matchTraits`).
+    private static func comparedPersons(_ record: [UInt8]?, of caseID: String) throws -> [TraitsRecord.Person] {
+        guard let record else { return [] }
         do { return try TraitsRecord.decode(record) } catch {
             throw RPCError(.dataLoss, "the persons kept for duplicate detection of case \(caseID) do not read")
         }

@@ -14,6 +14,8 @@ public struct StoreMemory: Sendable, Equatable {
     public var mapBytes = 0
     /// The writer's page cache: hot index pages kept instead of re-read for every batch.
     public var writerCacheBytes = 64 * 1024 * 1024
+    /// New cases whose persons are kept, opened, for the duplicate scan's first look (`FiledTraits`).
+    public var filedCasesKept = 10_000
     public init() {}
 }
 
@@ -29,6 +31,7 @@ public final class CaseStore: Sendable {
     private let writer: Writer
     private let readers = Mutex<[Database]>([])
     private let sealer: RecordSealer
+    private let filedTraits: FiledTraits
     private let memory: StoreMemory
     /// The data folder's lock, held while the store is open: a second process is refused.
     private let lock: Mutex<Int32?>
@@ -42,6 +45,7 @@ public final class CaseStore: Sendable {
         memory: StoreMemory = StoreMemory()
     ) throws(StoreError) {
         sealer = try RecordSealer(keyEncryptionKey: dataKey)
+        filedTraits = FiledTraits(limit: memory.filedCasesKept)
         self.memory = memory
         self.folder = folder
         try Self.makeOwnerOnlyFolder(folder)
@@ -49,7 +53,13 @@ public final class CaseStore: Sendable {
         path = (folder as NSString).appendingPathComponent("casebridge.sqlite3")
         // Create the file owner-only before SQLite does; its -wal and -shm files copy this mode.
         try Self.makeOwnerOnlyFile(path)
-        let database = try Database(path: path, readOnly: false, sealer: sealer, vfs: WALWriteGathering.vfsName)
+        let database = try Database(
+            path: path,
+            readOnly: false,
+            sealer: sealer,
+            filedTraits: filedTraits,
+            vfs: WALWriteGathering.vfsName
+        )
         // A damaged file (a torn WAL, a bad disk) is refused at start, not found one read at a time:
         // whichever of these statements first reads a damaged page.
         let check: String
@@ -212,7 +222,7 @@ public final class CaseStore: Sendable {
     }
 
     private func openReader(_ path: String) throws(StoreError) -> Database {
-        let database = try Database(path: path, readOnly: true, sealer: sealer)
+        let database = try Database(path: path, readOnly: true, sealer: sealer, filedTraits: filedTraits)
         try database.execute("PRAGMA mmap_size = \(memory.mapBytes)")
         return database
     }

@@ -217,6 +217,12 @@ extension Database {
                 row.requestSHA256.map { .blob($0) } ?? .null,
             ]
         )
+        // As the row holds them for the scan: a test case's persons are not compared.
+        if row.test || matchTraits.isEmpty {
+            filedTraits?.forget(row.caseID)
+        } else {
+            filedTraits?.keep(matchTraits, caseID: row.caseID)
+        }
     }
 
     /// `closed`: the status is terminal; the first time it is, the case's retention clock starts.

@@ -64,6 +64,7 @@ extension Database {
     /// Crypto-shredding: the case's data key is deleted and every value it sealed emptied (with
     /// secure_delete, overwritten in the file). Ids, statuses, person refs and counts remain.
     public func purgePersonalData(_ caseID: String, atMs: Int64) throws(StoreError) {
+        filedTraits?.forget(caseID)
         let matched = try first("SELECT match_traits IS NOT NULL FROM cases WHERE case_id = ?", [.text(caseID)])
         try query(
             """

@@ -29,14 +29,23 @@ public final class Database: @unchecked Sendable {
     var auditTail: (seq: Int64, hash: [UInt8])?
     /// Seals and opens personal data (nil: a connection that never touches it).
     let sealer: RecordSealer?
+    /// New cases' persons kept for the duplicate scan, shared by the store's connections (nil: none kept).
+    let filedTraits: FiledTraits?
     /// SQLite's own count of the virtual-machine steps this connection's statements ran: the work a
     /// query did, the same on every run (what tests compare where a time would be noise).
     public private(set) var stepsRun = 0
 
     /// `vfs`: SQLite's file layer by name (nil: its default).
-    init(path: String, readOnly: Bool, sealer: RecordSealer? = nil, vfs: String? = nil) throws(StoreError) {
+    init(
+        path: String,
+        readOnly: Bool,
+        sealer: RecordSealer? = nil,
+        filedTraits: FiledTraits? = nil,
+        vfs: String? = nil
+    ) throws(StoreError) {
         _ = PageCacheTruncation.installed
         self.sealer = sealer
+        self.filedTraits = filedTraits
         var handle: OpaquePointer?
         let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX
         let status = sqlite3_open_v2(path, &handle, flags, vfs)

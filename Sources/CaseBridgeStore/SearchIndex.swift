@@ -74,6 +74,7 @@ extension Database {
     /// appended to what the case holds, sealed under the case's key.
     public func addMatchTraits(_ record: [UInt8], caseID: String) throws(StoreError) {
         guard !record.isEmpty else { return }
+        filedTraits?.forget(caseID)
         let place = RecordSealer.matchTraits(caseID)
         var held: [UInt8] = []
         if let row = try first("SELECT match_traits FROM cases WHERE case_id = ?", [.text(caseID)]), !row.isNull(0) {
@@ -105,6 +106,13 @@ extension Database {
             caseID: caseID,
             row: RecordSealer.matchTraits(caseID)
         )
+    }
+
+    /// `matchTraits` for a case the duplicate scan reads for the first time (its opening event): as
+    /// the write that filed it kept them, when it did (`FiledTraits`).
+    public func newCaseMatchTraits(_ caseID: String) throws(StoreError) -> [UInt8]? {
+        if let kept = filedTraits?.take(caseID) { return kept }
+        return try matchTraits(caseID)
     }
 
     /// Takes a case's persons out of both indexes (its personal data is purged). `matched`: the case
@@ -145,6 +153,7 @@ extension Database {
         try query("DELETE FROM search_terms")
         try query("DELETE FROM match_log")
         try query("DELETE FROM match_runs")
+        filedTraits?.forgetAll()
         // The duplicate index's files in use are dropped with the list (`MatchIndex.catchUp`).
         try query("INSERT OR REPLACE INTO store_meta (name, value) VALUES ('match-generation', hex(randomblob(8)))")
         try query("UPDATE cases SET match_traits = NULL WHERE match_traits IS NOT NULL")
