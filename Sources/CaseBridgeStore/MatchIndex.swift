@@ -1,8 +1,7 @@
-import CSQLite
 import Foundation
 
 /// Duplicate detection's index of persons by term (keyed hashes, as in `search_terms`), kept as
-/// sorted runs in files of their own beside the database.
+/// sorted runs in files of their own beside the database (`RunFile`).
 ///
 /// A B-tree keyed by term took a random leaf page for each of a new person's eight or so terms:
 /// past a few thousand cases that was 80 % of all the pages a node wrote. Here the writer only
@@ -33,24 +32,12 @@ public final class MatchIndex: @unchecked Sendable {
         public let personRef: String
     }
 
-    private final class Run {
+    private struct Run {
+        /// The file's name in the index's folder.
         let file: String
         let tier: Int
-        let rows: Int
         let through: Int64
-        let database: Database
-        /// The run's terms, read with the run: most terms a case is looked up by are in no run,
-        /// and the filter says so without reading the file.
-        let filter: TermFilter
-
-        init(file: String, tier: Int, rows: Int, through: Int64, database: Database) throws(StoreError) {
-            self.file = file
-            self.tier = tier
-            self.rows = rows
-            self.through = through
-            self.database = database
-            filter = TermFilter(bits: try database.first("SELECT bits FROM filter")?.blob(0) ?? [])
-        }
+        let postings: RunFile
     }
 
     public let folder: String
@@ -72,11 +59,11 @@ public final class MatchIndex: @unchecked Sendable {
         try CaseStore.makeOwnerOnlyFolder(folder)
     }
 
-    /// Whether every run the database lists is on disk (a database restored elsewhere has none:
-    /// the index is then built again from the cases).
+    /// Whether every run the database lists is on disk, in this format (a database restored elsewhere
+    /// has none, an older node's are SQLite files: the index is then built again from the cases).
     public static func runsPresent(_ db: Database, folder: String) throws(StoreError) -> Bool {
         try db.query("SELECT file FROM match_runs").allSatisfy {
-            FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent($0.text(0)))
+            RunFile.isRun((folder as NSString).appendingPathComponent($0.text(0)))
         }
     }
 
@@ -128,16 +115,9 @@ public final class MatchIndex: @unchecked Sendable {
         drained = 0
         removedThrough = nil
         for row in listed {
-            runs.append(
-                try Run(
-                    file: row.text(0),
-                    tier: Int(row.int(1)),
-                    rows: Int(row.int(2)),
-                    through: row.int(3),
-                    database: try open(row.text(0))
-                )
-            )
-            drained = max(drained, row.int(3))
+            let (file, tier, through) = (row.text(0), Int(row.int(1)), row.int(3))
+            runs.append(Run(file: file, tier: tier, through: through, postings: try open(file)))
+            drained = max(drained, through)
         }
         self.generation = generation
         let kept = Set(listed.map { $0.text(0) })
@@ -147,27 +127,11 @@ public final class MatchIndex: @unchecked Sendable {
         }
     }
 
-    /// Takes purged persons out of every run, one transaction a run. A removal names all of a
-    /// person's search terms; the filter skips those the run does not hold.
+    /// Takes purged persons out of every run, synced before the removals are deleted from the log. A
+    /// removal names all of a person's search terms; a run's filter skips those it does not hold.
     private func remove(_ removals: [(caseID: String, terms: [Int64])]) throws(StoreError) {
         guard !removals.isEmpty else { return }
-        for run in runs {
-            try run.database.execute("BEGIN IMMEDIATE")
-            do {
-                for removal in removals {
-                    for term in removal.terms where run.filter.mayHold(term) {
-                        try run.database.query(
-                            "DELETE FROM terms WHERE term = ? AND case_id = ?",
-                            [.int(term), .text(removal.caseID)]
-                        )
-                    }
-                }
-                try run.database.execute("COMMIT")
-            } catch {
-                run.database.rollback()
-                throw error
-            }
-        }
+        for run in runs { try run.postings.remove(removals) }
     }
 
     // MARK: Looking up
@@ -183,13 +147,9 @@ public final class MatchIndex: @unchecked Sendable {
         var personsByTerm: [Int64: [Posting]] = [:]
         for term in Set(queries.flatMap { $0 }) {
             var persons = Set((buffer[term] ?? []).lazy.filter { $0.caseID != caseID }.prefix(maxPersonsPerTerm + 1))
-            for run in runs where persons.count <= maxPersonsPerTerm && run.filter.mayHold(term) {
-                for row in try run.database.query(
-                    "SELECT case_id, person_ref FROM terms WHERE term = ? AND case_id != ? LIMIT ?",
-                    [.int(term), .text(caseID), .int(Int64(maxPersonsPerTerm + 1 - persons.count))]
-                ) {
-                    persons.insert(Posting(caseID: row.text(0), personRef: row.text(1)))
-                }
+            for run in runs where persons.count <= maxPersonsPerTerm {
+                let limit = maxPersonsPerTerm + 1 - persons.count
+                persons.formUnion(try run.postings.postings(of: term, excludingCase: caseID, limit: limit))
             }
             personsByTerm[term] = persons.count > maxPersonsPerTerm ? [] : persons.sorted { Self.order($0, $1) }
         }
@@ -224,23 +184,12 @@ public final class MatchIndex: @unchecked Sendable {
     private func flush(register: Register) async throws {
         guard bufferRows > 0 else { return }
         let through = drained
-        let run = try build(tier: 0, through: through, attaching: []) { db, _ in
-            // Many rows a statement: one row a statement cost more in running the statement than
-            // in SQLite's insert.
-            var values: [SQLValue] = []
-            values.reserveCapacity(3 * Self.rowsPerInsert)
-            func insert() throws(StoreError) {
-                let rows = values.count / 3
-                try db.query(rows == Self.rowsPerInsert ? Self.fullInsert : Self.insertStatement(rows: rows), values)
-                values.removeAll(keepingCapacity: true)
-            }
+        let run = try build(tier: 0, through: through, capacity: bufferRows) { writer in
             for term in buffer.keys.sorted() {
                 for posting in buffer[term]!.sorted(by: Self.order) {
-                    values += [.int(term), .text(posting.caseID), .text(posting.personRef)]
-                    if values.count == 3 * Self.rowsPerInsert { try insert() }
+                    try writer.append(term: term, caseID: posting.caseID.utf8, personRef: posting.personRef.utf8)
                 }
             }
-            if !values.isEmpty { try insert() }
         }
         try await commit(run, replacing: [], register: register) { db in
             try db.query("DELETE FROM match_log WHERE seq <= ?", [.int(through)])
@@ -249,27 +198,13 @@ public final class MatchIndex: @unchecked Sendable {
         bufferRows = 0
     }
 
-    /// Rows one statement inserts into a new run.
-    private static let rowsPerInsert = 64
-    private static let fullInsert = insertStatement(rows: rowsPerInsert)
-
-    private static func insertStatement(rows: Int) -> String {
-        "INSERT OR IGNORE INTO terms (term, case_id, person_ref) VALUES "
-            + Array(repeating: "(?, ?, ?)", count: rows).joined(separator: ", ")
-    }
-
     private func merge(_ sources: [Run], register: Register) async throws {
         let run = try build(
             tier: sources[0].tier + 1,
             through: sources.map(\.through).max() ?? 0,
-            attaching: sources.map { path($0.file) }
-        ) { db, schemas in
-            // Each run is read in its key's order and the result taken in order: SQLite merges them.
-            let select = schemas.map { "SELECT term, case_id, person_ref FROM \($0).terms" }
-            try db.query(
-                "INSERT OR IGNORE INTO terms (term, case_id, person_ref) "
-                    + select.joined(separator: " UNION ALL ") + " ORDER BY 1, 2, 3"
-            )
+            capacity: sources.map(\.postings.rows).reduce(0, +)
+        ) { writer in
+            try RunFile.merge(sources.map(\.postings), into: writer)
         }
         try await commit(run, replacing: sources, register: register) { _ in }
     }
@@ -282,7 +217,7 @@ public final class MatchIndex: @unchecked Sendable {
         also: @escaping @Sendable (Database) throws -> Void
     ) async throws {
         let generation = self.generation ?? ""
-        let (file, tier, rows, through) = (run.file, run.tier, run.rows, run.through)
+        let (file, tier, rows, through) = (run.file, run.tier, run.postings.rows, run.through)
         let replacedFiles = replaced.map(\.file)
         do {
             try await register { db in
@@ -306,57 +241,32 @@ public final class MatchIndex: @unchecked Sendable {
         for file in replacedFiles { unlink(path(file)) }
     }
 
-    /// Writes a new run file: without a journal (an unlisted file is deleted, never read), synced
-    /// before it is listed.
+    /// Writes a new run file, synced (with the folder) before it is listed; `capacity`: the most
+    /// postings it will hold.
     private func build(
         tier: Int,
         through: Int64,
-        attaching sources: [String],
-        _ fill: (Database, [String]) throws -> Void
+        capacity: Int,
+        _ fill: (RunFile.Writer) throws -> Void
     ) throws -> Run {
-        let file = "run-\(UUID().uuidString.lowercased()).sqlite3"
-        var rows = 0
-        try CaseStore.makeOwnerOnlyFile(path(file))
+        let file = "run-\(UUID().uuidString.lowercased())\(RunFile.fileExtension)"
         do {
-            let db = try Database(path: path(file), readOnly: false)
-            try db.execute(
-                """
-                PRAGMA page_size = 4096; PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
-                CREATE TABLE terms (term INTEGER NOT NULL, case_id TEXT NOT NULL, person_ref TEXT NOT NULL,
-                                    PRIMARY KEY (term, case_id, person_ref)) WITHOUT ROWID;
-                CREATE TABLE filter (bits BLOB NOT NULL);
-                """
-            )
-            let schemas = sources.indices.map { "source\($0)" }
-            for (source, schema) in zip(sources, schemas) {
-                try db.query("ATTACH DATABASE ? AS \(schema)", [.text(source)])
-            }
-            try db.execute("BEGIN")
-            try fill(db, schemas)
-            // Walked, not loaded: a merged run holds millions of terms.
-            rows = Int(try db.first("SELECT COUNT(*) FROM terms")?.int(0) ?? 0)
-            var filter = TermFilter(capacity: rows)
-            try db.forEach("SELECT DISTINCT term FROM terms") { filter.insert($0.int(0)) }
-            try db.query("INSERT INTO filter (bits) VALUES (?)", [.blob(filter.bits)])
-            try db.execute("COMMIT")
-            for schema in schemas { try db.execute("DETACH DATABASE \(schema)") }
+            let writer = try RunFile.Writer(path: path(file), capacity: capacity)
+            try fill(writer)
+            try writer.finish()
+            try Self.sync(folder)
+            return Run(file: file, tier: tier, through: through, postings: try RunFile(path: path(file)))
+        } catch {
+            unlink(path(file))
+            throw error
         }
-        try Self.sync(path(file))
-        try Self.sync(folder)
-        let database = try open(file)
-        return try Run(file: file, tier: tier, rows: rows, through: through, database: database)
     }
 
-    /// A run opened for lookups, and for the deletes a purge makes (journaled, overwritten). Locked
-    /// for good (the node alone uses its data folder): a lookup then neither takes a file lock nor
-    /// looks for a journal, which was half of what a lookup cost.
-    private func open(_ file: String) throws(StoreError) -> Database {
+    private func open(_ file: String) throws(StoreError) -> RunFile {
         guard FileManager.default.fileExists(atPath: path(file)) else {
             throw StoreError("the duplicate index file \(path(file)) is missing; restart the node to build it again")
         }
-        let database = try Database(path: path(file), readOnly: false)
-        try database.execute("PRAGMA locking_mode = EXCLUSIVE; PRAGMA secure_delete = ON; PRAGMA cache_size = -1024;")
-        return database
+        return try RunFile(path: path(file))
     }
 
     /// Which build of the index the database lists runs for (a new one at each `clearSearchIndex`).
@@ -375,8 +285,10 @@ public final class MatchIndex: @unchecked Sendable {
         Glibc.close(fd)
     }
 
+    /// The order of a term's postings in a run: by case id, then person ref, as bytes.
     private static func order(_ a: Posting, _ b: Posting) -> Bool {
-        (a.caseID, a.personRef) < (b.caseID, b.personRef)
+        guard a.caseID == b.caseID else { return a.caseID.utf8.lexicographicallyPrecedes(b.caseID.utf8) }
+        return a.personRef.utf8.lexicographicallyPrecedes(b.personRef.utf8)
     }
 
     /// The 8-byte keyed hashes a row of the log or of `search_terms` holds, as the integers the runs are keyed by.
@@ -392,40 +304,4 @@ public final class MatchIndex: @unchecked Sendable {
             (0..<8).reversed().map { byte in UInt8(truncatingIfNeeded: UInt64(bitPattern: key) >> (byte * 8)) }
         }
     }
-}
-
-/// A Bloom filter of a run's terms: about 1 % of the terms a run does not hold still read it (10
-/// bits and 7 probes a term). The terms are keyed hashes already: their halves are the probes' seeds.
-struct TermFilter {
-    private(set) var bits: [UInt8]
-
-    init(bits: [UInt8]) { self.bits = bits }
-
-    /// An empty filter for up to `capacity` terms.
-    init(capacity: Int) { bits = [UInt8](repeating: 0, count: max(8, (capacity * 10 + 7) / 8)) }
-
-    mutating func insert(_ term: Int64) {
-        let count = bits.count * 8
-        for probe in 0..<Self.probes { set(Self.bit(probe, of: term, count)) }
-    }
-
-    /// False when the run certainly does not hold `term`. An empty filter (none read) holds all.
-    /// Most terms looked up are in no run: the first probe that misses says so.
-    func mayHold(_ term: Int64) -> Bool {
-        guard !bits.isEmpty else { return true }
-        let count = bits.count * 8
-        for probe in 0..<Self.probes where !isSet(Self.bit(probe, of: term, count)) { return false }
-        return true
-    }
-
-    private static let probes: UInt64 = 7
-
-    private static func bit(_ probe: UInt64, of term: Int64, _ count: Int) -> Int {
-        let value = UInt64(bitPattern: term)
-        let (first, second) = (value & 0xFFFF_FFFF, value >> 32 | 1)
-        return Int((first &+ probe &* second) % UInt64(count))
-    }
-
-    private mutating func set(_ bit: Int) { bits[bit >> 3] |= 1 << UInt8(bit & 7) }
-    private func isSet(_ bit: Int) -> Bool { bits[bit >> 3] & (1 << UInt8(bit & 7)) != 0 }
 }

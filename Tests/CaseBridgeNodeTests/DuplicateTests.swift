@@ -571,14 +571,17 @@ struct DuplicateTests {
             request.persons = persons
             return try await embassy.unary(Console.submit, request).caseID
         }
-        // Waits for the scan to have compared the case (its matches are written together).
+        // Waits for the scan to have compared the case (its matches are written together). Seen from
+        // the case: two cases the scan reads at once are recorded from the first one's side.
         func matches(of caseID: String) async throws -> [String] {
             var open = ListMatchesRequest()
             open.caseID = caseID
             var found: [String] = []
             _ = try await federation.eventually {
                 found = try await ncct.unary(Console.listMatches, open).matches.map {
-                    "\($0.personRef)~\($0.otherCaseID)/\($0.otherPersonRef)"
+                    $0.caseID == caseID
+                        ? "\($0.personRef)~\($0.otherCaseID)/\($0.otherPersonRef)"
+                        : "\($0.otherPersonRef)~\($0.caseID)/\($0.personRef)"
                 }
                 return !found.isEmpty
             }

@@ -60,12 +60,22 @@ struct MatchIndexTests {
 
         var files: [String] { ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).sorted() }
 
-        /// How many rows of `caseID` the run files hold, read from the files themselves.
-        func rowsInFiles(_ caseID: String) throws -> Int64 {
+        /// How many postings of `caseID` the run files hold, read from the files themselves.
+        func rowsInFiles(_ caseID: String) throws -> Int {
             try files.reduce(0) { total, file in
-                let run = try Database(path: (folder as NSString).appendingPathComponent(file), readOnly: true)
-                let rows = try run.first("SELECT COUNT(*) FROM terms WHERE case_id = ?", [.text(caseID)])
-                return total + (rows?.int(0) ?? 0)
+                var cursor = RunFile.Cursor(try RunFile(path: folder + "/" + file), from: 0, windowBytes: 4096)
+                var rows = 0
+                while try cursor.nextKept() {
+                    if cursor.caseID.elementsEqual(caseID.utf8) { rows += 1 }
+                }
+                return total + rows
+            }
+        }
+
+        /// Whether any run file holds these bytes anywhere (removed postings among them).
+        func filesHold(_ text: String) throws -> Bool {
+            try files.contains { file in
+                holds([UInt8](try Data(contentsOf: URL(fileURLWithPath: folder + "/" + file))), Array(text.utf8))
             }
         }
     }
@@ -206,6 +216,8 @@ struct MatchIndexTests {
             fixture.index = try Fixture.index(fixture.folder)
             #expect(try fixture.rowsInFiles("case-0") == 0)
             #expect(try fixture.rowsInFiles("case-1") == 2)
+            #expect(try !fixture.filesHold("case-0"), "a removed posting is overwritten, not only marked")
+            #expect(try fixture.filesHold("case-1"))
         }
     }
 
@@ -241,11 +253,18 @@ struct MatchIndexTests {
             try await fixture.add("case-10", ["doc:D10"])
             try await fixture.catchUp()
             #expect(try fixture.found("doc:D10") == ["case-10"])
-            // A listed run gone from disk (a database restored on another machine): the node rebuilds.
+            // A listed run gone from disk (a database restored on another machine), or an older node's
+            // SQLite run: the node rebuilds.
             try await fixture.add("case-11", ["doc:D11", "doc:E11", "doc:F11", "doc:G11"])
             try await fixture.catchUp()
-            try FileManager.default.removeItem(atPath: fixture.folder + "/" + fixture.files[0])
+            let run = fixture.folder + "/" + fixture.files[0]
+            let copy = try Data(contentsOf: URL(fileURLWithPath: run))
+            try FileManager.default.removeItem(atPath: run)
             #expect(try !fixture.store.read { try MatchIndex.runsPresent($0, folder: fixture.folder) })
+            try Database(path: run, readOnly: false).execute("CREATE TABLE terms (term INTEGER PRIMARY KEY)")
+            #expect(try !fixture.store.read { try MatchIndex.runsPresent($0, folder: fixture.folder) })
+            try copy.write(to: URL(fileURLWithPath: run))
+            #expect(try fixture.store.read { try MatchIndex.runsPresent($0, folder: fixture.folder) })
         }
     }
 }
