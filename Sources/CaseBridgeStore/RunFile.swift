@@ -44,8 +44,10 @@ final class RunFile {
                 Self.integer(trailer, at: 0), Self.integer(trailer, at: 8), Self.integer(trailer, at: 16),
                 Self.integer(trailer, at: 24), Self.integer(trailer, at: 32)
             )
-            guard Array(trailer[40...]) == Self.mark, samplesAt + 16 * samples == filterAt,
-                filterAt + filterBytes == size - Self.trailerBytes
+            // Each part within the file, in place: a damaged trailer is refused before anything is read by it.
+            let fields = [count, samplesAt, samples, filterAt, filterBytes]
+            guard Array(trailer[40...]) == Self.mark, fields.allSatisfy({ (0...size).contains($0) }),
+                samplesAt + 16 * samples == filterAt, filterAt + filterBytes == size - Self.trailerBytes
             else { throw Self.damaged(path) }
             rows = count
             postingsEnd = samplesAt

@@ -101,7 +101,7 @@ struct RunFileTests {
         #expect(read == (kept + second).sorted(by: Posting.less), "merged in order, each posting once")
     }
 
-    @Test("a file that is not a run (an older node's SQLite run, a cut file) is refused")
+    @Test("a file that is not a run (an older node's SQLite run, a damaged or cut file) is refused")
     func notARun() throws {
         let folder = try makeTemporaryFolder("run-file")
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -110,8 +110,21 @@ struct RunFileTests {
         #expect(!RunFile.isRun(sqlite))
         _ = try write(Self.postings(cases: 0..<10), folder.path + "/cut.run")
         #expect(RunFile.isRun(folder.path + "/cut.run"))
-        #expect(truncate(folder.path + "/cut.run", 100) == 0)
-        #expect(!RunFile.isRun(folder.path + "/cut.run"))
+        // A trailer that adds up but counts a negative number of samples: refused, not read by.
+        let damaged = folder.appendingPathComponent("cut.run")
+        var bytes = [UInt8](try Data(contentsOf: damaged))
+        func field(_ at: Int) -> Int { (0..<8).reduce(0) { $0 | Int(bytes[bytes.count - 48 + at + $1]) << (8 * $1) } }
+        func set(_ at: Int, _ value: Int) {
+            for i in 0..<8 { bytes[bytes.count - 48 + at + i] = UInt8(truncatingIfNeeded: value >> (8 * i)) }
+        }
+        let samplesAt = field(8)
+        set(16, -1)
+        set(24, samplesAt - 16)
+        set(32, bytes.count - 48 - (samplesAt - 16))
+        try Data(bytes).write(to: damaged)
+        #expect(!RunFile.isRun(damaged.path))
+        #expect(truncate(damaged.path, 100) == 0)
+        #expect(!RunFile.isRun(damaged.path))
     }
 }
 
