@@ -34,10 +34,10 @@ public final class MatchIndex: @unchecked Sendable {
 
     private struct Run {
         /// The file's name in the index's folder.
-        let file: String
+        let name: String
         let tier: Int
         let through: Int64
-        let postings: RunFile
+        let file: RunFile
     }
 
     public let folder: String
@@ -76,7 +76,7 @@ public final class MatchIndex: @unchecked Sendable {
     public func catchUp(_ db: Database) throws(StoreError) -> Bool {
         let current = try Self.generation(db)
         let listed = try db.query("SELECT file, tier, rows, through FROM match_runs")
-        if current != generation || Set(listed.map { $0.text(0) }) != Set(runs.map(\.file)) {
+        if current != generation || Set(listed.map { $0.text(0) }) != Set(runs.map(\.name)) {
             try load(listed, generation: current)
         }
         var removals: [(caseID: String, terms: [Int64])] = []
@@ -116,13 +116,12 @@ public final class MatchIndex: @unchecked Sendable {
         removedThrough = nil
         for row in listed {
             let (file, tier, through) = (row.text(0), Int(row.int(1)), row.int(3))
-            runs.append(Run(file: file, tier: tier, through: through, postings: try open(file)))
+            runs.append(Run(name: file, tier: tier, through: through, file: try open(file)))
             drained = max(drained, through)
         }
         self.generation = generation
         let kept = Set(listed.map { $0.text(0) })
-        for file in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
-        where !kept.contains(file) && !kept.contains(String(file.dropLast("-journal".count))) {
+        for file in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where !kept.contains(file) {
             unlink(path(file))
         }
     }
@@ -131,7 +130,7 @@ public final class MatchIndex: @unchecked Sendable {
     /// removal names all of a person's search terms; a run's filter skips those it does not hold.
     private func remove(_ removals: [(caseID: String, terms: [Int64])]) throws(StoreError) {
         guard !removals.isEmpty else { return }
-        for run in runs { try run.postings.remove(removals) }
+        for run in runs { try run.file.remove(removals) }
     }
 
     // MARK: Looking up
@@ -149,7 +148,7 @@ public final class MatchIndex: @unchecked Sendable {
             var persons = Set((buffer[term] ?? []).lazy.filter { $0.caseID != caseID }.prefix(maxPersonsPerTerm + 1))
             for run in runs where persons.count <= maxPersonsPerTerm {
                 let limit = maxPersonsPerTerm + 1 - persons.count
-                persons.formUnion(try run.postings.postings(of: term, excludingCase: caseID, limit: limit))
+                persons.formUnion(try run.file.postings(of: term, excludingCase: caseID, limit: limit))
             }
             personsByTerm[term] = persons.count > maxPersonsPerTerm ? [] : persons.sorted { Self.order($0, $1) }
         }
@@ -202,9 +201,9 @@ public final class MatchIndex: @unchecked Sendable {
         let run = try build(
             tier: sources[0].tier + 1,
             through: sources.map(\.through).max() ?? 0,
-            capacity: sources.map(\.postings.rows).reduce(0, +)
+            capacity: sources.map(\.file.rows).reduce(0, +)
         ) { writer in
-            try RunFile.merge(sources.map(\.postings), into: writer)
+            try RunFile.merge(sources.map(\.file), into: writer)
         }
         try await commit(run, replacing: sources, register: register) { _ in }
     }
@@ -217,8 +216,8 @@ public final class MatchIndex: @unchecked Sendable {
         also: @escaping @Sendable (Database) throws -> Void
     ) async throws {
         let generation = self.generation ?? ""
-        let (file, tier, rows, through) = (run.file, run.tier, run.postings.rows, run.through)
-        let replacedFiles = replaced.map(\.file)
+        let (file, tier, rows, through) = (run.name, run.tier, run.file.rows, run.through)
+        let replacedFiles = replaced.map(\.name)
         do {
             try await register { db in
                 guard try Self.generation(db) == generation else { throw StoreError("the duplicate index was cleared") }
@@ -236,7 +235,7 @@ public final class MatchIndex: @unchecked Sendable {
             self.generation = nil  // loaded again from the database at the next catch-up
             throw error
         }
-        runs.removeAll { replacedFiles.contains($0.file) }
+        runs.removeAll { replacedFiles.contains($0.name) }
         runs.append(run)
         for file in replacedFiles { unlink(path(file)) }
     }
@@ -255,7 +254,7 @@ public final class MatchIndex: @unchecked Sendable {
             try fill(writer)
             try writer.finish()
             try Self.sync(folder)
-            return Run(file: file, tier: tier, through: through, postings: try RunFile(path: path(file)))
+            return Run(name: file, tier: tier, through: through, file: try RunFile(path: path(file)))
         } catch {
             unlink(path(file))
             throw error

@@ -16,8 +16,8 @@ struct RunFileTests {
         }
     }
 
-    /// 3,000 persons, some terms shared by several (every 7th person shares one of 40 phones), terms
-    /// spread over the whole range of keys, negative ones among them.
+    /// A person for each case, with two terms: one of their own, and one of 40 that every 40th case
+    /// shares. Terms spread over the whole range of keys, negative ones among them.
     static func postings(cases: Range<Int>) -> [Posting] {
         cases.flatMap { i in
             [
@@ -40,6 +40,7 @@ struct RunFileTests {
     func check(_ run: RunFile, holds expected: [Posting]) throws {
         for (term, held) in Dictionary(grouping: expected, by: \.term) {
             let found = try run.postings(of: term, excludingCase: "none", limit: 1_000)
+            #expect(found.count == held.count)
             #expect(Set(found.map(\.caseID)) == Set(held.map(\.caseID)))
             #expect(found.allSatisfy { $0.personRef == "P1" })
             let other = try run.postings(of: term, excludingCase: held[0].caseID, limit: 1_000)
