@@ -331,6 +331,8 @@ final class Doorbell: Sendable {
         var rung = false
         var waiter: CheckedContinuation<Void, Never>?
         var generation: UInt64 = 0
+        /// The wait whose time ran out before it began waiting: its alarm came first.
+        var expired: UInt64?
     }
     private let state = Mutex(State())
 
@@ -353,7 +355,7 @@ final class Doorbell: Sendable {
             return state.generation
         }
         let alarm = Task { [self] in
-            try? await Task.sleep(for: timeout)
+            do { try await Task.sleep(for: timeout) } catch { return }  // cancelled: the wait has ended
             expire(generation)
         }
         await withCheckedContinuation { continuation in
@@ -362,6 +364,7 @@ final class Doorbell: Sendable {
                     state.rung = false
                     return true
                 }
+                if state.expired == generation { return true }
                 state.waiter = continuation
                 return false
             }
@@ -372,7 +375,13 @@ final class Doorbell: Sendable {
 
     private func expire(_ generation: UInt64) {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            guard state.generation == generation, let waiter = state.waiter else { return nil }
+            guard state.generation == generation else { return nil }
+            guard let waiter = state.waiter else {
+                // The time ran out before the wait began (a short time, the alarm on another thread):
+                // the wait ends as it begins, instead of sleeping until the next ring.
+                state.expired = generation
+                return nil
+            }
             state.waiter = nil
             return waiter
         }
